@@ -1,0 +1,43 @@
+//! Errors of the domain.
+
+/// Why a domain operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the text is empty")]
+    EmptyText,
+    #[error("the text is {len} characters long; the most is {max}")]
+    TextTooLong { len: usize, max: usize },
+    #[error("unknown pillar `{0}`")]
+    UnknownPillar(String),
+    #[error("a pillar named `{0}` already exists")]
+    PillarExists(String),
+    #[error("unknown member `{0}`")]
+    UnknownMember(String),
+    #[error("the handle `@{0}` is already taken")]
+    HandleTaken(String),
+    #[error("invalid handle `{0}`: use 1 to 32 lowercase letters, digits, `-` or `_`")]
+    BadHandle(String),
+    #[error("a recognition needs at least one recipient")]
+    NoRecipients,
+    #[error("you cannot give kudos to yourself")]
+    SelfKudos,
+    #[error("no event `{0}`")]
+    NoSuchEvent(String),
+    #[error("event `{0}` belongs to someone else")]
+    NotYours(String),
+    #[error("event `{0}` has been retracted")]
+    Retracted(String),
+    #[error("cannot react to a reaction")]
+    ReactToReaction,
+    #[error("invalid emoji `{0}`")]
+    BadEmoji(String),
+    #[error("nothing to change")]
+    NothingToEdit,
+    #[error("malformed document: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// The result of a domain operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

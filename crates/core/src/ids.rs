@@ -1,0 +1,171 @@
+//! Identifiers: events, members and documents.
+//!
+//! An event id is 18 characters of lowercase Crockford base32: ten for the creation instant in
+//! milliseconds, so ids sort by time, then eight random ones (its *tag*). People type the tag, or
+//! a prefix of it; the full id is always accepted too.
+
+use std::fmt;
+
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Characters of the time part of an event id.
+pub const TIME_CHARS: usize = 10;
+/// Characters of the random part (the tag) of an event id.
+pub const TAG_CHARS: usize = 8;
+/// How many characters of the tag the feed shows.
+pub const SHORT_CHARS: usize = 6;
+
+/// The id of the team document inside a replica.
+pub const TEAM_DOC: &str = "team";
+
+fn encode(mut value: u64, chars: usize, out: &mut String) {
+    let mut buf = vec![0u8; chars];
+    for slot in buf.iter_mut().rev() {
+        *slot = ALPHABET[(value & 31) as usize];
+        value >>= 5;
+    }
+    out.extend(buf.iter().map(|&b| b as char));
+}
+
+/// Encodes `bytes` of randomness as lowercase Crockford base32 (5 bits a character).
+pub fn random_text(bytes: &[u8], chars: usize) -> String {
+    let mut acc: u128 = 0;
+    for &b in bytes.iter().take(16) {
+        acc = (acc << 8) | u128::from(b);
+    }
+    let mut out = String::with_capacity(chars);
+    for i in (0..chars).rev() {
+        out.push(ALPHABET[((acc >> (5 * i)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// True when `s` is made only of characters of the id alphabet.
+pub fn is_id_text(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| ALPHABET.contains(&b))
+}
+
+/// The id of an event.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// Makes the id of an event created at `at_ms` (UTC milliseconds) with five random bytes.
+    pub fn new(at_ms: i64, random: [u8; 5]) -> Self {
+        let mut s = String::with_capacity(TIME_CHARS + TAG_CHARS);
+        encode(at_ms.max(0) as u64, TIME_CHARS, &mut s);
+        s.push_str(&random_text(&random, TAG_CHARS));
+        EventId(s)
+    }
+
+    /// Parses a full event id.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == TIME_CHARS + TAG_CHARS && is_id_text(s)).then(|| EventId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The random part, which people type to name the event.
+    pub fn tag(&self) -> &str {
+        &self.0[TIME_CHARS..]
+    }
+
+    /// The short form shown in the feed.
+    pub fn short(&self) -> &str {
+        &self.tag()[..SHORT_CHARS]
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of the journal holding `member`'s events of the UTC month `yyyy_mm` (`2026-11`).
+pub fn journal_doc(member: &str, yyyy_mm: &str) -> String {
+    format!("j/{member}/{yyyy_mm}")
+}
+
+/// The member a journal document belongs to, if `doc_id` names a journal.
+pub fn journal_owner(doc_id: &str) -> Option<&str> {
+    let rest = doc_id.strip_prefix("j/")?;
+    let (member, _month) = rest.rsplit_once('/')?;
+    Some(member)
+}
+
+/// Turns a display name into a handle: lowercase letters, digits and `-`.
+pub fn handle_from_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if (c.is_whitespace() || c == '-' || c == '_' || c == '.') && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 32 {
+            break;
+        }
+    }
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() {
+        "member".to_owned()
+    } else {
+        out
+    }
+}
+
+/// True for a valid handle: 1 to 32 of lowercase ASCII letters, digits, `-`, `_`.
+pub fn is_valid_handle(h: &str) -> bool {
+    (1..=32).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Turns a pillar name into its id.
+pub fn pillar_id(name: &str) -> String {
+    handle_from_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_sort_by_time() {
+        let a = EventId::new(1_000, [255; 5]);
+        let b = EventId::new(1_001, [0; 5]);
+        assert!(a < b);
+        assert_eq!(a.as_str().len(), 18);
+        assert_eq!(EventId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(a.tag(), "zzzzzzzz");
+        assert_eq!(b.short(), "000000");
+    }
+
+    #[test]
+    fn bad_ids_do_not_parse() {
+        assert!(EventId::parse("short").is_none());
+        assert!(EventId::parse("00000000000000000U").is_none());
+    }
+
+    #[test]
+    fn journals_name_their_owner() {
+        let d = journal_doc("m1abc", "2026-11");
+        assert_eq!(journal_owner(&d), Some("m1abc"));
+        assert_eq!(journal_owner(TEAM_DOC), None);
+    }
+
+    #[test]
+    fn handles_from_names() {
+        assert_eq!(handle_from_name("Ana María"), "ana-mara");
+        assert_eq!(handle_from_name("  Ben  "), "ben");
+        assert_eq!(handle_from_name("!!!"), "member");
+        assert!(is_valid_handle("ana_b-2"));
+        assert!(!is_valid_handle("Ana"));
+        assert!(!is_valid_handle(""));
+    }
+}

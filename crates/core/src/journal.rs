@@ -1,0 +1,273 @@
+//! Journals: the documents that hold events, one per member per UTC month.
+//!
+//! Each event is a map at the root keyed by its id. Its creator makes the map once; edits and
+//! retractions are plain field writes into it, so concurrent ones from two devices merge like any
+//! other field.
+
+use automerge::{Automerge, ObjId, ObjType, ROOT, ReadDoc, transaction::Transactable};
+
+use crate::event::{Edit, Event, Kind, NewEvent, Stamp};
+use crate::ids::EventId;
+use crate::team::TeamState;
+use crate::value::{get_bool, get_i64, get_str, req_str};
+use crate::{Error, Result};
+
+/// Writes a new event by `author` into `doc`. The event is validated against `team` first; an
+/// invalid event leaves the document untouched.
+pub fn add(
+    doc: &mut Automerge,
+    team: &TeamState,
+    author: &str,
+    id: &EventId,
+    stamp: &Stamp,
+    new: &NewEvent,
+) -> Result<()> {
+    let e = new.clone().validate(team, author)?;
+    doc.transact::<_, _, Error>(|tx| {
+        let o = tx.put_object(ROOT, id.as_str(), ObjType::Map)?;
+        tx.put(&o, "kind", e.kind.as_str())?;
+        tx.put(&o, "author", author)?;
+        tx.put(&o, "at", stamp.at_ms)?;
+        tx.put(&o, "tz", stamp.tz.as_str())?;
+        tx.put(&o, "date", stamp.date.as_str())?;
+        if stamp.late {
+            tx.put(&o, "late", true)?;
+        }
+        if let Some(p) = &e.pillar {
+            tx.put(&o, "pillar", p.as_str())?;
+        }
+        if !e.text.is_empty() {
+            tx.put(&o, "text", e.text.as_str())?;
+        }
+        if let Some(w) = &e.why {
+            tx.put(&o, "why", w.as_str())?;
+        }
+        if !e.to.is_empty() {
+            let list = tx.put_object(&o, "to", ObjType::List)?;
+            for (i, m) in e.to.iter().enumerate() {
+                tx.insert(&list, i, m.as_str())?;
+            }
+        }
+        if let Some(t) = &e.target {
+            tx.put(&o, "target", t.as_str())?;
+        }
+        if let Some(em) = &e.emoji {
+            tx.put(&o, "emoji", em.as_str())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+fn own_event(doc: &Automerge, author: &str, id: &EventId) -> Result<(ObjId, Event)> {
+    let Some((_, obj)) = doc.get(ROOT, id.as_str())? else {
+        return Err(Error::NoSuchEvent(id.short().to_owned()));
+    };
+    let event = read_event(doc, id, &obj)?;
+    if event.author != author {
+        return Err(Error::NotYours(id.short().to_owned()));
+    }
+    if event.retracted {
+        return Err(Error::Retracted(id.short().to_owned()));
+    }
+    Ok((obj, event))
+}
+
+/// Edits event `id`, which `author` must have written.
+pub fn edit(
+    doc: &mut Automerge,
+    team: &TeamState,
+    author: &str,
+    id: &EventId,
+    edit: &Edit,
+    at_ms: i64,
+) -> Result<()> {
+    let (obj, event) = own_event(doc, author, id)?;
+    if event.kind == Kind::Reaction {
+        return Err(Error::Malformed(
+            "a reaction cannot be edited; retract it".to_owned(),
+        ));
+    }
+    let edit = edit.clone().validate(team)?;
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(t) = &edit.text {
+            tx.put(&obj, "text", t.as_str())?;
+        }
+        if let Some(p) = &edit.pillar {
+            tx.put(&obj, "pillar", p.as_str())?;
+        }
+        if let Some(w) = &edit.why {
+            tx.put(&obj, "why", w.as_str())?;
+        }
+        tx.put(&obj, "edited", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Retracts event `id`, which `author` must have written. It stays in the journal, marked.
+pub fn retract(doc: &mut Automerge, author: &str, id: &EventId, at_ms: i64) -> Result<()> {
+    let (obj, _) = own_event(doc, author, id)?;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(&obj, "retracted", true)?;
+        tx.put(&obj, "edited", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Reads one event, if the journal holds it.
+pub fn get<D: ReadDoc>(doc: &D, id: &EventId) -> Result<Option<Event>> {
+    match doc.get(ROOT, id.as_str())? {
+        Some((_, obj)) => Ok(Some(read_event(doc, id, &obj)?)),
+        None => Ok(None),
+    }
+}
+
+/// Reads every event of the journal, in id order. Keys that are not event ids are skipped, so a
+/// later version may add other entries.
+pub fn read<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    for key in doc.keys(ROOT) {
+        let Some(id) = EventId::parse(&key) else {
+            continue;
+        };
+        if let Some((_, obj)) = doc.get(ROOT, key.as_str())? {
+            out.push(read_event(doc, &id, &obj)?);
+        }
+    }
+    Ok(out)
+}
+
+fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
+    let kind = req_str(doc, obj, "kind")?;
+    let kind = Kind::parse(&kind).ok_or_else(|| Error::Malformed(format!("kind `{kind}`")))?;
+    let mut to = Vec::new();
+    if let Some((_, list)) = doc.get(obj, "to")? {
+        for v in doc.values(&list) {
+            if let Some(s) = v.0.as_str() {
+                to.push(s.to_owned());
+            }
+        }
+    }
+    Ok(Event {
+        id: id.clone(),
+        kind,
+        author: req_str(doc, obj, "author")?,
+        at_ms: get_i64(doc, obj, "at")?.unwrap_or(0),
+        tz: get_str(doc, obj, "tz")?.unwrap_or_else(|| "UTC".to_owned()),
+        date: get_str(doc, obj, "date")?.unwrap_or_default(),
+        late: get_bool(doc, obj, "late")?,
+        pillar: get_str(doc, obj, "pillar")?,
+        text: get_str(doc, obj, "text")?.unwrap_or_default(),
+        why: get_str(doc, obj, "why")?,
+        to,
+        target: get_str(doc, obj, "target")?.and_then(|t| EventId::parse(&t)),
+        emoji: get_str(doc, obj, "emoji")?,
+        retracted: get_bool(doc, obj, "retracted")?,
+        edited_ms: get_i64(doc, obj, "edited")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::team;
+    use automerge::ActorId;
+
+    fn setup() -> (Automerge, TeamState) {
+        let mut t = Automerge::new().with_actor(ActorId::from([1u8; 16]));
+        team::init(&mut t, "Otters", "UTC", "Ana", "ana", "ana", 0).unwrap();
+        let mut state = team::read(&t).unwrap();
+        team::add_member(&mut t, &state, "ben", "Ben", None, 0).unwrap();
+        state = team::read(&t).unwrap();
+        (Automerge::new().with_actor(ActorId::from([2u8; 16])), state)
+    }
+
+    fn stamp(at_ms: i64) -> Stamp {
+        Stamp {
+            at_ms,
+            tz: "UTC".into(),
+            date: "2026-11-23".into(),
+            late: false,
+        }
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let (mut doc, team) = setup();
+        let id = EventId::new(5, [1; 5]);
+        let new = NewEvent::kudos(
+            vec!["ben".into()],
+            " thanks for the review ",
+            Some("Trust".into()),
+        );
+        add(&mut doc, &team, "ana", &id, &stamp(5), &new).unwrap();
+        let e = get(&doc, &id).unwrap().unwrap();
+        assert_eq!(e.kind, Kind::Kudos);
+        assert_eq!(e.text, "thanks for the review");
+        assert_eq!(e.pillar.as_deref(), Some("trust"));
+        assert_eq!(e.to, ["ben"]);
+        assert_eq!(read(&doc).unwrap(), vec![e]);
+    }
+
+    #[test]
+    fn only_the_author_edits_or_retracts() {
+        let (mut doc, team) = setup();
+        let id = EventId::new(5, [1; 5]);
+        add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &stamp(5),
+            &NewEvent::action("x", None, None),
+        )
+        .unwrap();
+        let heads = doc.get_heads();
+        let e = Edit {
+            text: Some("y".into()),
+            ..Edit::default()
+        };
+        assert!(matches!(
+            edit(&mut doc, &team, "ben", &id, &e, 6),
+            Err(Error::NotYours(_))
+        ));
+        assert!(matches!(
+            retract(&mut doc, "ben", &id, 6),
+            Err(Error::NotYours(_))
+        ));
+        assert_eq!(doc.get_heads(), heads, "a refused change writes nothing");
+        edit(&mut doc, &team, "ana", &id, &e, 6).unwrap();
+        retract(&mut doc, "ana", &id, 7).unwrap();
+        let got = get(&doc, &id).unwrap().unwrap();
+        assert_eq!(got.text, "y");
+        assert!(got.retracted);
+        assert_eq!(got.edited_ms, Some(7));
+        assert!(matches!(
+            retract(&mut doc, "ana", &id, 8),
+            Err(Error::Retracted(_))
+        ));
+    }
+
+    #[test]
+    fn invalid_events_write_nothing() {
+        let (mut doc, team) = setup();
+        let id = EventId::new(5, [1; 5]);
+        assert!(
+            add(
+                &mut doc,
+                &team,
+                "ana",
+                &id,
+                &stamp(5),
+                &NewEvent::action(" ", None, None)
+            )
+            .is_err()
+        );
+        assert!(doc.get_heads().is_empty());
+    }
+}

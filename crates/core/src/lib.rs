@@ -1,0 +1,42 @@
+//! The domain of cairn on automerge: the team document, the journals of events and the pure rules
+//! built on them.
+//!
+//! `cairn-core` owns the schema of every document and the operations that change them. It does no
+//! I/O and knows no clock: the acting member, the instant, the time zone and the randomness behind
+//! new ids are passed in, so every function here is deterministic and testable.
+//!
+//! Layout:
+//! - [`ids`]: event, member and document ids (event ids sort by time);
+//! - [`team`]: the team document (name, zone, pillars, commitments, members);
+//! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
+//! - [`feed`]: the culture feed as a pure function of events.
+//!
+//! ```
+//! use automerge::{ActorId, Automerge};
+//! use cairn_core::{ids::EventId, journal, team, Kind, NewEvent, Stamp};
+//!
+//! let actor = ActorId::from([1u8; 16]);
+//! let mut team_doc = Automerge::new().with_actor(actor.clone());
+//! let ana = team::init(&mut team_doc, "Otters", "Europe/Paris", "Ana", "ana", "m-ana", 0).unwrap();
+//! let state = team::read(&team_doc).unwrap();
+//!
+//! let mut journal_doc = Automerge::new().with_actor(actor);
+//! let stamp = Stamp { at_ms: 1_700_000_000_000, tz: "Europe/Paris".into(), date: "2023-11-14".into(), late: false };
+//! let id = EventId::new(stamp.at_ms, [7; 5]);
+//! let new = NewEvent::action("tidied the shared board", Some("trust".into()), None);
+//! journal::add(&mut journal_doc, &state, &ana, &id, &stamp, &new).unwrap();
+//! let events = journal::read(&journal_doc).unwrap();
+//! assert_eq!(events[0].kind, Kind::Action);
+//! ```
+
+pub mod error;
+pub mod event;
+pub mod feed;
+pub mod ids;
+pub mod journal;
+pub mod team;
+mod value;
+
+pub use error::{Error, Result};
+pub use event::{Edit, Event, Kind, MAX_TEXT_CHARS, NewEvent, Stamp};
+pub use team::{Commitment, Member, Pillar, TeamState};

@@ -1,0 +1,373 @@
+//! The team document: name, time zone, pillars, commitments and members.
+//!
+//! Every collection lives at the root under a key prefix (`pillar/<id>`, `member/<id>`, ...) rather
+//! than in a nested map created once: two replicas that each created the same nested map would
+//! conflict and one side's entries would vanish from view. A key per item merges field by field.
+
+use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
+use serde::Serialize;
+
+use crate::event::check_text;
+use crate::value::{children, get_bool, get_i64, get_str, req_str};
+use crate::{Error, Result, ids};
+
+/// The schema version written into new team documents.
+pub const SCHEMA: i64 = 1;
+/// The pillars a new team starts with.
+pub const DEFAULT_PILLARS: [(&str, &str); 3] = [
+    ("trust", "we keep our word and assume good intent"),
+    (
+        "empowerment",
+        "we hand over ownership and back each other up",
+    ),
+    (
+        "professionalism",
+        "we do the small things well, even unasked",
+    ),
+];
+const MAX_NAME_CHARS: usize = 80;
+
+/// A value the team cares about; every event may name one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pillar {
+    pub id: String,
+    pub name: String,
+    pub about: Option<String>,
+}
+
+/// One of the team's non-negotiables, with its why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Commitment {
+    pub id: String,
+    pub text: String,
+    pub why: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// A member of the team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub handle: String,
+    pub joined_ms: i64,
+}
+
+/// The team document read into plain values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TeamState {
+    pub name: String,
+    pub tz: String,
+    pub pillars: Vec<Pillar>,
+    pub commitments: Vec<Commitment>,
+    pub members: Vec<Member>,
+}
+
+impl TeamState {
+    /// The member with this handle (with or without the leading `@`).
+    pub fn member_by_handle(&self, handle: &str) -> Result<&Member> {
+        let h = handle.trim().trim_start_matches('@').to_lowercase();
+        self.members
+            .iter()
+            .find(|m| m.handle == h)
+            .ok_or_else(|| Error::UnknownMember(format!("@{h}")))
+    }
+
+    /// The member with this id.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// The handle of member `id`, or the id itself when the member is not known (yet).
+    pub fn handle_of<'a>(&'a self, id: &'a str) -> &'a str {
+        self.member(id).map_or(id, |m| m.handle.as_str())
+    }
+
+    /// The pillar named by `name` (its id or its name, case-insensitive).
+    pub fn pillar(&self, name: &str) -> Result<&Pillar> {
+        let wanted = ids::pillar_id(name);
+        self.pillars
+            .iter()
+            .find(|p| p.id == wanted || p.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| Error::UnknownPillar(name.trim().to_owned()))
+    }
+}
+
+fn check_name(name: &str) -> Result<String> {
+    check_text(name, MAX_NAME_CHARS)
+}
+
+/// Writes a new team into an empty document, with its first member; returns that member's id.
+#[allow(clippy::too_many_arguments)]
+pub fn init(
+    doc: &mut automerge::Automerge,
+    team_name: &str,
+    tz: &str,
+    member_name: &str,
+    handle: &str,
+    member_id: &str,
+    at_ms: i64,
+) -> Result<String> {
+    let team_name = check_name(team_name)?;
+    let member_name = check_name(member_name)?;
+    if !ids::is_valid_handle(handle) {
+        return Err(Error::BadHandle(handle.to_owned()));
+    }
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(ROOT, "schema", SCHEMA)?;
+        tx.put(ROOT, "name", team_name.as_str())?;
+        tx.put(ROOT, "tz", tz)?;
+        for (id, about) in DEFAULT_PILLARS {
+            let p = tx.put_object(ROOT, format!("pillar/{id}"), ObjType::Map)?;
+            tx.put(&p, "name", id)?;
+            tx.put(&p, "about", about)?;
+            tx.put(&p, "at", at_ms)?;
+        }
+        put_member(tx, member_id, &member_name, handle, at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(member_id.to_owned())
+}
+
+fn put_member(
+    tx: &mut impl Transactable,
+    id: &str,
+    name: &str,
+    handle: &str,
+    at_ms: i64,
+) -> Result<()> {
+    let m = tx.put_object(ROOT, format!("member/{id}"), ObjType::Map)?;
+    tx.put(&m, "name", name)?;
+    tx.put(&m, "handle", handle)?;
+    tx.put(&m, "joined", at_ms)?;
+    Ok(())
+}
+
+/// Adds a member who has not joined yet; returns their handle.
+pub fn add_member(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    member_id: &str,
+    name: &str,
+    handle: Option<&str>,
+    at_ms: i64,
+) -> Result<String> {
+    let name = check_name(name)?;
+    let handle = match handle {
+        Some(h) => {
+            let h = h.trim().trim_start_matches('@').to_owned();
+            if !ids::is_valid_handle(&h) {
+                return Err(Error::BadHandle(h));
+            }
+            h
+        }
+        None => ids::handle_from_name(&name),
+    };
+    if state.members.iter().any(|m| m.handle == handle) {
+        return Err(Error::HandleTaken(handle));
+    }
+    doc.transact::<_, _, Error>(|tx| put_member(tx, member_id, &name, &handle, at_ms))
+        .map_err(|f| f.error)?;
+    Ok(handle)
+}
+
+/// Adds a pillar; returns its id.
+pub fn add_pillar(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    name: &str,
+    about: Option<&str>,
+    at_ms: i64,
+) -> Result<String> {
+    let name = check_name(name)?;
+    let id = ids::pillar_id(&name);
+    if state.pillar(&name).is_ok() || state.pillars.iter().any(|p| p.id == id) {
+        return Err(Error::PillarExists(name));
+    }
+    let about = about
+        .map(|a| check_text(a, crate::MAX_TEXT_CHARS))
+        .transpose()?;
+    doc.transact::<_, _, Error>(|tx| {
+        let p = tx.put_object(ROOT, format!("pillar/{id}"), ObjType::Map)?;
+        tx.put(&p, "name", name.as_str())?;
+        if let Some(a) = &about {
+            tx.put(&p, "about", a.as_str())?;
+        }
+        tx.put(&p, "at", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(id)
+}
+
+/// Adds a commitment with its why, made by member `by`.
+pub fn add_commitment(
+    doc: &mut automerge::Automerge,
+    id: &str,
+    text: &str,
+    why: &str,
+    by: &str,
+    at_ms: i64,
+) -> Result<()> {
+    let text = check_text(text, crate::MAX_TEXT_CHARS)?;
+    let why = check_text(why, crate::MAX_TEXT_CHARS)?;
+    doc.transact::<_, _, Error>(|tx| {
+        let c = tx.put_object(ROOT, format!("commitment/{id}"), ObjType::Map)?;
+        tx.put(&c, "text", text.as_str())?;
+        tx.put(&c, "why", why.as_str())?;
+        tx.put(&c, "by", by)?;
+        tx.put(&c, "at", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Reads the team document into a [`TeamState`], each collection in a stable order.
+pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
+    let mut state = TeamState {
+        name: get_str(doc, &ROOT, "name")?.unwrap_or_default(),
+        tz: get_str(doc, &ROOT, "tz")?.unwrap_or_else(|| "UTC".to_owned()),
+        ..TeamState::default()
+    };
+    let mut pillars = Vec::new();
+    for (id, obj) in children(doc, "pillar/")? {
+        if get_bool(doc, &obj, "archived")? {
+            continue;
+        }
+        let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
+        pillars.push((
+            at,
+            Pillar {
+                name: get_str(doc, &obj, "name")?.unwrap_or_else(|| id.clone()),
+                about: get_str(doc, &obj, "about")?,
+                id,
+            },
+        ));
+    }
+    // Defaults first, in their own order; then the team's own pillars by creation.
+    pillars.sort_by_key(|(at, p)| {
+        let default_rank = DEFAULT_PILLARS.iter().position(|(d, _)| *d == p.id);
+        (default_rank.is_none(), default_rank, *at, p.id.clone())
+    });
+    state.pillars = pillars.into_iter().map(|(_, p)| p).collect();
+    for (id, obj) in children(doc, "commitment/")? {
+        if get_bool(doc, &obj, "retracted")? {
+            continue;
+        }
+        state.commitments.push(Commitment {
+            text: req_str(doc, &obj, "text")?,
+            why: get_str(doc, &obj, "why")?.unwrap_or_default(),
+            by: get_str(doc, &obj, "by")?.unwrap_or_default(),
+            at_ms: get_i64(doc, &obj, "at")?.unwrap_or(0),
+            id,
+        });
+    }
+    state
+        .commitments
+        .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    for (id, obj) in children(doc, "member/")? {
+        state.members.push(Member {
+            name: req_str(doc, &obj, "name")?,
+            handle: req_str(doc, &obj, "handle")?,
+            joined_ms: get_i64(doc, &obj, "joined")?.unwrap_or(0),
+            id,
+        });
+    }
+    state
+        .members
+        .sort_by(|a, b| (&a.handle, &a.id).cmp(&(&b.handle, &b.id)));
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::{ActorId, Automerge};
+
+    fn team() -> (Automerge, TeamState) {
+        let mut doc = Automerge::new().with_actor(ActorId::from([1u8; 16]));
+        init(
+            &mut doc,
+            "Otters",
+            "Europe/Paris",
+            "Ana",
+            "ana",
+            "m-ana",
+            10,
+        )
+        .unwrap();
+        let state = read(&doc).unwrap();
+        (doc, state)
+    }
+
+    #[test]
+    fn a_new_team_has_the_default_pillars_and_its_founder() {
+        let (_, state) = team();
+        assert_eq!(state.name, "Otters");
+        assert_eq!(state.tz, "Europe/Paris");
+        let ids: Vec<_> = state.pillars.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["trust", "empowerment", "professionalism"]);
+        assert_eq!(state.member_by_handle("@ana").unwrap().id, "m-ana");
+    }
+
+    #[test]
+    fn teams_add_their_own_pillars_after_the_defaults() {
+        let (mut doc, state) = team();
+        let id = add_pillar(&mut doc, &state, "Curiosity", Some("we ask why"), 20).unwrap();
+        assert_eq!(id, "curiosity");
+        let state = read(&doc).unwrap();
+        assert_eq!(state.pillars.last().unwrap().name, "Curiosity");
+        assert_eq!(state.pillar("curiosity").unwrap().id, "curiosity");
+        assert!(matches!(
+            add_pillar(&mut doc, &state, "trust", None, 30),
+            Err(Error::PillarExists(_))
+        ));
+    }
+
+    #[test]
+    fn members_need_free_valid_handles() {
+        let (mut doc, state) = team();
+        let h = add_member(&mut doc, &state, "m-ben", "Ben Okafor", None, 20).unwrap();
+        assert_eq!(h, "ben-okafor");
+        let state = read(&doc).unwrap();
+        assert!(matches!(
+            add_member(
+                &mut doc,
+                &state,
+                "m-x",
+                "Other Ben",
+                Some("@ben-okafor"),
+                30
+            ),
+            Err(Error::HandleTaken(_))
+        ));
+        assert!(matches!(
+            add_member(&mut doc, &state, "m-x", "X", Some("Bad Handle"), 30),
+            Err(Error::BadHandle(_))
+        ));
+        assert!(matches!(
+            state.member_by_handle("@zed"),
+            Err(Error::UnknownMember(_))
+        ));
+    }
+
+    #[test]
+    fn commitments_keep_their_why() {
+        let (mut doc, _) = team();
+        add_commitment(
+            &mut doc,
+            "c1",
+            "Reviews within a day",
+            "nobody waits",
+            "m-ana",
+            5,
+        )
+        .unwrap();
+        let state = read(&doc).unwrap();
+        assert_eq!(state.commitments[0].why, "nobody waits");
+        assert!(add_commitment(&mut doc, "c2", "  ", "x", "m-ana", 5).is_err());
+    }
+}
