@@ -169,3 +169,20 @@ mod tests {
         assert!(!is_valid_handle(""));
     }
 }
+
+/// The UTC month (`YYYY-MM`) of the instant `at_ms`, which names the journal an event goes to.
+pub fn month_of(at_ms: i64) -> String {
+    let ts = jiff::Timestamp::from_millisecond(at_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m")
+        .to_string()
+}
+
+#[cfg(test)]
+mod month_tests {
+    #[test]
+    fn months_are_utc() {
+        // 2026-11-30T23:30:00Z is already December in Tokyo, still November in UTC.
+        assert_eq!(super::month_of(1_796_081_400_000), "2026-11");
+    }
+}

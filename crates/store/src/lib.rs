@@ -1,1 +1,588 @@
+//! The local replica of cairn: one SQLite file holding the team's automerge documents, the outbox
+//! of changes not yet sent, and an index derived from the documents that every read uses.
+//!
+//! Layout:
+//! - `docs` and `chunks`: each document as a compacted snapshot plus the changes written since;
+//! - `outbox`: every change made on this device, until the server acknowledges it;
+//! - `members`, `pillars`, `commitments`, `events`, `recipients`: the index. It is updated in the
+//!   same transaction as the document bytes and can be rebuilt from them at any time
+//!   ([`Replica::rebuild_index`]).
+//!
+//! Every public write is one SQLite transaction: a crash loses at most the write in flight.
+//!
+//! ```
+//! use cairn_store::{NewTeam, Replica};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("replica.sqlite3");
+//! let team = NewTeam {
+//!     team_id: "t1".into(), team_name: "Otters".into(), tz: "UTC".into(),
+//!     member_id: "m1".into(), member_name: "Ana".into(), handle: "ana".into(), at_ms: 0,
+//! };
+//! Replica::create(&path, &team).unwrap();
+//! let replica = Replica::open(&path).unwrap();
+//! assert_eq!(replica.team().unwrap().members[0].handle, "ana");
+//! ```
 
+mod error;
+mod index;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use automerge::{ActorId, Automerge};
+use cairn_core::feed::{FeedItem, FeedQuery};
+use cairn_core::ids::{self, EventId, TEAM_DOC};
+use cairn_core::{Edit, Event, Kind, NewEvent, Stamp, TeamState, journal, team};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+
+pub use error::{Error, Result};
+pub use schema::SCHEMA_VERSION;
+
+/// Chunks a document may gather before it is compacted into one snapshot.
+const COMPACT_AFTER_CHUNKS: i64 = 64;
+
+/// What a new replica starts with.
+#[derive(Clone, Debug)]
+pub struct NewTeam {
+    pub team_id: String,
+    pub team_name: String,
+    pub tz: String,
+    pub member_id: String,
+    pub member_name: String,
+    pub handle: String,
+    pub at_ms: i64,
+}
+
+/// What a reaction did: reacting twice with the same emoji takes the reaction back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reacted {
+    Added,
+    Removed,
+}
+
+/// Which index rows a document change touched.
+enum Touched<'a> {
+    Team,
+    Event(&'a EventId),
+}
+
+/// Counts describing a replica, for `doctor` and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub docs: i64,
+    pub chunks: i64,
+    pub events: i64,
+    pub outbox: i64,
+}
+
+/// An open replica.
+#[derive(Debug)]
+pub struct Replica {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Replica {
+    /// Creates a new replica at `path` holding a new team; fails if one exists.
+    pub fn create(path: &Path, new: &NewTeam) -> Result<Replica> {
+        if path.exists() {
+            return Err(Error::Exists(path.to_owned()));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Corrupt {
+                path: path.to_owned(),
+                detail: format!("cannot create {}: {e}", dir.display()),
+            })?;
+        }
+        // Build the whole replica under a temporary name, then move it into place, so a crash
+        // during `init` never leaves a half-made replica behind.
+        let tmp = path.with_extension("creating");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let conn = Connection::open(&tmp)?;
+            let mut replica = Replica {
+                conn,
+                path: path.to_owned(),
+            };
+            replica.configure()?;
+            replica.migrate()?;
+            let tx = replica
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            set_meta(&tx, "team_id", &new.team_id)?;
+            set_meta(&tx, "me", &new.member_id)?;
+            Self::change_in(&tx, TEAM_DOC, &new.member_id, Touched::Team, |doc| {
+                team::init(
+                    doc,
+                    &new.team_name,
+                    &new.tz,
+                    &new.member_name,
+                    &new.handle,
+                    &new.member_id,
+                    new.at_ms,
+                )
+            })?;
+            tx.commit()?;
+            replica
+                .conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| Error::Corrupt {
+            path: path.to_owned(),
+            detail: format!("cannot move the new replica into place: {e}"),
+        })?;
+        for ext in ["creating-wal", "creating-shm"] {
+            let _ = std::fs::remove_file(path.with_extension(ext));
+        }
+        Replica::open(path)
+    }
+
+    /// Opens an existing replica, migrating an older schema forward.
+    pub fn open(path: &Path) -> Result<Replica> {
+        if !path.exists() {
+            return Err(Error::Missing(path.to_owned()));
+        }
+        let corrupt = |e: rusqlite::Error| match Error::from(e) {
+            Error::Sqlite(e) => Error::Corrupt {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            },
+            other => other,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(corrupt)?;
+        let mut replica = Replica {
+            conn,
+            path: path.to_owned(),
+        };
+        replica.configure().map_err(|e| match e {
+            Error::Sqlite(e) => corrupt(e),
+            other => other,
+        })?;
+        let version: i64 = replica
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::TooNew {
+                path: path.to_owned(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: "not a cairn replica".to_owned(),
+            });
+        }
+        if version < SCHEMA_VERSION {
+            replica.migrate()?;
+        }
+        let me: Option<String> = replica
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'me'", [], |r| r.get(0))
+            .optional()
+            .map_err(corrupt)?;
+        if me.is_none() {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: "it names no member".to_owned(),
+            });
+        }
+        Ok(replica)
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL keeps readers and the writer apart; NORMAL sync in WAL mode never corrupts, and a
+        // power loss can cost only the last transactions.
+        // A file system without shared memory keeps the rollback journal: just as safe.
+        let _mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where this replica lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The member who owns this device.
+    pub fn me(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'me'", [], |r| r.get(0))?)
+    }
+
+    /// The team's id.
+    pub fn team_id(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'team_id'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The team as the index knows it.
+    pub fn team(&self) -> Result<TeamState> {
+        index::team(&self.conn)
+    }
+
+    /// Logs a micro-action or a recognition by `author`.
+    pub fn add_event(
+        &mut self,
+        author: &str,
+        id: &EventId,
+        stamp: &Stamp,
+        new: &NewEvent,
+    ) -> Result<()> {
+        let tx = self.write()?;
+        let team = index::team(&tx)?;
+        let doc = ids::journal_doc(author, &ids::month_of(stamp.at_ms));
+        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+            journal::add(d, &team, author, id, stamp, new)
+        })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Reacts to event `target` with `emoji`; a second identical reaction takes it back.
+    pub fn react(
+        &mut self,
+        author: &str,
+        target: &EventId,
+        emoji: &str,
+        id: &EventId,
+        stamp: &Stamp,
+    ) -> Result<Reacted> {
+        let tx = self.write()?;
+        let Some(t) = index::event(&tx, target)? else {
+            return Err(Error::NoSuchEvent(target.short().to_owned()));
+        };
+        if t.kind == Kind::Reaction {
+            return Err(cairn_core::Error::ReactToReaction.into());
+        }
+        if t.retracted {
+            return Err(cairn_core::Error::Retracted(target.short().to_owned()).into());
+        }
+        let outcome = if let Some(mine) = index::live_reaction(&tx, target, author, emoji.trim())? {
+            let doc = index::doc_of(&tx, &mine)?;
+            Self::change_in(&tx, &doc, author, Touched::Event(&mine), |d| {
+                journal::retract(d, author, &mine, stamp.at_ms)
+            })?;
+            Reacted::Removed
+        } else {
+            let team = index::team(&tx)?;
+            let doc = ids::journal_doc(author, &ids::month_of(stamp.at_ms));
+            let new = NewEvent::reaction(target.clone(), emoji);
+            Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+                journal::add(d, &team, author, id, stamp, &new)
+            })?;
+            Reacted::Added
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Edits `author`'s own event `id`.
+    pub fn edit_event(
+        &mut self,
+        author: &str,
+        id: &EventId,
+        edit: &Edit,
+        at_ms: i64,
+    ) -> Result<()> {
+        let tx = self.write()?;
+        let team = index::team(&tx)?;
+        let doc = index::doc_of(&tx, id)?;
+        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+            journal::edit(d, &team, author, id, edit, at_ms)
+        })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Retracts `author`'s own event `id`.
+    pub fn retract_event(&mut self, author: &str, id: &EventId, at_ms: i64) -> Result<()> {
+        let tx = self.write()?;
+        let doc = index::doc_of(&tx, id)?;
+        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+            journal::retract(d, author, id, at_ms)
+        })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Changes the team document as member `by`.
+    pub fn change_team<T>(
+        &mut self,
+        by: &str,
+        op: impl FnOnce(&mut Automerge, &TeamState) -> cairn_core::Result<T>,
+    ) -> Result<T> {
+        let tx = self.write()?;
+        let team = index::team(&tx)?;
+        let out = Self::change_in(&tx, TEAM_DOC, by, Touched::Team, |d| op(d, &team))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Finds the event named by `text`: a full id, or a prefix (4 characters or more) of its tag.
+    pub fn resolve(&self, text: &str) -> Result<Event> {
+        let text = text.trim().to_lowercase();
+        let found = if let Some(id) = EventId::parse(&text) {
+            index::event(&self.conn, &id)?
+        } else if text.len() >= 4 && ids::is_id_text(&text) {
+            let mut ids = index::ids_by_tag_prefix(&self.conn, &text, 6)?;
+            if ids.len() > 1 {
+                ids.truncate(5);
+                let candidates = ids
+                    .iter()
+                    .map(|i| i.tag().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Error::AmbiguousEvent {
+                    prefix: text,
+                    candidates,
+                });
+            }
+            match ids.pop() {
+                Some(id) => index::event(&self.conn, &id)?,
+                None => None,
+            }
+        } else {
+            None
+        };
+        found.ok_or(Error::NoSuchEvent(text))
+    }
+
+    /// The feed, from the index.
+    pub fn feed(&self, query: &FeedQuery) -> Result<Vec<FeedItem>> {
+        let events = index::feed_events(&self.conn, query)?;
+        let reactions = index::reactions_to(&self.conn, events.iter().map(|e| &e.id))?;
+        Ok(cairn_core::feed::feed(
+            events.iter().chain(reactions.iter()),
+            query,
+        ))
+    }
+
+    /// Calls `f` with every event, reactions and retracted ones included, in id order.
+    pub fn for_each_event(&self, f: impl FnMut(Event) -> Result<()>) -> Result<()> {
+        index::for_each_event(&self.conn, f)
+    }
+
+    /// Counts of documents, chunks, events and outbox entries.
+    pub fn stats(&self) -> Result<Stats> {
+        let count = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
+        Ok(Stats {
+            docs: count("SELECT count(*) FROM docs")?,
+            chunks: count("SELECT count(*) FROM chunks")?,
+            events: count("SELECT count(*) FROM events")?,
+            outbox: count("SELECT count(*) FROM outbox")?,
+        })
+    }
+
+    /// Rebuilds the whole index from the documents, in one transaction.
+    pub fn rebuild_index(&mut self) -> Result<()> {
+        let tx = self.write()?;
+        index::clear(&tx)?;
+        let docs: Vec<String> = {
+            let mut st = tx.prepare("SELECT id FROM docs ORDER BY id")?;
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in docs {
+            let doc = load_doc(&tx, &id)?;
+            index::reindex_doc(&tx, &id, &doc)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Compares the index with the documents; returns one line per difference found.
+    pub fn verify_index(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let mut st = self.conn.prepare("SELECT id FROM docs ORDER BY id")?;
+        let docs: Vec<String> = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut seen = 0i64;
+        for id in &docs {
+            let doc = load_doc(&self.conn, id)?;
+            if id == TEAM_DOC {
+                let from_doc = team::read(&doc)?;
+                let from_index = index::team(&self.conn)?;
+                if from_doc != from_index {
+                    problems.push("the team in the index differs from the team document".into());
+                }
+                continue;
+            }
+            for e in journal::read(&doc)? {
+                seen += 1;
+                match index::event(&self.conn, &e.id)? {
+                    Some(row) if row == e => {}
+                    Some(_) => problems.push(format!("event {} differs from its journal", e.id)),
+                    None => problems.push(format!("event {} is missing from the index", e.id)),
+                }
+            }
+        }
+        let indexed: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        if indexed != seen {
+            problems.push(format!(
+                "the index holds {indexed} events, the journals {seen}"
+            ));
+        }
+        Ok(problems)
+    }
+
+    fn write(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Loads document `doc_id` (empty if new), applies `op` as member `member`'s actor, and writes
+    /// the new changes, the outbox entries and the index rows they touch, all inside `tx`.
+    fn change_in<T>(
+        tx: &Transaction<'_>,
+        doc_id: &str,
+        member: &str,
+        touched: Touched<'_>,
+        op: impl FnOnce(&mut Automerge) -> cairn_core::Result<T>,
+    ) -> Result<T> {
+        let mut doc = load_doc(tx, doc_id)?;
+        doc.set_actor(actor_for(tx, member)?);
+        let heads = doc.get_heads();
+        let out = op(&mut doc)?;
+        let changes = doc.get_changes(&heads);
+        if changes.is_empty() {
+            return Ok(out);
+        }
+        let mut chunk = Vec::new();
+        {
+            let mut outbox =
+                tx.prepare_cached("INSERT INTO outbox (doc, hash, change) VALUES (?1, ?2, ?3)")?;
+            for c in &changes {
+                chunk.extend_from_slice(c.raw_bytes());
+                outbox.execute(params![doc_id, c.hash().0.as_slice(), c.raw_bytes()])?;
+            }
+        }
+        store_chunk(tx, doc_id, &doc, &chunk)?;
+        match touched {
+            Touched::Team => index::reindex_team(tx, &doc)?,
+            Touched::Event(id) => {
+                let Some(e) = journal::get(&doc, id)? else {
+                    return Err(cairn_core::Error::NoSuchEvent(id.short().to_owned()).into());
+                };
+                index::upsert_event(tx, doc_id, &e)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The actor of `member` on this device, made on first use.
+fn actor_for(conn: &Connection, member: &str) -> Result<ActorId> {
+    let found: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT actor FROM actors WHERE member = ?1",
+            [member],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(bytes) = found {
+        return Ok(ActorId::from(bytes));
+    }
+    let actor = ActorId::random();
+    conn.execute(
+        "INSERT INTO actors (member, actor) VALUES (?1, ?2)",
+        params![member, actor.to_bytes()],
+    )?;
+    Ok(actor)
+}
+
+/// Loads a document from its snapshot and chunks; a document not stored yet is empty.
+fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
+    let bad = |source| Error::Document {
+        doc: doc_id.to_owned(),
+        source,
+    };
+    let snapshot: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(Automerge::new());
+    };
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new()
+    } else {
+        Automerge::load(&snapshot).map_err(bad)?
+    };
+    let mut st = conn.prepare_cached("SELECT data FROM chunks WHERE doc = ?1 ORDER BY seq")?;
+    let mut rows = st.query([doc_id])?;
+    while let Some(row) = rows.next()? {
+        let data: Vec<u8> = row.get(0)?;
+        doc.load_incremental(&data).map_err(bad)?;
+    }
+    Ok(doc)
+}
+
+/// Appends `chunk` to the document's stored form, compacting it when chunks pile up.
+fn store_chunk(tx: &Transaction<'_>, doc_id: &str, doc: &Automerge, chunk: &[u8]) -> Result<()> {
+    let chunks: Option<i64> = tx
+        .prepare_cached("SELECT chunks FROM docs WHERE id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    match chunks {
+        None => {
+            tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
+                .execute(params![doc_id, doc.save()])?;
+        }
+        Some(n) if n + 1 >= COMPACT_AFTER_CHUNKS => {
+            tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1")?
+                .execute([doc_id])?;
+            tx.prepare_cached(
+                "UPDATE docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE id = ?1",
+            )?
+            .execute(params![doc_id, doc.save()])?;
+        }
+        Some(n) => {
+            tx.prepare_cached("INSERT INTO chunks (doc, seq, data) VALUES (?1, ?2, ?3)")?
+                .execute(params![doc_id, n + 1, chunk])?;
+            tx.prepare_cached(
+                "UPDATE docs SET chunks = chunks + 1, chunk_bytes = chunk_bytes + ?2 WHERE id = ?1",
+            )?
+            .execute(params![doc_id, chunk.len() as i64])?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! The index: SQLite tables derived from the documents, which every read uses.
+
+use automerge::Automerge;
+use cairn_core::feed::FeedQuery;
+use cairn_core::ids::{EventId, TEAM_DOC};
+use cairn_core::{Commitment, Event, Kind, Member, Pillar, TeamState, journal, team};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::{Error, Result};
+
+const EVENT_COLUMNS: &str = "id, kind, author, at_ms, tz, date, late, pillar, text, why, target, \
+                             emoji, retracted, edited_ms";
+
+pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
+    let meta = |key: &str| -> Result<String> {
+        Ok(conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    };
+    let mut state = TeamState {
+        name: meta("team_name")?,
+        tz: meta("team_tz")?,
+        ..TeamState::default()
+    };
+    let mut st = conn.prepare_cached("SELECT id, name, about FROM pillars ORDER BY ord")?;
+    state.pillars = st
+        .query_map([], |r| {
+            Ok(Pillar {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                about: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st =
+        conn.prepare_cached("SELECT id, text, why, by, at_ms FROM commitments ORDER BY at_ms, id")?;
+    state.commitments = st
+        .query_map([], |r| {
+            Ok(Commitment {
+                id: r.get(0)?,
+                text: r.get(1)?,
+                why: r.get(2)?,
+                by: r.get(3)?,
+                at_ms: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st =
+        conn.prepare_cached("SELECT id, name, handle, joined_ms FROM members ORDER BY handle, id")?;
+    state.members = st
+        .query_map([], |r| {
+            Ok(Member {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                handle: r.get(2)?,
+                joined_ms: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(state)
+}
+
+/// Rewrites the team tables from the team document.
+pub(crate) fn reindex_team(conn: &Connection, doc: &Automerge) -> Result<()> {
+    let state = team::read(doc)?;
+    conn.execute_batch("DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;")?;
+    for (key, value) in [("team_name", &state.name), ("team_tz", &state.tz)] {
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+    }
+    for (i, p) in state.pillars.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO pillars (id, name, about, ord) VALUES (?1, ?2, ?3, ?4)",
+            params![p.id, p.name, p.about, i as i64],
+        )?;
+    }
+    for c in &state.commitments {
+        conn.execute(
+            "INSERT INTO commitments (id, text, why, by, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.id, c.text, c.why, c.by, c.at_ms],
+        )?;
+    }
+    for m in &state.members {
+        conn.execute(
+            "INSERT INTO members (id, name, handle, joined_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![m.id, m.name, m.handle, m.joined_ms],
+        )?;
+    }
+    Ok(())
+}
+
+/// Rewrites the rows of one document.
+pub(crate) fn reindex_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> Result<()> {
+    if doc_id == TEAM_DOC {
+        return reindex_team(conn, doc);
+    }
+    conn.execute(
+        "DELETE FROM recipients WHERE event IN (SELECT id FROM events WHERE doc = ?1)",
+        [doc_id],
+    )?;
+    conn.execute("DELETE FROM events WHERE doc = ?1", [doc_id])?;
+    for e in journal::read(doc)? {
+        upsert_event(conn, doc_id, &e)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn clear(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM recipients; DELETE FROM events; DELETE FROM members;
+         DELETE FROM pillars; DELETE FROM commitments;",
+    )?;
+    Ok(())
+}
+
+pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
+             text, why, target, emoji, retracted, edited_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        e.id.as_str(),
+        e.id.tag(),
+        doc_id,
+        e.kind.as_str(),
+        e.author,
+        e.at_ms,
+        e.tz,
+        e.date,
+        e.late,
+        e.pillar,
+        e.text,
+        e.why,
+        e.target.as_ref().map(EventId::as_str),
+        e.emoji,
+        e.retracted,
+        e.edited_ms,
+    ])?;
+    conn.prepare_cached("DELETE FROM recipients WHERE event = ?1")?
+        .execute([e.id.as_str()])?;
+    let mut ins =
+        conn.prepare_cached("INSERT INTO recipients (event, ord, member) VALUES (?1, ?2, ?3)")?;
+    for (i, to) in e.to.iter().enumerate() {
+        ins.execute(params![e.id.as_str(), i as i64, to])?;
+    }
+    Ok(())
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let id: String = r.get(0)?;
+    let kind: String = r.get(1)?;
+    let bad = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad {what} in the index").into(),
+        )
+    };
+    Ok(Event {
+        id: EventId::parse(&id).ok_or_else(|| bad("event id"))?,
+        kind: Kind::parse(&kind).ok_or_else(|| bad("kind"))?,
+        author: r.get(2)?,
+        at_ms: r.get(3)?,
+        tz: r.get(4)?,
+        date: r.get(5)?,
+        late: r.get(6)?,
+        pillar: r.get(7)?,
+        text: r.get(8)?,
+        why: r.get(9)?,
+        to: Vec::new(),
+        target: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|t| EventId::parse(&t)),
+        emoji: r.get(11)?,
+        retracted: r.get(12)?,
+        edited_ms: r.get(13)?,
+    })
+}
+
+fn fill_recipients(conn: &Connection, events: &mut [Event]) -> Result<()> {
+    let mut st =
+        conn.prepare_cached("SELECT member FROM recipients WHERE event = ?1 ORDER BY ord")?;
+    for e in events.iter_mut().filter(|e| e.kind == Kind::Kudos) {
+        e.to = st
+            .query_map([e.id.as_str()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn event(conn: &Connection, id: &EventId) -> Result<Option<Event>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+    let found = conn
+        .prepare_cached(&sql)?
+        .query_row([id.as_str()], event_from_row)
+        .optional()?;
+    let Some(e) = found else { return Ok(None) };
+    let mut one = [e];
+    fill_recipients(conn, &mut one)?;
+    let [e] = one;
+    Ok(Some(e))
+}
+
+pub(crate) fn doc_of(conn: &Connection, id: &EventId) -> Result<String> {
+    conn.prepare_cached("SELECT doc FROM events WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NoSuchEvent(id.short().to_owned()))
+}
+
+pub(crate) fn ids_by_tag_prefix(
+    conn: &Connection,
+    prefix: &str,
+    max: usize,
+) -> Result<Vec<EventId>> {
+    // Tags use only lowercase letters and digits, all below `~`.
+    let upper = format!("{prefix}~");
+    let mut st = conn.prepare_cached(
+        "SELECT id FROM events WHERE tag >= ?1 AND tag < ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let ids = st
+        .query_map(params![prefix, upper, max as i64], |r| {
+            r.get::<_, String>(0)
+        })?
+        .filter_map(|r| r.ok().and_then(|s| EventId::parse(&s)))
+        .collect();
+    Ok(ids)
+}
+
+pub(crate) fn live_reaction(
+    conn: &Connection,
+    target: &EventId,
+    author: &str,
+    emoji: &str,
+) -> Result<Option<EventId>> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM events WHERE target = ?1 AND author = ?2 AND emoji = ?3
+             AND kind = 'reaction' AND retracted = 0 LIMIT 1",
+        )?
+        .query_row(params![target.as_str(), author, emoji], |r| r.get(0))
+        .optional()?;
+    Ok(id.and_then(|s| EventId::parse(&s)))
+}
+
+/// The events the feed shows, newest first, filtered and limited in SQL.
+pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>> {
+    let mut sql =
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE kind != 'reaction' AND retracted = 0");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(p) = &q.pillar {
+        args.push(Box::new(p.clone()));
+        sql.push_str(&format!(" AND pillar = ?{}", args.len()));
+    }
+    if let Some(m) = &q.member {
+        args.push(Box::new(m.clone()));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (author = ?{n} OR id IN (SELECT event FROM recipients WHERE member = ?{n}))"
+        ));
+    }
+    if let Some(d) = &q.since {
+        args.push(Box::new(d.clone()));
+        sql.push_str(&format!(" AND date >= ?{}", args.len()));
+    }
+    sql.push_str(" ORDER BY id DESC");
+    if let Some(limit) = q.limit {
+        args.push(Box::new(limit as i64));
+        sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    }
+    let mut st = conn.prepare(&sql)?;
+    let mut events: Vec<Event> = st
+        .query_map(rusqlite::params_from_iter(args.iter()), event_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    fill_recipients(conn, &mut events)?;
+    Ok(events)
+}
+
+/// The live reactions to the given events.
+pub(crate) fn reactions_to<'a>(
+    conn: &Connection,
+    targets: impl Iterator<Item = &'a EventId>,
+) -> Result<Vec<Event>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE target = ?1 AND kind = 'reaction' AND retracted = 0"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut out = Vec::new();
+    for t in targets {
+        for r in st.query_map([t.as_str()], event_from_row)? {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn for_each_event(
+    conn: &Connection,
+    mut f: impl FnMut(Event) -> Result<()>,
+) -> Result<()> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id");
+    let mut st = conn.prepare(&sql)?;
+    let mut to_st =
+        conn.prepare_cached("SELECT member FROM recipients WHERE event = ?1 ORDER BY ord")?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut e = event_from_row(row)?;
+        if e.kind == Kind::Kudos {
+            e.to = to_st
+                .query_map([e.id.as_str()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        f(e)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The replica's schema and its append-only migrations.
+//!
+//! `PRAGMA user_version` holds how many migrations ran. A migration, once landed, is never edited:
+//! a change of schema is a new entry at the end.
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: documents, outbox and the derived index.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    -- One automerge actor per member writing from this device; never reused elsewhere.
+    CREATE TABLE actors (member TEXT PRIMARY KEY, actor BLOB NOT NULL) STRICT;
+    -- Each document is a compacted snapshot plus the chunks of changes written since.
+    CREATE TABLE docs (
+        id TEXT PRIMARY KEY,
+        snapshot BLOB NOT NULL,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        chunk_bytes INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE chunks (
+        doc TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (doc, seq)
+    ) STRICT;
+    -- Changes made here that the server has not acknowledged yet.
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        change BLOB NOT NULL
+    ) STRICT;
+
+    -- The index: derived from the documents, rebuilt from them at will.
+    CREATE TABLE members (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        handle TEXT NOT NULL,
+        joined_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX members_handle ON members (handle);
+    CREATE TABLE pillars (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        about TEXT,
+        ord INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE commitments (
+        id TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        why TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        tag TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        author TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        tz TEXT NOT NULL,
+        date TEXT NOT NULL,
+        late INTEGER NOT NULL,
+        pillar TEXT,
+        text TEXT NOT NULL,
+        why TEXT,
+        target TEXT,
+        emoji TEXT,
+        retracted INTEGER NOT NULL,
+        edited_ms INTEGER
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX events_tag ON events (tag);
+    CREATE INDEX events_doc ON events (doc);
+    CREATE INDEX events_target ON events (target) WHERE target IS NOT NULL;
+    CREATE INDEX events_author ON events (author, id);
+    CREATE INDEX events_pillar ON events (pillar, id);
+    CREATE TABLE recipients (
+        event TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (event, ord)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX recipients_member ON recipients (member, event);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

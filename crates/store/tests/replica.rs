@@ -1,0 +1,244 @@
+//! The replica on real SQLite files.
+
+use cairn_core::feed::FeedQuery;
+use cairn_core::ids::EventId;
+use cairn_core::{Edit, NewEvent, Stamp, team};
+use cairn_store::{Error, NewTeam, Reacted, Replica};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    replica: Replica,
+    clock: i64,
+}
+
+const T0: i64 = 1_795_000_000_000; // 2026-11-18
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home").join("replica.sqlite3");
+        let new = NewTeam {
+            team_id: "team1".into(),
+            team_name: "Otters".into(),
+            tz: "Europe/Paris".into(),
+            member_id: "ana".into(),
+            member_name: "Ana".into(),
+            handle: "ana".into(),
+            at_ms: T0,
+        };
+        let mut replica = Replica::create(&path, &new).unwrap();
+        replica
+            .change_team("ana", |doc, state| {
+                team::add_member(doc, state, "ben", "Ben", None, T0)
+            })
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            path,
+            replica,
+            clock: T0,
+        }
+    }
+
+    fn stamp(&mut self) -> (EventId, Stamp) {
+        self.clock += 1_000;
+        let n = self.clock.to_be_bytes();
+        let id = EventId::new(self.clock, [n[3], n[4], n[5], n[6], n[7]]);
+        let stamp = Stamp {
+            at_ms: self.clock,
+            tz: "Europe/Paris".into(),
+            date: "2026-11-18".into(),
+            late: false,
+        };
+        (id, stamp)
+    }
+
+    fn log(&mut self, who: &str, text: &str) -> EventId {
+        let (id, stamp) = self.stamp();
+        self.replica
+            .add_event(who, &id, &stamp, &NewEvent::action(text, None, None))
+            .unwrap();
+        id
+    }
+
+    fn texts(&self) -> Vec<String> {
+        self.replica
+            .feed(&FeedQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.event.text)
+            .collect()
+    }
+
+    /// The whole file's bytes after a checkpoint, to show a failed write changed nothing.
+    fn snapshot(&self) -> Vec<u8> {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        drop(conn);
+        std::fs::read(&self.path).unwrap()
+    }
+}
+
+#[test]
+fn events_show_in_the_feed_newest_first_and_survive_reopening() {
+    let mut f = Fixture::new();
+    f.log("ana", "one");
+    f.log("ben", "two");
+    let (id, stamp) = f.stamp();
+    f.replica
+        .add_event(
+            "ana",
+            &id,
+            &stamp,
+            &NewEvent::kudos(vec!["ben".into()], "thanks", Some("trust".into())),
+        )
+        .unwrap();
+    assert_eq!(f.texts(), ["thanks", "two", "one"]);
+    let reopened = Replica::open(&f.path).unwrap();
+    let feed = reopened.feed(&FeedQuery::default()).unwrap();
+    assert_eq!(feed[0].event.to, ["ben"]);
+    assert!(reopened.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn edits_retractions_and_reactions() {
+    let mut f = Fixture::new();
+    let a = f.log("ana", "first");
+    let edit = Edit {
+        text: Some("first, edited".into()),
+        ..Edit::default()
+    };
+    f.replica.edit_event("ana", &a, &edit, f.clock).unwrap();
+    let (rid, st) = f.stamp();
+    assert_eq!(
+        f.replica.react("ben", &a, "🎉", &rid, &st).unwrap(),
+        Reacted::Added
+    );
+    let feed = f.replica.feed(&FeedQuery::default()).unwrap();
+    assert_eq!(feed[0].event.text, "first, edited");
+    assert_eq!(feed[0].reactions[0].by, ["ben"]);
+    // The same reaction again takes it back.
+    let (rid2, st2) = f.stamp();
+    assert_eq!(
+        f.replica.react("ben", &a, "🎉", &rid2, &st2).unwrap(),
+        Reacted::Removed
+    );
+    assert!(
+        f.replica.feed(&FeedQuery::default()).unwrap()[0]
+            .reactions
+            .is_empty()
+    );
+    f.replica.retract_event("ana", &a, f.clock).unwrap();
+    assert!(f.texts().is_empty());
+    assert!(f.replica.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn refused_writes_leave_the_file_unchanged() {
+    let mut f = Fixture::new();
+    let a = f.log("ana", "mine");
+    let before = f.snapshot();
+    let edit = Edit {
+        text: Some("hijacked".into()),
+        ..Edit::default()
+    };
+    assert!(matches!(
+        f.replica.edit_event("ben", &a, &edit, f.clock),
+        Err(Error::Core(cairn_core::Error::NotYours(_)))
+    ));
+    assert!(f.replica.retract_event("ben", &a, f.clock).is_err());
+    let (id, stamp) = f.stamp();
+    for bad in [
+        NewEvent::action("   ", None, None),
+        NewEvent::action(&"x".repeat(501), None, None),
+        NewEvent::action("x", Some("speed".into()), None),
+        NewEvent::kudos(vec!["zed".into()], "x", None),
+        NewEvent::kudos(vec!["ana".into()], "self", None),
+    ] {
+        assert!(f.replica.add_event("ana", &id, &stamp, &bad).is_err());
+    }
+    assert_eq!(f.snapshot(), before);
+}
+
+#[test]
+fn events_are_found_by_a_prefix_of_their_tag() {
+    let mut f = Fixture::new();
+    let a = f.log("ana", "x");
+    assert_eq!(f.replica.resolve(a.short()).unwrap().id, a);
+    assert_eq!(f.replica.resolve(a.as_str()).unwrap().id, a);
+    assert_eq!(f.replica.resolve(&a.tag()[..4]).unwrap().id, a);
+    assert!(matches!(
+        f.replica.resolve("zzzzzzzz"),
+        Err(Error::NoSuchEvent(_))
+    ));
+    assert!(matches!(
+        f.replica.resolve("ab"),
+        Err(Error::NoSuchEvent(_))
+    ));
+}
+
+#[test]
+fn many_writes_compact_and_the_index_rebuilds_identically() {
+    let mut f = Fixture::new();
+    for i in 0..150 {
+        f.log(
+            if i % 2 == 0 { "ana" } else { "ben" },
+            &format!("event {i}"),
+        );
+    }
+    let stats = f.replica.stats().unwrap();
+    assert_eq!(stats.events, 150);
+    assert!(stats.chunks < 150, "chunks were compacted: {stats:?}");
+    let before = f.replica.feed(&FeedQuery::default()).unwrap();
+    f.replica.rebuild_index().unwrap();
+    assert_eq!(f.replica.feed(&FeedQuery::default()).unwrap(), before);
+    assert!(f.replica.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn missing_corrupt_and_newer_replicas_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.sqlite3");
+    assert!(matches!(Replica::open(&missing), Err(Error::Missing(_))));
+    assert!(!missing.exists(), "opening must not create a replica");
+
+    let garbage = dir.path().join("garbage.sqlite3");
+    std::fs::write(
+        &garbage,
+        b"this is not a database at all, not even close........",
+    )
+    .unwrap();
+    assert!(matches!(
+        Replica::open(&garbage),
+        Err(Error::Corrupt { .. })
+    ));
+
+    let f = Fixture::new();
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        Replica::open(&f.path),
+        Err(Error::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn create_refuses_to_overwrite() {
+    let f = Fixture::new();
+    let new = NewTeam {
+        team_id: "t2".into(),
+        team_name: "Other".into(),
+        tz: "UTC".into(),
+        member_id: "x".into(),
+        member_name: "X".into(),
+        handle: "x".into(),
+        at_ms: 0,
+    };
+    assert!(matches!(
+        Replica::create(&f.path, &new),
+        Err(Error::Exists(_))
+    ));
+}
