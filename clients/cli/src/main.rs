@@ -1,1 +1,89 @@
-fn main() {}
+//! `cairn`: log the small actions that make a team's culture, offline, and see them in one feed.
+//!
+//! Each subcommand lives in `commands/`, with its arguments (whose doc comments are the `--help`
+//! text) and its `run` function. Everything goes through one error boundary in [`main`].
+
+mod commands;
+mod context;
+mod error;
+mod output;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::context::Ctx;
+use crate::error::code;
+
+/// Log the small actions that make your team's culture, and see them together.
+///
+/// cairn keeps a local replica of your team: micro-actions (`log`), recognitions (`kudos`) and
+/// reactions, merged into one culture feed. Everything works offline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start with:\n  cairn init --team \"Otters\" --name \"Ana\"\n  \
+                        cairn log \"Paired with a new teammate on their first review\" --pillar empowerment\n  \
+                        cairn kudos @ben \"Thanks for the calm incident write-up\"\n  cairn feed\n\n\
+                        Exit codes: 0 ok, 1 bad input, 2 bad usage, 3 replica missing or damaged, 4 other failures."
+)]
+struct Cli {
+    /// Print JSON instead of text (read commands and confirmations).
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Where the replica lives [default: the platform's data dir, e.g. ~/.local/share/cairn].
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_HOME",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
+    home: Option<PathBuf>,
+
+    /// Act as another member of this replica (a shared device, a demo, a test).
+    #[arg(long = "as", global = true, value_name = "@HANDLE")]
+    as_member: Option<String>,
+
+    #[command(subcommand)]
+    command: commands::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(code::USAGE),
+            };
+        }
+    };
+    let result = Ctx::new(cli.home, cli.json, cli.as_member).and_then(|mut ctx| {
+        commands::run(cli.command, &mut ctx)?;
+        ctx.out.flush()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}
+
+/// The clap command, for completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -14,6 +14,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use cairn_core::feed::{self, FeedItem, FeedQuery};
 use cairn_core::ids::{self, EventId};
 use cairn_core::{Edit, Event, Kind, NewEvent, Stamp, TeamState, journal, team};
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -85,12 +86,22 @@ fn op() -> impl Strategy<Value = Op> {
     let month = 0..MONTHS.len();
     let at = 0..28 * DAY_MS;
     prop_oneof![
-        3 => (month.clone(), at.clone(), any::<[u8; 3]>(), 0..TEXTS.len(), proptest::option::of(0..PILLARS.len()))
-            .prop_map(|(month, at, salt, text, pillar)| Op::Action { month, at, salt, text, pillar }),
+        3 => (
+            month.clone(),
+            at.clone(),
+            any::<[u8; 3]>(),
+            0..TEXTS.len(),
+            proptest::option::of(0..PILLARS.len()),
+        )
+            .prop_map(|(month, at, salt, text, pillar)| {
+                Op::Action { month, at, salt, text, pillar }
+            }),
         2 => (month.clone(), at.clone(), any::<[u8; 3]>(), 0..3usize, 0..TEXTS.len())
             .prop_map(|(month, at, salt, to, text)| Op::Kudos { month, at, salt, to, text }),
         3 => (month, at.clone(), any::<[u8; 3]>(), any::<Index>(), 0..EMOJI.len())
-            .prop_map(|(month, at, salt, target, emoji)| Op::React { month, at, salt, target, emoji }),
+            .prop_map(|(month, at, salt, target, emoji)| {
+                Op::React { month, at, salt, target, emoji }
+            }),
         2 => (
             any::<Index>(),
             proptest::option::of(0..TEXTS.len()),
@@ -160,7 +171,6 @@ impl Device {
             .expect("an own event lives in an own journal")
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         team: &TeamState,
@@ -511,8 +521,8 @@ proptest! {
 
     #[test]
     fn journals_merged_in_any_order_give_the_same_feed(
-        ops in proptest::collection::vec(proptest::collection::vec(op(), 0..=MAX_OPS), DEVICES.len()),
-        shuffles in proptest::collection::vec(proptest::collection::vec(any::<u32>(), MAX_CHANGES), 3),
+        ops in vec(vec(op(), 0..=MAX_OPS), DEVICES.len()),
+        shuffles in vec(vec(any::<u32>(), MAX_CHANGES), 3),
         device_order in Just((0..DEVICES.len()).collect::<Vec<_>>()).prop_shuffle(),
     ) {
         let team = team_state();
@@ -569,7 +579,8 @@ proptest! {
         check(&first, &model)?;
         for (i, replica) in replicas.iter().enumerate().skip(1) {
             for doc in replica.values() {
-                prop_assert!(doc.get_missing_deps(&[]).is_empty(), "replica {} is missing changes", i);
+                let missing = doc.get_missing_deps(&[]);
+                prop_assert!(missing.is_empty(), "replica {} is missing changes", i);
             }
             let other = view(replica);
             prop_assert_eq!(&other.heads, &first.heads, "replica {} heads", i);

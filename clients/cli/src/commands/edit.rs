@@ -1,0 +1,38 @@
+//! `cairn edit`: change one of your events.
+
+use cairn_core::Edit;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+
+/// Change the text, pillar or why of one of your own events.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The event's id, as shown at the left of `cairn feed` (a prefix is enough).
+    id: String,
+    /// The new text.
+    text: Option<String>,
+    /// The new pillar.
+    #[arg(long, short)]
+    pillar: Option<String>,
+    /// The new why.
+    #[arg(long, short)]
+    why: Option<String>,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let mut replica = ctx.open()?;
+    let me = ctx.actor(&replica)?;
+    let event = replica.resolve(&args.id)?;
+    let edit = Edit {
+        text: args.text,
+        pillar: args.pillar,
+        why: args.why,
+    };
+    replica.edit_event(&me, &event.id, &edit, ctx.now_ms())?;
+    ctx.out.say(
+        format!("edited {}", event.id.short()),
+        json!({ "id": event.id.as_str(), "edited": true }),
+    )
+}

@@ -1,0 +1,113 @@
+//! `cairn feed`: the team's culture feed.
+
+use cairn_core::feed::FeedQuery;
+use jiff::civil::Date;
+use serde_json::Value;
+
+use crate::context::Ctx;
+use crate::error::{CliError, Result};
+use crate::output::{DIM, paint};
+use crate::render::{item_json, item_text};
+
+/// Show the culture feed, newest first: who did what, for which pillar, and the reactions.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show at most N events.
+    #[arg(long, short = 'n', default_value_t = 20, value_name = "N")]
+    limit: usize,
+    /// Only events of this pillar.
+    #[arg(long, short)]
+    pillar: Option<String>,
+    /// Only events by or recognising this member.
+    #[arg(long, short, value_name = "@HANDLE")]
+    member: Option<String>,
+    /// Only events on or after this day: YYYY-MM-DD, `today`, `yesterday` or `7d` (days ago).
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+}
+
+/// Parses `YYYY-MM-DD`, `today`, `yesterday` or `Nd`, relative to `today`.
+pub fn parse_day(text: &str, today: Date) -> Result<Date> {
+    let t = text.trim();
+    let bad = || {
+        CliError::new(format!("`{t}` is not a day"))
+            .hint("use YYYY-MM-DD, `today`, `yesterday` or a number of days like `7d`")
+    };
+    match t {
+        "today" => Ok(today),
+        "yesterday" => today.yesterday().map_err(|_| bad()),
+        _ => {
+            if let Some(n) = t.strip_suffix('d') {
+                let n: i64 = n.parse().map_err(|_| bad())?;
+                today
+                    .checked_sub(jiff::Span::new().days(n))
+                    .map_err(|_| bad())
+            } else {
+                t.parse::<Date>().map_err(|_| bad())
+            }
+        }
+    }
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let replica = ctx.open()?;
+    let team = replica.team()?;
+    let today = ctx.now.to_zoned(ctx.tz.clone()).date();
+    let query = FeedQuery {
+        limit: Some(args.limit),
+        pillar: args
+            .pillar
+            .map(|p| team.pillar(&p).map(|p| p.id.clone()))
+            .transpose()?,
+        member: args
+            .member
+            .map(|h| team.member_by_handle(&h).map(|m| m.id.clone()))
+            .transpose()?,
+        since: args
+            .since
+            .map(|s| parse_day(&s, today).map(|d| d.to_string()))
+            .transpose()?,
+    };
+    let items = replica.feed(&query)?;
+    if ctx.out.json {
+        return ctx.out.json(&Value::Array(
+            items.iter().map(|i| item_json(i, &team)).collect(),
+        ));
+    }
+    if items.is_empty() {
+        return ctx.out.line(paint(
+            DIM,
+            "Nothing here yet. Add the first stone: cairn log \"what you did\"",
+        ));
+    }
+    let now = ctx.now_ms();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            ctx.out.line("")?;
+        }
+        ctx.out.line(item_text(item, &team, now))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_in_every_form() {
+        let today: Date = "2026-11-23".parse().unwrap();
+        assert_eq!(parse_day("today", today).unwrap(), today);
+        assert_eq!(
+            parse_day("yesterday", today).unwrap().to_string(),
+            "2026-11-22"
+        );
+        assert_eq!(parse_day("7d", today).unwrap().to_string(), "2026-11-16");
+        assert_eq!(
+            parse_day("2026-01-02", today).unwrap().to_string(),
+            "2026-01-02"
+        );
+        assert!(parse_day("soon", today).is_err());
+        assert!(parse_day("2026-13-01", today).is_err());
+    }
+}

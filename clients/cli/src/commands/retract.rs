@@ -1,0 +1,24 @@
+//! `cairn retract`: take back one of your events.
+
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+
+/// Take back one of your own events; it leaves the feed on every replica.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The event's id, as shown at the left of `cairn feed` (a prefix is enough).
+    id: String,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let mut replica = ctx.open()?;
+    let me = ctx.actor(&replica)?;
+    let event = replica.resolve(&args.id)?;
+    replica.retract_event(&me, &event.id, ctx.now_ms())?;
+    ctx.out.say(
+        format!("retracted {}", event.id.short()),
+        json!({ "id": event.id.as_str(), "retracted": true }),
+    )
+}

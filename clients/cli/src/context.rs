@@ -1,0 +1,117 @@
+//! What every command shares: the home, the clock, the zone, the acting member, the output.
+
+use std::path::PathBuf;
+
+use cairn_core::Stamp;
+use cairn_core::ids::EventId;
+use cairn_store::Replica;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::error::{CliError, Result};
+use crate::output::Out;
+
+/// The file name of the replica inside a home.
+pub const REPLICA_FILE: &str = "replica.sqlite3";
+
+#[derive(Debug)]
+pub struct Ctx {
+    pub home: PathBuf,
+    pub out: Out,
+    /// Act as this member (a handle) instead of the device's owner.
+    pub as_member: Option<String>,
+    pub now: Timestamp,
+    /// The zone of the person typing: `TZ`, else the system's.
+    pub tz: TimeZone,
+}
+
+impl Ctx {
+    pub fn new(home: Option<PathBuf>, json: bool, as_member: Option<String>) -> Result<Ctx> {
+        let home = match home {
+            Some(h) if !h.as_os_str().is_empty() => h,
+            _ => dirs::data_dir().map(|d| d.join("cairn")).ok_or_else(|| {
+                CliError::new("cannot tell where to keep the replica")
+                    .hint("set CAIRN_HOME to a directory")
+            })?,
+        };
+        // CAIRN_NOW pins the clock, for tests and reproducible demos.
+        let now = match std::env::var("CAIRN_NOW") {
+            Ok(s) if !s.is_empty() => s.parse::<Timestamp>().map_err(|e| {
+                CliError::new(format!("CAIRN_NOW `{s}` is not an instant: {e}"))
+                    .hint("use RFC 3339, like 2026-11-23T09:30:00Z")
+            })?,
+            _ => Timestamp::now(),
+        };
+        Ok(Ctx {
+            home,
+            out: Out::new(json),
+            as_member,
+            now,
+            tz: TimeZone::system(),
+        })
+    }
+
+    pub fn replica_path(&self) -> PathBuf {
+        self.home.join(REPLICA_FILE)
+    }
+
+    pub fn open(&self) -> Result<Replica> {
+        Ok(Replica::open(&self.replica_path())?)
+    }
+
+    /// The member this command acts as: `--as`, else the device's owner.
+    pub fn actor(&self, replica: &Replica) -> Result<String> {
+        match &self.as_member {
+            Some(h) => Ok(replica.team()?.member_by_handle(h)?.id.clone()),
+            None => Ok(replica.me()?),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now.as_millisecond()
+    }
+
+    /// The IANA name of the zone the person is in; the team's when the system has none.
+    pub fn zone_name(&self, fallback: &str) -> String {
+        self.tz
+            .iana_name()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(fallback)
+            .to_owned()
+    }
+
+    /// When and where an event happens now; `late` counts it for yesterday.
+    pub fn stamp(&self, team_tz: &str, late: bool) -> Stamp {
+        let zone = self.zone_name(team_tz);
+        let today = self.now.to_zoned(self.tz.clone()).date();
+        let date = if late {
+            today.yesterday().unwrap_or(today)
+        } else {
+            today
+        };
+        Stamp {
+            at_ms: self.now_ms(),
+            tz: zone,
+            date: date.to_string(),
+            late,
+        }
+    }
+
+    /// A fresh event id for now.
+    pub fn new_event_id(&self) -> Result<EventId> {
+        Ok(EventId::new(self.now_ms(), random_bytes()?))
+    }
+}
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)
+        .map_err(|e| CliError::new(format!("the system gave no randomness: {e}")))?;
+    Ok(buf)
+}
+
+/// A random id of `chars` characters, for teams, members and commitments.
+pub fn random_id(chars: usize) -> Result<String> {
+    Ok(cairn_core::ids::random_text(&random_bytes::<16>()?, chars))
+}

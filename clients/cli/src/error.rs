@@ -1,0 +1,142 @@
+//! The CLI's one error boundary: every failure becomes one line with a hint and an exit code.
+
+use std::process::ExitCode;
+
+/// A failure the user sees.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+/// Exit codes, fixed so scripts can tell failures apart.
+pub mod code {
+    /// Bad input: unknown member or pillar, empty text, someone else's event, ...
+    pub const INPUT: u8 = 1;
+    /// The command line itself was wrong (clap's own exit code).
+    pub const USAGE: u8 = 2;
+    /// The replica is missing, damaged, or from a newer cairn.
+    pub const REPLICA: u8 = 3;
+    /// Anything else: the disk, a busy replica, a bug.
+    pub const OTHER: u8 = 4;
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: code::INPUT,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    fn code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Prints the error as one line on stderr and returns its exit code.
+    pub fn report(&self) -> ExitCode {
+        let mut line = format!("error: {}", self.message);
+        if let Some(h) = &self.hint {
+            line.push_str(&format!(" (hint: {h})"));
+        }
+        eprintln!("{}", line.replace('\n', " "));
+        ExitCode::from(self.code)
+    }
+}
+
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+impl From<cairn_core::Error> for CliError {
+    fn from(e: cairn_core::Error) -> Self {
+        use cairn_core::Error as E;
+        let hint = match &e {
+            E::EmptyText => Some("say in a sentence what happened"),
+            E::TextTooLong { .. } => Some("keep it short; the details can live elsewhere"),
+            E::UnknownPillar(_) => {
+                Some("`cairn team` lists the pillars; `cairn team pillar add NAME` adds one")
+            }
+            E::UnknownMember(_) => {
+                Some("`cairn team` lists the members; `cairn team member add NAME` adds one")
+            }
+            E::NotYours(_) => Some("only an event's author can change it"),
+            E::NoSuchEvent(_) => Some("ids are shown at the left of `cairn feed`"),
+            E::HandleTaken(_) => Some("pick another with --handle"),
+            E::PillarExists(_) => Some("`cairn team` lists the pillars"),
+            E::SelfKudos => Some("log what you did with `cairn log` instead"),
+            E::NothingToEdit => Some("give a new TEXT, --pillar or --why"),
+            _ => None,
+        };
+        let err = match e {
+            E::Automerge(_) | E::Malformed(_) => CliError::new(e.to_string()).code(code::OTHER),
+            _ => CliError::new(e.to_string()),
+        };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+impl From<cairn_store::Error> for CliError {
+    fn from(e: cairn_store::Error) -> Self {
+        use cairn_store::Error as E;
+        match e {
+            E::Core(e) => e.into(),
+            E::Missing(_) => CliError::new("no team here yet")
+                .hint("start one with `cairn init --team NAME --name YOUR_NAME`, or point CAIRN_HOME at an existing home")
+                .code(code::REPLICA),
+            E::Exists(_) => CliError::new(e.to_string())
+                .hint("this home already holds a team; set CAIRN_HOME to start another elsewhere")
+                .code(code::INPUT),
+            E::Corrupt { .. } | E::Document { .. } => CliError::new(e.to_string())
+                .hint("cairn will not write to it; move it aside and restore a backup")
+                .code(code::REPLICA),
+            E::TooNew { .. } => CliError::new(e.to_string())
+                .hint("upgrade cairn to use this replica")
+                .code(code::REPLICA),
+            E::NoSuchEvent(_) => {
+                CliError::new(e.to_string()).hint("ids are shown at the left of `cairn feed`")
+            }
+            E::AmbiguousEvent { .. } => {
+                CliError::new(e.to_string()).hint("type more characters of the id")
+            }
+            E::Busy => CliError::new(e.to_string())
+                .hint("try again in a moment")
+                .code(code::OTHER),
+            E::Sqlite(_) => CliError::new(e.to_string()).code(code::OTHER),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError {
+            message: e.to_string(),
+            hint: None,
+            code: code::OTHER,
+        }
+        .with_io(e)
+    }
+}
+
+impl CliError {
+    fn with_io(mut self, e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            self.code = 0;
+        }
+        self
+    }
+
+    /// True for a closed pipe (`cairn feed | head`), which ends the command quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.code == 0
+    }
+}
