@@ -66,6 +66,7 @@ pub enum Reacted {
 enum Touched<'a> {
     Team,
     Event(&'a EventId),
+    Events(&'a [&'a EventId]),
 }
 
 /// Counts describing a replica, for `doctor` and tests.
@@ -260,6 +261,37 @@ impl Replica {
         Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
             journal::add(d, &team, author, id, stamp, new)
         })?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Logs many events by `author` in one transaction, loading each journal once: for imports
+    /// and for seeding large replicas. Stops at the first invalid event, writing nothing.
+    pub fn add_events(
+        &mut self,
+        author: &str,
+        events: &[(EventId, Stamp, NewEvent)],
+    ) -> Result<()> {
+        let tx = self.write()?;
+        let team = index::team(&tx)?;
+        let mut start = 0;
+        while start < events.len() {
+            let month = ids::month_of(events[start].1.at_ms);
+            let end = events[start..]
+                .iter()
+                .position(|(_, s, _)| ids::month_of(s.at_ms) != month)
+                .map_or(events.len(), |n| start + n);
+            let batch = &events[start..end];
+            let doc_id = ids::journal_doc(author, &month);
+            let ids: Vec<&EventId> = batch.iter().map(|(id, _, _)| id).collect();
+            Self::change_in(&tx, &doc_id, author, Touched::Events(&ids), |d| {
+                for (id, stamp, new) in batch {
+                    journal::add(d, &team, author, id, stamp, new)?;
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -489,15 +521,26 @@ impl Replica {
         store_chunk(tx, doc_id, &doc, &chunk)?;
         match touched {
             Touched::Team => index::reindex_team(tx, &doc)?,
-            Touched::Event(id) => {
-                let Some(e) = journal::get(&doc, id)? else {
-                    return Err(cairn_core::Error::NoSuchEvent(id.short().to_owned()).into());
-                };
-                index::upsert_event(tx, doc_id, &e)?;
-            }
+            Touched::Event(id) => index_events(tx, doc_id, &doc, &[id])?,
+            Touched::Events(ids) => index_events(tx, doc_id, &doc, ids)?,
         }
         Ok(out)
     }
+}
+
+fn index_events(
+    tx: &Transaction<'_>,
+    doc_id: &str,
+    doc: &Automerge,
+    ids: &[&EventId],
+) -> Result<()> {
+    for id in ids {
+        let Some(e) = journal::get(doc, id)? else {
+            return Err(cairn_core::Error::NoSuchEvent(id.short().to_owned()).into());
+        };
+        index::upsert_event(tx, doc_id, &e)?;
+    }
+    Ok(())
 }
 
 fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {

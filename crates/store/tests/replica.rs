@@ -242,3 +242,38 @@ fn create_refuses_to_overwrite() {
         Err(Error::Exists(_))
     ));
 }
+
+#[test]
+fn batches_span_months_and_stop_whole_on_a_bad_event() {
+    let mut f = Fixture::new();
+    let mut batch = Vec::new();
+    for i in 0..40i64 {
+        // Two events a day across about three weeks, crossing into December.
+        let (id, mut stamp) = f.stamp();
+        stamp.at_ms = T0 + i * 43_200_000;
+        batch.push((id, stamp, NewEvent::action(&format!("b{i}"), None, None)));
+    }
+    f.replica.add_events("ben", &batch).unwrap();
+    assert_eq!(f.replica.stats().unwrap().events, 40);
+    assert_eq!(
+        f.replica.stats().unwrap().docs,
+        3,
+        "team + November + December"
+    );
+    let (id, stamp) = f.stamp();
+    let bad = vec![
+        (
+            id.clone(),
+            stamp.clone(),
+            NewEvent::action("fine", None, None),
+        ),
+        (
+            EventId::new(stamp.at_ms + 1, [9; 5]),
+            stamp,
+            NewEvent::action("", None, None),
+        ),
+    ];
+    assert!(f.replica.add_events("ben", &bad).is_err());
+    assert_eq!(f.replica.stats().unwrap().events, 40);
+    assert!(f.replica.verify_index().unwrap().is_empty());
+}
