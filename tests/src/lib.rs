@@ -1,1 +1,207 @@
+//! End-to-end fixtures: the real `cairn` binary, each member with a temp home of their own.
+//!
+//! The binary is the one cargo built next to this test (`target/<profile>/cairn`), or the one
+//! `CAIRN_BIN` names.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The path of the `cairn` binary under test.
+pub fn cairn_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/<test> -> target/<profile>/cairn
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let bin = dir.join(format!("cairn{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p cairn-cli` or run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A member's home: a temp directory used as `CAIRN_HOME`.
+#[derive(Debug)]
+pub struct Home {
+    dir: tempfile::TempDir,
+    /// When set, commands see a pinned clock (`CAIRN_NOW`): this day at 10:00 UTC, one minute
+    /// later for each command run, so events keep their order.
+    pub day: Option<String>,
+    ticks: std::cell::Cell<u32>,
+    /// The time zone of the member's machine (`TZ`).
+    pub tz: String,
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(
+            self.code, 0,
+            "command failed: {}{}",
+            self.stderr, self.stdout
+        );
+        self.stdout
+    }
+
+    /// Asserts failure with a one-line error and returns that line.
+    #[track_caller]
+    pub fn fails(self) -> String {
+        assert_ne!(
+            self.code, 0,
+            "command should have failed; stdout: {}",
+            self.stdout
+        );
+        let lines: Vec<_> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one line of error expected, got: {}",
+            self.stderr
+        );
+        assert!(lines[0].starts_with("error: "), "got: {}", lines[0]);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        lines[0].to_owned()
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Home {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            day: Some("2026-11-23".to_owned()),
+            ticks: std::cell::Cell::new(0),
+            tz: "Europe/Paris".to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn replica(&self) -> PathBuf {
+        self.dir.path().join("replica.sqlite3")
+    }
+
+    /// The command, ready to run in this home, without colour.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(cairn_bin());
+        c.args(args)
+            .env("CAIRN_HOME", self.dir.path())
+            .env("TZ", &self.tz)
+            .env("NO_COLOR", "1")
+            .env_remove("CLICOLOR_FORCE")
+            .stdin(Stdio::null());
+        match &self.day {
+            Some(day) => {
+                let n = self.ticks.get();
+                assert!(n < 600, "the pinned clock stays within its day");
+                self.ticks.set(n + 1);
+                c.env(
+                    "CAIRN_NOW",
+                    format!("{day}T{:02}:{:02}:00Z", 10 + n / 60, n % 60),
+                )
+            }
+            None => c.env_remove("CAIRN_NOW"),
+        };
+        c
+    }
+
+    /// Runs `cairn ARGS...` in this home.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command(args).output().expect("cairn runs");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Starts a team here with the given founder, plus members added by name.
+    pub fn team(founder: &str, others: &[&str]) -> Self {
+        let home = Home::new();
+        home.run(&[
+            "init",
+            "--team",
+            "Otters",
+            "--name",
+            founder,
+            "--tz",
+            "Europe/Paris",
+        ])
+        .ok();
+        for o in others {
+            home.run(&["team", "member", "add", o]).ok();
+        }
+        home
+    }
+
+    /// Every row of every table of the replica, to show a command changed nothing.
+    pub fn dump(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.replica()).expect("the replica opens");
+        let tables: Vec<String> = {
+            let mut st = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let mut out = Vec::new();
+        for t in tables {
+            let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+            let n = st.column_count();
+            let mut rows = st.query([]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                out.push(format!("{t}: {}", cells.join(" | ")));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// The feed of `home` as JSON items.
+pub fn feed(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["feed", "--json", "--limit", "1000"];
+    args.extend_from_slice(extra);
+    match home.run(&args).json() {
+        serde_json::Value::Array(items) => items,
+        other => panic!("feed --json is not an array: {other}"),
+    }
+}

@@ -1,1 +1,755 @@
-fn main() {}
+//! `cairn-bench`: how fast the real `cairn` binary is on a small and on a large replica.
+//!
+//! For each size (1,000 and 100,000 events by default) it seeds a fresh replica in a temporary
+//! `CAIRN_HOME`, deterministically from `--seed`: a team of 20 members and two years of events
+//! before a fixed "now" (mostly on weekdays; about 70% micro-actions, 25% kudos to one or two
+//! teammates, 5% reactions), written through [`Replica::add_events`] one member at a time.
+//!
+//! Then it times whole-process runs of `cairn` with `CAIRN_HOME` pointing at that replica and
+//! `CAIRN_NOW` pinned to the same "now" (so every `log` appends to the current month's journal):
+//!
+//! - `cairn log "bench action N" --pillar trust`
+//! - `cairn kudos @<handle> "thanks N"`
+//! - `cairn feed --limit 50` (its output thrown away)
+//!
+//! A few warm-up runs come first, then `--runs` timed ones (wall clock around
+//! `Command::status()`). It prints the median, min and max in milliseconds for each size and
+//! command, then the ratio of `log`'s median at the largest size to its median at the smallest.
+//! The target (issue "speed from the start"): that ratio within 1.5x, and `log` under 15 ms.
+//!
+//! Run it in release mode, after building the `cairn` binary next to it:
+//!
+//! ```text
+//! cargo build --release -p cairn-bench -p cairn-cli
+//! cargo run --release -p cairn-bench -- --sizes 1000,100000
+//! ```
+//!
+//! `--help` lists the options; `--json` prints the results as JSON on stdout (the table then goes
+//! to stderr).
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_core::ids::{EventId, TEAM_DOC, random_text};
+use cairn_core::{NewEvent, Stamp, team};
+use cairn_store::{NewTeam, Replica};
+use jiff::Timestamp;
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+
+/// The file name of the replica inside a home (the CLI's `context::REPLICA_FILE`).
+const REPLICA_FILE: &str = "replica.sqlite3";
+/// The instant every seeded replica and every timed run take as "now": a Monday morning.
+const NOW: &str = "2026-11-23T09:30:00Z";
+/// How far back the seeded events go.
+const DAYS: i64 = 730;
+/// Members of the seeded team, the founder (who owns the device) first.
+const NAMES: [&str; 20] = [
+    "Ana", "Ben", "Chiara", "Dmitri", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Lars", "Mei", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sami", "Tove",
+];
+const PILLARS: [&str; 3] = ["trust", "empowerment", "professionalism"];
+const ACTIONS: [&str; 12] = [
+    "Paired with a new teammate on their first review",
+    "Explained the why behind the release checklist",
+    "Handed the incident lead to someone who had never done it",
+    "Tidied the shared board before stand-up",
+    "Wrote down the decision from the hallway chat",
+    "Checked in on a teammate after a rough on-call night",
+    "Reviewed a pull request within the hour",
+    "Owned up to a broken build and fixed it",
+    "Delegated the demo instead of doing it myself",
+    "Fixed a flaky test nobody had asked about",
+    "Asked the quiet person in the meeting what they thought",
+    "Updated the onboarding notes with what tripped me up",
+];
+const WHYS: [&str; 4] = [
+    "nobody should wait a day for feedback",
+    "knowledge shared is risk halved",
+    "small things done well add up",
+    "people grow when they own things",
+];
+const KUDOS: [&str; 8] = [
+    "Thanks for the calm incident write-up",
+    "Thanks for covering my on-call shift",
+    "Great pairing session, I learned a lot",
+    "Thanks for the patient code review",
+    "Thanks for unblocking the release",
+    "Lovely demo, clear and honest",
+    "Thanks for taking the awkward customer call",
+    "Thanks for cleaning up the test suite",
+];
+const EMOJI: [&str; 5] = ["🎉", "👏", "🙌", "💯", "🚀"];
+
+const USAGE: &str = "\
+cairn-bench: seed replicas and time whole-process runs of the cairn binary
+
+Usage: cairn-bench [OPTIONS]
+
+Options:
+  --sizes N,N,...   event counts to seed, e.g. 1000,100000 or 1k,100k [default: 1000,100000]
+  --runs R          timed runs of each command at each size [default: 30]
+  --warmup W        untimed runs before them [default: 3]
+  --seed S          seed of the generated data [default: 42]
+  --cairn PATH      the cairn binary to time [default: the `cairn` next to this program]
+  --json            print the results as JSON on stdout (the table goes to stderr)
+  --keep            keep the seeded homes (their paths are printed) instead of deleting them
+  -h, --help        print this help
+
+Build both binaries first, in release mode:
+  cargo build --release -p cairn-bench -p cairn-cli
+  cargo run --release -p cairn-bench -- --sizes 1000,100000
+";
+
+/// The command-line options.
+#[derive(Debug)]
+struct Opts {
+    sizes: Vec<usize>,
+    runs: usize,
+    warmup: usize,
+    seed: u64,
+    cairn: Option<PathBuf>,
+    json: bool,
+    keep: bool,
+}
+
+/// A bad command line or a failed step, with a message for the person running the bench.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    usage: bool,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            usage: true,
+        }
+    }
+    fn run(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            usage: false,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let outcome = parse_args(&args).and_then(|opts| run(&opts));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("cairn-bench: {}", f.message);
+            if f.usage {
+                eprintln!("try `cairn-bench --help`");
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, Failure> {
+    let mut opts = Opts {
+        sizes: vec![1_000, 100_000],
+        runs: 30,
+        warmup: 3,
+        seed: 42,
+        cairn: None,
+        json: false,
+        keep: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        // Accept both `--flag value` and `--flag=value`.
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String, Failure> {
+            match inline.clone().or_else(|| it.next().cloned()) {
+                Some(v) => Ok(v),
+                None => Err(Failure::usage(format!("{flag} needs a value"))),
+            }
+        };
+        match flag {
+            "--sizes" => {
+                let v = value()?;
+                opts.sizes = v
+                    .split(',')
+                    .map(|s| parse_count(s, "--sizes"))
+                    .collect::<Result<_, _>>()?;
+                if opts.sizes.is_empty() {
+                    return Err(Failure::usage("--sizes needs at least one size"));
+                }
+            }
+            "--runs" => opts.runs = parse_count(&value()?, "--runs")?,
+            "--warmup" => {
+                let v = value()?;
+                opts.warmup = if v.trim() == "0" {
+                    0
+                } else {
+                    parse_count(&v, "--warmup")?
+                };
+            }
+            "--seed" => {
+                let v = value()?;
+                opts.seed = v.trim().parse().map_err(|_| {
+                    Failure::usage(format!("--seed wants a whole number, not `{v}`"))
+                })?;
+            }
+            "--cairn" => opts.cairn = Some(PathBuf::from(value()?)),
+            "--json" if inline.is_none() => opts.json = true,
+            "--keep" if inline.is_none() => opts.keep = true,
+            "--json" | "--keep" => return Err(Failure::usage(format!("{flag} takes no value"))),
+            other => return Err(Failure::usage(format!("unknown argument `{other}`"))),
+        }
+    }
+    Ok(opts)
+}
+
+/// Parses a positive count such as `1000`, `100_000`, `100k` or `1m`.
+fn parse_count(text: &str, flag: &str) -> Result<usize, Failure> {
+    let t = text.trim().replace('_', "").to_lowercase();
+    let (digits, scale) = if let Some(d) = t.strip_suffix('k') {
+        (d, 1_000)
+    } else if let Some(d) = t.strip_suffix('m') {
+        (d, 1_000_000)
+    } else {
+        (t.as_str(), 1)
+    };
+    match digits.parse::<usize>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(Failure::usage(format!(
+            "{flag} wants a positive whole number (like 1000 or 100k), not `{text}`"
+        ))),
+    }
+}
+
+/// What one size's seeding produced.
+#[derive(Debug)]
+struct Seeded {
+    events: usize,
+    seconds: f64,
+    replica_bytes: u64,
+    /// The handle `kudos` recognises.
+    kudos_to: String,
+}
+
+/// The timings of one command at one size, in milliseconds.
+#[derive(Debug)]
+struct Timing {
+    events: usize,
+    command: &'static str,
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn run(opts: &Opts) -> Result<(), Failure> {
+    let cairn = match &opts.cairn {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Failure::run(format!("cannot tell where this program is: {e}")))?
+            .with_file_name(format!("cairn{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !cairn.is_file() {
+        return Err(Failure::run(format!(
+            "no cairn binary at {}; build it with `cargo build --release -p cairn-cli` or pass --cairn PATH",
+            cairn.display()
+        )));
+    }
+    let now: Timestamp = NOW.parse().expect("NOW is a valid instant");
+
+    let mut seeded = Vec::new();
+    let mut timings = Vec::new();
+    for &size in &opts.sizes {
+        let home = std::env::temp_dir().join(format!(
+            "cairn-bench-{}-{size}-{}",
+            std::process::id(),
+            opts.seed
+        ));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home)
+            .map_err(|e| Failure::run(format!("cannot create {}: {e}", home.display())))?;
+        let result = seed(&home, size, opts.seed, now)
+            .and_then(|s| {
+                let t = time_commands(&cairn, &home, &s, opts)?;
+                Ok((s, t))
+            })
+            .map(|(s, t)| {
+                seeded.push(s);
+                timings.extend(t);
+            });
+        if opts.keep {
+            eprintln!("kept the seeded home at {}", home.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&home);
+        }
+        result?;
+    }
+
+    let table = render_table(&seeded, &timings);
+    if opts.json {
+        eprint!("{table}");
+        print!("{}", render_json(opts, &seeded, &timings));
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+/// splitmix64: tiny, fast and good enough to make test data from a seed.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0); the bias is negligible for the small `n` used here.
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 < p
+    }
+
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        for chunk in out.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        out
+    }
+}
+
+/// One day of the seeded period.
+#[derive(Debug)]
+struct Day {
+    date: String,
+    start_ms: i64,
+    weekend: bool,
+}
+
+fn days_before(now: Timestamp) -> Vec<Day> {
+    let today = now.to_zoned(TimeZone::UTC).date();
+    let first: Date = today
+        .checked_sub(jiff::Span::new().days(DAYS))
+        .expect("two years back is a valid date");
+    let mut out = Vec::with_capacity(DAYS as usize + 1);
+    let mut d = first;
+    while d <= today {
+        let start_ms = d
+            .to_zoned(TimeZone::UTC)
+            .expect("midnight UTC exists")
+            .timestamp()
+            .as_millisecond();
+        out.push(Day {
+            date: d.to_string(),
+            start_ms,
+            weekend: matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday),
+        });
+        d = d.tomorrow().expect("dates before 9999 have a tomorrow");
+    }
+    out
+}
+
+/// Seeds a new replica in `home` with `size` events, deterministically from `seed`.
+fn seed(home: &Path, size: usize, seed: u64, now: Timestamp) -> Result<Seeded, Failure> {
+    let started = Instant::now();
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
+    let mut rng = Rng(seed);
+    let now_ms = now.as_millisecond();
+    let days = days_before(now);
+    let team_start = days[0].start_ms - 86_400_000;
+
+    // The team: the founder owns the device; the others join through `change_team`.
+    let members: Vec<(String, String)> = NAMES
+        .iter()
+        .map(|name| {
+            let id = random_text(&rng.bytes::<16>(), 12);
+            (id, name.to_lowercase())
+        })
+        .collect();
+    let path = home.join(REPLICA_FILE);
+    let new_team = NewTeam {
+        team_id: random_text(&rng.bytes::<16>(), 16),
+        team_name: "Bench Otters".into(),
+        tz: "UTC".into(),
+        member_id: members[0].0.clone(),
+        member_name: NAMES[0].into(),
+        handle: members[0].1.clone(),
+        at_ms: team_start,
+    };
+    let mut replica =
+        Replica::create(&path, &new_team).map_err(|e| fail("cannot create the replica", &e))?;
+    for (i, (id, handle)) in members.iter().enumerate().skip(1) {
+        replica
+            .change_team(&members[0].0, |doc, state| {
+                team::add_member(doc, state, id, NAMES[i], Some(handle), team_start)
+            })
+            .map_err(|e| fail("cannot add a member", &e))?;
+    }
+
+    // When and by whom: weekdays ten times as busy as weekends, office hours, never after now.
+    let mut slots: Vec<(i64, usize, usize)> = Vec::with_capacity(size);
+    while slots.len() < size {
+        let day = rng.index(days.len());
+        if days[day].weekend && !rng.chance(0.1) {
+            continue;
+        }
+        let at = days[day].start_ms + 8 * 3_600_000 + rng.below(10 * 3_600_000) as i64;
+        if at >= now_ms {
+            continue;
+        }
+        slots.push((at, day, rng.index(members.len())));
+    }
+    slots.sort_unstable();
+
+    // What: in time order, so reactions answer earlier events.
+    let mut per_member: Vec<Vec<(EventId, Stamp, NewEvent)>> = vec![Vec::new(); members.len()];
+    let mut reactable: Vec<(EventId, usize)> = Vec::new();
+    for (at, day, author) in slots {
+        let id = EventId::new(at, rng.bytes::<5>());
+        let roll = rng.below(100);
+        let pillar = |rng: &mut Rng, p: f64| {
+            rng.chance(p)
+                .then(|| PILLARS[rng.index(PILLARS.len())].to_owned())
+        };
+        let new = if roll < 5 && !reactable.is_empty() {
+            // React to one of the last 200 events by someone else, if any.
+            let window = reactable.len().min(200);
+            let (target, target_author) = &reactable[reactable.len() - 1 - rng.index(window)];
+            if *target_author == author {
+                NewEvent::action(ACTIONS[rng.index(ACTIONS.len())], pillar(&mut rng, 0.9), None)
+            } else {
+                NewEvent::reaction(target.clone(), EMOJI[rng.index(EMOJI.len())])
+            }
+        } else if roll < 30 {
+            let mut to = Vec::with_capacity(2);
+            let wanted = if rng.chance(0.3) { 2 } else { 1 };
+            while to.len() < wanted {
+                let m = rng.index(members.len());
+                if m != author && !to.contains(&members[m].0) {
+                    to.push(members[m].0.clone());
+                }
+            }
+            NewEvent::kudos(to, KUDOS[rng.index(KUDOS.len())], pillar(&mut rng, 0.5))
+        } else {
+            let why = rng
+                .chance(0.2)
+                .then(|| WHYS[rng.index(WHYS.len())].to_owned());
+            NewEvent::action(ACTIONS[rng.index(ACTIONS.len())], pillar(&mut rng, 0.9), why)
+        };
+        if new.target.is_none() {
+            reactable.push((id.clone(), author));
+        }
+        let stamp = Stamp {
+            at_ms: at,
+            tz: "UTC".into(),
+            date: days[day].date.clone(),
+            late: false,
+        };
+        per_member[author].push((id, stamp, new));
+    }
+    let generated = started.elapsed();
+
+    let progress = std::io::stderr().is_terminal();
+    let mut written = 0;
+    for (i, batch) in per_member.iter().enumerate() {
+        replica
+            .add_events(&members[i].0, batch)
+            .map_err(|e| fail("cannot add events", &e))?;
+        written += batch.len();
+        let line = format!(
+            "seeding {size} events: {written} written, member {}/{} ({:.1} s)",
+            i + 1,
+            members.len(),
+            started.elapsed().as_secs_f64()
+        );
+        if progress {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else if (i + 1) % 5 == 0 || i + 1 == members.len() {
+            eprintln!("{line}");
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let stats = replica
+        .stats()
+        .map_err(|e| fail("cannot read the replica's stats", &e))?;
+    drop(replica);
+    let seconds = started.elapsed().as_secs_f64();
+    let replica_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "seeded {size} events in {seconds:.1} s (generating {:.1} s): {} events, {} docs, \
+         {} outbox entries, {:.1} MB",
+        generated.as_secs_f64(),
+        stats.events,
+        stats.docs,
+        stats.outbox,
+        replica_bytes as f64 / 1e6,
+    );
+    debug_assert!(stats.docs as usize > members.len() || size < members.len());
+    let _ = TEAM_DOC;
+    Ok(Seeded {
+        events: size,
+        seconds,
+        replica_bytes,
+        kudos_to: members[1].1.clone(),
+    })
+}
+
+/// Times `log`, `kudos` and `feed` on the replica in `home`.
+fn time_commands(
+    cairn: &Path,
+    home: &Path,
+    seeded: &Seeded,
+    opts: &Opts,
+) -> Result<Vec<Timing>, Failure> {
+    let kudos_to = format!("@{}", seeded.kudos_to);
+    let commands: [(&'static str, Box<dyn Fn(usize) -> Vec<String>>); 3] = [
+        (
+            "log",
+            Box::new(|n| {
+                vec![
+                    "log".into(),
+                    format!("bench action {n}"),
+                    "--pillar".into(),
+                    "trust".into(),
+                ]
+            }),
+        ),
+        (
+            "kudos",
+            Box::new(|n| vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")]),
+        ),
+        (
+            "feed",
+            Box::new(|_| vec!["feed".into(), "--limit".into(), "50".into()]),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, args) in &commands {
+        let mut samples = Vec::with_capacity(opts.runs);
+        for n in 0..opts.warmup + opts.runs {
+            let args = args(n);
+            let started = Instant::now();
+            let status = Command::new(cairn)
+                .args(&args)
+                .env("CAIRN_HOME", home)
+                .env("CAIRN_NOW", NOW)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|e| Failure::run(format!("cannot run {}: {e}", cairn.display())))?;
+            let took = started.elapsed();
+            if !status.success() {
+                return Err(Failure::run(format!(
+                    "`cairn {}` failed ({status}) on the {}-event replica",
+                    args.join(" "),
+                    seeded.events
+                )));
+            }
+            if n >= opts.warmup {
+                samples.push(took);
+            }
+        }
+        let (median, min, max) = summarize(&mut samples);
+        eprintln!(
+            "{:>7} events  {name:<5}  median {median:.2} ms",
+            seeded.events
+        );
+        out.push(Timing {
+            events: seeded.events,
+            command: name,
+            median,
+            min,
+            max,
+        });
+    }
+    Ok(out)
+}
+
+/// Median, min and max of `samples`, in milliseconds.
+fn summarize(samples: &mut [Duration]) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let n = samples.len();
+    let median = if n % 2 == 1 {
+        ms(samples[n / 2])
+    } else {
+        (ms(samples[n / 2 - 1]) + ms(samples[n / 2])) / 2.0
+    };
+    (median, ms(samples[0]), ms(samples[n - 1]))
+}
+
+/// The `log` medians at the smallest and the largest size, and their ratio.
+fn log_ratio(timings: &[Timing]) -> Option<(f64, f64, f64)> {
+    let logs: Vec<&Timing> = timings.iter().filter(|t| t.command == "log").collect();
+    let small = logs.iter().min_by_key(|t| t.events)?;
+    let large = logs.iter().max_by_key(|t| t.events)?;
+    if small.events == large.events {
+        return None;
+    }
+    Some((small.median, large.median, large.median / small.median))
+}
+
+fn render_table(seeded: &[Seeded], timings: &[Timing]) -> String {
+    let mut s = String::new();
+    for sd in seeded {
+        let _ = writeln!(
+            s,
+            "seeded {} events in {:.1} s ({:.1} MB)",
+            sd.events,
+            sd.seconds,
+            sd.replica_bytes as f64 / 1e6
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:>8}  {:<7}  {:>9}  {:>8}  {:>8}",
+        "events", "command", "median ms", "min ms", "max ms"
+    );
+    for t in timings {
+        let _ = writeln!(
+            s,
+            "{:>8}  {:<7}  {:>9.2}  {:>8.2}  {:>8.2}",
+            t.events, t.command, t.median, t.min, t.max
+        );
+    }
+    let worst_log = timings
+        .iter()
+        .filter(|t| t.command == "log")
+        .map(|t| t.median)
+        .fold(0.0, f64::max);
+    let _ = writeln!(s);
+    match log_ratio(timings) {
+        Some((small, large, ratio)) => {
+            let _ = writeln!(
+                s,
+                "log median, largest / smallest size: {large:.2} / {small:.2} ms = {ratio:.2}x \
+                 (target: within 1.5x) {}",
+                verdict(ratio <= 1.5)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "log ratio: needs two different sizes");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "log median, slowest size: {worst_log:.2} ms (target: under 15 ms) {}",
+        verdict(worst_log < 15.0)
+    );
+    s
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+/// The results as JSON, written by hand: every value is a number or a plain ASCII word.
+fn render_json(opts: &Opts, seeded: &[Seeded], timings: &[Timing]) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\n  \"now\": \"{NOW}\",\n  \"seed\": {},\n  \"runs\": {},\n  \"warmup\": {},\n  \"seeded\": [",
+        opts.seed, opts.runs, opts.warmup
+    );
+    for (i, sd) in seeded.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}\n    {{\"events\": {}, \"seconds\": {:.3}, \"replica_bytes\": {}}}",
+            sd.events, sd.seconds, sd.replica_bytes
+        );
+    }
+    s.push_str("\n  ],\n  \"results\": [");
+    for (i, t) in timings.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let _ = write!(
+            s,
+            "{sep}\n    {{\"events\": {}, \"command\": \"{}\", \"median_ms\": {:.3}, \
+             \"min_ms\": {:.3}, \"max_ms\": {:.3}}}",
+            t.events, t.command, t.median, t.min, t.max
+        );
+    }
+    s.push_str("\n  ],\n");
+    match log_ratio(timings) {
+        Some((_, _, ratio)) => {
+            let _ = writeln!(s, "  \"log_ratio\": {ratio:.3},");
+        }
+        None => s.push_str("  \"log_ratio\": null,\n"),
+    }
+    s.push_str("  \"targets\": {\"log_ratio_max\": 1.5, \"log_median_ms_max\": 15}\n}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let o = parse_args(&args(&["--sizes", "1k,100_000", "--runs=5", "--json"])).unwrap();
+        assert_eq!(o.sizes, [1_000, 100_000]);
+        assert_eq!(o.runs, 5);
+        assert!(o.json);
+        assert!(parse_args(&args(&["--runs", "0"])).is_err());
+        assert!(parse_args(&args(&["--sizes", "10,x"])).is_err());
+        assert!(parse_args(&args(&["--seed"])).is_err());
+        assert!(parse_args(&args(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn the_generator_is_deterministic() {
+        let (mut a, mut b) = (Rng(7), Rng(7));
+        assert_eq!(a.bytes::<16>(), b.bytes::<16>());
+        assert!((0..1000).all(|_| a.below(10) < 10));
+    }
+
+    #[test]
+    fn medians_of_even_and_odd_counts() {
+        let ms = Duration::from_millis;
+        assert_eq!(summarize(&mut [ms(3), ms(1), ms(2)]), (2.0, 1.0, 3.0));
+        assert_eq!(summarize(&mut [ms(4), ms(1), ms(2), ms(3)]), (2.5, 1.0, 4.0));
+    }
+
+    #[test]
+    fn two_years_of_days_end_today() {
+        let days = days_before(NOW.parse().unwrap());
+        assert_eq!(days.len(), DAYS as usize + 1);
+        assert_eq!(days.last().unwrap().date, "2026-11-23");
+        assert!(!days.last().unwrap().weekend);
+    }
+}

@@ -1,0 +1,59 @@
+//! The binary's face without a replica: help, version, completions and usage errors.
+
+use std::process::Command;
+
+fn cairn(args: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_HOME", home.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_teaches_the_first_commands() {
+    let out = cairn(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "init",
+        "log",
+        "kudos",
+        "react",
+        "feed",
+        "team",
+        "export",
+        "cairn init --team",
+    ] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+    let log = String::from_utf8(cairn(&["log", "--help"]).stdout).unwrap();
+    assert!(log.contains("--yesterday") && log.contains("--pillar"));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = cairn(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("kudos"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_replicas_exit_3() {
+    let out = cairn(&["log"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cairn(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cairn(&["feed"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1);
+    assert!(err.contains("cairn init"), "{err}");
+}

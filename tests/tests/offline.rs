@@ -1,0 +1,276 @@
+//! One team on one machine, fully offline: several members acting through `--as`.
+
+use cairn_e2e::{Home, feed};
+
+fn short_of(items: &[serde_json::Value], text: &str) -> String {
+    items
+        .iter()
+        .find(|i| i["text"] == text)
+        .unwrap_or_else(|| panic!("no `{text}` in the feed"))["short"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn logs_kudos_reactions_and_retractions_show_in_the_feed() {
+    let home = Home::team("Ana", &["Ben", "Cy"]);
+    home.run(&[
+        "log",
+        "Explained the why of the freeze",
+        "--pillar",
+        "trust",
+        "--why",
+        "no guessing",
+    ])
+    .ok();
+    home.run(&[
+        "kudos",
+        "@ben,@cy",
+        "Calm incident write-up",
+        "-p",
+        "professionalism",
+    ])
+    .ok();
+    home.run(&[
+        "--as",
+        "@ben",
+        "log",
+        "Paired on a first review",
+        "--yesterday",
+    ])
+    .ok();
+
+    let items = feed(&home, &[]);
+    let texts: Vec<_> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Paired on a first review",
+            "Calm incident write-up",
+            "Explained the why of the freeze"
+        ],
+        "newest first"
+    );
+    let kudos = &items[1];
+    assert_eq!(kudos["kind"], "kudos");
+    assert_eq!(kudos["author"], "ana");
+    assert_eq!(kudos["to"], serde_json::json!(["ben", "cy"]));
+    assert_eq!(kudos["pillar"], "professionalism");
+    let late = &items[0];
+    assert_eq!(late["author"], "ben");
+    assert_eq!(late["late"], true);
+    assert_eq!(late["date"], "2026-11-22");
+    assert_eq!(items[2]["tz"], "Europe/Paris");
+    assert_eq!(items[2]["why"], "no guessing");
+
+    let first = short_of(&items, "Explained the why of the freeze");
+    home.run(&["--as", "@ben", "react", &first, "🎉"]).ok();
+    home.run(&["--as", "@cy", "react", &first, "🎉"]).ok();
+    home.run(&["--as", "@cy", "react", &first]).ok();
+    let items = feed(&home, &[]);
+    let reactions = &items[2]["reactions"];
+    assert_eq!(reactions[0]["emoji"], "🎉");
+    assert_eq!(reactions[0]["count"], 2);
+    assert_eq!(reactions[0]["by"], serde_json::json!(["ben", "cy"]));
+    assert_eq!(reactions[1]["emoji"], "👏");
+
+    // The same reaction again takes it back.
+    home.run(&["--as", "@cy", "react", &first]).ok();
+    assert_eq!(
+        feed(&home, &[])[2]["reactions"].as_array().unwrap().len(),
+        1
+    );
+
+    // The text view shows the same feed at a glance.
+    let text = home.run(&["feed"]).ok();
+    assert!(
+        text.contains("@ana 👏 @ben, @cy  #professionalism"),
+        "{text}"
+    );
+    assert!(text.contains("for 2026-11-22"), "{text}");
+    assert!(text.contains("🎉 2"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour in a pipe");
+
+    let late = short_of(&items, "Paired on a first review");
+    home.run(&["--as", "@ben", "retract", &late]).ok();
+    let items = feed(&home, &[]);
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["text"] != "Paired on a first review")
+    );
+}
+
+#[test]
+fn edits_change_the_text_and_filters_narrow_the_feed() {
+    let home = Home::team("Ana", &["Ben"]);
+    home.run(&["log", "Tidied the board", "-p", "professionalism"])
+        .ok();
+    home.run(&[
+        "--as",
+        "@ben",
+        "kudos",
+        "@ana",
+        "Thanks for the handover",
+        "-p",
+        "trust",
+    ])
+    .ok();
+    let items = feed(&home, &[]);
+    let tidy = short_of(&items, "Tidied the board");
+    home.run(&[
+        "edit",
+        &tidy,
+        "Tidied the sprint board",
+        "--pillar",
+        "trust",
+    ])
+    .ok();
+    let items = feed(&home, &["--pillar", "trust"]);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1]["text"], "Tidied the sprint board");
+    assert!(items[1]["edited"].is_string());
+
+    assert_eq!(feed(&home, &["--member", "@ben"]).len(), 1);
+    assert_eq!(
+        feed(&home, &["--member", "@ana"]).len(),
+        2,
+        "authored or recognised"
+    );
+    let one = home.run(&["feed", "--json", "--limit", "1"]).json();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(feed(&home, &["--since", "2026-11-24"]).len(), 0);
+    assert_eq!(feed(&home, &["--since", "today"]).len(), 2);
+}
+
+#[test]
+fn the_team_view_and_its_changes() {
+    let home = Home::team("Ana", &[]);
+    home.run(&["team", "member", "add", "Ben Okafor", "--handle", "ben"])
+        .ok();
+    home.run(&[
+        "team",
+        "pillar",
+        "add",
+        "Curiosity",
+        "--about",
+        "we ask why",
+    ])
+    .ok();
+    home.run(&[
+        "team",
+        "commit",
+        "Reviews within a day",
+        "--why",
+        "nobody waits",
+    ])
+    .ok();
+    let team = home.run(&["team", "--json"]).json();
+    assert_eq!(team["name"], "Otters");
+    assert_eq!(team["tz"], "Europe/Paris");
+    assert_eq!(team["you"], "ana");
+    let handles: Vec<_> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["handle"].clone())
+        .collect();
+    assert_eq!(
+        handles,
+        [serde_json::json!("ana"), serde_json::json!("ben")]
+    );
+    let pillars: Vec<_> = team["pillars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        pillars,
+        ["trust", "empowerment", "professionalism", "curiosity"]
+    );
+    assert_eq!(team["commitments"][0]["why"], "nobody waits");
+    let text = home.run(&["team"]).ok();
+    assert!(
+        text.contains("@ben")
+            && text.contains("Reviews within a day")
+            && text.contains("#Curiosity")
+    );
+    home.run(&["log", "Asked why twice", "--pillar", "curiosity"])
+        .ok();
+}
+
+#[test]
+fn export_holds_every_event_in_json_and_csv() {
+    let home = Home::team("Ana", &["Ben"]);
+    home.run(&["log", "One, with a comma"]).ok();
+    home.run(&["kudos", "@ben", "Two"]).ok();
+    let first = short_of(&feed(&home, &[]), "One, with a comma");
+    home.run(&["--as", "@ben", "react", &first]).ok();
+    home.run(&["retract", &first]).ok();
+
+    let all = home.run(&["export", "--format", "json"]).json();
+    let all = all.as_array().unwrap();
+    assert_eq!(
+        all.len(),
+        3,
+        "the retracted event and the reaction are exported too"
+    );
+    assert_eq!(all[0]["retracted"], true);
+    assert_eq!(all[2]["kind"], "reaction");
+
+    let csv = home.run(&["export", "--format", "csv"]).ok();
+    let lines: Vec<_> = csv.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("id,kind,author,at,"));
+    assert!(lines[1].contains("\"One, with a comma\""), "{}", lines[1]);
+    assert!(lines[2].contains(",ben,"), "{}", lines[2]);
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let home = Home::team("Ana", &[]);
+    for i in 0..60 {
+        home.run(&["log", &format!("event {i} {}", "x".repeat(400))])
+            .ok();
+    }
+    let mut child = home
+        .command(&["feed", "--limit", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing our end at once means cairn writes into a pipe nobody reads.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn colour_only_when_asked_for_and_never_with_no_color() {
+    let home = Home::team("Ana", &[]);
+    home.run(&["log", "Coloured"]).ok();
+    let forced = home
+        .command(&["feed"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&forced.stdout).contains('\u{1b}'));
+    let plain = home
+        .command(&["feed"])
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains('\u{1b}'),
+        "NO_COLOR wins"
+    );
+}
