@@ -72,7 +72,14 @@ impl From<cairn_core::Error> for CliError {
             E::PillarExists(_) => Some("`cairn team` lists the pillars"),
             E::SelfKudos => Some("log what you did with `cairn log` instead"),
             E::NothingToEdit => Some("give a new TEXT, --pillar or --why"),
-            _ => None,
+            E::BadHandle(_) => Some("like --handle ana or --handle ana-lopez"),
+            E::NoRecipients => Some("cairn kudos @ana \"...\""),
+            E::Retracted(_) => Some("it no longer shows in the feed"),
+            E::ReactToReaction => Some("react to the event itself"),
+            E::BadEmoji(_) => Some("use one emoji, like 🎉"),
+            E::Automerge(_) | E::Malformed(_) => {
+                Some("run `cairn doctor`; this may be a bug worth reporting")
+            }
         };
         let err = match e {
             E::Automerge(_) | E::Malformed(_) => CliError::new(e.to_string()).code(code::OTHER),

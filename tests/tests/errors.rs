@@ -1,0 +1,120 @@
+//! Every bad input: one line with a hint, a non-zero exit, and the replica exactly as it was.
+
+use cairn_e2e::{Home, feed};
+
+#[test]
+fn bad_input_is_refused_in_one_line_and_changes_nothing() {
+    let home = Home::team("Ana", &["Ben"]);
+    home.run(&["--as", "@ben", "log", "Ben's own"]).ok();
+    home.run(&["log", "Ana's own"]).ok();
+    let items = feed(&home, &[]);
+    let bens = items[1]["short"].as_str().unwrap().to_owned();
+    assert_eq!(items[1]["author"], "ben");
+    let anas = items[0]["short"].as_str().unwrap().to_owned();
+    let too_long = "x".repeat(501);
+    let before = home.dump();
+
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["log", ""], "empty"),
+        (vec!["log", "   "], "empty"),
+        (vec!["log", &too_long], "501 characters"),
+        (vec!["log", "x", "--pillar", "speed"], "unknown pillar"),
+        (vec!["kudos", "@zed", "hi"], "unknown member `@zed`"),
+        (vec!["kudos", "@ben,@zed", "hi"], "unknown member"),
+        (vec!["kudos", "@ana", "me"], "yourself"),
+        (vec!["kudos", ",", "nobody"], "at least one"),
+        (vec!["--as", "@zed", "log", "x"], "unknown member"),
+        (vec!["edit", &bens, "mine now"], "belongs to someone else"),
+        (vec!["retract", &bens], "belongs to someone else"),
+        (vec!["edit", &anas], "nothing to change"),
+        (vec!["react", "zzzzzz"], "no event"),
+        (vec!["react", "!!"], "no event"),
+        (vec!["react", &bens, "two words"], "invalid emoji"),
+        (vec!["feed", "--since", "someday"], "not a day"),
+        (vec!["feed", "--member", "@zed"], "unknown member"),
+        (
+            vec!["team", "member", "add", "Ben", "--handle", "ben"],
+            "already taken",
+        ),
+        (
+            vec!["team", "member", "add", "X", "--handle", "Bad Handle"],
+            "invalid handle",
+        ),
+        (vec!["team", "pillar", "add", "Trust"], "already exists"),
+        (vec!["team", "commit", " ", "--why", "x"], "empty"),
+        (
+            vec!["init", "--team", "Again", "--name", "Ana"],
+            "already exists",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = home.run(&args).fails();
+        assert!(
+            line.contains(expected),
+            "{args:?}: `{line}` lacks `{expected}`"
+        );
+        if !line.contains("already exists") {
+            assert!(
+                line.contains("hint:") || args[0] == "feed" || args[0] == "react",
+                "{args:?}: {line}"
+            );
+        }
+        assert_eq!(home.dump(), before, "{args:?} changed the replica");
+    }
+}
+
+#[test]
+fn a_bad_zone_or_clock_is_refused_before_anything_is_made() {
+    let home = Home::new();
+    let line = home
+        .run(&[
+            "init",
+            "--team",
+            "T",
+            "--name",
+            "Ana",
+            "--tz",
+            "Mars/Olympus",
+        ])
+        .fails();
+    assert!(line.contains("unknown time zone"), "{line}");
+    assert!(!home.replica().exists());
+    let line = home
+        .command(&["feed"])
+        .env("CAIRN_NOW", "yesterday-ish")
+        .output()
+        .unwrap();
+    assert_ne!(line.status.code(), Some(0));
+}
+
+#[test]
+fn missing_corrupt_and_newer_replicas_exit_3_with_a_hint() {
+    let home = Home::new();
+    let run = home.run(&["feed"]);
+    assert_eq!(run.code, 3);
+    assert!(run.fails().contains("cairn init"));
+    assert!(!home.replica().exists(), "a read never creates a replica");
+
+    std::fs::write(home.replica(), vec![0x42u8; 8192]).unwrap();
+    for args in [&["feed"][..], &["log", "x"], &["team"]] {
+        let run = home.run(args);
+        assert_eq!(run.code, 3, "{args:?}");
+        let line = run.fails();
+        assert!(line.contains("damaged") && line.contains("hint:"), "{line}");
+    }
+    assert_eq!(
+        std::fs::read(home.replica()).unwrap(),
+        vec![0x42u8; 8192],
+        "left as it was"
+    );
+
+    let newer = Home::team("Ana", &[]);
+    let conn = rusqlite::Connection::open(newer.replica()).unwrap();
+    conn.pragma_update(None, "user_version", 1000).unwrap();
+    drop(conn);
+    let before = newer.dump();
+    let run = newer.run(&["log", "from the past"]);
+    assert_eq!(run.code, 3);
+    assert!(run.fails().contains("newer cairn"));
+    assert_eq!(newer.dump(), before);
+}
