@@ -57,3 +57,13 @@ fn usage_errors_exit_2_and_missing_replicas_exit_3() {
     assert_eq!(err.lines().count(), 1);
     assert!(err.contains("cairn init"), "{err}");
 }
+
+#[test]
+fn the_demo_runs_the_real_commands_and_cleans_up() {
+    let out = cairn(&["demo"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("$ cairn feed"), "{text}");
+    assert!(text.contains("Calm, blameless incident write-up"), "{text}");
+    assert!(text.contains("🎉 1  👏 1"), "{text}");
+}

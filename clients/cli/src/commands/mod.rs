@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod completions;
+mod demo;
 mod doctor;
 mod edit;
 mod export;
@@ -30,6 +31,7 @@ pub enum Command {
     Export(export::Args),
     Doctor(doctor::Args),
     Completions(completions::Args),
+    Demo(demo::Args),
 }
 
 pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
@@ -45,5 +47,6 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Export(a) => export::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx),
         Command::Completions(a) => completions::run(a, ctx),
+        Command::Demo(a) => demo::run(a, ctx),
     }
 }
