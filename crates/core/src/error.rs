@@ -36,7 +36,13 @@ pub enum Error {
     #[error("malformed document: {0}")]
     Malformed(String),
     #[error(transparent)]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
+}
+
+impl From<automerge::AutomergeError> for Error {
+    fn from(e: automerge::AutomergeError) -> Self {
+        Error::Automerge(Box::new(e))
+    }
 }
 
 /// The result of a domain operation.

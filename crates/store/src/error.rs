@@ -31,7 +31,7 @@ pub enum Error {
     Document {
         doc: String,
         #[source]
-        source: automerge::AutomergeError,
+        source: Box<automerge::AutomergeError>,
     },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),

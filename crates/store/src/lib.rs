@@ -576,7 +576,7 @@ fn actor_for(conn: &Connection, member: &str) -> Result<ActorId> {
 fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
     let bad = |source| Error::Document {
         doc: doc_id.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let snapshot: Option<Vec<u8>> = conn
         .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
