@@ -60,8 +60,23 @@ fn usage_errors_exit_2_and_missing_replicas_exit_3() {
 
 #[test]
 fn the_demo_runs_the_real_commands_and_cleans_up() {
-    let out = cairn(&["demo"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("demo")
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the demo's home is gone"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("$ cairn feed"), "{text}");
     assert!(text.contains("Calm, blameless incident write-up"), "{text}");
