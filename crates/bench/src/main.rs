@@ -228,7 +228,11 @@ fn parse_count(text: &str, flag: &str) -> Result<usize, Failure> {
     } else {
         (t.as_str(), 1)
     };
-    match digits.parse::<usize>().ok().and_then(|n| n.checked_mul(scale)) {
+    match digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
         Some(n) if n > 0 => Ok(n),
         _ => Err(Failure::usage(format!(
             "{flag} wants a positive whole number (like 1000 or 100k), not `{text}`"
@@ -333,7 +337,7 @@ impl Rng {
 
     /// True with probability `p`.
     fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 < p
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
     fn bytes<const N: usize>(&mut self) -> [u8; N] {
@@ -444,7 +448,11 @@ fn seed(home: &Path, size: usize, seed: u64, now: Timestamp) -> Result<Seeded, F
             let window = reactable.len().min(200);
             let (target, target_author) = &reactable[reactable.len() - 1 - rng.index(window)];
             if *target_author == author {
-                NewEvent::action(ACTIONS[rng.index(ACTIONS.len())], pillar(&mut rng, 0.9), None)
+                NewEvent::action(
+                    ACTIONS[rng.index(ACTIONS.len())],
+                    pillar(&mut rng, 0.9),
+                    None,
+                )
             } else {
                 NewEvent::reaction(target.clone(), EMOJI[rng.index(EMOJI.len())])
             }
@@ -462,7 +470,11 @@ fn seed(home: &Path, size: usize, seed: u64, now: Timestamp) -> Result<Seeded, F
             let why = rng
                 .chance(0.2)
                 .then(|| WHYS[rng.index(WHYS.len())].to_owned());
-            NewEvent::action(ACTIONS[rng.index(ACTIONS.len())], pillar(&mut rng, 0.9), why)
+            NewEvent::action(
+                ACTIONS[rng.index(ACTIONS.len())],
+                pillar(&mut rng, 0.9),
+                why,
+            )
         };
         if new.target.is_none() {
             reactable.push((id.clone(), author));
@@ -531,32 +543,20 @@ fn time_commands(
     opts: &Opts,
 ) -> Result<Vec<Timing>, Failure> {
     let kudos_to = format!("@{}", seeded.kudos_to);
-    let commands: [(&'static str, Box<dyn Fn(usize) -> Vec<String>>); 3] = [
-        (
-            "log",
-            Box::new(|n| {
-                vec![
+    let mut out = Vec::new();
+    for name in ["log", "kudos", "feed"] {
+        let mut samples = Vec::with_capacity(opts.runs);
+        for n in 0..opts.warmup + opts.runs {
+            let args: Vec<String> = match name {
+                "log" => vec![
                     "log".into(),
                     format!("bench action {n}"),
                     "--pillar".into(),
                     "trust".into(),
-                ]
-            }),
-        ),
-        (
-            "kudos",
-            Box::new(|n| vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")]),
-        ),
-        (
-            "feed",
-            Box::new(|_| vec!["feed".into(), "--limit".into(), "50".into()]),
-        ),
-    ];
-    let mut out = Vec::new();
-    for (name, args) in &commands {
-        let mut samples = Vec::with_capacity(opts.runs);
-        for n in 0..opts.warmup + opts.runs {
-            let args = args(n);
+                ],
+                "kudos" => vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")],
+                _ => vec!["feed".into(), "--limit".into(), "50".into()],
+            };
             let started = Instant::now();
             let status = Command::new(cairn)
                 .args(&args)
@@ -740,7 +740,10 @@ mod tests {
     fn medians_of_even_and_odd_counts() {
         let ms = Duration::from_millis;
         assert_eq!(summarize(&mut [ms(3), ms(1), ms(2)]), (2.0, 1.0, 3.0));
-        assert_eq!(summarize(&mut [ms(4), ms(1), ms(2), ms(3)]), (2.5, 1.0, 4.0));
+        assert_eq!(
+            summarize(&mut [ms(4), ms(1), ms(2), ms(3)]),
+            (2.5, 1.0, 4.0)
+        );
     }
 
     #[test]
