@@ -31,6 +31,8 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
         (vec!["react", "!!"], "no event"),
         (vec!["react", &bens, "two words"], "invalid emoji"),
         (vec!["feed", "--since", "someday"], "not a day"),
+        (vec!["feed", "--since", "99999999d"], "not a day"),
+        (vec!["log", "bell\u{7}ringing"], "control characters"),
         (vec!["feed", "--member", "@zed"], "unknown member"),
         (
             vec!["team", "member", "add", "Ben", "--handle", "ben"],
@@ -60,6 +62,16 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
             );
         }
         assert_eq!(home.dump(), before, "{args:?} changed the replica");
+    }
+}
+
+#[test]
+fn out_of_range_limits_are_usage_errors() {
+    let home = Home::team("Ana", &[]);
+    for limit in ["0", "-1", "18446744073709551615"] {
+        let run = home.run(&["feed", "--limit", limit]);
+        assert_eq!(run.code, 2, "--limit {limit}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"));
     }
 }
 

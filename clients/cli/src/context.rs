@@ -71,19 +71,35 @@ impl Ctx {
         self.now.as_millisecond()
     }
 
-    /// The IANA name of the zone the person is in; the team's when the system has none.
+    /// The IANA name of the zone the person is in; `fallback` when the system names none.
     pub fn zone_name(&self, fallback: &str) -> String {
-        self.tz
-            .iana_name()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(fallback)
-            .to_owned()
+        self.zone(fallback).0
+    }
+
+    /// The person's zone and its IANA name. A system zone without one (a bare /etc/localtime, a
+    /// POSIX `TZ`, a misspelt `TZ`) gives way to `fallback`, so an event's recorded zone and its
+    /// local date always agree.
+    fn zone(&self, fallback: &str) -> (String, TimeZone) {
+        match self.tz.iana_name() {
+            Some(name) if !name.is_empty() && name != "Etc/Unknown" => {
+                (name.to_owned(), self.tz.clone())
+            }
+            _ => match TimeZone::get(fallback) {
+                Ok(tz) => (fallback.to_owned(), tz),
+                Err(_) => ("UTC".to_owned(), TimeZone::UTC),
+            },
+        }
+    }
+
+    /// Today's date where the person is.
+    pub fn today(&self, team_tz: &str) -> jiff::civil::Date {
+        self.now.to_zoned(self.zone(team_tz).1).date()
     }
 
     /// When and where an event happens now; `late` counts it for yesterday.
     pub fn stamp(&self, team_tz: &str, late: bool) -> Stamp {
-        let zone = self.zone_name(team_tz);
-        let today = self.now.to_zoned(self.tz.clone()).date();
+        let (zone, tz) = self.zone(team_tz);
+        let today = self.now.to_zoned(tz).date();
         let date = if late {
             today.yesterday().unwrap_or(today)
         } else {

@@ -36,7 +36,7 @@ impl CliError {
         self
     }
 
-    fn code(mut self, code: u8) -> Self {
+    pub fn code(mut self, code: u8) -> Self {
         self.code = code;
         self
     }
@@ -72,7 +72,14 @@ impl From<cairn_core::Error> for CliError {
             E::PillarExists(_) => Some("`cairn team` lists the pillars"),
             E::SelfKudos => Some("log what you did with `cairn log` instead"),
             E::NothingToEdit => Some("give a new TEXT, --pillar or --why"),
-            E::BadHandle(_) => Some("like --handle ana or --handle ana-lopez"),
+            E::BadHandle(_) => {
+                Some("give one with --handle, like --handle ana or --handle ana-lopez")
+            }
+            E::AmbiguousHandle(_) => Some("two members picked it; one can take another handle"),
+            E::BadName(_) => Some("use a name with letters, like curiosity"),
+            E::ControlCharacters => Some("type plain text; new lines and tabs are fine"),
+            E::EditReaction => Some("retract it and react again"),
+            E::EventExists(_) => Some("an event id is used once; this is a bug worth reporting"),
             E::NoRecipients => Some("cairn kudos @ana \"...\""),
             E::Retracted(_) => Some("it no longer shows in the feed"),
             E::ReactToReaction => Some("react to the event itself"),
@@ -104,7 +111,7 @@ impl From<cairn_store::Error> for CliError {
                 .hint("this home already holds a team; set CAIRN_HOME to start another elsewhere")
                 .code(code::INPUT),
             E::Corrupt { .. } | E::Document { .. } => CliError::new(e.to_string())
-                .hint("cairn will not write to it; move it aside and restore a backup")
+                .hint("cairn will not write to it; move replica.sqlite3 and its -wal and -shm files aside together, then restore a backup")
                 .code(code::REPLICA),
             E::TooNew { .. } => CliError::new(e.to_string())
                 .hint("upgrade cairn to use this replica")

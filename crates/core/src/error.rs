@@ -17,6 +17,16 @@ pub enum Error {
     HandleTaken(String),
     #[error("invalid handle `{0}`: use 1 to 32 lowercase letters, digits, `-` or `_`")]
     BadHandle(String),
+    #[error("`@{0}` names more than one member")]
+    AmbiguousHandle(String),
+    #[error("`{0}` has no letter or digit to make a name from")]
+    BadName(String),
+    #[error("the text holds control characters")]
+    ControlCharacters,
+    #[error("a reaction cannot be edited")]
+    EditReaction,
+    #[error("event `{0}` already exists")]
+    EventExists(String),
     #[error("a recognition needs at least one recipient")]
     NoRecipients,
     #[error("you cannot give kudos to yourself")]

@@ -216,9 +216,7 @@ pub fn check_text(text: &str, max: usize) -> Result<String> {
         return Err(Error::TextTooLong { len, max });
     }
     if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::Malformed(
-            "the text holds control characters".to_owned(),
-        ));
+        return Err(Error::ControlCharacters);
     }
     Ok(t.to_owned())
 }

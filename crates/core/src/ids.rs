@@ -98,25 +98,11 @@ pub fn journal_owner(doc_id: &str) -> Option<&str> {
     Some(member)
 }
 
-/// Turns a display name into a handle: lowercase letters, digits and `-`.
-pub fn handle_from_name(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if (c.is_whitespace() || c == '-' || c == '_' || c == '.') && !out.ends_with('-') {
-            out.push('-');
-        }
-        if out.len() >= 32 {
-            break;
-        }
-    }
-    let out = out.trim_matches('-').to_owned();
-    if out.is_empty() {
-        "member".to_owned()
-    } else {
-        out
-    }
+/// Turns a display name into a handle: lowercase ASCII letters, digits and `-`; `None` when the
+/// name has none of those (then the person picks a handle).
+pub fn handle_from_name(name: &str) -> Option<String> {
+    let handle = slug(name, |c| c.is_ascii_alphanumeric());
+    (!handle.is_empty()).then_some(handle)
 }
 
 /// True for a valid handle: 1 to 32 of lowercase ASCII letters, digits, `-`, `_`.
@@ -126,9 +112,34 @@ pub fn is_valid_handle(h: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Turns a pillar name into its id.
+/// Turns a pillar name into its id: its letters and digits in lowercase, in any script, words
+/// joined by `-`. Empty when the name has no letter or digit.
 pub fn pillar_id(name: &str) -> String {
-    handle_from_name(name)
+    slug(name, char::is_alphanumeric)
+}
+
+fn slug(name: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if keep(c) {
+            out.extend(c.to_lowercase());
+        } else if (c.is_whitespace() || matches!(c, '-' | '_' | '.')) && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.chars().count() >= 32 {
+            break;
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+/// The smallest event id that can carry local date `date` (`YYYY-MM-DD`): no zone is more than
+/// 14 hours ahead of UTC, so nothing for that day was created before then.
+pub fn earliest_id_on(date: &str) -> Option<EventId> {
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let utc_midnight = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    let ms = utc_midnight.as_millisecond() - 14 * 3_600_000;
+    Some(EventId::new(ms, [0; 5]))
 }
 
 #[cfg(test)]
@@ -147,6 +158,15 @@ mod tests {
     }
 
     #[test]
+    fn the_earliest_id_of_a_day_precedes_every_zone() {
+        let first = earliest_id_on("2026-11-23").unwrap();
+        // 2026-11-23T00:00 in Kiritimati (UTC+14) is 2026-11-22T10:00Z.
+        assert!(first <= EventId::new(1_795_341_600_000, [0; 5]));
+        assert!(first > EventId::new(1_795_341_600_000 - 1, [255; 5]));
+        assert!(earliest_id_on("not a day").is_none());
+    }
+
+    #[test]
     fn bad_ids_do_not_parse() {
         assert!(EventId::parse("short").is_none());
         assert!(EventId::parse("00000000000000000U").is_none());
@@ -161,9 +181,13 @@ mod tests {
 
     #[test]
     fn handles_from_names() {
-        assert_eq!(handle_from_name("Ana María"), "ana-mara");
-        assert_eq!(handle_from_name("  Ben  "), "ben");
-        assert_eq!(handle_from_name("!!!"), "member");
+        assert_eq!(handle_from_name("Ana María").as_deref(), Some("ana-mara"));
+        assert_eq!(handle_from_name("  Ben  ").as_deref(), Some("ben"));
+        assert_eq!(handle_from_name("!!!"), None);
+        assert_eq!(handle_from_name("信頼"), None);
+        assert_eq!(pillar_id("信頼"), "信頼");
+        assert_eq!(pillar_id("Team Spirit"), "team-spirit");
+        assert_eq!(pillar_id("!!!"), "");
         assert!(is_valid_handle("ana_b-2"));
         assert!(!is_valid_handle("Ana"));
         assert!(!is_valid_handle(""));

@@ -23,6 +23,9 @@ pub fn add(
     new: &NewEvent,
 ) -> Result<()> {
     let e = new.clone().validate(team, author)?;
+    if doc.get(ROOT, id.as_str())?.is_some() {
+        return Err(Error::EventExists(id.short().to_owned()));
+    }
     doc.transact::<_, _, Error>(|tx| {
         let o = tx.put_object(ROOT, id.as_str(), ObjType::Map)?;
         tx.put(&o, "kind", e.kind.as_str())?;
@@ -128,15 +131,18 @@ pub fn get<D: ReadDoc>(doc: &D, id: &EventId) -> Result<Option<Event>> {
 }
 
 /// Reads every event of the journal, in id order. Keys that are not event ids are skipped, so a
-/// later version may add other entries.
+/// later version may add other entries; so are malformed events, so that one bad entry from a
+/// faulty peer cannot hide the rest.
 pub fn read<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
     let mut out = Vec::new();
     for key in doc.keys(ROOT) {
         let Some(id) = EventId::parse(&key) else {
             continue;
         };
-        if let Some((_, obj)) = doc.get(ROOT, key.as_str())? {
-            out.push(read_event(doc, &id, &obj)?);
+        if let Some((_, obj)) = doc.get(ROOT, key.as_str())?
+            && let Ok(e) = read_event(doc, &id, &obj)
+        {
+            out.push(e);
         }
     }
     Ok(out)
@@ -251,6 +257,31 @@ mod tests {
             retract(&mut doc, "ana", &id, 8),
             Err(Error::Retracted(_))
         ));
+    }
+
+    #[test]
+    fn an_id_is_written_once() {
+        let (mut doc, team) = setup();
+        let id = EventId::new(5, [1; 5]);
+        add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &stamp(5),
+            &NewEvent::action("a", None, None),
+        )
+        .unwrap();
+        let again = add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &stamp(6),
+            &NewEvent::action("b", None, None),
+        );
+        assert!(matches!(again, Err(Error::EventExists(_))));
+        assert_eq!(get(&doc, &id).unwrap().unwrap().text, "a");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The team document: name, time zone, pillars, commitments and members.
 //!
-//! Every collection lives at the root under a key prefix (`pillar/<id>`, `member/<id>`, ...) rather
-//! than in a nested map created once: two replicas that each created the same nested map would
-//! conflict and one side's entries would vanish from view. A key per item merges field by field.
+//! Every collection lives at the root under a key prefix (`pillar/<id>/name`, `member/<id>`, ...)
+//! rather than in a nested map created once: two replicas that each created the same nested map
+//! would conflict and one side's entries would vanish from view. Members and commitments have
+//! random ids, so each gets a map of its own; a pillar's id comes from its name, which two people
+//! may pick at once, so its fields are root scalars that merge one by one.
 
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use serde::Serialize;
@@ -66,12 +68,15 @@ pub struct TeamState {
 
 impl TeamState {
     /// The member with this handle (with or without the leading `@`).
+    /// Two members who picked the same handle offline are ambiguous until one changes it.
     pub fn member_by_handle(&self, handle: &str) -> Result<&Member> {
         let h = handle.trim().trim_start_matches('@').to_lowercase();
-        self.members
-            .iter()
-            .find(|m| m.handle == h)
-            .ok_or_else(|| Error::UnknownMember(format!("@{h}")))
+        let mut found = self.members.iter().filter(|m| m.handle == h);
+        match (found.next(), found.next()) {
+            (Some(m), None) => Ok(m),
+            (Some(_), Some(_)) => Err(Error::AmbiguousHandle(h)),
+            (None, _) => Err(Error::UnknownMember(format!("@{h}"))),
+        }
     }
 
     /// The member with this id.
@@ -89,7 +94,9 @@ impl TeamState {
         let wanted = ids::pillar_id(name);
         self.pillars
             .iter()
-            .find(|p| p.id == wanted || p.name.eq_ignore_ascii_case(name.trim()))
+            .find(|p| {
+                (!wanted.is_empty() && p.id == wanted) || p.name.eq_ignore_ascii_case(name.trim())
+            })
             .ok_or_else(|| Error::UnknownPillar(name.trim().to_owned()))
     }
 }
@@ -119,16 +126,28 @@ pub fn init(
         tx.put(ROOT, "name", team_name.as_str())?;
         tx.put(ROOT, "tz", tz)?;
         for (id, about) in DEFAULT_PILLARS {
-            let p = tx.put_object(ROOT, format!("pillar/{id}"), ObjType::Map)?;
-            tx.put(&p, "name", id)?;
-            tx.put(&p, "about", about)?;
-            tx.put(&p, "at", at_ms)?;
+            put_pillar(tx, id, id, Some(about), at_ms)?;
         }
         put_member(tx, member_id, &member_name, handle, at_ms)?;
         Ok(())
     })
     .map_err(|f| f.error)?;
     Ok(member_id.to_owned())
+}
+
+fn put_pillar(
+    tx: &mut impl Transactable,
+    id: &str,
+    name: &str,
+    about: Option<&str>,
+    at_ms: i64,
+) -> Result<()> {
+    tx.put(ROOT, format!("pillar/{id}/name"), name)?;
+    if let Some(a) = about {
+        tx.put(ROOT, format!("pillar/{id}/about"), a)?;
+    }
+    tx.put(ROOT, format!("pillar/{id}/at"), at_ms)?;
+    Ok(())
 }
 
 fn put_member(
@@ -163,7 +182,7 @@ pub fn add_member(
             }
             h
         }
-        None => ids::handle_from_name(&name),
+        None => ids::handle_from_name(&name).ok_or_else(|| Error::BadHandle(name.clone()))?,
     };
     if state.members.iter().any(|m| m.handle == handle) {
         return Err(Error::HandleTaken(handle));
@@ -183,22 +202,17 @@ pub fn add_pillar(
 ) -> Result<String> {
     let name = check_name(name)?;
     let id = ids::pillar_id(&name);
+    if id.is_empty() {
+        return Err(Error::BadName(name));
+    }
     if state.pillar(&name).is_ok() || state.pillars.iter().any(|p| p.id == id) {
         return Err(Error::PillarExists(name));
     }
     let about = about
         .map(|a| check_text(a, crate::MAX_TEXT_CHARS))
         .transpose()?;
-    doc.transact::<_, _, Error>(|tx| {
-        let p = tx.put_object(ROOT, format!("pillar/{id}"), ObjType::Map)?;
-        tx.put(&p, "name", name.as_str())?;
-        if let Some(a) = &about {
-            tx.put(&p, "about", a.as_str())?;
-        }
-        tx.put(&p, "at", at_ms)?;
-        Ok(())
-    })
-    .map_err(|f| f.error)?;
+    doc.transact::<_, _, Error>(|tx| put_pillar(tx, &id, &name, about.as_deref(), at_ms))
+        .map_err(|f| f.error)?;
     Ok(id)
 }
 
@@ -232,21 +246,37 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         tz: get_str(doc, &ROOT, "tz")?.unwrap_or_else(|| "UTC".to_owned()),
         ..TeamState::default()
     };
-    let mut pillars = Vec::new();
-    for (id, obj) in children(doc, "pillar/")? {
-        if get_bool(doc, &obj, "archived")? {
+    let mut pillars: Vec<(i64, Pillar)> = Vec::new();
+    let mut archived = Vec::new();
+    for key in doc.keys(ROOT) {
+        let Some((id, field)) = key.strip_prefix("pillar/").and_then(|k| k.rsplit_once('/')) else {
             continue;
+        };
+        let Some((value, _)) = doc.get(ROOT, key.as_str())? else {
+            continue;
+        };
+        let i = match pillars.iter().position(|(_, p)| p.id == id) {
+            Some(i) => i,
+            None => {
+                let p = Pillar {
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                    about: None,
+                };
+                pillars.push((0, p));
+                pillars.len() - 1
+            }
+        };
+        let entry = &mut pillars[i];
+        match field {
+            "name" => entry.1.name = value.as_str().unwrap_or(id).to_owned(),
+            "about" => entry.1.about = value.as_str().map(str::to_owned),
+            "at" => entry.0 = value.as_i64().unwrap_or(0),
+            "archived" if value.as_bool() == Some(true) => archived.push(id.to_owned()),
+            _ => {}
         }
-        let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
-        pillars.push((
-            at,
-            Pillar {
-                name: get_str(doc, &obj, "name")?.unwrap_or_else(|| id.clone()),
-                about: get_str(doc, &obj, "about")?,
-                id,
-            },
-        ));
     }
+    pillars.retain(|(_, p)| !archived.contains(&p.id));
     // Defaults first, in their own order; then the team's own pillars by creation.
     pillars.sort_by_key(|(at, p)| {
         let default_rank = DEFAULT_PILLARS.iter().position(|(d, _)| *d == p.id);
@@ -257,8 +287,11 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         if get_bool(doc, &obj, "retracted")? {
             continue;
         }
+        let Ok(text) = req_str(doc, &obj, "text") else {
+            continue;
+        };
         state.commitments.push(Commitment {
-            text: req_str(doc, &obj, "text")?,
+            text,
             why: get_str(doc, &obj, "why")?.unwrap_or_default(),
             by: get_str(doc, &obj, "by")?.unwrap_or_default(),
             at_ms: get_i64(doc, &obj, "at")?.unwrap_or(0),
@@ -269,9 +302,14 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         .commitments
         .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
     for (id, obj) in children(doc, "member/")? {
+        // A malformed entry from a faulty peer is skipped rather than hiding the whole team.
+        let (Ok(name), Ok(handle)) = (req_str(doc, &obj, "name"), req_str(doc, &obj, "handle"))
+        else {
+            continue;
+        };
         state.members.push(Member {
-            name: req_str(doc, &obj, "name")?,
-            handle: req_str(doc, &obj, "handle")?,
+            name,
+            handle,
             joined_ms: get_i64(doc, &obj, "joined")?.unwrap_or(0),
             id,
         });
@@ -351,6 +389,41 @@ mod tests {
         assert!(matches!(
             state.member_by_handle("@zed"),
             Err(Error::UnknownMember(_))
+        ));
+    }
+
+    #[test]
+    fn the_same_pillar_added_on_two_replicas_keeps_both_sides_fields() {
+        let (mut a, state) = team();
+        let mut b = a.fork().with_actor(ActorId::from([2u8; 16]));
+        add_pillar(&mut a, &state, "Curiosity", Some("we ask why"), 20).unwrap();
+        add_pillar(&mut b, &state, "curiosity", None, 21).unwrap();
+        a.merge(&mut b).unwrap();
+        let merged = read(&a).unwrap();
+        let p = merged.pillar("curiosity").unwrap();
+        assert_eq!(p.about.as_deref(), Some("we ask why"));
+        assert_eq!(merged.pillars.len(), 4);
+    }
+
+    #[test]
+    fn a_handle_two_members_picked_offline_is_ambiguous() {
+        let (mut a, state) = team();
+        let mut b = a.fork().with_actor(ActorId::from([2u8; 16]));
+        add_member(&mut a, &state, "m-1", "Ben", None, 20).unwrap();
+        add_member(&mut b, &state, "m-2", "Ben", None, 21).unwrap();
+        a.merge(&mut b).unwrap();
+        let merged = read(&a).unwrap();
+        assert!(matches!(
+            merged.member_by_handle("@ben"),
+            Err(Error::AmbiguousHandle(_))
+        ));
+        assert!(matches!(
+            add_member(&mut a, &merged, "m-3", "信頼", None, 22),
+            Err(Error::BadHandle(_))
+        ));
+        assert!(matches!(
+            add_pillar(&mut a, &merged, "!!!", None, 22),
+            Err(Error::BadName(_))
         ));
     }
 

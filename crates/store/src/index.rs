@@ -233,20 +233,23 @@ pub(crate) fn ids_by_tag_prefix(
     Ok(ids)
 }
 
-pub(crate) fn live_reaction(
+pub(crate) fn live_reactions(
     conn: &Connection,
     target: &EventId,
     author: &str,
     emoji: &str,
-) -> Result<Option<EventId>> {
-    let id: Option<String> = conn
-        .prepare_cached(
-            "SELECT id FROM events WHERE target = ?1 AND author = ?2 AND emoji = ?3
-             AND kind = 'reaction' AND retracted = 0 LIMIT 1",
-        )?
-        .query_row(params![target.as_str(), author, emoji], |r| r.get(0))
-        .optional()?;
-    Ok(id.and_then(|s| EventId::parse(&s)))
+) -> Result<Vec<EventId>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id FROM events WHERE target = ?1 AND author = ?2 AND emoji = ?3
+         AND kind = 'reaction' AND retracted = 0",
+    )?;
+    let ids = st
+        .query_map(params![target.as_str(), author, emoji], |r| {
+            r.get::<_, String>(0)
+        })?
+        .filter_map(|r| r.ok().and_then(|s| EventId::parse(&s)))
+        .collect();
+    Ok(ids)
 }
 
 /// The events the feed shows, newest first, filtered and limited in SQL.
@@ -268,6 +271,11 @@ pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>
     if let Some(d) = &q.since {
         args.push(Box::new(d.clone()));
         sql.push_str(&format!(" AND date >= ?{}", args.len()));
+        // A bound on the id lets SQLite scan only the primary key's tail.
+        if let Some(first) = cairn_core::ids::earliest_id_on(d) {
+            args.push(Box::new(first.as_str().to_owned()));
+            sql.push_str(&format!(" AND id >= ?{}", args.len()));
+        }
     }
     sql.push_str(" ORDER BY id DESC");
     if let Some(limit) = q.limit {

@@ -88,7 +88,7 @@ pub struct Replica {
 impl Replica {
     /// Creates a new replica at `path` holding a new team; fails if one exists.
     pub fn create(path: &Path, new: &NewTeam) -> Result<Replica> {
-        if path.exists() {
+        if path.exists() || sidecar(path, "-wal").exists() {
             return Err(Error::Exists(path.to_owned()));
         }
         if let Some(dir) = path.parent() {
@@ -97,9 +97,10 @@ impl Replica {
                 detail: format!("cannot create {}: {e}", dir.display()),
             })?;
         }
-        // Build the whole replica under a temporary name, then move it into place, so a crash
-        // during `init` never leaves a half-made replica behind.
-        let tmp = path.with_extension("creating");
+        // Build the whole replica under a name of its own, then link it into place, so a crash
+        // during `init` never leaves a half-made replica behind and two `init`s at once cannot
+        // overwrite each other (linking fails when the target exists).
+        let tmp = sidecar(path, &format!(".creating-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         {
             let conn = Connection::open(&tmp)?;
@@ -130,14 +131,20 @@ impl Replica {
                 .conn
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         }
-        std::fs::rename(&tmp, path).map_err(|e| Error::Corrupt {
-            path: path.to_owned(),
-            detail: format!("cannot move the new replica into place: {e}"),
-        })?;
-        for ext in ["creating-wal", "creating-shm"] {
-            let _ = std::fs::remove_file(path.with_extension(ext));
+        let linked = std::fs::hard_link(&tmp, path);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(sidecar(&tmp, suffix));
         }
-        Replica::open(path)
+        match linked {
+            Ok(()) => Replica::open(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::Exists(path.to_owned()))
+            }
+            Err(e) => Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: format!("cannot put the new replica in place: {e}"),
+            }),
+        }
     }
 
     /// Opens an existing replica, migrating an older schema forward.
@@ -145,12 +152,16 @@ impl Replica {
         if !path.exists() {
             return Err(Error::Missing(path.to_owned()));
         }
-        let corrupt = |e: rusqlite::Error| match Error::from(e) {
-            Error::Sqlite(e) => Error::Corrupt {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            },
-            other => other,
+        // Only a file that is not a database, or a damaged one, is "corrupt"; permissions, a full
+        // disk or an I/O error are reported as they are, so nobody replaces a good replica.
+        let corrupt = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Error::Corrupt {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                }
+            }
+            _ => Error::from(e),
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(corrupt)?;
@@ -315,11 +326,15 @@ impl Replica {
         if t.retracted {
             return Err(cairn_core::Error::Retracted(target.short().to_owned()).into());
         }
-        let outcome = if let Some(mine) = index::live_reaction(&tx, target, author, emoji.trim())? {
-            let doc = index::doc_of(&tx, &mine)?;
-            Self::change_in(&tx, &doc, author, Touched::Event(&mine), |d| {
-                journal::retract(d, author, &mine, stamp.at_ms)
-            })?;
+        // The same reaction made on two devices shows once; taking it back takes back both.
+        let mine = index::live_reactions(&tx, target, author, emoji.trim())?;
+        let outcome = if !mine.is_empty() {
+            for r in &mine {
+                let doc = index::doc_of(&tx, r)?;
+                Self::change_in(&tx, &doc, author, Touched::Event(r), |d| {
+                    journal::retract(d, author, r, stamp.at_ms)
+                })?;
+            }
             Reacted::Removed
         } else {
             let team = index::team(&tx)?;
@@ -405,10 +420,11 @@ impl Replica {
         found.ok_or(Error::NoSuchEvent(text))
     }
 
-    /// The feed, from the index.
+    /// The feed, from the index, read in one snapshot.
     pub fn feed(&self, query: &FeedQuery) -> Result<Vec<FeedItem>> {
-        let events = index::feed_events(&self.conn, query)?;
-        let reactions = index::reactions_to(&self.conn, events.iter().map(|e| &e.id))?;
+        let tx = self.conn.unchecked_transaction()?;
+        let events = index::feed_events(&tx, query)?;
+        let reactions = index::reactions_to(&tx, events.iter().map(|e| &e.id))?;
         Ok(cairn_core::feed::feed(
             events.iter().chain(reactions.iter()),
             query,
@@ -450,17 +466,20 @@ impl Replica {
 
     /// Compares the index with the documents; returns one line per difference found.
     pub fn verify_index(&self) -> Result<Vec<String>> {
+        // One snapshot, so a writer in another shell cannot make a healthy index look wrong.
+        let tx = self.conn.unchecked_transaction()?;
+        let conn: &Connection = &tx;
         let mut problems = Vec::new();
-        let mut st = self.conn.prepare("SELECT id FROM docs ORDER BY id")?;
+        let mut st = conn.prepare("SELECT id FROM docs ORDER BY id")?;
         let docs: Vec<String> = st
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut seen = 0i64;
         for id in &docs {
-            let doc = load_doc(&self.conn, id)?;
+            let doc = load_doc(conn, id)?;
             if id == TEAM_DOC {
                 let from_doc = team::read(&doc)?;
-                let from_index = index::team(&self.conn)?;
+                let from_index = index::team(conn)?;
                 if from_doc != from_index {
                     problems.push("the team in the index differs from the team document".into());
                 }
@@ -468,16 +487,14 @@ impl Replica {
             }
             for e in journal::read(&doc)? {
                 seen += 1;
-                match index::event(&self.conn, &e.id)? {
+                match index::event(conn, &e.id)? {
                     Some(row) if row == e => {}
                     Some(_) => problems.push(format!("event {} differs from its journal", e.id)),
                     None => problems.push(format!("event {} is missing from the index", e.id)),
                 }
             }
         }
-        let indexed: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        let indexed: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
         if indexed != seen {
             problems.push(format!(
                 "the index holds {indexed} events, the journals {seen}"
@@ -541,6 +558,13 @@ fn index_events(
         index::upsert_event(tx, doc_id, &e)?;
     }
     Ok(())
+}
+
+/// `path` with `suffix` added to its file name (`replica.sqlite3-wal`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {

@@ -12,6 +12,9 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut cmd = crate::command();
-    clap_complete::generate(args.shell, &mut cmd, "cairn", ctx.out.raw());
+    // `generate` panics when the write fails (a full disk, a closed pipe); write to memory first.
+    let mut buf = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "cairn", &mut buf);
+    ctx.out.raw().write_all(&buf)?;
     Ok(())
 }

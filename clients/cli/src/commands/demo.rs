@@ -93,6 +93,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         ctx.out
             .line(String::from_utf8_lossy(&out.stdout).trim_end())?;
         if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
             return Err(CliError::new(format!(
                 "the demo failed at `cairn {}`: {}",
                 argv.join(" "),

@@ -53,6 +53,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         Ok(())
     } else {
         Err(CliError::new("the index differs from the documents")
-            .hint("run `cairn doctor --reindex` to rebuild it"))
+            .hint("run `cairn doctor --reindex` to rebuild it")
+            .code(crate::error::code::REPLICA))
     }
 }

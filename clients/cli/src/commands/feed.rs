@@ -13,8 +13,9 @@ use crate::render::{item_json, item_text};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Show at most N events.
-    #[arg(long, short = 'n', default_value_t = 20, value_name = "N")]
-    limit: usize,
+    #[arg(long, short = 'n', default_value_t = 20, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: u32,
     /// Only events of this pillar.
     #[arg(long, short)]
     pillar: Option<String>,
@@ -39,9 +40,11 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date> {
         _ => {
             if let Some(n) = t.strip_suffix('d') {
                 let n: i64 = n.parse().map_err(|_| bad())?;
-                today
-                    .checked_sub(jiff::Span::new().days(n))
-                    .map_err(|_| bad())
+                if n < 0 {
+                    return Err(bad());
+                }
+                let span = jiff::Span::new().try_days(n).map_err(|_| bad())?;
+                today.checked_sub(span).map_err(|_| bad())
             } else {
                 t.parse::<Date>().map_err(|_| bad())
             }
@@ -52,9 +55,9 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date> {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let replica = ctx.open()?;
     let team = replica.team()?;
-    let today = ctx.now.to_zoned(ctx.tz.clone()).date();
+    let today = ctx.today(&team.tz);
     let query = FeedQuery {
-        limit: Some(args.limit),
+        limit: Some(args.limit as usize),
         pillar: args
             .pillar
             .map(|p| team.pillar(&p).map(|p| p.id.clone()))
@@ -109,5 +112,7 @@ mod tests {
         );
         assert!(parse_day("soon", today).is_err());
         assert!(parse_day("2026-13-01", today).is_err());
+        assert!(parse_day("99999999d", today).is_err());
+        assert!(parse_day("-5d", today).is_err());
     }
 }

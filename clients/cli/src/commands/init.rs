@@ -41,7 +41,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     let handle = match &args.handle {
         Some(h) => h.trim().trim_start_matches('@').to_owned(),
-        None => ids::handle_from_name(&args.name),
+        None => ids::handle_from_name(&args.name).ok_or_else(|| {
+            CliError::new(format!("cannot make a handle from `{}`", args.name))
+                .hint("give one with --handle, like --handle ana")
+        })?,
     };
     let new = NewTeam {
         team_id: random_id(16)?,
