@@ -1,0 +1,205 @@
+//! The wire types of cairn's sync API, version 1, shared by `cairn-server` and the `cairn` client.
+//!
+//! Every route lives under `/v1/`. Bodies are JSON; automerge changes travel as base64 strings
+//! ([`Bytes`]). New fields are optional with defaults, so an older peer still decodes a newer
+//! body; a change that cannot be made that way is a new version with new routes.
+//!
+//! - `GET /v1/info` → [`Info`]: the server's protocol version and limits, without a token.
+//! - `POST /v1/join` with [`JoinRequest`] → [`JoinResponse`]: an invite code buys a device token.
+//! - `POST /v1/sync` with [`SyncRequest`] → [`SyncResponse`]: the outbox goes up, the team's change
+//!   log after the client's cursor comes down, a bounded page at a time.
+//! - any failure → a 4xx or 5xx status with an [`ErrorBody`].
+//!
+//! ```
+//! use cairn_protocol::{Bytes, DocChanges, SyncRequest};
+//! let req = SyncRequest {
+//!     cursor: 41,
+//!     push: vec![DocChanges { doc: "team".into(), changes: vec![Bytes(vec![1, 2, 3])] }],
+//!     max_pull: None,
+//! };
+//! let json = serde_json::to_string(&req).unwrap();
+//! assert!(json.contains("\"AQID\""));
+//! assert_eq!(serde_json::from_str::<SyncRequest>(&json).unwrap(), req);
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The header that carries a device token: `Authorization: Bearer <token>`.
+pub const AUTH_SCHEME: &str = "Bearer";
+
+/// Raw bytes that travel as a base64 string.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes)
+            .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+    }
+}
+
+/// A device's secret: shown once, stored by the server only as a hash, never printed in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// `GET /v1/info`: what the server speaks and allows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    pub protocol: u32,
+    pub server_version: String,
+    /// The largest request body the server reads, in bytes.
+    pub max_request_bytes: u64,
+    /// The most changes one sync response carries.
+    pub max_page_changes: u32,
+}
+
+/// `POST /v1/join`: spend an invite code to register this device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub invite: String,
+    /// A name for the device, shown in the admin's device list ("ana's laptop").
+    pub device_name: String,
+    /// The member's display name, for a new member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Claim the member who was added earlier under this handle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+}
+
+/// The answer to a join: who this device is and the token it signs in with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub team_id: String,
+    pub member_id: String,
+    pub device_id: String,
+    pub token: Token,
+}
+
+/// The changes of one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocChanges {
+    /// The document's id within the team: `team` or `j/<member>/<YYYY-MM>`.
+    pub doc: String,
+    /// Raw automerge changes, each as `Change::raw_bytes` gave it.
+    pub changes: Vec<Bytes>,
+}
+
+/// `POST /v1/sync`: one exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The number of the last entry of the team's change log this device has applied.
+    pub cursor: u64,
+    /// The outbox, grouped by document.
+    #[serde(default)]
+    pub push: Vec<DocChanges>,
+    /// Ask for at most this many changes (the server may send fewer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pull: Option<u32>,
+}
+
+/// One entry of the team's change log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pulled {
+    pub seq: u64,
+    pub doc: String,
+    pub change: Bytes,
+}
+
+/// The answer to a sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// How many pushed changes the server now holds (new or already known): the client drops
+    /// that many from the front of what it pushed.
+    pub acked: u32,
+    /// The change log after the request's cursor, oldest first.
+    #[serde(default)]
+    pub pulled: Vec<Pulled>,
+    /// The cursor to send next time.
+    pub cursor: u64,
+    /// More entries wait after this page.
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// Every error response: a stable machine code and a sentence for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `too_large`, `conflict`, ...
+    pub error: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_and_refuse_bad_base64() {
+        let b = Bytes((0u8..=255).collect());
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<Bytes>(&json).unwrap(), b);
+        assert!(serde_json::from_str::<Bytes>("\"not base64!\"").is_err());
+        assert_eq!(format!("{b:?}"), "Bytes(256 bytes)");
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug() {
+        let r = JoinResponse {
+            team_id: "t".into(),
+            member_id: "m".into(),
+            device_id: "d".into(),
+            token: Token("s3cret".into()),
+        };
+        assert!(!format!("{r:?}").contains("s3cret"));
+        assert!(serde_json::to_string(&r).unwrap().contains("s3cret"));
+    }
+
+    #[test]
+    fn older_bodies_decode_with_defaults() {
+        let req: SyncRequest = serde_json::from_str(r#"{"cursor": 7}"#).unwrap();
+        assert_eq!(req.cursor, 7);
+        assert!(req.push.is_empty() && req.max_pull.is_none());
+        let resp: SyncResponse =
+            serde_json::from_str(r#"{"acked": 0, "cursor": 9, "later_field": true}"#).unwrap();
+        assert!(!resp.more && resp.pulled.is_empty());
+    }
+
+    #[test]
+    fn an_empty_sync_is_small() {
+        let req = serde_json::to_vec(&SyncRequest {
+            cursor: 123_456,
+            push: vec![],
+            max_pull: None,
+        });
+        assert!(req.unwrap().len() < 40);
+    }
+}
