@@ -33,6 +33,8 @@ pub enum Error {
         #[source]
         source: Box<automerge::AutomergeError>,
     },
+    #[error("the server sent a change this replica cannot use: {0}")]
+    BadChange(String),
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
 }

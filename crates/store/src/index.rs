@@ -104,8 +104,13 @@ pub(crate) fn reindex_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> R
         [doc_id],
     )?;
     conn.execute("DELETE FROM events WHERE doc = ?1", [doc_id])?;
+    // An event counts only in its author's own journal: a change that put another member's name
+    // on an event is not shown, whoever let it through.
+    let owner = cairn_core::ids::journal_owner(doc_id);
     for e in journal::read(doc)? {
-        upsert_event(conn, doc_id, &e)?;
+        if owner == Some(e.author.as_str()) {
+            upsert_event(conn, doc_id, &e)?;
+        }
     }
     Ok(())
 }

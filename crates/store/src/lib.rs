@@ -26,10 +26,11 @@
 mod error;
 mod index;
 mod schema;
+mod sync;
 
 use std::path::{Path, PathBuf};
 
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, Automerge, ReadDoc};
 use cairn_core::feed::{FeedItem, FeedQuery};
 use cairn_core::ids::{self, EventId, TEAM_DOC};
 use cairn_core::{Edit, Event, Kind, NewEvent, Stamp, TeamState, journal, team};
@@ -39,6 +40,7 @@ use rusqlite::{
 
 pub use error::{Error, Result};
 pub use schema::SCHEMA_VERSION;
+pub use sync::{Applied, Incoming, Outgoing, Remote, is_doc_id};
 
 /// Chunks a document may gather before it is compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -88,6 +90,29 @@ pub struct Replica {
 impl Replica {
     /// Creates a new replica at `path` holding a new team; fails if one exists.
     pub fn create(path: &Path, new: &NewTeam) -> Result<Replica> {
+        Self::create_with(path, |tx| {
+            set_meta(tx, "team_id", &new.team_id)?;
+            set_meta(tx, "me", &new.member_id)?;
+            Self::change_in(tx, TEAM_DOC, &new.member_id, Touched::Team, |doc| {
+                team::init(
+                    doc,
+                    &new.team_name,
+                    &new.tz,
+                    &new.member_name,
+                    &new.handle,
+                    &new.member_id,
+                    new.at_ms,
+                )
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Creates a replica at `path` whose first transaction is `fill`; fails if one exists.
+    fn create_with(
+        path: &Path,
+        fill: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<Replica> {
         if path.exists() || sidecar(path, "-wal").exists() {
             return Err(Error::Exists(path.to_owned()));
         }
@@ -102,7 +127,7 @@ impl Replica {
         // overwrite each other (linking fails when the target exists).
         let tmp = sidecar(path, &format!(".creating-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        {
+        let built = (|| {
             let conn = Connection::open(&tmp)?;
             let mut replica = Replica {
                 conn,
@@ -113,38 +138,30 @@ impl Replica {
             let tx = replica
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            set_meta(&tx, "team_id", &new.team_id)?;
-            set_meta(&tx, "me", &new.member_id)?;
-            Self::change_in(&tx, TEAM_DOC, &new.member_id, Touched::Team, |doc| {
-                team::init(
-                    doc,
-                    &new.team_name,
-                    &new.tz,
-                    &new.member_name,
-                    &new.handle,
-                    &new.member_id,
-                    new.at_ms,
-                )
-            })?;
+            fill(&tx)?;
             tx.commit()?;
             replica
                 .conn
                 .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
-        }
-        let linked = std::fs::hard_link(&tmp, path);
+            Ok::<_, Error>(())
+        })();
+        let linked = built.and_then(|()| {
+            std::fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Exists(path.to_owned())
+                } else {
+                    Error::Corrupt {
+                        path: path.to_owned(),
+                        detail: format!("cannot put the new replica in place: {e}"),
+                    }
+                }
+            })
+        });
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(sidecar(&tmp, suffix));
         }
-        match linked {
-            Ok(()) => Replica::open(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Error::Exists(path.to_owned()))
-            }
-            Err(e) => Err(Error::Corrupt {
-                path: path.to_owned(),
-                detail: format!("cannot put the new replica in place: {e}"),
-            }),
-        }
+        linked?;
+        Replica::open(path)
     }
 
     /// Opens an existing replica, migrating an older schema forward.
@@ -567,6 +584,13 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
 fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -624,17 +648,26 @@ fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
 }
 
 /// Appends `chunk` to the document's stored form, compacting it when chunks pile up.
+///
+/// A document holding changes that wait for their dependencies is never compacted: a snapshot
+/// would leave the waiting changes out.
 fn store_chunk(tx: &Transaction<'_>, doc_id: &str, doc: &Automerge, chunk: &[u8]) -> Result<()> {
     let chunks: Option<i64> = tx
         .prepare_cached("SELECT chunks FROM docs WHERE id = ?1")?
         .query_row([doc_id], |r| r.get(0))
         .optional()?;
+    let complete = || doc.get_missing_deps(&[]).is_empty();
     match chunks {
-        None => {
+        None if complete() => {
             tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
                 .execute(params![doc_id, doc.save()])?;
         }
-        Some(n) if n + 1 >= COMPACT_AFTER_CHUNKS => {
+        None => {
+            tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, x'')")?
+                .execute([doc_id])?;
+            append_chunk(tx, doc_id, 0, chunk)?;
+        }
+        Some(n) if n + 1 >= COMPACT_AFTER_CHUNKS && complete() => {
             tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1")?
                 .execute([doc_id])?;
             tx.prepare_cached(
@@ -642,14 +675,17 @@ fn store_chunk(tx: &Transaction<'_>, doc_id: &str, doc: &Automerge, chunk: &[u8]
             )?
             .execute(params![doc_id, doc.save()])?;
         }
-        Some(n) => {
-            tx.prepare_cached("INSERT INTO chunks (doc, seq, data) VALUES (?1, ?2, ?3)")?
-                .execute(params![doc_id, n + 1, chunk])?;
-            tx.prepare_cached(
-                "UPDATE docs SET chunks = chunks + 1, chunk_bytes = chunk_bytes + ?2 WHERE id = ?1",
-            )?
-            .execute(params![doc_id, chunk.len() as i64])?;
-        }
+        Some(n) => append_chunk(tx, doc_id, n, chunk)?,
     }
+    Ok(())
+}
+
+fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[u8]) -> Result<()> {
+    tx.prepare_cached("INSERT INTO chunks (doc, seq, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![doc_id, n + 1, chunk])?;
+    tx.prepare_cached(
+        "UPDATE docs SET chunks = chunks + 1, chunk_bytes = chunk_bytes + ?2 WHERE id = ?1",
+    )?
+    .execute(params![doc_id, chunk.len() as i64])?;
     Ok(())
 }

@@ -1,0 +1,163 @@
+//! The replica's side of sync, between real SQLite files: what one replica's outbox carries,
+//! another applies, in any order.
+
+use cairn_core::feed::FeedQuery;
+use cairn_core::ids::EventId;
+use cairn_core::{NewEvent, Stamp};
+use cairn_store::{Error, Incoming, NewTeam, Remote, Replica};
+
+const T0: i64 = 1_795_000_000_000;
+
+fn remote() -> Remote {
+    Remote {
+        url: "http://127.0.0.1:1".into(),
+        device_id: "d1".into(),
+        token: "secret".into(),
+    }
+}
+
+fn founder(dir: &std::path::Path) -> Replica {
+    let new = NewTeam {
+        team_id: "team1".into(),
+        team_name: "Otters".into(),
+        tz: "UTC".into(),
+        member_id: "ana".into(),
+        member_name: "Ana".into(),
+        handle: "ana".into(),
+        at_ms: T0,
+    };
+    Replica::create(&dir.join("a.sqlite3"), &new).unwrap()
+}
+
+fn log(r: &mut Replica, who: &str, n: i64, text: &str) {
+    let at = T0 + n * 86_400_000 / 3;
+    let b = n.to_be_bytes();
+    let id = EventId::new(at, [b[3], b[4], b[5], b[6], b[7]]);
+    let stamp = Stamp {
+        at_ms: at,
+        tz: "UTC".into(),
+        date: "2026-11-18".into(),
+        late: false,
+    };
+    r.add_event(who, &id, &stamp, &NewEvent::action(text, None, None))
+        .unwrap();
+}
+
+fn texts(r: &Replica) -> Vec<String> {
+    r.feed(&FeedQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|i| i.event.text)
+        .collect()
+}
+
+fn pending(r: &Replica) -> Vec<Incoming> {
+    r.outbox(10_000, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|o| Incoming {
+            doc: o.doc,
+            change: o.change,
+        })
+        .collect()
+}
+
+#[test]
+fn a_joined_replica_catches_up_in_any_order_and_waits_for_missing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    for n in 1..=6 {
+        log(&mut a, "ana", n * 10, &format!("step {n}"));
+    }
+    let all = pending(&a);
+    assert!(all.len() >= 7, "team doc plus six events: {}", all.len());
+
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "ben", &remote()).unwrap();
+    assert_eq!(b.remote().unwrap(), Some(remote()));
+    assert_eq!(b.cursor().unwrap(), 0);
+    assert!(texts(&b).is_empty());
+
+    // The newest changes first: they wait inside their documents for what they depend on.
+    let (old, new) = all.split_at(all.len() / 2);
+    let got = b.apply_exchange(None, new, 5, T0).unwrap();
+    assert_eq!(got.changes, new.len());
+    assert!(b.waiting_changes().unwrap() > 0);
+    // Reopening keeps the waiting changes.
+    drop(b);
+    let mut b = Replica::open(&dir.path().join("b.sqlite3")).unwrap();
+    let got = b.apply_exchange(None, old, 9, T0).unwrap();
+    assert_eq!(got.changes, old.len());
+    assert_eq!(b.waiting_changes().unwrap(), 0);
+    assert_eq!(texts(&b), texts(&a));
+    assert_eq!(b.team().unwrap(), a.team().unwrap());
+    assert_eq!(b.cursor().unwrap(), 9);
+    assert!(b.verify_index().unwrap().is_empty());
+
+    // The same changes again change nothing.
+    let got = b.apply_exchange(None, &all, 12, T0).unwrap();
+    assert_eq!((got.changes, got.known), (0, all.len()));
+    assert_eq!(texts(&b), texts(&a));
+}
+
+#[test]
+fn acknowledged_changes_leave_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    log(&mut a, "ana", 1, "one");
+    log(&mut a, "ana", 2, "two");
+    let out = a.outbox(10, usize::MAX).unwrap();
+    assert_eq!(out.len(), 3);
+    // A byte budget still sends at least one change.
+    assert_eq!(a.outbox(10, 1).unwrap().len(), 1);
+    let got = a.apply_exchange(Some(out[1].seq), &[], 2, T0).unwrap();
+    assert_eq!(got.acked, 2);
+    let left = a.outbox(10, usize::MAX).unwrap();
+    assert_eq!(left, out[2..].to_vec());
+    assert_eq!(a.outbox_size().unwrap().0, 1);
+}
+
+#[test]
+fn a_bad_change_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    log(&mut a, "ana", 1, "one");
+    let good = pending(&a);
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "ben", &remote()).unwrap();
+    let garbage = Incoming {
+        doc: "team".into(),
+        change: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+    };
+    let bad_doc = Incoming {
+        doc: "../etc".into(),
+        change: good[0].change.clone(),
+    };
+    for bad in [garbage, bad_doc] {
+        let mut batch = good.clone();
+        batch.push(bad);
+        let err = b.apply_exchange(None, &batch, 3, T0).unwrap_err();
+        assert!(matches!(err, Error::BadChange(_)), "{err:?}");
+        assert_eq!(b.cursor().unwrap(), 0);
+        assert!(texts(&b).is_empty());
+        assert_eq!(b.stats().unwrap().docs, 0);
+    }
+}
+
+#[test]
+fn document_ids_are_checked() {
+    use cairn_store::is_doc_id;
+    assert!(is_doc_id("team"));
+    assert!(is_doc_id("j/0a1b2c3d/2026-11"));
+    for bad in [
+        "",
+        "j/",
+        "j//2026-11",
+        "j/a/b/2026-11",
+        "j/a/2026-1x",
+        "teams",
+        "j/a/2026_11",
+    ] {
+        assert!(!is_doc_id(bad), "{bad}");
+    }
+}
