@@ -61,10 +61,17 @@ impl Ctx {
 
     /// The member this command acts as: `--as`, else the device's owner.
     pub fn actor(&self, replica: &Replica) -> Result<String> {
-        match &self.as_member {
-            Some(h) => Ok(replica.team()?.member_by_handle(h)?.id.clone()),
-            None => Ok(replica.me()?),
+        let me = replica.me()?;
+        let Some(h) = &self.as_member else {
+            return Ok(me);
+        };
+        let id = replica.team()?.member_by_handle(h)?.id.clone();
+        // The server takes from a device only its own member's writes.
+        if id != me && replica.remote()?.is_some() {
+            return Err(CliError::new("--as works only while the team lives on this device alone")
+                .hint("this team is on a server: each member writes from their own device"));
         }
+        Ok(id)
     }
 
     pub fn now_ms(&self) -> i64 {

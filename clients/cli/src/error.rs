@@ -125,6 +125,9 @@ impl From<cairn_store::Error> for CliError {
             E::Busy => CliError::new(e.to_string())
                 .hint("try again in a moment")
                 .code(code::OTHER),
+            E::BadChange(_) => CliError::new(e.to_string())
+                .hint("nothing was applied; this may be a bug worth reporting")
+                .code(code::OTHER),
             E::Sqlite(_) => CliError::new(e.to_string()).code(code::OTHER),
         }
     }

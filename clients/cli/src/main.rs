@@ -7,6 +7,7 @@ mod commands;
 mod context;
 mod error;
 mod output;
+mod remote;
 mod render;
 
 use std::path::PathBuf;

@@ -98,6 +98,29 @@ pub fn journal_owner(doc_id: &str) -> Option<&str> {
     Some(member)
 }
 
+/// True when `doc` names a document a team may hold: `team` or `j/<member>/<YYYY-MM>`.
+pub fn is_doc_id(doc: &str) -> bool {
+    if doc == TEAM_DOC {
+        return true;
+    }
+    let Some(member) = journal_owner(doc) else {
+        return false;
+    };
+    let month = &doc[2 + member.len() + 1..];
+    let m = month.as_bytes();
+    !member.is_empty()
+        && member.len() <= 64
+        && !member.contains('/')
+        && member
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && m.len() == 7
+        && m[4] == b'-'
+        && m.iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit())
+}
+
 /// Turns a display name into a handle: lowercase ASCII letters, digits and `-`; `None` when the
 /// name has none of those (then the person picks a handle).
 pub fn handle_from_name(name: &str) -> Option<String> {

@@ -8,6 +8,8 @@
 //! - `POST /v1/join` with [`JoinRequest`] → [`JoinResponse`]: an invite code buys a device token.
 //! - `POST /v1/sync` with [`SyncRequest`] → [`SyncResponse`]: the outbox goes up, the team's change
 //!   log after the client's cursor comes down, a bounded page at a time.
+//! - `POST /v1/link` (with a token) → [`LinkResponse`]: a one-time code for another device of the
+//!   same member.
 //! - any failure → a 4xx or 5xx status with an [`ErrorBody`].
 //!
 //! ```
@@ -16,6 +18,7 @@
 //!     cursor: 41,
 //!     push: vec![DocChanges { doc: "team".into(), changes: vec![Bytes(vec![1, 2, 3])] }],
 //!     max_pull: None,
+//!     import_done: false,
 //! };
 //! let json = serde_json::to_string(&req).unwrap();
 //! assert!(json.contains("\"AQID\""));
@@ -93,6 +96,10 @@ pub struct JoinRequest {
     /// Claim the member who was added earlier under this handle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
+    /// Bring a team started offline: this device holds its whole history and writes as the
+    /// member with this id. Only a team with no history yet can be published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<String>,
 }
 
 /// The answer to a join: who this device is and the token it signs in with.
@@ -124,6 +131,13 @@ pub struct SyncRequest {
     /// Ask for at most this many changes (the server may send fewer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pull: Option<u32>,
+    /// A publishing device says its whole history is up: from now on it writes only as itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub import_done: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One entry of the team's change log.
@@ -148,6 +162,16 @@ pub struct SyncResponse {
     /// More entries wait after this page.
     #[serde(default)]
     pub more: bool,
+    /// The number of the team's latest change, to show progress while catching up.
+    #[serde(default)]
+    pub head: u64,
+}
+
+/// `POST /v1/link`: a one-time invite that adds another device of the calling member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkResponse {
+    pub invite: String,
+    pub expires_at_ms: i64,
 }
 
 /// Every error response: a stable machine code and a sentence for people.
@@ -199,6 +223,7 @@ mod tests {
             cursor: 123_456,
             push: vec![],
             max_pull: None,
+            import_done: false,
         });
         assert!(req.unwrap().len() < 40);
     }

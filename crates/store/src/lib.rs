@@ -40,7 +40,7 @@ use rusqlite::{
 
 pub use error::{Error, Result};
 pub use schema::SCHEMA_VERSION;
-pub use sync::{Applied, Incoming, Outgoing, Remote, is_doc_id};
+pub use sync::{Applied, Incoming, Outgoing, Remote};
 
 /// Chunks a document may gather before it is compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;

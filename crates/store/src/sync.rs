@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use automerge::{Change, ReadDoc};
-use cairn_core::ids::{self, TEAM_DOC};
+use cairn_core::ids::is_doc_id;
 
 use crate::{Error, Replica, Result, get_meta, index, load_doc, set_meta, store_chunk};
 
@@ -56,29 +56,6 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-/// True when `doc` names a document a team may hold: `team` or `j/<member>/<YYYY-MM>`.
-pub fn is_doc_id(doc: &str) -> bool {
-    if doc == TEAM_DOC {
-        return true;
-    }
-    let Some(member) = ids::journal_owner(doc) else {
-        return false;
-    };
-    let month = &doc[2 + member.len() + 1..];
-    let m = month.as_bytes();
-    !member.is_empty()
-        && member.len() <= 64
-        && !member.contains('/')
-        && member
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && m.len() == 7
-        && m[4] == b'-'
-        && m.iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || b.is_ascii_digit())
-}
-
 impl Replica {
     /// Creates a replica for a member who joined a team through a server; the team's documents
     /// arrive with the first sync.
@@ -115,6 +92,27 @@ impl Replica {
         let tx = self.write()?;
         set_remote(&tx, remote)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// A setting of this replica kept beside its data (`None` when unset).
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        get_meta(&self.conn, &format!("setting.{key}"))
+    }
+
+    /// Sets (or with `None` removes) a setting.
+    pub fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        let key = format!("setting.{key}");
+        match value {
+            Some(v) => {
+                let tx = self.write()?;
+                set_meta(&tx, &key, v)?;
+                tx.commit()?;
+            }
+            None => {
+                self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+            }
+        }
         Ok(())
     }
 

@@ -146,7 +146,7 @@ fn a_bad_change_writes_nothing() {
 
 #[test]
 fn document_ids_are_checked() {
-    use cairn_store::is_doc_id;
+    use cairn_core::ids::is_doc_id;
     assert!(is_doc_id("team"));
     assert!(is_doc_id("j/0a1b2c3d/2026-11"));
     for bad in [

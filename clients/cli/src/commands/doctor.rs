@@ -5,6 +5,9 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
 use crate::output::{GOOD, paint};
+use crate::remote::Client;
+use cairn_protocol::SyncRequest;
+use std::time::Duration;
 
 /// Check the replica: where it is, what it holds, and whether the index matches the documents.
 #[derive(Debug, clap::Args)]
@@ -22,14 +25,18 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let stats = replica.stats()?;
     let problems = replica.verify_index()?;
     let ok = problems.is_empty();
+    let waiting = replica.waiting_changes()?;
+    let cursor = replica.cursor()?;
+    let server = check_server(&replica, cursor)?;
     let text = format!(
-        "replica   {}\nschema    {}\ndocuments {} ({} chunks)\nevents    {}\noutbox    {} changes\nindex     {}",
+        "replica   {}\nschema    {}\ndocuments {} ({} chunks)\nevents    {}\noutbox    {} changes\nwaiting   {waiting} changes for what they depend on\ncursor    {cursor}\nserver    {}\nindex     {}",
         replica.path().display(),
         cairn_store::SCHEMA_VERSION,
         stats.docs,
         stats.chunks,
         stats.events,
         stats.outbox,
+        server.line,
         if ok {
             paint(GOOD, "in step with the documents")
         } else {
@@ -45,15 +52,71 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             "chunks": stats.chunks,
             "events": stats.events,
             "outbox": stats.outbox,
+            "waiting": waiting,
+            "cursor": cursor,
+            "server": server.json,
             "index_ok": ok,
             "problems": problems,
         }),
     )?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::new("the index differs from the documents")
+    if !ok {
+        return Err(CliError::new("the index differs from the documents")
             .hint("run `cairn doctor --reindex` to rebuild it")
-            .code(crate::error::code::REPLICA))
+            .code(crate::error::code::REPLICA));
     }
+    match server.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+struct ServerCheck {
+    line: String,
+    json: serde_json::Value,
+    error: Option<CliError>,
+}
+
+/// Asks the server (if any) for its protocol, then checks this device's token with a sync that
+/// moves nothing.
+fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerCheck> {
+    let Some(remote) = replica.remote()? else {
+        return Ok(ServerCheck {
+            line: "none (this team lives only here)".into(),
+            json: serde_json::Value::Null,
+            error: None,
+        });
+    };
+    let client = Client::new(&remote.url, Some(remote.token.clone()), Duration::from_secs(10));
+    let checked = client.info().and_then(|info| {
+        let req = SyncRequest {
+            cursor,
+            push: vec![],
+            max_pull: Some(0),
+            import_done: false,
+        };
+        let (resp, _, _) = client.sync(&req)?;
+        Ok((info, resp.head))
+    });
+    Ok(match checked {
+        Ok((info, head)) => ServerCheck {
+            line: format!(
+                "{} {} (protocol {}, cairn-server {}; {} changes to pull)",
+                remote.url,
+                paint(GOOD, "reachable"),
+                info.protocol,
+                info.server_version,
+                head.saturating_sub(cursor)
+            ),
+            json: json!({
+                "url": remote.url, "reachable": true, "protocol": info.protocol,
+                "server_version": info.server_version, "head": head,
+            }),
+            error: None,
+        },
+        Err(e) => ServerCheck {
+            line: format!("{}: {}", remote.url, e.message),
+            json: json!({ "url": remote.url, "reachable": false, "error": &e.message }),
+            error: Some(e),
+        },
+    })
 }

@@ -2,15 +2,20 @@
 
 mod completions;
 mod demo;
+mod device;
 mod doctor;
 mod edit;
 mod export;
 mod feed;
 mod init;
+mod join;
 mod kudos;
 mod log;
+mod publish;
 mod react;
 mod retract;
+mod status;
+mod sync;
 mod team;
 
 use clap::Subcommand;
@@ -28,6 +33,11 @@ pub enum Command {
     Retract(retract::Args),
     Feed(feed::Args),
     Team(team::Args),
+    Join(join::Args),
+    Publish(publish::Args),
+    Sync(sync::Args),
+    Status(status::Args),
+    Device(device::Args),
     Export(export::Args),
     Doctor(doctor::Args),
     Completions(completions::Args),
@@ -35,6 +45,23 @@ pub enum Command {
 }
 
 pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
+    let writes = matches!(
+        command,
+        Command::Log(_)
+            | Command::Kudos(_)
+            | Command::React(_)
+            | Command::Edit(_)
+            | Command::Retract(_)
+            | Command::Team(_)
+    );
+    dispatch(command, ctx)?;
+    if writes {
+        sync::after_write(ctx);
+    }
+    Ok(())
+}
+
+fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
     match command {
         Command::Init(a) => init::run(a, ctx),
         Command::Log(a) => log::run(a, ctx),
@@ -44,6 +71,11 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Retract(a) => retract::run(a, ctx),
         Command::Feed(a) => feed::run(a, ctx),
         Command::Team(a) => team::run(a, ctx),
+        Command::Join(a) => join::run(a, ctx),
+        Command::Publish(a) => publish::run(a, ctx),
+        Command::Sync(a) => sync::run(a, ctx),
+        Command::Status(a) => status::run(a, ctx),
+        Command::Device(a) => device::run(a, ctx),
         Command::Export(a) => export::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx),
         Command::Completions(a) => completions::run(a, ctx),

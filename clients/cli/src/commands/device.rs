@@ -1,0 +1,37 @@
+//! `cairn device`: add another device of yours.
+
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::remote;
+
+/// Your devices on the team's server.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Print a one-time code (valid 15 minutes) that joins another device as you.
+    ///
+    /// On the other device: `cairn join URL --invite CODE`.
+    Link,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let Sub::Link = args.command;
+    let replica = ctx.open()?;
+    let client = super::sync::client(&replica, remote::TIMEOUT)?;
+    let url = replica.remote()?.map(|r| r.url).unwrap_or_default();
+    let link = client.link()?;
+    ctx.out.say(
+        format!(
+            "{}\nOn your other device, within 15 minutes: cairn join {url} --invite {}",
+            link.invite, link.invite
+        ),
+        json!({ "invite": link.invite, "expires_at_ms": link.expires_at_ms, "server": url }),
+    )
+}

@@ -1,0 +1,95 @@
+//! `cairn join`: join a team on a server from this device.
+
+use cairn_protocol::JoinRequest;
+use cairn_store::{Remote, Replica};
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::{CliError, Result};
+use crate::output::{BOLD, HANDLE, paint};
+use crate::remote::{self, Client};
+
+/// Join a team on its server with an invite code, and bring its feed to this device.
+///
+/// A new member gives --name. A member a teammate already added by name (`cairn team member add`)
+/// claims that place with --claim @handle instead. To add a second device of your own, run
+/// `cairn device link` on the first one and join with the code it prints.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The server's address, like https://cairn.example.org or http://127.0.0.1:7878.
+    url: String,
+    /// The invite code from the server's admin (or from `cairn device link`).
+    #[arg(long)]
+    invite: String,
+    /// Your name as teammates will see it (for a new member).
+    #[arg(long, value_name = "YOUR_NAME", conflicts_with = "claim")]
+    name: Option<String>,
+    /// Your handle, as in `@ana` [default: from your name].
+    #[arg(long, requires = "name")]
+    handle: Option<String>,
+    /// Take the place of the member a teammate added earlier under this handle.
+    #[arg(long, value_name = "@HANDLE")]
+    claim: Option<String>,
+    /// A name for this device in the server's device list [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
+}
+
+/// This machine's name, for the server's device list.
+pub fn device_name(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "a device".to_owned())
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let path = ctx.replica_path();
+    if path.exists() {
+        return Err(CliError::new("this home already holds a team").hint(
+            "to bring it to a server use `cairn publish URL --invite CODE`; to join another team set CAIRN_HOME to a new directory",
+        ));
+    }
+    let url = remote::normalise_url(&args.url)?;
+    let client = Client::new(&url, None, remote::TIMEOUT);
+    client.info()?;
+    let resp = client.join(&JoinRequest {
+        invite: args.invite.clone(),
+        device_name: device_name(args.device),
+        name: args.name.clone(),
+        claim: args.claim.clone(),
+        publish: None,
+    })?;
+    let remote = Remote {
+        url,
+        device_id: resp.device_id.clone(),
+        token: resp.token.0.clone(),
+    };
+    let mut replica = Replica::create_joined(&path, &resp.team_id, &resp.member_id, &remote)?;
+    if let Some(name) = &args.name {
+        replica.set_setting("join_name", Some(name))?;
+        if let Some(h) = &args.handle {
+            replica.set_setting("join_handle", Some(h.trim().trim_start_matches('@')))?;
+        }
+    }
+    let report = super::sync::exchange(ctx, &mut replica, remote::TIMEOUT, true)?;
+    let team = replica.team()?;
+    let handle = team.handle_of(&resp.member_id).to_owned();
+    ctx.out.say(
+        format!(
+            "Joined {} as {} ({} changes received).\nSee the feed: cairn feed",
+            paint(BOLD, &team.name),
+            paint(HANDLE, format!("@{handle}")),
+            report.received,
+        ),
+        json!({
+            "team": team.name,
+            "handle": handle,
+            "member_id": resp.member_id,
+            "device_id": resp.device_id,
+            "received": report.received,
+        }),
+    )
+}

@@ -1,0 +1,46 @@
+//! `cairn status`: the server, the last sync and what waits to go.
+
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::output::{DIM, paint};
+
+/// Show the team's server, when this device last synced and what waits to be sent.
+///
+/// Reads only this device: it works offline. `cairn doctor` also asks the server.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
+    let replica = ctx.open()?;
+    let remote = replica.remote()?;
+    let (waiting, waiting_bytes) = replica.outbox_size()?;
+    let last = replica.last_sync_ms()?;
+    let cursor = replica.cursor()?;
+    let ago = last.map(|ms| cairn_core::feed::ago(ctx.now_ms(), ms));
+    let text = match &remote {
+        None => format!(
+            "server    none: this team lives only here\nwaiting   {waiting} changes\n{}",
+            paint(DIM, "bring it to a server with `cairn publish URL --invite CODE`")
+        ),
+        Some(r) => format!(
+            "server    {}\ndevice    {}\nlast sync {}\ncursor    {cursor}\nwaiting   {waiting} changes ({})",
+            r.url,
+            r.device_id,
+            ago.as_deref().unwrap_or("never"),
+            super::sync::size(waiting_bytes as usize),
+        ),
+    };
+    ctx.out.say(
+        text,
+        json!({
+            "server": remote.as_ref().map(|r| &r.url),
+            "device_id": remote.as_ref().map(|r| &r.device_id),
+            "last_sync_ms": last,
+            "cursor": cursor,
+            "waiting": waiting,
+            "waiting_bytes": waiting_bytes,
+        }),
+    )
+}

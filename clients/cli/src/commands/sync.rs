@@ -1,0 +1,141 @@
+//! `cairn sync`: send this device's changes to the server and bring everyone else's.
+
+use cairn_core::team;
+use cairn_store::Replica;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::{CliError, Result, code};
+use crate::remote::{self, Client, Report};
+
+/// Send this device's changes to the team's server and bring everyone else's.
+///
+/// Safe to run any time and as often as you like: a sync with nothing new is one small request,
+/// and an interrupted one loses nothing (run it again). After each write, cairn also syncs quietly
+/// in the background when a server is known; set CAIRN_AUTO_SYNC=0 to turn that off.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Run as the quiet background sync after a write: short timeout, no output, no progress.
+    #[arg(long, hide = true)]
+    background: bool,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let mut replica = ctx.open()?;
+    let timeout = if args.background {
+        remote::QUIET_TIMEOUT
+    } else {
+        remote::TIMEOUT
+    };
+    let report = exchange(ctx, &mut replica, timeout, !args.background)?;
+    if args.quiet || args.background {
+        return Ok(());
+    }
+    let text = if report.sent == 0 && report.received == 0 {
+        "up to date".to_owned()
+    } else {
+        format!(
+            "sent {} change{}, received {} ({} request{}, {} up, {} down)",
+            report.sent,
+            plural(report.sent),
+            report.received,
+            report.requests,
+            plural(report.requests),
+            size(report.bytes_up),
+            size(report.bytes_down),
+        )
+    };
+    ctx.out.say(text, json!(report))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A byte count for people.
+pub fn size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1_000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{:.1} KB", b as f64 / 1e3),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
+}
+
+/// The server client of this replica; an error with a hint when none is set up.
+pub fn client(replica: &Replica, timeout: std::time::Duration) -> Result<Client> {
+    let Some(r) = replica.remote()? else {
+        return Err(CliError::new("this team is not on a server")
+            .hint("join one with `cairn join URL --invite CODE --name NAME`, or bring this team to one with `cairn publish URL --invite CODE`"));
+    };
+    Ok(Client::new(&r.url, Some(r.token), timeout))
+}
+
+/// Syncs until level, finishing a publication or a join left half done.
+pub fn exchange(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    timeout: std::time::Duration,
+    progress: bool,
+) -> Result<Report> {
+    let client = client(replica, timeout)?;
+    let importing = replica.setting("importing")?.is_some();
+    let mut report = remote::sync(replica, &client, ctx.now_ms(), importing, progress)?;
+    if importing {
+        replica.set_setting("importing", None)?;
+    }
+    // A member who joined adds themselves to the team document once it has arrived.
+    if let Some(name) = replica.setting("join_name")? {
+        let me = replica.me()?;
+        let state = replica.team()?;
+        if state.name.is_empty() {
+            return Err(CliError::new("the server sent no team document yet")
+                .hint("its founder has to publish the team; then run `cairn sync`")
+                .code(code::OTHER));
+        }
+        if state.member(&me).is_none() {
+            let handle = replica.setting("join_handle")?;
+            let at = ctx.now_ms();
+            replica.change_team(&me, |doc, state| {
+                team::add_member(doc, state, &me, &name, handle.as_deref(), at)
+            })?;
+            let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
+            report.sent += more.sent;
+            report.received += more.received;
+            report.requests += more.requests;
+            report.bytes_up += more.bytes_up;
+            report.bytes_down += more.bytes_down;
+            report.cursor = more.cursor;
+        }
+        replica.set_setting("join_name", None)?;
+        replica.set_setting("join_handle", None)?;
+    }
+    Ok(report)
+}
+
+/// Starts a quiet sync in the background after a write, when a server is known and something
+/// waits to go; the write itself never waits on the network.
+pub fn after_write(ctx: &Ctx) {
+    if std::env::var("CAIRN_AUTO_SYNC").is_ok_and(|v| v == "0" || v == "false") {
+        return;
+    }
+    let Ok(replica) = ctx.open() else { return };
+    let waiting = replica.outbox_size().map(|(n, _)| n > 0).unwrap_or(false);
+    if !waiting || !matches!(replica.remote(), Ok(Some(_))) {
+        return;
+    }
+    drop(replica);
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(&ctx.home)
+        .args(["sync", "--background"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}

@@ -1,0 +1,266 @@
+//! The sync client: HTTP to a `cairn-server`, and the exchange loop that moves the outbox up and
+//! the team's change log down until both sides are level.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use cairn_protocol::{
+    AUTH_SCHEME, Bytes, DocChanges, ErrorBody, Info, JoinRequest, JoinResponse, LinkResponse,
+    PROTOCOL_VERSION, SyncRequest, SyncResponse,
+};
+use cairn_store::{Incoming, Replica};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{CliError, Result, code};
+
+/// The most changes one request pushes; the server takes up to 10,000.
+const PUSH_CHANGES: usize = 2_000;
+/// The most change bytes one request pushes (past its first change).
+const PUSH_BYTES: usize = 4 << 20;
+/// Catching up on more than this many changes shows progress on a terminal.
+const PROGRESS_FROM: u64 = 2_000;
+
+/// A connection to one server.
+#[derive(Debug)]
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    token: Option<String>,
+}
+
+/// Turns what the user typed into a base URL: `http(s)://host[:port][/path]`, no trailing slash.
+pub fn normalise_url(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+    if !ok {
+        return Err(CliError::new(format!("`{url}` is not a server address"))
+            .hint("give it as http://HOST:PORT or https://HOST"));
+    }
+    Ok(url.to_owned())
+}
+
+impl Client {
+    /// A client of the server at `base` that gives up after `timeout`.
+    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Client {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .http_status_as_error(false)
+            .build();
+        Client {
+            agent: config.into(),
+            base: base.to_owned(),
+            token,
+        }
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> CliError {
+        CliError::new(format!("cannot reach the server at {}: {e}", self.base))
+            .hint("check the address and the network; nothing is lost, `cairn sync` tries again")
+            .code(code::OTHER)
+    }
+
+    /// Sends `body` (or nothing) and decodes the answer, turning a refusal into a clear error.
+    /// Returns the answer and the bytes sent and received.
+    fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(T, usize, usize)> {
+        let url = format!("{}{path}", self.base);
+        let mut sent = 0;
+        let resp = match body {
+            Some(body) => {
+                let bytes = serde_json::to_vec(body)
+                    .map_err(|e| CliError::new(format!("cannot encode a request: {e}")))?;
+                sent = bytes.len();
+                let mut req = self.agent.post(&url).content_type("application/json");
+                if let Some(t) = &self.token {
+                    req = req.header("Authorization", format!("{AUTH_SCHEME} {t}"));
+                }
+                req.send(&bytes[..])
+            }
+            None => self.agent.get(&url).call(),
+        };
+        let mut resp = resp.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let data = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(e))?;
+        let received = data.len();
+        if status.is_success() {
+            let value = serde_json::from_slice(&data).map_err(|e| {
+                CliError::new(format!(
+                    "the server at {} answered something cairn cannot read: {e}",
+                    self.base
+                ))
+                .hint("is this address a cairn-server?")
+                .code(code::OTHER)
+            })?;
+            return Ok((value, sent, received));
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&data)
+            .map(|b| b.message)
+            .unwrap_or_else(|_| format!("HTTP {status}"));
+        let err = CliError::new(format!("the server refused: {message}")).code(code::OTHER);
+        Err(match status.as_u16() {
+            401 => err.hint(
+                "this device's token was refused (revoked?); ask for a new invite and join again",
+            ),
+            404 if body.is_some() => err.hint("is this address a cairn-server?"),
+            409 => err.hint("see `cairn doctor`"),
+            _ => err,
+        })
+    }
+
+    /// The server's protocol and limits; fails when it speaks another protocol version.
+    pub fn info(&self) -> Result<Info> {
+        let (info, _, _): (Info, _, _) = self.call::<(), _>("/v1/info", None)?;
+        if info.protocol != PROTOCOL_VERSION {
+            return Err(CliError::new(format!(
+                "the server speaks protocol {}, this cairn speaks {PROTOCOL_VERSION}",
+                info.protocol
+            ))
+            .hint("upgrade the older of the two")
+            .code(code::OTHER));
+        }
+        Ok(info)
+    }
+
+    pub fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+        Ok(self.call("/v1/join", Some(req))?.0)
+    }
+
+    pub fn link(&self) -> Result<LinkResponse> {
+        Ok(self.call("/v1/link", Some(&serde_json::json!({})))?.0)
+    }
+
+    pub fn sync(&self, req: &SyncRequest) -> Result<(SyncResponse, usize, usize)> {
+        self.call("/v1/sync", Some(req))
+    }
+}
+
+/// What a sync moved.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Changes the server took from this device.
+    pub sent: usize,
+    /// Changes new to this replica.
+    pub received: usize,
+    /// Events in the documents that changed.
+    pub requests: usize,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub cursor: u64,
+}
+
+/// Exchanges with the server until the outbox is empty and the log is pulled to its head.
+pub fn sync(
+    replica: &mut Replica,
+    client: &Client,
+    now_ms: i64,
+    import_done: bool,
+    show_progress: bool,
+) -> Result<Report> {
+    let mut report = Report::default();
+    let start = replica.cursor()?;
+    let mut progress = Progress::new(show_progress);
+    loop {
+        let batch = replica.outbox(PUSH_CHANGES, PUSH_BYTES)?;
+        let full_batch = batch.len() == PUSH_CHANGES;
+        let mut push: Vec<DocChanges> = Vec::new();
+        for o in &batch {
+            match push.last_mut() {
+                Some(last) if last.doc == o.doc => last.changes.push(Bytes(o.change.clone())),
+                _ => push.push(DocChanges {
+                    doc: o.doc.clone(),
+                    changes: vec![Bytes(o.change.clone())],
+                }),
+            }
+        }
+        let req = SyncRequest {
+            cursor: replica.cursor()?,
+            push,
+            max_pull: None,
+            import_done: import_done && batch.is_empty(),
+        };
+        let (resp, up, down) = client.sync(&req)?;
+        report.requests += 1;
+        report.bytes_up += up;
+        report.bytes_down += down;
+        let acked = (resp.acked as usize).min(batch.len());
+        let acked_through = acked.checked_sub(1).map(|i| batch[i].seq);
+        let pulled: Vec<Incoming> = resp
+            .pulled
+            .into_iter()
+            .map(|p| Incoming {
+                doc: p.doc,
+                change: p.change.0,
+            })
+            .collect();
+        let applied = replica.apply_exchange(acked_through, &pulled, resp.cursor, now_ms)?;
+        report.sent += acked;
+        report.received += applied.changes;
+        report.cursor = resp.cursor;
+        progress.show(resp.cursor.saturating_sub(start), resp.head.saturating_sub(start));
+        let pushed_all = acked == batch.len() && !full_batch;
+        if !resp.more && pushed_all && !(import_done && !batch.is_empty()) {
+            break;
+        }
+        if acked < batch.len() && !resp.more {
+            return Err(CliError::new("the server took only part of what was sent")
+                .hint("run `cairn sync` again")
+                .code(code::OTHER));
+        }
+    }
+    progress.finish();
+    Ok(report)
+}
+
+/// A one-line progress bar on stderr, drawn only on a terminal and only for long catch-ups.
+struct Progress {
+    on: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(wanted: bool) -> Self {
+        Progress {
+            on: wanted && std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, done: u64, total: u64) {
+        if !self.on || total < PROGRESS_FROM {
+            return;
+        }
+        let width = 30;
+        let filled = (done.min(total) * width / total.max(1)) as usize;
+        let bar = format!(
+            "{}{}",
+            "#".repeat(filled),
+            "-".repeat(width as usize - filled)
+        );
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\rcatching up [{bar}] {done}/{total} changes");
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+/// The time a quiet sync after a write may take before it gives up (it never holds the write).
+pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
+/// The time an asked-for sync may take per request.
+pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,0 +1,704 @@
+//! The server's storage on SQLite: teams, invites, devices, which device owns which automerge
+//! actor, and each team's append-only change log.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use automerge::{Automerge, Change};
+use cairn_core::ids::{self, TEAM_DOC};
+use cairn_protocol::{
+    Bytes, JoinRequest, JoinResponse, LinkResponse, Pulled, SyncRequest, SyncResponse, Token,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{Error, Limits, Result};
+
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        head INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    -- Invite codes and device tokens are kept only as SHA-256 hashes.
+    CREATE TABLE invites (
+        code_hash BLOB PRIMARY KEY,
+        team TEXT NOT NULL REFERENCES teams (id),
+        member TEXT,
+        uses_left INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        team TEXT NOT NULL REFERENCES teams (id),
+        member TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER,
+        revoked_ms INTEGER,
+        importing INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX devices_member ON devices (team, member);
+    -- The first device to push a change of an actor owns that actor; nobody else may use it.
+    CREATE TABLE actors (
+        team TEXT NOT NULL,
+        actor BLOB NOT NULL,
+        device TEXT NOT NULL,
+        PRIMARY KEY (team, actor)
+    ) STRICT, WITHOUT ROWID;
+    -- The team's change log, numbered 1, 2, 3, ... per team.
+    CREATE TABLE changes (
+        team TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        actor BLOB NOT NULL,
+        actor_seq INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (team, seq)
+    ) STRICT;
+    CREATE UNIQUE INDEX changes_hash ON changes (team, hash);
+    CREATE UNIQUE INDEX changes_actor_seq ON changes (team, doc, actor, actor_seq);
+"#];
+
+/// A team, as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TeamInfo {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub changes: i64,
+    pub devices: i64,
+}
+
+/// A device, as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub team: String,
+    pub member: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// The device a token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub team: String,
+    pub member: String,
+    pub importing: bool,
+    last_seen_ms: Option<i64>,
+}
+
+/// The server's database.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// `n` random characters of the id alphabet (5 bits each).
+pub fn random_code(n: usize) -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(ids::random_text(&bytes, n))
+}
+
+/// A device token: 256 random bits.
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("cairn_{hex}"))
+}
+
+/// An invite code people can type: 20 characters (100 bits) in groups of five.
+fn new_invite() -> Result<String> {
+    let raw = random_code(20)?;
+    Ok(format!(
+        "{}-{}-{}-{}",
+        &raw[0..5],
+        &raw[5..10],
+        &raw[10..15],
+        &raw[15..20]
+    ))
+}
+
+fn normalise_invite(code: &str) -> String {
+    code.trim().to_ascii_lowercase()
+}
+
+fn valid_member_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path`, migrating it forward.
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        // FULL: a change the server acknowledged is on disk, because the client then forgets it.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(Error::Internal(format!(
+                "{} was written by a newer cairn-server (schema {version})",
+                path.display()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        tx.commit()?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (the transaction rolls
+        // back), so a poisoned lock is still a good connection.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Touches the database: the readiness check.
+    pub fn ready(&self) -> Result<()> {
+        let _: i64 = self
+            .conn()
+            .query_row("SELECT count(*) FROM teams", [], |r| r.get(0))?;
+        Ok(())
+    }
+
+    /// Creates a team with no history yet.
+    pub fn create_team(&self, name: &str, now_ms: i64) -> Result<TeamInfo> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::BadRequest("a team name has 1 to 100 characters".into()));
+        }
+        let id = random_code(12)?;
+        self.conn().execute(
+            "INSERT INTO teams (id, name, created_ms) VALUES (?1, ?2, ?3)",
+            params![id, name, now_ms],
+        )?;
+        Ok(TeamInfo {
+            id,
+            name: name.to_owned(),
+            created_ms: now_ms,
+            changes: 0,
+            devices: 0,
+        })
+    }
+
+    /// Every team, oldest first.
+    pub fn teams(&self) -> Result<Vec<TeamInfo>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, name, created_ms, head,
+                    (SELECT count(*) FROM devices d WHERE d.team = t.id AND revoked_ms IS NULL)
+             FROM teams t ORDER BY created_ms, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TeamInfo {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_ms: r.get(2)?,
+                changes: r.get(3)?,
+                devices: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn team_exists(conn: &Connection, team: &str) -> Result<()> {
+        let found: Option<i64> = conn
+            .query_row("SELECT 1 FROM teams WHERE id = ?1", [team], |r| r.get(0))
+            .optional()?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound(format!("no team `{team}`")))
+    }
+
+    /// Creates an invite to `team` good for `uses` joins until `expires_ms`.
+    pub fn create_invite(
+        &self,
+        team: &str,
+        uses: u32,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<String> {
+        if uses == 0 {
+            return Err(Error::BadRequest("an invite needs at least one use".into()));
+        }
+        let conn = self.conn();
+        Self::team_exists(&conn, team)?;
+        let code = new_invite()?;
+        conn.execute(
+            "INSERT INTO invites (code_hash, team, uses_left, expires_ms, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hash(&code), team, uses, expires_ms, now_ms],
+        )?;
+        Ok(code)
+    }
+
+    /// Devices, of one team or all, oldest first.
+    pub fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        let conn = self.conn();
+        if let Some(team) = team {
+            Self::team_exists(&conn, team)?;
+        }
+        let mut st = conn.prepare(
+            "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms FROM devices
+             WHERE ?1 IS NULL OR team = ?1 ORDER BY created_ms, id",
+        )?;
+        let rows = st.query_map([team], |r| {
+            Ok(DeviceInfo {
+                id: r.get(0)?,
+                team: r.get(1)?,
+                member: r.get(2)?,
+                name: r.get(3)?,
+                created_ms: r.get(4)?,
+                last_seen_ms: r.get(5)?,
+                revoked_ms: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Revokes a device: its token stops working with the next request.
+    pub fn revoke(&self, device: &str, now_ms: i64) -> Result<()> {
+        let n = self.conn().execute(
+            "UPDATE devices SET revoked_ms = coalesce(revoked_ms, ?2) WHERE id = ?1",
+            params![device, now_ms],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("no device `{device}`")));
+        }
+        Ok(())
+    }
+
+    /// Spends an invite: registers a device and returns its token.
+    pub fn join(&self, req: &JoinRequest, now_ms: i64) -> Result<JoinResponse> {
+        let device_name = req.device_name.trim();
+        if device_name.is_empty() || device_name.chars().count() > 100 {
+            return Err(Error::BadRequest("a device name has 1 to 100 characters".into()));
+        }
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let code_hash = hash(&normalise_invite(&req.invite));
+        let invite: Option<(String, Option<String>, i64, i64)> = tx
+            .query_row(
+                "SELECT team, member, uses_left, expires_ms FROM invites WHERE code_hash = ?1",
+                [&code_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((team, linked_member, uses_left, expires_ms)) = invite else {
+            return Err(Error::Forbidden("this invite code is not valid".into()));
+        };
+        if expires_ms <= now_ms {
+            return Err(Error::Forbidden("this invite code has expired".into()));
+        }
+        if uses_left <= 0 {
+            return Err(Error::Forbidden("this invite code has been used up".into()));
+        }
+        let head: i64 = tx.query_row("SELECT head FROM teams WHERE id = ?1", [&team], |r| {
+            r.get(0)
+        })?;
+        let devices: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE team = ?1",
+            [&team],
+            |r| r.get(0),
+        )?;
+        let no_history = "this team has no history yet: its founder brings it first with `cairn publish`";
+        let mut importing = false;
+        let member = if let Some(member) = linked_member {
+            member
+        } else if let Some(member) = &req.publish {
+            if head > 0 || devices > 0 {
+                return Err(Error::Conflict(
+                    "this team already has members on the server; join it instead".into(),
+                ));
+            }
+            if !valid_member_id(member) {
+                return Err(Error::BadRequest("the member id to publish is not valid".into()));
+            }
+            importing = true;
+            member.clone()
+        } else if let Some(handle) = &req.claim {
+            if head == 0 {
+                return Err(Error::Conflict(no_history.into()));
+            }
+            let state = team_state(&tx, &team)?;
+            let handle = handle.trim().trim_start_matches('@');
+            let member = state
+                .member_by_handle(handle)
+                .map_err(|e| Error::NotFound(e.to_string()))?
+                .id
+                .clone();
+            let taken: i64 = tx.query_row(
+                "SELECT count(*) FROM devices WHERE team = ?1 AND member = ?2",
+                params![team, member],
+                |r| r.get(0),
+            )?;
+            if taken > 0 {
+                return Err(Error::Conflict(format!(
+                    "@{handle} already has a device; add another with `cairn device link` on it"
+                )));
+            }
+            member
+        } else {
+            if head == 0 {
+                return Err(Error::Conflict(no_history.into()));
+            }
+            match req.name.as_deref().map(str::trim) {
+                Some(name) if !name.is_empty() => {}
+                _ => return Err(Error::BadRequest("a new member needs a name".into())),
+            }
+            random_code(16)?
+        };
+        let device_id = random_code(12)?;
+        let token = new_token()?;
+        tx.execute(
+            "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                device_id,
+                team,
+                member,
+                device_name,
+                hash(&token),
+                now_ms,
+                importing
+            ],
+        )?;
+        tx.execute(
+            "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1",
+            [&code_hash],
+        )?;
+        tx.commit()?;
+        Ok(JoinResponse {
+            team_id: team,
+            member_id: member,
+            device_id,
+            token: Token(token),
+        })
+    }
+
+    /// The device holding `token`, if it is known and not revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Device> {
+        let wanted = hash(token);
+        let found = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, team, member, importing, last_seen_ms, token_hash, revoked_ms
+                 FROM devices WHERE token_hash = ?1",
+            )?
+            .query_row([&wanted], |r| {
+                Ok((
+                    Device {
+                        id: r.get(0)?,
+                        team: r.get(1)?,
+                        member: r.get(2)?,
+                        importing: r.get(3)?,
+                        last_seen_ms: r.get(4)?,
+                    },
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            })
+            .optional()?;
+        match found {
+            Some((device, stored, None)) if bool::from(stored.ct_eq(&wanted)) => Ok(device),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// A one-time invite that adds another device of `device`'s member.
+    pub fn link(&self, device: &Device, now_ms: i64) -> Result<LinkResponse> {
+        let code = new_invite()?;
+        let expires_at_ms = now_ms + 15 * 60 * 1000;
+        self.conn().execute(
+            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms)
+             VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+            params![hash(&code), device.team, device.member, expires_at_ms, now_ms],
+        )?;
+        Ok(LinkResponse {
+            invite: code,
+            expires_at_ms,
+        })
+    }
+
+    /// One exchange: stores what `device` pushed (checked, once), then pages out the change log
+    /// after the request's cursor. Either the whole push is stored or none of it.
+    pub fn sync(
+        &self,
+        device: &Device,
+        req: &SyncRequest,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<(SyncResponse, SyncCounts)> {
+        let pushed: usize = req.push.iter().map(|d| d.changes.len()).sum();
+        if pushed > limits.max_push_changes {
+            return Err(Error::TooLarge(format!(
+                "a sync pushes at most {} changes; this one had {pushed}",
+                limits.max_push_changes
+            )));
+        }
+        let mut counts = SyncCounts::default();
+        let mut conn = self.conn();
+        let writes = pushed > 0
+            || req.import_done
+            || device
+                .last_seen_ms
+                .is_none_or(|t| now_ms - t > LAST_SEEN_EVERY_MS);
+        let behavior = if writes {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn.transaction_with_behavior(behavior)?;
+        let mut head: i64 = tx
+            .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
+            .query_row([&device.team], |r| r.get(0))?;
+        let mut acked = 0u32;
+        for dc in &req.push {
+            check_doc(device, &dc.doc)?;
+            for (i, bytes) in dc.changes.iter().enumerate() {
+                let at = || format!("change {} of {}", i + 1, dc.doc);
+                if bytes.0.len() > limits.max_change_bytes {
+                    return Err(Error::TooLarge(format!(
+                        "{} has {} bytes; the most is {}",
+                        at(),
+                        bytes.0.len(),
+                        limits.max_change_bytes
+                    )));
+                }
+                let change = Change::from_bytes(bytes.0.clone())
+                    .map_err(|e| Error::BadRequest(format!("{} does not decode: {e}", at())))?;
+                if change.raw_bytes().len() != bytes.0.len() {
+                    return Err(Error::BadRequest(format!("{} has trailing bytes", at())));
+                }
+                if store_change(&tx, device, &dc.doc, &change, &at, &mut head)? {
+                    counts.stored += 1;
+                    counts.bytes_in += bytes.0.len();
+                }
+                acked += 1;
+            }
+        }
+        if counts.stored > 0 {
+            tx.prepare_cached("UPDATE teams SET head = ?2 WHERE id = ?1")?
+                .execute(params![device.team, head])?;
+        }
+        if req.cursor > head as u64 {
+            return Err(Error::Conflict(format!(
+                "the cursor {} is past the team's last change {head}: this server lost history \
+                 or the replica came from elsewhere",
+                req.cursor
+            )));
+        }
+        let max = req
+            .max_pull
+            .unwrap_or(limits.max_page_changes)
+            .min(limits.max_page_changes);
+        let mut pulled = Vec::new();
+        let mut cursor = head as u64;
+        let mut more = false;
+        if max == 0 {
+            cursor = req.cursor;
+            more = req.cursor < head as u64;
+        } else {
+            let mut st = tx.prepare_cached(
+                "SELECT seq, doc, data FROM changes
+                 WHERE team = ?1 AND seq > ?2 AND device <> ?3 ORDER BY seq LIMIT ?4",
+            )?;
+            let mut rows = st.query(params![device.team, req.cursor as i64, device.id, max])?;
+            let mut bytes = 0usize;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                let data: Vec<u8> = r.get(2)?;
+                bytes += data.len();
+                if !pulled.is_empty() && bytes > limits.max_page_bytes {
+                    more = true;
+                    break;
+                }
+                pulled.push(Pulled {
+                    seq: seq as u64,
+                    doc: r.get(1)?,
+                    change: Bytes(data),
+                });
+            }
+            if pulled.len() == max as usize {
+                more = true;
+            }
+            if more {
+                cursor = pulled.last().map_or(req.cursor, |p| p.seq);
+                more = cursor < head as u64;
+            }
+        }
+        counts.pulled = pulled.len();
+        counts.bytes_out = pulled.iter().map(|p| p.change.0.len()).sum();
+        if req.import_done && device.importing {
+            tx.execute("UPDATE devices SET importing = 0 WHERE id = ?1", [&device.id])?;
+        }
+        if writes {
+            tx.prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1")?
+                .execute(params![device.id, now_ms])?;
+        }
+        tx.commit()?;
+        Ok((
+            SyncResponse {
+                acked,
+                pulled,
+                cursor,
+                more,
+                head: head as u64,
+            },
+            counts,
+        ))
+    }
+}
+
+/// How often a device's last-seen time is written, so a no-op sync stays a read.
+const LAST_SEEN_EVERY_MS: i64 = 60_000;
+
+/// What one sync moved, for the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct SyncCounts {
+    pub stored: usize,
+    pub pulled: usize,
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+}
+
+/// A device writes the team document and its own member's journals; a publishing device brings
+/// the whole offline history, every member's journals included.
+fn check_doc(device: &Device, doc: &str) -> Result<()> {
+    if !ids::is_doc_id(doc) {
+        return Err(Error::BadRequest(format!("`{doc}` names no document")));
+    }
+    if doc == TEAM_DOC || device.importing || ids::journal_owner(doc) == Some(&device.member) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "a device writes only its own member's journals, not {doc}"
+    )))
+}
+
+/// Stores one change unless the log holds it already; returns whether it was new.
+fn store_change(
+    tx: &rusqlite::Transaction<'_>,
+    device: &Device,
+    doc: &str,
+    change: &Change,
+    at: &dyn Fn() -> String,
+    head: &mut i64,
+) -> Result<bool> {
+    let actor = change.actor_id().to_bytes();
+    let owner: Option<String> = tx
+        .prepare_cached("SELECT device FROM actors WHERE team = ?1 AND actor = ?2")?
+        .query_row(params![device.team, actor], |r| r.get(0))
+        .optional()?;
+    match owner {
+        Some(d) if d != device.id => {
+            return Err(Error::Forbidden(format!(
+                "{} is signed by another device's actor",
+                at()
+            )));
+        }
+        Some(_) => {}
+        None => {
+            tx.prepare_cached("INSERT INTO actors (team, actor, device) VALUES (?1, ?2, ?3)")?
+                .execute(params![device.team, actor, device.id])?;
+        }
+    }
+    let hash = change.hash();
+    let known: Option<String> = tx
+        .prepare_cached("SELECT doc FROM changes WHERE team = ?1 AND hash = ?2")?
+        .query_row(params![device.team, hash.0.as_slice()], |r| r.get(0))
+        .optional()?;
+    if let Some(known_doc) = known {
+        if known_doc != doc {
+            return Err(Error::BadRequest(format!(
+                "{} is already stored in another document",
+                at()
+            )));
+        }
+        return Ok(false);
+    }
+    let seq = change.seq() as i64;
+    let taken: Option<i64> = tx
+        .prepare_cached(
+            "SELECT 1 FROM changes WHERE team = ?1 AND doc = ?2 AND actor = ?3 AND actor_seq = ?4",
+        )?
+        .query_row(params![device.team, doc, actor, seq], |r| r.get(0))
+        .optional()?;
+    if taken.is_some() {
+        return Err(Error::Conflict(format!(
+            "{} reuses sequence number {seq} of its actor with other content: the replica was \
+             restored or copied",
+            at()
+        )));
+    }
+    for dep in change.deps() {
+        let dep_doc: Option<String> = tx
+            .prepare_cached("SELECT doc FROM changes WHERE team = ?1 AND hash = ?2")?
+            .query_row(params![device.team, dep.0.as_slice()], |r| r.get(0))
+            .optional()?;
+        if dep_doc.as_deref() != Some(doc) {
+            return Err(Error::BadRequest(format!(
+                "{} depends on a change of {doc} the server does not have",
+                at()
+            )));
+        }
+    }
+    *head += 1;
+    tx.prepare_cached(
+        "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        device.team,
+        *head,
+        doc,
+        hash.0.as_slice(),
+        actor,
+        seq,
+        device.id,
+        change.raw_bytes()
+    ])?;
+    Ok(true)
+}
+
+/// The team as its team document says, rebuilt from the log (for claiming a member by handle).
+fn team_state(tx: &rusqlite::Transaction<'_>, team: &str) -> Result<cairn_core::TeamState> {
+    let mut st = tx.prepare("SELECT data FROM changes WHERE team = ?1 AND doc = ?2 ORDER BY seq")?;
+    let mut rows = st.query(params![team, TEAM_DOC])?;
+    let mut changes = Vec::new();
+    while let Some(r) = rows.next()? {
+        let data: Vec<u8> = r.get(0)?;
+        changes.push(Change::from_bytes(data).map_err(|e| Error::Internal(e.to_string()))?);
+    }
+    let mut doc = Automerge::new();
+    doc.apply_changes(changes)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    cairn_core::team::read(&doc).map_err(|e| Error::Internal(e.to_string()))
+}

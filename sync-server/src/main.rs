@@ -1,0 +1,278 @@
+//! `cairn-server`: run the sync server, and administer its teams, invites and devices.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use cairn_server::db::Db;
+use cairn_server::{Limits, State, now_ms};
+use clap::{Parser, Subcommand};
+
+/// The self-hosted sync server of cairn.
+///
+/// Members' `cairn` clients push their changes here and pull everyone else's. Start it with
+/// `cairn-server serve`, create a team with `cairn-server team create NAME`, then hand out codes
+/// from `cairn-server invite create --team ID`. Admin commands work on the same database as a
+/// running server.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-server", version, max_term_width = 100)]
+struct Cli {
+    /// The server's database (created when missing).
+    #[arg(long, global = true, env = "CAIRN_SERVER_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the sync API until SIGINT or SIGTERM.
+    ///
+    /// Logs go to stderr (set the level with CAIRN_LOG or RUST_LOG, e.g. `CAIRN_LOG=debug`); the
+    /// first line on stdout is the address it listens on. Health: GET /healthz; readiness (touches
+    /// the database): GET /readyz; Prometheus metrics: GET /metrics.
+    Serve {
+        /// The address to listen on; port 0 lets the system pick one.
+        #[arg(
+            long,
+            env = "CAIRN_SERVER_LISTEN",
+            default_value = "127.0.0.1:7878",
+            value_name = "ADDR"
+        )]
+        listen: SocketAddr,
+    },
+    /// Create and list teams.
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Create invite codes.
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// List and revoke devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamCommand {
+    /// Create a team; prints its id. Its founder then runs `cairn publish` with an invite.
+    Create {
+        /// The team's name.
+        name: String,
+    },
+    /// List teams with their changes and active devices.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Create an invite code to a team; prints only the code.
+    Create {
+        /// The team's id (see `cairn-server team list`).
+        #[arg(long)]
+        team: String,
+        /// How many devices may join with it.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        uses: u32,
+        /// How long it stays valid: a number and m, h or d (`30m`, `12h`, `7d`).
+        #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
+        expires: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// List devices, of one team or all.
+    List {
+        #[arg(long)]
+        team: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: its token is refused from the next request on.
+    Revoke {
+        /// The device's id (see `cairn-server device list`).
+        device: String,
+    },
+}
+
+fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (n, unit) = text.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30m, 12h or 7d"))?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{text}` is not a duration like 30m, 12h or 7d")),
+    };
+    if !(1..=3650 * 86_400_000 / unit_ms).contains(&n) {
+        return Err(format!("`{text}` is out of range (at most ten years)"));
+    }
+    Ok(n * unit_ms)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn default_db() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("cairn-server")
+        .join("server.sqlite3")
+}
+
+fn fmt_ms(ms: Option<i64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| "-".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let path = cli.db.unwrap_or_else(default_db);
+    let db = Db::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Serve { listen } => {
+            drop(out);
+            serve(db, listen, &path)?;
+        }
+        Command::Team(TeamCommand::Create { name }) => {
+            let team = db.create_team(&name, now_ms())?;
+            writeln!(out, "{}", team.id)?;
+            eprintln!(
+                "created team {:?}; invite its founder with `cairn-server invite create --team {}`",
+                team.name, team.id
+            );
+        }
+        Command::Team(TeamCommand::List { json }) => {
+            let teams = db.teams()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&teams)?)?;
+            } else {
+                writeln!(out, "{:<14} {:>8} {:>8}  {:<17} name", "id", "changes", "devices", "created")?;
+                for t in teams {
+                    writeln!(
+                        out,
+                        "{:<14} {:>8} {:>8}  {:<17} {}",
+                        t.id,
+                        t.changes,
+                        t.devices,
+                        fmt_ms(Some(t.created_ms)),
+                        t.name
+                    )?;
+                }
+            }
+        }
+        Command::Invite(InviteCommand::Create {
+            team,
+            uses,
+            expires,
+        }) => {
+            let now = now_ms();
+            let code = db.create_invite(&team, uses, now + expires, now)?;
+            writeln!(out, "{code}")?;
+            eprintln!(
+                "good for {uses} device(s) until {} UTC: `cairn join URL --invite {code} --name NAME`",
+                fmt_ms(Some(now + expires))
+            );
+        }
+        Command::Device(DeviceCommand::List { team, json }) => {
+            let devices = db.devices(team.as_deref())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&devices)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<14} {:<14} {:<18} {:<17} {:<17} name",
+                    "id", "team", "member", "last seen", "revoked"
+                )?;
+                for d in devices {
+                    writeln!(
+                        out,
+                        "{:<14} {:<14} {:<18} {:<17} {:<17} {}",
+                        d.id,
+                        d.team,
+                        d.member,
+                        fmt_ms(d.last_seen_ms),
+                        fmt_ms(d.revoked_ms),
+                        d.name
+                    )?;
+                }
+            }
+        }
+        Command::Device(DeviceCommand::Revoke { device }) => {
+            db.revoke(&device, now_ms())?;
+            eprintln!("revoked {device}: its token is refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn serve(db: Db, listen: SocketAddr, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{addr}")?;
+            out.flush()?;
+        }
+        tracing::info!(%addr, db = %path.display(), "serving");
+        let state = State::new(Arc::new(db), Limits::default());
+        cairn_server::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
