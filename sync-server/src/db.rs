@@ -43,12 +43,11 @@ const MIGRATIONS: &[&str] = &[r#"
         importing INTEGER NOT NULL DEFAULT 0
     ) STRICT;
     CREATE INDEX devices_member ON devices (team, member);
-    -- The first device to push a change of an actor owns that actor; nobody else may use it.
+    -- The first device to push a change of an actor owns that actor, across all teams; nobody
+    -- else may use it (actor ids are 128 random bits).
     CREATE TABLE actors (
-        team TEXT NOT NULL,
-        actor BLOB NOT NULL,
-        device TEXT NOT NULL,
-        PRIMARY KEY (team, actor)
+        actor BLOB PRIMARY KEY,
+        device TEXT NOT NULL
     ) STRICT, WITHOUT ROWID;
     -- The team's change log, numbered 1, 2, 3, ... per team.
     CREATE TABLE changes (
@@ -140,16 +139,18 @@ fn normalise_invite(code: &str) -> String {
 }
 
 fn valid_member_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl Db {
     /// Opens (or creates) the database at `path`, migrating it forward.
     pub fn open(path: &Path) -> Result<Db> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::Internal(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -192,7 +193,9 @@ impl Db {
     pub fn create_team(&self, name: &str, now_ms: i64) -> Result<TeamInfo> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(Error::BadRequest("a team name has 1 to 100 characters".into()));
+            return Err(Error::BadRequest(
+                "a team name has 1 to 100 characters".into(),
+            ));
         }
         let id = random_code(12)?;
         self.conn().execute(
@@ -299,7 +302,9 @@ impl Db {
     pub fn join(&self, req: &JoinRequest, now_ms: i64) -> Result<JoinResponse> {
         let device_name = req.device_name.trim();
         if device_name.is_empty() || device_name.chars().count() > 100 {
-            return Err(Error::BadRequest("a device name has 1 to 100 characters".into()));
+            return Err(Error::BadRequest(
+                "a device name has 1 to 100 characters".into(),
+            ));
         }
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -328,7 +333,8 @@ impl Db {
             [&team],
             |r| r.get(0),
         )?;
-        let no_history = "this team has no history yet: its founder brings it first with `cairn publish`";
+        let no_history =
+            "this team has no history yet: its founder brings it first with `cairn publish`";
         let mut importing = false;
         let member = if let Some(member) = linked_member {
             member
@@ -339,7 +345,9 @@ impl Db {
                 ));
             }
             if !valid_member_id(member) {
-                return Err(Error::BadRequest("the member id to publish is not valid".into()));
+                return Err(Error::BadRequest(
+                    "the member id to publish is not valid".into(),
+                ));
             }
             importing = true;
             member.clone()
@@ -439,7 +447,13 @@ impl Db {
         self.conn().execute(
             "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms)
              VALUES (?1, ?2, ?3, 1, ?4, ?5)",
-            params![hash(&code), device.team, device.member, expires_at_ms, now_ms],
+            params![
+                hash(&code),
+                device.team,
+                device.member,
+                expires_at_ms,
+                now_ms
+            ],
         )?;
         Ok(LinkResponse {
             invite: code,
@@ -557,7 +571,10 @@ impl Db {
         counts.pulled = pulled.len();
         counts.bytes_out = pulled.iter().map(|p| p.change.0.len()).sum();
         if req.import_done && device.importing {
-            tx.execute("UPDATE devices SET importing = 0 WHERE id = ?1", [&device.id])?;
+            tx.execute(
+                "UPDATE devices SET importing = 0 WHERE id = ?1",
+                [&device.id],
+            )?;
         }
         if writes {
             tx.prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1")?
@@ -614,8 +631,8 @@ fn store_change(
 ) -> Result<bool> {
     let actor = change.actor_id().to_bytes();
     let owner: Option<String> = tx
-        .prepare_cached("SELECT device FROM actors WHERE team = ?1 AND actor = ?2")?
-        .query_row(params![device.team, actor], |r| r.get(0))
+        .prepare_cached("SELECT device FROM actors WHERE actor = ?1")?
+        .query_row([&actor], |r| r.get(0))
         .optional()?;
     match owner {
         Some(d) if d != device.id => {
@@ -626,8 +643,8 @@ fn store_change(
         }
         Some(_) => {}
         None => {
-            tx.prepare_cached("INSERT INTO actors (team, actor, device) VALUES (?1, ?2, ?3)")?
-                .execute(params![device.team, actor, device.id])?;
+            tx.prepare_cached("INSERT INTO actors (actor, device) VALUES (?1, ?2)")?
+                .execute(params![actor, device.id])?;
         }
     }
     let hash = change.hash();
@@ -690,7 +707,8 @@ fn store_change(
 
 /// The team as its team document says, rebuilt from the log (for claiming a member by handle).
 fn team_state(tx: &rusqlite::Transaction<'_>, team: &str) -> Result<cairn_core::TeamState> {
-    let mut st = tx.prepare("SELECT data FROM changes WHERE team = ?1 AND doc = ?2 ORDER BY seq")?;
+    let mut st =
+        tx.prepare("SELECT data FROM changes WHERE team = ?1 AND doc = ?2 ORDER BY seq")?;
     let mut rows = st.query(params![team, TEAM_DOC])?;
     let mut changes = Vec::new();
     while let Some(r) = rows.next()? {

@@ -192,7 +192,11 @@ async fn ready(Ext(state): Ext<State>) -> Response {
         Ok(()) => "ready\n".into_response(),
         Err(e) => {
             tracing::error!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database does not answer\n",
+            )
+                .into_response()
         }
     }
 }

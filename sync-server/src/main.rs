@@ -141,7 +141,10 @@ fn default_db() -> PathBuf {
 
 fn fmt_ms(ms: Option<i64>) -> String {
     ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| "-".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.strftime("%Y-%m-%d %H:%M").to_string(),
+        )
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -166,7 +169,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&teams)?)?;
             } else {
-                writeln!(out, "{:<14} {:>8} {:>8}  {:<17} name", "id", "changes", "devices", "created")?;
+                writeln!(
+                    out,
+                    "{:<14} {:>8} {:>8}  {:<17} name",
+                    "id", "changes", "devices", "created"
+                )?;
                 for t in teams {
                     writeln!(
                         out,
@@ -225,7 +232,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn serve(db: Db, listen: SocketAddr, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(
+    db: Db,
+    listen: SocketAddr,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

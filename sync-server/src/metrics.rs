@@ -38,7 +38,10 @@ const CLASSES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "other"];
 impl Metrics {
     /// Counts one request on `route` that ended with `status` after `secs`.
     pub fn request(&self, route: &str, status: u16, secs: f64) {
-        let r = ROUTES.iter().position(|x| *x == route).unwrap_or(ROUTES.len() - 1);
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
         self.requests[r][class(status)].fetch_add(1, Relaxed);
         if route == "sync" {
             for (i, bound) in BUCKETS.iter().enumerate() {
@@ -85,17 +88,40 @@ impl Metrics {
             );
         }
         let count = self.duration_count.load(Relaxed);
-        let _ = writeln!(out, "cairn_sync_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "cairn_sync_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.duration_sum_us.load(Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "cairn_sync_duration_seconds_sum {sum}");
         let _ = writeln!(out, "cairn_sync_duration_seconds_count {count}");
         for (name, help, v) in [
-            ("cairn_changes_stored_total", "Changes added to team logs.", &self.changes_stored),
-            ("cairn_changes_pulled_total", "Changes sent to devices.", &self.changes_pulled),
-            ("cairn_change_bytes_in_total", "Bytes of changes stored.", &self.bytes_in),
-            ("cairn_change_bytes_out_total", "Bytes of changes sent.", &self.bytes_out),
+            (
+                "cairn_changes_stored_total",
+                "Changes added to team logs.",
+                &self.changes_stored,
+            ),
+            (
+                "cairn_changes_pulled_total",
+                "Changes sent to devices.",
+                &self.changes_pulled,
+            ),
+            (
+                "cairn_change_bytes_in_total",
+                "Bytes of changes stored.",
+                &self.bytes_in,
+            ),
+            (
+                "cairn_change_bytes_out_total",
+                "Bytes of changes sent.",
+                &self.bytes_out,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
         out
     }

@@ -6,21 +6,32 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod server;
+
+pub use server::Server;
+
 /// The path of the `cairn` binary under test.
 pub fn cairn_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CAIRN_BIN") {
+    bin("cairn")
+}
+
+/// The path of one of the project's binaries: `CAIRN_BIN` / `CAIRN_SERVER_BIN`, or the one cargo
+/// built next to this test (`target/<profile>/NAME`).
+pub fn bin(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_uppercase().replace('-', "_"));
+    if let Some(p) = std::env::var_os(var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("the test knows its own path");
-    // target/<profile>/deps/<test> -> target/<profile>/cairn
+    // target/<profile>/deps/<test> -> target/<profile>/NAME
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("tests run from target/<profile>/deps");
-    let bin = dir.join(format!("cairn{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p cairn-cli` or run `cargo test --workspace`",
+        "{} is missing: build it with `cargo build --workspace` or run `cargo test --workspace`",
         bin.display()
     );
     bin
@@ -36,6 +47,8 @@ pub struct Home {
     ticks: std::cell::Cell<u32>,
     /// The time zone of the member's machine (`TZ`).
     pub tz: String,
+    /// Let writes start a quiet background sync (off by default, so tests control every sync).
+    pub auto_sync: bool,
 }
 
 /// What a command did.
@@ -99,6 +112,7 @@ impl Home {
             day: Some("2026-11-23".to_owned()),
             ticks: std::cell::Cell::new(0),
             tz: "Europe/Paris".to_owned(),
+            auto_sync: false,
         }
     }
 
@@ -118,6 +132,7 @@ impl Home {
             .env("TZ", &self.tz)
             .env("NO_COLOR", "1")
             .env_remove("CLICOLOR_FORCE")
+            .env("CAIRN_AUTO_SYNC", if self.auto_sync { "1" } else { "0" })
             .stdin(Stdio::null());
         match &self.day {
             Some(day) => {

@@ -68,8 +68,10 @@ impl Ctx {
         let id = replica.team()?.member_by_handle(h)?.id.clone();
         // The server takes from a device only its own member's writes.
         if id != me && replica.remote()?.is_some() {
-            return Err(CliError::new("--as works only while the team lives on this device alone")
-                .hint("this team is on a server: each member writes from their own device"));
+            return Err(
+                CliError::new("--as works only while the team lives on this device alone")
+                    .hint("this team is on a server: each member writes from their own device"),
+            );
         }
         Ok(id)
     }

@@ -33,7 +33,9 @@ pub struct Client {
 pub fn normalise_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty());
     if !ok {
         return Err(CliError::new(format!("`{url}` is not a server address"))
             .hint("give it as http://HOST:PORT or https://HOST"));
@@ -207,7 +209,10 @@ pub fn sync(
         report.sent += acked;
         report.received += applied.changes;
         report.cursor = resp.cursor;
-        progress.show(resp.cursor.saturating_sub(start), resp.head.saturating_sub(start));
+        progress.show(
+            resp.cursor.saturating_sub(start),
+            resp.head.saturating_sub(start),
+        );
         let pushed_all = acked == batch.len() && !full_batch;
         if !resp.more && pushed_all && !(import_done && !batch.is_empty()) {
             break;

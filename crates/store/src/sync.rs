@@ -110,7 +110,8 @@ impl Replica {
                 tx.commit()?;
             }
             None => {
-                self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+                self.conn
+                    .execute("DELETE FROM meta WHERE key = ?1", [key])?;
             }
         }
         Ok(())

@@ -86,7 +86,11 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
             error: None,
         });
     };
-    let client = Client::new(&remote.url, Some(remote.token.clone()), Duration::from_secs(10));
+    let client = Client::new(
+        &remote.url,
+        Some(remote.token.clone()),
+        Duration::from_secs(10),
+    );
     let checked = client.info().and_then(|info| {
         let req = SyncRequest {
             cursor,

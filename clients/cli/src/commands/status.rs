@@ -22,7 +22,10 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     let text = match &remote {
         None => format!(
             "server    none: this team lives only here\nwaiting   {waiting} changes\n{}",
-            paint(DIM, "bring it to a server with `cairn publish URL --invite CODE`")
+            paint(
+                DIM,
+                "bring it to a server with `cairn publish URL --invite CODE`"
+            )
         ),
         Some(r) => format!(
             "server    {}\ndevice    {}\nlast sync {}\ncursor    {cursor}\nwaiting   {waiting} changes ({})",

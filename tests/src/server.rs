@@ -1,0 +1,146 @@
+//! A real `cairn-server` process on `127.0.0.1`, on a port the system picks, with its own
+//! database in a temp directory; stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::{Run, bin};
+
+/// A running server and its database.
+#[derive(Debug)]
+pub struct Server {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts a server on a fresh database.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut s = Server {
+            dir,
+            child: None,
+            url: String::new(),
+        };
+        s.spawn("127.0.0.1:0");
+        s
+    }
+
+    /// The server's database file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("server.sqlite3")
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("a log file");
+        let mut child = Command::new(bin("cairn-server"))
+            .args(["serve", "--listen", listen])
+            .env("CAIRN_SERVER_DB", self.db())
+            .env("CAIRN_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("cairn-server starts");
+        // The first line says where it listens; reading it waits exactly until it does.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("cairn-server prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}; log: {}", self.log()))
+            .to_owned();
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Kills the server at once (SIGKILL): no graceful anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same database and the same address.
+    pub fn restart(&mut self) {
+        self.kill();
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        self.spawn(&addr);
+    }
+
+    /// Runs `cairn-server ARGS...` on this server's database.
+    pub fn admin(&self, args: &[&str]) -> Run {
+        admin(&self.db(), args)
+    }
+
+    /// Creates a team; returns its id.
+    pub fn team(&self, name: &str) -> String {
+        self.admin(&["team", "create", name]).ok().trim().to_owned()
+    }
+
+    /// Creates an invite to `team` for `uses` devices.
+    pub fn invite(&self, team: &str, uses: u32) -> String {
+        self.admin(&[
+            "invite",
+            "create",
+            "--team",
+            team,
+            "--uses",
+            &uses.to_string(),
+        ])
+        .ok()
+        .trim()
+        .to_owned()
+    }
+
+    /// How many changes the team's log holds.
+    pub fn changes(&self, team: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.db()).expect("the server db opens");
+        conn.query_row(
+            "SELECT count(*) FROM changes WHERE team = ?1",
+            [team],
+            |r| r.get(0),
+        )
+        .expect("a count")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM-like shutdown is tested elsewhere; here we only make sure nothing lingers.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn admin(db: &Path, args: &[&str]) -> Run {
+    let out = Command::new(bin("cairn-server"))
+        .args(args)
+        .env("CAIRN_SERVER_DB", db)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cairn-server runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,251 @@
+//! Sync end to end: one real `cairn-server` process, several members each with a real `cairn`
+//! home, meeting in one feed.
+
+use cairn_e2e::{Home, Server, feed};
+use serde_json::Value;
+
+/// A team started offline by Ana (who added Bo by name), published to `server`; returns Ana's
+/// home, the team's id on the server and an invite good for ten devices.
+fn published(server: &Server) -> (Home, String, String) {
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&[
+        "log",
+        "Wrote the onboarding notes",
+        "--pillar",
+        "empowerment",
+    ])
+    .ok();
+    let team = server.team("Otters");
+    let invite = server.invite(&team, 10);
+    let out = ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    assert!(out.contains("Published Otters"), "{out}");
+    (ana, team, invite)
+}
+
+fn join(server: &Server, invite: &str, how: &[&str]) -> Home {
+    let home = Home::new();
+    let mut args = vec!["join", &server.url, "--invite", invite];
+    args.extend_from_slice(how);
+    home.run(&args).ok();
+    home
+}
+
+fn texts(home: &Home) -> Vec<String> {
+    feed(home, &[])
+        .iter()
+        .map(|i| i["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn status(home: &Home) -> Value {
+    home.run(&["status", "--json"]).json()
+}
+
+#[test]
+fn three_members_log_offline_and_converge_whatever_the_order() {
+    let server = Server::start();
+    let (ana, team, invite) = published(&server);
+    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let cy = join(&server, &invite, &["--name", "Cy"]);
+    assert_eq!(texts(&bo), ["Wrote the onboarding notes"]);
+    ana.run(&["sync"]).ok();
+
+    // Everyone works offline.
+    ana.run(&[
+        "log",
+        "Explained the why of the new rota",
+        "--pillar",
+        "trust",
+    ])
+    .ok();
+    ana.run(&["kudos", "@bo,@cy", "Great pairing on the flaky test"])
+        .ok();
+    bo.run(&["log", "Picked up the broken build nobody owned"])
+        .ok();
+    let id = bo.run(&["log", "Reviewed three PRs", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    bo.run(&["edit", &id, "Reviewed four PRs"]).ok();
+    cy.run(&["kudos", "@ana", "Thanks for the calm incident call"])
+        .ok();
+    cy.run(&["log", "Checked in on the new hire", "--yesterday"])
+        .ok();
+    cy.run(&["team", "pillar", "add", "curiosity"]).ok();
+    for h in [&ana, &bo, &cy] {
+        assert!(status(h)["waiting"].as_i64().unwrap() > 0);
+    }
+
+    // Sync in one order, then another.
+    for h in [&cy, &ana, &bo, &bo, &cy, &ana] {
+        h.run(&["sync"]).ok();
+    }
+    let a = feed(&ana, &[]);
+    assert_eq!(a.len(), 7, "{a:#?}");
+    assert_eq!(feed(&bo, &[]), a);
+    assert_eq!(feed(&cy, &[]), a);
+    assert!(a.iter().any(|i| i["text"] == "Reviewed four PRs"));
+    let team_views: Vec<Value> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| {
+            let mut v = h.run(&["team", "--json"]).json();
+            v["you"] = Value::Null;
+            v
+        })
+        .collect();
+    assert_eq!(team_views[0], team_views[1]);
+    assert_eq!(team_views[0], team_views[2]);
+    assert!(team_views[0].to_string().contains("curiosity"));
+    assert!(team_views[0].to_string().contains("\"cy\""));
+
+    // Reactions made after the first meeting travel too, and a sync with nothing new moves nothing.
+    let target = a[0]["id"].as_str().unwrap().to_owned();
+    bo.run(&["react", &target, "🎉"]).ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    let reacted = feed(&ana, &[]);
+    assert_eq!(reacted[0]["reactions"][0]["by"][0], "bo");
+    let idle = cy.run(&["sync", "--json"]).json();
+    assert_eq!(idle["received"], 1);
+    let idle = cy.run(&["sync", "--json"]).json();
+    assert_eq!(
+        (idle["sent"].as_u64(), idle["received"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(idle["requests"], 1);
+    assert!(idle["bytes_up"].as_u64().unwrap() + idle["bytes_down"].as_u64().unwrap() < 2_000);
+    for h in [&ana, &bo, &cy] {
+        assert_eq!(status(h)["waiting"], 0);
+        h.run(&["doctor"]).ok();
+    }
+    // Every change is stored once, however often it was sent.
+    let log_len = server.changes(&team);
+    ana.run(&["sync"]).ok();
+    assert_eq!(server.changes(&team), log_len);
+}
+
+#[test]
+fn a_member_with_a_second_device() {
+    let server = Server::start();
+    let (ana, _team, _invite) = published(&server);
+    let code = ana.run(&["device", "link", "--json"]).json()["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let laptop = join(&server, &code, &[]);
+    assert_eq!(texts(&laptop), ["Wrote the onboarding notes"]);
+    laptop.run(&["log", "Logged from the laptop"]).ok();
+    laptop.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    let items = feed(&ana, &[]);
+    let item = items
+        .iter()
+        .find(|i| i["text"] == "Logged from the laptop")
+        .expect("the laptop's event reached the first device");
+    assert_eq!(item["author"], "ana");
+    // The one-time code is spent.
+    let again = Home::new();
+    let err = again.run(&["join", &server.url, "--invite", &code]).fails();
+    assert!(err.contains("used up"), "{err}");
+}
+
+#[test]
+fn a_killed_server_or_client_loses_nothing() {
+    let mut server = Server::start();
+    let (ana, team, invite) = published(&server);
+    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let mut expected = texts(&ana);
+    for round in 0..4 {
+        for i in 0..5 {
+            let text = format!("round {round} stone {i}");
+            ana.run(&["log", &text]).ok();
+            expected.push(text);
+        }
+        // Kill the server while Ana syncs; wherever the kill lands, a later sync completes.
+        let mut sync = ana.command(&["sync"]).spawn().expect("cairn sync starts");
+        server.kill();
+        let _ = sync.wait();
+        server.restart();
+        // Kill the client mid-sync, too.
+        let mut sync = ana.command(&["sync"]).spawn().expect("cairn sync starts");
+        if round % 2 == 0 {
+            let _ = sync.kill();
+        }
+        let _ = sync.wait();
+        ana.run(&["sync"]).ok();
+        assert_eq!(status(&ana)["waiting"], 0);
+    }
+    bo.run(&["sync"]).ok();
+    let mut got = texts(&bo);
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    ana.run(&["doctor"]).ok();
+    bo.run(&["doctor"]).ok();
+    // Ana's three first changes (team, Bo added, a log) and one per stone since: each stored once.
+    assert_eq!(server.changes(&team), 3 + 20);
+    let log = server.changes(&team);
+    ana.run(&["sync"]).ok();
+    bo.run(&["sync"]).ok();
+    assert_eq!(server.changes(&team), log);
+}
+
+#[test]
+fn a_revoked_device_is_refused_at_once() {
+    let server = Server::start();
+    let (_ana, team, invite) = published(&server);
+    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let devices = server
+        .admin(&["device", "list", "--team", &team, "--json"])
+        .json();
+    // Ana's device came first, Bo's second.
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    let device = devices[1]["id"].as_str().unwrap().to_owned();
+    server.admin(&["device", "revoke", &device]).ok();
+    let before = server.changes(&team);
+    bo.run(&["log", "written after the revocation"]).ok();
+    let err = bo.run(&["sync"]).fails();
+    assert!(err.contains("refused"), "{err}");
+    assert_eq!(server.changes(&team), before);
+    // Still usable offline, and the change waits.
+    assert_eq!(status(&bo)["waiting"], 1);
+}
+
+#[test]
+fn joining_takes_a_valid_invite_and_a_published_team() {
+    let server = Server::start();
+    let team = server.team("Empty");
+    let invite = server.invite(&team, 2);
+    let h = Home::new();
+    let err = h
+        .run(&["join", &server.url, "--invite", &invite, "--name", "Dee"])
+        .fails();
+    assert!(err.contains("cairn publish"), "{err}");
+    let err = h
+        .run(&[
+            "join",
+            &server.url,
+            "--invite",
+            "nope-nope",
+            "--name",
+            "Dee",
+        ])
+        .fails();
+    assert!(err.contains("not valid"), "{err}");
+    let err = h
+        .run(&["join", "ftp://example", "--invite", "x", "--name", "Dee"])
+        .fails();
+    assert!(err.contains("not a server address"), "{err}");
+    // Nothing was left behind by the failed joins.
+    assert!(!h.replica().exists());
+    // A server that is not there: one clear line.
+    let gone = {
+        let s = Server::start();
+        s.url.clone()
+    };
+    let err = h
+        .run(&["join", &gone, "--invite", &invite, "--name", "Dee"])
+        .fails();
+    assert!(err.contains("cannot reach"), "{err}");
+}
