@@ -508,8 +508,11 @@ impl Db {
                 }
                 let change = Change::from_bytes(bytes.0.clone())
                     .map_err(|e| Error::BadRequest(format!("{} does not decode: {e}", at())))?;
-                if change.raw_bytes().len() != bytes.0.len() {
-                    return Err(Error::BadRequest(format!("{} has trailing bytes", at())));
+                if !cairn_core::ids::checksum_ok(&bytes.0, &change.hash().0) {
+                    return Err(Error::BadRequest(format!(
+                        "{} is damaged: its checksum does not match",
+                        at()
+                    )));
                 }
                 if store_change(&tx, device, &dc.doc, &change, &at, &mut head)? {
                     counts.stored += 1;

@@ -77,6 +77,20 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits for the server to exit; returns whether it exited cleanly.
+    #[cfg(unix)]
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let status = c.wait().expect("the server exits");
+        sent && status.success()
+    }
+
     /// Starts the server again on the same database and the same address.
     pub fn restart(&mut self) {
         self.kill();

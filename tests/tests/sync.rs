@@ -249,3 +249,58 @@ fn joining_takes_a_valid_invite_and_a_published_team() {
         .fails();
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+/// Waits for `cond` to hold, checking every 20 ms, for at most `secs` seconds.
+fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn writes_sync_quietly_in_the_background_and_never_wait_for_the_network() {
+    let mut server = Server::start();
+    let (mut ana, _team, invite) = published(&server);
+    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    ana.auto_sync = true;
+    ana.run(&["log", "Synced without asking"]).ok();
+    // The write returned at once; a background sync sends it shortly after.
+    assert!(
+        wait_until(20, || status(&ana)["waiting"] == 0),
+        "the background sync did not run: {}",
+        server.log()
+    );
+    bo.run(&["sync"]).ok();
+    assert!(texts(&bo).contains(&"Synced without asking".to_owned()));
+
+    // With the server gone, writes still succeed and wait in the outbox.
+    server.kill();
+    ana.run(&["log", "Written with the server down"]).ok();
+    assert!(texts(&ana).contains(&"Written with the server down".to_owned()));
+    let err = ana.run(&["sync"]).fails();
+    assert!(err.contains("cannot reach"), "{err}");
+    assert_eq!(status(&ana)["waiting"], 1);
+    server.restart();
+    ana.run(&["sync"]).ok();
+    assert_eq!(status(&ana)["waiting"], 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_server_reports_health_and_stops_cleanly_on_sigterm() {
+    let mut server = Server::start();
+    let (ana, _team, _invite) = published(&server);
+    let doctor = ana.run(&["doctor", "--json"]).json();
+    assert_eq!(doctor["server"]["reachable"], true);
+    assert_eq!(doctor["server"]["protocol"], 1);
+    assert!(server.terminate(), "{}", server.log());
+    assert!(server.log().contains("stopped"), "{}", server.log());
+    // Doctor now says the server is unreachable, in one line, and fails.
+    let err = ana.run(&["doctor"]).fails();
+    assert!(err.contains("cannot reach"), "{err}");
+}

@@ -154,7 +154,7 @@ pub struct Report {
     pub sent: usize,
     /// Changes new to this replica.
     pub received: usize,
-    /// Events in the documents that changed.
+    /// HTTP requests made.
     pub requests: usize,
     pub bytes_up: usize,
     pub bytes_down: usize,
@@ -214,7 +214,9 @@ pub fn sync(
             resp.head.saturating_sub(start),
         );
         let pushed_all = acked == batch.len() && !full_batch;
-        if !resp.more && pushed_all && !(import_done && !batch.is_empty()) {
+        // A publication ends with one more exchange, with an empty outbox, that says so.
+        let import_said = !import_done || batch.is_empty();
+        if !resp.more && pushed_all && import_said {
             break;
         }
         if acked < batch.len() && !resp.more {

@@ -121,6 +121,13 @@ pub fn is_doc_id(doc: &str) -> bool {
             .all(|(i, b)| i == 4 || b.is_ascii_digit())
 }
 
+/// True when the checksum in an automerge change's header (bytes 4..8) matches its hash, whose
+/// first four bytes it is. `automerge::Change::from_bytes` does not check it, so a change damaged
+/// in transit would otherwise pass for another change.
+pub fn checksum_ok(raw: &[u8], hash: &[u8; 32]) -> bool {
+    raw.len() >= 8 && raw[4..8] == hash[..4]
+}
+
 /// Turns a display name into a handle: lowercase ASCII letters, digits and `-`; `None` when the
 /// name has none of those (then the person picks a handle).
 pub fn handle_from_name(name: &str) -> Option<String> {

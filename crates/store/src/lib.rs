@@ -502,7 +502,11 @@ impl Replica {
                 }
                 continue;
             }
+            let owner = ids::journal_owner(id);
             for e in journal::read(&doc)? {
+                if owner != Some(e.author.as_str()) {
+                    continue; // never indexed: see `index::reindex_doc`
+                }
                 seen += 1;
                 match index::event(conn, &e.id)? {
                     Some(row) if row == e => {}

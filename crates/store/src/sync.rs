@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use automerge::{Change, ReadDoc};
-use cairn_core::ids::is_doc_id;
+use cairn_core::ids::{self, is_doc_id};
 
 use crate::{Error, Replica, Result, get_meta, index, load_doc, set_meta, store_chunk};
 
@@ -192,6 +192,9 @@ impl Replica {
                 let change = Change::from_bytes(p.change.clone())
                     .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
                 let hash = change.hash();
+                if !ids::checksum_ok(&p.change, &hash.0) {
+                    return Err(Error::BadChange(format!("in {doc_id}: a damaged change")));
+                }
                 if doc.get_change_by_hash(&hash).is_some() || !hashes.insert(hash) {
                     applied.known += 1;
                     continue;

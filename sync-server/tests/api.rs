@@ -1,0 +1,488 @@
+//! The HTTP API on a real socket and a real SQLite file: what it takes, and everything it refuses
+//! (with a 4xx, a JSON body, and nothing stored).
+
+use std::sync::Arc;
+
+use automerge::{ActorId, Automerge, transaction::Transactable};
+use cairn_protocol::{
+    Bytes, DocChanges, ErrorBody, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
+};
+use cairn_server::db::Db;
+use cairn_server::{Limits, State};
+
+/// A server on `127.0.0.1:0` in a thread of its own, stopped when dropped.
+struct TestServer {
+    url: String,
+    db: Arc<Db>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    fn start(limits: Limits) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(&dir.path().join("server.sqlite3")).unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let state = State::new(db.clone(), limits);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                cairn_server::serve(listener, state, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        TestServer {
+            url: format!("http://{addr}"),
+            db,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    /// POSTs raw bytes; returns the status and the body.
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        token: Option<&str>,
+    ) -> (u16, Vec<u8>) {
+        let mut req = Self::agent()
+            .post(format!("{}{path}", self.url))
+            .content_type(content_type);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req.send(body).unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_vec().unwrap())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut resp = Self::agent()
+            .get(format!("{}{path}", self.url))
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap())
+    }
+
+    fn join(&self, req: &JoinRequest) -> JoinResponse {
+        let (status, body) = self.post(
+            "/v1/join",
+            "application/json",
+            &serde_json::to_vec(req).unwrap(),
+            None,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn sync(&self, token: &str, req: &SyncRequest) -> (u16, Vec<u8>) {
+        self.post(
+            "/v1/sync",
+            "application/json",
+            &serde_json::to_vec(req).unwrap(),
+            Some(token),
+        )
+    }
+
+    #[track_caller]
+    fn sync_ok(&self, token: &str, req: &SyncRequest) -> SyncResponse {
+        let (status, body) = self.sync(token, req);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn stored(&self) -> i64 {
+        self.db.teams().unwrap().iter().map(|t| t.changes).sum()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn push(doc: &str, changes: Vec<Vec<u8>>) -> SyncRequest {
+    SyncRequest {
+        cursor: 0,
+        push: vec![DocChanges {
+            doc: doc.into(),
+            changes: changes.into_iter().map(Bytes).collect(),
+        }],
+        max_pull: None,
+        import_done: false,
+    }
+}
+
+/// A document written by `actor`: one change per key.
+fn changes(actor: &ActorId, keys: &[&str]) -> Vec<Vec<u8>> {
+    let mut doc = Automerge::new();
+    doc.set_actor(actor.clone());
+    let mut out = Vec::new();
+    for k in keys {
+        let heads = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, *k, "v").unwrap();
+        tx.commit();
+        out.extend(
+            doc.get_changes(&heads)
+                .iter()
+                .map(|c| c.raw_bytes().to_vec()),
+        );
+    }
+    out
+}
+
+/// A server with one published team; returns it and the founder's token.
+fn founded(limits: Limits) -> (TestServer, String, String) {
+    let server = TestServer::start(limits);
+    let team = server.db.create_team("Otters", 0).unwrap();
+    let invite = server.db.create_invite(&team.id, 5, i64::MAX, 0).unwrap();
+    let founder = server.join(&JoinRequest {
+        invite: invite.clone(),
+        device_name: "ana's laptop".into(),
+        name: None,
+        claim: None,
+        publish: Some("ana".into()),
+    });
+    (server, founder.token.0, invite)
+}
+
+#[track_caller]
+fn refused(status: u16, body: &[u8], want: u16) -> ErrorBody {
+    assert_eq!(status, want, "{}", String::from_utf8_lossy(body));
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not an error body ({e}): {body:?}"))
+}
+
+#[test]
+fn bad_requests_are_refused_and_store_nothing() {
+    let limits = Limits {
+        max_request_bytes: 64 << 10,
+        max_push_changes: 20,
+        ..Limits::default()
+    };
+    let (server, token, _) = founded(limits);
+    let actor = ActorId::random();
+    let good = changes(&actor, &["a", "b", "c"]);
+    let r = server.sync_ok(&token, &push("team", good[..1].to_vec()));
+    assert_eq!((r.acked, r.head), (1, 1));
+    let stored = server.stored();
+
+    let json = "application/json";
+    let mut truncated = serde_json::to_vec(&push("team", good[1..].to_vec())).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let mut trailing = good[1].clone();
+    trailing.extend_from_slice(&good[2]);
+    let mut flipped = good[1].clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    type Case<'a> = (&'a str, u16, Box<dyn Fn() -> (u16, Vec<u8>) + 'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "garbage",
+            400,
+            Box::new(|| server.post("/v1/sync", json, b"{{{ not json", Some(&token))),
+        ),
+        (
+            "truncated",
+            400,
+            Box::new(|| server.post("/v1/sync", json, &truncated, Some(&token))),
+        ),
+        (
+            "wrong type",
+            415,
+            Box::new(|| server.post("/v1/sync", "text/plain", b"{}", Some(&token))),
+        ),
+        (
+            "oversize",
+            413,
+            Box::new(|| server.post("/v1/sync", json, &vec![b' '; 100 << 10], Some(&token))),
+        ),
+        (
+            "no token",
+            401,
+            Box::new(|| server.post("/v1/sync", json, b"{\"cursor\":0}", None)),
+        ),
+        (
+            "bad token",
+            401,
+            Box::new(|| server.post("/v1/sync", json, b"{\"cursor\":0}", Some("cairn_0000"))),
+        ),
+        (
+            "undecodable",
+            400,
+            Box::new(|| {
+                server.sync(
+                    &token,
+                    &push("team", vec![vec![0x85, 0x6f, 0x4a, 0x83, 9, 9, 9]]),
+                )
+            }),
+        ),
+        (
+            "flipped byte",
+            400,
+            Box::new(|| server.sync(&token, &push("team", vec![flipped.clone()]))),
+        ),
+        (
+            "two in one",
+            400,
+            Box::new(|| server.sync(&token, &push("team", vec![trailing.clone()]))),
+        ),
+        (
+            "bad doc",
+            400,
+            Box::new(|| server.sync(&token, &push("../etc/passwd", good[1..2].to_vec()))),
+        ),
+        (
+            "missing dep",
+            400,
+            Box::new(|| server.sync(&token, &push("team", good[2..].to_vec()))),
+        ),
+        (
+            "wrong doc",
+            400,
+            Box::new(|| server.sync(&token, &push("j/ana/2026-11", good[1..2].to_vec()))),
+        ),
+        (
+            "too many",
+            413,
+            Box::new(|| server.sync(&token, &push("team", vec![good[0].clone(); 21]))),
+        ),
+        (
+            "cursor ahead",
+            409,
+            Box::new(|| {
+                server.sync(
+                    &token,
+                    &SyncRequest {
+                        cursor: 99,
+                        ..push("team", vec![])
+                    },
+                )
+            }),
+        ),
+        (
+            "unknown route",
+            404,
+            Box::new(|| server.post("/v1/nothing", json, b"{}", Some(&token))),
+        ),
+        (
+            "bad join",
+            400,
+            Box::new(|| server.post("/v1/join", json, b"{\"invite\": 3}", None)),
+        ),
+        (
+            "bad invite",
+            403,
+            Box::new(|| {
+                server.post(
+                    "/v1/join",
+                    json,
+                    br#"{"invite":"x","device_name":"d"}"#,
+                    None,
+                )
+            }),
+        ),
+    ];
+    for (what, want, case) in &cases {
+        let (status, body) = case();
+        let want = *want;
+        let err = refused(status, &body, want);
+        assert!(!err.message.is_empty(), "{what}");
+        assert_eq!(server.stored(), stored, "{what} stored something");
+    }
+    // A push with a bad change anywhere stores none of it.
+    let mut mixed = push("team", good[1..2].to_vec());
+    mixed.push.push(DocChanges {
+        doc: "team".into(),
+        changes: vec![Bytes(vec![1, 2, 3])],
+    });
+    let (status, body) = server.sync(&token, &mixed);
+    refused(status, &body, 400);
+    assert_eq!(server.stored(), stored);
+
+    // And the server still serves.
+    assert_eq!(server.get("/healthz").0, 200);
+    assert_eq!(server.get("/readyz").0, 200);
+    let r = server.sync_ok(&token, &push("team", good[1..].to_vec()));
+    assert_eq!((r.acked, r.head), (2, 3));
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("cairn_http_requests_total{route=\"sync\",status=\"4xx\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_changes_stored_total 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_device_writes_only_as_itself_and_only_its_own_journals() {
+    let (server, ana, invite) = founded(Limits::default());
+    let ana_actor = ActorId::random();
+    let team_changes = changes(&ana_actor, &["name"]);
+    server.sync_ok(&ana, &push("team", team_changes.clone()));
+    let done = SyncRequest {
+        import_done: true,
+        ..push("team", vec![])
+    };
+    server.sync_ok(&ana, &done);
+    // After publishing, Ana's device writes only Ana's journals.
+    let (status, body) = server.sync(
+        &ana,
+        &push("j/bo/2026-11", changes(&ActorId::random(), &["x"])),
+    );
+    refused(status, &body, 403);
+
+    let bo = server.join(&JoinRequest {
+        invite,
+        device_name: "bo's phone".into(),
+        name: Some("Bo".into()),
+        claim: None,
+        publish: None,
+    });
+    let bo_token = bo.token.0.clone();
+    let stored = server.stored();
+    // A replay of Ana's change, or a new change in her journal: refused.
+    let (status, body) = server.sync(&bo_token, &push("team", team_changes));
+    assert!(
+        refused(status, &body, 403)
+            .message
+            .contains("another device")
+    );
+    let ana_journal = format!("j/{}/2026-11", "ana");
+    let (status, body) = server.sync(
+        &bo_token,
+        &push(&ana_journal, changes(&ActorId::random(), &["forged"])),
+    );
+    refused(status, &body, 403);
+    assert_eq!(server.stored(), stored);
+    // His own journal is fine; the pull brings Ana's team change, never his own back.
+    let own = format!("j/{}/2026-11", bo.member_id);
+    let r = server.sync_ok(
+        &bo_token,
+        &push(&own, changes(&ActorId::random(), &["mine"])),
+    );
+    assert_eq!(r.acked, 1);
+    assert_eq!(r.pulled.len(), 1);
+    assert_eq!(r.pulled[0].doc, "team");
+
+    // One actor, the same sequence number, other content: a copied replica. Refused.
+    let actor = ActorId::random();
+    let first = changes(&actor, &["one"]);
+    let fork = changes(&actor, &["other"]);
+    server.sync_ok(&bo_token, &push(&own, first.clone()));
+    let (status, body) = server.sync(&bo_token, &push(&own, fork));
+    refused(status, &body, 409);
+    // Sending the same change again is fine: stored once.
+    let before = server.stored();
+    let r = server.sync_ok(&bo_token, &push(&own, first));
+    assert_eq!(r.acked, 1);
+    assert_eq!(server.stored(), before);
+}
+
+#[test]
+fn a_token_reaches_its_own_team_only() {
+    let (server, ana, _) = founded(Limits::default());
+    let secret = changes(&ActorId::random(), &["secret"]);
+    server.sync_ok(&ana, &push("team", secret.clone()));
+
+    let other = server.db.create_team("Badgers", 0).unwrap();
+    let invite = server.db.create_invite(&other.id, 1, i64::MAX, 0).unwrap();
+    let zed = server.join(&JoinRequest {
+        invite,
+        device_name: "zed".into(),
+        name: None,
+        claim: None,
+        publish: Some("zed".into()),
+    });
+    let zed_token = zed.token.0;
+    // Reading: Zed's pull never sees the Otters' log.
+    let r = server.sync_ok(&zed_token, &push("team", vec![]));
+    assert!(r.pulled.is_empty() && r.head == 0);
+    // Writing: the Otters' changes cannot be pushed into the Badgers' log.
+    let (status, body) = server.sync(&zed_token, &push("team", secret));
+    refused(status, &body, 403);
+    let badgers = server
+        .db
+        .teams()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.id == other.id);
+    assert_eq!(badgers.unwrap().changes, 0);
+    // A revoked token stops at once.
+    let devices = server.db.devices(Some(&other.id)).unwrap();
+    server.db.revoke(&devices[0].id, 1).unwrap();
+    let (status, body) = server.sync(&zed_token, &push("team", vec![]));
+    refused(status, &body, 401);
+}
+
+#[test]
+fn pages_are_bounded_and_resume_from_the_cursor() {
+    let limits = Limits {
+        max_page_changes: 7,
+        ..Limits::default()
+    };
+    let (server, ana, invite) = founded(limits);
+    let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    server.sync_ok(&ana, &push("team", changes(&ActorId::random(), &keys)));
+    let bo = server.join(&JoinRequest {
+        invite,
+        device_name: "bo".into(),
+        name: Some("Bo".into()),
+        claim: None,
+        publish: None,
+    });
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    let mut requests = 0;
+    loop {
+        let r = server.sync_ok(
+            &bo.token.0,
+            &SyncRequest {
+                cursor,
+                ..push("team", vec![])
+            },
+        );
+        requests += 1;
+        assert!(r.pulled.len() <= 7);
+        seen.extend(r.pulled.iter().map(|p| p.seq));
+        cursor = r.cursor;
+        if !r.more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=30).collect::<Vec<u64>>());
+    assert_eq!(requests, 5);
+    assert_eq!(cursor, 30);
+}
