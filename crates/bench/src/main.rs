@@ -27,6 +27,8 @@
 //! `--help` lists the options; `--json` prints the results as JSON on stdout (the table then goes
 //! to stderr).
 
+mod sync;
+
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
@@ -96,11 +98,12 @@ Options:
   --seed S          seed of the generated data [default: 42]
   --cairn PATH      the cairn binary to time [default: the `cairn` next to this program]
   --json            print the results as JSON on stdout (the table goes to stderr)
+  --no-sync         skip the sync rows (they need `cairn-server` next to `cairn`)
   --keep            keep the seeded homes (their paths are printed) instead of deleting them
   -h, --help        print this help
 
-Build both binaries first, in release mode:
-  cargo build --release -p cairn-bench -p cairn-cli
+Build the binaries first, in release mode:
+  cargo build --release -p cairn-bench -p cairn-cli -p cairn-server
   cargo run --release -p cairn-bench -- --sizes 1000,100000
 ";
 
@@ -114,6 +117,7 @@ struct Opts {
     cairn: Option<PathBuf>,
     json: bool,
     keep: bool,
+    sync: bool,
 }
 
 /// A bad command line or a failed step, with a message for the person running the bench.
@@ -168,6 +172,7 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
         cairn: None,
         json: false,
         keep: false,
+        sync: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -211,7 +216,10 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
             "--cairn" => opts.cairn = Some(PathBuf::from(value()?)),
             "--json" if inline.is_none() => opts.json = true,
             "--keep" if inline.is_none() => opts.keep = true,
-            "--json" | "--keep" => return Err(Failure::usage(format!("{flag} takes no value"))),
+            "--no-sync" if inline.is_none() => opts.sync = false,
+            "--json" | "--keep" | "--no-sync" => {
+                return Err(Failure::usage(format!("{flag} takes no value")));
+            }
             other => return Err(Failure::usage(format!("unknown argument `{other}`"))),
         }
     }
@@ -277,6 +285,7 @@ fn run(opts: &Opts) -> Result<(), Failure> {
 
     let mut seeded = Vec::new();
     let mut timings = Vec::new();
+    let mut syncs = Vec::new();
     for &size in &opts.sizes {
         let home = std::env::temp_dir().join(format!(
             "cairn-bench-{}-{size}-{}",
@@ -286,27 +295,41 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(&home)
             .map_err(|e| Failure::run(format!("cannot create {}: {e}", home.display())))?;
+        let work = home.with_extension("sync");
         let result = seed(&home, size, opts.seed, now)
             .and_then(|s| {
                 let t = time_commands(&cairn, &home, &s, opts)?;
-                Ok((s, t))
+                let y = if opts.sync {
+                    let _ = std::fs::remove_dir_all(&work);
+                    std::fs::create_dir_all(&work).map_err(|e| {
+                        Failure::run(format!("cannot create {}: {e}", work.display()))
+                    })?;
+                    eprintln!("{size:>7} events  sync: publishing to a local cairn-server");
+                    Some(sync::measure(&cairn, &home, &work, size)?)
+                } else {
+                    None
+                };
+                Ok((s, t, y))
             })
-            .map(|(s, t)| {
+            .map(|(s, t, y)| {
                 seeded.push(s);
                 timings.extend(t);
+                syncs.extend(y);
             });
         if opts.keep {
             eprintln!("kept the seeded home at {}", home.display());
         } else {
             let _ = std::fs::remove_dir_all(&home);
+            let _ = std::fs::remove_dir_all(&work);
         }
         result?;
     }
 
-    let table = render_table(&seeded, &timings);
+    let mut table = render_table(&seeded, &timings);
+    table.push_str(&render_sync_table(&syncs));
     if opts.json {
         eprint!("{table}");
-        print!("{}", render_json(opts, &seeded, &timings));
+        print!("{}", render_json(opts, &seeded, &timings, &syncs));
     } else {
         print!("{table}");
     }
@@ -673,7 +696,12 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The results as JSON, written by hand: every value is a number or a plain ASCII word.
-fn render_json(opts: &Opts, seeded: &[Seeded], timings: &[Timing]) -> String {
+fn render_json(
+    opts: &Opts,
+    seeded: &[Seeded],
+    timings: &[Timing],
+    syncs: &[sync::SyncFigures],
+) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -705,7 +733,85 @@ fn render_json(opts: &Opts, seeded: &[Seeded], timings: &[Timing]) -> String {
         }
         None => s.push_str("  \"log_ratio\": null,\n"),
     }
-    s.push_str("  \"targets\": {\"log_ratio_max\": 1.5, \"log_median_ms_max\": 15}\n}\n");
+    s.push_str("  \"sync\": [");
+    for (i, y) in syncs.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        let new: Vec<String> = y
+            .new_events
+            .iter()
+            .map(|(k, own, up, req)| {
+                format!("{{\"k\": {k}, \"change_bytes\": {own}, \"bytes_up\": {up}, \"requests\": {req}}}")
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "{sep}\n    {{\"events\": {}, \"publish_seconds\": {:.3}, \"publish_changes\": {}, \
+             \"publish_bytes\": {}, \"noop_requests\": {}, \"noop_bytes\": {}, \"new_events\": [{}], \
+             \"join_seconds\": {:.3}, \"join_changes\": {}, \"join_bytes\": {}, \"join_requests\": {}}}",
+            y.events,
+            y.publish_secs,
+            y.publish_changes,
+            y.publish_bytes,
+            y.noop_requests,
+            y.noop_bytes,
+            new.join(", "),
+            y.join_secs,
+            y.join_changes,
+            y.join_bytes,
+            y.join_requests
+        );
+    }
+    s.push_str("\n  ],\n");
+    s.push_str(
+        "  \"targets\": {\"log_ratio_max\": 1.5, \"log_median_ms_max\": 15, \"noop_sync_bytes_max\": 2000, \
+         \"new_events_bytes_ratio_max\": 2, \"join_seconds_max\": 10}\n}\n",
+    );
+    s
+}
+
+/// The sync rows: body bytes as the client counted them (HTTP headers not included).
+fn render_sync_table(syncs: &[sync::SyncFigures]) -> String {
+    let mut s = String::new();
+    for y in syncs {
+        let _ = writeln!(
+            s,
+            "\nsync at {} events (a cairn-server on loopback):",
+            y.events
+        );
+        let _ = writeln!(
+            s,
+            "  publish the whole history: {} changes, {:.1} MB up, {:.2} s",
+            y.publish_changes,
+            y.publish_bytes as f64 / 1e6,
+            y.publish_secs
+        );
+        let _ = writeln!(
+            s,
+            "  nothing new: {} request(s), {} B of bodies (target: one request, under 2 KB) {}",
+            y.noop_requests,
+            y.noop_bytes,
+            verdict(y.noop_requests == 1 && y.noop_bytes < 2_000)
+        );
+        for (k, own, up, req) in &y.new_events {
+            let ratio = *up as f64 / (*own).max(1) as f64;
+            let _ = writeln!(
+                s,
+                "  {k} new event(s): changes {own} B, sent {up} B in {req} request(s) = {ratio:.2}x \
+                 (target: within 2x) {}",
+                verdict(ratio <= 2.0)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  a new device catches up: {} changes, {:.1} MB down in {} requests, {:.2} s \
+             (target: under 10 s) {}",
+            y.join_changes,
+            y.join_bytes as f64 / 1e6,
+            y.join_requests,
+            y.join_secs,
+            verdict(y.join_secs < 10.0)
+        );
+    }
     s
 }
 

@@ -90,6 +90,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             "member_id": resp.member_id,
             "device_id": resp.device_id,
             "received": report.received,
+            "requests": report.requests,
+            "bytes_up": report.bytes_up,
+            "bytes_down": report.bytes_down,
         }),
     )
 }
