@@ -227,6 +227,13 @@ impl Replica {
         )?)
     }
 
+    /// True when at least one change waits in the outbox (cheap, unlike [`Replica::outbox_size`]).
+    pub fn outbox_waiting(&self) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM outbox)", [], |r| r.get(0))?)
+    }
+
     /// Changes that arrived before the changes they depend on, per document.
     pub fn waiting_changes(&self) -> Result<usize> {
         let mut st = self.conn.prepare("SELECT id FROM docs WHERE chunks > 0")?;

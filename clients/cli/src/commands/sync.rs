@@ -122,8 +122,8 @@ pub fn after_write(ctx: &Ctx) {
         return;
     }
     let Ok(replica) = ctx.open() else { return };
-    let waiting = replica.outbox_size().map(|(n, _)| n > 0).unwrap_or(false);
-    if !waiting || !matches!(replica.remote(), Ok(Some(_))) {
+    // Cheap checks only: this runs after every write.
+    if !matches!(replica.remote(), Ok(Some(_))) || !replica.outbox_waiting().unwrap_or(false) {
         return;
     }
     drop(replica);
