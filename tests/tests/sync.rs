@@ -304,3 +304,13 @@ fn the_server_reports_health_and_stops_cleanly_on_sigterm() {
     let err = ana.run(&["doctor"]).fails();
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn a_newcomer_whose_handle_is_taken_gets_a_free_one() {
+    let server = Server::start();
+    let (_ana, _team, invite) = published(&server);
+    let other_ana = join(&server, &invite, &["--name", "Ana"]);
+    let me = other_ana.run(&["team", "--json"]).json();
+    assert_eq!(me["you"], "ana-2");
+    assert_eq!(status(&other_ana)["waiting"], 0);
+}

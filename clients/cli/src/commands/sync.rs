@@ -96,10 +96,24 @@ pub fn exchange(
                 .code(code::OTHER));
         }
         if state.member(&me).is_none() {
-            let handle = replica.setting("join_handle")?;
+            let wanted = match replica.setting("join_handle")? {
+                Some(h) => h,
+                None => cairn_core::ids::handle_from_name(&name).unwrap_or_else(|| "member".into()),
+            };
+            // A handle someone already has gets a number: ana, ana-2, ana-3, ...
+            let handle = (1..)
+                .map(|n| {
+                    if n == 1 {
+                        wanted.clone()
+                    } else {
+                        format!("{wanted}-{n}")
+                    }
+                })
+                .find(|h| state.members.iter().all(|m| &m.handle != h))
+                .unwrap_or(wanted);
             let at = ctx.now_ms();
             replica.change_team(&me, |doc, state| {
-                team::add_member(doc, state, &me, &name, handle.as_deref(), at)
+                team::add_member(doc, state, &me, &name, Some(&handle), at)
             })?;
             let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
             report.sent += more.sent;
