@@ -15,7 +15,9 @@ use subtle::ConstantTimeEq;
 
 use crate::{Error, Limits, Result};
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    // 1: teams, invites, devices, actors and the change logs.
+    r#"
     CREATE TABLE teams (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -63,7 +65,12 @@ const MIGRATIONS: &[&str] = &[r#"
     ) STRICT;
     CREATE UNIQUE INDEX changes_hash ON changes (team, hash);
     CREATE UNIQUE INDEX changes_actor_seq ON changes (team, doc, actor, actor_seq);
-"#];
+"#,
+    // 2: the device that made a link code, so revoking the device takes back its codes.
+    r#"
+    ALTER TABLE invites ADD COLUMN created_by TEXT;
+"#,
+];
 
 /// A team, as the admin sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -288,13 +295,18 @@ impl Db {
 
     /// Revokes a device: its token stops working with the next request.
     pub fn revoke(&self, device: &str, now_ms: i64) -> Result<()> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "UPDATE devices SET revoked_ms = coalesce(revoked_ms, ?2) WHERE id = ?1",
             params![device, now_ms],
         )?;
         if n == 0 {
             return Err(Error::NotFound(format!("no device `{device}`")));
         }
+        // Link codes it made die with it.
+        tx.execute("DELETE FROM invites WHERE created_by = ?1", [device])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -328,22 +340,35 @@ impl Db {
         let head: i64 = tx.query_row("SELECT head FROM teams WHERE id = ?1", [&team], |r| {
             r.get(0)
         })?;
-        let devices: i64 = tx.query_row(
-            "SELECT count(*) FROM devices WHERE team = ?1",
+        // Active devices of the team, and those among them still bringing an offline history.
+        let (devices, importing_devices): (i64, i64) = tx.query_row(
+            "SELECT count(*), coalesce(sum(importing), 0) FROM devices
+             WHERE team = ?1 AND revoked_ms IS NULL",
             [&team],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        if req.publish.is_none() && importing_devices > 0 {
+            return Err(Error::Conflict(
+                "the team is being published; try again once its founder's `cairn publish` has finished"
+                    .into(),
+            ));
+        }
         let no_history =
             "this team has no history yet: its founder brings it first with `cairn publish`";
         let mut importing = false;
         let member = if let Some(member) = linked_member {
             member
         } else if let Some(member) = &req.publish {
-            if head > 0 || devices > 0 {
+            if head > 0 || devices > importing_devices {
                 return Err(Error::Conflict(
                     "this team already has members on the server; join it instead".into(),
                 ));
             }
+            // An earlier publication that never sent anything (its answer lost, say) gives way.
+            tx.execute(
+                "UPDATE devices SET revoked_ms = ?2 WHERE team = ?1 AND revoked_ms IS NULL",
+                params![team, now_ms],
+            )?;
             if !valid_member_id(member) {
                 return Err(Error::BadRequest(
                     "the member id to publish is not valid".into(),
@@ -363,7 +388,8 @@ impl Db {
                 .id
                 .clone();
             let taken: i64 = tx.query_row(
-                "SELECT count(*) FROM devices WHERE team = ?1 AND member = ?2",
+                "SELECT count(*) FROM devices
+                 WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
                 params![team, member],
                 |r| r.get(0),
             )?;
@@ -445,14 +471,16 @@ impl Db {
         let code = new_invite()?;
         let expires_at_ms = now_ms + 15 * 60 * 1000;
         self.conn().execute(
-            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms)
-             VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
+                                  created_by)
+             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
             params![
                 hash(&code),
                 device.team,
                 device.member,
                 expires_at_ms,
-                now_ms
+                now_ms,
+                device.id
             ],
         )?;
         Ok(LinkResponse {
@@ -477,6 +505,16 @@ impl Db {
                 limits.max_push_changes
             )));
         }
+        // Decode and check every change before taking the database: the work a client can cause
+        // stays outside the one lock every team shares.
+        let mut decoded = Vec::with_capacity(pushed);
+        for dc in &req.push {
+            check_doc(device, &dc.doc)?;
+            for (i, bytes) in dc.changes.iter().enumerate() {
+                let at = format!("change {} of {}", i + 1, dc.doc);
+                decoded.push((dc.doc.as_str(), decode(&bytes.0, limits, &at)?, at));
+            }
+        }
         let mut counts = SyncCounts::default();
         let mut conn = self.conn();
         let writes = pushed > 0
@@ -494,32 +532,12 @@ impl Db {
             .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
             .query_row([&device.team], |r| r.get(0))?;
         let mut acked = 0u32;
-        for dc in &req.push {
-            check_doc(device, &dc.doc)?;
-            for (i, bytes) in dc.changes.iter().enumerate() {
-                let at = || format!("change {} of {}", i + 1, dc.doc);
-                if bytes.0.len() > limits.max_change_bytes {
-                    return Err(Error::TooLarge(format!(
-                        "{} has {} bytes; the most is {}",
-                        at(),
-                        bytes.0.len(),
-                        limits.max_change_bytes
-                    )));
-                }
-                let change = Change::from_bytes(bytes.0.clone())
-                    .map_err(|e| Error::BadRequest(format!("{} does not decode: {e}", at())))?;
-                if !cairn_core::ids::checksum_ok(&bytes.0, &change.hash().0) {
-                    return Err(Error::BadRequest(format!(
-                        "{} is damaged: its checksum does not match",
-                        at()
-                    )));
-                }
-                if store_change(&tx, device, &dc.doc, &change, &at, &mut head)? {
-                    counts.stored += 1;
-                    counts.bytes_in += bytes.0.len();
-                }
-                acked += 1;
+        for (doc, change, at) in &decoded {
+            if store_change(&tx, device, doc, change, at, &mut head)? {
+                counts.stored += 1;
+                counts.bytes_in += change.raw_bytes().len();
             }
+            acked += 1;
         }
         if counts.stored > 0 {
             tx.prepare_cached("UPDATE teams SET head = ?2 WHERE id = ?1")?
@@ -597,6 +615,36 @@ impl Db {
     }
 }
 
+/// Decodes one pushed change, refusing what no honest client sends: oversize or compressed
+/// changes (a compressed one could inflate without bound), damaged ones, trailing bytes, and
+/// changes that carry an author footer.
+fn decode(bytes: &[u8], limits: &Limits, at: &str) -> Result<Change> {
+    if bytes.len() > limits.max_change_bytes {
+        return Err(Error::TooLarge(format!(
+            "{at} has {} bytes; the most is {}",
+            bytes.len(),
+            limits.max_change_bytes
+        )));
+    }
+    // The header: 4 magic bytes, a 4-byte checksum, then the chunk type (1: an uncompressed change).
+    if bytes.len() < 9 || bytes[8] != 1 {
+        return Err(Error::BadRequest(format!(
+            "{at} is not an uncompressed automerge change"
+        )));
+    }
+    let change = Change::from_bytes(bytes.to_vec())
+        .map_err(|e| Error::BadRequest(format!("{at} does not decode: {e}")))?;
+    if !ids::checksum_ok(bytes, &change.hash().0) {
+        return Err(Error::BadRequest(format!(
+            "{at} is damaged: its checksum does not match"
+        )));
+    }
+    if change.author().is_some() {
+        return Err(Error::BadRequest(format!("{at} carries an author footer")));
+    }
+    Ok(change)
+}
+
 /// How often a device's last-seen time is written, so a no-op sync stays a read.
 const LAST_SEEN_EVERY_MS: i64 = 60_000;
 
@@ -629,7 +677,7 @@ fn store_change(
     device: &Device,
     doc: &str,
     change: &Change,
-    at: &dyn Fn() -> String,
+    at: &str,
     head: &mut i64,
 ) -> Result<bool> {
     let actor = change.actor_id().to_bytes();
@@ -641,7 +689,7 @@ fn store_change(
         Some(d) if d != device.id => {
             return Err(Error::Forbidden(format!(
                 "{} is signed by another device's actor",
-                at()
+                at
             )));
         }
         Some(_) => {}
@@ -659,23 +707,29 @@ fn store_change(
         if known_doc != doc {
             return Err(Error::BadRequest(format!(
                 "{} is already stored in another document",
-                at()
+                at
             )));
         }
         return Ok(false);
     }
+    // An actor's changes to a document are numbered 1, 2, 3, ... and automerge refuses any
+    // other order, so the log takes them only that way: one gap or reuse would stop every replica.
     let seq = change.seq() as i64;
-    let taken: Option<i64> = tx
+    let last: i64 = tx
         .prepare_cached(
-            "SELECT 1 FROM changes WHERE team = ?1 AND doc = ?2 AND actor = ?3 AND actor_seq = ?4",
+            "SELECT coalesce(max(actor_seq), 0) FROM changes
+             WHERE team = ?1 AND doc = ?2 AND actor = ?3",
         )?
-        .query_row(params![device.team, doc, actor, seq], |r| r.get(0))
-        .optional()?;
-    if taken.is_some() {
+        .query_row(params![device.team, doc, actor], |r| r.get(0))?;
+    if seq <= last {
         return Err(Error::Conflict(format!(
-            "{} reuses sequence number {seq} of its actor with other content: the replica was \
-             restored or copied",
-            at()
+            "{at} reuses sequence number {seq} of its actor with other content: the replica was \
+             restored or copied"
+        )));
+    }
+    if seq != last + 1 {
+        return Err(Error::BadRequest(format!(
+            "{at} is number {seq} of its actor, but the server holds {last} before it"
         )));
     }
     for dep in change.deps() {
@@ -686,7 +740,7 @@ fn store_change(
         if dep_doc.as_deref() != Some(doc) {
             return Err(Error::BadRequest(format!(
                 "{} depends on a change of {doc} the server does not have",
-                at()
+                at
             )));
         }
     }

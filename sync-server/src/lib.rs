@@ -98,6 +98,9 @@ pub fn router(state: State) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/link", post(link))
         .fallback(|| async { Error::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            Error::MethodNotAllowed("this route does not take that method".into())
+        })
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

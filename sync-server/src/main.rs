@@ -104,17 +104,17 @@ enum DeviceCommand {
 
 fn parse_duration_ms(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let split = text.len().saturating_sub(1);
-    let (n, unit) = text.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 30m, 12h or 7d"))?;
-    let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("`{text}` is not a duration like 30m, 12h or 7d")),
+    let bad = || format!("`{text}` is not a duration like 30m, 12h or 7d");
+    let (n, unit_ms) = if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3_600_000)
+    } else if let Some(n) = text.strip_suffix('d') {
+        (n, 86_400_000)
+    } else {
+        return Err(bad());
     };
+    let n: i64 = n.parse().map_err(|_| bad())?;
     if !(1..=3650 * 86_400_000 / unit_ms).contains(&n) {
         return Err(format!("`{text}` is out of range (at most ten years)"));
     }

@@ -456,6 +456,13 @@ fn pages_are_bounded_and_resume_from_the_cursor() {
     let keys: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     server.sync_ok(&ana, &push("team", changes(&ActorId::random(), &keys)));
+    server.sync_ok(
+        &ana,
+        &SyncRequest {
+            import_done: true,
+            ..push("team", vec![])
+        },
+    );
     let bo = server.join(&JoinRequest {
         invite,
         device_name: "bo".into(),
@@ -485,4 +492,98 @@ fn pages_are_bounded_and_resume_from_the_cursor() {
     assert_eq!(seen, (1..=30).collect::<Vec<u64>>());
     assert_eq!(requests, 5);
     assert_eq!(cursor, 30);
+}
+
+#[test]
+fn changes_come_in_order_uncompressed_and_without_gaps() {
+    let (server, ana, _) = founded(Limits::default());
+    let actor = ActorId::random();
+    let three = changes(&actor, &["a", "b", "c"]);
+    // Number 2 before number 1: refused. Number 1 then 3 (deps aside): refused too.
+    let (status, body) = server.sync(&ana, &push("team", vec![three[1].clone()]));
+    refused(status, &body, 400);
+    server.sync_ok(&ana, &push("team", vec![three[0].clone()]));
+    // A compressed change (automerge compresses big ones on request) is refused before decoding.
+    let mut doc = Automerge::new();
+    doc.set_actor(ActorId::random());
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "big", "x".repeat(4_000)).unwrap();
+    tx.commit();
+    let mut change = doc.get_changes(&[])[0].clone();
+    let compressed = change.bytes().into_owned();
+    assert_eq!(compressed[8], 2, "automerge compressed it");
+    let before = server.stored();
+    let (status, body) = server.sync(&ana, &push("team", vec![compressed]));
+    assert!(refused(status, &body, 400).message.contains("uncompressed"));
+    assert_eq!(server.stored(), before);
+    // A wrong method gets a JSON error too.
+    let mut resp = TestServer::agent()
+        .get(format!("{}/v1/sync", server.url))
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    refused(status, &resp.body_mut().read_to_vec().unwrap(), 405);
+}
+
+#[test]
+fn publishing_holds_joins_back_and_can_be_retried() {
+    let server = TestServer::start(Limits::default());
+    let team = server.db.create_team("Otters", 0).unwrap();
+    let invite = server.db.create_invite(&team.id, 5, i64::MAX, 0).unwrap();
+    let publish = |who: &str| JoinRequest {
+        invite: invite.clone(),
+        device_name: "laptop".into(),
+        name: None,
+        claim: None,
+        publish: Some(who.into()),
+    };
+    let newcomer = JoinRequest {
+        invite: invite.clone(),
+        device_name: "phone".into(),
+        name: Some("Bo".into()),
+        claim: None,
+        publish: None,
+    };
+    // A publication whose answer was lost gives way to a second attempt.
+    let lost = server.join(&publish("ana"));
+    let ana = server.join(&publish("ana")).token.0;
+    let (status, body) = server.sync(&lost.token.0, &push("team", vec![]));
+    refused(status, &body, 401);
+    // While Ana's history goes up, nobody else joins.
+    server.sync_ok(&ana, &push("team", changes(&ActorId::random(), &["name"])));
+    let body = serde_json::to_vec(&newcomer).unwrap();
+    let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    assert!(
+        refused(status, &resp, 409)
+            .message
+            .contains("being published")
+    );
+    server.sync_ok(
+        &ana,
+        &SyncRequest {
+            import_done: true,
+            ..push("team", vec![])
+        },
+    );
+    let bo = server.join(&newcomer);
+    // Once it has history, nobody publishes over it.
+    let body = serde_json::to_vec(&publish("mallory")).unwrap();
+    let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    refused(status, &resp, 409);
+
+    // A link code dies with the device that made it.
+    let (status, resp) = server.post("/v1/link", "application/json", b"{}", Some(&bo.token.0));
+    assert_eq!(status, 200);
+    let link: cairn_protocol::LinkResponse = serde_json::from_slice(&resp).unwrap();
+    server.db.revoke(&bo.device_id, 1).unwrap();
+    let second = JoinRequest {
+        invite: link.invite,
+        device_name: "bo's tablet".into(),
+        name: None,
+        claim: None,
+        publish: None,
+    };
+    let body = serde_json::to_vec(&second).unwrap();
+    let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    refused(status, &resp, 403);
 }

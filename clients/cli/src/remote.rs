@@ -192,6 +192,13 @@ pub fn sync(
             import_done: import_done && batch.is_empty(),
         };
         let (resp, up, down) = client.sync(&req)?;
+        // For the crash tests: die in the worst place, after the server stored the push and
+        // before this replica recorded it.
+        // (`exit` runs no destructors: the replica is left as a crash would leave it, without
+        // the core dump an abort might write.)
+        if std::env::var_os("CAIRN_TEST_CRASH_AFTER_RESPONSE").is_some() {
+            std::process::exit(86);
+        }
         report.requests += 1;
         report.bytes_up += up;
         report.bytes_down += down;

@@ -124,29 +124,43 @@ pub(crate) fn clear(conn: &Connection) -> Result<()> {
 }
 
 pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
+    // Two journals holding the same event id (only a faulty or hostile peer makes that) must
+    // not make replicas disagree: the journal whose id sorts first keeps the id, whatever order
+    // the documents arrived in.
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
              text, why, target, emoji, retracted, edited_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?
-    .execute(params![
-        e.id.as_str(),
-        e.id.tag(),
-        doc_id,
-        e.kind.as_str(),
-        e.author,
-        e.at_ms,
-        e.tz,
-        e.date,
-        e.late,
-        e.pillar,
-        e.text,
-        e.why,
-        e.target.as_ref().map(EventId::as_str),
-        e.emoji,
-        e.retracted,
-        e.edited_ms,
-    ])?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET tag = excluded.tag, doc = excluded.doc,
+             kind = excluded.kind, author = excluded.author, at_ms = excluded.at_ms,
+             tz = excluded.tz, date = excluded.date, late = excluded.late,
+             pillar = excluded.pillar, text = excluded.text, why = excluded.why,
+             target = excluded.target, emoji = excluded.emoji, retracted = excluded.retracted,
+             edited_ms = excluded.edited_ms
+         WHERE excluded.doc <= events.doc",
+        )?
+        .execute(params![
+            e.id.as_str(),
+            e.id.tag(),
+            doc_id,
+            e.kind.as_str(),
+            e.author,
+            e.at_ms,
+            e.tz,
+            e.date,
+            e.late,
+            e.pillar,
+            e.text,
+            e.why,
+            e.target.as_ref().map(EventId::as_str),
+            e.emoji,
+            e.retracted,
+            e.edited_ms,
+        ])?;
+    if written == 0 {
+        return Ok(());
+    }
     conn.prepare_cached("DELETE FROM recipients WHERE event = ?1")?
         .execute([e.id.as_str()])?;
     let mut ins =

@@ -510,6 +510,8 @@ impl Replica {
                 seen += 1;
                 match index::event(conn, &e.id)? {
                     Some(row) if row == e => {}
+                    // The same id in another journal that sorts first: that one keeps it.
+                    Some(_) if index::doc_of(conn, &e.id)?.as_str() < id.as_str() => seen -= 1,
                     Some(_) => problems.push(format!("event {} differs from its journal", e.id)),
                     None => problems.push(format!("event {} is missing from the index", e.id)),
                 }

@@ -30,7 +30,7 @@ fn founder(dir: &std::path::Path) -> Replica {
 }
 
 fn log(r: &mut Replica, who: &str, n: i64, text: &str) {
-    let at = T0 + n * 86_400_000 / 3;
+    let at = T0 + n * 60_000;
     let b = n.to_be_bytes();
     let id = EventId::new(at, [b[3], b[4], b[5], b[6], b[7]]);
     let stamp = Stamp {
@@ -160,4 +160,64 @@ fn document_ids_are_checked() {
     ] {
         assert!(!is_doc_id(bad), "{bad}");
     }
+}
+
+#[test]
+fn a_document_waiting_for_changes_is_not_compacted_until_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    for n in 1..=70 {
+        log(&mut a, "ana", n, &format!("stone {n}"));
+    }
+    let all = pending(&a);
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "ben", &remote()).unwrap();
+    // One change per exchange, newest first: each is a chunk, and all but the last wait.
+    for (i, change) in all.iter().rev().enumerate() {
+        b.apply_exchange(None, std::slice::from_ref(change), i as u64 + 1, T0)
+            .unwrap();
+    }
+    assert_eq!(b.waiting_changes().unwrap(), 0);
+    drop(b);
+    let b = Replica::open(&dir.path().join("b.sqlite3")).unwrap();
+    assert_eq!(texts(&b), texts(&a));
+    assert_eq!(texts(&b).len(), 70);
+    assert!(b.verify_index().unwrap().is_empty());
+    // The journal was compacted once everything had arrived.
+    assert!(b.stats().unwrap().chunks < 64, "{:?}", b.stats().unwrap());
+}
+
+#[test]
+fn one_event_id_in_two_journals_shows_the_same_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    a.change_team("ana", |doc, state| {
+        cairn_core::team::add_member(doc, state, "ben", "Ben", None, T0)
+    })
+    .unwrap();
+    // A faulty peer reuses an id in another journal.
+    log(&mut a, "ana", 5, "ana's");
+    log(&mut a, "ben", 5, "ben's copy");
+    let all = pending(&a);
+    let mut orders = vec![all.clone()];
+    let mut team_first: Vec<Incoming> = all.iter().filter(|c| c.doc == "team").cloned().collect();
+    team_first.extend(all.iter().filter(|c| c.doc != "team").rev().cloned());
+    orders.push(team_first);
+    let mut feeds = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        let path = dir.path().join(format!("r{i}.sqlite3"));
+        let mut r = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+        for c in order {
+            r.apply_exchange(None, std::slice::from_ref(c), 1, T0)
+                .unwrap();
+        }
+        assert!(
+            r.verify_index().unwrap().is_empty(),
+            "{:?}",
+            r.verify_index()
+        );
+        feeds.push(texts(&r));
+    }
+    assert_eq!(feeds[0], feeds[1]);
+    assert_eq!(feeds[0].len(), 1);
 }
