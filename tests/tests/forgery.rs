@@ -115,3 +115,45 @@ fn a_member_cannot_forge_another_members_event() {
         h.run(&["doctor"]).ok();
     }
 }
+
+#[test]
+fn a_token_of_one_team_neither_reads_nor_writes_another() {
+    let server = Server::start();
+    let ana = Home::team("Ana", &[]);
+    let otters = server.team("Otters");
+    let invite = server.invite(&otters, 5);
+    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&["log", "An Otters secret"]).ok();
+    ana.run(&["sync"]).ok();
+
+    let zed = Home::new();
+    zed.run(&["init", "--team", "Badgers", "--name", "Zed", "--tz", "UTC"])
+        .ok();
+    let badgers = server.team("Badgers");
+    let invite = server.invite(&badgers, 5);
+    zed.run(&["publish", &server.url, "--invite", &invite]).ok();
+    zed.run(&["sync"]).ok();
+    // Reading: nothing of the Otters reaches a Badger.
+    let texts: Vec<String> = feed(&zed, &[])
+        .iter()
+        .map(|i| i["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(texts.iter().all(|t| !t.contains("Otters")), "{texts:?}");
+    assert_eq!(zed.run(&["team", "--json"]).json()["name"], "Badgers");
+    // Writing: the Otters' changes, replayed with a Badger's token, are refused.
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let otter_changes: Vec<(String, Vec<u8>)> = conn
+        .prepare("SELECT doc, data FROM changes WHERE team = ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([&otters], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!otter_changes.is_empty());
+    let token = meta(&zed, "token");
+    let before = server.changes(&badgers);
+    for (doc, data) in otter_changes {
+        assert_eq!(push(&server, &token, &doc, data), 403);
+    }
+    assert_eq!(server.changes(&badgers), before);
+}

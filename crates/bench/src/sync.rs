@@ -29,7 +29,40 @@ pub struct SyncFigures {
 }
 
 /// The server process, stopped when dropped.
-struct Server(Child);
+pub struct Server(Child);
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// Starts `cairn-server` on loopback with its database at `db`; returns it and its base URL.
+pub fn start_server(bin: &Path, db: &Path) -> Result<(Server, String), Failure> {
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CAIRN_SERVER_DB", db)
+        .env("CAIRN_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Failure::run(format!("cannot start {}: {e}", bin.display())))?;
+    let stdout = child.stdout.take();
+    let server = Server(child);
+    let mut line = String::new();
+    if let Some(out) = stdout {
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| Failure::run(format!("the server said nothing: {e}")))?;
+    }
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| Failure::run("the server did not start"))?
+        .to_owned();
+    Ok((server, url))
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -43,7 +76,7 @@ pub fn server_bin(cairn: &Path) -> PathBuf {
     cairn.with_file_name(format!("cairn-server{}", std::env::consts::EXE_SUFFIX))
 }
 
-fn cairn_json(cairn: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value, Failure> {
+pub fn cairn_json(cairn: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value, Failure> {
     let out = Command::new(cairn)
         .args(args)
         .arg("--json")
@@ -64,7 +97,7 @@ fn cairn_json(cairn: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Va
         .map_err(|e| Failure::run(format!("`cairn {}` printed no JSON: {e}", args.join(" "))))
 }
 
-fn admin(server: &Path, db: &Path, args: &[&str]) -> Result<String, Failure> {
+pub fn admin(server: &Path, db: &Path, args: &[&str]) -> Result<String, Failure> {
     let out = Command::new(server)
         .args(args)
         .env("CAIRN_SERVER_DB", db)
@@ -100,28 +133,7 @@ pub fn measure(
         )));
     }
     let db = work.join("server.sqlite3");
-    let mut child = Command::new(&server_bin)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("CAIRN_SERVER_DB", &db)
-        .env("CAIRN_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| Failure::run(format!("cannot start {}: {e}", server_bin.display())))?;
-    let stdout = child.stdout.take();
-    let _server = Server(child);
-    let mut line = String::new();
-    if let Some(out) = stdout {
-        BufReader::new(out)
-            .read_line(&mut line)
-            .map_err(|e| Failure::run(format!("the server said nothing: {e}")))?;
-    }
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| Failure::run("the server did not start"))?
-        .to_owned();
+    let (_server, url) = start_server(&server_bin, &db)?;
     let team = admin(&server_bin, &db, &["team", "create", "Bench"])?;
     let invite = admin(
         &server_bin,

@@ -1,0 +1,266 @@
+//! The server under load: C simulated clients on loopback, each with its own device token and
+//! automerge actor, first syncing with nothing new, then pushing one new change per sync.
+//! Latencies are per request, as the client saw them; RSS is the server's peak (`VmHWM`).
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use automerge::{ActorId, Automerge, ROOT, transaction::Transactable};
+use cairn_protocol::{Bytes, DocChanges, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+
+use crate::Failure;
+use crate::sync::{Server, admin, server_bin, start_server};
+
+/// What the load rows measured.
+#[derive(Debug)]
+pub struct LoadFigures {
+    pub clients: usize,
+    pub seconds: f64,
+    pub noop_per_s: f64,
+    pub noop_p50_ms: f64,
+    pub noop_p99_ms: f64,
+    pub push_per_s: f64,
+    pub push_p50_ms: f64,
+    pub push_p99_ms: f64,
+    pub errors: usize,
+    /// The server's peak resident memory, when the system tells it.
+    pub rss_peak_mb: Option<f64>,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn post<T: serde::de::DeserializeOwned>(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    body: &impl serde::Serialize,
+) -> Result<T, String> {
+    let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+    let mut req = agent.post(url).content_type("application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req.send(&bytes[..]).map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let data = resp
+        .body_mut()
+        .with_config()
+        .limit(256 << 20)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&data)));
+    }
+    serde_json::from_slice(&data).map_err(|e| e.to_string())
+}
+
+/// One simulated device: its token, its journal and the actor writing it.
+struct Client {
+    token: String,
+    doc_id: String,
+    doc: Automerge,
+    cursor: u64,
+    n: u64,
+}
+
+impl Client {
+    fn next_change(&mut self) -> Vec<u8> {
+        let heads = self.doc.get_heads();
+        let mut tx = self.doc.transaction();
+        let _ = tx.put(ROOT, format!("k{}", self.n), "a small stone");
+        tx.commit();
+        self.n += 1;
+        self.doc.get_changes(&heads)[0].raw_bytes().to_vec()
+    }
+
+    fn sync(
+        &mut self,
+        agent: &ureq::Agent,
+        url: &str,
+        push: Option<Vec<u8>>,
+    ) -> Result<(), String> {
+        let req = SyncRequest {
+            cursor: self.cursor,
+            push: push
+                .map(|c| {
+                    vec![DocChanges {
+                        doc: self.doc_id.clone(),
+                        changes: vec![Bytes(c)],
+                    }]
+                })
+                .unwrap_or_default(),
+            max_pull: None,
+            import_done: false,
+        };
+        let resp: SyncResponse = post(agent, url, Some(&self.token), &req)?;
+        self.cursor = resp.cursor;
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// Runs every client in a thread of its own for `secs`, pushing when `push` is set.
+fn phase(
+    clients: Vec<Client>,
+    url: &str,
+    secs: f64,
+    push: bool,
+) -> (Vec<Client>, Vec<Duration>, usize) {
+    let barrier = Arc::new(Barrier::new(clients.len()));
+    let handles: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let url = url.to_owned();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                barrier.wait();
+                let end = Instant::now() + Duration::from_secs_f64(secs);
+                while Instant::now() < end {
+                    let change = push.then(|| c.next_change());
+                    let t = Instant::now();
+                    match c.sync(&agent, &url, change) {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (c, lat, errors)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        if let Ok((c, lat, e)) = h.join() {
+            out.push(c);
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    all.sort_unstable();
+    (out, all, errors)
+}
+
+fn rss_peak_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Measures the server with `clients` concurrent clients, `secs` seconds per phase.
+pub fn measure(
+    cairn: &Path,
+    work: &Path,
+    clients: usize,
+    secs: f64,
+) -> Result<LoadFigures, Failure> {
+    let bin = server_bin(cairn);
+    let db = work.join("load.sqlite3");
+    let (server, url): (Server, String) = start_server(&bin, &db)?;
+    let team = admin(&bin, &db, &["team", "create", "Load"])?;
+    let uses = (clients + 1).to_string();
+    let invite = admin(
+        &bin,
+        &db,
+        &["invite", "create", "--team", &team, "--uses", &uses],
+    )?;
+    let fail = |e: String| Failure::run(format!("the load test failed: {e}"));
+    let a = agent();
+    // A founder publishes one team change, so members may join.
+    let join_url = format!("{url}/v1/join");
+    let sync_url = format!("{url}/v1/sync");
+    let founder: JoinResponse = post(
+        &a,
+        &join_url,
+        None,
+        &JoinRequest {
+            invite: invite.clone(),
+            device_name: "founder".into(),
+            name: None,
+            claim: None,
+            publish: Some("founder".into()),
+        },
+    )
+    .map_err(fail)?;
+    let mut team_doc = Automerge::new();
+    team_doc.set_actor(ActorId::random());
+    let mut first = Client {
+        token: founder.token.0,
+        doc_id: "team".into(),
+        doc: team_doc,
+        cursor: 0,
+        n: 0,
+    };
+    let change = first.next_change();
+    let req = SyncRequest {
+        cursor: 0,
+        push: vec![DocChanges {
+            doc: "team".into(),
+            changes: vec![Bytes(change)],
+        }],
+        max_pull: None,
+        import_done: true,
+    };
+    post::<SyncResponse>(&a, &sync_url, Some(&first.token), &req).map_err(fail)?;
+    let mut all = Vec::with_capacity(clients);
+    for i in 0..clients {
+        let joined: JoinResponse = post(
+            &a,
+            &join_url,
+            None,
+            &JoinRequest {
+                invite: invite.clone(),
+                device_name: format!("client {i}"),
+                name: Some(format!("Client {i}")),
+                claim: None,
+                publish: None,
+            },
+        )
+        .map_err(fail)?;
+        let mut doc = Automerge::new();
+        doc.set_actor(ActorId::random());
+        let mut c = Client {
+            token: joined.token.0,
+            doc_id: format!("j/{}/2026-11", joined.member_id),
+            doc,
+            cursor: 0,
+            n: 0,
+        };
+        c.sync(&a, &sync_url, None).map_err(fail)?;
+        all.push(c);
+    }
+    let (all, noop, e1) = phase(all, &sync_url, secs, false);
+    let (_all, pushes, e2) = phase(all, &sync_url, secs, true);
+    let rss = rss_peak_mb(server.pid());
+    drop(server);
+    Ok(LoadFigures {
+        clients,
+        seconds: secs,
+        noop_per_s: noop.len() as f64 / secs,
+        noop_p50_ms: percentile(&noop, 0.50),
+        noop_p99_ms: percentile(&noop, 0.99),
+        push_per_s: pushes.len() as f64 / secs,
+        push_p50_ms: percentile(&pushes, 0.50),
+        push_p99_ms: percentile(&pushes, 0.99),
+        errors: e1 + e2,
+        rss_peak_mb: rss,
+    })
+}
