@@ -108,6 +108,7 @@ pub struct Device {
 #[derive(Debug)]
 pub struct Db {
     conn: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
 
 fn hash(secret: &str) -> Vec<u8> {
@@ -179,7 +180,30 @@ impl Db {
         tx.commit()?;
         Ok(Db {
             conn: Mutex::new(conn),
+            path: path.to_owned(),
         })
+    }
+
+    /// Moves WAL checkpoints off the request path: a thread with a connection of its own copies
+    /// the WAL into the database every half second, without blocking the writer, so no request
+    /// waits behind a checkpoint (they made the 99th percentile of pushes ten times the median).
+    pub fn checkpoint_in_background(&self) -> Result<()> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        self.conn().execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

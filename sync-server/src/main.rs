@@ -259,6 +259,7 @@ fn serve(
             out.flush()?;
         }
         tracing::info!(%addr, db = %path.display(), "serving");
+        db.checkpoint_in_background()?;
         let state = State::new(Arc::new(db), Limits::default());
         cairn_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");

@@ -1,6 +1,9 @@
 //! The server under load: C simulated clients on loopback, each with its own device token and
-//! automerge actor, first syncing with nothing new, then pushing one new change per sync.
-//! Latencies are per request, as the client saw them; RSS is the server's peak (`VmHWM`).
+//! automerge actor. Four phases: no-op syncs and one-change pushes, each first as fast as the
+//! clients can go (the server's capacity, requests per second), then paced at the target rate
+//! (2,000 no-op syncs/s, 500 pushes/s) spread over all clients (the latency at that rate). Paced
+//! latencies count from the moment a request was due, so a server that falls behind shows it
+//! (no coordinated omission). RSS is the server's peak (`VmHWM`).
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -17,16 +20,24 @@ use crate::sync::{Server, admin, server_bin, start_server};
 pub struct LoadFigures {
     pub clients: usize,
     pub seconds: f64,
+    /// Requests per second with every client going flat out.
     pub noop_per_s: f64,
+    pub push_per_s: f64,
+    /// Latency percentiles at the target rates.
+    pub noop_rate: f64,
     pub noop_p50_ms: f64,
     pub noop_p99_ms: f64,
-    pub push_per_s: f64,
+    pub push_rate: f64,
     pub push_p50_ms: f64,
     pub push_p99_ms: f64,
     pub errors: usize,
     /// The server's peak resident memory, when the system tells it.
     pub rss_peak_mb: Option<f64>,
 }
+
+/// The target rates of ARCHITECTURE.md, at which latency is measured.
+const NOOP_RATE: f64 = 2_000.0;
+const PUSH_RATE: f64 = 500.0;
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -113,31 +124,54 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-/// Runs every client in a thread of its own for `secs`, pushing when `push` is set.
+/// Runs every client in a thread of its own for `secs`, pushing when `push` is set: flat out, or
+/// paced so that all clients together send `rate` requests per second. Returns the clients, the
+/// latencies (sorted) and the errors.
 fn phase(
     clients: Vec<Client>,
     url: &str,
     secs: f64,
     push: bool,
+    rate: Option<f64>,
 ) -> (Vec<Client>, Vec<Duration>, usize) {
-    let barrier = Arc::new(Barrier::new(clients.len()));
+    let n = clients.len();
+    let barrier = Arc::new(Barrier::new(n));
     let handles: Vec<_> = clients
         .into_iter()
-        .map(|mut c| {
+        .enumerate()
+        .map(|(i, mut c)| {
             let url = url.to_owned();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 let agent = agent();
                 let mut lat = Vec::new();
                 let mut errors = 0;
+                // Each client's share of the rate, its first request offset so they interleave.
+                let interval = rate.map(|r| Duration::from_secs_f64(n as f64 / r));
                 barrier.wait();
-                let end = Instant::now() + Duration::from_secs_f64(secs);
+                let start = Instant::now();
+                let end = start + Duration::from_secs_f64(secs);
+                let mut due =
+                    start + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / n as u32);
                 while Instant::now() < end {
+                    if interval.is_some() {
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                    }
+                    let from = if interval.is_some() {
+                        due
+                    } else {
+                        Instant::now()
+                    };
                     let change = push.then(|| c.next_change());
-                    let t = Instant::now();
                     match c.sync(&agent, &url, change) {
-                        Ok(()) => lat.push(t.elapsed()),
+                        Ok(()) => lat.push(from.elapsed()),
                         Err(_) => errors += 1,
+                    }
+                    if let Some(iv) = interval {
+                        due += iv;
                     }
                 }
                 (c, lat, errors)
@@ -247,20 +281,24 @@ pub fn measure(
         c.sync(&a, &sync_url, None).map_err(fail)?;
         all.push(c);
     }
-    let (all, noop, e1) = phase(all, &sync_url, secs, false);
-    let (_all, pushes, e2) = phase(all, &sync_url, secs, true);
+    let (all, noop_max, e1) = phase(all, &sync_url, secs, false, None);
+    let (all, noop, e2) = phase(all, &sync_url, secs, false, Some(NOOP_RATE));
+    let (all, push_max, e3) = phase(all, &sync_url, secs, true, None);
+    let (_all, push, e4) = phase(all, &sync_url, secs, true, Some(PUSH_RATE));
     let rss = rss_peak_mb(server.pid());
     drop(server);
     Ok(LoadFigures {
         clients,
         seconds: secs,
-        noop_per_s: noop.len() as f64 / secs,
+        noop_per_s: noop_max.len() as f64 / secs,
+        push_per_s: push_max.len() as f64 / secs,
+        noop_rate: noop.len() as f64 / secs,
         noop_p50_ms: percentile(&noop, 0.50),
         noop_p99_ms: percentile(&noop, 0.99),
-        push_per_s: pushes.len() as f64 / secs,
-        push_p50_ms: percentile(&pushes, 0.50),
-        push_p99_ms: percentile(&pushes, 0.99),
-        errors: e1 + e2,
+        push_rate: push.len() as f64 / secs,
+        push_p50_ms: percentile(&push, 0.50),
+        push_p99_ms: percentile(&push, 0.99),
+        errors: e1 + e2 + e3 + e4,
         rss_peak_mb: rss,
     })
 }
