@@ -191,7 +191,8 @@ impl Db {
         let conn = Connection::open(&self.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA synchronous = FULL;")?;
-        self.conn().execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        self.conn()
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         std::thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || {
@@ -373,7 +374,8 @@ impl Db {
         )?;
         if req.publish.is_none() && importing_devices > 0 {
             return Err(Error::Conflict(
-                "the team is being published; try again once its founder's `cairn publish` has finished"
+                "the team is being published; try again once its founder's `cairn publish` has \
+                 finished (a publication that will never finish: `cairn-server device revoke` its device)"
                     .into(),
             ));
         }
@@ -388,7 +390,24 @@ impl Db {
                     "this team already has members on the server; join it instead".into(),
                 ));
             }
-            // An earlier publication that never sent anything (its answer lost, say) gives way.
+            // An earlier publication by the same member that never sent anything (its answer
+            // lost, say) gives way, with any link code it made; anyone else's does not.
+            let others: i64 = tx.query_row(
+                "SELECT count(*) FROM devices
+                 WHERE team = ?1 AND revoked_ms IS NULL AND member <> ?2",
+                params![team, member],
+                |r| r.get(0),
+            )?;
+            if others > 0 {
+                return Err(Error::Conflict(
+                    "another member is publishing this team; ask the server's admin".into(),
+                ));
+            }
+            tx.execute(
+                "DELETE FROM invites WHERE created_by IN
+                 (SELECT id FROM devices WHERE team = ?1 AND revoked_ms IS NULL)",
+                [&team],
+            )?;
             tx.execute(
                 "UPDATE devices SET revoked_ms = ?2 WHERE team = ?1 AND revoked_ms IS NULL",
                 params![team, now_ms],

@@ -94,7 +94,8 @@ pub fn measure(
     let mut identical = true;
     let mut events_seen = 0;
     for home in &homes {
-        let feed = cairn_json(cairn, home, &["feed", "--limit", "10000"])?;
+        // Every event, not a page of the feed: extras or duplicates would show.
+        let feed = cairn_json(cairn, home, &["export", "--format", "json"])?;
         let mut team = cairn_json(cairn, home, &["team"])?;
         team["you"] = serde_json::Value::Null;
         events_seen = feed.as_array().map_or(0, Vec::len);

@@ -79,6 +79,9 @@ struct Client {
     doc: Automerge,
     cursor: u64,
     n: u64,
+    /// A change whose push failed, sent again before any new one (the server takes an actor's
+    /// changes only in order).
+    pending: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -153,7 +156,13 @@ fn phase(
                 let end = start + Duration::from_secs_f64(secs);
                 let mut due =
                     start + interval.map_or(Duration::ZERO, |iv| iv * i as u32 / n as u32);
-                while Instant::now() < end {
+                // Paced: every request due before the end is sent, late ones included, so the
+                // slowest are counted.
+                while if interval.is_some() {
+                    due < end
+                } else {
+                    Instant::now() < end
+                } {
                     if interval.is_some() {
                         let now = Instant::now();
                         if due > now {
@@ -165,10 +174,13 @@ fn phase(
                     } else {
                         Instant::now()
                     };
-                    let change = push.then(|| c.next_change());
-                    match c.sync(&agent, &url, change) {
+                    let change = push.then(|| c.pending.take().unwrap_or_else(|| c.next_change()));
+                    match c.sync(&agent, &url, change.clone()) {
                         Ok(()) => lat.push(from.elapsed()),
-                        Err(_) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            c.pending = change;
+                        }
                     }
                     if let Some(iv) = interval {
                         due += iv;
@@ -242,6 +254,7 @@ pub fn measure(
         doc: team_doc,
         cursor: 0,
         n: 0,
+        pending: None,
     };
     let change = first.next_change();
     let req = SyncRequest {
@@ -277,6 +290,7 @@ pub fn measure(
             doc,
             cursor: 0,
             n: 0,
+            pending: None,
         };
         c.sync(&a, &sync_url, None).map_err(fail)?;
         all.push(c);

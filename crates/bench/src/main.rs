@@ -419,6 +419,9 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(&work);
     }
     let (load, conv) = extra?;
+    let diverged = conv
+        .as_ref()
+        .is_some_and(|c| !c.identical || c.events_seen != c.replicas * c.events_each);
     let mut table = render_table(&seeded, &timings);
     table.push_str(&render_sync_table(&syncs));
     table.push_str(&render_extra_table(load.as_ref(), conv.as_ref()));
@@ -430,6 +433,12 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         print!("{json}");
     } else {
         print!("{table}");
+    }
+    // Timings are only reported; replicas that disagree are a bug, and fail the run.
+    if diverged {
+        return Err(Failure::run(
+            "the replicas did not converge (see the table)",
+        ));
     }
     Ok(())
 }
@@ -945,6 +954,8 @@ fn render_extra_table(
         let rss = l
             .rss_peak_mb
             .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB"));
+        // A phase with failed requests proves nothing about speed.
+        let clean = l.errors == 0;
         let _ = writeln!(
             s,
             "\nserver, {} concurrent clients on loopback, {} s per phase ({} errors):",
@@ -955,9 +966,9 @@ fn render_extra_table(
             "  capacity, every client flat out: {:.0} no-op syncs/s (target: 2,000) {}, \
              {:.0} pushes/s (target: 500) {}",
             l.noop_per_s,
-            verdict(l.noop_per_s >= 2_000.0),
+            verdict(clean && l.noop_per_s >= 2_000.0),
             l.push_per_s,
-            verdict(l.push_per_s >= 500.0)
+            verdict(clean && l.push_per_s >= 500.0)
         );
         let _ = writeln!(
             s,
@@ -965,7 +976,7 @@ fn render_extra_table(
             l.noop_rate,
             l.noop_p50_ms,
             l.noop_p99_ms,
-            verdict(l.noop_p99_ms < 50.0)
+            verdict(clean && l.noop_rate > 0.0 && l.noop_p99_ms < 50.0)
         );
         let _ = writeln!(
             s,
@@ -973,7 +984,7 @@ fn render_extra_table(
             l.push_rate,
             l.push_p50_ms,
             l.push_p99_ms,
-            verdict(l.push_p99_ms < 50.0)
+            verdict(clean && l.push_rate > 0.0 && l.push_p99_ms < 50.0)
         );
         let _ = writeln!(
             s,

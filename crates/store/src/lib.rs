@@ -508,12 +508,18 @@ impl Replica {
                     continue; // never indexed: see `index::reindex_doc`
                 }
                 seen += 1;
-                match index::event(conn, &e.id)? {
-                    Some(row) if row == e => {}
+                let Some(row) = index::event(conn, &e.id)? else {
+                    problems.push(format!("event {} is missing from the index", e.id));
+                    continue;
+                };
+                let row_doc = index::doc_of(conn, &e.id)?;
+                if row_doc.as_str() < id.as_str() {
                     // The same id in another journal that sorts first: that one keeps it.
-                    Some(_) if index::doc_of(conn, &e.id)?.as_str() < id.as_str() => seen -= 1,
-                    Some(_) => problems.push(format!("event {} differs from its journal", e.id)),
-                    None => problems.push(format!("event {} is missing from the index", e.id)),
+                    seen -= 1;
+                } else if row_doc != *id {
+                    problems.push(format!("event {} is indexed from another journal", e.id));
+                } else if row != e {
+                    problems.push(format!("event {} differs from its journal", e.id));
                 }
             }
         }
