@@ -5,6 +5,8 @@
 pub enum Error {
     #[error("the text is empty")]
     EmptyText,
+    #[error("{0}")]
+    BadRule(String),
     #[error("the text is {len} characters long; the most is {max}")]
     TextTooLong { len: usize, max: usize },
     #[error("unknown pillar `{0}`")]

@@ -9,7 +9,9 @@
 //! - [`ids`]: event, member and document ids (event ids sort by time);
 //! - [`team`]: the team document (name, zone, pillars, commitments, members);
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
-//! - [`feed`]: the culture feed as a pure function of events.
+//! - [`feed`]: the culture feed as a pure function of events;
+//! - [`rules`]: streaks and the activity heatmap, pure functions of who was active when;
+//! - [`time`]: instants to the local dates the rules count in.
 //!
 //! ```
 //! use automerge::{ActorId, Automerge};
@@ -34,7 +36,9 @@ pub mod event;
 pub mod feed;
 pub mod ids;
 pub mod journal;
+pub mod rules;
 pub mod team;
+pub mod time;
 mod value;
 
 pub use error::{Error, Result};

@@ -1,0 +1,601 @@
+//! The gamification rules: personal and team streaks and the activity heatmap, as pure functions
+//! of who was active on which local date. Every replica that holds the same events computes the
+//! same numbers.
+//!
+//! A member's day is the local date in the zone they logged from (the event's `date`), so clock
+//! changes and travel never split or double a day: a day is a date, not 24 hours. Micro-actions
+//! and recognitions count as activity; reactions and retracted events do not.
+//!
+//! ```
+//! use std::collections::BTreeSet;
+//! use cairn_core::rules::{Rules, personal_streak};
+//! use jiff::civil::date;
+//! // Monday to Wednesday active; today is Thursday and not over yet.
+//! let active: BTreeSet<_> = [date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)].into();
+//! let s = personal_streak(&active, date(2026, 11, 19), &Rules::default());
+//! assert_eq!((s.current, s.best), (3, 3));
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use jiff::ToSpan;
+use jiff::civil::{Date, Weekday};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Consecutive active workdays that earn one freeze.
+pub const FREEZE_EVERY: u32 = 5;
+/// The most freezes a member holds at once.
+pub const MAX_FREEZES: u32 = 2;
+
+/// How often the team streak counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cadence {
+    Weekly,
+    Daily,
+}
+
+/// How many members make a period count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    /// Half the team (rounded up), at least one.
+    Half,
+    /// At least this many (but never more than the team has).
+    AtLeast(u32),
+}
+
+impl Serialize for Quorum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::Half => f.write_str("half"),
+            Quorum::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Quorum {
+    /// Members needed in a team of `size`.
+    pub fn needed(self, size: u32) -> u32 {
+        match self {
+            Quorum::Half => size.div_ceil(2).max(1),
+            Quorum::AtLeast(n) => n.min(size).max(1),
+        }
+    }
+}
+
+/// The team's streak rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rules {
+    /// Days that neither count nor break a personal streak.
+    #[serde(serialize_with = "ser_days")]
+    pub rest_days: Vec<Weekday>,
+    pub cadence: Cadence,
+    pub quorum: Quorum,
+}
+
+fn ser_date<S: serde::Serializer>(d: &Date, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(d)
+}
+
+fn ser_days<S: serde::Serializer>(days: &[Weekday], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(days.iter().map(|d| day_name(*d)))
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            rest_days: vec![Weekday::Saturday, Weekday::Sunday],
+            cadence: Cadence::Weekly,
+            quorum: Quorum::Half,
+        }
+    }
+}
+
+const DAYS: [(Weekday, &str); 7] = [
+    (Weekday::Monday, "mon"),
+    (Weekday::Tuesday, "tue"),
+    (Weekday::Wednesday, "wed"),
+    (Weekday::Thursday, "thu"),
+    (Weekday::Friday, "fri"),
+    (Weekday::Saturday, "sat"),
+    (Weekday::Sunday, "sun"),
+];
+
+fn day_name(d: Weekday) -> &'static str {
+    DAYS.iter().find(|(w, _)| *w == d).map_or("?", |(_, n)| n)
+}
+
+/// Parses rest days: `sat,sun`, `fri,sat`, full names too, or `none`.
+pub fn parse_rest_days(text: &str) -> Result<Vec<Weekday>> {
+    let text = text.trim().to_lowercase();
+    if text == "none" || text.is_empty() {
+        return Ok(Vec::new());
+    }
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let mut days = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let day = FULL
+            .iter()
+            .position(|f| part.len() >= 3 && f.starts_with(part))
+            .map(|i| DAYS[i].0)
+            .ok_or_else(|| Error::BadRule(format!("`{part}` is not a day of the week")))?;
+        if !days.contains(&day) {
+            days.push(day);
+        }
+    }
+    if days.len() == 7 {
+        return Err(Error::BadRule("a week needs at least one workday".into()));
+    }
+    days.sort_by_key(|d| d.to_monday_zero_offset());
+    Ok(days)
+}
+
+/// Formats rest days as `sat,sun` (or `none`).
+pub fn format_rest_days(days: &[Weekday]) -> String {
+    if days.is_empty() {
+        return "none".into();
+    }
+    days.iter()
+        .map(|d| day_name(*d))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses a cadence: `weekly` or `daily`.
+pub fn parse_cadence(text: &str) -> Result<Cadence> {
+    match text.trim().to_lowercase().as_str() {
+        "weekly" | "week" => Ok(Cadence::Weekly),
+        "daily" | "day" => Ok(Cadence::Daily),
+        other => Err(Error::BadRule(format!(
+            "`{other}` is not a cadence (weekly or daily)"
+        ))),
+    }
+}
+
+/// Parses a quorum: `half` or a number of members from 1 to 1000.
+pub fn parse_quorum(text: &str) -> Result<Quorum> {
+    let t = text.trim().to_lowercase();
+    if t == "half" {
+        return Ok(Quorum::Half);
+    }
+    match t.parse::<u32>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(Quorum::AtLeast(n)),
+        _ => Err(Error::BadRule(format!(
+            "`{text}` is not a quorum (half, or a number of members from 1 to 1000)"
+        ))),
+    }
+}
+
+impl Rules {
+    /// Rules from their stored texts; anything unreadable keeps its default, so a newer
+    /// replica's setting never breaks an older one.
+    pub fn from_texts(rest: Option<&str>, cadence: Option<&str>, quorum: Option<&str>) -> Rules {
+        let d = Rules::default();
+        Rules {
+            rest_days: rest
+                .and_then(|t| parse_rest_days(t).ok())
+                .unwrap_or(d.rest_days),
+            cadence: cadence
+                .and_then(|t| parse_cadence(t).ok())
+                .unwrap_or(d.cadence),
+            quorum: quorum
+                .and_then(|t| parse_quorum(t).ok())
+                .unwrap_or(d.quorum),
+        }
+    }
+
+    pub fn is_rest(&self, d: Date) -> bool {
+        self.rest_days.contains(&d.weekday())
+    }
+}
+
+/// A member's own streak: for their eyes only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PersonalStreak {
+    /// Active workdays in a row (rest days and frozen days skipped), up to today.
+    pub current: u32,
+    pub best: u32,
+    pub freezes_left: u32,
+    /// Freezes spent on missed workdays within the current streak.
+    pub freezes_used: u32,
+    pub active_today: bool,
+}
+
+/// The streak of a member active on `active` dates, seen on `today` (their local date).
+///
+/// Rest days neither count nor break it. Every [`FREEZE_EVERY`] active workdays in a row earn a
+/// freeze (at most [`MAX_FREEZES`]), spent by itself on a missed workday. Today is still open: a
+/// workday not logged yet breaks nothing. Dates after today (a member who flew west across the
+/// date line) count as they are.
+pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> PersonalStreak {
+    let mut s = PersonalStreak {
+        active_today: active.contains(&today),
+        ..PersonalStreak::default()
+    };
+    let (Some(&first), Some(&last)) = (active.first(), active.last()) else {
+        return s;
+    };
+    let end = last.max(today);
+    let mut run = 0;
+    let mut d = first;
+    while d <= end {
+        if rules.is_rest(d) {
+            // neither counts nor breaks
+        } else if active.contains(&d) {
+            s.current += 1;
+            run += 1;
+            if run % FREEZE_EVERY == 0 && s.freezes_left < MAX_FREEZES {
+                s.freezes_left += 1;
+            }
+        } else if d >= today {
+            // still open
+        } else if s.freezes_left > 0 {
+            s.freezes_left -= 1;
+            s.freezes_used += 1;
+            run = 0;
+        } else {
+            s.current = 0;
+            s.freezes_used = 0;
+            run = 0;
+        }
+        s.best = s.best.max(s.current);
+        match d.tomorrow() {
+            Ok(next) => d = next,
+            Err(_) => break,
+        }
+    }
+    s
+}
+
+/// The team's streak: never anyone's blame, so it carries no names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TeamStreak {
+    pub cadence: Cadence,
+    /// Periods in a row that counted, the current one included once it counts.
+    pub current: u32,
+    pub best: u32,
+    /// Complete periods since the team began, and how many of them counted.
+    pub periods: u32,
+    pub counted: u32,
+    /// `counted / periods`; `None` before the first period ends.
+    pub consistency: Option<f64>,
+    /// The current period: members active so far, and how many it needs.
+    pub active_now: u32,
+    pub needed_now: u32,
+}
+
+/// The first day of the period holding `d`.
+fn period_start(d: Date, cadence: Cadence) -> Date {
+    match cadence {
+        Cadence::Daily => d,
+        Cadence::Weekly => d
+            .checked_sub((d.weekday().to_monday_zero_offset() as i64).days())
+            .unwrap_or(d),
+    }
+}
+
+fn next_period(d: Date, cadence: Cadence) -> Option<Date> {
+    match cadence {
+        Cadence::Daily => d.tomorrow().ok(),
+        Cadence::Weekly => d.checked_add(7.days()).ok(),
+    }
+}
+
+/// The team streak from who was active when (`activity`: member and local date), the members
+/// and the day they joined, seen on `today`. A period counts when enough of the members who had
+/// joined by its end were active in it ([`Quorum`]); with a daily cadence, rest days are skipped.
+pub fn team_streak(
+    activity: &[(String, Date)],
+    members: &[(String, Date)],
+    today: Date,
+    rules: &Rules,
+) -> TeamStreak {
+    let cadence = rules.cadence;
+    let mut by_period: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
+    for (m, d) in activity {
+        by_period
+            .entry(period_start(*d, cadence))
+            .or_default()
+            .insert(m.as_str());
+    }
+    let mut s = TeamStreak {
+        cadence,
+        current: 0,
+        best: 0,
+        periods: 0,
+        counted: 0,
+        consistency: None,
+        active_now: 0,
+        needed_now: 0,
+    };
+    let Some(first) = members.iter().map(|(_, d)| *d).min() else {
+        return s;
+    };
+    let this = period_start(today, cadence);
+    let mut p = period_start(first, cadence);
+    while p <= this {
+        if cadence == Cadence::Daily && rules.is_rest(p) {
+            match next_period(p, cadence) {
+                Some(n) => p = n,
+                None => break,
+            }
+            continue;
+        }
+        let end = match cadence {
+            Cadence::Daily => p,
+            Cadence::Weekly => p.checked_add(6.days()).unwrap_or(p),
+        };
+        let size = members.iter().filter(|(_, j)| *j <= end).count() as u32;
+        let needed = rules.quorum.needed(size);
+        let active = by_period.get(&p).map_or(0, |set| set.len() as u32);
+        let counts = active >= needed;
+        if p == this {
+            s.active_now = active;
+            s.needed_now = needed;
+            if counts {
+                s.current += 1;
+            }
+        } else {
+            s.periods += 1;
+            if counts {
+                s.counted += 1;
+                s.current += 1;
+            } else {
+                s.current = 0;
+            }
+        }
+        s.best = s.best.max(s.current);
+        match next_period(p, cadence) {
+            Some(n) => p = n,
+            None => break,
+        }
+    }
+    if s.periods > 0 {
+        s.consistency = Some(f64::from(s.counted) / f64::from(s.periods));
+    }
+    s
+}
+
+/// The team's activity of the last weeks: members active per day.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Heatmap {
+    /// The Monday of the first week shown.
+    #[serde(serialize_with = "ser_date")]
+    pub start: Date,
+    pub weeks: u32,
+    /// `weeks * 7` cells, week by week, Monday first; `None` after today.
+    pub cells: Vec<Option<u32>>,
+    pub max: u32,
+}
+
+/// The heatmap of the `weeks` weeks up to and including today's.
+pub fn heatmap(activity: &[(String, Date)], today: Date, weeks: u32) -> Heatmap {
+    let weeks = weeks.clamp(1, 104);
+    let this_monday = period_start(today, Cadence::Weekly);
+    let start = this_monday
+        .checked_sub((7 * (i64::from(weeks) - 1)).days())
+        .unwrap_or(this_monday);
+    let mut per_day: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
+    for (m, d) in activity {
+        if *d >= start && *d <= today {
+            per_day.entry(*d).or_default().insert(m.as_str());
+        }
+    }
+    let mut cells = Vec::with_capacity(weeks as usize * 7);
+    let mut d = start;
+    for _ in 0..weeks * 7 {
+        cells.push((d <= today).then(|| per_day.get(&d).map_or(0, |s| s.len() as u32)));
+        d = d.tomorrow().unwrap_or(d);
+    }
+    let max = cells.iter().flatten().copied().max().unwrap_or(0);
+    Heatmap {
+        start,
+        weeks,
+        cells,
+        max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn set(days: &[Date]) -> BTreeSet<Date> {
+        days.iter().copied().collect()
+    }
+
+    // 2026-11-16 is a Monday.
+    const MON: (i16, i8, i8) = (2026, 11, 16);
+    fn day(offset: i64) -> Date {
+        date(MON.0, MON.1, MON.2)
+            .checked_add(offset.days())
+            .unwrap()
+    }
+
+    #[test]
+    fn rest_days_neither_count_nor_break() {
+        // Mon..Fri active, weekend off, Monday active: 6, not broken.
+        let active = set(&[day(0), day(1), day(2), day(3), day(4), day(7)]);
+        let s = personal_streak(&active, day(7), &Rules::default());
+        assert_eq!((s.current, s.best), (6, 6));
+        // Active on the weekend too: it still does not count.
+        let mut more = active.clone();
+        more.insert(day(5));
+        assert_eq!(personal_streak(&more, day(7), &Rules::default()).current, 6);
+        // With no rest days, the empty weekend breaks it (after freezes run out).
+        let rules = Rules {
+            rest_days: vec![],
+            ..Rules::default()
+        };
+        // Friday's fifth day earned a freeze, spent on Saturday; Sunday broke it.
+        let s = personal_streak(&active, day(7), &rules);
+        assert_eq!((s.current, s.best, s.freezes_left), (1, 5, 0));
+    }
+
+    #[test]
+    fn freezes_are_earned_by_consistency_and_spent_by_themselves() {
+        // Five active workdays earn one freeze; missing the next Monday spends it.
+        let active = set(&[day(0), day(1), day(2), day(3), day(4), day(8)]);
+        let s = personal_streak(&active, day(8), &Rules::default());
+        assert_eq!((s.current, s.freezes_left, s.freezes_used), (6, 0, 1));
+        // Four days earn nothing: a missed day breaks.
+        let active = set(&[day(0), day(1), day(2), day(3), day(7), day(8)]);
+        let s = personal_streak(&active, day(8), &Rules::default());
+        assert_eq!((s.current, s.best), (2, 4));
+        // At most two freezes are held.
+        let fifteen: Vec<Date> = (0..21)
+            .map(day)
+            .filter(|d| !Rules::default().is_rest(*d))
+            .collect();
+        let s = personal_streak(&set(&fifteen), day(20), &Rules::default());
+        assert_eq!((s.current, s.freezes_left), (15, MAX_FREEZES));
+    }
+
+    #[test]
+    fn today_is_open_and_yesterday_logged_late_counts() {
+        // Mon, Tue active; today Wednesday with nothing yet: still 2.
+        let active = set(&[day(0), day(1)]);
+        let s = personal_streak(&active, day(2), &Rules::default());
+        assert_eq!((s.current, s.active_today), (2, false));
+        // Thursday: Wednesday is missed for good.
+        assert_eq!(
+            personal_streak(&active, day(3), &Rules::default()).current,
+            0
+        );
+        // Logged late on Thursday for Wednesday (the event's date is Wednesday): unbroken.
+        let late = set(&[day(0), day(1), day(2)]);
+        assert_eq!(personal_streak(&late, day(3), &Rules::default()).current, 3);
+    }
+
+    #[test]
+    fn a_flight_west_over_the_date_line_never_double_counts_or_breaks() {
+        // Logged Tuesday morning in Auckland, then flew to Los Angeles where it is Monday again,
+        // and logged there: two events, dates Tue and Mon. Days are dates: Mon and Tue once each.
+        let left_auckland = 1_794_855_600_000; // 2026-11-16T19:00Z: Tuesday 08:00 in Auckland
+        let auckland = crate::time::local_date(left_auckland, "Pacific/Auckland").unwrap();
+        let landed = left_auckland + 3 * 3_600_000; // Monday 14:00 in Los Angeles
+        let la = crate::time::local_date(landed, "America/Los_Angeles").unwrap();
+        assert_eq!(auckland, date(2026, 11, 17));
+        assert_eq!(la, date(2026, 11, 16));
+        let active = set(&[auckland, la]);
+        // Seen from Los Angeles, where today is still Monday.
+        let s = personal_streak(&active, la, &Rules::default());
+        assert_eq!((s.current, s.best), (2, 2));
+    }
+
+    #[test]
+    fn team_weeks_count_with_half_the_team() {
+        let members: Vec<(String, Date)> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| ((*m).to_owned(), day(-21)))
+            .collect();
+        let act = |m: &str, d: i64| (m.to_owned(), day(d));
+        // Three weeks ago: a, b (2 of 4: counts). Two weeks ago: a only. Last week: a, b, c.
+        let activity = vec![
+            act("a", -21),
+            act("b", -20),
+            act("a", -14),
+            act("a", -7),
+            act("b", -6),
+            act("c", -3),
+        ];
+        let s = team_streak(&activity, &members, day(1), &Rules::default());
+        assert_eq!((s.periods, s.counted, s.current, s.best), (3, 2, 1, 1));
+        assert_eq!(s.consistency, Some(2.0 / 3.0));
+        // This week: only a so far; it does not break anything yet.
+        let mut now = activity.clone();
+        now.push(act("a", 0));
+        let s = team_streak(&now, &members, day(1), &Rules::default());
+        assert_eq!((s.current, s.active_now, s.needed_now), (1, 1, 2));
+        now.push(act("d", 1));
+        assert_eq!(
+            team_streak(&now, &members, day(1), &Rules::default()).current,
+            2
+        );
+        // A quorum of one: every week with anyone counts.
+        let one = Rules {
+            quorum: Quorum::AtLeast(1),
+            ..Rules::default()
+        };
+        let s = team_streak(&activity, &members, day(1), &one);
+        assert_eq!((s.counted, s.current, s.best), (3, 3, 3));
+    }
+
+    #[test]
+    fn daily_team_cadence_skips_rest_days_and_counts_only_joined_members() {
+        let rules = Rules {
+            cadence: Cadence::Daily,
+            ..Rules::default()
+        };
+        // Ana alone until Wednesday, when Ben joins (half of two is one). Ana is active Monday
+        // to Friday; the weekend is skipped.
+        let members = vec![("ana".to_owned(), day(0)), ("ben".to_owned(), day(2))];
+        let activity: Vec<(String, Date)> = (0..5).map(|d| ("ana".to_owned(), day(d))).collect();
+        let s = team_streak(&activity, &members, day(7), &rules);
+        assert_eq!((s.periods, s.counted, s.current), (5, 5, 5));
+        let strict = Rules {
+            quorum: Quorum::AtLeast(2),
+            ..rules
+        };
+        let s = team_streak(&activity, &members, day(7), &strict);
+        // Mon and Tue need only the one member there was; from Wednesday two are needed.
+        assert_eq!((s.counted, s.best, s.current), (2, 2, 0));
+    }
+
+    #[test]
+    fn the_heatmap_counts_members_per_day_and_stops_today() {
+        let activity = vec![
+            ("a".to_owned(), day(0)),
+            ("a".to_owned(), day(0)),
+            ("b".to_owned(), day(0)),
+            ("a".to_owned(), day(-8)),
+            ("a".to_owned(), day(-30)),
+        ];
+        let h = heatmap(&activity, day(2), 2);
+        assert_eq!(h.start, day(-7));
+        assert_eq!(h.cells.len(), 14);
+        assert_eq!(h.cells[7], Some(2));
+        assert_eq!(h.cells[9], Some(0));
+        assert_eq!(h.cells[10], None);
+        assert_eq!(h.max, 2);
+    }
+
+    #[test]
+    fn rules_parse_and_fall_back() {
+        assert_eq!(
+            parse_rest_days("Fri, saturday").unwrap(),
+            [Weekday::Friday, Weekday::Saturday]
+        );
+        assert_eq!(parse_rest_days("none").unwrap(), []);
+        assert!(parse_rest_days("funday").is_err());
+        assert!(parse_rest_days("mon,tue,wed,thu,fri,sat,sun").is_err());
+        assert_eq!(parse_quorum("3").unwrap(), Quorum::AtLeast(3));
+        assert!(parse_quorum("0").is_err());
+        assert_eq!(parse_cadence("Daily").unwrap(), Cadence::Daily);
+        let r = Rules::from_texts(Some("bogus"), Some("daily"), None);
+        assert_eq!(r.rest_days, Rules::default().rest_days);
+        assert_eq!(r.cadence, Cadence::Daily);
+        assert_eq!(format_rest_days(&r.rest_days), "sat,sun");
+        assert_eq!(Quorum::Half.needed(5), 3);
+        assert_eq!(Quorum::Half.needed(0), 1);
+        assert_eq!(Quorum::AtLeast(9).needed(4), 4);
+    }
+}
