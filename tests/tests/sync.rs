@@ -118,6 +118,22 @@ fn three_members_log_offline_and_converge_whatever_the_order() {
         assert_eq!(status(h)["waiting"], 0);
         h.run(&["doctor"]).ok();
     }
+    // The same events give the same team streak and heatmap everywhere ("you" is each one's own).
+    let streaks: Vec<Value> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| {
+            let mut v = h.run(&["streaks", "--json"]).json();
+            v["you"] = Value::Null;
+            v
+        })
+        .collect();
+    assert_eq!(streaks[0], streaks[1]);
+    assert_eq!(streaks[0], streaks[2]);
+    assert!(
+        streaks[0]["heatmap"]["max"].as_u64().unwrap() >= 3,
+        "{:#}",
+        streaks[0]
+    );
     // Every change is stored once, however often it was sent.
     let log_len = server.changes(&team);
     ana.run(&["sync"]).ok();
@@ -162,7 +178,12 @@ fn a_killed_server_or_client_loses_nothing() {
             expected.push(text);
         }
         // Kill the server while Ana syncs; wherever the kill lands, a later sync completes.
-        let mut sync = ana.command(&["sync"]).spawn().expect("cairn sync starts");
+        let mut sync = ana
+            .command(&["sync"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cairn sync starts");
         server.kill();
         let _ = sync.wait();
         server.restart();

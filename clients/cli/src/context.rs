@@ -108,18 +108,7 @@ impl Ctx {
     /// When and where an event happens now; `late` counts it for yesterday.
     pub fn stamp(&self, team_tz: &str, late: bool) -> Stamp {
         let (zone, tz) = self.zone(team_tz);
-        let today = self.now.to_zoned(tz).date();
-        let date = if late {
-            today.yesterday().unwrap_or(today)
-        } else {
-            today
-        };
-        Stamp {
-            at_ms: self.now_ms(),
-            tz: zone,
-            date: date.to_string(),
-            late,
-        }
+        cairn_core::time::stamp(self.now_ms(), &zone, &tz, late)
     }
 
     /// A fresh event id for now.

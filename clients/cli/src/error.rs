@@ -59,6 +59,7 @@ impl From<cairn_core::Error> for CliError {
         use cairn_core::Error as E;
         let hint = match &e {
             E::EmptyText => Some("say in a sentence what happened"),
+            E::BadRule(_) => Some("`cairn team rules --help` shows the choices"),
             E::TextTooLong { .. } => Some("keep it short; the details can live elsewhere"),
             E::UnknownPillar(_) => {
                 Some("`cairn team` lists the pillars; `cairn team pillar add NAME` adds one")

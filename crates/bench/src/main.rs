@@ -743,7 +743,7 @@ fn time_commands(
 ) -> Result<Vec<Timing>, Failure> {
     let kudos_to = format!("@{}", seeded.kudos_to);
     let mut out = Vec::new();
-    for name in ["log", "kudos", "feed"] {
+    for name in ["log", "kudos", "feed", "streaks"] {
         let mut samples = Vec::with_capacity(opts.runs);
         for n in 0..opts.warmup + opts.runs {
             let args: Vec<String> = match name {
@@ -754,7 +754,8 @@ fn time_commands(
                     "trust".into(),
                 ],
                 "kudos" => vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")],
-                _ => vec!["feed".into(), "--limit".into(), "50".into()],
+                "feed" => vec!["feed".into(), "--limit".into(), "50".into()],
+                _ => vec!["streaks".into()],
             };
             let started = Instant::now();
             let status = Command::new(cairn)
@@ -864,6 +865,21 @@ fn render_table(seeded: &[Seeded], timings: &[Timing]) -> String {
         "log median, slowest size: {worst_log:.2} ms (target: under 15 ms) {}",
         verdict(worst_log < 15.0)
     );
+    // feed and streaks, at the largest size.
+    let largest = timings.iter().map(|t| t.events).max().unwrap_or(0);
+    for (cmd, target) in [("kudos", 15.0), ("feed", 20.0), ("streaks", 50.0)] {
+        if let Some(t) = timings
+            .iter()
+            .find(|t| t.command == cmd && t.events == largest)
+        {
+            let _ = writeln!(
+                s,
+                "{cmd} median at {largest} events: {:.2} ms (target: under {target} ms) {}",
+                t.median,
+                verdict(t.median < target)
+            );
+        }
+    }
     s
 }
 

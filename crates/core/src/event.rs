@@ -252,6 +252,7 @@ mod tests {
             }],
             commitments: vec![],
             members: vec![m("ana"), m("ben")],
+            rules: Default::default(),
         }
     }
 

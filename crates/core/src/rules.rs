@@ -37,6 +37,15 @@ pub enum Cadence {
     Daily,
 }
 
+impl std::fmt::Display for Cadence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cadence::Weekly => "weekly",
+            Cadence::Daily => "daily",
+        })
+    }
+}
+
 /// How many members make a period count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quorum {
@@ -325,7 +334,18 @@ pub fn team_streak(
         active_now: 0,
         needed_now: 0,
     };
-    let Some(first) = members.iter().map(|(_, d)| *d).min() else {
+    // A member counts from the day they joined, or from their first activity if that came
+    // earlier (history brought from elsewhere, a clock that was wrong).
+    let mut first_active: BTreeMap<&str, Date> = BTreeMap::new();
+    for (m, d) in activity {
+        let e = first_active.entry(m.as_str()).or_insert(*d);
+        *e = (*e).min(*d);
+    }
+    let members: Vec<Date> = members
+        .iter()
+        .map(|(m, j)| first_active.get(m.as_str()).map_or(*j, |a| (*a).min(*j)))
+        .collect();
+    let Some(first) = members.iter().min().copied() else {
         return s;
     };
     let this = period_start(today, cadence);
@@ -342,7 +362,7 @@ pub fn team_streak(
             Cadence::Daily => p,
             Cadence::Weekly => p.checked_add(6.days()).unwrap_or(p),
         };
-        let size = members.iter().filter(|(_, j)| *j <= end).count() as u32;
+        let size = members.iter().filter(|j| **j <= end).count() as u32;
         let needed = rules.quorum.needed(size);
         let active = by_period.get(&p).map_or(0, |set| set.len() as u32);
         let counts = active >= needed;
@@ -558,6 +578,15 @@ mod tests {
         let s = team_streak(&activity, &members, day(7), &strict);
         // Mon and Tue need only the one member there was; from Wednesday two are needed.
         assert_eq!((s.counted, s.best, s.current), (2, 2, 0));
+    }
+
+    #[test]
+    fn activity_before_joining_counts_from_its_first_day() {
+        // Added to the team today, but with a history from last week.
+        let members = vec![("ana".to_owned(), day(7))];
+        let activity = vec![("ana".to_owned(), day(0))];
+        let s = team_streak(&activity, &members, day(7), &Rules::default());
+        assert_eq!((s.periods, s.counted, s.current), (1, 1, 1));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use serde::Serialize;
 
 use crate::event::check_text;
+use crate::rules::{Cadence, Quorum, Rules, format_rest_days};
 use crate::value::{children, get_bool, get_i64, get_str, req_str};
 use crate::{Error, Result, ids};
 
@@ -64,6 +65,8 @@ pub struct TeamState {
     pub pillars: Vec<Pillar>,
     pub commitments: Vec<Commitment>,
     pub members: Vec<Member>,
+    /// The streak rules (`rule/<field>` root scalars, so two members' edits merge field by field).
+    pub rules: Rules,
 }
 
 impl TeamState {
@@ -216,6 +219,29 @@ pub fn add_pillar(
     Ok(id)
 }
 
+/// Changes the streak rules given; the others stay as they are.
+pub fn set_rules(
+    doc: &mut automerge::Automerge,
+    rest_days: Option<&[jiff::civil::Weekday]>,
+    cadence: Option<Cadence>,
+    quorum: Option<Quorum>,
+) -> Result<()> {
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(days) = rest_days {
+            tx.put(ROOT, "rule/rest_days", format_rest_days(days))?;
+        }
+        if let Some(c) = cadence {
+            tx.put(ROOT, "rule/cadence", c.to_string())?;
+        }
+        if let Some(q) = quorum {
+            tx.put(ROOT, "rule/quorum", q.to_string())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
 /// Adds a commitment with its why, made by member `by`.
 pub fn add_commitment(
     doc: &mut automerge::Automerge,
@@ -317,6 +343,12 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     state
         .members
         .sort_by(|a, b| (&a.handle, &a.id).cmp(&(&b.handle, &b.id)));
+    let rule = |k: &str| get_str(doc, &ROOT, &format!("rule/{k}"));
+    state.rules = Rules::from_texts(
+        rule("rest_days")?.as_deref(),
+        rule("cadence")?.as_deref(),
+        rule("quorum")?.as_deref(),
+    );
     Ok(state)
 }
 

@@ -59,6 +59,11 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    state.rules = cairn_core::rules::Rules::from_texts(
+        Some(&meta("team_rest_days")?),
+        Some(&meta("team_cadence")?),
+        Some(&meta("team_quorum")?),
+    );
     Ok(state)
 }
 
@@ -66,7 +71,17 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
 pub(crate) fn reindex_team(conn: &Connection, doc: &Automerge) -> Result<()> {
     let state = team::read(doc)?;
     conn.execute_batch("DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;")?;
-    for (key, value) in [("team_name", &state.name), ("team_tz", &state.tz)] {
+    let rules = &state.rules;
+    let rest = cairn_core::rules::format_rest_days(&rules.rest_days);
+    let cadence = rules.cadence.to_string();
+    let quorum = rules.quorum.to_string();
+    for (key, value) in [
+        ("team_name", &state.name),
+        ("team_tz", &state.tz),
+        ("team_rest_days", &rest),
+        ("team_cadence", &cadence),
+        ("team_quorum", &quorum),
+    ] {
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -448,6 +448,17 @@ impl Replica {
         ))
     }
 
+    /// Who was active on which local date: one pair per member and date with a micro-action or
+    /// a recognition that was not retracted (what streaks count).
+    pub fn activity(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT author, date FROM events
+             WHERE kind <> 'reaction' AND retracted = 0",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Calls `f` with every event, reactions and retracted ones included, in id order.
     pub fn for_each_event(&self, f: impl FnMut(Event) -> Result<()>) -> Result<()> {
         index::for_each_event(&self.conn, f)

@@ -82,6 +82,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX recipients_member ON recipients (member, event);
     "#,
+    // 2: who was active on which local date, for streaks, without reading the events.
+    r#"
+    CREATE INDEX events_activity ON events (author, date, kind, retracted);
+    "#,
 ];
 
 /// The schema version this build writes.

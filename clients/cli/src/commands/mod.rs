@@ -15,6 +15,7 @@ mod publish;
 mod react;
 mod retract;
 mod status;
+mod streaks;
 mod sync;
 mod team;
 
@@ -37,6 +38,7 @@ pub enum Command {
     Publish(publish::Args),
     Sync(sync::Args),
     Status(status::Args),
+    Streaks(streaks::Args),
     Device(device::Args),
     Export(export::Args),
     Doctor(doctor::Args),
@@ -75,6 +77,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Publish(a) => publish::run(a, ctx),
         Command::Sync(a) => sync::run(a, ctx),
         Command::Status(a) => status::run(a, ctx),
+        Command::Streaks(a) => streaks::run(a, ctx),
         Command::Device(a) => device::run(a, ctx),
         Command::Export(a) => export::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx),

@@ -31,6 +31,22 @@ enum Action {
     /// Add a member who has not joined yet.
     #[command(subcommand)]
     Member(MemberAction),
+    /// Show or change the streak rules.
+    ///
+    /// Rest days neither count nor break a personal streak. The team streak counts weeks (or
+    /// days) in which enough members were active: half the team by default, at least one.
+    /// Example: cairn team rules --rest-days fri,sat --cadence weekly --quorum 3
+    Rules {
+        /// Rest days, like `sat,sun` (the default), `fri,sat` or `none`.
+        #[arg(long, value_name = "DAYS")]
+        rest_days: Option<String>,
+        /// How often the team streak counts: `weekly` (the default) or `daily`.
+        #[arg(long)]
+        cadence: Option<String>,
+        /// Members who make a period count: `half` (the default) or a number.
+        #[arg(long)]
+        quorum: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +97,24 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             ctx.out
                 .say("added the commitment", json!({ "commitment": id }))
         }
+        Some(Action::Rules {
+            rest_days,
+            cadence,
+            quorum,
+        }) => {
+            use cairn_core::rules::{parse_cadence, parse_quorum, parse_rest_days};
+            let rest = rest_days.as_deref().map(parse_rest_days).transpose()?;
+            let cadence = cadence.as_deref().map(parse_cadence).transpose()?;
+            let quorum = quorum.as_deref().map(parse_quorum).transpose()?;
+            if rest.is_some() || cadence.is_some() || quorum.is_some() {
+                let me = ctx.actor(&replica)?;
+                replica.change_team(&me, |doc, _| {
+                    team::set_rules(doc, rest.as_deref(), cadence, quorum)
+                })?;
+            }
+            let rules = replica.team()?.rules;
+            ctx.out.say(rules_text(&rules), json!(rules))
+        }
         Some(Action::Member(MemberAction::Add { name, handle })) => {
             let me = ctx.actor(&replica)?;
             let id = random_id(12)?;
@@ -105,6 +139,7 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             "you": team.handle_of(&me),
             "members": team.members.iter().map(|m| json!({"handle": m.handle, "name": m.name})).collect::<Vec<_>>(),
             "pillars": team.pillars,
+            "rules": team.rules,
             "commitments": team.commitments.iter().map(|c| json!({
                 "text": c.text, "why": c.why, "by": team.handle_of(&c.by),
             })).collect::<Vec<_>>(),
@@ -146,5 +181,29 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         out.line(format!("  • {}", c.text))?;
         out.line(format!("    {}", paint(DIM, format!("why: {}", c.why))))?;
     }
+    out.line("")?;
+    out.line(paint(BOLD, "Streak rules"))?;
+    for line in rules_text(&team.rules).lines() {
+        out.line(format!("  {line}"))?;
+    }
     Ok(())
+}
+
+/// The rules for people.
+pub fn rules_text(r: &cairn_core::rules::Rules) -> String {
+    use cairn_core::rules::{Cadence, Quorum, format_rest_days};
+    let quorum = match r.quorum {
+        Quorum::Half => "half the team".to_owned(),
+        Quorum::AtLeast(1) => "at least 1 member".to_owned(),
+        Quorum::AtLeast(n) => format!("at least {n} members"),
+    };
+    let period = match r.cadence {
+        Cadence::Weekly => "week",
+        Cadence::Daily => "day",
+    };
+    format!(
+        "rest days {}\nteam streak {}: a {period} counts when {quorum} logged",
+        format_rest_days(&r.rest_days),
+        r.cadence
+    )
 }

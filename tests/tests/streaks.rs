@@ -1,0 +1,74 @@
+//! Streaks end to end: days counted where the member is, rest days, late logging, the team's
+//! weeks, and the heatmap on a terminal and in a pipe.
+
+use cairn_e2e::Home;
+
+fn on(home: &mut Home, day: &str, args: &[&str]) {
+    home.day = Some(day.to_owned());
+    home.run(args).ok();
+}
+
+#[test]
+fn streaks_count_workdays_skip_weekends_and_take_yesterday_late() {
+    let mut ana = Home::team("Ana", &["Bo"]);
+    // Thursday, Friday, (weekend), Monday, and Tuesday's stone logged on Wednesday, late.
+    on(&mut ana, "2026-11-12", &["log", "Thursday"]);
+    on(&mut ana, "2026-11-13", &["log", "Friday"]);
+    on(&mut ana, "2026-11-16", &["log", "Monday"]);
+    on(
+        &mut ana,
+        "2026-11-18",
+        &["log", "Tuesday, late", "--yesterday"],
+    );
+    ana.day = Some("2026-11-18".into());
+    let s = ana.run(&["streaks", "--json"]).json();
+    assert_eq!(s["you"]["current"], 4, "{s:#}");
+    assert_eq!(s["you"]["active_today"], false);
+    // Half of a team of two is one: last week and this week both count.
+    assert_eq!(s["team"]["current"], 2, "{s:#}");
+    assert_eq!(s["today"], "2026-11-18");
+    // Thursday with nothing on Wednesday: broken, the best stays.
+    ana.day = Some("2026-11-19".into());
+    let s = ana.run(&["streaks", "--json"]).json();
+    assert_eq!(
+        (s["you"]["current"].as_u64(), s["you"]["best"].as_u64()),
+        (Some(0), Some(4))
+    );
+
+    // With Wednesday as a rest day, nothing broke.
+    ana.run(&["team", "rules", "--rest-days", "wed,sat,sun"])
+        .ok();
+    let s = ana.run(&["streaks", "--json"]).json();
+    assert_eq!(s["you"]["current"], 4, "{s:#}");
+    assert_eq!(
+        s["rules"]["rest_days"],
+        serde_json::json!(["wed", "sat", "sun"])
+    );
+    // Bad rules: one line, nothing changed.
+    let err = ana.run(&["team", "rules", "--quorum", "none"]).fails();
+    assert!(err.contains("quorum"), "{err}");
+}
+
+#[test]
+fn the_heatmap_is_plain_in_a_pipe_and_coloured_on_request() {
+    let ana = Home::team("Ana", &[]);
+    ana.run(&["log", "a stone"]).ok();
+    let plain = ana.run(&["streaks", "--weeks", "4"]).ok();
+    assert!(plain.contains("Mon ") && plain.contains("Sun "), "{plain}");
+    assert!(!plain.contains('\x1b') && !plain.contains('■'), "{plain}");
+    assert!(
+        plain.contains('#'),
+        "today's activity is the busiest cell: {plain}"
+    );
+    let coloured = ana
+        .command(&["streaks", "--weeks", "4"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    let coloured = String::from_utf8(coloured.stdout).unwrap();
+    assert!(
+        coloured.contains('■') && coloured.contains('\x1b'),
+        "{coloured}"
+    );
+}
