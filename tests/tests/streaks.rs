@@ -72,3 +72,108 @@ fn the_heatmap_is_plain_in_a_pipe_and_coloured_on_request() {
         "{coloured}"
     );
 }
+
+#[test]
+fn challenges_badges_reach_and_nudges() {
+    let ana = Home::team("Ana", &["Bo", "Cy"]);
+    ana.run(&[
+        "challenge",
+        "add",
+        "Three thanks this week",
+        "--metric",
+        "kudos",
+        "--target",
+        "3",
+        "--until",
+        "2026-11-29",
+    ])
+    .ok();
+    ana.run(&["kudos", "@bo", "Thanks for the review"]).ok();
+    let c = ana.run(&["challenges", "--json"]).json();
+    assert_eq!(c[0]["progress"]["value"], 1);
+    assert_eq!(c[0]["progress"]["done"], false);
+    ana.run(&["kudos", "@bo", "Thanks again"]).ok();
+    ana.run(&["log", "Tidied the board", "--pillar", "professionalism"])
+        .ok();
+    ana.run(&["kudos", "@bo", "And again"]).ok();
+    let c = ana.run(&["challenges", "--json"]).json();
+    assert_eq!(c[0]["progress"]["done"], true, "{c:#}");
+    let text = ana.run(&["challenges"]).ok();
+    assert!(text.contains("[####################] 3/3 kudos"), "{text}");
+    assert!(ana.run(&["team"]).ok().contains("Three thanks this week"));
+
+    let b = ana.run(&["badges", "--json"]).json();
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&b["team"]), ["first-stone"]);
+    assert_eq!(ids(&b["you"]), ["first-kudos"]);
+    assert_eq!(
+        (
+            b["reach"]["recognised"].as_u64(),
+            b["reach"]["members"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    // Nudge: Cy, never thanked, comes first; Bo, thanked today, last.
+    let n = ana.run(&["nudge", "--json"]).json();
+    assert_eq!(n[0]["handle"], "cy");
+    assert_eq!(n[0]["last"], serde_json::Value::Null);
+    assert_eq!(n[1]["handle"], "bo");
+
+    // Bad challenges: one line each, nothing written.
+    let before = ana.dump();
+    for args in [
+        &[
+            "challenge",
+            "add",
+            "x",
+            "--metric",
+            "hugs",
+            "--target",
+            "3",
+            "--until",
+            "2026-12-01",
+        ][..],
+        &[
+            "challenge",
+            "add",
+            "x",
+            "--metric",
+            "kudos",
+            "--target",
+            "3",
+            "--until",
+            "2026-11-01",
+        ],
+        &[
+            "challenge",
+            "add",
+            "x",
+            "--metric",
+            "kudos",
+            "--target",
+            "3",
+            "--until",
+            "soon",
+        ],
+        &[
+            "challenge",
+            "add",
+            " ",
+            "--metric",
+            "kudos",
+            "--target",
+            "3",
+            "--until",
+            "2026-12-01",
+        ],
+    ] {
+        ana.run(args).fails();
+    }
+    assert_eq!(ana.dump(), before);
+}

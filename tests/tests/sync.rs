@@ -134,6 +134,17 @@ fn three_members_log_offline_and_converge_whatever_the_order() {
         "{:#}",
         streaks[0]
     );
+    let badges: Vec<Value> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| {
+            let mut v = h.run(&["badges", "--json"]).json();
+            v["you"] = Value::Null;
+            v
+        })
+        .collect();
+    assert_eq!(badges[0], badges[1]);
+    assert_eq!(badges[0], badges[2]);
+    assert_eq!(badges[0]["reach"]["recognised"], 3, "{:#}", badges[0]);
     // Every change is stored once, however often it was sent.
     let log_len = server.changes(&team);
     ana.run(&["sync"]).ok();

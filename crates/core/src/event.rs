@@ -253,6 +253,7 @@ mod tests {
             commitments: vec![],
             members: vec![m("ana"), m("ben")],
             rules: Default::default(),
+            challenges: vec![],
         }
     }
 

@@ -10,6 +10,7 @@
 //! - [`team`]: the team document (name, zone, pillars, commitments, members);
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
 //! - [`feed`]: the culture feed as a pure function of events;
+//! - [`goals`]: badges, challenges, reach and nudges;
 //! - [`rules`]: streaks and the activity heatmap, pure functions of who was active when;
 //! - [`time`]: instants to the local dates the rules count in.
 //!
@@ -34,6 +35,7 @@
 pub mod error;
 pub mod event;
 pub mod feed;
+pub mod goals;
 pub mod ids;
 pub mod journal;
 pub mod rules;

@@ -67,6 +67,8 @@ pub struct TeamState {
     pub members: Vec<Member>,
     /// The streak rules (`rule/<field>` root scalars, so two members' edits merge field by field).
     pub rules: Rules,
+    /// The team's challenges, oldest first.
+    pub challenges: Vec<crate::goals::Challenge>,
 }
 
 impl TeamState {
@@ -242,6 +244,40 @@ pub fn set_rules(
     Ok(())
 }
 
+/// Adds a challenge: a team goal with a metric, a target and an end.
+pub fn add_challenge(
+    doc: &mut automerge::Automerge,
+    c: &crate::goals::Challenge,
+    by: &str,
+    at_ms: i64,
+) -> Result<()> {
+    let title = check_text(&c.title, 120)?;
+    if c.target == 0 {
+        return Err(Error::BadRule(
+            "a challenge needs a target above zero".into(),
+        ));
+    }
+    if c.until < c.start {
+        return Err(Error::BadRule(format!(
+            "it would end ({}) before it starts ({})",
+            c.until, c.start
+        )));
+    }
+    doc.transact::<_, _, Error>(|tx| {
+        let o = tx.put_object(ROOT, format!("challenge/{}", c.id), ObjType::Map)?;
+        tx.put(&o, "title", title.as_str())?;
+        tx.put(&o, "metric", c.metric.as_str())?;
+        tx.put(&o, "target", i64::from(c.target))?;
+        tx.put(&o, "start", c.start.to_string())?;
+        tx.put(&o, "until", c.until.to_string())?;
+        tx.put(&o, "by", by)?;
+        tx.put(&o, "at", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
 /// Adds a commitment with its why, made by member `by`.
 pub fn add_commitment(
     doc: &mut automerge::Automerge,
@@ -349,6 +385,42 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         rule("cadence")?.as_deref(),
         rule("quorum")?.as_deref(),
     );
+    let mut challenges = Vec::new();
+    for (id, obj) in children(doc, "challenge/")? {
+        let field = |k: &str| get_str(doc, &obj, k);
+        let (Some(title), Some(metric), Some(start), Some(until)) = (
+            field("title")?,
+            field("metric")?,
+            field("start")?,
+            field("until")?,
+        ) else {
+            continue;
+        };
+        let (Ok(metric), Ok(start), Ok(until)) = (
+            crate::goals::Metric::parse(&metric),
+            start.parse(),
+            until.parse(),
+        ) else {
+            continue;
+        };
+        let target = get_i64(doc, &obj, "target")?
+            .unwrap_or(0)
+            .clamp(0, i64::from(u32::MAX)) as u32;
+        let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
+        challenges.push((
+            at,
+            crate::goals::Challenge {
+                id,
+                title,
+                metric,
+                target,
+                start,
+                until,
+            },
+        ));
+    }
+    challenges.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+    state.challenges = challenges.into_iter().map(|(_, c)| c).collect();
     Ok(state)
 }
 

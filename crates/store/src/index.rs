@@ -64,13 +64,61 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
         Some(&meta("team_cadence")?),
         Some(&meta("team_quorum")?),
     );
+    let mut st = conn.prepare_cached(
+        "SELECT id, title, metric, target, start, until FROM challenges ORDER BY ord",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, u32>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, title, metric, target, start, until) = row?;
+        if let (Ok(metric), Ok(start), Ok(until)) = (
+            cairn_core::goals::Metric::parse(&metric),
+            start.parse(),
+            until.parse(),
+        ) {
+            state.challenges.push(cairn_core::goals::Challenge {
+                id,
+                title,
+                metric,
+                target,
+                start,
+                until,
+            });
+        }
+    }
     Ok(state)
 }
 
 /// Rewrites the team tables from the team document.
 pub(crate) fn reindex_team(conn: &Connection, doc: &Automerge) -> Result<()> {
     let state = team::read(doc)?;
-    conn.execute_batch("DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;")?;
+    conn.execute_batch(
+        "DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;
+         DELETE FROM challenges;",
+    )?;
+    for (i, c) in state.challenges.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO challenges (id, title, metric, target, start, until, ord)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                c.id,
+                c.title,
+                c.metric.as_str(),
+                c.target,
+                c.start.to_string(),
+                c.until.to_string(),
+                i as i64
+            ],
+        )?;
+    }
     let rules = &state.rules;
     let rest = cairn_core::rules::format_rest_days(&rules.rest_days);
     let cadence = rules.cadence.to_string();
@@ -133,7 +181,7 @@ pub(crate) fn reindex_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> R
 pub(crate) fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM recipients; DELETE FROM events; DELETE FROM members;
-         DELETE FROM pillars; DELETE FROM commitments;",
+         DELETE FROM pillars; DELETE FROM commitments; DELETE FROM challenges;",
     )?;
     Ok(())
 }

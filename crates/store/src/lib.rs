@@ -459,6 +459,44 @@ impl Replica {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every act that counts for badges and challenges (micro-actions and recognitions, not
+    /// retracted), in time order, with recognitions' recipients.
+    pub fn acts(&self) -> Result<Vec<cairn_core::goals::Act>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT e.id, e.author, e.date, e.kind, e.pillar, r.member
+             FROM events e LEFT JOIN recipients r ON r.event = e.id
+             WHERE e.kind <> 'reaction' AND e.retracted = 0
+             ORDER BY e.id, r.ord",
+        )?;
+        let mut rows = st.query([])?;
+        let mut out: Vec<cairn_core::goals::Act> = Vec::new();
+        let mut last_id = String::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let to: Option<String> = r.get(5)?;
+            if id == last_id {
+                if let (Some(a), Some(to)) = (out.last_mut(), to) {
+                    a.to.push(to);
+                }
+                continue;
+            }
+            let date: String = r.get(2)?;
+            let kind: String = r.get(3)?;
+            let (Ok(date), Some(kind)) = (date.parse(), Kind::parse(&kind)) else {
+                continue;
+            };
+            out.push(cairn_core::goals::Act {
+                author: r.get(1)?,
+                date,
+                kind,
+                pillar: r.get(4)?,
+                to: to.into_iter().collect(),
+            });
+            last_id = id;
+        }
+        Ok(out)
+    }
+
     /// Calls `f` with every event, reactions and retracted ones included, in id order.
     pub fn for_each_event(&self, f: impl FnMut(Event) -> Result<()>) -> Result<()> {
         index::for_each_event(&self.conn, f)

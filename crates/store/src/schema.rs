@@ -85,6 +85,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: who was active on which local date, for streaks, without reading the events.
     r#"
     CREATE INDEX events_activity ON events (author, date, kind, retracted);
+    CREATE TABLE challenges (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        target INTEGER NOT NULL,
+        start TEXT NOT NULL,
+        until TEXT NOT NULL,
+        ord INTEGER NOT NULL
+    ) STRICT;
     "#,
 ];
 

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+mod badges;
+mod challenge;
 mod completions;
 mod demo;
 mod device;
@@ -11,6 +13,7 @@ mod init;
 mod join;
 mod kudos;
 mod log;
+mod nudge;
 mod publish;
 mod react;
 mod retract;
@@ -39,6 +42,10 @@ pub enum Command {
     Sync(sync::Args),
     Status(status::Args),
     Streaks(streaks::Args),
+    Badges(badges::Args),
+    Challenge(challenge::Args),
+    Challenges(challenge::ListArgs),
+    Nudge(nudge::Args),
     Device(device::Args),
     Export(export::Args),
     Doctor(doctor::Args),
@@ -55,6 +62,7 @@ pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
             | Command::Edit(_)
             | Command::Retract(_)
             | Command::Team(_)
+            | Command::Challenge(_)
     );
     dispatch(command, ctx)?;
     if writes {
@@ -78,6 +86,10 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Sync(a) => sync::run(a, ctx),
         Command::Status(a) => status::run(a, ctx),
         Command::Streaks(a) => streaks::run(a, ctx),
+        Command::Badges(a) => badges::run(a, ctx),
+        Command::Challenge(a) => challenge::run(a, ctx),
+        Command::Challenges(a) => challenge::list(a, ctx),
+        Command::Nudge(a) => nudge::run(a, ctx),
         Command::Device(a) => device::run(a, ctx),
         Command::Export(a) => export::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx),

@@ -140,11 +140,18 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             "members": team.members.iter().map(|m| json!({"handle": m.handle, "name": m.name})).collect::<Vec<_>>(),
             "pillars": team.pillars,
             "rules": team.rules,
+            "challenges": team.challenges,
             "commitments": team.commitments.iter().map(|c| json!({
                 "text": c.text, "why": c.why, "by": team.handle_of(&c.by),
             })).collect::<Vec<_>>(),
         }));
     }
+    let ctx_today = ctx.today(&team.tz);
+    let acts = if team.challenges.is_empty() {
+        Vec::new()
+    } else {
+        replica.acts()?
+    };
     let out = &mut ctx.out;
     out.line(format!(
         "{}  {}",
@@ -180,6 +187,19 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
     for c in &team.commitments {
         out.line(format!("  • {}", c.text))?;
         out.line(format!("    {}", paint(DIM, format!("why: {}", c.why))))?;
+    }
+    if !team.challenges.is_empty() {
+        out.line("")?;
+        out.line(paint(BOLD, "Challenges"))?;
+        let today = ctx_today;
+        let rows: Vec<_> = team
+            .challenges
+            .iter()
+            .map(|c| (c.clone(), cairn_core::goals::progress(&acts, c, today)))
+            .collect();
+        for line in super::challenge::lines(&rows, today) {
+            out.line(format!("  {line}"))?;
+        }
     }
     out.line("")?;
     out.line(paint(BOLD, "Streak rules"))?;

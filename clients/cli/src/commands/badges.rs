@@ -1,0 +1,72 @@
+//! `cairn badges`: what the team earned together, and what you earned (shown to you alone).
+
+use cairn_core::goals;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+use crate::output::{BOLD, DIM, paint};
+
+/// Show the team's badges, your own (nobody else sees yours), and how widely the team spreads
+/// its thanks.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
+    let replica = ctx.open()?;
+    let team = replica.team()?;
+    let me = ctx.actor(&replica)?;
+    let today = ctx.today(&team.tz);
+    let acts = replica.acts()?;
+    let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+    let pillars: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
+    let team_badges = goals::team_badges(&acts, &members);
+    let mine = goals::member_badges(&acts, &me, &pillars, &team.rules);
+    let reach = goals::reach(&acts, &members, today, 30);
+    if ctx.out.json {
+        return ctx.out.json(&json!({
+            "team": team_badges,
+            "you": mine,
+            "reach": reach,
+        }));
+    }
+    let out = &mut ctx.out;
+    out.line(paint(BOLD, "Team badges"))?;
+    if team_badges.is_empty() {
+        out.line(paint(DIM, "  none yet: the first stone earns one"))?;
+    }
+    for b in &team_badges {
+        out.line(format!(
+            "  {}  {} {}",
+            paint(BOLD, b.name),
+            b.about,
+            paint(DIM, format!("({})", b.earned))
+        ))?;
+    }
+    out.line("")?;
+    out.line(format!(
+        "{} {}",
+        paint(BOLD, "Your badges"),
+        paint(DIM, "(yours alone)")
+    ))?;
+    if mine.is_empty() {
+        out.line(paint(DIM, "  none yet: a first kudos earns one"))?;
+    }
+    for b in &mine {
+        out.line(format!(
+            "  {}  {} {}",
+            paint(BOLD, b.name),
+            b.about,
+            paint(DIM, format!("({})", b.earned))
+        ))?;
+    }
+    out.line("")?;
+    out.line(format!(
+        "{}  {} of {} members recognised in the last 30 days ({:.0}%)",
+        paint(BOLD, "Reach"),
+        reach.recognised,
+        reach.members,
+        reach.share * 100.0
+    ))?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `cairn challenge add` and `cairn challenges`: team goals with a target and an end.
+
+use cairn_core::goals::{self, Challenge, Metric};
+use cairn_core::team;
+use jiff::civil::Date;
+use serde_json::json;
+
+use crate::context::{Ctx, random_id};
+use crate::error::{CliError, Result};
+use crate::output::{BOLD, DIM, GOOD, paint};
+
+/// Set the team a goal: a metric, a target and an end date.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Add a challenge, e.g. cairn challenge add "30 kudos in December" --metric kudos --target 30 --until 2026-12-31
+    Add {
+        /// What the team is going for.
+        title: String,
+        /// What counts: kudos (recognitions), actions (micro-actions), stones (both), or reach
+        /// (different members recognised).
+        #[arg(long)]
+        metric: String,
+        /// How many it takes.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        target: u32,
+        /// Its last day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        /// Its first day [default: today].
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+    },
+}
+
+/// Show the team's challenges and how far each has come.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {}
+
+fn parse_date(text: &str, flag: &str) -> Result<Date> {
+    text.trim().parse().map_err(|_| {
+        CliError::new(format!("{flag} `{text}` is not a date"))
+            .hint("use YYYY-MM-DD, like 2026-12-31")
+    })
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let Action::Add {
+        title,
+        metric,
+        target,
+        until,
+        from,
+    } = args.action;
+    let mut replica = ctx.open()?;
+    let me = ctx.actor(&replica)?;
+    let tz = replica.team()?.tz;
+    let c = Challenge {
+        id: random_id(10)?,
+        title,
+        metric: Metric::parse(&metric)?,
+        target,
+        start: match from {
+            Some(f) => parse_date(&f, "--from")?,
+            None => ctx.today(&tz),
+        },
+        until: parse_date(&until, "--until")?,
+    };
+    let at = ctx.now_ms();
+    replica.change_team(&me, |doc, _| team::add_challenge(doc, &c, &me, at))?;
+    ctx.out.say(
+        format!("added the challenge {}", paint(BOLD, &c.title)),
+        json!({ "challenge": c }),
+    )
+}
+
+pub fn list(_args: ListArgs, ctx: &mut Ctx) -> Result<()> {
+    let replica = ctx.open()?;
+    let team = replica.team()?;
+    let today = ctx.today(&team.tz);
+    let acts = replica.acts()?;
+    let rows: Vec<(Challenge, goals::Progress)> = team
+        .challenges
+        .iter()
+        .map(|c| (c.clone(), goals::progress(&acts, c, today)))
+        .collect();
+    if ctx.out.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(c, p)| json!({ "challenge": c, "progress": p }))
+            .collect();
+        return ctx.out.json(&json!(v));
+    }
+    if rows.is_empty() {
+        return ctx.out.line(paint(
+            DIM,
+            "no challenges yet: cairn challenge add \"30 kudos in December\" --metric kudos --target 30 --until 2026-12-31",
+        ));
+    }
+    for line in lines(&rows, today) {
+        ctx.out.line(line)?;
+    }
+    Ok(())
+}
+
+/// One line per challenge with a progress bar; also used by `cairn team`.
+pub fn lines(rows: &[(Challenge, goals::Progress)], today: Date) -> Vec<String> {
+    rows.iter()
+        .map(|(c, p)| {
+            let width = 20u32;
+            let filled = (p.value.min(p.target) * width / p.target.max(1)) as usize;
+            let bar = format!(
+                "[{}{}]",
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled)
+            );
+            let left = match (p.done, p.ended) {
+                (true, _) => paint(GOOD, "done"),
+                (false, true) => paint(DIM, format!("ended {}", c.until)),
+                (false, false) => {
+                    let days = (c.until - today).get_days() + 1;
+                    format!("{days} day{} left", if days == 1 { "" } else { "s" })
+                }
+            };
+            format!(
+                "{bar} {}/{} {}  {}  {}",
+                p.value,
+                p.target,
+                c.metric.as_str(),
+                paint(BOLD, &c.title),
+                left
+            )
+        })
+        .collect()
+}
