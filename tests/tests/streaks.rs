@@ -125,6 +125,12 @@ fn challenges_badges_reach_and_nudges() {
     assert_eq!(n[0]["last"], serde_json::Value::Null);
     assert_eq!(n[1]["handle"], "bo");
 
+    // Your own numbers.
+    let me = ana.run(&["me", "--json"]).json();
+    assert_eq!(me["month"]["kudos_given"], 3, "{me:#}");
+    assert_eq!(me["week"]["actions"], 1);
+    assert_eq!(me["badges"][0]["id"], "first-kudos");
+
     // Bad challenges: one line each, nothing written.
     let before = ana.dump();
     for args in [

@@ -145,6 +145,17 @@ fn three_members_log_offline_and_converge_whatever_the_order() {
     assert_eq!(badges[0], badges[1]);
     assert_eq!(badges[0], badges[2]);
     assert_eq!(badges[0]["reach"]["recognised"], 3, "{:#}", badges[0]);
+    let digests: Vec<String> = [&ana, &bo, &cy]
+        .iter()
+        .map(|h| h.run(&["digest", "--format", "md"]).ok())
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+    assert_eq!(digests[0], digests[2]);
+    assert!(
+        digests[0].contains("Great pairing on the flaky test"),
+        "{}",
+        digests[0]
+    );
     // Every change is stored once, however often it was sent.
     let log_len = server.changes(&team);
     ana.run(&["sync"]).ok();

@@ -10,6 +10,7 @@
 //! - [`team`]: the team document (name, zone, pillars, commitments, members);
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
 //! - [`feed`]: the culture feed as a pure function of events;
+//! - [`digest`]: a week or a month summed up for a retrospective;
 //! - [`goals`]: badges, challenges, reach and nudges;
 //! - [`rules`]: streaks and the activity heatmap, pure functions of who was active when;
 //! - [`time`]: instants to the local dates the rules count in.
@@ -32,6 +33,7 @@
 //! assert_eq!(events[0].kind, Kind::Action);
 //! ```
 
+pub mod digest;
 pub mod error;
 pub mod event;
 pub mod feed;

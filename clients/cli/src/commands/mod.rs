@@ -5,6 +5,7 @@ mod challenge;
 mod completions;
 mod demo;
 mod device;
+mod digest;
 mod doctor;
 mod edit;
 mod export;
@@ -13,6 +14,7 @@ mod init;
 mod join;
 mod kudos;
 mod log;
+mod me;
 mod nudge;
 mod publish;
 mod react;
@@ -46,6 +48,8 @@ pub enum Command {
     Challenge(challenge::Args),
     Challenges(challenge::ListArgs),
     Nudge(nudge::Args),
+    Digest(digest::Args),
+    Me(me::Args),
     Device(device::Args),
     Export(export::Args),
     Doctor(doctor::Args),
@@ -90,6 +94,8 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Challenge(a) => challenge::run(a, ctx),
         Command::Challenges(a) => challenge::list(a, ctx),
         Command::Nudge(a) => nudge::run(a, ctx),
+        Command::Digest(a) => digest::run(a, ctx),
+        Command::Me(a) => me::run(a, ctx),
         Command::Device(a) => device::run(a, ctx),
         Command::Export(a) => export::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx),

@@ -1,0 +1,174 @@
+//! `cairn digest`: a week or a month summed up, for a retrospective.
+
+use cairn_core::TeamState;
+use cairn_core::digest::{Digest, Quote, digest};
+use cairn_core::feed::FeedQuery;
+use jiff::ToSpan;
+use jiff::civil::Date;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::error::Result;
+
+/// Sum up this week (or month) for a retrospective: the team streak, the pillar mix, the
+/// commitments, recognitions quoted, new team badges, and a spotlight that passes from member to
+/// member, one period each. The same on every replica that holds the same events.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// This week, Monday to Sunday (the default).
+    #[arg(long, conflicts_with = "month")]
+    week: bool,
+    /// This calendar month.
+    #[arg(long)]
+    month: bool,
+    /// The period before this one (last week, last month).
+    #[arg(long)]
+    last: bool,
+    /// `text` for the terminal, `md` to paste into notes.
+    #[arg(long, default_value = "text", value_parser = ["text", "md"])]
+    format: String,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let replica = ctx.open()?;
+    let team = replica.team()?;
+    let today = ctx.today(&team.tz);
+    let (start, end, index) = if args.month {
+        let first = today.first_of_month();
+        let first = if args.last {
+            first.checked_sub(1.month()).unwrap_or(first)
+        } else {
+            first
+        };
+        let index = i64::from(first.year()) * 12 + i64::from(first.month());
+        (first, first.last_of_month(), index)
+    } else {
+        let monday = today
+            .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
+            .unwrap_or(today);
+        let monday = if args.last {
+            monday.checked_sub(7.days()).unwrap_or(monday)
+        } else {
+            monday
+        };
+        let origin: Date = jiff::civil::date(1970, 1, 5); // a Monday
+        let index = (monday - origin).get_days() as i64 / 7;
+        (
+            monday,
+            monday.checked_add(6.days()).unwrap_or(monday),
+            index,
+        )
+    };
+    let items = replica.feed(&FeedQuery {
+        since: Some(start.to_string()),
+        ..FeedQuery::default()
+    })?;
+    let events: Vec<_> = items.into_iter().map(|i| i.event).collect();
+    let acts = replica.acts()?;
+    let d = digest(&team, &events, &acts, start, end, index, &team.rules);
+    if ctx.out.json {
+        return ctx.out.json(&json!(d));
+    }
+    let md = args.format == "md";
+    for line in render(&d, &team, md) {
+        ctx.out.line(line)?;
+    }
+    Ok(())
+}
+
+fn handles(team: &TeamState, ids: &[String]) -> String {
+    ids.iter()
+        .map(|m| format!("@{}", team.handle_of(m)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn quote_line(team: &TeamState, q: &Quote) -> String {
+    format!(
+        "@{} → {}: “{}”",
+        team.handle_of(&q.from),
+        handles(team, &q.to),
+        q.text
+    )
+}
+
+/// The digest as lines of plain text or Markdown.
+fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
+    let h = |title: &str| {
+        if md {
+            format!("\n## {title}")
+        } else {
+            format!("\n{title}")
+        }
+    };
+    let item = |text: String| {
+        if md {
+            format!("- {text}")
+        } else {
+            format!("  {text}")
+        }
+    };
+    let mut out = Vec::new();
+    let title = format!("{} — {} to {}", team.name, d.start, d.end);
+    out.push(if md { format!("# {title}") } else { title });
+    out.push(format!(
+        "{} micro-actions and {} recognitions from {} of {} members.",
+        d.actions, d.kudos, d.active_members, d.members
+    ));
+    let unit = match d.team_streak.cadence {
+        cairn_core::rules::Cadence::Weekly => "week",
+        cairn_core::rules::Cadence::Daily => "day",
+    };
+    out.push(h("Team streak"));
+    out.push(item(format!(
+        "{} {unit}(s) in a row, best {}{}",
+        d.team_streak.current,
+        d.team_streak.best,
+        d.team_streak
+            .consistency
+            .map(|c| format!(", consistency {:.0}%", c * 100.0))
+            .unwrap_or_default()
+    )));
+    out.push(h("Pillar mix"));
+    for (p, n) in &d.pillars {
+        let name = if p.is_empty() {
+            "no pillar".to_owned()
+        } else {
+            format!("#{p}")
+        };
+        out.push(item(format!("{name}: {n}")));
+    }
+    out.push(h("Our commitments"));
+    if d.commitments.is_empty() {
+        out.push(item("none yet".into()));
+    }
+    for c in &d.commitments {
+        out.push(item(c.clone()));
+    }
+    out.push(h("Recognitions"));
+    if d.quotes.is_empty() {
+        out.push(item("none this time".into()));
+    }
+    for q in &d.quotes {
+        out.push(item(quote_line(team, q)));
+    }
+    if !d.new_badges.is_empty() {
+        out.push(h("New team badges"));
+        for b in &d.new_badges {
+            out.push(item(format!("{}: {}", b.name, b.about)));
+        }
+    }
+    if let Some(s) = &d.spotlight {
+        out.push(h("Spotlight"));
+        out.push(item(format!(
+            "@{}: {} stone(s) this period, thanked {} time(s)",
+            team.handle_of(&s.member),
+            s.acts,
+            s.thanked
+        )));
+        if let Some(q) = &s.quote {
+            out.push(item(quote_line(team, q)));
+        }
+    }
+    out
+}

@@ -1,0 +1,224 @@
+//! The digest: a summary of a week or a month for a retrospective, the same on every replica.
+
+use std::collections::{BTreeMap, HashSet};
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::goals::{Act, Badge, team_badges};
+use crate::rules::{Rules, TeamStreak, team_streak};
+use crate::{Event, Kind, TeamState};
+
+/// A recognition quoted in the digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    pub from: String,
+    pub to: Vec<String>,
+    pub text: String,
+}
+
+/// The member in the spotlight, chosen in turn so everyone gets a period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Spotlight {
+    pub member: String,
+    /// Their acts in the period.
+    pub acts: u32,
+    /// Recognitions they received in the period.
+    pub thanked: u32,
+    /// One of those recognitions, if any.
+    pub quote: Option<Quote>,
+}
+
+/// What a period held.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Digest {
+    pub start: String,
+    pub end: String,
+    pub actions: u32,
+    pub kudos: u32,
+    pub active_members: u32,
+    pub members: u32,
+    pub team_streak: TeamStreak,
+    /// Acts per pillar (pillar id), the team's pillars in order, then none.
+    pub pillars: Vec<(String, u32)>,
+    pub quotes: Vec<Quote>,
+    pub new_badges: Vec<Badge>,
+    pub spotlight: Option<Spotlight>,
+    pub commitments: Vec<String>,
+}
+
+/// The digest of `start..=end`. `events` are the period's events (any order); `acts` all the
+/// team's acts in time order (for the streak and badges); `period_index` numbers the period
+/// (weeks or months since some origin) and picks the spotlight in turn.
+pub fn digest(
+    team: &TeamState,
+    events: &[Event],
+    acts: &[Act],
+    start: Date,
+    end: Date,
+    period_index: i64,
+    rules: &Rules,
+) -> Digest {
+    let within: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.kind != Kind::Reaction && !e.retracted)
+        .filter(|e| e.date.parse::<Date>().is_ok_and(|d| d >= start && d <= end))
+        .collect();
+    let mut pillars: BTreeMap<&str, u32> = BTreeMap::new();
+    for e in &within {
+        *pillars
+            .entry(e.pillar.as_deref().unwrap_or(""))
+            .or_default() += 1;
+    }
+    let mut pillar_rows: Vec<(String, u32)> = team
+        .pillars
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                pillars.get(p.id.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    if let Some(n) = pillars.get("") {
+        pillar_rows.push((String::new(), *n));
+    }
+    let mut kudos: Vec<&&Event> = within.iter().filter(|e| e.kind == Kind::Kudos).collect();
+    kudos.sort_by(|a, b| b.id.cmp(&a.id));
+    let quote = |e: &Event| Quote {
+        from: e.author.clone(),
+        to: e.to.clone(),
+        text: e.text.clone(),
+    };
+    let members: Vec<(String, Date)> = team
+        .members
+        .iter()
+        .map(|m| {
+            let joined = crate::time::local_date(m.joined_ms, &team.tz).unwrap_or(start);
+            (m.id.clone(), joined)
+        })
+        .collect();
+    let activity: Vec<(String, Date)> = acts.iter().map(|a| (a.author.clone(), a.date)).collect();
+    let streak = team_streak(&activity, &members, end, rules);
+    let new_badges = team_badges(
+        acts,
+        &team
+            .members
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .filter(|b| b.earned >= start && b.earned <= end)
+    .collect();
+    // In turn: members by when they joined, one per period.
+    let mut order: Vec<&crate::Member> = team.members.iter().collect();
+    order.sort_by(|a, b| (a.joined_ms, &a.id).cmp(&(b.joined_ms, &b.id)));
+    let spotlight = (!order.is_empty()).then(|| {
+        let m = order[period_index.rem_euclid(order.len() as i64) as usize];
+        let thanks: Vec<&&&Event> = kudos.iter().filter(|e| e.to.contains(&m.id)).collect();
+        Spotlight {
+            member: m.id.clone(),
+            acts: within.iter().filter(|e| e.author == m.id).count() as u32,
+            thanked: thanks.len() as u32,
+            quote: thanks.first().map(|e| quote(e)),
+        }
+    });
+    let active: HashSet<&str> = within.iter().map(|e| e.author.as_str()).collect();
+    Digest {
+        start: start.to_string(),
+        end: end.to_string(),
+        actions: within.iter().filter(|e| e.kind == Kind::Action).count() as u32,
+        kudos: kudos.len() as u32,
+        active_members: active.len() as u32,
+        members: team.members.len() as u32,
+        team_streak: streak,
+        pillars: pillar_rows,
+        quotes: kudos.iter().take(5).map(|e| quote(e)).collect(),
+        new_badges,
+        spotlight,
+        commitments: team.commitments.iter().map(|c| c.text.clone()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EventId;
+    use crate::team::Member;
+    use jiff::civil::date;
+
+    fn ev(n: u8, author: &str, d: &str, kind: Kind, to: &[&str], text: &str) -> Event {
+        Event {
+            id: EventId::new(1_795_000_000_000 + i64::from(n), [n; 5]),
+            kind,
+            author: author.into(),
+            at_ms: 0,
+            tz: "UTC".into(),
+            date: d.into(),
+            late: false,
+            pillar: (kind == Kind::Action).then(|| "trust".to_owned()),
+            text: text.into(),
+            why: None,
+            to: to.iter().map(|s| (*s).to_owned()).collect(),
+            target: None,
+            emoji: None,
+            retracted: false,
+            edited_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_week_in_one_page_and_the_spotlight_takes_turns() {
+        let mut team = TeamState {
+            name: "Otters".into(),
+            tz: "UTC".into(),
+            ..TeamState::default()
+        };
+        for (i, m) in ["ana", "bo", "cy"].iter().enumerate() {
+            team.members.push(Member {
+                id: (*m).into(),
+                name: (*m).into(),
+                handle: (*m).into(),
+                joined_ms: i as i64,
+            });
+        }
+        team.pillars.push(crate::team::Pillar {
+            id: "trust".into(),
+            name: "trust".into(),
+            about: None,
+        });
+        let events = vec![
+            ev(1, "ana", "2026-11-16", Kind::Action, &[], "tidied"),
+            ev(2, "bo", "2026-11-17", Kind::Kudos, &["ana"], "thanks ana"),
+            ev(3, "cy", "2026-11-18", Kind::Kudos, &["bo"], "thanks bo"),
+            ev(4, "cy", "2026-11-09", Kind::Action, &[], "last week"),
+        ];
+        let acts: Vec<Act> = events
+            .iter()
+            .map(|e| Act {
+                author: e.author.clone(),
+                date: e.date.parse().unwrap(),
+                kind: e.kind,
+                pillar: e.pillar.clone(),
+                to: e.to.clone(),
+            })
+            .collect();
+        let (start, end) = (date(2026, 11, 16), date(2026, 11, 22));
+        let d = digest(&team, &events, &acts, start, end, 0, &Rules::default());
+        assert_eq!(
+            (d.actions, d.kudos, d.active_members, d.members),
+            (1, 2, 3, 3)
+        );
+        assert_eq!(d.pillars, [("trust".to_owned(), 1), (String::new(), 2)]);
+        assert_eq!(d.quotes[0].text, "thanks bo", "newest first");
+        let s = d.spotlight.unwrap();
+        assert_eq!((s.member.as_str(), s.acts, s.thanked), ("ana", 1, 1));
+        assert_eq!(s.quote.unwrap().text, "thanks ana");
+        // The next period, the next member.
+        let d = digest(&team, &events, &acts, start, end, 1, &Rules::default());
+        assert_eq!(d.spotlight.unwrap().member, "bo");
+        let d = digest(&team, &events, &acts, start, end, 5, &Rules::default());
+        assert_eq!(d.spotlight.unwrap().member, "cy");
+    }
+}
