@@ -27,8 +27,12 @@ fn streaks_count_workdays_skip_weekends_and_take_yesterday_late() {
     // Half of a team of two is one: last week and this week both count.
     assert_eq!(s["team"]["current"], 2, "{s:#}");
     assert_eq!(s["today"], "2026-11-18");
-    // Thursday with nothing on Wednesday: broken, the best stays.
+    // Thursday: Wednesday can still be logged late, nothing broken yet.
     ana.day = Some("2026-11-19".into());
+    let s = ana.run(&["streaks", "--json"]).json();
+    assert_eq!(s["you"]["current"], 4, "{s:#}");
+    // Friday with nothing on Wednesday: broken, the best stays.
+    ana.day = Some("2026-11-20".into());
     let s = ana.run(&["streaks", "--json"]).json();
     assert_eq!(
         (s["you"]["current"].as_u64(), s["you"]["best"].as_u64()),

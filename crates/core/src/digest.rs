@@ -48,14 +48,17 @@ pub struct Digest {
 }
 
 /// The digest of `start..=end`. `events` are the period's events (any order); `acts` all the
-/// team's acts in time order (for the streak and badges); `period_index` numbers the period
-/// (weeks or months since some origin) and picks the spotlight in turn.
+/// team's acts in time order (for the streak and badges); `today` bounds the streak (a period
+/// not over yet breaks nothing); `period_index` numbers the period (weeks or months since some
+/// origin) and picks the spotlight in turn among the members who had joined by its end.
+#[allow(clippy::too_many_arguments)]
 pub fn digest(
     team: &TeamState,
     events: &[Event],
     acts: &[Act],
     start: Date,
     end: Date,
+    today: Date,
     period_index: i64,
     rules: &Rules,
 ) -> Digest {
@@ -80,6 +83,15 @@ pub fn digest(
             )
         })
         .collect();
+    // Pillars archived or unknown here still add up: they go under "other", then none.
+    let other: u32 = pillars
+        .iter()
+        .filter(|(p, _)| !p.is_empty() && !team.pillars.iter().any(|x| x.id == **p))
+        .map(|(_, n)| *n)
+        .sum();
+    if other > 0 {
+        pillar_rows.push(("other".to_owned(), other));
+    }
     if let Some(n) = pillars.get("") {
         pillar_rows.push((String::new(), *n));
     }
@@ -90,29 +102,23 @@ pub fn digest(
         to: e.to.clone(),
         text: e.text.clone(),
     };
-    let members: Vec<(String, Date)> = team
+    let members = team.joined_dates();
+    let activity: Vec<(String, Date)> = acts.iter().map(|a| (a.author.clone(), a.date)).collect();
+    let streak = team_streak(&activity, &members, end.min(today), rules);
+    let new_badges = team_badges(acts, &members)
+        .into_iter()
+        .filter(|b| b.earned >= start && b.earned <= end)
+        .collect();
+    // In turn: members by when they joined, one per period.
+    let mut order: Vec<&crate::Member> = team
         .members
         .iter()
-        .map(|m| {
-            let joined = crate::time::local_date(m.joined_ms, &team.tz).unwrap_or(start);
-            (m.id.clone(), joined)
+        .filter(|m| {
+            members
+                .iter()
+                .any(|(id, joined)| *id == m.id && *joined <= end)
         })
         .collect();
-    let activity: Vec<(String, Date)> = acts.iter().map(|a| (a.author.clone(), a.date)).collect();
-    let streak = team_streak(&activity, &members, end, rules);
-    let new_badges = team_badges(
-        acts,
-        &team
-            .members
-            .iter()
-            .map(|m| m.id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .into_iter()
-    .filter(|b| b.earned >= start && b.earned <= end)
-    .collect();
-    // In turn: members by when they joined, one per period.
-    let mut order: Vec<&crate::Member> = team.members.iter().collect();
     order.sort_by(|a, b| (a.joined_ms, &a.id).cmp(&(b.joined_ms, &b.id)));
     let spotlight = (!order.is_empty()).then(|| {
         let m = order[period_index.rem_euclid(order.len() as i64) as usize];
@@ -205,7 +211,7 @@ mod tests {
             })
             .collect();
         let (start, end) = (date(2026, 11, 16), date(2026, 11, 22));
-        let d = digest(&team, &events, &acts, start, end, 0, &Rules::default());
+        let d = digest(&team, &events, &acts, start, end, end, 0, &Rules::default());
         assert_eq!(
             (d.actions, d.kudos, d.active_members, d.members),
             (1, 2, 3, 3)
@@ -216,9 +222,9 @@ mod tests {
         assert_eq!((s.member.as_str(), s.acts, s.thanked), ("ana", 1, 1));
         assert_eq!(s.quote.unwrap().text, "thanks ana");
         // The next period, the next member.
-        let d = digest(&team, &events, &acts, start, end, 1, &Rules::default());
+        let d = digest(&team, &events, &acts, start, end, end, 1, &Rules::default());
         assert_eq!(d.spotlight.unwrap().member, "bo");
-        let d = digest(&team, &events, &acts, start, end, 5, &Rules::default());
+        let d = digest(&team, &events, &acts, start, end, end, 5, &Rules::default());
         assert_eq!(d.spotlight.unwrap().member, "cy");
     }
 }

@@ -121,8 +121,10 @@ pub fn member_badges(acts: &[Act], member: &str, pillars: &[String], rules: &Rul
     out
 }
 
-/// The badges the team has earned together, oldest first. `acts` must be in time order.
-pub fn team_badges(acts: &[Act], members: &[String]) -> Vec<Badge> {
+/// The badges the team has earned together, oldest first. `acts` must be in time order;
+/// `members` are the members and the day each joined (so a later member never takes back a badge
+/// already earned).
+pub fn team_badges(acts: &[Act], members: &[(String, Date)]) -> Vec<Badge> {
     let mut out = Vec::new();
     if let Some(a) = acts.first() {
         out.push(badge(
@@ -152,7 +154,11 @@ pub fn team_badges(acts: &[Act], members: &[String]) -> Vec<Badge> {
         let mut seen: HashSet<&str> = HashSet::new();
         for a in acts {
             seen.extend(a.to.iter().map(String::as_str));
-            if members.iter().all(|m| seen.contains(m.as_str())) {
+            if members
+                .iter()
+                .filter(|(_, joined)| *joined <= a.date)
+                .all(|(m, _)| seen.contains(m.as_str()))
+            {
                 out.push(badge(
                     "everyone-thanked",
                     "Nobody left out",
@@ -375,8 +381,12 @@ mod tests {
             let from = if i % 2 == 0 { "ana" } else { "bo" };
             acts.push(act(from, day(i / 10), Kind::Kudos, None, &[to]));
         }
-        let members = vec!["ana".to_owned(), "bo".to_owned()];
+        let members = vec![("ana".to_owned(), day(0)), ("bo".to_owned(), day(0))];
         let b = team_badges(&acts, &members);
+        // Someone who joins later does not take the badge back.
+        let mut more = members.clone();
+        more.push(("cy".to_owned(), day(50)));
+        assert_eq!(team_badges(&acts, &more), b);
         let ids: Vec<&str> = b.iter().map(|b| b.id).collect();
         assert_eq!(ids, ["first-stone", "everyone-thanked", "hundred-kudos"]);
         assert_eq!(b[2].earned, day(9));

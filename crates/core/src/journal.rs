@@ -208,6 +208,7 @@ fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
             _ => {}
         }
     }
+    e.date = checked_date(&e);
     let kind = kind.ok_or_else(|| Error::Malformed("missing `kind`".into()))?;
     e.kind = Kind::parse(&kind).ok_or_else(|| Error::Malformed(format!("kind `{kind}`")))?;
     e.author = author.ok_or_else(|| Error::Malformed("missing `author`".into()))?;
@@ -219,6 +220,30 @@ fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
         }
     }
     Ok(e)
+}
+
+/// The event's local date, if it can be the date of its instant somewhere on Earth (from two days
+/// before the UTC date, for a late log far west, to one day after); otherwise the date its own
+/// instant and zone give. A faulty or hostile peer cannot backdate a streak or stretch the team's
+/// history to year 1.
+fn checked_date(e: &Event) -> String {
+    let Some(utc) = crate::time::local_date(e.at_ms, "UTC") else {
+        return e.date.clone();
+    };
+    if let Ok(d) = e.date.parse::<jiff::civil::Date>() {
+        let lo = utc.checked_sub(jiff::Span::new().days(2)).unwrap_or(utc);
+        let hi = utc.checked_add(jiff::Span::new().days(1)).unwrap_or(utc);
+        if d >= lo && d <= hi {
+            return e.date.clone();
+        }
+    }
+    let local = crate::time::local_date(e.at_ms, &e.tz).unwrap_or(utc);
+    let local = if e.late {
+        local.yesterday().unwrap_or(local)
+    } else {
+        local
+    };
+    local.to_string()
 }
 
 #[cfg(test)]
@@ -243,6 +268,39 @@ mod tests {
             date: "2026-11-23".into(),
             late: false,
         }
+    }
+
+    #[test]
+    fn a_date_far_from_the_instant_is_taken_from_the_instant() {
+        let (mut doc, team) = setup();
+        let at = 1_795_474_740_000; // 2026-11-23T22:59Z, 23:59 in Paris
+        let mut s = stamp(at);
+        s.tz = "Europe/Paris".into();
+        s.date = "1970-01-01".into();
+        let id = EventId::new(at, [3; 5]);
+        add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &s,
+            &NewEvent::action("x", None, None),
+        )
+        .unwrap();
+        assert_eq!(get(&doc, &id).unwrap().unwrap().date, "2026-11-23");
+        // A late log just after midnight, far west: two days before the UTC date is fine.
+        let id = EventId::new(at + 1, [4; 5]);
+        s.date = "2026-11-21".into();
+        add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &s,
+            &NewEvent::action("y", None, None),
+        )
+        .unwrap();
+        assert_eq!(get(&doc, &id).unwrap().unwrap().date, "2026-11-21");
     }
 
     #[test]

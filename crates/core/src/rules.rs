@@ -125,8 +125,13 @@ fn day_name(d: Weekday) -> &'static str {
 /// Parses rest days: `sat,sun`, `fri,sat`, full names too, or `none`.
 pub fn parse_rest_days(text: &str) -> Result<Vec<Weekday>> {
     let text = text.trim().to_lowercase();
-    if text == "none" || text.is_empty() {
+    if text == "none" {
         return Ok(Vec::new());
+    }
+    if text.is_empty() {
+        return Err(Error::BadRule(
+            "give rest days like sat,sun, or none".into(),
+        ));
     }
     const FULL: [&str; 7] = [
         "monday",
@@ -230,8 +235,8 @@ pub struct PersonalStreak {
 /// The streak of a member active on `active` dates, seen on `today` (their local date).
 ///
 /// Rest days neither count nor break it. Every [`FREEZE_EVERY`] active workdays in a row earn a
-/// freeze (at most [`MAX_FREEZES`]), spent by itself on a missed workday. Today is still open: a
-/// workday not logged yet breaks nothing. Dates after today (a member who flew west across the
+/// freeze (at most [`MAX_FREEZES`]), spent by itself on a missed workday. Today is still open,
+/// and so is yesterday, which can still be logged late: neither breaks anything yet. Dates after today (a member who flew west across the
 /// date line) count as they are.
 pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> PersonalStreak {
     let mut s = PersonalStreak {
@@ -242,6 +247,7 @@ pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> P
         return s;
     };
     let end = last.max(today);
+    let yesterday = today.yesterday().unwrap_or(today);
     let mut run = 0;
     let mut d = first;
     while d <= end {
@@ -253,8 +259,8 @@ pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> P
             if run % FREEZE_EVERY == 0 && s.freezes_left < MAX_FREEZES {
                 s.freezes_left += 1;
             }
-        } else if d >= today {
-            // still open
+        } else if d >= yesterday {
+            // still open: today is not over, and yesterday can still be logged late
         } else if s.freezes_left > 0 {
             s.freezes_left -= 1;
             s.freezes_used += 1;
@@ -317,8 +323,14 @@ pub fn team_streak(
     rules: &Rules,
 ) -> TeamStreak {
     let cadence = rules.cadence;
+    // Only members count: a journal that arrived before its author's member entry adds nothing.
+    let known: HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+    let activity: Vec<&(String, Date)> = activity
+        .iter()
+        .filter(|(m, _)| known.contains(m.as_str()))
+        .collect();
     let mut by_period: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
-    for (m, d) in activity {
+    for (m, d) in activity.iter().copied() {
         by_period
             .entry(period_start(*d, cadence))
             .or_default()
@@ -337,7 +349,7 @@ pub fn team_streak(
     // A member counts from the day they joined, or from their first activity if that came
     // earlier (history brought from elsewhere, a clock that was wrong).
     let mut first_active: BTreeMap<&str, Date> = BTreeMap::new();
-    for (m, d) in activity {
+    for (m, d) in activity.iter().copied() {
         let e = first_active.entry(m.as_str()).or_insert(*d);
         *e = (*e).min(*d);
     }
@@ -466,16 +478,21 @@ mod tests {
             ..Rules::default()
         };
         // Friday's fifth day earned a freeze, spent on Saturday; Sunday broke it.
-        let s = personal_streak(&active, day(7), &rules);
-        assert_eq!((s.current, s.best, s.freezes_left), (1, 5, 0));
+        let mut on = active.clone();
+        on.insert(day(8));
+        let s = personal_streak(&on, day(8), &rules);
+        assert_eq!((s.current, s.best, s.freezes_left), (2, 5, 0));
     }
 
     #[test]
     fn freezes_are_earned_by_consistency_and_spent_by_themselves() {
         // Five active workdays earn one freeze; missing the next Monday spends it.
         let active = set(&[day(0), day(1), day(2), day(3), day(4), day(8)]);
-        let s = personal_streak(&active, day(8), &Rules::default());
+        let s = personal_streak(&active, day(9), &Rules::default());
         assert_eq!((s.current, s.freezes_left, s.freezes_used), (6, 0, 1));
+        // The day after the miss, it was still open: nothing spent yet.
+        let s = personal_streak(&active, day(8), &Rules::default());
+        assert_eq!((s.current, s.freezes_left, s.freezes_used), (6, 1, 0));
         // Four days earn nothing: a missed day breaks.
         let active = set(&[day(0), day(1), day(2), day(3), day(7), day(8)]);
         let s = personal_streak(&active, day(8), &Rules::default());
@@ -495,9 +512,14 @@ mod tests {
         let active = set(&[day(0), day(1)]);
         let s = personal_streak(&active, day(2), &Rules::default());
         assert_eq!((s.current, s.active_today), (2, false));
-        // Thursday: Wednesday is missed for good.
+        // Thursday: Wednesday can still be logged late, so nothing is broken yet.
         assert_eq!(
             personal_streak(&active, day(3), &Rules::default()).current,
+            2
+        );
+        // Friday: Wednesday is missed for good.
+        assert_eq!(
+            personal_streak(&active, day(4), &Rules::default()).current,
             0
         );
         // Logged late on Thursday for Wednesday (the event's date is Wednesday): unbroken.

@@ -84,6 +84,19 @@ impl TeamState {
         }
     }
 
+    /// Each member and the local date (in the team's zone) they joined.
+    pub fn joined_dates(&self) -> Vec<(String, jiff::civil::Date)> {
+        self.members
+            .iter()
+            .map(|m| {
+                let d = crate::time::local_date(m.joined_ms, &self.tz)
+                    .or_else(|| crate::time::local_date(m.joined_ms, "UTC"))
+                    .unwrap_or_default();
+                (m.id.clone(), d)
+            })
+            .collect()
+    }
+
     /// The member with this id.
     pub fn member(&self, id: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
@@ -406,6 +419,9 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         let target = get_i64(doc, &obj, "target")?
             .unwrap_or(0)
             .clamp(0, i64::from(u32::MAX)) as u32;
+        if target == 0 {
+            continue; // only a faulty peer writes one
+        }
         let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
         challenges.push((
             at,

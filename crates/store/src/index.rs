@@ -59,10 +59,16 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    let setting = |key: &str| -> Result<Option<String>> {
+        Ok(conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    };
     state.rules = cairn_core::rules::Rules::from_texts(
-        Some(&meta("team_rest_days")?),
-        Some(&meta("team_cadence")?),
-        Some(&meta("team_quorum")?),
+        setting("team_rest_days")?.as_deref(),
+        setting("team_cadence")?.as_deref(),
+        setting("team_quorum")?.as_deref(),
     );
     let mut st = conn.prepare_cached(
         "SELECT id, title, metric, target, start, until FROM challenges ORDER BY ord",

@@ -245,6 +245,18 @@ impl Replica {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
+        // Schema 3 indexes the team's rules and challenges: fill them from the team document.
+        if (1..3).contains(&version) {
+            let has_team: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
+                [TEAM_DOC],
+                |r| r.get(0),
+            )?;
+            if has_team {
+                let doc = load_doc(&tx, TEAM_DOC)?;
+                index::reindex_team(&tx, &doc)?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -85,6 +85,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 2: who was active on which local date, for streaks, without reading the events.
     r#"
     CREATE INDEX events_activity ON events (author, date, kind, retracted);
+    "#,
+    // 3: the team's challenges; the team document is indexed again after this one.
+    r#"
     CREATE TABLE challenges (
         id TEXT PRIMARY KEY,
         title TEXT NOT NULL,

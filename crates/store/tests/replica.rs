@@ -277,3 +277,42 @@ fn batches_span_months_and_stop_whole_on_a_bad_event() {
     assert_eq!(f.replica.stats().unwrap().events, 40);
     assert!(f.replica.verify_index().unwrap().is_empty());
 }
+
+#[test]
+fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
+    let mut f = Fixture::new();
+    let c = cairn_core::goals::Challenge {
+        id: "c1".into(),
+        title: "Thirty thanks".into(),
+        metric: cairn_core::goals::Metric::Kudos,
+        target: 30,
+        start: "2026-11-01".parse().unwrap(),
+        until: "2026-11-30".parse().unwrap(),
+    };
+    f.replica
+        .change_team("ana", |doc, _| {
+            team::set_rules(doc, None, Some(cairn_core::rules::Cadence::Daily), None)?;
+            team::add_challenge(doc, &c, "ana", T0)
+        })
+        .unwrap();
+    let want = f.replica.team().unwrap();
+    drop(f.replica);
+    // Take the file back to schema 1, as an older cairn left it.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX events_activity; DROP TABLE challenges;
+         DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let replica = Replica::open(&f.path).unwrap();
+    let got = replica.team().unwrap();
+    assert_eq!(got, want);
+    assert_eq!(
+        got.rules.rest_days,
+        cairn_core::rules::Rules::default().rest_days
+    );
+    assert_eq!(got.challenges.len(), 1);
+    assert!(replica.verify_index().unwrap().is_empty());
+}

@@ -20,7 +20,7 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     let acts = replica.acts()?;
     let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
     let pillars: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
-    let team_badges = goals::team_badges(&acts, &members);
+    let team_badges = goals::team_badges(&acts, &team.joined_dates());
     let mine = goals::member_badges(&acts, &me, &pillars, &team.rules);
     let reach = goals::reach(&acts, &members, today, 30);
     if ctx.out.json {

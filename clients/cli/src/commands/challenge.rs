@@ -122,6 +122,7 @@ pub fn lines(rows: &[(Challenge, goals::Progress)], today: Date) -> Vec<String> 
             let left = match (p.done, p.ended) {
                 (true, _) => paint(GOOD, "done"),
                 (false, true) => paint(DIM, format!("ended {}", c.until)),
+                (false, false) if today < c.start => format!("starts {}", c.start),
                 (false, false) => {
                     let days = (c.until - today).get_days() + 1;
                     format!("{days} day{} left", if days == 1 { "" } else { "s" })

@@ -65,7 +65,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     })?;
     let events: Vec<_> = items.into_iter().map(|i| i.event).collect();
     let acts = replica.acts()?;
-    let d = digest(&team, &events, &acts, start, end, index, &team.rules);
+    let d = digest(&team, &events, &acts, start, end, today, index, &team.rules);
     if ctx.out.json {
         return ctx.out.json(&json!(d));
     }
@@ -84,11 +84,12 @@ fn handles(team: &TeamState, ids: &[String]) -> String {
 }
 
 fn quote_line(team: &TeamState, q: &Quote) -> String {
+    // One line, whatever the text holds: a new line would break a Markdown list.
+    let text = q.text.split_whitespace().collect::<Vec<_>>().join(" ");
     format!(
-        "@{} → {}: “{}”",
+        "@{} → {}: “{text}”",
         team.handle_of(&q.from),
         handles(team, &q.to),
-        q.text
     )
 }
 
@@ -160,12 +161,20 @@ fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     }
     if let Some(s) = &d.spotlight {
         out.push(h("Spotlight"));
-        out.push(item(format!(
-            "@{}: {} stone(s) this period, thanked {} time(s)",
-            team.handle_of(&s.member),
-            s.acts,
-            s.thanked
-        )));
+        // A quiet period is nobody's fault: no zeros in a shared page.
+        out.push(item(if s.acts == 0 && s.thanked == 0 {
+            format!(
+                "@{}: the spotlight is theirs this time",
+                team.handle_of(&s.member)
+            )
+        } else {
+            format!(
+                "@{}: {} stone(s) this period, thanked {} time(s)",
+                team.handle_of(&s.member),
+                s.acts,
+                s.thanked
+            )
+        }));
         if let Some(q) = &s.quote {
             out.push(item(quote_line(team, q)));
         }

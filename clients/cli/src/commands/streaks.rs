@@ -34,14 +34,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         .into_iter()
         .filter_map(|(m, d)| d.parse().ok().map(|d| (m, d)))
         .collect();
-    let members: Vec<(String, Date)> = team
-        .members
-        .iter()
-        .map(|m| {
-            let joined = cairn_core::time::local_date(m.joined_ms, &team.tz).unwrap_or(today);
-            (m.id.clone(), joined)
-        })
-        .collect();
+    let members = team.joined_dates();
     let mine: BTreeSet<Date> = activity
         .iter()
         .filter(|(m, _)| *m == me)
@@ -88,7 +81,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         plural(team_streak.current, unit),
         team_streak.best,
     ))?;
-    let now = if team_streak.active_now >= team_streak.needed_now {
+    let now = if team_streak.needed_now == 0 {
+        format!("no {unit} to count today")
+    } else if team_streak.active_now >= team_streak.needed_now {
         format!("this {unit} already counts")
     } else {
         format!(
