@@ -223,6 +223,28 @@ pub struct Challenge {
     pub until: Date,
 }
 
+impl Challenge {
+    /// A challenge from its stored texts; `None` when a field is unreadable or the target is zero
+    /// (only a faulty peer writes those).
+    pub fn from_texts(
+        id: String,
+        title: String,
+        metric: &str,
+        target: u32,
+        start: &str,
+        until: &str,
+    ) -> Option<Challenge> {
+        Some(Challenge {
+            id,
+            title,
+            metric: Metric::parse(metric).ok()?,
+            target: (target > 0).then_some(target)?,
+            start: start.parse().ok()?,
+            until: until.parse().ok()?,
+        })
+    }
+}
+
 /// How far a challenge has come.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Progress {

@@ -409,31 +409,15 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         ) else {
             continue;
         };
-        let (Ok(metric), Ok(start), Ok(until)) = (
-            crate::goals::Metric::parse(&metric),
-            start.parse(),
-            until.parse(),
-        ) else {
-            continue;
-        };
         let target = get_i64(doc, &obj, "target")?
             .unwrap_or(0)
             .clamp(0, i64::from(u32::MAX)) as u32;
-        if target == 0 {
-            continue; // only a faulty peer writes one
-        }
         let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
-        challenges.push((
-            at,
-            crate::goals::Challenge {
-                id,
-                title,
-                metric,
-                target,
-                start,
-                until,
-            },
-        ));
+        if let Some(c) =
+            crate::goals::Challenge::from_texts(id, title, &metric, target, &start, &until)
+        {
+            challenges.push((at, c));
+        }
     }
     challenges.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
     state.challenges = challenges.into_iter().map(|(_, c)| c).collect();

@@ -85,20 +85,11 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
     })?;
     for row in rows {
         let (id, title, metric, target, start, until) = row?;
-        if let (Ok(metric), Ok(start), Ok(until)) = (
-            cairn_core::goals::Metric::parse(&metric),
-            start.parse(),
-            until.parse(),
-        ) {
-            state.challenges.push(cairn_core::goals::Challenge {
-                id,
-                title,
-                metric,
-                target,
-                start,
-                until,
-            });
-        }
+        state
+            .challenges
+            .extend(cairn_core::goals::Challenge::from_texts(
+                id, title, &metric, target, &start, &until,
+            ));
     }
     Ok(state)
 }

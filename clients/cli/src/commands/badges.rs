@@ -32,34 +32,14 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     }
     let out = &mut ctx.out;
     out.line(paint(BOLD, "Team badges"))?;
-    if team_badges.is_empty() {
-        out.line(paint(DIM, "  none yet: the first stone earns one"))?;
-    }
-    for b in &team_badges {
-        out.line(format!(
-            "  {}  {} {}",
-            paint(BOLD, b.name),
-            b.about,
-            paint(DIM, format!("({})", b.earned))
-        ))?;
-    }
+    list(out, &team_badges, "the first stone earns one")?;
     out.line("")?;
     out.line(format!(
         "{} {}",
         paint(BOLD, "Your badges"),
         paint(DIM, "(yours alone)")
     ))?;
-    if mine.is_empty() {
-        out.line(paint(DIM, "  none yet: a first kudos earns one"))?;
-    }
-    for b in &mine {
-        out.line(format!(
-            "  {}  {} {}",
-            paint(BOLD, b.name),
-            b.about,
-            paint(DIM, format!("({})", b.earned))
-        ))?;
-    }
+    list(out, &mine, "a first kudos earns one")?;
     out.line("")?;
     out.line(format!(
         "{}  {} of {} members recognised in the last 30 days ({:.0}%)",
@@ -68,5 +48,20 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
         reach.members,
         reach.share * 100.0
     ))?;
+    Ok(())
+}
+
+fn list(out: &mut crate::output::Out, badges: &[goals::Badge], first: &str) -> Result<()> {
+    if badges.is_empty() {
+        out.line(paint(DIM, format!("  none yet: {first}")))?;
+    }
+    for b in badges {
+        out.line(format!(
+            "  {}  {} {}",
+            paint(BOLD, b.name),
+            b.about,
+            paint(DIM, format!("({})", b.earned))
+        ))?;
+    }
     Ok(())
 }
