@@ -316,8 +316,8 @@ fn next_period(d: Date, cadence: Cadence) -> Option<Date> {
 /// The team streak from who was active when (`activity`: member and local date), the members
 /// and the day they joined, seen on `today`. A period counts when enough of the members who had
 /// joined by its end were active in it ([`Quorum`]); with a daily cadence, rest days are skipped.
-pub fn team_streak(
-    activity: &[(String, Date)],
+pub fn team_streak<M: AsRef<str>>(
+    activity: &[(M, Date)],
     members: &[(String, Date)],
     today: Date,
     rules: &Rules,
@@ -325,16 +325,17 @@ pub fn team_streak(
     let cadence = rules.cadence;
     // Only members count: a journal that arrived before its author's member entry adds nothing.
     let known: HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
-    let activity: Vec<&(String, Date)> = activity
+    let activity: Vec<(&str, Date)> = activity
         .iter()
-        .filter(|(m, _)| known.contains(m.as_str()))
+        .map(|(m, d)| (m.as_ref(), *d))
+        .filter(|(m, _)| known.contains(m))
         .collect();
     let mut by_period: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
-    for (m, d) in activity.iter().copied() {
+    for &(m, d) in &activity {
         by_period
-            .entry(period_start(*d, cadence))
+            .entry(period_start(d, cadence))
             .or_default()
-            .insert(m.as_str());
+            .insert(m);
     }
     let mut s = TeamStreak {
         cadence,
@@ -349,9 +350,9 @@ pub fn team_streak(
     // A member counts from the day they joined, or from their first activity if that came
     // earlier (history brought from elsewhere, a clock that was wrong).
     let mut first_active: BTreeMap<&str, Date> = BTreeMap::new();
-    for (m, d) in activity.iter().copied() {
-        let e = first_active.entry(m.as_str()).or_insert(*d);
-        *e = (*e).min(*d);
+    for &(m, d) in &activity {
+        let e = first_active.entry(m).or_insert(d);
+        *e = (*e).min(d);
     }
     let members: Vec<Date> = members
         .iter()
@@ -418,7 +419,7 @@ pub struct Heatmap {
 }
 
 /// The heatmap of the `weeks` weeks up to and including today's.
-pub fn heatmap(activity: &[(String, Date)], today: Date, weeks: u32) -> Heatmap {
+pub fn heatmap<M: AsRef<str>>(activity: &[(M, Date)], today: Date, weeks: u32) -> Heatmap {
     let weeks = weeks.clamp(1, 104);
     let this_monday = period_start(today, Cadence::Weekly);
     let start = this_monday
@@ -427,7 +428,7 @@ pub fn heatmap(activity: &[(String, Date)], today: Date, weeks: u32) -> Heatmap 
     let mut per_day: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
     for (m, d) in activity {
         if *d >= start && *d <= today {
-            per_day.entry(*d).or_default().insert(m.as_str());
+            per_day.entry(*d).or_default().insert(m.as_ref());
         }
     }
     let mut cells = Vec::with_capacity(weeks as usize * 7);

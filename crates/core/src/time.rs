@@ -1,10 +1,30 @@
 //! Instants to local dates: a member's day is the date where they are when they log.
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::Stamp;
+
+pub use jiff::civil::Date;
+
+/// Parses a `YYYY-MM-DD` date quickly (streaks read tens of thousands of them).
+pub fn parse_date(text: &str) -> Option<Date> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return text.parse().ok();
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i32> {
+        b[r].iter().try_fold(0i32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i32::from(c - b'0'))
+        })
+    };
+    Date::new(
+        i16::try_from(num(0..4)?).ok()?,
+        i8::try_from(num(5..7)?).ok()?,
+        i8::try_from(num(8..10)?).ok()?,
+    )
+    .ok()
+}
 
 /// The local date of `at_ms` in the IANA zone `tz`; `None` for an unknown zone or instant.
 pub fn local_date(at_ms: i64, tz: &str) -> Option<Date> {
@@ -75,6 +95,17 @@ mod tests {
         // Just after midnight, logged late: it counts for the day that just ended.
         let late = paris(1_795_474_800_000, true);
         assert_eq!((late.date.as_str(), late.late), ("2026-11-23", true));
+    }
+
+    #[test]
+    fn dates_parse_quickly_and_strictly() {
+        assert_eq!(
+            parse_date("2026-11-23"),
+            Some(jiff::civil::date(2026, 11, 23))
+        );
+        assert_eq!(parse_date("2026-02-30"), None);
+        assert_eq!(parse_date("2026-1x-01"), None);
+        assert_eq!(parse_date("nonsense"), None);
     }
 
     #[test]

@@ -461,14 +461,38 @@ impl Replica {
     }
 
     /// Who was active on which local date: one pair per member and date with a micro-action or
-    /// a recognition that was not retracted (what streaks count).
-    pub fn activity(&self) -> Result<Vec<(String, String)>> {
+    /// a recognition that was not retracted (what streaks count). Member ids are shared, not
+    /// copied per row: there are tens of thousands of pairs and a few hundred members.
+    pub fn activity(&self) -> Result<Vec<(std::rc::Rc<str>, cairn_core::time::Date)>> {
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT author, date FROM events
              WHERE kind <> 'reaction' AND retracted = 0",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut rows = st.query([])?;
+        let mut names: Vec<std::rc::Rc<str>> = Vec::new();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let author = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let Some(date) = cairn_core::time::parse_date(
+                r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+            ) else {
+                continue;
+            };
+            // Rows come grouped by author (the index's order), so the last name is the usual hit.
+            let name = match names.last() {
+                Some(n) if &**n == author => n.clone(),
+                _ => match names.iter().find(|n| &***n == author) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: std::rc::Rc<str> = author.into();
+                        names.push(n.clone());
+                        n
+                    }
+                },
+            };
+            out.push((name, date));
+        }
+        Ok(out)
     }
 
     /// Every act that counts for badges and challenges (micro-actions and recognitions, not

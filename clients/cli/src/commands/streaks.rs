@@ -29,15 +29,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     let me = ctx.actor(&replica)?;
     let today = ctx.today(&team.tz);
-    let activity: Vec<(String, Date)> = replica
-        .activity()?
-        .into_iter()
-        .filter_map(|(m, d)| d.parse().ok().map(|d| (m, d)))
-        .collect();
+    let activity = replica.activity()?;
     let members = team.joined_dates();
     let mine: BTreeSet<Date> = activity
         .iter()
-        .filter(|(m, _)| *m == me)
+        .filter(|(m, _)| **m == *me)
         .map(|(_, d)| *d)
         .collect();
     let team_streak = rules::team_streak(&activity, &members, today, &team.rules);
