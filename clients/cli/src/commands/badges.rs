@@ -7,8 +7,9 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::output::{BOLD, DIM, paint};
 
-/// Show the team's badges, your own (nobody else sees yours), and how widely the team spreads
-/// its thanks.
+/// Show the team's badges, your own, and how widely the team spreads its thanks.
+///
+/// Nobody else sees your badges; the team's carry no names.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 

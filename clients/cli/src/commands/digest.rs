@@ -10,9 +10,11 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::error::Result;
 
-/// Sum up this week (or month) for a retrospective: the team streak, the pillar mix, the
-/// commitments, recognitions quoted, new team badges, and a spotlight that passes from member to
-/// member, one period each. The same on every replica that holds the same events.
+/// Sum up this week (or month) for a retrospective.
+///
+/// The team streak, the pillar mix, the commitments, recognitions quoted, new team badges, and a
+/// spotlight that passes from member to member, one period each. The same on every replica that
+/// holds the same events.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// This week, Monday to Sunday (the default).

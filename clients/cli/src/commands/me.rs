@@ -10,8 +10,10 @@ use crate::context::Ctx;
 use crate::error::Result;
 use crate::output::{BOLD, DIM, paint};
 
-/// Your own numbers: your streak, what you logged and gave this week and month, the thanks you
-/// received, your pillar mix and your badges. Shown to you alone; there is no ranking.
+/// Show your own numbers, for your eyes only.
+///
+/// Your streak, what you logged and gave this week and month, the thanks you received, your
+/// pillar mix and your badges. Shown to you alone; there is no ranking.
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
