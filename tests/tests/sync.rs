@@ -37,6 +37,25 @@ fn texts(home: &Home) -> Vec<String> {
         .collect()
 }
 
+/// `cairn ARGS --json` on every home, each viewer's own "you" part aside: asserts they agree and
+/// returns the shared view.
+fn same_everywhere(homes: &[&Home], args: &[&str]) -> Value {
+    let views: Vec<Value> = homes
+        .iter()
+        .map(|h| {
+            let mut all = args.to_vec();
+            all.push("--json");
+            let mut v = h.run(&all).json();
+            v["you"] = Value::Null;
+            v
+        })
+        .collect();
+    for v in &views[1..] {
+        assert_eq!(*v, views[0], "cairn {}", args.join(" "));
+    }
+    views.into_iter().next().unwrap_or_default()
+}
+
 fn status(home: &Home) -> Value {
     home.run(&["status", "--json"]).json()
 }
@@ -85,18 +104,9 @@ fn three_members_log_offline_and_converge_whatever_the_order() {
     assert_eq!(feed(&bo, &[]), a);
     assert_eq!(feed(&cy, &[]), a);
     assert!(a.iter().any(|i| i["text"] == "Reviewed four PRs"));
-    let team_views: Vec<Value> = [&ana, &bo, &cy]
-        .iter()
-        .map(|h| {
-            let mut v = h.run(&["team", "--json"]).json();
-            v["you"] = Value::Null;
-            v
-        })
-        .collect();
-    assert_eq!(team_views[0], team_views[1]);
-    assert_eq!(team_views[0], team_views[2]);
-    assert!(team_views[0].to_string().contains("curiosity"));
-    assert!(team_views[0].to_string().contains("\"cy\""));
+    let team_view = same_everywhere(&[&ana, &bo, &cy], &["team"]);
+    assert!(team_view.to_string().contains("curiosity"));
+    assert!(team_view.to_string().contains("\"cy\""));
 
     // Reactions made after the first meeting travel too, and a sync with nothing new moves nothing.
     let target = a[0]["id"].as_str().unwrap().to_owned();
@@ -119,32 +129,13 @@ fn three_members_log_offline_and_converge_whatever_the_order() {
         h.run(&["doctor"]).ok();
     }
     // The same events give the same team streak and heatmap everywhere ("you" is each one's own).
-    let streaks: Vec<Value> = [&ana, &bo, &cy]
-        .iter()
-        .map(|h| {
-            let mut v = h.run(&["streaks", "--json"]).json();
-            v["you"] = Value::Null;
-            v
-        })
-        .collect();
-    assert_eq!(streaks[0], streaks[1]);
-    assert_eq!(streaks[0], streaks[2]);
+    let streaks = same_everywhere(&[&ana, &bo, &cy], &["streaks"]);
     assert!(
-        streaks[0]["heatmap"]["max"].as_u64().unwrap() >= 3,
-        "{:#}",
-        streaks[0]
+        streaks["heatmap"]["max"].as_u64().unwrap() >= 3,
+        "{streaks:#}"
     );
-    let badges: Vec<Value> = [&ana, &bo, &cy]
-        .iter()
-        .map(|h| {
-            let mut v = h.run(&["badges", "--json"]).json();
-            v["you"] = Value::Null;
-            v
-        })
-        .collect();
-    assert_eq!(badges[0], badges[1]);
-    assert_eq!(badges[0], badges[2]);
-    assert_eq!(badges[0]["reach"]["recognised"], 3, "{:#}", badges[0]);
+    let badges = same_everywhere(&[&ana, &bo, &cy], &["badges"]);
+    assert_eq!(badges["reach"]["recognised"], 3, "{badges:#}");
     let digests: Vec<String> = [&ana, &bo, &cy]
         .iter()
         .map(|h| h.run(&["digest", "--format", "md"]).ok())

@@ -14,11 +14,12 @@ use crate::output::{BOLD, DIM, paint};
 pub struct Args {}
 
 pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
-    let replica = ctx.open()?;
-    let team = replica.team()?;
-    let me = ctx.actor(&replica)?;
-    let today = ctx.today(&team.tz);
-    let acts = replica.acts()?;
+    let super::Acts {
+        team,
+        me,
+        today,
+        acts,
+    } = super::Acts::load(ctx)?;
     let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
     let pillars: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
     let team_badges = goals::team_badges(&acts, &team.joined_dates());

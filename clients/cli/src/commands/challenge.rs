@@ -80,10 +80,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
 }
 
 pub fn list(_args: ListArgs, ctx: &mut Ctx) -> Result<()> {
-    let replica = ctx.open()?;
-    let team = replica.team()?;
-    let today = ctx.today(&team.tz);
-    let acts = replica.acts()?;
+    let super::Acts {
+        team, today, acts, ..
+    } = super::Acts::load(ctx)?;
     let rows: Vec<(Challenge, goals::Progress)> = team
         .challenges
         .iter()

@@ -18,11 +18,12 @@ use crate::output::{BOLD, DIM, paint};
 pub struct Args {}
 
 pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
-    let replica = ctx.open()?;
-    let team = replica.team()?;
-    let me = ctx.actor(&replica)?;
-    let today = ctx.today(&team.tz);
-    let acts = replica.acts()?;
+    let super::Acts {
+        team,
+        me,
+        today,
+        acts,
+    } = super::Acts::load(ctx)?;
     let monday = today
         .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
         .unwrap_or(today);

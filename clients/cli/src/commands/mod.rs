@@ -29,6 +29,27 @@ use clap::Subcommand;
 use crate::context::Ctx;
 use crate::error::Result;
 
+/// What the gamification commands read: the team, who is asking, their today, and every act.
+pub struct Acts {
+    pub team: cairn_core::TeamState,
+    pub me: String,
+    pub today: jiff::civil::Date,
+    pub acts: Vec<cairn_core::goals::Act>,
+}
+
+impl Acts {
+    pub fn load(ctx: &Ctx) -> Result<Acts> {
+        let replica = ctx.open()?;
+        let team = replica.team()?;
+        Ok(Acts {
+            me: ctx.actor(&replica)?,
+            today: ctx.today(&team.tz),
+            acts: replica.acts()?,
+            team,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::Args),

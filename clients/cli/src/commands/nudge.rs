@@ -16,10 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let replica = ctx.open()?;
-    let team = replica.team()?;
-    let me = ctx.actor(&replica)?;
-    let acts = replica.acts()?;
+    let super::Acts { team, me, acts, .. } = super::Acts::load(ctx)?;
     let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
     let list: Vec<_> = goals::nudge(&acts, &me, &members)
         .into_iter()
