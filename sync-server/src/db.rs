@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use automerge::{Automerge, Change};
+use automerge::{Change, ReadDoc};
+use cairn_core::change::{self, Shape};
 use cairn_core::ids::{self, TEAM_DOC};
 use cairn_protocol::{
     Bytes, JoinRequest, JoinResponse, LinkResponse, Pulled, SyncRequest, SyncResponse, Token,
@@ -13,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::docs::{DocCache, Loaded};
 use crate::{Error, Limits, Result};
 
 const MIGRATIONS: &[&str] = &[
@@ -70,6 +72,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invites ADD COLUMN created_by TEXT;
 "#,
+    // 3: each document's entries in log order (the server applies every change to its
+    // document); withdrawn changes and the notices that tell devices about them; a row the
+    // readiness check writes.
+    r#"
+    CREATE INDEX changes_doc ON changes (team, doc, seq);
+    ALTER TABLE changes ADD COLUMN withdrawn_ms INTEGER;
+    -- 0: an automerge change; 1: a notice that the changes whose hashes `data` lists were withdrawn.
+    ALTER TABLE changes ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL) STRICT;
+"#,
 ];
 
 /// A team, as the admin sees it.
@@ -109,6 +121,41 @@ pub struct Device {
 pub struct Db {
     conn: Mutex<Connection>,
     path: std::path::PathBuf,
+    docs: DocCache,
+}
+
+/// Documents kept in memory by default: a team's document and the journals its devices write
+/// this month, for a few teams.
+pub const DOC_CACHE: usize = 512;
+
+/// Creates the database file readable by its owner only (0600), in a directory of its own
+/// (0700) when that is made here: it holds the hashes of every token and the teams' histories.
+/// SQLite gives its `-wal` and `-shm` files the database's permissions.
+fn create_private(path: &Path) -> Result<()> {
+    let fail = |what: &Path, e: std::io::Error| {
+        Error::Internal(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| fail(dir, e))?;
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(path, e)),
+        }
+    }
+    Ok(())
 }
 
 fn hash(secret: &str) -> Vec<u8> {
@@ -156,10 +203,12 @@ fn valid_member_id(id: &str) -> bool {
 impl Db {
     /// Opens (or creates) the database at `path`, migrating it forward.
     pub fn open(path: &Path) -> Result<Db> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        Self::open_with_cache(path, DOC_CACHE)
+    }
+
+    /// Opens the database keeping up to `cached` documents in memory.
+    pub fn open_with_cache(path: &Path, cached: usize) -> Result<Db> {
+        create_private(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -181,6 +230,7 @@ impl Db {
         Ok(Db {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            docs: DocCache::new(cached),
         })
     }
 
@@ -213,12 +263,19 @@ impl Db {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Touches the database: the readiness check.
-    pub fn ready(&self) -> Result<()> {
-        let _: i64 = self
-            .conn()
-            .query_row("SELECT count(*) FROM teams", [], |r| r.get(0))?;
+    /// The readiness check: a write, so a full disk or a read-only file shows.
+    pub fn ready(&self, now_ms: i64) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO health (id, at_ms) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            [now_ms],
+        )?;
         Ok(())
+    }
+
+    /// How many documents are held in memory.
+    pub fn cached_docs(&self) -> usize {
+        self.docs.held()
     }
 
     /// Creates a team with no history yet.
@@ -272,25 +329,52 @@ impl Db {
             .ok_or_else(|| Error::NotFound(format!("no team `{team}`")))
     }
 
-    /// Creates an invite to `team` good for `uses` joins until `expires_ms`.
+    /// Creates an invite to `team` good for `uses` joins until `expires_ms`. With `member` (a
+    /// handle, `@ana` or `ana`, or a member id) the invite is made for that member: it joins a
+    /// device as them, the only way to take over a member who already exists.
     pub fn create_invite(
         &self,
         team: &str,
         uses: u32,
         expires_ms: i64,
         now_ms: i64,
+        member: Option<&str>,
     ) -> Result<String> {
         if uses == 0 {
             return Err(Error::BadRequest("an invite needs at least one use".into()));
         }
-        let conn = self.conn();
-        Self::team_exists(&conn, team)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::team_exists(&tx, team)?;
+        let member = match member {
+            None => None,
+            Some(who) => {
+                let state = team_state(&self.docs, &tx, team)?;
+                if state.members.is_empty() {
+                    return Err(Error::Conflict(
+                        "this team has no history yet: its founder brings it first with `cairn publish`"
+                            .into(),
+                    ));
+                }
+                let who = who.trim();
+                let found = match state.member(who) {
+                    Some(m) => m.id.clone(),
+                    None => state
+                        .member_by_handle(who.trim_start_matches('@'))
+                        .map_err(|e| Error::NotFound(e.to_string()))?
+                        .id
+                        .clone(),
+                };
+                Some(found)
+            }
+        };
         let code = new_invite()?;
-        conn.execute(
-            "INSERT INTO invites (code_hash, team, uses_left, expires_ms, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![hash(&code), team, uses, expires_ms, now_ms],
+        tx.execute(
+            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![hash(&code), team, member, uses, expires_ms, now_ms],
         )?;
+        tx.commit()?;
         Ok(code)
     }
 
@@ -383,6 +467,22 @@ impl Db {
             "this team has no history yet: its founder brings it first with `cairn publish`";
         let mut importing = false;
         let member = if let Some(member) = linked_member {
+            // An invite made for one member (by the admin, or a link code): the device joins as
+            // them. A claim, if given, must name the same member.
+            if let Some(handle) = &req.claim {
+                let state = team_state(&self.docs, &tx, &team)?;
+                let claimed = state
+                    .member_by_handle(handle.trim().trim_start_matches('@'))
+                    .ok()
+                    .map(|m| m.id.clone());
+                if claimed.as_deref() != Some(member.as_str()) {
+                    return Err(Error::Forbidden(format!(
+                        "this invite was made for @{}, not for {}",
+                        state.handle_of(&member),
+                        handle.trim()
+                    )));
+                }
+            }
             member
         } else if let Some(member) = &req.publish {
             if head > 0 || devices > importing_devices {
@@ -420,28 +520,13 @@ impl Db {
             importing = true;
             member.clone()
         } else if let Some(handle) = &req.claim {
-            if head == 0 {
-                return Err(Error::Conflict(no_history.into()));
-            }
-            let state = team_state(&tx, &team)?;
-            let handle = handle.trim().trim_start_matches('@');
-            let member = state
-                .member_by_handle(handle)
-                .map_err(|e| Error::NotFound(e.to_string()))?
-                .id
-                .clone();
-            let taken: i64 = tx.query_row(
-                "SELECT count(*) FROM devices
-                 WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
-                params![team, member],
-                |r| r.get(0),
-            )?;
-            if taken > 0 {
-                return Err(Error::Conflict(format!(
-                    "@{handle} already has a device; add another with `cairn device link` on it"
-                )));
-            }
-            member
+            // A general invite never takes over a member who exists: anyone holding it could
+            // then post as them. Taking a place needs an invite made for that member.
+            return Err(Error::Forbidden(format!(
+                "a general invite cannot claim {h}; ask the server's admin for an invite made \
+                 for them (`cairn-server invite create --team {team} --member {h}`)",
+                h = format_args!("@{}", handle.trim().trim_start_matches('@')),
+            )));
         } else {
             if head == 0 {
                 return Err(Error::Conflict(no_history.into()));
@@ -471,6 +556,7 @@ impl Db {
             "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1",
             [&code_hash],
         )?;
+        forget_dead_invites(&tx, now_ms)?;
         tx.commit()?;
         Ok(JoinResponse {
             team_id: team,
@@ -509,11 +595,29 @@ impl Db {
         }
     }
 
-    /// A one-time invite that adds another device of `device`'s member.
-    pub fn link(&self, device: &Device, now_ms: i64) -> Result<LinkResponse> {
+    /// A one-time invite that adds another device of `device`'s member; a device holds at most
+    /// `max_live` codes that are neither used nor expired.
+    pub fn link(&self, device: &Device, now_ms: i64, max_live: u32) -> Result<LinkResponse> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        forget_dead_invites(&tx, now_ms)?;
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM invites
+             WHERE created_by = ?1 AND uses_left > 0 AND expires_ms > ?2",
+            params![device.id, now_ms],
+            |r| r.get(0),
+        )?;
+        if live >= i64::from(max_live) {
+            return Err(Error::TooManyRequests {
+                message: format!(
+                    "this device has {live} link codes waiting; use one or let them expire"
+                ),
+                retry_after: std::time::Duration::from_secs(15 * 60),
+            });
+        }
         let code = new_invite()?;
-        let expires_at_ms = now_ms + 15 * 60 * 1000;
-        self.conn().execute(
+        let expires_at_ms = now_ms + LINK_CODE_MS;
+        tx.execute(
             "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
                                   created_by)
              VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
@@ -526,14 +630,16 @@ impl Db {
                 device.id
             ],
         )?;
+        tx.commit()?;
         Ok(LinkResponse {
             invite: code,
             expires_at_ms,
         })
     }
 
-    /// One exchange: stores what `device` pushed (checked, once), then pages out the change log
-    /// after the request's cursor. Either the whole push is stored or none of it.
+    /// One exchange: stores what `device` pushed (checked, applied to its document, once), then
+    /// pages out the change log after the request's cursor. Either the whole push is stored or
+    /// none of it.
     pub fn sync(
         &self,
         device: &Device,
@@ -548,14 +654,28 @@ impl Db {
                 limits.max_push_changes
             )));
         }
-        // Decode and check every change before taking the database: the work a client can cause
-        // stays outside the one lock every team shares.
-        let mut decoded = Vec::with_capacity(pushed);
+        // Inspect and decode every change before taking the database: the work a client can
+        // cause stays outside the one lock every team shares, and is bounded by what it sent.
+        let mut docs: Vec<(&str, Vec<(Change, String)>)> = Vec::new();
+        let mut ops = 0u64;
         for dc in &req.push {
             check_doc(device, &dc.doc)?;
+            let mut decoded = Vec::with_capacity(dc.changes.len());
             for (i, bytes) in dc.changes.iter().enumerate() {
                 let at = format!("change {} of {}", i + 1, dc.doc);
-                decoded.push((dc.doc.as_str(), decode(&bytes.0, limits, &at)?, at));
+                let (c, shape) = decode(&bytes.0, limits, &at)?;
+                ops += shape.ops;
+                if ops > limits.max_push_ops {
+                    return Err(Error::TooLarge(format!(
+                        "a sync pushes at most {} operations; send fewer changes at once",
+                        limits.max_push_ops
+                    )));
+                }
+                decoded.push((c, at));
+            }
+            match docs.iter_mut().find(|(d, _)| *d == dc.doc) {
+                Some((_, list)) => list.extend(decoded),
+                None => docs.push((&dc.doc, decoded)),
             }
         }
         let mut counts = SyncCounts::default();
@@ -575,13 +695,25 @@ impl Db {
             .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
             .query_row([&device.team], |r| r.get(0))?;
         let mut acked = 0u32;
-        for (doc, change, at) in &decoded {
-            if store_change(&tx, device, doc, change, at, &mut head)? {
-                counts.stored += 1;
-                counts.bytes_in += change.raw_bytes().len();
+        // Documents taken out of the cache; they go back only once the transaction commits.
+        let mut touched: Vec<(&str, Loaded)> = Vec::new();
+        for (doc, changes) in docs {
+            let mut loaded = self.docs.take(&device.team, doc);
+            loaded.catch_up(&tx, &device.team, doc)?;
+            for (change, at) in changes {
+                if store_change(&tx, device, doc, &mut loaded, change, &at, &mut head)? {
+                    counts.stored += 1;
+                }
+                acked += 1;
             }
-            acked += 1;
+            touched.push((doc, loaded));
         }
+        counts.bytes_in = req
+            .push
+            .iter()
+            .flat_map(|d| d.changes.iter())
+            .map(|c| c.0.len())
+            .sum();
         if counts.stored > 0 {
             tx.prepare_cached("UPDATE teams SET head = ?2 WHERE id = ?1")?
                 .execute(params![device.team, head])?;
@@ -606,7 +738,9 @@ impl Db {
         } else {
             let mut st = tx.prepare_cached(
                 "SELECT seq, doc, data FROM changes
-                 WHERE team = ?1 AND seq > ?2 AND device <> ?3 ORDER BY seq LIMIT ?4",
+                 WHERE team = ?1 AND seq > ?2 AND device <> ?3 AND kind = 0
+                   AND withdrawn_ms IS NULL
+                 ORDER BY seq LIMIT ?4",
             )?;
             let mut rows = st.query(params![device.team, req.cursor as i64, device.id, max])?;
             let mut bytes = 0usize;
@@ -645,6 +779,10 @@ impl Db {
                 .execute(params![device.id, now_ms])?;
         }
         tx.commit()?;
+        drop(conn);
+        for (doc, loaded) in touched {
+            self.docs.put(&device.team, doc, loaded);
+        }
         Ok((
             SyncResponse {
                 acked,
@@ -658,34 +796,28 @@ impl Db {
     }
 }
 
-/// Decodes one pushed change, refusing what no honest client sends: oversize or compressed
-/// changes (a compressed one could inflate without bound), damaged ones, trailing bytes, and
-/// changes that carry an author footer.
-fn decode(bytes: &[u8], limits: &Limits, at: &str) -> Result<Change> {
-    if bytes.len() > limits.max_change_bytes {
-        return Err(Error::TooLarge(format!(
-            "{at} has {} bytes; the most is {}",
-            bytes.len(),
-            limits.max_change_bytes
-        )));
-    }
-    // The header: 4 magic bytes, a 4-byte checksum, then the chunk type (1: an uncompressed change).
-    if bytes.len() < 9 || bytes[8] != 1 {
-        return Err(Error::BadRequest(format!(
-            "{at} is not an uncompressed automerge change"
-        )));
-    }
-    let change = Change::from_bytes(bytes.to_vec())
-        .map_err(|e| Error::BadRequest(format!("{at} does not decode: {e}")))?;
-    if !ids::checksum_ok(bytes, &change.hash().0) {
-        return Err(Error::BadRequest(format!(
-            "{at} is damaged: its checksum does not match"
-        )));
-    }
-    if change.author().is_some() {
-        return Err(Error::BadRequest(format!("{at} carries an author footer")));
-    }
-    Ok(change)
+/// Inspects and decodes one pushed change with work bounded by its size, refusing what no
+/// honest client sends: oversize, compressed, damaged or too costly changes, trailing bytes,
+/// counters past 32 bits, author footers.
+fn decode(bytes: &[u8], limits: &Limits, at: &str) -> Result<(Change, Shape)> {
+    change::decode(bytes, &limits.change).map_err(|e| match e {
+        change::Refusal::TooLarge { .. } => Error::TooLarge(format!("{at}: {e}")),
+        _ => Error::BadRequest(format!("{at}: {e}")),
+    })
+}
+
+/// How long a link code stays good.
+const LINK_CODE_MS: i64 = 15 * 60 * 1000;
+/// How long a spent or expired invite is kept, so joining with it says why it failed.
+const DEAD_INVITE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Deletes invites that have been used up or expired for a while.
+fn forget_dead_invites(tx: &rusqlite::Transaction<'_>, now_ms: i64) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM invites WHERE expires_ms < ?1 OR (uses_left <= 0 AND created_ms < ?1)",
+    )?
+    .execute([now_ms - DEAD_INVITE_MS])?;
+    Ok(())
 }
 
 /// How often a device's last-seen time is written, so a no-op sync stays a read.
@@ -714,16 +846,18 @@ fn check_doc(device: &Device, doc: &str) -> Result<()> {
     )))
 }
 
-/// Stores one change unless the log holds it already; returns whether it was new.
+/// Stores one change unless the log holds it already; returns whether it was new. A new change
+/// must apply to `loaded` (the document as the log has it), and is applied to it.
 fn store_change(
     tx: &rusqlite::Transaction<'_>,
     device: &Device,
     doc: &str,
-    change: &Change,
+    loaded: &mut Loaded,
+    change: Change,
     at: &str,
     head: &mut i64,
 ) -> Result<bool> {
-    let actor = change.actor_id().to_bytes();
+    let actor = change.actor_id().to_bytes().to_vec();
     let owner: Option<String> = tx
         .prepare_cached("SELECT device FROM actors WHERE actor = ?1")?
         .query_row([&actor], |r| r.get(0))
@@ -731,8 +865,7 @@ fn store_change(
     match owner {
         Some(d) if d != device.id => {
             return Err(Error::Forbidden(format!(
-                "{} is signed by another device's actor",
-                at
+                "{at} is signed by another device's actor"
             )));
         }
         Some(_) => {}
@@ -749,8 +882,7 @@ fn store_change(
     if let Some(known_doc) = known {
         if known_doc != doc {
             return Err(Error::BadRequest(format!(
-                "{} is already stored in another document",
-                at
+                "{at} is already stored in another document"
             )));
         }
         return Ok(false);
@@ -776,16 +908,22 @@ fn store_change(
         )));
     }
     for dep in change.deps() {
-        let dep_doc: Option<String> = tx
-            .prepare_cached("SELECT doc FROM changes WHERE team = ?1 AND hash = ?2")?
-            .query_row(params![device.team, dep.0.as_slice()], |r| r.get(0))
-            .optional()?;
-        if dep_doc.as_deref() != Some(doc) {
+        if loaded.doc.get_change_by_hash(dep).is_none() {
             return Err(Error::BadRequest(format!(
-                "{} depends on a change of {doc} the server does not have",
-                at
+                "{at} depends on a change of {doc} the server does not have"
             )));
         }
+    }
+    // The one check that matters most: the change applies to the document as every replica
+    // will hold it. Nothing that fails here is stored, so nothing stored can stop a replica.
+    let raw = change.raw_bytes().to_vec();
+    if let Err(e) = cairn_core::change::apply(&mut loaded.doc, vec![change]) {
+        return Err(Error::BadRequest(format!("{at}: {e}")));
+    }
+    if loaded.doc.get_change_by_hash(&hash).is_none() {
+        return Err(Error::BadRequest(format!(
+            "{at} does not apply to {doc} as the server holds it"
+        )));
     }
     *head += 1;
     tx.prepare_cached(
@@ -800,23 +938,22 @@ fn store_change(
         actor,
         seq,
         device.id,
-        change.raw_bytes()
+        raw
     ])?;
+    loaded.seq = *head;
     Ok(true)
 }
 
-/// The team as its team document says, rebuilt from the log (for claiming a member by handle).
-fn team_state(tx: &rusqlite::Transaction<'_>, team: &str) -> Result<cairn_core::TeamState> {
-    let mut st =
-        tx.prepare("SELECT data FROM changes WHERE team = ?1 AND doc = ?2 ORDER BY seq")?;
-    let mut rows = st.query(params![team, TEAM_DOC])?;
-    let mut changes = Vec::new();
-    while let Some(r) = rows.next()? {
-        let data: Vec<u8> = r.get(0)?;
-        changes.push(Change::from_bytes(data).map_err(|e| Error::Internal(e.to_string()))?);
-    }
-    let mut doc = Automerge::new();
-    doc.apply_changes(changes)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    cairn_core::team::read(&doc).map_err(|e| Error::Internal(e.to_string()))
+/// The team as its team document says (for claiming a member by handle).
+fn team_state(
+    docs: &DocCache,
+    tx: &rusqlite::Transaction<'_>,
+    team: &str,
+) -> Result<cairn_core::TeamState> {
+    let mut loaded = docs.take(team, TEAM_DOC);
+    loaded.catch_up(tx, team, TEAM_DOC)?;
+    let state = cairn_core::team::read(&loaded.doc).map_err(|e| Error::Internal(e.to_string()));
+    // Only committed entries were read, so the document can go back as it is.
+    docs.put(team, TEAM_DOC, loaded);
+    state
 }

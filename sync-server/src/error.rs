@@ -24,8 +24,18 @@ pub enum Error {
     TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("the database is busy, try again")]
-    Busy,
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+    #[error("{0}")]
+    Timeout(String),
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
     #[error("{0}")]
@@ -36,14 +46,31 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                Error::Busy
+                Error::busy("the database is busy; try again")
             }
+            // A full disk is the operator's to fix and passes: the client tries again later.
+            Some(rusqlite::ErrorCode::DiskFull) => Error::Unavailable {
+                message: "the server's disk is full; try again later".into(),
+                retry_after: std::time::Duration::from_secs(60),
+            },
             _ => Error::Sqlite(e),
         }
     }
 }
 
+/// The refusal a response carries for the request log (untrusted text: log it escaped).
+#[derive(Clone, Debug)]
+pub struct Refused(pub String);
+
 impl Error {
+    /// A 503 that asks the client to come back in a second.
+    pub fn busy(message: impl Into<String>) -> Error {
+        Error::Unavailable {
+            message: message.into(),
+            retry_after: std::time::Duration::from_secs(1),
+        }
+    }
+
     /// The HTTP status and the stable machine code of this error.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
@@ -57,7 +84,9 @@ impl Error {
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             Error::Sqlite(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -68,28 +97,37 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        } else {
-            tracing::info!(status = status.as_u16(), error = %self, "request refused");
-        }
-        // The client never sees the inside of a server failure, only that it happened.
+        // The request log writes one line per refusal from what the response carries (see
+        // `crate::observe`); the client never sees the inside of a server failure.
+        let detail = self.to_string();
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             "the server failed; its log says why".to_owned()
         } else {
-            self.to_string()
+            detail.clone()
+        };
+        let retry_after = match &self {
+            Error::TooManyRequests { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
         };
         let body = ErrorBody {
             error: code.to_owned(),
             message,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
-        (
+        let mut resp = (
             status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             json,
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp.extensions_mut().insert(Refused(detail));
+        resp
     }
 }
 

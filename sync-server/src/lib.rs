@@ -17,55 +17,37 @@
 //! ```
 
 pub mod db;
+mod docs;
 mod error;
+pub mod limits;
 pub mod metrics;
+mod net;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State as Ext};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as Ext};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_protocol::{AUTH_SCHEME, Info, JoinRequest, PROTOCOL_VERSION, SyncRequest};
+use cairn_protocol::{Info, JoinRequest, PROTOCOL_VERSION, SyncRequest};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::db::{Db, Device};
+use crate::error::Refused;
 pub use crate::error::{Error, Result};
+use crate::limits::{Buckets, InFlight, LogBudget, Slot, address_key};
+pub use crate::limits::{Limits, Rate};
 use crate::metrics::Metrics;
-
-/// The sizes the server accepts and sends.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// The largest request body read, in bytes.
-    pub max_request_bytes: usize,
-    /// The most changes one sync may push.
-    pub max_push_changes: usize,
-    /// The largest single change, in bytes.
-    pub max_change_bytes: usize,
-    /// The most changes one sync response carries.
-    pub max_page_changes: u32,
-    /// The most change bytes one sync response carries (past its first change).
-    pub max_page_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_request_bytes: 16 << 20,
-            max_push_changes: 10_000,
-            max_change_bytes: 1 << 20,
-            max_page_changes: 5_000,
-            max_page_bytes: 4 << 20,
-        }
-    }
-}
+pub use crate::net::client_ip;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -73,22 +55,112 @@ pub struct State {
     db: Arc<Db>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    guards: Arc<Guards>,
 }
+
+/// The rate limits and caps every request passes before it costs anything.
+#[derive(Debug)]
+struct Guards {
+    heavy: Arc<Semaphore>,
+    join: Buckets<IpAddr>,
+    bad_token: Buckets<IpAddr>,
+    sync: Buckets<String>,
+    link: Buckets<String>,
+    in_flight: InFlight,
+    log: LogBudget,
+}
+
+/// Client addresses and devices the rate limits remember at most.
+const MAX_RATE_KEYS: usize = 100_000;
 
 impl State {
     /// The state of a server over `db` with `limits`.
     pub fn new(db: Arc<Db>, limits: Limits) -> State {
+        let guards = Guards {
+            heavy: Arc::new(Semaphore::new(limits.max_heavy.max(1))),
+            join: Buckets::new(limits.join, MAX_RATE_KEYS),
+            bad_token: Buckets::new(limits.bad_token, MAX_RATE_KEYS),
+            sync: Buckets::new(limits.sync, MAX_RATE_KEYS),
+            link: Buckets::new(limits.link, MAX_RATE_KEYS),
+            in_flight: InFlight::new(limits.max_device_in_flight.max(1)),
+            log: LogBudget::new(Rate::new(200, Duration::from_millis(50))),
+        };
         State {
             db,
             limits: Arc::new(limits),
             metrics: Arc::new(Metrics::default()),
+            guards: Arc::new(guards),
         }
+    }
+
+    /// A heavy-work slot, waiting at most `heavy_wait` for one.
+    async fn heavy(&self) -> Result<OwnedSemaphorePermit> {
+        let wait = self.guards.heavy.clone().acquire_owned();
+        match tokio::time::timeout(self.limits.heavy_wait, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::busy("the server is busy; try again in a moment")),
+        }
+    }
+
+    /// The device whose token the request carries. Refused tokens count against the client's
+    /// address; an address that keeps sending them is refused before the database is asked.
+    async fn authenticate(&self, client: IpAddr, headers: &HeaderMap) -> Result<Device> {
+        let key = address_key(client);
+        if let Some(wait) = self.guards.bad_token.would_refuse(&key) {
+            return Err(too_many("too many requests with a refused token", wait));
+        }
+        let refused = |state: &State| {
+            let _ = state.guards.bad_token.take(&key);
+            Error::Unauthorized
+        };
+        let Some(token) = bearer(headers) else {
+            return Err(refused(self));
+        };
+        let db = self.db.clone();
+        let token = token.to_owned();
+        match tokio::task::spawn_blocking(move || db.authenticate(&token)).await {
+            Ok(Ok(device)) => Ok(device),
+            Ok(Err(Error::Unauthorized)) => Err(refused(self)),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(Error::Internal(format!("a worker failed: {e}"))),
+        }
+    }
+
+    /// A place for one more request of `device`.
+    fn enter(&self, device: &Device) -> Result<Slot> {
+        self.guards.in_flight.enter(&device.id).ok_or_else(|| {
+            too_many(
+                "this device has too many requests in flight",
+                Duration::from_secs(1),
+            )
+        })
     }
 }
 
+fn too_many(what: &str, wait: Duration) -> Error {
+    Error::TooManyRequests {
+        message: format!("{what}; try again in {} s", wait.as_secs().max(1)),
+        retry_after: wait,
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case, one or more spaces).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case(cairn_protocol::AUTH_SCHEME)
+        && !token.is_empty()
+        && !token.contains(char::is_whitespace))
+    .then_some(token)
+}
+
+/// The client's address, as the request log and the rate limits see it.
+#[derive(Clone, Copy, Debug)]
+struct Client(IpAddr);
+
 /// The HTTP API over `state`.
 pub fn router(state: State) -> Router {
-    let limit = state.limits.max_request_bytes;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -101,20 +173,19 @@ pub fn router(state: State) -> Router {
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
         })
-        .layer(middleware::from_fn_with_state(state.clone(), count))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight
+/// (for at most ten seconds).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: State,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state.clone());
+    net::serve(listener, state, app, shutdown, Duration::from_secs(10)).await
 }
 
 /// Milliseconds since the epoch, now.
@@ -122,19 +193,56 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-async fn count(Ext(state): Ext<State>, req: Request, next: Next) -> Response {
-    let route = match req.uri().path() {
+/// Counts every request, and writes one log line per refused one: the client's address, the
+/// route, the status and why, untrusted text escaped, at most a few hundred lines a second.
+async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let route = match path {
         "/v1/sync" => "sync",
         "/v1/join" => "join",
         "/v1/link" => "link",
         "/v1/info" => "info",
         _ => "other",
     };
+    let peer = req
+        .extensions()
+        .get::<net::Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client = client_ip(peer, forwarded, &state.limits.trusted_proxies);
+    let shown_path: String = if route == "other" {
+        path.chars().take(80).collect()
+    } else {
+        String::new()
+    };
+    req.extensions_mut().insert(Client(client));
+    let method = req.method().clone();
     let start = Instant::now();
     let resp = next.run(req).await;
+    let status = resp.status();
     state
         .metrics
-        .request(route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+        .request(route, status.as_u16(), start.elapsed().as_secs_f64());
+    if status.is_client_error() || status.is_server_error() {
+        let why = resp
+            .extensions()
+            .get::<Refused>()
+            .map_or("", |r| r.0.as_str());
+        if let Some(held) = state.guards.log.allow() {
+            let code = status.as_u16();
+            match code {
+                500.. if code != 503 => tracing::error!(%client, %method, route,
+                    path = ?shown_path, status = code, error = ?why, held_back = held, "request failed"),
+                429 | 503 => tracing::warn!(%client, %method, route,
+                    path = ?shown_path, status = code, error = ?why, held_back = held, "request refused"),
+                _ => tracing::info!(%client, %method, route,
+                    path = ?shown_path, status = code, error = ?why, held_back = held, "request refused"),
+            }
+        }
+    }
     resp
 }
 
@@ -145,69 +253,88 @@ fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
-/// Reads a JSON body, refusing other content types, oversize bodies and bad JSON alike.
-fn body<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    bytes: std::result::Result<Bytes, BytesRejection>,
-) -> Result<T> {
-    let ok_type = headers
+/// Refuses a body that is not JSON, before reading it.
+fn json_type(headers: &HeaderMap) -> Result<()> {
+    let ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !ok_type {
-        return Err(Error::UnsupportedMediaType(
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType(
             "send the body as application/json".into(),
-        ));
+        ))
     }
-    let bytes = bytes.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::TooLarge("the request body is too large".into())
-        } else {
-            Error::BadRequest(format!("cannot read the request body: {e}"))
-        }
-    })?;
-    serde_json::from_slice(&bytes)
+}
+
+/// Reads a body of at most `max` bytes within the body timeout: a declared length past `max` is
+/// refused before a byte is read, and nothing past `max` is ever held.
+async fn read_body(state: &State, body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes> {
+    let too_large = || Error::TooLarge(format!("the request body is larger than {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, max);
+    match tokio::time::timeout(state.limits.body_timeout, limited.collect()).await {
+        Err(_) => Err(Error::Timeout(
+            "the request body did not arrive in time".into(),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Error::BadRequest(format!(
+            "cannot read the request body: {e}"
+        ))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
         .map_err(|e| Error::BadRequest(format!("the request body is not valid: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?
-}
-
-async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Device> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix(AUTH_SCHEME))
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .ok_or(Error::Unauthorized)?;
-    let db = state.db.clone();
-    blocking(move || db.authenticate(&token)).await
+/// Runs `f` on the blocking pool holding `hold` (a heavy-work slot, ...) until `f` really ends,
+/// even if the client has hung up meanwhile: abandoned work still counts against the caps.
+async fn blocking<T: Send + 'static, H: Send + 'static>(
+    hold: H,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || {
+        let _hold = hold;
+        f()
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?
 }
 
 async fn ready(Ext(state): Ext<State>) -> Response {
     let db = state.db.clone();
-    match blocking(move || db.ready()).await {
-        Ok(()) => "ready\n".into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database does not answer\n",
-            )
-                .into_response()
-        }
-    }
+    let check = tokio::task::spawn_blocking(move || db.ready(now_ms()));
+    let answer = match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(Ok(()))) => return "ready\n".into_response(),
+        Ok(Ok(Err(e))) => e.to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "the database did not answer within 2 s".to_owned(),
+    };
+    let mut resp = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {answer}\n"),
+    )
+        .into_response();
+    resp.extensions_mut().insert(Refused(answer));
+    resp
 }
 
 async fn metrics(Ext(state): Ext<State>) -> Response {
+    let docs = state.db.cached_docs();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render(docs),
     )
         .into_response()
 }
@@ -221,33 +348,53 @@ async fn info(Ext(state): Ext<State>) -> Response {
     })
 }
 
-#[tracing::instrument(skip_all, err(Display))]
+#[tracing::instrument(skip_all)]
 async fn join(
     Ext(state): Ext<State>,
-    headers: HeaderMap,
-    bytes: std::result::Result<Bytes, BytesRejection>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
 ) -> Result<Response> {
-    let req: JoinRequest = body(&headers, bytes)?;
+    if let Err(wait) = state.guards.join.take(&address_key(client)) {
+        return Err(too_many("too many joins from this address", wait));
+    }
+    let (parts, body) = req.into_parts();
+    json_type(&parts.headers)?;
+    let bytes = read_body(&state, body, &parts.headers, state.limits.max_join_bytes).await?;
+    let req: JoinRequest = parse(&bytes)?;
+    let permit = state.heavy().await?;
     let db = state.db.clone();
-    let resp = blocking(move || db.join(&req, now_ms())).await?;
-    tracing::info!(team = %resp.team_id, device = %resp.device_id, "device joined");
+    let resp = blocking(permit, move || db.join(&req, now_ms())).await?;
+    tracing::info!(%client, team = %resp.team_id, device = %resp.device_id, "device joined");
     Ok(json(&resp))
 }
 
-#[tracing::instrument(skip_all, fields(team, device), err(Display))]
+#[tracing::instrument(skip_all, fields(team, device))]
 async fn sync(
     Ext(state): Ext<State>,
-    headers: HeaderMap,
-    bytes: std::result::Result<Bytes, BytesRejection>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
 ) -> Result<Response> {
-    let device = authenticate(&state, &headers).await?;
+    let (parts, body) = req.into_parts();
+    // The token first: nobody without one makes the server read a byte of the body.
+    let device = state.authenticate(client, &parts.headers).await?;
     let span = tracing::Span::current();
     span.record("team", device.team.as_str());
     span.record("device", device.id.as_str());
-    let req: SyncRequest = body(&headers, bytes)?;
+    let slot = state.enter(&device)?;
+    if let Err(wait) = state.guards.sync.take(&device.id) {
+        return Err(too_many("this device syncs too often", wait));
+    }
+    json_type(&parts.headers)?;
+    let bytes = read_body(&state, body, &parts.headers, state.limits.max_request_bytes).await?;
+    let req: SyncRequest = parse(&bytes)?;
+    drop(bytes);
+    let permit = state.heavy().await?;
     let db = state.db.clone();
     let limits = state.limits.clone();
-    let (resp, counts) = blocking(move || db.sync(&device, &req, &limits, now_ms())).await?;
+    let (resp, counts) = blocking((permit, slot), move || {
+        db.sync(&device, &req, &limits, now_ms())
+    })
+    .await?;
     state.metrics.synced(&counts);
     if counts.stored > 0 || counts.pulled > 0 {
         tracing::debug!(stored = counts.stored, pulled = counts.pulled, "synced");
@@ -255,10 +402,23 @@ async fn sync(
     Ok(json(&resp))
 }
 
-#[tracing::instrument(skip_all, err(Display))]
-async fn link(Ext(state): Ext<State>, headers: HeaderMap) -> Result<Response> {
-    let device = authenticate(&state, &headers).await?;
+#[tracing::instrument(skip_all, fields(team, device))]
+async fn link(
+    Ext(state): Ext<State>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
+) -> Result<Response> {
+    let device = state.authenticate(client, req.headers()).await?;
+    let span = tracing::Span::current();
+    span.record("team", device.team.as_str());
+    span.record("device", device.id.as_str());
+    let slot = state.enter(&device)?;
+    if let Err(wait) = state.guards.link.take(&device.id) {
+        return Err(too_many("this device asks for link codes too often", wait));
+    }
+    let permit = state.heavy().await?;
     let db = state.db.clone();
-    let resp = blocking(move || db.link(&device, now_ms())).await?;
+    let max = state.limits.max_link_codes;
+    let resp = blocking((permit, slot), move || db.link(&device, now_ms(), max)).await?;
     Ok(json(&resp))
 }

@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_server::db::Db;
-use cairn_server::{Limits, State, now_ms};
+use cairn_server::{Limits, Rate, State, now_ms};
 use clap::{Parser, Subcommand};
 
 /// The self-hosted sync server of cairn.
@@ -33,16 +34,7 @@ enum Command {
     /// Logs go to stderr (set the level with CAIRN_LOG or RUST_LOG, e.g. `CAIRN_LOG=debug`); the
     /// first line on stdout is the address it listens on. Health: GET /healthz; readiness (touches
     /// the database): GET /readyz; Prometheus metrics: GET /metrics.
-    Serve {
-        /// The address to listen on; port 0 lets the system pick one.
-        #[arg(
-            long,
-            env = "CAIRN_SERVER_LISTEN",
-            default_value = "127.0.0.1:7878",
-            value_name = "ADDR"
-        )]
-        listen: SocketAddr,
-    },
+    Serve(ServeArgs),
     /// Create and list teams.
     #[command(subcommand)]
     Team(TeamCommand),
@@ -52,6 +44,101 @@ enum Command {
     /// List and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+}
+
+/// The server's address and limits. Every limit has a safe default; raise one only for a reason.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The address to listen on; port 0 lets the system pick one.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_LISTEN",
+        default_value = "127.0.0.1:7878",
+        value_name = "ADDR"
+    )]
+    listen: SocketAddr,
+    /// Open connections at most; past it a new one gets a 503 and is closed. Keep it well under
+    /// the process's file-descriptor limit (`ulimit -n`).
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_name = "N"
+    )]
+    max_connections: usize,
+    /// Time a client has to send a request's headers, and the most a kept-alive connection
+    /// may idle between requests.
+    #[arg(long, env = "CAIRN_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = duration, value_name = "DURATION")]
+    header_timeout: Duration,
+    /// Time a client has to send a request's body.
+    #[arg(long, env = "CAIRN_SERVER_BODY_TIMEOUT", default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    body_timeout: Duration,
+    /// The largest sync body read, in bytes.
+    #[arg(long, env = "CAIRN_SERVER_MAX_REQUEST_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
+    max_request_bytes: usize,
+    /// Requests decoding changes or writing the database at once; the rest wait a moment,
+    /// then get a 503.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_HEAVY",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    max_heavy: usize,
+    /// Joins per client address: BURST/EVERY (`30/2s`: thirty at once, then one every two
+    /// seconds), or `off`.
+    #[arg(long, env = "CAIRN_SERVER_RATE_JOIN", default_value = "30/2s", value_parser = rate, value_name = "RATE")]
+    rate_join: Rate,
+    /// Syncs per device.
+    #[arg(long, env = "CAIRN_SERVER_RATE_SYNC", default_value = "200/10ms", value_parser = rate, value_name = "RATE")]
+    rate_sync: Rate,
+    /// Link codes per device.
+    #[arg(long, env = "CAIRN_SERVER_RATE_LINK", default_value = "5/1m", value_parser = rate, value_name = "RATE")]
+    rate_link: Rate,
+    /// Requests with a refused token per client address.
+    #[arg(long, env = "CAIRN_SERVER_RATE_BAD_TOKEN", default_value = "20/500ms", value_parser = rate, value_name = "RATE")]
+    rate_bad_token: Rate,
+    /// A reverse proxy in front of the server whose X-Forwarded-For names the client (for the
+    /// rate limits and the log); repeat it, or separate addresses with commas.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_name = "IP"
+    )]
+    trusted_proxy: Vec<std::net::IpAddr>,
+    /// Documents kept in memory to check pushed changes against (more use memory, fewer
+    /// reload documents from the log).
+    #[arg(long, env = "CAIRN_SERVER_DOC_CACHE", default_value_t = cairn_server::db::DOC_CACHE, value_name = "N")]
+    doc_cache: usize,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_request_bytes: self.max_request_bytes,
+            max_heavy: self.max_heavy.max(1),
+            join: self.rate_join,
+            sync: self.rate_sync,
+            link: self.rate_link,
+            bad_token: self.rate_bad_token,
+            trusted_proxies: self.trusted_proxy.clone(),
+            ..Limits::default()
+        }
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    cairn_server::limits::parse_duration(text.trim())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` is not a duration like 500ms, 10s or 2m"))
+}
+
+fn rate(text: &str) -> Result<Rate, String> {
+    Rate::parse(text)
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,13 +159,20 @@ enum TeamCommand {
 #[derive(Debug, Subcommand)]
 enum InviteCommand {
     /// Create an invite code to a team; prints only the code.
+    ///
+    /// A general invite adds new members. An invite made for one member (--member) joins a
+    /// device as that member: for someone a teammate added by name before they joined, or to
+    /// give a member back their place after their devices were revoked.
     Create {
         /// The team's id (see `cairn-server team list`).
         #[arg(long)]
         team: String,
-        /// How many devices may join with it.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        uses: u32,
+        /// Make it for this member (`@handle` or member id) [default uses: 1].
+        #[arg(long, value_name = "@HANDLE")]
+        member: Option<String>,
+        /// How many devices may join with it [default: 10, or 1 with --member].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        uses: Option<u32>,
         /// How long it stays valid: a number and m, h or d (`30m`, `12h`, `7d`).
         #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
         expires: i64,
@@ -122,6 +216,7 @@ fn parse_duration_ms(text: &str) -> Result<i64, String> {
 }
 
 fn main() -> ExitCode {
+    cairn_core::change::install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,12 +244,17 @@ fn fmt_ms(ms: Option<i64>) -> String {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let path = cli.db.unwrap_or_else(default_db);
-    let db = Db::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let cache = match &cli.command {
+        Command::Serve(args) => args.doc_cache,
+        _ => 64,
+    };
+    let db = Db::open_with_cache(&path, cache)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut out = std::io::stdout().lock();
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve(args) => {
             drop(out);
-            serve(db, listen, &path)?;
+            serve(db, &args, &path)?;
         }
         Command::Team(TeamCommand::Create { name }) => {
             let team = db.create_team(&name, now_ms())?;
@@ -189,16 +289,23 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Invite(InviteCommand::Create {
             team,
+            member,
             uses,
             expires,
         }) => {
             let now = now_ms();
-            let code = db.create_invite(&team, uses, now + expires, now)?;
+            let uses = uses.unwrap_or(if member.is_some() { 1 } else { 10 });
+            let code = db.create_invite(&team, uses, now + expires, now, member.as_deref())?;
             writeln!(out, "{code}")?;
-            eprintln!(
-                "good for {uses} device(s) until {} UTC: `cairn join URL --invite {code} --name NAME`",
-                fmt_ms(Some(now + expires))
-            );
+            let until = fmt_ms(Some(now + expires));
+            match &member {
+                Some(m) => eprintln!(
+                    "good for {uses} device(s) of {m} until {until} UTC: `cairn join URL --invite {code}`"
+                ),
+                None => eprintln!(
+                    "good for {uses} device(s) until {until} UTC: `cairn join URL --invite {code} --name NAME`"
+                ),
+            }
         }
         Command::Device(DeviceCommand::List { team, json }) => {
             let devices = db.devices(team.as_deref())?;
@@ -234,9 +341,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
 fn serve(
     db: Db,
-    listen: SocketAddr,
+    args: &ServeArgs,
     path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let listen = args.listen;
+    let limits = args.limits();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -260,7 +369,7 @@ fn serve(
         }
         tracing::info!(%addr, db = %path.display(), "serving");
         db.checkpoint_in_background()?;
-        let state = State::new(Arc::new(db), Limits::default());
+        let state = State::new(Arc::new(db), limits);
         cairn_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok::<_, Box<dyn std::error::Error>>(())

@@ -20,6 +20,8 @@ pub struct Metrics {
     changes_pulled: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 /// Status classes: 2xx, 3xx, 4xx, 5xx, other.
@@ -62,8 +64,23 @@ impl Metrics {
         self.bytes_out.fetch_add(c.bytes_out as u64, Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// Counts a connection opened.
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts a connection refused because too many were open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// The Prometheus text exposition; `docs` is how many documents the server holds in memory.
+    pub fn render(&self, docs: usize) -> String {
         let mut out = String::new();
         out.push_str("# HELP cairn_http_requests_total HTTP requests by route and status class.\n");
         out.push_str("# TYPE cairn_http_requests_total counter\n");
@@ -108,7 +125,7 @@ impl Metrics {
             ),
             (
                 "cairn_change_bytes_in_total",
-                "Bytes of changes stored.",
+                "Bytes of changes received.",
                 &self.bytes_in,
             ),
             (
@@ -116,12 +133,31 @@ impl Metrics {
                 "Bytes of changes sent.",
                 &self.bytes_out,
             ),
+            (
+                "cairn_connections_refused_total",
+                "Connections refused because too many were open.",
+                &self.connections_refused,
+            ),
         ] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 v.load(Relaxed)
             );
+        }
+        for (name, help, v) in [
+            (
+                "cairn_connections_open",
+                "Connections open now.",
+                self.connections_open.load(Relaxed),
+            ),
+            (
+                "cairn_documents_cached",
+                "Documents held in memory to check pushed changes against.",
+                docs as u64,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         out
     }

@@ -164,7 +164,10 @@ fn changes(actor: &ActorId, keys: &[&str]) -> Vec<Vec<u8>> {
 fn founded(limits: Limits) -> (TestServer, String, String) {
     let server = TestServer::start(limits);
     let team = server.db.create_team("Otters", 0).unwrap();
-    let invite = server.db.create_invite(&team.id, 5, i64::MAX, 0).unwrap();
+    let invite = server
+        .db
+        .create_invite(&team.id, 5, i64::MAX, 0, None)
+        .unwrap();
     let founder = server.join(&JoinRequest {
         invite: invite.clone(),
         device_name: "ana's laptop".into(),
@@ -417,7 +420,10 @@ fn a_token_reaches_its_own_team_only() {
     server.sync_ok(&ana, &push("team", secret.clone()));
 
     let other = server.db.create_team("Badgers", 0).unwrap();
-    let invite = server.db.create_invite(&other.id, 1, i64::MAX, 0).unwrap();
+    let invite = server
+        .db
+        .create_invite(&other.id, 1, i64::MAX, 0, None)
+        .unwrap();
     let zed = server.join(&JoinRequest {
         invite,
         device_name: "zed".into(),
@@ -529,7 +535,10 @@ fn changes_come_in_order_uncompressed_and_without_gaps() {
 fn publishing_holds_joins_back_and_can_be_retried() {
     let server = TestServer::start(Limits::default());
     let team = server.db.create_team("Otters", 0).unwrap();
-    let invite = server.db.create_invite(&team.id, 5, i64::MAX, 0).unwrap();
+    let invite = server
+        .db
+        .create_invite(&team.id, 5, i64::MAX, 0, None)
+        .unwrap();
     let publish = |who: &str| JoinRequest {
         invite: invite.clone(),
         device_name: "laptop".into(),

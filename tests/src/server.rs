@@ -123,6 +123,14 @@ impl Server {
         .to_owned()
     }
 
+    /// Creates a one-use invite made for the member `handle` of `team`.
+    pub fn invite_for(&self, team: &str, handle: &str) -> String {
+        self.admin(&["invite", "create", "--team", team, "--member", handle])
+            .ok()
+            .trim()
+            .to_owned()
+    }
+
     /// How many changes the team's log holds.
     pub fn changes(&self, team: &str) -> i64 {
         let conn = rusqlite::Connection::open(self.db()).expect("the server db opens");

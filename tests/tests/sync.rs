@@ -64,7 +64,11 @@ fn status(home: &Home) -> Value {
 fn three_members_log_offline_and_converge_whatever_the_order() {
     let server = Server::start();
     let (ana, team, invite) = published(&server);
-    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let bo = join(
+        &server,
+        &server.invite_for(&team, "@bo"),
+        &["--claim", "@bo"],
+    );
     let cy = join(&server, &invite, &["--name", "Cy"]);
     assert_eq!(texts(&bo), ["Wrote the onboarding notes"]);
     ana.run(&["sync"]).ok();
@@ -181,8 +185,12 @@ fn a_member_with_a_second_device() {
 #[test]
 fn a_killed_server_or_client_loses_nothing() {
     let mut server = Server::start();
-    let (ana, team, invite) = published(&server);
-    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let (ana, team, _invite) = published(&server);
+    let bo = join(
+        &server,
+        &server.invite_for(&team, "@bo"),
+        &["--claim", "@bo"],
+    );
     let mut expected = texts(&ana);
     for round in 0..4 {
         for i in 0..5 {
@@ -244,8 +252,12 @@ fn a_killed_server_or_client_loses_nothing() {
 #[test]
 fn a_revoked_device_is_refused_at_once() {
     let server = Server::start();
-    let (_ana, team, invite) = published(&server);
-    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let (_ana, team, _invite) = published(&server);
+    let bo = join(
+        &server,
+        &server.invite_for(&team, "@bo"),
+        &["--claim", "@bo"],
+    );
     let devices = server
         .admin(&["device", "list", "--team", &team, "--json"])
         .json();
@@ -319,8 +331,12 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn writes_sync_quietly_in_the_background_and_never_wait_for_the_network() {
     let mut server = Server::start();
-    let (mut ana, _team, invite) = published(&server);
-    let bo = join(&server, &invite, &["--claim", "@bo"]);
+    let (mut ana, team, _invite) = published(&server);
+    let bo = join(
+        &server,
+        &server.invite_for(&team, "@bo"),
+        &["--claim", "@bo"],
+    );
     ana.auto_sync = true;
     ana.run(&["log", "Synced without asking"]).ok();
     // The write returned at once; a background sync sends it shortly after.

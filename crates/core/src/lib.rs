@@ -6,6 +6,7 @@
 //! new ids are passed in, so every function here is deterministic and testable.
 //!
 //! Layout:
+//! - [`change`]: changes from elsewhere, inspected with bounded work and applied without panics;
 //! - [`ids`]: event, member and document ids (event ids sort by time);
 //! - [`team`]: the team document (name, zone, pillars, commitments, members);
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
@@ -33,6 +34,7 @@
 //! assert_eq!(events[0].kind, Kind::Action);
 //! ```
 
+pub mod change;
 pub mod digest;
 pub mod error;
 pub mod event;

@@ -1,0 +1,554 @@
+//! Changes from elsewhere: a bounded look at an automerge change's bytes before anything decodes
+//! it, and applying changes so that one that does not apply is refused instead of panicking.
+//!
+//! Decoding a change walks every operation it encodes, and the columns of a change are run-length
+//! encoded: ninety bytes can claim 2^40 operations, or one operation with 2^40 predecessors.
+//! [`inspect`] reads only the header and the run lengths of two columns, so its work grows with
+//! the bytes received, and refuses a change whose decoding would cost more than its size allows.
+//! [`decode`] then decodes what passed. [`apply`] applies decoded changes to a document and turns
+//! an automerge panic (an operation naming an actor the change does not list, a counter that
+//! overflows) into an error; the document is then unfit for use and must be reloaded.
+//!
+//! ```
+//! use automerge::{Automerge, transaction::Transactable, ROOT};
+//! use cairn_core::change::{self, Bounds};
+//!
+//! let mut doc = Automerge::new();
+//! doc.transact::<_, _, automerge::AutomergeError>(|tx| { tx.put(ROOT, "k", "v")?; Ok(()) }).unwrap();
+//! let bytes = doc.get_changes(&[])[0].raw_bytes().to_vec();
+//! let (c, shape) = change::decode(&bytes, &Bounds::default()).unwrap();
+//! assert_eq!(shape.ops, 1);
+//! let mut replica = Automerge::new();
+//! change::apply(&mut replica, vec![c]).unwrap();
+//! // Thirty bytes of noise are refused before any decoding.
+//! assert!(change::inspect(&[0x85; 30], &Bounds::default()).is_err());
+//! ```
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use automerge::{Automerge, Change};
+
+/// The first bytes of every automerge chunk.
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// The chunk type of an uncompressed change.
+const CHANGE_CHUNK: u8 = 1;
+/// The ops columns whose run lengths say what decoding costs: the action of each operation
+/// (column 4, unsigned integers) and the number of predecessors of each (column 7, a group).
+const ACTION_COLUMN: u64 = (4 << 4) | 2;
+const PRED_GROUP_COLUMN: u64 = 7 << 4;
+/// The bit of a column specification that marks it deflated.
+const DEFLATE_BIT: u64 = 1 << 3;
+
+/// How much a change may cost to decode and apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// The most bytes of one change.
+    pub max_bytes: usize,
+    /// The most operations of one change. A change also has at most one operation per byte:
+    /// cairn's own changes give each operation a key or a value of its own.
+    pub max_ops: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_bytes: 1 << 20,
+            max_ops: 10_000,
+        }
+    }
+}
+
+/// What [`inspect`] read of a change without decoding its operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Operations it encodes.
+    pub ops: u64,
+    /// Predecessors of all its operations together.
+    pub preds: u64,
+    /// The counter of its first operation.
+    pub start_op: u64,
+    /// Its number among its actor's changes.
+    pub seq: u64,
+    /// How many changes it depends on.
+    pub deps: usize,
+}
+
+/// Why a change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("it has {len} bytes; the most is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("it is not an uncompressed automerge change ({0})")]
+    NotAChange(&'static str),
+    #[error("it is cut short or damaged ({0})")]
+    Malformed(&'static str),
+    #[error(
+        "it claims {ops} operations and {preds} predecessors in {len} bytes; the most is {max}"
+    )]
+    TooCostly {
+        ops: u64,
+        preds: u64,
+        len: usize,
+        max: u64,
+    },
+    #[error("its operation counters run past 2^32")]
+    CounterOverflow,
+    #[error("it does not decode: {0}")]
+    Undecodable(String),
+    #[error("it is damaged: its checksum does not match")]
+    Checksum,
+    #[error("it carries an author footer")]
+    Author,
+    #[error("it does not apply: {0}")]
+    DoesNotApply(String),
+}
+
+/// A cursor over a change's bytes; every read checks what is left.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Refusal> {
+        if n > self.bytes.len() {
+            return Err(Refusal::Malformed(what));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn uleb(&mut self, what: &'static str) -> Result<u64, Refusal> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let [b] = self.take(1, what)? else {
+                unreachable!("take(1) gives one byte")
+            };
+            let low = u64::from(b & 0x7f);
+            if i == 9 && low > 1 {
+                return Err(Refusal::Malformed(what));
+            }
+            value |= low << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(Refusal::Malformed(what))
+    }
+
+    fn sleb(&mut self, what: &'static str) -> Result<i64, Refusal> {
+        let mut value = 0i64;
+        let mut shift = 0u32;
+        loop {
+            let [b] = self.take(1, what)? else {
+                unreachable!("take(1) gives one byte")
+            };
+            if shift >= 64 {
+                return Err(Refusal::Malformed(what));
+            }
+            value |= i64::from(b & 0x7f).wrapping_shl(shift);
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Ok(value);
+            }
+        }
+    }
+
+    fn len(&mut self, what: &'static str) -> Result<usize, Refusal> {
+        usize::try_from(self.uleb(what)?).map_err(|_| Refusal::Malformed(what))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// What a run-length encoded column of unsigned integers holds: its number of entries and the
+/// sum of its values, both read from the run headers alone (saturating, never overflowing).
+fn rle_count_and_sum(column: &[u8]) -> Result<(u64, u64), Refusal> {
+    let what = "a run-length column";
+    let mut r = Reader { bytes: column };
+    let (mut count, mut sum) = (0u64, 0u64);
+    while !r.is_empty() {
+        let header = r.sleb(what)?;
+        if header > 0 {
+            let n = header.unsigned_abs();
+            let v = r.uleb(what)?;
+            count = count.saturating_add(n);
+            sum = sum.saturating_add(n.saturating_mul(v));
+        } else if header < 0 {
+            for _ in 0..header.unsigned_abs() {
+                sum = sum.saturating_add(r.uleb(what)?);
+                count += 1;
+            }
+        } else {
+            count = count.saturating_add(r.uleb(what)?);
+        }
+    }
+    Ok((count, sum))
+}
+
+/// Reads a change's header and the run lengths of its action and predecessor columns, with work
+/// bounded by its size, and refuses it unless decoding and applying it stay within `bounds`.
+pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
+    if bytes.len() > bounds.max_bytes {
+        return Err(Refusal::TooLarge {
+            len: bytes.len(),
+            max: bounds.max_bytes,
+        });
+    }
+    let mut r = Reader { bytes };
+    if r.take(4, "magic bytes")
+        .map_err(|_| Refusal::NotAChange("too short"))?
+        != MAGIC
+    {
+        return Err(Refusal::NotAChange("no magic bytes"));
+    }
+    r.take(4, "checksum")?;
+    let [kind] = r.take(1, "chunk type")? else {
+        unreachable!("take(1) gives one byte")
+    };
+    if *kind != CHANGE_CHUNK {
+        return Err(Refusal::NotAChange("another kind of chunk"));
+    }
+    let body_len = r.len("chunk length")?;
+    if body_len != r.bytes.len() {
+        return Err(Refusal::Malformed("its length does not match its bytes"));
+    }
+    let deps = r.len("dependencies")?;
+    r.take(
+        deps.checked_mul(32)
+            .ok_or(Refusal::Malformed("dependencies"))?,
+        "dependencies",
+    )?;
+    let actor_len = r.len("actor")?;
+    r.take(actor_len, "actor")?;
+    let seq = r.uleb("sequence number")?;
+    let start_op = r.uleb("start op")?;
+    if start_op == 0 {
+        return Err(Refusal::Malformed("start op 0"));
+    }
+    r.sleb("time")?;
+    let message_len = r.len("message")?;
+    r.take(message_len, "message")?;
+    let actors = r.len("other actors")?;
+    for _ in 0..actors {
+        let n = r.len("other actors")?;
+        r.take(n, "other actors")?;
+    }
+    let columns = r.len("columns")?;
+    let mut specs = Vec::new();
+    let mut total = 0usize;
+    for _ in 0..columns {
+        let spec = r.uleb("column spec")?;
+        let len = r.len("column length")?;
+        if spec & DEFLATE_BIT != 0 {
+            return Err(Refusal::NotAChange("a deflated column"));
+        }
+        total = total
+            .checked_add(len)
+            .ok_or(Refusal::Malformed("column lengths"))?;
+        if total > r.bytes.len() {
+            return Err(Refusal::Malformed("column lengths"));
+        }
+        specs.push((spec, len));
+    }
+    let data = r.take(total, "columns")?;
+    let (mut ops, mut preds) = (0u64, 0u64);
+    let mut at = 0usize;
+    for (spec, len) in specs {
+        let column = &data[at..at + len];
+        at += len;
+        if spec == ACTION_COLUMN {
+            ops = rle_count_and_sum(column)?.0;
+        } else if spec == PRED_GROUP_COLUMN {
+            preds = rle_count_and_sum(column)?.1;
+        }
+    }
+    let cheap = (bytes.len() as u64).min(bounds.max_ops);
+    if ops > cheap || preds > cheap.saturating_add(ops) {
+        return Err(Refusal::TooCostly {
+            ops,
+            preds,
+            len: bytes.len(),
+            max: bounds.max_ops,
+        });
+    }
+    // automerge keeps counters in 32 bits: a change whose ops would pass that overflows them.
+    if start_op.saturating_add(ops) > u64::from(u32::MAX) {
+        return Err(Refusal::CounterOverflow);
+    }
+    Ok(Shape {
+        ops,
+        preds,
+        start_op,
+        seq,
+        deps,
+    })
+}
+
+/// Inspects, then decodes a change, refusing a damaged checksum and an author footer (cairn
+/// never writes one).
+pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<(Change, Shape), Refusal> {
+    let shape = inspect(bytes, bounds)?;
+    let change = quietly(|| Change::from_bytes(bytes.to_vec()))
+        .map_err(|p| Refusal::Undecodable(p.to_owned()))?
+        .map_err(|e| Refusal::Undecodable(e.to_string()))?;
+    if !crate::ids::checksum_ok(bytes, &change.hash().0) {
+        return Err(Refusal::Checksum);
+    }
+    if quietly(|| change.author().is_some()).unwrap_or(true) {
+        return Err(Refusal::Author);
+    }
+    Ok((change, shape))
+}
+
+/// Applies `changes` to `doc`. On an error the document may hold part of them, or be in a state
+/// automerge never meant: throw it away and load it again.
+pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Refusal> {
+    match quietly(|| doc.apply_changes(changes)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Refusal::DoesNotApply(e.to_string())),
+        Err(panic) => Err(Refusal::DoesNotApply(panic.to_owned())),
+    }
+}
+
+thread_local! {
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into an error that says what panicked. While it runs, the
+/// panic hook of [`install_panic_hook`] stays silent: the caller reports the failure itself.
+pub fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, &'static str> {
+    let was = QUIET.with(|q| q.replace(true));
+    let out = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    out.map_err(|_| "automerge failed on it (a panic, caught)")
+}
+
+/// Makes panics caught by [`quietly`] silent, leaving every other panic to the hook installed
+/// before. For binaries: call once at start.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !QUIET.with(Cell::get) {
+            previous(info);
+        }
+    }));
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, ROOT, ReadDoc};
+
+    fn one_change(ops: usize) -> Vec<u8> {
+        let mut doc = Automerge::new().with_actor(ActorId::from([3u8; 16]));
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            for i in 0..ops {
+                tx.put(ROOT, format!("key{i}"), i as i64)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        doc.get_changes(&[])[0].raw_bytes().to_vec()
+    }
+
+    pub(crate) fn uleb(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    pub(crate) fn sleb(out: &mut Vec<u8>, mut v: i64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// Re-encodes the change `bytes` with column `spec` replaced by `column` (added when
+    /// missing), the checksum made right again, so only the column differs.
+    pub(crate) fn with_column(bytes: &[u8], spec: u64, column: &[u8]) -> Vec<u8> {
+        let mut r = Reader { bytes: &bytes[9..] };
+        r.len("").unwrap();
+        let body_start = bytes.len() - r.bytes.len();
+        let deps = r.len("").unwrap();
+        r.take(deps * 32, "").unwrap();
+        let n = r.len("").unwrap();
+        r.take(n, "").unwrap();
+        r.uleb("").unwrap();
+        r.uleb("").unwrap();
+        r.sleb("").unwrap();
+        let n = r.len("").unwrap();
+        r.take(n, "").unwrap();
+        let actors = r.len("").unwrap();
+        for _ in 0..actors {
+            let n = r.len("").unwrap();
+            r.take(n, "").unwrap();
+        }
+        let meta_start = bytes.len() - r.bytes.len();
+        let columns = r.len("").unwrap();
+        let mut specs = Vec::new();
+        for _ in 0..columns {
+            specs.push((r.uleb("").unwrap(), r.len("").unwrap()));
+        }
+        let mut cols: Vec<(u64, Vec<u8>)> = specs
+            .into_iter()
+            .map(|(s, len)| (s, r.take(len, "").unwrap().to_vec()))
+            .collect();
+        match cols.iter_mut().find(|(s, _)| *s == spec) {
+            Some(c) => c.1 = column.to_vec(),
+            None => {
+                cols.push((spec, column.to_vec()));
+                cols.sort_by_key(|c| c.0);
+            }
+        }
+        let mut body = bytes[body_start..meta_start].to_vec();
+        uleb(&mut body, cols.len() as u64);
+        for (s, c) in &cols {
+            uleb(&mut body, *s);
+            uleb(&mut body, c.len() as u64);
+        }
+        for (_, c) in &cols {
+            body.extend_from_slice(c);
+        }
+        body.extend_from_slice(r.bytes);
+        rechecksum(&body)
+    }
+
+    /// A change chunk around `body` with the checksum automerge computes.
+    fn rechecksum(body: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend([0; 4]);
+        out.push(CHANGE_CHUNK);
+        uleb(&mut out, body.len() as u64);
+        out.extend_from_slice(body);
+        // The checksum is the start of the hash automerge gives the change; a change that does
+        // not decode keeps zeros, which is what an attacker would send too.
+        if let Ok(c) = Change::from_bytes(out.clone()) {
+            out[4..8].copy_from_slice(&c.hash().0[..4]);
+        }
+        out
+    }
+
+    #[test]
+    fn honest_changes_pass_with_their_op_count() {
+        for n in [1, 7, 300] {
+            let bytes = one_change(n);
+            let shape = inspect(&bytes, &Bounds::default()).unwrap();
+            assert_eq!(shape.ops, n as u64);
+            let (change, _) = decode(&bytes, &Bounds::default()).unwrap();
+            assert_eq!(change.len(), n);
+        }
+    }
+
+    #[test]
+    fn a_run_of_two_to_the_forty_ops_is_refused_before_decoding() {
+        let bytes = one_change(1);
+        let mut col = Vec::new();
+        sleb(&mut col, 1 << 40);
+        col.push(1);
+        let evil = with_column(&bytes, ACTION_COLUMN, &col);
+        assert!(evil.len() < 120, "{}", evil.len());
+        let started = std::time::Instant::now();
+        let err = inspect(&evil, &Bounds::default()).unwrap_err();
+        assert!(
+            matches!(err, Refusal::TooCostly { ops, .. } if ops == 1 << 40),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_run_of_predecessors_is_refused_before_decoding() {
+        let bytes = one_change(1);
+        let mut col = Vec::new();
+        sleb(&mut col, 1);
+        uleb(&mut col, 1 << 40);
+        let evil = with_column(&bytes, PRED_GROUP_COLUMN, &col);
+        let err = inspect(&evil, &Bounds::default()).unwrap_err();
+        assert!(matches!(err, Refusal::TooCostly { preds, .. } if preds == 1 << 40));
+    }
+
+    #[test]
+    fn counters_past_32_bits_are_refused() {
+        let mut doc = Automerge::new();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "a", 1)?;
+            tx.put(ROOT, "b", 2)?;
+            Ok(())
+        })
+        .unwrap();
+        let mut expanded = doc.get_changes(&[])[0].decode();
+        expanded.start_op = std::num::NonZeroU64::new(u64::from(u32::MAX)).unwrap();
+        let bytes = Change::from(expanded).raw_bytes().to_vec();
+        assert_eq!(
+            inspect(&bytes, &Bounds::default()),
+            Err(Refusal::CounterOverflow)
+        );
+    }
+
+    #[test]
+    fn noise_and_truncations_are_refused_never_panic() {
+        let bytes = one_change(5);
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n], &Bounds::default()).is_err());
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode(&extra, &Bounds::default()).is_err());
+        assert!(inspect(&[0xff; 64], &Bounds::default()).is_err());
+    }
+
+    /// An op whose object names actor 5 of a change that lists one actor: it decodes, and
+    /// automerge panics when it applies; here it is refused.
+    pub(crate) fn foreign_actor_index_change() -> (Automerge, Vec<u8>) {
+        let mut doc = Automerge::new().with_actor(ActorId::from([4u8; 16]));
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put_object(ROOT, "m", automerge::ObjType::Map)?;
+            Ok(())
+        })
+        .unwrap();
+        let heads = doc.get_heads();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            let m = tx.get(ROOT, "m")?.unwrap().1;
+            tx.put(&m, "k", 1)?;
+            Ok(())
+        })
+        .unwrap();
+        let second = doc.get_changes(&heads)[0].raw_bytes().to_vec();
+        let mut base = Automerge::new();
+        base.apply_changes(doc.get_changes(&[]).into_iter().take(1))
+            .unwrap();
+        // Column 0 of type actor: the object's actor index of each op.
+        let mut col = Vec::new();
+        sleb(&mut col, 1);
+        uleb(&mut col, 5);
+        (base, with_column(&second, 1, &col))
+    }
+
+    #[test]
+    fn apply_turns_a_panic_into_a_refusal() {
+        let (mut base, evil) = foreign_actor_index_change();
+        let (change, _) = decode(&evil, &Bounds::default()).expect("it decodes");
+        let err = apply(&mut base, vec![change]).unwrap_err();
+        assert!(matches!(err, Refusal::DoesNotApply(_)), "{err:?}");
+    }
+}

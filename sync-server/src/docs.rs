@@ -1,0 +1,149 @@
+//! The documents as the server holds them: every pushed change is applied to its document before
+//! it is stored, so nothing stored can stop a replica. Recently used documents stay in memory,
+//! each with the number of the last log entry folded into it; a document is taken out of the
+//! cache while a request works on it and put back only after its changes are committed, so a
+//! failed request never leaves a document ahead of the log.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use automerge::{Automerge, Change};
+use cairn_core::change;
+use rusqlite::{Transaction, params};
+
+use crate::Result;
+
+/// A document and how far into the team's log it is.
+#[derive(Debug)]
+pub struct Loaded {
+    pub doc: Automerge,
+    /// The last log entry of this document folded into `doc`.
+    pub seq: i64,
+}
+
+impl Loaded {
+    fn empty() -> Loaded {
+        Loaded {
+            doc: Automerge::new(),
+            seq: 0,
+        }
+    }
+
+    /// Folds in the document's log entries after `self.seq`. A stored change that does not apply
+    /// (stored by a server before it applied changes) is skipped and logged: withdraw it with
+    /// `cairn-server change withdraw`.
+    pub fn catch_up(&mut self, tx: &Transaction<'_>, team: &str, doc: &str) -> Result<()> {
+        let mut st = tx.prepare_cached(
+            "SELECT seq, data FROM changes
+             WHERE team = ?1 AND doc = ?2 AND seq > ?3 AND kind = 0 AND withdrawn_ms IS NULL
+             ORDER BY seq",
+        )?;
+        let mut rows = st.query(params![team, doc, self.seq])?;
+        let mut batch = Vec::new();
+        let mut last = self.seq;
+        while let Some(r) = rows.next()? {
+            last = r.get(0)?;
+            let data: Vec<u8> = r.get(1)?;
+            match Change::from_bytes(data) {
+                Ok(c) => batch.push((last, c)),
+                Err(e) => {
+                    tracing::error!(team, doc = ?doc, seq = last, error = %e,
+                        "a stored change does not decode; withdraw it");
+                }
+            }
+        }
+        if batch.is_empty() {
+            self.seq = last;
+            return Ok(());
+        }
+        let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
+        let backup = self.doc.clone();
+        if change::apply(&mut self.doc, changes).is_err() {
+            // One at a time, to find and skip the ones that do not apply.
+            self.doc = backup;
+            for (seq, c) in batch {
+                let before = self.doc.clone();
+                let hash = c.hash();
+                if let Err(e) = change::apply(&mut self.doc, vec![c]) {
+                    self.doc = before;
+                    tracing::error!(team, doc = ?doc, seq, hash = %hash, error = %e,
+                        "a stored change does not apply; withdraw it");
+                }
+            }
+        }
+        self.seq = last;
+        Ok(())
+    }
+}
+
+/// Recently used documents, at most `capacity` of them.
+#[derive(Debug)]
+pub struct DocCache {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tick: u64,
+    docs: HashMap<(String, String), (u64, Loaded)>,
+}
+
+impl DocCache {
+    pub fn new(capacity: usize) -> DocCache {
+        DocCache {
+            capacity,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `doc` of `team` out of the cache, or an empty one to catch up from the log.
+    pub fn take(&self, team: &str, doc: &str) -> Loaded {
+        self.lock()
+            .docs
+            .remove(&(team.to_owned(), doc.to_owned()))
+            .map_or_else(Loaded::empty, |(_, l)| l)
+    }
+
+    /// Puts a document back; of two copies the one further into the log stays.
+    pub fn put(&self, team: &str, doc: &str, loaded: Loaded) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        let key = (team.to_owned(), doc.to_owned());
+        if let Some((_, old)) = inner.docs.get(&key)
+            && old.seq >= loaded.seq
+        {
+            return;
+        }
+        inner.docs.insert(key, (tick, loaded));
+        while inner.docs.len() > self.capacity {
+            let oldest = inner
+                .docs
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => inner.docs.remove(&k),
+                None => break,
+            };
+        }
+    }
+
+    /// Forgets every cached document of `team` named `doc`.
+    pub fn forget(&self, team: &str, doc: &str) {
+        self.lock().docs.remove(&(team.to_owned(), doc.to_owned()));
+    }
+
+    /// How many documents are held.
+    pub fn held(&self) -> usize {
+        self.lock().docs.len()
+    }
+}
