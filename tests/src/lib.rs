@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod forge;
+pub mod http;
 pub mod server;
 
 pub use server::Server;
@@ -161,6 +163,25 @@ impl Home {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         }
+    }
+
+    /// A value of the replica's `meta` table (`token`, `me`, `device_id`, ...).
+    pub fn meta(&self, key: &str) -> String {
+        let conn = rusqlite::Connection::open(self.replica()).expect("the replica opens");
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("no meta {key}: {e}"))
+    }
+
+    /// The changes waiting in the outbox: (document, bytes), oldest first.
+    pub fn outbox(&self) -> Vec<(String, Vec<u8>)> {
+        let conn = rusqlite::Connection::open(self.replica()).expect("the replica opens");
+        let mut st = conn
+            .prepare("SELECT doc, change FROM outbox ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     /// Starts a team here with the given founder, plus members added by name.

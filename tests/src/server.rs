@@ -14,19 +14,32 @@ pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Flags given to `serve` besides `--listen`.
+    flags: Vec<String>,
 }
 
 impl Server {
     /// Starts a server on a fresh database.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server on a fresh database with extra `serve` flags (`--max-connections 3`).
+    pub fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut s = Server {
             dir,
             child: None,
             url: String::new(),
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
         };
         s.spawn("127.0.0.1:0");
         s
+    }
+
+    /// `127.0.0.1:PORT`, for raw connections.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     /// The server's database file.
@@ -42,6 +55,7 @@ impl Server {
             .expect("a log file");
         let mut child = Command::new(bin("cairn-server"))
             .args(["serve", "--listen", listen])
+            .args(&self.flags)
             .env("CAIRN_SERVER_DB", self.db())
             .env("CAIRN_LOG", "info")
             .stdin(Stdio::null())

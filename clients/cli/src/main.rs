@@ -59,6 +59,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    cairn_core::change::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

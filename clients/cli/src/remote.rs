@@ -27,7 +27,14 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     token: Option<String>,
+    /// Wait and try again when the server says it is busy (429, 503), saying so on stderr.
+    patient: bool,
 }
+
+/// The longest wait a busy server can ask for that cairn sits out by itself.
+const MAX_WAIT: Duration = Duration::from_secs(15);
+/// Tries of one request against a busy server.
+const TRIES: usize = 4;
 
 /// Turns what the user typed into a base URL: `http(s)://host[:port][/path]`, no trailing slash.
 pub fn normalise_url(url: &str) -> Result<String> {
@@ -55,7 +62,14 @@ impl Client {
             agent: config.into(),
             base: base.to_owned(),
             token,
+            patient: true,
         }
+    }
+
+    /// A client that gives up at once when the server is busy (for quiet background syncs).
+    pub fn impatient(mut self) -> Client {
+        self.patient = false;
+        self
     }
 
     fn unreachable(&self, e: ureq::Error) -> CliError {
@@ -72,21 +86,44 @@ impl Client {
         body: Option<&B>,
     ) -> Result<(T, usize, usize)> {
         let url = format!("{}{path}", self.base);
-        let mut sent = 0;
-        let resp = match body {
-            Some(body) => {
-                let bytes = serde_json::to_vec(body)
-                    .map_err(|e| CliError::new(format!("cannot encode a request: {e}")))?;
-                sent = bytes.len();
-                let mut req = self.agent.post(&url).content_type("application/json");
-                if let Some(t) = &self.token {
-                    req = req.header("Authorization", format!("{AUTH_SCHEME} {t}"));
+        let bytes = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| CliError::new(format!("cannot encode a request: {e}")))?;
+        let mut tries = 0;
+        let (mut resp, sent) = loop {
+            tries += 1;
+            let resp = match &bytes {
+                Some(bytes) => {
+                    let mut req = self.agent.post(&url).content_type("application/json");
+                    if let Some(t) = &self.token {
+                        req = req.header("Authorization", format!("{AUTH_SCHEME} {t}"));
+                    }
+                    req.send(&bytes[..])
                 }
-                req.send(&bytes[..])
+                None => self.agent.get(&url).call(),
+            };
+            let resp = resp.map_err(|e| self.unreachable(e))?;
+            let sent = bytes.as_ref().map_or(0, Vec::len);
+            let status = resp.status().as_u16();
+            if !matches!(status, 429 | 503) {
+                break (resp, sent);
             }
-            None => self.agent.get(&url).call(),
+            let wait = retry_after(&resp);
+            if !self.patient || tries >= TRIES || wait > MAX_WAIT {
+                break (resp, sent);
+            }
+            let why = if status == 429 {
+                "asks this device to slow down"
+            } else {
+                "is busy"
+            };
+            eprintln!(
+                "the server {why}; trying again in {} s",
+                wait.as_secs().max(1)
+            );
+            std::thread::sleep(wait);
         };
-        let mut resp = resp.map_err(|e| self.unreachable(e))?;
         let status = resp.status();
         let data = resp
             .body_mut()
@@ -111,6 +148,10 @@ impl Client {
             .unwrap_or_else(|_| format!("HTTP {status}"));
         let err = CliError::new(format!("the server refused: {message}")).code(code::OTHER);
         Err(match status.as_u16() {
+            429 | 503 => err.hint(format!(
+                "the server asked to wait {} s; nothing is lost, run `cairn sync` then",
+                retry_after(&resp).as_secs().max(1)
+            )),
             401 => err.hint(
                 "this device's token was refused (revoked?); ask for a new invite and join again",
             ),
@@ -147,6 +188,17 @@ impl Client {
     }
 }
 
+/// How long a 429 or 503 asks to wait (`Retry-After` in seconds; one second when unsaid).
+fn retry_after<B>(resp: &ureq::http::Response<B>) -> Duration {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(1), |s| {
+            Duration::from_secs(s.min(24 * 3600))
+        })
+}
+
 /// What a sync moved.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
@@ -159,6 +211,8 @@ pub struct Report {
     pub bytes_up: usize,
     pub bytes_down: usize,
     pub cursor: u64,
+    /// Changes from the server set aside because they do not apply (`cairn doctor` lists them).
+    pub set_aside: usize,
 }
 
 /// Exchanges with the server until the outbox is empty and the log is pulled to its head.
@@ -215,6 +269,7 @@ pub fn sync(
         let applied = replica.apply_exchange(acked_through, &pulled, resp.cursor, now_ms)?;
         report.sent += acked;
         report.received += applied.changes;
+        report.set_aside += applied.set_aside;
         report.cursor = resp.cursor;
         progress.show(
             resp.cursor.saturating_sub(start),

@@ -192,6 +192,209 @@ fn rle_count_and_sum(column: &[u8]) -> Result<(u64, u64), Refusal> {
     Ok((count, sum))
 }
 
+/// A change taken apart into its header fields and its raw operation columns, without decoding
+/// any operation: the bounded view [`inspect`] judges, and a way for tools and tests to put a
+/// change together again with one part replaced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parts {
+    pub deps: Vec<[u8; 32]>,
+    pub actor: Vec<u8>,
+    pub seq: u64,
+    pub start_op: u64,
+    pub time: i64,
+    pub message: Vec<u8>,
+    pub other_actors: Vec<Vec<u8>>,
+    /// Each column's specification and bytes, in order.
+    pub columns: Vec<(u64, Vec<u8>)>,
+    /// Bytes after the columns (where an author footer would be).
+    pub extra: Vec<u8>,
+}
+
+impl Parts {
+    /// Takes an uncompressed change chunk apart, with work and memory bounded by its size.
+    pub fn parse(bytes: &[u8]) -> Result<Parts, Refusal> {
+        let mut r = Reader { bytes };
+        if r.take(4, "magic bytes")
+            .map_err(|_| Refusal::NotAChange("too short"))?
+            != MAGIC
+        {
+            return Err(Refusal::NotAChange("no magic bytes"));
+        }
+        r.take(4, "checksum")?;
+        let [kind] = r.take(1, "chunk type")? else {
+            unreachable!("take(1) gives one byte")
+        };
+        if *kind != CHANGE_CHUNK {
+            return Err(Refusal::NotAChange("another kind of chunk"));
+        }
+        let body_len = r.len("chunk length")?;
+        if body_len != r.bytes.len() {
+            return Err(Refusal::Malformed("its length does not match its bytes"));
+        }
+        let n = r.len("dependencies")?;
+        let raw = r.take(
+            n.checked_mul(32)
+                .ok_or(Refusal::Malformed("dependencies"))?,
+            "dependencies",
+        )?;
+        let deps = raw
+            .chunks_exact(32)
+            .map(|c| <[u8; 32]>::try_from(c).unwrap_or([0; 32]))
+            .collect();
+        let n = r.len("actor")?;
+        let actor = r.take(n, "actor")?.to_vec();
+        let seq = r.uleb("sequence number")?;
+        let start_op = r.uleb("start op")?;
+        if start_op == 0 {
+            return Err(Refusal::Malformed("start op 0"));
+        }
+        let time = r.sleb("time")?;
+        let n = r.len("message")?;
+        let message = r.take(n, "message")?.to_vec();
+        let n = r.len("other actors")?;
+        // Each actor takes at least a byte: a count past what is left is a lie.
+        if n > r.bytes.len() {
+            return Err(Refusal::Malformed("other actors"));
+        }
+        let mut other_actors = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = r.len("other actors")?;
+            other_actors.push(r.take(len, "other actors")?.to_vec());
+        }
+        let n = r.len("columns")?;
+        if n > r.bytes.len() {
+            return Err(Refusal::Malformed("columns"));
+        }
+        let mut specs = Vec::with_capacity(n);
+        let mut total = 0usize;
+        for _ in 0..n {
+            let spec = r.uleb("column spec")?;
+            let len = r.len("column length")?;
+            if spec & DEFLATE_BIT != 0 {
+                return Err(Refusal::NotAChange("a deflated column"));
+            }
+            total = total
+                .checked_add(len)
+                .ok_or(Refusal::Malformed("column lengths"))?;
+            if total > r.bytes.len() {
+                return Err(Refusal::Malformed("column lengths"));
+            }
+            specs.push((spec, len));
+        }
+        let mut columns = Vec::with_capacity(specs.len());
+        for (spec, len) in specs {
+            columns.push((spec, r.take(len, "columns")?.to_vec()));
+        }
+        Ok(Parts {
+            deps,
+            actor,
+            seq,
+            start_op,
+            time,
+            message,
+            other_actors,
+            columns,
+            extra: r.bytes.to_vec(),
+        })
+    }
+
+    /// Puts the change together again, with the checksum of what it now holds (the start of
+    /// the SHA-256 of its chunk type, length and body, as automerge computes it).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        uleb(&mut body, self.deps.len() as u64);
+        for d in &self.deps {
+            body.extend_from_slice(d);
+        }
+        uleb(&mut body, self.actor.len() as u64);
+        body.extend_from_slice(&self.actor);
+        uleb(&mut body, self.seq);
+        uleb(&mut body, self.start_op);
+        sleb(&mut body, self.time);
+        uleb(&mut body, self.message.len() as u64);
+        body.extend_from_slice(&self.message);
+        uleb(&mut body, self.other_actors.len() as u64);
+        for a in &self.other_actors {
+            uleb(&mut body, a.len() as u64);
+            body.extend_from_slice(a);
+        }
+        uleb(&mut body, self.columns.len() as u64);
+        for (spec, col) in &self.columns {
+            uleb(&mut body, *spec);
+            uleb(&mut body, col.len() as u64);
+        }
+        for (_, col) in &self.columns {
+            body.extend_from_slice(col);
+        }
+        body.extend_from_slice(&self.extra);
+        let mut out = MAGIC.to_vec();
+        out.extend([0; 4]);
+        out.push(CHANGE_CHUNK);
+        uleb(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+        let hash = <sha2::Sha256 as sha2::Digest>::digest(&out[8..]);
+        out[4..8].copy_from_slice(&hash[..4]);
+        out
+    }
+
+    /// The column with specification `spec`, if the change has it.
+    pub fn column(&self, spec: u64) -> Option<&[u8]> {
+        self.columns
+            .iter()
+            .find(|(s, _)| *s == spec)
+            .map(|(_, c)| c.as_slice())
+    }
+
+    /// Replaces (or adds, in order) the column with specification `spec`.
+    pub fn set_column(&mut self, spec: u64, column: Vec<u8>) {
+        match self.columns.iter_mut().find(|(s, _)| *s == spec) {
+            Some(c) => c.1 = column,
+            None => {
+                self.columns.push((spec, column));
+                self.columns.sort_by_key(|c| c.0);
+            }
+        }
+    }
+}
+
+/// Column specifications of a change's operations: what each column holds.
+pub mod columns {
+    /// The actor index of each operation's object (column 0, actor indices).
+    pub const OBJ_ACTOR: u64 = 1;
+    /// The counter of each operation's object (column 0, unsigned integers).
+    pub const OBJ_COUNTER: u64 = 2;
+    /// Each operation's action (column 4, unsigned integers).
+    pub const ACTION: u64 = super::ACTION_COLUMN;
+    /// How many predecessors each operation has (column 7, a group).
+    pub const PRED_GROUP: u64 = super::PRED_GROUP_COLUMN;
+}
+
+/// Appends `v` as unsigned LEB128.
+pub fn uleb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Appends `v` as signed LEB128.
+pub fn sleb(out: &mut Vec<u8>, mut v: i64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
 /// Reads a change's header and the run lengths of its action and predecessor columns, with work
 /// bounded by its size, and refuses it unless decoding and applying it stay within `bounds`.
 pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
@@ -201,74 +404,15 @@ pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
             max: bounds.max_bytes,
         });
     }
-    let mut r = Reader { bytes };
-    if r.take(4, "magic bytes")
-        .map_err(|_| Refusal::NotAChange("too short"))?
-        != MAGIC
-    {
-        return Err(Refusal::NotAChange("no magic bytes"));
-    }
-    r.take(4, "checksum")?;
-    let [kind] = r.take(1, "chunk type")? else {
-        unreachable!("take(1) gives one byte")
+    let parts = Parts::parse(bytes)?;
+    let ops = match parts.column(ACTION_COLUMN) {
+        Some(c) => rle_count_and_sum(c)?.0,
+        None => 0,
     };
-    if *kind != CHANGE_CHUNK {
-        return Err(Refusal::NotAChange("another kind of chunk"));
-    }
-    let body_len = r.len("chunk length")?;
-    if body_len != r.bytes.len() {
-        return Err(Refusal::Malformed("its length does not match its bytes"));
-    }
-    let deps = r.len("dependencies")?;
-    r.take(
-        deps.checked_mul(32)
-            .ok_or(Refusal::Malformed("dependencies"))?,
-        "dependencies",
-    )?;
-    let actor_len = r.len("actor")?;
-    r.take(actor_len, "actor")?;
-    let seq = r.uleb("sequence number")?;
-    let start_op = r.uleb("start op")?;
-    if start_op == 0 {
-        return Err(Refusal::Malformed("start op 0"));
-    }
-    r.sleb("time")?;
-    let message_len = r.len("message")?;
-    r.take(message_len, "message")?;
-    let actors = r.len("other actors")?;
-    for _ in 0..actors {
-        let n = r.len("other actors")?;
-        r.take(n, "other actors")?;
-    }
-    let columns = r.len("columns")?;
-    let mut specs = Vec::new();
-    let mut total = 0usize;
-    for _ in 0..columns {
-        let spec = r.uleb("column spec")?;
-        let len = r.len("column length")?;
-        if spec & DEFLATE_BIT != 0 {
-            return Err(Refusal::NotAChange("a deflated column"));
-        }
-        total = total
-            .checked_add(len)
-            .ok_or(Refusal::Malformed("column lengths"))?;
-        if total > r.bytes.len() {
-            return Err(Refusal::Malformed("column lengths"));
-        }
-        specs.push((spec, len));
-    }
-    let data = r.take(total, "columns")?;
-    let (mut ops, mut preds) = (0u64, 0u64);
-    let mut at = 0usize;
-    for (spec, len) in specs {
-        let column = &data[at..at + len];
-        at += len;
-        if spec == ACTION_COLUMN {
-            ops = rle_count_and_sum(column)?.0;
-        } else if spec == PRED_GROUP_COLUMN {
-            preds = rle_count_and_sum(column)?.1;
-        }
-    }
+    let preds = match parts.column(PRED_GROUP_COLUMN) {
+        Some(c) => rle_count_and_sum(c)?.1,
+        None => 0,
+    };
     let cheap = (bytes.len() as u64).min(bounds.max_ops);
     if ops > cheap || preds > cheap.saturating_add(ops) {
         return Err(Refusal::TooCostly {
@@ -279,15 +423,15 @@ pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
         });
     }
     // automerge keeps counters in 32 bits: a change whose ops would pass that overflows them.
-    if start_op.saturating_add(ops) > u64::from(u32::MAX) {
+    if parts.start_op.saturating_add(ops) > u64::from(u32::MAX) {
         return Err(Refusal::CounterOverflow);
     }
     Ok(Shape {
         ops,
         preds,
-        start_op,
-        seq,
-        deps,
+        start_op: parts.start_op,
+        seq: parts.seq,
+        deps: parts.deps.len(),
     })
 }
 
@@ -342,10 +486,10 @@ pub fn install_panic_hook() {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use automerge::{ActorId, ROOT, ReadDoc};
+    use automerge::{ActorId, ROOT};
 
     fn one_change(ops: usize) -> Vec<u8> {
         let mut doc = Automerge::new().with_actor(ActorId::from([3u8; 16]));
@@ -359,93 +503,18 @@ pub(crate) mod tests {
         doc.get_changes(&[])[0].raw_bytes().to_vec()
     }
 
-    pub(crate) fn uleb(out: &mut Vec<u8>, mut v: u64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
+    fn with_column(bytes: &[u8], spec: u64, column: Vec<u8>) -> Vec<u8> {
+        let mut parts = Parts::parse(bytes).unwrap();
+        parts.set_column(spec, column);
+        parts.encode()
     }
 
-    pub(crate) fn sleb(out: &mut Vec<u8>, mut v: i64) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
+    #[test]
+    fn parts_round_trip_byte_for_byte() {
+        for n in [1, 7, 300] {
+            let bytes = one_change(n);
+            assert_eq!(Parts::parse(&bytes).unwrap().encode(), bytes);
         }
-    }
-
-    /// Re-encodes the change `bytes` with column `spec` replaced by `column` (added when
-    /// missing), the checksum made right again, so only the column differs.
-    pub(crate) fn with_column(bytes: &[u8], spec: u64, column: &[u8]) -> Vec<u8> {
-        let mut r = Reader { bytes: &bytes[9..] };
-        r.len("").unwrap();
-        let body_start = bytes.len() - r.bytes.len();
-        let deps = r.len("").unwrap();
-        r.take(deps * 32, "").unwrap();
-        let n = r.len("").unwrap();
-        r.take(n, "").unwrap();
-        r.uleb("").unwrap();
-        r.uleb("").unwrap();
-        r.sleb("").unwrap();
-        let n = r.len("").unwrap();
-        r.take(n, "").unwrap();
-        let actors = r.len("").unwrap();
-        for _ in 0..actors {
-            let n = r.len("").unwrap();
-            r.take(n, "").unwrap();
-        }
-        let meta_start = bytes.len() - r.bytes.len();
-        let columns = r.len("").unwrap();
-        let mut specs = Vec::new();
-        for _ in 0..columns {
-            specs.push((r.uleb("").unwrap(), r.len("").unwrap()));
-        }
-        let mut cols: Vec<(u64, Vec<u8>)> = specs
-            .into_iter()
-            .map(|(s, len)| (s, r.take(len, "").unwrap().to_vec()))
-            .collect();
-        match cols.iter_mut().find(|(s, _)| *s == spec) {
-            Some(c) => c.1 = column.to_vec(),
-            None => {
-                cols.push((spec, column.to_vec()));
-                cols.sort_by_key(|c| c.0);
-            }
-        }
-        let mut body = bytes[body_start..meta_start].to_vec();
-        uleb(&mut body, cols.len() as u64);
-        for (s, c) in &cols {
-            uleb(&mut body, *s);
-            uleb(&mut body, c.len() as u64);
-        }
-        for (_, c) in &cols {
-            body.extend_from_slice(c);
-        }
-        body.extend_from_slice(r.bytes);
-        rechecksum(&body)
-    }
-
-    /// A change chunk around `body` with the checksum automerge computes.
-    fn rechecksum(body: &[u8]) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend([0; 4]);
-        out.push(CHANGE_CHUNK);
-        uleb(&mut out, body.len() as u64);
-        out.extend_from_slice(body);
-        // The checksum is the start of the hash automerge gives the change; a change that does
-        // not decode keeps zeros, which is what an attacker would send too.
-        if let Ok(c) = Change::from_bytes(out.clone()) {
-            out[4..8].copy_from_slice(&c.hash().0[..4]);
-        }
-        out
     }
 
     #[test]
@@ -465,7 +534,7 @@ pub(crate) mod tests {
         let mut col = Vec::new();
         sleb(&mut col, 1 << 40);
         col.push(1);
-        let evil = with_column(&bytes, ACTION_COLUMN, &col);
+        let evil = with_column(&bytes, ACTION_COLUMN, col);
         assert!(evil.len() < 120, "{}", evil.len());
         let started = std::time::Instant::now();
         let err = inspect(&evil, &Bounds::default()).unwrap_err();
@@ -482,25 +551,18 @@ pub(crate) mod tests {
         let mut col = Vec::new();
         sleb(&mut col, 1);
         uleb(&mut col, 1 << 40);
-        let evil = with_column(&bytes, PRED_GROUP_COLUMN, &col);
+        let evil = with_column(&bytes, PRED_GROUP_COLUMN, col);
         let err = inspect(&evil, &Bounds::default()).unwrap_err();
         assert!(matches!(err, Refusal::TooCostly { preds, .. } if preds == 1 << 40));
     }
 
     #[test]
     fn counters_past_32_bits_are_refused() {
-        let mut doc = Automerge::new();
-        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-            tx.put(ROOT, "a", 1)?;
-            tx.put(ROOT, "b", 2)?;
-            Ok(())
-        })
-        .unwrap();
-        let mut expanded = doc.get_changes(&[])[0].decode();
-        expanded.start_op = std::num::NonZeroU64::new(u64::from(u32::MAX)).unwrap();
-        let bytes = Change::from(expanded).raw_bytes().to_vec();
+        let bytes = one_change(2);
+        let mut parts = Parts::parse(&bytes).unwrap();
+        parts.start_op = u64::from(u32::MAX);
         assert_eq!(
-            inspect(&bytes, &Bounds::default()),
+            inspect(&parts.encode(), &Bounds::default()),
             Err(Refusal::CounterOverflow)
         );
     }
@@ -517,9 +579,8 @@ pub(crate) mod tests {
         assert!(inspect(&[0xff; 64], &Bounds::default()).is_err());
     }
 
-    /// An op whose object names actor 5 of a change that lists one actor: it decodes, and
-    /// automerge panics when it applies; here it is refused.
-    pub(crate) fn foreign_actor_index_change() -> (Automerge, Vec<u8>) {
+    #[test]
+    fn apply_turns_a_panic_into_a_refusal() {
         let mut doc = Automerge::new().with_actor(ActorId::from([4u8; 16]));
         doc.transact::<_, _, automerge::AutomergeError>(|tx| {
             tx.put_object(ROOT, "m", automerge::ObjType::Map)?;
@@ -528,8 +589,7 @@ pub(crate) mod tests {
         .unwrap();
         let heads = doc.get_heads();
         doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-            let m = tx.get(ROOT, "m")?.unwrap().1;
-            tx.put(&m, "k", 1)?;
+            tx.put(ROOT, "k", 1)?;
             Ok(())
         })
         .unwrap();
@@ -537,16 +597,16 @@ pub(crate) mod tests {
         let mut base = Automerge::new();
         base.apply_changes(doc.get_changes(&[]).into_iter().take(1))
             .unwrap();
-        // Column 0 of type actor: the object's actor index of each op.
-        let mut col = Vec::new();
-        sleb(&mut col, 1);
-        uleb(&mut col, 5);
-        (base, with_column(&second, 1, &col))
-    }
-
-    #[test]
-    fn apply_turns_a_panic_into_a_refusal() {
-        let (mut base, evil) = foreign_actor_index_change();
+        // The op's object as (1, actor 5): the change lists one actor.
+        let mut parts = Parts::parse(&second).unwrap();
+        let (mut actor, mut counter) = (Vec::new(), Vec::new());
+        sleb(&mut actor, 1);
+        uleb(&mut actor, 5);
+        sleb(&mut counter, 1);
+        uleb(&mut counter, 1);
+        parts.set_column(columns::OBJ_ACTOR, actor);
+        parts.set_column(columns::OBJ_COUNTER, counter);
+        let evil = parts.encode();
         let (change, _) = decode(&evil, &Bounds::default()).expect("it decodes");
         let err = apply(&mut base, vec![change]).unwrap_err();
         assert!(matches!(err, Refusal::DoesNotApply(_)), "{err:?}");

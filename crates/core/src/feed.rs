@@ -71,8 +71,10 @@ pub fn feed<'a>(events: impl IntoIterator<Item = &'a Event>, query: &FeedQuery) 
             items.push(e);
         }
     }
-    items.sort_by(|a, b| b.id.cmp(&a.id));
-    items.dedup_by(|a, b| a.id == b.id);
+    // Two members' events may share an id (its random part is the author's to choose): each is
+    // an item of its own, and a reaction, which names only the id, shows on both.
+    items.sort_by(|a, b| b.id.cmp(&a.id).then_with(|| a.author.cmp(&b.author)));
+    items.dedup_by(|a, b| a.id == b.id && a.author == b.author);
     if let Some(limit) = query.limit {
         items.truncate(limit);
     }
@@ -80,12 +82,7 @@ pub fn feed<'a>(events: impl IntoIterator<Item = &'a Event>, query: &FeedQuery) 
         .into_iter()
         .map(|e| FeedItem {
             event: e.clone(),
-            reactions: group(
-                reactions
-                    .get_mut(&e.id)
-                    .map(std::mem::take)
-                    .unwrap_or_default(),
-            ),
+            reactions: group(reactions.get(&e.id).cloned().unwrap_or_default()),
         })
         .collect()
 }

@@ -27,12 +27,8 @@ pub enum Error {
     Busy,
     #[error(transparent)]
     Core(#[from] cairn_core::Error),
-    #[error("document {doc} cannot be loaded: {source}")]
-    Document {
-        doc: String,
-        #[source]
-        source: Box<automerge::AutomergeError>,
-    },
+    #[error("document {doc} cannot be loaded: {detail}")]
+    Document { doc: String, detail: String },
     #[error("the server sent a change this replica cannot use: {0}")]
     BadChange(String),
     #[error("sqlite: {0}")]

@@ -160,7 +160,8 @@ pub(crate) fn reindex_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> R
         return reindex_team(conn, doc);
     }
     conn.execute(
-        "DELETE FROM recipients WHERE event IN (SELECT id FROM events WHERE doc = ?1)",
+        "DELETE FROM recipients
+         WHERE (event, author) IN (SELECT id, author FROM events WHERE doc = ?1)",
         [doc_id],
     )?;
     conn.execute("DELETE FROM events WHERE doc = ?1", [doc_id])?;
@@ -184,16 +185,17 @@ pub(crate) fn clear(conn: &Connection) -> Result<()> {
 }
 
 pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
-    // Two journals holding the same event id (only a faulty or hostile peer makes that) must
-    // not make replicas disagree: the journal whose id sorts first keeps the id, whatever order
-    // the documents arrived in.
+    // An event is its author's: another member's event with the same id is a row of its own
+    // (the key is the id and the author), never merged into this one. One author's two journals
+    // holding the same id (only a faulty peer makes that) must not make replicas disagree: the
+    // journal whose id sorts first keeps it, whatever order the documents arrived in.
     let written = conn
         .prepare_cached(
             "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
              text, why, target, emoji, retracted, edited_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-         ON CONFLICT (id) DO UPDATE SET tag = excluded.tag, doc = excluded.doc,
-             kind = excluded.kind, author = excluded.author, at_ms = excluded.at_ms,
+         ON CONFLICT (id, author) DO UPDATE SET tag = excluded.tag, doc = excluded.doc,
+             kind = excluded.kind, at_ms = excluded.at_ms,
              tz = excluded.tz, date = excluded.date, late = excluded.late,
              pillar = excluded.pillar, text = excluded.text, why = excluded.why,
              target = excluded.target, emoji = excluded.emoji, retracted = excluded.retracted,
@@ -221,12 +223,13 @@ pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result
     if written == 0 {
         return Ok(());
     }
-    conn.prepare_cached("DELETE FROM recipients WHERE event = ?1")?
-        .execute([e.id.as_str()])?;
-    let mut ins =
-        conn.prepare_cached("INSERT INTO recipients (event, ord, member) VALUES (?1, ?2, ?3)")?;
+    conn.prepare_cached("DELETE FROM recipients WHERE event = ?1 AND author = ?2")?
+        .execute([e.id.as_str(), e.author.as_str()])?;
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO recipients (event, author, ord, member) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for (i, to) in e.to.iter().enumerate() {
-        ins.execute(params![e.id.as_str(), i as i64, to])?;
+        ins.execute(params![e.id.as_str(), e.author, i as i64, to])?;
     }
     Ok(())
 }
@@ -263,21 +266,34 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
 }
 
 fn fill_recipients(conn: &Connection, events: &mut [Event]) -> Result<()> {
-    let mut st =
-        conn.prepare_cached("SELECT member FROM recipients WHERE event = ?1 ORDER BY ord")?;
+    let mut st = conn.prepare_cached(
+        "SELECT member FROM recipients WHERE event = ?1 AND author = ?2 ORDER BY ord",
+    )?;
     for e in events.iter_mut().filter(|e| e.kind == Kind::Kudos) {
         e.to = st
-            .query_map([e.id.as_str()], |r| r.get(0))?
+            .query_map([e.id.as_str(), e.author.as_str()], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
     }
     Ok(())
 }
 
-pub(crate) fn event(conn: &Connection, id: &EventId) -> Result<Option<Event>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1");
+/// Every event with id `id`: one, or one per author when members' ids collide.
+pub(crate) fn events_with_id(conn: &Connection, id: &EventId) -> Result<Vec<Event>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 ORDER BY author");
+    let mut events: Vec<Event> = conn
+        .prepare_cached(&sql)?
+        .query_map([id.as_str()], event_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    fill_recipients(conn, &mut events)?;
+    Ok(events)
+}
+
+/// The event `id` of `author`.
+pub(crate) fn event(conn: &Connection, id: &EventId, author: &str) -> Result<Option<Event>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 AND author = ?2");
     let found = conn
         .prepare_cached(&sql)?
-        .query_row([id.as_str()], event_from_row)
+        .query_row([id.as_str(), author], event_from_row)
         .optional()?;
     let Some(e) = found else { return Ok(None) };
     let mut one = [e];
@@ -286,9 +302,10 @@ pub(crate) fn event(conn: &Connection, id: &EventId) -> Result<Option<Event>> {
     Ok(Some(e))
 }
 
-pub(crate) fn doc_of(conn: &Connection, id: &EventId) -> Result<String> {
-    conn.prepare_cached("SELECT doc FROM events WHERE id = ?1")?
-        .query_row([id.as_str()], |r| r.get(0))
+/// The journal holding `author`'s event `id`.
+pub(crate) fn doc_of(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
+    conn.prepare_cached("SELECT doc FROM events WHERE id = ?1 AND author = ?2")?
+        .query_row([id.as_str(), author], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::NoSuchEvent(id.short().to_owned()))
 }
@@ -301,7 +318,7 @@ pub(crate) fn ids_by_tag_prefix(
     // Tags use only lowercase letters and digits, all below `~`.
     let upper = format!("{prefix}~");
     let mut st = conn.prepare_cached(
-        "SELECT id FROM events WHERE tag >= ?1 AND tag < ?2 ORDER BY id DESC LIMIT ?3",
+        "SELECT DISTINCT id FROM events WHERE tag >= ?1 AND tag < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
     let ids = st
         .query_map(params![prefix, upper, max as i64], |r| {
@@ -344,7 +361,8 @@ pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>
         args.push(Box::new(m.clone()));
         let n = args.len();
         sql.push_str(&format!(
-            " AND (author = ?{n} OR id IN (SELECT event FROM recipients WHERE member = ?{n}))"
+            " AND (author = ?{n} OR (id, author) IN \
+             (SELECT event, author FROM recipients WHERE member = ?{n}))"
         ));
     }
     if let Some(d) = &q.since {
@@ -356,7 +374,7 @@ pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>
             sql.push_str(&format!(" AND id >= ?{}", args.len()));
         }
     }
-    sql.push_str(" ORDER BY id DESC");
+    sql.push_str(" ORDER BY id DESC, author");
     if let Some(limit) = q.limit {
         args.push(Box::new(limit as i64));
         sql.push_str(&format!(" LIMIT ?{}", args.len()));
@@ -391,16 +409,17 @@ pub(crate) fn for_each_event(
     conn: &Connection,
     mut f: impl FnMut(Event) -> Result<()>,
 ) -> Result<()> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id");
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id, author");
     let mut st = conn.prepare(&sql)?;
-    let mut to_st =
-        conn.prepare_cached("SELECT member FROM recipients WHERE event = ?1 ORDER BY ord")?;
+    let mut to_st = conn.prepare_cached(
+        "SELECT member FROM recipients WHERE event = ?1 AND author = ?2 ORDER BY ord",
+    )?;
     let mut rows = st.query([])?;
     while let Some(row) = rows.next()? {
         let mut e = event_from_row(row)?;
         if e.kind == Kind::Kudos {
             e.to = to_st
-                .query_map([e.id.as_str()], |r| r.get(0))?
+                .query_map([e.id.as_str(), e.author.as_str()], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
         }
         f(e)?;

@@ -40,7 +40,7 @@ use rusqlite::{
 
 pub use error::{Error, Result};
 pub use schema::SCHEMA_VERSION;
-pub use sync::{Applied, Incoming, Outgoing, Remote};
+pub use sync::{Applied, Incoming, Outgoing, Remote, SetAside};
 
 /// Chunks a document may gather before it is compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -116,8 +116,15 @@ impl Replica {
         if path.exists() || sidecar(path, "-wal").exists() {
             return Err(Error::Exists(path.to_owned()));
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Corrupt {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            // The home holds the device token: only its owner may look inside.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| Error::Corrupt {
                 path: path.to_owned(),
                 detail: format!("cannot create {}: {e}", dir.display()),
             })?;
@@ -128,6 +135,12 @@ impl Replica {
         let tmp = sidecar(path, &format!(".creating-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         let built = (|| {
+            // Made 0600 before SQLite opens it (SQLite gives its -wal and -shm files the same
+            // mode): the replica holds the device token.
+            private_file(&tmp).map_err(|e| Error::Corrupt {
+                path: path.to_owned(),
+                detail: format!("cannot create {}: {e}", tmp.display()),
+            })?;
             let conn = Connection::open(&tmp)?;
             let mut replica = Replica {
                 conn,
@@ -180,6 +193,10 @@ impl Replica {
             }
             _ => Error::from(e),
         };
+        // Replicas made before they were private become so now.
+        for suffix in ["", "-wal", "-shm"] {
+            tighten(&sidecar(path, suffix));
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(corrupt)?;
         let mut replica = Replica {
@@ -244,6 +261,10 @@ impl Replica {
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        // Schema 4 keys events by id and author: the whole index is made again.
+        if (1..4).contains(&version) {
+            reindex_all(&tx)?;
         }
         // Schema 3 indexes the team's rules and challenges: fill them from the team document.
         if (1..3).contains(&version) {
@@ -346,7 +367,8 @@ impl Replica {
         stamp: &Stamp,
     ) -> Result<Reacted> {
         let tx = self.write()?;
-        let Some(t) = index::event(&tx, target)? else {
+        // Two members' events may share an id; a reaction names the id, so it shows on each.
+        let Some(t) = index::events_with_id(&tx, target)?.into_iter().next() else {
             return Err(Error::NoSuchEvent(target.short().to_owned()));
         };
         if t.kind == Kind::Reaction {
@@ -359,7 +381,7 @@ impl Replica {
         let mine = index::live_reactions(&tx, target, author, emoji.trim())?;
         let outcome = if !mine.is_empty() {
             for r in &mine {
-                let doc = index::doc_of(&tx, r)?;
+                let doc = index::doc_of(&tx, r, author)?;
                 Self::change_in(&tx, &doc, author, Touched::Event(r), |d| {
                     journal::retract(d, author, r, stamp.at_ms)
                 })?;
@@ -388,7 +410,7 @@ impl Replica {
     ) -> Result<()> {
         let tx = self.write()?;
         let team = index::team(&tx)?;
-        let doc = index::doc_of(&tx, id)?;
+        let doc = own_doc(&tx, id, author)?;
         Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
             journal::edit(d, &team, author, id, edit, at_ms)
         })?;
@@ -399,7 +421,7 @@ impl Replica {
     /// Retracts `author`'s own event `id`.
     pub fn retract_event(&mut self, author: &str, id: &EventId, at_ms: i64) -> Result<()> {
         let tx = self.write()?;
-        let doc = index::doc_of(&tx, id)?;
+        let doc = own_doc(&tx, id, author)?;
         Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
             journal::retract(d, author, id, at_ms)
         })?;
@@ -421,10 +443,12 @@ impl Replica {
     }
 
     /// Finds the event named by `text`: a full id, or a prefix (4 characters or more) of its tag.
-    pub fn resolve(&self, text: &str) -> Result<Event> {
+    /// When two members' events share the id, `me`'s own is the one meant; otherwise the name is
+    /// ambiguous.
+    pub fn resolve(&self, text: &str, me: &str) -> Result<Event> {
         let text = text.trim().to_lowercase();
-        let found = if let Some(id) = EventId::parse(&text) {
-            index::event(&self.conn, &id)?
+        let id = if let Some(id) = EventId::parse(&text) {
+            Some(id)
         } else if text.len() >= 4 && ids::is_id_text(&text) {
             let mut ids = index::ids_by_tag_prefix(&self.conn, &text, 6)?;
             if ids.len() > 1 {
@@ -439,21 +463,38 @@ impl Replica {
                     candidates,
                 });
             }
-            match ids.pop() {
-                Some(id) => index::event(&self.conn, &id)?,
-                None => None,
-            }
+            ids.pop()
         } else {
             None
         };
-        found.ok_or(Error::NoSuchEvent(text))
+        let Some(id) = id else {
+            return Err(Error::NoSuchEvent(text));
+        };
+        let mut found = index::events_with_id(&self.conn, &id)?;
+        if found.len() > 1 {
+            if let Some(i) = found.iter().position(|e| e.author == me) {
+                return Ok(found.swap_remove(i));
+            }
+            let team = index::team(&self.conn)?;
+            let candidates = found
+                .iter()
+                .map(|e| format!("{} by @{}", e.id.tag(), team.handle_of(&e.author)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::AmbiguousEvent {
+                prefix: text,
+                candidates,
+            });
+        }
+        found.pop().ok_or(Error::NoSuchEvent(text))
     }
 
     /// The feed, from the index, read in one snapshot.
     pub fn feed(&self, query: &FeedQuery) -> Result<Vec<FeedItem>> {
         let tx = self.conn.unchecked_transaction()?;
         let events = index::feed_events(&tx, query)?;
-        let reactions = index::reactions_to(&tx, events.iter().map(|e| &e.id))?;
+        let targets: std::collections::BTreeSet<&EventId> = events.iter().map(|e| &e.id).collect();
+        let reactions = index::reactions_to(&tx, targets.into_iter())?;
         Ok(cairn_core::feed::feed(
             events.iter().chain(reactions.iter()),
             query,
@@ -500,9 +541,9 @@ impl Replica {
     pub fn acts(&self) -> Result<Vec<cairn_core::goals::Act>> {
         let mut st = self.conn.prepare_cached(
             "SELECT e.id, e.author, e.date, e.kind, e.pillar, r.member
-             FROM events e LEFT JOIN recipients r ON r.event = e.id
+             FROM events e LEFT JOIN recipients r ON r.event = e.id AND r.author = e.author
              WHERE e.kind <> 'reaction' AND e.retracted = 0
-             ORDER BY e.id, r.ord",
+             ORDER BY e.id, e.author, r.ord",
         )?;
         let mut rows = st.query([])?;
         let mut out: Vec<cairn_core::goals::Act> = Vec::new();
@@ -510,7 +551,10 @@ impl Replica {
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
             let to: Option<String> = r.get(5)?;
-            if id == last_id {
+            let same_author = out.last().is_some_and(|a| {
+                r.get_ref(1).ok().and_then(|v| v.as_str().ok()) == Some(&a.author)
+            });
+            if id == last_id && same_author {
                 if let (Some(a), Some(to)) = (out.last_mut(), to) {
                     a.to.push(to);
                 }
@@ -552,16 +596,7 @@ impl Replica {
     /// Rebuilds the whole index from the documents, in one transaction.
     pub fn rebuild_index(&mut self) -> Result<()> {
         let tx = self.write()?;
-        index::clear(&tx)?;
-        let docs: Vec<String> = {
-            let mut st = tx.prepare("SELECT id FROM docs ORDER BY id")?;
-            st.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        for id in docs {
-            let doc = load_doc(&tx, &id)?;
-            index::reindex_doc(&tx, &id, &doc)?;
-        }
+        reindex_all(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -593,13 +628,13 @@ impl Replica {
                     continue; // never indexed: see `index::reindex_doc`
                 }
                 seen += 1;
-                let Some(row) = index::event(conn, &e.id)? else {
+                let Some(row) = index::event(conn, &e.id, &e.author)? else {
                     problems.push(format!("event {} is missing from the index", e.id));
                     continue;
                 };
-                let row_doc = index::doc_of(conn, &e.id)?;
+                let row_doc = index::doc_of(conn, &e.id, &e.author)?;
                 if row_doc.as_str() < id.as_str() {
-                    // The same id in another journal that sorts first: that one keeps it.
+                    // The same author's id in another journal that sorts first: that one keeps it.
                     seen -= 1;
                 } else if row_doc != *id {
                     problems.push(format!("event {} is indexed from another journal", e.id));
@@ -659,6 +694,31 @@ impl Replica {
     }
 }
 
+/// The journal holding `author`'s own event `id`; someone else's event is refused as theirs.
+fn own_doc(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
+    match index::doc_of(conn, id, author) {
+        Err(Error::NoSuchEvent(_)) if !index::events_with_id(conn, id)?.is_empty() => {
+            Err(cairn_core::Error::NotYours(id.short().to_owned()).into())
+        }
+        other => other,
+    }
+}
+
+/// Rebuilds the whole index from the documents inside `tx`.
+fn reindex_all(tx: &Transaction<'_>) -> Result<()> {
+    index::clear(tx)?;
+    let docs: Vec<String> = {
+        let mut st = tx.prepare("SELECT id FROM docs ORDER BY id")?;
+        st.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for id in docs {
+        let doc = load_doc(tx, &id)?;
+        index::reindex_doc(tx, &id, &doc)?;
+    }
+    Ok(())
+}
+
 fn index_events(
     tx: &Transaction<'_>,
     doc_id: &str,
@@ -672,6 +732,32 @@ fn index_events(
         index::upsert_event(tx, doc_id, &e)?;
     }
     Ok(())
+}
+
+/// Creates an empty file only its owner can read and write.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// Takes group and other permissions off a file, if it exists and has any.
+fn tighten(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                let _ =
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// `path` with `suffix` added to its file name (`replica.sqlite3-wal`).
@@ -717,11 +803,12 @@ fn actor_for(conn: &Connection, member: &str) -> Result<ActorId> {
     Ok(actor)
 }
 
-/// Loads a document from its snapshot and chunks; a document not stored yet is empty.
+/// Loads a document from its snapshot and chunks; a document not stored yet is empty. Stored
+/// bytes that automerge cannot load (or panics on) are an error, never a crash.
 fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
-    let bad = |source| Error::Document {
+    let bad = |detail: String| Error::Document {
         doc: doc_id.to_owned(),
-        source: Box::new(source),
+        detail,
     };
     let snapshot: Option<Vec<u8>> = conn
         .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
@@ -733,13 +820,17 @@ fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
     let mut doc = if snapshot.is_empty() {
         Automerge::new()
     } else {
-        Automerge::load(&snapshot).map_err(bad)?
+        cairn_core::change::quietly(|| Automerge::load(&snapshot))
+            .map_err(|p| bad(p.to_owned()))?
+            .map_err(|e| bad(e.to_string()))?
     };
     let mut st = conn.prepare_cached("SELECT data FROM chunks WHERE doc = ?1 ORDER BY seq")?;
     let mut rows = st.query([doc_id])?;
     while let Some(row) = rows.next()? {
         let data: Vec<u8> = row.get(0)?;
-        doc.load_incremental(&data).map_err(bad)?;
+        cairn_core::change::quietly(|| doc.load_incremental(&data))
+            .map_err(|p| bad(p.to_owned()))?
+            .map_err(|e| bad(e.to_string()))?;
     }
     Ok(doc)
 }

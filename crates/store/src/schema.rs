@@ -98,6 +98,66 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ord INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 4: an event is its author's: two members' events with one id are kept apart (the random
+    // part of an id is its author's to choose, so a teammate could pick someone else's). Changes
+    // waiting for the changes they depend on, changes set aside because they do not apply, and
+    // changes the server's admin withdrew are kept beside the documents, never inside them. The
+    // index is rebuilt from the documents after this one.
+    r#"
+    DROP TABLE recipients;
+    DROP TABLE events;
+    CREATE TABLE events (
+        id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        author TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        tz TEXT NOT NULL,
+        date TEXT NOT NULL,
+        late INTEGER NOT NULL,
+        pillar TEXT,
+        text TEXT NOT NULL,
+        why TEXT,
+        target TEXT,
+        emoji TEXT,
+        retracted INTEGER NOT NULL,
+        edited_ms INTEGER,
+        PRIMARY KEY (id, author)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX events_tag ON events (tag);
+    CREATE INDEX events_doc ON events (doc);
+    CREATE INDEX events_target ON events (target) WHERE target IS NOT NULL;
+    CREATE INDEX events_author ON events (author, id);
+    CREATE INDEX events_pillar ON events (pillar, id);
+    CREATE INDEX events_activity ON events (author, date, kind, retracted);
+    CREATE TABLE recipients (
+        event TEXT NOT NULL,
+        author TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (event, author, ord)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX recipients_member ON recipients (member, event, author);
+    CREATE TABLE waiting (
+        hash BLOB PRIMARY KEY,
+        doc TEXT NOT NULL,
+        change BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX waiting_doc ON waiting (doc);
+    CREATE TABLE set_aside (
+        hash BLOB PRIMARY KEY,
+        doc TEXT NOT NULL,
+        change BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE withdrawn (
+        hash BLOB PRIMARY KEY,
+        doc TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

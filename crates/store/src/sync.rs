@@ -4,8 +4,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use automerge::{Change, ReadDoc};
-use cairn_core::ids::{self, is_doc_id};
+use automerge::{Change, ChangeHash, ReadDoc};
+use cairn_core::change::{self, Bounds};
+use cairn_core::ids::is_doc_id;
+use rusqlite::params;
+use sha2::Digest as _;
 
 use crate::{Error, Replica, Result, get_meta, index, load_doc, set_meta, store_chunk};
 
@@ -36,6 +39,201 @@ pub struct Applied {
     pub docs: usize,
     /// Outbox entries dropped.
     pub acked: usize,
+    /// Changes set aside: they did not decode or did not apply.
+    pub set_aside: usize,
+    /// Changes waiting for the changes they depend on.
+    pub waiting: usize,
+}
+
+/// A change set aside because it did not decode or did not apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its hash in hex (or the hash of its bytes, when it did not decode).
+    pub hash: String,
+    pub doc: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+/// What applying changes to one document did.
+#[derive(Debug, Default)]
+struct DocOutcome {
+    applied: usize,
+    known: usize,
+    set_aside: usize,
+    waiting: usize,
+}
+
+/// Applies `fresh` (decoded, in log order) and the changes waiting beside the document to
+/// document `doc_id`: the ones whose dependencies are there are applied and stored, the others
+/// wait, and any that does not apply is set aside, never stopping the others.
+fn apply_to_doc(
+    tx: &rusqlite::Transaction<'_>,
+    doc_id: &str,
+    fresh: Vec<Change>,
+    now_ms: i64,
+) -> Result<DocOutcome> {
+    let mut out = DocOutcome::default();
+    let mut doc = load_doc(tx, doc_id)?;
+    let withdrawn = withdrawn_hashes(tx, doc_id)?;
+    let mut candidates: Vec<Change> = Vec::new();
+    let mut hashes = HashSet::new();
+    for c in fresh {
+        let hash = c.hash();
+        if withdrawn.contains(&hash)
+            || doc.get_change_by_hash(&hash).is_some()
+            || !hashes.insert(hash)
+        {
+            out.known += 1;
+            continue;
+        }
+        candidates.push(c);
+    }
+    let had_waiting = {
+        let mut st = tx.prepare_cached("SELECT change FROM waiting WHERE doc = ?1")?;
+        let rows = st.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut n = 0;
+        for bytes in rows {
+            let bytes = bytes?;
+            // They were decoded before they were put to wait.
+            if let Ok(c) = Change::from_bytes(bytes)
+                && hashes.insert(c.hash())
+            {
+                candidates.push(c);
+                n += 1;
+            }
+        }
+        n
+    };
+    if candidates.is_empty() {
+        return Ok(out);
+    }
+    // Order by dependencies: a change is ready when each of its dependencies is in the document
+    // or among the ready ones before it. The log's order is already such an order.
+    let mut ready: Vec<Change> = Vec::new();
+    let mut ready_hashes: HashSet<ChangeHash> = HashSet::new();
+    loop {
+        let before = ready.len();
+        let mut rest = Vec::new();
+        for c in candidates {
+            let deps_there = c
+                .deps()
+                .iter()
+                .all(|d| ready_hashes.contains(d) || doc.get_change_by_hash(d).is_some());
+            if deps_there {
+                ready_hashes.insert(c.hash());
+                ready.push(c);
+            } else {
+                rest.push(c);
+            }
+        }
+        candidates = rest;
+        if ready.len() == before || candidates.is_empty() {
+            break;
+        }
+    }
+    if had_waiting > 0 {
+        let mut del = tx.prepare_cached("DELETE FROM waiting WHERE hash = ?1")?;
+        for c in &ready {
+            del.execute([c.hash().0.as_slice()])?;
+        }
+    }
+    {
+        let mut wait = tx.prepare_cached(
+            "INSERT INTO waiting (hash, doc, change) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hash) DO NOTHING",
+        )?;
+        for c in &candidates {
+            wait.execute(params![c.hash().0.as_slice(), doc_id, c.raw_bytes()])?;
+        }
+    }
+    out.waiting = candidates.len();
+    if ready.is_empty() {
+        return Ok(out);
+    }
+    let mut applied: Vec<Change> = Vec::with_capacity(ready.len());
+    if change::apply(&mut doc, ready.clone()).is_ok() {
+        applied = ready;
+    } else {
+        // One of them does not apply: start again from the stored document and apply them one
+        // at a time, each on a copy, setting aside those that fail (and those that need them).
+        doc = load_doc(tx, doc_id)?;
+        let mut refused: HashSet<ChangeHash> = HashSet::new();
+        for c in ready {
+            let hash = c.hash();
+            let reason = if c.deps().iter().any(|d| refused.contains(d)) {
+                Some("it depends on a change that was set aside".to_owned())
+            } else {
+                let mut copy = doc.clone();
+                match change::apply(&mut copy, vec![c.clone()]) {
+                    Ok(()) if copy.get_change_by_hash(&hash).is_some() => {
+                        doc = copy;
+                        None
+                    }
+                    Ok(()) => Some("it did not apply".to_owned()),
+                    Err(e) => Some(e.to_string()),
+                }
+            };
+            match reason {
+                None => applied.push(c),
+                Some(why) => {
+                    refused.insert(hash);
+                    set_aside(tx, doc_id, c.raw_bytes(), &why, now_ms)?;
+                    out.set_aside += 1;
+                }
+            }
+        }
+    }
+    if applied.is_empty() {
+        return Ok(out);
+    }
+    let mut chunk = Vec::new();
+    for c in &applied {
+        chunk.extend_from_slice(c.raw_bytes());
+    }
+    out.applied = applied.len();
+    store_chunk(tx, doc_id, &doc, &chunk)?;
+    index::reindex_doc(tx, doc_id, &doc)?;
+    Ok(out)
+}
+
+/// Keeps a change that did not decode or apply, with why, out of its document.
+fn set_aside(
+    tx: &rusqlite::Transaction<'_>,
+    doc_id: &str,
+    bytes: &[u8],
+    why: &str,
+    now_ms: i64,
+) -> Result<()> {
+    let hash = match Change::from_bytes(bytes.to_vec()) {
+        Ok(c) => c.hash().0.to_vec(),
+        Err(_) => sha2::Sha256::digest(bytes).to_vec(),
+    };
+    tx.prepare_cached(
+        "INSERT INTO set_aside (hash, doc, change, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![hash, doc_id, bytes, why, now_ms])?;
+    tx.prepare_cached("DELETE FROM waiting WHERE hash = ?1")?
+        .execute([&hash])?;
+    Ok(())
+}
+
+/// The hashes of the changes of `doc_id` the server's admin withdrew.
+fn withdrawn_hashes(conn: &rusqlite::Connection, doc_id: &str) -> Result<HashSet<ChangeHash>> {
+    let mut st = conn.prepare_cached("SELECT hash FROM withdrawn WHERE doc = ?1")?;
+    let rows = st.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = HashSet::new();
+    for h in rows {
+        if let Ok(h) = ChangeHash::try_from(h?.as_slice()) {
+            out.insert(h);
+        }
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The server a replica syncs with, and who it is there.
@@ -155,9 +353,10 @@ impl Replica {
     /// Applies one exchange in one transaction: drops the outbox through `acked_through`, applies
     /// the pulled changes to their documents and index, and moves the cursor to `cursor`.
     ///
-    /// Changes already held are skipped; changes whose dependencies have not arrived wait inside
-    /// their document until they do. A change that does not decode, or names a document no team
-    /// holds, fails the whole exchange and writes nothing.
+    /// Changes already held are skipped. A change whose dependencies have not arrived waits
+    /// beside its document until they do. A change that does not decode or does not apply is set
+    /// aside with the reason (see [`Replica::set_aside`]); it never stops the rest. Only a change
+    /// naming no document a team holds fails the whole exchange, writing nothing.
     pub fn apply_exchange(
         &mut self,
         acked_through: Option<i64>,
@@ -183,39 +382,48 @@ impl Replica {
                 order.push(&p.doc);
             }
         }
+        let bounds = Bounds::default();
         for doc_id in order {
-            let mut doc = load_doc(&tx, doc_id)?;
             let mut fresh = Vec::new();
-            let mut chunk = Vec::new();
-            let mut hashes = HashSet::new();
             for p in pulled.iter().filter(|p| p.doc == doc_id) {
-                let change = Change::from_bytes(p.change.clone())
-                    .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
-                let hash = change.hash();
-                if !ids::checksum_ok(&p.change, &hash.0) {
-                    return Err(Error::BadChange(format!("in {doc_id}: a damaged change")));
+                match change::decode(&p.change, &bounds) {
+                    Ok((c, _)) => fresh.push(c),
+                    Err(why) => {
+                        set_aside(&tx, doc_id, &p.change, &why.to_string(), now_ms)?;
+                        applied.set_aside += 1;
+                    }
                 }
-                if doc.get_change_by_hash(&hash).is_some() || !hashes.insert(hash) {
-                    applied.known += 1;
-                    continue;
-                }
-                chunk.extend_from_slice(&p.change);
-                fresh.push(change);
             }
-            if fresh.is_empty() {
-                continue;
+            let outcome = apply_to_doc(&tx, doc_id, fresh, now_ms)?;
+            applied.changes += outcome.applied;
+            applied.known += outcome.known;
+            applied.set_aside += outcome.set_aside;
+            applied.waiting += outcome.waiting;
+            if outcome.applied > 0 {
+                applied.docs += 1;
             }
-            applied.changes += fresh.len();
-            doc.apply_changes(fresh)
-                .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
-            store_chunk(&tx, doc_id, &doc, &chunk)?;
-            index::reindex_doc(&tx, doc_id, &doc)?;
-            applied.docs += 1;
         }
         set_meta(&tx, "cursor", &cursor.to_string())?;
         set_meta(&tx, "last_sync_ms", &now_ms.to_string())?;
         tx.commit()?;
         Ok(applied)
+    }
+
+    /// Changes set aside because they did not decode or apply, newest first.
+    pub fn set_aside(&self) -> Result<Vec<SetAside>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT hash, doc, reason, at_ms FROM set_aside ORDER BY at_ms DESC, hash")?;
+        let rows = st.query_map([], |r| {
+            let hash: Vec<u8> = r.get(0)?;
+            Ok(SetAside {
+                hash: hex(&hash),
+                doc: r.get(1)?,
+                reason: r.get(2)?,
+                at_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// How many changes wait in the outbox, and their bytes.
@@ -234,17 +442,21 @@ impl Replica {
             .query_row("SELECT EXISTS (SELECT 1 FROM outbox)", [], |r| r.get(0))?)
     }
 
-    /// Changes that arrived before the changes they depend on, per document.
+    /// Changes that arrived before the changes they depend on.
     pub fn waiting_changes(&self) -> Result<usize> {
+        let beside: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM waiting", [], |r| r.get(0))?;
+        // Replicas made before changes waited beside their documents keep them inside.
         let mut st = self.conn.prepare("SELECT id FROM docs WHERE chunks > 0")?;
         let ids: Vec<String> = st
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut waiting = 0;
+        let mut inside = 0;
         for id in ids {
-            waiting += load_doc(&self.conn, &id)?.get_missing_deps(&[]).len();
+            inside += load_doc(&self.conn, &id)?.get_missing_deps(&[]).len();
         }
-        Ok(waiting)
+        Ok(beside as usize + inside)
     }
 }
 

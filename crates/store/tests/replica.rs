@@ -166,15 +166,15 @@ fn refused_writes_leave_the_file_unchanged() {
 fn events_are_found_by_a_prefix_of_their_tag() {
     let mut f = Fixture::new();
     let a = f.log("ana", "x");
-    assert_eq!(f.replica.resolve(a.short()).unwrap().id, a);
-    assert_eq!(f.replica.resolve(a.as_str()).unwrap().id, a);
-    assert_eq!(f.replica.resolve(&a.tag()[..4]).unwrap().id, a);
+    assert_eq!(f.replica.resolve(a.short(), "m1").unwrap().id, a);
+    assert_eq!(f.replica.resolve(a.as_str(), "m1").unwrap().id, a);
+    assert_eq!(f.replica.resolve(&a.tag()[..4], "m1").unwrap().id, a);
     assert!(matches!(
-        f.replica.resolve("zzzzzzzz"),
+        f.replica.resolve("zzzzzzzz", "m1"),
         Err(Error::NoSuchEvent(_))
     ));
     assert!(matches!(
-        f.replica.resolve("ab"),
+        f.replica.resolve("ab", "m1"),
         Err(Error::NoSuchEvent(_))
     ));
 }
@@ -301,6 +301,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(
         "DROP INDEX events_activity; DROP TABLE challenges;
+         DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
          PRAGMA user_version = 1;",
     )

@@ -78,16 +78,16 @@ fn a_joined_replica_catches_up_in_any_order_and_waits_for_missing_changes() {
     assert_eq!(b.cursor().unwrap(), 0);
     assert!(texts(&b).is_empty());
 
-    // The newest changes first: they wait inside their documents for what they depend on.
+    // The newest changes first: they wait beside their documents for what they depend on.
     let (old, new) = all.split_at(all.len() / 2);
     let got = b.apply_exchange(None, new, 5, T0).unwrap();
-    assert_eq!(got.changes, new.len());
-    assert!(b.waiting_changes().unwrap() > 0);
+    assert_eq!((got.changes, got.waiting), (0, new.len()));
+    assert_eq!(b.waiting_changes().unwrap(), new.len());
     // Reopening keeps the waiting changes.
     drop(b);
     let mut b = Replica::open(&dir.path().join("b.sqlite3")).unwrap();
     let got = b.apply_exchange(None, old, 9, T0).unwrap();
-    assert_eq!(got.changes, old.len());
+    assert_eq!((got.changes, got.waiting), (all.len(), 0));
     assert_eq!(b.waiting_changes().unwrap(), 0);
     assert_eq!(texts(&b), texts(&a));
     assert_eq!(b.team().unwrap(), a.team().unwrap());
@@ -118,7 +118,7 @@ fn acknowledged_changes_leave_the_outbox() {
 }
 
 #[test]
-fn a_bad_change_writes_nothing() {
+fn a_bad_change_is_set_aside_and_the_rest_applies() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = founder(dir.path());
     log(&mut a, "ana", 1, "one");
@@ -129,19 +129,37 @@ fn a_bad_change_writes_nothing() {
         doc: "team".into(),
         change: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
     };
+    let mut batch = vec![garbage];
+    batch.extend(good.iter().cloned());
+    let got = b.apply_exchange(None, &batch, 3, T0).unwrap();
+    assert_eq!((got.changes, got.set_aside), (good.len(), 1));
+    assert_eq!(b.cursor().unwrap(), 3);
+    assert_eq!(texts(&b), ["one"]);
+    let aside = b.set_aside().unwrap();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].reason.contains("cut short"), "{aside:?}");
+    assert!(b.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn a_change_for_no_document_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    log(&mut a, "ana", 1, "one");
+    let good = pending(&a);
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "ben", &remote()).unwrap();
     let bad_doc = Incoming {
         doc: "../etc".into(),
         change: good[0].change.clone(),
     };
-    for bad in [garbage, bad_doc] {
-        let mut batch = good.clone();
-        batch.push(bad);
-        let err = b.apply_exchange(None, &batch, 3, T0).unwrap_err();
-        assert!(matches!(err, Error::BadChange(_)), "{err:?}");
-        assert_eq!(b.cursor().unwrap(), 0);
-        assert!(texts(&b).is_empty());
-        assert_eq!(b.stats().unwrap().docs, 0);
-    }
+    let mut batch = good.clone();
+    batch.push(bad_doc);
+    let err = b.apply_exchange(None, &batch, 3, T0).unwrap_err();
+    assert!(matches!(err, Error::BadChange(_)), "{err:?}");
+    assert_eq!(b.cursor().unwrap(), 0);
+    assert!(texts(&b).is_empty());
+    assert_eq!(b.stats().unwrap().docs, 0);
 }
 
 #[test]
@@ -188,7 +206,7 @@ fn a_document_waiting_for_changes_is_not_compacted_until_they_come() {
 }
 
 #[test]
-fn one_event_id_in_two_journals_shows_the_same_everywhere() {
+fn one_event_id_in_two_members_journals_is_kept_apart_the_same_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = founder(dir.path());
     a.change_team("ana", |doc, state| {
@@ -219,5 +237,8 @@ fn one_event_id_in_two_journals_shows_the_same_everywhere() {
         feeds.push(texts(&r));
     }
     assert_eq!(feeds[0], feeds[1]);
-    assert_eq!(feeds[0].len(), 1);
+    // Each member's event is theirs: neither replaces the other.
+    let mut sorted = feeds[0].clone();
+    sorted.sort();
+    assert_eq!(sorted, ["ana's", "ben's copy"]);
 }

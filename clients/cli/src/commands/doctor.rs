@@ -26,10 +26,26 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let problems = replica.verify_index()?;
     let ok = problems.is_empty();
     let waiting = replica.waiting_changes()?;
+    let aside = replica.set_aside()?;
     let cursor = replica.cursor()?;
     let server = check_server(&replica, cursor)?;
+    let mut aside_text = format!("{} changes that do not apply", aside.len());
+    for a in aside.iter().take(5) {
+        aside_text.push_str(&format!(
+            "\n          {} in {}: {}",
+            &a.hash[..12],
+            a.doc,
+            a.reason
+        ));
+    }
+    if aside.len() > 5 {
+        aside_text.push_str(&format!(
+            "\n          and {} more (--json lists all)",
+            aside.len() - 5
+        ));
+    }
     let text = format!(
-        "replica   {}\nschema    {}\ndocuments {} ({} chunks)\nevents    {}\noutbox    {} changes\nwaiting   {waiting} changes for what they depend on\ncursor    {cursor}\nserver    {}\nindex     {}",
+        "replica   {}\nschema    {}\ndocuments {} ({} chunks)\nevents    {}\noutbox    {} changes\nwaiting   {waiting} changes for what they depend on\nset aside {aside_text}\ncursor    {cursor}\nserver    {}\nindex     {}",
         replica.path().display(),
         cairn_store::SCHEMA_VERSION,
         stats.docs,
@@ -53,6 +69,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             "events": stats.events,
             "outbox": stats.outbox,
             "waiting": waiting,
+            "set_aside": aside.iter().map(|a| json!({
+                "hash": a.hash, "doc": a.doc, "reason": a.reason, "at_ms": a.at_ms,
+            })).collect::<Vec<_>>(),
             "cursor": cursor,
             "server": server.json,
             "index_ok": ok,

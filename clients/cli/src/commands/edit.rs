@@ -24,7 +24,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
     let me = ctx.actor(&replica)?;
-    let event = replica.resolve(&args.id)?;
+    let event = replica.resolve(&args.id, &me)?;
     let edit = Edit {
         text: args.text,
         pillar: args.pillar,

@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
     let me = ctx.actor(&replica)?;
-    let target = replica.resolve(&args.id)?;
+    let target = replica.resolve(&args.id, &me)?;
     let team = replica.team()?;
     let stamp = ctx.stamp(&team.tz, false);
     let id = ctx.new_event_id()?;

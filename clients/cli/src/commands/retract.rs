@@ -15,7 +15,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
     let me = ctx.actor(&replica)?;
-    let event = replica.resolve(&args.id)?;
+    let event = replica.resolve(&args.id, &me)?;
     replica.retract_event(&me, &event.id, ctx.now_ms())?;
     ctx.out.say(
         format!("retracted {}", event.id.short()),

@@ -31,6 +31,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         remote::TIMEOUT
     };
     let report = exchange(ctx, &mut replica, timeout, !args.background)?;
+    if report.set_aside > 0 && !args.background {
+        eprintln!(
+            "warning: set aside {} change{} from the server that do{} not apply; the rest synced \
+             (`cairn doctor` lists them; tell the server's admin)",
+            report.set_aside,
+            plural(report.set_aside),
+            if report.set_aside == 1 { "es" } else { "" },
+        );
+    }
     if args.quiet || args.background {
         return Ok(());
     }
@@ -70,7 +79,13 @@ pub fn client(replica: &Replica, timeout: std::time::Duration) -> Result<Client>
         return Err(CliError::new("this team is not on a server")
             .hint("join one with `cairn join URL --invite CODE --name NAME`, or bring this team to one with `cairn publish URL --invite CODE`"));
     };
-    Ok(Client::new(&r.url, Some(r.token), timeout))
+    let client = Client::new(&r.url, Some(r.token), timeout);
+    // A quiet sync after a write gives way at once to a busy server: the next one catches up.
+    Ok(if timeout <= remote::QUIET_TIMEOUT {
+        client.impatient()
+    } else {
+        client
+    })
 }
 
 /// Syncs until level, finishing a publication or a join left half done.
@@ -118,6 +133,7 @@ pub fn exchange(
             let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
             report.sent += more.sent;
             report.received += more.received;
+            report.set_aside += more.set_aside;
             report.requests += more.requests;
             report.bytes_up += more.bytes_up;
             report.bytes_down += more.bytes_down;

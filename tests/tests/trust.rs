@@ -1,0 +1,419 @@
+//! Trust, tried as a hostile member and as a stranger on the network would, against a real
+//! `cairn-server` process and real `cairn` homes: nobody can break, stall, rewrite or read the
+//! team.
+
+use std::time::Duration;
+
+use cairn_e2e::forge;
+use cairn_e2e::http::{self, connect, exchange, read_to_close};
+use cairn_e2e::{Home, Server, feed};
+
+/// Ana's team with Bo added by name, published; Bo joined with an invite made for him and logged
+/// once. Returns the server's team id too.
+fn team_with_bo(server: &Server) -> (Home, Home, String) {
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&["log", "Wrote the onboarding notes"]).ok();
+    let team = server.team("Otters");
+    let invite = server.invite(&team, 10);
+    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    let bo = Home::new();
+    let bo_invite = server.invite_for(&team, "@bo");
+    bo.run(&["join", &server.url, "--invite", &bo_invite]).ok();
+    bo.run(&["log", "Paired on the flaky test"]).ok();
+    bo.run(&["sync"]).ok();
+    (ana, bo, team)
+}
+
+fn texts(home: &Home) -> Vec<String> {
+    let mut t: Vec<String> = feed(home, &[])
+        .iter()
+        .map(|i| i["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+/// Bo's next change, made offline and taken from his outbox unsent: (document, bytes).
+fn next_change_of(bo: &Home) -> (String, Vec<u8>) {
+    bo.run(&["log", "An honest stone"]).ok();
+    let mut out = bo.outbox();
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.remove(0)
+}
+
+/// Document `doc` of `team` as the server's log has it.
+fn stored_doc(server: &Server, team: &str, doc: &str) -> automerge::Automerge {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let mut st = conn
+        .prepare("SELECT data FROM changes WHERE team = ?1 AND doc = ?2 ORDER BY seq")
+        .unwrap();
+    let changes: Vec<automerge::Change> = st
+        .query_map([team, doc], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|b| automerge::Change::from_bytes(b.unwrap()).unwrap())
+        .collect();
+    let mut out = automerge::Automerge::new();
+    out.apply_changes(changes).unwrap();
+    out
+}
+
+/// Every event in `member`'s journals as the server holds them.
+fn stored_journals(server: &Server, team: &str, member: &str) -> Vec<cairn_core::Event> {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let mut st = conn
+        .prepare("SELECT DISTINCT doc FROM changes WHERE team = ?1 AND doc LIKE ?2")
+        .unwrap();
+    let docs: Vec<String> = st
+        .query_map([team, &format!("j/{member}/%")], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    docs.iter()
+        .flat_map(|d| cairn_core::journal::read(&stored_doc(server, team, d)).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_change_that_does_not_apply_is_refused_and_the_team_goes_on() {
+    let server = Server::start();
+    let (ana, bo, team) = team_with_bo(&server);
+    let token = bo.meta("token");
+    let (doc, honest) = next_change_of(&bo);
+    let stored = server.changes(&team);
+
+    // Finding 1: an op naming actor index 5 of a change with one actor (automerge panics
+    // applying it), and a change whose counters run past 2^32.
+    for evil in [
+        forge::foreign_actor_index(&honest),
+        forge::counter_overflow(&honest),
+    ] {
+        let (status, body) = http::push(&server.url, &token, &doc, vec![evil]);
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(server.changes(&team), stored, "nothing is stored");
+    }
+
+    // Bo's honest change still goes, and everyone, a newcomer included, syncs and reads.
+    bo.run(&["sync"]).ok();
+    let sync = ana.run(&["sync"]);
+    assert!(!sync.stderr.contains("panicked"), "{}", sync.stderr);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    let cy = Home::new();
+    let invite = server.invite(&team, 1);
+    let joined = cy.run(&["join", &server.url, "--invite", &invite, "--name", "Cy"]);
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    let want = [
+        "An honest stone",
+        "Paired on the flaky test",
+        "Wrote the onboarding notes",
+    ];
+    assert_eq!(texts(&ana), want);
+    assert_eq!(texts(&cy), want);
+}
+
+#[test]
+fn a_change_claiming_two_to_the_forty_operations_is_refused_before_it_costs_anything() {
+    let server = Server::start();
+    let (_ana, bo, team) = team_with_bo(&server);
+    let token = bo.meta("token");
+    let (doc, honest) = next_change_of(&bo);
+    // Finding 2: every column one run of 2^40 entries, about a hundred bytes in all.
+    let bomb = forge::op_bomb(&honest, 40);
+    assert!(bomb.len() < 200, "{}", bomb.len());
+    // A few hundred of them: before, each kept a worker busy for hours.
+    let (status, body) = http::push(&server.url, &token, &doc, vec![bomb; 300]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("operations"), "{body}");
+    assert_eq!(http::get(&server.url, "/readyz").0, 200);
+    bo.run(&["sync"]).ok();
+    assert!(server.changes(&team) > 0);
+}
+
+#[test]
+fn a_stranger_is_refused_before_the_body_is_read() {
+    let server = Server::start_with(&["--body-timeout", "1s"]);
+    let (_ana, bo, _team) = team_with_bo(&server);
+    // Finding 3: a 16 MB body announced, none of it sent. The answer comes at once: the server
+    // does not wait for, or hold, a byte of it.
+    for auth in ["", "Authorization: Bearer cairn_0000\r\n"] {
+        let mut s = connect(server.addr(), Duration::from_secs(20));
+        let head = format!(
+            "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{auth}\
+             Content-Length: 16000000\r\n\r\n"
+        );
+        let (answer, _) = exchange(&mut s, head.as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    }
+    // With a good token, a body past the limit is refused by its length alone, and a body
+    // that stops coming is given up on.
+    let token = bo.meta("token");
+    let mut s = connect(server.addr(), Duration::from_secs(20));
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: 100000000\r\n\r\n"
+    );
+    let (answer, _) = exchange(&mut s, head.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    let mut s = connect(server.addr(), Duration::from_secs(20));
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: 100\r\n\r\n{{\"cursor\""
+    );
+    let (answer, _) = exchange(&mut s, head.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+#[test]
+fn slow_idle_and_surplus_connections_are_closed() {
+    // Finding 4: partial headers and idle keep-alive connections are closed after the header
+    // timeout.
+    let server = Server::start_with(&["--header-timeout", "1s"]);
+    let mut partial = connect(server.addr(), Duration::from_secs(20));
+    let (_, closed) = exchange(&mut partial, b"POST /v1/sync HTTP/1.1\r\nHost:");
+    assert!(
+        closed,
+        "a connection that never finishes its headers is closed"
+    );
+    let mut idle = connect(server.addr(), Duration::from_secs(20));
+    let (answer, closed) = exchange(&mut idle, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(closed, "an idle kept-alive connection is closed");
+
+    // Past the cap, a connection is told 503 with Retry-After and closed; the log says so.
+    let capped = Server::start_with(&["--max-connections", "3", "--header-timeout", "60s"]);
+    let held: Vec<_> = (0..3)
+        .map(|_| connect(capped.addr(), Duration::from_secs(20)))
+        .collect();
+    let mut extra = connect(capped.addr(), Duration::from_secs(20));
+    let (answer, closed) = read_to_close(&mut extra);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(
+        answer.to_lowercase().contains("retry-after: 1"),
+        "{answer:?}"
+    );
+    assert!(closed);
+    drop(held);
+    assert!(
+        capped.log().contains("too many connections"),
+        "{}",
+        capped.log()
+    );
+}
+
+#[test]
+fn a_member_cannot_take_over_a_teammates_event_by_its_id() {
+    let server = Server::start();
+    let (ana, bo, team) = team_with_bo(&server);
+    let team = team.as_str();
+    ana.run(&["sync"]).ok();
+    // Finding 5: the attacker reuses the victim's event id for an event of their own. Before,
+    // the copy in the journal whose id sorts first won everywhere, so the attacker is whichever
+    // of the two has that journal.
+    let (ana_id, bo_id) = (ana.meta("me"), bo.meta("me"));
+    let (attacker, attacker_handle, victim, victim_handle) = if bo_id < ana_id {
+        (&bo, "@bo", &ana, "ana")
+    } else {
+        (&ana, "@ana", &bo, "bo")
+    };
+    victim
+        .run(&["kudos", attacker_handle, "Thanks for the calm review"])
+        .ok();
+    victim.run(&["sync"]).ok();
+    attacker.run(&["sync"]).ok();
+    let item = feed(attacker, &[])
+        .into_iter()
+        .find(|i| i["author"] == victim_handle && i["kind"] != "action")
+        .unwrap_or_else(|| panic!("the victim's event: {:?}", feed(attacker, &[])));
+    // The attacker writes the event with the victim's id into their own journal, by hand,
+    // as a client other than `cairn` would: a fresh actor, the journal's heads as they are on
+    // the server.
+    let id = cairn_core::ids::EventId::parse(item["id"].as_str().unwrap()).unwrap();
+    let original = stored_journals(&server, team, &victim.meta("me"))
+        .into_iter()
+        .find(|e| e.id == id)
+        .expect("the victim's event is on the server");
+    let me = attacker.meta("me");
+    let journal = cairn_core::ids::journal_doc(&me, &cairn_core::ids::month_of(original.at_ms));
+    let state = cairn_core::team::read(&stored_doc(&server, team, "team")).unwrap();
+    let mut doc = stored_doc(&server, team, &journal);
+    doc.set_actor(automerge::ActorId::random());
+    let heads = doc.get_heads();
+    let stamp = cairn_core::Stamp {
+        at_ms: original.at_ms,
+        tz: original.tz.clone(),
+        date: original.date.clone(),
+        late: false,
+    };
+    let new = cairn_core::NewEvent::action("I wrote over your thanks", None, None);
+    cairn_core::journal::add(&mut doc, &state, &me, &id, &stamp, &new).unwrap();
+    let change = doc.get_changes(&heads)[0].raw_bytes().to_vec();
+    let (status, body) = http::push(&server.url, &attacker.meta("token"), &journal, vec![change]);
+    assert_eq!(status, 200, "{body}");
+    victim.run(&["sync"]).ok();
+    // (The attacker's own device never pulls what it pushed; a newcomer sees the team.)
+    let cy = Home::new();
+    let invite = server.invite(team, 1);
+    cy.run(&["join", &server.url, "--invite", &invite, "--name", "Cy"])
+        .ok();
+    for home in [victim, &cy] {
+        let items: Vec<_> = feed(home, &[])
+            .into_iter()
+            .filter(|i| i["id"] == item["id"])
+            .collect();
+        assert_eq!(items.len(), 2, "both events stay, apart: {items:?}");
+        let theirs = items
+            .iter()
+            .find(|i| i["author"] == victim_handle)
+            .expect("the victim's event is still the victim's");
+        assert_eq!(theirs["text"], "Thanks for the calm review");
+        assert_eq!(theirs["to"], item["to"]);
+    }
+}
+
+#[test]
+fn a_general_invite_never_claims_an_existing_member() {
+    let server = Server::start();
+    let (_ana, bo, team) = team_with_bo(&server);
+    // Finding 6: the admin revokes Bo's device; a holder of the team's general invite then
+    // tries to take Bo's place.
+    server
+        .admin(&["device", "revoke", &bo.meta("device_id")])
+        .ok();
+    let mallory = Home::new();
+    let invite = server.invite(&team, 10);
+    let run = mallory.run(&["join", &server.url, "--invite", &invite, "--claim", "@bo"]);
+    let line = run.fails();
+    assert!(line.contains("general invite cannot claim @bo"), "{line}");
+    assert!(!mallory.replica().exists());
+    // The way back for Bo is an invite made for him.
+    let bo2 = Home::new();
+    let for_bo = server.invite_for(&team, "@bo");
+    bo2.run(&["join", &server.url, "--invite", &for_bo]).ok();
+    assert_eq!(bo2.meta("me"), bo.meta("me"));
+    // ... which nobody else can turn into someone else's place.
+    let for_bo = server.invite_for(&team, "@bo");
+    let eve = Home::new();
+    let line = eve
+        .run(&["join", &server.url, "--invite", &for_bo, "--claim", "@ana"])
+        .fails();
+    assert!(line.contains("made for @bo"), "{line}");
+}
+
+#[cfg(unix)]
+#[test]
+fn replica_and_server_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("new-home");
+    let run = std::process::Command::new(cairn_e2e::cairn_bin())
+        .args(["init", "--team", "Otters", "--name", "Ana", "--tz", "UTC"])
+        .env("CAIRN_HOME", &home)
+        .env("CAIRN_AUTO_SYNC", "0")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    // Finding 7: the replica holds the device token.
+    assert_eq!(mode(&home), 0o700);
+    for f in [
+        "replica.sqlite3",
+        "replica.sqlite3-wal",
+        "replica.sqlite3-shm",
+    ] {
+        let p = home.join(f);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+    }
+    // A replica made by an older cairn is made private when opened.
+    std::fs::set_permissions(
+        home.join("replica.sqlite3"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let run = std::process::Command::new(cairn_e2e::cairn_bin())
+        .args(["feed"])
+        .env("CAIRN_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(mode(&home.join("replica.sqlite3")), 0o600);
+    // The server's database, in a directory it makes.
+    let db = dir.path().join("srv").join("server.sqlite3");
+    let run = std::process::Command::new(cairn_e2e::bin("cairn-server"))
+        .args(["team", "create", "Otters"])
+        .env("CAIRN_SERVER_DB", &db)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    assert_eq!(mode(&db), 0o600);
+}
+
+#[test]
+fn a_refusal_is_one_escaped_log_line_with_the_clients_address() {
+    let server = Server::start();
+    let (_ana, bo, _team) = team_with_bo(&server);
+    // Finding 8: a document id carrying a newline and a terminal escape, made to look like a
+    // log line of its own.
+    let forged = "j/x\n2026-11-27T00:00:00Z  INFO cairn_server: admin logged in \u{1b}[2J";
+    let (status, _) = http::push(&server.url, &bo.meta("token"), forged, vec![vec![1]]);
+    assert_eq!(status, 400);
+    let (status, _) = http::post(&server.url, "/v1/sync", Some("nope"), b"{}");
+    assert_eq!(status, 401);
+    let log = server.log();
+    assert!(
+        !log.contains("admin logged in \u{1b}"),
+        "raw text in the log: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-11-27T00:00:00Z")),
+        "a forged line: {log}"
+    );
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("admin logged in"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "one line per refusal: {log}");
+    assert!(refusals[0].contains("client=127.0.0.1"), "{}", refusals[0]);
+    assert!(refusals[0].contains("status=400"), "{}", refusals[0]);
+    assert!(!refusals[0].contains("ERROR"), "{}", refusals[0]);
+    let unauthorized: Vec<&str> = log.lines().filter(|l| l.contains("status=401")).collect();
+    assert_eq!(unauthorized.len(), 1, "{log}");
+    assert!(!log.contains("nope"), "tokens never reach the log");
+}
+
+#[test]
+fn guessing_invites_and_minting_link_codes_are_rate_limited() {
+    let server = Server::start_with(&["--rate-join", "5/10m", "--rate-link", "3/1m"]);
+    let (_ana, bo, team) = team_with_bo(&server);
+    // Finding 9: invite guesses. (Ana's publication and Bo's join spent two of the five.)
+    let guess = br#"{"invite":"aaaaa-bbbbb-ccccc-ddddd","device_name":"x","name":"X"}"#;
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| http::post(&server.url, "/v1/join", None, guess).0)
+        .collect();
+    assert_eq!(statuses, [403, 403, 403, 429, 429, 429], "{statuses:?}");
+    let agent = http::agent();
+    let resp = agent
+        .post(format!("{}/v1/join", server.url))
+        .content_type("application/json")
+        .send(&guess[..])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&wait), "{wait}");
+    // The CLI says so plainly instead of a bare status.
+    let cy = Home::new();
+    let invite = server.invite(&team, 1);
+    let line = cy
+        .run(&["join", &server.url, "--invite", &invite, "--name", "Cy"])
+        .fails();
+    assert!(line.contains("too many joins"), "{line}");
+    // Link codes: three, then 429; codes are not minted without end.
+    let codes: Vec<i32> = (0..4).map(|_| bo.run(&["device", "link"]).code).collect();
+    assert_eq!(&codes[..3], [0, 0, 0]);
+    assert_ne!(codes[3], 0);
+}
