@@ -907,8 +907,34 @@ fn store_change(
             "{at} is number {seq} of its actor, but the server holds {last} before it"
         )));
     }
+    // Its operations come after those of its actor's previous change: an actor numbers its
+    // operations once, and two operations with one number would break every replica.
+    if seq > 1 {
+        let prev: Option<Vec<u8>> = tx
+            .prepare_cached(
+                "SELECT hash FROM changes
+                 WHERE team = ?1 AND doc = ?2 AND actor = ?3 AND actor_seq = ?4",
+            )?
+            .query_row(params![device.team, doc, actor, seq - 1], |r| r.get(0))
+            .optional()?;
+        let prev_end = prev
+            .and_then(|h| automerge::ChangeHash::try_from(h.as_slice()).ok())
+            .and_then(|h| {
+                cairn_core::change::quietly(|| {
+                    loaded.doc.get_change_by_hash(&h).map(|c| c.max_op())
+                })
+                .ok()
+                .flatten()
+            });
+        if prev_end.is_some_and(|end| change.start_op().get() <= end) {
+            return Err(Error::BadRequest(format!(
+                "{at} numbers its operations again from before its actor's previous change"
+            )));
+        }
+    }
     for dep in change.deps() {
-        if loaded.doc.get_change_by_hash(dep).is_none() {
+        let missing = cairn_core::change::quietly(|| loaded.doc.get_change_by_hash(dep).is_none());
+        if missing.unwrap_or(true) {
             return Err(Error::BadRequest(format!(
                 "{at} depends on a change of {doc} the server does not have"
             )));
@@ -919,11 +945,6 @@ fn store_change(
     let raw = change.raw_bytes().to_vec();
     if let Err(e) = cairn_core::change::apply(&mut loaded.doc, vec![change]) {
         return Err(Error::BadRequest(format!("{at}: {e}")));
-    }
-    if loaded.doc.get_change_by_hash(&hash).is_none() {
-        return Err(Error::BadRequest(format!(
-            "{at} does not apply to {doc} as the server holds it"
-        )));
     }
     *head += 1;
     tx.prepare_cached(

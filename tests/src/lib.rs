@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod forge;
+pub mod fuzz;
 pub mod http;
 pub mod server;
 

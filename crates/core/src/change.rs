@@ -100,6 +100,12 @@ pub enum Refusal {
     Checksum,
     #[error("it carries an author footer")]
     Author,
+    #[error("it is not encoded as automerge encodes it, so replicas could disagree on its hash")]
+    NotCanonical,
+    #[error(
+        "its first operation is number {start_op}, but the changes it depends on end at {after}"
+    )]
+    Misplaced { start_op: u64, after: u64 },
     #[error("it does not apply: {0}")]
     DoesNotApply(String),
 }
@@ -435,8 +441,10 @@ pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
     })
 }
 
-/// Inspects, then decodes a change, refusing a damaged checksum and an author footer (cairn
-/// never writes one).
+/// Inspects, then decodes a change, refusing a damaged checksum, an author footer (cairn never
+/// writes one) and any encoding automerge would not write itself: a replica that compacts a
+/// document writes its changes again from their operations, and a change that does not come
+/// out byte for byte the same would get another hash there, stranding every change after it.
 pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<(Change, Shape), Refusal> {
     let shape = inspect(bytes, bounds)?;
     let change = quietly(|| Change::from_bytes(bytes.to_vec()))
@@ -448,17 +456,67 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<(Change, Shape), Refusal>
     if quietly(|| change.author().is_some()).unwrap_or(true) {
         return Err(Refusal::Author);
     }
+    let canonical = quietly(|| Change::from(change.decode()).raw_bytes() == bytes)
+        .map_err(|p| Refusal::Undecodable(p.to_owned()))?;
+    if !canonical {
+        return Err(Refusal::NotCanonical);
+    }
     Ok((change, shape))
 }
 
-/// Applies `changes` to `doc`. On an error the document may hold part of them, or be in a state
+/// Applies `changes` (each with its dependencies in `doc` or before it) to `doc`, and checks
+/// that each is then in it. On an error the document may hold part of them, or be in a state
 /// automerge never meant: throw it away and load it again.
 pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Refusal> {
-    match quietly(|| doc.apply_changes(changes)) {
-        Ok(Ok(())) => Ok(()),
+    let hashes: Vec<_> = changes.iter().map(Change::hash).collect();
+    placed(doc, &changes)?;
+    let applied = quietly(|| {
+        doc.apply_changes(changes)?;
+        Ok::<_, automerge::AutomergeError>(
+            hashes
+                .iter()
+                .all(|h| automerge::ReadDoc::get_change_by_hash(doc, h).is_some()),
+        )
+    });
+    match applied {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(Refusal::DoesNotApply(
+            "it waits for a change it depends on".into(),
+        )),
         Ok(Err(e)) => Err(Refusal::DoesNotApply(e.to_string())),
         Err(panic) => Err(Refusal::DoesNotApply(panic.to_owned())),
     }
+}
+
+/// Checks that each change's operations are numbered right after those of the changes it
+/// depends on, as automerge numbers them: a document saves its changes by their last operation
+/// and finds their first from their dependencies, so a change numbered otherwise (one that drops
+/// its dependencies, say) applies, and the document it is in can then never be loaded again.
+fn placed(doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
+    let mut ends: std::collections::HashMap<automerge::ChangeHash, u64> =
+        std::collections::HashMap::new();
+    for c in changes {
+        let mut after = 0;
+        for d in c.deps() {
+            let end = match ends.get(d) {
+                Some(e) => *e,
+                None => {
+                    quietly(|| automerge::ReadDoc::get_change_by_hash(doc, d).map(|c| c.max_op()))
+                        .map_err(|p| Refusal::DoesNotApply(p.to_owned()))?
+                        .ok_or_else(|| {
+                            Refusal::DoesNotApply("it waits for a change it depends on".into())
+                        })?
+                }
+            };
+            after = after.max(end);
+        }
+        let start_op = c.start_op().get();
+        if start_op != after + 1 {
+            return Err(Refusal::Misplaced { start_op, after });
+        }
+        ends.insert(c.hash(), c.max_op());
+    }
+    Ok(())
 }
 
 thread_local! {
@@ -607,7 +665,10 @@ mod tests {
         parts.set_column(columns::OBJ_ACTOR, actor);
         parts.set_column(columns::OBJ_COUNTER, counter);
         let evil = parts.encode();
-        let (change, _) = decode(&evil, &Bounds::default()).expect("it decodes");
+        // Decoding already refuses it (automerge cannot expand its operations)...
+        assert!(decode(&evil, &Bounds::default()).is_err());
+        // ... and applying it, decoded as automerge would, is a refusal too, not a panic.
+        let change = Change::from_bytes(evil).expect("automerge decodes it");
         let err = apply(&mut base, vec![change]).unwrap_err();
         assert!(matches!(err, Refusal::DoesNotApply(_)), "{err:?}");
     }

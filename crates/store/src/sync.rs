@@ -48,7 +48,7 @@ pub struct Applied {
 /// A change set aside because it did not decode or did not apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetAside {
-    /// Its hash in hex (or the hash of its bytes, when it did not decode).
+    /// The SHA-256 of its chunk (its automerge hash, when the chunk is intact), in hex.
     pub hash: String,
     pub doc: String,
     pub reason: String,
@@ -205,10 +205,9 @@ fn set_aside(
     why: &str,
     now_ms: i64,
 ) -> Result<()> {
-    let hash = match Change::from_bytes(bytes.to_vec()) {
-        Ok(c) => c.hash().0.to_vec(),
-        Err(_) => sha2::Sha256::digest(bytes).to_vec(),
-    };
+    // Never decoded again here: the bytes may be anything. A change's own hash is the SHA-256
+    // of its chunk past the magic bytes and checksum, so an intact change keeps its hash.
+    let hash = sha2::Sha256::digest(bytes.get(8..).unwrap_or_default()).to_vec();
     tx.prepare_cached(
         "INSERT INTO set_aside (hash, doc, change, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (hash) DO NOTHING",

@@ -1,0 +1,358 @@
+//! Fuzz targets: real changes made by cairn's own code, mutated byte by byte and part by part,
+//! then fed to what must take any input without panicking: the server's change validation, the
+//! protocol's decoding and a replica's apply path. `tests/tests/fuzz.rs` drives them with
+//! proptest (`CAIRN_FUZZ_CASES` sets how many cases; the default is CI's short run).
+
+use std::sync::OnceLock;
+
+use automerge::{ActorId, Automerge};
+use cairn_core::change::{self, Bounds, Parts, sleb, uleb};
+use cairn_core::ids::{EventId, TEAM_DOC};
+use cairn_core::{NewEvent, Stamp, journal, team};
+
+/// A change as cairn makes it, with the document as it stood before.
+#[derive(Debug)]
+pub struct Seed {
+    pub doc: String,
+    /// The document's changes before this one, oldest first.
+    pub before: Vec<Vec<u8>>,
+    pub change: Vec<u8>,
+}
+
+/// Every seed: the team document's changes (founding, a member, a pillar, a challenge, rules)
+/// and a journal's (a micro-action, kudos, a reaction, an edit, a retraction).
+pub fn seeds() -> &'static [Seed] {
+    static SEEDS: OnceLock<Vec<Seed>> = OnceLock::new();
+    SEEDS.get_or_init(build_seeds)
+}
+
+fn build_seeds() -> Vec<Seed> {
+    let at = 1_795_400_000_000;
+    let mut out = Vec::new();
+    let mut doc = Automerge::new().with_actor(ActorId::from([1u8; 16]));
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        team::init(d, "Otters", "Europe/Paris", "Ana", "ana", "m-ana", at).unwrap();
+    });
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        let s = team::read(d).unwrap();
+        team::add_member(d, &s, "m-ben", "Ben Okafor", Some("ben"), at).unwrap();
+    });
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        let s = team::read(d).unwrap();
+        team::add_pillar(d, &s, "Curiosity", Some("we ask why"), at).unwrap();
+    });
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        let c = cairn_core::goals::Challenge {
+            id: "c1".into(),
+            title: "Thirty thanks".into(),
+            metric: cairn_core::goals::Metric::Kudos,
+            target: 30,
+            start: "2026-11-01".parse().unwrap(),
+            until: "2026-11-30".parse().unwrap(),
+        };
+        team::add_challenge(d, &c, "m-ana", at).unwrap();
+    });
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        team::set_rules(d, None, Some(cairn_core::rules::Cadence::Daily), None).unwrap();
+    });
+    // Another device's changes, made concurrently from a fork: a pillar of its own, then, once
+    // merged, an edit that depends on both lines.
+    let mut fork = doc.fork().with_actor(ActorId::from([5u8; 16]));
+    let fork_heads = fork.get_heads();
+    {
+        let s = team::read(&fork).unwrap();
+        team::add_pillar(&mut fork, &s, "Care", None, at + 5).unwrap();
+    }
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        let s = team::read(d).unwrap();
+        team::add_pillar(d, &s, "Craft", Some("done well"), at + 6).unwrap();
+    });
+    let theirs: Vec<_> = fork.get_changes(&fork_heads).into_iter().collect();
+    let concurrent = theirs[0].raw_bytes().to_vec();
+    out.push(Seed {
+        doc: TEAM_DOC.to_owned(),
+        before: doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect(),
+        change: concurrent,
+    });
+    doc.apply_changes(theirs).unwrap();
+    record(&mut out, TEAM_DOC, &mut doc, &|d| {
+        let s = team::read(d).unwrap();
+        team::add_member(d, &s, "m-cy", "Cy", Some("cy"), at + 7).unwrap();
+    });
+    let state = team::read(&doc).unwrap();
+    let journal_id = cairn_core::ids::journal_doc("m-ana", &cairn_core::ids::month_of(at));
+    let mut j = Automerge::new().with_actor(ActorId::from([2u8; 16]));
+    let stamp = Stamp {
+        at_ms: at,
+        tz: "Europe/Paris".into(),
+        date: "2026-11-23".into(),
+        late: false,
+    };
+    let a = EventId::new(at, [1; 5]);
+    let k = EventId::new(at + 1, [2; 5]);
+    let r = EventId::new(at + 2, [3; 5]);
+    record(&mut out, &journal_id, &mut j, &|d| {
+        let new = NewEvent::action("Explained the why", Some("trust".into()), Some("so".into()));
+        journal::add(d, &state, "m-ana", &a, &stamp, &new).unwrap();
+    });
+    record(&mut out, &journal_id, &mut j, &|d| {
+        let new = NewEvent::kudos(vec!["m-ben".into()], "Thanks for the review", None);
+        journal::add(d, &state, "m-ana", &k, &stamp, &new).unwrap();
+    });
+    record(&mut out, &journal_id, &mut j, &|d| {
+        let new = NewEvent::reaction(a.clone(), "🎉");
+        journal::add(d, &state, "m-ana", &r, &stamp, &new).unwrap();
+    });
+    record(&mut out, &journal_id, &mut j, &|d| {
+        let edit = cairn_core::Edit {
+            text: Some("Explained the why, twice".into()),
+            pillar: None,
+            why: None,
+        };
+        journal::edit(d, &state, "m-ana", &a, &edit, at + 10).unwrap();
+    });
+    record(&mut out, &journal_id, &mut j, &|d| {
+        journal::retract(d, "m-ana", &k, at + 20).unwrap();
+    });
+    out
+}
+
+/// Runs `f` on `doc` and keeps each change it made as a seed.
+fn record(out: &mut Vec<Seed>, doc_id: &str, doc: &mut Automerge, f: &dyn Fn(&mut Automerge)) {
+    let before: Vec<Vec<u8>> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let heads = doc.get_heads();
+    f(doc);
+    for c in doc.get_changes(&heads) {
+        out.push(Seed {
+            doc: doc_id.to_owned(),
+            before: before.clone(),
+            change: c.raw_bytes().to_vec(),
+        });
+    }
+}
+
+/// One way to damage a change.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    /// Sets byte `at` (modulo the length) to `value`.
+    Byte { at: usize, value: u8 },
+    /// Inserts bytes at `at`.
+    Insert { at: usize, bytes: Vec<u8> },
+    /// Removes `len` bytes at `at`.
+    Remove { at: usize, len: usize },
+    /// Cuts the change at `at`.
+    Truncate { at: usize },
+    /// Makes the checksum right again for whatever the bytes now hold.
+    Rechecksum,
+    /// Replaces column number `which` (modulo their count) with `bytes`.
+    Column { which: usize, bytes: Vec<u8> },
+    /// Replaces column `which` with one run-length run of `count` entries of `value`.
+    Run {
+        which: usize,
+        count: i64,
+        value: u64,
+    },
+    /// Adds a column that was not there.
+    NewColumn { spec: u64, bytes: Vec<u8> },
+    /// Sets the counter of the first operation.
+    StartOp(u64),
+    /// Sets the sequence number.
+    Seq(u64),
+    /// Adds an actor to the change's list.
+    Actor(Vec<u8>),
+    /// Drops the dependencies, or adds a made-up one.
+    Deps(Option<[u8; 32]>),
+    /// Sets the bytes after the columns.
+    Extra(Vec<u8>),
+    /// Sets the message.
+    Message(Vec<u8>),
+}
+
+/// `bytes` with `mutations` applied in order. Mutations of parts take the change apart and put
+/// it together again (with a right checksum); those that find no change to take apart do nothing.
+pub fn mutate(bytes: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for m in mutations {
+        let n = out.len().max(1);
+        match m {
+            Mutation::Byte { at, value } => {
+                if !out.is_empty() {
+                    out[at % n] = *value;
+                }
+            }
+            Mutation::Insert { at, bytes } => {
+                let at = at % (out.len() + 1);
+                out.splice(at..at, bytes.iter().copied());
+            }
+            Mutation::Remove { at, len } => {
+                let at = at % n;
+                let end = (at + len).min(out.len());
+                if at < end {
+                    out.drain(at..end);
+                }
+            }
+            Mutation::Truncate { at } => out.truncate(at % n),
+            Mutation::Rechecksum => {
+                if out.len() > 8 {
+                    let hash = <sha2::Sha256 as sha2::Digest>::digest(&out[8..]);
+                    out[4..8].copy_from_slice(&hash[..4]);
+                }
+            }
+            parts_mutation => {
+                if let Ok(mut p) = Parts::parse(&out) {
+                    mutate_parts(&mut p, parts_mutation);
+                    out = p.encode();
+                }
+            }
+        }
+    }
+    out
+}
+
+fn mutate_parts(p: &mut Parts, m: &Mutation) {
+    match m {
+        Mutation::Column { which, bytes } => {
+            if !p.columns.is_empty() {
+                let i = which % p.columns.len();
+                p.columns[i].1 = bytes.clone();
+            }
+        }
+        Mutation::Run {
+            which,
+            count,
+            value,
+        } => {
+            if !p.columns.is_empty() {
+                let i = which % p.columns.len();
+                let mut col = Vec::new();
+                sleb(&mut col, *count);
+                if *count == 0 {
+                    uleb(&mut col, *value);
+                } else {
+                    uleb(&mut col, *value);
+                }
+                p.columns[i].1 = col;
+            }
+        }
+        Mutation::NewColumn { spec, bytes } => p.set_column(*spec & !8, bytes.clone()),
+        Mutation::StartOp(v) => p.start_op = (*v).max(1),
+        Mutation::Seq(v) => p.seq = *v,
+        Mutation::Actor(a) => p.other_actors.push(a.clone()),
+        Mutation::Deps(None) => p.deps.clear(),
+        Mutation::Deps(Some(h)) => p.deps.push(*h),
+        Mutation::Extra(e) => p.extra = e.clone(),
+        Mutation::Message(m) => p.message = m.clone(),
+        _ => {}
+    }
+}
+
+/// The document as it stood before `seed`'s change.
+pub fn before(seed: &Seed) -> Automerge {
+    let mut doc = Automerge::new();
+    for c in &seed.before {
+        doc.load_incremental(c).expect("a seed loads");
+    }
+    doc
+}
+
+/// What the server does with a pushed change, and what every replica then does with one the
+/// server took: nothing here may panic. Returns whether the server would take it.
+pub fn server_validation(seed: &Seed, bytes: &[u8]) -> bool {
+    let Ok((c, shape)) = change::decode(bytes, &Bounds::default()) else {
+        return false;
+    };
+    assert_eq!(shape.ops, c.len() as u64, "inspection and decoding agree");
+    let mut doc = before(seed);
+    let hash = c.hash();
+    if change::apply(&mut doc, vec![c]).is_err() {
+        return false;
+    }
+    let _ = hash;
+    // Taken: every replica reads it, saves and loads it.
+    if seed.doc == TEAM_DOC {
+        let _ = team::read(&doc);
+    } else {
+        let _ = journal::read(&doc);
+    }
+    let saved = doc.save();
+    let loaded = Automerge::load(&saved).expect("a document the server took saves and loads");
+    assert_eq!(loaded.get_heads(), doc.get_heads());
+    true
+}
+
+/// Decodes mutated protocol bodies: errors are fine, panics are not.
+pub fn protocol_decoding(bytes: &[u8]) {
+    let _ = serde_json::from_slice::<cairn_protocol::SyncRequest>(bytes);
+    let _ = serde_json::from_slice::<cairn_protocol::SyncResponse>(bytes);
+    let _ = serde_json::from_slice::<cairn_protocol::JoinRequest>(bytes);
+    let _ = serde_json::from_slice::<cairn_protocol::ErrorBody>(bytes);
+}
+
+/// A real sync body to mutate.
+pub fn sync_body() -> Vec<u8> {
+    let seeds = seeds();
+    let req = cairn_protocol::SyncRequest {
+        cursor: 41,
+        push: vec![cairn_protocol::DocChanges {
+            doc: seeds[0].doc.clone(),
+            changes: seeds
+                .iter()
+                .take(3)
+                .map(|s| cairn_protocol::Bytes(s.change.clone()))
+                .collect(),
+        }],
+        max_pull: Some(100),
+        import_done: false,
+    };
+    serde_json::to_vec(&req).expect("it encodes")
+}
+
+/// A replica that has the document as it stood before `seed`'s change pulls `bytes` after it:
+/// it takes it or sets it aside, and either way stays whole and readable.
+pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8]) {
+    use cairn_store::{Incoming, Remote, Replica};
+    let path = dir.join(format!("r{n}.sqlite3"));
+    let remote = Remote {
+        url: "http://127.0.0.1:9".into(),
+        device_id: "d".into(),
+        token: "t".into(),
+    };
+    let mut replica = Replica::create_joined(&path, "team", "m-ben", &remote).expect("a replica");
+    let mut pulled: Vec<Incoming> = seed
+        .before
+        .iter()
+        .map(|c| Incoming {
+            doc: seed.doc.clone(),
+            change: c.clone(),
+        })
+        .collect();
+    pulled.push(Incoming {
+        doc: seed.doc.clone(),
+        change: bytes.to_vec(),
+    });
+    let applied = replica
+        .apply_exchange(None, &pulled, 1, 0)
+        .unwrap_or_else(|e| panic!("a bad change stopped the exchange: {e}"));
+    assert_eq!(
+        applied.changes + applied.known,
+        seed.before.len() + 1 - applied.set_aside - applied.waiting
+    );
+    assert_eq!(replica.cursor().unwrap(), 1);
+    let problems = replica.verify_index().expect("the replica reads back");
+    assert!(problems.is_empty(), "{problems:?}");
+    replica
+        .feed(&cairn_core::feed::FeedQuery::default())
+        .expect("the feed reads");
+    drop(replica);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
