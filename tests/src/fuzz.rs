@@ -219,28 +219,21 @@ pub fn mutate(bytes: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 
 fn mutate_parts(p: &mut Parts, m: &Mutation) {
     match m {
-        Mutation::Column { which, bytes } => {
-            if !p.columns.is_empty() {
-                let i = which % p.columns.len();
-                p.columns[i].1 = bytes.clone();
-            }
+        Mutation::Column { which, bytes } if !p.columns.is_empty() => {
+            let i = which % p.columns.len();
+            p.columns[i].1 = bytes.clone();
         }
         Mutation::Run {
             which,
             count,
             value,
-        } => {
-            if !p.columns.is_empty() {
-                let i = which % p.columns.len();
-                let mut col = Vec::new();
-                sleb(&mut col, *count);
-                if *count == 0 {
-                    uleb(&mut col, *value);
-                } else {
-                    uleb(&mut col, *value);
-                }
-                p.columns[i].1 = col;
-            }
+        } if !p.columns.is_empty() => {
+            // A run header, then its value (or, for a null run, its length).
+            let i = which % p.columns.len();
+            let mut col = Vec::new();
+            sleb(&mut col, *count);
+            uleb(&mut col, *value);
+            p.columns[i].1 = col;
         }
         Mutation::NewColumn { spec, bytes } => p.set_column(*spec & !8, bytes.clone()),
         Mutation::StartOp(v) => p.start_op = (*v).max(1),

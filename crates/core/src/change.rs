@@ -465,23 +465,27 @@ pub fn decode(bytes: &[u8], bounds: &Bounds) -> Result<(Change, Shape), Refusal>
 }
 
 /// Applies `changes` (each with its dependencies in `doc` or before it) to `doc`, and checks
-/// that each is then in it. On an error the document may hold part of them, or be in a state
-/// automerge never meant: throw it away and load it again.
+/// that each is then in it exactly as it came: automerge keeps operations, not change bytes, and
+/// writes a change again from its operations when it saves or sends the document; a change that
+/// does not come out byte for byte the same would get another hash on a replica that compacted
+/// it, stranding every change after it. On an error the document may hold part of them, or be
+/// in a state automerge never meant: throw it away and load it again.
 pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Refusal> {
     let hashes: Vec<_> = changes.iter().map(Change::hash).collect();
     placed(doc, &changes)?;
     let applied = quietly(|| {
         doc.apply_changes(changes)?;
-        Ok::<_, automerge::AutomergeError>(
-            hashes
-                .iter()
-                .all(|h| automerge::ReadDoc::get_change_by_hash(doc, h).is_some()),
-        )
+        let mut same = true;
+        for h in &hashes {
+            let again = automerge::ReadDoc::get_change_by_hash(doc, h);
+            same &= again.is_some_and(|c| c.hash() == *h);
+        }
+        Ok::<_, automerge::AutomergeError>(same)
     });
     match applied {
         Ok(Ok(true)) => Ok(()),
         Ok(Ok(false)) => Err(Refusal::DoesNotApply(
-            "it waits for a change it depends on".into(),
+            "the document does not hold it as it came".into(),
         )),
         Ok(Err(e)) => Err(Refusal::DoesNotApply(e.to_string())),
         Err(panic) => Err(Refusal::DoesNotApply(panic.to_owned())),
