@@ -595,6 +595,110 @@ impl Db {
         }
     }
 
+    /// Withdraws stored changes of `team` by their hashes (hex), with every stored change that
+    /// depends on them: their content is dropped, they are never sent again, and one notice per
+    /// document in the log tells devices to drop them too. Returns what was withdrawn: (document,
+    /// hash in hex), the named changes first.
+    pub fn withdraw(
+        &self,
+        team: &str,
+        hashes: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Self::team_exists(&tx, team)?;
+        let mut wanted = std::collections::HashSet::new();
+        let mut docs: Vec<String> = Vec::new();
+        for h in hashes {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() < 8 || unhex(&h[..h.len() & !1]).is_none() {
+                return Err(Error::BadRequest(format!(
+                    "`{h}` is not a change hash (8 to 64 hex digits)"
+                )));
+            }
+            let mut st = tx.prepare(
+                "SELECT hash, doc, withdrawn_ms FROM changes
+                 WHERE team = ?1 AND kind = 0 AND lower(hex(hash)) LIKE ?2 || '%' LIMIT 2",
+            )?;
+            let found: Vec<(Vec<u8>, String, Option<i64>)> = st
+                .query_map(params![team, h], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            match found.as_slice() {
+                [] => {
+                    return Err(Error::NotFound(format!("team {team} holds no change {h}")));
+                }
+                [_, _] => {
+                    return Err(Error::BadRequest(format!(
+                        "`{h}` names more than one change; give more of it"
+                    )));
+                }
+                [(_, _, Some(_))] => {}
+                [(hash, doc, None)] => {
+                    wanted.insert(hash.clone());
+                    if !docs.contains(doc) {
+                        docs.push(doc.clone());
+                    }
+                }
+                _ => unreachable!("LIMIT 2"),
+            }
+        }
+        let mut head: i64 =
+            tx.query_row("SELECT head FROM teams WHERE id = ?1", [team], |r| r.get(0))?;
+        let mut out = Vec::new();
+        for doc in docs {
+            // The document's changes in log order: a change goes if it is named or depends on
+            // one that goes (its dependencies come before it in the log).
+            let mut gone: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+            let mut order = Vec::new();
+            {
+                let mut st = tx.prepare(
+                    "SELECT seq, hash, data FROM changes
+                     WHERE team = ?1 AND doc = ?2 AND kind = 0 AND withdrawn_ms IS NULL
+                     ORDER BY seq",
+                )?;
+                let mut rows = st.query(params![team, doc])?;
+                while let Some(r) = rows.next()? {
+                    let seq: i64 = r.get(0)?;
+                    let hash: Vec<u8> = r.get(1)?;
+                    let data: Vec<u8> = r.get(2)?;
+                    let deps = cairn_core::change::Parts::parse(&data)
+                        .map(|p| p.deps)
+                        .unwrap_or_default();
+                    if wanted.contains(&hash) || deps.iter().any(|d| gone.contains(&d[..])) {
+                        gone.insert(hash.clone());
+                        order.push((seq, hash));
+                    }
+                }
+            }
+            let mut notice = Vec::new();
+            for (seq, hash) in &order {
+                tx.execute(
+                    "UPDATE changes SET withdrawn_ms = ?3, data = x''
+                     WHERE team = ?1 AND seq = ?2",
+                    params![team, seq, now_ms],
+                )?;
+                notice.extend_from_slice(hash);
+                out.push((doc.clone(), hex(hash)));
+            }
+            head += 1;
+            let id = Sha256::digest([b"withdraw:".as_slice(), &notice].concat()).to_vec();
+            tx.execute(
+                "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data, kind)
+                 VALUES (?1, ?2, ?3, ?4, x'', ?2, '', ?5, ?6)",
+                params![team, head, doc, id, notice, NOTICE],
+            )?;
+            self.docs.forget(team, &doc);
+        }
+        tx.execute(
+            "UPDATE teams SET head = ?2 WHERE id = ?1",
+            params![team, head],
+        )?;
+        tx.commit()?;
+        out.sort_by_key(|(_, h)| !wanted.contains(&unhex(h).unwrap_or_default()));
+        Ok(out)
+    }
+
     /// A one-time invite that adds another device of `device`'s member; a device holds at most
     /// `max_live` codes that are neither used nor expired.
     pub fn link(&self, device: &Device, now_ms: i64, max_live: u32) -> Result<LinkResponse> {
@@ -736,26 +840,41 @@ impl Db {
             cursor = req.cursor;
             more = req.cursor < head as u64;
         } else {
+            // Withdrawal notices go to clients that understand them; the changes they name are
+            // never sent again.
             let mut st = tx.prepare_cached(
-                "SELECT seq, doc, data FROM changes
-                 WHERE team = ?1 AND seq > ?2 AND device <> ?3 AND kind = 0
-                   AND withdrawn_ms IS NULL
+                "SELECT seq, doc, data, kind FROM changes
+                 WHERE team = ?1 AND seq > ?2 AND device <> ?3 AND withdrawn_ms IS NULL
+                   AND (kind = 0 OR (kind = 1 AND ?5))
                  ORDER BY seq LIMIT ?4",
             )?;
-            let mut rows = st.query(params![device.team, req.cursor as i64, device.id, max])?;
+            let mut rows = st.query(params![
+                device.team,
+                req.cursor as i64,
+                device.id,
+                max,
+                req.withdrawals
+            ])?;
             let mut bytes = 0usize;
             while let Some(r) = rows.next()? {
                 let seq: i64 = r.get(0)?;
                 let data: Vec<u8> = r.get(2)?;
+                let kind: i64 = r.get(3)?;
                 bytes += data.len();
                 if !pulled.is_empty() && bytes > limits.max_page_bytes {
                     more = true;
                     break;
                 }
+                let (change, withdrawn) = if kind == NOTICE {
+                    (Bytes(Vec::new()), data.chunks(32).map(hex).collect())
+                } else {
+                    (Bytes(data), Vec::new())
+                };
                 pulled.push(Pulled {
                     seq: seq as u64,
                     doc: r.get(1)?,
-                    change: Bytes(data),
+                    change,
+                    withdrawn,
                 });
             }
             if pulled.len() == max as usize {
@@ -804,6 +923,23 @@ fn decode(bytes: &[u8], limits: &Limits, at: &str) -> Result<(Change, Shape)> {
         change::Refusal::TooLarge { .. } => Error::TooLarge(format!("{at}: {e}")),
         _ => Error::BadRequest(format!("{at}: {e}")),
     })
+}
+
+/// The kind of a log entry that tells devices changes were withdrawn.
+const NOTICE: i64 = 1;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// How long a link code stays good.
@@ -879,6 +1015,20 @@ fn store_change(
         .prepare_cached("SELECT doc FROM changes WHERE team = ?1 AND hash = ?2")?
         .query_row(params![device.team, hash.0.as_slice()], |r| r.get(0))
         .optional()?;
+    // A change the admin withdrew, or one made on top of one, is taken and dropped: the device
+    // drops it too once it reads the notice, and must not be stuck pushing it meanwhile.
+    for h in std::iter::once(&hash).chain(change.deps()) {
+        let gone: Option<i64> = tx
+            .prepare_cached(
+                "SELECT 1 FROM changes
+                 WHERE team = ?1 AND hash = ?2 AND withdrawn_ms IS NOT NULL",
+            )?
+            .query_row(params![device.team, h.0.as_slice()], |r| r.get(0))
+            .optional()?;
+        if gone.is_some() {
+            return Ok(false);
+        }
+    }
     if let Some(known_doc) = known {
         if known_doc != doc {
             return Err(Error::BadRequest(format!(
@@ -977,4 +1127,39 @@ fn team_state(
     // Only committed entries were read, so the document can go back as it is.
     docs.put(team, TEAM_DOC, loaded);
     state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_not_ready_and_asks_to_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.sqlite3")).unwrap();
+        db.ready(1).unwrap();
+        // No page more: as a full disk does, every write that needs one fails.
+        let pages: i64 = db
+            .conn()
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        db.conn()
+            .execute_batch(&format!("PRAGMA max_page_count = {pages};"))
+            .unwrap();
+        let name = "n".repeat(100);
+        let err = (0..10_000)
+            .find_map(|i| db.create_team(&name, i).err())
+            .expect("the disk fills up");
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        let (status, _) = err.status();
+        assert_eq!(status.as_u16(), 503);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&bytes)).unwrap(), bytes);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
+    }
 }

@@ -422,3 +422,26 @@ async fn link(
     let resp = blocking((permit, slot), move || db.link(&device, now_ms(), max)).await?;
     Ok(json(&resp))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_takes_any_case_and_needs_a_space() {
+        assert_eq!(bearer(&auth("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&auth("bearer abc")), Some("abc"));
+        assert_eq!(bearer(&auth("BEARER   abc  ")), Some("abc"));
+        assert_eq!(bearer(&auth("Bearerabc")), None);
+        assert_eq!(bearer(&auth("Bearer ")), None);
+        assert_eq!(bearer(&auth("Bearer a b")), None);
+        assert_eq!(bearer(&auth("Basic abc")), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+}

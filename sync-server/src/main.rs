@@ -44,6 +44,27 @@ enum Command {
     /// List and revoke devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Withdraw stored changes.
+    #[command(subcommand)]
+    Change(ChangeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChangeCommand {
+    /// Withdraw changes from a team's log, for whatever slipped through one day.
+    ///
+    /// Each change named, and every stored change that depends on it, loses its content and is
+    /// never sent again; devices drop them from their replicas at their next sync (a `cairn`
+    /// client reports such changes in `cairn doctor`, and this server's log names changes that
+    /// do not apply). Prints one line per withdrawn change: its document and hash.
+    Withdraw {
+        /// The team's id (see `cairn-server team list`).
+        #[arg(long)]
+        team: String,
+        /// The changes' hashes in hex (a unique prefix of 8 digits or more will do).
+        #[arg(required = true, value_name = "HASH")]
+        hashes: Vec<String>,
+    },
 }
 
 /// The server's address and limits. Every limit has a safe default; raise one only for a reason.
@@ -330,6 +351,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     )?;
                 }
             }
+        }
+        Command::Change(ChangeCommand::Withdraw { team, hashes }) => {
+            let gone = db.withdraw(&team, &hashes, now_ms())?;
+            for (doc, hash) in &gone {
+                writeln!(out, "{doc}\t{hash}")?;
+            }
+            eprintln!(
+                "withdrew {} change(s); devices drop them at their next sync",
+                gone.len()
+            );
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
             db.revoke(&device, now_ms())?;

@@ -138,6 +138,7 @@ fn push(doc: &str, changes: Vec<Vec<u8>>) -> SyncRequest {
         }],
         max_pull: None,
         import_done: false,
+        withdrawals: false,
     }
 }
 
@@ -356,6 +357,7 @@ fn a_device_writes_only_as_itself_and_only_its_own_journals() {
     server.sync_ok(&ana, &push("team", team_changes.clone()));
     let done = SyncRequest {
         import_done: true,
+        withdrawals: false,
         ..push("team", vec![])
     };
     server.sync_ok(&ana, &done);
@@ -466,6 +468,7 @@ fn pages_are_bounded_and_resume_from_the_cursor() {
         &ana,
         &SyncRequest {
             import_done: true,
+            withdrawals: false,
             ..push("team", vec![])
         },
     );
@@ -571,6 +574,7 @@ fn publishing_holds_joins_back_and_can_be_retried() {
         &ana,
         &SyncRequest {
             import_done: true,
+            withdrawals: false,
             ..push("team", vec![])
         },
     );

@@ -417,3 +417,98 @@ fn guessing_invites_and_minting_link_codes_are_rate_limited() {
     assert_eq!(&codes[..3], [0, 0, 0]);
     assert_ne!(codes[3], 0);
 }
+
+#[test]
+fn a_bad_change_an_older_server_stored_is_set_aside_and_can_be_withdrawn() {
+    let server = Server::start();
+    let (ana, bo, team) = team_with_bo(&server);
+    ana.run(&["sync"]).ok();
+    // An older server stored whatever checked out: put such a change in the log by hand, as a
+    // device of Bo's with an actor of its own would have pushed it.
+    let (doc, honest) = next_change_of(&bo);
+    let mut parts = cairn_core::change::Parts::parse(&forge::foreign_actor_index(&honest)).unwrap();
+    parts.actor = vec![0xee; 16];
+    parts.seq = 1;
+    let evil = parts.encode();
+    let hash: String = <sha2::Sha256 as sha2::Digest>::digest(&evil[8..])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    {
+        let conn = rusqlite::Connection::open(server.db()).unwrap();
+        conn.execute(
+            "UPDATE teams SET head = head + 1 WHERE id = ?1",
+            [team.as_str()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data)
+             SELECT ?1, head, ?2, ?3, ?4, 1, ?5, ?6 FROM teams WHERE id = ?1",
+            rusqlite::params![
+                team,
+                doc,
+                <sha2::Sha256 as sha2::Digest>::digest(&evil[8..]).to_vec(),
+                parts.actor,
+                bo.meta("device_id"),
+                evil
+            ],
+        )
+        .unwrap();
+    }
+    // Ana's client sets it aside and says so; the rest of the exchange goes on.
+    bo.run(&["sync"]).ok();
+    let run = ana.run(&["sync"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("set aside 1 change"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert!(texts(&ana).contains(&"An honest stone".to_owned()));
+    let doctor = ana.run(&["doctor", "--json"]).json();
+    assert_eq!(doctor["set_aside"][0]["hash"], hash.as_str(), "{doctor}");
+    // The admin withdraws it; Ana's replica forgets it, and a newcomer never sees it.
+    let out = server
+        .admin(&["change", "withdraw", "--team", &team, &hash[..16]])
+        .ok();
+    assert!(out.contains(&hash), "{out}");
+    ana.run(&["sync"]).ok();
+    let doctor = ana.run(&["doctor", "--json"]).json();
+    assert_eq!(doctor["set_aside"], serde_json::json!([]), "{doctor}");
+
+    // A change that applied fine can be withdrawn too: it leaves every replica, its author's
+    // included, and what was made on top of it goes with it.
+    bo.run(&["log", "Buy cheap watches at example.com"]).ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    assert!(texts(&ana).iter().any(|t| t.contains("cheap watches")));
+    let spam: String = {
+        let conn = rusqlite::Connection::open(server.db()).unwrap();
+        let h: Vec<u8> = conn
+            .query_row(
+                "SELECT hash FROM changes WHERE team = ?1 AND kind = 0 ORDER BY seq DESC",
+                [team.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    server
+        .admin(&["change", "withdraw", "--team", &team, &spam])
+        .ok();
+    let run = ana.run(&["sync"]);
+    assert!(run.stderr.contains("withdrew 1 change"), "{}", run.stderr);
+    for home in [&ana, &bo] {
+        home.run(&["sync"]).ok();
+        assert!(!texts(home).iter().any(|t| t.contains("cheap watches")));
+        assert!(home.run(&["doctor"]).code == 0);
+    }
+    let cy = Home::new();
+    let invite = server.invite(&team, 1);
+    cy.run(&["join", &server.url, "--invite", &invite, "--name", "Cy"])
+        .ok();
+    assert!(!texts(&cy).iter().any(|t| t.contains("cheap watches")));
+    assert!(texts(&cy).contains(&"An honest stone".to_owned()));
+    // Bo keeps writing; nothing of his is stuck.
+    bo.run(&["log", "Back to work"]).ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    assert!(texts(&ana).contains(&"Back to work".to_owned()));
+}

@@ -213,6 +213,19 @@ pub struct Report {
     pub cursor: u64,
     /// Changes from the server set aside because they do not apply (`cairn doctor` lists them).
     pub set_aside: usize,
+    /// Changes the server's admin withdrew that left this replica.
+    pub withdrawn: usize,
+}
+
+/// Bytes from hex, for the hashes of withdrawal notices.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// Exchanges with the server until the outbox is empty and the log is pulled to its head.
@@ -244,6 +257,7 @@ pub fn sync(
             push,
             max_pull: None,
             import_done: import_done && batch.is_empty(),
+            withdrawals: true,
         };
         let (resp, up, down) = client.sync(&req)?;
         // For the crash tests: die in the worst place, after the server stored the push and
@@ -258,14 +272,19 @@ pub fn sync(
         report.bytes_down += down;
         let acked = (resp.acked as usize).min(batch.len());
         let acked_through = acked.checked_sub(1).map(|i| batch[i].seq);
-        let pulled: Vec<Incoming> = resp
-            .pulled
-            .into_iter()
-            .map(|p| Incoming {
-                doc: p.doc,
-                change: p.change.0,
-            })
-            .collect();
+        let mut pulled: Vec<Incoming> = Vec::with_capacity(resp.pulled.len());
+        for p in resp.pulled {
+            if p.withdrawn.is_empty() {
+                pulled.push(Incoming {
+                    doc: p.doc,
+                    change: p.change.0,
+                });
+                continue;
+            }
+            // The server's admin withdrew changes: they leave this replica too.
+            let hashes: Vec<Vec<u8>> = p.withdrawn.iter().filter_map(|h| unhex(h)).collect();
+            report.withdrawn += replica.withdraw(&p.doc, &hashes, now_ms)?;
+        }
         let applied = replica.apply_exchange(acked_through, &pulled, resp.cursor, now_ms)?;
         report.sent += acked;
         report.received += applied.changes;

@@ -112,6 +112,7 @@ impl Client {
                 .unwrap_or_default(),
             max_pull: None,
             import_done: false,
+            withdrawals: false,
         };
         let resp: SyncResponse = post(agent, url, Some(&self.token), &req)?;
         self.cursor = resp.cursor;
@@ -265,6 +266,7 @@ pub fn measure(
         }],
         max_pull: None,
         import_done: true,
+        withdrawals: false,
     };
     post::<SyncResponse>(&a, &sync_url, Some(&first.token), &req).map_err(fail)?;
     let mut all = Vec::with_capacity(clients);

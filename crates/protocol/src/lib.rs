@@ -19,6 +19,7 @@
 //!     push: vec![DocChanges { doc: "team".into(), changes: vec![Bytes(vec![1, 2, 3])] }],
 //!     max_pull: None,
 //!     import_done: false,
+//!     withdrawals: true,
 //! };
 //! let json = serde_json::to_string(&req).unwrap();
 //! assert!(json.contains("\"AQID\""));
@@ -134,18 +135,26 @@ pub struct SyncRequest {
     /// A publishing device says its whole history is up: from now on it writes only as itself.
     #[serde(default, skip_serializing_if = "is_false")]
     pub import_done: bool,
+    /// This client honours withdrawal notices ([`Pulled::withdrawn`]); older clients get none
+    /// and simply never see withdrawn changes again.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub withdrawals: bool,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One entry of the team's change log.
+/// One entry of the team's change log: a change, or a notice that the server's admin withdrew
+/// changes of `doc` (then `change` is empty and `withdrawn` lists their hashes in hex): a device
+/// drops them, and the changes that depend on them, from its replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pulled {
     pub seq: u64,
     pub doc: String,
     pub change: Bytes,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<String>,
 }
 
 /// The answer to a sync.
@@ -224,6 +233,7 @@ mod tests {
             push: vec![],
             max_pull: None,
             import_done: false,
+            withdrawals: false,
         });
         assert!(req.unwrap().len() < 40);
     }

@@ -408,6 +408,79 @@ impl Replica {
         Ok(applied)
     }
 
+    /// Drops the changes of `doc_id` the server's admin withdrew (their hashes), with every
+    /// change that depends on them, from the document, the index, the outbox and the changes
+    /// waiting or set aside; they are refused if they ever come again. Returns how many changes
+    /// left the document.
+    pub fn withdraw(&mut self, doc_id: &str, hashes: &[Vec<u8>], now_ms: i64) -> Result<usize> {
+        if !is_doc_id(doc_id) {
+            return Err(Error::BadChange(format!("`{doc_id}` names no document")));
+        }
+        let tx = self.write()?;
+        for h in hashes {
+            tx.prepare_cached(
+                "INSERT INTO withdrawn (hash, doc, at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (hash) DO NOTHING",
+            )?
+            .execute(params![h, doc_id, now_ms])?;
+            for table in ["waiting", "set_aside", "outbox"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE hash = ?1"), [h])?;
+            }
+        }
+        let mut gone = withdrawn_hashes(&tx, doc_id)?;
+        let doc = load_doc(&tx, doc_id)?;
+        let all = change::quietly(|| doc.get_changes(&[]))
+            .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?;
+        let mut keep = Vec::with_capacity(all.len());
+        let mut dropped = Vec::new();
+        let mut dropped_actors = HashSet::new();
+        for c in all {
+            if gone.contains(&c.hash()) || c.deps().iter().any(|d| gone.contains(d)) {
+                gone.insert(c.hash());
+                dropped.push(c.hash());
+                dropped_actors.insert(c.actor_id().to_bytes().to_vec());
+            } else {
+                keep.push(c);
+            }
+        }
+        // What waits on a dropped change would wait for ever; what this device made on one
+        // the server took and dropped.
+        let mut st = tx.prepare("SELECT hash, change FROM waiting WHERE doc = ?1")?;
+        let waiting: Vec<(Vec<u8>, Vec<u8>)> = st
+            .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(st);
+        for (h, bytes) in waiting {
+            if let Ok(c) = Change::from_bytes(bytes)
+                && c.deps().iter().any(|d| gone.contains(d))
+            {
+                tx.execute("DELETE FROM waiting WHERE hash = ?1", [h])?;
+            }
+        }
+        for h in &dropped {
+            tx.execute("DELETE FROM outbox WHERE hash = ?1", [h.0.as_slice()])?;
+        }
+        // An actor of this device whose changes left the document would number its next change
+        // as one the server already holds: the member writes with a new actor from now on.
+        for actor in &dropped_actors {
+            tx.execute("DELETE FROM actors WHERE actor = ?1", [actor])?;
+        }
+        if !dropped.is_empty() {
+            let mut rebuilt = automerge::Automerge::new();
+            change::quietly(|| rebuilt.apply_changes(keep))
+                .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
+                .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
+            tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc_id])?;
+            tx.execute(
+                "UPDATE docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE id = ?1",
+                params![doc_id, rebuilt.save()],
+            )?;
+            index::reindex_doc(&tx, doc_id, &rebuilt)?;
+        }
+        tx.commit()?;
+        Ok(dropped.len())
+    }
+
     /// Changes set aside because they did not decode or apply, newest first.
     pub fn set_aside(&self) -> Result<Vec<SetAside>> {
         let mut st = self

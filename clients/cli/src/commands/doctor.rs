@@ -116,6 +116,7 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
             push: vec![],
             max_pull: Some(0),
             import_done: false,
+            withdrawals: false,
         };
         let (resp, _, _) = client.sync(&req)?;
         Ok((info, resp.head))

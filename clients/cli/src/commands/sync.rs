@@ -40,6 +40,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             if report.set_aside == 1 { "es" } else { "" },
         );
     }
+    if report.withdrawn > 0 && !args.background {
+        eprintln!(
+            "note: the server's admin withdrew {} change{}; {} left this replica",
+            report.withdrawn,
+            plural(report.withdrawn),
+            if report.withdrawn == 1 { "it" } else { "they" },
+        );
+    }
     if args.quiet || args.background {
         return Ok(());
     }
@@ -134,6 +142,7 @@ pub fn exchange(
             report.sent += more.sent;
             report.received += more.received;
             report.set_aside += more.set_aside;
+            report.withdrawn += more.withdrawn;
             report.requests += more.requests;
             report.bytes_up += more.bytes_up;
             report.bytes_down += more.bytes_down;
