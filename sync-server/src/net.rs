@@ -46,7 +46,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(64 << 10)
+        .max_header_size(16 << 10)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

@@ -81,7 +81,7 @@ fn apply_to_doc(
     for c in fresh {
         let hash = c.hash();
         if withdrawn.contains(&hash)
-            || doc.get_change_by_hash(&hash).is_some()
+            || doc.get_change_meta_by_hash(&hash).is_some()
             || !hashes.insert(hash)
         {
             out.known += 1;
@@ -119,7 +119,7 @@ fn apply_to_doc(
             let deps_there = c
                 .deps()
                 .iter()
-                .all(|d| ready_hashes.contains(d) || doc.get_change_by_hash(d).is_some());
+                .all(|d| ready_hashes.contains(d) || doc.get_change_meta_by_hash(d).is_some());
             if deps_there {
                 ready_hashes.insert(c.hash());
                 ready.push(c);
@@ -166,11 +166,10 @@ fn apply_to_doc(
             } else {
                 let mut copy = doc.clone();
                 match change::apply(&mut copy, vec![c.clone()]) {
-                    Ok(()) if copy.get_change_by_hash(&hash).is_some() => {
+                    Ok(()) => {
                         doc = copy;
                         None
                     }
-                    Ok(()) => Some("it did not apply".to_owned()),
                     Err(e) => Some(e.to_string()),
                 }
             };
