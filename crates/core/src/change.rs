@@ -37,6 +37,14 @@ const CHANGE_CHUNK: u8 = 1;
 /// (column 4, unsigned integers) and the number of predecessors of each (column 7, a group).
 const ACTION_COLUMN: u64 = (4 << 4) | 2;
 const PRED_GROUP_COLUMN: u64 = 7 << 4;
+/// The columns of cairn's changes, as automerge writes them: object (actor, counter), key
+/// (actor, counter, string), insert, action, value (metadata, raw), predecessors (group, actor,
+/// counter); as `id << 4 | type`. (Marks, which cairn never makes, add two more.)
+const KNOWN_COLUMNS: [u64; 12] = [1, 2, 17, 19, 21, 52, 66, 86, 87, 112, 113, 115];
+/// The actions of cairn's changes: make a map, set a value, make a list, delete. Text, counters
+/// and marks are automerge's too, with rules of their own that its loader checks and applying a
+/// change does not: a change using them could apply and leave a document that never loads.
+const CAIRN_ACTIONS: [u64; 4] = [0, 1, 2, 3];
 /// The bit of a column specification that marks it deflated.
 const DEFLATE_BIT: u64 = 1 << 3;
 
@@ -171,12 +179,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What a run-length encoded column of unsigned integers holds: its number of entries and the
-/// sum of its values, both read from the run headers alone (saturating, never overflowing).
-fn rle_count_and_sum(column: &[u8]) -> Result<(u64, u64), Refusal> {
+/// What a run-length encoded column of unsigned integers holds: its number of entries, the sum
+/// of its values, and whether every value passes `ok`, read from the run headers alone
+/// (saturating, never overflowing). Nulls count as entries and pass.
+fn rle_count_and_sum(column: &[u8], ok: impl Fn(u64) -> bool) -> Result<(u64, u64, bool), Refusal> {
     let what = "a run-length column";
     let mut r = Reader { bytes: column };
-    let (mut count, mut sum) = (0u64, 0u64);
+    let (mut count, mut sum, mut all_ok) = (0u64, 0u64, true);
     while !r.is_empty() {
         let header = r.sleb(what)?;
         if header > 0 {
@@ -184,16 +193,19 @@ fn rle_count_and_sum(column: &[u8]) -> Result<(u64, u64), Refusal> {
             let v = r.uleb(what)?;
             count = count.saturating_add(n);
             sum = sum.saturating_add(n.saturating_mul(v));
+            all_ok &= ok(v);
         } else if header < 0 {
             for _ in 0..header.unsigned_abs() {
-                sum = sum.saturating_add(r.uleb(what)?);
+                let v = r.uleb(what)?;
+                sum = sum.saturating_add(v);
+                all_ok &= ok(v);
                 count += 1;
             }
         } else {
             count = count.saturating_add(r.uleb(what)?);
         }
     }
-    Ok((count, sum))
+    Ok((count, sum, all_ok))
 }
 
 /// A change taken apart into its header fields and its raw operation columns, without decoding
@@ -409,12 +421,24 @@ pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
         });
     }
     let parts = Parts::parse(bytes)?;
-    let ops = match parts.column(ACTION_COLUMN) {
-        Some(c) => rle_count_and_sum(c)?.0,
-        None => 0,
+    // Only the columns automerge writes, each once and in order: a column it reads in a way
+    // this count does not (another type under a known id, say) could hide the true cost.
+    let mut last = None;
+    for (spec, _) in &parts.columns {
+        if !KNOWN_COLUMNS.contains(spec) {
+            return Err(Refusal::NotAChange("a column automerge does not write"));
+        }
+        if last.is_some_and(|l| l >= *spec) {
+            return Err(Refusal::Malformed("columns out of order"));
+        }
+        last = Some(*spec);
+    }
+    let (ops, _, cairn_actions) = match parts.column(ACTION_COLUMN) {
+        Some(c) => rle_count_and_sum(c, |a| CAIRN_ACTIONS.contains(&a))?,
+        None => (0, 0, true),
     };
     let preds = match parts.column(PRED_GROUP_COLUMN) {
-        Some(c) => rle_count_and_sum(c)?.1,
+        Some(c) => rle_count_and_sum(c, |_| true)?.1,
         None => 0,
     };
     let cheap = (bytes.len() as u64).min(bounds.max_ops);
@@ -425,6 +449,11 @@ pub fn inspect(bytes: &[u8], bounds: &Bounds) -> Result<Shape, Refusal> {
             len: bytes.len(),
             max: bounds.max_ops,
         });
+    }
+    if !cairn_actions {
+        return Err(Refusal::NotAChange(
+            "an action cairn never takes (text, counters or marks)",
+        ));
     }
     // automerge keeps counters in 32 bits: a change whose ops would pass that overflows them.
     if parts.start_op.saturating_add(ops) > u64::from(u32::MAX) {
