@@ -12,8 +12,9 @@ use crate::remote::{self, Client};
 /// Join a team on its server with an invite code, and bring its feed to this device.
 ///
 /// A new member gives --name. A member a teammate already added by name (`cairn team member add`)
-/// claims that place with --claim @handle instead. To add a second device of your own, run
-/// `cairn device link` on the first one and join with the code it prints.
+/// joins with an invite the server's admin made for them (`cairn-server invite create --member
+/// @handle`), which takes that place; a general invite never does. To add a second device of your
+/// own, run `cairn device link` on the first one and join with the code it prints.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server's address, like https://cairn.example.org or http://127.0.0.1:7878.
@@ -27,7 +28,7 @@ pub struct Args {
     /// Your handle, as in `@ana` [default: from your name].
     #[arg(long, requires = "name")]
     handle: Option<String>,
-    /// Take the place of the member a teammate added earlier under this handle.
+    /// The member an invite made for one member should name (a check: the invite decides).
     #[arg(long, value_name = "@HANDLE")]
     claim: Option<String>,
     /// A name for this device in the server's device list [default: the host name].

@@ -63,7 +63,7 @@ enum PillarAction {
 
 #[derive(Debug, Subcommand)]
 enum MemberAction {
-    /// Add a member by name; they can claim it when they join.
+    /// Add a member by name; they take the place when they join with an invite made for them.
     Add {
         /// Their name.
         name: String,
