@@ -160,6 +160,23 @@ fn create_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Takes group and other permissions off a file, if it exists and has any.
+fn tighten(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                let _ =
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -211,6 +228,12 @@ impl Db {
     /// Opens the database keeping up to `cached` documents in memory.
     pub fn open_with_cache(path: &Path, cached: usize) -> Result<Db> {
         create_private(path)?;
+        // A database made before it was private becomes so now: it holds every team's history.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            tighten(Path::new(&name));
+        }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Every statement of a sync stays prepared: past the cache, SQLite parses it again on
@@ -432,7 +455,7 @@ impl Db {
     }
 
     /// Spends an invite: registers a device and returns its token.
-    pub fn join(&self, req: &JoinRequest, now_ms: i64) -> Result<JoinResponse> {
+    pub fn join(&self, req: &JoinRequest, now_ms: i64, max_devices: u32) -> Result<JoinResponse> {
         let device_name = req.device_name.trim();
         if device_name.is_empty() || device_name.chars().count() > 100 {
             return Err(Error::BadRequest(
@@ -549,6 +572,17 @@ impl Db {
             }
             random_code(16)?
         };
+        let active: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
+            params![team, member],
+            |r| r.get(0),
+        )?;
+        if active >= i64::from(max_devices) {
+            return Err(Error::Forbidden(format!(
+                "this member has {active} devices already; the server's admin can revoke one \
+                 (`cairn-server device list`)"
+            )));
+        }
         let device_id = random_code(12)?;
         let token = new_token()?;
         tx.execute(
@@ -624,7 +658,7 @@ impl Db {
         let mut docs: Vec<String> = Vec::new();
         for h in hashes {
             let h = h.trim().to_ascii_lowercase();
-            if h.len() < 8 || unhex(&h[..h.len() & !1]).is_none() {
+            if h.len() < 8 || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(Error::BadRequest(format!(
                     "`{h}` is not a change hash (8 to 64 hex digits)"
                 )));
@@ -772,9 +806,15 @@ impl Db {
         }
         // Inspect and decode every change before taking the database: the work a client can
         // cause stays outside the one lock every team shares, and is bounded by what it sent.
+        if req.push.len() > MAX_PUSH_DOCS {
+            return Err(Error::TooLarge(format!(
+                "a sync pushes into at most {MAX_PUSH_DOCS} documents; this one named {}",
+                req.push.len()
+            )));
+        }
         let mut docs: Vec<(&str, Vec<(Change, String)>)> = Vec::new();
         let mut ops = 0u64;
-        for dc in &req.push {
+        for dc in req.push.iter().filter(|dc| !dc.changes.is_empty()) {
             check_doc(device, &dc.doc)?;
             let mut decoded = Vec::with_capacity(dc.changes.len());
             for (i, bytes) in dc.changes.iter().enumerate() {
@@ -808,26 +848,54 @@ impl Db {
         };
         let tx = conn.transaction_with_behavior(behavior)?;
         let mut log: TeamLog = tx
-            .prepare_cached("SELECT head, withdrawals > 0 FROM teams WHERE id = ?1")?
+            .prepare_cached("SELECT head, withdrawals FROM teams WHERE id = ?1")?
             .query_row([&device.team], |r| {
                 Ok(TeamLog {
                     head: r.get(0)?,
-                    withdrew: r.get(1)?,
+                    withdrawals: r.get(1)?,
+                    dropped: 0,
                 })
             })?;
+        // Before any document is taken: a request refused here costs nothing to the cache.
+        if req.cursor > log.head as u64 {
+            return Err(Error::Conflict(format!(
+                "the cursor {} is past the team's last change {}: this server lost history \
+                 or the replica came from elsewhere",
+                req.cursor, log.head
+            )));
+        }
         let mut acked = 0u32;
-        // Documents taken out of the cache; they go back only once the transaction commits.
+        // Documents taken out of the cache; they go back only once the transaction commits, or
+        // at once if this request changed nothing in them.
         let mut touched: Vec<(&str, Loaded)> = Vec::new();
-        for (doc, changes) in docs {
-            let mut loaded = self.docs.take(&device.team, doc);
-            loaded.catch_up(&tx, &device.team, doc)?;
-            for (change, at) in changes {
-                if store_change(&tx, device, doc, &mut loaded, change, &at, &mut log)? {
-                    counts.stored += 1;
-                }
-                acked += 1;
+        let stored = (|| {
+            for (doc, changes) in docs {
+                let mut loaded = self.docs.take(&device.team, doc, log.withdrawals);
+                let outcome = loaded.catch_up(&tx, &device.team, doc).and_then(|()| {
+                    for (change, at) in changes {
+                        if store_change(&tx, device, doc, &mut loaded, change, &at, &mut log)? {
+                            counts.stored += 1;
+                        }
+                        acked += 1;
+                    }
+                    Ok(())
+                });
+                touched.push((doc, loaded));
+                outcome?;
             }
-            touched.push((doc, loaded));
+            Ok::<_, Error>(())
+        })();
+        if let Err(e) = stored {
+            for (doc, loaded) in touched {
+                if !loaded.dirty {
+                    self.docs.put(&device.team, doc, loaded);
+                }
+            }
+            return Err(e);
+        }
+        if log.dropped > 0 {
+            tx.prepare_cached("UPDATE teams SET withdrawals = withdrawals + ?2 WHERE id = ?1")?
+                .execute(params![device.team, log.dropped])?;
         }
         let head = log.head;
         counts.bytes_in = req
@@ -836,16 +904,9 @@ impl Db {
             .flat_map(|d| d.changes.iter())
             .map(|c| c.0.len())
             .sum();
-        if counts.stored > 0 {
+        if counts.stored > 0 || log.dropped > 0 {
             tx.prepare_cached("UPDATE teams SET head = ?2 WHERE id = ?1")?
                 .execute(params![device.team, head])?;
-        }
-        if req.cursor > head as u64 {
-            return Err(Error::Conflict(format!(
-                "the cursor {} is past the team's last change {head}: this server lost history \
-                 or the replica came from elsewhere",
-                req.cursor
-            )));
         }
         let max = req
             .max_pull
@@ -960,6 +1021,9 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The most documents one sync pushes into (a month's journal and the team document are two).
+const MAX_PUSH_DOCS: usize = 256;
+
 /// How long a link code stays good.
 const LINK_CODE_MS: i64 = 15 * 60 * 1000;
 /// How long a spent or expired invite is kept, so joining with it says why it failed.
@@ -1004,8 +1068,10 @@ fn check_doc(device: &Device, doc: &str) -> Result<()> {
 struct TeamLog {
     /// The number of its last entry.
     head: i64,
-    /// Whether any of its changes was ever withdrawn.
-    withdrew: bool,
+    /// How many of its changes were ever withdrawn.
+    withdrawals: i64,
+    /// Changes of this push dropped because they were made on withdrawn ones.
+    dropped: i64,
 }
 
 /// Stores one change unless the log holds it already; returns whether it was new. A new change
@@ -1048,7 +1114,8 @@ fn store_change(
     if known.as_ref().is_some_and(|(_, w)| w.is_some()) {
         return Ok(false);
     }
-    if log.withdrew {
+    let mut on_withdrawn = false;
+    if log.withdrawals > 0 && known.is_none() {
         for d in change.deps() {
             let gone: Option<i64> = tx
                 .prepare_cached(
@@ -1057,9 +1124,7 @@ fn store_change(
                 )?
                 .query_row(params![device.team, d.0.as_slice()], |r| r.get(0))
                 .optional()?;
-            if gone.is_some() {
-                return Ok(false);
-            }
+            on_withdrawn |= gone.is_some();
         }
     }
     if let Some((known_doc, _)) = known {
@@ -1094,6 +1159,27 @@ fn store_change(
             "{at} is number {seq} of its actor, but the server holds {last} before it"
         )));
     }
+    if on_withdrawn {
+        // Made on top of a withdrawn change: taken and dropped at once, and kept as withdrawn,
+        // so what was made on top of it in turn is dropped too and the actor's numbering holds.
+        log.head += 1;
+        log.dropped += 1;
+        tx.prepare_cached(
+            "INSERT INTO changes
+             (team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0)",
+        )?
+        .execute(params![
+            device.team,
+            log.head,
+            doc,
+            hash.0.as_slice(),
+            actor,
+            seq,
+            device.id
+        ])?;
+        return Ok(false);
+    }
     // Its operations come after those of its actor's previous change: an actor numbers its
     // operations once, and two operations with one number would break every replica.
     let prev_end = prev
@@ -1120,6 +1206,7 @@ fn store_change(
     // The one check that matters most: the change applies to the document as every replica
     // will hold it. Nothing that fails here is stored, so nothing stored can stop a replica.
     let raw = change.raw_bytes().to_vec();
+    loaded.dirty = true;
     if let Err(e) = cairn_core::change::apply(&mut loaded.doc, vec![change]) {
         return Err(Error::BadRequest(format!("{at}: {e}")));
     }
@@ -1148,7 +1235,11 @@ fn team_state(
     tx: &rusqlite::Transaction<'_>,
     team: &str,
 ) -> Result<cairn_core::TeamState> {
-    let mut loaded = docs.take(team, TEAM_DOC);
+    let withdrawals: i64 =
+        tx.query_row("SELECT withdrawals FROM teams WHERE id = ?1", [team], |r| {
+            r.get(0)
+        })?;
+    let mut loaded = docs.take(team, TEAM_DOC, withdrawals);
     loaded.catch_up(tx, team, TEAM_DOC)?;
     let state = cairn_core::team::read(&loaded.doc).map_err(|e| Error::Internal(e.to_string()));
     // Only committed entries were read, so the document can go back as it is.

@@ -19,13 +19,20 @@ pub struct Loaded {
     pub doc: Automerge,
     /// The last log entry of this document folded into `doc`.
     pub seq: i64,
+    /// How many of the team's changes had been withdrawn when it was loaded: a withdrawal (by
+    /// the admin command, in another process) makes it stale.
+    pub withdrawals: i64,
+    /// Whether this request applied a change to it (then it goes back only after a commit).
+    pub dirty: bool,
 }
 
 impl Loaded {
-    fn empty() -> Loaded {
+    fn empty(withdrawals: i64) -> Loaded {
         Loaded {
             doc: Automerge::new(),
             seq: 0,
+            withdrawals,
+            dirty: false,
         }
     }
 
@@ -101,16 +108,20 @@ impl DocCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes `doc` of `team` out of the cache, or an empty one to catch up from the log.
-    pub fn take(&self, team: &str, doc: &str) -> Loaded {
+    /// Takes `doc` of `team` out of the cache, or an empty one to catch up from the log; a copy
+    /// from before the team's last withdrawal is not used.
+    pub fn take(&self, team: &str, doc: &str, withdrawals: i64) -> Loaded {
         self.lock()
             .docs
             .remove(&(team.to_owned(), doc.to_owned()))
-            .map_or_else(Loaded::empty, |(_, l)| l)
+            .map(|(_, l)| l)
+            .filter(|l| l.withdrawals == withdrawals)
+            .unwrap_or_else(|| Loaded::empty(withdrawals))
     }
 
     /// Puts a document back; of two copies the one further into the log stays.
-    pub fn put(&self, team: &str, doc: &str, loaded: Loaded) {
+    pub fn put(&self, team: &str, doc: &str, mut loaded: Loaded) {
+        loaded.dirty = false;
         if self.capacity == 0 {
             return;
         }

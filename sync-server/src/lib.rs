@@ -68,6 +68,10 @@ struct Guards {
     link: Buckets<String>,
     in_flight: InFlight,
     log: LogBudget,
+    /// The last readiness answer and when it was found.
+    ready: tokio::sync::Mutex<Option<(Instant, std::result::Result<(), String>)>>,
+    /// Request bodies held at once, in KiB: what devices could otherwise make the server hold.
+    body_kib: Arc<Semaphore>,
 }
 
 /// Client addresses and devices the rate limits remember at most.
@@ -84,6 +88,8 @@ impl State {
             link: Buckets::new(limits.link, MAX_RATE_KEYS),
             in_flight: InFlight::new(limits.max_device_in_flight.max(1)),
             log: LogBudget::new(Rate::new(200, Duration::from_millis(50))),
+            ready: tokio::sync::Mutex::new(None),
+            body_kib: Arc::new(Semaphore::new(limits.max_body_memory >> 10)),
         };
         State {
             db,
@@ -280,6 +286,19 @@ async fn read_body(state: &State, body: Body, headers: &HeaderMap, max: usize) -
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
+    // Room for the body among all bodies held at once, taken before a byte is read (for the
+    // whole limit when the length is not declared).
+    let kib = declared.map_or(max, |n| n as usize).div_ceil(1024).max(1);
+    let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+    let room = state.guards.body_kib.clone().acquire_many_owned(kib);
+    let _room = match tokio::time::timeout(state.limits.heavy_wait, room).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return Err(Error::busy(
+                "the server holds too many request bodies; try again",
+            ));
+        }
+    };
     let limited = http_body_util::Limited::new(body, max);
     match tokio::time::timeout(state.limits.body_timeout, limited.collect()).await {
         Err(_) => Err(Error::Timeout(
@@ -312,22 +331,43 @@ async fn blocking<T: Send + 'static, H: Send + 'static>(
     .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?
 }
 
+/// Readiness: a write to the database, at most once a second whoever asks (the answer is kept
+/// for a second), so the check cannot be turned into a load on the database.
 async fn ready(Ext(state): Ext<State>) -> Response {
-    let db = state.db.clone();
-    let check = tokio::task::spawn_blocking(move || db.ready(now_ms()));
-    let answer = match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(Ok(()))) => return "ready\n".into_response(),
-        Ok(Ok(Err(e))) => e.to_string(),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "the database did not answer within 2 s".to_owned(),
+    let mut last = state.guards.ready.lock().await;
+    let fresh = last
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+        .map(|(_, answer)| answer.clone());
+    let answer = match fresh {
+        Some(answer) => answer,
+        None => {
+            let db = state.db.clone();
+            let check = tokio::task::spawn_blocking(move || db.ready(now_ms()));
+            let answer = match tokio::time::timeout(Duration::from_secs(2), check).await {
+                Ok(Ok(Ok(()))) => Ok(()),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the database did not answer within 2 s".to_owned()),
+            };
+            *last = Some((Instant::now(), answer.clone()));
+            answer
+        }
     };
-    let mut resp = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("not ready: {answer}\n"),
-    )
-        .into_response();
-    resp.extensions_mut().insert(Refused(answer));
-    resp
+    drop(last);
+    match answer {
+        Ok(()) => "ready\n".into_response(),
+        Err(detail) => {
+            // The detail goes to the log; whoever asked learns only that it is not ready.
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not take writes\n",
+            )
+                .into_response();
+            resp.extensions_mut().insert(Refused(detail));
+            resp
+        }
+    }
 }
 
 async fn metrics(Ext(state): Ext<State>) -> Response {
@@ -363,7 +403,8 @@ async fn join(
     let req: JoinRequest = parse(&bytes)?;
     let permit = state.heavy().await?;
     let db = state.db.clone();
-    let resp = blocking(permit, move || db.join(&req, now_ms())).await?;
+    let max_devices = state.limits.max_devices_per_member;
+    let resp = blocking(permit, move || db.join(&req, now_ms(), max_devices)).await?;
     tracing::info!(%client, team = %resp.team_id, device = %resp.device_id, "device joined");
     Ok(json(&resp))
 }
@@ -386,12 +427,13 @@ async fn sync(
     }
     json_type(&parts.headers)?;
     let bytes = read_body(&state, body, &parts.headers, state.limits.max_request_bytes).await?;
-    let req: SyncRequest = parse(&bytes)?;
-    drop(bytes);
     let permit = state.heavy().await?;
     let db = state.db.clone();
     let limits = state.limits.clone();
+    // Parsing (JSON, base64) is heavy work too: off the runtime's threads, in a slot.
     let (resp, counts) = blocking((permit, slot), move || {
+        let req: SyncRequest = parse(&bytes)?;
+        drop(bytes);
         db.sync(&device, &req, &limits, now_ms())
     })
     .await?;

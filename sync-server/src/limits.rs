@@ -28,6 +28,12 @@ pub struct Limits {
     pub max_page_bytes: usize,
     /// Open connections at most; past it a new connection gets a 503 and is closed.
     pub max_connections: usize,
+    /// Open connections of one client address at most (trusted proxies aside).
+    pub max_connections_per_address: usize,
+    /// Request bodies held in memory at once, all requests together, in bytes.
+    pub max_body_memory: usize,
+    /// Active devices one member may have.
+    pub max_devices_per_member: u32,
     /// Time to send a request's headers, and the most a kept-alive connection stays idle.
     pub header_timeout: Duration,
     /// Time to send a request's body.
@@ -63,6 +69,9 @@ impl Default for Limits {
             max_page_changes: 5_000,
             max_page_bytes: 4 << 20,
             max_connections: 512,
+            max_connections_per_address: 64,
+            max_body_memory: 64 << 20,
+            max_devices_per_member: 10,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_heavy: 16,
@@ -136,6 +145,9 @@ pub struct Buckets<K> {
 struct BucketsInner<K> {
     map: HashMap<K, Bucket>,
     overflow: Bucket,
+    /// When the map was last swept of refilled buckets (at most once a second: a sweep walks
+    /// every key).
+    swept: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -182,6 +194,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             inner: Mutex::new(BucketsInner {
                 map: HashMap::new(),
                 overflow: Bucket::full(rate, Instant::now()),
+                swept: Instant::now(),
             }),
         }
     }
@@ -197,7 +210,8 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         if let Some(b) = inner.map.get_mut(key) {
             return b.take(rate, now);
         }
-        if inner.map.len() >= self.max_keys {
+        if inner.map.len() >= self.max_keys && now.duration_since(inner.swept).as_secs() >= 1 {
+            inner.swept = now;
             inner.map.retain(|_, b| {
                 b.refill(rate, now);
                 b.tokens < f64::from(rate.burst)
@@ -220,7 +234,13 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let rate = self.rate;
-        let b = inner.map.get_mut(key)?;
+        let full = inner.map.len() >= self.max_keys;
+        let b = match inner.map.get_mut(key) {
+            Some(b) => b,
+            // A key the map has no room for shares the overflow bucket.
+            None if full => &mut inner.overflow,
+            None => return None,
+        };
         b.refill(rate, now);
         (b.tokens < 1.0).then(|| rate.every.mul_f64(1.0 - b.tokens))
     }
@@ -361,6 +381,10 @@ mod tests {
         assert!(b.take(&100).is_ok());
         assert!(b.take(&101).is_ok());
         assert!(b.take(&102).is_err());
+        assert!(
+            b.would_refuse(&103).is_some(),
+            "a peek sees the shared bucket too"
+        );
         assert_eq!(b.inner.lock().unwrap().map.len(), 4);
     }
 

@@ -87,6 +87,22 @@ struct ServeArgs {
         value_name = "N"
     )]
     max_connections: usize,
+    /// Open connections of one client address at most (a trusted proxy is not limited).
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64,
+        value_name = "N"
+    )]
+    max_connections_per_address: usize,
+    /// Active devices one member may have.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_DEVICES_PER_MEMBER",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    max_devices_per_member: u32,
     /// Time a client has to send a request's headers, and the most a kept-alive connection
     /// may idle between requests.
     #[arg(long, env = "CAIRN_SERVER_HEADER_TIMEOUT", default_value = "10s", value_parser = duration, value_name = "DURATION")]
@@ -138,6 +154,8 @@ impl ServeArgs {
     fn limits(&self) -> Limits {
         Limits {
             max_connections: self.max_connections.max(1),
+            max_connections_per_address: self.max_connections_per_address.max(1),
+            max_devices_per_member: self.max_devices_per_member.max(1),
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             max_request_bytes: self.max_request_bytes,

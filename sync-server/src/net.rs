@@ -42,6 +42,7 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let full_log = LogBudget::new(crate::limits::Rate::new(1, Duration::from_secs(10)));
+    let open_by_address: OpenByAddress = Arc::default();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -62,11 +63,21 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let key = crate::limits::address_key(addr.ip());
+        let per_address = if limits.trusted_proxies.contains(&addr.ip()) {
+            Some(PerAddress::unlimited())
+        } else {
+            PerAddress::enter(&open_by_address, key, limits.max_connections_per_address)
+        };
+        let (Some(per_address), Ok(permit)) =
+            (per_address, connections.clone().try_acquire_owned())
+        else {
             state.metrics.connection_refused();
             if let Some(held) = full_log.allow() {
                 tracing::warn!(client = %addr.ip(), refused_since_last = held,
-                    max = limits.max_connections, "too many connections; refusing new ones");
+                    max = limits.max_connections,
+                    max_per_address = limits.max_connections_per_address,
+                    "too many connections; refusing new ones");
             }
             tokio::spawn(async move {
                 let mut stream = stream;
@@ -93,6 +104,7 @@ pub async fn serve(
             let _ = conn.await;
             metrics.connection_closed();
             drop(permit);
+            drop(per_address);
         });
     }
     drop(listener);
@@ -103,6 +115,46 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+type OpenByAddress = Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>>;
+
+/// One open connection of a client address; gives its place back when dropped.
+struct PerAddress {
+    held: Option<(OpenByAddress, IpAddr)>,
+}
+
+impl PerAddress {
+    fn unlimited() -> PerAddress {
+        PerAddress { held: None }
+    }
+
+    /// A place for one more connection of `key`, unless it has `max` open.
+    fn enter(map: &OpenByAddress, key: IpAddr, max: usize) -> Option<PerAddress> {
+        let mut open = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerAddress {
+            held: Some((map.clone(), key)),
+        })
+    }
+}
+
+impl Drop for PerAddress {
+    fn drop(&mut self) {
+        if let Some((map, key)) = self.held.take() {
+            let mut open = map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = open.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the last address in

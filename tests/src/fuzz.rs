@@ -310,8 +310,9 @@ pub fn sync_body() -> Vec<u8> {
 }
 
 /// A replica that has the document as it stood before `seed`'s change pulls `bytes` after it:
-/// it takes it or sets it aside, and either way stays whole and readable.
-pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8]) {
+/// it takes it or sets it aside, and either way stays whole and readable. What the server took
+/// (`taken`), every replica takes.
+pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8], taken: bool) {
     use cairn_store::{Incoming, Remote, Replica};
     let path = dir.join(format!("r{n}.sqlite3"));
     let remote = Remote {
@@ -340,6 +341,13 @@ pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8]) {
         seed.before.len() + 1 - applied.set_aside - applied.waiting
     );
     assert_eq!(replica.cursor().unwrap(), 1);
+    if taken {
+        assert_eq!(
+            (applied.set_aside, applied.waiting),
+            (0, 0),
+            "the server took it, so must a replica"
+        );
+    }
     let problems = replica.verify_index().expect("the replica reads back");
     assert!(problems.is_empty(), "{problems:?}");
     replica

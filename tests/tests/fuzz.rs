@@ -98,7 +98,8 @@ proptest! {
         let seed = &fuzz::seeds()[i];
         let bytes = fuzz::mutate(&seed.change, &ms);
         let dir = tempfile::tempdir().unwrap();
-        fuzz::replica_apply(dir.path(), 0, seed, &bytes);
+        let taken = fuzz::server_validation(seed, &bytes);
+        fuzz::replica_apply(dir.path(), 0, seed, &bytes, taken);
     }
 }
 

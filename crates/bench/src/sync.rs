@@ -40,8 +40,15 @@ impl Server {
 /// Starts `cairn-server` on loopback with its database at `db`; returns it and its base URL.
 pub fn start_server(bin: &Path, db: &Path) -> Result<(Server, String), Failure> {
     let mut child = Command::new(bin)
-        // Every simulated device connects from 127.0.0.1: joins are not limited per address.
+        // Every simulated device connects from 127.0.0.1: joins and connections are not limited
+        // per address.
         .args(["serve", "--listen", "127.0.0.1:0", "--rate-join", "off"])
+        .args([
+            "--max-connections-per-address",
+            "4096",
+            "--max-connections",
+            "4096",
+        ])
         .env("CAIRN_SERVER_DB", db)
         .env("CAIRN_LOG", "warn")
         .stdin(Stdio::null())
