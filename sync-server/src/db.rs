@@ -1159,61 +1159,51 @@ fn store_change(
             "{at} is number {seq} of its actor, but the server holds {last} before it"
         )));
     }
-    if on_withdrawn {
-        // Made on top of a withdrawn change: taken and dropped at once, and kept as withdrawn,
-        // so what was made on top of it in turn is dropped too and the actor's numbering holds.
-        log.head += 1;
+    // Made on top of a withdrawn change: taken and dropped at once, and kept as withdrawn (with
+    // no content), so what was made on top of it in turn is dropped too and the actor's
+    // numbering holds.
+    let (data, withdrawn_ms) = if on_withdrawn {
         log.dropped += 1;
-        tx.prepare_cached(
-            "INSERT INTO changes
-             (team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, x'', 0)",
-        )?
-        .execute(params![
-            device.team,
-            log.head,
-            doc,
-            hash.0.as_slice(),
-            actor,
-            seq,
-            device.id
-        ])?;
-        return Ok(false);
-    }
-    // Its operations come after those of its actor's previous change: an actor numbers its
-    // operations once, and two operations with one number would break every replica.
-    let prev_end = prev
-        .and_then(|h| automerge::ChangeHash::try_from(h.as_slice()).ok())
-        .and_then(|h| {
-            cairn_core::change::quietly(|| loaded.doc.get_change_meta_by_hash(&h).map(|m| m.max_op))
+        (Vec::new(), Some(0))
+    } else {
+        // Its operations come after those of its actor's previous change: an actor numbers its
+        // operations once, and two operations with one number would break every replica.
+        let prev_end = prev
+            .and_then(|h| automerge::ChangeHash::try_from(h.as_slice()).ok())
+            .and_then(|h| {
+                cairn_core::change::quietly(|| {
+                    loaded.doc.get_change_meta_by_hash(&h).map(|m| m.max_op)
+                })
                 .ok()
                 .flatten()
-        });
-    if prev_end.is_some_and(|end| change.start_op().get() <= end) {
-        return Err(Error::BadRequest(format!(
-            "{at} numbers its operations again from before its actor's previous change"
-        )));
-    }
-    for dep in change.deps() {
-        let missing =
-            cairn_core::change::quietly(|| loaded.doc.get_change_meta_by_hash(dep).is_none());
-        if missing.unwrap_or(true) {
+            });
+        if prev_end.is_some_and(|end| change.start_op().get() <= end) {
             return Err(Error::BadRequest(format!(
-                "{at} depends on a change of {doc} the server does not have"
+                "{at} numbers its operations again from before its actor's previous change"
             )));
         }
-    }
-    // The one check that matters most: the change applies to the document as every replica
-    // will hold it. Nothing that fails here is stored, so nothing stored can stop a replica.
-    let raw = change.raw_bytes().to_vec();
-    loaded.dirty = true;
-    if let Err(e) = cairn_core::change::apply(&mut loaded.doc, vec![change]) {
-        return Err(Error::BadRequest(format!("{at}: {e}")));
-    }
+        for dep in change.deps() {
+            let missing =
+                cairn_core::change::quietly(|| loaded.doc.get_change_meta_by_hash(dep).is_none());
+            if missing.unwrap_or(true) {
+                return Err(Error::BadRequest(format!(
+                    "{at} depends on a change of {doc} the server does not have"
+                )));
+            }
+        }
+        // The one check that matters most: the change applies to the document as every replica
+        // will hold it. Nothing that fails here is stored, so nothing stored can stop a replica.
+        let raw = change.raw_bytes().to_vec();
+        loaded.dirty = true;
+        if let Err(e) = cairn_core::change::apply(&mut loaded.doc, vec![change]) {
+            return Err(Error::BadRequest(format!("{at}: {e}")));
+        }
+        (raw, None)
+    };
     log.head += 1;
     tx.prepare_cached(
-        "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         device.team,
@@ -1223,8 +1213,12 @@ fn store_change(
         actor,
         seq,
         device.id,
-        raw
+        data,
+        withdrawn_ms
     ])?;
+    if on_withdrawn {
+        return Ok(false);
+    }
     loaded.seq = log.head;
     Ok(true)
 }
