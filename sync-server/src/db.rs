@@ -806,13 +806,16 @@ impl Db {
         }
         // Inspect and decode every change before taking the database: the work a client can
         // cause stays outside the one lock every team shares, and is bounded by what it sent.
-        if req.push.len() > MAX_PUSH_DOCS {
+        // As many lists as changes at most (an empty list costs nothing but the parsing).
+        if req.push.len() > limits.max_push_changes {
             return Err(Error::TooLarge(format!(
-                "a sync pushes into at most {MAX_PUSH_DOCS} documents; this one named {}",
+                "a sync pushes at most {} lists of changes; this one had {}",
+                limits.max_push_changes,
                 req.push.len()
             )));
         }
         let mut docs: Vec<(&str, Vec<(Change, String)>)> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut ops = 0u64;
         for dc in req.push.iter().filter(|dc| !dc.changes.is_empty()) {
             check_doc(device, &dc.doc)?;
@@ -829,9 +832,12 @@ impl Db {
                 }
                 decoded.push((c, at));
             }
-            match docs.iter_mut().find(|(d, _)| *d == dc.doc) {
-                Some((_, list)) => list.extend(decoded),
-                None => docs.push((&dc.doc, decoded)),
+            match index.get(dc.doc.as_str()) {
+                Some(&i) => docs[i].1.extend(decoded),
+                None => {
+                    index.insert(&dc.doc, docs.len());
+                    docs.push((&dc.doc, decoded));
+                }
             }
         }
         let mut counts = SyncCounts::default();
@@ -1020,9 +1026,6 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
 }
-
-/// The most documents one sync pushes into (a month's journal and the team document are two).
-const MAX_PUSH_DOCS: usize = 256;
 
 /// How long a link code stays good.
 const LINK_CODE_MS: i64 = 15 * 60 * 1000;
