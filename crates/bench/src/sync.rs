@@ -40,9 +40,17 @@ impl Server {
 /// Starts `cairn-server` on loopback with its database at `db`; returns it and its base URL.
 pub fn start_server(bin: &Path, db: &Path) -> Result<(Server, String), Failure> {
     let mut child = Command::new(bin)
-        // Every simulated device connects from 127.0.0.1: joins and connections are not limited
-        // per address.
-        .args(["serve", "--listen", "127.0.0.1:0", "--rate-join", "off"])
+        // Every simulated device connects from 127.0.0.1, and the load phases drive each device
+        // flat out to find the server's capacity: no limits per address or per device here.
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-join",
+            "off",
+            "--rate-sync",
+            "off",
+        ])
         .args([
             "--max-connections-per-address",
             "4096",
