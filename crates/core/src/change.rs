@@ -108,9 +108,7 @@ pub enum Refusal {
     Checksum,
     #[error("it carries an author footer")]
     Author,
-    #[error(
-        "its first operation is number {start_op}, but the changes it depends on end at {after}"
-    )]
+    #[error("its first operation is number {start_op}, but its place is after operation {after}")]
     Misplaced { start_op: u64, after: u64 },
     #[error("it does not apply: {0}")]
     DoesNotApply(String),
@@ -520,24 +518,69 @@ pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Refusal> {
 fn placed(doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
     let mut ends: std::collections::HashMap<automerge::ChangeHash, u64> =
         std::collections::HashMap::new();
+    // Where each actor's operations end among the changes before it in this batch, and for each
+    // change of the batch, the changes of the document its history reaches first.
+    let mut batch_ends: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    let mut reaches: std::collections::HashMap<automerge::ChangeHash, Vec<automerge::ChangeHash>> =
+        std::collections::HashMap::new();
     for c in changes {
+        let start_op = c.start_op().get();
         let mut after = 0;
+        let mut in_doc: Vec<automerge::ChangeHash> = Vec::new();
         for d in c.deps() {
             let end = match ends.get(d) {
-                Some(e) => *e,
-                None => quietly(|| doc.get_change_meta_by_hash(d).map(|m| m.max_op))
-                    .map_err(|p| Refusal::DoesNotApply(p.to_owned()))?
-                    .ok_or_else(|| {
-                        Refusal::DoesNotApply("it waits for a change it depends on".into())
-                    })?,
+                Some(e) => {
+                    for h in reaches.get(d).into_iter().flatten() {
+                        if !in_doc.contains(h) {
+                            in_doc.push(*h);
+                        }
+                    }
+                    *e
+                }
+                None => {
+                    if !in_doc.contains(d) {
+                        in_doc.push(*d);
+                    }
+                    quietly(|| doc.get_change_meta_by_hash(d).map(|m| m.max_op))
+                        .map_err(|p| Refusal::DoesNotApply(p.to_owned()))?
+                        .ok_or_else(|| {
+                            Refusal::DoesNotApply("it waits for a change it depends on".into())
+                        })?
+                }
             };
             after = after.max(end);
         }
-        let start_op = c.start_op().get();
         if start_op != after + 1 {
             return Err(Refusal::Misplaced { start_op, after });
         }
+        // An actor numbers its operations once: a change numbered again from before its
+        // actor's last one (two operations with one number) applies, and the document then
+        // never loads. Its history ends before it by the check above, so only the actor's
+        // changes outside its history can collide: those of the batch before it, and those of
+        // the document its history does not reach (none, for a change made honestly; with an
+        // empty `in_doc`, automerge lists every change).
+        let actor = c.actor_id().to_bytes().to_vec();
+        let mut end = batch_ends.get(&actor).copied().unwrap_or(0);
+        if c.seq() > 1 {
+            let outside = quietly(|| {
+                doc.get_changes_meta(&in_doc)
+                    .into_iter()
+                    .filter(|m| m.actor.to_bytes() == actor.as_slice())
+                    .map(|m| m.max_op)
+                    .max()
+            })
+            .map_err(|p| Refusal::DoesNotApply(p.to_owned()))?;
+            end = end.max(outside.unwrap_or(0));
+        }
+        if start_op <= end {
+            return Err(Refusal::Misplaced {
+                start_op,
+                after: end,
+            });
+        }
+        batch_ends.insert(actor, c.max_op());
         ends.insert(c.hash(), c.max_op());
+        reaches.insert(c.hash(), in_doc);
     }
     Ok(())
 }
@@ -691,5 +734,45 @@ mod tests {
         let (change, _) = decode(&evil, &Bounds::default()).expect("it decodes");
         let err = apply(&mut base, vec![change]).unwrap_err();
         assert!(matches!(err, Refusal::DoesNotApply(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_change_numbered_again_inside_its_actors_range_is_refused() {
+        // Actor A's first change holds operations 1 to 3; actor B's, made apart, operation 1.
+        let mut a = Automerge::new().with_actor(ActorId::from([5u8; 16]));
+        a.transact::<_, _, automerge::AutomergeError>(|tx| {
+            for k in ["x", "y", "z"] {
+                tx.put(ROOT, k, 1)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let heads = a.get_heads();
+        a.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "w", 2).map(|_| ()))
+            .unwrap();
+        let first = a.get_changes(&[])[0].clone();
+        let second = a.get_changes(&heads)[0].clone();
+        let mut b = Automerge::new().with_actor(ActorId::from([6u8; 16]));
+        b.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(ROOT, "v", 3).map(|_| ()))
+            .unwrap();
+        let other = b.get_changes(&[])[0].clone();
+        let mut base = Automerge::new();
+        apply(&mut base, vec![first.clone(), other.clone()]).unwrap();
+        // A's second change made to depend on B's only: numbered 2, as its dependencies say, and
+        // so again over A's own operations 2 and 3.
+        let mut parts = Parts::parse(second.raw_bytes()).unwrap();
+        parts.deps = vec![other.hash().0];
+        parts.start_op = 2;
+        let (evil, _) = decode(&parts.encode(), &Bounds::default()).unwrap();
+        let misplaced = Refusal::Misplaced {
+            start_op: 2,
+            after: 3,
+        };
+        let mut doc = base.clone();
+        assert_eq!(apply(&mut doc, vec![evil.clone()]), Err(misplaced.clone()));
+        // The same in one batch with the changes before it.
+        let mut fresh = Automerge::new();
+        assert_eq!(apply(&mut fresh, vec![first, other, evil]), Err(misplaced));
+        apply(&mut base, vec![second]).expect("the honest one applies");
     }
 }
