@@ -7,11 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::Result;
+use crate::store::Store;
 use automerge::{Automerge, Change};
 use cairn_core::change;
-use rusqlite::{Transaction, params};
-
-use crate::Result;
 
 /// A document and how far into the team's log it is.
 #[derive(Debug)]
@@ -36,32 +35,32 @@ impl Loaded {
         }
     }
 
-    /// Folds in the document's log entries after `self.seq`. A stored change that does not apply
-    /// (stored by a server before it applied changes) is skipped and logged: withdraw it with
-    /// `cairn-server change withdraw`.
-    pub fn catch_up(&mut self, tx: &Transaction<'_>, team: &str, doc: &str) -> Result<()> {
-        let mut st = tx.prepare_cached(
-            "SELECT seq, data FROM changes
-             WHERE team = ?1 AND doc = ?2 AND seq > ?3 AND kind = 0 AND withdrawn_ms IS NULL
-             ORDER BY seq",
-        )?;
-        let mut rows = st.query(params![team, doc, self.seq])?;
+    /// Folds in the document's log entries after `self.seq` (read from `store`, applied on the
+    /// blocking pool). A stored change that does not apply (stored by a server before it applied
+    /// changes) is skipped and logged: withdraw it with `cairn-server change withdraw`.
+    pub async fn catch_up(self, store: &dyn Store, team: &str, doc: &str) -> Result<Loaded> {
+        let rows = store.doc_changes(team, doc, self.seq).await?;
+        if rows.is_empty() {
+            return Ok(self);
+        }
+        let (team, doc) = (team.to_owned(), doc.to_owned());
+        tokio::task::spawn_blocking(move || self.fold(&team, &doc, rows))
+            .await
+            .map_err(|e| crate::Error::Internal(format!("a worker failed: {e}")))
+    }
+
+    fn fold(mut self, team: &str, doc: &str, rows: Vec<(i64, Vec<u8>)>) -> Loaded {
         let mut batch = Vec::new();
         let mut last = self.seq;
-        while let Some(r) = rows.next()? {
-            last = r.get(0)?;
-            let data: Vec<u8> = r.get(1)?;
+        for (seq, data) in rows {
+            last = seq;
             match Change::from_bytes(data) {
-                Ok(c) => batch.push((last, c)),
+                Ok(c) => batch.push((seq, c)),
                 Err(e) => {
-                    tracing::error!(team, doc = ?doc, seq = last, error = %e,
+                    tracing::error!(team, doc = ?doc, seq, error = %e,
                         "a stored change does not decode; withdraw it");
                 }
             }
-        }
-        if batch.is_empty() {
-            self.seq = last;
-            return Ok(());
         }
         let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
         let backup = self.doc.clone();
@@ -79,7 +78,7 @@ impl Loaded {
             }
         }
         self.seq = last;
-        Ok(())
+        self
     }
 }
 

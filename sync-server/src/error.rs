@@ -36,24 +36,27 @@ pub enum Error {
     },
     #[error("{0}")]
     Timeout(String),
-    #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
     #[error("{0}")]
     Internal(String),
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                Error::busy("the database is busy; try again")
-            }
-            // A full disk is the operator's to fix and passes: the client tries again later.
-            Some(rusqlite::ErrorCode::DiskFull) => Error::Unavailable {
-                message: "the server's disk is full; try again later".into(),
-                retry_after: std::time::Duration::from_secs(60),
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound(m) => Error::NotFound(m),
+            StoreError::Conflict(m) => Error::Conflict(m),
+            // A full disk or a database restarting is the operator's to fix and passes: the
+            // client tries again later.
+            StoreError::Unavailable(m) => Error::Unavailable {
+                message: format!("{m}; try again later"),
+                retry_after: std::time::Duration::from_secs(if m.contains("disk") {
+                    60
+                } else {
+                    1
+                }),
             },
-            _ => Error::Sqlite(e),
+            StoreError::Other(m) => Error::Internal(m),
         }
     }
 }
@@ -87,9 +90,7 @@ impl Error {
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
-            Error::Sqlite(_) | Error::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

@@ -2,26 +2,30 @@
 //! invites and device tokens that guard it, and the HTTP API (`/v1/...`) the `cairn` client
 //! speaks.
 //!
-//! Layout: [`db`] is the storage on SQLite and every rule about who may write what; [`router`]
-//! maps HTTP onto it; [`serve`] runs it on a bound listener until a shutdown future completes;
-//! [`metrics`] counts for Prometheus. The binary (`cairn-server`) adds the command line.
+//! Layout: [`hub`] holds every rule about who may write what; [`store`] keeps what the hub
+//! decided, on SQLite (embedded, the default) or PostgreSQL (several server processes on one
+//! database), behind one async trait; [`router`] maps HTTP onto the hub; [`serve`] runs it on a
+//! bound listener until a shutdown future completes; [`metrics`] counts for Prometheus. The
+//! binary (`cairn-server`) adds the command line.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! let db = Arc::new(cairn_server::db::Db::open(std::path::Path::new("server.sqlite3"))?);
+//! let store = cairn_server::store::open("server.sqlite3", &Default::default()).await?;
+//! let hub = Arc::new(cairn_server::hub::Hub::new(store, cairn_server::hub::DOC_CACHE));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let state = cairn_server::State::new(db, cairn_server::Limits::default());
+//! let state = cairn_server::State::new(hub, cairn_server::Limits::default());
 //! cairn_server::serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
 
-pub mod db;
 mod docs;
 mod error;
+pub mod hub;
 pub mod limits;
 pub mod metrics;
 mod net;
+pub mod store;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -41,18 +45,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::db::{Db, Device};
 use crate::error::Refused;
 pub use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::limits::{Buckets, InFlight, LogBudget, Slot, address_key};
 pub use crate::limits::{Limits, Rate};
 use crate::metrics::Metrics;
 pub use crate::net::client_ip;
+use crate::store::Device;
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
 pub struct State {
-    db: Arc<Db>,
+    hub: Arc<Hub>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
     guards: Arc<Guards>,
@@ -78,8 +83,8 @@ struct Guards {
 const MAX_RATE_KEYS: usize = 100_000;
 
 impl State {
-    /// The state of a server over `db` with `limits`.
-    pub fn new(db: Arc<Db>, limits: Limits) -> State {
+    /// The state of a server over `hub` with `limits`.
+    pub fn new(hub: Arc<Hub>, limits: Limits) -> State {
         let guards = Guards {
             heavy: Arc::new(Semaphore::new(limits.max_heavy.max(1))),
             join: Buckets::new(limits.join, MAX_RATE_KEYS),
@@ -92,7 +97,7 @@ impl State {
             body_kib: Arc::new(Semaphore::new(limits.max_body_memory >> 10)),
         };
         State {
-            db,
+            hub,
             limits: Arc::new(limits),
             metrics: Arc::new(Metrics::default()),
             guards: Arc::new(guards),
@@ -122,13 +127,10 @@ impl State {
         let Some(token) = bearer(headers) else {
             return Err(refused(self));
         };
-        let db = self.db.clone();
-        let token = token.to_owned();
-        match tokio::task::spawn_blocking(move || db.authenticate(&token)).await {
-            Ok(Ok(device)) => Ok(device),
-            Ok(Err(Error::Unauthorized)) => Err(refused(self)),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(Error::Internal(format!("a worker failed: {e}"))),
+        match self.hub.authenticate(token).await {
+            Ok(device) => Ok(device),
+            Err(Error::Unauthorized) => Err(refused(self)),
+            Err(e) => Err(e),
         }
     }
 
@@ -317,15 +319,16 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         .map_err(|e| Error::BadRequest(format!("the request body is not valid: {e}")))
 }
 
-/// Runs `f` on the blocking pool holding `hold` (a heavy-work slot, ...) until `f` really ends,
-/// even if the client has hung up meanwhile: abandoned work still counts against the caps.
-async fn blocking<T: Send + 'static, H: Send + 'static>(
+/// Runs `work` as a task of its own holding `hold` (a heavy-work slot, ...) until it really
+/// ends, even if the client has hung up meanwhile: abandoned work still counts against the caps,
+/// and a push is never cut off halfway.
+async fn detached<T: Send + 'static, H: Send + 'static>(
     hold: H,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
+    work: impl Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let _hold = hold;
-        f()
+        work.await
     })
     .await
     .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?
@@ -342,8 +345,8 @@ async fn ready(Ext(state): Ext<State>) -> Response {
     let answer = match fresh {
         Some(answer) => answer,
         None => {
-            let db = state.db.clone();
-            let check = tokio::task::spawn_blocking(move || db.ready(now_ms()));
+            let hub = state.hub.clone();
+            let check = tokio::spawn(async move { hub.ready(now_ms()).await });
             let answer = match tokio::time::timeout(Duration::from_secs(2), check).await {
                 Ok(Ok(Ok(()))) => Ok(()),
                 Ok(Ok(Err(e))) => Err(e.to_string()),
@@ -356,7 +359,7 @@ async fn ready(Ext(state): Ext<State>) -> Response {
     };
     drop(last);
     match answer {
-        Ok(()) => "ready\n".into_response(),
+        Ok(()) => format!("ready ({})\n", state.hub.store().backend()).into_response(),
         Err(detail) => {
             // The detail goes to the log; whoever asked learns only that it is not ready.
             let mut resp = (
@@ -371,10 +374,10 @@ async fn ready(Ext(state): Ext<State>) -> Response {
 }
 
 async fn metrics(Ext(state): Ext<State>) -> Response {
-    let docs = state.db.cached_docs();
+    let docs = state.hub.cached_docs();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(docs),
+        state.metrics.render(docs, state.hub.store().backend()),
     )
         .into_response()
 }
@@ -402,9 +405,12 @@ async fn join(
     let bytes = read_body(&state, body, &parts.headers, state.limits.max_join_bytes).await?;
     let req: JoinRequest = parse(&bytes)?;
     let permit = state.heavy().await?;
-    let db = state.db.clone();
+    let hub = state.hub.clone();
     let max_devices = state.limits.max_devices_per_member;
-    let resp = blocking(permit, move || db.join(&req, now_ms(), max_devices)).await?;
+    let resp = detached(permit, async move {
+        hub.join(&req, now_ms(), max_devices).await
+    })
+    .await?;
     tracing::info!(%client, team = %resp.team_id, device = %resp.device_id, "device joined");
     Ok(json(&resp))
 }
@@ -428,13 +434,14 @@ async fn sync(
     json_type(&parts.headers)?;
     let bytes = read_body(&state, body, &parts.headers, state.limits.max_request_bytes).await?;
     let permit = state.heavy().await?;
-    let db = state.db.clone();
+    let hub = state.hub.clone();
     let limits = state.limits.clone();
-    // Parsing (JSON, base64) is heavy work too: off the runtime's threads, in a slot.
-    let (resp, counts) = blocking((permit, slot), move || {
-        let req: SyncRequest = parse(&bytes)?;
-        drop(bytes);
-        db.sync(&device, &req, &limits, now_ms())
+    let (resp, counts) = detached((permit, slot), async move {
+        // Parsing (JSON, base64) is heavy work too: off the runtime's threads, in a slot.
+        let req: SyncRequest = tokio::task::spawn_blocking(move || parse(&bytes))
+            .await
+            .map_err(|e| Error::Internal(format!("a worker failed: {e}")))??;
+        hub.sync(&device, req, &limits, now_ms()).await
     })
     .await?;
     state.metrics.synced(&counts);
@@ -459,9 +466,12 @@ async fn link(
         return Err(too_many("this device asks for link codes too often", wait));
     }
     let permit = state.heavy().await?;
-    let db = state.db.clone();
+    let hub = state.hub.clone();
     let max = state.limits.max_link_codes;
-    let resp = blocking((permit, slot), move || db.link(&device, now_ms(), max)).await?;
+    let resp = detached((permit, slot), async move {
+        hub.link(&device, now_ms(), max).await
+    })
+    .await?;
     Ok(json(&resp))
 }
 

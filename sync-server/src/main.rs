@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_server::db::Db;
+use cairn_server::hub::{DOC_CACHE, Hub};
+use cairn_server::store::{self, redact};
 use cairn_server::{Limits, Rate, State, now_ms};
 use clap::{Parser, Subcommand};
 
@@ -16,13 +17,16 @@ use clap::{Parser, Subcommand};
 /// Members' `cairn` clients push their changes here and pull everyone else's. Start it with
 /// `cairn-server serve`, create a team with `cairn-server team create NAME`, then hand out codes
 /// from `cairn-server invite create --team ID`. Admin commands work on the same database as a
-/// running server.
+/// running server. The database is a SQLite file (the default) or a PostgreSQL URL, which any
+/// number of `cairn-server serve` processes can share.
 #[derive(Debug, Parser)]
 #[command(name = "cairn-server", version, max_term_width = 100)]
 struct Cli {
-    /// The server's database (created when missing).
-    #[arg(long, global = true, env = "CAIRN_SERVER_DB", value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// The server's database: a SQLite file (created when missing) or a PostgreSQL URL,
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (the database must exist; its tables are
+    /// created and migrated at start).
+    #[arg(long, global = true, env = "CAIRN_SERVER_DB", value_name = "PATH|URL")]
+    db: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +51,19 @@ enum Command {
     /// Withdraw stored changes.
     #[command(subcommand)]
     Change(ChangeCommand),
+    /// Copy every team, device, invite and change of the database into another, and check the
+    /// copy.
+    ///
+    /// For moving a server from SQLite to PostgreSQL (or back): stop the server, copy, start it
+    /// on the new database. The target must hold no team yet; the copy is read back and compared
+    /// row for row before this says it is done. Devices keep their tokens and cursors.
+    ///
+    ///   cairn-server --db server.sqlite3 copy --to postgres://cairn@db.example/cairn
+    Copy {
+        /// The database to copy into: a SQLite file or a PostgreSQL URL.
+        #[arg(long, value_name = "PATH|URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,8 +163,16 @@ struct ServeArgs {
     trusted_proxy: Vec<std::net::IpAddr>,
     /// Documents kept in memory to check pushed changes against (more use memory, fewer
     /// reload documents from the log).
-    #[arg(long, env = "CAIRN_SERVER_DOC_CACHE", default_value_t = cairn_server::db::DOC_CACHE, value_name = "N")]
+    #[arg(long, env = "CAIRN_SERVER_DOC_CACHE", default_value_t = DOC_CACHE, value_name = "N")]
     doc_cache: usize,
+    /// PostgreSQL: connections this process keeps open at most.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_DB_POOL",
+        default_value_t = 16,
+        value_name = "N"
+    )]
+    db_pool: usize,
 }
 
 impl ServeArgs {
@@ -282,21 +307,29 @@ fn fmt_ms(ms: Option<i64>) -> String {
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let path = cli.db.unwrap_or_else(default_db);
-    let cache = match &cli.command {
-        Command::Serve(args) => args.doc_cache,
-        _ => 64,
-    };
-    let db = Db::open_with_cache(&path, cache)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let db = cli
+        .db
+        .unwrap_or_else(|| default_db().to_string_lossy().into_owned());
+    if let Command::Serve(args) = &cli.command {
+        return serve(&db, args);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(admin(cli.command, &db))
+}
+
+async fn admin(command: Command, db: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let store = store::open(db, &store::Options::default())
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", redact(db)))?;
+    let hub = Hub::new(store, 64);
     let mut out = std::io::stdout().lock();
-    match cli.command {
-        Command::Serve(args) => {
-            drop(out);
-            serve(db, &args, &path)?;
-        }
+    match command {
+        Command::Serve(_) => unreachable!("served above"),
         Command::Team(TeamCommand::Create { name }) => {
-            let team = db.create_team(&name, now_ms())?;
+            let team = hub.create_team(&name, now_ms()).await?;
             writeln!(out, "{}", team.id)?;
             eprintln!(
                 "created team {:?}; invite its founder with `cairn-server invite create --team {}`",
@@ -304,7 +337,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Command::Team(TeamCommand::List { json }) => {
-            let teams = db.teams()?;
+            let teams = hub.teams().await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&teams)?)?;
             } else {
@@ -334,7 +367,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             let now = now_ms();
             let uses = uses.unwrap_or(if member.is_some() { 1 } else { 10 });
-            let code = db.create_invite(&team, uses, now + expires, now, member.as_deref())?;
+            let code = hub
+                .create_invite(&team, uses, now + expires, now, member.as_deref())
+                .await?;
             writeln!(out, "{code}")?;
             let until = fmt_ms(Some(now + expires));
             match &member {
@@ -347,7 +382,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Device(DeviceCommand::List { team, json }) => {
-            let devices = db.devices(team.as_deref())?;
+            let devices = hub.devices(team.as_deref()).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&devices)?)?;
             } else {
@@ -371,7 +406,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Change(ChangeCommand::Withdraw { team, hashes }) => {
-            let gone = db.withdraw(&team, &hashes, now_ms())?;
+            let gone = hub.withdraw(&team, &hashes, now_ms()).await?;
             for (doc, hash) in &gone {
                 writeln!(out, "{doc}\t{hash}")?;
             }
@@ -381,18 +416,38 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
-            db.revoke(&device, now_ms())?;
+            hub.revoke(&device, now_ms()).await?;
             eprintln!("revoked {device}: its token is refused from now on");
+        }
+        Command::Copy { to } => {
+            let target = store::open(&to, &store::Options::default())
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", redact(&to)))?;
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let copied = store::copy(&**hub.store(), &*target, |n| {
+                if tty {
+                    eprint!("\rcopied {n} changes");
+                }
+            })
+            .await?;
+            if tty {
+                eprintln!();
+            }
+            writeln!(
+                out,
+                "copied {} team(s), {} device(s), {} invite(s), {} log entries; checked",
+                copied.teams, copied.devices, copied.invites, copied.entries
+            )?;
+            eprintln!(
+                "start the server on it: `cairn-server --db {} serve`",
+                redact(&to)
+            );
         }
     }
     Ok(())
 }
 
-fn serve(
-    db: Db,
-    args: &ServeArgs,
-    path: &std::path::Path,
-) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(db: &str, args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let listen = args.listen;
     let limits = args.limits();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
@@ -407,6 +462,14 @@ fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let options = store::Options {
+            pool: args.db_pool.max(1),
+            checkpoint_in_background: true,
+        };
+        let store = store::open(db, &options)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", redact(db)))?;
+        let backend = store.backend();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -416,9 +479,9 @@ fn serve(
             writeln!(out, "listening on http://{addr}")?;
             out.flush()?;
         }
-        tracing::info!(%addr, db = %path.display(), "serving");
-        db.checkpoint_in_background()?;
-        let state = State::new(Arc::new(db), limits);
+        tracing::info!(%addr, db = %redact(db), backend, "serving");
+        let hub = Arc::new(Hub::new(store, args.doc_cache));
+        let state = State::new(hub, limits);
         cairn_server::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok::<_, Box<dyn std::error::Error>>(())

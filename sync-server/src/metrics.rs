@@ -57,7 +57,7 @@ impl Metrics {
     }
 
     /// Counts what one sync moved.
-    pub fn synced(&self, c: &crate::db::SyncCounts) {
+    pub fn synced(&self, c: &crate::hub::SyncCounts) {
         self.changes_stored.fetch_add(c.stored as u64, Relaxed);
         self.changes_pulled.fetch_add(c.pulled as u64, Relaxed);
         self.bytes_in.fetch_add(c.bytes_in as u64, Relaxed);
@@ -80,8 +80,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `docs` is how many documents the server holds in memory.
-    pub fn render(&self, docs: usize) -> String {
+    pub fn render(&self, docs: usize, backend: &str) -> String {
         let mut out = String::new();
+        out.push_str("# HELP cairn_server_info The server's storage backend.\n");
+        out.push_str("# TYPE cairn_server_info gauge\n");
+        let _ = writeln!(out, "cairn_server_info{{backend=\"{backend}\"}} 1");
         out.push_str("# HELP cairn_http_requests_total HTTP requests by route and status class.\n");
         out.push_str("# TYPE cairn_http_requests_total counter\n");
         for (r, route) in ROUTES.iter().enumerate() {

@@ -7,13 +7,52 @@ use automerge::{ActorId, Automerge, transaction::Transactable};
 use cairn_protocol::{
     Bytes, DocChanges, ErrorBody, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
 };
-use cairn_server::db::Db;
-use cairn_server::{Limits, State};
+use cairn_server::hub::Hub;
+use cairn_server::store::{DeviceInfo, TeamInfo};
+use cairn_server::{Limits, Result, State};
+
+/// The admin's side of a test server: the hub's calls, waited for.
+struct Admin {
+    hub: Arc<Hub>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Admin {
+    fn create_team(&self, name: &str, now_ms: i64) -> Result<TeamInfo> {
+        self.rt.block_on(self.hub.create_team(name, now_ms))
+    }
+
+    fn create_invite(
+        &self,
+        team: &str,
+        uses: u32,
+        expires_ms: i64,
+        now_ms: i64,
+        member: Option<&str>,
+    ) -> Result<String> {
+        self.rt.block_on(
+            self.hub
+                .create_invite(team, uses, expires_ms, now_ms, member),
+        )
+    }
+
+    fn teams(&self) -> Result<Vec<TeamInfo>> {
+        self.rt.block_on(self.hub.teams())
+    }
+
+    fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        self.rt.block_on(self.hub.devices(team))
+    }
+
+    fn revoke(&self, device: &str, now_ms: i64) -> Result<()> {
+        self.rt.block_on(self.hub.revoke(device, now_ms))
+    }
+}
 
 /// A server on `127.0.0.1:0` in a thread of its own, stopped when dropped.
 struct TestServer {
     url: String,
-    db: Arc<Db>,
+    db: Admin,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -22,10 +61,26 @@ struct TestServer {
 impl TestServer {
     fn start(limits: Limits) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(&dir.path().join("server.sqlite3")).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let path = dir.path().join("server.sqlite3");
+        let store = rt
+            .block_on(cairn_server::store::open(
+                path.to_str().unwrap(),
+                &Default::default(),
+            ))
+            .unwrap();
+        let hub = Arc::new(Hub::new(store, cairn_server::hub::DOC_CACHE));
+        let db = Admin {
+            hub: hub.clone(),
+            rt,
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let state = State::new(db.clone(), limits);
+        let state = State::new(hub, limits);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

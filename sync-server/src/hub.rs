@@ -1,0 +1,1011 @@
+//! The rules of who may write what, once, above any storage: joining (which invite joins whom),
+//! tokens, link codes, what a device may push (its own actors, its own member's journals, every
+//! change numbered right and applying to its document) and withdrawals. Storage ([`Store`])
+//! only keeps what the hub decided; the hub never speaks SQL and the store never decides.
+//!
+//! A push is planned on the team's head as read, then appended in one write that names that
+//! head; when another writer (another server process) got there first, the hub reads again and
+//! plans again. Within one process, pushes to one team take turns, so that happens only between
+//! processes.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use automerge::Change;
+use cairn_core::change::{self, Shape};
+use cairn_core::ids::{self, TEAM_DOC};
+use cairn_protocol::{
+    Bytes, JoinRequest, JoinResponse, LinkResponse, Pulled, SyncRequest, SyncResponse, Token,
+};
+use sha2::{Digest, Sha256};
+
+use crate::docs::{DocCache, Loaded};
+use crate::store::{
+    Append, Device, DeviceInfo, Entry, Facts, FactsQuery, Kind, NewInvite, PullQuery, Registration,
+    Store, StoreError, TeamInfo, TeamLog,
+};
+use crate::{Error, Limits, Result};
+
+/// Documents kept in memory by default: a team's document and the journals its devices write
+/// this month, for a few teams.
+pub const DOC_CACHE: usize = 512;
+
+/// How often a push is planned again when other server processes keep writing the same team.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Pushes to one team take turns in a process: this many turn-keepers, a team hashed to one.
+const TURNS: usize = 64;
+
+/// The server's rules over a store.
+#[derive(Debug)]
+pub struct Hub {
+    store: Arc<dyn Store>,
+    docs: DocCache,
+    turns: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// What one sync moved, for the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct SyncCounts {
+    pub stored: usize,
+    pub pulled: usize,
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// `n` random characters of the id alphabet (5 bits each).
+pub fn random_code(n: usize) -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(ids::random_text(&bytes, n))
+}
+
+/// A device token: 256 random bits.
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(format!("cairn_{}", hex(&bytes)))
+}
+
+/// An invite code people can type: 20 characters (100 bits) in groups of five.
+fn new_invite() -> Result<String> {
+    let raw = random_code(20)?;
+    Ok(format!(
+        "{}-{}-{}-{}",
+        &raw[0..5],
+        &raw[5..10],
+        &raw[10..15],
+        &raw[15..20]
+    ))
+}
+
+fn normalise_invite(code: &str) -> String {
+    code.trim().to_ascii_lowercase()
+}
+
+fn valid_member_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// How long a link code stays good.
+const LINK_CODE_MS: i64 = 15 * 60 * 1000;
+/// How long a spent or expired invite is kept, so joining with it says why it failed.
+const DEAD_INVITE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How often a device's last-seen time is written, so a no-op sync stays a read.
+const LAST_SEEN_EVERY_MS: i64 = 60_000;
+
+/// Runs `f` on the blocking pool: automerge work a request causes stays off the runtime.
+async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("a worker failed: {e}")))
+}
+
+impl Hub {
+    /// The rules over `store`, keeping up to `cached` documents in memory.
+    pub fn new(store: Arc<dyn Store>, cached: usize) -> Hub {
+        Hub {
+            store,
+            docs: DocCache::new(cached),
+            turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// The storage underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// How many documents are held in memory.
+    pub fn cached_docs(&self) -> usize {
+        self.docs.held()
+    }
+
+    /// The readiness check: a write, so a full disk or a read-only database shows.
+    pub async fn ready(&self, now_ms: i64) -> Result<()> {
+        Ok(self.store.ready(now_ms).await?)
+    }
+
+    async fn turn(&self, team: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        team.hash(&mut h);
+        self.turns[h.finish() as usize % TURNS].lock().await
+    }
+
+    /// Creates a team with no history yet.
+    pub async fn create_team(&self, name: &str, now_ms: i64) -> Result<TeamInfo> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::BadRequest(
+                "a team name has 1 to 100 characters".into(),
+            ));
+        }
+        let id = random_code(12)?;
+        self.store.create_team(&id, name, now_ms).await?;
+        Ok(TeamInfo {
+            id,
+            name: name.to_owned(),
+            created_ms: now_ms,
+            changes: 0,
+            devices: 0,
+        })
+    }
+
+    /// Every team, oldest first.
+    pub async fn teams(&self) -> Result<Vec<TeamInfo>> {
+        Ok(self.store.teams().await?)
+    }
+
+    /// Devices, of one team or all, oldest first.
+    pub async fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        Ok(self.store.devices(team).await?)
+    }
+
+    /// Revokes a device: its token stops working with the next request, on every server.
+    pub async fn revoke(&self, device: &str, now_ms: i64) -> Result<()> {
+        Ok(self.store.revoke(device, now_ms).await?)
+    }
+
+    /// Creates an invite to `team` good for `uses` joins until `expires_ms`. With `member` (a
+    /// handle, `@ana` or `ana`, or a member id) the invite is made for that member: it joins a
+    /// device as them, the only way to take over a member who already exists.
+    pub async fn create_invite(
+        &self,
+        team: &str,
+        uses: u32,
+        expires_ms: i64,
+        now_ms: i64,
+        member: Option<&str>,
+    ) -> Result<String> {
+        if uses == 0 {
+            return Err(Error::BadRequest("an invite needs at least one use".into()));
+        }
+        self.store.team_log(team).await?;
+        let member = match member {
+            None => None,
+            Some(who) => {
+                let state = self.team_state(team).await?;
+                if state.members.is_empty() {
+                    return Err(Error::Conflict(NO_HISTORY.into()));
+                }
+                let who = who.trim();
+                let found = match state.member(who) {
+                    Some(m) => m.id.clone(),
+                    None => state
+                        .member_by_handle(who.trim_start_matches('@'))
+                        .map_err(|e| Error::NotFound(e.to_string()))?
+                        .id
+                        .clone(),
+                };
+                Some(found)
+            }
+        };
+        let code = new_invite()?;
+        self.store
+            .add_invite(&NewInvite {
+                code_hash: hash(&code),
+                team: team.to_owned(),
+                member,
+                uses: i64::from(uses),
+                expires_ms,
+                created_ms: now_ms,
+                created_by: None,
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// Spends an invite: registers a device and returns its token.
+    pub async fn join(
+        &self,
+        req: &JoinRequest,
+        now_ms: i64,
+        max_devices: u32,
+    ) -> Result<JoinResponse> {
+        let device_name = req.device_name.trim();
+        if device_name.is_empty() || device_name.chars().count() > 100 {
+            return Err(Error::BadRequest(
+                "a device name has 1 to 100 characters".into(),
+            ));
+        }
+        let invite_hash = hash(&normalise_invite(&req.invite));
+        let Some(invite) = self.store.invite(&invite_hash).await? else {
+            return Err(Error::Forbidden("this invite code is not valid".into()));
+        };
+        if invite.expires_ms <= now_ms {
+            return Err(Error::Forbidden("this invite code has expired".into()));
+        }
+        if invite.uses_left <= 0 {
+            return Err(Error::Forbidden("this invite code has been used up".into()));
+        }
+        let team = invite.team;
+        let log = self.store.team_log(&team).await?;
+        let members = self.store.member_devices(&team).await?;
+        let devices: i64 = members.iter().map(|m| m.active).sum();
+        let importing_devices: i64 = members.iter().map(|m| m.importing).sum();
+        if req.publish.is_none() && importing_devices > 0 {
+            return Err(Error::Conflict(
+                "the team is being published; try again once its founder's `cairn publish` has \
+                 finished (a publication that will never finish: `cairn-server device revoke` its device)"
+                    .into(),
+            ));
+        }
+        let mut publish = false;
+        let member = if let Some(member) = invite.member {
+            // An invite made for one member (by the admin, or a link code): the device joins as
+            // them. A claim, if given, must name the same member.
+            if let Some(handle) = &req.claim {
+                let state = self.team_state(&team).await?;
+                let claimed = state
+                    .member_by_handle(handle.trim().trim_start_matches('@'))
+                    .ok()
+                    .map(|m| m.id.clone());
+                if claimed.as_deref() != Some(member.as_str()) {
+                    return Err(Error::Forbidden(format!(
+                        "this invite was made for @{}, not for {}",
+                        state.handle_of(&member),
+                        handle.trim()
+                    )));
+                }
+            }
+            member
+        } else if let Some(member) = &req.publish {
+            if log.head > 0 || devices > importing_devices {
+                return Err(Error::Conflict(
+                    "this team already has members on the server; join it instead".into(),
+                ));
+            }
+            // An earlier publication by the same member that never sent anything (its answer
+            // lost, say) gives way, with any link code it made; anyone else's does not.
+            if members.iter().any(|m| &m.member != member && m.active > 0) {
+                return Err(Error::Conflict(
+                    "another member is publishing this team; ask the server's admin".into(),
+                ));
+            }
+            if !valid_member_id(member) {
+                return Err(Error::BadRequest(
+                    "the member id to publish is not valid".into(),
+                ));
+            }
+            publish = true;
+            member.clone()
+        } else if let Some(handle) = &req.claim {
+            // A general invite never takes over a member who exists: anyone holding it could
+            // then post as them. Taking a place needs an invite made for that member.
+            return Err(Error::Forbidden(format!(
+                "a general invite cannot claim {h}; ask the server's admin for an invite made \
+                 for them (`cairn-server invite create --team {team} --member {h}`)",
+                h = format_args!("@{}", handle.trim().trim_start_matches('@')),
+            )));
+        } else {
+            if log.head == 0 {
+                return Err(Error::Conflict(NO_HISTORY.into()));
+            }
+            match req.name.as_deref().map(str::trim) {
+                Some(name) if !name.is_empty() => {}
+                _ => return Err(Error::BadRequest("a new member needs a name".into())),
+            }
+            random_code(16)?
+        };
+        let device_id = random_code(12)?;
+        let token = new_token()?;
+        let registration = Registration {
+            invite_hash,
+            team: team.clone(),
+            member: member.clone(),
+            device_id: device_id.clone(),
+            name: device_name.to_owned(),
+            token_hash: hash(&token),
+            now_ms,
+            publish,
+            max_devices: i64::from(max_devices),
+            forget_before_ms: now_ms - DEAD_INVITE_MS,
+        };
+        match self.store.register(&registration).await {
+            Ok(()) => {}
+            // The invite's last use went to someone else, or the member has their devices.
+            Err(StoreError::Conflict(why)) if why.contains("devices") => {
+                return Err(Error::Forbidden(format!(
+                    "{why}; the server's admin can revoke one (`cairn-server device list`)"
+                )));
+            }
+            Err(StoreError::Conflict(why)) => return Err(Error::Forbidden(why)),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(JoinResponse {
+            team_id: team,
+            member_id: member,
+            device_id,
+            token: Token(token),
+        })
+    }
+
+    /// The device holding `token`, if it is known and not revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Device> {
+        match self.store.device_by_token(&hash(token)).await? {
+            Some(device) if !device.revoked => Ok(device),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// A one-time invite that adds another device of `device`'s member; a device holds at most
+    /// `max_live` codes that are neither used nor expired.
+    pub async fn link(&self, device: &Device, now_ms: i64, max_live: u32) -> Result<LinkResponse> {
+        let live = self.store.live_links(&device.id, now_ms).await?;
+        if live >= i64::from(max_live) {
+            return Err(Error::TooManyRequests {
+                message: format!(
+                    "this device has {live} link codes waiting; use one or let them expire"
+                ),
+                retry_after: std::time::Duration::from_secs(15 * 60),
+            });
+        }
+        let code = new_invite()?;
+        let expires_at_ms = now_ms + LINK_CODE_MS;
+        self.store
+            .add_invite(&NewInvite {
+                code_hash: hash(&code),
+                team: device.team.clone(),
+                member: Some(device.member.clone()),
+                uses: 1,
+                expires_ms: expires_at_ms,
+                created_ms: now_ms,
+                created_by: Some(device.id.clone()),
+            })
+            .await?;
+        Ok(LinkResponse {
+            invite: code,
+            expires_at_ms,
+        })
+    }
+
+    /// Withdraws stored changes of `team` by their hashes (hex, a unique prefix of 8 or more
+    /// digits), with every stored change that depends on them: their content is dropped, they
+    /// are never sent again, and one notice per document in the log tells devices to drop them
+    /// too. Returns what was withdrawn: (document, hash in hex), the named changes first.
+    pub async fn withdraw(
+        &self,
+        team: &str,
+        hashes: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let _turn = self.turn(team).await;
+        for _ in 0..MAX_ATTEMPTS {
+            match self.withdraw_once(team, hashes, now_ms).await {
+                Err(Error::Conflict(why)) if why == MOVED => continue,
+                other => return other,
+            }
+        }
+        Err(Error::busy("the team's log kept moving; try again"))
+    }
+
+    async fn withdraw_once(
+        &self,
+        team: &str,
+        hashes: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let log = self.store.team_log(team).await?;
+        let mut wanted = HashSet::new();
+        let mut docs: Vec<String> = Vec::new();
+        for h in hashes {
+            let h = h.trim().to_ascii_lowercase();
+            if h.len() < 8 || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::BadRequest(format!(
+                    "`{h}` is not a change hash (8 to 64 hex digits)"
+                )));
+            }
+            let found = self.store.find_changes(team, &h, 2).await?;
+            match found.as_slice() {
+                [] => {
+                    return Err(Error::NotFound(format!("team {team} holds no change {h}")));
+                }
+                [_, _, ..] => {
+                    return Err(Error::BadRequest(format!(
+                        "`{h}` names more than one change; give more of it"
+                    )));
+                }
+                [f] if f.withdrawn => {}
+                [f] => {
+                    wanted.insert(f.hash.clone());
+                    if !docs.contains(&f.doc) {
+                        docs.push(f.doc.clone());
+                    }
+                }
+            }
+        }
+        let mut append = Append {
+            base_head: log.head,
+            withdrawn_ms: now_ms,
+            ..Append::default()
+        };
+        let mut out = Vec::new();
+        for doc in &docs {
+            // The document's changes in log order: a change goes if it is named or depends on
+            // one that goes (its dependencies come before it in the log).
+            let mut gone: HashSet<Vec<u8>> = HashSet::new();
+            let mut notice = Vec::new();
+            for (seq, data) in self.store.doc_changes(team, doc, 0).await? {
+                let Ok(change) = Change::from_bytes(data) else {
+                    continue;
+                };
+                let h = change.hash().0.to_vec();
+                if wanted.contains(&h) || change.deps().iter().any(|d| gone.contains(&d.0[..])) {
+                    append.withdraw.push(seq);
+                    notice.extend_from_slice(&h);
+                    out.push((doc.clone(), hex(&h)));
+                    gone.insert(h);
+                }
+            }
+            let seq = log.head + 1 + append.entries.len() as i64;
+            append.entries.push(Entry {
+                doc: doc.clone(),
+                hash: Sha256::digest([b"withdraw:".as_slice(), &notice].concat()).to_vec(),
+                actor: Vec::new(),
+                actor_seq: seq,
+                device: String::new(),
+                data: notice,
+                withdrawn_ms: None,
+                kind: Kind::Notice,
+            });
+        }
+        append.withdrawals = out.len() as i64;
+        if !append.entries.is_empty() {
+            self.store
+                .append(team, &append)
+                .await
+                .map_err(moved_or_error)?;
+        }
+        for doc in &docs {
+            self.docs.forget(team, doc);
+        }
+        out.sort_by_key(|(_, h)| !wanted.contains(&unhex(h).unwrap_or_default()));
+        Ok(out)
+    }
+
+    /// One exchange: stores what `device` pushed (checked, applied to its document, once), then
+    /// pages out the change log after the request's cursor. Either the whole push is stored or
+    /// none of it.
+    pub async fn sync(
+        &self,
+        device: &Device,
+        req: SyncRequest,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<(SyncResponse, SyncCounts)> {
+        let mut counts = SyncCounts {
+            bytes_in: req
+                .push
+                .iter()
+                .flat_map(|d| d.changes.iter())
+                .map(|c| c.0.len())
+                .sum(),
+            ..SyncCounts::default()
+        };
+        let pushed: usize = req.push.iter().map(|d| d.changes.len()).sum();
+        let SyncRequest {
+            cursor,
+            push,
+            max_pull,
+            import_done,
+            withdrawals,
+            ..
+        } = req;
+        // Inspect and decode every change first, on the blocking pool: the work a client can
+        // cause is bounded by what it sent and decided before storage is asked anything.
+        let docs = {
+            let (device, limits) = (device.clone(), limits.clone());
+            cpu(move || decode_push(&device, push, &limits)).await??
+        };
+        let mut acked = 0u32;
+        if !docs.is_empty() {
+            let _turn = self.turn(&device.team).await;
+            let mut attempts = 0;
+            loop {
+                match self.push(device, &docs, cursor, now_ms).await {
+                    Ok(stored) => {
+                        counts.stored = stored;
+                        acked = pushed as u32;
+                        break;
+                    }
+                    Err(Error::Conflict(why)) if why == MOVED && attempts < MAX_ATTEMPTS => {
+                        attempts += 1;
+                    }
+                    Err(Error::Conflict(why)) if why == MOVED => {
+                        return Err(Error::busy("the team's log kept moving; try again"));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let max = max_pull
+            .unwrap_or(limits.max_page_changes)
+            .min(limits.max_page_changes);
+        let page = self
+            .store
+            .pull(&PullQuery {
+                team: device.team.clone(),
+                device: device.id.clone(),
+                after: i64::try_from(cursor).unwrap_or(i64::MAX),
+                max,
+                max_bytes: limits.max_page_bytes,
+                notices: withdrawals,
+            })
+            .await?;
+        let head = page.head as u64;
+        if cursor > head {
+            return Err(past_head(cursor, head));
+        }
+        let pulled: Vec<Pulled> = page
+            .entries
+            .into_iter()
+            .map(|e| {
+                let (change, withdrawn) = match e.kind {
+                    Kind::Notice => (Bytes(Vec::new()), e.data.chunks(32).map(hex).collect()),
+                    Kind::Change => (Bytes(e.data), Vec::new()),
+                };
+                Pulled {
+                    seq: e.seq as u64,
+                    doc: e.doc,
+                    change,
+                    withdrawn,
+                }
+            })
+            .collect();
+        let (cursor, more) = if max == 0 {
+            (cursor, cursor < head)
+        } else if page.more {
+            let at = pulled.last().map_or(cursor, |p| p.seq);
+            (at, at < head)
+        } else {
+            (head, false)
+        };
+        counts.pulled = pulled.len();
+        counts.bytes_out = pulled.iter().map(|p| p.change.0.len()).sum();
+        let stale = device
+            .last_seen_ms
+            .is_none_or(|t| now_ms - t > LAST_SEEN_EVERY_MS);
+        let finishing = import_done && device.importing;
+        if pushed > 0 || finishing || stale {
+            self.store.touch(&device.id, now_ms, finishing).await?;
+        }
+        Ok((
+            SyncResponse {
+                acked,
+                pulled,
+                cursor,
+                more,
+                head,
+            },
+            counts,
+        ))
+    }
+
+    /// Plans a push on the team's log as it stands and appends it; the number of changes newly
+    /// stored. `Conflict(MOVED)` when another writer came first.
+    async fn push(
+        &self,
+        device: &Device,
+        docs: &Pushed,
+        cursor: u64,
+        now_ms: i64,
+    ) -> Result<usize> {
+        let team = device.team.as_str();
+        let log = self.store.team_log(team).await?;
+        if cursor > log.head as u64 {
+            return Err(past_head(cursor, log.head as u64));
+        }
+        let mut query = FactsQuery::default();
+        let mut seen = HashSet::new();
+        for (doc, changes) in docs {
+            for (c, _) in changes {
+                let actor = c.actor_id().to_bytes().to_vec();
+                if seen.insert((doc.clone(), actor.clone())) {
+                    query.tips.push((doc.clone(), actor.clone()));
+                    if !query.actors.contains(&actor) {
+                        query.actors.push(actor);
+                    }
+                }
+                query.hashes.push(c.hash().0.to_vec());
+                if log.withdrawals > 0 {
+                    query.hashes.extend(c.deps().iter().map(|d| d.0.to_vec()));
+                }
+            }
+        }
+        let facts = self.store.facts(team, &query).await?;
+        let mut loaded = Vec::with_capacity(docs.len());
+        for (doc, _) in docs {
+            let taken = self.docs.take(team, doc, log.withdrawals);
+            match taken.catch_up(&*self.store, team, doc).await {
+                Ok(l) => loaded.push(l),
+                Err(e) => {
+                    self.put_back(team, docs, loaded);
+                    return Err(e);
+                }
+            }
+        }
+        let plan = {
+            let (device, docs) = (device.clone(), docs.to_vec());
+            cpu(move || plan(&device, &docs, loaded, &facts, log)).await?
+        };
+        let (append, loaded, stored) = match plan {
+            Ok(plan) => plan,
+            Err((e, loaded)) => {
+                self.put_back(team, docs, loaded);
+                return Err(e);
+            }
+        };
+        if append.entries.is_empty() {
+            self.put_back(team, docs, loaded);
+            return Ok(0);
+        }
+        match self.store.append(team, &append).await {
+            Ok(_) => {
+                for ((doc, _), l) in docs.iter().zip(loaded) {
+                    self.docs.put(team, doc, l);
+                }
+                let _ = now_ms;
+                Ok(stored)
+            }
+            Err(e) => {
+                // Documents a failed write applied changes to are ahead of the log: dropped.
+                self.put_back(team, docs, loaded);
+                Err(moved_or_error(e))
+            }
+        }
+    }
+
+    /// Puts back in the cache the documents a request did not change.
+    fn put_back(&self, team: &str, docs: &Pushed, loaded: Vec<Loaded>) {
+        for ((doc, _), l) in docs.iter().zip(loaded) {
+            if !l.dirty {
+                self.docs.put(team, doc, l);
+            }
+        }
+    }
+
+    /// The team as its team document says (for claiming a member by handle).
+    async fn team_state(&self, team: &str) -> Result<cairn_core::TeamState> {
+        let log = self.store.team_log(team).await?;
+        let loaded = self
+            .docs
+            .take(team, TEAM_DOC, log.withdrawals)
+            .catch_up(&*self.store, team, TEAM_DOC)
+            .await?;
+        let state = cairn_core::team::read(&loaded.doc).map_err(|e| Error::Internal(e.to_string()));
+        // Only committed entries were read, so the document can go back as it is.
+        self.docs.put(team, TEAM_DOC, loaded);
+        state
+    }
+}
+
+const NO_HISTORY: &str =
+    "this team has no history yet: its founder brings it first with `cairn publish`";
+
+/// A push's changes, grouped by document in the order they came, each with where it was in the
+/// request (for messages).
+type Pushed = Vec<(String, Vec<(Change, String)>)>;
+
+/// What a write that found the log moved on says to the hub (never to a client).
+const MOVED: &str = "the team's log moved on";
+
+fn moved_or_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Conflict(_) => Error::Conflict(MOVED.into()),
+        e => e.into(),
+    }
+}
+
+fn past_head(cursor: u64, head: u64) -> Error {
+    Error::Conflict(format!(
+        "the cursor {cursor} is past the team's last change {head}: this server lost history \
+         or the replica came from elsewhere"
+    ))
+}
+
+/// Checks a push's shape and decodes its changes, grouped by document in the order they came.
+fn decode_push(
+    device: &Device,
+    push: Vec<cairn_protocol::DocChanges>,
+    limits: &Limits,
+) -> Result<Pushed> {
+    let pushed: usize = push.iter().map(|d| d.changes.len()).sum();
+    if pushed > limits.max_push_changes {
+        return Err(Error::TooLarge(format!(
+            "a sync pushes at most {} changes; this one had {pushed}",
+            limits.max_push_changes
+        )));
+    }
+    // As many lists as changes at most (an empty list costs nothing but the parsing).
+    if push.len() > limits.max_push_changes {
+        return Err(Error::TooLarge(format!(
+            "a sync pushes at most {} lists of changes; this one had {}",
+            limits.max_push_changes,
+            push.len()
+        )));
+    }
+    let mut docs: Pushed = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut ops = 0u64;
+    for dc in push.into_iter().filter(|dc| !dc.changes.is_empty()) {
+        check_doc(device, &dc.doc)?;
+        let mut decoded = Vec::with_capacity(dc.changes.len());
+        for (i, bytes) in dc.changes.iter().enumerate() {
+            let at = format!("change {} of {}", i + 1, dc.doc);
+            let (c, shape) = decode(&bytes.0, limits, &at)?;
+            ops += shape.ops;
+            if ops > limits.max_push_ops {
+                return Err(Error::TooLarge(format!(
+                    "a sync pushes at most {} operations; send fewer changes at once",
+                    limits.max_push_ops
+                )));
+            }
+            decoded.push((c, at));
+        }
+        match index.get(&dc.doc) {
+            Some(&i) => docs[i].1.extend(decoded),
+            None => {
+                index.insert(dc.doc.clone(), docs.len());
+                docs.push((dc.doc, decoded));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// Inspects and decodes one pushed change with work bounded by its size, refusing what no
+/// honest client sends: oversize, compressed, damaged or too costly changes, trailing bytes,
+/// counters past 32 bits, author footers.
+fn decode(bytes: &[u8], limits: &Limits, at: &str) -> Result<(Change, Shape)> {
+    change::decode(bytes, &limits.change).map_err(|e| match e {
+        change::Refusal::TooLarge { .. } => Error::TooLarge(format!("{at}: {e}")),
+        _ => Error::BadRequest(format!("{at}: {e}")),
+    })
+}
+
+/// A device writes the team document and its own member's journals; a publishing device brings
+/// the whole offline history, every member's journals included.
+fn check_doc(device: &Device, doc: &str) -> Result<()> {
+    if !ids::is_doc_id(doc) {
+        return Err(Error::BadRequest(format!("`{doc}` names no document")));
+    }
+    if doc == TEAM_DOC || device.importing || ids::journal_owner(doc) == Some(&device.member) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "a device writes only its own member's journals, not {doc}"
+    )))
+}
+
+/// What a push comes to: the write, the documents with its changes applied, how many changes
+/// are new. On a refusal, the documents come back with the error (those it changed are dirty).
+type Plan = std::result::Result<(Append, Vec<Loaded>, usize), (Error, Vec<Loaded>)>;
+
+/// Decides, change by change, what of a push the log takes: each change must be signed by one
+/// of the device's actors, be new (a change the log holds is acknowledged again), come next in
+/// its actor's numbering, and apply to its document as the log has it. Nothing that fails here
+/// is stored, so nothing stored can stop a replica.
+fn plan(
+    device: &Device,
+    docs: &Pushed,
+    mut loaded: Vec<Loaded>,
+    facts: &Facts,
+    log: TeamLog,
+) -> Plan {
+    let mut planner = Planner {
+        device,
+        facts,
+        log,
+        append: Append {
+            base_head: log.head,
+            claimant: device.id.clone(),
+            ..Append::default()
+        },
+        owned: HashSet::new(),
+        known: HashMap::new(),
+        tips: HashMap::new(),
+        stored: 0,
+    };
+    for ((doc, changes), l) in docs.iter().zip(loaded.iter_mut()) {
+        for (change, at) in changes {
+            if let Err(e) = planner.take(doc, l, change.clone(), at) {
+                return Err((e, loaded));
+            }
+        }
+    }
+    let stored = planner.stored;
+    Ok((planner.append, loaded, stored))
+}
+
+struct Planner<'a> {
+    device: &'a Device,
+    facts: &'a Facts,
+    log: TeamLog,
+    append: Append,
+    /// Actors this push claims.
+    owned: HashSet<Vec<u8>>,
+    /// Hashes this push appends: (document, dropped).
+    known: HashMap<Vec<u8>, (String, bool)>,
+    /// (document, actor) -> (sequence, hash) of the last change this push appends.
+    tips: HashMap<(String, Vec<u8>), (i64, Vec<u8>)>,
+    stored: usize,
+}
+
+impl Planner<'_> {
+    fn known(&self, hash: &[u8]) -> Option<(&str, bool)> {
+        self.known
+            .get(hash)
+            .or_else(|| self.facts.known.get(hash))
+            .map(|(d, w)| (d.as_str(), *w))
+    }
+
+    fn take(&mut self, doc: &str, loaded: &mut Loaded, change: Change, at: &str) -> Result<()> {
+        let actor = change.actor_id().to_bytes().to_vec();
+        match self.facts.owners.get(&actor) {
+            Some(d) if *d != self.device.id => {
+                return Err(Error::Forbidden(format!(
+                    "{at} is signed by another device's actor"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                if self.owned.insert(actor.clone()) {
+                    self.append.claims.push(actor.clone());
+                }
+            }
+        }
+        let hash = change.hash().0.to_vec();
+        // A change the admin withdrew, or one made on top of one, is taken and dropped: the
+        // device drops it too once it reads the notice, and must not be stuck pushing it
+        // meanwhile.
+        if let Some((known_doc, withdrawn)) = self.known(&hash) {
+            if withdrawn {
+                return Ok(());
+            }
+            if known_doc != doc {
+                return Err(Error::BadRequest(format!(
+                    "{at} is already stored in another document"
+                )));
+            }
+            return Ok(());
+        }
+        let on_withdrawn = self.log.withdrawals > 0
+            && change
+                .deps()
+                .iter()
+                .any(|d| self.known(&d.0).is_some_and(|(_, w)| w));
+        // An actor's changes to a document are numbered 1, 2, 3, ... and automerge refuses any
+        // other order, so the log takes them only that way: one gap or reuse would stop every
+        // replica.
+        let key = (doc.to_owned(), actor.clone());
+        let (last, prev) = self
+            .tips
+            .get(&key)
+            .or_else(|| self.facts.tips.get(&key))
+            .map_or((0, None), |(s, h)| (*s, Some(h.clone())));
+        let seq = change.seq() as i64;
+        if seq <= last {
+            return Err(Error::Conflict(format!(
+                "{at} reuses sequence number {seq} of its actor with other content: the replica \
+                 was restored or copied"
+            )));
+        }
+        if seq != last + 1 {
+            return Err(Error::BadRequest(format!(
+                "{at} is number {seq} of its actor, but the server holds {last} before it"
+            )));
+        }
+        // Made on top of a withdrawn change: taken and dropped at once, and kept as withdrawn
+        // (with no content), so what was made on top of it in turn is dropped too and the
+        // actor's numbering holds.
+        let (data, withdrawn_ms) = if on_withdrawn {
+            self.append.withdrawals += 1;
+            (Vec::new(), Some(0))
+        } else {
+            // Its operations come after those of its actor's previous change: an actor numbers
+            // its operations once, and two operations with one number would break every replica.
+            let prev_end = prev
+                .and_then(|h| automerge::ChangeHash::try_from(h.as_slice()).ok())
+                .and_then(|h| {
+                    change::quietly(|| loaded.doc.get_change_meta_by_hash(&h).map(|m| m.max_op))
+                        .ok()
+                        .flatten()
+                });
+            if prev_end.is_some_and(|end| change.start_op().get() <= end) {
+                return Err(Error::BadRequest(format!(
+                    "{at} numbers its operations again from before its actor's previous change"
+                )));
+            }
+            for dep in change.deps() {
+                let missing = change::quietly(|| loaded.doc.get_change_meta_by_hash(dep).is_none());
+                if missing.unwrap_or(true) {
+                    return Err(Error::BadRequest(format!(
+                        "{at} depends on a change of {doc} the server does not have"
+                    )));
+                }
+            }
+            // The one check that matters most: the change applies to the document as every
+            // replica will hold it.
+            let raw = change.raw_bytes().to_vec();
+            loaded.dirty = true;
+            if let Err(e) = change::apply(&mut loaded.doc, vec![change]) {
+                return Err(Error::BadRequest(format!("{at}: {e}")));
+            }
+            (raw, None)
+        };
+        let number = self.append.base_head + 1 + self.append.entries.len() as i64;
+        self.append.entries.push(Entry {
+            doc: doc.to_owned(),
+            hash: hash.clone(),
+            actor,
+            actor_seq: seq,
+            device: self.device.id.clone(),
+            data,
+            withdrawn_ms,
+            kind: Kind::Change,
+        });
+        self.known
+            .insert(hash.clone(), (doc.to_owned(), on_withdrawn));
+        self.tips.insert(key, (seq, hash));
+        if !on_withdrawn {
+            loaded.seq = number;
+            self.stored += 1;
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&bytes)).unwrap(), bytes);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
+    }
+}

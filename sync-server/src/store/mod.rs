@@ -1,0 +1,442 @@
+//! Storage: what the server keeps, behind one narrow async trait, and nothing about who may write
+//! what (that is [`crate::hub`]'s). Two backends: [`sqlite`] (embedded, the default: one file, one
+//! process) and [`postgres`] (any number of server processes on one database). Each has its own
+//! versioned migrations, run when it opens. [`open`] picks one from the `--db` value.
+//!
+//! Every team has one append-only log numbered 1, 2, 3, ... with no gap, in commit order: a
+//! write to it names the head it was planned on ([`Append::base_head`]) and fails with
+//! [`StoreError::Conflict`] when another writer got there first, so a reader's cursor never
+//! passes a number still being committed.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub mod postgres;
+pub mod sqlite;
+
+/// Why storage failed, in words the handlers map to statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// What was asked for is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// Another writer changed what this one was planned on (the team's head, an invite's uses,
+    /// an actor's owner): read again and decide again.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot answer now (a full disk, too many connections, a restart): the
+    /// client should come back later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database, for the operator.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The result of a storage call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A team, as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TeamInfo {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub changes: i64,
+    pub devices: i64,
+}
+
+/// A device, as the admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub team: String,
+    pub member: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub last_seen_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// The device a token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub team: String,
+    pub member: String,
+    /// Still bringing its member's offline history (`cairn publish`).
+    pub importing: bool,
+    pub last_seen_ms: Option<i64>,
+    pub revoked: bool,
+}
+
+/// Where a team's log stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeamLog {
+    /// The number of its last entry (0: none yet).
+    pub head: i64,
+    /// How many of its changes were ever withdrawn (a cached document from before a withdrawal
+    /// is stale).
+    pub withdrawals: i64,
+}
+
+/// An invite as stored (its code only as a hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub team: String,
+    /// Made for this member: it joins a device as them.
+    pub member: Option<String>,
+    pub uses_left: i64,
+    pub expires_ms: i64,
+}
+
+/// An invite to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewInvite {
+    pub code_hash: Vec<u8>,
+    pub team: String,
+    pub member: Option<String>,
+    pub uses: i64,
+    pub expires_ms: i64,
+    pub created_ms: i64,
+    /// The device that made it (a link code): revoking the device takes it back.
+    pub created_by: Option<String>,
+}
+
+/// One member's active devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberDevices {
+    pub member: String,
+    pub active: i64,
+    pub importing: i64,
+}
+
+/// A device to register by spending an invite, decided by the hub.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub invite_hash: Vec<u8>,
+    pub team: String,
+    pub member: String,
+    pub device_id: String,
+    pub name: String,
+    pub token_hash: Vec<u8>,
+    pub now_ms: i64,
+    /// A publication: the device brings its member's offline history, and every other active
+    /// device of the team (an abandoned publication's) is revoked with its link codes.
+    pub publish: bool,
+    /// The member's active devices at most, this one included.
+    pub max_devices: i64,
+    /// Spent and expired invites older than this are deleted on the way.
+    pub forget_before_ms: i64,
+}
+
+/// What kind of entry a log row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An automerge change.
+    Change = 0,
+    /// A notice that the changes whose hashes its data lists (32 bytes each) were withdrawn.
+    Notice = 1,
+}
+
+impl Kind {
+    pub fn from_i64(n: i64) -> Kind {
+        if n == 1 { Kind::Notice } else { Kind::Change }
+    }
+}
+
+/// A log entry to append; its number is the head's next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub doc: String,
+    pub hash: Vec<u8>,
+    pub actor: Vec<u8>,
+    pub actor_seq: i64,
+    pub device: String,
+    pub data: Vec<u8>,
+    /// Taken and dropped at once (made on a withdrawn change): kept for its hash and numbering.
+    pub withdrawn_ms: Option<i64>,
+    pub kind: Kind,
+}
+
+/// One atomic write to a team's log.
+#[derive(Clone, Debug, Default)]
+pub struct Append {
+    /// The head the hub planned on: anything else means another writer came first.
+    pub base_head: i64,
+    pub entries: Vec<Entry>,
+    /// Actors the writing device signs with for the first time: it owns them from now on.
+    pub claims: Vec<Vec<u8>>,
+    pub claimant: String,
+    /// Entries (by number) withdrawn by this write: their content goes.
+    pub withdraw: Vec<i64>,
+    pub withdrawn_ms: i64,
+    /// How many changes this write withdraws or drops.
+    pub withdrawals: i64,
+}
+
+/// What the hub needs to know about a push before it decides.
+#[derive(Clone, Debug, Default)]
+pub struct FactsQuery {
+    pub actors: Vec<Vec<u8>>,
+    pub hashes: Vec<Vec<u8>>,
+    /// (document, actor): each actor's last change in each document.
+    pub tips: Vec<(String, Vec<u8>)>,
+}
+
+/// The answers to a [`FactsQuery`].
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// Actor -> the device that owns it.
+    pub owners: std::collections::HashMap<Vec<u8>, String>,
+    /// Hash -> (its document, whether it was withdrawn), for the hashes the team's log holds.
+    pub known: std::collections::HashMap<Vec<u8>, (String, bool)>,
+    /// (document, actor) -> (its last sequence number, that change's hash).
+    pub tips: std::collections::HashMap<(String, Vec<u8>), (i64, Vec<u8>)>,
+}
+
+/// A page of the log to read.
+#[derive(Clone, Debug)]
+pub struct PullQuery {
+    pub team: String,
+    /// Entries pushed by this device are not sent back to it.
+    pub device: String,
+    pub after: i64,
+    pub max: u32,
+    /// Past this many bytes of data the page ends (it holds at least one entry).
+    pub max_bytes: usize,
+    /// Withdrawal notices too (clients that understand them).
+    pub notices: bool,
+}
+
+/// A log entry as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    pub seq: i64,
+    pub doc: String,
+    pub data: Vec<u8>,
+    pub kind: Kind,
+}
+
+/// A page of the log, read in one snapshot with the head.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub head: i64,
+    pub entries: Vec<Logged>,
+    /// The page ended on `max` or `max_bytes`, not on the head.
+    pub more: bool,
+}
+
+/// A stored change found by its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub doc: String,
+    pub withdrawn: bool,
+}
+
+/// One table's rows, for copying a database into another.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dump {
+    pub teams: Vec<(String, String, i64, i64, i64)>,
+    /// Invites, `uses` being the uses left.
+    pub invites: Vec<NewInvite>,
+    pub devices: Vec<DeviceRow>,
+    pub actors: Vec<(Vec<u8>, String)>,
+}
+
+/// A device as stored, token hash included (for copying).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub info: DeviceInfo,
+    pub token_hash: Vec<u8>,
+    pub importing: bool,
+}
+
+/// A log row as stored, every column (for copying).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub team: String,
+    pub seq: i64,
+    pub entry: Entry,
+}
+
+/// The server's storage.
+#[async_trait]
+pub trait Store: Send + Sync + Debug + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// A write that shows whether the database takes writes.
+    async fn ready(&self, now_ms: i64) -> Result<()>;
+
+    async fn create_team(&self, id: &str, name: &str, now_ms: i64) -> Result<()>;
+    /// Every team, oldest first.
+    async fn teams(&self) -> Result<Vec<TeamInfo>>;
+    /// Where the team's log stands; `NotFound` for no such team.
+    async fn team_log(&self, team: &str) -> Result<TeamLog>;
+
+    async fn add_invite(&self, invite: &NewInvite) -> Result<()>;
+    async fn invite(&self, code_hash: &[u8]) -> Result<Option<Invite>>;
+    /// Link codes `device` made that are neither used nor expired.
+    async fn live_links(&self, device: &str, now_ms: i64) -> Result<i64>;
+    /// Registers a device, spending one use of its invite. `Conflict` when the invite was spent
+    /// or expired meanwhile (another server took its last use) or the member has
+    /// `max_devices` already.
+    async fn register(&self, reg: &Registration) -> Result<()>;
+
+    /// Devices, of one team or all, oldest first.
+    async fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>>;
+    /// Active devices of a team, by member.
+    async fn member_devices(&self, team: &str) -> Result<Vec<MemberDevices>>;
+    /// The device whose token hashes to `token_hash`, revoked or not.
+    async fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<Device>>;
+    /// Revokes a device and takes back its link codes; `NotFound` for no such device.
+    async fn revoke(&self, device: &str, now_ms: i64) -> Result<()>;
+    /// Notes that a device was seen; `import_done` ends its publication.
+    async fn touch(&self, device: &str, now_ms: i64, import_done: bool) -> Result<()>;
+
+    /// What the log says about a push's actors, hashes and tips.
+    async fn facts(&self, team: &str, query: &FactsQuery) -> Result<Facts>;
+    /// Appends to a team's log in one transaction, returning the new head. `Conflict` when the
+    /// head is no longer `base_head`, an entry is there already or an actor was taken meanwhile.
+    async fn append(&self, team: &str, append: &Append) -> Result<i64>;
+    /// A document's changes after entry `after` that were not withdrawn, in log order.
+    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// A page of the log after `query.after`, with the head, in one snapshot.
+    async fn pull(&self, query: &PullQuery) -> Result<Page>;
+    /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.
+    async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>>;
+
+    /// Every row but the logs, for a copy.
+    async fn dump(&self) -> Result<Dump>;
+    /// Log rows after (team, seq), in that order, at most `limit`.
+    async fn dump_log(&self, after: (&str, i64), limit: u32) -> Result<Vec<LogRow>>;
+    /// Loads a dump into an empty database.
+    async fn load(&self, dump: &Dump) -> Result<()>;
+    async fn load_log(&self, rows: &[LogRow]) -> Result<()>;
+}
+
+/// Opens the storage a `--db` value names: a `postgres://` or `postgresql://` URL, or a SQLite
+/// file path.
+pub async fn open(db: &str, options: &Options) -> Result<std::sync::Arc<dyn Store>> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open(db, options.pool).await?,
+        ))
+    } else {
+        let path = std::path::PathBuf::from(db);
+        let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+            .await
+            .map_err(|e| StoreError::Other(format!("a worker failed: {e}")))??;
+        if options.checkpoint_in_background {
+            store.checkpoint_in_background()?;
+        }
+        Ok(std::sync::Arc::new(store))
+    }
+}
+
+/// How [`open`] opens a database.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// PostgreSQL connections at most.
+    pub pool: usize,
+    /// SQLite: copy the WAL into the database from a thread of its own (a server does; a
+    /// one-shot admin command need not).
+    pub checkpoint_in_background: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            pool: 16,
+            checkpoint_in_background: false,
+        }
+    }
+}
+
+/// Shows a database value without its password, for logs and `/readyz`.
+pub fn redact(db: &str) -> String {
+    if let Some((scheme, rest)) = db.split_once("://")
+        && let Some((auth, host)) = rest.rsplit_once('@')
+    {
+        let user = auth.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}@{host}");
+    }
+    db.to_owned()
+}
+
+/// What [`copy`] copied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub teams: usize,
+    pub devices: usize,
+    pub invites: usize,
+    pub entries: u64,
+}
+
+/// Copies every team, invite, device, actor and log entry of `from` into `to` (which must hold
+/// no team yet), then reads both back and checks they hold the same. Call `progress` with the
+/// entries copied so far. The source must not change meanwhile (stop its server): a change made
+/// during the copy fails the check.
+pub async fn copy(
+    from: &dyn Store,
+    to: &dyn Store,
+    mut progress: impl FnMut(u64),
+) -> Result<Copied> {
+    const PAGE: u32 = 2_000;
+    let dump = from.dump().await?;
+    to.load(&dump).await?;
+    let mut copied = Copied {
+        teams: dump.teams.len(),
+        devices: dump.devices.len(),
+        invites: dump.invites.len(),
+        entries: 0,
+    };
+    let mut after = (String::new(), 0i64);
+    loop {
+        let rows = from.dump_log((&after.0, after.1), PAGE).await?;
+        let Some(last) = rows.last() else { break };
+        after = (last.team.clone(), last.seq);
+        to.load_log(&rows).await?;
+        copied.entries += rows.len() as u64;
+        progress(copied.entries);
+    }
+    // Read back both sides, row for row.
+    let mismatch = |what: &str| {
+        StoreError::Conflict(format!(
+            "the copy differs from the source in its {what}: was the source's server still \
+             running? Start again on an empty database"
+        ))
+    };
+    if sorted(from.dump().await?) != sorted(to.dump().await?) {
+        return Err(mismatch("teams, invites, devices or actors"));
+    }
+    let (mut a, mut b) = ((String::new(), 0i64), (String::new(), 0i64));
+    let mut checked = 0u64;
+    loop {
+        let left = from.dump_log((&a.0, a.1), PAGE).await?;
+        let right = to.dump_log((&b.0, b.1), PAGE).await?;
+        if left != right {
+            return Err(mismatch("log"));
+        }
+        let Some(last) = left.last() else { break };
+        a = (last.team.clone(), last.seq);
+        b = a.clone();
+        checked += left.len() as u64;
+    }
+    if checked != copied.entries {
+        return Err(mismatch("log"));
+    }
+    Ok(copied)
+}
+
+fn sorted(mut d: Dump) -> Dump {
+    d.teams.sort();
+    d.invites.sort_by(|x, y| x.code_hash.cmp(&y.code_hash));
+    d.devices.sort_by(|x, y| x.info.id.cmp(&y.info.id));
+    d.actors.sort();
+    d
+}

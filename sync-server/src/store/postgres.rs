@@ -1,0 +1,917 @@
+//! The PostgreSQL backend: any number of `cairn-server` processes on one database, through a
+//! pool of connections (tokio-postgres, deadpool).
+//!
+//! What keeps several processes right:
+//! - a write to a team's log locks the team's row (`SELECT ... FOR UPDATE`) and checks the head
+//!   it was planned on, so a team's entries are numbered without gaps, one writer at a time, and
+//!   an entry is committed only after every entry numbered before it: a reader (at any
+//!   isolation) that sees entry n sees every entry before it;
+//! - an invite's use is spent by one conditional `UPDATE`, so its last use goes to one device;
+//! - every request reads the token's row, so a revoked device is refused by every process from
+//!   the next request;
+//! - migrations run under an advisory lock, so processes starting together migrate once.
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{
+    Append, Device, DeviceInfo, DeviceRow, Dump, Entry, Facts, FactsQuery, Found, Invite, Kind,
+    LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery, Registration, Result, Store,
+    StoreError, TeamInfo, TeamLog,
+};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the schema of SQLite's first three migrations, at once.
+    r#"
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        head BIGINT NOT NULL DEFAULT 0,
+        -- How many changes of the team were withdrawn (a cached document before that is stale).
+        withdrawals BIGINT NOT NULL DEFAULT 0
+    );
+    -- Invite codes and device tokens are kept only as SHA-256 hashes.
+    CREATE TABLE invites (
+        code_hash BYTEA PRIMARY KEY,
+        team TEXT NOT NULL REFERENCES teams (id),
+        member TEXT,
+        uses_left BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        -- The device that made a link code: revoking it takes its codes back.
+        created_by TEXT
+    );
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        team TEXT NOT NULL REFERENCES teams (id),
+        member TEXT NOT NULL,
+        name TEXT NOT NULL,
+        token_hash BYTEA NOT NULL UNIQUE,
+        created_ms BIGINT NOT NULL,
+        last_seen_ms BIGINT,
+        revoked_ms BIGINT,
+        importing BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX devices_member ON devices (team, member);
+    -- The first device to push a change of an actor owns that actor, across all teams.
+    CREATE TABLE actors (
+        actor BYTEA PRIMARY KEY,
+        device TEXT NOT NULL
+    );
+    -- The team's change log, numbered 1, 2, 3, ... per team. kind 0: an automerge change;
+    -- kind 1: a notice that the changes whose hashes `data` lists were withdrawn.
+    CREATE TABLE changes (
+        team TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        doc TEXT NOT NULL,
+        hash BYTEA NOT NULL,
+        actor BYTEA NOT NULL,
+        actor_seq BIGINT NOT NULL,
+        device TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        withdrawn_ms BIGINT,
+        kind SMALLINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (team, seq)
+    );
+    CREATE UNIQUE INDEX changes_hash ON changes (team, hash);
+    CREATE UNIQUE INDEX changes_actor_seq ON changes (team, doc, actor, actor_seq);
+    CREATE INDEX changes_doc ON changes (team, doc, seq);
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms BIGINT NOT NULL);
+"#,
+];
+
+/// A key for `pg_advisory_xact_lock` that only cairn's migrations take.
+const MIGRATION_LOCK: i64 = 0x6361_6972_6e00_0001;
+
+fn failed(e: tokio_postgres::Error) -> StoreError {
+    let Some(db) = e.as_db_error() else {
+        // No answer from the database: a dropped connection, a restart.
+        return StoreError::Unavailable(format!("postgres: {e}"));
+    };
+    let code = db.code();
+    if *code == SqlState::UNIQUE_VIOLATION
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+    {
+        StoreError::Conflict(format!("postgres: {}", db.message()))
+    } else if *code == SqlState::DISK_FULL
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+    {
+        StoreError::Unavailable(format!("postgres: {}", db.message()))
+    } else {
+        StoreError::Other(format!("postgres: {} ({})", db.message(), code.code()))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        failed(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => failed(e),
+            e => StoreError::Unavailable(format!("postgres pool: {e}")),
+        }
+    }
+}
+
+/// The PostgreSQL backend.
+#[derive(Debug)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects to `url` with at most `pool` connections, migrating the schema forward.
+    pub async fn open(url: &str, pool: usize) -> Result<PgStore> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Other(format!(
+                "`{}` is not a PostgreSQL URL: {e}",
+                super::redact(url)
+            ))
+        })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool.max(2))
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Other(format!("postgres pool: {e}")))?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS cairn_schema (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 version BIGINT NOT NULL
+             )",
+        )
+        .await?;
+        let version: i64 = tx
+            .query_opt("SELECT version FROM cairn_schema WHERE id = 1", &[])
+            .await?
+            .map_or(0, |r| r.get(0));
+        if version > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Other(format!(
+                "the database was written by a newer cairn-server (schema {version})"
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO cairn_schema (id, version) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                &[&((i + 1) as i64)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn exists(c: &deadpool_postgres::ClientWrapper, team: &str) -> Result<()> {
+        let st = c
+            .prepare_cached("SELECT 1 FROM teams WHERE id = $1")
+            .await?;
+        match c.query_opt(&st, &[&team]).await? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("no team `{team}`"))),
+        }
+    }
+}
+
+fn device_info(r: &tokio_postgres::Row) -> DeviceInfo {
+    DeviceInfo {
+        id: r.get(0),
+        team: r.get(1),
+        member: r.get(2),
+        name: r.get(3),
+        created_ms: r.get(4),
+        last_seen_ms: r.get(5),
+        revoked_ms: r.get(6),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ready(&self, now_ms: i64) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO health (id, at_ms) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            &[&now_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_team(&self, id: &str, name: &str, now_ms: i64) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO teams (id, name, created_ms) VALUES ($1, $2, $3)",
+            &[&id, &name, &now_ms],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn teams(&self) -> Result<Vec<TeamInfo>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT id, name, created_ms, head,
+                        (SELECT count(*) FROM devices d
+                         WHERE d.team = t.id AND revoked_ms IS NULL)
+                 FROM teams t ORDER BY created_ms, id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| TeamInfo {
+                id: r.get(0),
+                name: r.get(1),
+                created_ms: r.get(2),
+                changes: r.get(3),
+                devices: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn team_log(&self, team: &str) -> Result<TeamLog> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached("SELECT head, withdrawals FROM teams WHERE id = $1")
+            .await?;
+        let row = c
+            .query_opt(&st, &[&team])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
+        Ok(TeamLog {
+            head: row.get(0),
+            withdrawals: row.get(1),
+        })
+    }
+
+    async fn add_invite(&self, i: &NewInvite) -> Result<()> {
+        let c = self.pool.get().await?;
+        Self::exists(&c, &i.team).await?;
+        c.execute(
+            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
+                                  created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &i.code_hash,
+                &i.team,
+                &i.member,
+                &i.uses,
+                &i.expires_ms,
+                &i.created_ms,
+                &i.created_by,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn invite(&self, code_hash: &[u8]) -> Result<Option<Invite>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT team, member, uses_left, expires_ms FROM invites WHERE code_hash = $1",
+                &[&code_hash],
+            )
+            .await?;
+        Ok(row.map(|r| Invite {
+            team: r.get(0),
+            member: r.get(1),
+            uses_left: r.get(2),
+            expires_ms: r.get(3),
+        }))
+    }
+
+    async fn live_links(&self, device: &str, now_ms: i64) -> Result<i64> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_one(
+                "SELECT count(*) FROM invites
+                 WHERE created_by = $1 AND uses_left > 0 AND expires_ms > $2",
+                &[&device, &now_ms],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn register(&self, reg: &Registration) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // The team's row, locked: registrations of one team (and their device counts) go one at
+        // a time across every server.
+        tx.query_opt("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE", &[&reg.team])
+            .await?;
+        let spent = tx
+            .execute(
+                "UPDATE invites SET uses_left = uses_left - 1
+                 WHERE code_hash = $1 AND uses_left > 0 AND expires_ms > $2",
+                &[&reg.invite_hash, &reg.now_ms],
+            )
+            .await?;
+        if spent == 0 {
+            return Err(StoreError::Conflict(
+                "this invite code has been used up".into(),
+            ));
+        }
+        if reg.publish {
+            tx.execute(
+                "DELETE FROM invites WHERE created_by IN
+                 (SELECT id FROM devices WHERE team = $1 AND revoked_ms IS NULL)",
+                &[&reg.team],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE devices SET revoked_ms = $2 WHERE team = $1 AND revoked_ms IS NULL",
+                &[&reg.team, &reg.now_ms],
+            )
+            .await?;
+        }
+        let active: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM devices
+                 WHERE team = $1 AND member = $2 AND revoked_ms IS NULL",
+                &[&reg.team, &reg.member],
+            )
+            .await?
+            .get(0);
+        if active >= reg.max_devices {
+            return Err(StoreError::Conflict(format!(
+                "this member has {active} devices already"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &reg.device_id,
+                &reg.team,
+                &reg.member,
+                &reg.name,
+                &reg.token_hash,
+                &reg.now_ms,
+                &reg.publish,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM invites WHERE expires_ms < $1 OR (uses_left <= 0 AND created_ms < $1)",
+            &[&reg.forget_before_ms],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>> {
+        let c = self.pool.get().await?;
+        if let Some(team) = team {
+            Self::exists(&c, team).await?;
+        }
+        let rows = c
+            .query(
+                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms
+                 FROM devices WHERE $1::TEXT IS NULL OR team = $1 ORDER BY created_ms, id",
+                &[&team],
+            )
+            .await?;
+        Ok(rows.iter().map(device_info).collect())
+    }
+
+    async fn member_devices(&self, team: &str) -> Result<Vec<MemberDevices>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT member, count(*), count(*) FILTER (WHERE importing) FROM devices
+                 WHERE team = $1 AND revoked_ms IS NULL GROUP BY member ORDER BY member",
+                &[&team],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MemberDevices {
+                member: r.get(0),
+                active: r.get(1),
+                importing: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<Device>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT id, team, member, importing, last_seen_ms, revoked_ms
+                 FROM devices WHERE token_hash = $1",
+            )
+            .await?;
+        let row = c.query_opt(&st, &[&token_hash]).await?;
+        Ok(row.map(|r| Device {
+            id: r.get(0),
+            team: r.get(1),
+            member: r.get(2),
+            importing: r.get(3),
+            last_seen_ms: r.get(4),
+            revoked: r.get::<_, Option<i64>>(5).is_some(),
+        }))
+    }
+
+    async fn revoke(&self, device: &str, now_ms: i64) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE devices SET revoked_ms = coalesce(revoked_ms, $2) WHERE id = $1",
+                &[&device, &now_ms],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no device `{device}`")));
+        }
+        tx.execute("DELETE FROM invites WHERE created_by = $1", &[&device])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch(&self, device: &str, now_ms: i64, import_done: bool) -> Result<()> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(
+                "UPDATE devices SET last_seen_ms = $2,
+                        importing = CASE WHEN $3 THEN FALSE ELSE importing END
+                 WHERE id = $1",
+            )
+            .await?;
+        c.execute(&st, &[&device, &now_ms, &import_done]).await?;
+        Ok(())
+    }
+
+    async fn facts(&self, team: &str, q: &FactsQuery) -> Result<Facts> {
+        let c = self.pool.get().await?;
+        let mut facts = Facts::default();
+        if !q.actors.is_empty() {
+            let st = c
+                .prepare_cached("SELECT actor, device FROM actors WHERE actor = ANY($1)")
+                .await?;
+            for r in c.query(&st, &[&q.actors]).await? {
+                facts.owners.insert(r.get(0), r.get(1));
+            }
+        }
+        if !q.hashes.is_empty() {
+            let st = c
+                .prepare_cached(
+                    "SELECT hash, doc, withdrawn_ms IS NOT NULL FROM changes
+                     WHERE team = $1 AND hash = ANY($2)",
+                )
+                .await?;
+            for r in c.query(&st, &[&team, &q.hashes]).await? {
+                facts.known.insert(r.get(0), (r.get(1), r.get(2)));
+            }
+        }
+        if !q.tips.is_empty() {
+            let (docs, actors): (Vec<&str>, Vec<&[u8]>) = q
+                .tips
+                .iter()
+                .map(|(d, a)| (d.as_str(), a.as_slice()))
+                .unzip();
+            let st = c
+                .prepare_cached(
+                    "SELECT w.doc, w.actor, c.actor_seq, c.hash
+                     FROM unnest($2::TEXT[], $3::BYTEA[]) AS w (doc, actor)
+                     CROSS JOIN LATERAL (
+                         SELECT actor_seq, hash FROM changes
+                         WHERE team = $1 AND doc = w.doc AND actor = w.actor
+                         ORDER BY actor_seq DESC LIMIT 1
+                     ) c",
+                )
+                .await?;
+            for r in c.query(&st, &[&team, &docs, &actors]).await? {
+                facts
+                    .tips
+                    .insert((r.get(0), r.get(1)), (r.get(2), r.get(3)));
+            }
+        }
+        Ok(facts)
+    }
+
+    async fn append(&self, team: &str, a: &Append) -> Result<i64> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let st = tx
+            .prepare_cached("SELECT head FROM teams WHERE id = $1 FOR UPDATE")
+            .await?;
+        let head: i64 = tx
+            .query_opt(&st, &[&team])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?
+            .get(0);
+        if head != a.base_head {
+            return Err(StoreError::Conflict("the team's log moved on".into()));
+        }
+        if !a.claims.is_empty() {
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO actors (actor, device) SELECT unnest($1::BYTEA[]), $2
+                     ON CONFLICT (actor) DO NOTHING",
+                )
+                .await?;
+            let n = tx.execute(&st, &[&a.claims, &a.claimant]).await?;
+            if n != a.claims.len() as u64 {
+                return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
+            }
+        }
+        if !a.withdraw.is_empty() {
+            tx.execute(
+                "UPDATE changes SET withdrawn_ms = $3, data = ''::BYTEA
+                 WHERE team = $1 AND seq = ANY($2)",
+                &[&team, &a.withdraw, &a.withdrawn_ms],
+            )
+            .await?;
+        }
+        let seq = head + a.entries.len() as i64;
+        if !a.entries.is_empty() {
+            // One statement for the whole batch: a round trip per change would cost more than
+            // the change.
+            let seqs: Vec<i64> = (head + 1..=seq).collect();
+            let mut docs = Vec::with_capacity(a.entries.len());
+            let mut hashes = Vec::with_capacity(a.entries.len());
+            let mut actors = Vec::with_capacity(a.entries.len());
+            let mut actor_seqs = Vec::with_capacity(a.entries.len());
+            let mut devices = Vec::with_capacity(a.entries.len());
+            let mut datas = Vec::with_capacity(a.entries.len());
+            let mut withdrawn = Vec::with_capacity(a.entries.len());
+            let mut kinds = Vec::with_capacity(a.entries.len());
+            for e in &a.entries {
+                docs.push(e.doc.as_str());
+                hashes.push(e.hash.as_slice());
+                actors.push(e.actor.as_slice());
+                actor_seqs.push(e.actor_seq);
+                devices.push(e.device.as_str());
+                datas.push(e.data.as_slice());
+                withdrawn.push(e.withdrawn_ms);
+                kinds.push(e.kind as i16);
+            }
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
+                                          withdrawn_ms, kind)
+                     SELECT $1, * FROM unnest($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[],
+                                              $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
+                                              $9::BIGINT[], $10::SMALLINT[])",
+                )
+                .await?;
+            tx.execute(
+                &st,
+                &[
+                    &team,
+                    &seqs,
+                    &docs,
+                    &hashes,
+                    &actors,
+                    &actor_seqs,
+                    &devices,
+                    &datas,
+                    &withdrawn,
+                    &kinds,
+                ],
+            )
+            .await?;
+        }
+        if seq != head || a.withdrawals != 0 {
+            let st = tx
+                .prepare_cached(
+                    "UPDATE teams SET head = $2, withdrawals = withdrawals + $3 WHERE id = $1",
+                )
+                .await?;
+            tx.execute(&st, &[&team, &seq, &a.withdrawals]).await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT seq, data FROM changes
+                 WHERE team = $1 AND doc = $2 AND seq > $3 AND kind = 0 AND withdrawn_ms IS NULL
+                 ORDER BY seq",
+            )
+            .await?;
+        let rows = c.query(&st, &[&team, &doc, &after]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn pull(&self, q: &PullQuery) -> Result<Page> {
+        let mut c = self.pool.get().await?;
+        let head_st = c
+            .prepare_cached("SELECT head FROM teams WHERE id = $1")
+            .await?;
+        let head = |row: Option<tokio_postgres::Row>| -> Result<i64> {
+            Ok(row
+                .ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?
+                .get(0))
+        };
+        // Nothing new (most syncs): one statement, no transaction.
+        let first = head(c.query_opt(&head_st, &[&q.team]).await?)?;
+        if q.max == 0 || q.after >= first {
+            return Ok(Page {
+                head: first,
+                entries: Vec::new(),
+                more: false,
+            });
+        }
+        // The head and the page from one snapshot.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let head = head(tx.query_opt(&head_st, &[&q.team]).await?)?;
+        let st = tx
+            .prepare_cached(
+                "SELECT seq, doc, data, kind FROM changes
+                 WHERE team = $1 AND seq > $2 AND device <> $3 AND withdrawn_ms IS NULL
+                   AND ($4 OR kind = 0)
+                 ORDER BY seq LIMIT $5",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &st,
+                &[&q.team, &q.after, &q.device, &q.notices, &i64::from(q.max)],
+            )
+            .await?;
+        tx.commit().await?;
+        let mut page = Page {
+            head,
+            entries: Vec::new(),
+            more: rows.len() == q.max as usize,
+        };
+        let mut bytes = 0usize;
+        for r in rows {
+            let data: Vec<u8> = r.get(2);
+            bytes += data.len();
+            if !page.entries.is_empty() && bytes > q.max_bytes {
+                page.more = true;
+                break;
+            }
+            page.entries.push(Logged {
+                seq: r.get(0),
+                doc: r.get(1),
+                data,
+                kind: Kind::from_i64(i64::from(r.get::<_, i16>(3))),
+            });
+        }
+        Ok(page)
+    }
+
+    async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>> {
+        let c = self.pool.get().await?;
+        Self::exists(&c, team).await?;
+        let prefix = prefix.to_ascii_lowercase();
+        let rows = c
+            .query(
+                "SELECT seq, hash, doc, withdrawn_ms IS NOT NULL FROM changes
+                 WHERE team = $1 AND kind = 0 AND encode(hash, 'hex') LIKE $2 || '%'
+                 ORDER BY seq LIMIT $3",
+                &[&team, &prefix, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Found {
+                seq: r.get(0),
+                hash: r.get(1),
+                doc: r.get(2),
+                withdrawn: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn dump(&self) -> Result<Dump> {
+        let mut c = self.pool.get().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let mut dump = Dump::default();
+        for r in tx
+            .query(
+                "SELECT id, name, created_ms, head, withdrawals FROM teams",
+                &[],
+            )
+            .await?
+        {
+            dump.teams
+                .push((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+        }
+        for r in tx
+            .query(
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                 FROM invites",
+                &[],
+            )
+            .await?
+        {
+            dump.invites.push(NewInvite {
+                code_hash: r.get(0),
+                team: r.get(1),
+                member: r.get(2),
+                uses: r.get(3),
+                expires_ms: r.get(4),
+                created_ms: r.get(5),
+                created_by: r.get(6),
+            });
+        }
+        for r in tx
+            .query(
+                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms,
+                        token_hash, importing
+                 FROM devices",
+                &[],
+            )
+            .await?
+        {
+            dump.devices.push(DeviceRow {
+                info: device_info(&r),
+                token_hash: r.get(7),
+                importing: r.get(8),
+            });
+        }
+        for r in tx.query("SELECT actor, device FROM actors", &[]).await? {
+            dump.actors.push((r.get(0), r.get(1)));
+        }
+        tx.commit().await?;
+        Ok(dump)
+    }
+
+    async fn dump_log(&self, after: (&str, i64), limit: u32) -> Result<Vec<LogRow>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms, kind
+                 FROM changes WHERE (team, seq) > ($1, $2) ORDER BY team, seq LIMIT $3",
+                &[&after.0, &after.1, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogRow {
+                team: r.get(0),
+                seq: r.get(1),
+                entry: Entry {
+                    doc: r.get(2),
+                    hash: r.get(3),
+                    actor: r.get(4),
+                    actor_seq: r.get(5),
+                    device: r.get(6),
+                    data: r.get(7),
+                    withdrawn_ms: r.get(8),
+                    kind: Kind::from_i64(i64::from(r.get::<_, i16>(9))),
+                },
+            })
+            .collect())
+    }
+
+    async fn load(&self, d: &Dump) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("LOCK TABLE teams IN EXCLUSIVE MODE", &[])
+            .await?;
+        let teams: i64 = tx
+            .query_one("SELECT count(*) FROM teams", &[])
+            .await?
+            .get(0);
+        if teams > 0 {
+            return Err(StoreError::Conflict(
+                "the database to copy into holds teams already".into(),
+            ));
+        }
+        for t in &d.teams {
+            tx.execute(
+                "INSERT INTO teams (id, name, created_ms, head, withdrawals)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&t.0, &t.1, &t.2, &t.3, &t.4],
+            )
+            .await?;
+        }
+        for i in &d.invites {
+            tx.execute(
+                "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms,
+                                      created_ms, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &i.code_hash,
+                    &i.team,
+                    &i.member,
+                    &i.uses,
+                    &i.expires_ms,
+                    &i.created_ms,
+                    &i.created_by,
+                ],
+            )
+            .await?;
+        }
+        for r in &d.devices {
+            let i = &r.info;
+            tx.execute(
+                "INSERT INTO devices (id, team, member, name, token_hash, created_ms,
+                                      last_seen_ms, revoked_ms, importing)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &i.id,
+                    &i.team,
+                    &i.member,
+                    &i.name,
+                    &r.token_hash,
+                    &i.created_ms,
+                    &i.last_seen_ms,
+                    &i.revoked_ms,
+                    &r.importing,
+                ],
+            )
+            .await?;
+        }
+        for (actor, device) in &d.actors {
+            tx.execute(
+                "INSERT INTO actors (actor, device) VALUES ($1, $2)",
+                &[actor, device],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_log(&self, rows: &[LogRow]) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
+                                      withdrawn_ms, kind)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .await?;
+        for r in rows {
+            let e = &r.entry;
+            tx.execute(
+                &st,
+                &[
+                    &r.team,
+                    &r.seq,
+                    &e.doc,
+                    &e.hash,
+                    &e.actor,
+                    &e.actor_seq,
+                    &e.device,
+                    &e.data,
+                    &e.withdrawn_ms,
+                    &(e.kind as i16),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
