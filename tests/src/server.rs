@@ -2,7 +2,7 @@
 //! database in a temp directory; stopped when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::{Run, bin};
@@ -16,6 +16,8 @@ pub struct Server {
     pub url: String,
     /// Flags given to `serve` besides `--listen`.
     flags: Vec<String>,
+    /// The database: this server's own SQLite file, or a PostgreSQL URL shared with others.
+    database: String,
 }
 
 impl Server {
@@ -27,14 +29,31 @@ impl Server {
     /// Starts a server on a fresh database with extra `serve` flags (`--max-connections 3`).
     pub fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("a temp dir");
+        let database = dir.path().join("server.sqlite3").display().to_string();
+        Self::start_on(dir, database, flags)
+    }
+
+    /// Starts a server on `database`, a PostgreSQL URL (or SQLite path) other servers may share.
+    pub fn start_shared(database: &str, flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        Self::start_on(dir, database.to_owned(), flags)
+    }
+
+    fn start_on(dir: tempfile::TempDir, database: String, flags: &[&str]) -> Server {
         let mut s = Server {
             dir,
             child: None,
             url: String::new(),
             flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+            database,
         };
         s.spawn("127.0.0.1:0");
         s
+    }
+
+    /// The `--db` value: a SQLite path or a PostgreSQL URL.
+    pub fn database(&self) -> &str {
+        &self.database
     }
 
     /// `127.0.0.1:PORT`, for raw connections.
@@ -56,7 +75,7 @@ impl Server {
         let mut child = Command::new(bin("cairn-server"))
             .args(["serve", "--listen", listen])
             .args(&self.flags)
-            .env("CAIRN_SERVER_DB", self.db())
+            .env("CAIRN_SERVER_DB", &self.database)
             .env("CAIRN_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -114,7 +133,7 @@ impl Server {
 
     /// Runs `cairn-server ARGS...` on this server's database.
     pub fn admin(&self, args: &[&str]) -> Run {
-        admin(&self.db(), args)
+        admin(&self.database, args)
     }
 
     /// Creates a team; returns its id.
@@ -147,6 +166,14 @@ impl Server {
 
     /// How many changes the team's log holds.
     pub fn changes(&self, team: &str) -> i64 {
+        if self.database.starts_with("postgres") {
+            let teams = self.admin(&["team", "list", "--json"]).json();
+            return teams
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["id"] == team))
+                .and_then(|t| t["changes"].as_i64())
+                .expect("the team is listed");
+        }
         let conn = rusqlite::Connection::open(self.db()).expect("the server db opens");
         conn.query_row(
             "SELECT count(*) FROM changes WHERE team = ?1",
@@ -167,7 +194,7 @@ impl Drop for Server {
     }
 }
 
-fn admin(db: &Path, args: &[&str]) -> Run {
+fn admin(db: &str, args: &[&str]) -> Run {
     let out = Command::new(bin("cairn-server"))
         .args(args)
         .env("CAIRN_SERVER_DB", db)
