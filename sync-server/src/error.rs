@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use cairn_protocol::ErrorBody;
 
 /// Why a request or an admin command failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),

@@ -43,6 +43,31 @@ pub struct Hub {
     store: Arc<dyn Store>,
     docs: DocCache,
     turns: Vec<tokio::sync::Mutex<()>>,
+    /// Pushes waiting for their team's turn, by team: whoever gets the turn appends them all in
+    /// one write (a group commit), so a busy team costs one transaction per turn, not per push.
+    waiting: std::sync::Mutex<HashMap<String, Vec<Waiting>>>,
+}
+
+/// A push waiting for its team's turn.
+#[derive(Debug)]
+struct Waiting {
+    device: Device,
+    docs: Pushed,
+    cursor: u64,
+    done: tokio::sync::oneshot::Sender<Result<usize>>,
+}
+
+/// Pushes one write takes at most.
+const MAX_GROUP: usize = 128;
+
+/// Why a group's write did not happen.
+enum GroupError {
+    /// Another writer came first: plan again.
+    Moved,
+    /// One push of the group is refused; the others can go.
+    One(usize, Error),
+    /// Storage failed for all of them.
+    All(Error),
 }
 
 /// What one sync moved, for the metrics.
@@ -102,6 +127,10 @@ const DEAD_INVITE_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How often a device's last-seen time is written, so a no-op sync stays a read.
 const LAST_SEEN_EVERY_MS: i64 = 60_000;
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `f` on the blocking pool: automerge work a request causes stays off the runtime.
 async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -116,6 +145,7 @@ impl Hub {
             store,
             docs: DocCache::new(cached),
             turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            waiting: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -527,24 +557,8 @@ impl Hub {
         };
         let mut acked = 0u32;
         if !docs.is_empty() {
-            let _turn = self.turn(&device.team).await;
-            let mut attempts = 0;
-            loop {
-                match self.push(device, &docs, cursor, now_ms).await {
-                    Ok(stored) => {
-                        counts.stored = stored;
-                        acked = pushed as u32;
-                        break;
-                    }
-                    Err(Error::Conflict(why)) if why == MOVED && attempts < MAX_ATTEMPTS => {
-                        attempts += 1;
-                    }
-                    Err(Error::Conflict(why)) if why == MOVED => {
-                        return Err(Error::busy("the team's log kept moving; try again"));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            counts.stored = self.push(device, docs, cursor).await?;
+            acked = pushed as u32;
         }
         let max = max_pull
             .unwrap_or(limits.max_page_changes)
@@ -609,83 +623,166 @@ impl Hub {
         ))
     }
 
-    /// Plans a push on the team's log as it stands and appends it; the number of changes newly
-    /// stored. `Conflict(MOVED)` when another writer came first.
-    async fn push(
-        &self,
-        device: &Device,
-        docs: &Pushed,
-        cursor: u64,
-        now_ms: i64,
-    ) -> Result<usize> {
-        let team = device.team.as_str();
-        let log = self.store.team_log(team).await?;
-        if cursor > log.head as u64 {
-            return Err(past_head(cursor, log.head as u64));
+    /// Stores a push, grouped with the other pushes to its team waiting meanwhile; the number of
+    /// its changes newly stored.
+    async fn push(&self, device: &Device, docs: Pushed, cursor: u64) -> Result<usize> {
+        let team = device.team.clone();
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        lock(&self.waiting)
+            .entry(team.clone())
+            .or_default()
+            .push(Waiting {
+                device: device.clone(),
+                docs,
+                cursor,
+                done,
+            });
+        let _turn = self.turn(&team).await;
+        // Appended by whoever had the turn before?
+        if let Ok(done) = result.try_recv() {
+            return done;
         }
-        let mut query = FactsQuery::default();
-        let mut seen = HashSet::new();
-        for (doc, changes) in docs {
-            for (c, _) in changes {
-                let actor = c.actor_id().to_bytes().to_vec();
-                if seen.insert((doc.clone(), actor.clone())) {
-                    query.tips.push((doc.clone(), actor.clone()));
-                    if !query.actors.contains(&actor) {
-                        query.actors.push(actor);
+        let group = {
+            let mut waiting = lock(&self.waiting);
+            let queue = waiting.entry(team.clone()).or_default();
+            let group: Vec<Waiting> = queue.drain(..queue.len().min(MAX_GROUP)).collect();
+            if queue.is_empty() {
+                waiting.remove(&team);
+            }
+            group
+        };
+        self.append_group(&team, group).await;
+        result
+            .await
+            .unwrap_or_else(|_| Err(Error::Internal("a push was dropped unanswered".into())))
+    }
+
+    /// Appends a group of pushes in one write, answering each. A push refused leaves the group
+    /// and the rest is planned again; so is everything when another writer came first.
+    async fn append_group(&self, team: &str, mut group: Vec<Waiting>) {
+        let mut moved = 0;
+        while !group.is_empty() {
+            match self.try_group(team, &group).await {
+                Ok(stored) => {
+                    for (w, n) in group.into_iter().zip(stored) {
+                        let _ = w.done.send(Ok(n));
                     }
+                    return;
                 }
-                query.hashes.push(c.hash().0.to_vec());
-                if log.withdrawals > 0 {
-                    query.hashes.extend(c.deps().iter().map(|d| d.0.to_vec()));
+                Err(GroupError::One(i, e)) => {
+                    let _ = group.remove(i).done.send(Err(e));
+                }
+                Err(GroupError::Moved) if moved < MAX_ATTEMPTS => moved += 1,
+                Err(GroupError::Moved) => {
+                    for w in group {
+                        let _ = w
+                            .done
+                            .send(Err(Error::busy("the team's log kept moving; try again")));
+                    }
+                    return;
+                }
+                Err(GroupError::All(e)) => {
+                    for w in group {
+                        let _ = w.done.send(Err(e.clone()));
+                    }
+                    return;
                 }
             }
         }
-        let facts = self.store.facts(team, &query).await?;
-        let mut loaded = Vec::with_capacity(docs.len());
-        for (doc, _) in docs {
+    }
+
+    /// Plans a group on the team's log as it stands and appends it: how many changes of each
+    /// push were new.
+    async fn try_group(
+        &self,
+        team: &str,
+        group: &[Waiting],
+    ) -> std::result::Result<Vec<usize>, GroupError> {
+        let all = |e: StoreError| GroupError::All(e.into());
+        let log = self.store.team_log(team).await.map_err(all)?;
+        if let Some(i) = group.iter().position(|w| w.cursor > log.head as u64) {
+            return Err(GroupError::One(
+                i,
+                past_head(group[i].cursor, log.head as u64),
+            ));
+        }
+        let mut query = FactsQuery::default();
+        let mut seen = HashSet::new();
+        let mut names: Vec<String> = Vec::new();
+        for w in group {
+            for (doc, changes) in &w.docs {
+                if !names.contains(doc) {
+                    names.push(doc.clone());
+                }
+                for (c, _) in changes {
+                    let actor = c.actor_id().to_bytes().to_vec();
+                    if seen.insert((doc.clone(), actor.clone())) {
+                        query.tips.push((doc.clone(), actor.clone()));
+                        if !query.actors.contains(&actor) {
+                            query.actors.push(actor);
+                        }
+                    }
+                    query.hashes.push(c.hash().0.to_vec());
+                    if log.withdrawals > 0 {
+                        query.hashes.extend(c.deps().iter().map(|d| d.0.to_vec()));
+                    }
+                }
+            }
+        }
+        let facts = self.store.facts(team, &query).await.map_err(all)?;
+        let mut loaded = Vec::with_capacity(names.len());
+        for doc in &names {
             let taken = self.docs.take(team, doc, log.withdrawals);
             match taken.catch_up(&*self.store, team, doc).await {
                 Ok(l) => loaded.push(l),
                 Err(e) => {
-                    self.put_back(team, docs, loaded);
-                    return Err(e);
+                    self.put_back(team, &names, loaded);
+                    return Err(GroupError::All(e));
                 }
             }
         }
-        let plan = {
-            let (device, docs) = (device.clone(), docs.to_vec());
-            cpu(move || plan(&device, &docs, loaded, &facts, log)).await?
+        let pushes: Vec<(Device, Pushed)> = group
+            .iter()
+            .map(|w| (w.device.clone(), w.docs.clone()))
+            .collect();
+        let planned = {
+            let names = names.clone();
+            cpu(move || plan(&pushes, &names, loaded, &facts, log))
+                .await
+                .map_err(GroupError::All)?
         };
-        let (append, loaded, stored) = match plan {
+        let (append, loaded, stored) = match planned {
             Ok(plan) => plan,
-            Err((e, loaded)) => {
-                self.put_back(team, docs, loaded);
-                return Err(e);
+            Err((i, e, loaded)) => {
+                self.put_back(team, &names, loaded);
+                return Err(GroupError::One(i, e));
             }
         };
         if append.entries.is_empty() {
-            self.put_back(team, docs, loaded);
-            return Ok(0);
+            self.put_back(team, &names, loaded);
+            return Ok(stored);
         }
         match self.store.append(team, &append).await {
             Ok(_) => {
-                for ((doc, _), l) in docs.iter().zip(loaded) {
+                for (doc, l) in names.iter().zip(loaded) {
                     self.docs.put(team, doc, l);
                 }
-                let _ = now_ms;
                 Ok(stored)
             }
             Err(e) => {
                 // Documents a failed write applied changes to are ahead of the log: dropped.
-                self.put_back(team, docs, loaded);
-                Err(moved_or_error(e))
+                self.put_back(team, &names, loaded);
+                match e {
+                    StoreError::Conflict(_) => Err(GroupError::Moved),
+                    e => Err(all(e)),
+                }
             }
         }
     }
 
     /// Puts back in the cache the documents a request did not change.
-    fn put_back(&self, team: &str, docs: &Pushed, loaded: Vec<Loaded>) {
-        for ((doc, _), l) in docs.iter().zip(loaded) {
+    fn put_back(&self, team: &str, names: &[String], loaded: Vec<Loaded>) {
+        for (doc, l) in names.iter().zip(loaded) {
             if !l.dirty {
                 self.docs.put(team, doc, l);
             }
@@ -805,56 +902,61 @@ fn check_doc(device: &Device, doc: &str) -> Result<()> {
     )))
 }
 
-/// What a push comes to: the write, the documents with its changes applied, how many changes
-/// are new. On a refusal, the documents come back with the error (those it changed are dirty).
-type Plan = std::result::Result<(Append, Vec<Loaded>, usize), (Error, Vec<Loaded>)>;
+/// What a group of pushes comes to: the write, the documents (in `names` order) with its changes
+/// applied, how many changes of each push are new. On a refusal, which push, why, and the
+/// documents (those it changed are dirty).
+type Plan = std::result::Result<(Append, Vec<Loaded>, Vec<usize>), (usize, Error, Vec<Loaded>)>;
 
-/// Decides, change by change, what of a push the log takes: each change must be signed by one
-/// of the device's actors, be new (a change the log holds is acknowledged again), come next in
-/// its actor's numbering, and apply to its document as the log has it. Nothing that fails here
-/// is stored, so nothing stored can stop a replica.
+/// Decides, change by change, what of a group of pushes the log takes: each change must be
+/// signed by one of its device's actors, be new (a change the log holds is acknowledged again),
+/// come next in its actor's numbering, and apply to its document as the log has it. Nothing
+/// that fails here is stored, so nothing stored can stop a replica.
 fn plan(
-    device: &Device,
-    docs: &Pushed,
+    pushes: &[(Device, Pushed)],
+    names: &[String],
     mut loaded: Vec<Loaded>,
     facts: &Facts,
     log: TeamLog,
 ) -> Plan {
     let mut planner = Planner {
-        device,
         facts,
         log,
         append: Append {
             base_head: log.head,
-            claimant: device.id.clone(),
             ..Append::default()
         },
-        owned: HashSet::new(),
+        owned: HashMap::new(),
         known: HashMap::new(),
         tips: HashMap::new(),
         stored: 0,
     };
-    for ((doc, changes), l) in docs.iter().zip(loaded.iter_mut()) {
-        for (change, at) in changes {
-            if let Err(e) = planner.take(doc, l, change.clone(), at) {
-                return Err((e, loaded));
+    let mut stored = Vec::with_capacity(pushes.len());
+    for (i, (device, docs)) in pushes.iter().enumerate() {
+        let before = planner.stored;
+        for (doc, changes) in docs {
+            let Some(at_doc) = names.iter().position(|n| n == doc) else {
+                continue;
+            };
+            for (change, at) in changes {
+                if let Err(e) = planner.take(device, doc, &mut loaded[at_doc], change.clone(), at) {
+                    return Err((i, e, loaded));
+                }
             }
         }
+        stored.push(planner.stored - before);
     }
-    let stored = planner.stored;
     Ok((planner.append, loaded, stored))
 }
 
 struct Planner<'a> {
-    device: &'a Device,
     facts: &'a Facts,
     log: TeamLog,
     append: Append,
-    /// Actors this push claims.
-    owned: HashSet<Vec<u8>>,
-    /// Hashes this push appends: (document, dropped).
+    /// Actors this group claims, and for which device.
+    owned: HashMap<Vec<u8>, String>,
+    /// Hashes this group appends: (document, dropped).
     known: HashMap<Vec<u8>, (String, bool)>,
-    /// (document, actor) -> (sequence, hash) of the last change this push appends.
+    /// (document, actor) -> (sequence, hash) of the last change this group appends.
     tips: HashMap<(String, Vec<u8>), (i64, Vec<u8>)>,
     stored: usize,
 }
@@ -867,19 +969,30 @@ impl Planner<'_> {
             .map(|(d, w)| (d.as_str(), *w))
     }
 
-    fn take(&mut self, doc: &str, loaded: &mut Loaded, change: Change, at: &str) -> Result<()> {
+    fn take(
+        &mut self,
+        device: &Device,
+        doc: &str,
+        loaded: &mut Loaded,
+        change: Change,
+        at: &str,
+    ) -> Result<()> {
         let actor = change.actor_id().to_bytes().to_vec();
-        match self.facts.owners.get(&actor) {
-            Some(d) if *d != self.device.id => {
+        match self
+            .facts
+            .owners
+            .get(&actor)
+            .or_else(|| self.owned.get(&actor))
+        {
+            Some(d) if *d != device.id => {
                 return Err(Error::Forbidden(format!(
                     "{at} is signed by another device's actor"
                 )));
             }
             Some(_) => {}
             None => {
-                if self.owned.insert(actor.clone()) {
-                    self.append.claims.push(actor.clone());
-                }
+                self.owned.insert(actor.clone(), device.id.clone());
+                self.append.claims.push((actor.clone(), device.id.clone()));
             }
         }
         let hash = change.hash().0.to_vec();
@@ -967,7 +1080,7 @@ impl Planner<'_> {
             hash: hash.clone(),
             actor,
             actor_seq: seq,
-            device: self.device.id.clone(),
+            device: device.id.clone(),
             data,
             withdrawn_ms,
             kind: Kind::Change,

@@ -113,8 +113,7 @@ fn the_log_numbers_without_gaps_and_refuses_a_stale_head() {
             let first = Append {
                 base_head: 0,
                 entries: vec![entry("team", 1, "d1"), entry("team", 2, "d2")],
-                claims: vec![vec![1; 16]],
-                claimant: "d1".into(),
+                claims: vec![(vec![1; 16], "d1".into())],
                 ..Append::default()
             };
             assert_eq!(s.append("t1", &first).await.unwrap(), 2, "{}", s.backend());
@@ -142,8 +141,7 @@ fn the_log_numbers_without_gaps_and_refuses_a_stale_head() {
             let taken = Append {
                 base_head: 2,
                 entries: vec![entry("team", 4, "d2")],
-                claims: vec![vec![1; 16]],
-                claimant: "d2".into(),
+                claims: vec![(vec![1; 16], "d2".into())],
                 ..Append::default()
             };
             assert!(matches!(
@@ -235,8 +233,7 @@ fn facts_answer_what_a_push_needs() {
             let a = Append {
                 base_head: 0,
                 entries: vec![entry("journal", 1, "d1"), second],
-                claims: vec![vec![1; 16]],
-                claimant: "d1".into(),
+                claims: vec![(vec![1; 16], "d1".into())],
                 ..Append::default()
             };
             s.append("t1", &a).await.unwrap();
@@ -358,11 +355,10 @@ fn a_database_copies_into_the_other_backend_and_back_intact() {
                 base_head: 0,
                 entries,
                 claims: if team == "t1" {
-                    vec![vec![1; 16]]
+                    vec![(vec![1; 16], "d1".into())]
                 } else {
                     vec![]
                 },
-                claimant: "d1".into(),
                 ..Append::default()
             };
             sqlite.append(team, &a).await.unwrap();

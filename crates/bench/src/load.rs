@@ -18,6 +18,8 @@ use crate::sync::{Server, admin, server_bin, start_server};
 /// What the load rows measured.
 #[derive(Debug)]
 pub struct LoadFigures {
+    /// The storage and how many server processes: `SQLite`, `PostgreSQL x2`.
+    pub label: String,
     pub clients: usize,
     pub seconds: f64,
     /// Requests per second with every client going flat out.
@@ -31,8 +33,18 @@ pub struct LoadFigures {
     pub push_p50_ms: f64,
     pub push_p99_ms: f64,
     pub errors: usize,
-    /// The server's peak resident memory, when the system tells it.
+    /// The server's peak resident memory (the largest of its processes), when the system
+    /// tells it.
     pub rss_peak_mb: Option<f64>,
+}
+
+/// Where the servers under load keep their data.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// One process on a SQLite file of its own.
+    Sqlite,
+    /// `instances` processes on one PostgreSQL database (URL).
+    Postgres { url: String, instances: usize },
 }
 
 /// The target rates of ARCHITECTURE.md, at which latency is measured.
@@ -72,8 +84,10 @@ fn post<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&data).map_err(|e| e.to_string())
 }
 
-/// One simulated device: its token, its journal and the actor writing it.
+/// One simulated device: its token, its journal and the actor writing it, and the server
+/// process it talks to.
 struct Client {
+    url: String,
     token: String,
     doc_id: String,
     doc: Automerge,
@@ -94,12 +108,7 @@ impl Client {
         self.doc.get_changes(&heads)[0].raw_bytes().to_vec()
     }
 
-    fn sync(
-        &mut self,
-        agent: &ureq::Agent,
-        url: &str,
-        push: Option<Vec<u8>>,
-    ) -> Result<(), String> {
+    fn sync(&mut self, agent: &ureq::Agent, push: Option<Vec<u8>>) -> Result<(), String> {
         let req = SyncRequest {
             cursor: self.cursor,
             push: push
@@ -114,7 +123,7 @@ impl Client {
             import_done: false,
             withdrawals: false,
         };
-        let resp: SyncResponse = post(agent, url, Some(&self.token), &req)?;
+        let resp: SyncResponse = post(agent, &self.url, Some(&self.token), &req)?;
         self.cursor = resp.cursor;
         Ok(())
     }
@@ -133,7 +142,6 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// latencies (sorted) and the errors.
 fn phase(
     clients: Vec<Client>,
-    url: &str,
     secs: f64,
     push: bool,
     rate: Option<f64>,
@@ -144,7 +152,6 @@ fn phase(
         .into_iter()
         .enumerate()
         .map(|(i, mut c)| {
-            let url = url.to_owned();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 let agent = agent();
@@ -176,7 +183,7 @@ fn phase(
                         Instant::now()
                     };
                     let change = push.then(|| c.pending.take().unwrap_or_else(|| c.next_change()));
-                    match c.sync(&agent, &url, change.clone()) {
+                    match c.sync(&agent, change.clone()) {
                         Ok(()) => lat.push(from.elapsed()),
                         Err(_) => {
                             errors += 1;
@@ -212,16 +219,36 @@ fn rss_peak_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Measures the server with `clients` concurrent clients, `secs` seconds per phase.
+/// Measures the server on `storage` with `clients` concurrent clients, `secs` seconds per
+/// phase; with several server processes, the clients are spread over them evenly.
 pub fn measure(
     cairn: &Path,
     work: &Path,
     clients: usize,
     secs: f64,
+    storage: &Storage,
 ) -> Result<LoadFigures, Failure> {
     let bin = server_bin(cairn);
-    let db = work.join("load.sqlite3");
-    let (server, url): (Server, String) = start_server(&bin, &db)?;
+    let (db, instances, label) = match storage {
+        Storage::Sqlite => (
+            work.join("load.sqlite3").into_os_string(),
+            1,
+            "SQLite".to_owned(),
+        ),
+        Storage::Postgres { url, instances } => (
+            url.into(),
+            (*instances).max(1),
+            format!("PostgreSQL x{instances}"),
+        ),
+    };
+    let mut servers = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..instances {
+        let (server, url): (Server, String) = start_server(&bin, &db)?;
+        servers.push(server);
+        urls.push(url);
+    }
+    let url = urls[0].clone();
     let team = admin(&bin, &db, &["team", "create", "Load"])?;
     let uses = (clients + 1).to_string();
     let invite = admin(
@@ -250,6 +277,7 @@ pub fn measure(
     let mut team_doc = Automerge::new();
     team_doc.set_actor(ActorId::random());
     let mut first = Client {
+        url: sync_url.clone(),
         token: founder.token.0,
         doc_id: "team".into(),
         doc: team_doc,
@@ -287,6 +315,7 @@ pub fn measure(
         let mut doc = Automerge::new();
         doc.set_actor(ActorId::random());
         let mut c = Client {
+            url: format!("{}/v1/sync", urls[i % urls.len()]),
             token: joined.token.0,
             doc_id: format!("j/{}/2026-11", joined.member_id),
             doc,
@@ -294,16 +323,20 @@ pub fn measure(
             n: 0,
             pending: None,
         };
-        c.sync(&a, &sync_url, None).map_err(fail)?;
+        c.sync(&a, None).map_err(fail)?;
         all.push(c);
     }
-    let (all, noop_max, e1) = phase(all, &sync_url, secs, false, None);
-    let (all, noop, e2) = phase(all, &sync_url, secs, false, Some(NOOP_RATE));
-    let (all, push_max, e3) = phase(all, &sync_url, secs, true, None);
-    let (_all, push, e4) = phase(all, &sync_url, secs, true, Some(PUSH_RATE));
-    let rss = rss_peak_mb(server.pid());
-    drop(server);
+    let (all, noop_max, e1) = phase(all, secs, false, None);
+    let (all, noop, e2) = phase(all, secs, false, Some(NOOP_RATE));
+    let (all, push_max, e3) = phase(all, secs, true, None);
+    let (_all, push, e4) = phase(all, secs, true, Some(PUSH_RATE));
+    let rss = servers
+        .iter()
+        .filter_map(|s| rss_peak_mb(s.pid()))
+        .reduce(f64::max);
+    drop(servers);
     Ok(LoadFigures {
+        label,
         clients,
         seconds: secs,
         noop_per_s: noop_max.len() as f64 / secs,

@@ -107,6 +107,9 @@ Options:
   --clients C       concurrent simulated clients in the server load rows [default: 200]
   --load-seconds S  seconds of each load phase (no-op syncs, then pushes) [default: 5]
   --no-load         skip the server load rows
+  --postgres URL    also measure the server on this PostgreSQL database (postgres://...), with
+                    one and with two server processes, beside SQLite; the database is shared by
+                    both runs and keeps their teams
   --replicas R      replicas in the convergence row [default: 50]
   --each E          offline events each replica logs there [default: 200]
   --no-converge     skip the convergence row
@@ -133,6 +136,7 @@ struct Opts {
     clients: usize,
     load_seconds: f64,
     load: bool,
+    postgres: Option<String>,
     replicas: usize,
     each: usize,
     converge: bool,
@@ -195,6 +199,7 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
         clients: 200,
         load_seconds: 5.0,
         load: true,
+        postgres: None,
         replicas: 50,
         each: 200,
         converge: true,
@@ -239,6 +244,15 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
                 })?;
             }
             "--cairn" => opts.cairn = Some(PathBuf::from(value()?)),
+            "--postgres" => {
+                let v = value()?;
+                if !v.starts_with("postgres://") && !v.starts_with("postgresql://") {
+                    return Err(Failure::usage(format!(
+                        "--postgres wants a postgres:// URL, not `{v}`"
+                    )));
+                }
+                opts.postgres = Some(v);
+            }
             "--members" => opts.members = parse_count(&value()?, "--members")?.max(2),
             "--clients" => opts.clients = parse_count(&value()?, "--clients")?,
             "--replicas" => opts.replicas = parse_count(&value()?, "--replicas")?.max(2),
@@ -382,20 +396,31 @@ fn run(opts: &Opts) -> Result<(), Failure> {
     std::fs::create_dir_all(&work)
         .map_err(|e| Failure::run(format!("cannot create {}: {e}", work.display())))?;
     let extra = (|| {
-        let load = if opts.load {
-            eprintln!(
-                "server load: {} clients, {} s per phase",
-                opts.clients, opts.load_seconds
-            );
-            Some(load::measure(
-                &cairn,
-                &work,
-                opts.clients,
-                opts.load_seconds,
-            )?)
-        } else {
-            None
-        };
+        let mut load = Vec::new();
+        if opts.load {
+            let mut storages = vec![load::Storage::Sqlite];
+            if let Some(url) = &opts.postgres {
+                for instances in [1, 2] {
+                    storages.push(load::Storage::Postgres {
+                        url: url.clone(),
+                        instances,
+                    });
+                }
+            }
+            for storage in &storages {
+                eprintln!(
+                    "server load: {} clients, {} s per phase, {storage:?}",
+                    opts.clients, opts.load_seconds
+                );
+                load.push(load::measure(
+                    &cairn,
+                    &work,
+                    opts.clients,
+                    opts.load_seconds,
+                    storage,
+                )?);
+            }
+        }
         let conv = if opts.converge {
             eprintln!(
                 "convergence: {} replicas, {} offline events each",
@@ -424,12 +449,12 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         .is_some_and(|c| !c.identical || c.events_seen != c.replicas * c.events_each);
     let mut table = render_table(&seeded, &timings);
     table.push_str(&render_sync_table(&syncs));
-    table.push_str(&render_extra_table(load.as_ref(), conv.as_ref()));
+    table.push_str(&render_extra_table(&load, conv.as_ref()));
     if opts.json {
         eprint!("{table}");
         let mut json = render_json(opts, &seeded, &timings, &syncs);
         json.truncate(json.trim_end().len() - 1); // reopen the object
-        json.push_str(&render_extra_json(load.as_ref(), conv.as_ref()));
+        json.push_str(&render_extra_json(&load, conv.as_ref()));
         print!("{json}");
     } else {
         print!("{table}");
@@ -962,11 +987,11 @@ fn render_json(
 }
 
 fn render_extra_table(
-    load: Option<&load::LoadFigures>,
+    load: &[load::LoadFigures],
     conv: Option<&converge::ConvergeFigures>,
 ) -> String {
     let mut s = String::new();
-    if let Some(l) = load {
+    for l in load {
         let rss = l
             .rss_peak_mb
             .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB"));
@@ -974,8 +999,8 @@ fn render_extra_table(
         let clean = l.errors == 0;
         let _ = writeln!(
             s,
-            "\nserver, {} concurrent clients on loopback, {} s per phase ({} errors):",
-            l.clients, l.seconds, l.errors
+            "\nserver on {}, {} concurrent clients on loopback, {} s per phase ({} errors):",
+            l.label, l.clients, l.seconds, l.errors
         );
         let _ = writeln!(
             s,
@@ -1025,21 +1050,24 @@ fn render_extra_table(
 }
 
 fn render_extra_json(
-    load: Option<&load::LoadFigures>,
+    load: &[load::LoadFigures],
     conv: Option<&converge::ConvergeFigures>,
 ) -> String {
     let mut s = String::new();
-    match load {
-        Some(l) => {
+    s.push_str(",\n  \"load\": [");
+    for (i, l) in load.iter().enumerate() {
+        {
             let rss = l
                 .rss_peak_mb
                 .map_or_else(|| "null".to_owned(), |m| format!("{m:.1}"));
             let _ = write!(
                 s,
-                ",\n  \"load\": {{\"clients\": {}, \"seconds\": {}, \"noop_per_s\": {:.1}, \
+                "{}\n    {{\"storage\": {:?}, \"clients\": {}, \"seconds\": {}, \"noop_per_s\": {:.1}, \
                  \"push_per_s\": {:.1}, \"noop_rate\": {:.1}, \"noop_p50_ms\": {:.3}, \
                  \"noop_p99_ms\": {:.3}, \"push_rate\": {:.1}, \"push_p50_ms\": {:.3}, \
                  \"push_p99_ms\": {:.3}, \"errors\": {}, \"rss_peak_mb\": {rss}}}",
+                if i == 0 { "" } else { "," },
+                l.label,
                 l.clients,
                 l.seconds,
                 l.noop_per_s,
@@ -1053,8 +1081,8 @@ fn render_extra_json(
                 l.errors
             );
         }
-        None => s.push_str(",\n  \"load\": null"),
     }
+    s.push_str("\n  ]");
     match conv {
         Some(c) => {
             let _ = write!(

@@ -37,8 +37,12 @@ impl Server {
     }
 }
 
-/// Starts `cairn-server` on loopback with its database at `db`; returns it and its base URL.
-pub fn start_server(bin: &Path, db: &Path) -> Result<(Server, String), Failure> {
+/// Starts `cairn-server` on loopback on the database `db` (a SQLite file or a PostgreSQL URL);
+/// returns it and its base URL.
+pub fn start_server(
+    bin: &Path,
+    db: impl AsRef<std::ffi::OsStr>,
+) -> Result<(Server, String), Failure> {
     let mut child = Command::new(bin)
         // Every simulated device connects from 127.0.0.1, and the load phases drive each device
         // flat out to find the server's capacity: no limits per address or per device here.
@@ -113,7 +117,11 @@ pub fn cairn_json(cairn: &Path, home: &Path, args: &[&str]) -> Result<serde_json
         .map_err(|e| Failure::run(format!("`cairn {}` printed no JSON: {e}", args.join(" "))))
 }
 
-pub fn admin(server: &Path, db: &Path, args: &[&str]) -> Result<String, Failure> {
+pub fn admin(
+    server: &Path,
+    db: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+) -> Result<String, Failure> {
     let out = Command::new(server)
         .args(args)
         .env("CAIRN_SERVER_DB", db)

@@ -166,9 +166,8 @@ pub struct Append {
     /// The head the hub planned on: anything else means another writer came first.
     pub base_head: i64,
     pub entries: Vec<Entry>,
-    /// Actors the writing device signs with for the first time: it owns them from now on.
-    pub claims: Vec<Vec<u8>>,
-    pub claimant: String,
+    /// Actors signing for the first time, each with the device that owns it from now on.
+    pub claims: Vec<(Vec<u8>, String)>,
     /// Entries (by number) withdrawn by this write: their content goes.
     pub withdraw: Vec<i64>,
     pub withdrawn_ms: i64,

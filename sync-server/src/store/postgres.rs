@@ -546,11 +546,17 @@ impl Store for PgStore {
         if !a.claims.is_empty() {
             let st = tx
                 .prepare_cached(
-                    "INSERT INTO actors (actor, device) SELECT unnest($1::BYTEA[]), $2
+                    "INSERT INTO actors (actor, device)
+                     SELECT * FROM unnest($1::BYTEA[], $2::TEXT[])
                      ON CONFLICT (actor) DO NOTHING",
                 )
                 .await?;
-            let n = tx.execute(&st, &[&a.claims, &a.claimant]).await?;
+            let (actors, devices): (Vec<&[u8]>, Vec<&str>) = a
+                .claims
+                .iter()
+                .map(|(actor, device)| (actor.as_slice(), device.as_str()))
+                .unzip();
+            let n = tx.execute(&st, &[&actors, &devices]).await?;
             if n != a.claims.len() as u64 {
                 return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
             }

@@ -610,15 +610,15 @@ impl Store for SqliteStore {
             if head != a.base_head {
                 return Err(StoreError::Conflict("the team's log moved on".into()));
             }
-            for actor in &a.claims {
+            for (actor, device) in &a.claims {
                 let owner: String = tx
                     .prepare_cached(
                         "INSERT INTO actors (actor, device) VALUES (?1, ?2)
                          ON CONFLICT (actor) DO UPDATE SET device = device
                          RETURNING device",
                     )?
-                    .query_row(params![actor, a.claimant], |r| r.get(0))?;
-                if owner != a.claimant {
+                    .query_row(params![actor, device], |r| r.get(0))?;
+                if owner != *device {
                     return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
                 }
             }
