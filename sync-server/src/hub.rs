@@ -428,6 +428,7 @@ impl Hub {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>> {
         let _turn = self.turn(team).await;
+        let _store_turn = self.store.turn(team).await?;
         for _ in 0..MAX_ATTEMPTS {
             match self.withdraw_once(team, hashes, now_ms).await {
                 Err(Error::Conflict(why)) if why == MOVED => continue,
@@ -660,6 +661,17 @@ impl Hub {
     /// Appends a group of pushes in one write, answering each. A push refused leaves the group
     /// and the rest is planned again; so is everything when another writer came first.
     async fn append_group(&self, team: &str, mut group: Vec<Waiting>) {
+        // The team's turn among every server process on the database, for the whole group.
+        let _turn = match self.store.turn(team).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                let e = Error::from(e);
+                for w in group {
+                    let _ = w.done.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
         let mut moved = 0;
         while !group.is_empty() {
             match self.try_group(team, &group).await {

@@ -262,6 +262,10 @@ pub struct LogRow {
     pub entry: Entry,
 }
 
+/// A team's turn to write, held until dropped.
+#[derive(Debug, Default)]
+pub struct Turn(pub Option<Box<dyn std::any::Any + Send + Sync>>);
+
 /// The server's storage.
 #[async_trait]
 pub trait Store: Send + Sync + Debug + 'static {
@@ -296,6 +300,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn revoke(&self, device: &str, now_ms: i64) -> Result<()>;
     /// Notes that a device was seen; `import_done` ends its publication.
     async fn touch(&self, device: &str, now_ms: i64, import_done: bool) -> Result<()>;
+
+    /// Takes the team's turn to write its log among every server process on this database,
+    /// until the guard drops: pushes then rarely find the log moved under them. (SQLite: one
+    /// process, whose hub keeps turns itself; nothing to take.)
+    async fn turn(&self, team: &str) -> Result<Turn>;
 
     /// What the log says about a push's actors, hashes and tips.
     async fn facts(&self, team: &str, query: &FactsQuery) -> Result<Facts>;

@@ -124,6 +124,47 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
+/// The advisory lock of a team's turn: the same number in every process (the first 8 bytes of
+/// a SHA-256 of the team id, apart from the migrations' key by a prefix).
+fn turn_key(team: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest([b"cairn-turn:".as_slice(), team.as_bytes()].concat());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// A team's turn: a session advisory lock on a connection of the pool, released when dropped
+/// (and by PostgreSQL itself if the process dies).
+struct PgTurn {
+    conn: Option<deadpool_postgres::Object>,
+    key: i64,
+}
+
+impl Drop for PgTurn {
+    fn drop(&mut self) {
+        let (Some(conn), key) = (self.conn.take(), self.key) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if conn
+                        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                        .await
+                        .is_err()
+                    {
+                        // The lock must not outlive its turn: a connection that cannot say so
+                        // is closed, which releases it.
+                        let _ = deadpool_postgres::Object::take(conn);
+                    }
+                });
+            }
+            Err(_) => {
+                let _ = deadpool_postgres::Object::take(conn);
+            }
+        }
+    }
+}
+
 /// The PostgreSQL backend.
 #[derive(Debug)]
 pub struct PgStore {
@@ -479,6 +520,16 @@ impl Store for PgStore {
             .await?;
         c.execute(&st, &[&device, &now_ms, &import_done]).await?;
         Ok(())
+    }
+
+    async fn turn(&self, team: &str) -> Result<super::Turn> {
+        let conn = self.pool.get().await?;
+        let key = turn_key(team);
+        conn.execute("SELECT pg_advisory_lock($1)", &[&key]).await?;
+        Ok(super::Turn(Some(Box::new(PgTurn {
+            conn: Some(conn),
+            key,
+        }))))
     }
 
     async fn facts(&self, team: &str, q: &FactsQuery) -> Result<Facts> {

@@ -554,6 +554,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn turn(&self, _team: &str) -> Result<super::Turn> {
+        Ok(super::Turn::default())
+    }
+
     async fn facts(&self, team: &str, q: &FactsQuery) -> Result<Facts> {
         let (team, q) = (team.to_owned(), q.clone());
         self.call(move |c| {
