@@ -165,3 +165,50 @@ fn an_instance_killed_mid_push_loses_nothing_it_acknowledged() {
         assert!(texts.contains(t), "{t} is missing");
     }
 }
+
+#[test]
+fn a_sqlite_server_moves_to_postgres_with_everything_intact() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let url = pg.create_db("moved");
+    let mut old = Server::start();
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&["log", "Wrote the onboarding notes"]).ok();
+    let team = old.team("Otters");
+    let invite = old.invite(&team, 10);
+    ana.run(&["publish", &old.url, "--invite", &invite]).ok();
+    let bo = join(&old, &old.invite_for(&team, "@bo"), &["--claim", "@bo"]);
+    bo.run(&["kudos", "@ana", "Thanks for the notes"]).ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    let changes = old.changes(&team);
+    let devices = old.admin(&["device", "list", "--json"]).json();
+
+    // Stop, copy, serve the same teams from PostgreSQL.
+    assert!(old.terminate());
+    let out = old.admin(&["copy", "--to", &url]).ok();
+    assert!(out.contains("checked"), "{out}");
+    let new = Server::start_shared(&url, &[]);
+    assert_eq!(new.changes(&team), changes);
+    assert_eq!(new.admin(&["device", "list", "--json"]).json(), devices);
+    // A second copy into it is refused: it holds teams now.
+    let again = old.admin(&["copy", "--to", &url]).fails();
+    assert!(again.contains("holds teams already"), "{again}");
+
+    // Devices keep their tokens and cursors; the invite still works for a newcomer.
+    for home in [&ana, &bo] {
+        reach(home, &new);
+    }
+    ana.run(&["log", "First stone on the new server"]).ok();
+    ana.run(&["sync"]).ok();
+    bo.run(&["sync"]).ok();
+    let cy = join(&new, &invite, &["--name", "Cy"]);
+    let seen = feed(&cy, &[]);
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    assert_eq!(feed(&bo, &[]), feed(&ana, &[]));
+    assert_eq!(feed(&bo, &[]), seen);
+    let (status, metrics) = cairn_e2e::http::get(&new.url, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("backend=\"postgres\""), "{metrics}");
+}
