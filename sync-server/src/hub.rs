@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 
 use crate::docs::{DocCache, Loaded};
 use crate::store::{
-    Append, Device, DeviceInfo, Entry, Facts, FactsQuery, Kind, NewInvite, PullQuery, Registration,
-    Store, StoreError, TeamInfo, TeamLog,
+    Append, Device, DeviceInfo, Entry, Facts, FactsQuery, Kind, NewInvite, Page, PullQuery,
+    Registration, Store, StoreError, TeamInfo, TeamLog,
 };
 use crate::{Error, Limits, Result};
 
@@ -428,14 +428,19 @@ impl Hub {
         now_ms: i64,
     ) -> Result<Vec<(String, String)>> {
         let _turn = self.turn(team).await;
-        let _store_turn = self.store.turn(team).await?;
+        let store_turn = self.store.turn(team).await?;
+        let mut out = Err(Error::busy("the team's log kept moving; try again"));
         for _ in 0..MAX_ATTEMPTS {
             match self.withdraw_once(team, hashes, now_ms).await {
                 Err(Error::Conflict(why)) if why == MOVED => continue,
-                other => return other,
+                other => {
+                    out = other;
+                    break;
+                }
             }
         }
-        Err(Error::busy("the team's log kept moving; try again"))
+        store_turn.release().await;
+        out
     }
 
     async fn withdraw_once(
@@ -564,17 +569,25 @@ impl Hub {
         let max = max_pull
             .unwrap_or(limits.max_page_changes)
             .min(limits.max_page_changes);
-        let page = self
-            .store
-            .pull(&PullQuery {
-                team: device.team.clone(),
-                device: device.id.clone(),
-                after: i64::try_from(cursor).unwrap_or(i64::MAX),
-                max,
-                max_bytes: limits.max_page_bytes,
-                notices: withdrawals,
-            })
-            .await?;
+        let page = if acked == 0 && cursor == device.team_head as u64 {
+            // Nothing pushed, nothing new as of the token's check: the most common sync.
+            Page {
+                head: device.team_head,
+                entries: Vec::new(),
+                more: false,
+            }
+        } else {
+            self.store
+                .pull(&PullQuery {
+                    team: device.team.clone(),
+                    device: device.id.clone(),
+                    after: i64::try_from(cursor).unwrap_or(i64::MAX),
+                    max,
+                    max_bytes: limits.max_page_bytes,
+                    notices: withdrawals,
+                })
+                .await?
+        };
         let head = page.head as u64;
         if cursor > head {
             return Err(past_head(cursor, head));
@@ -609,7 +622,7 @@ impl Hub {
             .last_seen_ms
             .is_none_or(|t| now_ms - t > LAST_SEEN_EVERY_MS);
         let finishing = import_done && device.importing;
-        if pushed > 0 || finishing || stale {
+        if finishing || stale {
             self.store.touch(&device.id, now_ms, finishing).await?;
         }
         Ok((
@@ -660,9 +673,9 @@ impl Hub {
 
     /// Appends a group of pushes in one write, answering each. A push refused leaves the group
     /// and the rest is planned again; so is everything when another writer came first.
-    async fn append_group(&self, team: &str, mut group: Vec<Waiting>) {
+    async fn append_group(&self, team: &str, group: Vec<Waiting>) {
         // The team's turn among every server process on the database, for the whole group.
-        let _turn = match self.store.turn(team).await {
+        let turn = match self.store.turn(team).await {
             Ok(turn) => turn,
             Err(e) => {
                 let e = Error::from(e);
@@ -672,6 +685,12 @@ impl Hub {
                 return;
             }
         };
+        self.answer_group(team, group).await;
+        turn.release().await;
+    }
+
+    /// Appends a group (the team's turn held), answering each of its pushes.
+    async fn answer_group(&self, team: &str, mut group: Vec<Waiting>) {
         let mut moved = 0;
         while !group.is_empty() {
             match self.try_group(team, &group).await {
@@ -711,13 +730,6 @@ impl Hub {
         group: &[Waiting],
     ) -> std::result::Result<Vec<usize>, GroupError> {
         let all = |e: StoreError| GroupError::All(e.into());
-        let log = self.store.team_log(team).await.map_err(all)?;
-        if let Some(i) = group.iter().position(|w| w.cursor > log.head as u64) {
-            return Err(GroupError::One(
-                i,
-                past_head(group[i].cursor, log.head as u64),
-            ));
-        }
         let mut query = FactsQuery::default();
         let mut seen = HashSet::new();
         let mut names: Vec<String> = Vec::new();
@@ -735,13 +747,19 @@ impl Hub {
                         }
                     }
                     query.hashes.push(c.hash().0.to_vec());
-                    if log.withdrawals > 0 {
-                        query.hashes.extend(c.deps().iter().map(|d| d.0.to_vec()));
-                    }
+                    // Whether it was made on a withdrawn change.
+                    query.hashes.extend(c.deps().iter().map(|d| d.0.to_vec()));
                 }
             }
         }
         let facts = self.store.facts(team, &query).await.map_err(all)?;
+        let log = facts.log;
+        if let Some(i) = group.iter().position(|w| w.cursor > log.head as u64) {
+            return Err(GroupError::One(
+                i,
+                past_head(group[i].cursor, log.head as u64),
+            ));
+        }
         let mut loaded = Vec::with_capacity(names.len());
         for doc in &names {
             let taken = self.docs.take(team, doc, log.withdrawals);

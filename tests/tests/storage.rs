@@ -459,12 +459,19 @@ fn two_instances_on_one_postgres_number_every_push_and_no_reader_skips_one() {
         }
         // A reader on the other instance follows the log while it grows.
         let reader = {
-            let (hub, device) = (hubs[1].clone(), devices[DEVICES as usize].clone());
+            let hub = hubs[1].clone();
+            let token = format!("token-d{DEVICES}");
             tokio::spawn(async move {
                 let total = u64::from(DEVICES) * EACH as u64;
                 let mut cursor = 0u64;
                 let mut seen = Vec::new();
+                let mut rounds = 0;
                 while cursor < total {
+                    rounds += 1;
+                    assert!(
+                        rounds < 1_000_000,
+                        "the reader never reached the head: {cursor}"
+                    );
                     let req = SyncRequest {
                         cursor,
                         push: vec![],
@@ -472,6 +479,8 @@ fn two_instances_on_one_postgres_number_every_push_and_no_reader_skips_one() {
                         import_done: false,
                         withdrawals: true,
                     };
+                    // As a server does, the token is checked on every request.
+                    let device = hub.authenticate(&token).await.unwrap();
                     let (resp, _) = hub
                         .sync(&device, req, &Limits::default(), 1_000)
                         .await

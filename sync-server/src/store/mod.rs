@@ -69,10 +69,13 @@ pub struct Device {
     pub importing: bool,
     pub last_seen_ms: Option<i64>,
     pub revoked: bool,
+    /// The team's head as read with the token: a sync with nothing to push from a device already
+    /// there needs nothing more.
+    pub team_head: i64,
 }
 
 /// Where a team's log stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TeamLog {
     /// The number of its last entry (0: none yet).
     pub head: i64,
@@ -184,9 +187,10 @@ pub struct FactsQuery {
     pub tips: Vec<(String, Vec<u8>)>,
 }
 
-/// The answers to a [`FactsQuery`].
+/// The answers to a [`FactsQuery`], read with the team's log.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
+    pub log: TeamLog,
     /// Actor -> the device that owns it.
     pub owners: std::collections::HashMap<Vec<u8>, String>,
     /// Hash -> (its document, whether it was withdrawn), for the hashes the team's log holds.
@@ -262,9 +266,34 @@ pub struct LogRow {
     pub entry: Entry,
 }
 
-/// A team's turn to write, held until dropped.
-#[derive(Debug, Default)]
-pub struct Turn(pub Option<Box<dyn std::any::Any + Send + Sync>>);
+/// A team's turn to write, held until [`Turn::release`] (or dropped, later).
+#[derive(Default)]
+pub struct Turn(pub Option<Box<dyn Release>>);
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Turn(held)"
+        } else {
+            "Turn"
+        })
+    }
+}
+
+/// What a backend does to end a turn.
+#[async_trait]
+pub trait Release: Send + Sync {
+    async fn release(self: Box<Self>);
+}
+
+impl Turn {
+    /// Ends the turn now, so the next writer (in any process) goes at once.
+    pub async fn release(self) {
+        if let Some(inner) = self.0 {
+            inner.release().await;
+        }
+    }
+}
 
 /// The server's storage.
 #[async_trait]
@@ -306,7 +335,8 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// process, whose hub keeps turns itself; nothing to take.)
     async fn turn(&self, team: &str) -> Result<Turn>;
 
-    /// What the log says about a push's actors, hashes and tips.
+    /// Where the team's log stands and what it says about a push's actors, hashes and tips;
+    /// `NotFound` for no such team.
     async fn facts(&self, team: &str, query: &FactsQuery) -> Result<Facts>;
     /// Appends to a team's log in one transaction, returning the new head. `Conflict` when the
     /// head is no longer `base_head`, an entry is there already or an actor was taken meanwhile.

@@ -83,6 +83,9 @@ const MIGRATIONS: &[&str] = &[
 "#,
 ];
 
+/// A statement parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
 /// A key for `pg_advisory_xact_lock` that only cairn's migrations take.
 const MIGRATION_LOCK: i64 = 0x6361_6972_6e00_0001;
 
@@ -137,6 +140,24 @@ fn turn_key(team: &str) -> i64 {
 struct PgTurn {
     conn: Option<deadpool_postgres::Object>,
     key: i64,
+}
+
+#[async_trait]
+impl super::Release for PgTurn {
+    async fn release(mut self: Box<Self>) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if conn
+            .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .await
+            .is_err()
+        {
+            // The lock must not outlive its turn: a connection that cannot say so is closed,
+            // which releases it.
+            let _ = deadpool_postgres::Object::take(conn);
+        }
+    }
 }
 
 impl Drop for PgTurn {
@@ -476,8 +497,8 @@ impl Store for PgStore {
         let c = self.pool.get().await?;
         let st = c
             .prepare_cached(
-                "SELECT id, team, member, importing, last_seen_ms, revoked_ms
-                 FROM devices WHERE token_hash = $1",
+                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head
+                 FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = $1",
             )
             .await?;
         let row = c.query_opt(&st, &[&token_hash]).await?;
@@ -488,6 +509,7 @@ impl Store for PgStore {
             importing: r.get(3),
             last_seen_ms: r.get(4),
             revoked: r.get::<_, Option<i64>>(5).is_some(),
+            team_head: r.get(6),
         }))
     }
 
@@ -534,48 +556,57 @@ impl Store for PgStore {
 
     async fn facts(&self, team: &str, q: &FactsQuery) -> Result<Facts> {
         let c = self.pool.get().await?;
-        let mut facts = Facts::default();
-        if !q.actors.is_empty() {
-            let st = c
-                .prepare_cached("SELECT actor, device FROM actors WHERE actor = ANY($1)")
-                .await?;
-            for r in c.query(&st, &[&q.actors]).await? {
-                facts.owners.insert(r.get(0), r.get(1));
-            }
+        let (docs, actors): (Vec<&str>, Vec<&[u8]>) = q
+            .tips
+            .iter()
+            .map(|(d, a)| (d.as_str(), a.as_slice()))
+            .unzip();
+        let (log_st, owners_st, known_st, tips_st) = tokio::try_join!(
+            c.prepare_cached("SELECT head, withdrawals FROM teams WHERE id = $1"),
+            c.prepare_cached("SELECT actor, device FROM actors WHERE actor = ANY($1)"),
+            c.prepare_cached(
+                "SELECT hash, doc, withdrawn_ms IS NOT NULL FROM changes
+                 WHERE team = $1 AND hash = ANY($2)",
+            ),
+            c.prepare_cached(
+                "SELECT w.doc, w.actor, c.actor_seq, c.hash
+                 FROM unnest($2::TEXT[], $3::BYTEA[]) AS w (doc, actor)
+                 CROSS JOIN LATERAL (
+                     SELECT actor_seq, hash FROM changes
+                     WHERE team = $1 AND doc = w.doc AND actor = w.actor
+                     ORDER BY actor_seq DESC LIMIT 1
+                 ) c",
+            ),
+        )?;
+        // One round trip: the four queries go out together on one connection.
+        let p_log: [Param<'_>; 1] = [&team];
+        let p_owners: [Param<'_>; 1] = [&q.actors];
+        let p_known: [Param<'_>; 2] = [&team, &q.hashes];
+        let p_tips: [Param<'_>; 3] = [&team, &docs, &actors];
+        let (log, owners, known, tips) = tokio::try_join!(
+            c.query_opt(&log_st, &p_log),
+            c.query(&owners_st, &p_owners),
+            c.query(&known_st, &p_known),
+            c.query(&tips_st, &p_tips),
+        )?;
+        let log = log.ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
+        let mut facts = Facts {
+            log: TeamLog {
+                head: log.get(0),
+                withdrawals: log.get(1),
+            },
+            ..Facts::default()
+        };
+        for r in owners {
+            facts.owners.insert(r.get(0), r.get(1));
         }
-        if !q.hashes.is_empty() {
-            let st = c
-                .prepare_cached(
-                    "SELECT hash, doc, withdrawn_ms IS NOT NULL FROM changes
-                     WHERE team = $1 AND hash = ANY($2)",
-                )
-                .await?;
-            for r in c.query(&st, &[&team, &q.hashes]).await? {
-                facts.known.insert(r.get(0), (r.get(1), r.get(2)));
-            }
+        for r in known {
+            facts.known.insert(r.get(0), (r.get(1), r.get(2)));
         }
-        if !q.tips.is_empty() {
-            let (docs, actors): (Vec<&str>, Vec<&[u8]>) = q
+        for r in tips {
+            facts
                 .tips
-                .iter()
-                .map(|(d, a)| (d.as_str(), a.as_slice()))
-                .unzip();
-            let st = c
-                .prepare_cached(
-                    "SELECT w.doc, w.actor, c.actor_seq, c.hash
-                     FROM unnest($2::TEXT[], $3::BYTEA[]) AS w (doc, actor)
-                     CROSS JOIN LATERAL (
-                         SELECT actor_seq, hash FROM changes
-                         WHERE team = $1 AND doc = w.doc AND actor = w.actor
-                         ORDER BY actor_seq DESC LIMIT 1
-                     ) c",
-                )
-                .await?;
-            for r in c.query(&st, &[&team, &docs, &actors]).await? {
-                facts
-                    .tips
-                    .insert((r.get(0), r.get(1)), (r.get(2), r.get(3)));
-            }
+                .insert((r.get(0), r.get(1)), (r.get(2), r.get(3)));
         }
         Ok(facts)
     }
@@ -583,99 +614,105 @@ impl Store for PgStore {
     async fn append(&self, team: &str, a: &Append) -> Result<i64> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let st = tx
-            .prepare_cached("SELECT head FROM teams WHERE id = $1 FOR UPDATE")
-            .await?;
-        let head: i64 = tx
-            .query_opt(&st, &[&team])
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?
-            .get(0);
-        if head != a.base_head {
-            return Err(StoreError::Conflict("the team's log moved on".into()));
-        }
-        if !a.claims.is_empty() {
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO actors (actor, device)
-                     SELECT * FROM unnest($1::BYTEA[], $2::TEXT[])
-                     ON CONFLICT (actor) DO NOTHING",
-                )
-                .await?;
-            let (actors, devices): (Vec<&[u8]>, Vec<&str>) = a
-                .claims
-                .iter()
-                .map(|(actor, device)| (actor.as_slice(), device.as_str()))
-                .unzip();
-            let n = tx.execute(&st, &[&actors, &devices]).await?;
-            if n != a.claims.len() as u64 {
-                return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
-            }
-        }
-        if !a.withdraw.is_empty() {
-            tx.execute(
+        let (head_st, actors_st, withdraw_st, insert_st) = tokio::try_join!(
+            // The head moves only from the one it was planned on; this locks the team's row
+            // until the commit, so a team's entries commit in their order.
+            tx.prepare_cached(
+                "UPDATE teams SET head = head + $2, withdrawals = withdrawals + $3
+                 WHERE id = $1 AND head = $4",
+            ),
+            tx.prepare_cached(
+                "INSERT INTO actors (actor, device)
+                 SELECT * FROM unnest($1::BYTEA[], $2::TEXT[])
+                 ON CONFLICT (actor) DO NOTHING",
+            ),
+            tx.prepare_cached(
                 "UPDATE changes SET withdrawn_ms = $3, data = ''::BYTEA
                  WHERE team = $1 AND seq = ANY($2)",
-                &[&team, &a.withdraw, &a.withdrawn_ms],
-            )
-            .await?;
+            ),
+            tx.prepare_cached(
+                "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
+                                      withdrawn_ms, kind)
+                 SELECT $1, * FROM unnest($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[],
+                                          $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
+                                          $9::BIGINT[], $10::SMALLINT[])",
+            ),
+        )?;
+        let n = a.entries.len() as i64;
+        let seq = a.base_head + n;
+        let (actors, devices): (Vec<&[u8]>, Vec<&str>) = a
+            .claims
+            .iter()
+            .map(|(actor, device)| (actor.as_slice(), device.as_str()))
+            .unzip();
+        // The batch as columns: one statement for every entry.
+        let seqs: Vec<i64> = (a.base_head + 1..=seq).collect();
+        let mut docs = Vec::with_capacity(a.entries.len());
+        let mut hashes = Vec::with_capacity(a.entries.len());
+        let mut entry_actors = Vec::with_capacity(a.entries.len());
+        let mut actor_seqs = Vec::with_capacity(a.entries.len());
+        let mut entry_devices = Vec::with_capacity(a.entries.len());
+        let mut datas = Vec::with_capacity(a.entries.len());
+        let mut withdrawn = Vec::with_capacity(a.entries.len());
+        let mut kinds = Vec::with_capacity(a.entries.len());
+        for e in &a.entries {
+            docs.push(e.doc.as_str());
+            hashes.push(e.hash.as_slice());
+            entry_actors.push(e.actor.as_slice());
+            actor_seqs.push(e.actor_seq);
+            entry_devices.push(e.device.as_str());
+            datas.push(e.data.as_slice());
+            withdrawn.push(e.withdrawn_ms);
+            kinds.push(e.kind as i16);
         }
-        let seq = head + a.entries.len() as i64;
-        if !a.entries.is_empty() {
-            // One statement for the whole batch: a round trip per change would cost more than
-            // the change.
-            let seqs: Vec<i64> = (head + 1..=seq).collect();
-            let mut docs = Vec::with_capacity(a.entries.len());
-            let mut hashes = Vec::with_capacity(a.entries.len());
-            let mut actors = Vec::with_capacity(a.entries.len());
-            let mut actor_seqs = Vec::with_capacity(a.entries.len());
-            let mut devices = Vec::with_capacity(a.entries.len());
-            let mut datas = Vec::with_capacity(a.entries.len());
-            let mut withdrawn = Vec::with_capacity(a.entries.len());
-            let mut kinds = Vec::with_capacity(a.entries.len());
-            for e in &a.entries {
-                docs.push(e.doc.as_str());
-                hashes.push(e.hash.as_slice());
-                actors.push(e.actor.as_slice());
-                actor_seqs.push(e.actor_seq);
-                devices.push(e.device.as_str());
-                datas.push(e.data.as_slice());
-                withdrawn.push(e.withdrawn_ms);
-                kinds.push(e.kind as i16);
-            }
-            let st = tx
-                .prepare_cached(
-                    "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
-                                          withdrawn_ms, kind)
-                     SELECT $1, * FROM unnest($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[],
-                                              $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
-                                              $9::BIGINT[], $10::SMALLINT[])",
-                )
-                .await?;
-            tx.execute(
-                &st,
-                &[
-                    &team,
-                    &seqs,
-                    &docs,
-                    &hashes,
-                    &actors,
-                    &actor_seqs,
-                    &devices,
-                    &datas,
-                    &withdrawn,
-                    &kinds,
-                ],
-            )
-            .await?;
+        let head_params: [Param<'_>; 4] = [&team, &n, &a.withdrawals, &a.base_head];
+        let actor_params: [Param<'_>; 2] = [&actors, &devices];
+        let withdraw_params: [Param<'_>; 3] = [&team, &a.withdraw, &a.withdrawn_ms];
+        let insert_params: [Param<'_>; 10] = [
+            &team,
+            &seqs,
+            &docs,
+            &hashes,
+            &entry_actors,
+            &actor_seqs,
+            &entry_devices,
+            &datas,
+            &withdrawn,
+            &kinds,
+        ];
+        // One round trip: the statements go out together, in this order, on one connection.
+        let (moved, claimed, _, _) = tokio::try_join!(
+            tx.execute(&head_st, &head_params),
+            async {
+                if a.claims.is_empty() {
+                    Ok(0)
+                } else {
+                    tx.execute(&actors_st, &actor_params).await
+                }
+            },
+            async {
+                if a.withdraw.is_empty() {
+                    Ok(0)
+                } else {
+                    tx.execute(&withdraw_st, &withdraw_params).await
+                }
+            },
+            async {
+                if a.entries.is_empty() {
+                    Ok(0)
+                } else {
+                    tx.execute(&insert_st, &insert_params).await
+                }
+            },
+        )?;
+        if moved != 1 {
+            drop(tx);
+            let c = self.pool.get().await?;
+            Self::exists(&c, team).await?;
+            return Err(StoreError::Conflict("the team's log moved on".into()));
         }
-        if seq != head || a.withdrawals != 0 {
-            let st = tx
-                .prepare_cached(
-                    "UPDATE teams SET head = $2, withdrawals = withdrawals + $3 WHERE id = $1",
-                )
-                .await?;
-            tx.execute(&st, &[&team, &seq, &a.withdrawals]).await?;
+        if claimed != a.claims.len() as u64 {
+            return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
         }
         tx.commit().await?;
         Ok(seq)

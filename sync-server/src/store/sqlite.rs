@@ -504,8 +504,8 @@ impl Store for SqliteStore {
         let token_hash = token_hash.to_vec();
         self.call(move |c| {
             Ok(c.prepare_cached(
-                "SELECT id, team, member, importing, last_seen_ms, revoked_ms
-                 FROM devices WHERE token_hash = ?1",
+                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head
+                 FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = ?1",
             )?
             .query_row([&token_hash], |r| {
                 Ok(Device {
@@ -515,6 +515,7 @@ impl Store for SqliteStore {
                     importing: r.get(3)?,
                     last_seen_ms: r.get(4)?,
                     revoked: r.get::<_, Option<i64>>(5)?.is_some(),
+                    team_head: r.get(6)?,
                 })
             })
             .optional()?)
@@ -562,7 +563,20 @@ impl Store for SqliteStore {
         let (team, q) = (team.to_owned(), q.clone());
         self.call(move |c| {
             let tx = c.transaction()?;
-            let mut facts = Facts::default();
+            let log = tx
+                .prepare_cached("SELECT head, withdrawals FROM teams WHERE id = ?1")?
+                .query_row([&team], |r| {
+                    Ok(TeamLog {
+                        head: r.get(0)?,
+                        withdrawals: r.get(1)?,
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
+            let mut facts = Facts {
+                log,
+                ..Facts::default()
+            };
             {
                 let mut st = tx.prepare_cached("SELECT device FROM actors WHERE actor = ?1")?;
                 for actor in &q.actors {
