@@ -181,6 +181,14 @@ pub fn router(state: State) -> Router {
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
         })
+        // Bodies sent gzipped are read inflated, so every limit counts what they inflate to.
+        .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
+        // Pages of changes go out gzipped to clients that ask (a no-op answer is too small to).
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

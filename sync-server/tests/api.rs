@@ -655,3 +655,142 @@ fn publishing_holds_joins_back_and_can_be_retried() {
     let (status, resp) = server.post("/v1/join", "application/json", &body, None);
     refused(status, &resp, 403);
 }
+
+/// Sends raw bytes as one HTTP/1.1 request; returns the response's head (lowercased) and body.
+fn raw_post(server: &TestServer, headers: &[(&str, &str)], body: &[u8]) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_ascii_lowercase();
+    let mut body = out[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        // Each chunk: its length in hex, CRLF, the bytes, CRLF; a zero length ends.
+        let (mut rest, mut plain) = (&body[..], Vec::new());
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            if len == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + len]);
+            rest = &rest[eol + 4 + len..];
+        }
+        body = plain;
+    }
+    (head, body)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn pages_go_out_gzipped_to_clients_that_ask_and_gzipped_pushes_come_in() {
+    let (server, ana, invite) = founded(Limits::default());
+    let keys: Vec<String> = (0..200).map(|i| format!("key {i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    // Ana's push, gzipped.
+    let body = serde_json::to_vec(&SyncRequest {
+        import_done: true,
+        ..push("team", changes(&ActorId::random(), &keys))
+    })
+    .unwrap();
+    let auth = format!("Bearer {ana}");
+    let (head, _) = raw_post(
+        &server,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(&body),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let bo = server
+        .join(&JoinRequest {
+            invite,
+            device_name: "bo's phone".into(),
+            name: Some("Bo".into()),
+            claim: None,
+            publish: None,
+        })
+        .token
+        .0;
+    // Bo's pull of it, gzipped because he asks.
+    let pull = serde_json::to_vec(&push("team", vec![])).unwrap();
+    let auth = format!("Bearer {bo}");
+    let (head, gzipped) = raw_post(
+        &server,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Accept-Encoding", "gzip"),
+        ],
+        &pull,
+    );
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut plain)
+        .unwrap();
+    let resp: SyncResponse = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(resp.pulled.len(), 200);
+    assert!(
+        gzipped.len() * 2 < plain.len(),
+        "{} of {}",
+        gzipped.len(),
+        plain.len()
+    );
+}
+
+#[test]
+fn a_gzip_bomb_inflates_no_further_than_the_body_limit() {
+    let (server, ana, _) = founded(Limits::default());
+    // 64 MiB of zeros in 64 KiB: inflated, eight times the body limit.
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    assert!(bomb.len() < 100 << 10, "{}", bomb.len());
+    let auth = format!("Bearer {ana}");
+    let started = std::time::Instant::now();
+    let (head, body) = raw_post(
+        &server,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &bomb,
+    );
+    assert!(head.starts_with("http/1.1 413"), "{head}");
+    refused(413, &body, 413);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A gzip it cannot read is refused as such.
+    let (head, _) = raw_post(
+        &server,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        b"not gzip at all",
+    );
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+}
