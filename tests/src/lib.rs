@@ -186,6 +186,15 @@ impl Home {
             .unwrap()
     }
 
+    /// A new home joined to `server` with `invite`, and `how` (`--name N`, `--claim @h`).
+    pub fn joined(server: &Server, invite: &str, how: &[&str]) -> Self {
+        let home = Home::new();
+        let mut args = vec!["join", &server.url, "--invite", invite];
+        args.extend_from_slice(how);
+        home.run(&args).ok();
+        home
+    }
+
     /// Starts a team here with the given founder, plus members added by name.
     pub fn team(founder: &str, others: &[&str]) -> Self {
         let home = Home::new();

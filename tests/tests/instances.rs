@@ -16,14 +16,6 @@ fn reach(home: &Home, server: &Server) {
     .expect("the server is set");
 }
 
-fn join(server: &Server, invite: &str, how: &[&str]) -> Home {
-    let home = Home::new();
-    let mut args = vec!["join", &server.url, "--invite", invite];
-    args.extend_from_slice(how);
-    home.run(&args).ok();
-    home
-}
-
 /// Hashes of every change in the shared log, read straight from PostgreSQL.
 fn logged(url: &str) -> HashSet<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -58,8 +50,8 @@ fn three_members_on_two_instances_converge_whatever_the_order() {
     let invite = b.invite(&team, 10);
     ana.run(&["publish", &a.url, "--invite", &invite]).ok();
     // Bo through the other instance, Cy through the first.
-    let bo = join(&b, &a.invite_for(&team, "@bo"), &["--claim", "@bo"]);
-    let cy = join(&a, &invite, &["--name", "Cy"]);
+    let bo = Home::joined(&b, &a.invite_for(&team, "@bo"), &["--claim", "@bo"]);
+    let cy = Home::joined(&a, &invite, &["--name", "Cy"]);
     assert_eq!(feed(&bo, &[]).len(), 1);
     ana.run(&["sync"]).ok();
 
@@ -107,7 +99,7 @@ fn an_instance_killed_mid_push_loses_nothing_it_acknowledged() {
     let team = a.team("Otters");
     let invite = a.invite(&team, 10);
     ana.run(&["publish", &a.url, "--invite", &invite]).ok();
-    let bo = join(&b, &b.invite_for(&team, "@bo"), &["--claim", "@bo"]);
+    let bo = Home::joined(&b, &b.invite_for(&team, "@bo"), &["--claim", "@bo"]);
     let mut expected = Vec::new();
     for i in 0..120 {
         let text = format!("stone {i}");
@@ -178,7 +170,7 @@ fn a_sqlite_server_moves_to_postgres_with_everything_intact() {
     let team = old.team("Otters");
     let invite = old.invite(&team, 10);
     ana.run(&["publish", &old.url, "--invite", &invite]).ok();
-    let bo = join(&old, &old.invite_for(&team, "@bo"), &["--claim", "@bo"]);
+    let bo = Home::joined(&old, &old.invite_for(&team, "@bo"), &["--claim", "@bo"]);
     bo.run(&["kudos", "@ana", "Thanks for the notes"]).ok();
     bo.run(&["sync"]).ok();
     ana.run(&["sync"]).ok();
@@ -203,7 +195,7 @@ fn a_sqlite_server_moves_to_postgres_with_everything_intact() {
     ana.run(&["log", "First stone on the new server"]).ok();
     ana.run(&["sync"]).ok();
     bo.run(&["sync"]).ok();
-    let cy = join(&new, &invite, &["--name", "Cy"]);
+    let cy = Home::joined(&new, &invite, &["--name", "Cy"]);
     let seen = feed(&cy, &[]);
     assert_eq!(seen.len(), 3, "{seen:#?}");
     assert_eq!(feed(&bo, &[]), feed(&ana, &[]));

@@ -22,14 +22,6 @@ fn published(server: &Server) -> (Home, String, String) {
     (ana, team, invite)
 }
 
-fn join(server: &Server, invite: &str, how: &[&str]) -> Home {
-    let home = Home::new();
-    let mut args = vec!["join", &server.url, "--invite", invite];
-    args.extend_from_slice(how);
-    home.run(&args).ok();
-    home
-}
-
 fn texts(home: &Home) -> Vec<String> {
     feed(home, &[])
         .iter()
@@ -64,12 +56,12 @@ fn status(home: &Home) -> Value {
 fn three_members_log_offline_and_converge_whatever_the_order() {
     let server = Server::start();
     let (ana, team, invite) = published(&server);
-    let bo = join(
+    let bo = Home::joined(
         &server,
         &server.invite_for(&team, "@bo"),
         &["--claim", "@bo"],
     );
-    let cy = join(&server, &invite, &["--name", "Cy"]);
+    let cy = Home::joined(&server, &invite, &["--name", "Cy"]);
     assert_eq!(texts(&bo), ["Wrote the onboarding notes"]);
     ana.run(&["sync"]).ok();
 
@@ -165,7 +157,7 @@ fn a_member_with_a_second_device() {
         .as_str()
         .unwrap()
         .to_owned();
-    let laptop = join(&server, &code, &[]);
+    let laptop = Home::joined(&server, &code, &[]);
     assert_eq!(texts(&laptop), ["Wrote the onboarding notes"]);
     laptop.run(&["log", "Logged from the laptop"]).ok();
     laptop.run(&["sync"]).ok();
@@ -186,7 +178,7 @@ fn a_member_with_a_second_device() {
 fn a_killed_server_or_client_loses_nothing() {
     let mut server = Server::start();
     let (ana, team, _invite) = published(&server);
-    let bo = join(
+    let bo = Home::joined(
         &server,
         &server.invite_for(&team, "@bo"),
         &["--claim", "@bo"],
@@ -253,7 +245,7 @@ fn a_killed_server_or_client_loses_nothing() {
 fn a_revoked_device_is_refused_at_once() {
     let server = Server::start();
     let (_ana, team, _invite) = published(&server);
-    let bo = join(
+    let bo = Home::joined(
         &server,
         &server.invite_for(&team, "@bo"),
         &["--claim", "@bo"],
@@ -332,7 +324,7 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 fn writes_sync_quietly_in_the_background_and_never_wait_for_the_network() {
     let mut server = Server::start();
     let (mut ana, team, _invite) = published(&server);
-    let bo = join(
+    let bo = Home::joined(
         &server,
         &server.invite_for(&team, "@bo"),
         &["--claim", "@bo"],
@@ -379,7 +371,7 @@ fn the_server_reports_health_and_stops_cleanly_on_sigterm() {
 fn a_newcomer_whose_handle_is_taken_gets_a_free_one() {
     let server = Server::start();
     let (_ana, _team, invite) = published(&server);
-    let other_ana = join(&server, &invite, &["--name", "Ana"]);
+    let other_ana = Home::joined(&server, &invite, &["--name", "Ana"]);
     let me = other_ana.run(&["team", "--json"]).json();
     assert_eq!(me["you"], "ana-2");
     assert_eq!(status(&other_ana)["waiting"], 0);

@@ -265,6 +265,27 @@ impl PgStore {
     }
 }
 
+async fn insert_invite(
+    c: &impl tokio_postgres::GenericClient,
+    i: &NewInvite,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
+                              created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &i.code_hash,
+            &i.team,
+            &i.member,
+            &i.uses,
+            &i.expires_ms,
+            &i.created_ms,
+            &i.created_by,
+        ],
+    )
+    .await
+}
+
 fn device_info(r: &tokio_postgres::Row) -> DeviceInfo {
     DeviceInfo {
         id: r.get(0),
@@ -345,21 +366,7 @@ impl Store for PgStore {
     async fn add_invite(&self, i: &NewInvite) -> Result<()> {
         let c = self.pool.get().await?;
         Self::exists(&c, &i.team).await?;
-        c.execute(
-            "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                                  created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &i.code_hash,
-                &i.team,
-                &i.member,
-                &i.uses,
-                &i.expires_ms,
-                &i.created_ms,
-                &i.created_by,
-            ],
-        )
-        .await?;
+        insert_invite(&**c, i).await?;
         Ok(())
     }
 
@@ -929,21 +936,7 @@ impl Store for PgStore {
             .await?;
         }
         for i in &d.invites {
-            tx.execute(
-                "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms,
-                                      created_ms, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &i.code_hash,
-                    &i.team,
-                    &i.member,
-                    &i.uses,
-                    &i.expires_ms,
-                    &i.created_ms,
-                    &i.created_by,
-                ],
-            )
-            .await?;
+            insert_invite(&*tx, i).await?;
         }
         for r in &d.devices {
             let i = &r.info;

@@ -353,20 +353,7 @@ impl Store for SqliteStore {
         let i = i.clone();
         self.call(move |c| {
             exists(c, &i.team)?;
-            c.execute(
-                "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                                      created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    i.code_hash,
-                    i.team,
-                    i.member,
-                    i.uses,
-                    i.expires_ms,
-                    i.created_ms,
-                    i.created_by
-                ],
-            )?;
+            insert_invite(c, &i)?;
             Ok(())
         })
         .await
@@ -650,23 +637,7 @@ impl Store for SqliteStore {
             let mut seq = head;
             for e in &a.entries {
                 seq += 1;
-                tx.prepare_cached(
-                    "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
-                                          withdrawn_ms, kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![
-                    team,
-                    seq,
-                    e.doc,
-                    e.hash,
-                    e.actor,
-                    e.actor_seq,
-                    e.device,
-                    e.data,
-                    e.withdrawn_ms,
-                    e.kind as i64
-                ])?;
+                insert_entry(&tx, &team, seq, e)?;
             }
             if seq != head || a.withdrawals != 0 {
                 tx.prepare_cached(
@@ -869,20 +840,7 @@ impl Store for SqliteStore {
                 )?;
             }
             for i in &d.invites {
-                tx.execute(
-                    "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms,
-                                          created_ms, created_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        i.code_hash,
-                        i.team,
-                        i.member,
-                        i.uses,
-                        i.expires_ms,
-                        i.created_ms,
-                        i.created_by
-                    ],
-                )?;
+                insert_invite(&tx, i)?;
             }
             for r in &d.devices {
                 let i = &r.info;
@@ -921,29 +879,52 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for r in &rows {
                 let e = &r.entry;
-                tx.prepare_cached(
-                    "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
-                                          withdrawn_ms, kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?
-                .execute(params![
-                    r.team,
-                    r.seq,
-                    e.doc,
-                    e.hash,
-                    e.actor,
-                    e.actor_seq,
-                    e.device,
-                    e.data,
-                    e.withdrawn_ms,
-                    e.kind as i64
-                ])?;
+                insert_entry(&tx, &r.team, r.seq, e)?;
             }
             tx.commit()?;
             Ok(())
         })
         .await
     }
+}
+
+fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
+                              created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        i.code_hash,
+        i.team,
+        i.member,
+        i.uses,
+        i.expires_ms,
+        i.created_ms,
+        i.created_by
+    ])?;
+    Ok(())
+}
+
+fn insert_entry(c: &Connection, team: &str, seq: i64, e: &super::Entry) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms,
+                              kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        team,
+        seq,
+        e.doc,
+        e.hash,
+        e.actor,
+        e.actor_seq,
+        e.device,
+        e.data,
+        e.withdrawn_ms,
+        e.kind as i64
+    ])?;
+    Ok(())
 }
 
 fn device_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceInfo> {
