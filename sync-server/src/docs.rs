@@ -23,7 +23,12 @@ pub struct Loaded {
     pub withdrawals: i64,
     /// Whether this request applied a change to it (then it goes back only after a commit).
     pub dirty: bool,
+    /// Changes folded in since its last snapshot was kept (or since it was loaded without one).
+    pub since_snapshot: usize,
 }
+
+/// A document's snapshot is kept again once this many changes were folded in since the last.
+pub const SNAPSHOT_EVERY: usize = 256;
 
 impl Loaded {
     fn empty(withdrawals: i64) -> Loaded {
@@ -32,13 +37,42 @@ impl Loaded {
             seq: 0,
             withdrawals,
             dirty: false,
+            since_snapshot: 0,
         }
+    }
+
+    /// Whether its snapshot is due.
+    pub fn snapshot_due(&self) -> bool {
+        self.since_snapshot >= SNAPSHOT_EVERY
     }
 
     /// Folds in the document's log entries after `self.seq` (read from `store`, applied on the
     /// blocking pool). A stored change that does not apply (stored by a server before it applied
     /// changes) is skipped and logged: withdraw it with `cairn-server change withdraw`.
-    pub async fn catch_up(self, store: &dyn Store, team: &str, doc: &str) -> Result<Loaded> {
+    pub async fn catch_up(mut self, store: &dyn Store, team: &str, doc: &str) -> Result<Loaded> {
+        if self.seq == 0
+            && let Some((seq, data)) = store.snapshot(team, doc).await?
+        {
+            // Loaded from its snapshot, then only the tail after it. A snapshot that does not
+            // load is passed over (the log has everything), and said.
+            let loaded = tokio::task::spawn_blocking(move || {
+                change::quietly(|| Automerge::load(&data))
+                    .map_err(str::to_owned)
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            })
+            .await
+            .map_err(|e| crate::Error::Internal(format!("a worker failed: {e}")))?;
+            match loaded {
+                Ok(doc_state) => {
+                    self.doc = doc_state;
+                    self.seq = seq;
+                }
+                Err(e) => {
+                    tracing::error!(team, doc = ?doc, seq, error = %e,
+                        "a snapshot does not load; replaying the log instead");
+                }
+            }
+        }
         let rows = store.doc_changes(team, doc, self.seq).await?;
         if rows.is_empty() {
             return Ok(self);
@@ -62,6 +96,7 @@ impl Loaded {
                 }
             }
         }
+        self.since_snapshot += batch.len();
         let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
         let backup = self.doc.clone();
         if change::apply(&mut self.doc, changes).is_err() {

@@ -795,7 +795,9 @@ impl Hub {
         match self.store.append(team, &append).await {
             Ok(_) => {
                 for (doc, l) in names.iter().zip(loaded) {
-                    self.docs.put(team, doc, l);
+                    if let Some(l) = self.keep_snapshot(team, doc, l).await {
+                        self.docs.put(team, doc, l);
+                    }
                 }
                 Ok(stored)
             }
@@ -808,6 +810,36 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Keeps a document's snapshot when enough changes were folded in since the last (its work
+    /// is bounded by the document, once per [`crate::docs::SNAPSHOT_EVERY`] changes). A failure
+    /// costs only the snapshot: the log has everything.
+    async fn keep_snapshot(&self, team: &str, doc: &str, mut loaded: Loaded) -> Option<Loaded> {
+        if !loaded.snapshot_due() {
+            return Some(loaded);
+        }
+        let (saved, back) = match cpu(move || {
+            let saved = change::quietly(|| loaded.doc.save());
+            (saved, loaded)
+        })
+        .await
+        {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot");
+                return None;
+            }
+        };
+        loaded = back;
+        match saved {
+            Ok(data) => match self.store.put_snapshot(team, doc, loaded.seq, &data).await {
+                Ok(()) => loaded.since_snapshot = 0,
+                Err(e) => tracing::warn!(team, doc = ?doc, error = %e, "cannot keep a snapshot"),
+            },
+            Err(e) => tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot"),
+        }
+        Some(loaded)
     }
 
     /// Puts back in the cache the documents a request did not change.
@@ -1120,6 +1152,7 @@ impl Planner<'_> {
         self.tips.insert(key, (seq, hash));
         if !on_withdrawn {
             loaded.seq = number;
+            loaded.since_snapshot += 1;
             self.stored += 1;
         }
         Ok(())

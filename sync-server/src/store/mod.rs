@@ -343,6 +343,11 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn append(&self, team: &str, append: &Append) -> Result<i64>;
     /// A document's changes after entry `after` that were not withdrawn, in log order.
     async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// A document's compacted state (automerge `save()`) and the log entry it is as of.
+    async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>>;
+    /// Keeps a document's compacted state as of log entry `seq`, unless a newer one is kept.
+    /// (A withdrawal drops the snapshots of the documents it touches.)
+    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()>;
     /// A page of the log after `query.after`, with the head, in one snapshot.
     async fn pull(&self, query: &PullQuery) -> Result<Page>;
     /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.

@@ -81,6 +81,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX changes_doc ON changes (team, doc, seq);
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms BIGINT NOT NULL);
 "#,
+    // 2: each document's compacted state as of a log entry.
+    r#"
+    CREATE TABLE snapshots (
+        team TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (team, doc)
+    );
+"#,
 ];
 
 /// A statement parameter.
@@ -712,6 +722,20 @@ impl Store for PgStore {
                 }
             },
         )?;
+        // A snapshot holds what it folded in: withdrawn content goes with it.
+        let noticed: Vec<&str> = a
+            .entries
+            .iter()
+            .filter(|e| e.kind == Kind::Notice)
+            .map(|e| e.doc.as_str())
+            .collect();
+        if !noticed.is_empty() {
+            tx.execute(
+                "DELETE FROM snapshots WHERE team = $1 AND doc = ANY($2)",
+                &[&team, &noticed],
+            )
+            .await?;
+        }
         if moved != 1 {
             drop(tx);
             let c = self.pool.get().await?;
@@ -736,6 +760,28 @@ impl Store for PgStore {
             .await?;
         let rows = c.query(&st, &[&team, &doc, &after]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached("SELECT seq, data FROM snapshots WHERE team = $1 AND doc = $2")
+            .await?;
+        Ok(c.query_opt(&st, &[&team, &doc])
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO snapshots (team, doc, seq, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+             WHERE excluded.seq > snapshots.seq",
+            &[&team, &doc, &seq, &data],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn pull(&self, q: &PullQuery) -> Result<Page> {

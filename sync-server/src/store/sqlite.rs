@@ -80,6 +80,17 @@ const MIGRATIONS: &[&str] = &[
     -- How many changes of the team were withdrawn: a push checks its dependencies only then.
     ALTER TABLE teams ADD COLUMN withdrawals INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 4: each document's compacted state as of a log entry, so a document loads without
+    // replaying its whole log.
+    r#"
+    CREATE TABLE snapshots (
+        team TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (team, doc)
+    ) STRICT;
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -627,6 +638,11 @@ impl Store for SqliteStore {
                     return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
                 }
             }
+            // A snapshot holds what it folded in: withdrawn content goes with it.
+            for e in a.entries.iter().filter(|e| e.kind == Kind::Notice) {
+                tx.prepare_cached("DELETE FROM snapshots WHERE team = ?1 AND doc = ?2")?
+                    .execute(params![team, e.doc])?;
+            }
             for seq in &a.withdraw {
                 tx.prepare_cached(
                     "UPDATE changes SET withdrawn_ms = ?3, data = x''
@@ -661,6 +677,32 @@ impl Store for SqliteStore {
             )?;
             let rows = st.query_map(params![team, doc, after], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>> {
+        let (team, doc) = (team.to_owned(), doc.to_owned());
+        self.call(move |c| {
+            Ok(
+                c.prepare_cached("SELECT seq, data FROM snapshots WHERE team = ?1 AND doc = ?2")?
+                    .query_row(params![team, doc], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            )
+        })
+        .await
+    }
+
+    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()> {
+        let (team, doc, data) = (team.to_owned(), doc.to_owned(), data.to_vec());
+        self.call(move |c| {
+            c.prepare_cached(
+                "INSERT INTO snapshots (team, doc, seq, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+                 WHERE excluded.seq > snapshots.seq",
+            )?
+            .execute(params![team, doc, seq, data])?;
+            Ok(())
         })
         .await
     }
