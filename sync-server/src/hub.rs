@@ -186,6 +186,8 @@ impl Hub {
             created_ms: now_ms,
             changes: 0,
             devices: 0,
+            log_bytes: 0,
+            snapshot_bytes: 0,
         })
     }
 

@@ -212,7 +212,8 @@ enum TeamCommand {
         /// The team's name.
         name: String,
     },
-    /// List teams with their changes and active devices.
+    /// List teams with their changes, active devices, and the bytes of their log and of their
+    /// documents' snapshots.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -298,6 +299,14 @@ fn default_db() -> PathBuf {
         .join("server.sqlite3")
 }
 
+fn fmt_bytes(n: i64) -> String {
+    match n {
+        ..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
+}
+
 fn fmt_ms(ms: Option<i64>) -> String {
     ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
         .map_or_else(
@@ -343,16 +352,18 @@ async fn admin(command: Command, db: &str) -> Result<(), Box<dyn std::error::Err
             } else {
                 writeln!(
                     out,
-                    "{:<14} {:>8} {:>8}  {:<17} name",
-                    "id", "changes", "devices", "created"
+                    "{:<14} {:>8} {:>8} {:>10} {:>10}  {:<17} name",
+                    "id", "changes", "devices", "log", "snapshots", "created"
                 )?;
                 for t in teams {
                     writeln!(
                         out,
-                        "{:<14} {:>8} {:>8}  {:<17} {}",
+                        "{:<14} {:>8} {:>8} {:>10} {:>10}  {:<17} {}",
                         t.id,
                         t.changes,
                         t.devices,
+                        fmt_bytes(t.log_bytes),
+                        fmt_bytes(t.snapshot_bytes),
                         fmt_ms(Some(t.created_ms)),
                         t.name
                     )?;

@@ -554,6 +554,8 @@ fn snapshots_keep_the_newest_and_go_with_a_withdrawal() {
             );
             s.put_snapshot("t1", "team", 9, b"nine").await.unwrap();
             s.put_snapshot("t1", "journal", 9, b"j").await.unwrap();
+            let sizes = &s.teams().await.unwrap()[0];
+            assert_eq!((sizes.log_bytes, sizes.snapshot_bytes), (0, 5));
             let notice = Entry {
                 kind: Kind::Notice,
                 ..entry("team", 1, "")

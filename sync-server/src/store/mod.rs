@@ -45,6 +45,9 @@ pub struct TeamInfo {
     pub created_ms: i64,
     pub changes: i64,
     pub devices: i64,
+    /// Bytes of change data its log holds, and of its documents' snapshots.
+    pub log_bytes: i64,
+    pub snapshot_bytes: i64,
 }
 
 /// A device, as the admin sees it.

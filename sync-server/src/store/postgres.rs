@@ -341,7 +341,11 @@ impl Store for PgStore {
             .query(
                 "SELECT id, name, created_ms, head,
                         (SELECT count(*) FROM devices d
-                         WHERE d.team = t.id AND revoked_ms IS NULL)
+                         WHERE d.team = t.id AND revoked_ms IS NULL),
+                        (SELECT coalesce(sum(length(data)), 0)::BIGINT FROM changes c
+                         WHERE c.team = t.id),
+                        (SELECT coalesce(sum(length(data)), 0)::BIGINT FROM snapshots n
+                         WHERE n.team = t.id)
                  FROM teams t ORDER BY created_ms, id",
                 &[],
             )
@@ -354,6 +358,8 @@ impl Store for PgStore {
                 created_ms: r.get(2),
                 changes: r.get(3),
                 devices: r.get(4),
+                log_bytes: r.get(5),
+                snapshot_bytes: r.get(6),
             })
             .collect())
     }

@@ -327,7 +327,11 @@ impl Store for SqliteStore {
             let mut st = c.prepare(
                 "SELECT id, name, created_ms, head,
                         (SELECT count(*) FROM devices d
-                         WHERE d.team = t.id AND revoked_ms IS NULL)
+                         WHERE d.team = t.id AND revoked_ms IS NULL),
+                        (SELECT coalesce(sum(length(data)), 0) FROM changes c
+                         WHERE c.team = t.id),
+                        (SELECT coalesce(sum(length(data)), 0) FROM snapshots n
+                         WHERE n.team = t.id)
                  FROM teams t ORDER BY created_ms, id",
             )?;
             let rows = st.query_map([], |r| {
@@ -337,6 +341,8 @@ impl Store for SqliteStore {
                     created_ms: r.get(2)?,
                     changes: r.get(3)?,
                     devices: r.get(4)?,
+                    log_bytes: r.get(5)?,
+                    snapshot_bytes: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
