@@ -627,3 +627,51 @@ fn a_document_loads_from_its_snapshot_and_the_tail_after_it() {
         }
     });
 }
+
+#[test]
+fn many_teams_pushing_at_once_share_a_small_pool() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let url = pg.create_db("teams");
+    runtime().block_on(async {
+        // Four connections for twelve teams writing at once: the turns must leave room for
+        // the writes they are for.
+        let options = store::Options {
+            pool: 4,
+            ..Default::default()
+        };
+        let store = store::open(&url, &options).await.unwrap();
+        let hub = Arc::new(Hub::new(store.clone(), 64));
+        let mut writers = Vec::new();
+        for t in 0..12u8 {
+            let team = format!("t{t}");
+            store.create_team(&team, "Team", 0).await.unwrap();
+            invite(&*store, &team, &format!("code{t}"), 1).await;
+            store
+                .register(&registration(
+                    &team,
+                    &format!("code{t}"),
+                    &format!("d{t}"),
+                    "m",
+                ))
+                .await
+                .unwrap();
+            let hub = hub.clone();
+            writers.push(tokio::spawn(async move {
+                let device = hub.authenticate(&format!("token-d{t}")).await.unwrap();
+                for change in chain(t + 1, 10) {
+                    hub.sync(&device, push(change), &Limits::default(), 1_000)
+                        .await
+                        .unwrap_or_else(|e| panic!("team {t}: {e}"));
+                }
+            }));
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        for t in 0..12 {
+            assert_eq!(store.team_log(&format!("t{t}")).await.unwrap().head, 10);
+        }
+    });
+}

@@ -150,6 +150,9 @@ fn turn_key(team: &str) -> i64 {
 struct PgTurn {
     conn: Option<deadpool_postgres::Object>,
     key: i64,
+    /// One of the pool's connections that may hold a turn, so the others stay free for the
+    /// writes the turns are for (many teams at once must not take the whole pool waiting).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 #[async_trait]
@@ -200,6 +203,8 @@ impl Drop for PgTurn {
 #[derive(Debug)]
 pub struct PgStore {
     pool: Pool,
+    /// Turns held at once: half the pool.
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl PgStore {
@@ -225,7 +230,10 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Other(format!("postgres pool: {e}")))?;
-        let store = PgStore { pool };
+        let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(
+            (pool.status().max_size / 2).max(1),
+        ));
+        let store = PgStore { pool, turns };
         store.migrate().await?;
         Ok(store)
     }
@@ -568,12 +576,19 @@ impl Store for PgStore {
     }
 
     async fn turn(&self, team: &str) -> Result<super::Turn> {
+        let slot = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Other(format!("turns closed: {e}")))?;
         let conn = self.pool.get().await?;
         let key = turn_key(team);
         conn.execute("SELECT pg_advisory_lock($1)", &[&key]).await?;
         Ok(super::Turn(Some(Box::new(PgTurn {
             conn: Some(conn),
             key,
+            _slot: slot,
         }))))
     }
 
