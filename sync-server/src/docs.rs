@@ -49,7 +49,26 @@ impl Loaded {
     /// Folds in the document's log entries after `self.seq` (read from `store`, applied on the
     /// blocking pool). A stored change that does not apply (stored by a server before it applied
     /// changes) is skipped and logged: withdraw it with `cairn-server change withdraw`.
-    pub async fn catch_up(mut self, store: &dyn Store, team: &str, doc: &str) -> Result<Loaded> {
+    pub async fn catch_up(self, store: &dyn Store, team: &str, doc: &str) -> Result<Loaded> {
+        let loaded = self.start_from_snapshot(store, team, doc).await?;
+        let rows = store.doc_changes(team, doc, loaded.seq).await?;
+        if rows.is_empty() {
+            return Ok(loaded);
+        }
+        let (team, doc) = (team.to_owned(), doc.to_owned());
+        tokio::task::spawn_blocking(move || loaded.fold(&team, &doc, rows))
+            .await
+            .map_err(|e| crate::Error::Internal(format!("a worker failed: {e}")))
+    }
+
+    /// A document not loaded yet (`seq` 0) starts from its snapshot, when it has one; the log
+    /// after it is then all that is left to fold in.
+    pub async fn start_from_snapshot(
+        mut self,
+        store: &dyn Store,
+        team: &str,
+        doc: &str,
+    ) -> Result<Loaded> {
         if self.seq == 0
             && let Some((seq, data)) = store.snapshot(team, doc).await?
         {
@@ -73,17 +92,15 @@ impl Loaded {
                 }
             }
         }
-        let rows = store.doc_changes(team, doc, self.seq).await?;
-        if rows.is_empty() {
-            return Ok(self);
-        }
-        let (team, doc) = (team.to_owned(), doc.to_owned());
-        tokio::task::spawn_blocking(move || self.fold(&team, &doc, rows))
-            .await
-            .map_err(|e| crate::Error::Internal(format!("a worker failed: {e}")))
+        Ok(self)
     }
 
-    fn fold(mut self, team: &str, doc: &str, rows: Vec<(i64, Vec<u8>)>) -> Loaded {
+    /// Folds in `rows`, the document's log entries after `self.seq` in log order (on the
+    /// caller's thread: call it on the blocking pool).
+    pub fn fold(mut self, team: &str, doc: &str, rows: Vec<(i64, Vec<u8>)>) -> Loaded {
+        if rows.is_empty() {
+            return self;
+        }
         let mut batch = Vec::new();
         let mut last = self.seq;
         for (seq, data) in rows {

@@ -762,17 +762,46 @@ impl Hub {
                 past_head(group[i].cursor, log.head as u64),
             ));
         }
-        let mut loaded = Vec::with_capacity(names.len());
+        // The group's documents, caught up with the log: their tails in one read.
+        let mut taken = Vec::with_capacity(names.len());
         for doc in &names {
-            let taken = self.docs.take(team, doc, log.withdrawals);
-            match taken.catch_up(&*self.store, team, doc).await {
-                Ok(l) => loaded.push(l),
+            let l = self.docs.take(team, doc, log.withdrawals);
+            match l.start_from_snapshot(&*self.store, team, doc).await {
+                Ok(l) => taken.push(l),
                 Err(e) => {
-                    self.put_back(team, &names, loaded);
+                    self.put_back(team, &names, taken);
                     return Err(GroupError::All(e));
                 }
             }
         }
+        let after: Vec<(String, i64)> = names
+            .iter()
+            .zip(&taken)
+            .map(|(doc, l)| (doc.clone(), l.seq))
+            .collect();
+        let rows = match self.store.docs_changes(team, &after).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.put_back(team, &names, taken);
+                return Err(all(e));
+            }
+        };
+        let loaded = {
+            let (team, names) = (team.to_owned(), names.clone());
+            cpu(move || {
+                let mut tails: HashMap<String, Vec<(i64, Vec<u8>)>> = HashMap::new();
+                for (doc, seq, data) in rows {
+                    tails.entry(doc).or_default().push((seq, data));
+                }
+                names
+                    .iter()
+                    .zip(taken)
+                    .map(|(doc, l)| l.fold(&team, doc, tails.remove(doc).unwrap_or_default()))
+                    .collect::<Vec<Loaded>>()
+            })
+            .await
+            .map_err(GroupError::All)?
+        };
         let pushes: Vec<(Device, Pushed)> = group
             .iter()
             .map(|w| (w.device.clone(), w.docs.clone()))

@@ -346,6 +346,13 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn append(&self, team: &str, append: &Append) -> Result<i64>;
     /// A document's changes after entry `after` that were not withdrawn, in log order.
     async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// The changes of several documents, each after its own entry, that were not withdrawn:
+    /// (document, entry, data) in log order. One call for a push's documents.
+    async fn docs_changes(
+        &self,
+        team: &str,
+        after: &[(String, i64)],
+    ) -> Result<Vec<(String, i64, Vec<u8>)>>;
     /// A document's compacted state (automerge `save()`) and the log entry it is as of.
     async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>>;
     /// Keeps a document's compacted state as of log entry `seq`, unless a newer one is kept.

@@ -783,6 +783,34 @@ impl Store for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn docs_changes(
+        &self,
+        team: &str,
+        after: &[(String, i64)],
+    ) -> Result<Vec<(String, i64, Vec<u8>)>> {
+        let c = self.pool.get().await?;
+        let (docs, froms): (Vec<&str>, Vec<i64>) =
+            after.iter().map(|(d, s)| (d.as_str(), *s)).unzip();
+        let st = c
+            .prepare_cached(
+                // LATERAL: one index range per document, never a scan of the team's log.
+                "SELECT w.doc, c.seq, c.data
+                 FROM unnest($2::TEXT[], $3::BIGINT[]) AS w (doc, after)
+                 CROSS JOIN LATERAL (
+                     SELECT seq, data FROM changes
+                     WHERE team = $1 AND doc = w.doc AND seq > w.after
+                       AND kind = 0 AND withdrawn_ms IS NULL
+                 ) c
+                 ORDER BY c.seq",
+            )
+            .await?;
+        let rows = c.query(&st, &[&team, &docs, &froms]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>> {
         let c = self.pool.get().await?;
         let st = c

@@ -687,6 +687,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn docs_changes(
+        &self,
+        team: &str,
+        after: &[(String, i64)],
+    ) -> Result<Vec<(String, i64, Vec<u8>)>> {
+        let (team, after) = (team.to_owned(), after.to_vec());
+        self.call(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, data FROM changes
+                 WHERE team = ?1 AND doc = ?2 AND seq > ?3 AND kind = 0 AND withdrawn_ms IS NULL
+                 ORDER BY seq",
+            )?;
+            let mut out = Vec::new();
+            for (doc, from) in &after {
+                let rows = st.query_map(params![team, doc, from], |r| {
+                    Ok((doc.clone(), r.get(0)?, r.get(1)?))
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            out.sort_by_key(|(_, seq, _)| *seq);
+            Ok(out)
+        })
+        .await
+    }
+
     async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>> {
         let (team, doc) = (team.to_owned(), doc.to_owned());
         self.call(move |c| {
