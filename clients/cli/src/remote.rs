@@ -144,7 +144,7 @@ impl Client {
             return Ok((value, sent, received));
         }
         let message = serde_json::from_slice::<ErrorBody>(&data)
-            .map(|b| b.message)
+            .map(|b| printable(&b.message))
             .unwrap_or_else(|_| format!("HTTP {status}"));
         let err = CliError::new(format!("the server refused: {message}")).code(code::OTHER);
         Err(match status.as_u16() {
@@ -226,6 +226,24 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
+}
+
+/// Text a server sent, made safe to print: control characters (terminal escapes, newlines that
+/// would forge another line) shown escaped, and at most 500 characters.
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == 500 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Exchanges with the server until the outbox is empty and the log is pulled to its head.
@@ -352,3 +370,17 @@ impl Progress {
 pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
 /// The time an asked-for sync may take per request.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_cannot_reach_the_terminal_raw() {
+        assert_eq!(printable("plain words"), "plain words");
+        let evil = printable("ok\u{1b}[2J\nerror: forged\u{7}");
+        assert!(!evil.chars().any(char::is_control), "{evil:?}");
+        assert!(evil.contains("\\u{1b}[2J\\nerror: forged"), "{evil}");
+        assert_eq!(printable(&"x".repeat(600)).chars().count(), 501);
+    }
+}

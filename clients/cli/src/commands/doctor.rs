@@ -128,7 +128,7 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
                 remote.url,
                 paint(GOOD, "reachable"),
                 info.protocol,
-                info.server_version,
+                crate::remote::printable(&info.server_version),
                 head.saturating_sub(cursor)
             ),
             json: json!({
