@@ -345,7 +345,10 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// head is no longer `base_head`, an entry is there already or an actor was taken meanwhile.
     async fn append(&self, team: &str, append: &Append) -> Result<i64>;
     /// A document's changes after entry `after` that were not withdrawn, in log order.
-    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>>;
+    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let rows = self.docs_changes(team, &[(doc.to_owned(), after)]).await?;
+        Ok(rows.into_iter().map(|(_, seq, data)| (seq, data)).collect())
+    }
     /// The changes of several documents, each after its own entry, that were not withdrawn:
     /// (document, entry, data) in log order. One call for a push's documents.
     async fn docs_changes(

@@ -770,19 +770,6 @@ impl Store for PgStore {
         Ok(seq)
     }
 
-    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(
-                "SELECT seq, data FROM changes
-                 WHERE team = $1 AND doc = $2 AND seq > $3 AND kind = 0 AND withdrawn_ms IS NULL
-                 ORDER BY seq",
-            )
-            .await?;
-        let rows = c.query(&st, &[&team, &doc, &after]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
     async fn docs_changes(
         &self,
         team: &str,

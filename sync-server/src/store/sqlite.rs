@@ -673,20 +673,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
-        let (team, doc) = (team.to_owned(), doc.to_owned());
-        self.call(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT seq, data FROM changes
-                 WHERE team = ?1 AND doc = ?2 AND seq > ?3 AND kind = 0 AND withdrawn_ms IS NULL
-                 ORDER BY seq",
-            )?;
-            let rows = st.query_map(params![team, doc, after], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
-    }
-
     async fn docs_changes(
         &self,
         team: &str,
