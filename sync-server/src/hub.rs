@@ -734,17 +734,20 @@ impl Hub {
         let all = |e: StoreError| GroupError::All(e.into());
         let mut query = FactsQuery::default();
         let mut seen = HashSet::new();
+        // Sets beside the lists: a group can name thousands of documents and actors.
         let mut names: Vec<String> = Vec::new();
+        let mut named = HashSet::new();
+        let mut actors = HashSet::new();
         for w in group {
             for (doc, changes) in &w.docs {
-                if !names.contains(doc) {
+                if named.insert(doc.as_str()) {
                     names.push(doc.clone());
                 }
                 for (c, _) in changes {
                     let actor = c.actor_id().to_bytes().to_vec();
                     if seen.insert((doc.clone(), actor.clone())) {
                         query.tips.push((doc.clone(), actor.clone()));
-                        if !query.actors.contains(&actor) {
+                        if actors.insert(actor.clone()) {
                             query.actors.push(actor);
                         }
                     }
@@ -1023,11 +1026,16 @@ fn plan(
         tips: HashMap::new(),
         stored: 0,
     };
+    let at: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
     let mut stored = Vec::with_capacity(pushes.len());
     for (i, (device, docs)) in pushes.iter().enumerate() {
         let before = planner.stored;
         for (doc, changes) in docs {
-            let Some(at_doc) = names.iter().position(|n| n == doc) else {
+            let Some(&at_doc) = at.get(doc.as_str()) else {
                 continue;
             };
             for (change, at) in changes {
