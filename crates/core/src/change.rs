@@ -526,19 +526,23 @@ fn placed(doc: &Automerge, changes: &[Change]) -> Result<(), Refusal> {
     for c in changes {
         let start_op = c.start_op().get();
         let mut after = 0;
+        // A set beside the list: a hostile batch can make these long, and a list alone would
+        // make the check cubic in the batch.
         let mut in_doc: Vec<automerge::ChangeHash> = Vec::new();
+        let mut in_doc_set: std::collections::HashSet<automerge::ChangeHash> =
+            std::collections::HashSet::new();
         for d in c.deps() {
             let end = match ends.get(d) {
                 Some(e) => {
                     for h in reaches.get(d).into_iter().flatten() {
-                        if !in_doc.contains(h) {
+                        if in_doc_set.insert(*h) {
                             in_doc.push(*h);
                         }
                     }
                     *e
                 }
                 None => {
-                    if !in_doc.contains(d) {
+                    if in_doc_set.insert(*d) {
                         in_doc.push(*d);
                     }
                     quietly(|| doc.get_change_meta_by_hash(d).map(|m| m.max_op))
