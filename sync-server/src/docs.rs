@@ -4,8 +4,8 @@
 //! cache while a request works on it and put back only after its changes are committed, so a
 //! failed request never leaves a document ahead of the log.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use crate::Result;
 use crate::store::Store;
@@ -23,12 +23,26 @@ pub struct Loaded {
     pub withdrawals: i64,
     /// Whether this request applied a change to it (then it goes back only after a commit).
     pub dirty: bool,
-    /// Changes folded in since its last snapshot was kept (or since it was loaded without one).
+    /// Changes folded in since its last snapshot was kept (or since it was loaded without one),
+    /// and their bytes.
     pub since_snapshot: usize,
+    pub tail_bytes: usize,
+    /// The size of the snapshot it was loaded from or last kept (0: none).
+    pub snapshot_bytes: usize,
 }
 
-/// A document's snapshot is kept again once this many changes were folded in since the last.
-pub const SNAPSHOT_EVERY: usize = 256;
+/// A document's snapshot is kept again when more than this many changes came after it...
+pub const SNAPSHOT_AFTER_CHANGES: usize = 4;
+/// ...and their bytes are at least this share of the snapshot's (1/8): a device far behind
+/// then downloads at most an eighth more than the document's compacted size, and each byte
+/// pushed costs at most eight bytes of saving, whatever the document's size.
+pub const SNAPSHOT_TAIL_SHARE: usize = 8;
+
+/// Whether a document with a snapshot of `snapshot_bytes` and a tail of `changes` changes of
+/// `bytes` after it should be compacted into a new snapshot.
+pub fn snapshot_due(changes: usize, bytes: usize, snapshot_bytes: usize) -> bool {
+    changes > SNAPSHOT_AFTER_CHANGES && bytes.saturating_mul(SNAPSHOT_TAIL_SHARE) >= snapshot_bytes
+}
 
 impl Loaded {
     fn empty(withdrawals: i64) -> Loaded {
@@ -38,12 +52,27 @@ impl Loaded {
             withdrawals,
             dirty: false,
             since_snapshot: 0,
+            tail_bytes: 0,
+            snapshot_bytes: 0,
         }
     }
 
     /// Whether its snapshot is due.
     pub fn snapshot_due(&self) -> bool {
-        self.since_snapshot >= SNAPSHOT_EVERY
+        snapshot_due(self.since_snapshot, self.tail_bytes, self.snapshot_bytes)
+    }
+
+    /// Notes a change folded in.
+    pub fn folded(&mut self, bytes: usize) {
+        self.since_snapshot += 1;
+        self.tail_bytes += bytes;
+    }
+
+    /// Notes that a snapshot of `bytes` was kept as of its present state.
+    pub fn kept(&mut self, bytes: usize) {
+        self.since_snapshot = 0;
+        self.tail_bytes = 0;
+        self.snapshot_bytes = bytes;
     }
 
     /// Folds in the document's log entries after `self.seq` (read from `store`, applied on the
@@ -74,6 +103,7 @@ impl Loaded {
         {
             // Loaded from its snapshot, then only the tail after it. A snapshot that does not
             // load is passed over (the log has everything), and said.
+            let size = data.len();
             let loaded = tokio::task::spawn_blocking(move || {
                 change::quietly(|| Automerge::load(&data))
                     .map_err(str::to_owned)
@@ -85,6 +115,7 @@ impl Loaded {
                 Ok(doc_state) => {
                     self.doc = doc_state;
                     self.seq = seq;
+                    self.kept(size);
                 }
                 Err(e) => {
                     tracing::error!(team, doc = ?doc, seq, error = %e,
@@ -105,15 +136,18 @@ impl Loaded {
         let mut last = self.seq;
         for (seq, data) in rows {
             last = seq;
+            let size = data.len();
             match Change::from_bytes(data) {
-                Ok(c) => batch.push((seq, c)),
+                Ok(c) => {
+                    self.folded(size);
+                    batch.push((seq, c));
+                }
                 Err(e) => {
                     tracing::error!(team, doc = ?doc, seq, error = %e,
                         "a stored change does not decode; withdraw it");
                 }
             }
         }
-        self.since_snapshot += batch.len();
         let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
         let backup = self.doc.clone();
         if change::apply(&mut self.doc, changes).is_err() {
@@ -199,6 +233,14 @@ impl DocCache {
         }
     }
 
+    /// Takes `doc` of `team` out of the cache when it is there, whatever its age.
+    pub fn take_held(&self, team: &str, doc: &str) -> Option<Loaded> {
+        self.lock()
+            .docs
+            .remove(&(team.to_owned(), doc.to_owned()))
+            .map(|(_, l)| l)
+    }
+
     /// Forgets every cached document of `team` named `doc`.
     pub fn forget(&self, team: &str, doc: &str) {
         self.lock().docs.remove(&(team.to_owned(), doc.to_owned()));
@@ -207,5 +249,127 @@ impl DocCache {
     /// How many documents are held.
     pub fn held(&self) -> usize {
         self.lock().docs.len()
+    }
+}
+
+/// Saves a document and keeps the result as its snapshot, unless changes of its team were
+/// withdrawn since it was loaded. Returns the document and, when kept, the snapshot. A failure
+/// costs only the snapshot: the log has everything.
+pub async fn keep_snapshot(
+    store: &dyn Store,
+    team: &str,
+    doc: &str,
+    loaded: Loaded,
+) -> (Loaded, Option<Vec<u8>>) {
+    let worked = tokio::task::spawn_blocking(move || {
+        let saved = change::quietly(|| loaded.doc.save());
+        (saved, loaded)
+    })
+    .await;
+    let (saved, mut loaded) = match worked {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot");
+            return (Loaded::empty(0), None);
+        }
+    };
+    let data = match saved {
+        Ok(data) => data,
+        Err(e) => {
+            tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot");
+            return (loaded, None);
+        }
+    };
+    match store
+        .put_snapshot(team, doc, loaded.seq, &data, loaded.withdrawals)
+        .await
+    {
+        Ok(true) => {
+            loaded.kept(data.len());
+            (loaded, Some(data))
+        }
+        Ok(false) => (loaded, None),
+        Err(e) => {
+            tracing::warn!(team, doc = ?doc, error = %e, "cannot keep a snapshot");
+            (loaded, None)
+        }
+    }
+}
+
+/// Keeps the snapshots that pushes made due, one document at a time on a task of its own, so a
+/// push never waits for a document to be saved.
+#[derive(Debug, Default)]
+pub struct Compactor {
+    queue: Mutex<Queue>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    order: VecDeque<(String, String)>,
+    queued: HashSet<(String, String)>,
+    working: bool,
+    started: bool,
+}
+
+impl Compactor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for the snapshot of `doc` (held in `cache`) to be kept soon.
+    pub fn due(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        cache: &Arc<DocCache>,
+        team: &str,
+        doc: &str,
+    ) {
+        let mut q = self.lock();
+        let key = (team.to_owned(), doc.to_owned());
+        if q.queued.insert(key.clone()) {
+            q.order.push_back(key);
+        }
+        if !q.started {
+            q.started = true;
+            let (me, store, cache) = (self.clone(), store.clone(), cache.clone());
+            tokio::spawn(async move { me.work(store, cache).await });
+        }
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Documents waiting for their snapshot or being saved.
+    pub fn pending(&self) -> usize {
+        let q = self.lock();
+        q.order.len() + usize::from(q.working)
+    }
+
+    async fn work(self: Arc<Self>, store: Arc<dyn Store>, cache: Arc<DocCache>) {
+        loop {
+            let next = {
+                let mut q = self.lock();
+                let next = q.order.pop_front();
+                if let Some(key) = &next {
+                    q.queued.remove(key);
+                }
+                q.working = next.is_some();
+                next
+            };
+            let Some((team, doc)) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            // A document not held (taken by a push, or pushed out) is compacted later, by the
+            // next push that makes it due or the next catch-up that needs it.
+            if let Some(loaded) = cache.take_held(&team, &doc) {
+                let loaded = if loaded.snapshot_due() {
+                    keep_snapshot(&*store, &team, &doc, loaded).await.0
+                } else {
+                    loaded
+                };
+                cache.put(&team, &doc, loaded);
+            }
+        }
     }
 }

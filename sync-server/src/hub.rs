@@ -16,14 +16,15 @@ use automerge::Change;
 use cairn_core::change::{self, Shape};
 use cairn_core::ids::{self, TEAM_DOC};
 use cairn_protocol::{
-    Bytes, JoinRequest, JoinResponse, LinkResponse, Pulled, SyncRequest, SyncResponse, Token,
+    Bytes, CatchUp, DocState, JoinRequest, JoinResponse, LinkResponse, Pulled, SyncRequest,
+    SyncResponse, Token,
 };
 use sha2::{Digest, Sha256};
 
-use crate::docs::{DocCache, Loaded};
+use crate::docs::{self, Compactor, DocCache, Loaded};
 use crate::store::{
-    Append, Device, DeviceInfo, Entry, Facts, FactsQuery, Kind, NewInvite, Page, PullQuery,
-    Registration, Store, StoreError, TeamInfo, TeamLog,
+    Append, Device, DeviceInfo, DocsQuery, Entry, Facts, FactsQuery, Kind, Logged, NewInvite, Page,
+    PullQuery, Registration, Store, StoreError, TeamInfo, TeamLog,
 };
 use crate::{Error, Limits, Result};
 
@@ -41,7 +42,8 @@ const TURNS: usize = 64;
 #[derive(Debug)]
 pub struct Hub {
     store: Arc<dyn Store>,
-    docs: DocCache,
+    docs: Arc<DocCache>,
+    compactor: Arc<Compactor>,
     turns: Vec<tokio::sync::Mutex<()>>,
     /// Pushes waiting for their team's turn, by team: whoever gets the turn appends them all in
     /// one write (a group commit), so a busy team costs one transaction per turn, not per push.
@@ -143,7 +145,8 @@ impl Hub {
     pub fn new(store: Arc<dyn Store>, cached: usize) -> Hub {
         Hub {
             store,
-            docs: DocCache::new(cached),
+            docs: Arc::new(DocCache::new(cached)),
+            compactor: Arc::default(),
             turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             waiting: std::sync::Mutex::new(HashMap::new()),
         }
@@ -157,6 +160,11 @@ impl Hub {
     /// How many documents are held in memory.
     pub fn cached_docs(&self) -> usize {
         self.docs.held()
+    }
+
+    /// How many documents wait for their snapshot to be kept.
+    pub fn compactions_pending(&self) -> usize {
+        self.compactor.pending()
     }
 
     /// The readiness check: a write, so a full disk or a read-only database shows.
@@ -555,7 +563,8 @@ impl Hub {
             max_pull,
             import_done,
             withdrawals,
-            ..
+            snapshots,
+            catch_up,
         } = req;
         // Inspect and decode every change first, on the blocking pool: the work a client can
         // cause is bounded by what it sent and decided before storage is asked anything.
@@ -568,6 +577,48 @@ impl Hub {
             counts.stored = self.push(device, docs, cursor).await?;
             acked = pushed as u32;
         }
+        let behind = u64::try_from(device.team_head)
+            .unwrap_or(0)
+            .saturating_sub(cursor);
+        let mut resp = if snapshots && (catch_up.is_some() || behind > limits.catch_up_after) {
+            self.pull_docs(device, cursor, catch_up, limits, &mut counts)
+                .await?
+        } else {
+            self.pull(
+                device,
+                cursor,
+                acked,
+                max_pull,
+                withdrawals,
+                limits,
+                &mut counts,
+            )
+            .await?
+        };
+        resp.acked = acked;
+
+        let stale = device
+            .last_seen_ms
+            .is_none_or(|t| now_ms - t > LAST_SEEN_EVERY_MS);
+        let finishing = import_done && device.importing;
+        if finishing || stale {
+            self.store.touch(&device.id, now_ms, finishing).await?;
+        }
+        Ok((resp, counts))
+    }
+
+    /// The log after `cursor`, one change at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn pull(
+        &self,
+        device: &Device,
+        cursor: u64,
+        acked: u32,
+        max_pull: Option<u32>,
+        withdrawals: bool,
+        limits: &Limits,
+        counts: &mut SyncCounts,
+    ) -> Result<SyncResponse> {
         let max = max_pull
             .unwrap_or(limits.max_page_changes)
             .min(limits.max_page_changes);
@@ -594,22 +645,7 @@ impl Hub {
         if cursor > head {
             return Err(past_head(cursor, head));
         }
-        let pulled: Vec<Pulled> = page
-            .entries
-            .into_iter()
-            .map(|e| {
-                let (change, withdrawn) = match e.kind {
-                    Kind::Notice => (Bytes(Vec::new()), e.data.chunks(32).map(hex).collect()),
-                    Kind::Change => (Bytes(e.data), Vec::new()),
-                };
-                Pulled {
-                    seq: e.seq as u64,
-                    doc: e.doc,
-                    change,
-                    withdrawn,
-                }
-            })
-            .collect();
+        let pulled: Vec<Pulled> = page.entries.into_iter().map(pulled_entry).collect();
         let (cursor, more) = if max == 0 {
             (cursor, cursor < head)
         } else if page.more {
@@ -620,23 +656,118 @@ impl Hub {
         };
         counts.pulled = pulled.len();
         counts.bytes_out = pulled.iter().map(|p| p.change.0.len()).sum();
-        let stale = device
-            .last_seen_ms
-            .is_none_or(|t| now_ms - t > LAST_SEEN_EVERY_MS);
-        let finishing = import_done && device.importing;
-        if finishing || stale {
-            self.store.touch(&device.id, now_ms, finishing).await?;
+        Ok(SyncResponse {
+            pulled,
+            cursor,
+            more,
+            head,
+            ..SyncResponse::default()
+        })
+    }
+
+    /// A page of whole documents for a device far behind: each document changed after its
+    /// cursor, as its snapshot and the changes after it, in the order of their ids. The cursor
+    /// moves to the head as of the first page once the last document has gone.
+    async fn pull_docs(
+        &self,
+        device: &Device,
+        cursor: u64,
+        going: Option<CatchUp>,
+        limits: &Limits,
+        counts: &mut SyncCounts,
+    ) -> Result<SyncResponse> {
+        let team = device.team.as_str();
+        // A catch-up goes on where it stood, unless that cannot be right (a server restored
+        // from an older backup, a state that was never this server's): then it starts again.
+        let going = going.filter(|c| {
+            c.through > cursor
+                && c.through <= u64::try_from(device.team_head).unwrap_or(0)
+                && c.after_doc.len() <= MAX_DOC_ID
+        });
+        let page = self
+            .store
+            .pull_docs(&DocsQuery {
+                team: team.to_owned(),
+                after: i64::try_from(cursor).unwrap_or(i64::MAX),
+                after_doc: going
+                    .as_ref()
+                    .map(|c| c.after_doc.clone())
+                    .unwrap_or_default(),
+                max_docs: MAX_PAGE_DOCS,
+                max_bytes: limits.max_page_bytes,
+                // The first page says what was withdrawn meanwhile.
+                notices_through: going.is_none().then_some(i64::MAX),
+            })
+            .await?;
+        let head = page.head as u64;
+        if cursor > head {
+            return Err(past_head(cursor, head));
         }
-        Ok((
-            SyncResponse {
-                acked,
-                pulled,
-                cursor,
-                more,
-                head,
-            },
-            counts,
-        ))
+        let through = going.as_ref().map_or(head, |c| c.through);
+        let mut docs = Vec::with_capacity(page.docs.len());
+        let mut left = page.left as u64;
+        let mut compacted = 0;
+        let total = page.docs.len();
+        for (i, read) in page.docs.into_iter().enumerate() {
+            let tail_bytes = read.tail.iter().map(|(_, d)| d.len()).sum();
+            // Known only when the device lacks part of what it holds.
+            let snapshot_bytes = read.snapshot.as_ref().map_or(0, |(_, d)| d.len());
+            let compact = (read.snapshot.is_some() || cursor == 0)
+                && docs::snapshot_due(read.tail.len(), tail_bytes, snapshot_bytes);
+            if compact && compacted == MAX_COMPACT_PER_PAGE {
+                // Enough work for one request: the rest come on the next page.
+                left += (total - i) as u64;
+                break;
+            }
+            let mut state = None;
+            if compact {
+                compacted += 1;
+                state = self.compact(team, &read.doc, page.withdrawals).await?;
+            }
+            let state = state.unwrap_or_else(|| DocState {
+                doc: read.doc.clone(),
+                snapshot: Bytes(read.snapshot.map(|(_, d)| d).unwrap_or_default()),
+                changes: read.tail.into_iter().map(|(_, d)| Bytes(d)).collect(),
+            });
+            counts.pulled += state.changes.len() + usize::from(!state.snapshot.is_empty());
+            counts.bytes_out +=
+                state.snapshot.0.len() + state.changes.iter().map(|c| c.0.len()).sum::<usize>();
+            docs.push(state);
+        }
+        let pulled = page.notices.into_iter().map(pulled_entry).collect();
+        let catch_up = (left > 0).then(|| CatchUp {
+            through,
+            after_doc: docs.last().map(|d| d.doc.clone()).unwrap_or_default(),
+        });
+        let cursor = if left > 0 { cursor } else { through };
+        Ok(SyncResponse {
+            pulled,
+            cursor,
+            more: left > 0 || cursor < head,
+            head,
+            docs,
+            catch_up,
+            docs_left: left,
+            ..SyncResponse::default()
+        })
+    }
+
+    /// Compacts `doc` into a snapshot as of the latest committed entry, keeps it, and gives it
+    /// whole; `None` when it could not be kept (a withdrawal came meanwhile).
+    async fn compact(&self, team: &str, doc: &str, withdrawals: i64) -> Result<Option<DocState>> {
+        let loaded = self
+            .docs
+            .take(team, doc, withdrawals)
+            .catch_up(&*self.store, team, doc)
+            .await?;
+        let (loaded, kept) = docs::keep_snapshot(&*self.store, team, doc, loaded).await;
+        // Only committed entries were folded in: the document can go back as it is.
+        self.docs.put(team, doc, loaded);
+        Ok(kept.map(|data| DocState {
+            doc: doc.to_owned(),
+            snapshot: Bytes(data),
+            changes: Vec::new(),
+        }))
     }
 
     /// Stores a push, grouped with the other pushes to its team waiting meanwhile; the number of
@@ -829,8 +960,10 @@ impl Hub {
         match self.store.append(team, &append).await {
             Ok(_) => {
                 for (doc, l) in names.iter().zip(loaded) {
-                    if let Some(l) = self.keep_snapshot(team, doc, l).await {
-                        self.docs.put(team, doc, l);
+                    let due = l.snapshot_due();
+                    self.docs.put(team, doc, l);
+                    if due {
+                        self.compactor.due(&self.store, &self.docs, team, doc);
                     }
                 }
                 Ok(stored)
@@ -844,36 +977,6 @@ impl Hub {
                 }
             }
         }
-    }
-
-    /// Keeps a document's snapshot when enough changes were folded in since the last (its work
-    /// is bounded by the document, once per [`crate::docs::SNAPSHOT_EVERY`] changes). A failure
-    /// costs only the snapshot: the log has everything.
-    async fn keep_snapshot(&self, team: &str, doc: &str, mut loaded: Loaded) -> Option<Loaded> {
-        if !loaded.snapshot_due() {
-            return Some(loaded);
-        }
-        let (saved, back) = match cpu(move || {
-            let saved = change::quietly(|| loaded.doc.save());
-            (saved, loaded)
-        })
-        .await
-        {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot");
-                return None;
-            }
-        };
-        loaded = back;
-        match saved {
-            Ok(data) => match self.store.put_snapshot(team, doc, loaded.seq, &data).await {
-                Ok(()) => loaded.since_snapshot = 0,
-                Err(e) => tracing::warn!(team, doc = ?doc, error = %e, "cannot keep a snapshot"),
-            },
-            Err(e) => tracing::warn!(team, doc = ?doc, error = %e, "cannot save a snapshot"),
-        }
-        Some(loaded)
     }
 
     /// Puts back in the cache the documents a request did not change.
@@ -909,6 +1012,27 @@ type Pushed = Vec<(String, Vec<(Change, String)>)>;
 
 /// What a write that found the log moved on says to the hub (never to a client).
 const MOVED: &str = "the team's log moved on";
+
+/// A log entry as a device receives it.
+fn pulled_entry(e: Logged) -> Pulled {
+    let (change, withdrawn) = match e.kind {
+        Kind::Notice => (Bytes(Vec::new()), e.data.chunks(32).map(hex).collect()),
+        Kind::Change => (Bytes(e.data), Vec::new()),
+    };
+    Pulled {
+        seq: e.seq as u64,
+        doc: e.doc,
+        change,
+        withdrawn,
+    }
+}
+
+/// Documents one catch-up page holds at most (and bytes: [`Limits::max_page_bytes`]).
+const MAX_PAGE_DOCS: u32 = 128;
+/// Documents one catch-up page compacts at most (the rest come on the next page).
+const MAX_COMPACT_PER_PAGE: usize = 32;
+/// The longest document id a catch-up state may name.
+const MAX_DOC_ID: usize = 256;
 
 fn moved_or_error(e: StoreError) -> Error {
     match e {
@@ -1170,6 +1294,7 @@ impl Planner<'_> {
             // replica will hold it.
             let raw = change.raw_bytes().to_vec();
             loaded.dirty = true;
+            loaded.folded(raw.len());
             if let Err(e) = change::apply(&mut loaded.doc, vec![change]) {
                 return Err(Error::BadRequest(format!("{at}: {e}")));
             }
@@ -1191,7 +1316,6 @@ impl Planner<'_> {
         self.tips.insert(key, (seq, hash));
         if !on_withdrawn {
             loaded.seq = number;
-            loaded.since_snapshot += 1;
             self.stored += 1;
         }
         Ok(())

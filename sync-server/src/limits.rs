@@ -56,6 +56,9 @@ pub struct Limits {
     pub max_link_codes: u32,
     /// Peers whose `X-Forwarded-For` header names the client (a reverse proxy in front).
     pub trusted_proxies: Vec<IpAddr>,
+    /// A device more than this many log entries behind is sent whole documents, when it can
+    /// take them, instead of every change.
+    pub catch_up_after: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             link: Rate::new(5, Duration::from_secs(60)),
             max_link_codes: 5,
             trusted_proxies: Vec::new(),
+            catch_up_after: 1_000,
         }
     }
 }

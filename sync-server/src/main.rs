@@ -165,6 +165,23 @@ struct ServeArgs {
     /// reload documents from the log).
     #[arg(long, env = "CAIRN_SERVER_DOC_CACHE", default_value_t = DOC_CACHE, value_name = "N")]
     doc_cache: usize,
+    /// A device more than this many changes behind (a new one, one back from months offline)
+    /// is sent each document whole, compacted, instead of every change.
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_CATCH_UP_AFTER",
+        default_value_t = 1_000,
+        value_name = "N"
+    )]
+    catch_up_after: u64,
+    /// The most bytes of changes or documents one sync response carries (it holds at least one).
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_PAGE_BYTES",
+        default_value_t = 4 << 20,
+        value_name = "BYTES"
+    )]
+    max_page_bytes: usize,
     /// PostgreSQL: connections this process keeps open at most.
     #[arg(
         long,
@@ -190,6 +207,8 @@ impl ServeArgs {
             link: self.rate_link,
             bad_token: self.rate_bad_token,
             trusted_proxies: self.trusted_proxy.clone(),
+            catch_up_after: self.catch_up_after,
+            max_page_bytes: self.max_page_bytes.max(1),
             ..Limits::default()
         }
     }

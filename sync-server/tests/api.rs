@@ -194,6 +194,7 @@ fn push(doc: &str, changes: Vec<Vec<u8>>) -> SyncRequest {
         max_pull: None,
         import_done: false,
         withdrawals: false,
+        ..SyncRequest::default()
     }
 }
 

@@ -314,6 +314,7 @@ pub fn sync_body() -> Vec<u8> {
         max_pull: Some(100),
         import_done: false,
         withdrawals: false,
+        ..cairn_protocol::SyncRequest::default()
     };
     serde_json::to_vec(&req).expect("it encodes")
 }

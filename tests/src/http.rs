@@ -27,6 +27,7 @@ pub fn push(url: &str, token: &str, doc: &str, changes: Vec<Vec<u8>>) -> (u16, S
         max_pull: Some(0),
         import_done: false,
         withdrawals: false,
+        ..SyncRequest::default()
     };
     post(
         url,

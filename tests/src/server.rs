@@ -124,6 +124,12 @@ impl Server {
         sent && status.success()
     }
 
+    /// Starts the server again with other `serve` flags, on the same database and address.
+    pub fn restart_with(&mut self, flags: &[&str]) {
+        self.flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        self.restart();
+    }
+
     /// Starts the server again on the same database and the same address.
     pub fn restart(&mut self) {
         self.kill();

@@ -51,6 +51,7 @@ fn push(server: &Server, token: &str, doc: &str, change: Vec<u8>) -> u16 {
         max_pull: Some(0),
         import_done: false,
         withdrawals: false,
+        ..SyncRequest::default()
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)

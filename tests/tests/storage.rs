@@ -423,6 +423,7 @@ fn push(change: Vec<u8>) -> SyncRequest {
         max_pull: Some(0),
         import_done: false,
         withdrawals: true,
+        ..SyncRequest::default()
     }
 }
 
@@ -478,6 +479,7 @@ fn two_instances_on_one_postgres_number_every_push_and_no_reader_skips_one() {
                         max_pull: Some(7),
                         import_done: false,
                         withdrawals: true,
+                        ..SyncRequest::default()
                     };
                     // As a server does, the token is checked on every request.
                     let device = hub.authenticate(&token).await.unwrap();
@@ -544,16 +546,16 @@ fn snapshots_keep_the_newest_and_go_with_a_withdrawal() {
             let s = &**s;
             s.create_team("t1", "Otters", 0).await.unwrap();
             assert_eq!(s.snapshot("t1", "team").await.unwrap(), None);
-            s.put_snapshot("t1", "team", 5, b"five").await.unwrap();
-            s.put_snapshot("t1", "team", 3, b"three").await.unwrap();
+            assert!(s.put_snapshot("t1", "team", 5, b"five", 0).await.unwrap());
+            assert!(!s.put_snapshot("t1", "team", 3, b"three", 0).await.unwrap());
             assert_eq!(
                 s.snapshot("t1", "team").await.unwrap(),
                 Some((5, b"five".to_vec())),
                 "{}",
                 s.backend()
             );
-            s.put_snapshot("t1", "team", 9, b"nine").await.unwrap();
-            s.put_snapshot("t1", "journal", 9, b"j").await.unwrap();
+            s.put_snapshot("t1", "team", 9, b"nine", 0).await.unwrap();
+            s.put_snapshot("t1", "journal", 9, b"j", 0).await.unwrap();
             let sizes = &s.teams().await.unwrap()[0];
             assert_eq!((sizes.log_bytes, sizes.snapshot_bytes), (0, 5));
             let notice = Entry {
@@ -569,6 +571,11 @@ fn snapshots_keep_the_newest_and_go_with_a_withdrawal() {
             s.append("t1", &withdraw).await.unwrap();
             assert_eq!(s.snapshot("t1", "team").await.unwrap(), None);
             assert!(s.snapshot("t1", "journal").await.unwrap().is_some());
+            // A document loaded before the withdrawal may hold what was withdrawn: not kept.
+            let stale = s.put_snapshot("t1", "team", 12, b"stale", 0).await.unwrap();
+            assert!(!stale, "{}", s.backend());
+            assert_eq!(s.snapshot("t1", "team").await.unwrap(), None);
+            assert!(s.put_snapshot("t1", "team", 12, b"fresh", 1).await.unwrap());
         }
     });
 }

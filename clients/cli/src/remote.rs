@@ -2,13 +2,13 @@
 //! the team's change log down until both sides are level.
 
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_protocol::{
-    AUTH_SCHEME, Bytes, DocChanges, ErrorBody, Info, JoinRequest, JoinResponse, LinkResponse,
-    PROTOCOL_VERSION, SyncRequest, SyncResponse,
+    AUTH_SCHEME, Bytes, CatchUp, DocChanges, ErrorBody, Info, JoinRequest, JoinResponse,
+    LinkResponse, PROTOCOL_VERSION, SyncRequest, SyncResponse,
 };
-use cairn_store::{Incoming, Replica};
+use cairn_store::{CatchUpState, Incoming, IncomingDoc, Replica};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -18,8 +18,10 @@ use crate::error::{CliError, Result, code};
 const PUSH_CHANGES: usize = 2_000;
 /// The most change bytes one request pushes (past its first change).
 const PUSH_BYTES: usize = 4 << 20;
-/// Catching up on more than this many changes shows progress on a terminal.
+/// Catching up on more than this many changes shows progress on a terminal...
 const PROGRESS_FROM: u64 = 2_000;
+/// ...or on more than this many whole documents.
+const PROGRESS_DOCS_FROM: u64 = 50;
 
 /// A connection to one server.
 #[derive(Debug)]
@@ -206,6 +208,8 @@ pub struct Report {
     pub sent: usize,
     /// Changes new to this replica.
     pub received: usize,
+    /// Documents received whole (a catch-up from far behind).
+    pub docs: usize,
     /// HTTP requests made.
     pub requests: usize,
     pub bytes_up: usize,
@@ -276,13 +280,21 @@ pub fn sync(
             max_pull: None,
             import_done: import_done && batch.is_empty(),
             withdrawals: true,
+            snapshots: true,
+            catch_up: replica.catch_up_state()?.map(|c| CatchUp {
+                through: c.through,
+                after_doc: c.after_doc,
+            }),
         };
         let (resp, up, down) = client.sync(&req)?;
         // For the crash tests: die in the worst place, after the server stored the push and
         // before this replica recorded it.
         // (`exit` runs no destructors: the replica is left as a crash would leave it, without
         // the core dump an abort might write.)
-        if std::env::var_os("CAIRN_TEST_CRASH_AFTER_RESPONSE").is_some() {
+        // (Its value: the response to die at, 1 for the first.)
+        if let Some(n) = std::env::var_os("CAIRN_TEST_CRASH_AFTER_RESPONSE")
+            && n.to_str().and_then(|n| n.parse().ok()).unwrap_or(1) == report.requests + 1
+        {
             std::process::exit(86);
         }
         report.requests += 1;
@@ -303,15 +315,39 @@ pub fn sync(
             let hashes: Vec<Vec<u8>> = p.withdrawn.iter().filter_map(|h| unhex(h)).collect();
             report.withdrawn += replica.withdraw(&p.doc, &hashes, now_ms)?;
         }
-        let applied = replica.apply_exchange(acked_through, &pulled, resp.cursor, now_ms)?;
+        let by_docs = !resp.docs.is_empty() || resp.catch_up.is_some();
+        let applied = if by_docs {
+            let docs: Vec<IncomingDoc> = resp
+                .docs
+                .into_iter()
+                .map(|d| IncomingDoc {
+                    doc: d.doc,
+                    snapshot: d.snapshot.0,
+                    changes: d.changes.into_iter().map(|c| c.0).collect(),
+                })
+                .collect();
+            let state = resp.catch_up.map(|c| CatchUpState {
+                through: c.through,
+                after_doc: c.after_doc,
+            });
+            let n = docs.len();
+            let applied =
+                replica.apply_docs(acked_through, &docs, state.as_ref(), resp.cursor, now_ms)?;
+            report.docs += n;
+            progress.show_docs(report.docs as u64, report.docs as u64 + resp.docs_left);
+            applied
+        } else {
+            let applied = replica.apply_exchange(acked_through, &pulled, resp.cursor, now_ms)?;
+            progress.show(
+                resp.cursor.saturating_sub(start),
+                resp.head.saturating_sub(start),
+            );
+            applied
+        };
         report.sent += acked;
         report.received += applied.changes;
         report.set_aside += applied.set_aside;
         report.cursor = resp.cursor;
-        progress.show(
-            resp.cursor.saturating_sub(start),
-            resp.head.saturating_sub(start),
-        );
         let pushed_all = acked == batch.len() && !full_batch;
         // A publication ends with one more exchange, with an empty outbox, that says so.
         let import_said = !import_done || batch.is_empty();
@@ -328,10 +364,12 @@ pub fn sync(
     Ok(report)
 }
 
-/// A one-line progress bar on stderr, drawn only on a terminal and only for long catch-ups.
+/// A one-line progress bar on stderr, drawn only on a terminal and only for long catch-ups:
+/// what is done of what there is, and how fast it goes.
 struct Progress {
     on: bool,
     drawn: bool,
+    started: Instant,
 }
 
 impl Progress {
@@ -339,11 +377,26 @@ impl Progress {
         Progress {
             on: wanted && std::io::stderr().is_terminal(),
             drawn: false,
+            started: Instant::now(),
         }
     }
 
+    /// Changes of the log applied, of those there were.
     fn show(&mut self, done: u64, total: u64) {
-        if !self.on || total < PROGRESS_FROM {
+        if total >= PROGRESS_FROM {
+            self.draw(done, total, "changes");
+        }
+    }
+
+    /// Documents received whole, of those there are.
+    fn show_docs(&mut self, done: u64, total: u64) {
+        if total >= PROGRESS_DOCS_FROM {
+            self.draw(done, total, "documents");
+        }
+    }
+
+    fn draw(&mut self, done: u64, total: u64, what: &str) {
+        if !self.on {
             return;
         }
         let width = 30;
@@ -353,8 +406,13 @@ impl Progress {
             "#".repeat(filled),
             "-".repeat(width as usize - filled)
         );
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = (done as f64 / secs).round() as u64;
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\rcatching up [{bar}] {done}/{total} changes");
+        let _ = write!(
+            err,
+            "\rcatching up [{bar}] {done}/{total} {what}, {rate}/s\x1b[K"
+        );
         let _ = err.flush();
         self.drawn = true;
     }

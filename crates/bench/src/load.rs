@@ -122,6 +122,7 @@ impl Client {
             max_pull: None,
             import_done: false,
             withdrawals: false,
+            ..SyncRequest::default()
         };
         let resp: SyncResponse = post(agent, &self.url, Some(&self.token), &req)?;
         self.cursor = resp.cursor;
@@ -295,6 +296,7 @@ pub fn measure(
         max_pull: None,
         import_done: true,
         withdrawals: false,
+        ..SyncRequest::default()
     };
     post::<SyncResponse>(&a, &sync_url, Some(&first.token), &req).map_err(fail)?;
     let mut all = Vec::with_capacity(clients);

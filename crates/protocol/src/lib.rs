@@ -7,7 +7,9 @@
 //! - `GET /v1/info` → [`Info`]: the server's protocol version and limits, without a token.
 //! - `POST /v1/join` with [`JoinRequest`] → [`JoinResponse`]: an invite code buys a device token.
 //! - `POST /v1/sync` with [`SyncRequest`] → [`SyncResponse`]: the outbox goes up, the team's change
-//!   log after the client's cursor comes down, a bounded page at a time.
+//!   log after the client's cursor comes down, a bounded page at a time. A client that says it
+//!   can ([`SyncRequest::snapshots`]) and is far behind gets whole documents instead
+//!   ([`SyncResponse::docs`]): each one's compacted state and the changes after it.
 //! - `POST /v1/link` (with a token) → [`LinkResponse`]: a one-time code for another device of the
 //!   same member.
 //! - any failure → a 4xx or 5xx status with an [`ErrorBody`].
@@ -18,8 +20,8 @@
 //!     cursor: 41,
 //!     push: vec![DocChanges { doc: "team".into(), changes: vec![Bytes(vec![1, 2, 3])] }],
 //!     max_pull: None,
-//!     import_done: false,
 //!     withdrawals: true,
+//!     ..SyncRequest::default()
 //! };
 //! let json = serde_json::to_string(&req).unwrap();
 //! assert!(json.contains("\"AQID\""));
@@ -122,7 +124,7 @@ pub struct DocChanges {
 }
 
 /// `POST /v1/sync`: one exchange.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRequest {
     /// The number of the last entry of the team's change log this device has applied.
     pub cursor: u64,
@@ -139,10 +141,50 @@ pub struct SyncRequest {
     /// and simply never see withdrawn changes again.
     #[serde(default, skip_serializing_if = "is_false")]
     pub withdrawals: bool,
+    /// This client takes whole documents ([`SyncResponse::docs`]) when it is far behind, and
+    /// honours withdrawal notices; older clients get the log one change at a time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub snapshots: bool,
+    /// Goes on with the catch-up the last response began ([`SyncResponse::catch_up`]), with the
+    /// same cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUp>,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where a catch-up by whole documents stands. The documents come in the order of their ids,
+/// each holding at least every change the log had through `through`; when the last has come,
+/// the cursor is `through`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUp {
+    pub through: u64,
+    /// The last document sent so far ("" before the first).
+    #[serde(default)]
+    pub after_doc: String,
+}
+
+/// A document sent whole to a device far behind: its compacted state (as automerge saves a
+/// document; empty when the changes alone say it all) and the changes after that state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocState {
+    pub doc: String,
+    #[serde(default, skip_serializing_if = "Bytes::is_empty")]
+    pub snapshot: Bytes,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Bytes>,
+}
+
+impl Bytes {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// One entry of the team's change log: a change, or a notice that the server's admin withdrew
@@ -158,7 +200,7 @@ pub struct Pulled {
 }
 
 /// The answer to a sync.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncResponse {
     /// How many pushed changes the server now holds (new or already known): the client drops
     /// that many from the front of what it pushed.
@@ -174,6 +216,15 @@ pub struct SyncResponse {
     /// The number of the team's latest change, to show progress while catching up.
     #[serde(default)]
     pub head: u64,
+    /// Whole documents, a page of a catch-up (then `pulled` holds only withdrawal notices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docs: Vec<DocState>,
+    /// Set while a catch-up by documents goes on: send it back, with the same cursor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<CatchUp>,
+    /// How many documents of the catch-up are still to come, to show progress.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub docs_left: u64,
 }
 
 /// `POST /v1/link`: a one-time invite that adds another device of the calling member.
@@ -230,10 +281,7 @@ mod tests {
     fn an_empty_sync_is_small() {
         let req = serde_json::to_vec(&SyncRequest {
             cursor: 123_456,
-            push: vec![],
-            max_pull: None,
-            import_done: false,
-            withdrawals: false,
+            ..SyncRequest::default()
         });
         assert!(req.unwrap().len() < 40);
     }

@@ -40,7 +40,7 @@ use rusqlite::{
 
 pub use error::{Error, Result};
 pub use schema::SCHEMA_VERSION;
-pub use sync::{Applied, Incoming, Outgoing, Remote, SetAside};
+pub use sync::{Applied, CatchUpState, Incoming, IncomingDoc, Outgoing, Remote, SetAside};
 
 /// Chunks a document may gather before it is compacted into one snapshot.
 const COMPACT_AFTER_CHUNKS: i64 = 64;

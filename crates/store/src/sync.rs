@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use automerge::{Change, ChangeHash, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use cairn_core::change::{self, Bounds};
 use cairn_core::ids::is_doc_id;
 use rusqlite::params;
@@ -19,6 +19,22 @@ pub struct Outgoing {
     pub seq: i64,
     pub doc: String,
     pub change: Vec<u8>,
+}
+
+/// A document the server sent whole: its compacted state (may be empty) and the changes after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingDoc {
+    pub doc: String,
+    pub snapshot: Vec<u8>,
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// Where a catch-up by whole documents stands, kept with the replica so that one cut short (a
+/// crash, a dropped connection) goes on where it stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatchUpState {
+    pub through: u64,
+    pub after_doc: String,
 }
 
 /// One change of the team's change log, as the server numbered it.
@@ -64,17 +80,57 @@ struct DocOutcome {
     waiting: usize,
 }
 
+/// Where a document being applied to started from.
+enum Base {
+    /// As stored in the replica.
+    Stored,
+    /// A snapshot the server sent, for a document this replica did not have: stored as it came.
+    Sent(Vec<u8>),
+    /// The stored document with a sent snapshot merged in: the snapshot is stored beside it.
+    Merged(Vec<u8>),
+}
+
+impl Base {
+    /// The document it stands for, from the start.
+    fn load(&self, tx: &rusqlite::Transaction<'_>, doc_id: &str) -> Result<Automerge> {
+        match self {
+            Base::Stored => load_doc(tx, doc_id),
+            Base::Sent(bytes) => load_snapshot(doc_id, bytes),
+            Base::Merged(bytes) => {
+                let mut doc = load_doc(tx, doc_id)?;
+                merge_snapshot(&mut doc, doc_id, bytes)?;
+                Ok(doc)
+            }
+        }
+    }
+}
+
+fn load_snapshot(doc_id: &str, bytes: &[u8]) -> Result<Automerge> {
+    change::quietly(|| Automerge::load(bytes))
+        .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
+        .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))
+}
+
+fn merge_snapshot(doc: &mut Automerge, doc_id: &str, bytes: &[u8]) -> Result<()> {
+    change::quietly(|| doc.load_incremental(bytes))
+        .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
+        .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
+    Ok(())
+}
+
 /// Applies `fresh` (decoded, in log order) and the changes waiting beside the document to
-/// document `doc_id`: the ones whose dependencies are there are applied and stored, the others
-/// wait, and any that does not apply is set aside, never stopping the others.
+/// document `doc_id`, starting from `doc` (as `base` says): the ones whose dependencies are
+/// there are applied and stored, the others wait, and any that does not apply is set aside,
+/// never stopping the others.
 fn apply_to_doc(
     tx: &rusqlite::Transaction<'_>,
     doc_id: &str,
+    mut doc: Automerge,
+    base: Base,
     fresh: Vec<Change>,
     now_ms: i64,
 ) -> Result<DocOutcome> {
     let mut out = DocOutcome::default();
-    let mut doc = load_doc(tx, doc_id)?;
     let withdrawn = withdrawn_hashes(tx, doc_id)?;
     let mut candidates: Vec<Change> = Vec::new();
     let mut hashes = HashSet::new();
@@ -105,14 +161,11 @@ fn apply_to_doc(
         }
         n
     };
-    if candidates.is_empty() {
-        return Ok(out);
-    }
     // Order by dependencies: a change is ready when each of its dependencies is in the document
     // or among the ready ones before it. The log's order is already such an order.
     let mut ready: Vec<Change> = Vec::new();
     let mut ready_hashes: HashSet<ChangeHash> = HashSet::new();
-    loop {
+    while !candidates.is_empty() {
         let before = ready.len();
         let mut rest = Vec::new();
         for c in candidates {
@@ -128,7 +181,7 @@ fn apply_to_doc(
             }
         }
         candidates = rest;
-        if ready.len() == before || candidates.is_empty() {
+        if ready.len() == before {
             break;
         }
     }
@@ -148,16 +201,16 @@ fn apply_to_doc(
         }
     }
     out.waiting = candidates.len();
-    if ready.is_empty() {
-        return Ok(out);
-    }
     let mut applied: Vec<Change> = Vec::with_capacity(ready.len());
-    if change::apply(&mut doc, ready.clone()).is_ok() {
+    if ready.is_empty() {
+        // Nothing to apply.
+    } else if change::apply(&mut doc, ready.clone()).is_ok() {
         applied = ready;
     } else {
-        // One of them does not apply: start again from the stored document and apply them one
-        // at a time, each on a copy, setting aside those that fail (and those that need them).
-        doc = load_doc(tx, doc_id)?;
+        // One of them does not apply: start again from where the document started and apply
+        // them one at a time, each on a copy, setting aside those that fail (and those that
+        // need them).
+        doc = base.load(tx, doc_id)?;
         let mut refused: HashSet<ChangeHash> = HashSet::new();
         for c in ready {
             let hash = c.hash();
@@ -183,15 +236,31 @@ fn apply_to_doc(
             }
         }
     }
-    if applied.is_empty() {
-        return Ok(out);
-    }
     let mut chunk = Vec::new();
     for c in &applied {
         chunk.extend_from_slice(c.raw_bytes());
     }
     out.applied = applied.len();
-    store_chunk(tx, doc_id, &doc, &chunk)?;
+    match base {
+        Base::Stored if applied.is_empty() => return Ok(out),
+        Base::Stored => store_chunk(tx, doc_id, &doc, &chunk)?,
+        Base::Sent(bytes) => {
+            // Stored as it came: a snapshot this replica would save again is the same document.
+            tx.prepare_cached(
+                "INSERT INTO docs (id, snapshot) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET snapshot = excluded.snapshot",
+            )?
+            .execute(params![doc_id, bytes])?;
+            if !chunk.is_empty() {
+                store_chunk(tx, doc_id, &doc, &chunk)?;
+            }
+        }
+        Base::Merged(mut bytes) => {
+            // Chunks load in order, a whole document as well as changes.
+            bytes.extend_from_slice(&chunk);
+            store_chunk(tx, doc_id, &doc, &bytes)?;
+        }
+    }
     index::reindex_doc(tx, doc_id, &doc)?;
     Ok(out)
 }
@@ -392,7 +461,8 @@ impl Replica {
                     }
                 }
             }
-            let outcome = apply_to_doc(&tx, doc_id, fresh, now_ms)?;
+            let doc = load_doc(&tx, doc_id)?;
+            let outcome = apply_to_doc(&tx, doc_id, doc, Base::Stored, fresh, now_ms)?;
             applied.changes += outcome.applied;
             applied.known += outcome.known;
             applied.set_aside += outcome.set_aside;
@@ -401,10 +471,113 @@ impl Replica {
                 applied.docs += 1;
             }
         }
+        // A page of single changes: no catch-up by documents is going on any more.
+        tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
+            .execute([])?;
         set_meta(&tx, "cursor", &cursor.to_string())?;
         set_meta(&tx, "last_sync_ms", &now_ms.to_string())?;
         tx.commit()?;
         Ok(applied)
+    }
+
+    /// Applies one page of a catch-up by whole documents in one transaction: drops the outbox
+    /// through `acked_through`; merges each document's snapshot into what this replica holds
+    /// (its own changes not yet sent stay), applies the changes after it and indexes the
+    /// document once; then keeps `state` (`None`: the catch-up is over) and moves the cursor to
+    /// `cursor`. A snapshot that does not load is set aside with the reason, like a change.
+    pub fn apply_docs(
+        &mut self,
+        acked_through: Option<i64>,
+        docs: &[IncomingDoc],
+        state: Option<&CatchUpState>,
+        cursor: u64,
+        now_ms: i64,
+    ) -> Result<Applied> {
+        for d in docs {
+            if !is_doc_id(&d.doc) {
+                return Err(Error::BadChange(format!("`{}` names no document", d.doc)));
+            }
+        }
+        // Whole documents touch much of the index: room for it in memory, not a trip to the
+        // file for every row.
+        self.conn.execute_batch("PRAGMA cache_size = -65536;")?;
+        let tx = self.write()?;
+        let mut applied = Applied::default();
+        if let Some(seq) = acked_through {
+            applied.acked = tx
+                .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+                .execute([seq])?;
+        }
+        let bounds = Bounds::default();
+        for d in docs {
+            let doc_id = d.doc.as_str();
+            let held: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)")?
+                .query_row([doc_id], |r| r.get(0))?;
+            let (doc, base) = if d.snapshot.is_empty() {
+                (load_doc(&tx, doc_id)?, Base::Stored)
+            } else if !held {
+                match load_snapshot(doc_id, &d.snapshot) {
+                    Ok(doc) => (doc, Base::Sent(d.snapshot.clone())),
+                    Err(e) => {
+                        set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
+                        applied.set_aside += 1;
+                        (load_doc(&tx, doc_id)?, Base::Stored)
+                    }
+                }
+            } else {
+                let mut doc = load_doc(&tx, doc_id)?;
+                match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
+                    Ok(()) => (doc, Base::Merged(d.snapshot.clone())),
+                    Err(e) => {
+                        set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
+                        applied.set_aside += 1;
+                        (load_doc(&tx, doc_id)?, Base::Stored)
+                    }
+                }
+            };
+            let whole = !matches!(base, Base::Stored);
+            let mut fresh = Vec::with_capacity(d.changes.len());
+            for bytes in &d.changes {
+                match change::decode(bytes, &bounds) {
+                    Ok((c, _)) => fresh.push(c),
+                    Err(why) => {
+                        set_aside(&tx, doc_id, bytes, &why.to_string(), now_ms)?;
+                        applied.set_aside += 1;
+                    }
+                }
+            }
+            let outcome = apply_to_doc(&tx, doc_id, doc, base, fresh, now_ms)?;
+            applied.changes += outcome.applied;
+            applied.known += outcome.known;
+            applied.set_aside += outcome.set_aside;
+            applied.waiting += outcome.waiting;
+            if outcome.applied > 0 || whole {
+                applied.docs += 1;
+            }
+        }
+        match state {
+            Some(s) => set_meta(&tx, "catch_up", &format!("{} {}", s.through, s.after_doc))?,
+            None => {
+                tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
+                    .execute([])?;
+            }
+        }
+        set_meta(&tx, "cursor", &cursor.to_string())?;
+        set_meta(&tx, "last_sync_ms", &now_ms.to_string())?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// The catch-up by whole documents this replica is in the middle of, if any.
+    pub fn catch_up_state(&self) -> Result<Option<CatchUpState>> {
+        Ok(get_meta(&self.conn, "catch_up")?.and_then(|v| {
+            let (through, after_doc) = v.split_once(' ')?;
+            Some(CatchUpState {
+                through: through.parse().ok()?,
+                after_doc: after_doc.to_owned(),
+            })
+        }))
     }
 
     /// Drops the changes of `doc_id` the server's admin withdrew (their hashes), with every

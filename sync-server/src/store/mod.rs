@@ -234,6 +234,42 @@ pub struct Page {
     pub more: bool,
 }
 
+/// A page of a catch-up by whole documents to read: the documents changed after `after`, in
+/// the order of their ids, after `after_doc`.
+#[derive(Clone, Debug)]
+pub struct DocsQuery {
+    pub team: String,
+    /// The device's cursor: it holds every entry through it.
+    pub after: i64,
+    pub after_doc: String,
+    pub max_docs: u32,
+    /// Past this many bytes the page ends (it holds at least one document).
+    pub max_bytes: usize,
+    /// The withdrawal notices after `after` through this entry too (on a catch-up's first page).
+    pub notices_through: Option<i64>,
+}
+
+/// A document as a catch-up reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocRead {
+    pub doc: String,
+    /// Its snapshot and the entry it is as of, when that entry is after the query's `after`.
+    pub snapshot: Option<(i64, Vec<u8>)>,
+    /// Its changes after the snapshot (or after `after`) that were not withdrawn, in log order.
+    pub tail: Vec<(i64, Vec<u8>)>,
+}
+
+/// A page of a catch-up, read in one snapshot with the head.
+#[derive(Clone, Debug, Default)]
+pub struct DocsPage {
+    pub head: i64,
+    pub withdrawals: i64,
+    pub docs: Vec<DocRead>,
+    /// Documents changed after `after` that sort after this page's last.
+    pub left: i64,
+    pub notices: Vec<Logged>,
+}
+
 /// A stored change found by its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -358,11 +394,22 @@ pub trait Store: Send + Sync + Debug + 'static {
     ) -> Result<Vec<(String, i64, Vec<u8>)>>;
     /// A document's compacted state (automerge `save()`) and the log entry it is as of.
     async fn snapshot(&self, team: &str, doc: &str) -> Result<Option<(i64, Vec<u8>)>>;
-    /// Keeps a document's compacted state as of log entry `seq`, unless a newer one is kept.
-    /// (A withdrawal drops the snapshots of the documents it touches.)
-    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()>;
+    /// Keeps a document's compacted state as of log entry `seq`, unless a newer one is kept or
+    /// the team's changes were withdrawn more than `withdrawals` times (the state may then hold
+    /// withdrawn content: a withdrawal drops the snapshots of the documents it touches).
+    /// Whether it was kept.
+    async fn put_snapshot(
+        &self,
+        team: &str,
+        doc: &str,
+        seq: i64,
+        data: &[u8],
+        withdrawals: i64,
+    ) -> Result<bool>;
     /// A page of the log after `query.after`, with the head, in one snapshot.
     async fn pull(&self, query: &PullQuery) -> Result<Page>;
+    /// A page of whole documents for a device far behind, with the head, in one snapshot.
+    async fn pull_docs(&self, query: &DocsQuery) -> Result<DocsPage>;
     /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.
     async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>>;
 

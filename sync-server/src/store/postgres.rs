@@ -11,15 +11,17 @@
 //!   the next request;
 //! - migrations run under an advisory lock, so processes starting together migrate once.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    Append, Device, DeviceInfo, DeviceRow, Dump, Entry, Facts, FactsQuery, Found, Invite, Kind,
-    LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery, Registration, Result, Store,
-    StoreError, TeamInfo, TeamLog,
+    Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
+    FactsQuery, Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery,
+    Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -91,7 +93,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (team, doc)
     );
 "#,
+    // 3: every document of a team with its last log entry (a device far behind is sent the
+    // documents changed after its cursor).
+    r#"
+    CREATE TABLE documents (
+        team TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        last_seq BIGINT NOT NULL,
+        PRIMARY KEY (team, doc)
+    );
+    INSERT INTO documents (team, doc, last_seq)
+        SELECT team, doc, max(seq) FROM changes GROUP BY team, doc;
+"#,
 ];
+
+/// Keeps each document's last entry, for a batch of entries given as columns ($2 documents,
+/// $3 numbers).
+const NOTE_DOCUMENTS: &str = "INSERT INTO documents (team, doc, last_seq)
+     SELECT $1, doc, max(seq) FROM unnest($2::TEXT[], $3::BIGINT[]) AS e (doc, seq) GROUP BY doc
+     ON CONFLICT (team, doc) DO UPDATE SET last_seq = GREATEST(documents.last_seq, excluded.last_seq)";
 
 /// A statement parameter.
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
@@ -652,7 +672,7 @@ impl Store for PgStore {
     async fn append(&self, team: &str, a: &Append) -> Result<i64> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let (head_st, actors_st, withdraw_st, insert_st) = tokio::try_join!(
+        let (head_st, actors_st, withdraw_st, insert_st, documents_st) = tokio::try_join!(
             // The head moves only from the one it was planned on; this locks the team's row
             // until the commit, so a team's entries commit in their order.
             tx.prepare_cached(
@@ -675,6 +695,7 @@ impl Store for PgStore {
                                           $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
                                           $9::BIGINT[], $10::SMALLINT[])",
             ),
+            tx.prepare_cached(NOTE_DOCUMENTS),
         )?;
         let n = a.entries.len() as i64;
         let seq = a.base_head + n;
@@ -718,8 +739,9 @@ impl Store for PgStore {
             &withdrawn,
             &kinds,
         ];
+        let documents_params: [Param<'_>; 3] = [&team, &docs, &seqs];
         // One round trip: the statements go out together, in this order, on one connection.
-        let (moved, claimed, _, _) = tokio::try_join!(
+        let (moved, claimed, _, _, _) = tokio::try_join!(
             tx.execute(&head_st, &head_params),
             async {
                 if a.claims.is_empty() {
@@ -740,6 +762,13 @@ impl Store for PgStore {
                     Ok(0)
                 } else {
                     tx.execute(&insert_st, &insert_params).await
+                }
+            },
+            async {
+                if a.entries.is_empty() {
+                    Ok(0)
+                } else {
+                    tx.execute(&documents_st, &documents_params).await
                 }
             },
         )?;
@@ -808,16 +837,136 @@ impl Store for PgStore {
             .map(|r| (r.get(0), r.get(1))))
     }
 
-    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()> {
+    async fn put_snapshot(
+        &self,
+        team: &str,
+        doc: &str,
+        seq: i64,
+        data: &[u8],
+        withdrawals: i64,
+    ) -> Result<bool> {
         let c = self.pool.get().await?;
-        c.execute(
-            "INSERT INTO snapshots (team, doc, seq, data) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
-             WHERE excluded.seq > snapshots.seq",
-            &[&team, &doc, &seq, &data],
-        )
-        .await?;
-        Ok(())
+        // FOR SHARE: a withdrawal committing meanwhile (it updates the team's row) is waited
+        // for, and its count then seen.
+        let n = c
+            .execute(
+                "INSERT INTO snapshots (team, doc, seq, data)
+                 SELECT $1, $2, $3, $4 FROM teams WHERE id = $1 AND withdrawals = $5 FOR SHARE
+                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+                 WHERE excluded.seq > snapshots.seq",
+                &[&team, &doc, &seq, &data, &withdrawals],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn pull_docs(&self, q: &DocsQuery) -> Result<DocsPage> {
+        let mut c = self.pool.get().await?;
+        // One snapshot: the documents' snapshots and tails agree with each other and the head.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let (head_st, names_st, docs_st, left_st) = tokio::try_join!(
+            tx.prepare_cached("SELECT head, withdrawals FROM teams WHERE id = $1"),
+            tx.prepare_cached(
+                "SELECT doc FROM documents WHERE team = $1 AND last_seq > $2 AND doc > $3
+                 ORDER BY doc LIMIT $4",
+            ),
+            // Each document's snapshot (when newer than the cursor) and the changes after it.
+            tx.prepare_cached(
+                "SELECT w.doc, s.seq, s.data, c.seq, c.data
+                 FROM unnest($3::TEXT[]) WITH ORDINALITY AS w (doc, ord)
+                 LEFT JOIN snapshots s ON s.team = $1 AND s.doc = w.doc AND s.seq > $2
+                 LEFT JOIN LATERAL (
+                     SELECT seq, data FROM changes
+                     WHERE team = $1 AND doc = w.doc AND seq > coalesce(s.seq, $2)
+                       AND kind = 0 AND withdrawn_ms IS NULL
+                 ) c ON true
+                 ORDER BY w.ord, c.seq",
+            ),
+            tx.prepare_cached(
+                "SELECT count(*) FROM documents WHERE team = $1 AND last_seq > $2 AND doc > $3",
+            ),
+        )?;
+        let team_row = tx
+            .query_opt(&head_st, &[&q.team])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?;
+        let (head, withdrawals): (i64, i64) = (team_row.get(0), team_row.get(1));
+        let names: Vec<String> = tx
+            .query(
+                &names_st,
+                &[&q.team, &q.after, &q.after_doc, &i64::from(q.max_docs)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let rows = tx.query(&docs_st, &[&q.team, &q.after, &names]).await?;
+        let mut page = DocsPage {
+            head,
+            withdrawals,
+            ..DocsPage::default()
+        };
+        let mut read: Vec<DocRead> = Vec::new();
+        for r in rows {
+            let doc: String = r.get(0);
+            if read.last().is_none_or(|d| d.doc != doc) {
+                let snapshot = r
+                    .get::<_, Option<i64>>(1)
+                    .map(|seq| (seq, r.get::<_, Vec<u8>>(2)));
+                read.push(DocRead {
+                    doc,
+                    snapshot,
+                    tail: Vec::new(),
+                });
+            }
+            if let (Some(seq), Some(data)) = (r.get::<_, Option<i64>>(3), r.get(4))
+                && let Some(d) = read.last_mut()
+            {
+                d.tail.push((seq, data));
+            }
+        }
+        let mut bytes = 0usize;
+        for d in read {
+            let size = d.snapshot.as_ref().map_or(0, |(_, s)| s.len())
+                + d.tail.iter().map(|(_, t)| t.len()).sum::<usize>();
+            if !page.docs.is_empty() && bytes + size > q.max_bytes {
+                break;
+            }
+            bytes += size;
+            page.docs.push(d);
+        }
+        let last = page
+            .docs
+            .last()
+            .map_or(q.after_doc.clone(), |d| d.doc.clone());
+        page.left = tx
+            .query_one(&left_st, &[&q.team, &q.after, &last])
+            .await?
+            .get(0);
+        if let Some(through) = q.notices_through {
+            let rows = tx
+                .query(
+                    "SELECT seq, doc, data FROM changes
+                     WHERE team = $1 AND seq > $2 AND seq <= $3 AND kind = 1 ORDER BY seq",
+                    &[&q.team, &q.after, &through],
+                )
+                .await?;
+            for r in rows {
+                page.notices.push(Logged {
+                    seq: r.get(0),
+                    doc: r.get(1),
+                    data: r.get(2),
+                    kind: Kind::Notice,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(page)
     }
 
     async fn pull(&self, q: &PullQuery) -> Result<Page> {
@@ -1079,6 +1228,14 @@ impl Store for PgStore {
                 ],
             )
             .await?;
+        }
+        for team in rows.iter().map(|r| r.team.as_str()).collect::<HashSet<_>>() {
+            let (docs, seqs): (Vec<&str>, Vec<i64>) = rows
+                .iter()
+                .filter(|r| r.team == team)
+                .map(|r| (r.entry.doc.as_str(), r.seq))
+                .unzip();
+            tx.execute(NOTE_DOCUMENTS, &[&team, &docs, &seqs]).await?;
         }
         tx.commit().await?;
         Ok(())

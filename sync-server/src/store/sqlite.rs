@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Append, Device, DeviceInfo, DeviceRow, Dump, Facts, FactsQuery, Found, Invite, Kind, LogRow,
-    Logged, MemberDevices, NewInvite, Page, PullQuery, Registration, Result, Store, StoreError,
-    TeamInfo, TeamLog,
+    Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
+    Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery, Registration,
+    Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -90,6 +90,18 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL,
         PRIMARY KEY (team, doc)
     ) STRICT;
+"#,
+    // 5: every document of a team with its last log entry, so a device far behind is sent the
+    // documents changed after its cursor without a walk through the log.
+    r#"
+    CREATE TABLE documents (
+        team TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        last_seq INTEGER NOT NULL,
+        PRIMARY KEY (team, doc)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO documents (team, doc, last_seq)
+        SELECT team, doc, max(seq) FROM changes GROUP BY team, doc;
 "#,
 ];
 
@@ -712,16 +724,111 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_snapshot(&self, team: &str, doc: &str, seq: i64, data: &[u8]) -> Result<()> {
+    async fn put_snapshot(
+        &self,
+        team: &str,
+        doc: &str,
+        seq: i64,
+        data: &[u8],
+        withdrawals: i64,
+    ) -> Result<bool> {
         let (team, doc, data) = (team.to_owned(), doc.to_owned(), data.to_vec());
         self.call(move |c| {
-            c.prepare_cached(
-                "INSERT INTO snapshots (team, doc, seq, data) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
-                 WHERE excluded.seq > snapshots.seq",
-            )?
-            .execute(params![team, doc, seq, data])?;
-            Ok(())
+            let n = c
+                .prepare_cached(
+                    "INSERT INTO snapshots (team, doc, seq, data)
+                     SELECT ?1, ?2, ?3, ?4 FROM teams WHERE id = ?1 AND withdrawals = ?5
+                     ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+                     WHERE excluded.seq > snapshots.seq",
+                )?
+                .execute(params![team, doc, seq, data, withdrawals])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn pull_docs(&self, q: &DocsQuery) -> Result<DocsPage> {
+        let q = q.clone();
+        self.call(move |c| {
+            // One read transaction: the snapshots and tails agree with each other and the head.
+            let tx = c.transaction()?;
+            let (head, withdrawals): (i64, i64) = tx
+                .prepare_cached("SELECT head, withdrawals FROM teams WHERE id = ?1")?
+                .query_row([&q.team], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?;
+            let names: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT doc FROM documents WHERE team = ?1 AND last_seq > ?2 AND doc > ?3
+                     ORDER BY doc LIMIT ?4",
+                )?
+                .query_map(params![q.team, q.after, q.after_doc, q.max_docs], |r| {
+                    r.get(0)
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut page = DocsPage {
+                head,
+                withdrawals,
+                ..DocsPage::default()
+            };
+            let mut snap = tx.prepare_cached(
+                "SELECT seq, data FROM snapshots WHERE team = ?1 AND doc = ?2 AND seq > ?3",
+            )?;
+            let mut tail = tx.prepare_cached(
+                "SELECT seq, data FROM changes
+                 WHERE team = ?1 AND doc = ?2 AND seq > ?3 AND kind = 0 AND withdrawn_ms IS NULL
+                 ORDER BY seq",
+            )?;
+            let mut bytes = 0usize;
+            for doc in names {
+                let snapshot: Option<(i64, Vec<u8>)> = snap
+                    .query_row(params![q.team, doc, q.after], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                let from = snapshot.as_ref().map_or(q.after, |(seq, _)| *seq);
+                let rows: Vec<(i64, Vec<u8>)> = tail
+                    .query_map(params![q.team, doc, from], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let size = snapshot.as_ref().map_or(0, |(_, d)| d.len())
+                    + rows.iter().map(|(_, d)| d.len()).sum::<usize>();
+                if !page.docs.is_empty() && bytes + size > q.max_bytes {
+                    break;
+                }
+                bytes += size;
+                page.docs.push(DocRead {
+                    doc,
+                    snapshot,
+                    tail: rows,
+                });
+            }
+            let last = page
+                .docs
+                .last()
+                .map_or(q.after_doc.clone(), |d| d.doc.clone());
+            page.left = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM documents WHERE team = ?1 AND last_seq > ?2 AND doc > ?3",
+                )?
+                .query_row(params![q.team, q.after, last], |r| r.get(0))?;
+            if let Some(through) = q.notices_through {
+                let mut st = tx.prepare_cached(
+                    "SELECT seq, doc, data FROM changes
+                     WHERE team = ?1 AND seq > ?2 AND seq <= ?3 AND kind = 1 ORDER BY seq",
+                )?;
+                let rows = st.query_map(params![q.team, q.after, through], |r| {
+                    Ok(Logged {
+                        seq: r.get(0)?,
+                        doc: r.get(1)?,
+                        data: r.get(2)?,
+                        kind: Kind::Notice,
+                    })
+                })?;
+                for row in rows {
+                    page.notices.push(row?);
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -985,6 +1092,11 @@ fn insert_entry(c: &Connection, team: &str, seq: i64, e: &super::Entry) -> rusql
         e.withdrawn_ms,
         e.kind as i64
     ])?;
+    c.prepare_cached(
+        "INSERT INTO documents (team, doc, last_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (team, doc) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+    )?
+    .execute(params![team, e.doc, seq])?;
     Ok(())
 }
 

@@ -117,6 +117,7 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
             max_pull: Some(0),
             import_done: false,
             withdrawals: false,
+            ..SyncRequest::default()
         };
         let (resp, _, _) = client.sync(&req)?;
         Ok((info, resp.head))

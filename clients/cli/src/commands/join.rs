@@ -80,10 +80,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let handle = team.handle_of(&resp.member_id).to_owned();
     ctx.out.say(
         format!(
-            "Joined {} as {} ({} changes received).\nSee the feed: cairn feed",
+            "Joined {} as {} ({}).\nSee the feed: cairn feed",
             paint(BOLD, &team.name),
             paint(HANDLE, format!("@{handle}")),
-            report.received,
+            super::sync::received(&report),
         ),
         json!({
             "team": team.name,
@@ -91,6 +91,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             "member_id": resp.member_id,
             "device_id": resp.device_id,
             "received": report.received,
+            "docs": report.docs,
             "requests": report.requests,
             "bytes_up": report.bytes_up,
             "bytes_down": report.bytes_down,

@@ -51,14 +51,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     if args.quiet || args.background {
         return Ok(());
     }
-    let text = if report.sent == 0 && report.received == 0 {
+    let text = if report.sent == 0 && report.received == 0 && report.docs == 0 {
         "up to date".to_owned()
     } else {
         format!(
             "sent {} change{}, received {} ({} request{}, {} up, {} down)",
             report.sent,
             plural(report.sent),
-            report.received,
+            received(&report),
             report.requests,
             plural(report.requests),
             size(report.bytes_up),
@@ -66,6 +66,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         )
     };
     ctx.out.say(text, json!(report))
+}
+
+/// What came down: changes, and documents received whole.
+pub fn received(report: &remote::Report) -> String {
+    let changes = format!("{} change{}", report.received, plural(report.received));
+    match report.docs {
+        0 => changes,
+        n => format!("{n} whole document{} and {changes}", plural(n)),
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -1,0 +1,309 @@
+//! A replica far behind takes whole documents (a snapshot and the changes after it) as well as
+//! single changes, in any mix and any order, and ends where a replay of every change ends.
+//!
+//! The property: two members write on one device (actions, kudos, reactions, edits and
+//! retractions); a joined replica that writes an event of its own at some point meanwhile
+//! receives their log as a random schedule of single changes and of snapshots of any document
+//! as of any point of the log (before, after or between the changes it already has). Once
+//! everything has arrived (perhaps only as whole documents), it holds the same events, team and index as a replica that replayed
+//! every change, and its own change still waits in its outbox.
+
+use automerge::{Automerge, Change};
+use cairn_core::feed::FeedQuery;
+use cairn_core::ids::EventId;
+use cairn_core::{Edit, NewEvent, Stamp};
+use cairn_store::{Incoming, IncomingDoc, NewTeam, Remote, Replica};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+const T0: i64 = 1_795_000_000_000;
+const WRITERS: [&str; 2] = ["ana", "ben"];
+
+fn remote() -> Remote {
+    Remote {
+        url: "http://127.0.0.1:1".into(),
+        device_id: "d1".into(),
+        token: "secret".into(),
+    }
+}
+
+fn stamp(at: i64) -> Stamp {
+    Stamp {
+        at_ms: at,
+        tz: "UTC".into(),
+        date: "2026-11-18".into(),
+        late: false,
+    }
+}
+
+fn id(n: u64) -> EventId {
+    let b = n.to_be_bytes();
+    EventId::new(T0 + n as i64 * 60_000, [b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// One thing a writer does.
+#[derive(Clone, Debug)]
+enum Op {
+    Action(usize),
+    Kudos(usize),
+    React(usize, Index),
+    Edit(usize, Index),
+    Retract(usize, Index),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2usize).prop_map(Op::Action),
+        2 => (0..2usize).prop_map(Op::Kudos),
+        2 => (0..2usize, any::<Index>()).prop_map(|(w, i)| Op::React(w, i)),
+        2 => (0..2usize, any::<Index>()).prop_map(|(w, i)| Op::Edit(w, i)),
+        1 => (0..2usize, any::<Index>()).prop_map(|(w, i)| Op::Retract(w, i)),
+    ]
+}
+
+/// One delivery to the replica far behind.
+#[derive(Clone, Debug)]
+enum Step {
+    /// The next few changes of the log, one by one.
+    Changes(usize),
+    /// A document as it stood after some prefix of the log (ahead of what came, or behind).
+    Snapshot(Index, Index),
+    /// The replica writes an event of its own (once it knows the team).
+    Write,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1..6usize).prop_map(Step::Changes),
+        3 => (any::<Index>(), any::<Index>()).prop_map(|(d, at)| Step::Snapshot(d, at)),
+        1 => Just(Step::Write),
+    ]
+}
+
+/// The source replica: the team, then `ops` by the two writers; returns its log.
+fn history(dir: &std::path::Path, ops: &[Op]) -> Vec<Incoming> {
+    let new = NewTeam {
+        team_id: "team1".into(),
+        team_name: "Otters".into(),
+        tz: "UTC".into(),
+        member_id: "ana".into(),
+        member_name: "Ana".into(),
+        handle: "ana".into(),
+        at_ms: T0,
+    };
+    let mut a = Replica::create(&dir.join("source.sqlite3"), &new).unwrap();
+    for (m, name) in [("ben", "Ben"), ("cy", "Cy")] {
+        a.change_team("ana", |doc, state| {
+            cairn_core::team::add_member(doc, state, m, name, None, T0)
+        })
+        .unwrap();
+    }
+    let mut made: Vec<Vec<EventId>> = vec![Vec::new(), Vec::new()];
+    let mut all: Vec<EventId> = Vec::new();
+    for (n, op) in ops.iter().enumerate() {
+        let n = n as u64 + 1;
+        let at = T0 + n as i64 * 60_000;
+        // Refusals (an edit of a retracted event, a reaction to a reaction) are part of the
+        // game: the writer simply did not do it.
+        match op {
+            Op::Action(w) => {
+                let new = NewEvent::action(&format!("action {n}"), None, None);
+                if a.add_event(WRITERS[*w], &id(n), &stamp(at), &new).is_ok() {
+                    made[*w].push(id(n));
+                    all.push(id(n));
+                }
+            }
+            Op::Kudos(w) => {
+                let to = vec![WRITERS[1 - *w].to_owned()];
+                let new = NewEvent::kudos(to, &format!("kudos {n}"), None);
+                if a.add_event(WRITERS[*w], &id(n), &stamp(at), &new).is_ok() {
+                    made[*w].push(id(n));
+                    all.push(id(n));
+                }
+            }
+            Op::React(w, i) if !all.is_empty() => {
+                let target = all[i.index(all.len())].clone();
+                let _ = a.react(WRITERS[*w], &target, "🎉", &id(n), &stamp(at));
+            }
+            Op::Edit(w, i) if !made[*w].is_empty() => {
+                let target = made[*w][i.index(made[*w].len())].clone();
+                let edit = Edit {
+                    text: Some(format!("edited {n}")),
+                    pillar: None,
+                    why: Some("so it is right".into()),
+                };
+                let _ = a.edit_event(WRITERS[*w], &target, &edit, at);
+            }
+            Op::Retract(w, i) if !made[*w].is_empty() => {
+                let target = made[*w][i.index(made[*w].len())].clone();
+                let _ = a.retract_event(WRITERS[*w], &target, at);
+            }
+            _ => {}
+        }
+    }
+    a.outbox(100_000, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|o| Incoming {
+            doc: o.doc,
+            change: o.change,
+        })
+        .collect()
+}
+
+/// Document `doc` as it stood after the first `upto` entries of `log`, saved.
+fn snapshot(log: &[Incoming], doc: &str, upto: usize) -> IncomingDoc {
+    let mut d = Automerge::new();
+    let changes: Vec<Change> = log[..upto]
+        .iter()
+        .filter(|c| c.doc == doc)
+        .map(|c| Change::from_bytes(c.change.clone()).unwrap())
+        .collect();
+    d.apply_changes(changes).unwrap();
+    IncomingDoc {
+        doc: doc.to_owned(),
+        snapshot: if d.get_heads().is_empty() {
+            Vec::new()
+        } else {
+            d.save()
+        },
+        changes: Vec::new(),
+    }
+}
+
+/// What a replica shows: every event as the feed has it, and the team.
+fn view(r: &Replica) -> (Vec<String>, String) {
+    let mut events = Vec::new();
+    r.for_each_event(|e| {
+        events.push(format!("{e:?}"));
+        Ok(())
+    })
+    .unwrap();
+    events.sort();
+    let feed = r.feed(&FeedQuery::default()).unwrap();
+    events.push(format!("{feed:?}"));
+    (events, format!("{:?}", r.team().unwrap()))
+}
+
+fn cy_writes(r: &mut Replica) -> bool {
+    let new = NewEvent::action("cy was here", None, None);
+    r.team()
+        .is_ok_and(|t| t.members.iter().any(|m| m.id == "cy"))
+        && r.add_event("cy", &id(9_999), &stamp(T0 + 9_999 * 60_000), &new)
+            .is_ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("CAIRN_FUZZ_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn snapshots_and_single_changes_in_any_mix_end_as_a_replay(
+        ops in prop::collection::vec(op(), 1..24),
+        steps in prop::collection::vec(step(), 0..16),
+        last in 0..3u8,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = history(dir.path(), &ops);
+        let mut docs: Vec<String> = log.iter().map(|c| c.doc.clone()).collect();
+        docs.sort();
+        docs.dedup();
+
+        let mut far = Replica::create_joined(&dir.path().join("far.sqlite3"), "team1", "cy", &remote())
+            .unwrap();
+        let mut pos = 0;
+        let mut wrote = false;
+        for s in &steps {
+            match s {
+                Step::Changes(k) => {
+                    let to = (pos + k).min(log.len());
+                    far.apply_exchange(None, &log[pos..to], 0, T0).unwrap();
+                    pos = to;
+                }
+                Step::Snapshot(d, at) => {
+                    let doc = &docs[d.index(docs.len())];
+                    let whole = snapshot(&log, doc, at.index(log.len() + 1));
+                    far.apply_docs(None, &[whole], None, 0, T0).unwrap();
+                }
+                Step::Write => wrote = wrote || cy_writes(&mut far),
+            }
+        }
+        // Then everything: whole documents alone, or with every single change before or after.
+        let wholes: Vec<IncomingDoc> = docs.iter().map(|d| snapshot(&log, d, log.len())).collect();
+        match last {
+            0 => {
+                far.apply_docs(None, &wholes, None, 9, T0).unwrap();
+            }
+            1 => {
+                far.apply_exchange(None, &log, 0, T0).unwrap();
+                far.apply_docs(None, &wholes, None, 9, T0).unwrap();
+            }
+            _ => {
+                far.apply_docs(None, &wholes, None, 0, T0).unwrap();
+                far.apply_exchange(None, &log, 9, T0).unwrap();
+            }
+        }
+        if !wrote {
+            wrote = cy_writes(&mut far);
+        }
+        prop_assert!(wrote);
+        prop_assert_eq!(far.cursor().unwrap(), 9);
+        prop_assert!(far.verify_index().unwrap().is_empty(), "{:?}", far.verify_index());
+        prop_assert_eq!(far.waiting_changes().unwrap(), 0);
+        // Its own change still waits to go up.
+        let own: Vec<Incoming> = far
+            .outbox(100, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|o| Incoming { doc: o.doc, change: o.change })
+            .collect();
+        prop_assert!(!own.is_empty());
+
+        // The replay: every change one by one, and the far replica's own.
+        let mut replay =
+            Replica::create_joined(&dir.path().join("replay.sqlite3"), "team1", "cy", &remote())
+                .unwrap();
+        replay.apply_exchange(None, &log, 9, T0).unwrap();
+        replay.apply_exchange(None, &own, 9, T0).unwrap();
+        prop_assert_eq!(view(&far), view(&replay));
+
+        // And a replica closed and opened again reads the same.
+        drop(far);
+        let far = Replica::open(&dir.path().join("far.sqlite3")).unwrap();
+        prop_assert_eq!(view(&far), view(&replay));
+    }
+}
+
+#[test]
+fn a_snapshot_that_does_not_load_is_set_aside_and_the_rest_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = history(dir.path(), &[Op::Action(0), Op::Action(1)]);
+    let mut far =
+        Replica::create_joined(&dir.path().join("far.sqlite3"), "team1", "cy", &remote()).unwrap();
+    let mut broken = snapshot(&log, "team", log.len());
+    let n = broken.snapshot.len();
+    broken.snapshot[n / 2] ^= 0xff;
+    broken.snapshot.truncate(n - 3);
+    let mut docs = vec![broken];
+    docs.extend(
+        log.iter()
+            .map(|c| c.doc.clone())
+            .filter(|d| d != "team")
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|d| snapshot(&log, &d, log.len())),
+    );
+    let got = far.apply_docs(None, &docs, None, 3, T0).unwrap();
+    assert_eq!(got.set_aside, 1);
+    assert_eq!(far.set_aside().unwrap().len(), 1);
+    // The team comes again as changes, and then everything shows.
+    far.apply_exchange(None, &log, 4, T0).unwrap();
+    let feed = far.feed(&FeedQuery::default()).unwrap();
+    assert_eq!(feed.len(), 2);
+    assert!(far.verify_index().unwrap().is_empty());
+}
