@@ -1028,7 +1028,7 @@ fn pulled_entry(e: Logged) -> Pulled {
 }
 
 /// Documents one catch-up page holds at most (and bytes: [`Limits::max_page_bytes`]).
-const MAX_PAGE_DOCS: u32 = 128;
+const MAX_PAGE_DOCS: u32 = 1_000;
 /// Documents one catch-up page compacts at most (the rest come on the next page).
 const MAX_COMPACT_PER_PAGE: usize = 32;
 /// The longest document id a catch-up state may name.

@@ -183,10 +183,14 @@ pub fn router(state: State) -> Router {
         })
         // Bodies sent gzipped are read inflated, so every limit counts what they inflate to.
         .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
-        // Pages of changes go out gzipped to clients that ask (a no-op answer is too small to).
+        // Pages of changes go out gzipped to clients that ask (a no-op answer is too small to),
+        // at the fastest level: what they carry is mostly base64 of bytes automerge compressed
+        // already, which any level shrinks back as well, and a page costs the CPU of a server
+        // serving many devices.
         .layer(
             tower_http::compression::CompressionLayer::new()
                 .gzip(true)
+                .quality(tower_http::CompressionLevel::Fastest)
                 .compress_when(tower_http::compression::predicate::SizeAbove::new(1024)),
         )
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -385,7 +389,11 @@ async fn metrics(Ext(state): Ext<State>) -> Response {
     let docs = state.hub.cached_docs();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(docs, state.hub.store().backend()),
+        state.metrics.render(
+            docs,
+            state.hub.compactions_pending(),
+            state.hub.store().backend(),
+        ),
     )
         .into_response()
 }

@@ -79,8 +79,9 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
-    /// The Prometheus text exposition; `docs` is how many documents the server holds in memory.
-    pub fn render(&self, docs: usize, backend: &str) -> String {
+    /// The Prometheus text exposition; `docs` is how many documents the server holds in memory,
+    /// `compacting` how many wait for their snapshot to be kept.
+    pub fn render(&self, docs: usize, compacting: usize, backend: &str) -> String {
         let mut out = String::new();
         out.push_str("# HELP cairn_server_info The server's storage backend.\n");
         out.push_str("# TYPE cairn_server_info gauge\n");
@@ -158,6 +159,11 @@ impl Metrics {
                 "cairn_documents_cached",
                 "Documents held in memory to check pushed changes against.",
                 docs as u64,
+            ),
+            (
+                "cairn_documents_compacting",
+                "Documents waiting for their snapshot to be kept.",
+                compacting as u64,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

@@ -258,11 +258,26 @@ pub fn sync(
     import_done: bool,
     show_progress: bool,
 ) -> Result<Report> {
+    std::thread::scope(|scope| exchange(replica, client, now_ms, import_done, show_progress, scope))
+}
+
+/// A response on its way: the next page of a catch-up, asked for while this one is applied.
+type Ahead<'scope> = std::thread::ScopedJoinHandle<'scope, Result<(SyncResponse, usize, usize)>>;
+
+fn exchange<'scope>(
+    replica: &mut Replica,
+    client: &'scope Client,
+    now_ms: i64,
+    import_done: bool,
+    show_progress: bool,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<Report> {
     let mut report = Report::default();
     let start = replica.cursor()?;
     let mut progress = Progress::new(show_progress);
+    let mut ahead: Option<Ahead<'scope>> = None;
     loop {
-        let batch = replica.outbox(PUSH_CHANGES, PUSH_BYTES)?;
+        let mut batch = replica.outbox(PUSH_CHANGES, PUSH_BYTES)?;
         let full_batch = batch.len() == PUSH_CHANGES;
         let mut push: Vec<DocChanges> = Vec::new();
         for o in &batch {
@@ -286,7 +301,16 @@ pub fn sync(
                 after_doc: c.after_doc,
             }),
         };
-        let (resp, up, down) = client.sync(&req)?;
+        let (resp, up, down) = match ahead.take() {
+            // Asked for with this very cursor and catch-up, and nothing pushed: what was
+            // written meanwhile goes up next time round.
+            Some(next) => {
+                batch.clear();
+                next.join()
+                    .map_err(|_| CliError::new("a sync worker failed").code(code::OTHER))??
+            }
+            None => client.sync(&req)?,
+        };
         // For the crash tests: die in the worst place, after the server stored the push and
         // before this replica recorded it.
         // (`exit` runs no destructors: the replica is left as a crash would leave it, without
@@ -331,6 +355,24 @@ pub fn sync(
                 after_doc: c.after_doc,
             });
             let n = docs.len();
+            // The next page is asked for now, while this one is applied: the server's work and
+            // the way there overlap with this replica's.
+            if let Some(c) = &state
+                && acked == batch.len()
+                && !full_batch
+            {
+                let next = SyncRequest {
+                    cursor: resp.cursor,
+                    withdrawals: true,
+                    snapshots: true,
+                    catch_up: Some(CatchUp {
+                        through: c.through,
+                        after_doc: c.after_doc.clone(),
+                    }),
+                    ..SyncRequest::default()
+                };
+                ahead = Some(scope.spawn(move || client.sync(&next)));
+            }
             let applied =
                 replica.apply_docs(acked_through, &docs, state.as_ref(), resp.cursor, now_ms)?;
             report.docs += n;

@@ -1,10 +1,13 @@
 //! The sync rows: a real `cairn-server` on loopback, the seeded replica published to it, then
 //! what a sync costs when nothing changed, for k new events, and for a new device catching up.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::{Failure, NOW};
 
@@ -21,11 +24,119 @@ pub struct SyncFigures {
     pub noop_bytes: u64,
     /// For each k: (k, the new changes' own bytes, bytes sent up, requests).
     pub new_events: Vec<(usize, u64, u64, u64)>,
-    /// A new device joining: seconds, changes received, body bytes received, requests.
+    /// Seconds after the publication until the server had kept every snapshot it made due.
+    pub compact_secs: f64,
+    /// A new device joining: seconds, changes received, body bytes received, requests, whole
+    /// documents received, and the bytes that crossed the wire (gzip, HTTP headers and all).
     pub join_secs: f64,
     pub join_changes: u64,
     pub join_bytes: u64,
     pub join_requests: u64,
+    pub join_docs: u64,
+    pub join_wire: u64,
+    /// A device that stopped syncing while the last part of the history was still to come:
+    /// log entries it was behind, seconds, documents and changes received, wire bytes.
+    pub behind: Option<Behind>,
+    /// The server's storage for the team: its log's bytes and its snapshots' bytes.
+    pub log_bytes: u64,
+    pub snapshot_bytes: u64,
+}
+
+/// What a device far behind (but not new) cost to bring level.
+#[derive(Debug)]
+pub struct Behind {
+    pub entries: u64,
+    pub secs: f64,
+    pub docs: u64,
+    pub changes: u64,
+    pub wire: u64,
+}
+
+/// A loopback relay in front of the server that counts the bytes coming back from it: what
+/// crossed the wire, compressed, HTTP headers included.
+struct Relay {
+    url: String,
+    down: Arc<AtomicU64>,
+}
+
+impl Relay {
+    fn start(server_url: &str) -> Result<Relay, Failure> {
+        let target = server_url.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Failure::run(format!("cannot listen for the relay: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::run(format!("the relay has no address: {e}")))?;
+        let down = Arc::new(AtomicU64::new(0));
+        let counted = down.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || copy(client_in, server_out, None));
+                let counted = counted.clone();
+                std::thread::spawn(move || copy(server, client, Some(&counted)));
+            }
+        });
+        Ok(Relay {
+            url: format!("http://{addr}"),
+            down,
+        })
+    }
+
+    /// Bytes the server sent since the last call.
+    fn take(&self) -> u64 {
+        self.down.swap(0, Ordering::Relaxed)
+    }
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream, count: Option<&AtomicU64>) {
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(c) = count {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Waits until the server has no snapshot left to keep (its `/metrics` say so), at most a
+/// minute; returns how long that took.
+fn compacted(url: &str) -> Result<f64, Failure> {
+    let started = Instant::now();
+    let agent = ureq::Agent::new_with_defaults();
+    loop {
+        let text = agent
+            .get(format!("{url}/metrics"))
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .map_err(|e| Failure::run(format!("cannot read the server's metrics: {e}")))?;
+        let pending = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cairn_documents_compacting "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match pending {
+            Some(0) => return Ok(started.elapsed().as_secs_f64()),
+            None => {
+                return Err(Failure::run(
+                    "the server's metrics say nothing of compaction",
+                ));
+            }
+            Some(_) if started.elapsed() > Duration::from_secs(60) => {
+                return Err(Failure::run("the server kept compacting for a minute"));
+            }
+            // Polled, not slept on as a guess: the figure is whatever the server reports.
+            Some(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// The server process, stopped when dropped.
@@ -165,9 +276,13 @@ pub fn measure(
         &["invite", "create", "--team", &team, "--uses", "5"],
     )?;
 
+    let outbox = num(&cairn_json(cairn, home, &["status"])?, "waiting");
     let started = Instant::now();
     let published = cairn_json(cairn, home, &["publish", &url, "--invite", &invite])?;
     let publish_secs = started.elapsed().as_secs_f64();
+    let compact_secs = compacted(&url)?;
+    let relay = Relay::start(&url)?;
+    let behind = None;
 
     let noop = cairn_json(cairn, home, &["sync"])?;
     let mut new_events = Vec::new();
@@ -183,20 +298,34 @@ pub fn measure(
         let sync = cairn_json(cairn, home, &["sync"])?;
         new_events.push((k, waiting, num(&sync, "bytes_up"), num(&sync, "requests")));
     }
+    compacted(&url)?;
 
     let fresh = work.join("new-device");
+    relay.take();
     let started = Instant::now();
     let joined = cairn_json(
         cairn,
         &fresh,
-        &["join", &url, "--invite", &invite, "--name", "Newcomer"],
+        &[
+            "join", &relay.url, "--invite", &invite, "--name", "Newcomer",
+        ],
     )?;
     let join_secs = started.elapsed().as_secs_f64();
+    let join_wire = relay.take();
+    let teams: serde_json::Value =
+        serde_json::from_str(&admin(&server_bin, &db, &["team", "list", "--json"])?)
+            .map_err(|e| Failure::run(format!("`team list --json` printed no JSON: {e}")))?;
+    let team_row = teams
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == team.as_str()))
+        .cloned()
+        .unwrap_or_default();
     Ok(SyncFigures {
         events,
         publish_secs,
-        publish_changes: num(&published, "sent"),
+        publish_changes: outbox,
         publish_bytes: num(&published, "bytes_up"),
+        compact_secs,
         noop_requests: num(&noop, "requests"),
         noop_bytes: num(&noop, "bytes_up") + num(&noop, "bytes_down"),
         new_events,
@@ -204,5 +333,10 @@ pub fn measure(
         join_changes: num(&joined, "received"),
         join_bytes: num(&joined, "bytes_down"),
         join_requests: num(&joined, "requests"),
+        join_docs: num(&joined, "docs"),
+        join_wire,
+        behind,
+        log_bytes: num(&team_row, "log_bytes"),
+        snapshot_bytes: num(&team_row, "snapshot_bytes"),
     })
 }

@@ -96,7 +96,10 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
 
 /// Rewrites the team tables from the team document.
 pub(crate) fn reindex_team(conn: &Connection, doc: &Automerge) -> Result<()> {
-    let state = team::read(doc)?;
+    write_team(conn, &team::read(doc)?)
+}
+
+fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;
          DELETE FROM challenges;",
@@ -159,21 +162,65 @@ pub(crate) fn reindex_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> R
     if doc_id == TEAM_DOC {
         return reindex_team(conn, doc);
     }
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM recipients
          WHERE (event, author) IN (SELECT id, author FROM events WHERE doc = ?1)",
-        [doc_id],
-    )?;
-    conn.execute("DELETE FROM events WHERE doc = ?1", [doc_id])?;
+    )?
+    .execute([doc_id])?;
+    conn.prepare_cached("DELETE FROM events WHERE doc = ?1")?
+        .execute([doc_id])?;
+    index_new_doc(conn, doc_id, doc)
+}
+
+/// Writes the rows of a document that has none yet.
+pub(crate) fn index_new_doc(conn: &Connection, doc_id: &str, doc: &Automerge) -> Result<()> {
+    write_rows(conn, doc_id, &rows(doc_id, doc)?)
+}
+
+/// What a document puts in the index, read apart from the index (on any thread).
+#[derive(Debug)]
+pub(crate) enum Rows {
+    Team(Box<TeamState>),
+    Events(Vec<Event>),
+}
+
+pub(crate) fn rows(doc_id: &str, doc: &Automerge) -> Result<Rows> {
+    if doc_id == TEAM_DOC {
+        return Ok(Rows::Team(Box::new(team::read(doc)?)));
+    }
     // An event counts only in its author's own journal: a change that put another member's name
     // on an event is not shown, whoever let it through.
     let owner = cairn_core::ids::journal_owner(doc_id);
-    for e in journal::read(doc)? {
-        if owner == Some(e.author.as_str()) {
-            upsert_event(conn, doc_id, &e)?;
+    let mut events = journal::read(doc)?;
+    events.retain(|e| owner == Some(e.author.as_str()));
+    Ok(Rows::Events(events))
+}
+
+/// Writes the rows of a document that has none in the index yet.
+pub(crate) fn write_rows(conn: &Connection, doc_id: &str, rows: &Rows) -> Result<()> {
+    match rows {
+        Rows::Team(state) => write_team(conn, state),
+        Rows::Events(events) => {
+            for e in events {
+                upsert_event(conn, doc_id, e)?;
+            }
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// The index's own indexes (not the keys its upserts rely on): dropped while a new replica
+/// takes a whole team at once, built again in one sort each at the end.
+pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT name, sql FROM sqlite_master
+         WHERE type = 'index' AND sql IS NOT NULL
+           AND tbl_name IN ('events', 'recipients', 'members', 'pillars', 'commitments',
+                            'challenges')
+         ORDER BY name",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(crate) fn clear(conn: &Connection) -> Result<()> {

@@ -71,6 +71,108 @@ pub struct SetAside {
     pub at_ms: i64,
 }
 
+/// A document new to this replica, made ready apart from the replica: loaded from its
+/// snapshot, with the changes after it applied and its index rows read.
+struct Prepared {
+    doc: Automerge,
+    applied: Vec<Change>,
+    /// Changes that did not decode, with why.
+    aside: Vec<(Vec<u8>, String)>,
+    rows: index::Rows,
+}
+
+/// Makes `d` (a document this replica does not hold) ready on any thread; `None` when it needs
+/// the careful way (a snapshot that does not load, changes that wait for others or do not
+/// apply, nothing to store).
+fn prepare(d: &IncomingDoc, bounds: &Bounds) -> Option<Prepared> {
+    if !is_doc_id(&d.doc) {
+        return None;
+    }
+    let mut doc = if d.snapshot.is_empty() {
+        Automerge::new()
+    } else {
+        load_snapshot(&d.doc, &d.snapshot).ok()?
+    };
+    let mut applied: Vec<Change> = Vec::with_capacity(d.changes.len());
+    let mut aside = Vec::new();
+    let mut hashes = HashSet::new();
+    for bytes in &d.changes {
+        match change::decode(bytes, bounds) {
+            Ok((c, _)) => {
+                let hash = c.hash();
+                if doc.get_change_meta_by_hash(&hash).is_some() || !hashes.insert(hash) {
+                    continue;
+                }
+                let deps_there = c
+                    .deps()
+                    .iter()
+                    .all(|h| hashes.contains(h) || doc.get_change_meta_by_hash(h).is_some());
+                if !deps_there {
+                    return None;
+                }
+                applied.push(c);
+            }
+            Err(why) => aside.push((bytes.clone(), why.to_string())),
+        }
+    }
+    if !applied.is_empty() {
+        change::apply(&mut doc, applied.clone()).ok()?;
+    } else if d.snapshot.is_empty() {
+        // Nothing at all: the careful way says so.
+        return None;
+    }
+    let rows = index::rows(&d.doc, &doc).ok()?;
+    Some(Prepared {
+        doc,
+        applied,
+        aside,
+        rows,
+    })
+}
+
+/// Stores a document made ready by [`prepare`], unless something here asks for the careful
+/// way (changes of it waiting or withdrawn): whether it was stored.
+fn store_prepared(
+    tx: &rusqlite::Transaction<'_>,
+    d: &IncomingDoc,
+    p: Prepared,
+    now_ms: i64,
+    applied: &mut Applied,
+) -> Result<bool> {
+    let doc_id = d.doc.as_str();
+    // Changes of it waiting, or the same document twice in one page.
+    let careful: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM waiting WHERE doc = ?1)
+                 OR EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
+        )?
+        .query_row([doc_id], |r| r.get(0))?;
+    if careful {
+        return Ok(false);
+    }
+    let withdrawn = withdrawn_hashes(tx, doc_id)?;
+    if p.applied.iter().any(|c| withdrawn.contains(&c.hash())) {
+        return Ok(false);
+    }
+    for (bytes, why) in &p.aside {
+        set_aside(tx, doc_id, bytes, why, now_ms)?;
+        applied.set_aside += 1;
+    }
+    tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
+        .execute(params![doc_id, d.snapshot])?;
+    if !p.applied.is_empty() {
+        let mut chunk = Vec::new();
+        for c in &p.applied {
+            chunk.extend_from_slice(c.raw_bytes());
+        }
+        store_chunk(tx, doc_id, &p.doc, &chunk)?;
+    }
+    index::write_rows(tx, doc_id, &p.rows)?;
+    applied.changes += p.applied.len();
+    applied.docs += 1;
+    Ok(true)
+}
+
 /// What applying changes to one document did.
 #[derive(Debug, Default)]
 struct DocOutcome {
@@ -131,6 +233,7 @@ fn apply_to_doc(
     now_ms: i64,
 ) -> Result<DocOutcome> {
     let mut out = DocOutcome::default();
+    let new_doc = matches!(base, Base::Sent(_));
     let withdrawn = withdrawn_hashes(tx, doc_id)?;
     let mut candidates: Vec<Change> = Vec::new();
     let mut hashes = HashSet::new();
@@ -261,7 +364,12 @@ fn apply_to_doc(
             store_chunk(tx, doc_id, &doc, &bytes)?;
         }
     }
-    index::reindex_doc(tx, doc_id, &doc)?;
+    if new_doc {
+        // Nothing of it is in the index yet: no rows to take out first.
+        index::index_new_doc(tx, doc_id, &doc)?;
+    } else {
+        index::reindex_doc(tx, doc_id, &doc)?;
+    }
     Ok(out)
 }
 
@@ -472,8 +580,7 @@ impl Replica {
             }
         }
         // A page of single changes: no catch-up by documents is going on any more.
-        tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
-            .execute([])?;
+        finish_catch_up(&tx)?;
         set_meta(&tx, "cursor", &cursor.to_string())?;
         set_meta(&tx, "last_sync_ms", &now_ms.to_string())?;
         tx.commit()?;
@@ -508,60 +615,101 @@ impl Replica {
                 .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
                 .execute([seq])?;
         }
-        let bounds = Bounds::default();
-        for d in docs {
-            let doc_id = d.doc.as_str();
-            let held: bool = tx
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)")?
-                .query_row([doc_id], |r| r.get(0))?;
-            let (doc, base) = if d.snapshot.is_empty() {
-                (load_doc(&tx, doc_id)?, Base::Stored)
-            } else if !held {
-                match load_snapshot(doc_id, &d.snapshot) {
-                    Ok(doc) => (doc, Base::Sent(d.snapshot.clone())),
-                    Err(e) => {
-                        set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
-                        applied.set_aside += 1;
-                        (load_doc(&tx, doc_id)?, Base::Stored)
-                    }
+        // A replica that holds no event yet takes the team in bulk: the index's own indexes go
+        // for the catch-up and are built again, in one sort each, when it ends.
+        let starting = get_meta(&tx, "catch_up")?.is_none();
+        if starting && get_meta(&tx, BULK_INDEXES)?.is_none() {
+            let empty: bool =
+                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+            if empty && docs.len() + usize::from(state.is_some()) > 1 {
+                let indexes = index::secondary_indexes(&tx)?;
+                for (name, _) in &indexes {
+                    tx.execute(&format!("DROP INDEX \"{name}\""), [])?;
                 }
-            } else {
-                let mut doc = load_doc(&tx, doc_id)?;
-                match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
-                    Ok(()) => (doc, Base::Merged(d.snapshot.clone())),
-                    Err(e) => {
-                        set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
-                        applied.set_aside += 1;
-                        (load_doc(&tx, doc_id)?, Base::Stored)
-                    }
-                }
-            };
-            let whole = !matches!(base, Base::Stored);
-            let mut fresh = Vec::with_capacity(d.changes.len());
-            for bytes in &d.changes {
-                match change::decode(bytes, &bounds) {
-                    Ok((c, _)) => fresh.push(c),
-                    Err(why) => {
-                        set_aside(&tx, doc_id, bytes, &why.to_string(), now_ms)?;
-                        applied.set_aside += 1;
-                    }
-                }
-            }
-            let outcome = apply_to_doc(&tx, doc_id, doc, base, fresh, now_ms)?;
-            applied.changes += outcome.applied;
-            applied.known += outcome.known;
-            applied.set_aside += outcome.set_aside;
-            applied.waiting += outcome.waiting;
-            if outcome.applied > 0 || whole {
-                applied.docs += 1;
+                let sql: Vec<&str> = indexes.iter().map(|(_, sql)| sql.as_str()).collect();
+                set_meta(&tx, BULK_INDEXES, &sql.join(";\n"))?;
             }
         }
+        let bounds = Bounds::default();
+        let held: HashSet<String> = tx
+            .prepare_cached("SELECT id FROM docs")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        // Two passes, on two threads: documents new here are loaded, caught up with their
+        // changes and read for the index on a worker while this thread writes the ones before.
+        std::thread::scope(|scope| -> Result<()> {
+            let (send, ready) = std::sync::mpsc::sync_channel::<Option<Prepared>>(8);
+            let (held, bounds) = (&held, &bounds);
+            scope.spawn(move || {
+                for d in docs {
+                    let p = (!held.contains(&d.doc))
+                        .then(|| prepare(d, bounds))
+                        .flatten();
+                    if send.send(p).is_err() {
+                        return;
+                    }
+                }
+            });
+            for d in docs {
+                let prepared = ready
+                    .recv()
+                    .map_err(|_| Error::BadChange("a worker stopped".into()))?;
+                if let Some(p) = prepared
+                    && store_prepared(&tx, d, p, now_ms, &mut applied)?
+                {
+                    continue;
+                }
+                let doc_id = d.doc.as_str();
+                let held: bool = tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)")?
+                    .query_row([doc_id], |r| r.get(0))?;
+                let (doc, base) = if d.snapshot.is_empty() {
+                    (load_doc(&tx, doc_id)?, Base::Stored)
+                } else if !held {
+                    match load_snapshot(doc_id, &d.snapshot) {
+                        Ok(doc) => (doc, Base::Sent(d.snapshot.clone())),
+                        Err(e) => {
+                            set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
+                            applied.set_aside += 1;
+                            (load_doc(&tx, doc_id)?, Base::Stored)
+                        }
+                    }
+                } else {
+                    let mut doc = load_doc(&tx, doc_id)?;
+                    match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
+                        Ok(()) => (doc, Base::Merged(d.snapshot.clone())),
+                        Err(e) => {
+                            set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
+                            applied.set_aside += 1;
+                            (load_doc(&tx, doc_id)?, Base::Stored)
+                        }
+                    }
+                };
+                let whole = !matches!(base, Base::Stored);
+                let mut fresh = Vec::with_capacity(d.changes.len());
+                for bytes in &d.changes {
+                    match change::decode(bytes, bounds) {
+                        Ok((c, _)) => fresh.push(c),
+                        Err(why) => {
+                            set_aside(&tx, doc_id, bytes, &why.to_string(), now_ms)?;
+                            applied.set_aside += 1;
+                        }
+                    }
+                }
+                let outcome = apply_to_doc(&tx, doc_id, doc, base, fresh, now_ms)?;
+                applied.changes += outcome.applied;
+                applied.known += outcome.known;
+                applied.set_aside += outcome.set_aside;
+                applied.waiting += outcome.waiting;
+                if outcome.applied > 0 || whole {
+                    applied.docs += 1;
+                }
+            }
+            Ok(())
+        })?;
         match state {
             Some(s) => set_meta(&tx, "catch_up", &format!("{} {}", s.through, s.after_doc))?,
-            None => {
-                tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
-                    .execute([])?;
-            }
+            None => finish_catch_up(&tx)?,
         }
         set_meta(&tx, "cursor", &cursor.to_string())?;
         set_meta(&tx, "last_sync_ms", &now_ms.to_string())?;
@@ -702,6 +850,23 @@ impl Replica {
         }
         Ok(beside as usize + inside)
     }
+}
+
+/// The `meta` key holding the statements that build the index's own indexes again, while a
+/// catch-up in bulk goes on without them.
+const BULK_INDEXES: &str = "bulk_indexes";
+
+/// Ends a catch-up by whole documents: the index's own indexes are built again if it went in
+/// bulk, and its state goes.
+fn finish_catch_up(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    if let Some(sql) = get_meta(tx, BULK_INDEXES)? {
+        tx.execute_batch(&sql)?;
+        tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([BULK_INDEXES])?;
+    }
+    tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
+        .execute([])?;
+    Ok(())
 }
 
 fn set_remote(tx: &rusqlite::Transaction<'_>, remote: &Remote) -> Result<()> {

@@ -109,6 +109,9 @@ const MIGRATIONS: &[&str] = &[
 
 /// Keeps each document's last entry, for a batch of entries given as columns ($2 documents,
 /// $3 numbers).
+/// Documents a catch-up page reads in one statement.
+const DOCS_AT_ONCE: usize = 32;
+
 const NOTE_DOCUMENTS: &str = "INSERT INTO documents (team, doc, last_seq)
      SELECT $1, doc, max(seq) FROM unnest($2::TEXT[], $3::BIGINT[]) AS e (doc, seq) GROUP BY doc
      ON CONFLICT (team, doc) DO UPDATE SET last_seq = GREATEST(documents.last_seq, excluded.last_seq)";
@@ -905,40 +908,43 @@ impl Store for PgStore {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let rows = tx.query(&docs_st, &[&q.team, &q.after, &names]).await?;
         let mut page = DocsPage {
             head,
             withdrawals,
             ..DocsPage::default()
         };
-        let mut read: Vec<DocRead> = Vec::new();
-        for r in rows {
-            let doc: String = r.get(0);
-            if read.last().is_none_or(|d| d.doc != doc) {
-                let snapshot = r
-                    .get::<_, Option<i64>>(1)
-                    .map(|seq| (seq, r.get::<_, Vec<u8>>(2)));
-                read.push(DocRead {
-                    doc,
-                    snapshot,
-                    tail: Vec::new(),
-                });
-            }
-            if let (Some(seq), Some(data)) = (r.get::<_, Option<i64>>(3), r.get(4))
-                && let Some(d) = read.last_mut()
-            {
-                d.tail.push((seq, data));
-            }
-        }
+        // A few documents at a time, so a page of large ones never reads more than it sends.
         let mut bytes = 0usize;
-        for d in read {
-            let size = d.snapshot.as_ref().map_or(0, |(_, s)| s.len())
-                + d.tail.iter().map(|(_, t)| t.len()).sum::<usize>();
-            if !page.docs.is_empty() && bytes + size > q.max_bytes {
-                break;
+        'chunks: for chunk in names.chunks(DOCS_AT_ONCE) {
+            let rows = tx.query(&docs_st, &[&q.team, &q.after, &chunk]).await?;
+            let mut read: Vec<DocRead> = Vec::new();
+            for r in rows {
+                let doc: String = r.get(0);
+                if read.last().is_none_or(|d| d.doc != doc) {
+                    let snapshot = r
+                        .get::<_, Option<i64>>(1)
+                        .map(|seq| (seq, r.get::<_, Vec<u8>>(2)));
+                    read.push(DocRead {
+                        doc,
+                        snapshot,
+                        tail: Vec::new(),
+                    });
+                }
+                if let (Some(seq), Some(data)) = (r.get::<_, Option<i64>>(3), r.get(4))
+                    && let Some(d) = read.last_mut()
+                {
+                    d.tail.push((seq, data));
+                }
             }
-            bytes += size;
-            page.docs.push(d);
+            for d in read {
+                let size = d.snapshot.as_ref().map_or(0, |(_, s)| s.len())
+                    + d.tail.iter().map(|(_, t)| t.len()).sum::<usize>();
+                if !page.docs.is_empty() && bytes + size > q.max_bytes {
+                    break 'chunks;
+                }
+                bytes += size;
+                page.docs.push(d);
+            }
         }
         let last = page
             .docs
