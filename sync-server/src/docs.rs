@@ -29,6 +29,8 @@ pub struct Loaded {
     pub tail_bytes: usize,
     /// The size of the snapshot it was loaded from or last kept (0: none).
     pub snapshot_bytes: usize,
+    /// When it was first read from storage.
+    pub read_at: std::time::Instant,
 }
 
 /// A document's snapshot is kept again when more than this many changes came after it...
@@ -54,6 +56,7 @@ impl Loaded {
             since_snapshot: 0,
             tail_bytes: 0,
             snapshot_bytes: 0,
+            read_at: std::time::Instant::now(),
         }
     }
 
@@ -178,8 +181,13 @@ pub struct DocCache {
 #[derive(Debug, Default)]
 struct Inner {
     tick: u64,
-    docs: HashMap<(String, String), (u64, Loaded)>,
+    docs: HashMap<(String, String), (u64, std::time::Instant, Loaded)>,
 }
+
+/// A document held longer than this is read again from storage: other server processes may
+/// have written its log meanwhile, and a pruning (whose horizon is far longer) may have taken
+/// the entries after it out of the log.
+pub const MAX_HELD: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl DocCache {
     pub fn new(capacity: usize) -> DocCache {
@@ -196,10 +204,7 @@ impl DocCache {
     /// Takes `doc` of `team` out of the cache, or an empty one to catch up from the log; a copy
     /// from before the team's last withdrawal is not used.
     pub fn take(&self, team: &str, doc: &str, withdrawals: i64) -> Loaded {
-        self.lock()
-            .docs
-            .remove(&(team.to_owned(), doc.to_owned()))
-            .map(|(_, l)| l)
+        self.take_held(team, doc)
             .filter(|l| l.withdrawals == withdrawals)
             .unwrap_or_else(|| Loaded::empty(withdrawals))
     }
@@ -214,17 +219,19 @@ impl DocCache {
         inner.tick += 1;
         let tick = inner.tick;
         let key = (team.to_owned(), doc.to_owned());
-        if let Some((_, old)) = inner.docs.get(&key)
+        if let Some((_, _, old)) = inner.docs.get(&key)
             && old.seq >= loaded.seq
         {
             return;
         }
-        inner.docs.insert(key, (tick, loaded));
+        // Held since it was first read (a document caught up keeps its first reading's age).
+        let since = loaded.read_at;
+        inner.docs.insert(key, (tick, since, loaded));
         while inner.docs.len() > self.capacity {
             let oldest = inner
                 .docs
                 .iter()
-                .min_by_key(|(_, (t, _))| *t)
+                .min_by_key(|(_, (t, _, _))| *t)
                 .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => inner.docs.remove(&k),
@@ -238,7 +245,8 @@ impl DocCache {
         self.lock()
             .docs
             .remove(&(team.to_owned(), doc.to_owned()))
-            .map(|(_, l)| l)
+            .filter(|(_, at, _)| at.elapsed() < MAX_HELD)
+            .map(|(_, _, l)| l)
     }
 
     /// Forgets every cached document of `team` named `doc`.

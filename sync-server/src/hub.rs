@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use automerge::Change;
+use automerge::{Automerge, Change};
 use cairn_core::change::{self, Shape};
 use cairn_core::ids::{self, TEAM_DOC};
 use cairn_protocol::{
@@ -196,6 +196,8 @@ impl Hub {
             devices: 0,
             log_bytes: 0,
             snapshot_bytes: 0,
+            pruned_changes: 0,
+            pruned_bytes: 0,
         })
     }
 
@@ -491,25 +493,66 @@ impl Hub {
         let mut append = Append {
             base_head: log.head,
             withdrawn_ms: now_ms,
+            stored_ms: now_ms,
             ..Append::default()
         };
         let mut out = Vec::new();
         for doc in &docs {
-            // The document's changes in log order: a change goes if it is named or depends on
-            // one that goes (its dependencies come before it in the log).
-            let mut gone: HashSet<Vec<u8>> = HashSet::new();
-            let mut notice = Vec::new();
+            // Every change of the document (its snapshot holds those pruned from the log), in
+            // an order where each comes after its dependencies: a change goes if it is named
+            // or depends on one that goes. The document without them is its new snapshot.
+            // First the log, in its order (a change stored by an older server that never applied
+            // to the document is only there): a change goes if it is named or depends on one
+            // that goes.
+            let mut named = wanted.clone();
+            let mut from_log = Vec::new();
             for (seq, data) in self.store.doc_changes(team, doc, 0).await? {
                 let Ok(change) = Change::from_bytes(data) else {
                     continue;
                 };
                 let h = change.hash().0.to_vec();
-                if wanted.contains(&h) || change.deps().iter().any(|d| gone.contains(&d.0[..])) {
+                if named.contains(&h) || change.deps().iter().any(|d| named.contains(&d.0[..])) {
                     append.withdraw.push(seq);
-                    notice.extend_from_slice(&h);
-                    out.push((doc.clone(), hex(&h)));
-                    gone.insert(h);
+                    named.insert(h.clone());
+                    from_log.push(h);
                 }
+            }
+            // Then the document, which holds what was pruned from the log too.
+            let loaded = self
+                .docs
+                .take(team, doc, log.withdrawals)
+                .catch_up(&*self.store, team, doc)
+                .await?;
+            let (gone, rebuilt) = cpu(move || -> Result<(Vec<Vec<u8>>, Vec<u8>)> {
+                let broken = |p: &str| Error::Internal(format!("cannot rebuild a document: {p}"));
+                let all = change::quietly(|| loaded.doc.get_changes(&[])).map_err(broken)?;
+                let mut gone_set: HashSet<Vec<u8>> = HashSet::new();
+                let mut gone = Vec::new();
+                let mut keep = Vec::with_capacity(all.len());
+                for c in all {
+                    let h = c.hash().0.to_vec();
+                    if named.contains(&h) || c.deps().iter().any(|d| gone_set.contains(&d.0[..])) {
+                        gone_set.insert(h.clone());
+                        gone.push(h);
+                    } else {
+                        keep.push(c);
+                    }
+                }
+                let mut doc = Automerge::new();
+                change::quietly(|| doc.apply_changes(keep))
+                    .map_err(broken)?
+                    .map_err(|e| broken(&e.to_string()))?;
+                let saved = change::quietly(|| doc.save()).map_err(broken)?;
+                Ok((gone, saved))
+            })
+            .await??;
+            let mut all_gone = from_log;
+            let seen: HashSet<Vec<u8>> = all_gone.iter().cloned().collect();
+            all_gone.extend(gone.into_iter().filter(|h| !seen.contains(h)));
+            let mut notice = Vec::with_capacity(all_gone.len() * 32);
+            for h in &all_gone {
+                notice.extend_from_slice(h);
+                out.push((doc.clone(), hex(h)));
             }
             let seq = log.head + 1 + append.entries.len() as i64;
             append.entries.push(Entry {
@@ -522,6 +565,7 @@ impl Hub {
                 withdrawn_ms: None,
                 kind: Kind::Notice,
             });
+            append.snapshots.push((doc.clone(), rebuilt));
         }
         append.withdrawals = out.len() as i64;
         if !append.entries.is_empty() {
@@ -580,21 +624,32 @@ impl Hub {
         let behind = u64::try_from(device.team_head)
             .unwrap_or(0)
             .saturating_sub(cursor);
-        let mut resp = if snapshots && (catch_up.is_some() || behind > limits.catch_up_after) {
-            self.pull_docs(device, cursor, catch_up, limits, &mut counts)
+        // Entries up to the last one pruned are gone from the log: a device behind it can only
+        // catch up from whole documents.
+        let pruned = cursor < u64::try_from(device.team_pruned).unwrap_or(0);
+        if pruned && !snapshots {
+            return Err(Error::Conflict(
+                "this server pruned the part of the team's history this device still needs; an \
+                 up-to-date cairn catches up from whole documents: update cairn, then sync"
+                    .into(),
+            ));
+        }
+        let mut resp =
+            if snapshots && (pruned || catch_up.is_some() || behind > limits.catch_up_after) {
+                self.pull_docs(device, cursor, catch_up, limits, &mut counts)
+                    .await?
+            } else {
+                self.pull(
+                    device,
+                    cursor,
+                    acked,
+                    max_pull,
+                    withdrawals,
+                    limits,
+                    &mut counts,
+                )
                 .await?
-        } else {
-            self.pull(
-                device,
-                cursor,
-                acked,
-                max_pull,
-                withdrawals,
-                limits,
-                &mut counts,
-            )
-            .await?
-        };
+            };
         resp.acked = acked;
 
         let stale = device
@@ -946,7 +1001,7 @@ impl Hub {
                 .await
                 .map_err(GroupError::All)?
         };
-        let (append, loaded, stored) = match planned {
+        let (mut append, loaded, stored) = match planned {
             Ok(plan) => plan,
             Err((i, e, loaded)) => {
                 self.put_back(team, &names, loaded);
@@ -957,6 +1012,7 @@ impl Hub {
             self.put_back(team, &names, loaded);
             return Ok(stored);
         }
+        append.stored_ms = crate::store::now_ms();
         match self.store.append(team, &append).await {
             Ok(_) => {
                 for (doc, l) in names.iter().zip(loaded) {
@@ -1233,6 +1289,12 @@ impl Planner<'_> {
                     "{at} is already stored in another document"
                 )));
             }
+            return Ok(());
+        }
+        // Held by the document but no longer in the log (pruned): acknowledged again.
+        if change::quietly(|| loaded.doc.get_change_meta_by_hash(&change.hash()).is_some())
+            .unwrap_or(false)
+        {
             return Ok(());
         }
         let on_withdrawn = self.log.withdrawals > 0

@@ -231,13 +231,37 @@ enum TeamCommand {
         /// The team's name.
         name: String,
     },
-    /// List teams with their changes, active devices, and the bytes of their log and of their
-    /// documents' snapshots.
+    /// List teams with their changes, active devices, and the bytes of their log, of their
+    /// documents' snapshots and of the changes pruned.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Prune a team's log: changes older than the horizon that its documents' snapshots hold
+    /// leave it (each member device's last change in each document stays, as do withdrawals).
+    /// Devices behind then catch up from whole documents, exactly; prints what went.
+    ///
+    /// Run it while servers run with a horizon of an hour or more (they hold documents for ten
+    /// minutes); a shorter one only with no server running on the database.
+    Prune {
+        #[arg(long)]
+        team: String,
+        /// How old a change must be: a number and m, h or d (`12h`, `30d`), or 0 for all.
+        #[arg(long, default_value = "30d", value_parser = parse_horizon_ms)]
+        older_than: i64,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A pruning horizon: a duration, or 0.
+fn parse_horizon_ms(text: &str) -> Result<i64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    parse_duration_ms(text)
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,22 +395,41 @@ async fn admin(command: Command, db: &str) -> Result<(), Box<dyn std::error::Err
             } else {
                 writeln!(
                     out,
-                    "{:<14} {:>8} {:>8} {:>10} {:>10}  {:<17} name",
-                    "id", "changes", "devices", "log", "snapshots", "created"
+                    "{:<14} {:>8} {:>8} {:>10} {:>10} {:>10}  {:<17} name",
+                    "id", "changes", "devices", "log", "snapshots", "pruned", "created"
                 )?;
                 for t in teams {
                     writeln!(
                         out,
-                        "{:<14} {:>8} {:>8} {:>10} {:>10}  {:<17} {}",
+                        "{:<14} {:>8} {:>8} {:>10} {:>10} {:>10}  {:<17} {}",
                         t.id,
                         t.changes,
                         t.devices,
                         fmt_bytes(t.log_bytes),
                         fmt_bytes(t.snapshot_bytes),
+                        fmt_bytes(t.pruned_bytes),
                         fmt_ms(Some(t.created_ms)),
                         t.name
                     )?;
                 }
+            }
+        }
+        Command::Team(TeamCommand::Prune {
+            team,
+            older_than,
+            json,
+        }) => {
+            let pruned = hub.store().prune(&team, now_ms() - older_than).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&pruned)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "pruned {} change{} ({}) from team {team}",
+                    pruned.changes,
+                    if pruned.changes == 1 { "" } else { "s" },
+                    fmt_bytes(pruned.bytes)
+                )?;
             }
         }
         Command::Invite(InviteCommand::Create {

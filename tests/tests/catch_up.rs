@@ -168,3 +168,117 @@ fn a_catch_up_cut_short_goes_on_and_unsent_changes_stay() {
         assert_eq!(export(h), all);
     }
 }
+
+/// The hash of the team's last change, in hex.
+fn last_change(server: &Server, team: &str) -> String {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let h: Vec<u8> = conn
+        .query_row(
+            "SELECT hash FROM changes WHERE team = ?1 AND kind = 0 ORDER BY seq DESC",
+            [team],
+            |r| r.get(0),
+        )
+        .unwrap();
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn team_sizes(server: &Server, team: &str) -> Value {
+    let teams = server.admin(&["team", "list", "--json"]).json();
+    teams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == team)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
+    let mut server = Server::start_with(&["--catch-up-after", "1000000"]);
+    let (ana, bo, invite) = busy_team(&server);
+    let team = server
+        .admin(&["team", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A device that stops syncing now, before anything is pruned.
+    let away = Home::joined(&server, &invite, &["--name", "Away"]);
+    // More history, then a newcomer whose catch-up leaves a snapshot of every document.
+    for i in 0..6 {
+        ana.run(&["log", &format!("Ana, later {i}")]).ok();
+        bo.run(&["log", &format!("Bo, later {i}")]).ok();
+    }
+    ana.run(&["sync"]).ok();
+    bo.run(&["sync"]).ok();
+    server.restart_with(&["--catch-up-after", "0"]);
+    let helper = Home::joined(&server, &invite, &["--name", "Helper"]);
+    let before = team_sizes(&server, &team);
+
+    // Pruned with no server running (a horizon of 0 is safe only then).
+    server.kill();
+    let pruned = server
+        .admin(&[
+            "team",
+            "prune",
+            "--team",
+            &team,
+            "--older-than",
+            "0",
+            "--json",
+        ])
+        .json();
+    assert!(pruned["changes"].as_i64().unwrap() > 10, "{pruned}");
+    let after = team_sizes(&server, &team);
+    assert_eq!(after["pruned_changes"], pruned["changes"]);
+    assert!(
+        after["log_bytes"].as_i64().unwrap() < before["log_bytes"].as_i64().unwrap(),
+        "{before} {after}"
+    );
+    // Even a server that sends single changes to devices a little behind sends whole
+    // documents to one behind what was pruned.
+    server.restart_with(&["--catch-up-after", "1000000"]);
+    let back = away.run(&["sync", "--json"]).json();
+    assert!(back["docs"].as_u64().unwrap() >= 2, "{back}");
+    // An old client that cannot take documents is told to update, not fed a hole.
+    let token = away.meta("token");
+    let (status, body) = cairn_e2e::http::post(
+        &server.url,
+        "/v1/sync",
+        Some(&token),
+        br#"{"cursor": 1, "withdrawals": true}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("update cairn"), "{body}");
+    let newcomer = Home::joined(&server, &invite, &["--name", "Newcomer"]);
+    for h in [&ana, &bo, &helper] {
+        h.run(&["sync"]).ok();
+    }
+    let all = export(&ana);
+    assert!(all.contains("Ana's step 0") && all.contains("Bo, later 5"));
+    for h in [&bo, &away, &helper, &newcomer] {
+        assert_eq!(export(h), all);
+    }
+
+    // Bo logs spam; the admin withdraws it after the pruning: it leaves every replica, and the
+    // server's snapshot of Bo's journal is rebuilt without it and keeps what was pruned.
+    bo.run(&["log", "Buy cheap watches"]).ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    let spam = last_change(&server, &team);
+    server
+        .admin(&["change", "withdraw", "--team", &team, &spam])
+        .ok();
+    let late = Home::joined(&server, &invite, &["--name", "Late"]);
+    for h in [&ana, &bo, &away] {
+        h.run(&["sync"]).ok();
+    }
+    let all = export(&ana);
+    assert!(!all.contains("cheap watches") && all.contains("Bo's step 0"));
+    for h in [&bo, &away, &late] {
+        assert_eq!(export(h), all);
+    }
+}

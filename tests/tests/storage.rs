@@ -10,7 +10,8 @@ use cairn_e2e::pg::Postgres;
 use cairn_protocol::{Bytes, DocChanges, SyncRequest};
 use cairn_server::hub::Hub;
 use cairn_server::store::{
-    self, Append, Entry, FactsQuery, Kind, NewInvite, PullQuery, Registration, Store, StoreError,
+    self, Append, DocsQuery, Entry, FactsQuery, Kind, NewInvite, PullQuery, Registration, Store,
+    StoreError,
 };
 use cairn_server::{Limits, store::Device};
 use sha2::{Digest, Sha256};
@@ -679,6 +680,103 @@ fn many_teams_pushing_at_once_share_a_small_pool() {
         }
         for t in 0..12 {
             assert_eq!(store.team_log(&format!("t{t}")).await.unwrap().head, 10);
+        }
+    });
+}
+
+#[test]
+fn pruning_takes_only_what_snapshots_hold_and_keeps_each_actors_last_change() {
+    runtime().block_on(async {
+        let b = Backends::new("prune").await;
+        for s in &b.stores {
+            let s = &**s;
+            let name = s.backend();
+            s.create_team("t1", "Otters", 0).await.unwrap();
+            // One actor's changes 1..=6 in "j", then a notice, then two changes of another
+            // actor in "k"; all stored long ago (stored_ms 10).
+            let mut entries: Vec<Entry> = (1..=6u8)
+                .map(|n| Entry {
+                    hash: vec![n; 32],
+                    actor: vec![1; 16],
+                    actor_seq: i64::from(n),
+                    ..entry("j", n, "d1")
+                })
+                .collect();
+            entries.push(Entry {
+                kind: Kind::Notice,
+                ..entry("j", 7, "")
+            });
+            for n in 8..=9u8 {
+                entries.push(Entry {
+                    actor: vec![2; 16],
+                    actor_seq: i64::from(n) - 7,
+                    ..entry("k", n, "d1")
+                });
+            }
+            let append = Append {
+                base_head: 0,
+                entries,
+                stored_ms: 10,
+                ..Append::default()
+            };
+            s.append("t1", &append).await.unwrap();
+            // Nothing is held by a snapshot yet: nothing goes.
+            let none = s.prune("t1", i64::MAX).await.unwrap();
+            assert_eq!(none.changes, 0, "{name}");
+            // "j" is folded into a snapshot as of entry 4; "k" into one as of 9.
+            assert!(s.put_snapshot("t1", "j", 4, b"j@4", 0).await.unwrap());
+            assert!(s.put_snapshot("t1", "k", 9, b"k@9", 0).await.unwrap());
+            // A horizon before the snapshots were kept takes nothing.
+            assert_eq!(s.prune("t1", 20).await.unwrap().changes, 0, "{name}");
+            let pruned = s.prune("t1", i64::MAX).await.unwrap();
+            // j's entries 1-4 (held by its snapshot), k's entry 8 (its actor's last, 9, stays).
+            assert_eq!((pruned.changes, pruned.bytes), (5, 50), "{name}");
+            let left: Vec<i64> = s
+                .dump_log(("t1", 0), 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(left, [5, 6, 7, 9], "{name}");
+            let team = &s.teams().await.unwrap()[0];
+            assert_eq!((team.pruned_changes, team.pruned_bytes), (5, 50), "{name}");
+            // Again: nothing more.
+            assert_eq!(s.prune("t1", i64::MAX).await.unwrap().changes, 0);
+            // A catch-up from before the pruning gets the snapshots and what follows them.
+            let page = s
+                .pull_docs(&DocsQuery {
+                    team: "t1".into(),
+                    after: 0,
+                    after_doc: String::new(),
+                    max_docs: 10,
+                    max_bytes: 1 << 20,
+                    notices_through: Some(i64::MAX),
+                })
+                .await
+                .unwrap();
+            let got: Vec<(String, Option<i64>, Vec<i64>)> = page
+                .docs
+                .iter()
+                .map(|d| {
+                    (
+                        d.doc.clone(),
+                        d.snapshot.as_ref().map(|(seq, _)| *seq),
+                        d.tail.iter().map(|(seq, _)| *seq).collect(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("j".into(), Some(4), vec![5, 6]),
+                    ("k".into(), Some(9), vec![])
+                ],
+                "{name}"
+            );
+            assert_eq!(page.notices.len(), 1, "{name}");
+            assert_eq!((page.head, page.left), (9, 0), "{name}");
+            assert!(s.prune("nope", 0).await.is_err());
         }
     });
 }

@@ -48,6 +48,33 @@ pub struct TeamInfo {
     /// Bytes of change data its log holds, and of its documents' snapshots.
     pub log_bytes: i64,
     pub snapshot_bytes: i64,
+    /// Changes pruned from its log so far (folded into snapshots), and their bytes.
+    pub pruned_changes: i64,
+    pub pruned_bytes: i64,
+}
+
+/// What one pruning took out of a team's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub changes: i64,
+    pub bytes: i64,
+}
+
+/// A snapshot as stored (for copying).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub team: String,
+    pub doc: String,
+    pub seq: i64,
+    pub data: Vec<u8>,
+    pub kept_ms: i64,
+}
+
+/// The time now, in milliseconds since the epoch (when a snapshot was kept).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A device, as the admin sees it.
@@ -75,6 +102,9 @@ pub struct Device {
     /// The team's head as read with the token: a sync with nothing to push from a device already
     /// there needs nothing more.
     pub team_head: i64,
+    /// The last entry pruned from the team's log: a device behind it catches up from whole
+    /// documents.
+    pub team_pruned: i64,
 }
 
 /// Where a team's log stands.
@@ -179,6 +209,11 @@ pub struct Append {
     pub withdrawn_ms: i64,
     /// How many changes this write withdraws or drops.
     pub withdrawals: i64,
+    /// When it is written (a horizon for pruning counts from it).
+    pub stored_ms: i64,
+    /// Documents a withdrawal hands back whole, as they are without what it withdrew (their
+    /// snapshot as of the write's last entry).
+    pub snapshots: Vec<(String, Vec<u8>)>,
 }
 
 /// What the hub needs to know about a push before it decides.
@@ -287,6 +322,9 @@ pub struct Dump {
     pub invites: Vec<NewInvite>,
     pub devices: Vec<DeviceRow>,
     pub actors: Vec<(Vec<u8>, String)>,
+    /// Teams whose log was pruned: (team, last entry pruned, changes, bytes).
+    pub pruned: Vec<(String, i64, i64, i64)>,
+    pub snapshots: Vec<SnapshotRow>,
 }
 
 /// A device as stored, token hash included (for copying).
@@ -303,6 +341,7 @@ pub struct LogRow {
     pub team: String,
     pub seq: i64,
     pub entry: Entry,
+    pub stored_ms: Option<i64>,
 }
 
 /// A team's turn to write, held until [`Turn::release`] (or dropped, later).
@@ -410,6 +449,10 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn pull(&self, query: &PullQuery) -> Result<Page>;
     /// A page of whole documents for a device far behind, with the head, in one snapshot.
     async fn pull_docs(&self, query: &DocsQuery) -> Result<DocsPage>;
+    /// Takes out of the team's log the changes stored before `before_ms` that its documents'
+    /// snapshots (kept before then too) hold, but each actor's last change in each document,
+    /// withdrawn changes and notices; `NotFound` for no such team.
+    async fn prune(&self, team: &str, before_ms: i64) -> Result<Pruned>;
     /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.
     async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>>;
 
@@ -541,5 +584,8 @@ fn sorted(mut d: Dump) -> Dump {
     d.invites.sort_by(|x, y| x.code_hash.cmp(&y.code_hash));
     d.devices.sort_by(|x, y| x.info.id.cmp(&y.info.id));
     d.actors.sort();
+    d.pruned.sort();
+    d.snapshots
+        .sort_by(|x, y| (&x.team, &x.doc).cmp(&(&y.team, &y.doc)));
     d
 }

@@ -20,8 +20,8 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
-    FactsQuery, Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery,
-    Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    FactsQuery, Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
+    PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -104,6 +104,13 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO documents (team, doc, last_seq)
         SELECT team, doc, max(seq) FROM changes GROUP BY team, doc;
+    -- Pruning: changes folded into a snapshot kept before a horizon go, and what went is
+    -- counted; a device behind the last entry pruned catches up from whole documents.
+    ALTER TABLE changes ADD COLUMN stored_ms BIGINT;
+    ALTER TABLE snapshots ADD COLUMN kept_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_through BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_changes BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_bytes BIGINT NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -376,7 +383,8 @@ impl Store for PgStore {
                         (SELECT coalesce(sum(length(data)), 0)::BIGINT FROM changes c
                          WHERE c.team = t.id),
                         (SELECT coalesce(sum(length(data)), 0)::BIGINT FROM snapshots n
-                         WHERE n.team = t.id)
+                         WHERE n.team = t.id),
+                        pruned_changes, pruned_bytes
                  FROM teams t ORDER BY created_ms, id",
                 &[],
             )
@@ -391,6 +399,8 @@ impl Store for PgStore {
                 devices: r.get(4),
                 log_bytes: r.get(5),
                 snapshot_bytes: r.get(6),
+                pruned_changes: r.get(7),
+                pruned_bytes: r.get(8),
             })
             .collect())
     }
@@ -551,7 +561,8 @@ impl Store for PgStore {
         let c = self.pool.get().await?;
         let st = c
             .prepare_cached(
-                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head
+                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head,
+                        t.pruned_through
                  FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = $1",
             )
             .await?;
@@ -564,6 +575,7 @@ impl Store for PgStore {
             last_seen_ms: r.get(4),
             revoked: r.get::<_, Option<i64>>(5).is_some(),
             team_head: r.get(6),
+            team_pruned: r.get(7),
         }))
     }
 
@@ -693,10 +705,10 @@ impl Store for PgStore {
             ),
             tx.prepare_cached(
                 "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
-                                      withdrawn_ms, kind)
-                 SELECT $1, * FROM unnest($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[],
-                                          $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
-                                          $9::BIGINT[], $10::SMALLINT[])",
+                                      withdrawn_ms, kind, stored_ms)
+                 SELECT $1, *, $11 FROM unnest($2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[],
+                                               $6::BIGINT[], $7::TEXT[], $8::BYTEA[],
+                                               $9::BIGINT[], $10::SMALLINT[])",
             ),
             tx.prepare_cached(NOTE_DOCUMENTS),
         )?;
@@ -730,7 +742,7 @@ impl Store for PgStore {
         let head_params: [Param<'_>; 4] = [&team, &n, &a.withdrawals, &a.base_head];
         let actor_params: [Param<'_>; 2] = [&actors, &devices];
         let withdraw_params: [Param<'_>; 3] = [&team, &a.withdraw, &a.withdrawn_ms];
-        let insert_params: [Param<'_>; 10] = [
+        let insert_params: [Param<'_>; 11] = [
             &team,
             &seqs,
             &docs,
@@ -741,6 +753,7 @@ impl Store for PgStore {
             &datas,
             &withdrawn,
             &kinds,
+            &a.stored_ms,
         ];
         let documents_params: [Param<'_>; 3] = [&team, &docs, &seqs];
         // One round trip: the statements go out together, in this order, on one connection.
@@ -786,6 +799,16 @@ impl Store for PgStore {
             tx.execute(
                 "DELETE FROM snapshots WHERE team = $1 AND doc = ANY($2)",
                 &[&team, &noticed],
+            )
+            .await?;
+        }
+        // A withdrawal hands the documents it touched back as they are without it.
+        for (doc, data) in &a.snapshots {
+            tx.execute(
+                "INSERT INTO snapshots (team, doc, seq, data, kept_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+                     kept_ms = excluded.kept_ms",
+                &[&team, doc, &seq, data, &a.stored_ms],
             )
             .await?;
         }
@@ -853,14 +876,55 @@ impl Store for PgStore {
         // for, and its count then seen.
         let n = c
             .execute(
-                "INSERT INTO snapshots (team, doc, seq, data)
-                 SELECT $1, $2, $3, $4 FROM teams WHERE id = $1 AND withdrawals = $5 FOR SHARE
-                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+                "INSERT INTO snapshots (team, doc, seq, data, kept_ms)
+                 SELECT $1, $2, $3, $4, $6 FROM teams WHERE id = $1 AND withdrawals = $5 FOR SHARE
+                 ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+                     kept_ms = excluded.kept_ms
                  WHERE excluded.seq > snapshots.seq",
-                &[&team, &doc, &seq, &data, &withdrawals],
+                &[&team, &doc, &seq, &data, &withdrawals, &super::now_ms()],
             )
             .await?;
         Ok(n == 1)
+    }
+
+    async fn prune(&self, team: &str, before_ms: i64) -> Result<Pruned> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // The team's row, locked: one pruning at a time, and none beside a write of its log.
+        tx.query_opt("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE", &[&team])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
+        // What goes: see the SQLite backend.
+        let row = tx
+            .query_one(
+                "WITH gone AS (
+                     DELETE FROM changes c
+                     WHERE c.team = $1 AND c.kind = 0 AND c.withdrawn_ms IS NULL
+                       AND coalesce(c.stored_ms, 0) < $2
+                       AND c.seq <= (SELECT s.seq FROM snapshots s
+                                     WHERE s.team = c.team AND s.doc = c.doc AND s.kept_ms < $2)
+                       AND c.actor_seq < (SELECT max(t.actor_seq) FROM changes t
+                                          WHERE t.team = c.team AND t.doc = c.doc
+                                            AND t.actor = c.actor)
+                     RETURNING c.seq, length(c.data) AS size
+                 )
+                 SELECT count(*), coalesce(sum(size), 0)::BIGINT, max(seq) FROM gone",
+                &[&team, &before_ms],
+            )
+            .await?;
+        let (changes, bytes, through): (i64, i64, Option<i64>) =
+            (row.get(0), row.get(1), row.get(2));
+        if changes > 0 {
+            tx.execute(
+                "UPDATE teams SET pruned_through = GREATEST(pruned_through, $2),
+                     pruned_changes = pruned_changes + $3, pruned_bytes = pruned_bytes + $4
+                 WHERE id = $1",
+                &[&team, &through, &changes, &bytes],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Pruned { changes, bytes })
     }
 
     async fn pull_docs(&self, q: &DocsQuery) -> Result<DocsPage> {
@@ -1118,6 +1182,28 @@ impl Store for PgStore {
         for r in tx.query("SELECT actor, device FROM actors", &[]).await? {
             dump.actors.push((r.get(0), r.get(1)));
         }
+        for r in tx
+            .query(
+                "SELECT id, pruned_through, pruned_changes, pruned_bytes FROM teams
+                 WHERE pruned_through > 0",
+                &[],
+            )
+            .await?
+        {
+            dump.pruned.push((r.get(0), r.get(1), r.get(2), r.get(3)));
+        }
+        for r in tx
+            .query("SELECT team, doc, seq, data, kept_ms FROM snapshots", &[])
+            .await?
+        {
+            dump.snapshots.push(super::SnapshotRow {
+                team: r.get(0),
+                doc: r.get(1),
+                seq: r.get(2),
+                data: r.get(3),
+                kept_ms: r.get(4),
+            });
+        }
         tx.commit().await?;
         Ok(dump)
     }
@@ -1126,7 +1212,8 @@ impl Store for PgStore {
         let c = self.pool.get().await?;
         let rows = c
             .query(
-                "SELECT team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms, kind
+                "SELECT team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms, kind,
+                        stored_ms
                  FROM changes WHERE (team, seq) > ($1, $2) ORDER BY team, seq LIMIT $3",
                 &[&after.0, &after.1, &i64::from(limit)],
             )
@@ -1146,6 +1233,7 @@ impl Store for PgStore {
                     withdrawn_ms: r.get(8),
                     kind: Kind::from_i64(i64::from(r.get::<_, i16>(9))),
                 },
+                stored_ms: r.get(10),
             })
             .collect())
     }
@@ -1202,6 +1290,21 @@ impl Store for PgStore {
             )
             .await?;
         }
+        for (team, through, changes, bytes) in &d.pruned {
+            tx.execute(
+                "UPDATE teams SET pruned_through = $2, pruned_changes = $3, pruned_bytes = $4
+                 WHERE id = $1",
+                &[team, through, changes, bytes],
+            )
+            .await?;
+        }
+        for n in &d.snapshots {
+            tx.execute(
+                "INSERT INTO snapshots (team, doc, seq, data, kept_ms) VALUES ($1, $2, $3, $4, $5)",
+                &[&n.team, &n.doc, &n.seq, &n.data, &n.kept_ms],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -1212,8 +1315,8 @@ impl Store for PgStore {
         let st = tx
             .prepare_cached(
                 "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data,
-                                      withdrawn_ms, kind)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                      withdrawn_ms, kind, stored_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .await?;
         for r in rows {
@@ -1231,6 +1334,7 @@ impl Store for PgStore {
                     &e.data,
                     &e.withdrawn_ms,
                     &(e.kind as i16),
+                    &r.stored_ms,
                 ],
             )
             .await?;

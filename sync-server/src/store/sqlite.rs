@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
-    Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, PullQuery, Registration,
-    Result, Store, StoreError, TeamInfo, TeamLog,
+    Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned, PullQuery,
+    Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -102,6 +102,13 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     INSERT INTO documents (team, doc, last_seq)
         SELECT team, doc, max(seq) FROM changes GROUP BY team, doc;
+    -- Pruning: changes folded into a snapshot kept before a horizon go, and what went is
+    -- counted; a device behind the last entry pruned catches up from whole documents.
+    ALTER TABLE changes ADD COLUMN stored_ms INTEGER;
+    ALTER TABLE snapshots ADD COLUMN kept_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_changes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE teams ADD COLUMN pruned_bytes INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -343,7 +350,8 @@ impl Store for SqliteStore {
                         (SELECT coalesce(sum(length(data)), 0) FROM changes c
                          WHERE c.team = t.id),
                         (SELECT coalesce(sum(length(data)), 0) FROM snapshots n
-                         WHERE n.team = t.id)
+                         WHERE n.team = t.id),
+                        pruned_changes, pruned_bytes
                  FROM teams t ORDER BY created_ms, id",
             )?;
             let rows = st.query_map([], |r| {
@@ -355,6 +363,8 @@ impl Store for SqliteStore {
                     devices: r.get(4)?,
                     log_bytes: r.get(5)?,
                     snapshot_bytes: r.get(6)?,
+                    pruned_changes: r.get(7)?,
+                    pruned_bytes: r.get(8)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -520,7 +530,8 @@ impl Store for SqliteStore {
         let token_hash = token_hash.to_vec();
         self.call(move |c| {
             Ok(c.prepare_cached(
-                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head
+                "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head,
+                        t.pruned_through
                  FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = ?1",
             )?
             .query_row([&token_hash], |r| {
@@ -532,6 +543,7 @@ impl Store for SqliteStore {
                     last_seen_ms: r.get(4)?,
                     revoked: r.get::<_, Option<i64>>(5)?.is_some(),
                     team_head: r.get(6)?,
+                    team_pruned: r.get(7)?,
                 })
             })
             .optional()?)
@@ -671,7 +683,16 @@ impl Store for SqliteStore {
             let mut seq = head;
             for e in &a.entries {
                 seq += 1;
-                insert_entry(&tx, &team, seq, e)?;
+                insert_entry(&tx, &team, seq, e, Some(a.stored_ms))?;
+            }
+            // A withdrawal hands the documents it touched back as they are without it.
+            for (doc, data) in &a.snapshots {
+                tx.prepare_cached(
+                    "INSERT INTO snapshots (team, doc, seq, data, kept_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+                         kept_ms = excluded.kept_ms",
+                )?
+                .execute(params![team, doc, seq, data, a.stored_ms])?;
             }
             if seq != head || a.withdrawals != 0 {
                 tx.prepare_cached(
@@ -736,13 +757,57 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let n = c
                 .prepare_cached(
-                    "INSERT INTO snapshots (team, doc, seq, data)
-                     SELECT ?1, ?2, ?3, ?4 FROM teams WHERE id = ?1 AND withdrawals = ?5
-                     ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data
+                    "INSERT INTO snapshots (team, doc, seq, data, kept_ms)
+                     SELECT ?1, ?2, ?3, ?4, ?6 FROM teams WHERE id = ?1 AND withdrawals = ?5
+                     ON CONFLICT (team, doc) DO UPDATE SET seq = excluded.seq, data = excluded.data,
+                         kept_ms = excluded.kept_ms
                      WHERE excluded.seq > snapshots.seq",
                 )?
-                .execute(params![team, doc, seq, data, withdrawals])?;
+                .execute(params![team, doc, seq, data, withdrawals, super::now_ms()])?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn prune(&self, team: &str, before_ms: i64) -> Result<Pruned> {
+        let team = team.to_owned();
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            exists(&tx, &team)?;
+            // What goes: changes (not notices, not withdrawn ones, which keep their hashes)
+            // stored before the horizon, folded into their document's snapshot kept before it
+            // too, except each actor's last change in each document (its numbering goes on
+            // from there).
+            const PRUNABLE: &str = "team = ?1 AND kind = 0 AND withdrawn_ms IS NULL
+                AND coalesce(stored_ms, 0) < ?2
+                AND seq <= (SELECT s.seq FROM snapshots s
+                            WHERE s.team = changes.team AND s.doc = changes.doc
+                              AND s.kept_ms < ?2)
+                AND actor_seq < (SELECT max(t.actor_seq) FROM changes t
+                                 WHERE t.team = changes.team AND t.doc = changes.doc
+                                   AND t.actor = changes.actor)";
+            let (changes, bytes, through): (i64, i64, Option<i64>) = tx.query_row(
+                &format!(
+                    "SELECT count(*), coalesce(sum(length(data)), 0), max(seq) FROM changes
+                     WHERE {PRUNABLE}"
+                ),
+                params![team, before_ms],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            if changes > 0 {
+                tx.execute(
+                    &format!("DELETE FROM changes WHERE {PRUNABLE}"),
+                    params![team, before_ms],
+                )?;
+                tx.execute(
+                    "UPDATE teams SET pruned_through = max(pruned_through, ?2),
+                         pruned_changes = pruned_changes + ?3, pruned_bytes = pruned_bytes + ?4
+                     WHERE id = ?1",
+                    params![team, through, changes, bytes],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Pruned { changes, bytes })
         })
         .await
     }
@@ -955,6 +1020,25 @@ impl Store for SqliteStore {
                 dump.actors = st
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?;
+                let mut st = tx.prepare(
+                    "SELECT id, pruned_through, pruned_changes, pruned_bytes FROM teams
+                     WHERE pruned_through > 0",
+                )?;
+                dump.pruned = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut st = tx.prepare("SELECT team, doc, seq, data, kept_ms FROM snapshots")?;
+                dump.snapshots = st
+                    .query_map([], |r| {
+                        Ok(super::SnapshotRow {
+                            team: r.get(0)?,
+                            doc: r.get(1)?,
+                            seq: r.get(2)?,
+                            data: r.get(3)?,
+                            kept_ms: r.get(4)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
             }
             drop(tx);
             Ok(dump)
@@ -966,7 +1050,8 @@ impl Store for SqliteStore {
         let (team, seq) = (after.0.to_owned(), after.1);
         self.call(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms, kind
+                "SELECT team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms, kind,
+                        stored_ms
                  FROM changes WHERE (team, seq) > (?1, ?2) ORDER BY team, seq LIMIT ?3",
             )?;
             let rows = st.query_map(params![team, seq, limit], |r| {
@@ -983,6 +1068,7 @@ impl Store for SqliteStore {
                         withdrawn_ms: r.get(8)?,
                         kind: Kind::from_i64(r.get(9)?),
                     },
+                    stored_ms: r.get(10)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1035,6 +1121,20 @@ impl Store for SqliteStore {
                     params![actor, device],
                 )?;
             }
+            for (team, through, changes, bytes) in &d.pruned {
+                tx.execute(
+                    "UPDATE teams SET pruned_through = ?2, pruned_changes = ?3, pruned_bytes = ?4
+                     WHERE id = ?1",
+                    params![team, through, changes, bytes],
+                )?;
+            }
+            for n in &d.snapshots {
+                tx.execute(
+                    "INSERT INTO snapshots (team, doc, seq, data, kept_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![n.team, n.doc, n.seq, n.data, n.kept_ms],
+                )?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -1047,7 +1147,7 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for r in &rows {
                 let e = &r.entry;
-                insert_entry(&tx, &r.team, r.seq, e)?;
+                insert_entry(&tx, &r.team, r.seq, e, r.stored_ms)?;
             }
             tx.commit()?;
             Ok(())
@@ -1074,11 +1174,17 @@ fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_entry(c: &Connection, team: &str, seq: i64, e: &super::Entry) -> rusqlite::Result<()> {
+fn insert_entry(
+    c: &Connection,
+    team: &str,
+    seq: i64,
+    e: &super::Entry,
+    stored_ms: Option<i64>,
+) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO changes (team, seq, doc, hash, actor, actor_seq, device, data, withdrawn_ms,
-                              kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              kind, stored_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         team,
@@ -1090,7 +1196,8 @@ fn insert_entry(c: &Connection, team: &str, seq: i64, e: &super::Entry) -> rusql
         e.device,
         e.data,
         e.withdrawn_ms,
-        e.kind as i64
+        e.kind as i64,
+        stored_ms
     ])?;
     c.prepare_cached(
         "INSERT INTO documents (team, doc, last_seq) VALUES (?1, ?2, ?3)
