@@ -34,7 +34,7 @@ pub struct Loaded {
 }
 
 /// A document's snapshot is kept again when more than this many changes came after it...
-pub const SNAPSHOT_AFTER_CHANGES: usize = 4;
+pub const SNAPSHOT_AFTER_CHANGES: usize = 1;
 /// ...and their bytes are at least this share of the snapshot's (1/8): a device far behind
 /// then downloads at most an eighth more than the document's compacted size, and each byte
 /// pushed costs at most eight bytes of saving, whatever the document's size.

@@ -45,7 +45,7 @@ use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
 /// The file name of the replica inside a home (the CLI's `context::REPLICA_FILE`).
-const REPLICA_FILE: &str = "replica.sqlite3";
+pub(crate) const REPLICA_FILE: &str = "replica.sqlite3";
 /// The instant every seeded replica and every timed run take as "now": a Monday morning.
 pub(crate) const NOW: &str = "2026-11-23T09:30:00Z";
 /// How far back the seeded events go.
@@ -966,7 +966,8 @@ fn render_json(
              \"publish_bytes\": {}, \"noop_requests\": {}, \"noop_bytes\": {}, \"new_events\": [{}], \
              \"join_seconds\": {:.3}, \"join_changes\": {}, \"join_bytes\": {}, \"join_requests\": {}, \
              \"join_docs\": {}, \"join_wire_bytes\": {}, \"compact_seconds\": {:.3}, \
-             \"log_bytes\": {}, \"snapshot_bytes\": {}, \"behind\": {}}}",
+             \"log_bytes\": {}, \"snapshot_bytes\": {}, \"pruned_log_bytes\": {}, \
+             \"pruned_snapshot_bytes\": {}, \"behind\": {}}}",
             y.events,
             y.publish_secs,
             y.publish_changes,
@@ -983,6 +984,8 @@ fn render_json(
             y.compact_secs,
             y.log_bytes,
             y.snapshot_bytes,
+            y.pruned_log_bytes,
+            y.pruned_snapshot_bytes,
             y.behind.as_ref().map_or("null".to_owned(), |b| format!(
                 "{{\"entries\": {}, \"seconds\": {:.3}, \"docs\": {}, \"changes\": {}, \
                  \"wire_bytes\": {}}}",
@@ -1144,11 +1147,21 @@ fn render_sync_table(syncs: &[sync::SyncFigures]) -> String {
         }
         let _ = writeln!(
             s,
-            "  the server kept its snapshots {:.2} s after the publication; it stores {:.1} MB \
-             of log and {:.1} MB of snapshots",
+            "  the server kept its snapshots {:.2} s after the publication; at the end it stores \
+             {:.1} MB of log and {:.1} MB of snapshots",
             y.compact_secs,
             y.log_bytes as f64 / 1e6,
             y.snapshot_bytes as f64 / 1e6,
+        );
+        let stored = y.pruned_log_bytes + y.pruned_snapshot_bytes;
+        let ratio = stored as f64 / y.pruned_snapshot_bytes.max(1) as f64;
+        let _ = writeln!(
+            s,
+            "  pruned: {:.1} MB of log and {:.1} MB of snapshots (the compacted documents) = \
+             {ratio:.2}x (target: at most 1.5x) {}",
+            y.pruned_log_bytes as f64 / 1e6,
+            y.pruned_snapshot_bytes as f64 / 1e6,
+            verdict(ratio <= 1.5)
         );
         if let Some(b) = &y.behind {
             let _ = writeln!(

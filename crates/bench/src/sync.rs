@@ -9,6 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cairn_core::ids::EventId;
+use cairn_core::{NewEvent, Stamp};
+use cairn_protocol::{Bytes, DocChanges, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+use cairn_store::{Remote, Replica};
+use std::str::FromStr as _;
+
 use crate::{Failure, NOW};
 
 /// What the sync rows measured at one size.
@@ -40,6 +46,9 @@ pub struct SyncFigures {
     /// The server's storage for the team: its log's bytes and its snapshots' bytes.
     pub log_bytes: u64,
     pub snapshot_bytes: u64,
+    /// The same after pruning everything the snapshots hold.
+    pub pruned_log_bytes: u64,
+    pub pruned_snapshot_bytes: u64,
 }
 
 /// What a device far behind (but not new) cost to bring level.
@@ -106,6 +115,201 @@ fn copy(mut from: TcpStream, mut to: TcpStream, count: Option<&AtomicU64>) {
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// `cairn ARGS --json` in `home`, talking to the server at `url` for this one run.
+fn cairn_json_at(
+    cairn: &Path,
+    home: &Path,
+    url: &str,
+    args: &[&str],
+) -> Result<serde_json::Value, Failure> {
+    // The replica keeps its server's address: pointed at `url` for the run, then back.
+    let replica = Replica::open(&home.join(crate::REPLICA_FILE))
+        .map_err(|e| Failure::run(format!("cannot open {}: {e}", home.display())))?;
+    let remote = replica
+        .remote()
+        .map_err(|e| Failure::run(e.to_string()))?
+        .ok_or_else(|| Failure::run("the device has no server"))?;
+    let mut replica = replica;
+    let set = |r: &mut Replica, to: &str| {
+        r.set_remote(&Remote {
+            url: to.to_owned(),
+            ..remote.clone()
+        })
+        .map_err(|e| Failure::run(e.to_string()))
+    };
+    set(&mut replica, url)?;
+    drop(replica);
+    let out = cairn_json(cairn, home, args);
+    let mut replica =
+        Replica::open(&home.join(crate::REPLICA_FILE)).map_err(|e| Failure::run(e.to_string()))?;
+    set(&mut replica, &remote.url)?;
+    out
+}
+
+/// The team writes `n` more events over the 90 days after "now": members' devices of their
+/// own (a copy of `away`'s replica writes for each, and the changes go up with each member's
+/// token). Returns the team's head after.
+fn ninety_days(
+    server_bin: &Path,
+    db: &Path,
+    team: &str,
+    url: &str,
+    away: &Path,
+    work: &Path,
+    n: usize,
+) -> Result<u64, Failure> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
+    let scratch = work.join("ninety-days");
+    std::fs::create_dir_all(&scratch).map_err(|e| fail("cannot make a directory", &e))?;
+    let path = scratch.join(crate::REPLICA_FILE);
+    std::fs::copy(away.join(crate::REPLICA_FILE), &path)
+        .map_err(|e| fail("cannot copy a replica", &e))?;
+    let mut replica = Replica::open(&path).map_err(|e| fail("cannot open a replica", &e))?;
+    let state = replica
+        .team()
+        .map_err(|e| fail("cannot read the team", &e))?;
+    // The members who write: up to 50, neither the founder nor the device away (whose actors
+    // their own devices hold).
+    let away_member = replica
+        .me()
+        .map_err(|e| fail("cannot read the replica", &e))?;
+    let writers: Vec<(String, String)> = state
+        .members
+        .iter()
+        .skip(1)
+        .filter(|m| m.id != away_member)
+        .take(50)
+        .map(|m| (m.id.clone(), m.handle.clone()))
+        .collect();
+    if writers.is_empty() || n == 0 {
+        return Ok(0);
+    }
+    let start: i64 = jiff::Timestamp::from_str(NOW)
+        .map(|t| t.as_millisecond())
+        .unwrap_or(0);
+    let span = 90 * 86_400_000i64;
+    let mut per: Vec<Vec<(EventId, Stamp, NewEvent)>> = vec![Vec::new(); writers.len()];
+    for i in 0..n {
+        let at = start + 3_600_000 + span * i as i64 / n as i64;
+        let w = i % writers.len();
+        let date = jiff::Timestamp::from_millisecond(at)
+            .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+            .unwrap_or_default();
+        let stamp = Stamp {
+            at_ms: at,
+            tz: "UTC".into(),
+            date,
+            late: false,
+        };
+        let b = (i as u64).to_be_bytes();
+        let id = EventId::new(at, [b[3], b[4], b[5], b[6], b[7]]);
+        let text = crate::ACTIONS[i % crate::ACTIONS.len()];
+        let pillar = Some(crate::PILLARS[i % crate::PILLARS.len()].to_owned());
+        per[w].push((id, stamp, NewEvent::action(text, pillar, None)));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for ((member, handle), batch) in writers.iter().zip(&per) {
+        replica
+            .add_events(member, batch)
+            .map_err(|e| fail("cannot write events", &e))?;
+        let invite = admin(
+            server_bin,
+            db,
+            &[
+                "invite",
+                "create",
+                "--team",
+                team,
+                "--member",
+                &format!("@{handle}"),
+            ],
+        )?;
+        let join: JoinResponse = post_json(
+            &agent,
+            &format!("{url}/v1/join"),
+            None,
+            &JoinRequest {
+                invite,
+                device_name: "ninety days".into(),
+                name: None,
+                claim: None,
+                publish: None,
+            },
+        )?;
+        loop {
+            let out = replica
+                .outbox(2_000, 4 << 20)
+                .map_err(|e| fail("cannot read the outbox", &e))?;
+            let Some(last) = out.last().map(|o| o.seq) else {
+                break;
+            };
+            let mut push: Vec<DocChanges> = Vec::new();
+            for o in out {
+                match push.last_mut() {
+                    Some(p) if p.doc == o.doc => p.changes.push(Bytes(o.change)),
+                    _ => push.push(DocChanges {
+                        doc: o.doc,
+                        changes: vec![Bytes(o.change)],
+                    }),
+                }
+            }
+            let req = SyncRequest {
+                push,
+                max_pull: Some(0),
+                ..SyncRequest::default()
+            };
+            let resp: SyncResponse =
+                post_json(&agent, &format!("{url}/v1/sync"), Some(&join.token.0), &req)?;
+            replica
+                .apply_exchange(Some(last), &[], 0, start)
+                .map_err(|e| fail("cannot drop what went up", &e))?;
+            if resp.acked == 0 {
+                return Err(Failure::run("the server took none of a member's events"));
+            }
+        }
+    }
+    let status = admin(server_bin, db, &["team", "list", "--json"])?;
+    let teams: serde_json::Value = serde_json::from_str(&status)
+        .map_err(|e| fail("`team list --json` printed no JSON", &e))?;
+    Ok(teams
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == team))
+        .map_or(0, |t| num(t, "changes")))
+}
+
+fn post_json<T: serde::de::DeserializeOwned>(
+    agent: &ureq::Agent,
+    url: &str,
+    token: Option<&str>,
+    body: &impl serde::Serialize,
+) -> Result<T, Failure> {
+    let bytes = serde_json::to_vec(body).map_err(|e| Failure::run(e.to_string()))?;
+    let mut req = agent.post(url).content_type("application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req
+        .send(&bytes[..])
+        .map_err(|e| Failure::run(format!("{url}: {e}")))?;
+    let status = resp.status();
+    let data = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .map_err(|e| Failure::run(format!("{url}: {e}")))?;
+    if !status.is_success() {
+        return Err(Failure::run(format!(
+            "{url}: {status}: {}",
+            String::from_utf8_lossy(&data)
+        )));
+    }
+    serde_json::from_slice(&data).map_err(|e| Failure::run(format!("{url}: {e}")))
 }
 
 /// Waits until the server has no snapshot left to keep (its `/metrics` say so), at most a
@@ -268,7 +472,7 @@ pub fn measure(
         )));
     }
     let db = work.join("server.sqlite3");
-    let (_server, url) = start_server(&server_bin, &db)?;
+    let (server, url) = start_server(&server_bin, &db)?;
     let team = admin(&server_bin, &db, &["team", "create", "Bench"])?;
     let invite = admin(
         &server_bin,
@@ -282,8 +486,16 @@ pub fn measure(
     let publish_secs = started.elapsed().as_secs_f64();
     let compact_secs = compacted(&url)?;
     let relay = Relay::start(&url)?;
-    let behind = None;
-
+    // A device that then goes away while the team writes 90 days more (an eighth of the
+    // history, in the months after "now"), each member from a device of their own.
+    let away = work.join("away-device");
+    cairn_json(
+        cairn,
+        &away,
+        &["join", &url, "--invite", &invite, "--name", "Away"],
+    )?;
+    // The founder hears of the device that joined: then nothing is new.
+    cairn_json(cairn, home, &["sync"])?;
     let noop = cairn_json(cairn, home, &["sync"])?;
     let mut new_events = Vec::new();
     for k in [1usize, 10, 100] {
@@ -312,10 +524,42 @@ pub fn measure(
     )?;
     let join_secs = started.elapsed().as_secs_f64();
     let join_wire = relay.take();
+    let ninety = ninety_days(&server_bin, &db, &team, &url, &away, work, events / 8)?;
+    let behind = {
+        let cursor = num(&cairn_json(cairn, &away, &["status"])?, "cursor");
+        relay.take();
+        let away_via_relay = relay.url.clone();
+        let started = Instant::now();
+        let back = cairn_json_at(cairn, &away, &away_via_relay, &["sync"])?;
+        Some(Behind {
+            entries: ninety.saturating_sub(cursor),
+            secs: started.elapsed().as_secs_f64(),
+            docs: num(&back, "docs"),
+            changes: num(&back, "received"),
+            wire: relay.take(),
+        })
+    };
+
     let teams: serde_json::Value =
         serde_json::from_str(&admin(&server_bin, &db, &["team", "list", "--json"])?)
             .map_err(|e| Failure::run(format!("`team list --json` printed no JSON: {e}")))?;
     let team_row = teams
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == team.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    // Then pruned of everything its snapshots hold, with the server stopped (a horizon of 0 is
+    // safe only then).
+    drop(server);
+    admin(
+        &server_bin,
+        &db,
+        &["team", "prune", "--team", &team, "--older-than", "0"],
+    )?;
+    let pruned: serde_json::Value =
+        serde_json::from_str(&admin(&server_bin, &db, &["team", "list", "--json"])?)
+            .map_err(|e| Failure::run(format!("`team list --json` printed no JSON: {e}")))?;
+    let pruned_row = pruned
         .as_array()
         .and_then(|t| t.iter().find(|t| t["id"] == team.as_str()))
         .cloned()
@@ -338,5 +582,7 @@ pub fn measure(
         behind,
         log_bytes: num(&team_row, "log_bytes"),
         snapshot_bytes: num(&team_row, "snapshot_bytes"),
+        pruned_log_bytes: num(&pruned_row, "log_bytes"),
+        pruned_snapshot_bytes: num(&pruned_row, "snapshot_bytes"),
     })
 }

@@ -868,7 +868,7 @@ fn store_chunk(tx: &Transaction<'_>, doc_id: &str, doc: &Automerge, chunk: &[u8]
     Ok(())
 }
 
-fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[u8]) -> Result<()> {
+pub(crate) fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[u8]) -> Result<()> {
     tx.prepare_cached("INSERT INTO chunks (doc, seq, data) VALUES (?1, ?2, ?3)")?
         .execute(params![doc_id, n + 1, chunk])?;
     tx.prepare_cached(

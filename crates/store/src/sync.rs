@@ -74,8 +74,10 @@ pub struct SetAside {
 /// A document new to this replica, made ready apart from the replica: loaded from its
 /// snapshot, with the changes after it applied and its index rows read.
 struct Prepared {
-    doc: Automerge,
-    applied: Vec<Change>,
+    /// The changes applied after the snapshot, as one chunk.
+    chunk: Vec<u8>,
+    applied: usize,
+    hashes: Vec<ChangeHash>,
     /// Changes that did not decode, with why.
     aside: Vec<(Vec<u8>, String)>,
     rows: index::Rows,
@@ -122,9 +124,15 @@ fn prepare(d: &IncomingDoc, bounds: &Bounds) -> Option<Prepared> {
         return None;
     }
     let rows = index::rows(&d.doc, &doc).ok()?;
+    let mut chunk = Vec::new();
+    for c in &applied {
+        chunk.extend_from_slice(c.raw_bytes());
+    }
+    // (The document is dropped here, on the worker: freeing it is work too.)
     Some(Prepared {
-        doc,
-        applied,
+        chunk,
+        applied: applied.len(),
+        hashes: applied.iter().map(Change::hash).collect(),
         aside,
         rows,
     })
@@ -151,7 +159,7 @@ fn store_prepared(
         return Ok(false);
     }
     let withdrawn = withdrawn_hashes(tx, doc_id)?;
-    if p.applied.iter().any(|c| withdrawn.contains(&c.hash())) {
+    if p.hashes.iter().any(|h| withdrawn.contains(h)) {
         return Ok(false);
     }
     for (bytes, why) in &p.aside {
@@ -160,15 +168,11 @@ fn store_prepared(
     }
     tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
         .execute(params![doc_id, d.snapshot])?;
-    if !p.applied.is_empty() {
-        let mut chunk = Vec::new();
-        for c in &p.applied {
-            chunk.extend_from_slice(c.raw_bytes());
-        }
-        store_chunk(tx, doc_id, &p.doc, &chunk)?;
+    if !p.chunk.is_empty() {
+        crate::append_chunk(tx, doc_id, 0, &p.chunk)?;
     }
     index::write_rows(tx, doc_id, &p.rows)?;
-    applied.changes += p.applied.len();
+    applied.changes += p.applied;
     applied.docs += 1;
     Ok(true)
 }
