@@ -274,3 +274,27 @@ fn colour_only_when_asked_for_and_never_with_no_color() {
         "NO_COLOR wins"
     );
 }
+
+#[test]
+fn names_in_any_script_get_handles_that_match_regardless_of_case_and_accents() {
+    let home = Home::team("Ana", &["Chloé Martin", "Łukasz", "Søren", "信頼"]);
+    let team = home.run(&["team", "--json"]).json();
+    let handles: Vec<String> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["handle"].as_str().unwrap().to_owned())
+        .collect();
+    for h in ["chloe-martin", "lukasz", "soren", "xin-lai"] {
+        assert!(handles.contains(&h.to_owned()), "{handles:?}");
+    }
+    // Typed with its accents and capitals, a handle still finds its member.
+    home.run(&["kudos", "@Chloé-Martin,@SØREN", "Great pairing"])
+        .ok();
+    let item = feed(&home, &[]).into_iter().next().unwrap();
+    assert_eq!(item["to"].as_array().map(Vec::len), Some(2), "{item}");
+    // A near miss is named.
+    let err = home.run(&["kudos", "@chloe", "Thanks"]).fails();
+    assert!(err.contains("did you mean @chloe-martin?"), "{err}");
+    assert!(err.contains("cairn sync"), "{err}");
+}

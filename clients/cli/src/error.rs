@@ -64,9 +64,10 @@ impl From<cairn_core::Error> for CliError {
             E::UnknownPillar(_) => {
                 Some("`cairn team` lists the pillars; `cairn team pillar add NAME` adds one")
             }
-            E::UnknownMember(_) => {
-                Some("`cairn team` lists the members; `cairn team member add NAME` adds one")
-            }
+            E::UnknownMember(_) | E::UnknownHandle { .. } => Some(
+                "`cairn team` lists the members; one who joined lately arrives with `cairn sync`; \
+                 `cairn team member add NAME` is for someone who has not joined",
+            ),
             E::NotYours(_) => Some("only an event's author can change it"),
             E::NoSuchEvent(_) => Some("ids are shown at the left of `cairn feed`"),
             E::HandleTaken(_) => Some("pick another with --handle"),

@@ -15,6 +15,9 @@ pub enum Error {
     PillarExists(String),
     #[error("unknown member `{0}`")]
     UnknownMember(String),
+    /// A handle typed that no member holds, with the handles it comes close to.
+    #[error("unknown member `@{handle}`{}", near_text(near))]
+    UnknownHandle { handle: String, near: Vec<String> },
     #[error("the handle `@{0}` is already taken")]
     HandleTaken(String),
     #[error("invalid handle `{0}`: use 1 to 32 lowercase letters, digits, `-` or `_`")]
@@ -59,3 +62,17 @@ impl From<automerge::AutomergeError> for Error {
 
 /// The result of a domain operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn near_text(near: &[String]) -> String {
+    match near {
+        [] => String::new(),
+        [one] => format!("; did you mean @{one}?"),
+        [init @ .., last] => format!(
+            "; did you mean {} or @{last}?",
+            init.iter()
+                .map(|h| format!("@{h}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

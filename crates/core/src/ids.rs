@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use sha2::Digest as _;
+
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// Characters of the time part of an event id.
 pub const TIME_CHARS: usize = 10;
@@ -128,11 +130,50 @@ pub fn checksum_ok(raw: &[u8], hash: &[u8; 32]) -> bool {
     raw.len() >= 8 && raw[4..8] == hash[..4]
 }
 
-/// Turns a display name into a handle: lowercase ASCII letters, digits and `-`; `None` when the
-/// name has none of those (then the person picks a handle).
+/// Turns a display name into a handle: its reading in lowercase ASCII letters and digits, words
+/// joined by `-` (`Chloé Martin` → `chloe-martin`, `Łukasz` → `lukasz`, `Søren` → `soren`,
+/// `信頼` → `xin-lai`). A name with letters but no reading gets `m-` and a short digest of it;
+/// `None` when the name has no letter or digit at all (then the person picks a handle).
 pub fn handle_from_name(name: &str) -> Option<String> {
-    let handle = slug(name, |c| c.is_ascii_alphanumeric());
-    (!handle.is_empty()).then_some(handle)
+    if !name.chars().any(char::is_alphanumeric) {
+        return None;
+    }
+    // Only the letters and digits are read (an emoji's reading is no part of a name).
+    let letters: String = name
+        .trim()
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() {
+                Some(c)
+            } else if c.is_whitespace() || matches!(c, '-' | '_' | '.') {
+                Some(' ')
+            } else {
+                None
+            }
+        })
+        .collect();
+    let reading = deunicode::deunicode_with_tofu(&letters, " ");
+    let handle = slug(&reading, |c| c.is_ascii_alphanumeric());
+    if !handle.is_empty() {
+        return Some(handle);
+    }
+    let digest = sha2::Sha256::digest(name.trim().as_bytes());
+    Some(format!("m-{}", random_text(&digest, 6)))
+}
+
+/// A handle as someone typed it, made comparable with the handles members hold: without the
+/// `@`, read in lowercase ASCII (`@Chloé` → `chloe`), spaces as `-`.
+pub fn handle_key(typed: &str) -> String {
+    let reading = deunicode::deunicode_with_tofu(typed.trim().trim_start_matches('@'), "");
+    let mut out = String::with_capacity(reading.len());
+    for c in reading.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_whitespace() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
 }
 
 /// True for a valid handle: 1 to 32 of lowercase ASCII letters, digits, `-`, `_`.
@@ -211,10 +252,32 @@ mod tests {
 
     #[test]
     fn handles_from_names() {
-        assert_eq!(handle_from_name("Ana María").as_deref(), Some("ana-mara"));
+        assert_eq!(handle_from_name("Ana María").as_deref(), Some("ana-maria"));
+        assert_eq!(
+            handle_from_name("Chloé Martin").as_deref(),
+            Some("chloe-martin")
+        );
+        assert_eq!(handle_from_name("Łukasz").as_deref(), Some("lukasz"));
+        assert_eq!(handle_from_name("Søren").as_deref(), Some("soren"));
+        assert_eq!(handle_from_name("Zoë O'Neil").as_deref(), Some("zoe-oneil"));
         assert_eq!(handle_from_name("  Ben  ").as_deref(), Some("ben"));
         assert_eq!(handle_from_name("!!!"), None);
-        assert_eq!(handle_from_name("信頼"), None);
+        assert_eq!(handle_from_name("信頼").as_deref(), Some("xin-lai"));
+        assert_eq!(handle_from_name("Дмитрий").as_deref(), Some("dmitrii"));
+        assert_eq!(handle_from_name("🎉"), None);
+        for name in [
+            "Chloé Martin",
+            "Łukasz",
+            "信頼",
+            "Дмитрий",
+            "𐌰𐌱",
+            "Ἀλέξανδρος",
+        ] {
+            assert!(is_valid_handle(&handle_from_name(name).unwrap()), "{name}");
+        }
+        assert_eq!(handle_key("@Chloé"), "chloe");
+        assert_eq!(handle_key(" CHLOE-Martin "), "chloe-martin");
+        assert_eq!(handle_key("@ana_b"), "ana_b");
         assert_eq!(pillar_id("信頼"), "信頼");
         assert_eq!(pillar_id("Team Spirit"), "team-spirit");
         assert_eq!(pillar_id("!!!"), "");

@@ -74,14 +74,53 @@ pub struct TeamState {
 impl TeamState {
     /// The member with this handle (with or without the leading `@`).
     /// Two members who picked the same handle offline are ambiguous until one changes it.
+    ///
+    /// A handle matches as typed, or regardless of case and accents (`@Chloé` finds `@chloe`),
+    /// or as the handle the member's name reads as (a handle made before names were read:
+    /// `@chloe-martin` finds Chloé Martin whose handle is `@chlo-martin`). An unknown handle
+    /// comes with the handles it is close to.
     pub fn member_by_handle(&self, handle: &str) -> Result<&Member> {
-        let h = handle.trim().trim_start_matches('@').to_lowercase();
-        let mut found = self.members.iter().filter(|m| m.handle == h);
-        match (found.next(), found.next()) {
-            (Some(m), None) => Ok(m),
-            (Some(_), Some(_)) => Err(Error::AmbiguousHandle(h)),
-            (None, _) => Err(Error::UnknownMember(format!("@{h}"))),
+        let typed = handle.trim().trim_start_matches('@');
+        let exact = typed.to_lowercase();
+        let key = ids::handle_key(typed);
+        let tiers: [&dyn Fn(&Member) -> bool; 3] = [
+            &|m| m.handle == exact,
+            &|m| ids::handle_key(&m.handle) == key,
+            &|m| ids::handle_from_name(&m.name).is_some_and(|h| h == key),
+        ];
+        for matches in tiers {
+            let mut found = self.members.iter().filter(|m| matches(m));
+            match (found.next(), found.next()) {
+                (Some(m), None) => return Ok(m),
+                (Some(_), Some(_)) => return Err(Error::AmbiguousHandle(exact.clone())),
+                (None, _) => {}
+            }
         }
+        Err(Error::UnknownHandle {
+            handle: exact.clone(),
+            near: self.near_handles(&key),
+        })
+    }
+
+    /// Up to three handles close to `key`: starting with it, holding it, or with a name that
+    /// does.
+    fn near_handles(&self, key: &str) -> Vec<String> {
+        if key.len() < 2 {
+            return Vec::new();
+        }
+        let mut near: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| {
+                let name = ids::handle_from_name(&m.name).unwrap_or_default();
+                m.handle.contains(key) || name.contains(key) || key.contains(m.handle.as_str())
+            })
+            .map(|m| m.handle.clone())
+            .collect();
+        near.sort_by_key(|h| (!h.starts_with(key), h.len(), h.clone()));
+        near.dedup();
+        near.truncate(3);
+        near
     }
 
     /// Each member and the local date (in the team's zone) they joined.
@@ -492,8 +531,48 @@ mod tests {
         ));
         assert!(matches!(
             state.member_by_handle("@zed"),
-            Err(Error::UnknownMember(_))
+            Err(Error::UnknownHandle { .. })
         ));
+    }
+
+    #[test]
+    fn handles_match_whatever_the_case_and_accents_and_unknown_ones_come_with_near_ones() {
+        let (mut doc, state) = team();
+        let h = add_member(&mut doc, &state, "m-chloe", "Chloé Martin", None, 10).unwrap();
+        assert_eq!(h, "chloe-martin");
+        let state = read(&doc).unwrap();
+        // A member whose handle was made before names were read.
+        let state = {
+            let mut s = state;
+            s.members.push(Member {
+                id: "m-soren".into(),
+                name: "Søren Kirk".into(),
+                handle: "sren-kirk".into(),
+                joined_ms: 10,
+            });
+            s
+        };
+        for typed in [
+            "@chloe-martin",
+            "Chloé-Martin",
+            "@CHLOE-MARTIN",
+            " @chloé-martin ",
+        ] {
+            assert_eq!(
+                state.member_by_handle(typed).unwrap().id,
+                "m-chloe",
+                "{typed}"
+            );
+        }
+        assert_eq!(state.member_by_handle("@sren-kirk").unwrap().id, "m-soren");
+        assert_eq!(state.member_by_handle("@soren-kirk").unwrap().id, "m-soren");
+        let err = state.member_by_handle("@chloe").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown member `@chloe`; did you mean @chloe-martin?"
+        );
+        let err = state.member_by_handle("@zed").unwrap_err();
+        assert_eq!(err.to_string(), "unknown member `@zed`");
     }
 
     #[test]
@@ -521,10 +600,11 @@ mod tests {
             merged.member_by_handle("@ben"),
             Err(Error::AmbiguousHandle(_))
         ));
-        assert!(matches!(
-            add_member(&mut a, &merged, "m-3", "信頼", None, 22),
-            Err(Error::BadHandle(_))
-        ));
+        // A name in another script is read: its handle is its reading.
+        assert_eq!(
+            add_member(&mut a, &merged, "m-3", "信頼", None, 22).unwrap(),
+            "xin-lai"
+        );
         assert!(matches!(
             add_pillar(&mut a, &merged, "!!!", None, 22),
             Err(Error::BadName(_))
