@@ -298,3 +298,55 @@ fn names_in_any_script_get_handles_that_match_regardless_of_case_and_accents() {
     assert!(err.contains("did you mean @chloe-martin?"), "{err}");
     assert!(err.contains("cairn sync"), "{err}");
 }
+
+#[test]
+fn words_fit_their_numbers_and_the_feed_says_when_there_is_more() {
+    let home = Home::team("Ana", &["Ben"]);
+    home.run(&["log", "Tidied the shared board", "--pillar", "trust"])
+        .ok();
+    let digest = home.run(&["digest"]).ok();
+    assert!(
+        digest.contains("1 micro-action and 0 recognitions"),
+        "{digest}"
+    );
+    assert!(!digest.contains("(s)"), "{digest}");
+    // The spotlight quotes, it does not count.
+    assert!(!digest.contains("thanked"), "{digest}");
+    let status = home.run(&["status"]).ok();
+    assert!(status.contains("waiting   3 changes"), "{status}");
+
+    // A reaction is not edited: it is taken back (input error, not "a bug").
+    let target = feed(&home, &[])[0]["id"].as_str().unwrap().to_owned();
+    home.run(&["react", &target, "🎉"]).ok();
+    let all = home.run(&["export", "--format", "json"]).json();
+    let id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "reaction")
+        .expect("the reaction is exported")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = home.run(&["edit", &id, "new words"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("a reaction cannot be edited"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("bug"), "{}", run.stderr);
+
+    let none = home.run(&["feed", "--pillar", "empowerment"]).ok();
+    assert!(none.contains("Nothing matches these filters"), "{none}");
+    for i in 0..3 {
+        home.run(&["log", &format!("Step {i}")]).ok();
+    }
+    let page = home.run(&["feed", "--limit", "2"]).ok();
+    assert!(
+        page.contains("The latest 2 shown; more with `--limit 4`."),
+        "{page}"
+    );
+    let all = home.run(&["feed", "--limit", "50"]).ok();
+    assert!(!all.contains("more with"), "{all}");
+}

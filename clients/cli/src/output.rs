@@ -16,6 +16,12 @@ pub const DIM: Style = Style::new().dimmed();
 pub const BOLD: Style = Style::new().bold();
 pub const GOOD: Style = AnsiColor::Green.on_default();
 
+/// `n` and the noun that goes with it: `count(1, "change", "changes")` is "1 change".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `text` in `style`; plain wherever colour is off.
 pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
     format!("{}{text}{}", style.render(), style.render_reset())
@@ -66,5 +72,20 @@ impl Out {
     pub fn flush(&mut self) -> Result<()> {
         self.stream.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0u64, "change", "changes"), "0 changes");
+        assert_eq!(count(1u64, "change", "changes"), "1 change");
+        assert_eq!(
+            count(2u32, "micro-action", "micro-actions"),
+            "2 micro-actions"
+        );
     }
 }

@@ -89,9 +89,7 @@ pub fn edit(
 ) -> Result<()> {
     let (obj, event) = own_event(doc, author, id)?;
     if event.kind == Kind::Reaction {
-        return Err(Error::Malformed(
-            "a reaction cannot be edited; retract it".to_owned(),
-        ));
+        return Err(Error::EditReaction);
     }
     let edit = edit.clone().validate(team)?;
     doc.transact::<_, _, Error>(|tx| {

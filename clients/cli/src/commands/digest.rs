@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
+use crate::output::count;
 
 /// Sum up this week (or month) for a retrospective.
 ///
@@ -115,17 +116,20 @@ fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     let title = format!("{} — {} to {}", team.name, d.start, d.end);
     out.push(if md { format!("# {title}") } else { title });
     out.push(format!(
-        "{} micro-actions and {} recognitions from {} of {} members.",
-        d.actions, d.kudos, d.active_members, d.members
+        "{} and {} from {} of {}.",
+        count(d.actions as u64, "micro-action", "micro-actions"),
+        count(d.kudos as u64, "recognition", "recognitions"),
+        d.active_members,
+        count(d.members as u64, "member", "members"),
     ));
-    let unit = match d.team_streak.cadence {
-        cairn_core::rules::Cadence::Weekly => "week",
-        cairn_core::rules::Cadence::Daily => "day",
+    let (one, many) = match d.team_streak.cadence {
+        cairn_core::rules::Cadence::Weekly => ("week", "weeks"),
+        cairn_core::rules::Cadence::Daily => ("day", "days"),
     };
     out.push(h("Team streak"));
     out.push(item(format!(
-        "{} {unit}(s) in a row, best {}{}",
-        d.team_streak.current,
+        "{} in a row, best {}{}",
+        count(d.team_streak.current as u64, one, many),
         d.team_streak.best,
         d.team_streak
             .consistency
@@ -164,19 +168,12 @@ fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     if let Some(s) = &d.spotlight {
         out.push(h("Spotlight"));
         // A quiet period is nobody's fault: no zeros in a shared page.
-        out.push(item(if s.acts == 0 && s.thanked == 0 {
-            format!(
-                "@{}: the spotlight is theirs this time",
-                team.handle_of(&s.member)
-            )
-        } else {
-            format!(
-                "@{}: {} stone(s) this period, thanked {} time(s)",
-                team.handle_of(&s.member),
-                s.acts,
-                s.thanked
-            )
-        }));
+        // Celebrated with their own words, never with counts: a team page carries no numbers
+        // about one person.
+        out.push(item(format!(
+            "@{}: the spotlight is theirs this time",
+            team.handle_of(&s.member)
+        )));
         if let Some(q) = &s.quote {
             out.push(item(quote_line(team, q)));
         }

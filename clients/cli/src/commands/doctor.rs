@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
-use crate::output::{GOOD, paint};
+use crate::output::{GOOD, count, paint};
 use crate::remote::Client;
 use cairn_protocol::SyncRequest;
 use std::time::Duration;
@@ -29,7 +29,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let aside = replica.set_aside()?;
     let cursor = replica.cursor()?;
     let server = check_server(&replica, cursor)?;
-    let mut aside_text = format!("{} changes that do not apply", aside.len());
+    let mut aside_text = format!(
+        "{} that {} not apply",
+        count(aside.len() as u64, "change", "changes"),
+        if aside.len() == 1 { "does" } else { "do" }
+    );
     for a in aside.iter().take(5) {
         aside_text.push_str(&format!(
             "\n          {} in {}: {}",
@@ -45,13 +49,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         ));
     }
     let text = format!(
-        "replica   {}\nschema    {}\ndocuments {} ({} chunks)\nevents    {}\noutbox    {} changes\nwaiting   {waiting} changes for what they depend on\nset aside {aside_text}\ncursor    {cursor}\nserver    {}\nindex     {}",
+        "replica   {}\nschema    {}\ndocuments {} ({})\nevents    {}\noutbox    {}\nwaiting   {} for what they depend on\nset aside {aside_text}\ncursor    {cursor}\nserver    {}\nindex     {}",
         replica.path().display(),
         cairn_store::SCHEMA_VERSION,
         stats.docs,
-        stats.chunks,
+        count(stats.chunks as u64, "chunk", "chunks"),
         stats.events,
-        stats.outbox,
+        count(stats.outbox as u64, "change", "changes"),
+        count(waiting as u64, "change", "changes"),
         server.line,
         if ok {
             paint(GOOD, "in step with the documents")
@@ -125,12 +130,12 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
     Ok(match checked {
         Ok((info, head)) => ServerCheck {
             line: format!(
-                "{} {} (protocol {}, cairn-server {}; {} changes to pull)",
+                "{} {} (protocol {}, cairn-server {}; {} to pull)",
                 remote.url,
                 paint(GOOD, "reachable"),
                 info.protocol,
                 crate::remote::printable(&info.server_version),
-                head.saturating_sub(cursor)
+                count(head.saturating_sub(cursor), "change", "changes")
             ),
             json: json!({
                 "url": remote.url, "reachable": true, "protocol": info.protocol,

@@ -57,7 +57,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     let today = ctx.today(&team.tz);
     let query = FeedQuery {
-        limit: Some(args.limit as usize),
+        // One more than shown, to say whether there are more.
+        limit: Some(args.limit as usize + 1),
         pillar: args
             .pillar
             .map(|p| team.pillar(&p).map(|p| p.id.clone()))
@@ -71,7 +72,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             .map(|s| parse_day(&s, today).map(|d| d.to_string()))
             .transpose()?,
     };
-    let items = replica.feed(&query)?;
+    let filtered = query.pillar.is_some() || query.member.is_some() || query.since.is_some();
+    let mut items = replica.feed(&query)?;
+    let more = items.len() > args.limit as usize;
+    items.truncate(args.limit as usize);
     if ctx.out.json {
         return ctx.out.json(&Value::Array(
             items.iter().map(|i| item_json(i, &team)).collect(),
@@ -80,7 +84,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     if items.is_empty() {
         return ctx.out.line(paint(
             DIM,
-            "Nothing here yet. Add the first stone: cairn log \"what you did\"",
+            if filtered {
+                "Nothing matches these filters; without them, `cairn feed` shows everything."
+            } else {
+                "Nothing here yet. Add the first stone: cairn log \"what you did\""
+            },
         ));
     }
     let now = ctx.now_ms();
@@ -89,6 +97,17 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             ctx.out.line("")?;
         }
         ctx.out.line(item_text(item, &team, now))?;
+    }
+    if more {
+        ctx.out.line("")?;
+        ctx.out.line(paint(
+            DIM,
+            format!(
+                "The latest {} shown; more with `--limit {}`.",
+                items.len(),
+                (args.limit as u64 * 2).min(10_000)
+            ),
+        ))?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::output::{DIM, paint};
+use crate::output::{DIM, count, paint};
 
 /// Show the team's server, when this device last synced and what waits to be sent.
 ///
@@ -21,17 +21,19 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     let ago = last.map(|ms| cairn_core::feed::ago(ctx.now_ms(), ms));
     let text = match &remote {
         None => format!(
-            "server    none: this team lives only here\nwaiting   {waiting} changes\n{}",
+            "server    none: this team lives only here\nwaiting   {}\n{}",
+            count(waiting as u64, "change", "changes"),
             paint(
                 DIM,
                 "bring it to a server with `cairn publish URL --invite CODE`"
             )
         ),
         Some(r) => format!(
-            "server    {}\ndevice    {}\nlast sync {}\ncursor    {cursor}\nwaiting   {waiting} changes ({})",
+            "server    {}\ndevice    {}\nlast sync {}\ncursor    {cursor}\nwaiting   {} ({})",
             r.url,
             r.device_id,
             ago.as_deref().unwrap_or("never"),
+            count(waiting as u64, "change", "changes"),
             super::sync::size(waiting_bytes as usize),
         ),
     };
