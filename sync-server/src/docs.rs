@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::Result;
 use crate::store::Store;
-use automerge::{Automerge, Change};
+use automerge::{Automerge, Change, ReadDoc as _};
 use cairn_core::change;
 
 /// A document and how far into the team's log it is.
@@ -121,6 +121,14 @@ impl Loaded {
                     self.kept(size);
                 }
                 Err(e) => {
+                    // The log has everything only if nothing of it was pruned.
+                    if store.team_log(team).await?.pruned > 0 {
+                        tracing::error!(team, doc = ?doc, seq, error = %e,
+                            "a snapshot does not load and the log was pruned; restore a backup");
+                        return Err(crate::Error::Internal(format!(
+                            "the snapshot of {doc} does not load"
+                        )));
+                    }
                     tracing::error!(team, doc = ?doc, seq, error = %e,
                         "a snapshot does not load; replaying the log instead");
                 }
@@ -270,7 +278,15 @@ pub async fn keep_snapshot(
     loaded: Loaded,
 ) -> (Loaded, Option<Vec<u8>>) {
     let worked = tokio::task::spawn_blocking(move || {
-        let saved = change::quietly(|| loaded.doc.save());
+        // A document missing some of its history is never kept as a snapshot.
+        let saved = change::quietly(|| {
+            if loaded.doc.get_missing_deps(&[]).is_empty() {
+                Some(loaded.doc.save())
+            } else {
+                None
+            }
+        })
+        .and_then(|s: Option<Vec<u8>>| s.ok_or("the document misses some of its history"));
         (saved, loaded)
     })
     .await;

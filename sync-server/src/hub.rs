@@ -501,28 +501,15 @@ impl Hub {
             // Every change of the document (its snapshot holds those pruned from the log), in
             // an order where each comes after its dependencies: a change goes if it is named
             // or depends on one that goes. The document without them is its new snapshot.
-            // First the log, in its order (a change stored by an older server that never applied
-            // to the document is only there): a change goes if it is named or depends on one
-            // that goes.
-            let mut named = wanted.clone();
-            let mut from_log = Vec::new();
-            for (seq, data) in self.store.doc_changes(team, doc, 0).await? {
-                let Ok(change) = Change::from_bytes(data) else {
-                    continue;
-                };
-                let h = change.hash().0.to_vec();
-                if named.contains(&h) || change.deps().iter().any(|d| named.contains(&d.0[..])) {
-                    append.withdraw.push(seq);
-                    named.insert(h.clone());
-                    from_log.push(h);
-                }
-            }
-            // Then the document, which holds what was pruned from the log too.
+            // First the document, which holds everything (what was pruned from the log too), in
+            // an order where each change comes after its dependencies: a change goes if it is
+            // named or depends on one that goes. The document without them is its new snapshot.
             let loaded = self
                 .docs
                 .take(team, doc, log.withdrawals)
                 .catch_up(&*self.store, team, doc)
                 .await?;
+            let named = wanted.clone();
             let (gone, rebuilt) = cpu(move || -> Result<(Vec<Vec<u8>>, Vec<u8>)> {
                 let broken = |p: &str| Error::Internal(format!("cannot rebuild a document: {p}"));
                 let all = change::quietly(|| loaded.doc.get_changes(&[])).map_err(broken)?;
@@ -546,9 +533,26 @@ impl Hub {
                 Ok((gone, saved))
             })
             .await??;
-            let mut all_gone = from_log;
-            let seen: HashSet<Vec<u8>> = all_gone.iter().cloned().collect();
-            all_gone.extend(gone.into_iter().filter(|h| !seen.contains(h)));
+            // Then the log, in its order: every entry of what goes loses its content, and so
+            // does a change stored by an older server that never applied to the document (only
+            // the log has it) with what was made on it.
+            let mut named: HashSet<Vec<u8>> = wanted.clone();
+            named.extend(gone.iter().cloned());
+            let mut noticed: HashSet<Vec<u8>> = gone.iter().cloned().collect();
+            let mut all_gone = gone;
+            for (seq, data) in self.store.doc_changes(team, doc, 0).await? {
+                let Ok(change) = Change::from_bytes(data) else {
+                    continue;
+                };
+                let h = change.hash().0.to_vec();
+                if named.contains(&h) || change.deps().iter().any(|d| named.contains(&d.0[..])) {
+                    append.withdraw.push(seq);
+                    named.insert(h.clone());
+                    if noticed.insert(h.clone()) {
+                        all_gone.push(h);
+                    }
+                }
+            }
             let mut notice = Vec::with_capacity(all_gone.len() * 32);
             for h in &all_gone {
                 notice.extend_from_slice(h);
@@ -627,19 +631,27 @@ impl Hub {
         // Entries up to the last one pruned are gone from the log: a device behind it can only
         // catch up from whole documents.
         let pruned = cursor < u64::try_from(device.team_pruned).unwrap_or(0);
-        if pruned && !snapshots {
-            return Err(Error::Conflict(
+        // A request that pulls nothing (`max_pull: 0`, as `cairn doctor` asks) is answered with
+        // the head alone, whatever the device's place.
+        let pulls = max_pull != Some(0);
+        let gone = || {
+            Error::Conflict(
                 "this server pruned the part of the team's history this device still needs; an \
                  up-to-date cairn catches up from whole documents: update cairn, then sync"
                     .into(),
-            ));
+            )
+        };
+        if pruned && pulls && !snapshots {
+            return Err(gone());
         }
-        let mut resp =
-            if snapshots && (pruned || catch_up.is_some() || behind > limits.catch_up_after) {
-                self.pull_docs(device, cursor, catch_up, limits, &mut counts)
-                    .await?
-            } else {
-                self.pull(
+        let by_docs =
+            snapshots && pulls && (pruned || catch_up.is_some() || behind > limits.catch_up_after);
+        let mut resp = if by_docs {
+            self.pull_docs(device, cursor, catch_up, limits, &mut counts)
+                .await?
+        } else {
+            let page = self
+                .pull(
                     device,
                     cursor,
                     acked,
@@ -648,8 +660,17 @@ impl Hub {
                     limits,
                     &mut counts,
                 )
-                .await?
-            };
+                .await?;
+            match page {
+                Some(resp) => resp,
+                // Pruned since the token was read: the log has holes before the cursor.
+                None if snapshots => {
+                    self.pull_docs(device, cursor, None, limits, &mut counts)
+                        .await?
+                }
+                None => return Err(gone()),
+            }
+        };
         resp.acked = acked;
 
         let stale = device
@@ -673,7 +694,7 @@ impl Hub {
         withdrawals: bool,
         limits: &Limits,
         counts: &mut SyncCounts,
-    ) -> Result<SyncResponse> {
+    ) -> Result<Option<SyncResponse>> {
         let max = max_pull
             .unwrap_or(limits.max_page_changes)
             .min(limits.max_page_changes);
@@ -683,6 +704,7 @@ impl Hub {
                 head: device.team_head,
                 entries: Vec::new(),
                 more: false,
+                pruned: device.team_pruned,
             }
         } else {
             self.store
@@ -700,6 +722,9 @@ impl Hub {
         if cursor > head {
             return Err(past_head(cursor, head));
         }
+        if max > 0 && cursor < u64::try_from(page.pruned).unwrap_or(0) {
+            return Ok(None);
+        }
         let pulled: Vec<Pulled> = page.entries.into_iter().map(pulled_entry).collect();
         let (cursor, more) = if max == 0 {
             (cursor, cursor < head)
@@ -711,13 +736,13 @@ impl Hub {
         };
         counts.pulled = pulled.len();
         counts.bytes_out = pulled.iter().map(|p| p.change.0.len()).sum();
-        Ok(SyncResponse {
+        Ok(Some(SyncResponse {
             pulled,
             cursor,
             more,
             head,
             ..SyncResponse::default()
-        })
+        }))
     }
 
     /// A page of whole documents for a device far behind: each document changed after its

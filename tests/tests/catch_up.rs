@@ -51,6 +51,18 @@ fn catch_up_state(home: &Home) -> Option<String> {
     .ok()
 }
 
+/// The names of a replica's indexes.
+fn indexes(home: &Home) -> Vec<String> {
+    let conn = rusqlite::Connection::open(home.replica()).unwrap();
+    let mut st = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 fn export(home: &Home) -> String {
     home.run(&["export", "--format", "json"]).ok()
 }
@@ -94,6 +106,9 @@ fn a_device_far_behind_gets_whole_documents_and_the_replica_a_replay_gives() {
     assert_eq!(catch_up_state(&whole), None);
 
     assert_eq!(export(&whole), export(&replay));
+    // The index's own indexes, dropped for the bulk catch-up, are all there again.
+    assert_eq!(indexes(&whole), indexes(&replay));
+    assert!(indexes(&whole).len() >= 8, "{:?}", indexes(&whole));
     // The replay hears of the newcomer (a change or two: whole documents too, on this server).
     replay.run(&["sync"]).ok();
     assert!(export(&whole).contains("Reviewed four PRs"));
@@ -281,4 +296,81 @@ fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
     for h in [&bo, &away, &late] {
         assert_eq!(export(h), all);
     }
+}
+
+#[test]
+fn a_withdrawal_reaches_what_was_built_on_a_pruned_change() {
+    let mut server = Server::start();
+    let (ana, bo, invite) = busy_team(&server);
+    let team = server
+        .admin(&["team", "list", "--json"])
+        .json()
+        .as_array()
+        .unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = bo.run(&["device", "link", "--json"]).json()["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let laptop = Home::joined(&server, &code, &[]);
+    // Bo's phone writes the spam; the laptop writes twice on top of it (in the same journal).
+    bo.run(&["log", "Buy cheap watches"]).ok();
+    bo.run(&["sync"]).ok();
+    let spam = last_change(&server, &team);
+    laptop.run(&["sync"]).ok();
+    laptop.run(&["log", "On top of the spam"]).ok();
+    laptop.run(&["log", "Further on top"]).ok();
+    laptop.run(&["sync"]).ok();
+    // A newcomer leaves snapshots of every document; then the log is pruned: the laptop's first
+    // change goes (its last stays, as does the phone's spam, each its device's last).
+    server.restart_with(&["--catch-up-after", "0"]);
+    Home::joined(&server, &invite, &["--name", "Helper"]);
+    server.kill();
+    let pruned = server
+        .admin(&[
+            "team",
+            "prune",
+            "--team",
+            &team,
+            "--older-than",
+            "0",
+            "--json",
+        ])
+        .json();
+    assert!(pruned["changes"].as_i64().unwrap() > 0, "{pruned}");
+    server.restart_with(&[]);
+    // Offline, the laptop builds on what is about to go.
+    laptop.run(&["log", "Built before the notice came"]).ok();
+
+    let out = server
+        .admin(&["change", "withdraw", "--team", &team, &spam])
+        .ok();
+    assert!(out.contains(&spam), "{out}");
+    // The laptop is not stuck: its change made on withdrawn ones is taken and dropped.
+    let run = laptop.run(&["sync", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for h in [&ana, &bo, &laptop] {
+        h.run(&["sync"]).ok();
+    }
+    let late = Home::joined(&server, &invite, &["--name", "Late"]);
+    let all = export(&ana);
+    for gone in [
+        "cheap watches",
+        "On top of the spam",
+        "Further on top",
+        "Built before",
+    ] {
+        assert!(!all.contains(gone), "{gone} is still there");
+    }
+    assert!(all.contains("Bo's step 0"));
+    for h in [&bo, &laptop, &late] {
+        assert_eq!(export(h), all);
+    }
+    // And the laptop writes on.
+    laptop.run(&["log", "Back to work"]).ok();
+    laptop.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    assert!(export(&ana).contains("Back to work"));
 }

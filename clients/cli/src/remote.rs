@@ -357,9 +357,11 @@ fn exchange<'scope>(
             let n = docs.len();
             // The next page is asked for now, while this one is applied: the server's work and
             // the way there overlap with this replica's.
+            // (Not while publishing: the request that ends a publication says so itself.)
             if let Some(c) = &state
                 && acked == batch.len()
                 && !full_batch
+                && !import_done
             {
                 let next = SyncRequest {
                     cursor: resp.cursor,

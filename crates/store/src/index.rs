@@ -213,8 +213,9 @@ pub(crate) fn write_rows(conn: &Connection, doc_id: &str, rows: &Rows) -> Result
 /// takes a whole team at once, built again in one sort each at the end.
 pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String)>> {
     let mut st = conn.prepare(
+        // (`events_doc` stays: rewriting a document's rows finds them through it.)
         "SELECT name, sql FROM sqlite_master
-         WHERE type = 'index' AND sql IS NOT NULL
+         WHERE type = 'index' AND sql IS NOT NULL AND name <> 'events_doc'
            AND tbl_name IN ('events', 'recipients', 'members', 'pillars', 'commitments',
                             'challenges')
          ORDER BY name",

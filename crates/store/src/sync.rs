@@ -680,7 +680,10 @@ impl Replica {
                     }
                 } else {
                     let mut doc = load_doc(&tx, doc_id)?;
+                    let before = doc.get_heads();
                     match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
+                        // Nothing new in it: nothing to store.
+                        Ok(()) if doc.get_heads() == before => (doc, Base::Stored),
                         Ok(()) => (doc, Base::Merged(d.snapshot.clone())),
                         Err(e) => {
                             set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;

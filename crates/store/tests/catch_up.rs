@@ -66,8 +66,9 @@ fn op() -> impl Strategy<Value = Op> {
 enum Step {
     /// The next few changes of the log, one by one.
     Changes(usize),
-    /// A document as it stood after some prefix of the log (ahead of what came, or behind).
-    Snapshot(Index, Index),
+    /// A document as it stood after some prefix of the log (ahead of what came, or behind),
+    /// with some of its changes after that prefix.
+    Snapshot(Index, Index, usize),
     /// The replica writes an event of its own (once it knows the team).
     Write,
 }
@@ -75,7 +76,8 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (1..6usize).prop_map(Step::Changes),
-        3 => (any::<Index>(), any::<Index>()).prop_map(|(d, at)| Step::Snapshot(d, at)),
+        3 => (any::<Index>(), any::<Index>(), 0..4usize)
+            .prop_map(|(d, at, tail)| Step::Snapshot(d, at, tail)),
         1 => Just(Step::Write),
     ]
 }
@@ -149,6 +151,19 @@ fn history(dir: &std::path::Path, ops: &[Op]) -> Vec<Incoming> {
             change: o.change,
         })
         .collect()
+}
+
+/// Document `doc` as it stood after the first `upto` entries of `log`, saved, with its next
+/// `tail` changes after that.
+fn with_tail(log: &[Incoming], doc: &str, upto: usize, tail: usize) -> IncomingDoc {
+    let mut whole = snapshot(log, doc, upto);
+    whole.changes = log[upto..]
+        .iter()
+        .filter(|c| c.doc == doc)
+        .take(tail)
+        .map(|c| c.change.clone())
+        .collect();
+    whole
 }
 
 /// Document `doc` as it stood after the first `upto` entries of `log`, saved.
@@ -225,16 +240,18 @@ proptest! {
                     far.apply_exchange(None, &log[pos..to], 0, T0).unwrap();
                     pos = to;
                 }
-                Step::Snapshot(d, at) => {
+                Step::Snapshot(d, at, tail) => {
                     let doc = &docs[d.index(docs.len())];
-                    let whole = snapshot(&log, doc, at.index(log.len() + 1));
+                    let whole = with_tail(&log, doc, at.index(log.len() + 1), *tail);
                     far.apply_docs(None, &[whole], None, 0, T0).unwrap();
                 }
                 Step::Write => wrote = wrote || cy_writes(&mut far),
             }
         }
         // Then everything: whole documents alone, or with every single change before or after.
-        let wholes: Vec<IncomingDoc> = docs.iter().map(|d| snapshot(&log, d, log.len())).collect();
+        // (Each as of the middle of the log with the changes after it, as a server sends them.)
+        let wholes: Vec<IncomingDoc> =
+            docs.iter().map(|d| with_tail(&log, d, log.len() / 2, usize::MAX)).collect();
         match last {
             0 => {
                 far.apply_docs(None, &wholes, None, 9, T0).unwrap();

@@ -115,6 +115,8 @@ pub struct TeamLog {
     /// How many of its changes were ever withdrawn (a cached document from before a withdrawal
     /// is stale).
     pub withdrawals: i64,
+    /// The last entry pruned from it (0: none; read by [`Store::team_log`] only).
+    pub pruned: i64,
 }
 
 /// An invite as stored (its code only as a hash).
@@ -267,6 +269,9 @@ pub struct Page {
     pub entries: Vec<Logged>,
     /// The page ended on `max` or `max_bytes`, not on the head.
     pub more: bool,
+    /// The last entry pruned from the log, read with the page: a cursor before it would skip
+    /// what was pruned.
+    pub pruned: i64,
 }
 
 /// A page of a catch-up by whole documents to read: the documents changed after `after`, in

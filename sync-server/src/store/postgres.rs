@@ -408,7 +408,7 @@ impl Store for PgStore {
     async fn team_log(&self, team: &str) -> Result<TeamLog> {
         let c = self.pool.get().await?;
         let st = c
-            .prepare_cached("SELECT head, withdrawals FROM teams WHERE id = $1")
+            .prepare_cached("SELECT head, withdrawals, pruned_through FROM teams WHERE id = $1")
             .await?;
         let row = c
             .query_opt(&st, &[&team])
@@ -417,6 +417,7 @@ impl Store for PgStore {
         Ok(TeamLog {
             head: row.get(0),
             withdrawals: row.get(1),
+            pruned: row.get(2),
         })
     }
 
@@ -667,6 +668,7 @@ impl Store for PgStore {
             log: TeamLog {
                 head: log.get(0),
                 withdrawals: log.get(1),
+                pruned: 0,
             },
             ..Facts::default()
         };
@@ -936,22 +938,29 @@ impl Store for PgStore {
             .read_only(true)
             .start()
             .await?;
-        let (head_st, names_st, docs_st, left_st) = tokio::try_join!(
+        let (head_st, names_st, snaps_st, docs_st, left_st) = tokio::try_join!(
             tx.prepare_cached("SELECT head, withdrawals FROM teams WHERE id = $1"),
             tx.prepare_cached(
                 "SELECT doc FROM documents WHERE team = $1 AND last_seq > $2 AND doc > $3
                  ORDER BY doc LIMIT $4",
             ),
-            // Each document's snapshot (when newer than the cursor) and the changes after it.
+            // Each document's snapshot, when newer than the cursor...
             tx.prepare_cached(
-                "SELECT w.doc, s.seq, s.data, c.seq, c.data
+                "SELECT doc, seq, data FROM snapshots
+                 WHERE team = $1 AND doc = ANY($3) AND seq > $2",
+            ),
+            // ...and the changes after it (each row once: a snapshot is never repeated per row).
+            tx.prepare_cached(
+                "SELECT w.doc, c.seq, c.data
                  FROM unnest($3::TEXT[]) WITH ORDINALITY AS w (doc, ord)
-                 LEFT JOIN snapshots s ON s.team = $1 AND s.doc = w.doc AND s.seq > $2
-                 LEFT JOIN LATERAL (
+                 CROSS JOIN LATERAL (
                      SELECT seq, data FROM changes
-                     WHERE team = $1 AND doc = w.doc AND seq > coalesce(s.seq, $2)
+                     WHERE team = $1 AND doc = w.doc
+                       AND seq > coalesce((SELECT s.seq FROM snapshots s
+                                           WHERE s.team = $1 AND s.doc = w.doc AND s.seq > $2),
+                                          $2)
                        AND kind = 0 AND withdrawn_ms IS NULL
-                 ) c ON true
+                 ) c
                  ORDER BY w.ord, c.seq",
             ),
             tx.prepare_cached(
@@ -980,26 +989,29 @@ impl Store for PgStore {
         // A few documents at a time, so a page of large ones never reads more than it sends.
         let mut bytes = 0usize;
         'chunks: for chunk in names.chunks(DOCS_AT_ONCE) {
-            let rows = tx.query(&docs_st, &[&q.team, &q.after, &chunk]).await?;
-            let mut read: Vec<DocRead> = Vec::new();
+            let params: [Param<'_>; 3] = [&q.team, &q.after, &chunk];
+            let (snaps, rows) =
+                tokio::try_join!(tx.query(&snaps_st, &params), tx.query(&docs_st, &params),)?;
+            let mut snapshots: std::collections::HashMap<String, (i64, Vec<u8>)> = snaps
+                .into_iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            let mut tails: std::collections::HashMap<String, Vec<(i64, Vec<u8>)>> =
+                std::collections::HashMap::new();
             for r in rows {
-                let doc: String = r.get(0);
-                if read.last().is_none_or(|d| d.doc != doc) {
-                    let snapshot = r
-                        .get::<_, Option<i64>>(1)
-                        .map(|seq| (seq, r.get::<_, Vec<u8>>(2)));
-                    read.push(DocRead {
-                        doc,
-                        snapshot,
-                        tail: Vec::new(),
-                    });
-                }
-                if let (Some(seq), Some(data)) = (r.get::<_, Option<i64>>(3), r.get(4))
-                    && let Some(d) = read.last_mut()
-                {
-                    d.tail.push((seq, data));
-                }
+                tails
+                    .entry(r.get(0))
+                    .or_default()
+                    .push((r.get(1), r.get(2)));
             }
+            let read: Vec<DocRead> = chunk
+                .iter()
+                .map(|doc| DocRead {
+                    doc: doc.clone(),
+                    snapshot: snapshots.remove(doc),
+                    tail: tails.remove(doc).unwrap_or_default(),
+                })
+                .collect();
             for d in read {
                 let size = d.snapshot.as_ref().map_or(0, |(_, s)| s.len())
                     + d.tail.iter().map(|(_, t)| t.len()).sum::<usize>();
@@ -1042,20 +1054,20 @@ impl Store for PgStore {
     async fn pull(&self, q: &PullQuery) -> Result<Page> {
         let mut c = self.pool.get().await?;
         let head_st = c
-            .prepare_cached("SELECT head FROM teams WHERE id = $1")
+            .prepare_cached("SELECT head, pruned_through FROM teams WHERE id = $1")
             .await?;
-        let head = |row: Option<tokio_postgres::Row>| -> Result<i64> {
-            Ok(row
-                .ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?
-                .get(0))
+        let head = |row: Option<tokio_postgres::Row>| -> Result<(i64, i64)> {
+            let row = row.ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?;
+            Ok((row.get(0), row.get(1)))
         };
         // Nothing new (most syncs): one statement, no transaction.
-        let first = head(c.query_opt(&head_st, &[&q.team]).await?)?;
+        let (first, pruned) = head(c.query_opt(&head_st, &[&q.team]).await?)?;
         if q.max == 0 || q.after >= first {
             return Ok(Page {
                 head: first,
                 entries: Vec::new(),
                 more: false,
+                pruned,
             });
         }
         // The head and the page from one snapshot.
@@ -1065,7 +1077,7 @@ impl Store for PgStore {
             .read_only(true)
             .start()
             .await?;
-        let head = head(tx.query_opt(&head_st, &[&q.team]).await?)?;
+        let (head, pruned) = head(tx.query_opt(&head_st, &[&q.team]).await?)?;
         let st = tx
             .prepare_cached(
                 "SELECT seq, doc, data, kind FROM changes
@@ -1085,6 +1097,7 @@ impl Store for PgStore {
             head,
             entries: Vec::new(),
             more: rows.len() == q.max as usize,
+            pruned,
         };
         let mut bytes = 0usize;
         for r in rows {

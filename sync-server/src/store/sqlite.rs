@@ -375,11 +375,12 @@ impl Store for SqliteStore {
     async fn team_log(&self, team: &str) -> Result<TeamLog> {
         let team = team.to_owned();
         self.call(move |c| {
-            c.prepare_cached("SELECT head, withdrawals FROM teams WHERE id = ?1")?
+            c.prepare_cached("SELECT head, withdrawals, pruned_through FROM teams WHERE id = ?1")?
                 .query_row([&team], |r| {
                     Ok(TeamLog {
                         head: r.get(0)?,
                         withdrawals: r.get(1)?,
+                        pruned: r.get(2)?,
                     })
                 })
                 .optional()?
@@ -597,6 +598,7 @@ impl Store for SqliteStore {
                     Ok(TeamLog {
                         head: r.get(0)?,
                         withdrawals: r.get(1)?,
+                        pruned: 0,
                     })
                 })
                 .optional()?
@@ -902,15 +904,16 @@ impl Store for SqliteStore {
         let q = q.clone();
         self.call(move |c| {
             let tx = c.transaction()?;
-            let head: i64 = tx
-                .prepare_cached("SELECT head FROM teams WHERE id = ?1")?
-                .query_row([&q.team], |r| r.get(0))
+            let (head, pruned): (i64, i64) = tx
+                .prepare_cached("SELECT head, pruned_through FROM teams WHERE id = ?1")?
+                .query_row([&q.team], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("no team `{}`", q.team)))?;
             let mut page = Page {
                 head,
                 entries: Vec::new(),
                 more: false,
+                pruned,
             };
             if q.max > 0 && q.after < head {
                 // Two texts, not a parameter in the condition: SQLite prepares again a statement
