@@ -293,6 +293,12 @@ fn names_in_any_script_get_handles_that_match_regardless_of_case_and_accents() {
         .ok();
     let item = feed(&home, &[]).into_iter().next().unwrap();
     assert_eq!(item["to"].as_array().map(Vec::len), Some(2), "{item}");
+    // Several handles as separate words, and a text unquoted.
+    home.run(&["kudos", "@lukasz", "@xin-lai", "Great", "demo"])
+        .ok();
+    let item = feed(&home, &["--since", "1w"]).into_iter().next().unwrap();
+    assert_eq!(item["text"], "Great demo", "{item}");
+    assert_eq!(item["to"].as_array().map(Vec::len), Some(2), "{item}");
     // A near miss is named.
     let err = home.run(&["kudos", "@chloe", "Thanks"]).fails();
     assert!(err.contains("did you mean @chloe-martin?"), "{err}");

@@ -32,17 +32,27 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date> {
     let t = text.trim();
     let bad = || {
         CliError::new(format!("`{t}` is not a day"))
-            .hint("use YYYY-MM-DD, `today`, `yesterday` or a number of days like `7d`")
+            .hint("use YYYY-MM-DD, `today`, `yesterday`, or days or weeks ago like `7d` or `2w`")
     };
     match t {
         "today" => Ok(today),
         "yesterday" => today.yesterday().map_err(|_| bad()),
         _ => {
-            if let Some(n) = t.strip_suffix('d') {
+            let days = |n: &str, per: i64| -> Result<i64> {
                 let n: i64 = n.parse().map_err(|_| bad())?;
                 if n < 0 {
                     return Err(bad());
                 }
+                n.checked_mul(per).ok_or_else(bad)
+            };
+            let ago = if let Some(n) = t.strip_suffix('d') {
+                Some(days(n, 1)?)
+            } else if let Some(n) = t.strip_suffix('w') {
+                Some(days(n, 7)?)
+            } else {
+                None
+            };
+            if let Some(n) = ago {
                 let span = jiff::Span::new().try_days(n).map_err(|_| bad())?;
                 today.checked_sub(span).map_err(|_| bad())
             } else {
@@ -125,6 +135,9 @@ mod tests {
             "2026-11-22"
         );
         assert_eq!(parse_day("7d", today).unwrap().to_string(), "2026-11-16");
+        assert_eq!(parse_day("1w", today).unwrap().to_string(), "2026-11-16");
+        assert_eq!(parse_day("2w", today).unwrap().to_string(), "2026-11-09");
+        assert!(parse_day("99999999999w", today).is_err());
         assert_eq!(
             parse_day("2026-01-02", today).unwrap().to_string(),
             "2026-01-02"
