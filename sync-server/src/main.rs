@@ -73,7 +73,8 @@ enum ChangeCommand {
     /// Each change named, and every stored change that depends on it, loses its content and is
     /// never sent again; devices drop them from their replicas at their next sync (a `cairn`
     /// client reports such changes in `cairn doctor`, and this server's log names changes that
-    /// do not apply). Prints one line per withdrawn change: its document and hash.
+    /// do not apply). Prints one line per withdrawn change: its document and hash. A change
+    /// already pruned from the log (`team prune`) is not found here: withdraw before pruning.
     Withdraw {
         /// The team's id (see `cairn-server team list`).
         #[arg(long)]
