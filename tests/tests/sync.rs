@@ -172,6 +172,38 @@ fn a_member_with_a_second_device() {
     let again = Home::new();
     let err = again.run(&["join", &server.url, "--invite", &code]).fails();
     assert!(err.contains("used up"), "{err}");
+    // Printed for people, the code stands alone on standard output.
+    let run = ana.run(&["device", "link"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let code = run.stdout.trim();
+    assert!(
+        !code.is_empty() && !code.contains(' ') && !code.contains('\n'),
+        "{code:?}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("cairn join {} --invite {code}", server.url))
+    );
+    // A web server that is not cairn's is named as the likely mistake.
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let web_url = format!("http://{}", web.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in web.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found",
+            );
+        }
+    });
+    let err = Home::new()
+        .run(&["join", &web_url, "--invite", "abcde-fghij", "--name", "Zed"])
+        .fails();
+    assert!(
+        err.contains("HTTP 404") && err.contains("a cairn-server?"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -145,9 +145,12 @@ impl Client {
             })?;
             return Ok((value, sent, received));
         }
-        let message = serde_json::from_slice::<ErrorBody>(&data)
+        let said = serde_json::from_slice::<ErrorBody>(&data).ok();
+        // An answer that is not a cairn-server's error body: another kind of server.
+        let not_cairn = said.is_none();
+        let message = said
             .map(|b| printable(&b.message))
-            .unwrap_or_else(|_| format!("HTTP {status}"));
+            .unwrap_or_else(|| format!("HTTP {status}"));
         let err = CliError::new(format!("the server refused: {message}")).code(code::OTHER);
         Err(match status.as_u16() {
             429 | 503 => err.hint(format!(
@@ -157,7 +160,9 @@ impl Client {
             401 => err.hint(
                 "this device's token was refused (revoked?); ask for a new invite and join again",
             ),
-            404 if body.is_some() => err.hint("is this address a cairn-server?"),
+            404 if body.is_some() || not_cairn => {
+                err.hint(format!("is {} a cairn-server? it has no {path}", self.base))
+            }
             409 => err.hint("see `cairn doctor`"),
             _ => err,
         })

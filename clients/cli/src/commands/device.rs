@@ -17,7 +17,8 @@ pub struct Args {
 enum Sub {
     /// Print a one-time code (valid 15 minutes) that joins another device as you.
     ///
-    /// On the other device: `cairn join URL --invite CODE`.
+    /// The code alone goes to standard output, what to do with it to standard error; on the
+    /// other device: `cairn join URL --invite CODE`.
     Link,
 }
 
@@ -27,11 +28,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let client = super::sync::client(&replica, remote::TIMEOUT)?;
     let url = replica.remote()?.map(|r| r.url).unwrap_or_default();
     let link = client.link()?;
+    // The code alone on standard output (`$(cairn device link)`), what to do with it beside.
+    if !ctx.out.json {
+        eprintln!(
+            "On your other device, within 15 minutes: cairn join {url} --invite {}",
+            link.invite
+        );
+    }
     ctx.out.say(
-        format!(
-            "{}\nOn your other device, within 15 minutes: cairn join {url} --invite {}",
-            link.invite, link.invite
-        ),
+        link.invite.clone(),
         json!({ "invite": link.invite, "expires_at_ms": link.expires_at_ms, "server": url }),
     )
 }
