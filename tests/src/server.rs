@@ -137,6 +137,19 @@ impl Server {
         self.spawn(&addr);
     }
 
+    /// The hash of the team's last change (not a notice), in hex (SQLite databases).
+    pub fn last_change(&self, team: &str) -> String {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let h: Vec<u8> = conn
+            .query_row(
+                "SELECT hash FROM changes WHERE team = ?1 AND kind = 0 ORDER BY seq DESC",
+                [team],
+                |r| r.get(0),
+            )
+            .unwrap();
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Runs `cairn-server ARGS...` on this server's database.
     pub fn admin(&self, args: &[&str]) -> Run {
         admin(&self.database, args)

@@ -184,17 +184,27 @@ fn a_catch_up_cut_short_goes_on_and_unsent_changes_stay() {
     }
 }
 
-/// The hash of the team's last change, in hex.
-fn last_change(server: &Server, team: &str) -> String {
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    let h: Vec<u8> = conn
-        .query_row(
-            "SELECT hash FROM changes WHERE team = ?1 AND kind = 0 ORDER BY seq DESC",
-            [team],
-            |r| r.get(0),
-        )
-        .unwrap();
-    h.iter().map(|b| format!("{b:02x}")).collect()
+/// Prunes everything the snapshots hold (a horizon of 0: only with no server running).
+fn prune_all(server: &Server, team: &str) -> Value {
+    server
+        .admin(&[
+            "team",
+            "prune",
+            "--team",
+            team,
+            "--older-than",
+            "0",
+            "--json",
+        ])
+        .json()
+}
+
+/// The id of the server's one team.
+fn only_team(server: &Server) -> String {
+    server.admin(&["team", "list", "--json"]).json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn team_sizes(server: &Server, team: &str) -> Value {
@@ -212,14 +222,7 @@ fn team_sizes(server: &Server, team: &str) -> Value {
 fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
     let mut server = Server::start_with(&["--catch-up-after", "1000000"]);
     let (ana, bo, invite) = busy_team(&server);
-    let team = server
-        .admin(&["team", "list", "--json"])
-        .json()
-        .as_array()
-        .unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let team = only_team(&server);
     // A device that stops syncing now, before anything is pruned.
     let away = Home::joined(&server, &invite, &["--name", "Away"]);
     // More history, then a newcomer whose catch-up leaves a snapshot of every document.
@@ -235,17 +238,7 @@ fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
 
     // Pruned with no server running (a horizon of 0 is safe only then).
     server.kill();
-    let pruned = server
-        .admin(&[
-            "team",
-            "prune",
-            "--team",
-            &team,
-            "--older-than",
-            "0",
-            "--json",
-        ])
-        .json();
+    let pruned = prune_all(&server, &team);
     assert!(pruned["changes"].as_i64().unwrap() > 10, "{pruned}");
     let after = team_sizes(&server, &team);
     assert_eq!(after["pruned_changes"], pruned["changes"]);
@@ -283,7 +276,7 @@ fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
     bo.run(&["log", "Buy cheap watches"]).ok();
     bo.run(&["sync"]).ok();
     ana.run(&["sync"]).ok();
-    let spam = last_change(&server, &team);
+    let spam = server.last_change(&team);
     server
         .admin(&["change", "withdraw", "--team", &team, &spam])
         .ok();
@@ -302,14 +295,7 @@ fn a_pruned_log_strands_no_device_and_a_withdrawal_still_reaches_everyone() {
 fn a_withdrawal_reaches_what_was_built_on_a_pruned_change() {
     let mut server = Server::start();
     let (ana, bo, invite) = busy_team(&server);
-    let team = server
-        .admin(&["team", "list", "--json"])
-        .json()
-        .as_array()
-        .unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let team = only_team(&server);
     let code = bo.run(&["device", "link", "--json"]).json()["invite"]
         .as_str()
         .unwrap()
@@ -318,7 +304,7 @@ fn a_withdrawal_reaches_what_was_built_on_a_pruned_change() {
     // Bo's phone writes the spam; the laptop writes twice on top of it (in the same journal).
     bo.run(&["log", "Buy cheap watches"]).ok();
     bo.run(&["sync"]).ok();
-    let spam = last_change(&server, &team);
+    let spam = server.last_change(&team);
     laptop.run(&["sync"]).ok();
     laptop.run(&["log", "On top of the spam"]).ok();
     laptop.run(&["log", "Further on top"]).ok();
@@ -328,17 +314,7 @@ fn a_withdrawal_reaches_what_was_built_on_a_pruned_change() {
     server.restart_with(&["--catch-up-after", "0"]);
     Home::joined(&server, &invite, &["--name", "Helper"]);
     server.kill();
-    let pruned = server
-        .admin(&[
-            "team",
-            "prune",
-            "--team",
-            &team,
-            "--older-than",
-            "0",
-            "--json",
-        ])
-        .json();
+    let pruned = prune_all(&server, &team);
     assert!(pruned["changes"].as_i64().unwrap() > 0, "{pruned}");
     server.restart_with(&[]);
     // Offline, the laptop builds on what is about to go.

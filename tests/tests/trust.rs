@@ -57,19 +57,6 @@ fn stored_doc(server: &Server, team: &str, doc: &str) -> automerge::Automerge {
     out
 }
 
-/// The hash (hex) of the last change in `team`'s log.
-fn last_change(server: &Server, team: &str) -> String {
-    let conn = rusqlite::Connection::open(server.db()).unwrap();
-    let h: Vec<u8> = conn
-        .query_row(
-            "SELECT hash FROM changes WHERE team = ?1 AND kind = 0 ORDER BY seq DESC",
-            [team],
-            |r| r.get(0),
-        )
-        .unwrap();
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Every event in `member`'s journals as the server holds them.
 fn stored_journals(server: &Server, team: &str, member: &str) -> Vec<cairn_core::Event> {
     let conn = rusqlite::Connection::open(server.db()).unwrap();
@@ -506,7 +493,7 @@ fn a_bad_change_an_older_server_stored_is_set_aside_and_can_be_withdrawn() {
     bo.run(&["sync"]).ok();
     ana.run(&["sync"]).ok();
     assert!(texts(&ana).iter().any(|t| t.contains("cheap watches")));
-    let spam = last_change(&server, &team);
+    let spam = server.last_change(&team);
     server
         .admin(&["change", "withdraw", "--team", &team, &spam])
         .ok();
@@ -536,7 +523,7 @@ fn a_device_with_changes_made_on_a_withdrawn_one_is_never_stuck() {
     let (ana, bo, team) = team_with_bo(&server);
     bo.run(&["log", "Buy cheap watches"]).ok();
     bo.run(&["sync"]).ok();
-    let spam = last_change(&server, &team);
+    let spam = server.last_change(&team);
     // Offline, Bo goes on writing in the same journal, on top of what is about to go.
     bo.run(&["log", "One"]).ok();
     bo.run(&["log", "Two"]).ok();

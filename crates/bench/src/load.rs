@@ -51,7 +51,7 @@ pub enum Storage {
 const NOOP_RATE: f64 = 2_000.0;
 const PUSH_RATE: f64 = 500.0;
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -59,7 +59,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn post<T: serde::de::DeserializeOwned>(
+pub(crate) fn post<T: serde::de::DeserializeOwned>(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&str>,

@@ -209,10 +209,7 @@ fn ninety_days(
         let pillar = Some(crate::PILLARS[i % crate::PILLARS.len()].to_owned());
         per[w].push((id, stamp, NewEvent::action(text, pillar, None)));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::load::agent();
     for ((member, handle), batch) in writers.iter().zip(&per) {
         replica
             .add_events(member, batch)
@@ -282,34 +279,14 @@ fn ninety_days(
         .map_or(0, |t| num(t, "changes")))
 }
 
+/// `load::post`, its failure in the benchmark's words.
 fn post_json<T: serde::de::DeserializeOwned>(
     agent: &ureq::Agent,
     url: &str,
     token: Option<&str>,
     body: &impl serde::Serialize,
 ) -> Result<T, Failure> {
-    let bytes = serde_json::to_vec(body).map_err(|e| Failure::run(e.to_string()))?;
-    let mut req = agent.post(url).content_type("application/json");
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    let mut resp = req
-        .send(&bytes[..])
-        .map_err(|e| Failure::run(format!("{url}: {e}")))?;
-    let status = resp.status();
-    let data = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_to_vec()
-        .map_err(|e| Failure::run(format!("{url}: {e}")))?;
-    if !status.is_success() {
-        return Err(Failure::run(format!(
-            "{url}: {status}: {}",
-            String::from_utf8_lossy(&data)
-        )));
-    }
-    serde_json::from_slice(&data).map_err(|e| Failure::run(format!("{url}: {e}")))
+    crate::load::post(agent, url, token, body).map_err(|e| Failure::run(format!("{url}: {e}")))
 }
 
 /// Waits until the server has no snapshot left to keep (its `/metrics` say so), at most a
