@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod browser;
 pub mod forge;
 pub mod fuzz;
 pub mod http;

@@ -8,6 +8,21 @@ pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
     pub code: u8,
+    /// The part of the input at fault, when one is: the web shows the error beside that field.
+    pub input: Option<Input>,
+}
+
+/// A part of a command's input that an error can be about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The text (or the why) of an event.
+    Text,
+    Pillar,
+    /// The members named.
+    Members,
+    /// The event acted on.
+    Event,
+    Emoji,
 }
 
 /// Exit codes, fixed so scripts can tell failures apart.
@@ -28,7 +43,14 @@ impl CliError {
             message: message.into(),
             hint: None,
             code: code::INPUT,
+            input: None,
         }
+    }
+
+    /// Says which part of the input the error is about.
+    pub fn about(mut self, input: Input) -> Self {
+        self.input = Some(input);
+        self
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -90,10 +112,29 @@ impl From<cairn_core::Error> for CliError {
                 Some("run `cairn doctor`; this may be a bug worth reporting")
             }
         };
-        let err = match e {
+        let input = match &e {
+            E::EmptyText | E::TextTooLong { .. } | E::ControlCharacters | E::NothingToEdit => {
+                Some(Input::Text)
+            }
+            E::UnknownPillar(_) => Some(Input::Pillar),
+            E::UnknownMember(_)
+            | E::UnknownHandle { .. }
+            | E::AmbiguousHandle(_)
+            | E::SelfKudos
+            | E::NoRecipients => Some(Input::Members),
+            E::NotYours(_)
+            | E::NoSuchEvent(_)
+            | E::Retracted(_)
+            | E::EditReaction
+            | E::ReactToReaction => Some(Input::Event),
+            E::BadEmoji(_) => Some(Input::Emoji),
+            _ => None,
+        };
+        let mut err = match e {
             E::Automerge(_) | E::Malformed(_) => CliError::new(e.to_string()).code(code::OTHER),
             _ => CliError::new(e.to_string()),
         };
+        err.input = input;
         match hint {
             Some(h) => err.hint(h),
             None => err,
@@ -118,12 +159,12 @@ impl From<cairn_store::Error> for CliError {
             E::TooNew { .. } => CliError::new(e.to_string())
                 .hint("upgrade cairn to use this replica")
                 .code(code::REPLICA),
-            E::NoSuchEvent(_) => {
-                CliError::new(e.to_string()).hint("ids are shown at the left of `cairn feed`")
-            }
-            E::AmbiguousEvent { .. } => {
-                CliError::new(e.to_string()).hint("type more characters of the id")
-            }
+            E::NoSuchEvent(_) => CliError::new(e.to_string())
+                .hint("ids are shown at the left of `cairn feed`")
+                .about(Input::Event),
+            E::AmbiguousEvent { .. } => CliError::new(e.to_string())
+                .hint("type more characters of the id")
+                .about(Input::Event),
             E::Busy => CliError::new(e.to_string())
                 .hint("try again in a moment")
                 .code(code::OTHER),
@@ -137,12 +178,7 @@ impl From<cairn_store::Error> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError {
-            message: e.to_string(),
-            hint: None,
-            code: code::OTHER,
-        }
-        .with_io(e)
+        CliError::new(e.to_string()).code(code::OTHER).with_io(e)
     }
 }
 

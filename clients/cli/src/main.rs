@@ -9,6 +9,7 @@ mod error;
 mod output;
 mod remote;
 mod render;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

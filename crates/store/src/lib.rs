@@ -294,6 +294,14 @@ impl Replica {
             .query_row("SELECT value FROM meta WHERE key = 'me'", [], |r| r.get(0))?)
     }
 
+    /// A number that changes whenever another connection (another cairn, a sync) commits to
+    /// this replica: SQLite's `data_version`, cheap enough to poll.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// The team's id.
     pub fn team_id(&self) -> Result<String> {
         Ok(self

@@ -3,6 +3,7 @@
 use cairn_core::TeamState;
 use cairn_core::digest::{Digest, Quote, digest};
 use cairn_core::feed::FeedQuery;
+use cairn_store::Replica;
 use jiff::ToSpan;
 use jiff::civil::Date;
 use serde_json::json;
@@ -36,9 +37,28 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let replica = ctx.open()?;
     let team = replica.team()?;
     let today = ctx.today(&team.tz);
-    let (start, end, index) = if args.month {
+    let d = build(&replica, &team, today, args.month, args.last)?;
+    if ctx.out.json {
+        return ctx.out.json(&json!(d));
+    }
+    let md = args.format == "md";
+    for line in render(&d, &team, md) {
+        ctx.out.line(line)?;
+    }
+    Ok(())
+}
+
+/// The digest of this week (or month, or the one before), as seen on `today`.
+pub fn build(
+    replica: &Replica,
+    team: &TeamState,
+    today: Date,
+    month: bool,
+    last: bool,
+) -> Result<Digest> {
+    let (start, end, index) = if month {
         let first = today.first_of_month();
-        let first = if args.last {
+        let first = if last {
             first.checked_sub(1.month()).unwrap_or(first)
         } else {
             first
@@ -49,7 +69,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         let monday = today
             .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
             .unwrap_or(today);
-        let monday = if args.last {
+        let monday = if last {
             monday.checked_sub(7.days()).unwrap_or(monday)
         } else {
             monday
@@ -68,15 +88,16 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     })?;
     let events: Vec<_> = items.into_iter().map(|i| i.event).collect();
     let acts = replica.acts()?;
-    let d = digest(&team, &events, &acts, start, end, today, index, &team.rules);
-    if ctx.out.json {
-        return ctx.out.json(&json!(d));
-    }
-    let md = args.format == "md";
-    for line in render(&d, &team, md) {
-        ctx.out.line(line)?;
-    }
-    Ok(())
+    Ok(digest(
+        team,
+        &events,
+        &acts,
+        start,
+        end,
+        today,
+        index,
+        &team.rules,
+    ))
 }
 
 fn handles(team: &TeamState, ids: &[String]) -> String {
@@ -97,7 +118,7 @@ fn quote_line(team: &TeamState, q: &Quote) -> String {
 }
 
 /// The digest as lines of plain text or Markdown.
-fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
+pub fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     let h = |title: &str| {
         if md {
             format!("\n## {title}")

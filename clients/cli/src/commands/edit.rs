@@ -1,6 +1,7 @@
 //! `cairn edit`: change one of your events.
 
-use cairn_core::Edit;
+use cairn_core::{Edit, Event};
+use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -23,16 +24,22 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let me = ctx.actor(&replica)?;
-    let event = replica.resolve(&args.id, &me)?;
     let edit = Edit {
         text: args.text,
         pillar: args.pillar,
         why: args.why,
     };
-    replica.edit_event(&me, &event.id, &edit, ctx.now_ms())?;
+    let event = change(ctx, &mut replica, &args.id, &edit)?;
     ctx.out.say(
         format!("edited {}", event.id.short()),
         json!({ "id": event.id.as_str(), "edited": true }),
     )
+}
+
+/// Changes the acting member's event named by `id`: what `cairn edit` and the web both do.
+pub fn change(ctx: &Ctx, replica: &mut Replica, id: &str, edit: &Edit) -> Result<Event> {
+    let me = ctx.actor(replica)?;
+    let event = replica.resolve(id, &me)?;
+    replica.edit_event(&me, &event.id, edit, ctx.now_ms())?;
+    Ok(event)
 }

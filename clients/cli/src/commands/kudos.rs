@@ -1,10 +1,12 @@
 //! `cairn kudos`: recognise teammates.
 
 use cairn_core::NewEvent;
+use cairn_core::ids::EventId;
+use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Input, Result};
 use crate::output::{ID, paint};
 
 /// Recognise one or more teammates for something they did.
@@ -23,9 +25,25 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let me = ctx.actor(&replica)?;
-    let team = replica.team()?;
     let (who, text) = split_words(&args.words);
+    let id = give(ctx, &mut replica, &who, &text, args.pillar)?;
+    ctx.out.say(
+        format!("recognised {}", paint(ID, id.short())),
+        json!({ "id": id.as_str(), "short": id.short() }),
+    )
+}
+
+/// Recognises the members named by `who` (handles, alone or split by commas or spaces) as the
+/// acting member: what `cairn kudos` and the web form both do.
+pub fn give(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    who: &[&str],
+    text: &str,
+    pillar: Option<String>,
+) -> Result<EventId> {
+    let me = ctx.actor(replica)?;
+    let team = replica.team()?;
     let mut to = Vec::new();
     for h in who
         .iter()
@@ -38,15 +56,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
     }
     if to.is_empty() {
-        return Err(CliError::new("name at least one teammate").hint("cairn kudos @ana \"...\""));
+        return Err(CliError::new("name at least one teammate")
+            .hint("cairn kudos @ana \"...\"")
+            .about(Input::Members));
     }
     let stamp = ctx.stamp(&team.tz, false);
     let id = ctx.new_event_id()?;
-    replica.add_event(&me, &id, &stamp, &NewEvent::kudos(to, &text, args.pillar))?;
-    ctx.out.say(
-        format!("recognised {}", paint(ID, id.short())),
-        json!({ "id": id.as_str(), "short": id.short() }),
-    )
+    replica.add_event(&me, &id, &stamp, &NewEvent::kudos(to, text, pillar))?;
+    Ok(id)
 }
 
 /// The handles (the first word, and the words after it that start with `@`) and the text (the

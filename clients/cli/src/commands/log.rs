@@ -1,6 +1,8 @@
 //! `cairn log`: log a micro-action.
 
-use cairn_core::NewEvent;
+use cairn_core::ids::EventId;
+use cairn_core::{NewEvent, Stamp};
+use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -28,15 +30,34 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let me = ctx.actor(&replica)?;
-    let team = replica.team()?;
-    let stamp = ctx.stamp(&team.tz, args.yesterday);
-    let id = ctx.new_event_id()?;
-    let new = NewEvent::action(&args.text, args.pillar, args.why);
-    replica.add_event(&me, &id, &stamp, &new)?;
+    let (id, stamp) = add(
+        ctx,
+        &mut replica,
+        &args.text,
+        args.pillar,
+        args.why,
+        args.yesterday,
+    )?;
     let when = if args.yesterday { " for yesterday" } else { "" };
     ctx.out.say(
         format!("logged {}{when}", paint(ID, id.short())),
         json!({ "id": id.as_str(), "short": id.short(), "date": stamp.date }),
     )
+}
+
+/// Logs a micro-action as the acting member: what `cairn log` and the web form both do.
+pub fn add(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    text: &str,
+    pillar: Option<String>,
+    why: Option<String>,
+    yesterday: bool,
+) -> Result<(EventId, Stamp)> {
+    let me = ctx.actor(replica)?;
+    let team = replica.team()?;
+    let stamp = ctx.stamp(&team.tz, yesterday);
+    let id = ctx.new_event_id()?;
+    replica.add_event(&me, &id, &stamp, &NewEvent::action(text, pillar, why))?;
+    Ok((id, stamp))
 }

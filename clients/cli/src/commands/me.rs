@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::output::{BOLD, DIM, paint};
+use crate::output::{BOLD, DIM, count, paint};
 
 /// Show your own numbers, for your eyes only.
 ///
@@ -17,20 +17,41 @@ use crate::output::{BOLD, DIM, paint};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
+/// A member's own numbers: what `cairn me` and the web's "me" page show.
+#[derive(Debug, serde::Serialize)]
+pub struct Numbers {
+    pub handle: String,
+    pub streak: rules::PersonalStreak,
+    pub week: Counts,
+    pub month: Counts,
+    pub pillars: BTreeMap<String, usize>,
+    pub badges: Vec<goals::Badge>,
+}
+
+/// Micro-actions logged and recognitions given (and received) in a period.
+#[derive(Debug, serde::Serialize)]
+pub struct Counts {
+    pub actions: usize,
+    pub kudos_given: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kudos_received: Option<usize>,
+}
+
+/// The numbers of the acting member in `acts`.
+pub fn numbers(a: &super::Acts) -> Numbers {
     let super::Acts {
         team,
         me,
         today,
         acts,
-    } = super::Acts::load(ctx)?;
+    } = a;
+    let today = *today;
     let monday = today
         .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
         .unwrap_or(today);
     let month = today.first_of_month();
-    let mine: Vec<&goals::Act> = acts.iter().filter(|a| a.author == me).collect();
+    let mine: Vec<&goals::Act> = acts.iter().filter(|a| a.author == *me).collect();
     let days: BTreeSet<_> = mine.iter().map(|a| a.date).collect();
-    let streak = rules::personal_streak(&days, today, &team.rules);
     let count = |from, kind| {
         mine.iter()
             .filter(|a| a.date >= from && a.kind == kind)
@@ -38,7 +59,7 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     let received = acts
         .iter()
-        .filter(|a| a.kind == Kind::Kudos && a.date >= month && a.to.contains(&me))
+        .filter(|a| a.kind == Kind::Kudos && a.date >= month && a.to.contains(me))
         .count();
     let mut pillars: BTreeMap<String, usize> = BTreeMap::new();
     for a in &mine {
@@ -46,46 +67,57 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
             *pillars.entry(p.clone()).or_default() += 1;
         }
     }
-    let pillars_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
-    let badges = goals::member_badges(&acts, &me, &pillars_ids, &team.rules);
-    let numbers = json!({
-        "handle": team.handle_of(&me),
-        "streak": streak,
-        "week": { "actions": count(monday, Kind::Action), "kudos_given": count(monday, Kind::Kudos) },
-        "month": {
-            "actions": count(month, Kind::Action),
-            "kudos_given": count(month, Kind::Kudos),
-            "kudos_received": received,
+    let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
+    Numbers {
+        handle: team.handle_of(me).to_owned(),
+        streak: rules::personal_streak(&days, today, &team.rules),
+        week: Counts {
+            actions: count(monday, Kind::Action),
+            kudos_given: count(monday, Kind::Kudos),
+            kudos_received: None,
         },
-        "pillars": pillars,
-        "badges": badges,
-    });
+        month: Counts {
+            actions: count(month, Kind::Action),
+            kudos_given: count(month, Kind::Kudos),
+            kudos_received: Some(received),
+        },
+        pillars,
+        badges: goals::member_badges(acts, me, &pillar_ids, &team.rules),
+    }
+}
+
+pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
+    let n = numbers(&super::Acts::load(ctx)?);
     if ctx.out.json {
-        return ctx.out.json(&numbers);
+        return ctx.out.json(&json!(n));
     }
     let out = &mut ctx.out;
     out.line(format!(
         "{} {}",
-        paint(BOLD, format!("@{}", team.handle_of(&me))),
+        paint(BOLD, format!("@{}", n.handle)),
         paint(DIM, "(only you see this)")
     ))?;
     out.line(format!(
-        "streak      {} day(s), best {}, {} freeze(s) left",
-        streak.current, streak.best, streak.freezes_left
+        "streak      {}, best {}, {} left",
+        count(n.streak.current, "day", "days"),
+        n.streak.best,
+        count(n.streak.freezes_left, "freeze", "freezes")
     ))?;
     out.line(format!(
-        "this week   {} micro-action(s), {} recognition(s) given",
-        count(monday, Kind::Action),
-        count(monday, Kind::Kudos)
+        "this week   {}, {} given",
+        count(n.week.actions as u64, "micro-action", "micro-actions"),
+        count(n.week.kudos_given as u64, "recognition", "recognitions")
     ))?;
     out.line(format!(
-        "this month  {} micro-action(s), {} given, {received} received",
-        count(month, Kind::Action),
-        count(month, Kind::Kudos)
+        "this month  {}, {} given, {} received",
+        count(n.month.actions as u64, "micro-action", "micro-actions"),
+        n.month.kudos_given,
+        n.month.kudos_received.unwrap_or(0)
     ))?;
-    let mix = pillars
+    let mix = n
+        .pillars
         .iter()
-        .map(|(p, n)| format!("#{p} {n}"))
+        .map(|(p, c)| format!("#{p} {c}"))
         .collect::<Vec<_>>()
         .join(", ");
     out.line(format!(
@@ -96,7 +128,12 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
             mix
         }
     ))?;
-    let names = badges.iter().map(|b| b.name).collect::<Vec<_>>().join(", ");
+    let names = n
+        .badges
+        .iter()
+        .map(|b| b.name)
+        .collect::<Vec<_>>()
+        .join(", ");
     out.line(format!(
         "badges      {}",
         if names.is_empty() {

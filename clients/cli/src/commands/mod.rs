@@ -5,24 +5,25 @@ mod challenge;
 mod completions;
 mod demo;
 mod device;
-mod digest;
+pub mod digest;
 mod doctor;
-mod edit;
+pub mod edit;
 mod export;
-mod feed;
+pub mod feed;
 mod init;
 mod join;
-mod kudos;
-mod log;
-mod me;
+pub mod kudos;
+pub mod log;
+pub mod me;
 mod nudge;
 mod publish;
-mod react;
-mod retract;
+pub mod react;
+pub mod retract;
 mod status;
 mod streaks;
-mod sync;
+pub mod sync;
 mod team;
+mod web;
 
 use clap::Subcommand;
 
@@ -76,6 +77,7 @@ pub enum Command {
     Doctor(doctor::Args),
     Completions(completions::Args),
     Demo(demo::Args),
+    Web(web::Args),
 }
 
 pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
@@ -122,5 +124,6 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
         Command::Doctor(a) => doctor::run(a, ctx),
         Command::Completions(a) => completions::run(a, ctx),
         Command::Demo(a) => demo::run(a, ctx),
+        Command::Web(a) => web::run(a, ctx),
     }
 }

@@ -1,6 +1,7 @@
 //! `cairn react`: react to an event.
 
-use cairn_store::Reacted;
+use cairn_core::Event;
+use cairn_store::{Reacted, Replica};
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -18,13 +19,8 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let me = ctx.actor(&replica)?;
-    let target = replica.resolve(&args.id, &me)?;
-    let team = replica.team()?;
-    let stamp = ctx.stamp(&team.tz, false);
-    let id = ctx.new_event_id()?;
     let emoji = args.emoji.trim();
-    let outcome = replica.react(&me, &target.id, emoji, &id, &stamp)?;
+    let (target, outcome) = toggle(ctx, &mut replica, &args.id, emoji)?;
     let (text, done) = match outcome {
         Reacted::Added => (format!("{emoji} on {}", target.id.short()), "added"),
         Reacted::Removed => (
@@ -36,4 +32,16 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         text,
         json!({ "target": target.id.as_str(), "emoji": emoji, "reaction": done }),
     )
+}
+
+/// Adds the acting member's `emoji` to the event named by `id`, or takes it back: what
+/// `cairn react` and the web's buttons both do.
+pub fn toggle(ctx: &Ctx, replica: &mut Replica, id: &str, emoji: &str) -> Result<(Event, Reacted)> {
+    let me = ctx.actor(replica)?;
+    let target = replica.resolve(id, &me)?;
+    let team = replica.team()?;
+    let stamp = ctx.stamp(&team.tz, false);
+    let new_id = ctx.new_event_id()?;
+    let outcome = replica.react(&me, &target.id, emoji, &new_id, &stamp)?;
+    Ok((target, outcome))
 }

@@ -1,5 +1,7 @@
 //! `cairn retract`: take back one of your events.
 
+use cairn_core::Event;
+use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -14,11 +16,17 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let me = ctx.actor(&replica)?;
-    let event = replica.resolve(&args.id, &me)?;
-    replica.retract_event(&me, &event.id, ctx.now_ms())?;
+    let event = take_back(ctx, &mut replica, &args.id)?;
     ctx.out.say(
         format!("retracted {}", event.id.short()),
         json!({ "id": event.id.as_str(), "retracted": true }),
     )
+}
+
+/// Retracts the acting member's event named by `id`: what `cairn retract` and the web both do.
+pub fn take_back(ctx: &Ctx, replica: &mut Replica, id: &str) -> Result<Event> {
+    let me = ctx.actor(replica)?;
+    let event = replica.resolve(id, &me)?;
+    replica.retract_event(&me, &event.id, ctx.now_ms())?;
+    Ok(event)
 }

@@ -1,0 +1,63 @@
+//! `cairn web`: the team's culture in a browser, served from this replica.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::context::Ctx;
+use crate::error::{CliError, Result};
+use crate::web::{Options, serve};
+
+/// Open the team in a browser: the feed, streaks, team, digest and your own numbers, with forms
+/// to log, thank, react, edit and retract.
+///
+/// Serves this replica on 127.0.0.1 (a free port unless --listen picks one) and prints a link
+/// carrying a secret for this run: open it, and your browser keeps the secret in a cookie; other
+/// local users and web pages cannot read or drive the page without it. While it runs, it syncs
+/// with the team's server (when one is known) every --sync-every seconds and after each write;
+/// open pages show what arrives without a reload. Stop it with Ctrl-C.
+///
+/// For an office display or a phone on the same network, `--team-screen` shows team views only
+/// (no personal numbers, no forms), large and refreshing by itself; it is the only mode that may
+/// listen beyond loopback: cairn web --team-screen --listen 0.0.0.0:8080
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address and port to listen on [default: 127.0.0.1 and a free port].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Open the link in your browser.
+    #[arg(long)]
+    open: bool,
+    /// Team views only (feed, streaks, team, digest), read-only, for a shared screen.
+    #[arg(long)]
+    team_screen: bool,
+    /// Sync with the server every N seconds while running (0: only after a write).
+    #[arg(long, default_value_t = 30, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    sync_every: u64,
+}
+
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    let listen = args
+        .listen
+        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+    if !listen.ip().is_loopback() && !args.team_screen {
+        return Err(CliError::new(format!(
+            "cairn web listens on loopback only; {} is beyond it",
+            listen.ip()
+        ))
+        .hint("a shared screen takes --team-screen, which shows team views only and no forms"));
+    }
+    // The replica must open before anything listens: a missing team is said at once.
+    let replica = ctx.open()?;
+    ctx.actor(&replica)?;
+    drop(replica);
+    serve(
+        ctx,
+        Options {
+            listen,
+            open: args.open,
+            screen: args.team_screen,
+            sync_every: (args.sync_every > 0).then(|| Duration::from_secs(args.sync_every)),
+        },
+    )
+}

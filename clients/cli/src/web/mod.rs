@@ -1,0 +1,796 @@
+//! `cairn web`: a small web app over the local replica.
+//!
+//! Server-rendered HTML from maud templates (every text escaped by construction), a little
+//! vanilla JS that only adds to pages that already work without it, every asset inside the
+//! binary. Reads and writes go through the same calls as the CLI's commands.
+//!
+//! Safe by default: it listens on loopback; the first link carries a secret for this run that
+//! becomes a cookie (`HttpOnly`, `SameSite=Strict`), and every other request without it is
+//! refused; the `Host` header must be an address or `localhost` (no DNS rebinding); every form
+//! carries a CSRF token and a cross-site `Origin` is refused; a strict content security policy
+//! allows nothing but this server's own script and style.
+
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use cairn_store::Replica;
+use maud::Markup;
+
+use crate::commands::sync as sync_cmd;
+use crate::context::{Ctx, random_bytes};
+use crate::error::{CliError, Input, Result, code};
+use crate::remote;
+
+/// How `cairn web` runs.
+#[derive(Debug)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub open: bool,
+    /// Team views only, read-only: for a shared screen.
+    pub screen: bool,
+    /// Sync this often while running; `None`: only after a write.
+    pub sync_every: Option<Duration>,
+}
+
+/// What every request shares.
+#[derive(Debug)]
+pub struct Web {
+    home: PathBuf,
+    as_member: Option<String>,
+    /// The secret of this run: in the first link, then in the cookie.
+    key: String,
+    /// The token every form carries.
+    csrf: String,
+    /// The cookie's name; cookies ignore ports, so each run names its own.
+    cookie: String,
+    screen: bool,
+    replica: Mutex<Replica>,
+    /// Writes made through this server: part of the version pages poll, since a connection does
+    /// not see its own commits in `data_version`.
+    writes: AtomicU64,
+    poke: Mutex<Option<mpsc::Sender<()>>>,
+    sync: Arc<Mutex<SyncStatus>>,
+}
+
+/// What the last sync did, for the footer.
+#[derive(Debug, Default, Clone)]
+pub struct SyncStatus {
+    /// No server is known: the team lives on this device.
+    pub offline: bool,
+    pub last_ok_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl Web {
+    /// A context for one request: the clock read now (or `CAIRN_NOW`).
+    fn ctx(&self) -> Result<Ctx> {
+        Ctx::new(Some(self.home.clone()), false, self.as_member.clone())
+    }
+
+    fn replica(&self) -> MutexGuard<'_, Replica> {
+        self.replica.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What changes when anything in the replica does.
+    fn version(&self) -> Result<String> {
+        self.version_of(&self.replica())
+    }
+
+    /// The same, through a replica already held.
+    fn version_of(&self, replica: &Replica) -> Result<String> {
+        let data = replica.data_version()?;
+        Ok(format!("{data}.{}", self.writes.load(Ordering::Relaxed)))
+    }
+
+    /// After a write: a new version, and a sync soon.
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        if let Some(tx) = self.poke.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.send(());
+        }
+    }
+
+    fn sync_status(&self) -> SyncStatus {
+        self.sync.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Runs the web app until Ctrl-C.
+pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
+    let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| {
+        CliError::new(format!("cannot listen on {}: {e}", opts.listen))
+            .hint("pick another address or port with --listen")
+            .code(code::OTHER)
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let key = hex(&random_bytes::<16>()?);
+    let web = Arc::new(Web {
+        home: ctx.home.clone(),
+        as_member: ctx.as_member.clone(),
+        key: key.clone(),
+        csrf: hex(&random_bytes::<16>()?),
+        cookie: format!("cairn-{}", addr.port()),
+        screen: opts.screen,
+        replica: Mutex::new(ctx.open()?),
+        writes: AtomicU64::new(0),
+        poke: Mutex::new(None),
+        sync: Arc::new(Mutex::new(SyncStatus::default())),
+    });
+    let (tx, rx) = mpsc::channel();
+    *web.poke.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    let home = ctx.home.clone();
+    let as_member = ctx.as_member.clone();
+    let status = web.sync.clone();
+    let every = opts.sync_every;
+    std::thread::Builder::new()
+        .name("sync".into())
+        .spawn(move || sync_loop(home, as_member, rx, every, status))?;
+
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let link = format!("http://{shown}/?key={key}");
+    ctx.out.line(&link)?;
+    ctx.out.flush()?;
+    eprintln!(
+        "cairn web: {} on {addr}; open the link above (it carries this run's key). Ctrl-C stops it.",
+        if opts.screen {
+            "the team screen"
+        } else {
+            "your team"
+        }
+    );
+    if addr.ip().is_unspecified() {
+        eprintln!(
+            "cairn web: from another device, use this machine's address in place of {}",
+            shown.ip()
+        );
+    }
+    if opts.open {
+        open_browser(&link);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, router(web))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    })?;
+    Ok(())
+}
+
+fn router(web: Arc<Web>) -> Router {
+    let mut app = Router::new()
+        .route("/", get(|| async { Redirect::to("/feed") }))
+        .route("/feed", get(feed))
+        .route("/streaks", get(streaks))
+        .route("/team", get(team))
+        .route("/digest", get(digest))
+        .route("/version", get(version))
+        .route("/static/style.css", get(style))
+        .route("/static/app.js", get(script));
+    if !web.screen {
+        app = app
+            .route("/me", get(me))
+            .route("/log", post(log))
+            .route("/kudos", post(kudos))
+            .route("/react", post(react))
+            .route("/retract", post(retract))
+            .route("/event/{id}/edit", get(edit_form).post(edit));
+    }
+    app.fallback(not_found)
+        .layer(middleware::from_fn_with_state(web.clone(), guard))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(web)
+}
+
+/// Quiet syncs: every `every`, and soon after each write.
+fn sync_loop(
+    home: PathBuf,
+    as_member: Option<String>,
+    rx: mpsc::Receiver<()>,
+    every: Option<Duration>,
+    status: Arc<Mutex<SyncStatus>>,
+) {
+    let mut first = true;
+    loop {
+        if !first {
+            let got = match every {
+                Some(d) => rx.recv_timeout(d),
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            };
+            if got == Err(mpsc::RecvTimeoutError::Disconnected) {
+                return;
+            }
+            // Writes in a burst make one sync.
+            while rx.try_recv().is_ok() {}
+        }
+        first = false;
+        let outcome = (|| -> Result<bool> {
+            let ctx = Ctx::new(Some(home.clone()), false, as_member.clone())?;
+            let mut replica = ctx.open()?;
+            if replica.remote()?.is_none() {
+                return Ok(false);
+            }
+            sync_cmd::exchange(&ctx, &mut replica, remote::TIMEOUT, false)?;
+            Ok(true)
+        })();
+        let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(false) => s.offline = true,
+            Ok(true) => {
+                s.offline = false;
+                s.last_ok_ms = Some(jiff::Timestamp::now().as_millisecond());
+                s.last_error = None;
+            }
+            Err(e) => {
+                s.offline = false;
+                s.last_error = Some(e.message);
+            }
+        }
+    }
+}
+
+fn open_browser(link: &str) {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let opened = std::process::Command::new(program)
+        .arg(link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if opened.is_err() {
+        eprintln!("cairn web: could not start a browser ({program}); open the link by hand");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A `Host` this server answers to: an IP address or `localhost`, with any port. A name that
+/// could be an attacker's, pointed at this machine (DNS rebinding), is refused.
+fn host_allowed(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        match rest.split_once(']') {
+            Some((v6, port)) => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok()
+                    && (port.is_empty()
+                        || port
+                            .strip_prefix(':')
+                            .is_some_and(|p| p.parse::<u16>().is_ok()));
+            }
+            None => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The security every request goes through, and the headers every answer carries.
+async fn guard(State(web): State<Arc<Web>>, req: Request, next: Next) -> Response {
+    let mut res = check(&web, req, next).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+async fn check(web: &Web, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "This address is not one cairn web answers to",
+            "Open the link that `cairn web` printed.",
+        );
+    }
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/static/") {
+        return next.run(req).await;
+    }
+    // The first link: its key becomes a cookie, and the address loses it.
+    let given = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "key")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let Some(given) = given {
+        if !same_secret(&given, &web.key) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This link's key is not this run's",
+                "Each run of `cairn web` prints a new link; open the latest one.",
+            );
+        }
+        let cookie = format!(
+            "{}={}; HttpOnly; SameSite=Strict; Path=/",
+            web.cookie, web.key
+        );
+        let mut res = Redirect::to(&path).into_response();
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return res;
+    }
+    let authorised =
+        cookie_value(req.headers(), &web.cookie).is_some_and(|v| same_secret(v, &web.key));
+    if !authorised {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "This page needs the key of this run",
+            "Open the link that `cairn web` printed; it carries the key.",
+        );
+    }
+    if req.method() == Method::POST {
+        let h = req.headers();
+        let cross_origin = h
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| o != format!("http://{host}"));
+        let cross_site = h
+            .get("sec-fetch-site")
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|s| s != "same-origin" && s != "none");
+        if cross_origin || cross_site {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "A form from another site was refused",
+                "Write from the pages of `cairn web` itself.",
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// A small page that says why a request was refused.
+fn refuse(status: StatusCode, title: &str, what: &str) -> Response {
+    (status, Html(pages::bare(title, what).into_string())).into_response()
+}
+
+async fn not_found() -> Response {
+    refuse(
+        StatusCode::NOT_FOUND,
+        "No such page",
+        "The pages are Feed, Streaks, Team and Digest.",
+    )
+}
+
+/// The query or form fields of a request.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(bytes: &[u8]) -> Params {
+        Params(form_urlencoded::parse(bytes).into_owned().collect())
+    }
+
+    fn of(uri: &Uri) -> Params {
+        Params::parse(uri.query().unwrap_or("").as_bytes())
+    }
+
+    /// The first value of `name`, trimmed; `None` when missing or blank.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A form sent back with what was typed and what was wrong.
+#[derive(Debug, Default, Clone)]
+pub struct Sent {
+    /// Which form: `log`, `kudos`, `edit`, `react`.
+    pub form: &'static str,
+    pub values: Params,
+    pub error: Option<(Option<Input>, String)>,
+}
+
+impl Sent {
+    fn failed(form: &'static str, values: Params, e: CliError) -> Sent {
+        let mut message = e.message;
+        if let Some(h) = e.hint {
+            message.push_str(&format!(" ({h})"));
+        }
+        Sent {
+            form,
+            values,
+            error: Some((e.input, message)),
+        }
+    }
+
+    /// The error when it is about `input`.
+    pub fn error_for(&self, form: &str, input: Input) -> Option<&str> {
+        match &self.error {
+            Some((Some(i), m)) if self.form == form && *i == input => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The error of `form` that no field owns.
+    pub fn general_error(&self, form: &str, fields: &[Input]) -> Option<&str> {
+        match &self.error {
+            Some((i, m)) if self.form == form && !i.is_some_and(|i| fields.contains(&i)) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn value(&self, form: &str, name: &str) -> Option<&str> {
+        if self.form == form {
+            self.values.get(name)
+        } else {
+            None
+        }
+    }
+}
+
+/// Runs page work off the async thread, timing it for the `Server-Timing` header.
+async fn blocking<F>(web: Arc<Web>, f: F) -> Response
+where
+    F: FnOnce(&Web) -> Response + Send + 'static,
+{
+    let started = Instant::now();
+    let mut res = match tokio::task::spawn_blocking(move || f(&web)).await {
+        Ok(res) => res,
+        Err(_) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something broke",
+            "This is a bug worth reporting; `cairn doctor` checks the replica.",
+        ),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Ok(v) = HeaderValue::from_str(&format!("render;dur={ms:.2}")) {
+        res.headers_mut().insert("server-timing", v);
+    }
+    res
+}
+
+/// A page, or the error that kept it from rendering.
+fn page(result: Result<Markup>, status: StatusCode) -> Response {
+    match result {
+        Ok(m) => (status, Html(m.into_string())).into_response(),
+        Err(e) => {
+            let status = match e.code {
+                code::INPUT => StatusCode::BAD_REQUEST,
+                code::REPLICA => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let what = e.hint.unwrap_or_default();
+            refuse(status, &e.message, &what)
+        }
+    }
+}
+
+async fn feed(State(web): State<Arc<Web>>, uri: Uri) -> Response {
+    let q = Params::of(&uri);
+    blocking(web, move |web| {
+        page(pages::feed(web, &q, &Sent::default()), StatusCode::OK)
+    })
+    .await
+}
+
+async fn streaks(State(web): State<Arc<Web>>, uri: Uri) -> Response {
+    let q = Params::of(&uri);
+    blocking(web, move |web| {
+        page(pages::streaks(web, &q), StatusCode::OK)
+    })
+    .await
+}
+
+async fn team(State(web): State<Arc<Web>>) -> Response {
+    blocking(web, move |web| page(pages::team(web), StatusCode::OK)).await
+}
+
+async fn digest(State(web): State<Arc<Web>>, uri: Uri) -> Response {
+    let q = Params::of(&uri);
+    blocking(web, move |web| page(pages::digest(web, &q), StatusCode::OK)).await
+}
+
+async fn me(State(web): State<Arc<Web>>) -> Response {
+    blocking(web, move |web| page(pages::me(web), StatusCode::OK)).await
+}
+
+async fn version(State(web): State<Arc<Web>>) -> Response {
+    blocking(web, move |web| match web.version() {
+        Ok(v) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], v).into_response(),
+        Err(e) => page(Err(e), StatusCode::OK),
+    })
+    .await
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/style.css"))
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    )
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Where to go after a form: the page it came from, when that is one of ours.
+fn back(values: &Params, done: &str) -> Response {
+    let to = values
+        .get("back")
+        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .unwrap_or("/feed");
+    let (path, query) = to.split_once('?').unwrap_or((to, ""));
+    let mut kept: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "done")
+        .collect();
+    kept.push(("done".into(), done.into()));
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    Redirect::to(&format!("{path}?{query}")).into_response()
+}
+
+/// A form post: checks its token, runs `write`, and goes back; or shows the form again with the
+/// error beside its field.
+async fn write<F>(web: Arc<Web>, body: Bytes, form: &'static str, write: F) -> Response
+where
+    F: FnOnce(&Ctx, &mut Replica, &Params) -> Result<String> + Send + 'static,
+{
+    let values = Params::parse(&body);
+    blocking(web, move |web| {
+        if !values
+            .get("csrf")
+            .is_some_and(|t| same_secret(t, &web.csrf))
+        {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This form is out of date",
+                "Go back, reload the page and send it again.",
+            );
+        }
+        let done = web.ctx().and_then(|ctx| {
+            let mut replica = web.replica();
+            write(&ctx, &mut replica, &values)
+        });
+        match done {
+            Ok(done) => {
+                web.wrote();
+                back(&values, &done)
+            }
+            Err(e) => {
+                let sent = Sent::failed(form, values.clone(), e);
+                let result = if form == "edit" {
+                    pages::edit(web, values.get("id").unwrap_or(""), &sent)
+                } else {
+                    pages::feed(web, &back_query(&values), &sent)
+                };
+                page(result, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+        }
+    })
+    .await
+}
+
+/// The query of the page a form came from, to show it again.
+fn back_query(values: &Params) -> Params {
+    let back = values.get("back").unwrap_or("");
+    Params::parse(back.split_once('?').map_or("", |(_, q)| q).as_bytes())
+}
+
+async fn log(State(web): State<Arc<Web>>, body: Bytes) -> Response {
+    write(web, body, "log", |ctx, replica, v| {
+        let text = v.get("text").unwrap_or("");
+        let (id, _) = crate::commands::log::add(
+            ctx,
+            replica,
+            text,
+            v.get("pillar").map(str::to_owned),
+            v.get("why").map(str::to_owned),
+            v.get("yesterday").is_some(),
+        )?;
+        Ok(format!("logged {}", id.short()))
+    })
+    .await
+}
+
+async fn kudos(State(web): State<Arc<Web>>, body: Bytes) -> Response {
+    write(web, body, "kudos", |ctx, replica, v| {
+        let to = v.all("to");
+        let id = crate::commands::kudos::give(
+            ctx,
+            replica,
+            &to,
+            v.get("text").unwrap_or(""),
+            v.get("pillar").map(str::to_owned),
+        )?;
+        Ok(format!("recognised {}", id.short()))
+    })
+    .await
+}
+
+async fn react(State(web): State<Arc<Web>>, body: Bytes) -> Response {
+    write(web, body, "react", |ctx, replica, v| {
+        let emoji = v.get("emoji").unwrap_or("");
+        let (target, outcome) =
+            crate::commands::react::toggle(ctx, replica, v.get("id").unwrap_or(""), emoji)?;
+        Ok(match outcome {
+            cairn_store::Reacted::Added => format!("{emoji} on {}", target.id.short()),
+            cairn_store::Reacted::Removed => format!("took back {emoji} on {}", target.id.short()),
+        })
+    })
+    .await
+}
+
+async fn retract(State(web): State<Arc<Web>>, body: Bytes) -> Response {
+    write(web, body, "retract", |ctx, replica, v| {
+        let e = crate::commands::retract::take_back(ctx, replica, v.get("id").unwrap_or(""))?;
+        Ok(format!("retracted {}", e.id.short()))
+    })
+    .await
+}
+
+async fn edit_form(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    blocking(web, move |web| {
+        page(pages::edit(web, &id, &Sent::default()), StatusCode::OK)
+    })
+    .await
+}
+
+async fn edit(State(web): State<Arc<Web>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let mut body = body.to_vec();
+    // The id comes from the address, whatever the form says.
+    body.extend_from_slice(b"&id=");
+    body.extend(form_urlencoded::byte_serialize(id.as_bytes()).flat_map(str::bytes));
+    write(web, body.into(), "edit", |ctx, replica, v| {
+        let id = v.all("id").last().copied().unwrap_or("");
+        let edit = cairn_core::Edit {
+            text: v.get("text").map(str::to_owned),
+            pillar: v.get("pillar").map(str::to_owned),
+            why: v.get("why").map(str::to_owned),
+        };
+        let e = crate::commands::edit::change(ctx, replica, id, &edit)?;
+        Ok(format!("edited {}", e.id.short()))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_addresses_and_localhost_are_hosts() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:1234",
+            "LOCALHOST",
+            "[::1]:80",
+            "192.168.1.20:8080",
+            "10.0.0.2",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1.nip.io:8080",
+            "localhost.evil.com",
+            "",
+            "[::1",
+            "127.0.0.1:port",
+            "[evil]:80",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; cairn-80=secret; b=2"),
+        );
+        assert_eq!(cookie_value(&h, "cairn-80"), Some("secret"));
+        assert_eq!(cookie_value(&h, "cairn-81"), None);
+    }
+}

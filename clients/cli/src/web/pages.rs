@@ -1,0 +1,963 @@
+//! The pages, as maud templates: typed, and every text a member typed escaped by construction.
+
+use std::collections::BTreeSet;
+
+use cairn_core::feed::{FeedItem, FeedQuery, ago};
+use cairn_core::rules::{self, Cadence, Heatmap};
+use cairn_core::{Kind, TeamState, goals};
+use jiff::ToSpan;
+use jiff::civil::Date;
+use maud::{DOCTYPE, Markup, html};
+
+use super::{Params, Sent, Web};
+use crate::commands::feed::parse_day;
+use crate::commands::{Acts, digest as digest_cmd, me as me_cmd};
+use crate::context::Ctx;
+use crate::error::{CliError, Input, Result};
+
+/// The emoji offered for a reaction.
+const EMOJI: [&str; 5] = ["👏", "🎉", "💡", "❤️", "🙌"];
+
+/// What every page's frame shows.
+struct Frame<'a> {
+    web: &'a Web,
+    team: &'a TeamState,
+    version: String,
+    /// The page's own address, to come back to after a form.
+    here: String,
+}
+
+/// A page with nothing but a title and a sentence: refusals and errors.
+pub fn bare(title: &str, what: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · cairn" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                main.bare {
+                    h1 { (title) }
+                    p { (what) }
+                }
+            }
+        }
+    }
+}
+
+fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
+    let screen = f.web.screen;
+    let mut nav = vec![
+        ("/feed", "Feed"),
+        ("/streaks", "Streaks"),
+        ("/team", "Team"),
+        ("/digest", "Digest"),
+    ];
+    if !screen {
+        nav.push(("/me", "Me"));
+    }
+    let sync = f.web.sync_status();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                @if screen {
+                    // Refreshes by itself, even without JavaScript.
+                    meta http-equiv="refresh" content="60";
+                }
+                title { (title) " · " (f.team.name) " · cairn" }
+                link rel="stylesheet" href="/static/style.css";
+                script src="/static/app.js" defer {}
+            }
+            body.screen[screen] data-version=(f.version) {
+                a.skip href="#main" { "Skip to the page" }
+                header.top {
+                    p.team { (f.team.name) }
+                    nav aria-label="Pages" {
+                        ul {
+                            @for (href, name) in &nav {
+                                li {
+                                    a href=(href) aria-current=[(*href == current).then_some("page")] { (name) }
+                                }
+                            }
+                        }
+                    }
+                }
+                p #news .news hidden role="status" {
+                    "New events arrived. "
+                    a href=(f.here) { "Show them" }
+                }
+                main #main {
+                    h1 { (title) }
+                    (body)
+                }
+                footer.bottom {
+                    @if sync.offline {
+                        "This team lives on this device alone."
+                    } @else if let Some(e) = &sync.last_error {
+                        span.warn { "Last sync failed: " (e) }
+                    } @else if let Some(ms) = sync.last_ok_ms {
+                        "Synced " (ago(jiff::Timestamp::now().as_millisecond(), ms)) "."
+                    } @else {
+                        "Syncing…"
+                    }
+                    @if screen { " Team screen: team views only." }
+                }
+            }
+        }
+    }
+}
+
+/// The name of a member for people: their name, their handle on hover.
+fn who(team: &TeamState, id: &str) -> Markup {
+    let handle = team.handle_of(id);
+    let name = team.member(id).map_or(handle, |m| m.name.as_str());
+    html! { span.who title=(format!("@{handle}")) { (name) } }
+}
+
+fn hidden(web: &Web, back: &str) -> Markup {
+    html! {
+        input type="hidden" name="csrf" value=(web.csrf);
+        input type="hidden" name="back" value=(back);
+    }
+}
+
+/// An error shown beside a field, tied to it for screen readers.
+fn field_error(id: &str, message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = message {
+            p.error id=(id) role="alert" { (m) }
+        }
+    }
+}
+
+fn pillar_options(team: &TeamState, chosen: Option<&str>, none: &str) -> Markup {
+    html! {
+        option value="" { (none) }
+        @for p in &team.pillars {
+            option value=(p.name) selected[chosen.is_some_and(|c| c.eq_ignore_ascii_case(&p.name) || c == p.id)] {
+                (p.name)
+            }
+        }
+    }
+}
+
+struct Reader<'a> {
+    ctx: Ctx,
+    replica: std::sync::MutexGuard<'a, cairn_store::Replica>,
+    team: TeamState,
+    me: String,
+}
+
+fn open(web: &Web) -> Result<Reader<'_>> {
+    let ctx = web.ctx()?;
+    let replica = web.replica();
+    let team = replica.team()?;
+    let me = ctx.actor(&replica)?;
+    Ok(Reader {
+        ctx,
+        replica,
+        team,
+        me,
+    })
+}
+
+impl Reader<'_> {
+    fn frame<'a>(&'a self, web: &'a Web, here: String) -> Result<Frame<'a>> {
+        Ok(Frame {
+            web,
+            team: &self.team,
+            version: web.version_of(&self.replica)?,
+            here,
+        })
+    }
+}
+
+/// The address of `path` with `q`'s values and `set` replacing theirs.
+fn address(path: &str, q: &Params, set: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(String, String)> =
+        q.0.iter()
+            .filter(|(k, v)| {
+                k != "done" && k != "key" && !v.trim().is_empty() && set.iter().all(|(s, _)| s != k)
+            })
+            .cloned()
+            .collect();
+    pairs.extend(set.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{path}?{query}")
+}
+
+pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
+    let r = open(web)?;
+    let team = &r.team;
+    let today = r.ctx.today(&team.tz);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20)
+        .clamp(1, 1000);
+    let mut filter_error: Option<String> = None;
+    let mut keep = |e: CliError| {
+        filter_error.get_or_insert(e.message);
+    };
+    let pillar = q.get("pillar").and_then(|p| {
+        team.pillar(p)
+            .map(|p| p.id.clone())
+            .map_err(|e| keep(e.into()))
+            .ok()
+    });
+    let member = q.get("member").and_then(|h| {
+        team.member_by_handle(h)
+            .map(|m| m.id.clone())
+            .map_err(|e| keep(e.into()))
+            .ok()
+    });
+    let since = q.get("since").and_then(|s| {
+        parse_day(s, today)
+            .map(|d| d.to_string())
+            .map_err(&mut keep)
+            .ok()
+    });
+    let filtered = pillar.is_some() || member.is_some() || since.is_some();
+    let mut items = if filter_error.is_some() {
+        Vec::new()
+    } else {
+        r.replica.feed(&FeedQuery {
+            limit: Some(limit + 1),
+            pillar,
+            member,
+            since,
+        })?
+    };
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let here = address("/feed", q, &[]);
+    let frame = r.frame(web, here.clone())?;
+    let now = r.ctx.now_ms();
+    let screen = web.screen;
+    let body = html! {
+        @if let Some(done) = q.get("done") {
+            p.flash role="status" { "Done: " (done) "." }
+        }
+        @if !screen {
+            (write_forms(web, &r, q, sent, &here))
+        }
+        (filters(team, q, filter_error.as_deref()))
+        @if let Some(m) = sent.general_error("react", &[]).or(sent.general_error("retract", &[])) {
+            p.error role="alert" { (m) }
+        }
+        @if items.is_empty() {
+            p.empty {
+                @if filtered || filter_error.is_some() {
+                    "Nothing matches these filters. "
+                    a href="/feed" { "Show everything" }
+                } @else {
+                    "Nothing here yet. Add the first stone: log something you did for the team."
+                }
+            }
+        } @else {
+            ol.feed {
+                @for item in &items {
+                    (feed_item(web, &r, item, now, &here))
+                }
+            }
+            @if more {
+                p.more {
+                    a href=(address("/feed", q, &[("limit", (limit * 2).min(1000).to_string())])) {
+                        "Load more"
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(&frame, "Feed", "/feed", body))
+}
+
+fn write_forms(web: &Web, r: &Reader, q: &Params, sent: &Sent, here: &str) -> Markup {
+    let team = &r.team;
+    let log_text = sent.error_for("log", Input::Text);
+    let log_pillar = sent.error_for("log", Input::Pillar);
+    let log_other = sent.general_error("log", &[Input::Text, Input::Pillar]);
+    let k_members = sent.error_for("kudos", Input::Members);
+    let k_text = sent.error_for("kudos", Input::Text);
+    let k_pillar = sent.error_for("kudos", Input::Pillar);
+    let k_other = sent.general_error("kudos", &[Input::Text, Input::Pillar, Input::Members]);
+    let chosen: Vec<&str> = if sent.form == "kudos" {
+        sent.values.all("to")
+    } else {
+        q.all("to")
+    };
+    let chosen: Vec<String> = chosen
+        .iter()
+        .map(|h| h.trim().trim_start_matches('@').to_lowercase())
+        .collect();
+    html! {
+        div.write {
+            form #log .card method="post" action="/log" {
+                h2 { "Log a micro-action" }
+                (hidden(web, here))
+                label for="log-text" { "What you did" }
+                input #log-text type="text" name="text" required
+                    value=[sent.value("log", "text")]
+                    aria-invalid=[log_text.map(|_| "true")]
+                    aria-describedby=[log_text.map(|_| "log-text-error")]
+                    placeholder="Paired with a new teammate on their first review";
+                (field_error("log-text-error", log_text))
+                div.row {
+                    div {
+                        label for="log-pillar" { "Pillar" }
+                        select #log-pillar name="pillar"
+                            aria-invalid=[log_pillar.map(|_| "true")]
+                            aria-describedby=[log_pillar.map(|_| "log-pillar-error")] {
+                            (pillar_options(team, sent.value("log", "pillar"), "no pillar"))
+                        }
+                        (field_error("log-pillar-error", log_pillar))
+                    }
+                    div.grow {
+                        label for="log-why" { "Why it mattered " span.opt { "(optional)" } }
+                        input #log-why type="text" name="why" value=[sent.value("log", "why")];
+                    }
+                }
+                div.row {
+                    label.check {
+                        input type="checkbox" name="yesterday" value="1"
+                            checked[sent.value("log", "yesterday").is_some()];
+                        " It happened yesterday"
+                    }
+                    button type="submit" { "Log it" }
+                }
+                (field_error("log-error", log_other))
+            }
+            form #kudos .card method="post" action="/kudos" {
+                h2 { "Give kudos" }
+                (hidden(web, here))
+                fieldset aria-invalid=[k_members.map(|_| "true")]
+                    aria-describedby=[k_members.map(|_| "kudos-to-error")] {
+                    legend { "To" }
+                    div.people {
+                        @for m in team.members.iter().filter(|m| m.id != r.me) {
+                            label.check {
+                                input type="checkbox" name="to" value=(m.handle)
+                                    checked[chosen.contains(&m.handle)];
+                                " " (m.name) " " span.handle { "@" (m.handle) }
+                            }
+                        }
+                        @if team.members.len() < 2 {
+                            p.empty { "Nobody else is on the team yet." }
+                        }
+                    }
+                }
+                (field_error("kudos-to-error", k_members))
+                label for="kudos-text" { "What they did" }
+                input #kudos-text type="text" name="text" required
+                    value=[sent.value("kudos", "text")]
+                    aria-invalid=[k_text.map(|_| "true")]
+                    aria-describedby=[k_text.map(|_| "kudos-text-error")]
+                    placeholder="Thanks for the calm incident write-up";
+                (field_error("kudos-text-error", k_text))
+                div.row {
+                    div {
+                        label for="kudos-pillar" { "Pillar" }
+                        select #kudos-pillar name="pillar"
+                            aria-invalid=[k_pillar.map(|_| "true")]
+                            aria-describedby=[k_pillar.map(|_| "kudos-pillar-error")] {
+                            (pillar_options(team, sent.value("kudos", "pillar"), "no pillar"))
+                        }
+                        (field_error("kudos-pillar-error", k_pillar))
+                    }
+                    button type="submit" { "Give kudos" }
+                }
+                (field_error("kudos-error", k_other))
+            }
+        }
+    }
+}
+
+fn filters(team: &TeamState, q: &Params, error: Option<&str>) -> Markup {
+    let periods = [
+        ("", "any time"),
+        ("today", "today"),
+        ("7d", "the last 7 days"),
+        ("30d", "the last 30 days"),
+        ("90d", "the last 90 days"),
+    ];
+    let since = q.get("since").unwrap_or("");
+    let member = q
+        .get("member")
+        .map(|m| m.trim_start_matches('@').to_lowercase());
+    html! {
+        form.filters method="get" action="/feed" aria-label="Filters" {
+            label for="f-pillar" { "Pillar" }
+            select #f-pillar name="pillar" {
+                (pillar_options(team, q.get("pillar"), "any"))
+            }
+            label for="f-member" { "Member" }
+            select #f-member name="member" {
+                option value="" { "anyone" }
+                @for m in &team.members {
+                    option value=(m.handle) selected[member.as_deref() == Some(m.handle.as_str())] { (m.name) }
+                }
+            }
+            label for="f-since" { "Since" }
+            select #f-since name="since" {
+                @for (v, name) in periods {
+                    option value=(v) selected[since == v] { (name) }
+                }
+                @if !since.is_empty() && periods.iter().all(|(v, _)| *v != since) {
+                    option value=(since) selected { (since) }
+                }
+            }
+            button type="submit" { "Filter" }
+            (field_error("filter-error", error))
+        }
+    }
+}
+
+fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Markup {
+    let team = &r.team;
+    let e = &item.event;
+    let mine = e.author == r.me;
+    let at = jiff::Timestamp::from_millisecond(e.at_ms).ok();
+    let exact = at.map(|t| {
+        t.to_zoned(jiff::tz::TimeZone::get(&team.tz).unwrap_or(jiff::tz::TimeZone::UTC))
+            .strftime("%a %-d %b %Y, %H:%M")
+            .to_string()
+    });
+    let pillar = e
+        .pillar
+        .as_ref()
+        .map(|p| team.pillar(p).map_or(p.clone(), |p| p.name.clone()));
+    let present: Vec<&str> = item.reactions.iter().map(|r| r.emoji.as_str()).collect();
+    html! {
+        li.item.kudos[e.kind == Kind::Kudos] data-id=(e.id.as_str()) {
+            article {
+                p.head {
+                    (who(team, &e.author))
+                    @if e.kind == Kind::Kudos {
+                        span.to {
+                            " recognised "
+                            @for (i, m) in e.to.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                (who(team, m))
+                            }
+                        }
+                    }
+                    @if let Some(p) = &pillar {
+                        " " span.pillar { "#" (p) }
+                    }
+                    " "
+                    time datetime=[at.map(|t| t.to_string())] title=[exact] { (ago(now, e.at_ms)) }
+                    @if e.late { " " span.note { "for " (e.date) } }
+                    @if e.edited_ms.is_some() { " " span.note { "edited" } }
+                }
+                p.text { (e.text) }
+                @if let Some(why) = &e.why {
+                    p.why { "Why: " (why) }
+                }
+                div.actions {
+                    @if web.screen {
+                        @for rx in &item.reactions {
+                            span.reaction { (rx.emoji) " " (rx.by.len()) }
+                        }
+                    } @else {
+                        form.react method="post" action="/react" {
+                            (hidden(web, here))
+                            input type="hidden" name="id" value=(e.id.as_str());
+                            @for rx in &item.reactions {
+                                @let by: Vec<String> = rx.by.iter().map(|m| format!("@{}", team.handle_of(m))).collect();
+                                button.reaction type="submit" name="emoji" value=(rx.emoji)
+                                    aria-pressed=(if rx.by.contains(&r.me) { "true" } else { "false" })
+                                    title=(by.join(", ")) {
+                                    (rx.emoji) " " (rx.by.len())
+                                }
+                            }
+                            @for em in EMOJI.iter().filter(|em| !present.contains(em)) {
+                                button.add type="submit" name="emoji" value=(em)
+                                    aria-label=(format!("React with {em}")) { (em) }
+                            }
+                        }
+                        @if mine {
+                            a.edit href=(format!("/event/{}/edit", e.id.as_str())) { "Edit" }
+                            form.retract method="post" action="/retract" {
+                                (hidden(web, here))
+                                input type="hidden" name="id" value=(e.id.as_str());
+                                button type="submit" data-confirm="Retract this? It leaves the feed on every device." {
+                                    "Retract"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
+    let r = open(web)?;
+    let team = &r.team;
+    let today = r.ctx.today(&team.tz);
+    let weeks = q
+        .get("weeks")
+        .and_then(|w| w.parse::<u32>().ok())
+        .unwrap_or(12)
+        .clamp(1, 53);
+    let activity = r.replica.activity()?;
+    let ts = rules::team_streak(&activity, &team.joined_dates(), today, &team.rules);
+    let mine: BTreeSet<Date> = activity
+        .iter()
+        .filter(|(m, _)| **m == *r.me)
+        .map(|(_, d)| *d)
+        .collect();
+    let personal = rules::personal_streak(&mine, today, &team.rules);
+    let map = rules::heatmap(&activity, today, weeks);
+    drop(activity);
+    let (one, many) = match ts.cadence {
+        Cadence::Weekly => ("week", "weeks"),
+        Cadence::Daily => ("day", "days"),
+    };
+    let unit = |n: u32| if n == 1 { one } else { many };
+    let frame = r.frame(web, address("/streaks", q, &[]))?;
+    let body = html! {
+        div.cards {
+            section.card.big aria-labelledby="team-streak" {
+                h2 #team-streak { "Team streak" }
+                p.figure { (ts.current) " " span { (unit(ts.current)) } }
+                p { "Best " (ts.best) " " (unit(ts.best)) "." }
+                p {
+                    @match ts.consistency {
+                        Some(c) => { "Consistency " (format!("{:.0}%", c * 100.0)) ": " (ts.counted) " of " (ts.periods) " " (unit(ts.periods)) " counted." }
+                        None => { "Its first " (one) " is not over yet." }
+                    }
+                }
+                p.dim {
+                    @if ts.needed_now == 0 {
+                        "No " (one) " to count today."
+                    } @else if ts.active_now >= ts.needed_now {
+                        "This " (one) " already counts."
+                    } @else {
+                        "This " (one) ": " (ts.active_now) " of the " (ts.needed_now) " members it needs so far."
+                    }
+                }
+            }
+            @if !web.screen {
+                section.card aria-labelledby="your-streak" {
+                    h2 #your-streak { "Your streak" }
+                    p.figure { (personal.current) " " span { (if personal.current == 1 { "day" } else { "days" }) } }
+                    p { "Best " (personal.best) "; "
+                        (personal.freezes_left) (if personal.freezes_left == 1 { " freeze" } else { " freezes" }) " left." }
+                    @if !personal.active_today { p.dim { "Nothing logged today yet." } }
+                    p.dim { "Yours alone: nobody else sees it." }
+                }
+            }
+        }
+        section aria-labelledby="activity" {
+            h2 #activity { "Team activity" }
+            p.dim { "Members active per day, " (map.weeks) " weeks from " (map.start) "." }
+            (heatmap(&map, today))
+        }
+    };
+    Ok(layout(&frame, "Streaks", "/streaks", body))
+}
+
+/// The heatmap as SVG: a column per week, a row per weekday, months above, weeks below, today
+/// outlined.
+fn heatmap(map: &Heatmap, today: Date) -> Markup {
+    const CELL: i32 = 22;
+    const GAP: i32 = 4;
+    const LEFT: i32 = 36;
+    const TOP: i32 = 20;
+    let weeks = map.weeks as i32;
+    let width = LEFT + weeks * (CELL + GAP) + 4;
+    let height = TOP + 7 * (CELL + GAP) + 22;
+    let level = |n: u32| -> u32 {
+        if n == 0 || map.max == 0 {
+            0
+        } else {
+            (n * 4).div_ceil(map.max).clamp(1, 4)
+        }
+    };
+    let monday = |w: i32| map.start.checked_add((7 * w as i64).days()).ok();
+    let names = ["Mon", "", "Wed", "", "Fri", "", "Sun"];
+    let every = if weeks > 26 {
+        4
+    } else if weeks > 13 {
+        2
+    } else {
+        1
+    };
+    html! {
+        figure.heatmap {
+            svg viewBox=(format!("0 0 {width} {height}")) width=(width) height=(height)
+                role="img" aria-labelledby="heatmap-title" {
+                title #heatmap-title { "Members active per day, " (map.weeks) " weeks from " (map.start) }
+                text.label x="0" y=(TOP + 7 * (CELL + GAP) + 14) { "week" }
+                @for (i, n) in names.iter().enumerate() {
+                    @if !n.is_empty() {
+                        text.label x="0" y=(TOP + i as i32 * (CELL + GAP) + CELL - 4) { (n) }
+                    }
+                }
+                @for w in 0..weeks {
+                    @let x = LEFT + w * (CELL + GAP);
+                    @if let Some(m) = monday(w) {
+                        // The month's name above its first week.
+                        @if w == 0 || monday(w - 1).is_some_and(|p| p.month() != m.month()) {
+                            text.label x=(x) y="12" { (m.strftime("%b")) }
+                        }
+                        @if w % every == 0 {
+                            text.label.week x=(x) y=(TOP + 7 * (CELL + GAP) + 14) {
+                                (m.iso_week_date().week())
+                            }
+                        }
+                    }
+                    @for d in 0..7 {
+                        @let i = (w * 7 + d) as usize;
+                        @if let Some(n) = map.cells.get(i).copied().flatten() {
+                            @let date = map.start.checked_add((i as i64).days()).ok();
+                            @let is_today = date == Some(today);
+                            rect class=(format!("l{}{}", level(n), if is_today { " today" } else { "" }))
+                                x=(x) y=(TOP + d * (CELL + GAP)) width=(CELL) height=(CELL) rx="3" {
+                                title {
+                                    @if let Some(date) = date { (date.strftime("%a %-d %b %Y")) ": " }
+                                    (n) (if n == 1 { " member" } else { " members" })
+                                    @if is_today { " (today)" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            figcaption {
+                "Less "
+                @for l in 0..5 { span class=(format!("swatch l{l}")) aria-hidden="true" {} " " }
+                "more (at most " (map.max) (if map.max == 1 { " member" } else { " members" }) " a day). "
+                span.today-key aria-hidden="true" {} " today"
+            }
+        }
+    }
+}
+
+pub fn team(web: &Web) -> Result<Markup> {
+    let r = open(web)?;
+    let team = &r.team;
+    let today = r.ctx.today(&team.tz);
+    let acts = r.replica.acts()?;
+    let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+    let team_badges = goals::team_badges(&acts, &team.joined_dates());
+    let reach = goals::reach(&acts, &members, today, 30);
+    let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
+    let mine = (!web.screen).then(|| goals::member_badges(&acts, &r.me, &pillar_ids, &team.rules));
+    let challenges: Vec<_> = team
+        .challenges
+        .iter()
+        .map(|c| (c, goals::progress(&acts, c, today)))
+        .collect();
+    let frame = r.frame(web, "/team".into())?;
+    let body = html! {
+        div.cards {
+            section.card aria-labelledby="members" {
+                h2 #members { "Members " span.dim { "(" (team.members.len()) ")" } }
+                ul.plain {
+                    @for m in &team.members {
+                        li {
+                            (m.name) " " span.handle { "@" (m.handle) }
+                            @if !web.screen && m.id == r.me { " " span.dim { "(you)" } }
+                        }
+                    }
+                }
+            }
+            section.card aria-labelledby="pillars" {
+                h2 #pillars { "Pillars" }
+                dl {
+                    @for p in &team.pillars {
+                        dt { span.pillar { "#" (p.name) } }
+                        dd { (p.about.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="commitments" {
+            h2 #commitments { "Commitments" }
+            @if team.commitments.is_empty() {
+                p.empty { "None yet. A commitment is one of the team's non-negotiables, with its why." }
+            }
+            ul.commitments {
+                @for c in &team.commitments {
+                    li { strong { (c.text) } br; span.why { "Why: " (c.why) } }
+                }
+            }
+        }
+        section aria-labelledby="challenges" {
+            h2 #challenges { "Challenges" }
+            @if challenges.is_empty() {
+                p.empty { "No challenges yet." }
+            }
+            ul.challenges {
+                @for (c, p) in &challenges {
+                    li {
+                        p { strong { (c.title) } " " span.dim { (p.value) " of " (p.target) " " (c.metric.as_str()) } }
+                        progress value=(p.value.min(p.target)) max=(p.target) aria-label=(c.title) {
+                            (p.value) " of " (p.target)
+                        }
+                        p.dim {
+                            @if p.done { "Done!" }
+                            @else if p.ended { "Ended " (c.until) "." }
+                            @else if today < c.start { "Starts " (c.start) "." }
+                            @else {
+                                @let days = (c.until - today).get_days() + 1;
+                                (days) (if days == 1 { " day left" } else { " days left" })
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        div.cards {
+            section.card aria-labelledby="team-badges" {
+                h2 #team-badges { "Team badges" }
+                (badges(&team_badges, "The first stone earns one."))
+                p { "Reach: " (reach.recognised) " of " (reach.members) " members recognised in the last 30 days." }
+            }
+            @if let Some(mine) = &mine {
+                section.card aria-labelledby="your-badges" {
+                    h2 #your-badges { "Your badges " span.dim { "(yours alone)" } }
+                    (badges(mine, "A first kudos earns one."))
+                }
+            }
+        }
+    };
+    Ok(layout(&frame, "Team", "/team", body))
+}
+
+fn badges(list: &[goals::Badge], first: &str) -> Markup {
+    html! {
+        @if list.is_empty() {
+            p.empty { "None yet. " (first) }
+        }
+        ul.badges {
+            @for b in list {
+                li { strong { (b.name) } " " (b.about) " " span.dim { "(" (b.earned) ")" } }
+            }
+        }
+    }
+}
+
+pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
+    let r = open(web)?;
+    let team = &r.team;
+    let today = r.ctx.today(&team.tz);
+    let month = q.get("period") == Some("month");
+    let last = q.get("last").is_some();
+    let d = digest_cmd::build(&r.replica, team, today, month, last)?;
+    let md = digest_cmd::render(&d, team, true).join("\n");
+    let frame = r.frame(web, address("/digest", q, &[]))?;
+    let choices = [
+        ("This week", false, false),
+        ("Last week", false, true),
+        ("This month", true, false),
+        ("Last month", true, true),
+    ];
+    let body = html! {
+        nav.periods aria-label="Periods" {
+            ul {
+                @for (name, m, l) in choices {
+                    @let href = match (m, l) {
+                        (false, false) => "/digest".to_owned(),
+                        (false, true) => "/digest?last=1".to_owned(),
+                        (true, false) => "/digest?period=month".to_owned(),
+                        (true, true) => "/digest?period=month&last=1".to_owned(),
+                    };
+                    li { a href=(href) aria-current=[(m == month && l == last).then_some("page")] { (name) } }
+                }
+            }
+        }
+        article.digest {
+            (markdown(&md))
+        }
+        @if !web.screen {
+            section aria-labelledby="paste" {
+                h2 #paste { "Ready to paste into a retro" }
+                textarea #digest-md readonly rows="12" aria-labelledby="paste" { (md) }
+                button type="button" .copy data-copy="digest-md" hidden { "Copy" }
+            }
+        }
+    };
+    Ok(layout(&frame, "Digest", "/digest", body))
+}
+
+/// The digest's own small Markdown (headings and list items) as HTML.
+fn markdown(md: &str) -> Markup {
+    let mut blocks: Vec<(u8, Vec<&str>)> = Vec::new();
+    for line in md.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(t) = line.strip_prefix("# ") {
+            blocks.push((1, vec![t]));
+        } else if let Some(t) = line.strip_prefix("## ") {
+            blocks.push((2, vec![t]));
+        } else if let Some(t) = line.strip_prefix("- ") {
+            match blocks.last_mut() {
+                Some((3, items)) => items.push(t),
+                _ => blocks.push((3, vec![t])),
+            }
+        } else {
+            blocks.push((0, vec![line]));
+        }
+    }
+    html! {
+        @for (kind, lines) in &blocks {
+            @match kind {
+                1 => h2 { (lines[0]) },
+                2 => h3 { (lines[0]) },
+                3 => ul { @for l in lines { li { (l) } } },
+                _ => p { (lines[0]) },
+            }
+        }
+    }
+}
+
+pub fn me(web: &Web) -> Result<Markup> {
+    let r = open(web)?;
+    let acts = Acts {
+        today: r.ctx.today(&r.team.tz),
+        acts: r.replica.acts()?,
+        me: r.me.clone(),
+        team: r.team.clone(),
+    };
+    let n = me_cmd::numbers(&acts);
+    let members: Vec<String> = acts.team.members.iter().map(|m| m.id.clone()).collect();
+    let nudges: Vec<_> = goals::nudge(&acts.acts, &r.me, &members)
+        .into_iter()
+        .take(3)
+        .collect();
+    let team = &r.team;
+    let frame = r.frame(web, "/me".into())?;
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let body = html! {
+        p.dim { "@" (n.handle) ": only you see this page." }
+        div.cards {
+            section.card aria-labelledby="me-streak" {
+                h2 #me-streak { "Streak" }
+                p.figure { (n.streak.current) " " span { (if n.streak.current == 1 { "day" } else { "days" }) } }
+                p { "Best " (n.streak.best) "; " (plural(n.streak.freezes_left as usize, "freeze", "freezes")) " left." }
+            }
+            section.card aria-labelledby="me-week" {
+                h2 #me-week { "This week" }
+                p { (plural(n.week.actions, "micro-action", "micro-actions")) ", " (plural(n.week.kudos_given, "recognition", "recognitions")) " given." }
+                h2 { "This month" }
+                p { (plural(n.month.actions, "micro-action", "micro-actions")) ", " (n.month.kudos_given) " given, " (n.month.kudos_received.unwrap_or(0)) " received." }
+            }
+        }
+        section aria-labelledby="me-pillars" {
+            h2 #me-pillars { "Your pillar mix" }
+            @if n.pillars.is_empty() { p.empty { "None yet." } }
+            ul.plain {
+                @for (p, c) in &n.pillars {
+                    li { span.pillar { "#" (team.pillar(p).map_or(p.as_str(), |p| p.name.as_str())) } " " (c) }
+                }
+            }
+        }
+        section aria-labelledby="me-badges" {
+            h2 #me-badges { "Your badges" }
+            (badges(&n.badges, "A first kudos earns one."))
+        }
+        section aria-labelledby="nudge" {
+            h2 #nudge { "Teammates you have not thanked lately" }
+            @if nudges.is_empty() { p.empty { "Nobody else is on the team yet." } }
+            ul.plain {
+                @for (m, d) in &nudges {
+                    li {
+                        (who(team, m)) " "
+                        span.dim { @match d { Some(d) => { "last on " (d) }, None => "never" } }
+                        " " a href=(format!("/feed?to={}#kudos", team.handle_of(m))) { "Give kudos" }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout(&frame, "Me", "/me", body))
+}
+
+pub fn edit(web: &Web, id: &str, sent: &Sent) -> Result<Markup> {
+    let r = open(web)?;
+    let e = r.replica.resolve(id, &r.me)?;
+    if e.author != r.me {
+        return Err(cairn_core::Error::NotYours(e.id.short().to_owned()).into());
+    }
+    if e.kind == Kind::Reaction {
+        return Err(cairn_core::Error::EditReaction.into());
+    }
+    let team = &r.team;
+    let here = format!("/event/{}/edit", e.id.as_str());
+    let frame = r.frame(web, here.clone())?;
+    let text_error = sent.error_for("edit", Input::Text);
+    let pillar_error = sent.error_for("edit", Input::Pillar);
+    let other = sent.general_error("edit", &[Input::Text, Input::Pillar]);
+    let pillar_now = e
+        .pillar
+        .as_ref()
+        .and_then(|p| team.pillar(p).ok())
+        .map(|p| p.name.clone());
+    let body = html! {
+        form.card method="post" action=(here) {
+            input type="hidden" name="csrf" value=(web.csrf);
+            input type="hidden" name="back" value="/feed";
+            label for="edit-text" { "Text" }
+            input #edit-text type="text" name="text" required
+                value=(sent.value("edit", "text").unwrap_or(&e.text))
+                aria-invalid=[text_error.map(|_| "true")]
+                aria-describedby=[text_error.map(|_| "edit-text-error")];
+            (field_error("edit-text-error", text_error))
+            label for="edit-pillar" { "Pillar" }
+            select #edit-pillar name="pillar" {
+                (pillar_options(team, sent.value("edit", "pillar").or(pillar_now.as_deref()), "keep as it is"))
+            }
+            (field_error("edit-pillar-error", pillar_error))
+            @if e.kind == Kind::Action {
+                label for="edit-why" { "Why" }
+                input #edit-why type="text" name="why"
+                    value=(sent.value("edit", "why").or(e.why.as_deref()).unwrap_or(""));
+            }
+            (field_error("edit-error", other))
+            div.row {
+                button type="submit" { "Save" }
+                a href="/feed" { "Cancel" }
+            }
+        }
+    };
+    Ok(layout(&frame, "Edit", "", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_escapes_what_members_typed() {
+        let html = markdown("# Otters\n## Recognitions\n- @ana → @ben: “<script>x</script>”\n")
+            .into_string();
+        assert!(html.contains("<h2>Otters</h2>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+    }
+
+    #[test]
+    fn addresses_keep_filters_and_drop_the_key() {
+        let q = Params::parse(b"pillar=trust&key=s3cret&done=x&member=");
+        assert_eq!(
+            address("/feed", &q, &[("limit", "40".into())]),
+            "/feed?pillar=trust&limit=40"
+        );
+        assert_eq!(address("/feed", &Params::default(), &[]), "/feed");
+    }
+}

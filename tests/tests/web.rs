@@ -1,0 +1,480 @@
+//! `cairn web` end to end: the real `cairn` binary serving a member's replica, a real
+//! `cairn-server` between members, and a real Chromium driven over WebDriver.
+
+use std::time::{Duration, Instant};
+
+use cairn_e2e::browser::{Browser, Web, screenshot_dir};
+use cairn_e2e::http::{connect, exchange};
+use cairn_e2e::{Home, Server, feed};
+use fantoccini::Locator;
+
+/// A home on the real clock: the web app reads the time at each request.
+fn live_home() -> Home {
+    let mut home = Home::new();
+    home.day = None;
+    home
+}
+
+/// One raw HTTP/1.1 request; returns the status and the whole answer (head and body).
+fn raw(web: &Web, request: &str) -> (u16, String) {
+    let addr = web.base.trim_start_matches("http://");
+    let mut s = connect(addr, Duration::from_secs(30));
+    let (answer, _) = exchange(&mut s, request.as_bytes());
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+fn get(web: &Web, path: &str, cookie: Option<&str>) -> (u16, String) {
+    let addr = web.base.trim_start_matches("http://");
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    raw(
+        web,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"),
+    )
+}
+
+fn post(web: &Web, path: &str, cookie: &str, extra: &str, body: &str) -> (u16, String) {
+    let addr = web.base.trim_start_matches("http://");
+    raw(
+        web,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n{extra}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The hidden CSRF token of the forms of a page.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a form");
+    page[at + 19..].chars().take_while(|c| *c != '"').collect()
+}
+
+#[test]
+fn the_web_app_refuses_strangers_and_escapes_what_members_typed() {
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&["log", "<script>alert('x')</script> & <b>bold</b>"])
+        .ok();
+    let web = Web::start(&ana, &[]);
+    assert!(web.base.starts_with("http://127.0.0.1:"), "{}", web.base);
+    let cookie = format!("cairn-{}={}", web.port(), web.key());
+
+    // The first link sets the cookie and drops the key from the address.
+    let (status, answer) = get(&web, &format!("/?key={}", web.key()), None);
+    assert_eq!(status, 303, "{answer}");
+    assert!(answer.contains(&format!("set-cookie: {cookie}; HttpOnly; SameSite=Strict")));
+
+    // Without the key, or with another, nothing is shown.
+    let (status, answer) = get(&web, "/feed", None);
+    assert_eq!(status, 403);
+    assert!(!answer.contains("alert"), "{answer}");
+    assert_eq!(get(&web, "/?key=0123", None).0, 403);
+    let wrong = format!("cairn-{}=0123456789abcdef0123456789abcdef", web.port());
+    assert_eq!(get(&web, "/feed", Some(&wrong)).0, 403);
+
+    // A name that is not an address (DNS rebinding) is refused, key or not.
+    let (status, _) = raw(
+        &web,
+        &format!(
+            "GET /feed HTTP/1.1\r\nHost: evil.example:{}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            web.port()
+        ),
+    );
+    assert_eq!(status, 421);
+
+    // With the key: the page, escaped, under a strict policy.
+    let (status, page) = get(&web, "/feed", Some(&cookie));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"));
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("content-security-policy: default-src 'none'; script-src 'self'"));
+    assert!(page.to_lowercase().contains("x-frame-options: deny"));
+
+    // A write needs the form's token, and comes from no other site.
+    let token = csrf(&page);
+    let before = feed(&ana, &[]).len();
+    let (status, _) = post(&web, "/log", &cookie, "", "text=no+token");
+    assert_eq!(status, 403);
+    let (status, _) = post(&web, "/log", &cookie, "", "text=bad+token&csrf=00");
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &web,
+        "/log",
+        &cookie,
+        "Origin: http://evil.example\r\n",
+        &format!("text=from+elsewhere&csrf={token}"),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(feed(&ana, &[]).len(), before, "nothing was written");
+
+    // A good write goes back to the feed; the CLI sees it.
+    let (status, answer) = post(
+        &web,
+        "/log",
+        &cookie,
+        "",
+        &format!("text=Wrote+the+runbook&pillar=trust&csrf={token}&back=%2Ffeed"),
+    );
+    assert_eq!(status, 303, "{answer}");
+    assert!(answer.contains("location: /feed?done=logged"), "{answer}");
+    let items = feed(&ana, &[]);
+    assert_eq!(items[0]["text"], "Wrote the runbook");
+    assert_eq!(items[0]["pillar"], "trust");
+
+    // A bad one says what is wrong beside the field, and keeps what was typed.
+    let (status, page) = post(
+        &web,
+        "/kudos",
+        &cookie,
+        "",
+        &format!("text=Great+demo&csrf={token}&back=%2Ffeed"),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("id=\"kudos-to-error\" role=\"alert\">name at least one teammate"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"Great demo\""), "{page}");
+    let (status, page) = post(
+        &web,
+        "/kudos",
+        &cookie,
+        "",
+        &format!("to=zed&text=Great+demo&csrf={token}"),
+    );
+    assert_eq!(status, 422);
+    assert!(page.contains("unknown member `@zed`"), "{page}");
+    // A redirect never leaves the app.
+    let (status, answer) = post(
+        &web,
+        "/log",
+        &cookie,
+        "",
+        &format!("text=Again&csrf={token}&back=%2F%2Fevil.example"),
+    );
+    assert_eq!(status, 303);
+    assert!(answer.contains("location: /feed?done="), "{answer}");
+
+    // Beyond loopback only the team screen may listen.
+    let err = ana.run(&["web", "--listen", "0.0.0.0:0"]).fails();
+    assert!(
+        err.contains("loopback") && err.contains("--team-screen"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teammate_arrive() {
+    let Some(browser) = Browser::for_test().await else {
+        return;
+    };
+    let b = &browser;
+    let server = Server::start();
+    let ana = live_home();
+    ana.run(&[
+        "init",
+        "--team",
+        "Otters",
+        "--name",
+        "Ana",
+        "--tz",
+        "Europe/Paris",
+    ])
+    .ok();
+    ana.run(&["team", "member", "add", "Bo Berg"]).ok();
+    ana.run(&[
+        "team",
+        "commit",
+        "We review within a day",
+        "--why",
+        "Waiting kills flow",
+    ])
+    .ok();
+    ana.run(&[
+        "challenge",
+        "add",
+        "20 kudos this quarter",
+        "--metric",
+        "kudos",
+        "--target",
+        "20",
+        "--until",
+        "2099-12-31",
+    ])
+    .ok();
+    let team = server.team("Otters");
+    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+        .ok();
+    let mut bo = Home::new();
+    bo.day = None;
+    bo.run(&[
+        "join",
+        &server.url,
+        "--invite",
+        &server.invite_for(&team, "@bo-berg"),
+        "--claim",
+        "@bo-berg",
+    ])
+    .ok();
+    ana.run(&["sync"]).ok();
+
+    let web = Web::start(&ana, &["--sync-every", "1"]);
+    b.client.goto(&web.link).await.expect("the link opens");
+    b.wait_for("form#log").await;
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/feed"),
+        "the key left the address"
+    );
+
+    // Log a micro-action through the form.
+    let text = b.client.find(Locator::Css("#log-text")).await.unwrap();
+    text.send_keys("Paired with Bo on the release notes")
+        .await
+        .unwrap();
+    let pillar = b.client.find(Locator::Css("#log-pillar")).await.unwrap();
+    pillar.select_by_value("trust").await.unwrap();
+    b.client
+        .find(Locator::Css("#log-why"))
+        .await
+        .unwrap()
+        .send_keys("Bo is new here")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#log button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_text("Done: logged").await;
+    b.wait_for_text("Paired with Bo on the release notes").await;
+
+    // Kudos without a teammate: the error shows beside the field, the text stays.
+    b.client
+        .find(Locator::Css("#kudos-text"))
+        .await
+        .unwrap()
+        .send_keys("Calm incident call")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#kudos button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = b.wait_for("#kudos-to-error").await;
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .contains("at least one teammate"),
+        "the error is about the teammates"
+    );
+    let kept = b.client.find(Locator::Css("#kudos-text")).await.unwrap();
+    assert_eq!(
+        kept.prop("value").await.unwrap().as_deref(),
+        Some("Calm incident call")
+    );
+
+    // Kudos to Bo, picked by name.
+    b.client
+        .find(Locator::Css("input[name=to][value=bo-berg]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#kudos button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_text("Done: recognised").await;
+    b.wait_for_text("Ana recognised Bo Berg").await;
+
+    // React to the kudos, then see it counted and pressed.
+    let kudos_item = b.wait_for("li.item.kudos").await;
+    kudos_item
+        .find(Locator::Css("button[value='🎉']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let pressed = b
+        .wait_for("li.item.kudos button.reaction[aria-pressed=true]")
+        .await;
+    assert_eq!(pressed.text().await.unwrap().trim(), "🎉 1");
+
+    // Retract the micro-action (the page asks first).
+    let logged = b
+        .client
+        .find(Locator::XPath(
+            "//li[contains(., 'Paired with Bo on the release notes')]",
+        ))
+        .await
+        .unwrap();
+    logged
+        .find(Locator::Css("form.retract button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.client.accept_alert().await.expect("the page asks first");
+    b.wait_for_text("Done: retracted").await;
+    assert!(
+        !b.text()
+            .await
+            .contains("Paired with Bo on the release notes"),
+        "the retracted event left the feed"
+    );
+
+    // The CLI reads the same replica: the kudos and its reaction, not the retracted event.
+    let items = feed(&ana, &[]);
+    let texts: Vec<&str> = items.iter().filter_map(|i| i["text"].as_str()).collect();
+    assert!(texts.contains(&"Calm incident call"), "{texts:?}");
+    assert!(!texts.contains(&"Paired with Bo on the release notes"));
+    let kudos = items
+        .iter()
+        .find(|i| i["text"] == "Calm incident call")
+        .unwrap();
+    assert_eq!(kudos["to"][0], "bo-berg");
+    assert_eq!(kudos["reactions"][0]["emoji"], "🎉");
+
+    // The web app syncs after a write: Bo gets the kudos from the server.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        bo.run(&["sync"]).ok();
+        if feed(&bo, &[])
+            .iter()
+            .any(|i| i["text"] == "Calm incident call")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ana's kudos never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Bo logs from his terminal; Ana's open page shows it without a reload by hand.
+    bo.run(&[
+        "log",
+        "Fixed the flaky deploy test",
+        "--pillar",
+        "professionalism",
+    ])
+    .ok();
+    bo.run(&["sync"]).ok();
+    b.wait_for_text("Fixed the flaky deploy test").await;
+
+    // Edit through the form.
+    b.client.goto(&format!("{}/feed", web.base)).await.unwrap();
+    let kudos_item = b.wait_for("li.item.kudos").await;
+    kudos_item
+        .find(Locator::Css("a.edit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let edit = b.wait_for("#edit-text").await;
+    edit.clear().await.unwrap();
+    edit.send_keys("Calm, clear incident call").await.unwrap();
+    b.client
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_text("Done: edited").await;
+    b.wait_for_text("Calm, clear incident call").await;
+
+    // Every page, for a person to look at.
+    let mut shots = Vec::new();
+    for (path, name, expect) in [
+        ("/feed", "feed", "Give kudos"),
+        ("/streaks", "streaks", "Team activity"),
+        ("/team", "team", "We review within a day"),
+        ("/digest", "digest", "Ready to paste"),
+        ("/me", "me", "only you see this page"),
+    ] {
+        b.client.goto(&format!("{}{path}", web.base)).await.unwrap();
+        b.wait_for_text(expect).await;
+        shots.push(b.screenshot(name).await);
+    }
+    b.client
+        .goto(&format!("{}/streaks", web.base))
+        .await
+        .unwrap();
+    b.wait_for("svg rect.today").await;
+
+    // The team screen: team views only, no forms, no personal numbers.
+    let screen = Web::start(&ana, &["--team-screen", "--listen", "0.0.0.0:0"]);
+    b.client.goto(&screen.link).await.unwrap();
+    b.wait_for_text("Team screen: team views only").await;
+    for (path, name, expect) in [
+        ("/feed", "screen-feed", "Calm, clear incident call"),
+        ("/streaks", "screen-streaks", "Team streak"),
+        ("/team", "screen-team", "Team badges"),
+        ("/digest", "screen-digest", "Recognitions"),
+    ] {
+        b.client
+            .goto(&format!("{}{path}", screen.base))
+            .await
+            .unwrap();
+        b.wait_for_text(expect).await;
+        let text = b.text().await;
+        for private in [
+            "Your streak",
+            "Your badges",
+            "freeze",
+            "Log a micro-action",
+            "nudge",
+        ] {
+            assert!(!text.contains(private), "{path} shows `{private}`:\n{text}");
+        }
+        let forms = b
+            .client
+            .find_all(Locator::Css("form[method=post]"))
+            .await
+            .unwrap();
+        assert!(forms.is_empty(), "{path} has forms that write");
+        let me_links = b
+            .client
+            .find_all(Locator::Css("a[href='/me']"))
+            .await
+            .unwrap();
+        assert!(me_links.is_empty(), "{path} links to the personal page");
+        shots.push(b.screenshot(name).await);
+    }
+    b.client.goto(&format!("{}/me", screen.base)).await.unwrap();
+    b.wait_for_text("No such page").await;
+    for shot in &shots {
+        let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{} is only {size} bytes", shot.display());
+    }
+    eprintln!("screenshots in {}", screenshot_dir().display());
+}
