@@ -30,6 +30,7 @@
 mod converge;
 mod load;
 mod sync;
+mod web;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -113,6 +114,7 @@ Options:
   --replicas R      replicas in the convergence row [default: 50]
   --each E          offline events each replica logs there [default: 200]
   --no-converge     skip the convergence row
+  --no-web          skip the web rows (`cairn web`'s pages, rendered on the seeded replica)
   --keep            keep the seeded homes (their paths are printed) instead of deleting them
   -h, --help        print this help
 
@@ -140,6 +142,7 @@ struct Opts {
     replicas: usize,
     each: usize,
     converge: bool,
+    web: bool,
 }
 
 /// A bad command line or a failed step, with a message for the person running the bench.
@@ -203,6 +206,7 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
         replicas: 50,
         each: 200,
         converge: true,
+        web: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -280,10 +284,12 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
             }
             "--no-load" if inline.is_none() => opts.load = false,
             "--no-converge" if inline.is_none() => opts.converge = false,
+            "--no-web" if inline.is_none() => opts.web = false,
             "--json" if inline.is_none() => opts.json = true,
             "--keep" if inline.is_none() => opts.keep = true,
             "--no-sync" if inline.is_none() => opts.sync = false,
-            "--json" | "--keep" | "--no-sync" | "--quick" | "--no-load" | "--no-converge" => {
+            "--json" | "--keep" | "--no-sync" | "--quick" | "--no-load" | "--no-converge"
+            | "--no-web" => {
                 return Err(Failure::usage(format!("{flag} takes no value")));
             }
             other => return Err(Failure::usage(format!("unknown argument `{other}`"))),
@@ -352,6 +358,7 @@ fn run(opts: &Opts) -> Result<(), Failure> {
     let mut seeded = Vec::new();
     let mut timings = Vec::new();
     let mut syncs = Vec::new();
+    let mut webs = Vec::new();
     for &size in &opts.sizes {
         let home = std::env::temp_dir().join(format!(
             "cairn-bench-{}-{size}-{}",
@@ -364,7 +371,18 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         let work = home.with_extension("sync");
         let result = seed(&home, size, opts.members, opts.seed, now)
             .and_then(|s| {
-                let t = time_commands(&cairn, &home, &s, opts)?;
+                let mut t = time_commands(&cairn, &home, &s, opts)?;
+                if opts.web {
+                    let w = web::measure(&cairn, &home, s.events, opts.runs, opts.warmup)?;
+                    t.extend(w.pages.iter().map(|p| Timing {
+                        events: w.events,
+                        command: p.label,
+                        median: p.median,
+                        min: p.min,
+                        max: p.max,
+                    }));
+                    webs.push(w);
+                }
                 let y = if opts.sync {
                     let _ = std::fs::remove_dir_all(&work);
                     std::fs::create_dir_all(&work).map_err(|e| {
@@ -448,6 +466,7 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         .as_ref()
         .is_some_and(|c| !c.identical || c.events_seen != c.replicas * c.events_each);
     let mut table = render_table(&seeded, &timings);
+    table.push_str(&render_web_table(&webs));
     table.push_str(&render_sync_table(&syncs));
     table.push_str(&render_extra_table(&load, conv.as_ref()));
     if opts.json {
@@ -820,7 +839,7 @@ fn time_commands(
 }
 
 /// Median, min and max of `samples`, in milliseconds.
-fn summarize(samples: &mut [Duration]) -> (f64, f64, f64) {
+pub(crate) fn summarize(samples: &mut [Duration]) -> (f64, f64, f64) {
     samples.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let n = samples.len();
@@ -856,13 +875,13 @@ fn render_table(seeded: &[Seeded], timings: &[Timing]) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:>8}  {:<7}  {:>9}  {:>8}  {:>8}",
+        "\n{:>8}  {:<11}  {:>9}  {:>8}  {:>8}",
         "events", "command", "median ms", "min ms", "max ms"
     );
     for t in timings {
         let _ = writeln!(
             s,
-            "{:>8}  {:<7}  {:>9.2}  {:>8.2}  {:>8.2}",
+            "{:>8}  {:<11}  {:>9.2}  {:>8.2}  {:>8.2}",
             t.events, t.command, t.median, t.min, t.max
         );
     }
@@ -998,6 +1017,45 @@ fn render_json(
         "  \"targets\": {\"log_ratio_max\": 1.5, \"log_median_ms_max\": 15, \"noop_sync_bytes_max\": 2000, \
          \"new_events_bytes_ratio_max\": 2, \"join_seconds_max\": 10}\n}\n",
     );
+    s
+}
+
+/// The web pages at the largest size: the slowest render and the feed page's size.
+fn render_web_table(webs: &[web::WebFigures]) -> String {
+    let mut s = String::new();
+    let Some(w) = webs.iter().max_by_key(|w| w.events) else {
+        return s;
+    };
+    let Some(slowest) = w.pages.iter().max_by(|a, b| a.median.total_cmp(&b.median)) else {
+        return s;
+    };
+    let coldest = w
+        .pages
+        .iter()
+        .max_by(|a, b| a.cold.total_cmp(&b.cold))
+        .unwrap_or(slowest);
+    let _ = writeln!(
+        s,
+        "web pages at {} events, rendered by the server (median of each page): slowest {} {:.2} ms \
+         (target: every page under 50 ms) {}; right after another process wrote: slowest {} \
+         {:.2} ms {}",
+        w.events,
+        slowest.path,
+        slowest.median,
+        verdict(slowest.median < 50.0),
+        coldest.path,
+        coldest.cold,
+        verdict(coldest.cold < 50.0)
+    );
+    if let Some(feed) = w.pages.iter().find(|p| p.path == "/feed") {
+        let _ = writeln!(
+            s,
+            "web feed page at {} events: {:.1} KB (target: under 100 KB) {}",
+            w.events,
+            feed.bytes as f64 / 1e3,
+            verdict(feed.bytes < 100_000)
+        );
+    }
     s
 }
 

@@ -37,7 +37,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let replica = ctx.open()?;
     let team = replica.team()?;
     let today = ctx.today(&team.tz);
-    let d = build(&replica, &team, today, args.month, args.last)?;
+    let acts = replica.acts()?;
+    let d = build(&replica, &team, today, args.month, args.last, &acts)?;
     if ctx.out.json {
         return ctx.out.json(&json!(d));
     }
@@ -48,13 +49,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The digest of this week (or month, or the one before), as seen on `today`.
+/// The digest of this week (or month, or the one before), as seen on `today`; `acts` are all the
+/// team's acts in time order.
 pub fn build(
     replica: &Replica,
     team: &TeamState,
     today: Date,
     month: bool,
     last: bool,
+    acts: &[cairn_core::goals::Act],
 ) -> Result<Digest> {
     let (start, end, index) = if month {
         let first = today.first_of_month();
@@ -87,11 +90,10 @@ pub fn build(
         ..FeedQuery::default()
     })?;
     let events: Vec<_> = items.into_iter().map(|i| i.event).collect();
-    let acts = replica.acts()?;
     Ok(digest(
         team,
         &events,
-        &acts,
+        acts,
         start,
         end,
         today,

@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_core::{Kind, goals, rules};
+use cairn_core::{Kind, TeamState, goals, rules};
 use jiff::ToSpan;
+use jiff::civil::Date;
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -37,20 +38,13 @@ pub struct Counts {
     pub kudos_received: Option<usize>,
 }
 
-/// The numbers of the acting member in `acts`.
-pub fn numbers(a: &super::Acts) -> Numbers {
-    let super::Acts {
-        team,
-        me,
-        today,
-        acts,
-    } = a;
-    let today = *today;
+/// The numbers of `me` in `acts` (every act, in time order), seen on `today`.
+pub fn numbers(team: &TeamState, me: &str, today: Date, acts: &[goals::Act]) -> Numbers {
     let monday = today
         .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
         .unwrap_or(today);
     let month = today.first_of_month();
-    let mine: Vec<&goals::Act> = acts.iter().filter(|a| a.author == *me).collect();
+    let mine: Vec<&goals::Act> = acts.iter().filter(|a| a.author == me).collect();
     let days: BTreeSet<_> = mine.iter().map(|a| a.date).collect();
     let count = |from, kind| {
         mine.iter()
@@ -59,7 +53,7 @@ pub fn numbers(a: &super::Acts) -> Numbers {
     };
     let received = acts
         .iter()
-        .filter(|a| a.kind == Kind::Kudos && a.date >= month && a.to.contains(me))
+        .filter(|a| a.kind == Kind::Kudos && a.date >= month && a.to.iter().any(|m| m == me))
         .count();
     let mut pillars: BTreeMap<String, usize> = BTreeMap::new();
     for a in &mine {
@@ -87,7 +81,8 @@ pub fn numbers(a: &super::Acts) -> Numbers {
 }
 
 pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
-    let n = numbers(&super::Acts::load(ctx)?);
+    let a = super::Acts::load(ctx)?;
+    let n = numbers(&a.team, &a.me, a.today, &a.acts);
     if ctx.out.json {
         return ctx.out.json(&json!(n));
     }

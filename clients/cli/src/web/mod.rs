@@ -12,6 +12,8 @@
 
 mod pages;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use cairn_core::goals::Act;
 use cairn_store::Replica;
 use maud::Markup;
 
@@ -63,6 +66,29 @@ pub struct Web {
     writes: AtomicU64,
     poke: Mutex<Option<mpsc::Sender<()>>>,
     sync: Arc<Mutex<SyncStatus>>,
+    /// What the pages compute from every act, as of one version of the replica.
+    derived: Mutex<Derived>,
+}
+
+/// Every act of the team as of a version (what streaks, badges, challenges, the digest and "me"
+/// count), and what pages computed from them: read once per change to the replica, not once per
+/// page. Each result is a pure function of the acts and of its key, so it stays exact until the
+/// version moves.
+#[derive(Default)]
+struct Derived {
+    version: String,
+    acts: Option<Arc<Vec<Act>>>,
+    results: HashMap<String, Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Derived")
+            .field("version", &self.version)
+            .field("acts", &self.acts.as_ref().map(|a| a.len()))
+            .field("results", &self.results.len())
+            .finish()
+    }
 }
 
 /// What the last sync did, for the footer.
@@ -93,6 +119,45 @@ impl Web {
     fn version_of(&self, replica: &Replica) -> Result<String> {
         let data = replica.data_version()?;
         Ok(format!("{data}.{}", self.writes.load(Ordering::Relaxed)))
+    }
+
+    /// `compute` applied to every act of the team as of now, remembered under `key` (which must
+    /// name every other input) until the replica changes. One reader computes; pages that ask
+    /// meanwhile wait for it instead of computing again.
+    fn derive<T: Any + Send + Sync>(
+        &self,
+        replica: &Replica,
+        key: String,
+        compute: impl FnOnce(&[Act]) -> Result<T>,
+    ) -> Result<Arc<T>> {
+        let version = self.version_of(replica)?;
+        let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if d.version != version || d.acts.is_none() {
+            *d = Derived {
+                acts: Some(Arc::new(replica.acts()?)),
+                version,
+                results: HashMap::new(),
+            };
+        }
+        if let Some(found) = d
+            .results
+            .get(&key)
+            .and_then(|r| r.clone().downcast::<T>().ok())
+        {
+            return Ok(found);
+        }
+        let acts = d.acts.clone().unwrap_or_default();
+        let result = Arc::new(compute(&acts)?);
+        d.results.insert(key, result.clone());
+        Ok(result)
+    }
+
+    /// Computes what the pages show by default ahead of them, after a change.
+    fn warm(self: &Arc<Self>) {
+        let web = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = pages::warm(&web);
+        });
     }
 
     /// After a write: a new version, and a sync soon.
@@ -129,6 +194,7 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
         writes: AtomicU64::new(0),
         poke: Mutex::new(None),
         sync: Arc::new(Mutex::new(SyncStatus::default())),
+        derived: Mutex::new(Derived::default()),
     });
     let (tx, rx) = mpsc::channel();
     *web.poke.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -171,6 +237,7 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(watch(web.clone()));
         axum::serve(listener, router(web))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -178,6 +245,25 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
             .await
     })?;
     Ok(())
+}
+
+/// Notices every change to the replica (a sync, the CLI, this app) within a second, and computes
+/// the pages' figures for it before anyone asks.
+async fn watch(web: Arc<Web>) {
+    let mut seen = String::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let w = web.clone();
+        let now = tokio::task::spawn_blocking(move || w.version().ok())
+            .await
+            .ok()
+            .flatten();
+        if let Some(now) = now.filter(|now| *now != seen) {
+            seen = now;
+            web.warm();
+        }
+    }
 }
 
 fn router(web: Arc<Web>) -> Router {
@@ -630,7 +716,8 @@ where
     F: FnOnce(&Ctx, &mut Replica, &Params) -> Result<String> + Send + 'static,
 {
     let values = Params::parse(&body);
-    blocking(web, move |web| {
+    let after = web.clone();
+    let res = blocking(web, move |web| {
         if !values
             .get("csrf")
             .is_some_and(|t| same_secret(t, &web.csrf))
@@ -661,7 +748,10 @@ where
             }
         }
     })
-    .await
+    .await;
+    // The page the browser goes back to next may need the acts.
+    after.warm();
+    res
 }
 
 /// The query of the page a form came from, to show it again.

@@ -11,7 +11,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::{Params, Sent, Web};
 use crate::commands::feed::parse_day;
-use crate::commands::{Acts, digest as digest_cmd, me as me_cmd};
+use crate::commands::{digest as digest_cmd, me as me_cmd};
 use crate::context::Ctx;
 use crate::error::{CliError, Input, Result};
 
@@ -513,16 +513,8 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
         .and_then(|w| w.parse::<u32>().ok())
         .unwrap_or(12)
         .clamp(1, 53);
-    let activity = r.replica.activity()?;
-    let ts = rules::team_streak(&activity, &team.joined_dates(), today, &team.rules);
-    let mine: BTreeSet<Date> = activity
-        .iter()
-        .filter(|(m, _)| **m == *r.me)
-        .map(|(_, d)| *d)
-        .collect();
-    let personal = rules::personal_streak(&mine, today, &team.rules);
-    let map = rules::heatmap(&activity, today, weeks);
-    drop(activity);
+    let model = streaks_model(web, &r, today, weeks)?;
+    let (ts, personal, map) = (&model.team, &model.personal, &model.map);
     let (one, many) = match ts.cadence {
         Cadence::Weekly => ("week", "weeks"),
         Cadence::Daily => ("day", "days"),
@@ -565,10 +557,46 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
         section aria-labelledby="activity" {
             h2 #activity { "Team activity" }
             p.dim { "Members active per day, " (map.weeks) " weeks from " (map.start) "." }
-            (heatmap(&map, today))
+            (heatmap(map, today))
         }
     };
     Ok(layout(&frame, "Streaks", "/streaks", body))
+}
+
+/// What the streaks page shows.
+struct StreaksModel {
+    team: rules::TeamStreak,
+    personal: rules::PersonalStreak,
+    map: Heatmap,
+}
+
+fn streaks_model(
+    web: &Web,
+    r: &Reader,
+    today: Date,
+    weeks: u32,
+) -> Result<std::sync::Arc<StreaksModel>> {
+    let team = &r.team;
+    web.derive(
+        &r.replica,
+        format!("streaks {today} {} {weeks}", r.me),
+        |acts| {
+            // Who was active on which date: the replica's activity pairs (a pair repeated counts
+            // once in every rule).
+            let activity: Vec<(&str, Date)> =
+                acts.iter().map(|a| (a.author.as_str(), a.date)).collect();
+            let mine: BTreeSet<Date> = activity
+                .iter()
+                .filter(|(m, _)| *m == r.me)
+                .map(|(_, d)| *d)
+                .collect();
+            Ok(StreaksModel {
+                team: rules::team_streak(&activity, &team.joined_dates(), today, &team.rules),
+                personal: rules::personal_streak(&mine, today, &team.rules),
+                map: rules::heatmap(&activity, today, weeks),
+            })
+        },
+    )
 }
 
 /// The heatmap as SVG: a column per week, a row per weekday, months above, weeks below, today
@@ -652,17 +680,14 @@ pub fn team(web: &Web) -> Result<Markup> {
     let r = open(web)?;
     let team = &r.team;
     let today = r.ctx.today(&team.tz);
-    let acts = r.replica.acts()?;
-    let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
-    let team_badges = goals::team_badges(&acts, &team.joined_dates());
-    let reach = goals::reach(&acts, &members, today, 30);
-    let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
-    let mine = (!web.screen).then(|| goals::member_badges(&acts, &r.me, &pillar_ids, &team.rules));
-    let challenges: Vec<_> = team
-        .challenges
-        .iter()
-        .map(|c| (c, goals::progress(&acts, c, today)))
-        .collect();
+    let model = team_model(web, &r, today)?;
+    let TeamModel {
+        team_badges,
+        reach,
+        mine,
+        progress,
+    } = &*model;
+    let challenges: Vec<_> = team.challenges.iter().zip(progress).collect();
     let frame = r.frame(web, "/team".into())?;
     let body = html! {
         div.cards {
@@ -726,7 +751,7 @@ pub fn team(web: &Web) -> Result<Markup> {
         div.cards {
             section.card aria-labelledby="team-badges" {
                 h2 #team-badges { "Team badges" }
-                (badges(&team_badges, "The first stone earns one."))
+                (badges(team_badges, "The first stone earns one."))
                 p { "Reach: " (reach.recognised) " of " (reach.members) " members recognised in the last 30 days." }
             }
             @if let Some(mine) = &mine {
@@ -738,6 +763,35 @@ pub fn team(web: &Web) -> Result<Markup> {
         }
     };
     Ok(layout(&frame, "Team", "/team", body))
+}
+
+/// What the team page counts.
+struct TeamModel {
+    team_badges: Vec<goals::Badge>,
+    reach: goals::Reach,
+    /// Yours, shown to you alone (none on the team screen).
+    mine: Option<Vec<goals::Badge>>,
+    /// Each challenge's, in the team's order.
+    progress: Vec<goals::Progress>,
+}
+
+fn team_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<TeamModel>> {
+    let team = &r.team;
+    web.derive(&r.replica, format!("team {today} {}", r.me), |acts| {
+        let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+        let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
+        Ok(TeamModel {
+            team_badges: goals::team_badges(acts, &team.joined_dates()),
+            reach: goals::reach(acts, &members, today, 30),
+            mine: (!web.screen)
+                .then(|| goals::member_badges(acts, &r.me, &pillar_ids, &team.rules)),
+            progress: team
+                .challenges
+                .iter()
+                .map(|c| goals::progress(acts, c, today))
+                .collect(),
+        })
+    })
 }
 
 fn badges(list: &[goals::Badge], first: &str) -> Markup {
@@ -759,7 +813,7 @@ pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
     let today = r.ctx.today(&team.tz);
     let month = q.get("period") == Some("month");
     let last = q.get("last").is_some();
-    let d = digest_cmd::build(&r.replica, team, today, month, last)?;
+    let d = digest_model(web, &r, today, month, last)?;
     let md = digest_cmd::render(&d, team, true).join("\n");
     let frame = r.frame(web, address("/digest", q, &[]))?;
     let choices = [
@@ -796,6 +850,20 @@ pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
     Ok(layout(&frame, "Digest", "/digest", body))
 }
 
+fn digest_model(
+    web: &Web,
+    r: &Reader,
+    today: Date,
+    month: bool,
+    last: bool,
+) -> Result<std::sync::Arc<cairn_core::digest::Digest>> {
+    web.derive(
+        &r.replica,
+        format!("digest {today} {month} {last}"),
+        |acts| digest_cmd::build(&r.replica, &r.team, today, month, last, acts),
+    )
+}
+
 /// The digest's own small Markdown (headings and list items) as HTML.
 fn markdown(md: &str) -> Markup {
     let mut blocks: Vec<(u8, Vec<&str>)> = Vec::new();
@@ -827,18 +895,9 @@ fn markdown(md: &str) -> Markup {
 
 pub fn me(web: &Web) -> Result<Markup> {
     let r = open(web)?;
-    let acts = Acts {
-        today: r.ctx.today(&r.team.tz),
-        acts: r.replica.acts()?,
-        me: r.me.clone(),
-        team: r.team.clone(),
-    };
-    let n = me_cmd::numbers(&acts);
-    let members: Vec<String> = acts.team.members.iter().map(|m| m.id.clone()).collect();
-    let nudges: Vec<_> = goals::nudge(&acts.acts, &r.me, &members)
-        .into_iter()
-        .take(3)
-        .collect();
+    let today = r.ctx.today(&r.team.tz);
+    let model = me_model(web, &r, today)?;
+    let (n, nudges) = (&model.0, &model.1);
     let team = &r.team;
     let frame = r.frame(web, "/me".into())?;
     let plural =
@@ -875,7 +934,7 @@ pub fn me(web: &Web) -> Result<Markup> {
             h2 #nudge { "Teammates you have not thanked lately" }
             @if nudges.is_empty() { p.empty { "Nobody else is on the team yet." } }
             ul.plain {
-                @for (m, d) in &nudges {
+                @for (m, d) in nudges {
                     li {
                         (who(team, m)) " "
                         span.dim { @match d { Some(d) => { "last on " (d) }, None => "never" } }
@@ -886,6 +945,33 @@ pub fn me(web: &Web) -> Result<Markup> {
         }
     };
     Ok(layout(&frame, "Me", "/me", body))
+}
+
+/// Your numbers and the teammates to suggest.
+type MeModel = (me_cmd::Numbers, Vec<(String, Option<Date>)>);
+
+fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel>> {
+    web.derive(&r.replica, format!("me {today} {}", r.me), |acts| {
+        let members: Vec<String> = r.team.members.iter().map(|m| m.id.clone()).collect();
+        let nudges = goals::nudge(acts, &r.me, &members)
+            .into_iter()
+            .take(3)
+            .collect();
+        Ok((me_cmd::numbers(&r.team, &r.me, today, acts), nudges))
+    })
+}
+
+/// Computes what the pages show by default, so the first look after a change is quick.
+pub fn warm(web: &Web) -> Result<()> {
+    let r = open(web)?;
+    let today = r.ctx.today(&r.team.tz);
+    streaks_model(web, &r, today, 12)?;
+    team_model(web, &r, today)?;
+    digest_model(web, &r, today, false, false)?;
+    if !web.screen {
+        me_model(web, &r, today)?;
+    }
+    Ok(())
 }
 
 pub fn edit(web: &Web, id: &str, sent: &Sent) -> Result<Markup> {
