@@ -547,40 +547,49 @@ impl Replica {
     /// Every act that counts for badges and challenges (micro-actions and recognitions, not
     /// retracted), in time order, with recognitions' recipients.
     pub fn acts(&self) -> Result<Vec<cairn_core::goals::Act>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT e.id, e.author, e.date, e.kind, e.pillar, r.member
-             FROM events e LEFT JOIN recipients r ON r.event = e.id AND r.author = e.author
-             WHERE e.kind <> 'reaction' AND e.retracted = 0
-             ORDER BY e.id, e.author, r.ord",
+        // Two scans in the same (event, author) order, merged here: a lookup of the recipients
+        // per event would cost a B-tree search for each of them.
+        let tx = self.conn.unchecked_transaction()?;
+        let mut events = tx.prepare_cached(
+            "SELECT id, author, date, kind, pillar FROM events
+             WHERE kind <> 'reaction' AND retracted = 0
+             ORDER BY id, author",
         )?;
-        let mut rows = st.query([])?;
+        let mut recipients = tx.prepare_cached(
+            "SELECT event, author, member FROM recipients ORDER BY event, author, ord",
+        )?;
+        let mut to_rows = recipients.query([])?;
+        let mut pending = to_rows.next()?;
+        let mut rows = events.query([])?;
         let mut out: Vec<cairn_core::goals::Act> = Vec::new();
-        let mut last_id = String::new();
         while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let to: Option<String> = r.get(5)?;
-            let same_author = out.last().is_some_and(|a| {
-                r.get_ref(1).ok().and_then(|v| v.as_str().ok()) == Some(&a.author)
-            });
-            if id == last_id && same_author {
-                if let (Some(a), Some(to)) = (out.last_mut(), to) {
-                    a.to.push(to);
+            let id = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let author = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            let mut to = Vec::new();
+            // Recipients come in the same order: skip those of events not counted, take these.
+            while let Some(t) = pending {
+                let ev = t.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                let by = t.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                match (ev, by).cmp(&(id, author)) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => to.push(t.get::<_, String>(2)?),
+                    std::cmp::Ordering::Greater => break,
                 }
-                continue;
+                pending = to_rows.next()?;
             }
-            let date: String = r.get(2)?;
-            let kind: String = r.get(3)?;
-            let (Ok(date), Some(kind)) = (date.parse(), Kind::parse(&kind)) else {
+            let date = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+            let kind = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+            let (Some(date), Some(kind)) = (cairn_core::time::parse_date(date), Kind::parse(kind))
+            else {
                 continue;
             };
             out.push(cairn_core::goals::Act {
-                author: r.get(1)?,
+                author: author.to_owned(),
                 date,
                 kind,
                 pillar: r.get(4)?,
-                to: to.into_iter().collect(),
+                to,
             });
-            last_id = id;
         }
         Ok(out)
     }
