@@ -99,7 +99,13 @@ impl From<cairn_core::Error> for CliError {
             E::BadHandle(_) => {
                 Some("give one with --handle, like --handle ana or --handle ana-lopez")
             }
-            E::AmbiguousHandle(_) => Some("two members picked it; one can take another handle"),
+            E::AmbiguousHandle(_) => Some(
+                "name one by id (`cairn team --json` shows them); `cairn team member merge` joins \
+                 a placeholder to the member who joined, `cairn team member rename` gives another \
+                 handle",
+            ),
+            E::MemberLeft(_) => Some("their history stays; `cairn team` lists who is on the team"),
+            E::MergeSelf => Some("name the placeholder first, then the member it stands for"),
             E::BadName(_) => Some("use a name with letters, like curiosity"),
             E::ControlCharacters => Some("type plain text; new lines and tabs are fine"),
             E::EditReaction => Some("retract it and react again"),
@@ -120,6 +126,8 @@ impl From<cairn_core::Error> for CliError {
             E::UnknownMember(_)
             | E::UnknownHandle { .. }
             | E::AmbiguousHandle(_)
+            | E::MemberLeft(_)
+            | E::MergeSelf
             | E::SelfKudos
             | E::NoRecipients => Some(Input::Members),
             E::NotYours(_)

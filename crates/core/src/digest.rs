@@ -104,7 +104,7 @@ pub fn digest(
     };
     let members = team.joined_dates();
     let activity: Vec<(String, Date)> = acts.iter().map(|a| (a.author.clone(), a.date)).collect();
-    let streak = team_streak(&activity, &members, end.min(today), rules);
+    let streak = team_streak(&activity, &team.tenures(), end.min(today), rules);
     let new_badges = team_badges(acts, &members)
         .into_iter()
         .filter(|b| b.earned >= start && b.earned <= end)
@@ -187,6 +187,7 @@ mod tests {
                 name: (*m).into(),
                 handle: (*m).into(),
                 joined_ms: i as i64,
+                ..Member::default()
             });
         }
         team.pillars.push(crate::team::Pillar {

@@ -24,6 +24,10 @@ pub enum Error {
     BadHandle(String),
     #[error("`@{0}` names more than one member")]
     AmbiguousHandle(String),
+    #[error("`@{0}` has left the team")]
+    MemberLeft(String),
+    #[error("a member cannot be merged into themselves")]
+    MergeSelf,
     #[error("`{0}` has no letter or digit to make a name from")]
     BadName(String),
     #[error("the text holds control characters")]

@@ -241,6 +241,7 @@ mod tests {
             name: id.into(),
             handle: id.into(),
             joined_ms: 0,
+            ..Member::default()
         };
         TeamState {
             name: "t".into(),
@@ -252,6 +253,7 @@ mod tests {
             }],
             commitments: vec![],
             members: vec![m("ana"), m("ben")],
+            former: vec![],
             rules: Default::default(),
             challenges: vec![],
         }

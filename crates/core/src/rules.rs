@@ -316,15 +316,15 @@ fn next_period(d: Date, cadence: Cadence) -> Option<Date> {
 /// The team streak from who was active when (`activity`: member and local date), the members
 /// and the day they joined, seen on `today`. A period counts when enough of the members who had
 /// joined by its end were active in it ([`Quorum`]); with a daily cadence, rest days are skipped.
-pub fn team_streak<M: AsRef<str>>(
+pub fn team_streak<M: AsRef<str>, T: OnTeam>(
     activity: &[(M, Date)],
-    members: &[(String, Date)],
+    members: &[T],
     today: Date,
     rules: &Rules,
 ) -> TeamStreak {
     let cadence = rules.cadence;
     // Only members count: a journal that arrived before its author's member entry adds nothing.
-    let known: HashSet<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+    let known: HashSet<&str> = members.iter().map(OnTeam::id).collect();
     let activity: Vec<(&str, Date)> = activity
         .iter()
         .map(|(m, d)| (m.as_ref(), *d))
@@ -354,11 +354,15 @@ pub fn team_streak<M: AsRef<str>>(
         let e = first_active.entry(m).or_insert(d);
         *e = (*e).min(d);
     }
-    let members: Vec<Date> = members
+    let spans: Vec<(Date, Option<Date>)> = members
         .iter()
-        .map(|(m, j)| first_active.get(m.as_str()).map_or(*j, |a| (*a).min(*j)))
+        .map(|m| {
+            let j = m.joined();
+            let from = first_active.get(m.id()).map_or(j, |a| (*a).min(j));
+            (from, m.left())
+        })
         .collect();
-    let Some(first) = members.iter().min().copied() else {
+    let Some(first) = spans.iter().map(|(j, _)| *j).min() else {
         return s;
     };
     let this = period_start(today, cadence);
@@ -375,7 +379,11 @@ pub fn team_streak<M: AsRef<str>>(
             Cadence::Daily => p,
             Cadence::Weekly => p.checked_add(6.days()).unwrap_or(p),
         };
-        let size = members.iter().filter(|j| **j <= end).count() as u32;
+        // A member who left counts up to the period they left in, not after it.
+        let size = spans
+            .iter()
+            .filter(|(j, left)| *j <= end && left.is_none_or(|l| l >= p))
+            .count() as u32;
         let needed = rules.quorum.needed(size);
         let active = by_period.get(&p).map_or(0, |set| set.len() as u32);
         let counts = active >= needed;
@@ -404,6 +412,37 @@ pub fn team_streak<M: AsRef<str>>(
         s.consistency = Some(f64::from(s.counted) / f64::from(s.periods));
     }
     s
+}
+
+/// A member as the team streak sees them: who, since when, and until when.
+pub trait OnTeam {
+    fn id(&self) -> &str;
+    fn joined(&self) -> Date;
+    /// The day they left, if they did.
+    fn left(&self) -> Option<Date> {
+        None
+    }
+}
+
+impl OnTeam for (String, Date) {
+    fn id(&self) -> &str {
+        &self.0
+    }
+    fn joined(&self) -> Date {
+        self.1
+    }
+}
+
+impl OnTeam for crate::team::Tenure {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn joined(&self) -> Date {
+        self.joined
+    }
+    fn left(&self) -> Option<Date> {
+        self.left
+    }
 }
 
 /// The team's activity of the last weeks: members active per day.
@@ -601,6 +640,46 @@ mod tests {
         let s = team_streak(&activity, &members, day(7), &strict);
         // Mon and Tue need only the one member there was; from Wednesday two are needed.
         assert_eq!((s.counted, s.best, s.current), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_member_who_left_counts_in_the_quorum_until_the_period_they_left_in() {
+        use crate::team::Tenure;
+        // Four members; d leaves during the week of day(-7). Half of four is two, half of three
+        // is two as well, so take a quorum of everyone.
+        let all = Rules {
+            quorum: Quorum::AtLeast(4),
+            ..Rules::default()
+        };
+        let t = |id: &str, left: Option<i64>| Tenure {
+            id: id.to_owned(),
+            joined: day(-21),
+            left: left.map(day),
+        };
+        let members = vec![t("a", None), t("b", None), t("c", None), t("d", Some(-6))];
+        let act = |m: &str, d: i64| (m.to_owned(), day(d));
+        // Week -21: everyone. Week -7 (d leaves in it): a, b, c. This week: a, b, c.
+        let activity = vec![
+            act("a", -21),
+            act("b", -21),
+            act("c", -21),
+            act("d", -21),
+            act("a", -7),
+            act("b", -7),
+            act("c", -7),
+            act("a", 0),
+            act("b", 0),
+            act("c", 0),
+        ];
+        let s = team_streak(&activity, &members, day(1), &all);
+        // Week -7 still needed d (four of four); this week needs only the three who stayed.
+        assert_eq!((s.active_now, s.needed_now), (3, 3));
+        assert_eq!(s.current, 1, "{s:?}");
+        let stayed = Rules {
+            quorum: Quorum::AtLeast(3),
+            ..Rules::default()
+        };
+        assert_eq!(team_streak(&activity, &members, day(1), &stayed).current, 2);
     }
 
     #[test]

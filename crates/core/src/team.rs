@@ -49,12 +49,28 @@ pub struct Commitment {
 }
 
 /// A member of the team.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Member {
     pub id: String,
     pub name: String,
     pub handle: String,
     pub joined_ms: i64,
+    /// When they left the team (or were removed): their history stays, attributed to them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<i64>,
+    /// The member this one turned out to be (a placeholder and the person who joined): their
+    /// kudos and mentions count for that member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+}
+
+/// A member's time on the team, for the team streak's quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenure {
+    pub id: String,
+    pub joined: jiff::civil::Date,
+    /// The local date they left; they count in the quorum up to that date's period.
+    pub left: Option<jiff::civil::Date>,
 }
 
 /// The team document read into plain values.
@@ -64,7 +80,11 @@ pub struct TeamState {
     pub tz: String,
     pub pillars: Vec<Pillar>,
     pub commitments: Vec<Commitment>,
+    /// The members today: they count in quorums, reach, nudges and new badges.
     pub members: Vec<Member>,
+    /// Members who left, and placeholders merged into the member they stood for: their history
+    /// is still theirs (or the merged member's) to read.
+    pub former: Vec<Member>,
     /// The streak rules (`rule/<field>` root scalars, so two members' edits merge field by field).
     pub rules: Rules,
     /// The team's challenges, oldest first.
@@ -79,6 +99,9 @@ impl TeamState {
     /// or as the handle the member's name reads as (a handle made before names were read:
     /// `@chloe-martin` finds Chloé Martin whose handle is `@chlo-martin`). An unknown handle
     /// comes with the handles it is close to.
+    ///
+    /// The handle of a placeholder merged into a member finds that member; the handle of a member
+    /// who left is refused with [`Error::MemberLeft`].
     pub fn member_by_handle(&self, handle: &str) -> Result<&Member> {
         let typed = handle.trim().trim_start_matches('@');
         let exact = typed.to_lowercase();
@@ -95,6 +118,17 @@ impl TeamState {
                 (Some(_), Some(_)) => return Err(Error::AmbiguousHandle(exact.clone())),
                 (None, _) => {}
             }
+        }
+        let former: Vec<&Member> = self.former.iter().filter(|m| m.handle == exact).collect();
+        if let Some(now) = former
+            .iter()
+            .filter_map(|m| self.member(&m.id))
+            .find(|now| now.left_ms.is_none() && now.merged_into.is_none())
+        {
+            return Ok(now);
+        }
+        if !former.is_empty() {
+            return Err(Error::MemberLeft(exact));
         }
         Err(Error::UnknownHandle {
             handle: exact.clone(),
@@ -123,22 +157,111 @@ impl TeamState {
         near
     }
 
+    /// A member named by handle or, for two members who share a handle, by id.
+    pub fn member_by_handle_or_id(&self, text: &str) -> Result<&Member> {
+        let t = text.trim().trim_start_matches('@');
+        if let Some(m) = self.members.iter().chain(&self.former).find(|m| m.id == t) {
+            return Ok(m);
+        }
+        self.member_by_handle(text)
+    }
+
+    fn local_date(&self, ms: i64) -> jiff::civil::Date {
+        crate::time::local_date(ms, &self.tz)
+            .or_else(|| crate::time::local_date(ms, "UTC"))
+            .unwrap_or_default()
+    }
+
     /// Each member and the local date (in the team's zone) they joined.
     pub fn joined_dates(&self) -> Vec<(String, jiff::civil::Date)> {
         self.members
             .iter()
-            .map(|m| {
-                let d = crate::time::local_date(m.joined_ms, &self.tz)
-                    .or_else(|| crate::time::local_date(m.joined_ms, "UTC"))
-                    .unwrap_or_default();
-                (m.id.clone(), d)
+            .map(|m| (m.id.clone(), self.local_date(m.joined_ms)))
+            .collect()
+    }
+
+    /// Everyone who has been on the team (placeholders merged away aside), with when they
+    /// joined and left: what the team streak's quorum counts, period by period.
+    pub fn tenures(&self) -> Vec<Tenure> {
+        self.members
+            .iter()
+            .chain(self.former.iter().filter(|m| m.merged_into.is_none()))
+            .map(|m| Tenure {
+                id: m.id.clone(),
+                joined: self.local_date(m.joined_ms),
+                left: m.left_ms.map(|ms| self.local_date(ms)),
             })
             .collect()
     }
 
-    /// The member with this id.
+    /// The member with this id; a placeholder merged away gives the member it became.
     pub fn member(&self, id: &str) -> Option<&Member> {
-        self.members.iter().find(|m| m.id == id)
+        let id = self.canonical(id);
+        self.members.iter().chain(&self.former).find(|m| m.id == id)
+    }
+
+    /// The id that `id` counts under: itself, or the member a placeholder was merged into.
+    pub fn canonical<'a>(&'a self, id: &'a str) -> &'a str {
+        let mut now = id;
+        // Merges chain rarely; a cycle (two merges made at once, each the other way) is broken
+        // by `place_members`, which leaves one of them unmerged.
+        for _ in 0..8 {
+            match self
+                .former
+                .iter()
+                .find(|m| m.id == now)
+                .and_then(|m| m.merged_into.as_deref())
+            {
+                Some(next) => now = next,
+                None => return now,
+            }
+        }
+        now
+    }
+
+    /// Sorts `all` members into [`TeamState::members`] and [`TeamState::former`]. Merges that
+    /// loop (A into B here, B into A there) keep the member with the smallest id, so every
+    /// replica picks the same one.
+    pub fn place_members(&mut self, all: Vec<Member>) {
+        let mut all = all;
+        let target = |all: &[Member], id: &str| -> Option<String> {
+            all.iter()
+                .find(|m| m.id == id)
+                .and_then(|m| m.merged_into.clone())
+        };
+        let mut unmerge = Vec::new();
+        for m in &all {
+            let mut seen = vec![m.id.clone()];
+            let mut now = m.id.clone();
+            while let Some(next) = target(&all, &now) {
+                if let Some(at) = seen.iter().position(|s| *s == next) {
+                    // A cycle: the smallest id in it stays a member.
+                    if let Some(keep) = seen[at..].iter().min() {
+                        unmerge.push(keep.clone());
+                    }
+                    break;
+                }
+                seen.push(next.clone());
+                now = next;
+            }
+        }
+        // A merge into nobody known here is ignored until that member arrives.
+        let known: Vec<String> = all.iter().map(|m| m.id.clone()).collect();
+        for m in &mut all {
+            if unmerge.contains(&m.id) || m.merged_into.as_ref().is_some_and(|t| !known.contains(t))
+            {
+                m.merged_into = None;
+            }
+        }
+        let (members, former): (Vec<Member>, Vec<Member>) = all
+            .into_iter()
+            .partition(|m| m.left_ms.is_none() && m.merged_into.is_none());
+        self.members = members;
+        self.former = former;
+        self.members
+            .sort_by(|a, b| (&a.handle, &a.id).cmp(&(&b.handle, &b.id)));
+        self.former
+            .sort_by(|a, b| (&a.handle, &a.id).cmp(&(&b.handle, &b.id)));
     }
 
     /// The handle of member `id`, or the id itself when the member is not known (yet).
@@ -247,6 +370,100 @@ pub fn add_member(
     doc.transact::<_, _, Error>(|tx| put_member(tx, member_id, &name, &handle, at_ms))
         .map_err(|f| f.error)?;
     Ok(handle)
+}
+
+/// The member map of `id`, which must be on the team.
+fn member_obj(doc: &automerge::Automerge, id: &str) -> Result<automerge::ObjId> {
+    match doc.get(ROOT, format!("member/{id}"))? {
+        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Err(Error::UnknownMember(id.to_owned())),
+    }
+}
+
+/// Renames member `id`: a new name, a new handle, or both. Each field merges on its own, so a
+/// rename made on two devices at once keeps one name and one handle, the same everywhere.
+pub fn rename_member(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    name: Option<&str>,
+    handle: Option<&str>,
+) -> Result<()> {
+    let name = name.map(check_name).transpose()?;
+    let handle = match handle {
+        Some(h) => {
+            let h = h.trim().trim_start_matches('@').to_lowercase();
+            if !ids::is_valid_handle(&h) {
+                return Err(Error::BadHandle(h));
+            }
+            if state.members.iter().any(|m| m.handle == h && m.id != id) {
+                return Err(Error::HandleTaken(h));
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    if name.is_none() && handle.is_none() {
+        return Err(Error::NothingToEdit);
+    }
+    let obj = member_obj(doc, id)?;
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(n) = &name {
+            tx.put(&obj, "name", n.as_str())?;
+        }
+        if let Some(h) = &handle {
+            tx.put(&obj, "handle", h.as_str())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Member `id` leaves the team (or is removed): they stop counting in quorums, reach, nudges
+/// and new badges from the next period; what they logged and received stays theirs.
+pub fn remove_member(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    at_ms: i64,
+) -> Result<()> {
+    if !state.members.iter().any(|m| m.id == id) {
+        return Err(Error::UnknownMember(id.to_owned()));
+    }
+    let obj = member_obj(doc, id)?;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(&obj, "left", at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Merges member `from` (a placeholder added before the person joined) into `into` (who they
+/// are): everything that named `from` counts for `into`, on every replica, whatever the order
+/// the merge and the events arrive in.
+pub fn merge_member(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    from: &str,
+    into: &str,
+) -> Result<()> {
+    if from == into {
+        return Err(Error::MergeSelf);
+    }
+    for id in [from, into] {
+        if !state.members.iter().any(|m| m.id == id) {
+            return Err(Error::UnknownMember(id.to_owned()));
+        }
+    }
+    let obj = member_obj(doc, from)?;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(&obj, "merged_into", into)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
 }
 
 /// Adds a pillar; returns its id.
@@ -415,22 +632,23 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     state
         .commitments
         .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    let mut members = Vec::new();
     for (id, obj) in children(doc, "member/")? {
         // A malformed entry from a faulty peer is skipped rather than hiding the whole team.
         let (Ok(name), Ok(handle)) = (req_str(doc, &obj, "name"), req_str(doc, &obj, "handle"))
         else {
             continue;
         };
-        state.members.push(Member {
+        members.push(Member {
             name,
             handle,
             joined_ms: get_i64(doc, &obj, "joined")?.unwrap_or(0),
+            left_ms: get_i64(doc, &obj, "left")?,
+            merged_into: get_str(doc, &obj, "merged_into")?.filter(|t| *t != id),
             id,
         });
     }
-    state
-        .members
-        .sort_by(|a, b| (&a.handle, &a.id).cmp(&(&b.handle, &b.id)));
+    state.place_members(members);
     let rule = |k: &str| get_str(doc, &ROOT, &format!("rule/{k}"));
     state.rules = Rules::from_texts(
         rule("rest_days")?.as_deref(),
@@ -509,6 +727,55 @@ mod tests {
     }
 
     #[test]
+    fn merges_made_both_ways_at_once_keep_one_member_everywhere() {
+        let (mut doc, state) = team();
+        add_member(&mut doc, &state, "m-eve-a", "Eve", Some("eve"), 20).unwrap();
+        let state = read(&doc).unwrap();
+        add_member(&mut doc, &state, "m-eve-b", "Eve", Some("eve-2"), 21).unwrap();
+        let state = read(&doc).unwrap();
+        let mut other = doc.fork().with_actor(ActorId::from([2u8; 16]));
+        merge_member(&mut doc, &state, "m-eve-a", "m-eve-b").unwrap();
+        merge_member(&mut other, &state, "m-eve-b", "m-eve-a").unwrap();
+        doc.merge(&mut other).unwrap();
+        other.merge(&mut doc).unwrap();
+        for d in [&doc, &other] {
+            let s = read(d).unwrap();
+            let eves: Vec<_> = s.members.iter().filter(|m| m.name == "Eve").collect();
+            assert_eq!(eves.len(), 1, "{:?}", s.members);
+            assert_eq!(eves[0].id, "m-eve-a", "the smaller id stays");
+            assert_eq!(s.canonical("m-eve-b"), "m-eve-a");
+            assert_eq!(s.handle_of("m-eve-b"), "eve");
+            assert_eq!(s.member_by_handle("@eve-2").unwrap().id, "m-eve-a");
+        }
+        assert!(matches!(
+            merge_member(&mut doc, &read(&other).unwrap(), "m-ana", "m-ana"),
+            Err(Error::MergeSelf)
+        ));
+    }
+
+    #[test]
+    fn a_member_who_left_is_named_but_not_counted() {
+        let (mut doc, state) = team();
+        add_member(&mut doc, &state, "m-cy", "Cy", None, 20).unwrap();
+        let state = read(&doc).unwrap();
+        remove_member(&mut doc, &state, "m-cy", 86_400_000 * 30).unwrap();
+        let s = read(&doc).unwrap();
+        assert_eq!(s.members.len(), 1);
+        assert_eq!(s.handle_of("m-cy"), "cy");
+        assert!(matches!(
+            s.member_by_handle("@cy"),
+            Err(Error::MemberLeft(_))
+        ));
+        let t = s.tenures();
+        assert_eq!(t.len(), 2);
+        assert!(t.iter().any(|t| t.id == "m-cy" && t.left.is_some()));
+        assert!(matches!(
+            remove_member(&mut doc, &s, "m-cy", 1),
+            Err(Error::UnknownMember(_))
+        ));
+    }
+
+    #[test]
     fn members_need_free_valid_handles() {
         let (mut doc, state) = team();
         let h = add_member(&mut doc, &state, "m-ben", "Ben Okafor", None, 20).unwrap();
@@ -549,6 +816,7 @@ mod tests {
                 name: "Søren Kirk".into(),
                 handle: "sren-kirk".into(),
                 joined_ms: 10,
+                ..Member::default()
             });
             s
         };

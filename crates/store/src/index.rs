@@ -47,18 +47,22 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut st =
-        conn.prepare_cached("SELECT id, name, handle, joined_ms FROM members ORDER BY handle, id")?;
-    state.members = st
+    let mut st = conn.prepare_cached(
+        "SELECT id, name, handle, joined_ms, left_ms, merged_into FROM members ORDER BY handle, id",
+    )?;
+    let members = st
         .query_map([], |r| {
             Ok(Member {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 handle: r.get(2)?,
                 joined_ms: r.get(3)?,
+                left_ms: r.get(4)?,
+                merged_into: r.get(5)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    state.place_members(members);
     let setting = |key: &str| -> Result<Option<String>> {
         Ok(conn
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
@@ -148,10 +152,18 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
             params![c.id, c.text, c.why, c.by, c.at_ms],
         )?;
     }
-    for m in &state.members {
+    for m in state.members.iter().chain(&state.former) {
         conn.execute(
-            "INSERT INTO members (id, name, handle, joined_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![m.id, m.name, m.handle, m.joined_ms],
+            "INSERT INTO members (id, name, handle, joined_ms, left_ms, merged_into)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                m.id,
+                m.name,
+                m.handle,
+                m.joined_ms,
+                m.left_ms,
+                m.merged_into
+            ],
         )?;
     }
     Ok(())
@@ -410,7 +422,8 @@ pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>
         let n = args.len();
         sql.push_str(&format!(
             " AND (author = ?{n} OR (id, author) IN \
-             (SELECT event, author FROM recipients WHERE member = ?{n}))"
+             (SELECT event, author FROM recipients WHERE member = ?{n} \
+              OR member IN (SELECT id FROM members WHERE merged_into = ?{n})))"
         ));
     }
     if let Some(d) = &q.since {

@@ -266,8 +266,9 @@ impl Replica {
         if (1..4).contains(&version) {
             reindex_all(&tx)?;
         }
-        // Schema 3 indexes the team's rules and challenges: fill them from the team document.
-        if (1..3).contains(&version) {
+        // Schemas 3 and 5 index more of the team document (rules and challenges; members who
+        // left or were merged): fill them from it.
+        if (1..5).contains(&version) {
             let has_team: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
                 [TEAM_DOC],
@@ -300,6 +301,15 @@ impl Replica {
         Ok(self
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Whether member `id` has written any event: a placeholder added by hand never has.
+    pub fn has_written(&self, id: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE author = ?1)",
+            [id],
+            |r| r.get(0),
+        )?)
     }
 
     /// The team's id.
@@ -500,7 +510,25 @@ impl Replica {
     /// The feed, from the index, read in one snapshot.
     pub fn feed(&self, query: &FeedQuery) -> Result<Vec<FeedItem>> {
         let tx = self.conn.unchecked_transaction()?;
-        let events = index::feed_events(&tx, query)?;
+        let mut events = index::feed_events(&tx, query)?;
+        // A placeholder merged into a member: their kudos name that member.
+        let team = index::team(&tx)?;
+        let aliases = aliases(&team);
+        if !aliases.is_empty() {
+            for e in &mut events {
+                let mut to: Vec<String> = Vec::with_capacity(e.to.len());
+                for m in &e.to {
+                    let m = aliases.get(m.as_str()).copied().unwrap_or(m).to_owned();
+                    if !to.contains(&m) {
+                        to.push(m);
+                    }
+                }
+                e.to = to;
+                if let Some(a) = aliases.get(e.author.as_str()) {
+                    e.author = (*a).to_owned();
+                }
+            }
+        }
         let targets: std::collections::BTreeSet<&EventId> = events.iter().map(|e| &e.id).collect();
         let reactions = index::reactions_to(&tx, targets.into_iter())?;
         Ok(cairn_core::feed::feed(
@@ -513,6 +541,8 @@ impl Replica {
     /// a recognition that was not retracted (what streaks count). Member ids are shared, not
     /// copied per row: there are tens of thousands of pairs and a few hundred members.
     pub fn activity(&self) -> Result<Vec<(std::rc::Rc<str>, cairn_core::time::Date)>> {
+        let team = index::team(&self.conn)?;
+        let aliases = aliases(&team);
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT author, date FROM events
              WHERE kind <> 'reaction' AND retracted = 0",
@@ -522,6 +552,7 @@ impl Replica {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let author = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let author = aliases.get(author).copied().unwrap_or(author);
             let Some(date) = cairn_core::time::parse_date(
                 r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
             ) else {
@@ -550,6 +581,9 @@ impl Replica {
         // Two scans in the same (event, author) order, merged here: a lookup of the recipients
         // per event would cost a B-tree search for each of them.
         let tx = self.conn.unchecked_transaction()?;
+        let team = index::team(&tx)?;
+        let aliases = aliases(&team);
+        let canon = |id: &str| -> String { aliases.get(id).copied().unwrap_or(id).to_owned() };
         let mut events = tx.prepare_cached(
             "SELECT id, author, date, kind, pillar FROM events
              WHERE kind <> 'reaction' AND retracted = 0
@@ -572,7 +606,12 @@ impl Replica {
                 let by = t.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
                 match (ev, by).cmp(&(id, author)) {
                     std::cmp::Ordering::Less => {}
-                    std::cmp::Ordering::Equal => to.push(t.get::<_, String>(2)?),
+                    std::cmp::Ordering::Equal => {
+                        let m = canon(t.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?);
+                        if !to.contains(&m) {
+                            to.push(m);
+                        }
+                    }
                     std::cmp::Ordering::Greater => break,
                 }
                 pending = to_rows.next()?;
@@ -584,7 +623,7 @@ impl Replica {
                 continue;
             };
             out.push(cairn_core::goals::Act {
-                author: author.to_owned(),
+                author: canon(author),
                 date,
                 kind,
                 pillar: r.get(4)?,
@@ -893,4 +932,13 @@ pub(crate) fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[
     )?
     .execute(params![doc_id, chunk.len() as i64])?;
     Ok(())
+}
+
+/// Each placeholder merged away and the member it counts for.
+fn aliases(team: &TeamState) -> std::collections::HashMap<&str, &str> {
+    team.former
+        .iter()
+        .filter(|m| m.merged_into.is_some())
+        .map(|m| (m.id.as_str(), team.canonical(&m.id)))
+        .collect()
 }

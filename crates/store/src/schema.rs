@@ -158,6 +158,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 5: members who left, and placeholders merged into a member; the team document is indexed
+    // again after this one.
+    r#"
+    ALTER TABLE members ADD COLUMN left_ms INTEGER;
+    ALTER TABLE members ADD COLUMN merged_into TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

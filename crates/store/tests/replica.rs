@@ -302,6 +302,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     conn.execute_batch(
         "DROP INDEX events_activity; DROP TABLE challenges;
          DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
+         ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
          PRAGMA user_version = 1;",
     )

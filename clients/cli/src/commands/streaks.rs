@@ -30,7 +30,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let me = ctx.actor(&replica)?;
     let today = ctx.today(&team.tz);
     let activity = replica.activity()?;
-    let members = team.joined_dates();
+    let members = team.tenures();
     let mine: BTreeSet<Date> = activity
         .iter()
         .filter(|(m, _)| **m == *me)

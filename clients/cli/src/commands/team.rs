@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::context::{Ctx, random_id};
-use crate::error::Result;
+use crate::error::{CliError, Input, Result};
 use crate::output::{BOLD, DIM, HANDLE, PILLAR, paint};
 
 /// Show the team: members, pillars and commitments. Subcommands change them.
@@ -28,7 +28,7 @@ enum Action {
         #[arg(long, short)]
         why: String,
     },
-    /// Add a member who has not joined yet.
+    /// Add, rename, remove or merge members.
     #[command(subcommand)]
     Member(MemberAction),
     /// Show or change the streak rules.
@@ -70,6 +70,40 @@ enum MemberAction {
         /// Their handle [default: from the name].
         #[arg(long)]
         handle: Option<String>,
+    },
+    /// Give a member another name or handle (a typo, a new name).
+    Rename {
+        /// Who: their handle, or their id when two share a handle.
+        #[arg(value_name = "@HANDLE")]
+        who: String,
+        /// Their new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Their new handle.
+        #[arg(long)]
+        handle: Option<String>,
+    },
+    /// Take a member off the team (yourself, to leave): what they did stays, attributed to
+    /// them; they stop counting in the team streak's quorum from the next period, in reach,
+    /// nudges and new badges.
+    Remove {
+        /// Who: their handle, or their id when two share a handle.
+        #[arg(value_name = "@HANDLE")]
+        who: String,
+    },
+    /// Merge a placeholder into the member who joined: kudos and mentions of the placeholder
+    /// count for that member, on every device.
+    ///
+    /// With one handle that names two members (a placeholder added before someone joined with
+    /// the same name), the one added by hand is merged into the one who joined.
+    /// Example: cairn team member merge @eve   or   cairn team member merge @eve-placeholder @eve
+    Merge {
+        /// The placeholder: a handle, or an id.
+        #[arg(value_name = "@PLACEHOLDER")]
+        from: String,
+        /// The member it stands for [default: the other member with the same handle].
+        #[arg(value_name = "@MEMBER")]
+        into: Option<String>,
     },
 }
 
@@ -115,6 +149,60 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             let rules = replica.team()?.rules;
             ctx.out.say(rules_text(&rules), json!(rules))
         }
+        Some(Action::Member(MemberAction::Rename { who, name, handle })) => {
+            let me = ctx.actor(&replica)?;
+            let team = replica.team()?;
+            let id = team.member_by_handle_or_id(&who)?.id.clone();
+            replica.change_team(&me, |doc, state| {
+                team::rename_member(doc, state, &id, name.as_deref(), handle.as_deref())
+            })?;
+            let now = replica.team()?;
+            let m = now.member(&id).cloned().unwrap_or_default();
+            ctx.out.say(
+                format!(
+                    "{} is now {}",
+                    who.trim(),
+                    paint(HANDLE, format!("@{} ({})", m.handle, m.name))
+                ),
+                json!({ "member": m.handle, "name": m.name }),
+            )
+        }
+        Some(Action::Member(MemberAction::Remove { who })) => {
+            let me = ctx.actor(&replica)?;
+            let team = replica.team()?;
+            let m = team.member_by_handle_or_id(&who)?.clone();
+            replica.change_team(&me, |doc, state| team::remove_member(doc, state, &m.id, at))?;
+            let what = if m.id == me {
+                "you left the team"
+            } else {
+                "removed"
+            };
+            ctx.out.say(
+                format!(
+                    "{what}: {}; what they did stays in the feed",
+                    paint(HANDLE, format!("@{}", m.handle))
+                ),
+                json!({ "member": m.handle, "removed": true }),
+            )
+        }
+        Some(Action::Member(MemberAction::Merge { from, into })) => {
+            let me = ctx.actor(&replica)?;
+            let team = replica.team()?;
+            let (from, into) = merge_pair(&replica, &team, &from, into.as_deref())?;
+            replica.change_team(&me, |doc, state| {
+                team::merge_member(doc, state, &from.id, &into.id)
+            })?;
+            ctx.out.say(
+                format!(
+                    "merged {} ({}) into {}: their kudos and mentions now count for {}",
+                    paint(HANDLE, format!("@{}", from.handle)),
+                    from.id,
+                    paint(HANDLE, format!("@{}", into.handle)),
+                    into.name
+                ),
+                json!({ "from": from.id, "into": into.id, "member": into.handle }),
+            )
+        }
         Some(Action::Member(MemberAction::Add { name, handle })) => {
             let me = ctx.actor(&replica)?;
             let id = random_id(12)?;
@@ -137,7 +225,11 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             "name": team.name,
             "tz": team.tz,
             "you": team.handle_of(&me),
-            "members": team.members.iter().map(|m| json!({"handle": m.handle, "name": m.name})).collect::<Vec<_>>(),
+            "members": team.members.iter().map(|m| json!({"handle": m.handle, "name": m.name, "id": m.id})).collect::<Vec<_>>(),
+            "former": team.former.iter().map(|m| json!({
+                "handle": m.handle, "name": m.name, "id": m.id,
+                "merged_into": m.merged_into.as_deref().map(|t| team.handle_of(t)),
+            })).collect::<Vec<_>>(),
             "pillars": team.pillars,
             "rules": team.rules,
             "challenges": team.challenges,
@@ -167,7 +259,35 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             String::new()
         };
         let handle = format!("{:<16}", format!("@{}", m.handle));
-        out.line(format!("  {} {}{you}", paint(HANDLE, handle), m.name))?;
+        // Two members with one handle are told apart by id (`cairn team member merge` joins a
+        // placeholder to the member who joined).
+        let shared = team
+            .members
+            .iter()
+            .any(|o| o.handle == m.handle && o.id != m.id);
+        let id = if shared {
+            paint(DIM, format!("  id {} (handle shared)", m.id))
+        } else {
+            String::new()
+        };
+        out.line(format!("  {} {}{you}{id}", paint(HANDLE, handle), m.name))?;
+    }
+    let left: Vec<_> = team
+        .former
+        .iter()
+        .filter(|m| m.merged_into.is_none())
+        .collect();
+    if !left.is_empty() {
+        out.line(paint(
+            DIM,
+            format!(
+                "  left: {}",
+                left.iter()
+                    .map(|m| format!("@{} ({})", m.handle, m.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))?;
     }
     out.line("")?;
     out.line(paint(BOLD, "Pillars"))?;
@@ -226,4 +346,43 @@ pub fn rules_text(r: &cairn_core::rules::Rules) -> String {
         format_rest_days(&r.rest_days),
         r.cadence
     )
+}
+
+/// The placeholder and the member to merge it into. With one handle shared by two members, the
+/// one who never wrote anything (added by hand, never joined) goes into the other.
+fn merge_pair(
+    replica: &cairn_store::Replica,
+    team: &cairn_core::TeamState,
+    from: &str,
+    into: Option<&str>,
+) -> Result<(cairn_core::team::Member, cairn_core::team::Member)> {
+    if let Some(into) = into {
+        return Ok((
+            team.member_by_handle_or_id(from)?.clone(),
+            team.member_by_handle_or_id(into)?.clone(),
+        ));
+    }
+    let typed = from.trim().trim_start_matches('@').to_lowercase();
+    let same: Vec<&cairn_core::team::Member> =
+        team.members.iter().filter(|m| m.handle == typed).collect();
+    let [a, b] = same.as_slice() else {
+        return Err(CliError::new(format!(
+            "`@{typed}` names {} member{}; merging needs two",
+            same.len(),
+            if same.len() == 1 { "" } else { "s" }
+        ))
+        .hint("name both: cairn team member merge @PLACEHOLDER @MEMBER")
+        .about(Input::Members));
+    };
+    let writes = |id: &str| replica.has_written(id);
+    match (writes(&a.id)?, writes(&b.id)?) {
+        (false, true) => Ok(((*a).clone(), (*b).clone())),
+        (true, false) => Ok(((*b).clone(), (*a).clone())),
+        _ => Err(CliError::new(format!(
+            "cannot tell which `@{typed}` is the placeholder: {} or {}",
+            a.id, b.id
+        ))
+        .hint("name them by id: cairn team member merge PLACEHOLDER_ID MEMBER_ID")
+        .about(Input::Members)),
+    }
 }

@@ -591,7 +591,7 @@ fn streaks_model(
                 .map(|(_, d)| *d)
                 .collect();
             Ok(StreaksModel {
-                team: rules::team_streak(&activity, &team.joined_dates(), today, &team.rules),
+                team: rules::team_streak(&activity, &team.tenures(), today, &team.rules),
                 personal: rules::personal_streak(&mine, today, &team.rules),
                 map: rules::heatmap(&activity, today, weeks),
             })

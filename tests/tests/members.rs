@@ -1,0 +1,156 @@
+//! A team that changes: members renamed, removed, and a placeholder merged into the member who
+//! joined, on every replica, in any sync order.
+
+use cairn_e2e::{Home, Server, feed};
+use serde_json::Value;
+
+fn members(home: &Home) -> Vec<(String, String)> {
+    home.run(&["team", "--json"]).json()["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["handle"].as_str().unwrap().to_owned(),
+                m["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn handles(home: &Home) -> Vec<String> {
+    members(home).into_iter().map(|(h, _)| h).collect()
+}
+
+fn streak(home: &Home) -> Value {
+    home.run(&["streaks", "--json"]).json()["team"].clone()
+}
+
+#[test]
+fn the_placeholder_eve_merges_into_the_eve_who_joined_on_every_replica() {
+    let server = Server::start();
+    let ana = Home::team("Ana", &["Ben"]);
+    ana.run(&["team", "rules", "--quorum", "4"]).ok();
+    let team = server.team("Otters");
+    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+        .ok();
+    let ben = Home::joined(
+        &server,
+        &server.invite_for(&team, "@ben"),
+        &["--claim", "@ben"],
+    );
+    let eve = Home::joined(&server, &server.invite(&team, 1), &["--name", "Eve"]);
+    eve.run(&["log", "Read the whole runbook on day one"]).ok();
+    eve.run(&["sync"]).ok();
+
+    // Ben has not synced since Eve joined: the error says a sync may bring her.
+    let err = ben.run(&["kudos", "@eve", "Thanks for the review"]).fails();
+    assert!(
+        err.contains("unknown member `@eve`") && err.contains("cairn sync"),
+        "{err}"
+    );
+    // He follows the other half of the hint instead, and thanks the placeholder.
+    ben.run(&["team", "member", "add", "Eve"]).ok();
+    ben.run(&["kudos", "@eve", "Thanks for the review"]).ok();
+    ben.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+
+    // Two @eve now: kudos to @eve is ambiguous, and the quorum counts four members.
+    assert_eq!(handles(&ana), ["ana", "ben", "eve", "eve"]);
+    let err = ana.run(&["kudos", "@eve", "Nice"]).fails();
+    assert!(
+        err.contains("names more than one member") && err.contains("merge"),
+        "{err}"
+    );
+    assert_eq!(streak(&ana)["needed_now"], 4);
+    let shown = ana.run(&["team"]).ok();
+    assert!(shown.contains("(handle shared)"), "{shown}");
+
+    // One command: the @eve who never wrote anything goes into the Eve who joined.
+    let out = ana.run(&["team", "member", "merge", "@eve"]).ok();
+    assert!(out.contains("merged @eve"), "{out}");
+    // Eve syncs before Ben hears of the merge; Ben syncs last.
+    ana.run(&["sync"]).ok();
+    eve.run(&["sync"]).ok();
+    ben.run(&["sync"]).ok();
+    eve.run(&["sync"]).ok();
+
+    for (who, home) in [("ana", &ana), ("ben", &ben), ("eve", &eve)] {
+        assert_eq!(handles(home), ["ana", "ben", "eve"], "{who}'s team");
+        let kudos = feed(home, &[])
+            .into_iter()
+            .find(|i| i["text"] == "Thanks for the review")
+            .unwrap_or_else(|| panic!("{who} has Ben's kudos"));
+        assert_eq!(kudos["to"], serde_json::json!(["eve"]), "{who}");
+        // The quorum counts three members now.
+        assert_eq!(streak(home)["needed_now"], 3, "{who}");
+        // Kudos and mentions of the placeholder are found under Eve.
+        let hers = feed(home, &["--member", "@eve"]);
+        assert!(
+            hers.iter().any(|i| i["text"] == "Thanks for the review"),
+            "{who}: {hers:?}"
+        );
+    }
+    let me = eve.run(&["me", "--json"]).json();
+    assert_eq!(me["month"]["kudos_received"], 1, "Eve sees Ben's kudos");
+    // @eve names one member again.
+    ana.run(&["kudos", "@eve", "Welcome aboard"]).ok();
+}
+
+#[test]
+fn a_member_renamed_or_removed_keeps_their_history() {
+    let ana = Home::team("Ana", &["Ben Okafor", "Cy"]);
+    ana.run(&["kudos", "@ben-okafor", "Calm incident call"])
+        .ok();
+    ana.run(&["kudos", "@cy", "Great pairing"]).ok();
+
+    let out = ana
+        .run(&[
+            "team",
+            "member",
+            "rename",
+            "@ben-okafor",
+            "--name",
+            "Ben O.",
+            "--handle",
+            "ben",
+        ])
+        .ok();
+    assert!(out.contains("@ben (Ben O.)"), "{out}");
+    assert_eq!(handles(&ana), ["ana", "ben", "cy"]);
+    let items = feed(&ana, &[]);
+    let calm = items
+        .iter()
+        .find(|i| i["text"] == "Calm incident call")
+        .unwrap();
+    assert_eq!(calm["to"], serde_json::json!(["ben"]));
+    let err = ana
+        .run(&["team", "member", "rename", "@cy", "--handle", "ben"])
+        .fails();
+    assert!(err.contains("already taken"), "{err}");
+
+    // Cy leaves: history stays and is still Cy's; Cy no longer counts or can be thanked.
+    assert_eq!(streak(&ana)["needed_now"], 2);
+    ana.run(&["team", "member", "remove", "@cy"]).ok();
+    assert_eq!(handles(&ana), ["ana", "ben"]);
+    // Cy left this week: Cy still counts in this week's quorum, not in the next.
+    assert_eq!(streak(&ana)["needed_now"], 2);
+    let items = feed(&ana, &[]);
+    let pairing = items.iter().find(|i| i["text"] == "Great pairing").unwrap();
+    assert_eq!(pairing["to"], serde_json::json!(["cy"]));
+    let err = ana.run(&["kudos", "@cy", "Thanks"]).fails();
+    assert!(err.contains("has left the team"), "{err}");
+    let shown = ana.run(&["team"]).ok();
+    assert!(shown.contains("left: @cy (Cy)"), "{shown}");
+    // Nudges and reach count the team as it is now.
+    let nudge = ana.run(&["nudge", "--json"]).json();
+    let suggested: Vec<&str> = nudge
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["handle"].as_str())
+        .collect();
+    assert_eq!(suggested, ["ben"]);
+    let badges = ana.run(&["badges", "--json"]).json();
+    assert_eq!(badges["reach"]["members"], 2);
+}
