@@ -58,7 +58,7 @@ fn build_seeds() -> Vec<Seed> {
         team::add_challenge(d, &c, "m-ana", at).unwrap();
     });
     record(&mut out, TEAM_DOC, &mut doc, &|d| {
-        team::set_rules(d, None, Some(cairn_core::rules::Cadence::Daily), None).unwrap();
+        team::set_rules(d, None, Some(cairn_core::rules::Cadence::Daily), None, None).unwrap();
     });
     // Another device's changes, made concurrently from a fork: a pillar of its own, then, once
     // merged, an edit that depends on both lines.

@@ -99,7 +99,7 @@ fn the_placeholder_eve_merges_into_the_eve_who_joined_on_every_replica() {
 
 #[test]
 fn a_member_renamed_or_removed_keeps_their_history() {
-    let ana = Home::team("Ana", &["Ben Okafor", "Cy"]);
+    let ana = Home::team("Ana", &["Ben Okafor", "Cy", "Di"]);
     ana.run(&["kudos", "@ben-okafor", "Calm incident call"])
         .ok();
     ana.run(&["kudos", "@cy", "Great pairing"]).ok();
@@ -117,7 +117,7 @@ fn a_member_renamed_or_removed_keeps_their_history() {
         ])
         .ok();
     assert!(out.contains("@ben (Ben O.)"), "{out}");
-    assert_eq!(handles(&ana), ["ana", "ben", "cy"]);
+    assert_eq!(handles(&ana), ["ana", "ben", "cy", "di"]);
     let items = feed(&ana, &[]);
     let calm = items
         .iter()
@@ -130,11 +130,19 @@ fn a_member_renamed_or_removed_keeps_their_history() {
     assert!(err.contains("already taken"), "{err}");
 
     // Cy leaves: history stays and is still Cy's; Cy no longer counts or can be thanked.
-    assert_eq!(streak(&ana)["needed_now"], 2);
+    ana.run(&["team", "rules", "--quorum", "4"]).ok();
+    assert_eq!(streak(&ana)["needed_now"], 4);
     ana.run(&["team", "member", "remove", "@cy"]).ok();
-    assert_eq!(handles(&ana), ["ana", "ben"]);
+    assert_eq!(handles(&ana), ["ana", "ben", "di"]);
     // Cy left this week: Cy still counts in this week's quorum, not in the next.
-    assert_eq!(streak(&ana)["needed_now"], 2);
+    assert_eq!(streak(&ana)["needed_now"], 4);
+    let next_week = ana
+        .command(&["streaks", "--json"])
+        .env("CAIRN_NOW", "2026-11-30T10:00:00Z")
+        .output()
+        .unwrap();
+    let next: serde_json::Value = serde_json::from_slice(&next_week.stdout).unwrap();
+    assert_eq!(next["team"]["needed_now"], 3, "{next}");
     let items = feed(&ana, &[]);
     let pairing = items.iter().find(|i| i["text"] == "Great pairing").unwrap();
     assert_eq!(pairing["to"], serde_json::json!(["cy"]));
@@ -150,7 +158,8 @@ fn a_member_renamed_or_removed_keeps_their_history() {
         .iter()
         .filter_map(|n| n["handle"].as_str())
         .collect();
-    assert_eq!(suggested, ["ben"]);
+    // Ben was thanked this week and Cy left: only Di is suggested.
+    assert_eq!(suggested, ["di"]);
     let badges = ana.run(&["badges", "--json"]).json();
-    assert_eq!(badges["reach"]["members"], 2);
+    assert_eq!(badges["reach"]["members"], 3);
 }

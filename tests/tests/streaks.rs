@@ -123,11 +123,11 @@ fn challenges_badges_reach_and_nudges() {
         ),
         (Some(1), Some(3))
     );
-    // Nudge: Cy, never thanked, comes first; Bo, thanked today, last.
+    // Nudge: Cy, never thanked, is suggested; Bo, thanked today, is not (not within a week).
     let n = ana.run(&["nudge", "--json"]).json();
     assert_eq!(n[0]["handle"], "cy");
     assert_eq!(n[0]["last"], serde_json::Value::Null);
-    assert_eq!(n[1]["handle"], "bo");
+    assert_eq!(n.as_array().map(Vec::len), Some(1), "{n}");
 
     // Your own numbers.
     let me = ana.run(&["me", "--json"]).json();

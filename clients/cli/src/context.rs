@@ -111,6 +111,12 @@ impl Ctx {
         cairn_core::time::stamp(self.now_ms(), &zone, &tz, late)
     }
 
+    /// When and where an event happens now, counted for `on` when given (a late log).
+    pub fn stamp_on(&self, team_tz: &str, on: Option<jiff::civil::Date>) -> Stamp {
+        let (zone, tz) = self.zone(team_tz);
+        cairn_core::time::stamp_on(self.now_ms(), &zone, &tz, on)
+    }
+
     /// A fresh event id for now.
     pub fn new_event_id(&self) -> Result<EventId> {
         Ok(EventId::new(self.now_ms(), random_bytes()?))

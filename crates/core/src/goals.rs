@@ -311,7 +311,14 @@ pub fn reach(acts: &[Act], members: &[String], today: Date, days: u32) -> Reach 
 }
 
 /// Teammates `me` has not recognised lately, longest ago (or never) first: a private nudge.
-pub fn nudge(acts: &[Act], me: &str, members: &[String]) -> Vec<(String, Option<Date>)> {
+/// Someone thanked in the last week (seen on `today`) is never suggested.
+pub fn nudge(
+    acts: &[Act],
+    me: &str,
+    members: &[String],
+    today: Date,
+) -> Vec<(String, Option<Date>)> {
+    let week_ago = today.checked_sub(6.days()).unwrap_or(today);
     let mut last: BTreeMap<&str, Date> = BTreeMap::new();
     for a in acts
         .iter()
@@ -326,6 +333,7 @@ pub fn nudge(acts: &[Act], me: &str, members: &[String]) -> Vec<(String, Option<
         .iter()
         .filter(|m| *m != me)
         .map(|m| (m.clone(), last.get(m.as_str()).copied()))
+        .filter(|(_, d)| d.is_none_or(|d| d < week_ago))
         .collect();
     out.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     out
@@ -454,7 +462,7 @@ mod tests {
         assert_eq!(r.share, 0.5);
         let r = reach(&acts, &members, day(30), 10);
         assert_eq!(r.recognised, 1);
-        let n = nudge(&acts, "ana", &members);
+        let n = nudge(&acts, "ana", &members, day(30));
         assert_eq!(
             n,
             vec![
@@ -463,5 +471,14 @@ mod tests {
                 ("cy".to_owned(), Some(day(20)))
             ]
         );
+        // Cy, thanked six days ago, is not suggested; a week later, Cy is again.
+        let names =
+            |n: Vec<(String, Option<Date>)>| n.into_iter().map(|(m, _)| m).collect::<Vec<_>>();
+        assert_eq!(names(nudge(&acts, "ana", &members, day(26))), ["di", "bo"]);
+        assert_eq!(
+            names(nudge(&acts, "ana", &members, day(27))),
+            ["di", "bo", "cy"]
+        );
+        assert_eq!(names(nudge(&acts, "ana", &members, day(20))), ["di", "bo"]);
     }
 }

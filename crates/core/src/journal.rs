@@ -220,16 +220,16 @@ fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
     Ok(e)
 }
 
-/// The event's local date, if it can be the date of its instant somewhere on Earth (from two days
-/// before the UTC date, for a late log far west, to one day after); otherwise the date its own
-/// instant and zone give. A faulty or hostile peer cannot backdate a streak or stretch the team's
-/// history to year 1.
+/// The event's local date, if it can be the date of its instant somewhere on Earth, or a late
+/// log of the last week (from nine days before the UTC date, a week's late window far west, to
+/// one day after); otherwise the date its own instant and zone give. A faulty or hostile peer
+/// cannot backdate a streak by more than that, nor stretch the team's history to year 1.
 fn checked_date(e: &Event) -> String {
     let Some(utc) = crate::time::local_date(e.at_ms, "UTC") else {
         return e.date.clone();
     };
     if let Ok(d) = e.date.parse::<jiff::civil::Date>() {
-        let lo = utc.checked_sub(jiff::Span::new().days(2)).unwrap_or(utc);
+        let lo = utc.checked_sub(jiff::Span::new().days(9)).unwrap_or(utc);
         let hi = utc.checked_add(jiff::Span::new().days(1)).unwrap_or(utc);
         if d >= lo && d <= hi {
             return e.date.clone();

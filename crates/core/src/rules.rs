@@ -88,7 +88,13 @@ pub struct Rules {
     pub rest_days: Vec<Weekday>,
     pub cadence: Cadence,
     pub quorum: Quorum,
+    /// Workdays back that can still be logged late (`cairn log --on DATE`): 1, the last workday,
+    /// by default; at most [`MAX_LATE_DAYS`], and never more than a week.
+    pub late_days: u32,
 }
+
+/// The most workdays back a team can allow to be logged late.
+pub const MAX_LATE_DAYS: u32 = 5;
 
 fn ser_date<S: serde::Serializer>(d: &Date, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(d)
@@ -104,6 +110,7 @@ impl Default for Rules {
             rest_days: vec![Weekday::Saturday, Weekday::Sunday],
             cadence: Cadence::Weekly,
             quorum: Quorum::Half,
+            late_days: 1,
         }
     }
 }
@@ -197,12 +204,30 @@ pub fn parse_quorum(text: &str) -> Result<Quorum> {
     }
 }
 
+/// Parses the late window: how many workdays back can be logged late, 1 to [`MAX_LATE_DAYS`].
+pub fn parse_late_days(text: &str) -> Result<u32> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_LATE_DAYS).contains(&n) => Ok(n),
+        _ => Err(Error::BadRule(format!(
+            "`{text}` is not a late window (1 to {MAX_LATE_DAYS} workdays)"
+        ))),
+    }
+}
+
 impl Rules {
     /// Rules from their stored texts; anything unreadable keeps its default, so a newer
     /// replica's setting never breaks an older one.
-    pub fn from_texts(rest: Option<&str>, cadence: Option<&str>, quorum: Option<&str>) -> Rules {
+    pub fn from_texts(
+        rest: Option<&str>,
+        cadence: Option<&str>,
+        quorum: Option<&str>,
+        late: Option<&str>,
+    ) -> Rules {
         let d = Rules::default();
         Rules {
+            late_days: late
+                .and_then(|t| parse_late_days(t).ok())
+                .unwrap_or(d.late_days),
             rest_days: rest
                 .and_then(|t| parse_rest_days(t).ok())
                 .unwrap_or(d.rest_days),
@@ -218,6 +243,52 @@ impl Rules {
     pub fn is_rest(&self, d: Date) -> bool {
         self.rest_days.contains(&d.weekday())
     }
+
+    /// The earliest date that can still be logged late on `today`: the last `late_days`
+    /// workdays before it (and the rest days between), never more than a week back.
+    pub fn earliest_late(&self, today: Date) -> Date {
+        let floor = today.checked_sub(7.days()).unwrap_or(today);
+        let mut d = today;
+        let mut workdays = 0;
+        while workdays < self.late_days.max(1) {
+            match d.yesterday() {
+                Ok(y) if y >= floor => d = y,
+                _ => break,
+            }
+            if !self.is_rest(d) {
+                workdays += 1;
+            }
+        }
+        d
+    }
+}
+
+/// The dates a member's calendar skipped by travel: between two acts logged at the time (at
+/// `(at_ms, local date)`, late ones left out), the dates in between when fewer hours passed than
+/// those dates hold. Flying east across the date line (Los Angeles on Monday evening, Tokyo on
+/// Wednesday morning) skips Tuesday: that member never lived it, so it is never a miss.
+pub fn travel_skips(stamps: &[(i64, Date)]) -> BTreeSet<Date> {
+    let mut sorted = stamps.to_vec();
+    sorted.sort_unstable();
+    let mut out = BTreeSet::new();
+    for pair in sorted.windows(2) {
+        let ((t1, d1), (t2, d2)) = (pair[0], pair[1]);
+        let between = (d2 - d1).get_days() as i64 - 1;
+        if between < 1 {
+            continue;
+        }
+        if t2 - t1 < between * 86_400_000 {
+            let mut d = d1;
+            while let Ok(next) = d.tomorrow() {
+                if next >= d2 {
+                    break;
+                }
+                out.insert(next);
+                d = next;
+            }
+        }
+    }
+    out
 }
 
 /// A member's own streak: for their eyes only.
@@ -236,9 +307,21 @@ pub struct PersonalStreak {
 ///
 /// Rest days neither count nor break it. Every [`FREEZE_EVERY`] active workdays in a row earn a
 /// freeze (at most [`MAX_FREEZES`]), spent by itself on a missed workday. Today is still open,
-/// and so is yesterday, which can still be logged late: neither breaks anything yet. Dates after today (a member who flew west across the
-/// date line) count as they are.
+/// and so are the days that can still be logged late (the last workday, by default): none of
+/// them breaks anything yet. Dates after today (a member who flew west across the date line)
+/// count as they are.
 pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> PersonalStreak {
+    personal_streak_with(active, &BTreeSet::new(), today, rules)
+}
+
+/// [`personal_streak`] for a member whose calendar skipped the `skipped` dates (see
+/// [`travel_skips`]): those neither count nor break, like rest days.
+pub fn personal_streak_with(
+    active: &BTreeSet<Date>,
+    skipped: &BTreeSet<Date>,
+    today: Date,
+    rules: &Rules,
+) -> PersonalStreak {
     let mut s = PersonalStreak {
         active_today: active.contains(&today),
         ..PersonalStreak::default()
@@ -247,11 +330,12 @@ pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> P
         return s;
     };
     let end = last.max(today);
-    let yesterday = today.yesterday().unwrap_or(today);
+    // Dates that can still be logged late are still open.
+    let open_from = rules.earliest_late(today);
     let mut run = 0;
     let mut d = first;
     while d <= end {
-        if rules.is_rest(d) {
+        if rules.is_rest(d) || (skipped.contains(&d) && !active.contains(&d)) {
             // neither counts nor breaks
         } else if active.contains(&d) {
             s.current += 1;
@@ -259,8 +343,8 @@ pub fn personal_streak(active: &BTreeSet<Date>, today: Date, rules: &Rules) -> P
             if run % FREEZE_EVERY == 0 && s.freezes_left < MAX_FREEZES {
                 s.freezes_left += 1;
             }
-        } else if d >= yesterday {
-            // still open: today is not over, and yesterday can still be logged late
+        } else if d >= open_from {
+            // still open: today is not over, and the last workdays can still be logged late
         } else if s.freezes_left > 0 {
             s.freezes_left -= 1;
             s.freezes_used += 1;
@@ -721,12 +805,101 @@ mod tests {
         assert_eq!(parse_quorum("3").unwrap(), Quorum::AtLeast(3));
         assert!(parse_quorum("0").is_err());
         assert_eq!(parse_cadence("Daily").unwrap(), Cadence::Daily);
-        let r = Rules::from_texts(Some("bogus"), Some("daily"), None);
+        let r = Rules::from_texts(Some("bogus"), Some("daily"), None, Some("9"));
         assert_eq!(r.rest_days, Rules::default().rest_days);
         assert_eq!(r.cadence, Cadence::Daily);
         assert_eq!(format_rest_days(&r.rest_days), "sat,sun");
         assert_eq!(Quorum::Half.needed(5), 3);
         assert_eq!(Quorum::Half.needed(0), 1);
         assert_eq!(Quorum::AtLeast(9).needed(4), 4);
+        assert_eq!(r.late_days, 1, "an unreadable window keeps the default");
+        assert_eq!(parse_late_days("3").unwrap(), 3);
+        assert!(parse_late_days("0").is_err() && parse_late_days("6").is_err());
+    }
+
+    /// An instant, from a local wall-clock time in a zone.
+    fn at(zone: &str, y: i16, m: i8, d: i8, h: i8) -> (i64, Date) {
+        let z = jiff::civil::date(y, m, d)
+            .at(h, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::get(zone).unwrap())
+            .unwrap();
+        (z.timestamp().as_millisecond(), z.date())
+    }
+
+    #[test]
+    fn flying_east_across_the_date_line_skips_a_day_that_is_never_a_miss() {
+        // Los Angeles, Monday 2026-11-16 at 20:00; Tokyo, Wednesday 2026-11-18 at 08:00: 19
+        // hours later, and Tuesday never happened for this member.
+        let la = at("America/Los_Angeles", 2026, 11, 16, 20);
+        let tokyo = at("Asia/Tokyo", 2026, 11, 18, 8);
+        let skipped = travel_skips(&[tokyo, la]);
+        assert_eq!(skipped, set(&[day(1)]));
+        let active = set(&[day(-4), day(-3), day(0), day(2)]);
+        // Seen on Thursday, when Tuesday can no longer be logged late.
+        let plain = personal_streak(&active, day(3), &Rules::default());
+        let fair = personal_streak_with(&active, &skipped, day(3), &Rules::default());
+        assert_eq!(plain.current, 1, "without the skip, Tuesday breaks it");
+        assert_eq!(
+            fair.current, 4,
+            "Thu, Fri, Mon, Wed: Tuesday neither counts nor breaks"
+        );
+        assert_eq!(fair.freezes_used, 0);
+        // Staying home, Monday 20:00 to Wednesday 08:00 is 36 hours: Tuesday was lived.
+        let home = at("America/Los_Angeles", 2026, 11, 18, 8);
+        assert!(travel_skips(&[la, home]).is_empty());
+    }
+
+    #[test]
+    fn flying_west_across_the_date_line_repeats_a_day_and_skips_none() {
+        // Tokyo, Wednesday 08:00; Los Angeles, Tuesday 17:00 the same instant's evening.
+        let tokyo = at("Asia/Tokyo", 2026, 11, 18, 8);
+        let la = at("America/Los_Angeles", 2026, 11, 17, 17);
+        assert!(travel_skips(&[tokyo, la]).is_empty());
+        let active = set(&[day(0), day(1), day(2)]);
+        let s = personal_streak_with(&active, &BTreeSet::new(), day(1), &Rules::default());
+        assert_eq!(
+            (s.current, s.best),
+            (3, 3),
+            "a date after today counts as it is"
+        );
+    }
+
+    #[test]
+    fn a_trip_that_skips_a_friday_spends_no_freeze() {
+        // Honolulu on Thursday 2026-11-19 at 18:00, Sydney on Saturday 2026-11-21 at 08:00.
+        let honolulu = at("Pacific/Honolulu", 2026, 11, 19, 18);
+        let sydney = at("Australia/Sydney", 2026, 11, 21, 8);
+        let skipped = travel_skips(&[honolulu, sydney]);
+        assert_eq!(skipped, set(&[day(4)]), "Friday");
+        // Active Monday to Thursday and the next Monday; seen on Tuesday.
+        let active = set(&[day(0), day(1), day(2), day(3), day(7)]);
+        let fair = personal_streak_with(&active, &skipped, day(8), &Rules::default());
+        assert_eq!((fair.current, fair.freezes_used), (5, 0));
+        let plain = personal_streak(&active, day(8), &Rules::default());
+        assert_eq!(plain.current, 1, "without the skip, the Friday breaks it");
+    }
+
+    #[test]
+    fn the_late_window_covers_the_last_workdays() {
+        let rules = Rules::default(); // sat,sun rest; the last workday
+        // On Monday the last workday is Friday; on Tuesday, Monday.
+        assert_eq!(rules.earliest_late(day(7)), day(4));
+        assert_eq!(rules.earliest_late(day(8)), day(7));
+        let three = Rules {
+            late_days: 3,
+            ..Rules::default()
+        };
+        assert_eq!(three.earliest_late(day(8)), day(3), "Mon, Fri, Thu");
+        // Never more than a week back, even with rest days most of the week.
+        let sparse = Rules {
+            late_days: 5,
+            rest_days: parse_rest_days("tue,wed,thu,fri,sat,sun").unwrap(),
+            ..Rules::default()
+        };
+        assert_eq!(sparse.earliest_late(day(14)), day(7));
+        // Friday, still open on Monday, breaks nothing yet; on Tuesday it is a miss.
+        let active = set(&[day(0), day(1), day(2), day(3)]);
+        assert_eq!(personal_streak(&active, day(7), &rules).current, 4);
+        assert_eq!(personal_streak(&active, day(8), &rules).current, 0);
     }
 }

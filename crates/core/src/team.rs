@@ -496,8 +496,12 @@ pub fn set_rules(
     rest_days: Option<&[jiff::civil::Weekday]>,
     cadence: Option<Cadence>,
     quorum: Option<Quorum>,
+    late_days: Option<u32>,
 ) -> Result<()> {
     doc.transact::<_, _, Error>(|tx| {
+        if let Some(n) = late_days {
+            tx.put(ROOT, "rule/late_days", n.to_string())?;
+        }
         if let Some(days) = rest_days {
             tx.put(ROOT, "rule/rest_days", format_rest_days(days))?;
         }
@@ -654,6 +658,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         rule("rest_days")?.as_deref(),
         rule("cadence")?.as_deref(),
         rule("quorum")?.as_deref(),
+        rule("late_days")?.as_deref(),
     );
     let mut challenges = Vec::new();
     for (id, obj) in children(doc, "challenge/")? {

@@ -56,6 +56,20 @@ pub fn stamp(at_ms: i64, zone: &str, tz: &TimeZone, late: bool) -> Stamp {
     }
 }
 
+/// When and where an event happens, counted for `on` when given (a late log of an earlier
+/// day) rather than for the local date of `at_ms`.
+pub fn stamp_on(at_ms: i64, zone: &str, tz: &TimeZone, on: Option<Date>) -> Stamp {
+    let mut s = stamp(at_ms, zone, tz, false);
+    if let Some(d) = on {
+        let d = d.to_string();
+        if d != s.date {
+            s.date = d;
+            s.late = true;
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,7 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
         setting("team_rest_days")?.as_deref(),
         setting("team_cadence")?.as_deref(),
         setting("team_quorum")?.as_deref(),
+        setting("team_late_days")?.as_deref(),
     );
     let mut st = conn.prepare_cached(
         "SELECT id, title, metric, target, start, until FROM challenges ORDER BY ord",
@@ -127,7 +128,9 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
     let rest = cairn_core::rules::format_rest_days(&rules.rest_days);
     let cadence = rules.cadence.to_string();
     let quorum = rules.quorum.to_string();
+    let late = rules.late_days.to_string();
     for (key, value) in [
+        ("team_late_days", &late),
         ("team_name", &state.name),
         ("team_tz", &state.tz),
         ("team_rest_days", &rest),

@@ -303,6 +303,27 @@ impl Replica {
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
+    /// The dates member `id`'s calendar skipped by travel (see [`cairn_core::rules::travel_skips`]),
+    /// from the instants and local dates of what they logged at the time.
+    pub fn travel_skips(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeSet<cairn_core::time::Date>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT at_ms, date FROM events
+             WHERE author = ?1 AND kind <> 'reaction' AND retracted = 0 AND late = 0",
+        )?;
+        let mut stamps = Vec::new();
+        let mut rows = st.query([id])?;
+        while let Some(r) = rows.next()? {
+            let date = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+            if let Some(d) = cairn_core::time::parse_date(date) {
+                stamps.push((r.get::<_, i64>(0)?, d));
+            }
+        }
+        Ok(cairn_core::rules::travel_skips(&stamps))
+    }
+
     /// Whether member `id` has written any event: a placeholder added by hand never has.
     pub fn has_written(&self, id: &str) -> Result<bool> {
         Ok(self.conn.query_row(

@@ -291,7 +291,13 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     };
     f.replica
         .change_team("ana", |doc, _| {
-            team::set_rules(doc, None, Some(cairn_core::rules::Cadence::Daily), None)?;
+            team::set_rules(
+                doc,
+                None,
+                Some(cairn_core::rules::Cadence::Daily),
+                None,
+                None,
+            )?;
             team::add_challenge(doc, &c, "ana", T0)
         })
         .unwrap();

@@ -6,7 +6,7 @@ use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::output::{ID, paint};
 
 /// Log a micro-action: a small thing you did for the team.
@@ -24,21 +24,34 @@ pub struct Args {
     #[arg(long, short)]
     why: Option<String>,
     /// It happened yesterday: count it for yesterday's date.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "on")]
     yesterday: bool,
+    /// It happened on an earlier day: YYYY-MM-DD, `yesterday` or `3d`, within the team's late
+    /// window (the last workday, by default; see `cairn team rules`). It counts for that day.
+    #[arg(long, value_name = "DATE")]
+    on: Option<String>,
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
+    let on = if args.yesterday {
+        Some("yesterday".to_owned())
+    } else {
+        args.on
+    };
     let (id, stamp) = add(
         ctx,
         &mut replica,
         &args.text,
         args.pillar,
         args.why,
-        args.yesterday,
+        on.as_deref(),
     )?;
-    let when = if args.yesterday { " for yesterday" } else { "" };
+    let when = if stamp.late {
+        format!(" for {}", stamp.date)
+    } else {
+        String::new()
+    };
     ctx.out.say(
         format!("logged {}{when}", paint(ID, id.short())),
         json!({ "id": id.as_str(), "short": id.short(), "date": stamp.date }),
@@ -52,11 +65,30 @@ pub fn add(
     text: &str,
     pillar: Option<String>,
     why: Option<String>,
-    yesterday: bool,
+    on: Option<&str>,
 ) -> Result<(EventId, Stamp)> {
     let me = ctx.actor(replica)?;
     let team = replica.team()?;
-    let stamp = ctx.stamp(&team.tz, yesterday);
+    let today = ctx.today(&team.tz);
+    let on = match on {
+        Some(text) => {
+            let day = crate::commands::feed::parse_day(text, today)?;
+            let earliest = team.rules.earliest_late(today);
+            if day > today {
+                return Err(CliError::new(format!("{day} has not happened yet"))
+                    .hint("log it on the day, or today"));
+            }
+            if day < earliest {
+                return Err(CliError::new(format!(
+                    "{day} is further back than the team logs late (from {earliest})"
+                ))
+                .hint("`cairn team rules --late-days N` widens the window, up to 5 workdays"));
+            }
+            Some(day)
+        }
+        None => None,
+    };
+    let stamp = ctx.stamp_on(&team.tz, on);
     let id = ctx.new_event_id()?;
     replica.add_event(&me, &id, &stamp, &NewEvent::action(text, pillar, why))?;
     Ok((id, stamp))

@@ -38,8 +38,15 @@ pub struct Counts {
     pub kudos_received: Option<usize>,
 }
 
-/// The numbers of `me` in `acts` (every act, in time order), seen on `today`.
-pub fn numbers(team: &TeamState, me: &str, today: Date, acts: &[goals::Act]) -> Numbers {
+/// The numbers of `me` in `acts` (every act, in time order), seen on `today`; `skipped` are the
+/// dates their travels skipped.
+pub fn numbers(
+    team: &TeamState,
+    me: &str,
+    today: Date,
+    acts: &[goals::Act],
+    skipped: &BTreeSet<Date>,
+) -> Numbers {
     let monday = today
         .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
         .unwrap_or(today);
@@ -64,7 +71,7 @@ pub fn numbers(team: &TeamState, me: &str, today: Date, acts: &[goals::Act]) -> 
     let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
     Numbers {
         handle: team.handle_of(me).to_owned(),
-        streak: rules::personal_streak(&days, today, &team.rules),
+        streak: rules::personal_streak_with(&days, skipped, today, &team.rules),
         week: Counts {
             actions: count(monday, Kind::Action),
             kudos_given: count(monday, Kind::Kudos),
@@ -82,7 +89,8 @@ pub fn numbers(team: &TeamState, me: &str, today: Date, acts: &[goals::Act]) -> 
 
 pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     let a = super::Acts::load(ctx)?;
-    let n = numbers(&a.team, &a.me, a.today, &a.acts);
+    let skipped = ctx.open()?.travel_skips(&a.me)?;
+    let n = numbers(&a.team, &a.me, a.today, &a.acts, &skipped);
     if ctx.out.json {
         return ctx.out.json(&json!(n));
     }

@@ -16,9 +16,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let super::Acts { team, me, acts, .. } = super::Acts::load(ctx)?;
+    let super::Acts {
+        team,
+        me,
+        acts,
+        today,
+    } = super::Acts::load(ctx)?;
     let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
-    let list: Vec<_> = goals::nudge(&acts, &me, &members)
+    let list: Vec<_> = goals::nudge(&acts, &me, &members, today)
         .into_iter()
         .take(args.count as usize)
         .collect();
@@ -30,7 +35,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         return ctx.out.json(&json!(v));
     }
     if list.is_empty() {
-        return ctx.out.line("nobody else is on the team yet");
+        return ctx.out.line(if members.len() > 1 {
+            "you have thanked everyone on the team this week"
+        } else {
+            "nobody else is on the team yet"
+        });
     }
     ctx.out.line("Teammates you have not thanked lately:")?;
     for (m, d) in &list {

@@ -37,7 +37,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         .map(|(_, d)| *d)
         .collect();
     let team_streak = rules::team_streak(&activity, &members, today, &team.rules);
-    let personal = rules::personal_streak(&mine, today, &team.rules);
+    let skipped = replica.travel_skips(&me)?;
+    let personal = rules::personal_streak_with(&mine, &skipped, today, &team.rules);
     let map = rules::heatmap(&activity, today, args.weeks);
     if ctx.out.json {
         return ctx.out.json(&json!({

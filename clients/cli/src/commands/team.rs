@@ -46,6 +46,10 @@ enum Action {
         /// Members who make a period count: `half` (the default) or a number.
         #[arg(long)]
         quorum: Option<String>,
+        /// Workdays back that `cairn log --on DATE` can still log: 1 (the last workday, the
+        /// default) to 5, never more than a week.
+        #[arg(long, value_name = "N")]
+        late_days: Option<String>,
     },
 }
 
@@ -135,15 +139,19 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             rest_days,
             cadence,
             quorum,
+            late_days,
         }) => {
-            use cairn_core::rules::{parse_cadence, parse_quorum, parse_rest_days};
+            use cairn_core::rules::{
+                parse_cadence, parse_late_days, parse_quorum, parse_rest_days,
+            };
             let rest = rest_days.as_deref().map(parse_rest_days).transpose()?;
             let cadence = cadence.as_deref().map(parse_cadence).transpose()?;
             let quorum = quorum.as_deref().map(parse_quorum).transpose()?;
-            if rest.is_some() || cadence.is_some() || quorum.is_some() {
+            let late = late_days.as_deref().map(parse_late_days).transpose()?;
+            if rest.is_some() || cadence.is_some() || quorum.is_some() || late.is_some() {
                 let me = ctx.actor(&replica)?;
                 replica.change_team(&me, |doc, _| {
-                    team::set_rules(doc, rest.as_deref(), cadence, quorum)
+                    team::set_rules(doc, rest.as_deref(), cadence, quorum, late)
                 })?;
             }
             let rules = replica.team()?.rules;
@@ -341,8 +349,13 @@ pub fn rules_text(r: &cairn_core::rules::Rules) -> String {
         Cadence::Weekly => "week",
         Cadence::Daily => "day",
     };
+    let late = match r.late_days {
+        1 => "the last workday".to_owned(),
+        n => format!("the last {n} workdays"),
+    };
     format!(
-        "rest days {}\nteam streak {}: a {period} counts when {quorum} logged",
+        "rest days {}\nteam streak {}: a {period} counts when {quorum} logged\n\
+         late logging (cairn log --on DATE): {late}",
         format_rest_days(&r.rest_days),
         r.cadence
     )

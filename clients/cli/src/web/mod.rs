@@ -769,7 +769,7 @@ async fn log(State(web): State<Arc<Web>>, body: Bytes) -> Response {
             text,
             v.get("pillar").map(str::to_owned),
             v.get("why").map(str::to_owned),
-            v.get("yesterday").is_some(),
+            v.get("yesterday").map(|_| "yesterday"),
         )?;
         Ok(format!("logged {}", id.short()))
     })

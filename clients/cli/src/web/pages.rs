@@ -590,9 +590,10 @@ fn streaks_model(
                 .filter(|(m, _)| *m == r.me)
                 .map(|(_, d)| *d)
                 .collect();
+            let skipped = r.replica.travel_skips(&r.me)?;
             Ok(StreaksModel {
                 team: rules::team_streak(&activity, &team.tenures(), today, &team.rules),
-                personal: rules::personal_streak(&mine, today, &team.rules),
+                personal: rules::personal_streak_with(&mine, &skipped, today, &team.rules),
                 map: rules::heatmap(&activity, today, weeks),
             })
         },
@@ -953,11 +954,15 @@ type MeModel = (me_cmd::Numbers, Vec<(String, Option<Date>)>);
 fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel>> {
     web.derive(&r.replica, format!("me {today} {}", r.me), |acts| {
         let members: Vec<String> = r.team.members.iter().map(|m| m.id.clone()).collect();
-        let nudges = goals::nudge(acts, &r.me, &members)
+        let nudges = goals::nudge(acts, &r.me, &members, today)
             .into_iter()
             .take(3)
             .collect();
-        Ok((me_cmd::numbers(&r.team, &r.me, today, acts), nudges))
+        let skipped = r.replica.travel_skips(&r.me)?;
+        Ok((
+            me_cmd::numbers(&r.team, &r.me, today, acts, &skipped),
+            nudges,
+        ))
     })
 }
 
