@@ -23,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::docs::{self, Compactor, DocCache, Loaded};
 use crate::store::{
-    Append, Device, DeviceInfo, DocsQuery, Entry, Facts, FactsQuery, Kind, Logged, NewInvite, Page,
-    PullQuery, Registration, Store, StoreError, TeamInfo, TeamLog,
+    Append, Device, DeviceInfo, DocsQuery, Entry, Facts, FactsQuery, InviteInfo, Kind, Logged,
+    NewInvite, Page, PullQuery, Registration, Store, StoreError, TeamInfo, TeamLog,
 };
 use crate::{Error, Limits, Result};
 
@@ -209,6 +209,65 @@ impl Hub {
     /// Devices, of one team or all, oldest first.
     pub async fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>> {
         Ok(self.store.devices(team).await?)
+    }
+
+    /// Devices as [`Hub::devices`] lists them, each with its member's handle and name as the
+    /// team document says (empty before the team's history arrives).
+    pub async fn named_devices(&self, team: Option<&str>) -> Result<Vec<NamedDevice>> {
+        let devices = self.store.devices(team).await?;
+        let mut states: std::collections::HashMap<String, Option<cairn_core::TeamState>> =
+            std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(devices.len());
+        for d in devices {
+            if !states.contains_key(&d.team) {
+                let state = self.team_state(&d.team).await.ok();
+                states.insert(d.team.clone(), state);
+            }
+            let member = states
+                .get(&d.team)
+                .and_then(Option::as_ref)
+                .and_then(|s| s.member(&d.member));
+            out.push(NamedDevice {
+                handle: member.map(|m| m.handle.clone()),
+                member_name: member.map(|m| m.name.clone()),
+                device: d,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The invites that can still be used, of one team or all.
+    pub async fn invites(&self, team: Option<&str>, now_ms: i64) -> Result<Vec<InviteInfo>> {
+        Ok(self.store.invites(team, now_ms).await?)
+    }
+
+    /// Takes back an invite named by its code, or by its id (the start of its hash, as
+    /// `invite list` shows it, 8 hex digits or more); returns its id.
+    pub async fn revoke_invite(&self, code_or_id: &str, now_ms: i64) -> Result<String> {
+        let text = code_or_id.trim();
+        let by_code = hash(text);
+        let live = self.store.invites(None, now_ms).await?;
+        let wanted = text.to_lowercase();
+        let matches: Vec<&InviteInfo> = live
+            .iter()
+            .filter(|i| {
+                i.code_hash == by_code
+                    || (wanted.len() >= 8 && invite_id(&i.code_hash).starts_with(&wanted))
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => {
+                self.store.remove_invite(&one.code_hash).await?;
+                Ok(invite_id(&one.code_hash))
+            }
+            [] => Err(Error::NotFound(format!(
+                "no live invite has the code or id `{text}` (`cairn-server invite list` shows them)"
+            ))),
+            _ => Err(Error::BadRequest(format!(
+                "`{text}` names {} invites; give more of the id",
+                matches.len()
+            ))),
+        }
     }
 
     /// Revokes a device: its token stops working with the next request, on every server.
@@ -1082,6 +1141,24 @@ impl Hub {
         self.docs.put(team, TEAM_DOC, loaded);
         state
     }
+}
+
+/// A device with its member's handle and name.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NamedDevice {
+    #[serde(flatten)]
+    pub device: DeviceInfo,
+    pub handle: Option<String>,
+    pub member_name: Option<String>,
+}
+
+/// An invite's id: the first 12 hex digits of its code's hash (the code itself is never kept).
+pub fn invite_id(code_hash: &[u8]) -> String {
+    code_hash
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 const NO_HISTORY: &str =

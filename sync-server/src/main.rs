@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_server::hub::{DOC_CACHE, Hub};
+use cairn_server::hub::{DOC_CACHE, Hub, invite_id};
 use cairn_server::store::{self, redact};
 use cairn_server::{Limits, Rate, State, now_ms};
 use clap::{Parser, Subcommand};
+
+mod config;
 
 /// The self-hosted sync server of cairn.
 ///
@@ -22,11 +24,26 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cairn-server", version, max_term_width = 100)]
 struct Cli {
+    /// A configuration file (TOML; keys are these flags' names, the server's under [serve]):
+    /// defaults < file < environment < flags [default: cairn-server/config.toml in the config
+    /// directory, when it exists].
+    #[arg(long, global = true, env = "CAIRN_SERVER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The server's database: a SQLite file (created when missing) or a PostgreSQL URL,
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (the database must exist; its tables are
     /// created and migrated at start).
     #[arg(long, global = true, env = "CAIRN_SERVER_DB", value_name = "PATH|URL")]
     db: Option<String>,
+    /// The address members reach this server at (behind its proxy), like
+    /// `https://cairn.example.org`: `invite create` then prints a `cairn join` line ready to
+    /// paste.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_SERVER_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    public_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,7 +59,7 @@ enum Command {
     /// Create and list teams.
     #[command(subcommand)]
     Team(TeamCommand),
-    /// Create invite codes.
+    /// Create, list and revoke invite codes.
     #[command(subcommand)]
     Invite(InviteCommand),
     /// List and revoke devices.
@@ -286,11 +303,27 @@ enum InviteCommand {
         #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
         expires: i64,
     },
+    /// List the invites that can still be used: id, team, member, uses left, expiry. Codes are
+    /// kept only as hashes; the id is the start of the hash.
+    List {
+        #[arg(long)]
+        team: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take back an invite before it is used up or expires.
+    Revoke {
+        /// The invite's code, or its id from `invite list`.
+        #[arg(value_name = "CODE|ID")]
+        invite: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum DeviceCommand {
-    /// List devices, of one team or all.
+    /// List devices, of one team or all: their member's handle and name, and when each last
+    /// synced.
     List {
         #[arg(long)]
         team: Option<String>,
@@ -326,7 +359,15 @@ fn parse_duration_ms(text: &str) -> Result<i64, String> {
 
 fn main() -> ExitCode {
     cairn_core::change::install_panic_hook();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(Parse::Clap(e)) => e.exit(),
+        Err(Parse::Config(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -334,6 +375,22 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+enum Parse {
+    Clap(clap::Error),
+    Config(String),
+}
+
+/// The command line, over the configuration file's settings.
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Parse> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    if let Some(config) = config::find(args).map_err(Parse::Config)? {
+        command = config.apply(command).map_err(Parse::Config)?;
+    }
+    let matches = command.try_get_matches_from(args).map_err(Parse::Clap)?;
+    Cli::from_arg_matches(&matches).map_err(Parse::Clap)
 }
 
 fn default_db() -> PathBuf {
@@ -370,10 +427,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(admin(cli.command, &db))
+    runtime.block_on(admin(cli.command, &db, cli.public_url.as_deref()))
 }
 
-async fn admin(command: Command, db: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn admin(
+    command: Command,
+    db: &str,
+    public_url: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let store = store::open(db, &store::Options::default())
         .await
         .map_err(|e| format!("cannot open {}: {e}", redact(db)))?;
@@ -446,32 +507,83 @@ async fn admin(command: Command, db: &str) -> Result<(), Box<dyn std::error::Err
                 .await?;
             writeln!(out, "{code}")?;
             let until = fmt_ms(Some(now + expires));
-            match &member {
-                Some(m) => eprintln!(
-                    "good for {uses} device(s) of {m} until {until} UTC: `cairn join URL --invite {code}`"
-                ),
-                None => eprintln!(
-                    "good for {uses} device(s) until {until} UTC: `cairn join URL --invite {code} --name NAME`"
-                ),
+            let url = public_url.map(|u| u.trim_end_matches('/')).unwrap_or("URL");
+            let line = match &member {
+                Some(_) => format!("cairn join {url} --invite {code}"),
+                None => format!("cairn join {url} --invite {code} --name \"YOUR NAME\""),
+            };
+            let whom = member
+                .as_deref()
+                .map_or(String::new(), |m| format!(" of {m}"));
+            let devices = if uses == 1 { "device" } else { "devices" };
+            eprintln!("good for {uses} {devices}{whom} until {until} UTC; to join:");
+            eprintln!("  {line}");
+            if public_url.is_none() {
+                eprintln!("(with --public-url or CAIRN_SERVER_PUBLIC_URL set, URL is filled in)");
             }
         }
+        Command::Invite(InviteCommand::List { team, json }) => {
+            let invites = hub.invites(team.as_deref(), now_ms()).await?;
+            if json {
+                let rows: Vec<_> = invites
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        v["id"] = invite_id(&i.code_hash).into();
+                        v
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<12} {:<14} {:<14} {:>9} {:<17} {:<17} made by",
+                    "id", "team", "member", "uses left", "expires", "created"
+                )?;
+                for i in &invites {
+                    writeln!(
+                        out,
+                        "{:<12} {:<14} {:<14} {:>9} {:<17} {:<17} {}",
+                        invite_id(&i.code_hash),
+                        i.team,
+                        i.member.as_deref().unwrap_or("-"),
+                        i.uses_left,
+                        fmt_ms(Some(i.expires_ms)),
+                        fmt_ms(Some(i.created_ms)),
+                        i.created_by
+                            .as_deref()
+                            .map_or("the admin".to_owned(), |d| format!("device {d}")),
+                    )?;
+                }
+            }
+        }
+        Command::Invite(InviteCommand::Revoke { invite }) => {
+            let id = hub.revoke_invite(&invite, now_ms()).await?;
+            eprintln!("revoked invite {id}: nobody can join with it any more");
+        }
         Command::Device(DeviceCommand::List { team, json }) => {
-            let devices = hub.devices(team.as_deref()).await?;
+            let devices = hub.named_devices(team.as_deref()).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&devices)?)?;
             } else {
                 writeln!(
                     out,
-                    "{:<14} {:<14} {:<18} {:<17} {:<17} name",
-                    "id", "team", "member", "last seen", "revoked"
+                    "{:<14} {:<14} {:<18} {:<22} {:<17} {:<17} device",
+                    "id", "team", "member", "name", "last sync", "revoked"
                 )?;
-                for d in devices {
+                for named in devices {
+                    let d = &named.device;
+                    let who = named
+                        .handle
+                        .as_ref()
+                        .map_or_else(|| d.member.clone(), |h| format!("@{h}"));
                     writeln!(
                         out,
-                        "{:<14} {:<14} {:<18} {:<17} {:<17} {}",
+                        "{:<14} {:<14} {:<18} {:<22} {:<17} {:<17} {}",
                         d.id,
                         d.team,
-                        d.member,
+                        who,
+                        named.member_name.as_deref().unwrap_or("-"),
                         fmt_ms(d.last_seen_ms),
                         fmt_ms(d.revoked_ms),
                         d.name
@@ -582,4 +694,76 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    fn with_config(text: &str, list: &[&str]) -> Result<Cli, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let path = std::path::Path::new("test.toml");
+        let config = config::parse(text, path)?;
+        let command = config.apply(Cli::command())?;
+        let matches = command
+            .try_get_matches_from(args(list))
+            .map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_example_configuration_parses_and_flags_win_over_it() {
+        let example = include_str!("../cairn-server.example.toml");
+        let cli = with_config(example, &["cairn-server", "serve"]).unwrap();
+        assert_eq!(cli.db.as_deref(), Some("/var/lib/cairn/server.sqlite3"));
+        assert_eq!(cli.public_url.as_deref(), Some("https://cairn.example.org"));
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(serve.max_devices_per_member, 10);
+        assert_eq!(serve.catch_up_after, 1000);
+        // The admin commands read the same database.
+        let cli = with_config(example, &["cairn-server", "team", "list"]).unwrap();
+        assert_eq!(cli.db.as_deref(), Some("/var/lib/cairn/server.sqlite3"));
+        // A flag wins over the file.
+        let cli = with_config(
+            example,
+            &[
+                "cairn-server",
+                "--db",
+                "other.sqlite3",
+                "serve",
+                "--listen",
+                "0.0.0.0:1",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cli.db.as_deref(), Some("other.sqlite3"));
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.listen.port(), 1);
+    }
+
+    #[test]
+    fn a_bad_configuration_says_what_is_wrong() {
+        let err = with_config("dbb = \"x\"", &["cairn-server", "team", "list"]).unwrap_err();
+        assert!(
+            err.contains("unknown setting `dbb`") && err.contains("db"),
+            "{err}"
+        );
+        let err = with_config("[serve]\nlisten = 5", &["cairn-server", "serve"]).unwrap_err();
+        assert!(err.contains("listen"), "{err}");
+        let err = with_config("[web]\nx = 1", &["cairn-server", "serve"]).unwrap_err();
+        assert!(err.contains("unknown section [web]"), "{err}");
+        let err = with_config("db = [1]", &["cairn-server", "serve"]).unwrap_err();
+        assert!(err.contains("must be a string"), "{err}");
+        let err = with_config("not toml", &["cairn-server", "serve"]).unwrap_err();
+        assert!(err.contains("not valid TOML"), "{err}");
+    }
 }

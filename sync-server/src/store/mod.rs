@@ -129,6 +129,21 @@ pub struct Invite {
     pub expires_ms: i64,
 }
 
+/// A live invite, as the admin sees it: never its code, which only its holder knows; its id is
+/// the start of the code's hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct InviteInfo {
+    #[serde(skip)]
+    pub code_hash: Vec<u8>,
+    pub team: String,
+    pub member: Option<String>,
+    pub uses_left: i64,
+    pub expires_ms: i64,
+    pub created_ms: i64,
+    /// The device that made it (a link code for a member's second device).
+    pub created_by: Option<String>,
+}
+
 /// An invite to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewInvite {
@@ -395,6 +410,11 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     async fn add_invite(&self, invite: &NewInvite) -> Result<()>;
     async fn invite(&self, code_hash: &[u8]) -> Result<Option<Invite>>;
+    /// The invites that can still be used (uses left, not expired), of one team or all, oldest
+    /// first.
+    async fn invites(&self, team: Option<&str>, now_ms: i64) -> Result<Vec<InviteInfo>>;
+    /// Removes an invite; false when there was none with that hash.
+    async fn remove_invite(&self, code_hash: &[u8]) -> Result<bool>;
     /// Link codes `device` made that are neither used nor expired.
     async fn live_links(&self, device: &str, now_ms: i64) -> Result<i64>;
     /// Registers a device, spending one use of its invite. `Conflict` when the invite was spent

@@ -20,8 +20,8 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
-    FactsQuery, Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
-    PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page,
+    Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -426,6 +426,43 @@ impl Store for PgStore {
         Self::exists(&c, &i.team).await?;
         insert_invite(&**c, i).await?;
         Ok(())
+    }
+
+    async fn invites(&self, team: Option<&str>, now_ms: i64) -> Result<Vec<InviteInfo>> {
+        let c = self.pool.get().await?;
+        if let Some(team) = team {
+            Self::exists(&c, team).await?;
+        }
+        let rows = c
+            .query(
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                 FROM invites
+                 WHERE ($1::TEXT IS NULL OR team = $1) AND uses_left > 0 AND expires_ms > $2
+                 ORDER BY created_ms, code_hash",
+                &[&team, &now_ms],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InviteInfo {
+                code_hash: r.get(0),
+                team: r.get(1),
+                member: r.get(2),
+                uses_left: r.get(3),
+                expires_ms: r.get(4),
+                created_ms: r.get(5),
+                created_by: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn remove_invite(&self, code_hash: &[u8]) -> Result<bool> {
+        let c = self.pool.get().await?;
+        Ok(
+            c.execute("DELETE FROM invites WHERE code_hash = $1", &[&code_hash])
+                .await?
+                > 0,
+        )
     }
 
     async fn invite(&self, code_hash: &[u8]) -> Result<Option<Invite>> {

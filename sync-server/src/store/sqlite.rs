@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
-    Found, Invite, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned, PullQuery,
-    Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
+    PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -395,6 +395,41 @@ impl Store for SqliteStore {
             exists(c, &i.team)?;
             insert_invite(c, &i)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn invites(&self, team: Option<&str>, now_ms: i64) -> Result<Vec<InviteInfo>> {
+        let team = team.map(str::to_owned);
+        self.call(move |c| {
+            if let Some(team) = &team {
+                exists(c, team)?;
+            }
+            let mut st = c.prepare(
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                 FROM invites WHERE (?1 IS NULL OR team = ?1) AND uses_left > 0 AND expires_ms > ?2
+                 ORDER BY created_ms, code_hash",
+            )?;
+            let rows = st.query_map(params![team, now_ms], |r| {
+                Ok(InviteInfo {
+                    code_hash: r.get(0)?,
+                    team: r.get(1)?,
+                    member: r.get(2)?,
+                    uses_left: r.get(3)?,
+                    expires_ms: r.get(4)?,
+                    created_ms: r.get(5)?,
+                    created_by: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn remove_invite(&self, code_hash: &[u8]) -> Result<bool> {
+        let code_hash = code_hash.to_vec();
+        self.call(move |c| {
+            Ok(c.execute("DELETE FROM invites WHERE code_hash = ?1", [&code_hash])? > 0)
         })
         .await
     }

@@ -1,0 +1,257 @@
+//! The README's sync section, followed word for word: each command of its first `sh` block runs
+//! as written, with only its placeholders filled in (a temp database for
+//! `/var/lib/cairn/server.sqlite3`, the port the system picks for `7878`, and the ids and codes
+//! that earlier commands printed).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use cairn_e2e::{Home, Run, bin};
+
+/// The first `sh` block after `heading` in the README.
+fn block(heading: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(&path).expect("the README");
+    let after = text
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("the README has `{heading}`"))
+        .1;
+    let body = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a sh block")
+        .0;
+    body.lines().map(str::to_owned).collect()
+}
+
+/// A line without its comment (`#` after whitespace, outside quotes).
+fn code(line: &str) -> &str {
+    let mut quoted = false;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted && prev.is_whitespace() => return line[..i].trim(),
+            _ => {}
+        }
+        prev = c;
+    }
+    line.trim()
+}
+
+/// Words as a shell splits them (double quotes only, which is all the README uses).
+fn words(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in code.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    out.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        out.push(word);
+    }
+    out
+}
+
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn output(mut c: Command) -> Run {
+    let out = c.stdin(Stdio::null()).output().expect("it runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_sync_section_works_word_for_word() {
+    let lines = block("## Sync: a server the team runs itself");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.sqlite3");
+    // The tour before it: a team started offline, with Ben added by name.
+    let mut home = Home::new();
+    home.run(&[
+        "init",
+        "--team",
+        "Otters",
+        "--name",
+        "Ana",
+        "--tz",
+        "Europe/Paris",
+    ])
+    .ok();
+    home.run(&["team", "member", "add", "Ben Okafor", "--handle", "ben"])
+        .ok();
+    let mut homes = Vec::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut known: HashMap<&str, String> = HashMap::new();
+    let mut server: Option<Background> = None;
+    let mut ran = 0;
+    for line in &lines {
+        let code = code(line);
+        if code.is_empty() || code.starts_with("cargo install") {
+            continue;
+        }
+        let fill = |w: &str, known: &HashMap<&str, String>| -> String {
+            let mut w = w
+                .replace("/var/lib/cairn/server.sqlite3", &db.to_string_lossy())
+                .replace("0.0.0.0:7878", "127.0.0.1:0");
+            if let Some(url) = known.get("URL") {
+                w = w.replace("http://HOST:7878", url);
+            }
+            // Longest names first: CODE_FOR_BEN before CODE.
+            for key in [
+                "CODE_FOR_BEN",
+                "TEAM_ID",
+                "INVITE_ID",
+                "DEVICE_ID",
+                "CODE",
+                "HASH",
+            ] {
+                if let Some(v) = known.get(key) {
+                    w = w.replace(key, v);
+                }
+            }
+            w
+        };
+        if let Some(rest) = code.strip_prefix("export ") {
+            let (k, v) = rest.split_once('=').expect("export NAME=VALUE");
+            env.push((k.to_owned(), fill(v, &known)));
+            continue;
+        }
+        if code.contains("HASH") && !known.contains_key("HASH") {
+            let team = &known["TEAM_ID"];
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            let hash: String = conn
+                .query_row(
+                    "SELECT lower(hex(hash)) FROM changes WHERE team = ?1 ORDER BY seq DESC LIMIT 1",
+                    [team],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            known.insert("HASH", hash);
+        }
+        let background = code.ends_with('&');
+        let argv: Vec<String> = words(code.trim_end_matches('&'))
+            .iter()
+            .map(|w| fill(w, &known))
+            .collect();
+        assert!(
+            argv.iter()
+                .all(|w| !w.contains("HOST") && !w.ends_with("_ID")),
+            "a placeholder is left in `{line}`: {argv:?}"
+        );
+        ran += 1;
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        match argv[0].as_str() {
+            "cairn-server" => {
+                let mut c = Command::new(bin("cairn-server"));
+                c.args(&args).env_remove("CAIRN_SERVER_DB");
+                for (k, v) in &env {
+                    c.env(k, v);
+                }
+                if background {
+                    let mut child = c
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("cairn-server starts");
+                    let mut first = String::new();
+                    BufReader::new(child.stdout.take().unwrap())
+                        .read_line(&mut first)
+                        .unwrap();
+                    // "listening on http://127.0.0.1:PORT"
+                    let url = first.split_whitespace().last().unwrap_or_default();
+                    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+                    known.insert("URL", url.to_owned());
+                    server = Some(Background(child));
+                    continue;
+                }
+                let run = output(c);
+                assert_eq!(run.code, 0, "`{line}` failed: {}", run.stderr);
+                match (args.first().copied(), args.get(1).copied()) {
+                    (Some("team"), Some("create")) => {
+                        known.insert("TEAM_ID", run.stdout.trim().to_owned());
+                    }
+                    (Some("invite"), Some("create")) => {
+                        let code = run.stdout.trim().to_owned();
+                        // With the public address set, the line to paste is whole.
+                        assert!(
+                            run.stderr
+                                .contains(&format!("cairn join {} --invite {code}", known["URL"])),
+                            "{}",
+                            run.stderr
+                        );
+                        let key = if args.contains(&"--member") {
+                            "CODE_FOR_BEN"
+                        } else {
+                            "CODE"
+                        };
+                        known.insert(key, code);
+                    }
+                    (Some("invite"), Some("list")) => {
+                        let row = run.stdout.lines().nth(1).expect("an invite is listed");
+                        known.insert("INVITE_ID", row.split_whitespace().next().unwrap().into());
+                    }
+                    (Some("device"), Some("list")) => {
+                        let row = run
+                            .stdout
+                            .lines()
+                            .find(|l| l.contains("@ana"))
+                            .unwrap_or_else(|| {
+                                panic!("the founder's device, by handle: {}", run.stdout)
+                            });
+                        assert!(row.contains("Ana"), "{row}");
+                        known.insert("DEVICE_ID", row.split_whitespace().next().unwrap().into());
+                    }
+                    _ => {}
+                }
+            }
+            "cairn" => {
+                if args.first() == Some(&"join") {
+                    let mut joined = Home::new();
+                    joined.day = home.day.clone();
+                    homes.push(std::mem::replace(&mut home, joined));
+                }
+                let run = home.run(&args);
+                assert_eq!(run.code, 0, "`{line}` failed: {}", run.stderr);
+            }
+            other => panic!("the sync section runs `{other}`, which this test does not know"),
+        }
+    }
+    assert!(server.is_some(), "the section starts a server");
+    assert!(ran >= 15, "only {ran} commands ran");
+    // The last home is the device that joined with the invite made for @ben.
+    assert_eq!(homes.len(), 2, "two joins before it");
+    let me = home.run(&["me", "--json"]).json();
+    assert_eq!(
+        me["handle"], "ben",
+        "the invite made for @ben joined as Ben"
+    );
+}
