@@ -244,8 +244,17 @@ impl Home {
     }
 }
 
-/// The feed of `home` as JSON items.
+/// The feed of `home` as JSON items: what members logged and gave, without the notes of changes
+/// to the team (which [`feed_all`] keeps).
 pub fn feed(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
+    feed_all(home, extra)
+        .into_iter()
+        .filter(|i| i["kind"] != "team")
+        .collect()
+}
+
+/// The whole feed of `home` as JSON items, notes of changes to the team included.
+pub fn feed_all(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["feed", "--json", "--limit", "1000"];
     args.extend_from_slice(extra);
     match home.run(&args).json() {

@@ -1,7 +1,7 @@
 //! A team that changes: members renamed, removed, and a placeholder merged into the member who
 //! joined, on every replica, in any sync order.
 
-use cairn_e2e::{Home, Server, feed};
+use cairn_e2e::{Home, Server, feed, feed_all};
 use serde_json::Value;
 
 fn members(home: &Home) -> Vec<(String, String)> {
@@ -162,4 +162,152 @@ fn a_member_renamed_or_removed_keeps_their_history() {
     assert_eq!(suggested, ["di"]);
     let badges = ana.run(&["badges", "--json"]).json();
     assert_eq!(badges["reach"]["members"], 3);
+}
+
+#[test]
+fn team_settings_change_and_end_and_every_change_shows_in_the_feed() {
+    let ana = Home::team("Ana", &["Ben"]);
+    ana.run(&["team", "pillar", "add", "curiosity"]).ok();
+    ana.run(&[
+        "team",
+        "pillar",
+        "edit",
+        "curiosity",
+        "--name",
+        "Curiosity",
+        "--about",
+        "we ask why",
+    ])
+    .ok();
+    ana.run(&["log", "Asked why the cache exists", "--pillar", "curiosity"])
+        .ok();
+    ana.run(&["team", "pillar", "retire", "Curiosity"]).ok();
+    let team = ana.run(&["team", "--json"]).json();
+    let pillars: Vec<&str> = team["pillars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(pillars, ["trust", "empowerment", "professionalism"]);
+    let asked = feed(&ana, &[])
+        .into_iter()
+        .find(|i| i["text"] == "Asked why the cache exists")
+        .unwrap();
+    assert_eq!(asked["pillar"], "curiosity", "history keeps the pillar");
+
+    ana.run(&[
+        "team",
+        "commit",
+        "Reviews within a day",
+        "--why",
+        "nobody waits",
+    ])
+    .ok();
+    ana.run(&[
+        "team",
+        "commitment",
+        "edit",
+        "1",
+        "--text",
+        "Reviews within one working day",
+    ])
+    .ok();
+    let team = ana.run(&["team", "--json"]).json();
+    assert_eq!(
+        team["commitments"][0]["text"],
+        "Reviews within one working day"
+    );
+    assert_eq!(team["commitments"][0]["why"], "nobody waits");
+    ana.run(&["team", "commitment", "retire", "Reviews"]).ok();
+    let team = ana.run(&["team", "--json"]).json();
+    assert_eq!(team["commitments"], serde_json::json!([]));
+
+    // A challenge that ended leaves the team view; `challenges --all` keeps it.
+    ana.run(&[
+        "challenge",
+        "add",
+        "Ten thanks in November",
+        "--metric",
+        "kudos",
+        "--target",
+        "10",
+        "--from",
+        "2026-11-01",
+        "--until",
+        "2026-11-22",
+    ])
+    .ok();
+    ana.run(&[
+        "challenge",
+        "add",
+        "Twenty stones",
+        "--metric",
+        "stones",
+        "--target",
+        "20",
+        "--until",
+        "2026-12-31",
+    ])
+    .ok();
+    let shown = ana.run(&["team"]).ok();
+    assert!(
+        shown.contains("Twenty stones") && !shown.contains("Ten thanks"),
+        "{shown}"
+    );
+    let running = ana.run(&["challenges", "--json"]).json();
+    assert_eq!(running.as_array().map(Vec::len), Some(1));
+    let all = ana.run(&["challenges", "--all", "--json"]).json();
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    ana.run(&["challenge", "edit", "twenty", "--target", "25"])
+        .ok();
+    let running = ana.run(&["challenges", "--json"]).json();
+    assert_eq!(running[0]["challenge"]["target"], 25);
+    ana.run(&["challenge", "retire", "Twenty stones"]).ok();
+    let all = ana.run(&["challenges", "--all", "--json"]).json();
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    ana.run(&["team", "rules", "--rest-days", "fri,sat"]).ok();
+    ana.run(&["team", "member", "rename", "@ben", "--name", "Ben O."])
+        .ok();
+
+    // Every change is in the feed, saying who changed what; none of them counts as an act.
+    let notes: Vec<String> = feed_all(&ana, &[])
+        .into_iter()
+        .filter(|i| i["kind"] == "team")
+        .map(|i| {
+            assert_eq!(i["author"], "ana");
+            i["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for wanted in [
+        "added Ben (@ben), who has not joined yet",
+        "added the pillar #curiosity",
+        "renamed the pillar #curiosity to #Curiosity",
+        "retired the pillar #Curiosity",
+        "added the commitment “Reviews within a day”",
+        "reworded the commitment “Reviews within a day”",
+        "retired the commitment “Reviews within one working day”",
+        "set the challenge “Ten thanks in November”: 10 kudos by 2026-11-22",
+        "changed the challenge “Twenty stones”",
+        "retired the challenge “Twenty stones”",
+        "changed the streak rules: rest days fri,sat",
+        "renamed @ben to @ben (Ben O.)",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.starts_with(wanted)),
+            "no note `{wanted}` in {notes:#?}"
+        );
+    }
+    let me = ana.run(&["me", "--json"]).json();
+    assert_eq!(me["week"]["actions"], 1, "{me}");
+    let text = ana.run(&["feed"]).ok();
+    assert!(text.contains("@ana changed the team"), "{text}");
+    let note = feed_all(&ana, &[])
+        .into_iter()
+        .find(|i| i["kind"] == "team")
+        .unwrap();
+    let err = ana
+        .run(&["edit", note["id"].as_str().unwrap(), "Something else"])
+        .fails();
+    assert!(err.contains("cannot be edited"), "{err}");
 }

@@ -215,18 +215,20 @@ fn export_holds_every_event_in_json_and_csv() {
     let all = all.as_array().unwrap();
     assert_eq!(
         all.len(),
-        3,
-        "the retracted event and the reaction are exported too"
+        4,
+        "the note of adding Ben, the retracted event and the reaction are exported too"
     );
-    assert_eq!(all[0]["retracted"], true);
-    assert_eq!(all[2]["kind"], "reaction");
+    assert_eq!(all[0]["kind"], "team");
+    assert_eq!(all[1]["retracted"], true);
+    assert_eq!(all[3]["kind"], "reaction");
 
     let csv = home.run(&["export", "--format", "csv"]).ok();
     let lines: Vec<_> = csv.lines().collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with("id,kind,author,at,"));
-    assert!(lines[1].contains("\"One, with a comma\""), "{}", lines[1]);
-    assert!(lines[2].contains(",ben,"), "{}", lines[2]);
+    assert!(lines[1].contains(",team,"), "{}", lines[1]);
+    assert!(lines[2].contains("\"One, with a comma\""), "{}", lines[2]);
+    assert!(lines[3].contains(",ben,"), "{}", lines[3]);
 }
 
 #[test]
@@ -319,7 +321,8 @@ fn words_fit_their_numbers_and_the_feed_says_when_there_is_more() {
     // The spotlight quotes, it does not count.
     assert!(!digest.contains("thanked"), "{digest}");
     let status = home.run(&["status"]).ok();
-    assert!(status.contains("waiting   3 changes"), "{status}");
+    // The team's start, adding Ben (and its note in the feed), the micro-action.
+    assert!(status.contains("waiting   4 changes"), "{status}");
 
     // A reaction is not edited: it is taken back (input error, not "a bug").
     let target = feed(&home, &[])[0]["id"].as_str().unwrap().to_owned();

@@ -244,7 +244,8 @@ fn a_killed_server_or_client_loses_nothing() {
         assert_eq!(crashed.code(), Some(86));
         assert_eq!(
             server.changes(&team),
-            3 + 6 * (round + 1),
+            // The team, adding Bo and its note in the feed, the first stone; then each round.
+            4 + 6 * (round + 1),
             "the server stored the push"
         );
         assert!(status(&ana)["waiting"].as_i64().unwrap() > 0);
@@ -266,7 +267,7 @@ fn a_killed_server_or_client_loses_nothing() {
     ana.run(&["doctor"]).ok();
     bo.run(&["doctor"]).ok();
     // Ana's three first changes (team, Bo added, a log) and one per stone since: each stored once.
-    assert_eq!(server.changes(&team), 3 + 24);
+    assert_eq!(server.changes(&team), 4 + 24);
     let log = server.changes(&team);
     ana.run(&["sync"]).ok();
     bo.run(&["sync"]).ok();

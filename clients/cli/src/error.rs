@@ -106,6 +106,10 @@ impl From<cairn_core::Error> for CliError {
             ),
             E::MemberLeft(_) => Some("their history stays; `cairn team` lists who is on the team"),
             E::MergeSelf => Some("name the placeholder first, then the member it stands for"),
+            E::NoSuchSetting(_) => {
+                Some("`cairn team` and `cairn challenges --all` list what the team has")
+            }
+            E::EditTeamNote => Some("it says what changed; change the team again instead"),
             E::BadName(_) => Some("use a name with letters, like curiosity"),
             E::ControlCharacters => Some("type plain text; new lines and tabs are fine"),
             E::EditReaction => Some("retract it and react again"),
@@ -134,6 +138,7 @@ impl From<cairn_core::Error> for CliError {
             | E::NoSuchEvent(_)
             | E::Retracted(_)
             | E::EditReaction
+            | E::EditTeamNote
             | E::ReactToReaction => Some(Input::Event),
             E::BadEmoji(_) => Some(Input::Emoji),
             _ => None,

@@ -55,6 +55,9 @@ pub fn item_text(item: &FeedItem, team: &TeamState, now_ms: i64) -> String {
     let e = &item.event;
     let who = |id: &str| paint(HANDLE, format!("@{}", team.handle_of(id)));
     let mut head = format!("{}  {}", paint(ID, e.id.short()), who(&e.author));
+    if e.kind == Kind::Team {
+        head.push_str(&paint(DIM, " changed the team"));
+    }
     if e.kind == Kind::Kudos {
         let to: Vec<_> = e.to.iter().map(|m| who(m)).collect();
         head.push_str(&format!(" 👏 {}", to.join(", ")));

@@ -28,6 +28,10 @@ pub enum Error {
     MemberLeft(String),
     #[error("a member cannot be merged into themselves")]
     MergeSelf,
+    #[error("nothing of the team is called `{0}`")]
+    NoSuchSetting(String),
+    #[error("a note of a change to the team cannot be edited")]
+    EditTeamNote,
     #[error("`{0}` has no letter or digit to make a name from")]
     BadName(String),
     #[error("the text holds control characters")]

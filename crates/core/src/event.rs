@@ -20,6 +20,9 @@ pub enum Kind {
     Kudos,
     /// A reaction to another event.
     Reaction,
+    /// A note of a change to the team (its rules, pillars, commitments, members, challenges):
+    /// who changed what, in the feed for everyone to see. Not an act: it counts for nothing.
+    Team,
 }
 
 impl Kind {
@@ -28,6 +31,7 @@ impl Kind {
             Kind::Action => "action",
             Kind::Kudos => "kudos",
             Kind::Reaction => "reaction",
+            Kind::Team => "team",
         }
     }
 
@@ -36,6 +40,7 @@ impl Kind {
             "action" => Some(Kind::Action),
             "kudos" => Some(Kind::Kudos),
             "reaction" => Some(Kind::Reaction),
+            "team" => Some(Kind::Team),
             _ => None,
         }
     }
@@ -115,6 +120,19 @@ impl NewEvent {
         }
     }
 
+    /// A note of a change to the team, in words.
+    pub fn team(text: &str) -> Self {
+        NewEvent {
+            kind: Kind::Team,
+            pillar: None,
+            text: text.to_owned(),
+            why: None,
+            to: Vec::new(),
+            target: None,
+            emoji: None,
+        }
+    }
+
     /// A reaction to event `target`.
     pub fn reaction(target: EventId, emoji: &str) -> Self {
         NewEvent {
@@ -162,6 +180,11 @@ impl NewEvent {
                     }
                 }
                 self.to = seen;
+            }
+            Kind::Team => {
+                self.text = check_text(&self.text, MAX_TEXT_CHARS)?;
+                self.pillar = None;
+                self.to.clear();
             }
             Kind::Reaction => {
                 self.emoji = Some(check_emoji(self.emoji.as_deref().unwrap_or(""))?);

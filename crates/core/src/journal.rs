@@ -88,8 +88,10 @@ pub fn edit(
     at_ms: i64,
 ) -> Result<()> {
     let (obj, event) = own_event(doc, author, id)?;
-    if event.kind == Kind::Reaction {
-        return Err(Error::EditReaction);
+    match event.kind {
+        Kind::Reaction => return Err(Error::EditReaction),
+        Kind::Team => return Err(Error::EditTeamNote),
+        Kind::Action | Kind::Kudos => {}
     }
     let edit = edit.clone().validate(team)?;
     doc.transact::<_, _, Error>(|tx| {

@@ -47,6 +47,7 @@ pub mod team;
 pub mod time;
 mod value;
 
+pub use automerge::Automerge;
 pub use error::{Error, Result};
 pub use event::{Edit, Event, Kind, MAX_TEXT_CHARS, NewEvent, Stamp};
 pub use team::{Commitment, Member, Pillar, TeamState};

@@ -574,6 +574,176 @@ pub fn add_commitment(
     Ok(())
 }
 
+/// A map at `key` of the team document, which must be there.
+fn map_at(doc: &automerge::Automerge, key: &str, missing: Error) -> Result<automerge::ObjId> {
+    match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
+        _ => Err(missing),
+    }
+}
+
+/// Renames a pillar or says anew what it means. Events keep pointing at it (by its id).
+pub fn edit_pillar(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    name: Option<&str>,
+    about: Option<&str>,
+) -> Result<()> {
+    let name = name.map(check_name).transpose()?;
+    if let Some(n) = name.as_ref().filter(|n| {
+        state
+            .pillars
+            .iter()
+            .any(|p| p.id != id && p.name.eq_ignore_ascii_case(n))
+    }) {
+        return Err(Error::PillarExists(n.clone()));
+    }
+    let about = about
+        .map(|a| check_text(a, crate::MAX_TEXT_CHARS))
+        .transpose()?;
+    if name.is_none() && about.is_none() {
+        return Err(Error::NothingToEdit);
+    }
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(n) = &name {
+            tx.put(ROOT, format!("pillar/{id}/name"), n.as_str())?;
+        }
+        if let Some(a) = &about {
+            tx.put(ROOT, format!("pillar/{id}/about"), a.as_str())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Retires a pillar: it leaves the team's list; events that named it keep it in their history
+/// (the digest counts them under "other"). The last pillar stays.
+pub fn retire_pillar(doc: &mut automerge::Automerge, state: &TeamState, id: &str) -> Result<()> {
+    if state.pillars.len() <= 1 {
+        return Err(Error::BadRule("a team keeps at least one pillar".into()));
+    }
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(ROOT, format!("pillar/{id}/archived"), true)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Rewords a commitment or its why.
+pub fn edit_commitment(
+    doc: &mut automerge::Automerge,
+    id: &str,
+    text: Option<&str>,
+    why: Option<&str>,
+) -> Result<()> {
+    let text = text
+        .map(|t| check_text(t, crate::MAX_TEXT_CHARS))
+        .transpose()?;
+    let why = why
+        .map(|w| check_text(w, crate::MAX_TEXT_CHARS))
+        .transpose()?;
+    if text.is_none() && why.is_none() {
+        return Err(Error::NothingToEdit);
+    }
+    let obj = map_at(
+        doc,
+        &format!("commitment/{id}"),
+        Error::NoSuchSetting(id.to_owned()),
+    )?;
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(t) = &text {
+            tx.put(&obj, "text", t.as_str())?;
+        }
+        if let Some(w) = &why {
+            tx.put(&obj, "why", w.as_str())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Retires a commitment: it leaves the team's list (the feed keeps the note of it).
+pub fn retire_commitment(doc: &mut automerge::Automerge, id: &str) -> Result<()> {
+    let obj = map_at(
+        doc,
+        &format!("commitment/{id}"),
+        Error::NoSuchSetting(id.to_owned()),
+    )?;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(&obj, "retracted", true)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Changes a challenge's title, target or last day.
+pub fn edit_challenge(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    title: Option<&str>,
+    target: Option<u32>,
+    until: Option<jiff::civil::Date>,
+) -> Result<()> {
+    let Some(c) = state.challenges.iter().find(|c| c.id == id) else {
+        return Err(Error::NoSuchSetting(id.to_owned()));
+    };
+    let title = title.map(|t| check_text(t, 120)).transpose()?;
+    if target == Some(0) {
+        return Err(Error::BadRule(
+            "a challenge needs a target above zero".into(),
+        ));
+    }
+    if let Some(u) = until.filter(|u| *u < c.start) {
+        return Err(Error::BadRule(format!(
+            "it would end ({u}) before it starts ({})",
+            c.start
+        )));
+    }
+    if title.is_none() && target.is_none() && until.is_none() {
+        return Err(Error::NothingToEdit);
+    }
+    let obj = map_at(
+        doc,
+        &format!("challenge/{id}"),
+        Error::NoSuchSetting(id.to_owned()),
+    )?;
+    doc.transact::<_, _, Error>(|tx| {
+        if let Some(t) = &title {
+            tx.put(&obj, "title", t.as_str())?;
+        }
+        if let Some(n) = target {
+            tx.put(&obj, "target", i64::from(n))?;
+        }
+        if let Some(u) = until {
+            tx.put(&obj, "until", u.to_string())?;
+        }
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// Retires a challenge: it leaves every list, ended or not (the feed keeps the note of it).
+pub fn retire_challenge(doc: &mut automerge::Automerge, id: &str) -> Result<()> {
+    let obj = map_at(
+        doc,
+        &format!("challenge/{id}"),
+        Error::NoSuchSetting(id.to_owned()),
+    )?;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(&obj, "retired", true)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
 /// Reads the team document into a [`TeamState`], each collection in a stable order.
 pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     let mut state = TeamState {
@@ -662,6 +832,9 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     );
     let mut challenges = Vec::new();
     for (id, obj) in children(doc, "challenge/")? {
+        if get_bool(doc, &obj, "retired")? {
+            continue;
+        }
         let field = |k: &str| get_str(doc, &obj, k);
         let (Some(title), Some(metric), Some(start), Some(until)) = (
             field("title")?,

@@ -311,7 +311,7 @@ impl Replica {
     ) -> Result<std::collections::BTreeSet<cairn_core::time::Date>> {
         let mut st = self.conn.prepare_cached(
             "SELECT at_ms, date FROM events
-             WHERE author = ?1 AND kind <> 'reaction' AND retracted = 0 AND late = 0",
+             WHERE author = ?1 AND kind IN ('action', 'kudos') AND retracted = 0 AND late = 0",
         )?;
         let mut stamps = Vec::new();
         let mut rows = st.query([id])?;
@@ -481,6 +481,28 @@ impl Replica {
         Ok(out)
     }
 
+    /// Changes the team document as member `by`, and notes the change in the feed (an event of
+    /// kind team in `by`'s journal, saying what changed), in one transaction: `op` returns its
+    /// result and the note's words.
+    pub fn change_team_noted<T>(
+        &mut self,
+        by: &str,
+        id: &EventId,
+        stamp: &Stamp,
+        op: impl FnOnce(&mut Automerge, &TeamState) -> cairn_core::Result<(T, String)>,
+    ) -> Result<T> {
+        let tx = self.write()?;
+        let team = index::team(&tx)?;
+        let (out, note) = Self::change_in(&tx, TEAM_DOC, by, Touched::Team, |d| op(d, &team))?;
+        let team = index::team(&tx)?;
+        let doc = ids::journal_doc(by, &ids::month_of(stamp.at_ms));
+        Self::change_in(&tx, &doc, by, Touched::Event(id), |d| {
+            journal::add(d, &team, by, id, stamp, &NewEvent::team(&note))
+        })?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Finds the event named by `text`: a full id, or a prefix (4 characters or more) of its tag.
     /// When two members' events share the id, `me`'s own is the one meant; otherwise the name is
     /// ambiguous.
@@ -566,7 +588,7 @@ impl Replica {
         let aliases = aliases(&team);
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT author, date FROM events
-             WHERE kind <> 'reaction' AND retracted = 0",
+             WHERE kind IN ('action', 'kudos') AND retracted = 0",
         )?;
         let mut rows = st.query([])?;
         let mut names: Vec<std::rc::Rc<str>> = Vec::new();
@@ -607,7 +629,7 @@ impl Replica {
         let canon = |id: &str| -> String { aliases.get(id).copied().unwrap_or(id).to_owned() };
         let mut events = tx.prepare_cached(
             "SELECT id, author, date, kind, pillar FROM events
-             WHERE kind <> 'reaction' AND retracted = 0
+             WHERE kind IN ('action', 'kudos') AND retracted = 0
              ORDER BY id, author",
         )?;
         let mut recipients = tx.prepare_cached(

@@ -18,6 +18,23 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
+    /// Change a challenge's title, target or last day.
+    Edit {
+        /// The challenge: its title (or the start of it) or its id.
+        challenge: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        target: Option<u32>,
+        /// Its last day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
+    /// Retire a challenge: it leaves every list (the feed keeps the note of it).
+    Retire {
+        /// The challenge: its title (or the start of it) or its id.
+        challenge: String,
+    },
     /// Add a challenge, e.g. cairn challenge add "30 kudos in December" --metric kudos --target 30 --until 2026-12-31
     Add {
         /// What the team is going for.
@@ -38,9 +55,14 @@ enum Action {
     },
 }
 
-/// Show the team's challenges and how far each has come.
+/// Show the team's challenges and how far each has come: the running ones, and with --all the
+/// ended ones too.
 #[derive(Debug, clap::Args)]
-pub struct ListArgs {}
+pub struct ListArgs {
+    /// Also the challenges that ended.
+    #[arg(long)]
+    all: bool,
+}
 
 fn parse_date(text: &str, flag: &str) -> Result<Date> {
     text.trim().parse().map_err(|_| {
@@ -49,15 +71,71 @@ fn parse_date(text: &str, flag: &str) -> Result<Date> {
     })
 }
 
+/// The challenge named by its title (or the start of it, any case) or its id.
+fn named(team: &cairn_core::TeamState, text: &str) -> Result<Challenge> {
+    let t = text.trim().to_lowercase();
+    let exact: Vec<&Challenge> = team
+        .challenges
+        .iter()
+        .filter(|c| c.id == t || c.title.to_lowercase() == t)
+        .collect();
+    let found = if exact.is_empty() {
+        team.challenges
+            .iter()
+            .filter(|c| c.title.to_lowercase().starts_with(&t))
+            .collect()
+    } else {
+        exact
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(cairn_core::Error::NoSuchSetting(text.trim().to_owned()).into()),
+        _ => Err(
+            CliError::new(format!("`{}` names more than one challenge", text.trim()))
+                .hint("give more of its title"),
+        ),
+    }
+}
+
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let Action::Add {
-        title,
-        metric,
-        target,
-        until,
-        from,
-    } = args.action;
     let mut replica = ctx.open()?;
+    let (title, metric, target, until, from) = match args.action {
+        Action::Add {
+            title,
+            metric,
+            target,
+            until,
+            from,
+        } => (title, metric, target, until, from),
+        Action::Edit {
+            challenge,
+            title,
+            target,
+            until,
+        } => {
+            let c = named(&replica.team()?, &challenge)?;
+            let until = until.map(|u| parse_date(&u, "--until")).transpose()?;
+            super::team::noted(ctx, &mut replica, |doc, state| {
+                team::edit_challenge(doc, state, &c.id, title.as_deref(), target, until)?;
+                Ok(((), format!("changed the challenge “{}”", c.title)))
+            })?;
+            return ctx.out.say(
+                format!("changed {}", paint(BOLD, &c.title)),
+                json!({ "challenge": c.id }),
+            );
+        }
+        Action::Retire { challenge } => {
+            let c = named(&replica.team()?, &challenge)?;
+            super::team::noted(ctx, &mut replica, |doc, _| {
+                team::retire_challenge(doc, &c.id)?;
+                Ok(((), format!("retired the challenge “{}”", c.title)))
+            })?;
+            return ctx.out.say(
+                format!("retired {}", paint(BOLD, &c.title)),
+                json!({ "challenge": c.id, "retired": true }),
+            );
+        }
+    };
     let me = ctx.actor(&replica)?;
     let tz = replica.team()?.tz;
     let c = Challenge {
@@ -72,20 +150,33 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         until: parse_date(&until, "--until")?,
     };
     let at = ctx.now_ms();
-    replica.change_team(&me, |doc, _| team::add_challenge(doc, &c, &me, at))?;
+    super::team::noted(ctx, &mut replica, |doc, _| {
+        team::add_challenge(doc, &c, &me, at)?;
+        Ok((
+            (),
+            format!(
+                "set the challenge “{}”: {} {} by {}",
+                c.title.trim(),
+                c.target,
+                c.metric.as_str(),
+                c.until
+            ),
+        ))
+    })?;
     ctx.out.say(
         format!("added the challenge {}", paint(BOLD, &c.title)),
         json!({ "challenge": c }),
     )
 }
 
-pub fn list(_args: ListArgs, ctx: &mut Ctx) -> Result<()> {
+pub fn list(args: ListArgs, ctx: &mut Ctx) -> Result<()> {
     let super::Acts {
         team, today, acts, ..
     } = super::Acts::load(ctx)?;
     let rows: Vec<(Challenge, goals::Progress)> = team
         .challenges
         .iter()
+        .filter(|c| args.all || c.until >= today)
         .map(|c| (c.clone(), goals::progress(&acts, c, today)))
         .collect();
     if ctx.out.json {
@@ -96,9 +187,14 @@ pub fn list(_args: ListArgs, ctx: &mut Ctx) -> Result<()> {
         return ctx.out.json(&json!(v));
     }
     if rows.is_empty() {
+        let ended = team.challenges.iter().filter(|c| c.until < today).count();
         return ctx.out.line(paint(
             DIM,
-            "no challenges yet: cairn challenge add \"30 kudos in December\" --metric kudos --target 30 --until 2026-12-31",
+            if ended > 0 && !args.all {
+                "no challenge is running; `cairn challenges --all` shows the ended ones"
+            } else {
+                "no challenges yet: cairn challenge add \"30 kudos in December\" --metric kudos --target 30 --until 2026-12-31"
+            },
         ));
     }
     for line in lines(&rows, today) {

@@ -144,6 +144,8 @@ pub fn exchange(
                 .find(|h| state.members.iter().all(|m| &m.handle != h))
                 .unwrap_or(wanted);
             let at = ctx.now_ms();
+            // Joining is not a change someone made to the team: no note in the feed (the
+            // member list shows the newcomer).
             replica.change_team(&me, |doc, state| {
                 team::add_member(doc, state, &me, &name, Some(&handle), at)
             })?;

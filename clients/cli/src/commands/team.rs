@@ -8,7 +8,8 @@ use crate::context::{Ctx, random_id};
 use crate::error::{CliError, Input, Result};
 use crate::output::{BOLD, DIM, HANDLE, PILLAR, paint};
 
-/// Show the team: members, pillars and commitments. Subcommands change them.
+/// Show the team: members, pillars and commitments. Subcommands change them; every change shows
+/// in the feed, saying who changed what.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -17,7 +18,7 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// Add a pillar the team wants to grow.
+    /// Add, rename or retire a pillar the team wants to grow.
     #[command(subcommand)]
     Pillar(PillarAction),
     /// Add a commitment: one of the team's non-negotiables, with its why.
@@ -28,6 +29,9 @@ enum Action {
         #[arg(long, short)]
         why: String,
     },
+    /// Reword or retire a commitment.
+    #[command(subcommand)]
+    Commitment(CommitmentAction),
     /// Add, rename, remove or merge members.
     #[command(subcommand)]
     Member(MemberAction),
@@ -62,6 +66,42 @@ enum PillarAction {
         /// What it means for the team.
         #[arg(long)]
         about: Option<String>,
+    },
+    /// Rename a pillar or say anew what it means; events keep it.
+    Edit {
+        /// The pillar, by name.
+        pillar: String,
+        /// Its new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// What it means for the team.
+        #[arg(long)]
+        about: Option<String>,
+    },
+    /// Retire a pillar: it leaves the list, the events that named it keep it.
+    Retire {
+        /// The pillar, by name.
+        pillar: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CommitmentAction {
+    /// Reword a commitment or its why.
+    Edit {
+        /// Its number in `cairn team`, or the start of its text.
+        commitment: String,
+        /// The new wording.
+        #[arg(long)]
+        text: Option<String>,
+        /// The new why.
+        #[arg(long, short)]
+        why: Option<String>,
+    },
+    /// Retire a commitment: it leaves the list; the feed keeps the note of it.
+    Retire {
+        /// Its number in `cairn team`, or the start of its text.
+        commitment: String,
     },
 }
 
@@ -114,33 +154,90 @@ enum MemberAction {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
     let at = ctx.now_ms();
-    match args.action {
-        None => show(ctx, &replica),
-        Some(Action::Pillar(PillarAction::Add { name, about })) => {
-            let me = ctx.actor(&replica)?;
-            let id = replica.change_team(&me, |doc, state| {
-                team::add_pillar(doc, state, &name, about.as_deref(), at)
+    let Some(action) = args.action else {
+        return show(ctx, &replica);
+    };
+    let me = ctx.actor(&replica)?;
+    let team = replica.team()?;
+    let who = |id: &str| format!("@{}", team.handle_of(id));
+    match action {
+        Action::Pillar(PillarAction::Add { name, about }) => {
+            let id = noted(ctx, &mut replica, |doc, state| {
+                let id = team::add_pillar(doc, state, &name, about.as_deref(), at)?;
+                Ok((id.clone(), format!("added the pillar #{id}")))
             })?;
             ctx.out.say(
                 format!("added pillar {}", paint(PILLAR, format!("#{id}"))),
                 json!({ "pillar": id }),
             )
         }
-        Some(Action::Commit { text, why }) => {
-            let me = ctx.actor(&replica)?;
+        Action::Pillar(PillarAction::Edit {
+            pillar,
+            name,
+            about,
+        }) => {
+            let p = team.pillar(&pillar)?.clone();
+            noted(ctx, &mut replica, |doc, state| {
+                team::edit_pillar(doc, state, &p.id, name.as_deref(), about.as_deref())?;
+                let what = match &name {
+                    Some(n) => format!("renamed the pillar #{} to #{n}", p.name),
+                    None => format!("said anew what #{} means", p.name),
+                };
+                Ok(((), what))
+            })?;
+            ctx.out
+                .say(format!("changed #{}", p.name), json!({ "pillar": p.id }))
+        }
+        Action::Pillar(PillarAction::Retire { pillar }) => {
+            let p = team.pillar(&pillar)?.clone();
+            noted(ctx, &mut replica, |doc, state| {
+                team::retire_pillar(doc, state, &p.id)?;
+                Ok(((), format!("retired the pillar #{}", p.name)))
+            })?;
+            ctx.out.say(
+                format!("retired #{}; events that named it keep it", p.name),
+                json!({ "pillar": p.id, "retired": true }),
+            )
+        }
+        Action::Commit { text, why } => {
             let id = random_id(10)?;
-            replica.change_team(&me, |doc, _| {
-                team::add_commitment(doc, &id, &text, &why, &me, at)
+            noted(ctx, &mut replica, |doc, _| {
+                team::add_commitment(doc, &id, &text, &why, &me, at)?;
+                Ok(((), format!("added the commitment “{}”", text.trim())))
             })?;
             ctx.out
                 .say("added the commitment", json!({ "commitment": id }))
         }
-        Some(Action::Rules {
+        Action::Commitment(CommitmentAction::Edit {
+            commitment,
+            text,
+            why,
+        }) => {
+            let c = commitment_named(&team, &commitment)?;
+            noted(ctx, &mut replica, |doc, _| {
+                team::edit_commitment(doc, &c.id, text.as_deref(), why.as_deref())?;
+                Ok(((), format!("reworded the commitment “{}”", c.text)))
+            })?;
+            ctx.out
+                .say("changed the commitment", json!({ "commitment": c.id }))
+        }
+        Action::Commitment(CommitmentAction::Retire { commitment }) => {
+            let c = commitment_named(&team, &commitment)?;
+            noted(ctx, &mut replica, |doc, _| {
+                team::retire_commitment(doc, &c.id)?;
+                Ok(((), format!("retired the commitment “{}”", c.text)))
+            })?;
+            ctx.out.say(
+                format!("retired “{}”", c.text),
+                json!({ "commitment": c.id, "retired": true }),
+            )
+        }
+        Action::Rules {
             rest_days,
             cadence,
             quorum,
             late_days,
-        }) => {
+        } => {
             use cairn_core::rules::{
                 parse_cadence, parse_late_days, parse_quorum, parse_rest_days,
             };
@@ -149,38 +246,60 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             let quorum = quorum.as_deref().map(parse_quorum).transpose()?;
             let late = late_days.as_deref().map(parse_late_days).transpose()?;
             if rest.is_some() || cadence.is_some() || quorum.is_some() || late.is_some() {
-                let me = ctx.actor(&replica)?;
-                replica.change_team(&me, |doc, _| {
-                    team::set_rules(doc, rest.as_deref(), cadence, quorum, late)
+                noted(ctx, &mut replica, |doc, _| {
+                    team::set_rules(doc, rest.as_deref(), cadence, quorum, late)?;
+                    let after = team::read(doc)?.rules;
+                    Ok((
+                        (),
+                        format!(
+                            "changed the streak rules: {}",
+                            rules_text(&after).replace('\n', "; ")
+                        ),
+                    ))
                 })?;
             }
             let rules = replica.team()?.rules;
             ctx.out.say(rules_text(&rules), json!(rules))
         }
-        Some(Action::Member(MemberAction::Rename { who, name, handle })) => {
-            let me = ctx.actor(&replica)?;
-            let team = replica.team()?;
-            let id = team.member_by_handle_or_id(&who)?.id.clone();
-            replica.change_team(&me, |doc, state| {
-                team::rename_member(doc, state, &id, name.as_deref(), handle.as_deref())
+        Action::Member(MemberAction::Rename {
+            who: named,
+            name,
+            handle,
+        }) => {
+            let id = team.member_by_handle_or_id(&named)?.id.clone();
+            let before = who(&id);
+            noted(ctx, &mut replica, |doc, state| {
+                team::rename_member(doc, state, &id, name.as_deref(), handle.as_deref())?;
+                let m = team::read(doc)?.member(&id).cloned().unwrap_or_default();
+                Ok((
+                    (),
+                    format!("renamed {before} to @{} ({})", m.handle, m.name),
+                ))
             })?;
             let now = replica.team()?;
             let m = now.member(&id).cloned().unwrap_or_default();
             ctx.out.say(
                 format!(
                     "{} is now {}",
-                    who.trim(),
+                    named.trim(),
                     paint(HANDLE, format!("@{} ({})", m.handle, m.name))
                 ),
                 json!({ "member": m.handle, "name": m.name }),
             )
         }
-        Some(Action::Member(MemberAction::Remove { who })) => {
-            let me = ctx.actor(&replica)?;
-            let team = replica.team()?;
-            let m = team.member_by_handle_or_id(&who)?.clone();
-            replica.change_team(&me, |doc, state| team::remove_member(doc, state, &m.id, at))?;
-            let what = if m.id == me {
+        Action::Member(MemberAction::Remove { who: named }) => {
+            let m = team.member_by_handle_or_id(&named)?.clone();
+            let leaving = m.id == me;
+            noted(ctx, &mut replica, |doc, state| {
+                team::remove_member(doc, state, &m.id, at)?;
+                let what = if leaving {
+                    "left the team".to_owned()
+                } else {
+                    format!("took @{} ({}) off the team", m.handle, m.name)
+                };
+                Ok(((), what))
+            })?;
+            let what = if leaving {
                 "you left the team"
             } else {
                 "removed"
@@ -193,12 +312,17 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 json!({ "member": m.handle, "removed": true }),
             )
         }
-        Some(Action::Member(MemberAction::Merge { from, into })) => {
-            let me = ctx.actor(&replica)?;
-            let team = replica.team()?;
+        Action::Member(MemberAction::Merge { from, into }) => {
             let (from, into) = merge_pair(&replica, &team, &from, into.as_deref())?;
-            replica.change_team(&me, |doc, state| {
-                team::merge_member(doc, state, &from.id, &into.id)
+            noted(ctx, &mut replica, |doc, state| {
+                team::merge_member(doc, state, &from.id, &into.id)?;
+                Ok((
+                    (),
+                    format!(
+                        "merged the placeholder @{} into @{} ({})",
+                        from.handle, into.handle, into.name
+                    ),
+                ))
             })?;
             ctx.out.say(
                 format!(
@@ -211,17 +335,58 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 json!({ "from": from.id, "into": into.id, "member": into.handle }),
             )
         }
-        Some(Action::Member(MemberAction::Add { name, handle })) => {
-            let me = ctx.actor(&replica)?;
+        Action::Member(MemberAction::Add { name, handle }) => {
             let id = random_id(12)?;
-            let handle = replica.change_team(&me, |doc, state| {
-                team::add_member(doc, state, &id, &name, handle.as_deref(), at)
+            let handle = noted(ctx, &mut replica, |doc, state| {
+                let h = team::add_member(doc, state, &id, &name, handle.as_deref(), at)?;
+                Ok((
+                    h.clone(),
+                    format!("added {} (@{h}), who has not joined yet", name.trim()),
+                ))
             })?;
             ctx.out.say(
                 format!("added {}", paint(HANDLE, format!("@{handle}"))),
                 json!({ "member": handle }),
             )
         }
+    }
+}
+
+/// Changes the team as the acting member, and notes the change in the feed with the words
+/// `op` returns beside its result.
+pub fn noted<T>(
+    ctx: &Ctx,
+    replica: &mut cairn_store::Replica,
+    op: impl FnOnce(
+        &mut cairn_core::Automerge,
+        &cairn_core::TeamState,
+    ) -> cairn_core::Result<(T, String)>,
+) -> Result<T> {
+    let me = ctx.actor(replica)?;
+    let tz = replica.team()?.tz;
+    let stamp = ctx.stamp(&tz, false);
+    let id = ctx.new_event_id()?;
+    Ok(replica.change_team_noted(&me, &id, &stamp, op)?)
+}
+
+/// The commitment named by its number in `cairn team` (from 1) or the start of its text.
+fn commitment_named(team: &cairn_core::TeamState, text: &str) -> Result<cairn_core::Commitment> {
+    let t = text.trim();
+    let found = match t.parse::<usize>() {
+        Ok(n) if n >= 1 => team.commitments.get(n - 1).into_iter().collect::<Vec<_>>(),
+        _ => team
+            .commitments
+            .iter()
+            .filter(|c| c.text.to_lowercase().starts_with(&t.to_lowercase()) || c.id == t)
+            .collect(),
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(cairn_core::Error::NoSuchSetting(t.to_owned()).into()),
+        _ => Err(
+            CliError::new(format!("`{t}` starts more than one commitment"))
+                .hint("give its number in `cairn team`"),
+        ),
     }
 }
 
@@ -246,8 +411,13 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             })).collect::<Vec<_>>(),
         }));
     }
-    let ctx_today = ctx.today(&team.tz);
-    let acts = if team.challenges.is_empty() {
+    let today = ctx.today(&team.tz);
+    let running: Vec<_> = team
+        .challenges
+        .iter()
+        .filter(|c| c.until >= today)
+        .collect();
+    let acts = if running.is_empty() {
         Vec::new()
     } else {
         replica.acts()?
@@ -312,18 +482,16 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             "  none yet: cairn team commit \"TEXT\" --why \"WHY\"",
         ))?;
     }
-    for c in &team.commitments {
-        out.line(format!("  • {}", c.text))?;
-        out.line(format!("    {}", paint(DIM, format!("why: {}", c.why))))?;
+    for (i, c) in team.commitments.iter().enumerate() {
+        out.line(format!("  {}. {}", i + 1, c.text))?;
+        out.line(format!("     {}", paint(DIM, format!("why: {}", c.why))))?;
     }
-    if !team.challenges.is_empty() {
+    if !running.is_empty() {
         out.line("")?;
         out.line(paint(BOLD, "Challenges"))?;
-        let today = ctx_today;
-        let rows: Vec<_> = team
-            .challenges
+        let rows: Vec<_> = running
             .iter()
-            .map(|c| (c.clone(), cairn_core::goals::progress(&acts, c, today)))
+            .map(|c| ((*c).clone(), cairn_core::goals::progress(&acts, c, today)))
             .collect();
         for line in super::challenge::lines(&rows, today) {
             out.line(format!("  {line}"))?;

@@ -440,10 +440,13 @@ fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Ma
         .map(|p| team.pillar(p).map_or(p.clone(), |p| p.name.clone()));
     let present: Vec<&str> = item.reactions.iter().map(|r| r.emoji.as_str()).collect();
     html! {
-        li.item.kudos[e.kind == Kind::Kudos] data-id=(e.id.as_str()) {
+        li.item.kudos[e.kind == Kind::Kudos].team[e.kind == Kind::Team] data-id=(e.id.as_str()) {
             article {
                 p.head {
                     (who(team, &e.author))
+                    @if e.kind == Kind::Team {
+                        span.note { " changed the team" }
+                    }
                     @if e.kind == Kind::Kudos {
                         span.to {
                             " recognised "
@@ -487,7 +490,7 @@ fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Ma
                                     aria-label=(format!("React with {em}")) { (em) }
                             }
                         }
-                        @if mine {
+                        @if mine && e.kind != Kind::Team {
                             a.edit href=(format!("/event/{}/edit", e.id.as_str())) { "Edit" }
                             form.retract method="post" action="/retract" {
                                 (hidden(web, here))
@@ -688,7 +691,13 @@ pub fn team(web: &Web) -> Result<Markup> {
         mine,
         progress,
     } = &*model;
-    let challenges: Vec<_> = team.challenges.iter().zip(progress).collect();
+    // Ended challenges leave the team view (`cairn challenges --all` keeps them).
+    let challenges: Vec<_> = team
+        .challenges
+        .iter()
+        .zip(progress)
+        .filter(|(c, _)| c.until >= today)
+        .collect();
     let frame = r.frame(web, "/team".into())?;
     let body = html! {
         div.cards {
