@@ -130,3 +130,62 @@ fn missing_corrupt_and_newer_replicas_exit_3_with_a_hint() {
     assert!(run.fails().contains("newer cairn"));
     assert_eq!(newer.dump(), before);
 }
+
+#[test]
+fn a_stalled_server_is_named_when_the_wait_ends() {
+    // A server that takes connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let home = Home::new();
+    let started = std::time::Instant::now();
+    let out = home
+        .command(&[
+            "join",
+            &format!("http://{addr}"),
+            "--invite",
+            "code",
+            "--name",
+            "Zed",
+        ])
+        .env("CAIRN_SYNC_TIMEOUT", "2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the server at http://{addr} did not answer within 2 s"
+        )) && err.contains("stalled"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "it waited the default minute instead of CAIRN_SYNC_TIMEOUT"
+    );
+}
+
+#[test]
+fn colour_is_asked_for_or_refused_by_flag() {
+    let home = Home::team("Ana", &[]);
+    // The harness sets NO_COLOR and pipes stdout: no colour unless asked for.
+    assert!(!home.run(&["team"]).ok().contains('\x1b'));
+    assert!(
+        home.run(&["--color", "always", "team"])
+            .ok()
+            .contains("\x1b[")
+    );
+    assert!(
+        !home
+            .run(&["--color", "never", "team"])
+            .ok()
+            .contains('\x1b')
+    );
+    let bad = home.run(&["--color", "blue", "team"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

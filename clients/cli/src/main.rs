@@ -55,6 +55,11 @@ struct Cli {
     #[arg(long = "as", global = true, value_name = "@HANDLE")]
     as_member: Option<String>,
 
+    /// When to colour the output: auto (on a terminal, without NO_COLOR), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
+          value_parser = ["auto", "always", "never"])]
+    color: String,
+
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -75,6 +80,11 @@ fn main() -> ExitCode {
             };
         }
     };
+    match cli.color.as_str() {
+        "always" => anstream::ColorChoice::Always.write_global(),
+        "never" => anstream::ColorChoice::Never.write_global(),
+        _ => {}
+    }
     let result = Ctx::new(cli.home, cli.json, cli.as_member).and_then(|mut ctx| {
         commands::run(cli.command, &mut ctx)?;
         ctx.out.flush()

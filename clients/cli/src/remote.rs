@@ -31,6 +31,45 @@ pub struct Client {
     token: Option<String>,
     /// Wait and try again when the server says it is busy (429, 503), saying so on stderr.
     patient: bool,
+    /// Say on stderr when the server is slow to answer (a person is watching a terminal).
+    chatty: bool,
+    /// How long a request may take in all.
+    timeout: Duration,
+}
+
+/// After this long without an answer, a person watching is told that cairn is still waiting.
+const STILL_WAITING: Duration = Duration::from_secs(5);
+
+/// Tells a person on a terminal that the server has not answered yet, until dropped.
+struct Waiting {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Waiting {
+    fn start(base: &str, timeout: Duration) -> Waiting {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let base = base.to_owned();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let mut wait = STILL_WAITING;
+            while rx.recv_timeout(wait) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                eprintln!(
+                    "still waiting for the server at {base} ({} s; gives up after {} s)",
+                    started.elapsed().as_secs(),
+                    timeout.as_secs()
+                );
+                wait = Duration::from_secs(10);
+            }
+        });
+        Waiting { stop: Some(tx) }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // Dropping the sender ends the thread's wait at once.
+        self.stop.take();
+    }
 }
 
 /// The longest wait a busy server can ask for that cairn sits out by itself.
@@ -65,7 +104,15 @@ impl Client {
             base: base.to_owned(),
             token,
             patient: true,
+            chatty: false,
+            timeout,
         }
+    }
+
+    /// A client that says so on stderr when the server is slow to answer.
+    pub fn chatty(mut self) -> Client {
+        self.chatty = true;
+        self
     }
 
     /// A client that gives up at once when the server is busy (for quiet background syncs).
@@ -75,6 +122,17 @@ impl Client {
     }
 
     fn unreachable(&self, e: ureq::Error) -> CliError {
+        if let ureq::Error::Timeout(_) = e {
+            return CliError::new(format!(
+                "the server at {} did not answer within {} s",
+                self.base,
+                self.timeout.as_secs()
+            ))
+            .hint(
+                "it may be overloaded or stalled; nothing is lost, `cairn sync` tries again later",
+            )
+            .code(code::OTHER);
+        }
         CliError::new(format!("cannot reach the server at {}: {e}", self.base))
             .hint("check the address and the network; nothing is lost, `cairn sync` tries again")
             .code(code::OTHER)
@@ -92,6 +150,9 @@ impl Client {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| CliError::new(format!("cannot encode a request: {e}")))?;
+        let _waiting = self
+            .chatty
+            .then(|| Waiting::start(&self.base, self.timeout));
         let mut tries = 0;
         let (mut resp, sent) = loop {
             tries += 1;
@@ -477,6 +538,16 @@ impl Progress {
 pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
 /// The time an asked-for sync may take per request.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a request by hand may take: `CAIRN_SYNC_TIMEOUT` seconds (1 to 3600), else
+/// [`TIMEOUT`].
+pub fn patience() -> Duration {
+    std::env::var("CAIRN_SYNC_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| (1..=3600).contains(s))
+        .map_or(TIMEOUT, Duration::from_secs)
+}
 
 #[cfg(test)]
 mod tests {

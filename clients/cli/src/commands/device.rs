@@ -25,7 +25,7 @@ enum Sub {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let Sub::Link = args.command;
     let replica = ctx.open()?;
-    let client = super::sync::client(&replica, remote::TIMEOUT)?;
+    let client = super::sync::client(&replica, remote::patience())?;
     let url = replica.remote()?.map(|r| r.url).unwrap_or_default();
     let link = client.link()?;
     // The code alone on standard output (`$(cairn device link)`), what to do with it beside.

@@ -54,7 +54,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         ));
     }
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, remote::TIMEOUT);
+    let client = Client::new(&url, None, remote::patience());
     client.info()?;
     let resp = client.join(&JoinRequest {
         invite: args.invite.clone(),
@@ -75,7 +75,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             replica.set_setting("join_handle", Some(h.trim().trim_start_matches('@')))?;
         }
     }
-    let report = super::sync::exchange(ctx, &mut replica, remote::TIMEOUT, true)?;
+    let report = super::sync::exchange(ctx, &mut replica, remote::patience(), true)?;
     let team = replica.team()?;
     let handle = team.handle_of(&resp.member_id).to_owned();
     ctx.out.say(

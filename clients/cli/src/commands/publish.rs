@@ -34,7 +34,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             .hint("`cairn sync` sends what is new"));
     }
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, remote::TIMEOUT);
+    let client = Client::new(&url, None, remote::patience());
     client.info()?;
     let me = replica.me()?;
     let resp = client.join(&JoinRequest {
@@ -50,7 +50,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         device_id: resp.device_id.clone(),
         token: resp.token.0.clone(),
     })?;
-    let report = super::sync::exchange(ctx, &mut replica, remote::TIMEOUT, true)?;
+    let report = super::sync::exchange(ctx, &mut replica, remote::patience(), true)?;
     let team = replica.team()?;
     ctx.out.say(
         format!(

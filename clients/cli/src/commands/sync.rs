@@ -12,7 +12,9 @@ use crate::remote::{self, Client, Report};
 ///
 /// Safe to run any time and as often as you like: a sync with nothing new is one small request,
 /// and an interrupted one loses nothing (run it again). After each write, cairn also syncs quietly
-/// in the background when a server is known; set CAIRN_AUTO_SYNC=0 to turn that off.
+/// in the background when a server is known; set CAIRN_AUTO_SYNC=0 to turn that off. A server
+/// that does not answer is given 60 s (CAIRN_SYNC_TIMEOUT=SECONDS changes it); on a terminal,
+/// cairn says it is still waiting.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print nothing on success.
@@ -24,11 +26,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+    // One sync at a time per home: a background sync finding another one under way leaves (that
+    // one, or the next, takes its changes: they wait in the outbox); a sync by hand waits its turn.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ctx.home.join("sync.lock"));
+    let _turn = match lock {
+        Ok(file) if args.background => match file.try_lock() {
+            Ok(()) => Some(file),
+            Err(_) => return Ok(()),
+        },
+        Ok(file) => file.lock().ok().map(|()| file),
+        // A home we cannot write a lock into syncs anyway: the replica has its own guard.
+        Err(_) => None,
+    };
     let mut replica = ctx.open()?;
     let timeout = if args.background {
         remote::QUIET_TIMEOUT
     } else {
-        remote::TIMEOUT
+        remote::patience()
     };
     let report = exchange(ctx, &mut replica, timeout, !args.background)?;
     if report.set_aside > 0 && !args.background {
@@ -112,7 +130,10 @@ pub fn exchange(
     timeout: std::time::Duration,
     progress: bool,
 ) -> Result<Report> {
-    let client = client(replica, timeout)?;
+    let mut client = client(replica, timeout)?;
+    if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        client = client.chatty();
+    }
     let importing = replica.setting("importing")?.is_some();
     let mut report = remote::sync(replica, &client, ctx.now_ms(), importing, progress)?;
     if importing {
