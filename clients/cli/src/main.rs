@@ -3,6 +3,9 @@
 //! Each subcommand lives in `commands/`, with its arguments (whose doc comments are the `--help`
 //! text) and its `run` function. Everything goes through one error boundary in [`main`].
 
+// Doc comments here are `--help` text for a terminal, where a bare URL reads best.
+#![allow(rustdoc::bare_urls)]
+
 mod commands;
 mod context;
 mod error;
