@@ -105,6 +105,28 @@ impl Browser {
             .unwrap_or_else(|e| panic!("nothing matches `{css}` in time: {e}"))
     }
 
+    /// Types `text` into the field matching `css`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` to type into: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` takes no text: {e}"));
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` to click: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` cannot be clicked: {e}"));
+    }
+
     /// Waits until the page's text holds `text`, without reloading it.
     pub async fn wait_for_text(&self, text: &str) {
         let script = "return document.body ? document.body.innerText : ''";

@@ -214,15 +214,11 @@ impl Drop for Server {
 }
 
 fn admin(db: &str, args: &[&str]) -> Run {
-    let out = Command::new(bin("cairn-server"))
+    Command::new(bin("cairn-server"))
         .args(args)
         .env("CAIRN_SERVER_DB", db)
         .stdin(Stdio::null())
         .output()
-        .expect("cairn-server runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("cairn-server runs")
+        .into()
 }

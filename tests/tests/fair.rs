@@ -5,17 +5,12 @@ use cairn_e2e::{Home, Run, feed};
 
 /// Runs `cairn ARGS...` in `home` at `instant` (RFC 3339) in time zone `tz`.
 fn run_at(home: &Home, tz: &str, instant: &str, args: &[&str]) -> Run {
-    let out = home
-        .command(args)
+    home.command(args)
         .env("TZ", tz)
         .env("CAIRN_NOW", instant)
         .output()
-        .expect("cairn runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("cairn runs")
+        .into()
 }
 
 #[test]

@@ -246,38 +246,14 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
         .unwrap();
     let pillar = b.client.find(Locator::Css("#log-pillar")).await.unwrap();
     pillar.select_by_value("trust").await.unwrap();
-    b.client
-        .find(Locator::Css("#log-why"))
-        .await
-        .unwrap()
-        .send_keys("Bo is new here")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#log button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.type_into("#log-why", "Bo is new here").await;
+    b.click("#log button[type=submit]").await;
     b.wait_for_text("Done: logged").await;
     b.wait_for_text("Paired with Bo on the release notes").await;
 
     // Kudos without a teammate: the error shows beside the field, the text stays.
-    b.client
-        .find(Locator::Css("#kudos-text"))
-        .await
-        .unwrap()
-        .send_keys("Calm incident call")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#kudos button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.type_into("#kudos-text", "Calm incident call").await;
+    b.click("#kudos button[type=submit]").await;
     let error = b.wait_for("#kudos-to-error").await;
     assert!(
         error
@@ -294,20 +270,8 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
     );
 
     // Kudos to Bo, picked by name.
-    b.client
-        .find(Locator::Css("input[name=to][value=bo-berg]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#kudos button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("input[name=to][value=bo-berg]").await;
+    b.click("#kudos button[type=submit]").await;
     b.wait_for_text("Done: recognised").await;
     b.wait_for_text("Ana recognised Bo Berg").await;
 
@@ -402,13 +366,7 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
     let edit = b.wait_for("#edit-text").await;
     edit.clear().await.unwrap();
     edit.send_keys("Calm, clear incident call").await.unwrap();
-    b.client
-        .find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click("main form button[type=submit]").await;
     b.wait_for_text("Done: edited").await;
     b.wait_for_text("Calm, clear incident call").await;
 

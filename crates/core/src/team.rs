@@ -372,14 +372,6 @@ pub fn add_member(
     Ok(handle)
 }
 
-/// The member map of `id`, which must be on the team.
-fn member_obj(doc: &automerge::Automerge, id: &str) -> Result<automerge::ObjId> {
-    match doc.get(ROOT, format!("member/{id}"))? {
-        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Err(Error::UnknownMember(id.to_owned())),
-    }
-}
-
 /// Renames member `id`: a new name, a new handle, or both. Each field merges on its own, so a
 /// rename made on two devices at once keeps one name and one handle, the same everywhere.
 pub fn rename_member(
@@ -406,18 +398,16 @@ pub fn rename_member(
     if name.is_none() && handle.is_none() {
         return Err(Error::NothingToEdit);
     }
-    let obj = member_obj(doc, id)?;
-    doc.transact::<_, _, Error>(|tx| {
+    let missing = Error::UnknownMember(id.to_owned());
+    change_map(doc, &format!("member/{id}"), missing, |tx, obj| {
         if let Some(n) = &name {
-            tx.put(&obj, "name", n.as_str())?;
+            tx.put(obj, "name", n.as_str())?;
         }
         if let Some(h) = &handle {
-            tx.put(&obj, "handle", h.as_str())?;
+            tx.put(obj, "handle", h.as_str())?;
         }
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Member `id` leaves the team (or is removed): they stop counting in quorums, reach, nudges
@@ -431,13 +421,11 @@ pub fn remove_member(
     if !state.members.iter().any(|m| m.id == id) {
         return Err(Error::UnknownMember(id.to_owned()));
     }
-    let obj = member_obj(doc, id)?;
-    doc.transact::<_, _, Error>(|tx| {
-        tx.put(&obj, "left", at_ms)?;
+    let missing = Error::UnknownMember(id.to_owned());
+    change_map(doc, &format!("member/{id}"), missing, |tx, obj| {
+        tx.put(obj, "left", at_ms)?;
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Merges member `from` (a placeholder added before the person joined) into `into` (who they
@@ -457,13 +445,11 @@ pub fn merge_member(
             return Err(Error::UnknownMember(id.to_owned()));
         }
     }
-    let obj = member_obj(doc, from)?;
-    doc.transact::<_, _, Error>(|tx| {
-        tx.put(&obj, "merged_into", into)?;
+    let missing = Error::UnknownMember(from.to_owned());
+    change_map(doc, &format!("member/{from}"), missing, |tx, obj| {
+        tx.put(obj, "merged_into", into)?;
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Adds a pillar; returns its id.
@@ -574,12 +560,21 @@ pub fn add_commitment(
     Ok(())
 }
 
-/// A map at `key` of the team document, which must be there.
-fn map_at(doc: &automerge::Automerge, key: &str, missing: Error) -> Result<automerge::ObjId> {
-    match doc.get(ROOT, key)? {
-        Some((automerge::Value::Object(ObjType::Map), obj)) => Ok(obj),
-        _ => Err(missing),
-    }
+/// Writes into the map at `key` of the team document (which must be there, else `missing`) in
+/// one transaction.
+fn change_map(
+    doc: &mut automerge::Automerge,
+    key: &str,
+    missing: Error,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &automerge::ObjId) -> Result<()>,
+) -> Result<()> {
+    let obj = match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(ObjType::Map), obj)) => obj,
+        _ => return Err(missing),
+    };
+    doc.transact::<_, _, Error>(|tx| write(tx, &obj))
+        .map_err(|f| f.error)?;
+    Ok(())
 }
 
 /// Renames a pillar or says anew what it means. Events keep pointing at it (by its id).
@@ -648,37 +643,25 @@ pub fn edit_commitment(
     if text.is_none() && why.is_none() {
         return Err(Error::NothingToEdit);
     }
-    let obj = map_at(
-        doc,
-        &format!("commitment/{id}"),
-        Error::NoSuchSetting(id.to_owned()),
-    )?;
-    doc.transact::<_, _, Error>(|tx| {
+    let missing = Error::NoSuchSetting(id.to_owned());
+    change_map(doc, &format!("commitment/{id}"), missing, |tx, obj| {
         if let Some(t) = &text {
-            tx.put(&obj, "text", t.as_str())?;
+            tx.put(obj, "text", t.as_str())?;
         }
         if let Some(w) = &why {
-            tx.put(&obj, "why", w.as_str())?;
+            tx.put(obj, "why", w.as_str())?;
         }
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Retires a commitment: it leaves the team's list (the feed keeps the note of it).
 pub fn retire_commitment(doc: &mut automerge::Automerge, id: &str) -> Result<()> {
-    let obj = map_at(
-        doc,
-        &format!("commitment/{id}"),
-        Error::NoSuchSetting(id.to_owned()),
-    )?;
-    doc.transact::<_, _, Error>(|tx| {
-        tx.put(&obj, "retracted", true)?;
+    let missing = Error::NoSuchSetting(id.to_owned());
+    change_map(doc, &format!("commitment/{id}"), missing, |tx, obj| {
+        tx.put(obj, "retracted", true)?;
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Changes a challenge's title, target or last day.
@@ -708,40 +691,28 @@ pub fn edit_challenge(
     if title.is_none() && target.is_none() && until.is_none() {
         return Err(Error::NothingToEdit);
     }
-    let obj = map_at(
-        doc,
-        &format!("challenge/{id}"),
-        Error::NoSuchSetting(id.to_owned()),
-    )?;
-    doc.transact::<_, _, Error>(|tx| {
+    let missing = Error::NoSuchSetting(id.to_owned());
+    change_map(doc, &format!("challenge/{id}"), missing, |tx, obj| {
         if let Some(t) = &title {
-            tx.put(&obj, "title", t.as_str())?;
+            tx.put(obj, "title", t.as_str())?;
         }
         if let Some(n) = target {
-            tx.put(&obj, "target", i64::from(n))?;
+            tx.put(obj, "target", i64::from(n))?;
         }
         if let Some(u) = until {
-            tx.put(&obj, "until", u.to_string())?;
+            tx.put(obj, "until", u.to_string())?;
         }
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Retires a challenge: it leaves every list, ended or not (the feed keeps the note of it).
 pub fn retire_challenge(doc: &mut automerge::Automerge, id: &str) -> Result<()> {
-    let obj = map_at(
-        doc,
-        &format!("challenge/{id}"),
-        Error::NoSuchSetting(id.to_owned()),
-    )?;
-    doc.transact::<_, _, Error>(|tx| {
-        tx.put(&obj, "retired", true)?;
+    let missing = Error::NoSuchSetting(id.to_owned());
+    change_map(doc, &format!("challenge/{id}"), missing, |tx, obj| {
+        tx.put(obj, "retired", true)?;
         Ok(())
     })
-    .map_err(|f| f.error)?;
-    Ok(())
 }
 
 /// Reads the team document into a [`TeamState`], each collection in a stable order.

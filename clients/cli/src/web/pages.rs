@@ -307,23 +307,10 @@ fn write_forms(web: &Web, r: &Reader, q: &Params, sent: &Sent, here: &str) -> Ma
             form #log .card method="post" action="/log" {
                 h2 { "Log a micro-action" }
                 (hidden(web, here))
-                label for="log-text" { "What you did" }
-                input #log-text type="text" name="text" required
-                    value=[sent.value("log", "text")]
-                    aria-invalid=[log_text.map(|_| "true")]
-                    aria-describedby=[log_text.map(|_| "log-text-error")]
-                    placeholder="Paired with a new teammate on their first review";
-                (field_error("log-text-error", log_text))
+                (text_field(sent, "log", "What you did", log_text,
+                    "Paired with a new teammate on their first review"))
                 div.row {
-                    div {
-                        label for="log-pillar" { "Pillar" }
-                        select #log-pillar name="pillar"
-                            aria-invalid=[log_pillar.map(|_| "true")]
-                            aria-describedby=[log_pillar.map(|_| "log-pillar-error")] {
-                            (pillar_options(team, sent.value("log", "pillar"), "no pillar"))
-                        }
-                        (field_error("log-pillar-error", log_pillar))
-                    }
+                    (pillar_field(team, sent, "log", log_pillar))
                     div.grow {
                         label for="log-why" { "Why it mattered " span.opt { "(optional)" } }
                         input #log-why type="text" name="why" value=[sent.value("log", "why")];
@@ -359,27 +346,52 @@ fn write_forms(web: &Web, r: &Reader, q: &Params, sent: &Sent, here: &str) -> Ma
                     }
                 }
                 (field_error("kudos-to-error", k_members))
-                label for="kudos-text" { "What they did" }
-                input #kudos-text type="text" name="text" required
-                    value=[sent.value("kudos", "text")]
-                    aria-invalid=[k_text.map(|_| "true")]
-                    aria-describedby=[k_text.map(|_| "kudos-text-error")]
-                    placeholder="Thanks for the calm incident write-up";
-                (field_error("kudos-text-error", k_text))
+                (text_field(sent, "kudos", "What they did", k_text,
+                    "Thanks for the calm incident write-up"))
                 div.row {
-                    div {
-                        label for="kudos-pillar" { "Pillar" }
-                        select #kudos-pillar name="pillar"
-                            aria-invalid=[k_pillar.map(|_| "true")]
-                            aria-describedby=[k_pillar.map(|_| "kudos-pillar-error")] {
-                            (pillar_options(team, sent.value("kudos", "pillar"), "no pillar"))
-                        }
-                        (field_error("kudos-pillar-error", k_pillar))
-                    }
+                    (pillar_field(team, sent, "kudos", k_pillar))
                     button type="submit" { "Give kudos" }
                 }
                 (field_error("kudos-error", k_other))
             }
+        }
+    }
+}
+
+/// The required text field of `form` (`FORM-text`), with its error beside it.
+fn text_field(
+    sent: &Sent,
+    form: &str,
+    label: &str,
+    error: Option<&str>,
+    placeholder: &str,
+) -> Markup {
+    let id = format!("{form}-text");
+    let error_id = format!("{id}-error");
+    html! {
+        label for=(id) { (label) }
+        input #(id) type="text" name="text" required
+            value=[sent.value(form, "text")]
+            aria-invalid=[error.map(|_| "true")]
+            aria-describedby=[error.map(|_| error_id.as_str())]
+            placeholder=(placeholder);
+        (field_error(&error_id, error))
+    }
+}
+
+/// The pillar choice of `form` (`FORM-pillar`), with its error beside it.
+fn pillar_field(team: &TeamState, sent: &Sent, form: &str, error: Option<&str>) -> Markup {
+    let id = format!("{form}-pillar");
+    let error_id = format!("{id}-error");
+    html! {
+        div {
+            label for=(id) { "Pillar" }
+            select #(id) name="pillar"
+                aria-invalid=[error.map(|_| "true")]
+                aria-describedby=[error.map(|_| error_id.as_str())] {
+                (pillar_options(team, sent.value(form, "pillar"), "no pillar"))
+            }
+            (field_error(&error_id, error))
         }
     }
 }
