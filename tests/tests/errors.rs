@@ -189,3 +189,23 @@ fn colour_is_asked_for_or_refused_by_flag() {
     let bad = home.run(&["--color", "blue", "team"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn usage_lines_show_what_was_typed_not_what_the_environment_set() {
+    // The harness sets CAIRN_HOME: the usage must not ask for --home.
+    let home = Home::team("Ana", &["Ben"]);
+    let out = home.run(&["log"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("Usage: cairn log"), "{}", out.stderr);
+    assert!(!out.stderr.contains("--home"), "{}", out.stderr);
+    let out = home.run(&["kudos", "@ben"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("Usage: cairn kudos <@HANDLE> <TEXT>..."),
+        "{}",
+        out.stderr
+    );
+    home.run(&["kudos", "@ben", "Calm", "incident", "call"])
+        .ok();
+}

@@ -44,14 +44,11 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Where the replica lives [default: the platform's data dir, e.g. ~/.local/share/cairn].
-    #[arg(
-        long,
-        global = true,
-        env = "CAIRN_HOME",
-        value_name = "DIR",
-        hide_env_values = true
-    )]
+    /// Where the replica lives [env: CAIRN_HOME] [default: the platform's data dir, e.g.
+    /// ~/.local/share/cairn].
+    // CAIRN_HOME is read by hand, not by clap: an argument clap fills from the environment shows
+    // in every usage line as if it had been typed.
+    #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
 
     /// Act as another member of this replica (a shared device, a demo, a test).
@@ -88,7 +85,10 @@ fn main() -> ExitCode {
         "never" => anstream::ColorChoice::Never.write_global(),
         _ => {}
     }
-    let result = Ctx::new(cli.home, cli.json, cli.as_member).and_then(|mut ctx| {
+    let home = cli
+        .home
+        .or_else(|| std::env::var_os("CAIRN_HOME").map(PathBuf::from));
+    let result = Ctx::new(home, cli.json, cli.as_member).and_then(|mut ctx| {
         commands::run(cli.command, &mut ctx)?;
         ctx.out.flush()
     });

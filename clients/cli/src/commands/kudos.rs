@@ -15,9 +15,12 @@ use crate::output::{ID, paint};
 /// (`@ana,@ben` works too; the words after the last handle are the text, quoted or not).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Who, then what they did in a sentence.
-    #[arg(required = true, num_args = 2.., value_name = "@HANDLE... TEXT")]
-    words: Vec<String>,
+    /// Who: a teammate's handle (more may follow, as words or joined by commas).
+    #[arg(value_name = "@HANDLE")]
+    who: String,
+    /// What they did, in a sentence, quoted or not.
+    #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+    text: Vec<String>,
     /// The pillar it serves (see `cairn team`).
     #[arg(long, short)]
     pillar: Option<String>,
@@ -25,7 +28,8 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
-    let (who, text) = split_words(&args.words);
+    let words: Vec<String> = std::iter::once(args.who).chain(args.text).collect();
+    let (who, text) = split_words(&words);
     let id = give(ctx, &mut replica, &who, &text, args.pillar)?;
     ctx.out.say(
         format!("recognised {}", paint(ID, id.short())),
