@@ -242,6 +242,20 @@ fn the_sync_section_works_word_for_word() {
     }
     assert!(server.is_some(), "the section starts a server");
     assert!(ran >= 15, "only {ran} commands ran");
+    // The invite revoked by its id no longer lets anyone in.
+    let url = known["URL"].clone();
+    let stranger = Home::new();
+    let err = stranger
+        .run(&[
+            "join",
+            &url,
+            "--invite",
+            &known["CODE"],
+            "--name",
+            "Mallory",
+        ])
+        .fails();
+    assert!(err.contains("invite"), "{err}");
     // The last home is the device that joined with the invite made for @ben.
     assert_eq!(homes.len(), 2, "two joins before it");
     let me = home.run(&["me", "--json"]).json();
