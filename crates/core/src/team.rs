@@ -222,31 +222,29 @@ impl TeamState {
     /// Sorts `all` members into [`TeamState::members`] and [`TeamState::former`]. Merges that
     /// loop (A into B here, B into A there) keep the member with the smallest id, so every
     /// replica picks the same one.
-    pub fn place_members(&mut self, all: Vec<Member>) {
-        let mut all = all;
-        let target = |all: &[Member], id: &str| -> Option<String> {
-            all.iter()
-                .find(|m| m.id == id)
-                .and_then(|m| m.merged_into.clone())
-        };
+    pub fn place_members(&mut self, mut all: Vec<Member>) {
+        let target: std::collections::HashMap<String, String> = all
+            .iter()
+            .filter_map(|m| Some((m.id.clone(), m.merged_into.clone()?)))
+            .collect();
         let mut unmerge = Vec::new();
-        for m in &all {
-            let mut seen = vec![m.id.clone()];
-            let mut now = m.id.clone();
-            while let Some(next) = target(&all, &now) {
+        for start in target.keys() {
+            let mut seen = vec![start.as_str()];
+            let mut now = start.as_str();
+            while let Some(next) = target.get(now) {
                 if let Some(at) = seen.iter().position(|s| *s == next) {
                     // A cycle: the smallest id in it stays a member.
                     if let Some(keep) = seen[at..].iter().min() {
-                        unmerge.push(keep.clone());
+                        unmerge.push((*keep).to_owned());
                     }
                     break;
                 }
-                seen.push(next.clone());
+                seen.push(next);
                 now = next;
             }
         }
         // A merge into nobody known here is ignored until that member arrives.
-        let known: Vec<String> = all.iter().map(|m| m.id.clone()).collect();
+        let known: std::collections::HashSet<String> = all.iter().map(|m| m.id.clone()).collect();
         for m in &mut all {
             if unmerge.contains(&m.id) || m.merged_into.as_ref().is_some_and(|t| !known.contains(t))
             {

@@ -490,3 +490,28 @@ pub(crate) fn for_each_event(
     }
     Ok(())
 }
+
+/// Each placeholder merged into a member, and the member it counts for (chains followed). Read
+/// from the members' rows alone, which hold merges already checked when the team was indexed;
+/// empty, and one small query, for a team that never merged anyone.
+pub(crate) fn aliases(conn: &Connection) -> Result<std::collections::HashMap<String, String>> {
+    let mut st =
+        conn.prepare_cached("SELECT id, merged_into FROM members WHERE merged_into IS NOT NULL")?;
+    let direct: std::collections::HashMap<String, String> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(direct
+        .keys()
+        .map(|from| {
+            let mut to = &direct[from];
+            // Chains are short; the bound keeps a faulty row from looping.
+            for _ in 0..8 {
+                match direct.get(to) {
+                    Some(next) => to = next,
+                    None => break,
+                }
+            }
+            (from.clone(), to.clone())
+        })
+        .collect())
+}

@@ -555,20 +555,19 @@ impl Replica {
         let tx = self.conn.unchecked_transaction()?;
         let mut events = index::feed_events(&tx, query)?;
         // A placeholder merged into a member: their kudos name that member.
-        let team = index::team(&tx)?;
-        let aliases = aliases(&team);
+        let aliases = index::aliases(&tx)?;
         if !aliases.is_empty() {
             for e in &mut events {
                 let mut to: Vec<String> = Vec::with_capacity(e.to.len());
                 for m in &e.to {
-                    let m = aliases.get(m.as_str()).copied().unwrap_or(m).to_owned();
+                    let m = aliases.get(m).unwrap_or(m).clone();
                     if !to.contains(&m) {
                         to.push(m);
                     }
                 }
                 e.to = to;
-                if let Some(a) = aliases.get(e.author.as_str()) {
-                    e.author = (*a).to_owned();
+                if let Some(a) = aliases.get(&e.author) {
+                    e.author = a.clone();
                 }
             }
         }
@@ -584,8 +583,7 @@ impl Replica {
     /// a recognition that was not retracted (what streaks count). Member ids are shared, not
     /// copied per row: there are tens of thousands of pairs and a few hundred members.
     pub fn activity(&self) -> Result<Vec<(std::rc::Rc<str>, cairn_core::time::Date)>> {
-        let team = index::team(&self.conn)?;
-        let aliases = aliases(&team);
+        let aliases = index::aliases(&self.conn)?;
         let mut st = self.conn.prepare_cached(
             "SELECT DISTINCT author, date FROM events
              WHERE kind IN ('action', 'kudos') AND retracted = 0",
@@ -595,7 +593,7 @@ impl Replica {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let author = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-            let author = aliases.get(author).copied().unwrap_or(author);
+            let author = aliases.get(author).map_or(author, String::as_str);
             let Some(date) = cairn_core::time::parse_date(
                 r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
             ) else {
@@ -624,9 +622,8 @@ impl Replica {
         // Two scans in the same (event, author) order, merged here: a lookup of the recipients
         // per event would cost a B-tree search for each of them.
         let tx = self.conn.unchecked_transaction()?;
-        let team = index::team(&tx)?;
-        let aliases = aliases(&team);
-        let canon = |id: &str| -> String { aliases.get(id).copied().unwrap_or(id).to_owned() };
+        let aliases = index::aliases(&tx)?;
+        let canon = |id: &str| -> String { aliases.get(id).map_or(id, String::as_str).to_owned() };
         let mut events = tx.prepare_cached(
             "SELECT id, author, date, kind, pillar FROM events
              WHERE kind IN ('action', 'kudos') AND retracted = 0
@@ -975,13 +972,4 @@ pub(crate) fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[
     )?
     .execute(params![doc_id, chunk.len() as i64])?;
     Ok(())
-}
-
-/// Each placeholder merged away and the member it counts for.
-fn aliases(team: &TeamState) -> std::collections::HashMap<&str, &str> {
-    team.former
-        .iter()
-        .filter(|m| m.merged_into.is_some())
-        .map(|m| (m.id.as_str(), team.canonical(&m.id)))
-        .collect()
 }

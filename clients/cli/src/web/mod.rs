@@ -740,7 +740,8 @@ where
             Err(e) => {
                 let sent = Sent::failed(form, values.clone(), e);
                 let result = if form == "edit" {
-                    pages::edit(web, values.get("id").unwrap_or(""), &sent)
+                    // The address's id, appended last (see `edit`), whatever the form said.
+                    pages::edit(web, values.all("id").last().copied().unwrap_or(""), &sent)
                 } else {
                     pages::feed(web, &back_query(&values), &sent)
                 };
