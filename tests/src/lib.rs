@@ -147,6 +147,8 @@ impl Home {
             .env("TZ", &self.tz)
             .env("NO_COLOR", "1")
             .env_remove("CLICOLOR_FORCE")
+            // Output in a pipe is not wrapped, unless COLUMNS says a width.
+            .env_remove("COLUMNS")
             .env("CAIRN_AUTO_SYNC", if self.auto_sync { "1" } else { "0" })
             .stdin(Stdio::null());
         match &self.day {

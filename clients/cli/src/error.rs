@@ -172,6 +172,13 @@ impl From<cairn_store::Error> for CliError {
             E::TooNew { .. } => CliError::new(e.to_string())
                 .hint("upgrade cairn to use this replica")
                 .code(code::REPLICA),
+            E::NoSuchEvent(ref typed)
+                if typed.len() < 4 && typed.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                CliError::new(format!("`{typed}` is too short to name an event"))
+                    .hint("type at least 4 characters of its id, from the left of `cairn feed`")
+                    .about(Input::Event)
+            }
             E::NoSuchEvent(_) => CliError::new(e.to_string())
                 .hint("ids are shown at the left of `cairn feed`")
                 .about(Input::Event),

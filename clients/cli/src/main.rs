@@ -60,6 +60,11 @@ struct Cli {
           value_parser = ["auto", "always", "never"])]
     color: String,
 
+    /// Never send long output (feed, digest, team) through a pager [env: PAGER picks the pager;
+    /// PAGER=cat turns it off].
+    #[arg(long, global = true)]
+    no_pager: bool,
+
     #[command(subcommand)]
     command: commands::Command,
 }
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         .home
         .or_else(|| std::env::var_os("CAIRN_HOME").map(PathBuf::from));
     let result = Ctx::new(home, cli.json, cli.as_member).and_then(|mut ctx| {
+        ctx.out.no_pager = cli.no_pager;
         commands::run(cli.command, &mut ctx)?;
         ctx.out.flush()
     });

@@ -5,7 +5,7 @@ use cairn_core::{Event, Kind, TeamState};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::output::{DIM, HANDLE, ID, PILLAR, paint};
+use crate::output::{DIM, HANDLE, ID, PILLAR, paint, wrap};
 
 fn instant(ms: i64) -> String {
     Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
@@ -50,8 +50,8 @@ pub fn item_json(item: &FeedItem, team: &TeamState) -> Value {
     v
 }
 
-/// A feed item as a few lines of text.
-pub fn item_text(item: &FeedItem, team: &TeamState, now_ms: i64) -> String {
+/// A feed item as a few lines of text, its text and why wrapped to `width` under the head.
+pub fn item_text(item: &FeedItem, team: &TeamState, now_ms: i64, width: Option<usize>) -> String {
     let e = &item.event;
     let who = |id: &str| paint(HANDLE, format!("@{}", team.handle_of(id)));
     let mut head = format!("{}  {}", paint(ID, e.id.short()), who(&e.author));
@@ -75,11 +75,16 @@ pub fn item_text(item: &FeedItem, team: &TeamState, now_ms: i64) -> String {
     }
     head.push_str(&format!("  {}", paint(DIM, when)));
     let mut out = head;
-    for line in e.text.lines() {
-        out.push_str(&format!("\n        {line}"));
+    const INDENT: &str = "        ";
+    for line in wrap(&e.text, INDENT, INDENT, width) {
+        out.push('\n');
+        out.push_str(&line);
     }
     if let Some(why) = &e.why {
-        out.push_str(&format!("\n        {}", paint(DIM, format!("why: {why}"))));
+        for line in wrap(&format!("why: {why}"), INDENT, "             ", width) {
+            out.push('\n');
+            out.push_str(&paint(DIM, line));
+        }
     }
     if !item.reactions.is_empty() {
         let rs: Vec<_> = item

@@ -154,11 +154,13 @@ pub fn team_badges(acts: &[Act], members: &[(String, Date)]) -> Vec<Badge> {
         let mut seen: HashSet<&str> = HashSet::new();
         for a in acts {
             seen.extend(a.to.iter().map(String::as_str));
-            if members
+            // Members who had joined by then; none (an act logged late for a day before the
+            // team began) is not everyone.
+            let mut due = members
                 .iter()
                 .filter(|(_, joined)| *joined <= a.date)
-                .all(|(m, _)| seen.contains(m.as_str()))
-            {
+                .peekable();
+            if due.peek().is_some() && due.all(|(m, _)| seen.contains(m.as_str())) {
                 out.push(badge(
                     "everyone-thanked",
                     "Nobody left out",
@@ -400,6 +402,21 @@ mod tests {
         assert!(
             b.iter()
                 .any(|b| b.id == "ten-stones" && b.earned == day(11))
+        );
+    }
+
+    #[test]
+    fn a_late_log_from_before_the_team_began_thanks_nobody() {
+        // The team began on day 1; its first act is logged late for day 0.
+        let members = vec![("a".to_owned(), day(1)), ("b".to_owned(), day(1))];
+        let acts = vec![
+            act("a", day(0), Kind::Action, None, &[]),
+            act("a", day(1), Kind::Kudos, None, &["b"]),
+        ];
+        let badges = team_badges(&acts, &members);
+        assert!(
+            badges.iter().all(|b| b.id != "everyone-thanked"),
+            "{badges:?}"
         );
     }
 

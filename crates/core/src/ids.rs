@@ -135,6 +135,30 @@ pub fn checksum_ok(raw: &[u8], hash: &[u8; 32]) -> bool {
 /// `信頼` → `xin-lai`). A name with letters but no reading gets `m-` and a short digest of it;
 /// `None` when the name has no letter or digit at all (then the person picks a handle).
 pub fn handle_from_name(name: &str) -> Option<String> {
+    handle_reading(name).map(|h| shorten(&h, 32))
+}
+
+/// True when the handle made from `name` had to be cut to fit 32 characters.
+pub fn handle_is_cut(name: &str) -> bool {
+    handle_reading(name).is_some_and(|h| h.len() > 32)
+}
+
+/// `slug` cut to `max` characters, at the last word's end when one ends past the middle.
+fn shorten(slug: &str, max: usize) -> String {
+    if slug.chars().count() <= max {
+        return slug.to_owned();
+    }
+    let cut: String = slug.chars().take(max).collect();
+    let at_word = slug.chars().nth(max) == Some('-');
+    let cut = match cut.rfind('-') {
+        Some(i) if !at_word && i >= max / 2 => cut[..i].to_owned(),
+        _ => cut,
+    };
+    cut.trim_matches('-').to_owned()
+}
+
+/// The whole reading of `name` as a handle, however long.
+fn handle_reading(name: &str) -> Option<String> {
     if !name.chars().any(char::is_alphanumeric) {
         return None;
     }
@@ -153,7 +177,7 @@ pub fn handle_from_name(name: &str) -> Option<String> {
         })
         .collect();
     let reading = deunicode::deunicode_with_tofu(&letters, " ");
-    let handle = slug(&reading, |c| c.is_ascii_alphanumeric());
+    let handle = slug(&reading, |c| c.is_ascii_alphanumeric(), usize::MAX);
     if !handle.is_empty() {
         return Some(handle);
     }
@@ -186,18 +210,25 @@ pub fn is_valid_handle(h: &str) -> bool {
 /// Turns a pillar name into its id: its letters and digits in lowercase, in any script, words
 /// joined by `-`. Empty when the name has no letter or digit.
 pub fn pillar_id(name: &str) -> String {
-    slug(name, char::is_alphanumeric)
+    slug(name, char::is_alphanumeric, 32)
 }
 
-fn slug(name: &str, keep: impl Fn(char) -> bool) -> String {
+/// The words of `name` made of the characters `keep` takes, lowercase, joined by `-`; cut after
+/// `max` characters.
+fn slug(name: &str, keep: impl Fn(char) -> bool, max: usize) -> String {
     let mut out = String::new();
+    let mut chars = 0;
     for c in name.trim().chars() {
         if keep(c) {
-            out.extend(c.to_lowercase());
+            for lower in c.to_lowercase() {
+                out.push(lower);
+                chars += 1;
+            }
         } else if (c.is_whitespace() || matches!(c, '-' | '_' | '.')) && !out.ends_with('-') {
             out.push('-');
+            chars += 1;
         }
-        if out.chars().count() >= 32 {
+        if chars >= max {
             break;
         }
     }
@@ -216,6 +247,23 @@ pub fn earliest_id_on(date: &str) -> Option<EventId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_at_a_word_and_say_so() {
+        let long = "Maximiliano Alejandro Fernández de la Vega Rodríguez";
+        assert_eq!(
+            handle_from_name(long).as_deref(),
+            Some("maximiliano-alejandro-fernandez")
+        );
+        assert!(handle_is_cut(long));
+        assert!(!handle_is_cut("Chloé Martin"));
+        // One long word is cut where it must.
+        let word = "Wolfeschlegelsteinhausenbergerdorffwelchevoralternwarengewissenhaft";
+        assert_eq!(handle_from_name(word).unwrap().len(), 32);
+        // A word ending at the limit is kept whole.
+        let exact = format!("{} {}", "a".repeat(32), "b");
+        assert_eq!(handle_from_name(&exact).unwrap(), "a".repeat(32));
+    }
 
     #[test]
     fn event_ids_sort_by_time() {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::output::{BOLD, DIM, paint};
+use crate::output::{BOLD, DIM, pad, paint, widest};
 
 /// Show the team's badges, your own, and how widely the team spreads its thanks.
 ///
@@ -57,10 +57,11 @@ fn list(out: &mut crate::output::Out, badges: &[goals::Badge], first: &str) -> R
     if badges.is_empty() {
         out.line(paint(DIM, format!("  none yet: {first}")))?;
     }
+    let names = widest(badges.iter().map(|b| b.name));
     for b in badges {
         out.line(format!(
             "  {}  {} {}",
-            paint(BOLD, b.name),
+            paint(BOLD, pad(b.name, names)),
             b.about,
             paint(DIM, format!("({})", b.earned))
         ))?;

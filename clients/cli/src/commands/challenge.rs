@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::context::{Ctx, random_id};
 use crate::error::{CliError, Result};
-use crate::output::{BOLD, DIM, GOOD, paint};
+use crate::output::{BOLD, DIM, GOOD, count, pad, paint, widest};
 
 /// Set the team a goal: a metric, a target and an end date.
 #[derive(Debug, clap::Args)]
@@ -203,10 +203,17 @@ pub fn list(args: ListArgs, ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// One line per challenge with a progress bar; also used by `cairn team`.
+/// One line per challenge with a progress bar, in aligned columns; also used by `cairn team`.
 pub fn lines(rows: &[(Challenge, goals::Progress)], today: Date) -> Vec<String> {
+    let counts: Vec<String> = rows
+        .iter()
+        .map(|(c, p)| format!("{}/{} {}", p.value, p.target, c.metric.as_str()))
+        .collect();
+    let counts_width = widest(counts.iter().map(String::as_str));
+    let titles_width = widest(rows.iter().map(|(c, _)| c.title.as_str()));
     rows.iter()
-        .map(|(c, p)| {
+        .zip(&counts)
+        .map(|((c, p), counted)| {
             let width = 20u32;
             let filled = (p.value.min(p.target) * width / p.target.max(1)) as usize;
             let bar = format!(
@@ -220,15 +227,13 @@ pub fn lines(rows: &[(Challenge, goals::Progress)], today: Date) -> Vec<String> 
                 (false, false) if today < c.start => format!("starts {}", c.start),
                 (false, false) => {
                     let days = (c.until - today).get_days() + 1;
-                    format!("{days} day{} left", if days == 1 { "" } else { "s" })
+                    count(days.max(0) as u64, "day left", "days left")
                 }
             };
             format!(
-                "{bar} {}/{} {}  {}  {}",
-                p.value,
-                p.target,
-                c.metric.as_str(),
-                paint(BOLD, &c.title),
+                "{bar} {}  {}  {}",
+                pad(counted, counts_width),
+                paint(BOLD, pad(&c.title, titles_width)),
                 left
             )
         })

@@ -43,8 +43,13 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         return ctx.out.json(&json!(d));
     }
     let md = args.format == "md";
+    ctx.out.page();
     for line in render(&d, &team, md) {
-        ctx.out.line(line)?;
+        // A list item's later lines hang under its text; Markdown stays one line per item.
+        match line.strip_prefix("  ") {
+            Some(text) if !md => ctx.out.wrapped(text, "  ", "    ")?,
+            _ => ctx.out.line(line)?,
+        }
     }
     Ok(())
 }
@@ -181,6 +186,15 @@ pub fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     }
     for q in &d.quotes {
         out.push(item(quote_line(team, q)));
+    }
+    let unquoted = (d.kudos as usize).saturating_sub(d.quotes.len());
+    if unquoted > 0 {
+        let noun = if unquoted == 1 {
+            "recognition"
+        } else {
+            "recognitions"
+        };
+        out.push(item(format!("and {unquoted} more {noun} in the feed")));
     }
     if !d.new_badges.is_empty() {
         out.push(h("New team badges"));

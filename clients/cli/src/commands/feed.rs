@@ -91,6 +91,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             items.iter().map(|i| item_json(i, &team)).collect(),
         ));
     }
+    ctx.out.page();
     if items.is_empty() {
         return ctx.out.line(paint(
             DIM,
@@ -106,7 +107,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         if i > 0 {
             ctx.out.line("")?;
         }
-        ctx.out.line(item_text(item, &team, now))?;
+        ctx.out.line(item_text(item, &team, now, ctx.out.width))?;
     }
     if more {
         ctx.out.line("")?;

@@ -59,9 +59,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     ctx.out.say(
         format!(
-            "Started {} ({tz}) as {}.\nLog your first stone: cairn log \"what you did\" --pillar {}",
+            "Started {} ({tz}) as {}{}.\nLog your first stone: cairn log \"what you did\" --pillar {}",
             paint(BOLD, &team.name),
             paint(HANDLE, format!("@{handle}")),
+            if args.handle.is_none() {
+                super::team::cut_note(&args.name)
+            } else {
+                ""
+            },
             team.pillars.first().map_or("trust", |p| p.id.as_str()),
         ),
         json!({ "team": team.name, "tz": tz, "handle": handle, "home": ctx.home }),

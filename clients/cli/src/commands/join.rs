@@ -80,9 +80,13 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let handle = team.handle_of(&resp.member_id).to_owned();
     ctx.out.say(
         format!(
-            "Joined {} as {} ({}).\nSee the feed: cairn feed",
+            "Joined {} as {}{} ({}).\nSee the feed: cairn feed",
             paint(BOLD, &team.name),
             paint(HANDLE, format!("@{handle}")),
+            match (&args.name, &args.handle) {
+                (Some(name), None) => super::team::cut_note(name),
+                _ => "",
+            },
             super::sync::received(&report),
         ),
         json!({

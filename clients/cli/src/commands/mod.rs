@@ -22,7 +22,7 @@ pub mod retract;
 mod status;
 mod streaks;
 pub mod sync;
-mod team;
+pub mod team;
 mod web;
 
 use clap::Subcommand;

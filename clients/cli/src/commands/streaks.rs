@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::output::{BOLD, DIM, paint};
+use crate::output::{BOLD, DIM, count, paint};
 
 /// Show the team streak, your own streak, and a heatmap of the team's activity.
 ///
@@ -64,10 +64,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         || "its first period is not over yet".to_owned(),
         |c| {
             format!(
-                "consistency {:.0}% ({} of {} {unit}s)",
+                "consistency {:.0}% ({} of {})",
                 c * 100.0,
                 team_streak.counted,
-                team_streak.periods
+                plural(team_streak.periods, unit)
             )
         },
     );
@@ -130,10 +130,13 @@ fn draw(map: &Heatmap, colour: bool) -> Vec<String> {
         }
     };
     let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let mut lines = vec![format!(
-        "Team activity, members per day, {} weeks from {}",
-        map.weeks, map.start
-    )];
+    let mut lines = vec![
+        format!(
+            "Team activity, members per day, {} weeks from {}",
+            map.weeks, map.start
+        ),
+        month_labels(map),
+    ];
     for (wd, name) in names.iter().enumerate() {
         let mut row = format!("{name} ");
         for w in 0..map.weeks as usize {
@@ -152,9 +155,16 @@ fn draw(map: &Heatmap, colour: bool) -> Vec<String> {
         }
         lines.push(row.trim_end().to_owned());
     }
+    // Today is the last day drawn, in the last column.
+    let today = map.cells.iter().rposition(Option::is_some).unwrap_or(0);
+    lines.push(format!(
+        "{}^ today ({})",
+        " ".repeat(4 + 2 * (today / 7)),
+        names[today % 7]
+    ));
     let legend = if colour {
         format!(
-            "less {} more (max {} members)",
+            "less {} more (max {})",
             SHADES
                 .iter()
                 .map(|c| paint(
@@ -163,13 +173,41 @@ fn draw(map: &Heatmap, colour: bool) -> Vec<String> {
                 ))
                 .collect::<Vec<_>>()
                 .join(" "),
-            map.max
+            count(map.max, "member", "members")
         )
     } else {
-        format!("less . - + * # more (max {} members)", map.max)
+        format!(
+            "less . - + * # more (max {})",
+            count(map.max, "member", "members")
+        )
     };
     lines.push(legend);
     lines
+}
+
+/// The months' short names, each above the week that holds its first day; the first week is
+/// named by its Monday's month unless the next week begins a month (the names would touch).
+fn month_labels(map: &Heatmap) -> String {
+    let week = |w: u32| map.start + jiff::Span::new().weeks(i64::from(w));
+    let first_day = |monday: Date| {
+        (0..7)
+            .map(|d| monday + jiff::Span::new().days(d))
+            .find(|d| d.day() == 1)
+    };
+    let mut line = String::new();
+    for w in 0..map.weeks {
+        let month = match first_day(week(w)) {
+            Some(first) => first,
+            None if w == 0 && (map.weeks == 1 || first_day(week(1)).is_none()) => week(0),
+            None => continue,
+        };
+        let column = 4 + 2 * w as usize;
+        if line.len() < column {
+            line.push_str(&" ".repeat(column - line.len()));
+            line.push_str(&month.strftime("%b").to_string());
+        }
+    }
+    line
 }
 
 #[cfg(test)]
@@ -177,16 +215,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn months_are_named_above_the_week_of_their_first_day() {
+        let at = |today: &str, weeks| {
+            month_labels(&rules::heatmap::<&str>(&[], today.parse().unwrap(), weeks))
+        };
+        // From Monday 2026-09-07: October 1st is in the week of 09-28, November 1st in 10-26's.
+        assert_eq!(at("2026-11-27", 12), "    Sep   Oct     Nov");
+        // From Monday 2026-09-28: October 1st falls in the first week.
+        assert_eq!(at("2026-11-27", 9), "    Oct     Nov");
+        // From Monday 2026-10-19: November begins in the next week, so the first stays unnamed.
+        assert_eq!(at("2026-11-27", 6), "      Nov");
+    }
+
+    #[test]
     fn plain_heatmap_has_a_row_per_weekday_and_no_escape_codes() {
         let today: Date = "2026-11-18".parse().unwrap();
         let activity = vec![("a".to_owned(), today), ("b".to_owned(), today)];
         let map = rules::heatmap(&activity, today, 3);
         let lines = draw(&map, false);
-        assert_eq!(lines.len(), 9);
-        assert!(lines[3].starts_with("Wed . . #"), "{lines:?}");
-        assert_eq!(lines[4], "Thu . .", "after today nothing is drawn");
+        assert_eq!(lines.len(), 11);
+        // 2026-11-02 to 2026-11-22: November's first day is in the first week.
+        assert_eq!(lines[1], "    Nov");
+        assert!(lines[4].starts_with("Wed . . #"), "{lines:?}");
+        assert_eq!(lines[5], "Thu . .", "after today nothing is drawn");
+        assert_eq!(lines[9], "        ^ today (Wed)");
+        assert_eq!(lines[10], "less . - + * # more (max 2 members)");
         assert!(lines.iter().all(|l| !l.contains('\x1b')));
         let coloured = draw(&map, true);
-        assert!(coloured[3].contains('■'));
+        assert!(coloured[4].contains('■'));
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::context::{Ctx, random_id};
 use crate::error::{CliError, Input, Result};
-use crate::output::{BOLD, DIM, HANDLE, PILLAR, paint};
+use crate::output::{BOLD, DIM, HANDLE, PILLAR, pad, paint, widest, wrap};
 
 /// Show the team: members, pillars and commitments. Subcommands change them; every change shows
 /// in the feed, saying who changed what.
@@ -337,6 +337,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
         Action::Member(MemberAction::Add { name, handle }) => {
             let id = random_id(12)?;
+            let handle_given = handle.is_some();
             let handle = noted(ctx, &mut replica, |doc, state| {
                 let h = team::add_member(doc, state, &id, &name, handle.as_deref(), at)?;
                 Ok((
@@ -344,8 +345,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                     format!("added {} (@{h}), who has not joined yet", name.trim()),
                 ))
             })?;
+            let cut = if handle_given { "" } else { cut_note(&name) };
             ctx.out.say(
-                format!("added {}", paint(HANDLE, format!("@{handle}"))),
+                format!("added {}{cut}", paint(HANDLE, format!("@{handle}"))),
                 json!({ "member": handle }),
             )
         }
@@ -423,6 +425,7 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         replica.acts()?
     };
     let out = &mut ctx.out;
+    out.page();
     out.line(format!(
         "{}  {}",
         paint(BOLD, &team.name),
@@ -430,13 +433,14 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
     ))?;
     out.line("")?;
     out.line(paint(BOLD, format!("Members ({})", team.members.len())))?;
+    let handles_width = 1 + widest(team.members.iter().map(|m| m.handle.as_str()));
     for m in &team.members {
         let you = if m.id == me {
             paint(DIM, "  (you)")
         } else {
             String::new()
         };
-        let handle = format!("{:<16}", format!("@{}", m.handle));
+        let handle = pad(&format!("@{}", m.handle), handles_width);
         // Two members with one handle are told apart by id (`cairn team member merge` joins a
         // placeholder to the member who joined).
         let shared = team
@@ -469,10 +473,22 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
     }
     out.line("")?;
     out.line(paint(BOLD, "Pillars"))?;
+    let names_width = 1 + widest(team.pillars.iter().map(|p| p.name.as_str()));
+    let hang = " ".repeat(names_width + 4);
     for p in &team.pillars {
         let about = p.about.as_deref().unwrap_or("");
-        let name = format!("{:<18}", format!("#{}", p.name));
-        out.line(format!("  {} {}", paint(PILLAR, name), paint(DIM, about)))?;
+        let name = format!("  {}  ", pad(&format!("#{}", p.name), names_width));
+        for (i, line) in wrap(about, &name, &hang, out.width).into_iter().enumerate() {
+            // The name in its colour, the words beside it dim.
+            let head_len = if i == 0 { name.len() } else { hang.len() };
+            let (head, words) = line.split_at(head_len.min(line.len()));
+            let head = if i == 0 {
+                paint(PILLAR, head)
+            } else {
+                head.to_owned()
+            };
+            out.line(format!("{head}{}", paint(DIM, words)).trim_end())?;
+        }
     }
     out.line("")?;
     out.line(paint(BOLD, "Commitments"))?;
@@ -483,8 +499,12 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         ))?;
     }
     for (i, c) in team.commitments.iter().enumerate() {
-        out.line(format!("  {}. {}", i + 1, c.text))?;
-        out.line(format!("     {}", paint(DIM, format!("why: {}", c.why))))?;
+        let number = format!("  {}. ", i + 1);
+        let hang = " ".repeat(number.len());
+        out.wrapped(&c.text, &number, &hang)?;
+        for line in wrap(&format!("why: {}", c.why), &hang, &hang, out.width) {
+            out.line(paint(DIM, line))?;
+        }
     }
     if !running.is_empty() {
         out.line("")?;
@@ -565,5 +585,15 @@ fn merge_pair(
         ))
         .hint("name them by id: cairn team member merge PLACEHOLDER_ID MEMBER_ID")
         .about(Input::Members)),
+    }
+}
+
+/// What to add when a handle made from `name` had to be cut: nothing is cut silently.
+pub fn cut_note(name: &str) -> &'static str {
+    if cairn_core::ids::handle_is_cut(name) {
+        " (a handle holds 32 characters at most, so this one is cut; `cairn team member rename` \
+         changes it)"
+    } else {
+        ""
     }
 }

@@ -1,0 +1,241 @@
+//! Every human-read output, as a person sees it, checked whole against a reviewed snapshot
+//! (`tests/tests/snapshots/`): a change to wording, alignment, wrapping or plurals shows up as a
+//! diff to look at, not as a test that still passes because a word is still somewhere.
+//!
+//! The team and its clock are pinned (Monday 2026-11-23 in Paris, a minute per command), so every
+//! line is the same on every run; event ids, random by design, are replaced by `#ID01#`,
+//! `#ID02#`, ... in feed order (the same width, so wrapping is what a person sees). After a
+//! deliberate change, `cargo insta review` (or `INSTA_UPDATE=always`) takes the new snapshots.
+
+use cairn_e2e::{Home, Run, feed_all};
+
+/// A team of three with a week of history: actions with pillars and whys, a late log, kudos
+/// (more than the digest quotes), a reaction, a commitment, two challenges and a long name.
+fn otters() -> Home {
+    let ana = Home::team("Ana Lopez", &["Ben Ng", "Chloé Martin"]);
+    ana.run(&[
+        "team",
+        "commit",
+        "We review every change within a day, even the small ones nobody is waiting on",
+        "--why",
+        "a change that waits loses its author's context, and the reviewer's patience with it",
+    ])
+    .ok();
+    ana.run(&[
+        "challenge",
+        "add",
+        "30 kudos in December",
+        "--metric",
+        "kudos",
+        "--target",
+        "30",
+        "--until",
+        "2026-12-31",
+    ])
+    .ok();
+    ana.run(&[
+        "challenge",
+        "add",
+        "Log every workday",
+        "--metric",
+        "actions",
+        "--target",
+        "100",
+        "--until",
+        "2027-01-31",
+    ])
+    .ok();
+    ana.run(&[
+        "log",
+        "Explained the why of the deploy freeze to the two newest teammates, with the incident \
+         that led to it, instead of pointing at the wiki",
+        "--pillar",
+        "trust",
+        "--why",
+        "people follow the rules they understand, and change the ones that no longer fit",
+    ])
+    .ok();
+    ana.run(&[
+        "log",
+        "Picked up the flaky test nobody owned",
+        "--pillar",
+        "professionalism",
+        "--yesterday",
+    ])
+    .ok();
+    for n in 1..=6 {
+        ana.run(&[
+            "kudos",
+            "@ben-ng",
+            "@chloe-martin",
+            &format!("Thanks for the calm incident write-up, part {n} of the series"),
+        ])
+        .ok();
+    }
+    ana.run(&[
+        "--as",
+        "@ben-ng",
+        "log",
+        "Delegated the release to Chloé and stayed on hand",
+        "--pillar",
+        "empowerment",
+    ])
+    .ok();
+    ana.run(&[
+        "team",
+        "member",
+        "add",
+        "Maximiliano Alejandro Fernández de la Vega Rodríguez",
+    ])
+    .ok();
+    let first = cairn_e2e::feed(&ana, &[])
+        .into_iter()
+        .find(|i| i["kind"] == "action")
+        .expect("an action")["short"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ana.run(&["react", &first, "🎉"]).ok();
+    ana
+}
+
+/// `cairn ARGS` in `home` with the terminal width `columns` (`None`: a pipe), its stdout and
+/// stderr with event ids made stable.
+fn shown(home: &Home, columns: Option<u32>, args: &[&str]) -> String {
+    let mut command = home.command(args);
+    if let Some(c) = columns {
+        command.env("COLUMNS", c.to_string());
+    }
+    let run: Run = command.output().expect("cairn runs").into();
+    let mut text = run.stdout;
+    if !run.stderr.is_empty() {
+        text.push_str(&format!("[stderr]\n{}", run.stderr));
+    }
+    if run.code != 0 {
+        text.push_str(&format!("[exit {}]\n", run.code));
+    }
+    stable_ids(home, &text)
+}
+
+/// `text` with each event id of `home` (long or short) replaced by a token of the short id's
+/// width, numbered in feed order.
+fn stable_ids(home: &Home, text: &str) -> String {
+    let mut text = text.to_owned();
+    let mut all = feed_all(home, &[]);
+    all.reverse();
+    for (n, item) in all.iter().enumerate() {
+        let token = format!("#ID{:02}#", n + 1);
+        text = text
+            .replace(item["id"].as_str().unwrap(), &token)
+            .replace(item["short"].as_str().unwrap(), &token);
+    }
+    text
+}
+
+#[test]
+fn what_people_read_is_checked_whole() {
+    let ana = otters();
+    let at80 = Some(80);
+    insta::assert_snapshot!("feed", shown(&ana, at80, &["feed"]));
+    insta::assert_snapshot!(
+        "feed_narrow",
+        shown(&ana, Some(50), &["feed", "--limit", "3"])
+    );
+    insta::assert_snapshot!(
+        "feed_in_a_pipe",
+        shown(&ana, None, &["feed", "--limit", "2"])
+    );
+    insta::assert_snapshot!(
+        "feed_filtered_empty",
+        shown(
+            &ana,
+            at80,
+            &["feed", "--pillar", "trust", "--member", "@chloe-martin"]
+        )
+    );
+    insta::assert_snapshot!("team", shown(&ana, at80, &["team"]));
+    insta::assert_snapshot!("challenges", shown(&ana, at80, &["challenges"]));
+    insta::assert_snapshot!("streaks", shown(&ana, at80, &["streaks"]));
+    insta::assert_snapshot!("badges", shown(&ana, at80, &["badges"]));
+    insta::assert_snapshot!("digest", shown(&ana, at80, &["digest"]));
+    insta::assert_snapshot!(
+        "digest_md",
+        shown(&ana, at80, &["digest", "--format", "md"])
+    );
+    insta::assert_snapshot!("me", shown(&ana, at80, &["me"]));
+    insta::assert_snapshot!("nudge", shown(&ana, at80, &["nudge"]));
+    insta::assert_snapshot!("status", shown(&ana, at80, &["status"]));
+}
+
+#[test]
+fn error_lines_are_checked_whole() {
+    let ana = otters();
+    let errors = [
+        vec!["kudos", "@ben", "thanks"],
+        vec!["kudos", "@nobody-here", "thanks"],
+        vec!["log", "Something", "--pillar", "curiosity"],
+        vec!["log", "   "],
+        vec!["retract", "zzzzzz"],
+        vec!["react", "0"],
+        vec!["edit", "zzzz", "new text"],
+        vec!["log", "Later", "--on", "2026-11-30"],
+        vec!["sync"],
+        vec!["device", "link"],
+    ];
+    let mut all = String::new();
+    for args in errors {
+        all.push_str(&format!("$ cairn {}\n", args.join(" ")));
+        all.push_str(&shown(&ana, None, &args));
+    }
+    insta::assert_snapshot!("errors", all);
+}
+
+#[test]
+fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
+    // util-linux `script` gives the command a terminal; the pager is a `sed` that marks its lines.
+    let ana = otters();
+    let cairn = cairn_e2e::cairn_bin();
+    let on_terminal = |extra: &str| -> String {
+        let line = format!("{} feed --limit 1 {extra}", cairn.display());
+        let mut script = std::process::Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]);
+        // The member's environment (home, clock, zone, no colour), then the pager's.
+        for (key, value) in ana.command(&[]).get_envs() {
+            match value {
+                Some(v) => script.env(key, v),
+                None => script.env_remove(key),
+            };
+        }
+        script
+            .env("PAGER", "sed s/^/paged:/")
+            .env("COLUMNS", "80")
+            .env_remove("LESS");
+        let output = script.output().expect("util-linux `script` runs");
+        String::from_utf8_lossy(&output.stdout).replace('\r', "")
+    };
+    let paged = on_terminal("");
+    assert!(
+        paged
+            .lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with("paged:")),
+        "{paged}"
+    );
+    assert!(paged.contains("paged:"), "{paged}");
+    let unpaged = on_terminal("--no-pager");
+    assert!(
+        !unpaged.contains("paged:") && unpaged.contains("@ana-lopez"),
+        "{unpaged}"
+    );
+    // In a pipe: no pager, whatever PAGER says.
+    let piped = ana
+        .command(&["feed", "--limit", "1"])
+        .env("PAGER", "sed s/^/paged:/")
+        .output()
+        .unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(
+        !piped.contains("paged:") && piped.contains("@ana-lopez"),
+        "{piped}"
+    );
+}
