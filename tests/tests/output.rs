@@ -132,6 +132,18 @@ fn stable_ids(home: &Home, text: &str) -> String {
     text
 }
 
+/// `program` with the member's environment (home, clock, zone, no colour), to run cairn inside.
+fn in_home(home: &Home, program: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (key, value) in home.command(&[]).get_envs() {
+        match value {
+            Some(v) => command.env(key, v),
+            None => command.env_remove(key),
+        };
+    }
+    command
+}
+
 #[test]
 fn what_people_read_is_checked_whole() {
     let ana = otters();
@@ -197,15 +209,8 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
     let cairn = cairn_e2e::cairn_bin();
     let on_terminal = |extra: &str| -> String {
         let line = format!("{} feed --limit 1 {extra}", cairn.display());
-        let mut script = std::process::Command::new("script");
+        let mut script = in_home(&ana, "script");
         script.args(["-qec", &line, "/dev/null"]);
-        // The member's environment (home, clock, zone, no colour), then the pager's.
-        for (key, value) in ana.command(&[]).get_envs() {
-            match value {
-                Some(v) => script.env(key, v),
-                None => script.env_remove(key),
-            };
-        }
         script
             .env("PAGER", "sed s/^/paged:/")
             .env("COLUMNS", "80")
@@ -238,4 +243,61 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
         !piped.contains("paged:") && piped.contains("@ana-lopez"),
         "{piped}"
     );
+}
+
+#[test]
+fn the_shell_completes_handles_pillars_and_event_ids_from_the_replica() {
+    let ana = otters();
+    // Real bash, with the code `cairn completions bash` prints, asked as on a TAB.
+    let complete = |words: &[&str]| -> Vec<String> {
+        let cairn = cairn_e2e::cairn_bin();
+        let script = format!(
+            "source <('{}' completions bash)\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_TYPE=9\n\
+             _clap_complete_cairn cairn '{}' x\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            cairn.display(),
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1,
+            words.last().unwrap(),
+        );
+        let out = in_home(&ana, "bash")
+            .args(["-c", &script])
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        complete(&["cairn", "kudos", "@b"]),
+        ["@ben-ng"],
+        "handles, by what was typed"
+    );
+    assert_eq!(
+        complete(&["cairn", "kudos", "@ben-ng", "@c"]),
+        ["@chloe-martin"],
+        "more recipients after the first"
+    );
+    assert_eq!(
+        complete(&["cairn", "feed", "--as", "@m"]),
+        ["@maximiliano-alejandro-fernandez"]
+    );
+    assert_eq!(
+        complete(&["cairn", "log", "x", "--pillar", ""]),
+        ["trust", "empowerment", "professionalism"]
+    );
+    let latest = feed_all(&ana, &[])[0]["short"].as_str().unwrap().to_owned();
+    let ids = complete(&["cairn", "react", ""]);
+    assert_eq!(ids.first(), Some(&latest), "{ids:?}");
+    assert_eq!(complete(&["cairn", "retract", &latest[..3]]), [latest]);
 }

@@ -14,6 +14,17 @@ use crate::output::Out;
 /// The file name of the replica inside a home.
 pub const REPLICA_FILE: &str = "replica.sqlite3";
 
+/// The home given (`--home`, `CAIRN_HOME`), else the platform's data directory's `cairn`.
+pub fn home(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(h) if !h.as_os_str().is_empty() => Ok(h),
+        _ => dirs::data_dir().map(|d| d.join("cairn")).ok_or_else(|| {
+            CliError::new("cannot tell where to keep the replica")
+                .hint("set CAIRN_HOME to a directory")
+        }),
+    }
+}
+
 #[derive(Debug)]
 pub struct Ctx {
     pub home: PathBuf,
@@ -27,13 +38,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(home: Option<PathBuf>, json: bool, as_member: Option<String>) -> Result<Ctx> {
-        let home = match home {
-            Some(h) if !h.as_os_str().is_empty() => h,
-            _ => dirs::data_dir().map(|d| d.join("cairn")).ok_or_else(|| {
-                CliError::new("cannot tell where to keep the replica")
-                    .hint("set CAIRN_HOME to a directory")
-            })?,
-        };
+        let home = self::home(home)?;
         // CAIRN_NOW pins the clock, for tests and reproducible demos.
         let now = match std::env::var("CAIRN_NOW") {
             Ok(s) if !s.is_empty() => s.parse::<Timestamp>().map_err(|e| {

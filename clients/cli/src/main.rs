@@ -7,6 +7,7 @@
 #![allow(rustdoc::bare_urls)]
 
 mod commands;
+mod complete;
 mod context;
 mod error;
 mod output;
@@ -52,7 +53,7 @@ struct Cli {
     home: Option<PathBuf>,
 
     /// Act as another member of this replica (a shared device, a demo, a test).
-    #[arg(long = "as", global = true, value_name = "@HANDLE")]
+    #[arg(long = "as", global = true, value_name = "@HANDLE", add = complete::handles())]
     as_member: Option<String>,
 
     /// When to colour the output: auto (on a terminal, without NO_COLOR), always or never.
@@ -71,6 +72,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     cairn_core::change::install_panic_hook();
+    // `COMPLETE=bash cairn -- WORDS...`: the shell asks for completions; answered, then exit.
+    clap_complete::CompleteEnv::with_factory(command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

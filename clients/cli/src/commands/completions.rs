@@ -1,20 +1,46 @@
-//! `cairn completions`: shell completions.
+//! `cairn completions`: shell completions, dynamic: handles, pillars and event ids come from
+//! the replica as you type.
+
+use clap_complete::env::EnvCompleter;
 
 use crate::context::Ctx;
-use crate::error::Result;
+use crate::error::{CliError, Result};
 
-/// Print shell completions, e.g. `cairn completions bash > ~/.local/share/bash-completion/completions/cairn`.
+/// Print the shell code that completes cairn's commands, options, handles (`@<TAB>`), pillars
+/// (`--pillar <TAB>`) and event ids (`cairn react <TAB>`).
+///
+/// Load it as the shell starts, so it always matches this cairn:
+///   bash:  echo 'source <(cairn completions bash)' >> ~/.bashrc
+///   zsh:   echo 'source <(cairn completions zsh)' >> ~/.zshrc
+///   fish:  echo 'cairn completions fish | source' >> ~/.config/fish/config.fish
+/// (The same code comes from `COMPLETE=bash cairn`.)
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The shell.
     shell: clap_complete::Shell,
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let mut cmd = crate::command();
-    // `generate` panics when the write fails (a full disk, a closed pipe); write to memory first.
+    use clap_complete::Shell;
+    let shell: &dyn EnvCompleter = match args.shell {
+        Shell::Bash => &clap_complete::env::Bash,
+        Shell::Zsh => &clap_complete::env::Zsh,
+        Shell::Fish => &clap_complete::env::Fish,
+        Shell::Elvish => &clap_complete::env::Elvish,
+        Shell::PowerShell => &clap_complete::env::Powershell,
+        other => {
+            return Err(CliError::new(format!("no completions for {other}"))
+                .hint("bash, zsh, fish, elvish and powershell have them"));
+        }
+    };
+    // The shell calls this very program back to complete.
+    let completer = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_owned))
+        .unwrap_or_else(|| "cairn".to_owned());
     let mut buf = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, "cairn", &mut buf);
+    shell.write_registration("COMPLETE", "cairn", "cairn", &completer, &mut buf)?;
     ctx.out.raw().write_all(&buf)?;
     Ok(())
 }

@@ -11,11 +11,12 @@ use crate::error::Result;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The event's id, as shown at the left of `cairn feed` (a prefix is enough).
+    #[arg(add = crate::complete::events())]
     id: String,
     /// The new text.
     text: Option<String>,
     /// The new pillar.
-    #[arg(long, short)]
+    #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
     /// The new why.
     #[arg(long, short)]

@@ -17,10 +17,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     limit: u32,
     /// Only events of this pillar.
-    #[arg(long, short)]
+    #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
     /// Only events by or recognising this member.
-    #[arg(long, short, value_name = "@HANDLE")]
+    #[arg(long, short, value_name = "@HANDLE", add = crate::complete::handles())]
     member: Option<String>,
     /// Only events on or after this day: YYYY-MM-DD, `today`, `yesterday` or `7d` (days ago).
     #[arg(long, value_name = "DATE")]

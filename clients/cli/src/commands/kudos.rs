@@ -16,13 +16,13 @@ use crate::output::{ID, paint};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Who: a teammate's handle (more may follow, as words or joined by commas).
-    #[arg(value_name = "@HANDLE")]
+    #[arg(value_name = "@HANDLE", add = crate::complete::handles())]
     who: String,
     /// What they did, in a sentence, quoted or not.
-    #[arg(required = true, num_args = 1.., value_name = "TEXT")]
+    #[arg(required = true, num_args = 1.., value_name = "TEXT", add = crate::complete::handles())]
     text: Vec<String>,
     /// The pillar it serves (see `cairn team`).
-    #[arg(long, short)]
+    #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
 }
 

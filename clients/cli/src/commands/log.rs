@@ -18,7 +18,7 @@ pub struct Args {
     /// What you did, in a sentence.
     text: String,
     /// The pillar it serves (see `cairn team`).
-    #[arg(long, short)]
+    #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
     /// Why it mattered.
     #[arg(long, short)]

@@ -11,6 +11,7 @@ use crate::error::Result;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The event's id, as shown at the left of `cairn feed` (a prefix is enough).
+    #[arg(add = crate::complete::events())]
     id: String,
     /// The emoji.
     #[arg(default_value = "👏")]

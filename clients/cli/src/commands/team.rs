@@ -118,7 +118,7 @@ enum MemberAction {
     /// Give a member another name or handle (a typo, a new name).
     Rename {
         /// Who: their handle, or their id when two share a handle.
-        #[arg(value_name = "@HANDLE")]
+        #[arg(value_name = "@HANDLE", add = crate::complete::handles())]
         who: String,
         /// Their new name.
         #[arg(long)]
@@ -132,7 +132,7 @@ enum MemberAction {
     /// nudges and new badges.
     Remove {
         /// Who: their handle, or their id when two share a handle.
-        #[arg(value_name = "@HANDLE")]
+        #[arg(value_name = "@HANDLE", add = crate::complete::handles())]
         who: String,
     },
     /// Merge a placeholder into the member who joined: kudos and mentions of the placeholder
