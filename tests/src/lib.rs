@@ -86,7 +86,8 @@ impl Run {
         self.stdout
     }
 
-    /// Asserts failure with a one-line error and returns that line.
+    /// Asserts failure with one error: an `error:` line, then any `caused by:` lines, then at
+    /// most one `hint:` line, and no panic. Returns them joined by spaces.
     #[track_caller]
     pub fn fails(self) -> String {
         assert_ne!(
@@ -95,15 +96,25 @@ impl Run {
             self.stdout
         );
         let lines: Vec<_> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "one line of error expected, got: {}",
+        assert!(!lines.is_empty(), "no error printed");
+        assert!(lines[0].starts_with("error: "), "got: {}", self.stderr);
+        let rest = &lines[1..];
+        let hints = rest.iter().filter(|l| l.starts_with("hint: ")).count();
+        let causes = rest
+            .iter()
+            .take_while(|l| l.starts_with("caused by: "))
+            .count();
+        assert!(
+            hints <= 1
+                && causes + hints == rest.len()
+                && rest
+                    .last()
+                    .is_none_or(|l| hints == 0 || l.starts_with("hint: ")),
+            "an error, its causes, then one hint expected, got: {}",
             self.stderr
         );
-        assert!(lines[0].starts_with("error: "), "got: {}", lines[0]);
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        lines[0].to_owned()
+        lines.join(" ")
     }
 
     /// Parses stdout as JSON.

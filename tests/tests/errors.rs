@@ -1,4 +1,4 @@
-//! Every bad input: one line with a hint, a non-zero exit, and the replica exactly as it was.
+//! Every bad input: an error with a hint, a non-zero exit, and the replica exactly as it was.
 
 use cairn_e2e::{Home, feed};
 
@@ -208,4 +208,48 @@ fn usage_lines_show_what_was_typed_not_what_the_environment_set() {
     );
     home.run(&["kudos", "@ben", "Calm", "incident", "call"])
         .ok();
+}
+
+#[test]
+fn a_server_out_of_reach_is_told_with_its_cause_and_a_hint_that_fits() {
+    // A port nobody listens on: bound by the OS, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let newcomer = Home::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = newcomer.run(&["join", &url, "--invite", "abc", "--name", "Zed"]);
+    let stderr = run.stderr.clone();
+    let err = run.fails();
+    assert!(
+        err.starts_with(&format!("error: cannot reach the server at {url}")),
+        "{err}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("caused by: ")),
+        "{stderr}"
+    );
+    // Nothing exists to sync yet: the hint says to run the command again, not `cairn sync`.
+    assert!(
+        err.contains("is cairn-server running there?") && err.contains("run the command again"),
+        "{err}"
+    );
+    assert!(!err.contains("cairn sync"), "{err}");
+    assert!(
+        !newcomer.replica().exists(),
+        "a failed join leaves no replica"
+    );
+
+    // https:// to a server that speaks plain HTTP: the hint offers http://.
+    let server = cairn_e2e::server::Server::start();
+    let https = server.url.replacen("http://", "https://", 1);
+    let err = newcomer
+        .run(&["join", &https, "--invite", "abc", "--name", "Zed"])
+        .fails();
+    assert!(
+        err.contains(&format!("try {}", server.url)),
+        "the hint names the http:// address: {err}"
+    );
 }

@@ -1,13 +1,49 @@
-//! The CLI's one error boundary: every failure becomes one line with a hint and an exit code.
+//! The CLI's one error boundary: every failure becomes an `error:` line, the chain of what
+//! caused it (`caused by:`), a hint true for the situation, and an exit code of its kind.
+//!
+//! Modelled on jj's `command_error.rs`: the kind decides the exit code, the message says what
+//! failed in the person's words, the source keeps the lower-level error (an I/O error, SQLite's,
+//! the network's) instead of flattening it into a string.
 
 use std::process::ExitCode;
+
+/// What kind of failure, which decides the exit code scripts see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input: unknown member or pillar, empty text, someone else's event, ... (exit 1)
+    Input,
+    /// The command line itself was wrong (clap's own exit code, 2).
+    Usage,
+    /// The replica is missing, damaged, or from a newer cairn (exit 3).
+    Replica,
+    /// The world failed: the disk, the network, the server, a busy replica (exit 4).
+    Failure,
+    /// cairn itself went wrong: worth a report (exit 4).
+    Bug,
+    /// The reader went away (`cairn feed | head`): not a failure (exit 0, silent).
+    BrokenPipe,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Input => 1,
+            Kind::Usage => 2,
+            Kind::Replica => 3,
+            Kind::Failure | Kind::Bug => 4,
+            Kind::BrokenPipe => 0,
+        }
+    }
+}
 
 /// A failure the user sees.
 #[derive(Debug)]
 pub struct CliError {
+    pub kind: Kind,
     pub message: String,
+    /// What caused it, kept whole: its own sources are printed too.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     pub hint: Option<String>,
-    pub code: u8,
     /// The part of the input at fault, when one is: the web shows the error beside that field.
     pub input: Option<Input>,
 }
@@ -25,24 +61,14 @@ pub enum Input {
     Emoji,
 }
 
-/// Exit codes, fixed so scripts can tell failures apart.
-pub mod code {
-    /// Bad input: unknown member or pillar, empty text, someone else's event, ...
-    pub const INPUT: u8 = 1;
-    /// The command line itself was wrong (clap's own exit code).
-    pub const USAGE: u8 = 2;
-    /// The replica is missing, damaged, or from a newer cairn.
-    pub const REPLICA: u8 = 3;
-    /// Anything else: the disk, a busy replica, a bug.
-    pub const OTHER: u8 = 4;
-}
-
 impl CliError {
+    /// A failure of the input (exit 1); `.kind()` says otherwise.
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
+            kind: Kind::Input,
             message: message.into(),
+            source: None,
             hint: None,
-            code: code::INPUT,
             input: None,
         }
     }
@@ -58,19 +84,52 @@ impl CliError {
         self
     }
 
-    pub fn code(mut self, code: u8) -> Self {
-        self.code = code;
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
         self
     }
 
-    /// Prints the error as one line on stderr and returns its exit code.
-    pub fn report(&self) -> ExitCode {
-        let mut line = format!("error: {}", self.message);
-        if let Some(h) = &self.hint {
-            line.push_str(&format!(" (hint: {h})"));
+    /// Keeps `cause` as what caused this failure.
+    pub fn because(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(cause));
+        self
+    }
+
+    /// The lines a person reads: the error, each cause not already said, the hint.
+    pub fn lines(&self) -> Vec<String> {
+        let one_line = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut lines = vec![format!("error: {}", one_line(self.message.clone()))];
+        let mut said = self.message.clone();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> =
+            self.source.as_deref().map(|e| e as _);
+        while let Some(e) = cause {
+            let text = one_line(e.to_string());
+            if !text.is_empty() && !said.contains(&text) {
+                lines.push(format!("caused by: {text}"));
+                said.push_str(&text);
+            }
+            cause = e.source();
         }
-        eprintln!("{}", line.replace('\n', " "));
-        ExitCode::from(self.code)
+        if let Some(h) = &self.hint {
+            lines.push(format!("hint: {}", one_line(h.clone())));
+        }
+        lines
+    }
+
+    /// Prints the error on stderr and returns its exit code.
+    pub fn report(&self) -> ExitCode {
+        for line in self.lines() {
+            eprintln!("{line}");
+        }
+        ExitCode::from(self.kind.exit_code())
+    }
+
+    /// The message and hint in one sentence, for a page beside a form.
+    pub fn sentence(&self) -> String {
+        match &self.hint {
+            Some(h) => format!("{} ({h})", self.message),
+            None => self.message.clone(),
+        }
     }
 }
 
@@ -144,7 +203,7 @@ impl From<cairn_core::Error> for CliError {
             _ => None,
         };
         let mut err = match e {
-            E::Automerge(_) | E::Malformed(_) => CliError::new(e.to_string()).code(code::OTHER),
+            E::Automerge(_) | E::Malformed(_) => CliError::new(e.to_string()).kind(Kind::Bug),
             _ => CliError::new(e.to_string()),
         };
         err.input = input;
@@ -162,16 +221,16 @@ impl From<cairn_store::Error> for CliError {
             E::Core(e) => e.into(),
             E::Missing(_) => CliError::new("no team here yet")
                 .hint("start one with `cairn init --team NAME --name YOUR_NAME`, or point CAIRN_HOME at an existing home")
-                .code(code::REPLICA),
+                .kind(Kind::Replica),
             E::Exists(_) => CliError::new(e.to_string())
                 .hint("this home already holds a team; set CAIRN_HOME to start another elsewhere")
-                .code(code::INPUT),
+                .kind(Kind::Input),
             E::Corrupt { .. } | E::Document { .. } => CliError::new(e.to_string())
                 .hint("cairn will not write to it; move replica.sqlite3 and its -wal and -shm files aside together, then restore a backup")
-                .code(code::REPLICA),
+                .kind(Kind::Replica),
             E::TooNew { .. } => CliError::new(e.to_string())
                 .hint("upgrade cairn to use this replica")
-                .code(code::REPLICA),
+                .kind(Kind::Replica),
             E::NoSuchEvent(ref typed)
                 if typed.len() < 4 && typed.chars().all(|c| c.is_ascii_alphanumeric()) =>
             {
@@ -187,31 +246,56 @@ impl From<cairn_store::Error> for CliError {
                 .about(Input::Event),
             E::Busy => CliError::new(e.to_string())
                 .hint("try again in a moment")
-                .code(code::OTHER),
+                .kind(Kind::Failure),
             E::BadChange(_) => CliError::new(e.to_string())
                 .hint("nothing was applied; this may be a bug worth reporting")
-                .code(code::OTHER),
-            E::Sqlite(_) => CliError::new(e.to_string()).code(code::OTHER),
+                .kind(Kind::Failure),
+            E::Sqlite(e) => sqlite(e),
         }
     }
+}
+
+/// A failure of SQLite under the replica, told by what a person can do about it.
+fn sqlite(e: rusqlite::Error) -> CliError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::ReadOnly) => {
+            CliError::new("the replica cannot be written: it or its directory is read-only")
+                .hint("give your user write access to the home (CAIRN_HOME) and the files in it")
+                .kind(Kind::Failure)
+        }
+        Some(C::CannotOpen | C::PermissionDenied) => CliError::new("the replica cannot be opened")
+            .hint(
+                "check that your user may read and write the home (CAIRN_HOME) and the files in it",
+            )
+            .kind(Kind::Failure),
+        Some(C::DiskFull) => CliError::new("the disk is full: nothing was written")
+            .hint("free some space and run the command again")
+            .kind(Kind::Failure),
+        Some(C::SystemIoFailure) => CliError::new("the replica could not be read or written")
+            .hint("the disk reported an error; `cairn doctor` checks the replica")
+            .kind(Kind::Failure),
+        _ => CliError::new("the replica's database failed")
+            .hint("`cairn doctor` checks the replica; this may be a bug worth reporting")
+            .kind(Kind::Bug),
+    }
+    .because(e)
 }
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError::new(e.to_string()).code(code::OTHER).with_io(e)
+        let kind = if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Kind::BrokenPipe
+        } else {
+            Kind::Failure
+        };
+        CliError::new(e.to_string()).kind(kind)
     }
 }
 
 impl CliError {
-    fn with_io(mut self, e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            self.code = 0;
-        }
-        self
-    }
-
     /// True for a closed pipe (`cairn feed | head`), which ends the command quietly.
     pub fn is_broken_pipe(&self) -> bool {
-        self.code == 0
+        self.kind == Kind::BrokenPipe
     }
 }

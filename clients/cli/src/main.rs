@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::error::code;
+use crate::error::Kind;
 
 /// Log the small actions that make your team's culture, and see them together.
 ///
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
                 | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(code::USAGE),
+                _ => ExitCode::from(Kind::Usage.exit_code()),
             };
         }
     };

@@ -12,7 +12,7 @@ use cairn_store::{CatchUpState, Incoming, IncomingDoc, Replica};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{CliError, Result, code};
+use crate::error::{CliError, Kind, Result};
 
 /// The most changes one request pushes; the server takes up to 10,000.
 const PUSH_CHANGES: usize = 2_000;
@@ -122,20 +122,50 @@ impl Client {
     }
 
     fn unreachable(&self, e: ureq::Error) -> CliError {
+        // A device of a team has changes to keep; a join or a publish has written nothing yet.
+        let again = if self.token.is_some() {
+            "nothing is lost, `cairn sync` tries again"
+        } else {
+            "nothing was changed; run the command again"
+        };
         if let ureq::Error::Timeout(_) = e {
             return CliError::new(format!(
                 "the server at {} did not answer within {} s",
                 self.base,
                 self.timeout.as_secs()
             ))
-            .hint(
-                "it may be overloaded or stalled; nothing is lost, `cairn sync` tries again later",
-            )
-            .code(code::OTHER);
+            .hint(format!("it may be overloaded or stalled; {again} later"))
+            .kind(Kind::Failure)
+            .because(e);
         }
-        CliError::new(format!("cannot reach the server at {}: {e}", self.base))
-            .hint("check the address and the network; nothing is lost, `cairn sync` tries again")
-            .code(code::OTHER)
+        let https = self.base.starts_with("https://");
+        let what = match &e {
+            ureq::Error::HostNotFound => "check the host name".to_owned(),
+            ureq::Error::ConnectionFailed => {
+                "is cairn-server running there? check the address and the port".to_owned()
+            }
+            // rustls says so as an I/O error of invalid data ("InvalidContentType").
+            ureq::Error::Io(io) if https && io.kind() == std::io::ErrorKind::InvalidData => {
+                format!(
+                    "the server may not speak HTTPS: try {}",
+                    self.base.replacen("https://", "http://", 1)
+                )
+            }
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Protocol(_) if https => {
+                format!(
+                    "the server may not speak HTTPS: try {}",
+                    self.base.replacen("https://", "http://", 1)
+                )
+            }
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "is cairn-server running there? check the address and the port".to_owned()
+            }
+            _ => "check the address and the network".to_owned(),
+        };
+        CliError::new(format!("cannot reach the server at {}", self.base))
+            .hint(format!("{what}; {again}"))
+            .kind(Kind::Failure)
+            .because(e)
     }
 
     /// Sends `body` (or nothing) and decodes the answer, turning a refusal into a clear error.
@@ -146,10 +176,11 @@ impl Client {
         body: Option<&B>,
     ) -> Result<(T, usize, usize)> {
         let url = format!("{}{path}", self.base);
-        let bytes = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| CliError::new(format!("cannot encode a request: {e}")))?;
+        let bytes = body.map(serde_json::to_vec).transpose().map_err(|e| {
+            CliError::new("cannot encode a request")
+                .kind(Kind::Bug)
+                .because(e)
+        })?;
         let _waiting = self
             .chatty
             .then(|| Waiting::start(&self.base, self.timeout));
@@ -198,11 +229,12 @@ impl Client {
         if status.is_success() {
             let value = serde_json::from_slice(&data).map_err(|e| {
                 CliError::new(format!(
-                    "the server at {} answered something cairn cannot read: {e}",
+                    "the server at {} answered something cairn cannot read",
                     self.base
                 ))
                 .hint("is this address a cairn-server?")
-                .code(code::OTHER)
+                .kind(Kind::Failure)
+                .because(e)
             })?;
             return Ok((value, sent, received));
         }
@@ -212,14 +244,16 @@ impl Client {
         let message = said
             .map(|b| printable(&b.message))
             .unwrap_or_else(|| format!("HTTP {status}"));
-        let err = CliError::new(format!("the server refused: {message}")).code(code::OTHER);
+        let err = CliError::new(format!("the server refused: {message}")).kind(Kind::Failure);
         Err(match status.as_u16() {
             429 | 503 => err.hint(format!(
                 "the server asked to wait {} s; nothing is lost, run `cairn sync` then",
                 retry_after(&resp).as_secs().max(1)
             )),
             401 => err.hint(
-                "this device's token was refused (revoked?); ask for a new invite and join again",
+                "this device's token was refused (revoked?); ask for a new invite and join from \
+                 a new home (CAIRN_HOME=DIR cairn join ...); `cairn export` keeps what this one \
+                 holds",
             ),
             404 if body.is_some() || not_cairn => {
                 err.hint(format!("is {} a cairn-server? it has no {path}", self.base))
@@ -238,7 +272,7 @@ impl Client {
                 info.protocol
             ))
             .hint("upgrade the older of the two")
-            .code(code::OTHER));
+            .kind(Kind::Failure));
         }
         Ok(info)
     }
@@ -373,7 +407,7 @@ fn exchange<'scope>(
             Some(next) => {
                 batch.clear();
                 next.join()
-                    .map_err(|_| CliError::new("a sync worker failed").code(code::OTHER))??
+                    .map_err(|_| CliError::new("a sync worker failed").kind(Kind::Failure))??
             }
             None => client.sync(&req)?,
         };
@@ -467,7 +501,7 @@ fn exchange<'scope>(
         if acked < batch.len() && !resp.more {
             return Err(CliError::new("the server took only part of what was sent")
                 .hint("run `cairn sync` again")
-                .code(code::OTHER));
+                .kind(Kind::Failure));
         }
     }
     progress.finish();

@@ -58,8 +58,13 @@ fn usage_errors_exit_2_and_missing_replicas_exit_3() {
     let out = cairn(&["feed"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1);
-    assert!(err.contains("cairn init"), "{err}");
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("error: no team here yet"), "{err}");
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("cairn init"),
+        "{err}"
+    );
 }
 
 #[test]

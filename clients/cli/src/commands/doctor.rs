@@ -86,7 +86,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     if !ok {
         return Err(CliError::new("the index differs from the documents")
             .hint("run `cairn doctor --reindex` to rebuild it")
-            .code(crate::error::code::REPLICA));
+            .kind(crate::error::Kind::Replica));
     }
     match server.error {
         Some(e) => Err(e),

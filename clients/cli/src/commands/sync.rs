@@ -5,7 +5,7 @@ use cairn_store::Replica;
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::error::{CliError, Result, code};
+use crate::error::{CliError, Kind, Result};
 use crate::remote::{self, Client, Report};
 
 /// Send this device's changes to the team's server and bring everyone else's.
@@ -146,7 +146,7 @@ pub fn exchange(
         if state.name.is_empty() {
             return Err(CliError::new("the server sent no team document yet")
                 .hint("its founder has to publish the team; then run `cairn sync`")
-                .code(code::OTHER));
+                .kind(Kind::Failure));
         }
         if state.member(&me).is_none() {
             let wanted = match replica.setting("join_handle")? {

@@ -34,7 +34,7 @@ use maud::Markup;
 
 use crate::commands::sync as sync_cmd;
 use crate::context::{Ctx, random_bytes};
-use crate::error::{CliError, Input, Result, code};
+use crate::error::{CliError, Input, Kind, Result};
 use crate::remote;
 
 /// How `cairn web` runs.
@@ -176,9 +176,10 @@ impl Web {
 /// Runs the web app until Ctrl-C.
 pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
     let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| {
-        CliError::new(format!("cannot listen on {}: {e}", opts.listen))
+        CliError::new(format!("cannot listen on {}", opts.listen))
             .hint("pick another address or port with --listen")
-            .code(code::OTHER)
+            .kind(Kind::Failure)
+            .because(e)
     })?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -559,14 +560,10 @@ pub struct Sent {
 
 impl Sent {
     fn failed(form: &'static str, values: Params, e: CliError) -> Sent {
-        let mut message = e.message;
-        if let Some(h) = e.hint {
-            message.push_str(&format!(" ({h})"));
-        }
         Sent {
             form,
             values,
-            error: Some((e.input, message)),
+            error: Some((e.input, e.sentence())),
         }
     }
 
@@ -621,9 +618,9 @@ fn page(result: Result<Markup>, status: StatusCode) -> Response {
     match result {
         Ok(m) => (status, Html(m.into_string())).into_response(),
         Err(e) => {
-            let status = match e.code {
-                code::INPUT => StatusCode::BAD_REQUEST,
-                code::REPLICA => StatusCode::SERVICE_UNAVAILABLE,
+            let status = match e.kind {
+                Kind::Input => StatusCode::BAD_REQUEST,
+                Kind::Replica => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             let what = e.hint.unwrap_or_default();
