@@ -16,7 +16,7 @@
 //! assert_eq!((s.current, s.best), (3, 3));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
@@ -407,19 +407,34 @@ pub fn team_streak<M: AsRef<str>, T: OnTeam>(
     rules: &Rules,
 ) -> TeamStreak {
     let cadence = rules.cadence;
-    // Only members count: a journal that arrived before its author's member entry adds nothing.
-    let known: HashSet<&str> = members.iter().map(OnTeam::id).collect();
-    let activity: Vec<(&str, Date)> = activity
+    // Members by number, so the (member, day) pairs below cost no string work. Only members
+    // count: a journal that arrived before its author's member entry adds nothing.
+    let number: HashMap<&str, usize> = members
         .iter()
-        .map(|(m, d)| (m.as_ref(), *d))
-        .filter(|(m, _)| known.contains(m))
+        .enumerate()
+        .map(|(i, m)| (m.id(), i))
         .collect();
-    let mut by_period: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
-    for &(m, d) in &activity {
-        by_period
-            .entry(period_start(d, cadence))
-            .or_default()
-            .insert(m);
+    // A member counts from the day they joined, or from their first activity if that came
+    // earlier (history brought from elsewhere, a clock that was wrong).
+    let mut first_active: Vec<Option<Date>> = vec![None; members.len()];
+    // Each active (period, member) once; a day's period is worked out once per distinct day.
+    let mut starts: HashMap<Date, Date> = HashMap::new();
+    let mut active_in: Vec<(Date, usize)> = Vec::with_capacity(activity.len());
+    for (m, d) in activity {
+        let Some(&i) = number.get(m.as_ref()) else {
+            continue;
+        };
+        let p = *starts
+            .entry(*d)
+            .or_insert_with(|| period_start(*d, cadence));
+        active_in.push((p, i));
+        first_active[i] = Some(first_active[i].map_or(*d, |a| a.min(*d)));
+    }
+    active_in.sort_unstable();
+    active_in.dedup();
+    let mut by_period: BTreeMap<Date, u32> = BTreeMap::new();
+    for (p, _) in &active_in {
+        *by_period.entry(*p).or_default() += 1;
     }
     let mut s = TeamStreak {
         cadence,
@@ -431,18 +446,12 @@ pub fn team_streak<M: AsRef<str>, T: OnTeam>(
         active_now: 0,
         needed_now: 0,
     };
-    // A member counts from the day they joined, or from their first activity if that came
-    // earlier (history brought from elsewhere, a clock that was wrong).
-    let mut first_active: BTreeMap<&str, Date> = BTreeMap::new();
-    for &(m, d) in &activity {
-        let e = first_active.entry(m).or_insert(d);
-        *e = (*e).min(d);
-    }
     let spans: Vec<(Date, Option<Date>)> = members
         .iter()
         .map(|m| {
             let j = m.joined();
-            let from = first_active.get(m.id()).map_or(j, |a| (*a).min(j));
+            let first = number.get(m.id()).and_then(|i| first_active[*i]);
+            let from = first.map_or(j, |a| a.min(j));
             (from, m.left())
         })
         .collect();
@@ -469,7 +478,7 @@ pub fn team_streak<M: AsRef<str>, T: OnTeam>(
             .filter(|(j, left)| *j <= end && left.is_none_or(|l| l >= p))
             .count() as u32;
         let needed = rules.quorum.needed(size);
-        let active = by_period.get(&p).map_or(0, |set| set.len() as u32);
+        let active = by_period.get(&p).copied().unwrap_or(0);
         let counts = active >= needed;
         if p == this {
             s.active_now = active;

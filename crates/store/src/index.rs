@@ -224,24 +224,26 @@ pub(crate) fn write_rows(conn: &Connection, doc_id: &str, rows: &Rows) -> Result
     }
 }
 
-/// The index's own indexes (not the keys its upserts rely on): dropped while a new replica
-/// takes a whole team at once, built again in one sort each at the end.
-pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String)>> {
+/// The index's own indexes (not the keys its upserts rely on) and the triggers that keep
+/// `member_days`, as (`index` or `trigger`, name, SQL): dropped while a new replica takes a
+/// whole team at once, built again in one sort each at the end (with `member_days`, from the
+/// events, by [`schema::MEMBER_DAYS_REBUILD`](crate::schema::MEMBER_DAYS_REBUILD)).
+pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String, String)>> {
     let mut st = conn.prepare(
         // (`events_doc` stays: rewriting a document's rows finds them through it.)
-        "SELECT name, sql FROM sqlite_master
-         WHERE type = 'index' AND sql IS NOT NULL AND name <> 'events_doc'
+        "SELECT type, name, sql FROM sqlite_master
+         WHERE type IN ('index', 'trigger') AND sql IS NOT NULL AND name <> 'events_doc'
            AND tbl_name IN ('events', 'recipients', 'members', 'pillars', 'commitments',
                             'challenges')
-         ORDER BY name",
+         ORDER BY type, name",
     )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(crate) fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "DELETE FROM recipients; DELETE FROM events; DELETE FROM members;
+        "DELETE FROM member_days; DELETE FROM recipients; DELETE FROM events; DELETE FROM members;
          DELETE FROM pillars; DELETE FROM commitments; DELETE FROM challenges;",
     )?;
     Ok(())

@@ -584,10 +584,10 @@ impl Replica {
     /// copied per row: there are tens of thousands of pairs and a few hundred members.
     pub fn activity(&self) -> Result<Vec<(std::rc::Rc<str>, cairn_core::time::Date)>> {
         let aliases = index::aliases(&self.conn)?;
-        let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT author, date FROM events
-             WHERE kind IN ('action', 'kudos') AND retracted = 0",
-        )?;
+        // Kept by triggers on `events`: a row per member and day, not one per event.
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT author, date FROM member_days")?;
         let mut rows = st.query([])?;
         let mut names: Vec<std::rc::Rc<str>> = Vec::new();
         let mut out = Vec::new();
@@ -743,6 +743,27 @@ impl Replica {
         if indexed != seen {
             problems.push(format!(
                 "the index holds {indexed} events, the journals {seen}"
+            ));
+        }
+        // The days members acted, as the triggers kept them, against a count of the events.
+        let astray: i64 = conn.query_row(
+            "SELECT (SELECT count(*) FROM (
+                 SELECT author, date, acts FROM member_days
+                 EXCEPT
+                 SELECT author, date, count(*) FROM events
+                 WHERE kind IN ('action', 'kudos') AND retracted = 0 GROUP BY author, date
+             )) + (SELECT count(*) FROM (
+                 SELECT author, date, count(*) FROM events
+                 WHERE kind IN ('action', 'kudos') AND retracted = 0 GROUP BY author, date
+                 EXCEPT
+                 SELECT author, date, acts FROM member_days
+             ))",
+            [],
+            |r| r.get(0),
+        )?;
+        if astray > 0 {
+            problems.push(format!(
+                "{astray} of the days members acted are out of step with their events"
             ));
         }
         Ok(problems)

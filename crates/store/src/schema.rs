@@ -164,7 +164,54 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE members ADD COLUMN left_ms INTEGER;
     ALTER TABLE members ADD COLUMN merged_into TEXT;
     "#,
+    // 6: the days each member acted (micro-actions and recognitions, not retracted), kept by
+    // triggers on `events` whichever way its rows change: streaks and the heatmap read these
+    // instead of every event.
+    r#"
+    CREATE TABLE member_days (
+        author TEXT NOT NULL,
+        date TEXT NOT NULL,
+        acts INTEGER NOT NULL,
+        PRIMARY KEY (author, date)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO member_days (author, date, acts)
+        SELECT author, date, count(*) FROM events
+        WHERE kind IN ('action', 'kudos') AND retracted = 0
+        GROUP BY author, date;
+    CREATE TRIGGER member_days_insert AFTER INSERT ON events
+    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+    BEGIN
+        INSERT INTO member_days (author, date, acts) VALUES (NEW.author, NEW.date, 1)
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+    CREATE TRIGGER member_days_delete AFTER DELETE ON events
+    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
+    BEGIN
+        UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+    END;
+    CREATE TRIGGER member_days_update
+    AFTER UPDATE OF author, date, kind, retracted ON events
+    BEGIN
+        UPDATE member_days SET acts = acts - 1
+        WHERE author = OLD.author AND date = OLD.date
+          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+        INSERT INTO member_days (author, date, acts)
+        SELECT NEW.author, NEW.date, 1 WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+    "#,
 ];
+
+/// Builds `member_days` again from `events`, for after a catch-up in bulk.
+pub(crate) const MEMBER_DAYS_REBUILD: &str = r#"
+    DELETE FROM member_days;
+    INSERT INTO member_days (author, date, acts)
+        SELECT author, date, count(*) FROM events
+        WHERE kind IN ('action', 'kudos') AND retracted = 0
+        GROUP BY author, date;
+"#;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -627,10 +627,22 @@ impl Replica {
                 tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
             if empty && docs.len() + usize::from(state.is_some()) > 1 {
                 let indexes = index::secondary_indexes(&tx)?;
-                for (name, _) in &indexes {
-                    tx.execute(&format!("DROP INDEX \"{name}\""), [])?;
+                for (kind, name, _) in &indexes {
+                    let kind = if kind == "trigger" {
+                        "TRIGGER"
+                    } else {
+                        "INDEX"
+                    };
+                    tx.execute(&format!("DROP {kind} \"{name}\""), [])?;
                 }
-                let sql: Vec<&str> = indexes.iter().map(|(_, sql)| sql.as_str()).collect();
+                // The days members acted are counted again from the events, then the indexes
+                // and the triggers that keep those days come back.
+                let mut sql = vec![
+                    crate::schema::MEMBER_DAYS_REBUILD
+                        .trim()
+                        .trim_end_matches(';'),
+                ];
+                sql.extend(indexes.iter().map(|(_, _, sql)| sql.as_str()));
                 set_meta(&tx, BULK_INDEXES, &sql.join(";\n"))?;
             }
         }

@@ -306,7 +306,9 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     // Take the file back to schema 1, as an older cairn left it.
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(
-        "DROP INDEX events_activity; DROP TABLE challenges;
+        "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
+         DROP TRIGGER member_days_update; DROP TABLE member_days;
+         DROP INDEX events_activity; DROP TABLE challenges;
          DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
@@ -323,4 +325,67 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     );
     assert_eq!(got.challenges.len(), 1);
     assert!(replica.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_them() {
+    let mut f = Fixture::new();
+    let a = f.log("ana", "Paired on a review");
+    f.log("ana", "Explained the why");
+    let b = f.log("ben", "Fixed the flaky test");
+    let days = |r: &Replica| {
+        let mut d: Vec<(String, String)> = r
+            .activity()
+            .unwrap()
+            .into_iter()
+            .map(|(m, d)| (m.to_string(), d.to_string()))
+            .collect();
+        d.sort();
+        d
+    };
+    let both = vec![
+        ("ana".to_owned(), "2026-11-18".to_owned()),
+        ("ben".to_owned(), "2026-11-18".to_owned()),
+    ];
+    assert_eq!(days(&f.replica), both);
+    // Ben's only act taken back: his day goes; one of Ana's two: hers stays.
+    f.replica.retract_event("ben", &b, T0 + 60_000).unwrap();
+    f.replica.retract_event("ana", &a, T0 + 60_000).unwrap();
+    assert_eq!(days(&f.replica), both[..1]);
+    assert!(f.replica.verify_index().unwrap().is_empty());
+
+    // A replica an older cairn left at schema 5: the days are counted when it opens.
+    let (id, stamp) = f.stamp();
+    drop(f.replica);
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
+         DROP TRIGGER member_days_update; DROP TABLE member_days;
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut replica = Replica::open(&f.path).unwrap();
+    assert_eq!(days(&replica), both[..1]);
+    assert!(replica.verify_index().unwrap().is_empty());
+    // And the triggers came with them: a new act of Ben's counts again.
+    replica
+        .add_event(
+            "ben",
+            &id,
+            &stamp,
+            &NewEvent::action("Back at it", None, None),
+        )
+        .unwrap();
+    assert_eq!(days(&replica), both);
+
+    // A count out of step is what `cairn doctor` reports.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute("UPDATE member_days SET acts = acts + 1", [])
+        .unwrap();
+    let problems = replica.verify_index().unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("days members acted")),
+        "{problems:?}"
+    );
 }
