@@ -15,10 +15,15 @@ fn replica() -> Option<Replica> {
     Replica::open(&home.join(crate::context::REPLICA_FILE)).ok()
 }
 
+/// The team of that replica, if one opens.
+fn team() -> Option<cairn_core::TeamState> {
+    replica()?.team().ok()
+}
+
 /// `@handle` of every member, with their name beside it.
 pub fn handles() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
-        let Some(team) = replica().and_then(|r| r.team().ok()) else {
+        let Some(team) = team() else {
             return Vec::new();
         };
         team.members
@@ -33,7 +38,7 @@ pub fn handles() -> ArgValueCandidates {
 /// The team's pillars, with what each is about.
 pub fn pillars() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
-        let Some(team) = replica().and_then(|r| r.team().ok()) else {
+        let Some(team) = team() else {
             return Vec::new();
         };
         team.pillars

@@ -241,6 +241,82 @@ pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The triggers that keep `member_days`, lifted while one transaction indexes many documents:
+/// rewriting a document's rows fires them twice per row (its rows go, then come back), where
+/// counting the days of the authors touched once at the end is one scan of each one's rows.
+#[derive(Debug)]
+pub(crate) struct DaysPaused {
+    /// Whether the triggers were there (a catch-up in bulk has lifted them already and counts
+    /// every day when it ends).
+    lifted: bool,
+    authors: std::collections::BTreeSet<String>,
+    everyone: bool,
+}
+
+impl DaysPaused {
+    /// Lifts the triggers when `docs` documents are about to be indexed and that is worth a
+    /// change of schema inside the transaction (rolled back with it).
+    pub(crate) fn start(conn: &Connection, docs: usize) -> Result<DaysPaused> {
+        let there: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                            WHERE type = 'trigger' AND name = 'member_days_insert')",
+            [],
+            |r| r.get(0),
+        )?;
+        let lifted = there && docs >= 4;
+        if lifted {
+            conn.execute_batch(
+                "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
+                 DROP TRIGGER member_days_update;",
+            )?;
+        }
+        Ok(DaysPaused {
+            lifted,
+            authors: Default::default(),
+            everyone: false,
+        })
+    }
+
+    /// Notes that the rows of document `doc_id` were written (only journals hold events).
+    pub(crate) fn touched(&mut self, doc_id: &str) {
+        if self.lifted
+            && let Some(owner) = cairn_core::ids::journal_owner(doc_id)
+            && !self.authors.contains(owner)
+        {
+            self.authors.insert(owner.to_owned());
+        }
+    }
+
+    /// Notes that every row may have changed.
+    pub(crate) fn touched_all(&mut self) {
+        self.everyone = self.lifted;
+    }
+
+    /// Counts the days of the authors touched again and puts the triggers back.
+    pub(crate) fn finish(self, conn: &Connection) -> Result<()> {
+        if !self.lifted {
+            return Ok(());
+        }
+        if self.everyone {
+            conn.execute_batch(crate::schema::MEMBER_DAYS_REBUILD)?;
+        } else {
+            let mut clear = conn.prepare_cached("DELETE FROM member_days WHERE author = ?1")?;
+            let mut count = conn.prepare_cached(
+                "INSERT INTO member_days (author, date, acts)
+                 SELECT author, date, count(*) FROM events
+                 WHERE author = ?1 AND kind IN ('action', 'kudos') AND retracted = 0
+                 GROUP BY author, date",
+            )?;
+            for a in &self.authors {
+                clear.execute([a])?;
+                count.execute([a])?;
+            }
+        }
+        conn.execute_batch(crate::schema::MEMBER_DAYS_TRIGGERS)?;
+        Ok(())
+    }
+}
+
 pub(crate) fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM member_days; DELETE FROM recipients; DELETE FROM events; DELETE FROM members;

@@ -823,6 +823,8 @@ fn own_doc(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
 
 /// Rebuilds the whole index from the documents inside `tx`.
 fn reindex_all(tx: &Transaction<'_>) -> Result<()> {
+    let mut days = index::DaysPaused::start(tx, usize::MAX)?;
+    days.touched_all();
     index::clear(tx)?;
     let docs: Vec<String> = {
         let mut st = tx.prepare("SELECT id FROM docs ORDER BY id")?;
@@ -833,7 +835,7 @@ fn reindex_all(tx: &Transaction<'_>) -> Result<()> {
         let doc = load_doc(tx, &id)?;
         index::reindex_doc(tx, &id, &doc)?;
     }
-    Ok(())
+    days.finish(tx)
 }
 
 fn index_events(

@@ -3,6 +3,38 @@
 //! `PRAGMA user_version` holds how many migrations ran. A migration, once landed, is never edited:
 //! a change of schema is a new entry at the end.
 
+/// The triggers that keep `member_days` in step with every row written to `events` (a macro, so
+/// migration 6 can hold them too).
+macro_rules! member_days_triggers {
+    () => {
+        r#"
+    CREATE TRIGGER member_days_insert AFTER INSERT ON events
+    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+    BEGIN
+        INSERT INTO member_days (author, date, acts) VALUES (NEW.author, NEW.date, 1)
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+    CREATE TRIGGER member_days_delete AFTER DELETE ON events
+    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
+    BEGIN
+        UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+    END;
+    CREATE TRIGGER member_days_update
+    AFTER UPDATE OF author, date, kind, retracted ON events
+    BEGIN
+        UPDATE member_days SET acts = acts - 1
+        WHERE author = OLD.author AND date = OLD.date
+          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+        INSERT INTO member_days (author, date, acts)
+        SELECT NEW.author, NEW.date, 1 WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+"#
+    };
+}
+
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: documents, outbox and the derived index.
     r#"
@@ -167,7 +199,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 6: the days each member acted (micro-actions and recognitions, not retracted), kept by
     // triggers on `events` whichever way its rows change: streaks and the heatmap read these
     // instead of every event.
-    r#"
+    concat!(
+        r#"
     CREATE TABLE member_days (
         author TEXT NOT NULL,
         date TEXT NOT NULL,
@@ -178,31 +211,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT author, date, count(*) FROM events
         WHERE kind IN ('action', 'kudos') AND retracted = 0
         GROUP BY author, date;
-    CREATE TRIGGER member_days_insert AFTER INSERT ON events
-    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
-    BEGIN
-        INSERT INTO member_days (author, date, acts) VALUES (NEW.author, NEW.date, 1)
-        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
-    END;
-    CREATE TRIGGER member_days_delete AFTER DELETE ON events
-    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
-    BEGIN
-        UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
-        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
-    END;
-    CREATE TRIGGER member_days_update
-    AFTER UPDATE OF author, date, kind, retracted ON events
-    BEGIN
-        UPDATE member_days SET acts = acts - 1
-        WHERE author = OLD.author AND date = OLD.date
-          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
-        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
-        INSERT INTO member_days (author, date, acts)
-        SELECT NEW.author, NEW.date, 1 WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
-        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
-    END;
     "#,
+        member_days_triggers!()
+    ),
 ];
+
+/// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a
+/// transaction indexes many documents.
+pub(crate) const MEMBER_DAYS_TRIGGERS: &str = member_days_triggers!();
 
 /// Builds `member_days` again from `events`, for after a catch-up in bulk.
 pub(crate) const MEMBER_DAYS_REBUILD: &str = r#"

@@ -562,7 +562,9 @@ impl Replica {
             }
         }
         let bounds = Bounds::default();
+        let mut days = index::DaysPaused::start(&tx, order.len())?;
         for doc_id in order {
+            days.touched(doc_id);
             let mut fresh = Vec::new();
             for p in pulled.iter().filter(|p| p.doc == doc_id) {
                 match change::decode(&p.change, &bounds) {
@@ -583,6 +585,7 @@ impl Replica {
                 applied.docs += 1;
             }
         }
+        days.finish(&tx)?;
         // A page of single changes: no catch-up by documents is going on any more.
         finish_catch_up(&tx)?;
         set_meta(&tx, "cursor", &cursor.to_string())?;
@@ -647,6 +650,10 @@ impl Replica {
             }
         }
         let bounds = Bounds::default();
+        let mut days = index::DaysPaused::start(&tx, docs.len())?;
+        for d in docs {
+            days.touched(&d.doc);
+        }
         let held: HashSet<String> = tx
             .prepare_cached("SELECT id FROM docs")?
             .query_map([], |r| r.get(0))?
@@ -726,6 +733,7 @@ impl Replica {
             }
             Ok(())
         })?;
+        days.finish(&tx)?;
         match state {
             Some(s) => set_meta(&tx, "catch_up", &format!("{} {}", s.through, s.after_doc))?,
             None => finish_catch_up(&tx)?,

@@ -242,3 +242,43 @@ fn one_event_id_in_two_members_journals_is_kept_apart_the_same_everywhere() {
     sorted.sort();
     assert_eq!(sorted, ["ana's", "ben's copy"]);
 }
+
+#[test]
+fn the_days_members_acted_are_counted_when_many_documents_arrive_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    for (id, name) in [("ben", "Ben"), ("chloe", "Chloé"), ("dan", "Dan")] {
+        a.change_team("ana", |doc, state| {
+            cairn_core::team::add_member(doc, state, id, name, None, T0)
+        })
+        .unwrap();
+    }
+    let day = |r: &Replica| {
+        let mut d: Vec<String> = r
+            .activity()
+            .unwrap()
+            .into_iter()
+            .map(|(m, d)| format!("{m} {d}"))
+            .collect();
+        d.sort();
+        d
+    };
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "ben", &remote()).unwrap();
+    // Two rounds: the second reaches a replica that already holds every journal.
+    for round in 0..2 {
+        for (i, who) in ["ana", "ben", "chloe", "dan"].iter().enumerate() {
+            log(
+                &mut a,
+                who,
+                round * 10 + i as i64 + 1,
+                &format!("{who} {round}"),
+            );
+        }
+        let all = pending(&a);
+        b.apply_exchange(None, &all, 1 + round as u64, T0).unwrap();
+        assert_eq!(day(&b), day(&a), "round {round}");
+        assert_eq!(day(&b).len(), 4);
+        assert!(b.verify_index().unwrap().is_empty(), "round {round}");
+    }
+}
