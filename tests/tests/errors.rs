@@ -249,7 +249,7 @@ fn a_server_out_of_reach_is_told_with_its_cause_and_a_hint_that_fits() {
         .run(&["join", &https, "--invite", "abc", "--name", "Zed"])
         .fails();
     assert!(
-        err.contains(&format!("try {}", server.url)),
+        err.contains("does not speak HTTPS") && err.contains(&format!("use {}", server.url)),
         "the hint names the http:// address: {err}"
     );
 }

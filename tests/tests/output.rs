@@ -207,18 +207,19 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
     // util-linux `script` gives the command a terminal; the pager is a `sed` that marks its lines.
     let ana = otters();
     let cairn = cairn_e2e::cairn_bin();
-    let on_terminal = |extra: &str| -> String {
+    let on_terminal = |pager: &str, extra: &str| -> String {
         let line = format!("{} feed --limit 1 {extra}", cairn.display());
         let mut script = in_home(&ana, "script");
         script.args(["-qec", &line, "/dev/null"]);
         script
-            .env("PAGER", "sed s/^/paged:/")
+            .env("PAGER", pager)
             .env("COLUMNS", "80")
             .env_remove("LESS");
         let output = script.output().expect("util-linux `script` runs");
         String::from_utf8_lossy(&output.stdout).replace('\r', "")
     };
-    let paged = on_terminal("");
+    let marks = "sed s/^/paged:/";
+    let paged = on_terminal(marks, "");
     assert!(
         paged
             .lines()
@@ -227,10 +228,16 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
         "{paged}"
     );
     assert!(paged.contains("paged:"), "{paged}");
-    let unpaged = on_terminal("--no-pager");
+    let unpaged = on_terminal(marks, "--no-pager");
     assert!(
         !unpaged.contains("paged:") && unpaged.contains("@ana-lopez"),
         "{unpaged}"
+    );
+    // A pager that cannot run is said, not a silent success with nothing shown.
+    let missing = on_terminal("no-such-pager-here", "");
+    assert!(
+        missing.contains("the pager in PAGER could not run"),
+        "{missing}"
     );
     // In a pipe: no pager, whatever PAGER says.
     let piped = ana

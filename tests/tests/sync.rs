@@ -407,5 +407,11 @@ fn a_newcomer_whose_handle_is_taken_gets_a_free_one() {
     let other_ana = Home::joined(&server, &invite, &["--name", "Ana"]);
     let me = other_ana.run(&["team", "--json"]).json();
     assert_eq!(me["you"], "ana-2");
+    // A handle already at 32 characters makes room for its number.
+    let long = "Maximiliano Alejandro Fernández de la Vega Rodríguez";
+    Home::joined(&server, &invite, &["--name", long]);
+    let second = Home::joined(&server, &invite, &["--name", long]);
+    let me = second.run(&["team", "--json"]).json();
+    assert_eq!(me["you"], "maximiliano-alejandro-fernande-2", "{me}");
     assert_eq!(status(&other_ana)["waiting"], 0);
 }

@@ -124,11 +124,23 @@ impl CliError {
         ExitCode::from(self.kind.exit_code())
     }
 
-    /// The message and hint in one sentence, for a page beside a form.
+    /// The message and its first cause, when that says more.
+    pub fn said(&self) -> String {
+        let mut text = self.message.clone();
+        if let Some(cause) = &self.source {
+            let cause = cause.to_string();
+            if !text.contains(&cause) {
+                text.push_str(&format!(": {cause}"));
+            }
+        }
+        text
+    }
+
+    /// The message, its first cause and the hint in one sentence, for a page beside a form.
     pub fn sentence(&self) -> String {
         match &self.hint {
-            Some(h) => format!("{} ({h})", self.message),
-            None => self.message.clone(),
+            Some(h) => format!("{} ({h})", self.said()),
+            None => self.said(),
         }
     }
 }
@@ -259,6 +271,9 @@ impl From<cairn_store::Error> for CliError {
 fn sqlite(e: rusqlite::Error) -> CliError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
+        Some(C::DatabaseCorrupt | C::NotADatabase) => CliError::new("the replica is damaged")
+            .hint("cairn will not write to it; move replica.sqlite3 and its -wal and -shm files aside together, then restore a backup")
+            .kind(Kind::Replica),
         Some(C::ReadOnly) => {
             CliError::new("the replica cannot be written: it or its directory is read-only")
                 .hint("give your user write access to the home (CAIRN_HOME) and the files in it")

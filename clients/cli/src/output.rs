@@ -118,16 +118,17 @@ impl Pager {
     /// page that fits the screen prints and returns. `None` when no pager is wanted or none
     /// starts.
     fn start() -> Option<Pager> {
-        let command = match std::env::var("PAGER") {
+        let mut child = match std::env::var("PAGER") {
             Ok(p) if p.trim().is_empty() || p.trim() == "cat" => return None,
-            Ok(p) => p,
-            Err(_) => "less".to_owned(),
+            Ok(p) => {
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c").arg(p);
+                c
+            }
+            // Started directly, so a machine without `less` prints as if there were no pager.
+            Err(_) => std::process::Command::new("less"),
         };
-        let mut child = std::process::Command::new("sh");
-        child
-            .arg("-c")
-            .arg(&command)
-            .stdin(std::process::Stdio::piped());
+        child.stdin(std::process::Stdio::piped());
         if std::env::var_os("LESS").is_none() {
             child.env("LESS", "FRX");
         }
@@ -155,10 +156,11 @@ impl Pager {
         }
     }
 
-    /// Lets the pager read to the end and waits for the person to leave it.
-    fn finish(&mut self) {
+    /// Lets the pager read to the end and waits for the person to leave it; false when the
+    /// shell could not run `$PAGER` (126, 127), so what went to it was never shown.
+    fn finish(&mut self) -> bool {
         drop(self.stdin.take());
-        let _ = self.child.wait();
+        !matches!(self.child.wait().map(|s| s.code()), Ok(Some(126 | 127)))
     }
 }
 
@@ -234,8 +236,14 @@ impl Out {
 
     pub fn flush(&mut self) -> Result<()> {
         self.stream.flush()?;
-        if let Some(pager) = &mut self.pager {
-            pager.finish();
+        if let Some(pager) = &mut self.pager
+            && !pager.finish()
+        {
+            return Err(
+                crate::error::CliError::new("the pager in PAGER could not run")
+                    .hint("fix PAGER, or see the output with --no-pager (or PAGER=cat)")
+                    .kind(crate::error::Kind::Failure),
+            );
         }
         Ok(())
     }

@@ -122,43 +122,61 @@ impl Client {
     }
 
     fn unreachable(&self, e: ureq::Error) -> CliError {
-        // A device of a team has changes to keep; a join or a publish has written nothing yet.
-        let again = if self.token.is_some() {
-            "nothing is lost, `cairn sync` tries again"
-        } else {
-            "nothing was changed; run the command again"
-        };
         if let ureq::Error::Timeout(_) = e {
+            // The request may have reached the server: an invite may be spent, a team made.
+            let again = if self.token.is_some() {
+                "nothing is lost, `cairn sync` tries again later"
+            } else {
+                "run the command again later; if the invite was used up meanwhile, ask for a new one"
+            };
             return CliError::new(format!(
                 "the server at {} did not answer within {} s",
                 self.base,
                 self.timeout.as_secs()
             ))
-            .hint(format!("it may be overloaded or stalled; {again} later"))
+            .hint(format!("it may be overloaded or stalled; {again}"))
             .kind(Kind::Failure)
             .because(e);
         }
+        // Nothing reached the server: a device of a team keeps its changes to send; a join or a
+        // publish has done nothing yet.
+        let again = if self.token.is_some() {
+            "nothing is lost, `cairn sync` tries again"
+        } else {
+            "nothing was changed; run the command again"
+        };
+        // rustls reports a failed handshake as an I/O error; its words tell the cases apart.
+        let told = {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        };
         let https = self.base.starts_with("https://");
         let what = match &e {
             ureq::Error::HostNotFound => "check the host name".to_owned(),
             ureq::Error::ConnectionFailed => {
                 "is cairn-server running there? check the address and the port".to_owned()
             }
-            // rustls says so as an I/O error of invalid data ("InvalidContentType").
-            ureq::Error::Io(io) if https && io.kind() == std::io::ErrorKind::InvalidData => {
-                format!(
-                    "the server may not speak HTTPS: try {}",
-                    self.base.replacen("https://", "http://", 1)
-                )
-            }
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Protocol(_) if https => {
-                format!(
-                    "the server may not speak HTTPS: try {}",
-                    self.base.replacen("https://", "http://", 1)
-                )
-            }
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
                 "is cairn-server running there? check the address and the port".to_owned()
+            }
+            _ if https && told.contains("certificate") => {
+                "the server's certificate is not trusted here (expired, self-signed or for \
+                 another name); fix it on the server, or trust its issuer on this machine"
+                    .to_owned()
+            }
+            _ if https
+                && (told.contains("corrupt message") || told.contains("InvalidContentType")) =>
+            {
+                format!(
+                    "the server does not speak HTTPS; if it is meant to be reached without it, \
+                     use {}",
+                    self.base.replacen("https://", "http://", 1)
+                )
             }
             _ => "check the address and the network".to_owned(),
         };

@@ -250,7 +250,6 @@ pub(crate) struct DaysPaused {
     /// every day when it ends).
     lifted: bool,
     authors: std::collections::BTreeSet<String>,
-    everyone: bool,
 }
 
 impl DaysPaused {
@@ -273,7 +272,6 @@ impl DaysPaused {
         Ok(DaysPaused {
             lifted,
             authors: Default::default(),
-            everyone: false,
         })
     }
 
@@ -287,19 +285,12 @@ impl DaysPaused {
         }
     }
 
-    /// Notes that every row may have changed.
-    pub(crate) fn touched_all(&mut self) {
-        self.everyone = self.lifted;
-    }
-
     /// Counts the days of the authors touched again and puts the triggers back.
     pub(crate) fn finish(self, conn: &Connection) -> Result<()> {
         if !self.lifted {
             return Ok(());
         }
-        if self.everyone {
-            conn.execute_batch(crate::schema::MEMBER_DAYS_REBUILD)?;
-        } else {
+        {
             let mut clear = conn.prepare_cached("DELETE FROM member_days WHERE author = ?1")?;
             let mut count = conn.prepare_cached(
                 "INSERT INTO member_days (author, date, acts)

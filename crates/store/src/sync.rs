@@ -881,7 +881,7 @@ impl Replica {
 
 /// The `meta` key holding the statements that build the index's own indexes again, while a
 /// catch-up in bulk goes on without them.
-const BULK_INDEXES: &str = "bulk_indexes";
+pub(crate) const BULK_INDEXES: &str = "bulk_indexes";
 
 /// Ends a catch-up by whole documents: the index's own indexes are built again if it went in
 /// bulk, and its state goes.

@@ -324,3 +324,57 @@ fn a_snapshot_that_does_not_load_is_set_aside_and_the_rest_applies() {
     assert_eq!(feed.len(), 2);
     assert!(far.verify_index().unwrap().is_empty());
 }
+
+#[test]
+fn the_days_members_acted_stay_right_through_a_bulk_catch_up_cut_between_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops: Vec<Op> = (0..12).map(|n| Op::Action(n % 2)).collect();
+    let log = history(dir.path(), &ops);
+    let docs: Vec<IncomingDoc> = log
+        .iter()
+        .map(|c| c.doc.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|d| snapshot(&log, &d, log.len()))
+        .collect();
+    assert!(docs.len() >= 3, "the team and two journals: {}", docs.len());
+    let days = |r: &Replica| {
+        let mut d: Vec<String> = r
+            .activity()
+            .unwrap()
+            .into_iter()
+            .map(|(m, d)| format!("{m} {d}"))
+            .collect();
+        d.sort();
+        d
+    };
+    let mut replay =
+        Replica::create_joined(&dir.path().join("replay.sqlite3"), "team1", "cy", &remote())
+            .unwrap();
+    replay.apply_exchange(None, &log, 9, T0).unwrap();
+    let want = days(&replay);
+    assert_eq!(want.len(), 2, "{want:?}");
+
+    // The first page, then the catch-up is cut: the replica is used meanwhile.
+    let mut far =
+        Replica::create_joined(&dir.path().join("far.sqlite3"), "team1", "cy", &remote()).unwrap();
+    let (first, rest) = docs.split_at(2);
+    let cut = cairn_store::CatchUpState {
+        through: 9,
+        after_doc: first[1].doc.clone(),
+    };
+    far.apply_docs(None, first, Some(&cut), 0, T0).unwrap();
+    let partway = days(&far);
+    assert!(
+        !partway.is_empty() && want.starts_with(&partway[..1]),
+        "{partway:?}"
+    );
+    assert!(far.verify_index().unwrap().is_empty());
+    // A rebuild of the index in the middle (`cairn doctor --reindex`) keeps them too.
+    far.rebuild_index().unwrap();
+    assert_eq!(days(&far), partway);
+    // The rest arrives: every day is there, and kept by the triggers from then on.
+    far.apply_docs(None, rest, None, 9, T0).unwrap();
+    assert_eq!(days(&far), want);
+    assert!(far.verify_index().unwrap().is_empty());
+}

@@ -159,7 +159,11 @@ pub fn exchange(
                     if n == 1 {
                         wanted.clone()
                     } else {
-                        format!("{wanted}-{n}")
+                        // Still 32 characters at most with the number.
+                        let suffix = format!("-{n}");
+                        let room = 32usize.saturating_sub(suffix.len());
+                        let stem: String = wanted.chars().take(room).collect();
+                        format!("{}{suffix}", stem.trim_end_matches('-'))
                     }
                 })
                 .find(|h| state.members.iter().all(|m| &m.handle != h))

@@ -333,7 +333,7 @@ fn sync_loop(
             }
             Err(e) => {
                 s.offline = false;
-                s.last_error = Some(e.message);
+                s.last_error = Some(e.said());
             }
         }
     }
@@ -623,8 +623,8 @@ fn page(result: Result<Markup>, status: StatusCode) -> Response {
                 Kind::Replica => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            let what = e.hint.unwrap_or_default();
-            refuse(status, &e.message, &what)
+            let what = e.hint.clone().unwrap_or_default();
+            refuse(status, &e.said(), &what)
         }
     }
 }
