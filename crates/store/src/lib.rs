@@ -587,13 +587,14 @@ impl Replica {
         // Kept by triggers on `events`: a row per member and day, not one per event. A catch-up
         // in bulk not finished yet (cut between pages) has lifted them: the events are read.
         let sql = if get_meta(&self.conn, sync::BULK_INDEXES)?.is_some() {
-            "SELECT DISTINCT author, date FROM events
-             WHERE kind IN ('action', 'kudos') AND retracted = 0
-             ORDER BY author, date"
+            format!(
+                "SELECT author, date FROM ({}) ORDER BY author, date",
+                schema::COUNTED_DAYS
+            )
         } else {
-            "SELECT author, date FROM member_days"
+            "SELECT author, date FROM member_days".to_owned()
         };
-        let mut st = self.conn.prepare_cached(sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let mut rows = st.query([])?;
         let mut names: Vec<std::rc::Rc<str>> = Vec::new();
         let mut out = Vec::new();
@@ -758,17 +759,17 @@ impl Replica {
             0
         } else {
             conn.query_row(
-                "SELECT (SELECT count(*) FROM (
-                 SELECT author, date, acts FROM member_days
-                 EXCEPT
-                 SELECT author, date, count(*) FROM events
-                 WHERE kind IN ('action', 'kudos') AND retracted = 0 GROUP BY author, date
-             )) + (SELECT count(*) FROM (
-                 SELECT author, date, count(*) FROM events
-                 WHERE kind IN ('action', 'kudos') AND retracted = 0 GROUP BY author, date
-                 EXCEPT
-                 SELECT author, date, acts FROM member_days
-             ))",
+                &format!(
+                    "WITH counted AS ({})
+                     SELECT (SELECT count(*) FROM (
+                         SELECT author, date, acts FROM member_days
+                         EXCEPT SELECT author, date, acts FROM counted
+                     )) + (SELECT count(*) FROM (
+                         SELECT author, date, acts FROM counted
+                         EXCEPT SELECT author, date, acts FROM member_days
+                     ))",
+                    schema::COUNTED_DAYS
+                ),
                 [],
                 |r| r.get(0),
             )?

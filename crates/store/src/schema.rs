@@ -220,14 +220,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// transaction indexes many documents.
 pub(crate) const MEMBER_DAYS_TRIGGERS: &str = member_days_triggers!();
 
+/// The days each member acted, counted from `events`: what `member_days` holds (a macro, so the
+/// statements below can be constants).
+macro_rules! counted_days {
+    () => {
+        "SELECT author, date, count(*) AS acts FROM events
+         WHERE kind IN ('action', 'kudos') AND retracted = 0
+         GROUP BY author, date"
+    };
+}
+
+/// The days each member acted, counted from `events` (author, date, acts).
+pub(crate) const COUNTED_DAYS: &str = counted_days!();
+
 /// Builds `member_days` again from `events`, for after a catch-up in bulk.
-pub(crate) const MEMBER_DAYS_REBUILD: &str = r#"
-    DELETE FROM member_days;
-    INSERT INTO member_days (author, date, acts)
-        SELECT author, date, count(*) FROM events
-        WHERE kind IN ('action', 'kudos') AND retracted = 0
-        GROUP BY author, date;
-"#;
+pub(crate) const MEMBER_DAYS_REBUILD: &str = concat!(
+    "DELETE FROM member_days; INSERT INTO member_days (author, date, acts) ",
+    counted_days!(),
+    ";"
+);
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

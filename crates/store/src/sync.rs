@@ -640,11 +640,7 @@ impl Replica {
                 }
                 // The days members acted are counted again from the events, then the indexes
                 // and the triggers that keep those days come back.
-                let mut sql = vec![
-                    crate::schema::MEMBER_DAYS_REBUILD
-                        .trim()
-                        .trim_end_matches(';'),
-                ];
+                let mut sql = vec![crate::schema::MEMBER_DAYS_REBUILD.trim_end_matches(';')];
                 sql.extend(indexes.iter().map(|(_, _, sql)| sql.as_str()));
                 set_meta(&tx, BULK_INDEXES, &sql.join(";\n"))?;
             }
