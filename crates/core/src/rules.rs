@@ -550,13 +550,19 @@ pub struct Heatmap {
     pub max: u32,
 }
 
+/// The first day a heatmap of `weeks` weeks ending with today's shows: a Monday. Activity before
+/// it is not drawn, so a caller may leave it out.
+pub fn heatmap_start(today: Date, weeks: u32) -> Date {
+    let this_monday = period_start(today, Cadence::Weekly);
+    this_monday
+        .checked_sub((7 * (i64::from(weeks.clamp(1, 104)) - 1)).days())
+        .unwrap_or(this_monday)
+}
+
 /// The heatmap of the `weeks` weeks up to and including today's.
 pub fn heatmap<M: AsRef<str>>(activity: &[(M, Date)], today: Date, weeks: u32) -> Heatmap {
     let weeks = weeks.clamp(1, 104);
-    let this_monday = period_start(today, Cadence::Weekly);
-    let start = this_monday
-        .checked_sub((7 * (i64::from(weeks) - 1)).days())
-        .unwrap_or(this_monday);
+    let start = heatmap_start(today, weeks);
     let mut per_day: BTreeMap<Date, HashSet<&str>> = BTreeMap::new();
     for (m, d) in activity {
         if *d >= start && *d <= today {
@@ -910,5 +916,44 @@ mod tests {
         let active = set(&[day(0), day(1), day(2), day(3)]);
         assert_eq!(personal_streak(&active, day(7), &rules).current, 4);
         assert_eq!(personal_streak(&active, day(8), &rules).current, 0);
+    }
+
+    proptest::proptest! {
+        /// A weekly streak read from one (member, Monday) pair per member and week, as
+        /// `cairn streaks` reads it, is the streak read from every day.
+        #[test]
+        fn a_weekly_streak_from_weeks_is_the_streak_from_days(
+            tenures in proptest::collection::vec((-200i64..0, proptest::option::of(-150i64..5)), 1..8),
+            acts in proptest::collection::vec((0usize..10, -220i64..3), 0..200),
+            today in -3i64..4,
+            at_least in proptest::option::of(1u32..5),
+        ) {
+            let members: Vec<crate::team::Tenure> = tenures
+                .iter()
+                .enumerate()
+                .map(|(i, (joined, left))| crate::team::Tenure {
+                    id: format!("m{i}"),
+                    joined: day(*joined),
+                    left: left.map(day).filter(|l| *l >= day(*joined)),
+                })
+                .collect();
+            // Member 9 or so may be nobody on the team: such days count for nothing.
+            let days: Vec<(String, Date)> =
+                acts.iter().map(|(m, d)| (format!("m{m}"), day(*d))).collect();
+            let weeks: BTreeSet<(String, Date)> = days
+                .iter()
+                .map(|(m, d)| (m.clone(), period_start(*d, Cadence::Weekly)))
+                .collect();
+            let weeks: Vec<(String, Date)> = weeks.into_iter().collect();
+            let rules = Rules {
+                quorum: at_least.map_or(Quorum::Half, Quorum::AtLeast),
+                ..Rules::default()
+            };
+            proptest::prop_assert_eq!(rules.cadence, Cadence::Weekly);
+            proptest::prop_assert_eq!(
+                team_streak(&weeks, &members, day(today), &rules),
+                team_streak(&days, &members, day(today), &rules)
+            );
+        }
     }
 }

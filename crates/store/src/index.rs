@@ -234,7 +234,7 @@ pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String
         "SELECT type, name, sql FROM sqlite_master
          WHERE type IN ('index', 'trigger') AND sql IS NOT NULL AND name <> 'events_doc'
            AND tbl_name IN ('events', 'recipients', 'members', 'pillars', 'commitments',
-                            'challenges')
+                            'challenges', 'member_days')
          ORDER BY type, name",
     )?;
     let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -292,12 +292,7 @@ impl DaysPaused {
         }
         {
             let mut clear = conn.prepare_cached("DELETE FROM member_days WHERE author = ?1")?;
-            let mut count = conn.prepare_cached(
-                "INSERT INTO member_days (author, date, acts)
-                 SELECT author, date, count(*) FROM events
-                 WHERE author = ?1 AND kind IN ('action', 'kudos') AND retracted = 0
-                 GROUP BY author, date",
-            )?;
+            let mut count = conn.prepare_cached(crate::schema::MEMBER_DAYS_OF_AUTHOR)?;
             for a in &self.authors {
                 clear.execute([a])?;
                 count.execute([a])?;
@@ -310,8 +305,9 @@ impl DaysPaused {
 
 pub(crate) fn clear(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "DELETE FROM member_days; DELETE FROM recipients; DELETE FROM events; DELETE FROM members;
-         DELETE FROM pillars; DELETE FROM commitments; DELETE FROM challenges;",
+        "DELETE FROM member_days; DELETE FROM member_weeks; DELETE FROM recipients;
+         DELETE FROM events; DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;
+         DELETE FROM challenges;",
     )?;
     Ok(())
 }

@@ -28,11 +28,14 @@ mod index;
 mod schema;
 mod sync;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use automerge::{ActorId, Automerge, ReadDoc};
 use cairn_core::feed::{FeedItem, FeedQuery};
 use cairn_core::ids::{self, EventId, TEAM_DOC};
+use cairn_core::time::Date;
 use cairn_core::{Edit, Event, Kind, NewEvent, Stamp, TeamState, journal, team};
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -69,6 +72,15 @@ enum Touched<'a> {
     Team,
     Event(&'a EventId),
     Events(&'a [&'a EventId]),
+}
+
+/// Which of the days members acted a read wants.
+#[derive(Clone, Copy)]
+enum Days<'a> {
+    All,
+    Weeks,
+    Since(Date),
+    Of(&'a str),
 }
 
 /// Counts describing a replica, for `doctor` and tests.
@@ -582,21 +594,72 @@ impl Replica {
     /// Who was active on which local date: one pair per member and date with a micro-action or
     /// a recognition that was not retracted (what streaks count). Member ids are shared, not
     /// copied per row: there are tens of thousands of pairs and a few hundred members.
-    pub fn activity(&self) -> Result<Vec<(std::rc::Rc<str>, cairn_core::time::Date)>> {
+    pub fn activity(&self) -> Result<Vec<(Rc<str>, Date)>> {
+        self.days(Days::All)
+    }
+
+    /// Who was active in which week, as (member, the Monday that starts it), each pair once:
+    /// what the weekly team streak needs, a row per member and week instead of one per day.
+    pub fn activity_by_week(&self) -> Result<Vec<(Rc<str>, Date)>> {
+        self.days(Days::Weeks)
+    }
+
+    /// [`Replica::activity`] from the week of `from` on: what a heatmap of the last weeks needs.
+    pub fn activity_since(&self, from: Date) -> Result<Vec<(Rc<str>, Date)>> {
+        self.days(Days::Since(from))
+    }
+
+    /// The dates member `id` was active (their own and those of placeholders merged into them).
+    pub fn active_days(&self, id: &str) -> Result<std::collections::BTreeSet<Date>> {
+        Ok(self
+            .days(Days::Of(id))?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    fn days(&self, which: Days<'_>) -> Result<Vec<(Rc<str>, Date)>> {
         let aliases = index::aliases(&self.conn)?;
         // Kept by triggers on `events`: a row per member and day, not one per event. A catch-up
         // in bulk not finished yet (cut between pages) has lifted them: the events are read.
-        let sql = if get_meta(&self.conn, sync::BULK_INDEXES)?.is_some() {
-            format!(
-                "SELECT author, date FROM ({}) ORDER BY author, date",
-                schema::COUNTED_DAYS
-            )
+        let bulk = get_meta(&self.conn, sync::BULK_INDEXES)?.is_some();
+        let table = if bulk {
+            format!("({})", schema::COUNTED_DAYS)
         } else {
-            "SELECT author, date FROM member_days".to_owned()
+            "member_days".to_owned()
+        };
+        // Each query's rows are (author, date).
+        let (sql, params): (String, Vec<String>) = match which {
+            Days::All => (format!("SELECT author, date FROM {table}"), vec![]),
+            Days::Weeks if bulk => (format!("SELECT DISTINCT author, week FROM {table}"), vec![]),
+            Days::Weeks => ("SELECT author, week FROM member_weeks".to_owned(), vec![]),
+            Days::Since(from) => (
+                format!("SELECT author, date FROM {table} WHERE week >= ?1"),
+                vec![from.to_string()],
+            ),
+            // The member (unless merged into someone else) and the placeholders merged into
+            // them.
+            Days::Of(id) => {
+                let mut who: Vec<String> = Vec::new();
+                if !aliases.contains_key(id) {
+                    who.push(id.to_owned());
+                }
+                who.extend(
+                    aliases
+                        .iter()
+                        .filter(|(_, to)| *to == id)
+                        .map(|(from, _)| from.clone()),
+                );
+                let marks = vec!["?"; who.len()].join(", ");
+                (
+                    format!("SELECT author, date FROM {table} WHERE author IN ({marks})"),
+                    who,
+                )
+            }
         };
         let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query([])?;
-        let mut names: Vec<std::rc::Rc<str>> = Vec::new();
+        let mut rows = st.query(rusqlite::params_from_iter(&params))?;
+        let mut names: HashMap<String, Rc<str>> = HashMap::new();
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let author = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
@@ -606,17 +669,13 @@ impl Replica {
             ) else {
                 continue;
             };
-            // Rows come grouped by author (the index's order), so the last name is the usual hit.
-            let name = match names.last() {
-                Some(n) if &**n == author => n.clone(),
-                _ => match names.iter().find(|n| &***n == author) {
-                    Some(n) => n.clone(),
-                    None => {
-                        let n: std::rc::Rc<str> = author.into();
-                        names.push(n.clone());
-                        n
-                    }
-                },
+            let name = match names.get(author) {
+                Some(n) => n.clone(),
+                None => {
+                    let n: Rc<str> = author.into();
+                    names.insert(author.to_owned(), n.clone());
+                    n
+                }
             };
             out.push((name, date));
         }
@@ -752,32 +811,39 @@ impl Replica {
                 "the index holds {indexed} events, the journals {seen}"
             ));
         }
-        // The days members acted, as the triggers kept them, against a count of the events
-        // (not kept while a catch-up in bulk is unfinished: counted when it ends).
-        let bulk = get_meta(conn, sync::BULK_INDEXES)?.is_some();
-        let astray: i64 = if bulk {
-            0
-        } else {
-            conn.query_row(
-                &format!(
-                    "WITH counted AS ({})
-                     SELECT (SELECT count(*) FROM (
-                         SELECT author, date, acts FROM member_days
-                         EXCEPT SELECT author, date, acts FROM counted
-                     )) + (SELECT count(*) FROM (
-                         SELECT author, date, acts FROM counted
-                         EXCEPT SELECT author, date, acts FROM member_days
-                     ))",
-                    schema::COUNTED_DAYS
-                ),
-                [],
-                |r| r.get(0),
-            )?
-        };
-        if astray > 0 {
-            problems.push(format!(
-                "{astray} of the days members acted are out of step with their events"
-            ));
+        // The days and weeks members acted, as the triggers kept them, against a count of the
+        // events (not kept while a catch-up in bulk is unfinished: counted when it ends).
+        if get_meta(conn, sync::BULK_INDEXES)?.is_none() {
+            let astray = |table: &str, columns: &str, counted: &str| -> Result<i64> {
+                Ok(conn.query_row(
+                    &format!(
+                        "WITH counted AS ({counted})
+                         SELECT (SELECT count(*) FROM (
+                             SELECT {columns} FROM {table} EXCEPT SELECT {columns} FROM counted
+                         )) + (SELECT count(*) FROM (
+                             SELECT {columns} FROM counted EXCEPT SELECT {columns} FROM {table}
+                         ))"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )?)
+            };
+            let days = astray(
+                "member_days",
+                "author, date, week, acts",
+                schema::COUNTED_DAYS,
+            )?;
+            if days > 0 {
+                problems.push(format!(
+                    "{days} of the days members acted are out of step with their events"
+                ));
+            }
+            let weeks = astray("member_weeks", "author, week, days", schema::COUNTED_WEEKS)?;
+            if weeks > 0 {
+                problems.push(format!(
+                    "{weeks} of the weeks members acted are out of step with their days"
+                ));
+            }
         }
         Ok(problems)
     }

@@ -3,9 +3,8 @@
 //! `PRAGMA user_version` holds how many migrations ran. A migration, once landed, is never edited:
 //! a change of schema is a new entry at the end.
 
-/// The triggers that keep `member_days` in step with every row written to `events` (a macro, so
-/// migration 6 can hold them too).
-macro_rules! member_days_triggers {
+/// The triggers that kept `member_days` at schema 6 (migration 6 holds them; 7 replaces them).
+macro_rules! member_days_triggers_6 {
     () => {
         r#"
     CREATE TRIGGER member_days_insert AFTER INSERT ON events
@@ -32,6 +31,54 @@ macro_rules! member_days_triggers {
         ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
     END;
 "#
+    };
+}
+
+/// The Monday that starts the week of the date in column `$date` (`''` for a date that is not
+/// one): the weekly team streak's period.
+macro_rules! week_of {
+    ($date:literal) => {
+        concat!("coalesce(date(", $date, ", 'weekday 0', '-6 days'), '')")
+    };
+}
+
+/// The triggers that keep `member_days` in step with every row written to `events` (a macro, so
+/// migration 7 can hold them too).
+macro_rules! member_days_triggers {
+    () => {
+        concat!(
+            r#"
+    CREATE TRIGGER member_days_insert AFTER INSERT ON events
+    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+    BEGIN
+        INSERT INTO member_days (author, date, week, acts)
+        VALUES (NEW.author, NEW.date, "#,
+            week_of!("NEW.date"),
+            r#", 1)
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+    CREATE TRIGGER member_days_delete AFTER DELETE ON events
+    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
+    BEGIN
+        UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+    END;
+    CREATE TRIGGER member_days_update
+    AFTER UPDATE OF author, date, kind, retracted ON events
+    BEGIN
+        UPDATE member_days SET acts = acts - 1
+        WHERE author = OLD.author AND date = OLD.date
+          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+        INSERT INTO member_days (author, date, week, acts)
+        SELECT NEW.author, NEW.date, "#,
+            week_of!("NEW.date"),
+            r#", 1
+        WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+"#
+        )
     };
 }
 
@@ -212,6 +259,43 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         WHERE kind IN ('action', 'kudos') AND retracted = 0
         GROUP BY author, date;
     "#,
+        member_days_triggers_6!()
+    ),
+    // 7: the Monday of each member's day, with an index by it, so the heatmap reads only the
+    // weeks it shows; `member_weeks`, kept by triggers on `member_days`, so the weekly team
+    // streak reads a row per member and week; the instants of each member's acts logged at the
+    // time in an index of their own, for the travel rule (no lookup of each event's row).
+    concat!(
+        r#"
+    DROP TRIGGER member_days_insert;
+    DROP TRIGGER member_days_delete;
+    DROP TRIGGER member_days_update;
+    ALTER TABLE member_days ADD COLUMN week TEXT NOT NULL DEFAULT '';
+    UPDATE member_days SET week = "#,
+        week_of!("date"),
+        r#";
+    CREATE INDEX member_days_week ON member_days (week);
+    CREATE TABLE member_weeks (
+        author TEXT NOT NULL,
+        week TEXT NOT NULL,
+        days INTEGER NOT NULL,
+        PRIMARY KEY (author, week)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO member_weeks (author, week, days)
+        SELECT author, week, count(*) FROM member_days GROUP BY author, week;
+    CREATE TRIGGER member_weeks_insert AFTER INSERT ON member_days
+    BEGIN
+        INSERT INTO member_weeks (author, week, days) VALUES (NEW.author, NEW.week, 1)
+        ON CONFLICT (author, week) DO UPDATE SET days = days + 1;
+    END;
+    CREATE TRIGGER member_weeks_delete AFTER DELETE ON member_days
+    BEGIN
+        UPDATE member_weeks SET days = days - 1 WHERE author = OLD.author AND week = OLD.week;
+        DELETE FROM member_weeks WHERE author = OLD.author AND week = OLD.week AND days <= 0;
+    END;
+    CREATE INDEX events_travel ON events (author, at_ms, date)
+        WHERE kind IN ('action', 'kudos') AND retracted = 0 AND late = 0;
+    "#,
         member_days_triggers!()
     ),
 ];
@@ -223,21 +307,47 @@ pub(crate) const MEMBER_DAYS_TRIGGERS: &str = member_days_triggers!();
 /// The days each member acted, counted from `events`: what `member_days` holds (a macro, so the
 /// statements below can be constants).
 macro_rules! counted_days {
-    () => {
-        "SELECT author, date, count(*) AS acts FROM events
-         WHERE kind IN ('action', 'kudos') AND retracted = 0
+    ($where:literal) => {
+        concat!(
+            "SELECT author, date, ",
+            week_of!("date"),
+            " AS week, count(*) AS acts FROM events
+         WHERE ",
+            $where,
+            " AND kind IN ('action', 'kudos') AND retracted = 0
          GROUP BY author, date"
+        )
     };
 }
 
-/// The days each member acted, counted from `events` (author, date, acts).
-pub(crate) const COUNTED_DAYS: &str = counted_days!();
+/// The days each member acted, counted from `events` (author, date, week, acts).
+pub(crate) const COUNTED_DAYS: &str = counted_days!("1");
 
-/// Builds `member_days` again from `events`, for after a catch-up in bulk.
+/// The weeks each member acted, counted from `member_days`: what `member_weeks` holds.
+macro_rules! counted_weeks {
+    () => {
+        "SELECT author, week, count(*) AS days FROM member_days GROUP BY author, week"
+    };
+}
+
+/// The weeks each member acted, counted from `member_days` (author, week, days).
+pub(crate) const COUNTED_WEEKS: &str = counted_weeks!();
+
+/// Builds `member_days` and then `member_weeks` again from `events`, for after a catch-up in
+/// bulk or a rebuild of the index (the weeks come last, so they are right whether the triggers
+/// on `member_days` were there or not).
 pub(crate) const MEMBER_DAYS_REBUILD: &str = concat!(
-    "DELETE FROM member_days; INSERT INTO member_days (author, date, acts) ",
-    counted_days!(),
+    "DELETE FROM member_days; INSERT INTO member_days (author, date, week, acts) ",
+    counted_days!("1"),
+    "; DELETE FROM member_weeks; INSERT INTO member_weeks (author, week, days) ",
+    counted_weeks!(),
     ";"
+);
+
+/// Counts the days of one author (`?1`) again from `events`, once their rows are deleted.
+pub(crate) const MEMBER_DAYS_OF_AUTHOR: &str = concat!(
+    "INSERT INTO member_days (author, date, week, acts) ",
+    counted_days!("author = ?1"),
 );
 
 /// The schema version this build writes.

@@ -307,8 +307,8 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
-         DROP TRIGGER member_days_update; DROP TABLE member_days;
-         DROP INDEX events_activity; DROP TABLE challenges;
+         DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
+         DROP INDEX events_travel; DROP INDEX events_activity; DROP TABLE challenges;
          DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
@@ -360,8 +360,8 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
-         DROP TRIGGER member_days_update; DROP TABLE member_days;
-         PRAGMA user_version = 5;",
+         DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
+         DROP INDEX events_travel; PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
@@ -388,4 +388,101 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
         problems.iter().any(|p| p.contains("days members acted")),
         "{problems:?}"
     );
+    assert!(
+        !problems.iter().any(|p| p.contains("weeks members acted")),
+        "{problems:?}"
+    );
+    conn.execute("UPDATE member_days SET acts = acts - 1", [])
+        .unwrap();
+    conn.execute("UPDATE member_weeks SET week = '2026-11-09'", [])
+        .unwrap();
+    let problems = replica.verify_index().unwrap();
+    assert_eq!(
+        problems,
+        ["4 of the weeks members acted are out of step with their days"]
+    );
+    // A rebuild of the index counts them again.
+    replica.rebuild_index().unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+    assert_eq!(days(&replica), both);
+}
+
+#[test]
+fn streaks_read_the_days_by_week_since_a_date_and_of_one_member_with_those_merged_into_them() {
+    let mut f = Fixture::new();
+    f.replica
+        .change_team("ana", |doc, state| {
+            team::add_member(doc, state, "cy", "Cy", None, T0)
+        })
+        .unwrap();
+    let mut log_on = |who: &str, date: &str| {
+        let (id, mut stamp) = f.stamp();
+        stamp.date = date.to_owned();
+        f.replica
+            .add_event(
+                who,
+                &id,
+                &stamp,
+                &NewEvent::action("A small thing", None, None),
+            )
+            .unwrap();
+    };
+    // 2026-11-09 and 2026-11-16 are Mondays (a date may be up to 9 days before its instant).
+    log_on("ana", "2026-11-18");
+    log_on("ana", "2026-11-19");
+    log_on("cy", "2026-11-17");
+    log_on("ben", "2026-11-12");
+    let pairs = |v: Vec<(std::rc::Rc<str>, cairn_core::time::Date)>| {
+        v.into_iter()
+            .map(|(m, d)| (m.to_string(), d.to_string()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let want = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(m, d)| ((*m).to_owned(), (*d).to_owned()))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let weeks = f.replica.activity_by_week().unwrap();
+    assert_eq!(weeks.len(), 3, "{weeks:?}");
+    assert_eq!(
+        pairs(weeks),
+        want(&[
+            ("ana", "2026-11-16"),
+            ("ben", "2026-11-09"),
+            ("cy", "2026-11-16")
+        ])
+    );
+    let monday: cairn_core::time::Date = "2026-11-16".parse().unwrap();
+    assert_eq!(
+        pairs(f.replica.activity_since(monday).unwrap()),
+        want(&[
+            ("ana", "2026-11-18"),
+            ("ana", "2026-11-19"),
+            ("cy", "2026-11-17")
+        ])
+    );
+    let days = |r: &Replica, who: &str| {
+        r.active_days(who)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(days(&f.replica, "ana"), ["2026-11-18", "2026-11-19"]);
+    // Cy was a placeholder for Ana: her days are Ana's now, everywhere.
+    f.replica
+        .change_team("ana", |doc, state| {
+            team::merge_member(doc, state, "cy", "ana")
+        })
+        .unwrap();
+    assert_eq!(
+        days(&f.replica, "ana"),
+        ["2026-11-17", "2026-11-18", "2026-11-19"]
+    );
+    assert!(days(&f.replica, "cy").is_empty());
+    assert_eq!(
+        pairs(f.replica.activity_by_week().unwrap()),
+        want(&[("ana", "2026-11-16"), ("ben", "2026-11-09")])
+    );
+    assert!(f.replica.verify_index().unwrap().is_empty());
 }

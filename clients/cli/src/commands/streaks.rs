@@ -1,7 +1,5 @@
 //! `cairn streaks`: the team's streak, your own, and the team's activity of the last weeks.
 
-use std::collections::BTreeSet;
-
 use cairn_core::rules::{self, Cadence, Heatmap};
 use jiff::civil::Date;
 use serde_json::json;
@@ -29,17 +27,18 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     let me = ctx.actor(&replica)?;
     let today = ctx.today(&team.tz);
-    let activity = replica.activity()?;
-    let members = team.tenures();
-    let mine: BTreeSet<Date> = activity
-        .iter()
-        .filter(|(m, _)| **m == *me)
-        .map(|(_, d)| *d)
-        .collect();
-    let team_streak = rules::team_streak(&activity, &members, today, &team.rules);
+    // Each figure reads only the days it needs: a weekly streak counts members per week (a row
+    // per member and week, the same streak as from every day), the heatmap its last weeks.
+    let activity = match team.rules.cadence {
+        Cadence::Weekly => replica.activity_by_week()?,
+        Cadence::Daily => replica.activity()?,
+    };
+    let team_streak = rules::team_streak(&activity, &team.tenures(), today, &team.rules);
+    let mine = replica.active_days(&me)?;
     let skipped = replica.travel_skips(&me)?;
     let personal = rules::personal_streak_with(&mine, &skipped, today, &team.rules);
-    let map = rules::heatmap(&activity, today, args.weeks);
+    let recent = replica.activity_since(rules::heatmap_start(today, args.weeks))?;
+    let map = rules::heatmap(&recent, today, args.weeks);
     if ctx.out.json {
         return ctx.out.json(&json!({
             "today": today.to_string(),
