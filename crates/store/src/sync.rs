@@ -10,7 +10,8 @@ use cairn_core::ids::is_doc_id;
 use rusqlite::params;
 use sha2::Digest as _;
 
-use crate::{Error, Replica, Result, get_meta, index, load_doc, set_meta, store_chunk};
+use crate::docs::{load_doc, store_chunk};
+use crate::{Error, Replica, Result, get_meta, index, set_meta};
 
 /// One change made on this device that the server has not acknowledged yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,7 +170,7 @@ fn store_prepared(
     tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
         .execute(params![doc_id, d.snapshot])?;
     if !p.chunk.is_empty() {
-        crate::append_chunk(tx, doc_id, 0, &p.chunk)?;
+        crate::docs::append_chunk(tx, doc_id, 0, &p.chunk)?;
     }
     index::write_rows(tx, doc_id, &p.rows)?;
     applied.changes += p.applied;

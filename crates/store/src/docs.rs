@@ -1,0 +1,110 @@
+//! Documents as stored: a compacted snapshot plus the chunks of changes written since, and the
+//! automerge actor of each member on this device.
+
+use automerge::{ActorId, Automerge, ReadDoc};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::{Error, Result};
+
+/// Chunks a document may gather before it is compacted into one snapshot.
+const COMPACT_AFTER_CHUNKS: i64 = 64;
+
+/// The actor of `member` on this device, made on first use.
+pub(crate) fn actor_for(conn: &Connection, member: &str) -> Result<ActorId> {
+    let found: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT actor FROM actors WHERE member = ?1",
+            [member],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(bytes) = found {
+        return Ok(ActorId::from(bytes));
+    }
+    let actor = ActorId::random();
+    conn.execute(
+        "INSERT INTO actors (member, actor) VALUES (?1, ?2)",
+        params![member, actor.to_bytes()],
+    )?;
+    Ok(actor)
+}
+
+/// Loads a document from its snapshot and chunks; a document not stored yet is empty. Stored
+/// bytes that automerge cannot load (or panics on) are an error, never a crash.
+pub(crate) fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
+    let bad = |detail: String| Error::Document {
+        doc: doc_id.to_owned(),
+        detail,
+    };
+    let snapshot: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(Automerge::new());
+    };
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new()
+    } else {
+        cairn_core::change::quietly(|| Automerge::load(&snapshot))
+            .map_err(|p| bad(p.to_owned()))?
+            .map_err(|e| bad(e.to_string()))?
+    };
+    let mut st = conn.prepare_cached("SELECT data FROM chunks WHERE doc = ?1 ORDER BY seq")?;
+    let mut rows = st.query([doc_id])?;
+    while let Some(row) = rows.next()? {
+        let data: Vec<u8> = row.get(0)?;
+        cairn_core::change::quietly(|| doc.load_incremental(&data))
+            .map_err(|p| bad(p.to_owned()))?
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(doc)
+}
+
+/// Appends `chunk` to the document's stored form, compacting it when chunks pile up.
+///
+/// A document holding changes that wait for their dependencies is never compacted: a snapshot
+/// would leave the waiting changes out.
+pub(crate) fn store_chunk(
+    tx: &Transaction<'_>,
+    doc_id: &str,
+    doc: &Automerge,
+    chunk: &[u8],
+) -> Result<()> {
+    let chunks: Option<i64> = tx
+        .prepare_cached("SELECT chunks FROM docs WHERE id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
+        .optional()?;
+    let complete = || doc.get_missing_deps(&[]).is_empty();
+    match chunks {
+        None if complete() => {
+            tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
+                .execute(params![doc_id, doc.save()])?;
+        }
+        None => {
+            tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, x'')")?
+                .execute([doc_id])?;
+            append_chunk(tx, doc_id, 0, chunk)?;
+        }
+        Some(n) if n + 1 >= COMPACT_AFTER_CHUNKS && complete() => {
+            tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1")?
+                .execute([doc_id])?;
+            tx.prepare_cached(
+                "UPDATE docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE id = ?1",
+            )?
+            .execute(params![doc_id, doc.save()])?;
+        }
+        Some(n) => append_chunk(tx, doc_id, n, chunk)?,
+    }
+    Ok(())
+}
+
+pub(crate) fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[u8]) -> Result<()> {
+    tx.prepare_cached("INSERT INTO chunks (doc, seq, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![doc_id, n + 1, chunk])?;
+    tx.prepare_cached(
+        "UPDATE docs SET chunks = chunks + 1, chunk_bytes = chunk_bytes + ?2 WHERE id = ?1",
+    )?
+    .execute(params![doc_id, chunk.len() as i64])?;
+    Ok(())
+}
