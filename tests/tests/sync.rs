@@ -357,7 +357,7 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 fn writes_sync_quietly_in_the_background_and_never_wait_for_the_network() {
     let mut server = Server::start();
     let (mut ana, team, _invite) = published(&server);
-    let bo = Home::joined(
+    let mut bo = Home::joined(
         &server,
         &server.invite_for(&team, "@bo"),
         &["--claim", "@bo"],
@@ -372,6 +372,14 @@ fn writes_sync_quietly_in_the_background_and_never_wait_for_the_network() {
     );
     bo.run(&["sync"]).ok();
     assert!(texts(&bo).contains(&"Synced without asking".to_owned()));
+    // A change of the team says it wrote as well, and goes up by itself.
+    bo.auto_sync = true;
+    bo.run(&["team", "pillar", "add", "care"]).ok();
+    assert!(
+        wait_until(20, || status(&bo)["waiting"] == 0),
+        "no background sync after a change of the team: {}",
+        server.log()
+    );
 
     // With the server gone, writes still succeed and wait in the outbox.
     server.kill();

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use cairn_core::Stamp;
 use cairn_core::ids::EventId;
+use cairn_core::{Stamp, TeamState};
 use cairn_store::Replica;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -22,6 +22,36 @@ pub fn home(given: Option<PathBuf>) -> Result<PathBuf> {
             CliError::new("cannot tell where to keep the replica")
                 .hint("set CAIRN_HOME to a directory")
         }),
+    }
+}
+
+/// What a command did to the replica: whether it left changes for the server (then a sync
+/// starts in the background).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Read,
+    Wrote,
+}
+
+/// A writing command's replica, with the member it acts as and the team as they were when it
+/// began (see [`Ctx::writer`]).
+#[derive(Debug)]
+pub struct Writer<'r> {
+    pub replica: &'r mut Replica,
+    /// The member who writes: `--as`, else the device's owner.
+    pub me: String,
+    pub team: TeamState,
+    outbox_at: i64,
+}
+
+impl Writer<'_> {
+    /// Whether this writer left changes for the server, so far.
+    pub fn outcome(&self) -> Result<Outcome> {
+        Ok(if self.replica.outbox_head()? > self.outbox_at {
+            Outcome::Wrote
+        } else {
+            Outcome::Read
+        })
     }
 }
 
@@ -64,13 +94,27 @@ impl Ctx {
         Ok(Replica::open(&self.replica_path())?)
     }
 
+    /// What a writing command works with: the replica, the member it acts as and the team,
+    /// each read once.
+    pub fn writer<'r>(&self, replica: &'r mut Replica) -> Result<Writer<'r>> {
+        let team = replica.team()?;
+        let me = self.actor(replica, &team)?;
+        let outbox_at = replica.outbox_head()?;
+        Ok(Writer {
+            replica,
+            me,
+            team,
+            outbox_at,
+        })
+    }
+
     /// The member this command acts as: `--as`, else the device's owner.
-    pub fn actor(&self, replica: &Replica) -> Result<String> {
+    pub fn actor(&self, replica: &Replica, team: &TeamState) -> Result<String> {
         let me = replica.me()?;
         let Some(h) = &self.as_member else {
             return Ok(me);
         };
-        let id = replica.team()?.member_by_handle(h)?.id.clone();
+        let id = team.member_by_handle(h)?.id.clone();
         // The server takes from a device only its own member's writes.
         if id != me && replica.remote()?.is_some() {
             return Err(

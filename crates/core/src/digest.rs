@@ -64,7 +64,7 @@ pub fn digest(
 ) -> Digest {
     let within: Vec<&Event> = events
         .iter()
-        .filter(|e| matches!(e.kind, Kind::Action | Kind::Kudos) && !e.retracted)
+        .filter(|e| e.counts())
         .filter(|e| e.date.parse::<Date>().is_ok_and(|d| d >= start && d <= end))
         .collect();
     let mut pillars: BTreeMap<&str, u32> = BTreeMap::new();

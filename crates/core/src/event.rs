@@ -26,6 +26,12 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether an event of this kind is an act: a micro-action or a recognition (what streaks,
+    /// badges, challenges and the digest count, unless retracted; see [`Event::counts`]).
+    pub fn is_act(self) -> bool {
+        matches!(self, Kind::Action | Kind::Kudos)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Action => "action",
@@ -79,6 +85,14 @@ pub struct Event {
     pub emoji: Option<String>,
     pub retracted: bool,
     pub edited_ms: Option<i64>,
+}
+
+impl Event {
+    /// Whether this event counts as an act: a micro-action or a recognition, not retracted. The
+    /// replica's SQL says the same in `counts_as_act!`.
+    pub fn counts(&self) -> bool {
+        self.kind.is_act() && !self.retracted
+    }
 }
 
 /// The content of an event about to be written.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::Kind;
 use crate::rules::{Rules, personal_streak};
+use crate::time::week_start;
 use crate::{Error, Result};
 
 /// One act that counts: a micro-action or a recognition, not retracted.
@@ -45,11 +46,6 @@ fn badge(id: &'static str, name: &'static str, about: &'static str, earned: Date
         about,
         earned,
     }
-}
-
-fn monday(d: Date) -> Date {
-    d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days())
-        .unwrap_or(d)
 }
 
 /// The badges `member` has earned, oldest first. `acts` must be in time order.
@@ -89,7 +85,7 @@ pub fn member_badges(acts: &[Act], member: &str, pillars: &[String], rules: &Rul
         let mut weeks: BTreeMap<Date, BTreeSet<&str>> = BTreeMap::new();
         for a in &mine {
             if let Some(p) = &a.pillar {
-                let set = weeks.entry(monday(a.date)).or_default();
+                let set = weeks.entry(week_start(a.date)).or_default();
                 set.insert(p.as_str());
                 if pillars.iter().all(|p| set.contains(p.as_str())) {
                     out.push(badge(

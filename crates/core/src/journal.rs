@@ -123,6 +123,15 @@ pub fn retract(doc: &mut Automerge, author: &str, id: &EventId, at_ms: i64) -> R
     Ok(())
 }
 
+/// Reads the events of journal `doc_id` that count: those of its owner. A change that put another
+/// member's name on an event in someone's journal is never shown, whoever let it through.
+pub fn read_own<D: ReadDoc>(doc_id: &str, doc: &D) -> Result<Vec<Event>> {
+    let owner = crate::ids::journal_owner(doc_id);
+    let mut events = read(doc)?;
+    events.retain(|e| owner == Some(e.author.as_str()));
+    Ok(events)
+}
+
 /// Reads one event, if the journal holds it.
 pub fn get<D: ReadDoc>(doc: &D, id: &EventId) -> Result<Option<Event>> {
     match doc.get(ROOT, id.as_str())? {

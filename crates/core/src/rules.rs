@@ -384,9 +384,7 @@ pub struct TeamStreak {
 fn period_start(d: Date, cadence: Cadence) -> Date {
     match cadence {
         Cadence::Daily => d,
-        Cadence::Weekly => d
-            .checked_sub((d.weekday().to_monday_zero_offset() as i64).days())
-            .unwrap_or(d),
+        Cadence::Weekly => crate::time::week_start(d),
     }
 }
 

@@ -26,6 +26,15 @@ pub fn parse_date(text: &str) -> Option<Date> {
     .ok()
 }
 
+/// The Monday that starts the week of `d`: weeks run Monday to Sunday everywhere in cairn (the
+/// weekly streak, the heatmap's columns, "this week" in the digest and `cairn me`, the weekly
+/// badges; the replica's `member_days.week` is the same rule in SQL).
+pub fn week_start(d: Date) -> Date {
+    use jiff::ToSpan as _;
+    d.checked_sub((d.weekday().to_monday_zero_offset() as i64).days())
+        .unwrap_or(d)
+}
+
 /// The local date of `at_ms` in the IANA zone `tz`; `None` for an unknown zone or instant.
 pub fn local_date(at_ms: i64, tz: &str) -> Option<Date> {
     let zone = TimeZone::get(tz).ok()?;

@@ -1,6 +1,6 @@
 //! Diagnostics: counts, a rebuild of the index, and a check of it against the documents.
 
-use cairn_core::ids::{self, TEAM_DOC};
+use cairn_core::ids::TEAM_DOC;
 use cairn_core::{journal, team};
 use rusqlite::{Connection, Transaction};
 
@@ -76,11 +76,7 @@ impl Replica {
                 }
                 continue;
             }
-            let owner = ids::journal_owner(id);
-            for e in journal::read(&doc)? {
-                if owner != Some(e.author.as_str()) {
-                    continue; // never indexed: see `index::reindex_doc`
-                }
+            for e in journal::read_own(id, &doc)? {
                 seen += 1;
                 let Some(row) = index::event(conn, &e.id, &e.author)? else {
                     problems.push(format!("event {} is missing from the index", e.id));

@@ -203,12 +203,7 @@ pub(crate) fn rows(doc_id: &str, doc: &Automerge) -> Result<Rows> {
     if doc_id == TEAM_DOC {
         return Ok(Rows::Team(Box::new(team::read(doc)?)));
     }
-    // An event counts only in its author's own journal: a change that put another member's name
-    // on an event is not shown, whoever let it through.
-    let owner = cairn_core::ids::journal_owner(doc_id);
-    let mut events = journal::read(doc)?;
-    events.retain(|e| owner == Some(e.author.as_str()));
-    Ok(Rows::Events(events))
+    Ok(Rows::Events(journal::read_own(doc_id, doc)?))
 }
 
 /// Writes the rows of a document that has none in the index yet.

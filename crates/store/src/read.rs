@@ -26,10 +26,7 @@ impl Replica {
         &self,
         id: &str,
     ) -> Result<std::collections::BTreeSet<cairn_core::time::Date>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT at_ms, date FROM events
-             WHERE author = ?1 AND kind IN ('action', 'kudos') AND retracted = 0 AND late = 0",
-        )?;
+        let mut st = self.conn.prepare_cached(schema::TRAVEL_STAMPS)?;
         let mut stamps = Vec::new();
         let mut rows = st.query([id])?;
         while let Some(r) = rows.next()? {
@@ -225,11 +222,7 @@ impl Replica {
         let tx = self.conn.unchecked_transaction()?;
         let aliases = index::aliases(&tx)?;
         let canon = |id: &str| -> String { aliases.get(id).map_or(id, String::as_str).to_owned() };
-        let mut events = tx.prepare_cached(
-            "SELECT id, author, date, kind, pillar FROM events
-             WHERE kind IN ('action', 'kudos') AND retracted = 0
-             ORDER BY id, author",
-        )?;
+        let mut events = tx.prepare_cached(schema::ACTS)?;
         let mut recipients = tx.prepare_cached(
             "SELECT event, author, member FROM recipients ORDER BY event, author, ord",
         )?;

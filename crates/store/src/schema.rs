@@ -34,6 +34,19 @@ macro_rules! member_days_triggers_6 {
     };
 }
 
+/// Whether the row of `events` (columns prefixed by `$row`: `""`, `"NEW."`, `"OLD."`) counts
+/// as an act: a micro-action or a recognition, not retracted ([`cairn_core::Event::counts`]).
+macro_rules! counts_as_act {
+    ($row:literal) => {
+        concat!(
+            $row,
+            "kind IN ('action', 'kudos') AND ",
+            $row,
+            "retracted = 0"
+        )
+    };
+}
+
 /// The Monday that starts the week of the date in column `$date` (`''` for a date that is not
 /// one): the weekly team streak's period.
 macro_rules! week_of {
@@ -49,7 +62,9 @@ macro_rules! member_days_triggers {
         concat!(
             r#"
     CREATE TRIGGER member_days_insert AFTER INSERT ON events
-    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+    WHEN "#,
+            counts_as_act!("NEW."),
+            r#"
     BEGIN
         INSERT INTO member_days (author, date, week, acts)
         VALUES (NEW.author, NEW.date, "#,
@@ -58,7 +73,9 @@ macro_rules! member_days_triggers {
         ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
     END;
     CREATE TRIGGER member_days_delete AFTER DELETE ON events
-    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
+    WHEN "#,
+            counts_as_act!("OLD."),
+            r#"
     BEGIN
         UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
         DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
@@ -67,14 +84,17 @@ macro_rules! member_days_triggers {
     AFTER UPDATE OF author, date, kind, retracted ON events
     BEGIN
         UPDATE member_days SET acts = acts - 1
-        WHERE author = OLD.author AND date = OLD.date
-          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
+        WHERE author = OLD.author AND date = OLD.date AND "#,
+            counts_as_act!("OLD."),
+            r#";
         DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
         INSERT INTO member_days (author, date, week, acts)
         SELECT NEW.author, NEW.date, "#,
             week_of!("NEW.date"),
             r#", 1
-        WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+        WHERE "#,
+            counts_as_act!("NEW."),
+            r#"
         ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
     END;
 "#
@@ -263,8 +283,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ),
     // 7: the Monday of each member's day, with an index by it, so the heatmap reads only the
     // weeks it shows; `member_weeks`, kept by triggers on `member_days`, so the weekly team
-    // streak reads a row per member and week; the instants of each member's acts logged at the
-    // time in an index of their own, for the travel rule (no lookup of each event's row).
+    // streak reads a row per member and week.
     concat!(
         r#"
     DROP TRIGGER member_days_insert;
@@ -293,8 +312,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UPDATE member_weeks SET days = days - 1 WHERE author = OLD.author AND week = OLD.week;
         DELETE FROM member_weeks WHERE author = OLD.author AND week = OLD.week AND days <= 0;
     END;
-    CREATE INDEX events_travel ON events (author, at_ms, date)
-        WHERE kind IN ('action', 'kudos') AND retracted = 0 AND late = 0;
     "#,
         member_days_triggers!()
     ),
@@ -311,11 +328,11 @@ macro_rules! counted_days {
         concat!(
             "SELECT author, date, ",
             week_of!("date"),
-            " AS week, count(*) AS acts FROM events
-         WHERE ",
+            " AS week, count(*) AS acts FROM events WHERE ",
             $where,
-            " AND kind IN ('action', 'kudos') AND retracted = 0
-         GROUP BY author, date"
+            " AND ",
+            counts_as_act!(""),
+            " GROUP BY author, date"
         )
     };
 }
@@ -348,6 +365,20 @@ pub(crate) const MEMBER_DAYS_REBUILD: &str = concat!(
 pub(crate) const MEMBER_DAYS_OF_AUTHOR: &str = concat!(
     "INSERT INTO member_days (author, date, week, acts) ",
     counted_days!("author = ?1"),
+);
+
+/// The instants and dates of member `?1`'s acts logged at the time: the travel rule's input.
+pub(crate) const TRAVEL_STAMPS: &str = concat!(
+    "SELECT at_ms, date FROM events WHERE author = ?1 AND ",
+    counts_as_act!(""),
+    " AND late = 0"
+);
+
+/// Every act, in (event, author) order: the rows of [`crate::Replica::acts`].
+pub(crate) const ACTS: &str = concat!(
+    "SELECT id, author, date, kind, pillar FROM events WHERE ",
+    counts_as_act!(""),
+    " ORDER BY id, author"
 );
 
 /// The schema version this build writes.

@@ -852,6 +852,16 @@ impl Replica {
     }
 
     /// True when at least one change waits in the outbox (cheap, unlike [`Replica::outbox_size`]).
+    /// The number of the last change this device wrote (0 before the first): it only grows, so
+    /// a command can tell whether it left anything for the server.
+    pub fn outbox_head(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     pub fn outbox_waiting(&self) -> Result<bool> {
         Ok(self
             .conn

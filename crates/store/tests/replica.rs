@@ -308,7 +308,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
     conn.execute_batch(
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
-         DROP INDEX events_travel; DROP INDEX events_activity; DROP TABLE challenges;
+         DROP INDEX events_activity; DROP TABLE challenges;
          DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
@@ -361,7 +361,7 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
     conn.execute_batch(
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
-         DROP INDEX events_travel; PRAGMA user_version = 5;",
+         PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);

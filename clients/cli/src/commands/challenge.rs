@@ -5,7 +5,7 @@ use cairn_core::team;
 use jiff::civil::Date;
 use serde_json::json;
 
-use crate::context::{Ctx, random_id};
+use crate::context::{Ctx, Outcome, Writer, random_id};
 use crate::error::{CliError, Result};
 use crate::output::{BOLD, DIM, GOOD, count, pad, paint, widest};
 
@@ -97,9 +97,16 @@ fn named(team: &cairn_core::TeamState, text: &str) -> Result<Challenge> {
     }
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
-    let (title, metric, target, until, from) = match args.action {
+    let mut w = ctx.writer(&mut replica)?;
+    change(ctx, &mut w, args.action)?;
+    w.outcome()
+}
+
+/// Adds, edits or retires a challenge as `action` says, and tells what it did.
+fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
+    let (title, metric, target, until, from) = match action {
         Action::Add {
             title,
             metric,
@@ -113,9 +120,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             target,
             until,
         } => {
-            let c = named(&replica.team()?, &challenge)?;
+            let c = named(&w.team, &challenge)?;
             let until = until.map(|u| parse_date(&u, "--until")).transpose()?;
-            super::team::noted(ctx, &mut replica, |doc, state| {
+            super::team::noted(ctx, w, |doc, state| {
                 team::edit_challenge(doc, state, &c.id, title.as_deref(), target, until)?;
                 Ok(((), format!("changed the challenge “{}”", c.title)))
             })?;
@@ -125,8 +132,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             );
         }
         Action::Retire { challenge } => {
-            let c = named(&replica.team()?, &challenge)?;
-            super::team::noted(ctx, &mut replica, |doc, _| {
+            let c = named(&w.team, &challenge)?;
+            super::team::noted(ctx, w, |doc, _| {
                 team::retire_challenge(doc, &c.id)?;
                 Ok(((), format!("retired the challenge “{}”", c.title)))
             })?;
@@ -136,8 +143,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             );
         }
     };
-    let me = ctx.actor(&replica)?;
-    let tz = replica.team()?.tz;
+    let (me, tz) = (w.me.clone(), w.team.tz.clone());
     let c = Challenge {
         id: random_id(10)?,
         title,
@@ -150,7 +156,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         until: parse_date(&until, "--until")?,
     };
     let at = ctx.now_ms();
-    super::team::noted(ctx, &mut replica, |doc, _| {
+    super::team::noted(ctx, w, |doc, _| {
         team::add_challenge(doc, &c, &me, at)?;
         Ok((
             (),

@@ -74,9 +74,7 @@ pub fn build(
         let index = i64::from(first.year()) * 12 + i64::from(first.month());
         (first, first.last_of_month(), index)
     } else {
-        let monday = today
-            .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
-            .unwrap_or(today);
+        let monday = cairn_core::time::week_start(today);
         let monday = if last {
             monday.checked_sub(7.days()).unwrap_or(monday)
         } else {

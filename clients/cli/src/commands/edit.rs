@@ -1,10 +1,9 @@
 //! `cairn edit`: change one of your events.
 
 use cairn_core::{Edit, Event};
-use cairn_store::Replica;
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome, Writer};
 use crate::error::Result;
 
 /// Change the text, pillar or why of one of your own events.
@@ -23,24 +22,25 @@ pub struct Args {
     why: Option<String>,
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
+    let mut w = ctx.writer(&mut replica)?;
     let edit = Edit {
         text: args.text,
         pillar: args.pillar,
         why: args.why,
     };
-    let event = change(ctx, &mut replica, &args.id, &edit)?;
+    let event = change(ctx, &mut w, &args.id, &edit)?;
     ctx.out.say(
         format!("edited {}", event.id.short()),
         json!({ "id": event.id.as_str(), "edited": true }),
-    )
+    )?;
+    w.outcome()
 }
 
 /// Changes the acting member's event named by `id`: what `cairn edit` and the web both do.
-pub fn change(ctx: &Ctx, replica: &mut Replica, id: &str, edit: &Edit) -> Result<Event> {
-    let me = ctx.actor(replica)?;
-    let event = replica.resolve(id, &me)?;
-    replica.edit_event(&me, &event.id, edit, ctx.now_ms())?;
+pub fn change(ctx: &Ctx, w: &mut Writer<'_>, id: &str, edit: &Edit) -> Result<Event> {
+    let event = w.replica.resolve(id, &w.me)?;
+    w.replica.edit_event(&w.me, &event.id, edit, ctx.now_ms())?;
     Ok(event)
 }

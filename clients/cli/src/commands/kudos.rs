@@ -2,10 +2,9 @@
 
 use cairn_core::NewEvent;
 use cairn_core::ids::EventId;
-use cairn_store::Replica;
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome, Writer};
 use crate::error::{CliError, Input, Result};
 use crate::output::{ID, paint};
 
@@ -26,28 +25,29 @@ pub struct Args {
     pillar: Option<String>,
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
+    let mut w = ctx.writer(&mut replica)?;
     let words: Vec<String> = std::iter::once(args.who).chain(args.text).collect();
     let (who, text) = split_words(&words);
-    let id = give(ctx, &mut replica, &who, &text, args.pillar)?;
+    let id = give(ctx, &mut w, &who, &text, args.pillar)?;
     ctx.out.say(
         format!("recognised {}", paint(ID, id.short())),
         json!({ "id": id.as_str(), "short": id.short() }),
-    )
+    )?;
+    w.outcome()
 }
 
 /// Recognises the members named by `who` (handles, alone or split by commas or spaces) as the
 /// acting member: what `cairn kudos` and the web form both do.
 pub fn give(
     ctx: &Ctx,
-    replica: &mut Replica,
+    w: &mut Writer<'_>,
     who: &[&str],
     text: &str,
     pillar: Option<String>,
 ) -> Result<EventId> {
-    let me = ctx.actor(replica)?;
-    let team = replica.team()?;
+    let team = &w.team;
     let mut to = Vec::new();
     for h in who
         .iter()
@@ -66,7 +66,8 @@ pub fn give(
     }
     let stamp = ctx.stamp(&team.tz, false);
     let id = ctx.new_event_id()?;
-    replica.add_event(&me, &id, &stamp, &NewEvent::kudos(to, text, pillar))?;
+    w.replica
+        .add_event(&w.me, &id, &stamp, &NewEvent::kudos(to, text, pillar))?;
     Ok(id)
 }
 

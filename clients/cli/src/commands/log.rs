@@ -2,10 +2,9 @@
 
 use cairn_core::ids::EventId;
 use cairn_core::{NewEvent, Stamp};
-use cairn_store::Replica;
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome, Writer};
 use crate::error::{CliError, Result};
 use crate::output::{ID, paint};
 
@@ -32,8 +31,9 @@ pub struct Args {
     on: Option<String>,
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
+    let mut w = ctx.writer(&mut replica)?;
     let on = if args.yesterday {
         Some("yesterday".to_owned())
     } else {
@@ -41,7 +41,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     let (id, stamp) = add(
         ctx,
-        &mut replica,
+        &mut w,
         &args.text,
         args.pillar,
         args.why,
@@ -55,20 +55,20 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     ctx.out.say(
         format!("logged {}{when}", paint(ID, id.short())),
         json!({ "id": id.as_str(), "short": id.short(), "date": stamp.date }),
-    )
+    )?;
+    w.outcome()
 }
 
 /// Logs a micro-action as the acting member: what `cairn log` and the web form both do.
 pub fn add(
     ctx: &Ctx,
-    replica: &mut Replica,
+    w: &mut Writer<'_>,
     text: &str,
     pillar: Option<String>,
     why: Option<String>,
     on: Option<&str>,
 ) -> Result<(EventId, Stamp)> {
-    let me = ctx.actor(replica)?;
-    let team = replica.team()?;
+    let team = &w.team;
     let today = ctx.today(&team.tz);
     let on = match on {
         Some(text) => {
@@ -90,6 +90,7 @@ pub fn add(
     };
     let stamp = ctx.stamp_on(&team.tz, on);
     let id = ctx.new_event_id()?;
-    replica.add_event(&me, &id, &stamp, &NewEvent::action(text, pillar, why))?;
+    w.replica
+        .add_event(&w.me, &id, &stamp, &NewEvent::action(text, pillar, why))?;
     Ok((id, stamp))
 }

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_core::{Kind, TeamState, goals, rules};
-use jiff::ToSpan;
 use jiff::civil::Date;
 use serde_json::json;
 
@@ -47,9 +46,7 @@ pub fn numbers(
     acts: &[goals::Act],
     skipped: &BTreeSet<Date>,
 ) -> Numbers {
-    let monday = today
-        .checked_sub((today.weekday().to_monday_zero_offset() as i64).days())
-        .unwrap_or(today);
+    let monday = cairn_core::time::week_start(today);
     let month = today.first_of_month();
     let mine: Vec<&goals::Act> = acts.iter().filter(|a| a.author == me).collect();
     let days: BTreeSet<_> = mine.iter().map(|a| a.date).collect();

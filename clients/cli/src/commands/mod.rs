@@ -27,7 +27,7 @@ mod web;
 
 use clap::Subcommand;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome};
 use crate::error::Result;
 
 /// What the gamification commands read: the team, who is asking, their today, and every act.
@@ -43,7 +43,7 @@ impl Acts {
         let replica = ctx.open()?;
         let team = replica.team()?;
         Ok(Acts {
-            me: ctx.actor(&replica)?,
+            me: ctx.actor(&replica, &team)?,
             today: ctx.today(&team.tz),
             acts: replica.acts()?,
             team,
@@ -80,50 +80,44 @@ pub enum Command {
     Web(web::Args),
 }
 
+/// Runs `command`; when it left changes for the server, a sync starts in the background (each
+/// writing command says so itself: see [`Outcome`]).
 pub fn run(command: Command, ctx: &mut Ctx) -> Result<()> {
-    let writes = matches!(
-        command,
-        Command::Log(_)
-            | Command::Kudos(_)
-            | Command::React(_)
-            | Command::Edit(_)
-            | Command::Retract(_)
-            | Command::Team(_)
-            | Command::Challenge(_)
-    );
-    dispatch(command, ctx)?;
-    if writes {
+    if dispatch(command, ctx)? == Outcome::Wrote {
         sync::after_write(ctx);
     }
     Ok(())
 }
 
-fn dispatch(command: Command, ctx: &mut Ctx) -> Result<()> {
+fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
+    // Commands that only read, or that reach the server themselves (init, join, publish, sync,
+    // device), return nothing to sync.
+    let read = |()| Outcome::Read;
     match command {
-        Command::Init(a) => init::run(a, ctx),
+        Command::Init(a) => init::run(a, ctx).map(read),
         Command::Log(a) => log::run(a, ctx),
         Command::Kudos(a) => kudos::run(a, ctx),
         Command::React(a) => react::run(a, ctx),
         Command::Edit(a) => edit::run(a, ctx),
         Command::Retract(a) => retract::run(a, ctx),
-        Command::Feed(a) => feed::run(a, ctx),
+        Command::Feed(a) => feed::run(a, ctx).map(read),
         Command::Team(a) => team::run(a, ctx),
-        Command::Join(a) => join::run(a, ctx),
-        Command::Publish(a) => publish::run(a, ctx),
-        Command::Sync(a) => sync::run(a, ctx),
-        Command::Status(a) => status::run(a, ctx),
-        Command::Streaks(a) => streaks::run(a, ctx),
-        Command::Badges(a) => badges::run(a, ctx),
+        Command::Join(a) => join::run(a, ctx).map(read),
+        Command::Publish(a) => publish::run(a, ctx).map(read),
+        Command::Sync(a) => sync::run(a, ctx).map(read),
+        Command::Status(a) => status::run(a, ctx).map(read),
+        Command::Streaks(a) => streaks::run(a, ctx).map(read),
+        Command::Badges(a) => badges::run(a, ctx).map(read),
         Command::Challenge(a) => challenge::run(a, ctx),
-        Command::Challenges(a) => challenge::list(a, ctx),
-        Command::Nudge(a) => nudge::run(a, ctx),
-        Command::Digest(a) => digest::run(a, ctx),
-        Command::Me(a) => me::run(a, ctx),
-        Command::Device(a) => device::run(a, ctx),
-        Command::Export(a) => export::run(a, ctx),
-        Command::Doctor(a) => doctor::run(a, ctx),
-        Command::Completions(a) => completions::run(a, ctx),
-        Command::Demo(a) => demo::run(a, ctx),
-        Command::Web(a) => web::run(a, ctx),
+        Command::Challenges(a) => challenge::list(a, ctx).map(read),
+        Command::Nudge(a) => nudge::run(a, ctx).map(read),
+        Command::Digest(a) => digest::run(a, ctx).map(read),
+        Command::Me(a) => me::run(a, ctx).map(read),
+        Command::Device(a) => device::run(a, ctx).map(read),
+        Command::Export(a) => export::run(a, ctx).map(read),
+        Command::Doctor(a) => doctor::run(a, ctx).map(read),
+        Command::Completions(a) => completions::run(a, ctx).map(read),
+        Command::Demo(a) => demo::run(a, ctx).map(read),
+        Command::Web(a) => web::run(a, ctx).map(read),
     }
 }

@@ -1,10 +1,10 @@
 //! `cairn react`: react to an event.
 
 use cairn_core::Event;
-use cairn_store::{Reacted, Replica};
+use cairn_store::Reacted;
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome, Writer};
 use crate::error::Result;
 
 /// React to an event in the feed; the same reaction again takes it back.
@@ -18,10 +18,11 @@ pub struct Args {
     emoji: String,
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
+    let mut w = ctx.writer(&mut replica)?;
     let emoji = args.emoji.trim();
-    let (target, outcome) = toggle(ctx, &mut replica, &args.id, emoji)?;
+    let (target, outcome) = toggle(ctx, &mut w, &args.id, emoji)?;
     let (text, done) = match outcome {
         Reacted::Added => (format!("{emoji} on {}", target.id.short()), "added"),
         Reacted::Removed => (
@@ -32,17 +33,16 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     ctx.out.say(
         text,
         json!({ "target": target.id.as_str(), "emoji": emoji, "reaction": done }),
-    )
+    )?;
+    w.outcome()
 }
 
 /// Adds the acting member's `emoji` to the event named by `id`, or takes it back: what
 /// `cairn react` and the web's buttons both do.
-pub fn toggle(ctx: &Ctx, replica: &mut Replica, id: &str, emoji: &str) -> Result<(Event, Reacted)> {
-    let me = ctx.actor(replica)?;
-    let target = replica.resolve(id, &me)?;
-    let team = replica.team()?;
-    let stamp = ctx.stamp(&team.tz, false);
+pub fn toggle(ctx: &Ctx, w: &mut Writer<'_>, id: &str, emoji: &str) -> Result<(Event, Reacted)> {
+    let target = w.replica.resolve(id, &w.me)?;
+    let stamp = ctx.stamp(&w.team.tz, false);
     let new_id = ctx.new_event_id()?;
-    let outcome = replica.react(&me, &target.id, emoji, &new_id, &stamp)?;
+    let outcome = w.replica.react(&w.me, &target.id, emoji, &new_id, &stamp)?;
     Ok((target, outcome))
 }

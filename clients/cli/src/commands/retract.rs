@@ -1,10 +1,9 @@
 //! `cairn retract`: take back one of your events.
 
 use cairn_core::Event;
-use cairn_store::Replica;
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Outcome, Writer};
 use crate::error::Result;
 
 /// Take back one of your own events; it leaves the feed on every replica.
@@ -15,19 +14,20 @@ pub struct Args {
     id: String,
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
-    let event = take_back(ctx, &mut replica, &args.id)?;
+    let mut w = ctx.writer(&mut replica)?;
+    let event = take_back(ctx, &mut w, &args.id)?;
     ctx.out.say(
         format!("retracted {}", event.id.short()),
         json!({ "id": event.id.as_str(), "retracted": true }),
-    )
+    )?;
+    w.outcome()
 }
 
 /// Retracts the acting member's event named by `id`: what `cairn retract` and the web both do.
-pub fn take_back(ctx: &Ctx, replica: &mut Replica, id: &str) -> Result<Event> {
-    let me = ctx.actor(replica)?;
-    let event = replica.resolve(id, &me)?;
-    replica.retract_event(&me, &event.id, ctx.now_ms())?;
+pub fn take_back(ctx: &Ctx, w: &mut Writer<'_>, id: &str) -> Result<Event> {
+    let event = w.replica.resolve(id, &w.me)?;
+    w.replica.retract_event(&w.me, &event.id, ctx.now_ms())?;
     Ok(event)
 }

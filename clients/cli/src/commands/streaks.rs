@@ -25,7 +25,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let replica = ctx.open()?;
     let team = replica.team()?;
-    let me = ctx.actor(&replica)?;
+    let me = ctx.actor(&replica, &team)?;
     let today = ctx.today(&team.tz);
     // Each figure reads only the days it needs: a weekly streak counts members per week (a row
     // per member and week, the same streak as from every day), the heatmap its last weeks.

@@ -4,7 +4,7 @@ use cairn_core::team;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::context::{Ctx, random_id};
+use crate::context::{Ctx, Outcome, Writer, random_id};
 use crate::error::{CliError, Input, Result};
 use crate::output::{BOLD, DIM, HANDLE, PILLAR, pad, paint, widest, wrap};
 
@@ -151,18 +151,27 @@ enum MemberAction {
     },
 }
 
-pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
+pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
-    let at = ctx.now_ms();
     let Some(action) = args.action else {
-        return show(ctx, &replica);
+        show(ctx, &replica)?;
+        return Ok(Outcome::Read);
     };
-    let me = ctx.actor(&replica)?;
-    let team = replica.team()?;
+    let mut w = ctx.writer(&mut replica)?;
+    change(ctx, &mut w, action)?;
+    w.outcome()
+}
+
+/// Changes the team as `action` says, and tells what it did.
+fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
+    let at = ctx.now_ms();
+    // As it was before the change (`w.team` is the writer's, and the change needs the writer).
+    let team = w.team.clone();
+    let me = w.me.clone();
     let who = |id: &str| format!("@{}", team.handle_of(id));
     match action {
         Action::Pillar(PillarAction::Add { name, about }) => {
-            let id = noted(ctx, &mut replica, |doc, state| {
+            let id = noted(ctx, w, |doc, state| {
                 let id = team::add_pillar(doc, state, &name, about.as_deref(), at)?;
                 Ok((id.clone(), format!("added the pillar #{id}")))
             })?;
@@ -177,7 +186,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             about,
         }) => {
             let p = team.pillar(&pillar)?.clone();
-            noted(ctx, &mut replica, |doc, state| {
+            noted(ctx, w, |doc, state| {
                 team::edit_pillar(doc, state, &p.id, name.as_deref(), about.as_deref())?;
                 let what = match &name {
                     Some(n) => format!("renamed the pillar #{} to #{n}", p.name),
@@ -190,7 +199,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
         Action::Pillar(PillarAction::Retire { pillar }) => {
             let p = team.pillar(&pillar)?.clone();
-            noted(ctx, &mut replica, |doc, state| {
+            noted(ctx, w, |doc, state| {
                 team::retire_pillar(doc, state, &p.id)?;
                 Ok(((), format!("retired the pillar #{}", p.name)))
             })?;
@@ -201,7 +210,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
         Action::Commit { text, why } => {
             let id = random_id(10)?;
-            noted(ctx, &mut replica, |doc, _| {
+            noted(ctx, w, |doc, _| {
                 team::add_commitment(doc, &id, &text, &why, &me, at)?;
                 Ok(((), format!("added the commitment “{}”", text.trim())))
             })?;
@@ -214,7 +223,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             why,
         }) => {
             let c = commitment_named(&team, &commitment)?;
-            noted(ctx, &mut replica, |doc, _| {
+            noted(ctx, w, |doc, _| {
                 team::edit_commitment(doc, &c.id, text.as_deref(), why.as_deref())?;
                 Ok(((), format!("reworded the commitment “{}”", c.text)))
             })?;
@@ -223,7 +232,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
         Action::Commitment(CommitmentAction::Retire { commitment }) => {
             let c = commitment_named(&team, &commitment)?;
-            noted(ctx, &mut replica, |doc, _| {
+            noted(ctx, w, |doc, _| {
                 team::retire_commitment(doc, &c.id)?;
                 Ok(((), format!("retired the commitment “{}”", c.text)))
             })?;
@@ -246,7 +255,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             let quorum = quorum.as_deref().map(parse_quorum).transpose()?;
             let late = late_days.as_deref().map(parse_late_days).transpose()?;
             if rest.is_some() || cadence.is_some() || quorum.is_some() || late.is_some() {
-                noted(ctx, &mut replica, |doc, _| {
+                noted(ctx, w, |doc, _| {
                     team::set_rules(doc, rest.as_deref(), cadence, quorum, late)?;
                     let after = team::read(doc)?.rules;
                     Ok((
@@ -258,7 +267,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                     ))
                 })?;
             }
-            let rules = replica.team()?.rules;
+            let rules = w.replica.team()?.rules;
             ctx.out.say(rules_text(&rules), json!(rules))
         }
         Action::Member(MemberAction::Rename {
@@ -268,7 +277,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }) => {
             let id = team.member_by_handle_or_id(&named)?.id.clone();
             let before = who(&id);
-            noted(ctx, &mut replica, |doc, state| {
+            noted(ctx, w, |doc, state| {
                 team::rename_member(doc, state, &id, name.as_deref(), handle.as_deref())?;
                 let m = team::read(doc)?.member(&id).cloned().unwrap_or_default();
                 Ok((
@@ -276,7 +285,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                     format!("renamed {before} to @{} ({})", m.handle, m.name),
                 ))
             })?;
-            let now = replica.team()?;
+            let now = w.replica.team()?;
             let m = now.member(&id).cloned().unwrap_or_default();
             ctx.out.say(
                 format!(
@@ -290,7 +299,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         Action::Member(MemberAction::Remove { who: named }) => {
             let m = team.member_by_handle_or_id(&named)?.clone();
             let leaving = m.id == me;
-            noted(ctx, &mut replica, |doc, state| {
+            noted(ctx, w, |doc, state| {
                 team::remove_member(doc, state, &m.id, at)?;
                 let what = if leaving {
                     "left the team".to_owned()
@@ -313,8 +322,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             )
         }
         Action::Member(MemberAction::Merge { from, into }) => {
-            let (from, into) = merge_pair(&replica, &team, &from, into.as_deref())?;
-            noted(ctx, &mut replica, |doc, state| {
+            let (from, into) = merge_pair(w.replica, &team, &from, into.as_deref())?;
+            noted(ctx, w, |doc, state| {
                 team::merge_member(doc, state, &from.id, &into.id)?;
                 Ok((
                     (),
@@ -338,7 +347,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         Action::Member(MemberAction::Add { name, handle }) => {
             let id = random_id(12)?;
             let handle_given = handle.is_some();
-            let handle = noted(ctx, &mut replica, |doc, state| {
+            let handle = noted(ctx, w, |doc, state| {
                 let h = team::add_member(doc, state, &id, &name, handle.as_deref(), at)?;
                 Ok((
                     h.clone(),
@@ -358,17 +367,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
 /// `op` returns beside its result.
 pub fn noted<T>(
     ctx: &Ctx,
-    replica: &mut cairn_store::Replica,
+    w: &mut Writer<'_>,
     op: impl FnOnce(
         &mut cairn_core::Automerge,
         &cairn_core::TeamState,
     ) -> cairn_core::Result<(T, String)>,
 ) -> Result<T> {
-    let me = ctx.actor(replica)?;
-    let tz = replica.team()?.tz;
-    let stamp = ctx.stamp(&tz, false);
+    let stamp = ctx.stamp(&w.team.tz, false);
     let id = ctx.new_event_id()?;
-    Ok(replica.change_team_noted(&me, &id, &stamp, op)?)
+    Ok(w.replica.change_team_noted(&w.me, &id, &stamp, op)?)
 }
 
 /// The commitment named by its number in `cairn team` (from 1) or the start of its text.
@@ -394,7 +401,7 @@ fn commitment_named(team: &cairn_core::TeamState, text: &str) -> Result<cairn_co
 
 fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
     let team = replica.team()?;
-    let me = ctx.actor(replica)?;
+    let me = ctx.actor(replica, &team)?;
     if ctx.out.json {
         return ctx.out.json(&json!({
             "name": team.name,

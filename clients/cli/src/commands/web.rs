@@ -49,7 +49,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     }
     // The replica must open before anything listens: a missing team is said at once.
     let replica = ctx.open()?;
-    ctx.actor(&replica)?;
+    ctx.actor(&replica, &replica.team()?)?;
     drop(replica);
     serve(
         ctx,

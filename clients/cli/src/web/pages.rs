@@ -159,7 +159,7 @@ fn open(web: &Web) -> Result<Reader<'_>> {
     let ctx = web.ctx()?;
     let replica = web.replica();
     let team = replica.team()?;
-    let me = ctx.actor(&replica)?;
+    let me = ctx.actor(&replica, &team)?;
     Ok(Reader {
         ctx,
         replica,
