@@ -207,7 +207,7 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
     // util-linux `script` gives the command a terminal; the pager is a `sed` that marks its lines.
     let ana = otters();
     let cairn = cairn_e2e::cairn_bin();
-    let on_terminal = |pager: &str, extra: &str| -> String {
+    let run_on_terminal = |pager: &str, extra: &str| -> (String, std::process::ExitStatus) {
         let line = format!("{} feed --limit 1 {extra}", cairn.display());
         let mut script = in_home(&ana, "script");
         script.args(["-qec", &line, "/dev/null"]);
@@ -216,8 +216,12 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
             .env("COLUMNS", "80")
             .env_remove("LESS");
         let output = script.output().expect("util-linux `script` runs");
-        String::from_utf8_lossy(&output.stdout).replace('\r', "")
+        (
+            String::from_utf8_lossy(&output.stdout).replace('\r', ""),
+            output.status,
+        )
     };
+    let on_terminal = |pager: &str, extra: &str| run_on_terminal(pager, extra).0;
     let marks = "sed s/^/paged:/";
     let paged = on_terminal(marks, "");
     assert!(
@@ -233,6 +237,12 @@ fn a_pager_takes_long_output_on_a_terminal_and_never_in_a_pipe() {
         !unpaged.contains("paged:") && unpaged.contains("@ana-lopez"),
         "{unpaged}"
     );
+    // Ctrl-C while the pager shows the page is the pager's: cairn waits for it and ends well,
+    // never leaving the shell to draw over a pager still running. (This pager sends cairn, its
+    // shell's parent, SIGINT first; before, that ended cairn.)
+    let (interrupted, status) = run_on_terminal("kill -INT $PPID; sed s/^/paged:/", "");
+    assert!(status.success(), "{status:?}: {interrupted}");
+    assert!(interrupted.contains("paged:"), "{interrupted}");
     // A pager that cannot run is said, not a silent success with nothing shown.
     let missing = on_terminal("no-such-pager-here", "");
     assert!(

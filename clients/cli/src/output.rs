@@ -111,6 +111,10 @@ struct Pager {
     stdin: Option<std::process::ChildStdin>,
     /// Colour codes pass to it (`less -R` shows them) unless colour is off.
     colour: bool,
+    /// While it runs, Ctrl-C and Ctrl-\ are the pager's (as with git): cairn waits for the pager
+    /// instead of dying under it and giving the shell back while it still draws.
+    #[cfg(unix)]
+    ignored: Vec<signal_hook::SigId>,
 }
 
 impl Pager {
@@ -142,6 +146,15 @@ impl Pager {
             stdin,
             colour: anstream::AutoStream::choice(&std::io::stdout())
                 != anstream::ColorChoice::Never,
+            // A handler that only sets a flag nobody reads: the signal no longer ends cairn.
+            #[cfg(unix)]
+            ignored: [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT]
+                .into_iter()
+                .filter_map(|signal| {
+                    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    signal_hook::flag::register(signal, flag).ok()
+                })
+                .collect(),
         })
     }
 
@@ -160,7 +173,12 @@ impl Pager {
     /// shell could not run `$PAGER` (126, 127), so what went to it was never shown.
     fn finish(&mut self) -> bool {
         drop(self.stdin.take());
-        !matches!(self.child.wait().map(|s| s.code()), Ok(Some(126 | 127)))
+        let shown = !matches!(self.child.wait().map(|s| s.code()), Ok(Some(126 | 127)));
+        #[cfg(unix)]
+        for id in self.ignored.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+        shown
     }
 }
 
