@@ -132,6 +132,17 @@ pub fn read_own<D: ReadDoc>(doc_id: &str, doc: &D) -> Result<Vec<Event>> {
     Ok(events)
 }
 
+/// Reads event `id` of journal `doc_id` as [`read_own`] does: `None` when the journal does not
+/// hold it, holds something else under its key, holds a malformed one, or one by someone else.
+pub fn get_own<D: ReadDoc>(doc_id: &str, doc: &D, id: &EventId) -> Option<Event> {
+    let owner = crate::ids::journal_owner(doc_id)?;
+    let (value, obj) = doc.get(ROOT, id.as_str()).ok()??;
+    if !matches!(value, automerge::Value::Object(ObjType::Map)) {
+        return None;
+    }
+    read_event(doc, id, &obj).ok().filter(|e| e.author == owner)
+}
+
 /// Reads one event, if the journal holds it.
 pub fn get<D: ReadDoc>(doc: &D, id: &EventId) -> Result<Option<Event>> {
     match doc.get(ROOT, id.as_str())? {

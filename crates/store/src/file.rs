@@ -8,7 +8,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use crate::docs::load_doc;
 use crate::doctor::reindex_all;
-use crate::write::Touched;
 use crate::{Error, NewTeam, Replica, Result, SCHEMA_VERSION, index, schema, set_meta};
 
 impl Replica {
@@ -17,7 +16,7 @@ impl Replica {
         Self::create_with(path, |tx| {
             set_meta(tx, "team_id", &new.team_id)?;
             set_meta(tx, "me", &new.member_id)?;
-            Self::change_in(tx, TEAM_DOC, &new.member_id, Touched::Team, |doc| {
+            Self::change_in(tx, TEAM_DOC, &new.member_id, |doc| {
                 team::init(
                     doc,
                     &new.team_name,

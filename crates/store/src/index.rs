@@ -1,6 +1,6 @@
 //! The index: SQLite tables derived from the documents, which every read uses.
 
-use automerge::Automerge;
+use automerge::{Automerge, ChangeHash, PatchAction, Prop};
 use cairn_core::feed::FeedQuery;
 use cairn_core::ids::{EventId, TEAM_DOC};
 use cairn_core::{Commitment, Event, Kind, Member, Pillar, TeamState, journal, team};
@@ -168,6 +168,64 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
                 m.merged_into
             ],
         )?;
+    }
+    Ok(())
+}
+
+/// Brings the index up to date with document `doc_id` after changes took it from the heads
+/// `before` (those the index last saw; none for a document new to it) to its own: every change
+/// written here or applied from the server goes through this. Only the events the changes
+/// touched are read again (an automerge diff names them), so a change to one event of a large
+/// journal costs one row; the team document, small, is read whole.
+pub(crate) fn update(
+    conn: &Connection,
+    doc_id: &str,
+    doc: &Automerge,
+    before: &[ChangeHash],
+) -> Result<()> {
+    if doc_id == TEAM_DOC {
+        return reindex_team(conn, doc);
+    }
+    if before.is_empty() {
+        return index_new_doc(conn, doc_id, doc);
+    }
+    let mut touched = std::collections::BTreeSet::new();
+    for patch in doc.diff(before, &doc.get_heads()) {
+        // The event's key at the root: the first step of the path into it, or the key itself.
+        let key = match (patch.path.first(), &patch.action) {
+            (Some((_, Prop::Map(key))), _) => key,
+            (
+                None,
+                PatchAction::PutMap { key, .. }
+                | PatchAction::DeleteMap { key }
+                | PatchAction::Conflict {
+                    prop: Prop::Map(key),
+                }
+                | PatchAction::Increment {
+                    prop: Prop::Map(key),
+                    ..
+                },
+            ) => key,
+            _ => continue,
+        };
+        if let Some(id) = EventId::parse(key) {
+            touched.insert(id);
+        }
+    }
+    for id in touched {
+        match journal::get_own(doc_id, doc, &id) {
+            Some(e) => upsert_event(conn, doc_id, &e)?,
+            // Taken out of the journal (only a faulty peer does that), or no longer readable.
+            None => {
+                conn.prepare_cached(
+                    "DELETE FROM recipients WHERE (event, author) IN
+                         (SELECT id, author FROM events WHERE id = ?1 AND doc = ?2)",
+                )?
+                .execute([id.as_str(), doc_id])?;
+                conn.prepare_cached("DELETE FROM events WHERE id = ?1 AND doc = ?2")?
+                    .execute([id.as_str(), doc_id])?;
+            }
+        }
     }
     Ok(())
 }

@@ -194,7 +194,11 @@ enum Base {
     /// A snapshot the server sent, for a document this replica did not have: stored as it came.
     Sent(Vec<u8>),
     /// The stored document with a sent snapshot merged in: the snapshot is stored beside it.
-    Merged(Vec<u8>),
+    /// `indexed` are the stored document's heads, as the index saw it.
+    Merged {
+        bytes: Vec<u8>,
+        indexed: Vec<ChangeHash>,
+    },
 }
 
 impl Base {
@@ -203,7 +207,7 @@ impl Base {
         match self {
             Base::Stored => load_doc(tx, doc_id),
             Base::Sent(bytes) => load_snapshot(doc_id, bytes),
-            Base::Merged(bytes) => {
+            Base::Merged { bytes, .. } => {
                 let mut doc = load_doc(tx, doc_id)?;
                 merge_snapshot(&mut doc, doc_id, bytes)?;
                 Ok(doc)
@@ -238,7 +242,12 @@ fn apply_to_doc(
     now_ms: i64,
 ) -> Result<DocOutcome> {
     let mut out = DocOutcome::default();
-    let new_doc = matches!(base, Base::Sent(_));
+    // The heads the index saw (none for a document new here).
+    let indexed = match &base {
+        Base::Stored => doc.get_heads(),
+        Base::Sent(_) => Vec::new(),
+        Base::Merged { indexed, .. } => indexed.clone(),
+    };
     let withdrawn = withdrawn_hashes(tx, doc_id)?;
     let mut candidates: Vec<Change> = Vec::new();
     let mut hashes = HashSet::new();
@@ -363,18 +372,13 @@ fn apply_to_doc(
                 store_chunk(tx, doc_id, &doc, &chunk)?;
             }
         }
-        Base::Merged(mut bytes) => {
+        Base::Merged { mut bytes, .. } => {
             // Chunks load in order, a whole document as well as changes.
             bytes.extend_from_slice(&chunk);
             store_chunk(tx, doc_id, &doc, &bytes)?;
         }
     }
-    if new_doc {
-        // Nothing of it is in the index yet: no rows to take out first.
-        index::index_new_doc(tx, doc_id, &doc)?;
-    } else {
-        index::reindex_doc(tx, doc_id, &doc)?;
-    }
+    index::update(tx, doc_id, &doc, &indexed)?;
     Ok(out)
 }
 
@@ -700,7 +704,13 @@ impl Replica {
                     match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
                         // Nothing new in it: nothing to store.
                         Ok(()) if doc.get_heads() == before => (doc, Base::Stored),
-                        Ok(()) => (doc, Base::Merged(d.snapshot.clone())),
+                        Ok(()) => (
+                            doc,
+                            Base::Merged {
+                                bytes: d.snapshot.clone(),
+                                indexed: before,
+                            },
+                        ),
                         Err(e) => {
                             set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
                             applied.set_aside += 1;

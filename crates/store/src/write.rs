@@ -10,13 +10,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use crate::docs::{actor_for, load_doc, store_chunk};
 use crate::{Error, Reacted, Replica, Result, index};
 
-/// Which index rows a document change touched.
-pub(crate) enum Touched<'a> {
-    Team,
-    Event(&'a EventId),
-    Events(&'a [&'a EventId]),
-}
-
 /// The journal holding `author`'s own event `id`; someone else's event is refused as theirs.
 fn own_doc(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
     match index::doc_of(conn, id, author) {
@@ -25,21 +18,6 @@ fn own_doc(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
         }
         other => other,
     }
-}
-
-fn index_events(
-    tx: &Transaction<'_>,
-    doc_id: &str,
-    doc: &Automerge,
-    ids: &[&EventId],
-) -> Result<()> {
-    for id in ids {
-        let Some(e) = journal::get(doc, id)? else {
-            return Err(cairn_core::Error::NoSuchEvent(id.short().to_owned()).into());
-        };
-        index::upsert_event(tx, doc_id, &e)?;
-    }
-    Ok(())
 }
 
 impl Replica {
@@ -54,7 +32,7 @@ impl Replica {
         let tx = self.write()?;
         let team = index::team(&tx)?;
         let doc = ids::journal_doc(author, &ids::month_of(stamp.at_ms));
-        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+        Self::change_in(&tx, &doc, author, |d| {
             journal::add(d, &team, author, id, stamp, new)
         })?;
         tx.commit()?;
@@ -79,8 +57,7 @@ impl Replica {
                 .map_or(events.len(), |n| start + n);
             let batch = &events[start..end];
             let doc_id = ids::journal_doc(author, &month);
-            let ids: Vec<&EventId> = batch.iter().map(|(id, _, _)| id).collect();
-            Self::change_in(&tx, &doc_id, author, Touched::Events(&ids), |d| {
+            Self::change_in(&tx, &doc_id, author, |d| {
                 for (id, stamp, new) in batch {
                     journal::add(d, &team, author, id, stamp, new)?;
                 }
@@ -117,7 +94,7 @@ impl Replica {
         let outcome = if !mine.is_empty() {
             for r in &mine {
                 let doc = index::doc_of(&tx, r, author)?;
-                Self::change_in(&tx, &doc, author, Touched::Event(r), |d| {
+                Self::change_in(&tx, &doc, author, |d| {
                     journal::retract(d, author, r, stamp.at_ms)
                 })?;
             }
@@ -126,7 +103,7 @@ impl Replica {
             let team = index::team(&tx)?;
             let doc = ids::journal_doc(author, &ids::month_of(stamp.at_ms));
             let new = NewEvent::reaction(target.clone(), emoji);
-            Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+            Self::change_in(&tx, &doc, author, |d| {
                 journal::add(d, &team, author, id, stamp, &new)
             })?;
             Reacted::Added
@@ -146,7 +123,7 @@ impl Replica {
         let tx = self.write()?;
         let team = index::team(&tx)?;
         let doc = own_doc(&tx, id, author)?;
-        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+        Self::change_in(&tx, &doc, author, |d| {
             journal::edit(d, &team, author, id, edit, at_ms)
         })?;
         tx.commit()?;
@@ -157,7 +134,7 @@ impl Replica {
     pub fn retract_event(&mut self, author: &str, id: &EventId, at_ms: i64) -> Result<()> {
         let tx = self.write()?;
         let doc = own_doc(&tx, id, author)?;
-        Self::change_in(&tx, &doc, author, Touched::Event(id), |d| {
+        Self::change_in(&tx, &doc, author, |d| {
             journal::retract(d, author, id, at_ms)
         })?;
         tx.commit()?;
@@ -172,7 +149,7 @@ impl Replica {
     ) -> Result<T> {
         let tx = self.write()?;
         let team = index::team(&tx)?;
-        let out = Self::change_in(&tx, TEAM_DOC, by, Touched::Team, |d| op(d, &team))?;
+        let out = Self::change_in(&tx, TEAM_DOC, by, |d| op(d, &team))?;
         tx.commit()?;
         Ok(out)
     }
@@ -189,10 +166,10 @@ impl Replica {
     ) -> Result<T> {
         let tx = self.write()?;
         let team = index::team(&tx)?;
-        let (out, note) = Self::change_in(&tx, TEAM_DOC, by, Touched::Team, |d| op(d, &team))?;
+        let (out, note) = Self::change_in(&tx, TEAM_DOC, by, |d| op(d, &team))?;
         let team = index::team(&tx)?;
         let doc = ids::journal_doc(by, &ids::month_of(stamp.at_ms));
-        Self::change_in(&tx, &doc, by, Touched::Event(id), |d| {
+        Self::change_in(&tx, &doc, by, |d| {
             journal::add(d, &team, by, id, stamp, &NewEvent::team(&note))
         })?;
         tx.commit()?;
@@ -211,7 +188,6 @@ impl Replica {
         tx: &Transaction<'_>,
         doc_id: &str,
         member: &str,
-        touched: Touched<'_>,
         op: impl FnOnce(&mut Automerge) -> cairn_core::Result<T>,
     ) -> Result<T> {
         let mut doc = load_doc(tx, doc_id)?;
@@ -232,11 +208,7 @@ impl Replica {
             }
         }
         store_chunk(tx, doc_id, &doc, &chunk)?;
-        match touched {
-            Touched::Team => index::reindex_team(tx, &doc)?,
-            Touched::Event(id) => index_events(tx, doc_id, &doc, &[id])?,
-            Touched::Events(ids) => index_events(tx, doc_id, &doc, ids)?,
-        }
+        index::update(tx, doc_id, &doc, &heads)?;
         Ok(out)
     }
 }

@@ -282,3 +282,54 @@ fn the_days_members_acted_are_counted_when_many_documents_arrive_at_once() {
         assert!(b.verify_index().unwrap().is_empty(), "round {round}");
     }
 }
+
+#[test]
+fn a_change_that_takes_an_event_out_or_gives_it_another_author_takes_its_row_out() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    a.change_team("ana", |doc, state| {
+        cairn_core::team::add_member(doc, state, "ben", "Ben", None, T0)
+    })
+    .unwrap();
+    log(&mut a, "ana", 1, "first");
+    log(&mut a, "ana", 2, "second");
+    log(&mut a, "ana", 3, "third");
+    let all = pending(&a);
+    let mut r =
+        Replica::create_joined(&dir.path().join("r.sqlite3"), "team1", "cy", &remote()).unwrap();
+    r.apply_exchange(None, &all, 1, T0).unwrap();
+    assert_eq!(texts(&r), ["third", "second", "first"]);
+    // A faulty peer deletes Ana's first event from her journal and puts Ben's name on her second.
+    let journal = all.iter().find(|c| c.doc.starts_with("j/ana/")).unwrap();
+    let mut doc = automerge::Automerge::new();
+    for c in all.iter().filter(|c| c.doc == journal.doc) {
+        doc.load_incremental(&c.change).unwrap();
+    }
+    let id = |n: i64| {
+        let b = n.to_be_bytes();
+        EventId::new(T0 + n * 60_000, [b[3], b[4], b[5], b[6], b[7]])
+    };
+    let mut tx = doc.transaction();
+    tx.delete(automerge::ROOT, id(1).as_str()).unwrap();
+    let (_, second) = automerge::ReadDoc::get(&tx, automerge::ROOT, id(2).as_str())
+        .unwrap()
+        .unwrap();
+    tx.put(&second, "author", "ben").unwrap();
+    tx.commit();
+    let hostile = Incoming {
+        doc: journal.doc.clone(),
+        change: doc.get_last_local_change().unwrap().raw_bytes().to_vec(),
+    };
+    let got = r.apply_exchange(None, &[hostile], 2, T0).unwrap();
+    assert_eq!(got.changes, 1);
+    // Only the rows the change touched changed, and as a rebuild of the index has them.
+    assert_eq!(texts(&r), ["third"]);
+    assert!(
+        r.verify_index().unwrap().is_empty(),
+        "{:?}",
+        r.verify_index()
+    );
+    r.rebuild_index().unwrap();
+    assert_eq!(texts(&r), ["third"]);
+}
