@@ -247,14 +247,17 @@ fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
 /// one day after); otherwise the date its own instant and zone give. A faulty or hostile peer
 /// cannot backdate a streak by more than that, nor stretch the team's history to year 1.
 fn checked_date(e: &Event) -> String {
+    // An instant no calendar holds: no date that anything could count.
     let Some(utc) = crate::time::local_date(e.at_ms, "UTC") else {
-        return e.date.clone();
+        return String::new();
     };
     if let Ok(d) = e.date.parse::<jiff::civil::Date>() {
         let lo = utc.checked_sub(jiff::Span::new().days(9)).unwrap_or(utc);
         let hi = utc.checked_add(jiff::Span::new().days(1)).unwrap_or(utc);
         if d >= lo && d <= hi {
-            return e.date.clone();
+            // Always as `YYYY-MM-DD`, whatever form was written (`20261123`, a time with an
+            // offset): the replica's SQL reads the same day from it as Rust does.
+            return d.to_string();
         }
     }
     let local = crate::time::local_date(e.at_ms, &e.tz).unwrap_or(utc);
@@ -318,6 +321,19 @@ mod tests {
             &id,
             &s,
             &NewEvent::action("y", None, None),
+        )
+        .unwrap();
+        assert_eq!(get(&doc, &id).unwrap().unwrap().date, "2026-11-21");
+        // Another form of the same day reads as `YYYY-MM-DD`, which the replica's SQL reads too.
+        let id = EventId::new(at + 2, [5; 5]);
+        s.date = "20261121".into();
+        add(
+            &mut doc,
+            &team,
+            "ana",
+            &id,
+            &s,
+            &NewEvent::action("z", None, None),
         )
         .unwrap();
         assert_eq!(get(&doc, &id).unwrap().unwrap().date, "2026-11-21");

@@ -7,11 +7,13 @@ use crate::Stamp;
 
 pub use jiff::civil::Date;
 
-/// Parses a `YYYY-MM-DD` date quickly (streaks read tens of thousands of them).
+/// Parses a `YYYY-MM-DD` date quickly (streaks read tens of thousands of them); any other form
+/// is no date, as it is for the replica's SQL (events hold their dates in this form: see
+/// `journal::checked_date`).
 pub fn parse_date(text: &str) -> Option<Date> {
     let b = text.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return text.parse().ok();
+        return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i32> {
         b[r].iter().try_fold(0i32, |acc, c| {
@@ -129,6 +131,9 @@ mod tests {
         assert_eq!(parse_date("2026-02-30"), None);
         assert_eq!(parse_date("2026-1x-01"), None);
         assert_eq!(parse_date("nonsense"), None);
+        // Forms jiff would take, and SQLite's date() would read otherwise, are no dates here.
+        assert_eq!(parse_date("20261123"), None);
+        assert_eq!(parse_date("2026-11-23T23:30-12:00"), None);
     }
 
     #[test]

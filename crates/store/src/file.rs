@@ -181,6 +181,12 @@ impl Replica {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        // A catch-up in bulk cut between pages by an older cairn lifted indexes and triggers of
+        // its own schema: they come back, as that cairn would have put them, before the schema
+        // moves on (the catch-up then goes on page by page).
+        if (1..SCHEMA_VERSION).contains(&version) {
+            crate::sync::end_bulk(&tx)?;
+        }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;

@@ -189,8 +189,19 @@ pub(crate) fn update(
     if before.is_empty() {
         return index_new_doc(conn, doc_id, doc);
     }
+    // Heads the document does not hold (automerge would leave them out of the diff silently),
+    // or a diff that panics on odd data: the whole document is read instead.
+    if before
+        .iter()
+        .any(|h| doc.get_change_meta_by_hash(h).is_none())
+    {
+        return reindex_doc(conn, doc_id, doc);
+    }
+    let Ok(patches) = cairn_core::change::quietly(|| doc.diff(before, &doc.get_heads())) else {
+        return reindex_doc(conn, doc_id, doc);
+    };
     let mut touched = std::collections::BTreeSet::new();
-    for patch in doc.diff(before, &doc.get_heads()) {
+    for patch in patches {
         // The event's key at the root: the first step of the path into it, or the key itself.
         let key = match (patch.path.first(), &patch.action) {
             (Some((_, Prop::Map(key))), _) => key,
@@ -216,6 +227,8 @@ pub(crate) fn update(
         match journal::get_own(doc_id, doc, &id) {
             Some(e) => upsert_event(conn, doc_id, &e)?,
             // Taken out of the journal (only a faulty peer does that), or no longer readable.
+            // (A copy of the same id in another of the author's journals, which only a faulty
+            // peer makes, comes back at the next rebuild of the index, as before.)
             None => {
                 conn.prepare_cached(
                     "DELETE FROM recipients WHERE (event, author) IN

@@ -47,11 +47,19 @@ macro_rules! counts_as_act {
     };
 }
 
-/// The Monday that starts the week of the date in column `$date` (`''` for a date that is not
-/// one): the weekly team streak's period.
+/// The Monday that starts the week of the date in column `$date` (`''` for anything but a
+/// `YYYY-MM-DD` date, which Rust would not read either): the weekly team streak's period.
 macro_rules! week_of {
     ($date:literal) => {
-        concat!("coalesce(date(", $date, ", 'weekday 0', '-6 days'), '')")
+        concat!(
+            "coalesce(CASE WHEN date(",
+            $date,
+            ") IS ",
+            $date,
+            " THEN date(",
+            $date,
+            ", 'weekday 0', '-6 days') END, '')"
+        )
     };
 }
 

@@ -861,7 +861,6 @@ impl Replica {
         )?)
     }
 
-    /// True when at least one change waits in the outbox (cheap, unlike [`Replica::outbox_size`]).
     /// The number of the last change this device wrote (0 before the first): it only grows, so
     /// a command can tell whether it left anything for the server.
     pub fn outbox_head(&self) -> Result<i64> {
@@ -872,6 +871,7 @@ impl Replica {
         )?)
     }
 
+    /// True when at least one change waits in the outbox (cheap, unlike [`Replica::outbox_size`]).
     pub fn outbox_waiting(&self) -> Result<bool> {
         Ok(self
             .conn
@@ -903,13 +903,20 @@ pub(crate) const BULK_INDEXES: &str = "bulk_indexes";
 /// Ends a catch-up by whole documents: the index's own indexes are built again if it went in
 /// bulk, and its state goes.
 fn finish_catch_up(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    end_bulk(tx)?;
+    tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
+        .execute([])?;
+    Ok(())
+}
+
+/// Puts back the indexes and triggers a catch-up in bulk lifted, and counts the days members
+/// acted, if one is under way.
+pub(crate) fn end_bulk(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     if let Some(sql) = get_meta(tx, BULK_INDEXES)? {
         tx.execute_batch(&sql)?;
         tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
             .execute([BULK_INDEXES])?;
     }
-    tx.prepare_cached("DELETE FROM meta WHERE key = 'catch_up'")?
-        .execute([])?;
     Ok(())
 }
 

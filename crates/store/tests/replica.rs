@@ -486,3 +486,76 @@ fn streaks_read_the_days_by_week_since_a_date_and_of_one_member_with_those_merge
     );
     assert!(f.replica.verify_index().unwrap().is_empty());
 }
+
+#[test]
+fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole() {
+    let mut f = Fixture::new();
+    f.log("ana", "Paired on a review");
+    f.log("ben", "Fixed the flaky test");
+    let want = f.replica.activity().unwrap().len();
+    let (id, stamp) = f.stamp();
+    drop(f.replica);
+    // As cairn at schema 6 left it when a catch-up in bulk was cut between pages: the days not
+    // kept, an index and the triggers lifted, the statements that put them back in `meta`.
+    let schema_six_back = "DELETE FROM member_days; INSERT INTO member_days (author, date, acts)
+        SELECT author, date, count(*) AS acts FROM events
+        WHERE kind IN ('action', 'kudos') AND retracted = 0 GROUP BY author, date;
+    CREATE INDEX events_author ON events (author, id);
+    CREATE TRIGGER member_days_insert AFTER INSERT ON events
+    WHEN NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+    BEGIN
+        INSERT INTO member_days (author, date, acts) VALUES (NEW.author, NEW.date, 1)
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END;
+    CREATE TRIGGER member_days_delete AFTER DELETE ON events
+    WHEN OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0
+    BEGIN
+        UPDATE member_days SET acts = acts - 1 WHERE author = OLD.author AND date = OLD.date;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+    END;
+    CREATE TRIGGER member_days_update
+    AFTER UPDATE OF author, date, kind, retracted ON events
+    BEGIN
+        UPDATE member_days SET acts = acts - 1
+        WHERE author = OLD.author AND date = OLD.date
+          AND OLD.kind IN ('action', 'kudos') AND OLD.retracted = 0;
+        DELETE FROM member_days WHERE author = OLD.author AND date = OLD.date AND acts <= 0;
+        INSERT INTO member_days (author, date, acts)
+        SELECT NEW.author, NEW.date, 1 WHERE NEW.kind IN ('action', 'kudos') AND NEW.retracted = 0
+        ON CONFLICT (author, date) DO UPDATE SET acts = acts + 1;
+    END";
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
+         DROP TRIGGER member_days_update; DROP TRIGGER member_weeks_insert;
+         DROP TRIGGER member_weeks_delete; DROP TABLE member_weeks; DROP INDEX member_days_week;
+         ALTER TABLE member_days DROP COLUMN week; DELETE FROM member_days;
+         DROP INDEX events_author; PRAGMA user_version = 6;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('bulk_indexes', ?1)",
+        [schema_six_back],
+    )
+    .unwrap();
+    drop(conn);
+    let mut replica = Replica::open(&f.path).unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+    assert_eq!(replica.activity().unwrap().len(), want);
+    assert_eq!(replica.activity_by_week().unwrap().len(), want);
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    let back: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN
+                 ('events_author', 'member_days_insert', 'member_weeks_insert')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(back, 3);
+    // The triggers keep the days and the weeks from here on.
+    replica
+        .add_event("ana", &id, &stamp, &NewEvent::action("Again", None, None))
+        .unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+}
