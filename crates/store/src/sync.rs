@@ -662,20 +662,27 @@ impl Replica {
         // Two passes, on two threads: documents new here are loaded, caught up with their
         // changes and read for the index on a worker while this thread writes the ones before.
         std::thread::scope(|scope| -> Result<()> {
-            let (send, ready) = std::sync::mpsc::sync_channel::<Option<Prepared>>(8);
+            // Loading documents costs more than writing them: two workers load every other
+            // one each, and this thread takes them in turn, in the page's order.
             let (held, bounds) = (&held, &bounds);
-            scope.spawn(move || {
-                for d in docs {
-                    let p = (!held.contains(&d.doc))
-                        .then(|| prepare(d, bounds))
-                        .flatten();
-                    if send.send(p).is_err() {
-                        return;
-                    }
-                }
-            });
-            for d in docs {
-                let prepared = ready
+            let ready: Vec<std::sync::mpsc::Receiver<Option<Prepared>>> = (0..WORKERS)
+                .map(|k| {
+                    let (send, ready) = std::sync::mpsc::sync_channel::<Option<Prepared>>(4);
+                    scope.spawn(move || {
+                        for d in docs.iter().skip(k).step_by(WORKERS) {
+                            let p = (!held.contains(&d.doc))
+                                .then(|| prepare(d, bounds))
+                                .flatten();
+                            if send.send(p).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    ready
+                })
+                .collect();
+            for (i, d) in docs.iter().enumerate() {
+                let prepared = ready[i % WORKERS]
                     .recv()
                     .map_err(|_| Error::BadChange("a worker stopped".into()))?;
                 if let Some(p) = prepared
@@ -895,6 +902,9 @@ impl Replica {
         Ok(beside as usize + inside)
     }
 }
+
+/// Threads that load whole documents while the applying thread writes them.
+const WORKERS: usize = 2;
 
 /// The `meta` key holding the statements that build the index's own indexes again, while a
 /// catch-up in bulk goes on without them.
