@@ -436,3 +436,51 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
     }
     eprintln!("screenshots in {}", screenshot_dir().display());
 }
+
+#[test]
+fn the_streaks_page_shows_the_figures_cairn_streaks_shows() {
+    // Three weeks of a team of three (half of it makes a week count): two members the first,
+    // one the second, two the third; Ana every day of the third so far.
+    let mut ana = Home::team("Ana", &["Bo", "Cy"]);
+    let mut on = |day: &str, who: &str, text: &str| {
+        ana.day = Some(day.to_owned());
+        ana.run(&["--as", who, "log", text]).ok();
+    };
+    on("2026-11-23", "ana", "Paired on a review");
+    on("2026-11-24", "bo", "Fixed the flaky test");
+    on("2026-11-30", "ana", "Explained the why");
+    on("2026-12-07", "ana", "Picked up the litter");
+    on("2026-12-07", "cy", "Checked in on a teammate");
+    on("2026-12-08", "ana", "Delegated the release");
+    on("2026-12-09", "ana", "Wrote the runbook");
+    let cli = ana.run(&["streaks", "--json"]).json();
+    assert_eq!(cli["team"]["current"], 1, "{cli}");
+    assert_eq!(cli["team"]["best"], 1, "{cli}");
+    assert_eq!(cli["you"]["current"], 3, "{cli}");
+    let web = Web::start(&ana, &[]);
+    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let (status, page) = get(&web, "/streaks", Some(&cookie));
+    assert_eq!(status, 200, "{page}");
+    for (name, figure) in [("team", "week"), ("you", "day")] {
+        let (current, best) = (&cli[name]["current"], &cli[name]["best"]);
+        let plural = if *current == 1 { "" } else { "s" };
+        assert!(
+            page.contains(&format!(
+                "<p class=\"figure\">{current} <span>{figure}{plural}</span></p><p>Best {best}"
+            )),
+            "{name}: {current}/{best} not in {page}"
+        );
+    }
+    // The heatmap's cells (from 2026-09-21): as many members on each day as the CLI counts.
+    for (i, n, title) in [
+        (63, 1, "Mon 23 Nov 2026: 1 member<"),
+        (64, 1, "Tue 24 Nov 2026: 1 member<"),
+        (70, 1, "Mon 30 Nov 2026: 1 member<"),
+        (77, 2, "Mon 7 Dec 2026: 2 members<"),
+        (78, 1, "Tue 8 Dec 2026: 1 member<"),
+        (79, 1, "Wed 9 Dec 2026: 1 member (today)<"),
+    ] {
+        assert_eq!(cli["heatmap"]["cells"][i], n, "{cli}");
+        assert!(page.contains(title), "{title} not in {page}");
+    }
+}

@@ -81,6 +81,26 @@ struct Derived {
     results: HashMap<String, Arc<dyn Any + Send + Sync>>,
 }
 
+impl Derived {
+    /// Forgets what was computed for another version of the replica.
+    fn now_at(&mut self, version: String) {
+        if self.version != version {
+            *self = Derived {
+                version,
+                acts: None,
+                results: HashMap::new(),
+            };
+        }
+    }
+
+    /// What was computed under `key` for this version, if anything was.
+    fn found<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        self.results
+            .get(key)
+            .and_then(|r| r.clone().downcast::<T>().ok())
+    }
+}
+
 impl std::fmt::Debug for Derived {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Derived")
@@ -132,22 +152,34 @@ impl Web {
     ) -> Result<Arc<T>> {
         let version = self.version_of(replica)?;
         let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
-        if d.version != version || d.acts.is_none() {
-            *d = Derived {
-                acts: Some(Arc::new(replica.acts()?)),
-                version,
-                results: HashMap::new(),
-            };
-        }
-        if let Some(found) = d
-            .results
-            .get(&key)
-            .and_then(|r| r.clone().downcast::<T>().ok())
-        {
+        d.now_at(version);
+        if let Some(found) = d.found::<T>(&key) {
             return Ok(found);
+        }
+        if d.acts.is_none() {
+            d.acts = Some(Arc::new(replica.acts()?));
         }
         let acts = d.acts.clone().unwrap_or_default();
         let result = Arc::new(compute(&acts)?);
+        d.results.insert(key, result.clone());
+        Ok(result)
+    }
+
+    /// Like [`Web::derive`], for what the replica's own queries compute without every act (the
+    /// streaks: a row per member and week): right after a change it costs those queries only.
+    fn derive_from_queries<T: Any + Send + Sync>(
+        &self,
+        replica: &Replica,
+        key: String,
+        compute: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
+        let version = self.version_of(replica)?;
+        let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        d.now_at(version);
+        if let Some(found) = d.found::<T>(&key) {
+            return Ok(found);
+        }
+        let result = Arc::new(compute()?);
         d.results.insert(key, result.clone());
         Ok(result)
     }

@@ -1,7 +1,5 @@
 //! The pages, as maud templates: typed, and every text a member typed escaped by construction.
 
-use std::collections::BTreeSet;
-
 use cairn_core::feed::{FeedItem, FeedQuery, ago};
 use cairn_core::rules::{self, Cadence, Heatmap};
 use cairn_core::{Kind, TeamState, goals};
@@ -592,24 +590,25 @@ fn streaks_model(
     weeks: u32,
 ) -> Result<std::sync::Arc<StreaksModel>> {
     let team = &r.team;
-    web.derive(
+    web.derive_from_queries(
         &r.replica,
         format!("streaks {today} {} {weeks}", r.me),
-        |acts| {
-            // Who was active on which date: the replica's activity pairs (a pair repeated counts
-            // once in every rule).
-            let activity: Vec<(&str, Date)> =
-                acts.iter().map(|a| (a.author.as_str(), a.date)).collect();
-            let mine: BTreeSet<Date> = activity
-                .iter()
-                .filter(|(m, _)| *m == r.me)
-                .map(|(_, d)| *d)
-                .collect();
+        || {
+            // As `cairn streaks` reads them: a row per member and week for a weekly streak, the
+            // heatmap's weeks only, your own days by key.
+            let activity = match team.rules.cadence {
+                Cadence::Weekly => r.replica.activity_by_week()?,
+                Cadence::Daily => r.replica.activity()?,
+            };
+            let mine = r.replica.active_days(&r.me)?;
             let skipped = r.replica.travel_skips(&r.me)?;
+            let recent = r
+                .replica
+                .activity_since(rules::heatmap_start(today, weeks))?;
             Ok(StreaksModel {
                 team: rules::team_streak(&activity, &team.tenures(), today, &team.rules),
                 personal: rules::personal_streak_with(&mine, &skipped, today, &team.rules),
-                map: rules::heatmap(&activity, today, weeks),
+                map: rules::heatmap(&recent, today, weeks),
             })
         },
     )
