@@ -150,19 +150,13 @@ impl Web {
         key: String,
         compute: impl FnOnce(&[Act]) -> Result<T>,
     ) -> Result<Arc<T>> {
-        let version = self.version_of(replica)?;
-        let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
-        d.now_at(version);
-        if let Some(found) = d.found::<T>(&key) {
-            return Ok(found);
-        }
-        if d.acts.is_none() {
-            d.acts = Some(Arc::new(replica.acts()?));
-        }
-        let acts = d.acts.clone().unwrap_or_default();
-        let result = Arc::new(compute(&acts)?);
-        d.results.insert(key, result.clone());
-        Ok(result)
+        self.remember(replica, key, |d| {
+            if d.acts.is_none() {
+                d.acts = Some(Arc::new(replica.acts()?));
+            }
+            let acts = d.acts.clone().unwrap_or_default();
+            compute(&acts)
+        })
     }
 
     /// Like [`Web::derive`], for what the replica's own queries compute without every act (the
@@ -173,13 +167,23 @@ impl Web {
         key: String,
         compute: impl FnOnce() -> Result<T>,
     ) -> Result<Arc<T>> {
+        self.remember(replica, key, |_| compute())
+    }
+
+    /// What `compute` gives, remembered under `key` for this version of the replica.
+    fn remember<T: Any + Send + Sync>(
+        &self,
+        replica: &Replica,
+        key: String,
+        compute: impl FnOnce(&mut Derived) -> Result<T>,
+    ) -> Result<Arc<T>> {
         let version = self.version_of(replica)?;
         let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
         d.now_at(version);
         if let Some(found) = d.found::<T>(&key) {
             return Ok(found);
         }
-        let result = Arc::new(compute()?);
+        let result = Arc::new(compute(&mut d)?);
         d.results.insert(key, result.clone());
         Ok(result)
     }
