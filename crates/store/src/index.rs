@@ -283,27 +283,30 @@ pub(crate) fn write_rows(conn: &Connection, doc_id: &str, rows: &Rows) -> Result
         Rows::Team(state) => write_team(conn, state),
         Rows::Events(events) => {
             for e in events {
-                upsert_event(conn, doc_id, e)?;
+                insert_event(conn, doc_id, e)?;
             }
             Ok(())
         }
     }
 }
 
-/// The index's own indexes (not the keys its upserts rely on) and the triggers that keep
-/// `member_days`, as (`index` or `trigger`, name, SQL): dropped while a new replica takes a
-/// whole team at once, built again in one sort each at the end (with `member_days`, from the
-/// events, by [`schema::MEMBER_DAYS_REBUILD`](crate::schema::MEMBER_DAYS_REBUILD)).
-pub(crate) fn secondary_indexes(conn: &Connection) -> Result<Vec<(String, String, String)>> {
+/// The index's own indexes that a new replica taking a whole team at once goes without, as
+/// (name, SQL): built again in one sort each when the catch-up ends. They are the ones whose
+/// rows would land all over their tree (by pillar, tag, target, recipient, week). The keys the
+/// upserts rely on stay, and so do the indexes a catch-up fills in order, since documents come
+/// in the order of their ids (a member's journals, month by month): `events_doc`,
+/// `events_author` and `events_activity`. Keeping those costs less than sorting them again at
+/// the end, which nothing else could overlap.
+pub(crate) fn bulk_indexes(conn: &Connection) -> Result<Vec<(String, String)>> {
     let mut st = conn.prepare(
-        // (`events_doc` stays: rewriting a document's rows finds them through it.)
-        "SELECT type, name, sql FROM sqlite_master
-         WHERE type IN ('index', 'trigger') AND sql IS NOT NULL AND name <> 'events_doc'
+        "SELECT name, sql FROM sqlite_master
+         WHERE type = 'index' AND sql IS NOT NULL
+           AND name NOT IN ('events_doc', 'events_author', 'events_activity')
            AND tbl_name IN ('events', 'recipients', 'members', 'pillars', 'commitments',
                             'challenges', 'member_days')
-         ORDER BY type, name",
+         ORDER BY name",
     )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -378,6 +381,58 @@ pub(crate) fn clear(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The parameters of an event's row, in the order of the `events` table's columns.
+macro_rules! event_params {
+    ($doc_id:expr, $e:expr) => {
+        params![
+            $e.id.as_str(),
+            $e.id.tag(),
+            $doc_id,
+            $e.kind.as_str(),
+            $e.author,
+            $e.at_ms,
+            $e.tz,
+            $e.date,
+            $e.late,
+            $e.pillar,
+            $e.text,
+            $e.why,
+            $e.target.as_ref().map(EventId::as_str),
+            $e.emoji,
+            $e.retracted,
+            $e.edited_ms,
+        ]
+    };
+}
+
+/// Writes the row of an event of a document new to the index: a plain insert, without the
+/// recipients' delete a rewrite needs, unless the author's id is there already (from another
+/// of their journals: then as [`upsert_event`] does).
+fn insert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
+             text, why, target, emoji, retracted, edited_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id, author) DO NOTHING",
+        )?
+        .execute(event_params!(doc_id, e))?;
+    if inserted == 0 {
+        return upsert_event(conn, doc_id, e);
+    }
+    insert_recipients(conn, e)
+}
+
+fn insert_recipients(conn: &Connection, e: &Event) -> Result<()> {
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO recipients (event, author, ord, member) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (i, to) in e.to.iter().enumerate() {
+        ins.execute(params![e.id.as_str(), e.author, i as i64, to])?;
+    }
+    Ok(())
+}
+
 pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
     // An event is its author's: another member's event with the same id is a row of its own
     // (the key is the id and the author), never merged into this one. One author's two journals
@@ -396,36 +451,13 @@ pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result
              edited_ms = excluded.edited_ms
          WHERE excluded.doc <= events.doc",
         )?
-        .execute(params![
-            e.id.as_str(),
-            e.id.tag(),
-            doc_id,
-            e.kind.as_str(),
-            e.author,
-            e.at_ms,
-            e.tz,
-            e.date,
-            e.late,
-            e.pillar,
-            e.text,
-            e.why,
-            e.target.as_ref().map(EventId::as_str),
-            e.emoji,
-            e.retracted,
-            e.edited_ms,
-        ])?;
+        .execute(event_params!(doc_id, e))?;
     if written == 0 {
         return Ok(());
     }
     conn.prepare_cached("DELETE FROM recipients WHERE event = ?1 AND author = ?2")?
         .execute([e.id.as_str(), e.author.as_str()])?;
-    let mut ins = conn.prepare_cached(
-        "INSERT INTO recipients (event, author, ord, member) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (i, to) in e.to.iter().enumerate() {
-        ins.execute(params![e.id.as_str(), e.author, i as i64, to])?;
-    }
-    Ok(())
+    insert_recipients(conn, e)
 }
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {

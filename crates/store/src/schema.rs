@@ -358,8 +358,8 @@ macro_rules! counted_weeks {
 /// The weeks each member acted, counted from `member_days` (author, week, days).
 pub(crate) const COUNTED_WEEKS: &str = counted_weeks!();
 
-/// Builds `member_days` and then `member_weeks` again from `events`, for after a catch-up in
-/// bulk or a rebuild of the index (the weeks come last, so they are right whether the triggers
+/// Builds `member_days` and then `member_weeks` again from `events`, for after a rebuild of the
+/// index (the weeks come last, so they are right whether the triggers
 /// on `member_days` were there or not).
 pub(crate) const MEMBER_DAYS_REBUILD: &str = concat!(
     "DELETE FROM member_days; INSERT INTO member_days (author, date, week, acts) ",

@@ -627,26 +627,21 @@ impl Replica {
                 .prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
                 .execute([seq])?;
         }
-        // A replica that holds no event yet takes the team in bulk: the index's own indexes go
-        // for the catch-up and are built again, in one sort each, when it ends.
+        // A replica that holds no event yet takes the team in bulk: the index's indexes that
+        // would be written all over go for the catch-up and are built again, in one sort each,
+        // when it ends.
         let starting = get_meta(&tx, "catch_up")?.is_none();
         if starting && get_meta(&tx, BULK_INDEXES)?.is_none() {
             let empty: bool =
                 tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
             if empty && docs.len() + usize::from(state.is_some()) > 1 {
-                let indexes = index::secondary_indexes(&tx)?;
-                for (kind, name, _) in &indexes {
-                    let kind = if kind == "trigger" {
-                        "TRIGGER"
-                    } else {
-                        "INDEX"
-                    };
-                    tx.execute(&format!("DROP {kind} \"{name}\""), [])?;
+                // (The days members acted are counted page by page, as any page of many
+                // documents does: see `DaysPaused`.)
+                let indexes = index::bulk_indexes(&tx)?;
+                for (name, _) in &indexes {
+                    tx.execute(&format!("DROP INDEX \"{name}\""), [])?;
                 }
-                // The days members acted are counted again from the events, then the indexes
-                // and the triggers that keep those days come back.
-                let mut sql = vec![crate::schema::MEMBER_DAYS_REBUILD.trim_end_matches(';')];
-                sql.extend(indexes.iter().map(|(_, _, sql)| sql.as_str()));
+                let sql: Vec<&str> = indexes.iter().map(|(_, sql)| sql.as_str()).collect();
                 set_meta(&tx, BULK_INDEXES, &sql.join(";\n"))?;
             }
         }
@@ -919,8 +914,9 @@ fn finish_catch_up(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Puts back the indexes and triggers a catch-up in bulk lifted, and counts the days members
-/// acted, if one is under way.
+/// Puts back the indexes a catch-up in bulk lifted, if one is under way. (A replica an older
+/// cairn left in the middle of one also gets back the triggers it lifted, and counts the days
+/// members acted: the statements are the ones it kept.)
 pub(crate) fn end_bulk(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     if let Some(sql) = get_meta(tx, BULK_INDEXES)? {
         tx.execute_batch(&sql)?;

@@ -378,3 +378,70 @@ fn the_days_members_acted_stay_right_through_a_bulk_catch_up_cut_between_pages()
     assert_eq!(days(&far), want);
     assert!(far.verify_index().unwrap().is_empty());
 }
+
+#[test]
+fn one_authors_id_in_two_journals_gives_the_same_index_whatever_order_a_bulk_catch_up_takes() {
+    // Only a faulty peer writes one id into two of its author's journals; the journal whose id
+    // sorts first keeps the event, in whichever order the documents come (a new replica takes
+    // rows by plain inserts, falling back to the rule when the id is there already).
+    let dir = tempfile::tempdir().unwrap();
+    let log = history(dir.path(), &[Op::Action(0), Op::Kudos(1)]);
+    let team = {
+        let mut d = Automerge::new();
+        for c in log.iter().filter(|c| c.doc == "team") {
+            d.apply_changes([Change::from_bytes(c.change.clone()).unwrap()])
+                .unwrap();
+        }
+        cairn_core::team::read(&d).unwrap()
+    };
+    let journal = |month: &str, text: &str, to: Vec<String>| {
+        let mut d = Automerge::new();
+        let new = if to.is_empty() {
+            NewEvent::action(text, None, None)
+        } else {
+            NewEvent::kudos(to, text, None)
+        };
+        cairn_core::journal::add(&mut d, &team, "ana", &id(1), &stamp(T0), &new).unwrap();
+        IncomingDoc {
+            doc: cairn_core::ids::journal_doc("ana", month),
+            snapshot: d.save(),
+            changes: Vec::new(),
+        }
+    };
+    let first = journal("2020-01", "kept", vec!["ben".into(), "cy".into()]);
+    let second = journal("2020-02", "not kept", vec!["ben".into()]);
+    let docs: Vec<IncomingDoc> = log
+        .iter()
+        .map(|c| c.doc.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|d| snapshot(&log, &d, log.len()))
+        .collect();
+    let mut views = Vec::new();
+    for (n, order) in [[first.clone(), second.clone()], [second, first]]
+        .into_iter()
+        .enumerate()
+    {
+        let mut docs = docs.clone();
+        docs.extend(order);
+        let path = dir.path().join(format!("far{n}.sqlite3"));
+        let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+        far.apply_docs(None, &docs, None, log.len() as u64, T0)
+            .unwrap();
+        assert!(far.verify_index().unwrap().is_empty());
+        let got = view(&far);
+        far.rebuild_index().unwrap();
+        assert_eq!(view(&far), got, "a rebuild gives the same index");
+        views.push(got);
+    }
+    assert_eq!(views[0], views[1]);
+    let kept = views[0].0.join("\n");
+    assert!(
+        kept.contains(r#"text: "kept""#) && !kept.contains("not kept"),
+        "{kept}"
+    );
+    assert!(
+        kept.contains(r#"to: ["ben", "cy"]"#),
+        "the kept event's recipients: {kept}"
+    );
+}
