@@ -43,8 +43,19 @@ pub fn random_text(bytes: &[u8], chars: usize) -> String {
 
 /// True when `s` is made only of characters of the id alphabet.
 pub fn is_id_text(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| ALPHABET.contains(&b))
+    !s.is_empty() && s.bytes().all(|b| IN_ALPHABET[b as usize])
 }
+
+/// Which bytes are characters of the id alphabet (every key of every journal is checked).
+const IN_ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// The id of an event.
 #[derive(
@@ -246,6 +257,17 @@ pub fn earliest_id_on(date: &str) -> Option<EventId> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_alphabet_table_holds_the_alphabet_and_nothing_else() {
+        for b in 0..=255u8 {
+            let text = [b];
+            let text = std::str::from_utf8(&text).unwrap_or("\u{ff}");
+            assert_eq!(is_id_text(text), ALPHABET.contains(&b), "byte {b}");
+        }
+        assert!(!is_id_text(""));
+    }
+
     use super::*;
 
     #[test]
