@@ -78,7 +78,6 @@ struct Prepared {
     /// The changes applied after the snapshot, as one chunk.
     chunk: Vec<u8>,
     applied: usize,
-    hashes: Vec<ChangeHash>,
     /// Changes that did not decode, with why.
     aside: Vec<(Vec<u8>, String)>,
     rows: index::Rows,
@@ -133,36 +132,21 @@ fn prepare(d: &IncomingDoc, bounds: &Bounds) -> Option<Prepared> {
     Some(Prepared {
         chunk,
         applied: applied.len(),
-        hashes: applied.iter().map(Change::hash).collect(),
         aside,
         rows,
     })
 }
 
-/// Stores a document made ready by [`prepare`], unless something here asks for the careful
-/// way (changes of it waiting or withdrawn): whether it was stored.
+/// Stores a document made ready by [`prepare`]: one this replica knew nothing of (not held, no
+/// changes of it waiting or withdrawn) when the page began, and the first copy of it in the page.
 fn store_prepared(
     tx: &rusqlite::Transaction<'_>,
     d: &IncomingDoc,
     p: Prepared,
     now_ms: i64,
     applied: &mut Applied,
-) -> Result<bool> {
+) -> Result<()> {
     let doc_id = d.doc.as_str();
-    // Changes of it waiting, or the same document twice in one page.
-    let careful: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM waiting WHERE doc = ?1)
-                 OR EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
-        )?
-        .query_row([doc_id], |r| r.get(0))?;
-    if careful {
-        return Ok(false);
-    }
-    let withdrawn = withdrawn_hashes(tx, doc_id)?;
-    if p.hashes.iter().any(|h| withdrawn.contains(h)) {
-        return Ok(false);
-    }
     for (bytes, why) in &p.aside {
         set_aside(tx, doc_id, bytes, why, now_ms)?;
         applied.set_aside += 1;
@@ -175,7 +159,7 @@ fn store_prepared(
     index::write_rows(tx, doc_id, &p.rows)?;
     applied.changes += p.applied;
     applied.docs += 1;
-    Ok(true)
+    Ok(())
 }
 
 /// What applying changes to one document did.
@@ -650,8 +634,12 @@ impl Replica {
         for d in docs {
             days.touched(&d.doc);
         }
+        // The documents this replica knows something of already (held, or with changes of
+        // them waiting or withdrawn) take the careful way; the others are made ready apart.
         let held: HashSet<String> = tx
-            .prepare_cached("SELECT id FROM docs")?
+            .prepare_cached(
+                "SELECT id FROM docs UNION SELECT doc FROM waiting UNION SELECT doc FROM withdrawn",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         // Two passes, on two threads: documents new here are loaded, caught up with their
@@ -676,13 +664,17 @@ impl Replica {
                     ready
                 })
                 .collect();
+            let mut taken: HashSet<&str> = HashSet::with_capacity(docs.len());
             for (i, d) in docs.iter().enumerate() {
                 let prepared = ready[i % WORKERS]
                     .recv()
                     .map_err(|_| Error::BadChange("a worker stopped".into()))?;
+                // (A second copy of a document in one page takes the careful way.)
+                let first = taken.insert(d.doc.as_str());
                 if let Some(p) = prepared
-                    && store_prepared(&tx, d, p, now_ms, &mut applied)?
+                    && first
                 {
+                    store_prepared(&tx, d, p, now_ms, &mut applied)?;
                     continue;
                 }
                 let doc_id = d.doc.as_str();

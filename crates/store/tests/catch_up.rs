@@ -445,3 +445,46 @@ fn one_authors_id_in_two_journals_gives_the_same_index_whatever_order_a_bulk_cat
         "the kept event's recipients: {kept}"
     );
 }
+
+#[test]
+fn a_document_twice_in_one_page_ends_as_a_replay() {
+    // A faulty or restored server may send one document twice in a page, as of two points of
+    // the log: the second copy merges into the first, whichever came first.
+    let dir = tempfile::tempdir().unwrap();
+    let ops: Vec<Op> = (0..10)
+        .map(|n| {
+            if n % 3 == 0 {
+                Op::Kudos(n % 2)
+            } else {
+                Op::Action(n % 2)
+            }
+        })
+        .collect();
+    let log = history(dir.path(), &ops);
+    let mut replay =
+        Replica::create_joined(&dir.path().join("replay.sqlite3"), "team1", "cy", &remote())
+            .unwrap();
+    replay.apply_exchange(None, &log, 9, T0).unwrap();
+    let ids: Vec<String> = log
+        .iter()
+        .map(|c| c.doc.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let journal = ids.iter().find(|d| d.starts_with("j/")).unwrap().clone();
+    let early = log.iter().position(|c| c.doc == journal).unwrap() + 1;
+    for early_first in [true, false] {
+        let mut docs: Vec<IncomingDoc> = ids.iter().map(|d| snapshot(&log, d, log.len())).collect();
+        let copy = with_tail(&log, &journal, early, 1);
+        if early_first {
+            docs.insert(0, copy);
+        } else {
+            docs.push(copy);
+        }
+        let path = dir.path().join(format!("far-{early_first}.sqlite3"));
+        let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+        far.apply_docs(None, &docs, None, 9, T0).unwrap();
+        assert_eq!(view(&far), view(&replay), "early copy first: {early_first}");
+        assert!(far.verify_index().unwrap().is_empty());
+    }
+}
