@@ -602,8 +602,34 @@ impl Replica {
             }
         }
         // Whole documents touch much of the index: room for it in memory, not a trip to the
-        // file for every row.
-        self.conn.execute_batch("PRAGMA cache_size = -65536;")?;
+        // file for every row. And no checkpoint after each page: each would copy the pages
+        // this one rewrote and wait for the disk twice; one when the catch-up is over copies
+        // each page once.
+        self.conn
+            .execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;")?;
+        let applied = self.apply_page(acked_through, docs, state, cursor, now_ms);
+        if applied.is_err() || state.is_none() {
+            self.conn.execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
+            ))?;
+            if applied.is_ok() {
+                // (Readers in other processes may keep part of the log from being copied:
+                // the next checkpoint does the rest.)
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
+        }
+        applied
+    }
+
+    fn apply_page(
+        &mut self,
+        acked_through: Option<i64>,
+        docs: &[IncomingDoc],
+        state: Option<&CatchUpState>,
+        cursor: u64,
+        now_ms: i64,
+    ) -> Result<Applied> {
         let tx = self.write()?;
         let mut applied = Applied::default();
         if let Some(seq) = acked_through {
@@ -889,6 +915,9 @@ impl Replica {
         Ok(beside as usize + inside)
     }
 }
+
+/// SQLite's own number of pages in the write-ahead log past which a commit checkpoints it.
+const WAL_AUTOCHECKPOINT: u32 = 1000;
 
 /// Threads that load whole documents while the applying thread writes them.
 const WORKERS: usize = 2;

@@ -488,3 +488,39 @@ fn a_document_twice_in_one_page_ends_as_a_replay() {
         assert!(far.verify_index().unwrap().is_empty());
     }
 }
+
+#[test]
+fn a_finished_catch_up_leaves_its_pages_in_the_database_file() {
+    // Pages go without a checkpoint each; the end of the catch-up copies the log into the
+    // database file once (nothing left for the next command to copy).
+    let dir = tempfile::tempdir().unwrap();
+    let ops: Vec<Op> = (0..300).map(|n| Op::Action(n % 2)).collect();
+    let log = history(dir.path(), &ops);
+    let docs: Vec<IncomingDoc> = log
+        .iter()
+        .map(|c| c.doc.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|d| snapshot(&log, &d, log.len()))
+        .collect();
+    let path = dir.path().join("far.sqlite3");
+    let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+    let (first, rest) = docs.split_at(1);
+    let cut = cairn_store::CatchUpState {
+        through: 9,
+        after_doc: first[0].doc.clone(),
+    };
+    far.apply_docs(None, first, Some(&cut), 0, T0).unwrap();
+    far.apply_docs(None, rest, None, 9, T0).unwrap();
+    let look = rusqlite::Connection::open(&path).unwrap();
+    let pages: i64 = look
+        .query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(file as i64, pages, "the database file holds every page");
+    drop(far);
+}
