@@ -186,6 +186,23 @@ fn snapshot(log: &[Incoming], doc: &str, upto: usize) -> IncomingDoc {
     }
 }
 
+/// The documents of `log`, in the order of their ids.
+fn doc_ids(log: &[Incoming]) -> Vec<String> {
+    log.iter()
+        .map(|c| c.doc.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Every document of `log` as it stands at its end, in the order of their ids.
+fn whole_team(log: &[Incoming]) -> Vec<IncomingDoc> {
+    doc_ids(log)
+        .iter()
+        .map(|d| snapshot(log, d, log.len()))
+        .collect()
+}
+
 /// What a replica shows: every event as the feed has it, and the team.
 fn view(r: &Replica) -> (Vec<String>, String) {
     let mut events = Vec::new();
@@ -330,13 +347,7 @@ fn the_days_members_acted_stay_right_through_a_bulk_catch_up_cut_between_pages()
     let dir = tempfile::tempdir().unwrap();
     let ops: Vec<Op> = (0..12).map(|n| Op::Action(n % 2)).collect();
     let log = history(dir.path(), &ops);
-    let docs: Vec<IncomingDoc> = log
-        .iter()
-        .map(|c| c.doc.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|d| snapshot(&log, &d, log.len()))
-        .collect();
+    let docs: Vec<IncomingDoc> = whole_team(&log);
     assert!(docs.len() >= 3, "the team and two journals: {}", docs.len());
     let days = |r: &Replica| {
         let mut d: Vec<String> = r
@@ -410,13 +421,7 @@ fn one_authors_id_in_two_journals_gives_the_same_index_whatever_order_a_bulk_cat
     };
     let first = journal("2020-01", "kept", vec!["ben".into(), "cy".into()]);
     let second = journal("2020-02", "not kept", vec!["ben".into()]);
-    let docs: Vec<IncomingDoc> = log
-        .iter()
-        .map(|c| c.doc.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|d| snapshot(&log, &d, log.len()))
-        .collect();
+    let docs: Vec<IncomingDoc> = whole_team(&log);
     let mut views = Vec::new();
     for (n, order) in [[first.clone(), second.clone()], [second, first]]
         .into_iter()
@@ -465,16 +470,11 @@ fn a_document_twice_in_one_page_ends_as_a_replay() {
         Replica::create_joined(&dir.path().join("replay.sqlite3"), "team1", "cy", &remote())
             .unwrap();
     replay.apply_exchange(None, &log, 9, T0).unwrap();
-    let ids: Vec<String> = log
-        .iter()
-        .map(|c| c.doc.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let ids = doc_ids(&log);
     let journal = ids.iter().find(|d| d.starts_with("j/")).unwrap().clone();
     let early = log.iter().position(|c| c.doc == journal).unwrap() + 1;
     for early_first in [true, false] {
-        let mut docs: Vec<IncomingDoc> = ids.iter().map(|d| snapshot(&log, d, log.len())).collect();
+        let mut docs = whole_team(&log);
         let copy = with_tail(&log, &journal, early, 1);
         if early_first {
             docs.insert(0, copy);
@@ -496,13 +496,7 @@ fn a_finished_catch_up_leaves_its_pages_in_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let ops: Vec<Op> = (0..300).map(|n| Op::Action(n % 2)).collect();
     let log = history(dir.path(), &ops);
-    let docs: Vec<IncomingDoc> = log
-        .iter()
-        .map(|c| c.doc.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(|d| snapshot(&log, &d, log.len()))
-        .collect();
+    let docs: Vec<IncomingDoc> = whole_team(&log);
     let path = dir.path().join("far.sqlite3");
     let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
     let (first, rest) = docs.split_at(1);
