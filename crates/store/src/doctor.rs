@@ -5,7 +5,7 @@ use cairn_core::{journal, team};
 use rusqlite::{Connection, Transaction};
 
 use crate::docs::load_doc;
-use crate::{Replica, Result, get_meta, index, schema, sync};
+use crate::{Replica, Result, index, schema};
 
 /// Counts describing a replica, for `doctor` and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,8 +29,8 @@ pub(crate) fn reindex_all(tx: &Transaction<'_>) -> Result<()> {
         let doc = load_doc(tx, &id)?;
         index::reindex_doc(tx, &id, &doc)?;
     }
-    // Counted from the events whether the triggers were there or not (a catch-up in bulk cut
-    // between pages has lifted them).
+    // Counted from the events whether the triggers were there or not (a catch-up in bulk an
+    // older cairn left unfinished has lifted them).
     tx.execute_batch(schema::MEMBER_DAYS_REBUILD)?;
     days.finish(tx)
 }
@@ -100,8 +100,9 @@ impl Replica {
             ));
         }
         // The days and weeks members acted, as the triggers kept them, against a count of the
-        // events (not kept while a catch-up in bulk is unfinished: counted when it ends).
-        if get_meta(conn, sync::BULK_INDEXES)?.is_none() {
+        // events (not kept while a catch-up in bulk an older cairn left is unfinished: counted
+        // when it ends).
+        if index::days_kept(conn)? {
             let astray = |table: &str, columns: &str, counted: &str| -> Result<i64> {
                 Ok(conn.query_row(
                     &format!(

@@ -310,6 +310,18 @@ pub(crate) fn bulk_indexes(conn: &Connection) -> Result<Vec<(String, String)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether the triggers keep `member_days` (and through it `member_weeks`). Only a replica an
+/// older cairn left in the middle of a catch-up in bulk has them lifted between commands: the
+/// days are then counted from the events until the catch-up ends.
+pub(crate) fn days_kept(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                        WHERE type = 'trigger' AND name = 'member_days_insert')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The triggers that keep `member_days`, lifted while one transaction indexes many documents:
 /// rewriting a document's rows fires them twice per row (its rows go, then come back), where
 /// counting the days of the authors touched once at the end is one scan of each one's rows.
@@ -325,12 +337,7 @@ impl DaysPaused {
     /// Lifts the triggers when `docs` documents are about to be indexed and that is worth a
     /// change of schema inside the transaction (rolled back with it).
     pub(crate) fn start(conn: &Connection, docs: usize) -> Result<DaysPaused> {
-        let there: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master
-                            WHERE type = 'trigger' AND name = 'member_days_insert')",
-            [],
-            |r| r.get(0),
-        )?;
+        let there = days_kept(conn)?;
         let lifted = there && docs >= 4;
         if lifted {
             conn.execute_batch(
@@ -424,8 +431,9 @@ fn insert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
 }
 
 fn insert_recipients(conn: &Connection, e: &Event) -> Result<()> {
+    // (`OR REPLACE`: a stray row, which nothing is known to leave, must not stop a catch-up.)
     let mut ins = conn.prepare_cached(
-        "INSERT INTO recipients (event, author, ord, member) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO recipients (event, author, ord, member) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (i, to) in e.to.iter().enumerate() {
         ins.execute(params![e.id.as_str(), e.author, i as i64, to])?;

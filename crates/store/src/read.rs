@@ -8,7 +8,7 @@ use cairn_core::ids::{self, EventId};
 use cairn_core::time::Date;
 use cairn_core::{Event, Kind};
 
-use crate::{Error, Replica, Result, get_meta, index, schema, sync};
+use crate::{Error, Replica, Result, index, schema};
 
 /// Which of the days members acted a read wants.
 #[derive(Clone, Copy)]
@@ -153,8 +153,8 @@ impl Replica {
     fn days(&self, which: Days<'_>) -> Result<Vec<(Rc<str>, Date)>> {
         let aliases = index::aliases(&self.conn)?;
         // Kept by triggers on `events`: a row per member and day, not one per event. A catch-up
-        // in bulk not finished yet (cut between pages) has lifted them: the events are read.
-        let bulk = get_meta(&self.conn, sync::BULK_INDEXES)?.is_some();
+        // in bulk an older cairn left unfinished has lifted them: the events are read.
+        let bulk = !index::days_kept(&self.conn)?;
         let table = if bulk {
             format!("({})", schema::COUNTED_DAYS)
         } else {

@@ -602,24 +602,25 @@ impl Replica {
             }
         }
         // Whole documents touch much of the index: room for it in memory, not a trip to the
-        // file for every row. And no checkpoint after each page: each would copy the pages
+        // file for every row. And no checkpoint when a page commits: each would copy the pages
         // this one rewrote and wait for the disk twice; one when the catch-up is over copies
-        // each page once.
+        // each page once. (Only for the page's own commit: the connection checkpoints as
+        // usual again afterwards, whatever happens next.)
         self.conn
             .execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;")?;
         let applied = self.apply_page(acked_through, docs, state, cursor, now_ms);
-        if applied.is_err() || state.is_none() {
-            self.conn.execute_batch(&format!(
-                "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
-            ))?;
-            if applied.is_ok() {
-                // (Readers in other processes may keep part of the log from being copied:
-                // the next checkpoint does the rest.)
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-            }
+        let restored = self.conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT};"
+        ));
+        let applied = applied?;
+        restored?;
+        if state.is_none() {
+            // (Readers in other processes may keep part of the log from being copied: the next
+            // checkpoint does the rest.)
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
-        applied
+        Ok(applied)
     }
 
     fn apply_page(
