@@ -195,6 +195,8 @@ fn read_in_one_pass<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
     /// What an object of the document is to the reader.
     #[derive(Clone, Copy)]
     enum Role {
+        /// The journal's root: its keys are the events.
+        Root,
         /// The map of event `n`.
         Event(usize),
         /// The recipients of event `n`.
@@ -217,7 +219,7 @@ fn read_in_one_pass<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
             Some((obj, role)) if Arc::ptr_eq(obj, &item.obj) => *role,
             _ => {
                 let role = if *item.obj == ROOT {
-                    Role::Other
+                    Role::Root
                 } else {
                     roles.get(&*item.obj).copied().unwrap_or(Role::Other)
                 };
@@ -226,7 +228,7 @@ fn read_in_one_pass<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
             }
         };
         match (role, item.item) {
-            (_, DocItem::Map(m)) if *item.obj == ROOT => {
+            (Role::Root, DocItem::Map(m)) => {
                 let Some(id) = EventId::parse(&m.key) else {
                     continue;
                 };

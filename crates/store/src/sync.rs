@@ -663,7 +663,7 @@ impl Replica {
         }
         // The documents this replica knows something of already (held, or with changes of
         // them waiting or withdrawn) take the careful way; the others are made ready apart.
-        let held: HashSet<String> = tx
+        let known: HashSet<String> = tx
             .prepare_cached(
                 "SELECT id FROM docs UNION SELECT doc FROM waiting UNION SELECT doc FROM withdrawn",
             )?
@@ -674,13 +674,13 @@ impl Replica {
         std::thread::scope(|scope| -> Result<()> {
             // Loading documents costs more than writing them: two workers load every other
             // one each, and this thread takes them in turn, in the page's order.
-            let (held, bounds) = (&held, &bounds);
+            let (known, bounds) = (&known, &bounds);
             let ready: Vec<std::sync::mpsc::Receiver<Option<Prepared>>> = (0..WORKERS)
                 .map(|k| {
                     let (send, ready) = std::sync::mpsc::sync_channel::<Option<Prepared>>(4);
                     scope.spawn(move || {
                         for d in docs.iter().skip(k).step_by(WORKERS) {
-                            let p = (!held.contains(&d.doc))
+                            let p = (!known.contains(&d.doc))
                                 .then(|| prepare(d, bounds))
                                 .flatten();
                             if send.send(p).is_err() {
