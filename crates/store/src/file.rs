@@ -68,6 +68,7 @@ impl Replica {
             let mut replica = Replica {
                 conn,
                 path: path.to_owned(),
+                checkpointer: None,
             };
             replica.configure()?;
             replica.migrate()?;
@@ -125,6 +126,7 @@ impl Replica {
         let mut replica = Replica {
             conn,
             path: path.to_owned(),
+            checkpointer: None,
         };
         replica.configure().map_err(|e| match e {
             Error::Sqlite(e) => corrupt(e),

@@ -80,9 +80,25 @@ pub enum Reacted {
 pub struct Replica {
     conn: Connection,
     path: PathBuf,
+    /// A checkpoint running beside this connection during a catch-up (see `apply_docs`).
+    checkpointer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.wait_for_checkpoint();
+    }
 }
 
 impl Replica {
+    /// Waits for the checkpoint running beside this connection, if any.
+    fn wait_for_checkpoint(&mut self) {
+        if let Some(running) = self.checkpointer.take() {
+            // (It catches its own errors: a panic there has nothing to tell.)
+            let _ = running.join();
+        }
+    }
+
     /// Where this replica lives.
     pub fn path(&self) -> &Path {
         &self.path

@@ -602,10 +602,12 @@ impl Replica {
             }
         }
         // Whole documents touch much of the index: room for it in memory, not a trip to the
-        // file for every row. And no checkpoint when a page commits: each would copy the pages
-        // this one rewrote and wait for the disk twice; one when the catch-up is over copies
-        // each page once. (Only for the page's own commit: the connection checkpoints as
-        // usual again afterwards, whatever happens next.)
+        // file for every row. And no checkpoint when a page commits, on this thread: each would
+        // wait for the disk twice before the next page could start. The pages written so far
+        // are copied into the database by a thread of their own while the next page is made
+        // ready, and what is left once more when the catch-up is over. (Only for the page's
+        // own commit: the connection checkpoints as usual again afterwards, whatever happens
+        // next.)
         self.conn
             .execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;")?;
         let applied = self.apply_page(acked_through, docs, state, cursor, now_ms);
@@ -614,13 +616,30 @@ impl Replica {
         ));
         let applied = applied?;
         restored?;
-        if state.is_none() {
+        self.wait_for_checkpoint();
+        if state.is_some() {
+            self.checkpoint_aside();
+        } else {
             // (Readers in other processes may keep part of the log from being copied: the next
             // checkpoint does the rest.)
             self.conn
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         }
         Ok(applied)
+    }
+
+    /// Copies what the log holds into the database on a thread and connection of its own,
+    /// beside whatever this connection does next. It only helps: a checkpoint that cannot
+    /// start, or stops half-way, leaves its pages to the next one, as SQLite always does.
+    fn checkpoint_aside(&mut self) {
+        let path = self.path.clone();
+        self.checkpointer = Some(std::thread::spawn(move || {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if let Ok(conn) = rusqlite::Connection::open_with_flags(&path, flags) {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        }));
     }
 
     fn apply_page(
@@ -640,9 +659,13 @@ impl Replica {
         }
         // A replica that holds no event yet takes the team in bulk: the index's indexes that
         // would be written all over go for the catch-up and are built again, in one sort each,
-        // when it ends.
+        // when its last page begins (while that page's documents load) or, when there was just
+        // one page, once it is written.
         let starting = get_meta(&tx, "catch_up")?.is_none();
-        if starting && get_meta(&tx, BULK_INDEXES)?.is_none() {
+        let lifted = get_meta(&tx, BULK_INDEXES)?.is_some();
+        // (The last page of a catch-up in bulk builds them first, while its documents load.)
+        let last_of_bulk = lifted && state.is_none();
+        if starting && !lifted {
             let empty: bool =
                 tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
             if empty && docs.len() + usize::from(state.is_some()) > 1 {
@@ -673,11 +696,12 @@ impl Replica {
         // changes and read for the index on a worker while this thread writes the ones before.
         std::thread::scope(|scope| -> Result<()> {
             // Loading documents costs more than writing them: two workers load every other
-            // one each, and this thread takes them in turn, in the page's order.
+            // one each, and this thread takes them in turn, in the page's order. (They may run
+            // ahead as far as the page goes: what they make is about the size of what came.)
             let (known, bounds) = (&known, &bounds);
             let ready: Vec<std::sync::mpsc::Receiver<Option<Prepared>>> = (0..WORKERS)
                 .map(|k| {
-                    let (send, ready) = std::sync::mpsc::sync_channel::<Option<Prepared>>(4);
+                    let (send, ready) = std::sync::mpsc::channel::<Option<Prepared>>();
                     scope.spawn(move || {
                         for d in docs.iter().skip(k).step_by(WORKERS) {
                             let p = (!known.contains(&d.doc))
@@ -691,6 +715,9 @@ impl Replica {
                     ready
                 })
                 .collect();
+            if last_of_bulk {
+                end_bulk(&tx)?;
+            }
             let mut taken: HashSet<&str> = HashSet::with_capacity(docs.len());
             for (i, d) in docs.iter().enumerate() {
                 let prepared = ready[i % WORKERS]

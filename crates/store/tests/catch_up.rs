@@ -518,3 +518,100 @@ fn a_finished_catch_up_leaves_its_pages_in_the_database_file() {
     assert_eq!(file as i64, pages, "the database file holds every page");
     drop(far);
 }
+
+/// The indexes and triggers of a replica's schema, each with its statement.
+fn schema_objects(path: &std::path::Path) -> Vec<(String, Option<String>)> {
+    let look = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = look
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY name",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn a_bulk_catch_up_in_pages_ends_with_the_indexes_and_rows_a_replay_has() {
+    // The indexes lifted for a catch-up in bulk are built when its last page begins, before
+    // that page's rows go in: every index is back, and holds the rows of every page.
+    let dir = tempfile::tempdir().unwrap();
+    let ops: Vec<Op> = (0..40)
+        .map(|n| {
+            if n % 4 == 0 {
+                Op::Kudos(n % 2)
+            } else {
+                Op::Action(n % 2)
+            }
+        })
+        .collect();
+    let log = history(dir.path(), &ops);
+    let replay_path = dir.path().join("replay.sqlite3");
+    let mut replay = Replica::create_joined(&replay_path, "team1", "cy", &remote()).unwrap();
+    replay.apply_exchange(None, &log, 9, T0).unwrap();
+    let docs = whole_team(&log);
+    assert!(docs.len() >= 3, "{}", docs.len());
+    let path = dir.path().join("far.sqlite3");
+    let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+    let pages = [
+        &docs[..1],
+        &docs[1..docs.len() - 1],
+        &docs[docs.len() - 1..],
+    ];
+    for (i, page) in pages.iter().enumerate() {
+        let state = (i + 1 < pages.len()).then(|| cairn_store::CatchUpState {
+            through: 9,
+            after_doc: page.last().unwrap().doc.clone(),
+        });
+        far.apply_docs(None, page, state.as_ref(), 9, T0).unwrap();
+        if i == 0 {
+            let lifted = !schema_objects(&path)
+                .iter()
+                .any(|(name, _)| name == "events_pillar");
+            assert!(lifted, "the first page of a new replica goes in bulk");
+        }
+    }
+    assert_eq!(schema_objects(&path), schema_objects(&replay_path));
+    let check: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    assert_eq!(view(&far), view(&replay));
+    assert!(far.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn the_pages_of_a_catch_up_reach_the_database_file_before_it_ends() {
+    // Each page's part of the log is copied into the database beside the next page, not all
+    // at the end: by the time the replica is closed, the first page is in the file.
+    let dir = tempfile::tempdir().unwrap();
+    let ops: Vec<Op> = (0..300).map(|n| Op::Action(n % 2)).collect();
+    let log = history(dir.path(), &ops);
+    let docs = whole_team(&log);
+    let path = dir.path().join("far.sqlite3");
+    let mut far = Replica::create_joined(&path, "team1", "cy", &remote()).unwrap();
+    let cut = cairn_store::CatchUpState {
+        through: 9,
+        after_doc: docs[1].doc.clone(),
+    };
+    far.apply_docs(None, &docs[..2], Some(&cut), 0, T0).unwrap();
+    // Another connection that has read the replica: closing it is then not the last close,
+    // which would copy the log itself.
+    let look = rusqlite::Connection::open(&path).unwrap();
+    let size = |look: &rusqlite::Connection| -> i64 {
+        look.query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let pages = size(&look);
+    drop(far);
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(file as i64, pages, "the database file holds the first page");
+    assert_eq!(size(&look), pages);
+}
