@@ -1238,13 +1238,15 @@ fn render_sync_table(syncs: &[sync::SyncFigures]) -> String {
         let _ = writeln!(
             s,
             "  a new device catches up: {} documents and {} changes, {:.1} MB of bodies, \
-             {:.1} MB on the wire in {} requests, {:.2} s (target: under {target} s, 12 MB) {}",
+             {:.1} MB on the wire in {} requests, median {:.2} s of {} devices (target: under \
+             {target} s, 12 MB) {}",
             y.join_docs,
             y.join_changes,
             y.join_bytes as f64 / 1e6,
             y.join_wire as f64 / 1e6,
             y.join_requests,
             y.join_secs,
+            sync::NEW_DEVICES,
             verdict(y.join_secs < target && y.join_wire < 12_000_000)
         );
     }

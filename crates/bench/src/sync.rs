@@ -32,8 +32,9 @@ pub struct SyncFigures {
     pub new_events: Vec<(usize, u64, u64, u64)>,
     /// Seconds after the publication until the server had kept every snapshot it made due.
     pub compact_secs: f64,
-    /// A new device joining: seconds, changes received, body bytes received, requests, whole
-    /// documents received, and the bytes that crossed the wire (gzip, HTTP headers and all).
+    /// A new device joining: seconds (the median of a few new devices), changes received, body
+    /// bytes received, requests, whole documents received, and the bytes that crossed the wire
+    /// (gzip, HTTP headers and all).
     pub join_secs: f64,
     pub join_changes: u64,
     pub join_bytes: u64,
@@ -434,6 +435,9 @@ fn num(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or(0)
 }
 
+/// How many new devices join, one after another, for the new-device row (its median).
+pub const NEW_DEVICES: usize = 5;
+
 /// Publishes the seeded replica in `home` to a fresh server in `work`, then measures.
 pub fn measure(
     cairn: &Path,
@@ -454,7 +458,14 @@ pub fn measure(
     let invite = admin(
         &server_bin,
         &db,
-        &["invite", "create", "--team", &team, "--uses", "5"],
+        &[
+            "invite",
+            "create",
+            "--team",
+            &team,
+            "--uses",
+            &(5 + NEW_DEVICES).to_string(),
+        ],
     )?;
 
     let outbox = num(&cairn_json(cairn, home, &["status"])?, "waiting");
@@ -489,18 +500,38 @@ pub fn measure(
     }
     compacted(&url)?;
 
-    let fresh = work.join("new-device");
-    relay.take();
-    let started = Instant::now();
-    let joined = cairn_json(
-        cairn,
-        &fresh,
-        &[
-            "join", &relay.url, "--invite", &invite, "--name", "Newcomer",
-        ],
-    )?;
-    let join_secs = started.elapsed().as_secs_f64();
-    let join_wire = relay.take();
+    // A new device, several times over (each a device of its own, joining as a member of its
+    // own): one catch-up is too short a figure to take alone on a shared machine, so the row
+    // gives the median; what came, and the bytes on the wire, are the first one's.
+    let mut joins = Vec::with_capacity(NEW_DEVICES);
+    let mut first = None;
+    for k in 0..NEW_DEVICES {
+        let fresh = work.join(format!("new-device-{k}"));
+        relay.take();
+        let started = Instant::now();
+        let joined = cairn_json(
+            cairn,
+            &fresh,
+            &[
+                "join",
+                &relay.url,
+                "--invite",
+                &invite,
+                "--name",
+                &format!("Newcomer {k}"),
+            ],
+        )?;
+        joins.push(started.elapsed().as_secs_f64());
+        let wire = relay.take();
+        first.get_or_insert((joined, wire));
+        // (Only the first is kept: the others' homes would just fill the disk.)
+        if k > 0 {
+            let _ = std::fs::remove_dir_all(&fresh);
+        }
+    }
+    joins.sort_by(f64::total_cmp);
+    let join_secs = joins[joins.len() / 2];
+    let (joined, join_wire) = first.expect("at least one new device");
     let ninety = ninety_days(&server_bin, &db, &team, &url, &away, work, events / 8)?;
     let behind = {
         let cursor = num(&cairn_json(cairn, &away, &["status"])?, "cursor");
