@@ -68,6 +68,7 @@ impl Replica {
             let mut replica = Replica {
                 conn,
                 path: path.to_owned(),
+                wal: false,
                 checkpointer: None,
             };
             replica.configure()?;
@@ -126,6 +127,7 @@ impl Replica {
         let mut replica = Replica {
             conn,
             path: path.to_owned(),
+            wal: false,
             checkpointer: None,
         };
         replica.configure().map_err(|e| match e {
@@ -171,9 +173,10 @@ impl Replica {
         // WAL keeps readers and the writer apart; NORMAL sync in WAL mode never corrupts, and a
         // power loss can cost only the last transactions.
         // A file system without shared memory keeps the rollback journal: just as safe.
-        let _mode: String = self
+        let mode: String = self
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        self.wal = mode.eq_ignore_ascii_case("wal");
         self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
         Ok(())
     }

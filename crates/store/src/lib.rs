@@ -80,6 +80,9 @@ pub enum Reacted {
 pub struct Replica {
     conn: Connection,
     path: PathBuf,
+    /// Whether the replica keeps a write-ahead log (a file system without shared memory keeps
+    /// the rollback journal).
+    wal: bool,
     /// A checkpoint running beside this connection during a catch-up (see `apply_docs`).
     checkpointer: Option<std::thread::JoinHandle<()>>,
 }

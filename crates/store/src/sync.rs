@@ -588,6 +588,10 @@ impl Replica {
     /// (its own changes not yet sent stay), applies the changes after it and indexes the
     /// document once; then keeps `state` (`None`: the catch-up is over) and moves the cursor to
     /// `cursor`. A snapshot that does not load is set aside with the reason, like a change.
+    ///
+    /// While more pages are to come, the page's part of the write-ahead log is copied into the
+    /// database by a checkpoint on a thread of its own that may still run when this returns:
+    /// the next page, and dropping the replica, wait for it.
     pub fn apply_docs(
         &mut self,
         acked_through: Option<i64>,
@@ -630,16 +634,23 @@ impl Replica {
 
     /// Copies what the log holds into the database on a thread and connection of its own,
     /// beside whatever this connection does next. It only helps: a checkpoint that cannot
-    /// start, or stops half-way, leaves its pages to the next one, as SQLite always does.
+    /// start (no thread to be had, no log to copy), or stops half-way, leaves its pages to the
+    /// next one, as SQLite always does. (A passive checkpoint never waits for a lock.)
     fn checkpoint_aside(&mut self) {
+        if !self.wal {
+            return;
+        }
         let path = self.path.clone();
-        self.checkpointer = Some(std::thread::spawn(move || {
-            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            if let Ok(conn) = rusqlite::Connection::open_with_flags(&path, flags) {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-            }
-        }));
+        self.checkpointer = std::thread::Builder::new()
+            .name("cairn-checkpoint".into())
+            .spawn(move || {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                if let Ok(conn) = rusqlite::Connection::open_with_flags(&path, flags) {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .ok();
     }
 
     fn apply_page(
@@ -663,7 +674,6 @@ impl Replica {
         // one page, once it is written.
         let starting = get_meta(&tx, "catch_up")?.is_none();
         let lifted = get_meta(&tx, BULK_INDEXES)?.is_some();
-        // (The last page of a catch-up in bulk builds them first, while its documents load.)
         let last_of_bulk = lifted && state.is_none();
         if starting && !lifted {
             let empty: bool =
@@ -696,8 +706,9 @@ impl Replica {
         // changes and read for the index on a worker while this thread writes the ones before.
         std::thread::scope(|scope| -> Result<()> {
             // Loading documents costs more than writing them: two workers load every other
-            // one each, and this thread takes them in turn, in the page's order. (They may run
-            // ahead as far as the page goes: what they make is about the size of what came.)
+            // one each, and this thread takes them in turn, in the page's order. They may run
+            // ahead as far as the page goes (what they make is about the size of what came), so
+            // they keep loading while this thread builds the lifted indexes or waits for SQLite.
             let (known, bounds) = (&known, &bounds);
             let ready: Vec<std::sync::mpsc::Receiver<Option<Prepared>>> = (0..WORKERS)
                 .map(|k| {
