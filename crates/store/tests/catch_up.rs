@@ -203,6 +203,19 @@ fn whole_team(log: &[Incoming]) -> Vec<IncomingDoc> {
         .collect()
 }
 
+/// `n` events by the two writers in turn: kudos every `kudos_every`th, micro-actions between.
+fn by_turns(n: usize, kudos_every: usize) -> Vec<Op> {
+    (0..n)
+        .map(|n| {
+            if n % kudos_every == 0 {
+                Op::Kudos(n % 2)
+            } else {
+                Op::Action(n % 2)
+            }
+        })
+        .collect()
+}
+
 /// What a replica shows: every event as the feed has it, and the team.
 fn view(r: &Replica) -> (Vec<String>, String) {
     let mut events = Vec::new();
@@ -456,16 +469,7 @@ fn a_document_twice_in_one_page_ends_as_a_replay() {
     // A faulty or restored server may send one document twice in a page, as of two points of
     // the log: the second copy merges into the first, whichever came first.
     let dir = tempfile::tempdir().unwrap();
-    let ops: Vec<Op> = (0..10)
-        .map(|n| {
-            if n % 3 == 0 {
-                Op::Kudos(n % 2)
-            } else {
-                Op::Action(n % 2)
-            }
-        })
-        .collect();
-    let log = history(dir.path(), &ops);
+    let log = history(dir.path(), &by_turns(10, 3));
     let mut replay =
         Replica::create_joined(&dir.path().join("replay.sqlite3"), "team1", "cy", &remote())
             .unwrap();
@@ -539,16 +543,7 @@ fn a_bulk_catch_up_in_pages_ends_with_the_indexes_and_rows_a_replay_has() {
     // that page's rows go in: every index is back, whole (the last page is a journal, whose
     // rows go through the indexes just built), and the index is the replay's.
     let dir = tempfile::tempdir().unwrap();
-    let ops: Vec<Op> = (0..40)
-        .map(|n| {
-            if n % 4 == 0 {
-                Op::Kudos(n % 2)
-            } else {
-                Op::Action(n % 2)
-            }
-        })
-        .collect();
-    let log = history(dir.path(), &ops);
+    let log = history(dir.path(), &by_turns(40, 4));
     let replay_path = dir.path().join("replay.sqlite3");
     let mut replay = Replica::create_joined(&replay_path, "team1", "cy", &remote()).unwrap();
     replay.apply_exchange(None, &log, 9, T0).unwrap();
