@@ -257,6 +257,7 @@ pub fn earliest_id_on(date: &str) -> Option<EventId> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_alphabet_table_holds_the_alphabet_and_nothing_else() {
@@ -267,8 +268,6 @@ mod tests {
         }
         assert!(!is_id_text(""));
     }
-
-    use super::*;
 
     #[test]
     fn long_names_are_cut_at_a_word_and_say_so() {

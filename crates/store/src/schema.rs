@@ -359,8 +359,8 @@ macro_rules! counted_weeks {
 pub(crate) const COUNTED_WEEKS: &str = counted_weeks!();
 
 /// Builds `member_days` and then `member_weeks` again from `events`, for after a rebuild of the
-/// index (the weeks come last, so they are right whether the triggers
-/// on `member_days` were there or not).
+/// index (the weeks come last, so they are right whether the triggers on `member_days` were
+/// there or not).
 pub(crate) const MEMBER_DAYS_REBUILD: &str = concat!(
     "DELETE FROM member_days; INSERT INTO member_days (author, date, week, acts) ",
     counted_days!("1"),
