@@ -111,12 +111,13 @@ pub fn edit(
     Ok(())
 }
 
-/// Retracts event `id`, which `author` must have written. It stays in the journal, marked.
+/// Retracts event `id`, which `author` must have written. It stays in the journal, marked, with
+/// when it was retracted (`retracted_at`); a retraction is no edit, so `edited` stays as it was.
 pub fn retract(doc: &mut Automerge, author: &str, id: &EventId, at_ms: i64) -> Result<()> {
     let (obj, _) = own_event(doc, author, id)?;
     doc.transact::<_, _, Error>(|tx| {
         tx.put(&obj, "retracted", true)?;
-        tx.put(&obj, "edited", at_ms)?;
+        tx.put(&obj, "retracted_at", at_ms)?;
         Ok(())
     })
     .map_err(|f| f.error)?;
@@ -244,7 +245,7 @@ fn read_in_one_pass<D: ReadDoc>(doc: &D) -> Result<Vec<Event>> {
                 });
             }
             (Role::Event(n), DocItem::Map(m)) => match &m.value {
-                ValueRef::Scalar(v) => slots[n].fields.scalar(&m.key, v),
+                ValueRef::Scalar(v) => slots[n].fields.scalar(&m.key, v, || m.id()),
                 ValueRef::Object(kind) if m.key == "to" => {
                     if *kind == ObjType::List {
                         roles.insert(m.id(), Role::To(n));
@@ -282,7 +283,7 @@ fn read_event<D: ReadDoc>(doc: &D, id: &EventId, obj: &ObjId) -> Result<Event> {
     let mut to = None;
     for f in doc.map_range(obj, ..) {
         match &f.value {
-            ValueRef::Scalar(v) => fields.scalar(&f.key, v),
+            ValueRef::Scalar(v) => fields.scalar(&f.key, v, || f.id()),
             _ if f.key == "to" => to = Some(f.id()),
             _ => {}
         }
@@ -303,6 +304,10 @@ struct Fields {
     kind: Option<String>,
     author: Option<String>,
     to: Vec<String>,
+    /// The operations that wrote `retracted` and `edited`: an older cairn wrote both in one
+    /// retraction (see [`Fields::finish`]).
+    retracted_op: Option<ObjId>,
+    edited_op: Option<ObjId>,
 }
 
 impl Fields {
@@ -328,11 +333,14 @@ impl Fields {
             kind: None,
             author: None,
             to: Vec::new(),
+            retracted_op: None,
+            edited_op: None,
         }
     }
 
-    /// Takes field `key` with scalar value `v`; unknown keys are left for later versions.
-    fn scalar(&mut self, key: &str, v: &ScalarValueRef<'_>) {
+    /// Takes field `key` with scalar value `v`, written by operation `op`; unknown keys are left
+    /// for later versions.
+    fn scalar(&mut self, key: &str, v: &ScalarValueRef<'_>, op: impl FnOnce() -> ObjId) {
         let e = &mut self.e;
         let text = || match v {
             ScalarValueRef::Str(s) => Some(s.to_string()),
@@ -358,8 +366,14 @@ impl Fields {
             "why" => e.why = text(),
             "target" => e.target = text().and_then(|t| EventId::parse(&t)),
             "emoji" => e.emoji = text(),
-            "retracted" => e.retracted = flag(),
-            "edited" => e.edited_ms = int(),
+            "retracted" => {
+                e.retracted = flag();
+                self.retracted_op = Some(op());
+            }
+            "edited" => {
+                e.edited_ms = int();
+                self.edited_op = Some(op());
+            }
             _ => {}
         }
     }
@@ -368,6 +382,15 @@ impl Fields {
     fn finish(self) -> Result<Event> {
         let mut e = self.e;
         e.date = checked_date(&e);
+        // An older cairn wrote `edited` right after `retracted`, in the same change, when it
+        // retracted: that is the retraction's time, not an edit's.
+        if let (true, Some(ObjId::Id(r, actor_r, _)), Some(ObjId::Id(w, actor_w, _))) =
+            (e.retracted, &self.retracted_op, &self.edited_op)
+            && actor_r == actor_w
+            && *w == r + 1
+        {
+            e.edited_ms = None;
+        }
         let kind = self
             .kind
             .ok_or_else(|| Error::Malformed("missing `kind`".into()))?;
@@ -380,6 +403,10 @@ impl Fields {
     }
 }
 
+/// The most days an event's local date lies before the UTC date of its instant (a week's late
+/// window, far west): what [`checked_date`] takes, and what a feed until a date relies on.
+pub const MAX_DAYS_BEHIND: i64 = 9;
+
 /// The event's local date, if it can be the date of its instant somewhere on Earth, or a late
 /// log of the last week (from nine days before the UTC date, a week's late window far west, to
 /// one day after); otherwise the date its own instant and zone give. A faulty or hostile peer
@@ -390,7 +417,9 @@ fn checked_date(e: &Event) -> String {
         return String::new();
     };
     if let Ok(d) = e.date.parse::<jiff::civil::Date>() {
-        let lo = utc.checked_sub(jiff::Span::new().days(9)).unwrap_or(utc);
+        let lo = utc
+            .checked_sub(jiff::Span::new().days(MAX_DAYS_BEHIND))
+            .unwrap_or(utc);
         let hi = utc.checked_add(jiff::Span::new().days(1)).unwrap_or(utc);
         if d >= lo && d <= hi {
             // Always as `YYYY-MM-DD`, whatever form was written (`20261123`, a time with an
@@ -527,11 +556,46 @@ mod tests {
         let got = get(&doc, &id).unwrap().unwrap();
         assert_eq!(got.text, "y");
         assert!(got.retracted);
-        assert_eq!(got.edited_ms, Some(7));
+        assert_eq!(
+            got.edited_ms,
+            Some(6),
+            "edited when edited, not when retracted"
+        );
         assert!(matches!(
             retract(&mut doc, "ana", &id, 8),
             Err(Error::Retracted(_))
         ));
+    }
+
+    #[test]
+    fn a_retraction_is_no_edit() {
+        let (mut doc, team) = setup();
+        let id = EventId::new(5, [1; 5]);
+        let old = EventId::new(6, [2; 5]);
+        for id in [&id, &old] {
+            let new = NewEvent::action("x", None, None);
+            add(&mut doc, &team, "ana", id, &stamp(5), &new).unwrap();
+        }
+        retract(&mut doc, "ana", &id, 7).unwrap();
+        // As an older cairn retracted: `edited` written in the same change, after `retracted`.
+        let (_, obj) = doc.get(ROOT, old.as_str()).unwrap().unwrap();
+        doc.transact::<_, _, Error>(|tx| {
+            tx.put(&obj, "retracted", true)?;
+            tx.put(&obj, "edited", 8)?;
+            Ok(())
+        })
+        .unwrap();
+        for e in [get(&doc, &id), get(&doc, &old)] {
+            let e = e.unwrap().unwrap();
+            assert!(e.retracted);
+            assert_eq!(e.edited_ms, None, "{e:?}");
+        }
+        // Both ways of reading a journal agree.
+        let all = read(&doc).unwrap();
+        assert!(
+            all.iter().all(|e| e.retracted && e.edited_ms.is_none()),
+            "{all:?}"
+        );
     }
 
     #[test]

@@ -293,7 +293,6 @@ impl Device {
                         .entry(self.index)
                         .or_default();
                     w.retracted = true;
-                    w.edited = Some(*at);
                 }
             }
         }
