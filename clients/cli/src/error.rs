@@ -154,7 +154,7 @@ impl From<cairn_core::Error> for CliError {
             E::EmptyText => Some("say in a sentence what happened"),
             E::BadRule(_) => Some("`cairn team rules --help` shows the choices"),
             E::TextTooLong { .. } => Some("keep it short; the details can live elsewhere"),
-            E::UnknownPillar(_) => {
+            E::UnknownPillar { .. } => {
                 Some("`cairn team` lists the pillars; `cairn team pillar add NAME` adds one")
             }
             E::UnknownMember(_) | E::UnknownHandle { .. } => Some(
@@ -197,7 +197,7 @@ impl From<cairn_core::Error> for CliError {
             E::EmptyText | E::TextTooLong { .. } | E::ControlCharacters | E::NothingToEdit => {
                 Some(Input::Text)
             }
-            E::UnknownPillar(_) => Some(Input::Pillar),
+            E::UnknownPillar { .. } => Some(Input::Pillar),
             E::UnknownMember(_)
             | E::UnknownHandle { .. }
             | E::AmbiguousHandle(_)

@@ -9,8 +9,9 @@ pub enum Error {
     BadRule(String),
     #[error("the text is {len} characters long; the most is {max}")]
     TextTooLong { len: usize, max: usize },
-    #[error("unknown pillar `{0}`")]
-    UnknownPillar(String),
+    /// A pillar typed that the team does not have, with the names it comes close to.
+    #[error("unknown pillar `{name}`{}", near_pillars_text(near))]
+    UnknownPillar { name: String, near: Vec<String> },
     #[error("a pillar named `{0}` already exists")]
     PillarExists(String),
     #[error("unknown member `{0}`")]
@@ -70,6 +71,20 @@ impl From<automerge::AutomergeError> for Error {
 
 /// The result of a domain operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn near_pillars_text(near: &[String]) -> String {
+    match near {
+        [] => String::new(),
+        [one] => format!("; did you mean #{one}?"),
+        [init @ .., last] => format!(
+            "; did you mean {} or #{last}?",
+            init.iter()
+                .map(|p| format!("#{p}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
 
 fn near_text(near: &[String]) -> String {
     match near {

@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(e.pillar.as_deref(), Some("trust"));
         assert!(matches!(
             NewEvent::action("x", Some("speed".into()), None).validate(&t, "ana"),
-            Err(Error::UnknownPillar(_))
+            Err(Error::UnknownPillar { .. })
         ));
     }
 

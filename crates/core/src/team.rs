@@ -275,8 +275,56 @@ impl TeamState {
             .find(|p| {
                 (!wanted.is_empty() && p.id == wanted) || p.name.eq_ignore_ascii_case(name.trim())
             })
-            .ok_or_else(|| Error::UnknownPillar(name.trim().to_owned()))
+            .ok_or_else(|| Error::UnknownPillar {
+                name: name.trim().to_owned(),
+                near: self.near_pillars(name),
+            })
     }
+
+    /// Up to three pillar names close to `typed`: holding it or held by it, or a slip of the
+    /// keyboard away (a letter wrong, missing, added, or two swapped).
+    fn near_pillars(&self, typed: &str) -> Vec<String> {
+        let key = ids::pillar_id(typed);
+        if key.chars().count() < 2 {
+            return Vec::new();
+        }
+        let mut near: Vec<(usize, &Pillar)> = self
+            .pillars
+            .iter()
+            .filter_map(|p| {
+                let slips = typo_distance(&key, &p.id);
+                let close = slips <= if key.chars().count() <= 4 { 1 } else { 2 };
+                (close || p.id.contains(&key) || key.contains(p.id.as_str())).then_some((slips, p))
+            })
+            .collect();
+        near.sort_by_key(|(slips, p)| (*slips, p.name.len()));
+        near.into_iter()
+            .take(3)
+            .map(|(_, p)| p.name.clone())
+            .collect()
+    }
+}
+
+/// How many slips of the keyboard (a character wrong, missing, added, or two neighbours
+/// swapped) turn `a` into `b`: the optimal string alignment distance.
+fn typo_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the table: two back (for swaps), the last, this one.
+    let mut back2 = vec![0; b.len() + 1];
+    let mut back: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (back[j] + 1).min(row[j - 1] + 1).min(back[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(back2[j - 2] + 1);
+            }
+        }
+        back2 = std::mem::replace(&mut back, row);
+    }
+    back[b.len()]
 }
 
 fn check_name(name: &str) -> Result<String> {
@@ -988,6 +1036,42 @@ mod tests {
         );
         let err = state.member_by_handle("@zed").unwrap_err();
         assert_eq!(err.to_string(), "unknown member `@zed`");
+    }
+
+    #[test]
+    fn unknown_pillars_say_which_were_meant() {
+        let mut state = TeamState::default();
+        for (id, name) in [
+            ("trust", "Trust"),
+            ("curiosity", "Curiosity"),
+            ("care", "Care"),
+        ] {
+            state.pillars.push(Pillar {
+                id: id.into(),
+                name: name.into(),
+                about: None,
+            });
+        }
+        let said = |typed: &str| state.pillar(typed).unwrap_err().to_string();
+        assert_eq!(
+            said("trsut"),
+            "unknown pillar `trsut`; did you mean #Trust?"
+        );
+        assert_eq!(
+            said("curiosty"),
+            "unknown pillar `curiosty`; did you mean #Curiosity?"
+        );
+        assert_eq!(
+            said("cur"),
+            "unknown pillar `cur`; did you mean #Curiosity?"
+        );
+        assert_eq!(said("car"), "unknown pillar `car`; did you mean #Care?");
+        assert_eq!(said("speed"), "unknown pillar `speed`");
+        assert_eq!(said("x"), "unknown pillar `x`");
+        assert_eq!(typo_distance("trust", "trust"), 0);
+        assert_eq!(typo_distance("trsut", "trust"), 1);
+        assert_eq!(typo_distance("tust", "trust"), 1);
+        assert_eq!(typo_distance("", "ab"), 2);
     }
 
     #[test]
