@@ -267,12 +267,28 @@ pub fn feed(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The whole feed of `home` as JSON items, notes of changes to the team included.
+/// The whole feed of `home` as JSON items, notes of changes to the team included: page after
+/// page, each going on before the last one's id, as `feed --json` says.
 pub fn feed_all(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
-    let mut args = vec!["feed", "--json", "--limit", "1000"];
-    args.extend_from_slice(extra);
-    match home.run(&args).json() {
-        serde_json::Value::Array(items) => items,
-        other => panic!("feed --json is not an array: {other}"),
+    let mut items = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let mut args = vec!["feed", "--json", "--limit", "1000"];
+        args.extend_from_slice(extra);
+        if let Some(b) = &before {
+            args.extend_from_slice(&["--before", b]);
+        }
+        let page = home.run(&args).json();
+        let serde_json::Value::Array(got) = &page["items"] else {
+            panic!("feed --json has no items: {page}");
+        };
+        items.extend(got.iter().cloned());
+        match (&page["more"], &page["next_before"]) {
+            (serde_json::Value::Bool(true), serde_json::Value::String(next)) => {
+                before = Some(next.clone());
+            }
+            (serde_json::Value::Bool(false), serde_json::Value::Null) => return items,
+            _ => panic!("feed --json says neither more nor done: {page}"),
+        }
     }
 }

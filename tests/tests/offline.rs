@@ -1,6 +1,6 @@
 //! One team on one machine, fully offline: several members acting through `--as`.
 
-use cairn_e2e::{Home, feed};
+use cairn_e2e::{Home, feed, feed_all};
 
 fn short_of(items: &[serde_json::Value], text: &str) -> String {
     items
@@ -140,7 +140,8 @@ fn edits_change_the_text_and_filters_narrow_the_feed() {
         "authored or recognised"
     );
     let one = home.run(&["feed", "--json", "--limit", "1"]).json();
-    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    assert_eq!(one["more"], true);
     assert_eq!(feed(&home, &["--since", "2026-11-24"]).len(), 0);
     assert_eq!(feed(&home, &["--since", "today"]).len(), 2);
 }
@@ -220,6 +221,11 @@ fn export_holds_every_event_in_json_and_csv() {
     );
     assert_eq!(all[0]["kind"], "team");
     assert_eq!(all[1]["retracted"], true);
+    assert_eq!(
+        all[1]["edited"],
+        serde_json::Value::Null,
+        "retracted, never edited"
+    );
     assert_eq!(all[3]["kind"], "reaction");
 
     let csv = home.run(&["export", "--format", "csv"]).ok();
@@ -352,10 +358,82 @@ fn words_fit_their_numbers_and_the_feed_says_when_there_is_more() {
         home.run(&["log", &format!("Step {i}")]).ok();
     }
     let page = home.run(&["feed", "--limit", "2"]).ok();
+    let next = feed_all(&home, &[])[1]["id"].as_str().unwrap().to_owned();
     assert!(
-        page.contains("The latest 2 shown; more with `--limit 4`."),
+        page.contains(&format!(
+            "The latest 2 shown; older ones with `--before {next}`."
+        )),
         "{page}"
     );
     let all = home.run(&["feed", "--limit", "50"]).ok();
-    assert!(!all.contains("more with"), "{all}");
+    assert!(!all.contains("older ones"), "{all}");
+}
+
+#[test]
+fn scripts_and_people_page_through_the_whole_feed() {
+    let home = Home::team("Ana", &["Ben"]);
+    home.run(&["log", "Remembered late", "--yesterday"]).ok();
+    for i in 0..7 {
+        home.run(&["log", &format!("Step {i}")]).ok();
+    }
+    let json = |extra: &[&str]| {
+        let mut args = vec!["feed", "--json", "--limit", "3"];
+        args.extend_from_slice(extra);
+        home.run(&args).json()
+    };
+    let texts = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // A page, whether older items match, and the id to ask for them with.
+    let first = json(&[]);
+    assert_eq!(texts(&first), ["Step 6", "Step 5", "Step 4"]);
+    assert_eq!(first["more"], true);
+    assert_eq!(first["next_before"], first["items"][2]["id"]);
+    // Page after page to the first event: every one once, as in one long read.
+    let mut seen = texts(&first);
+    let mut page = first.clone();
+    while page["more"] == true {
+        page = json(&["--before", page["next_before"].as_str().unwrap()]);
+        seen.extend(texts(&page));
+    }
+    assert_eq!(page["next_before"], serde_json::Value::Null);
+    let everything: Vec<String> = feed_all(&home, &[])
+        .iter()
+        .map(|i| i["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, everything);
+    assert_eq!(everything.len(), 9, "eight logs and the note of adding Ben");
+    // The line under a page names the id to go on from; the short id the feed shows works too.
+    let next = first["next_before"].as_str().unwrap();
+    let text = home.run(&["feed", "--limit", "3"]).ok();
+    assert!(
+        text.ends_with(&format!(
+            "The latest 3 shown; older ones with `--before {next}`.\n"
+        )),
+        "{text}"
+    );
+    let short = first["items"][2]["short"].as_str().unwrap();
+    assert_eq!(
+        texts(&json(&["--before", short])),
+        ["Step 3", "Step 2", "Step 1"]
+    );
+    let text = home.run(&["feed", "--limit", "3", "--before", short]).ok();
+    assert!(
+        text.contains("3 shown; older ones with `--before "),
+        "{text}"
+    );
+    // Until a day: what counts for that day or before, logged late or not.
+    let until = json(&["--until", "yesterday"]);
+    assert_eq!(texts(&until), ["Remembered late"]);
+    assert_eq!(until["more"], false);
+    let nothing = home.run(&["feed", "--until", "2026-01-01"]).ok();
+    assert!(nothing.contains("Nothing before that"), "{nothing}");
+    // An id that names nothing is said, not taken for the start.
+    let err = home.run(&["feed", "--before", "zzzzzz"]).fails();
+    assert!(err.contains("zzzzzz"), "{err}");
 }

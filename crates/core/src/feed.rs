@@ -10,7 +10,8 @@ use crate::ids::EventId;
 /// Which events a feed shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FeedQuery {
-    /// At most this many items; `None` for all.
+    /// This many items (a page), newest first; `None` for all. A page is longer only to keep
+    /// together events that share an id (see [`page`]).
     pub limit: Option<usize>,
     /// Only events of this pillar (its id).
     pub pillar: Option<String>,
@@ -18,6 +19,10 @@ pub struct FeedQuery {
     pub member: Option<String>,
     /// Only events whose local date is on or after this one (`YYYY-MM-DD`).
     pub since: Option<String>,
+    /// Only events whose local date is on or before this one (`YYYY-MM-DD`).
+    pub until: Option<String>,
+    /// Only events older than this id: the page after the one that ended with it.
+    pub before: Option<EventId>,
 }
 
 impl FeedQuery {
@@ -37,6 +42,11 @@ impl FeedQuery {
                 .since
                 .as_ref()
                 .is_none_or(|d| e.date.as_str() >= d.as_str())
+            && self
+                .until
+                .as_ref()
+                .is_none_or(|d| e.date.as_str() <= d.as_str())
+            && self.before.as_ref().is_none_or(|b| &e.id < b)
     }
 }
 
@@ -56,10 +66,33 @@ pub struct FeedItem {
     pub reactions: Vec<Reactions>,
 }
 
+/// A page of the feed: its items, and whether older items match the query too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedPage {
+    pub items: Vec<FeedItem>,
+    /// Older items match: the next page starts [`FeedPage::next_before`].
+    pub more: bool,
+}
+
+impl FeedPage {
+    /// What the next page's [`FeedQuery::before`] is, when there is a next page: the id of this
+    /// page's last item.
+    pub fn next_before(&self) -> Option<&EventId> {
+        self.items.last().filter(|_| self.more).map(|i| &i.event.id)
+    }
+}
+
 /// Builds the feed from `events` (items and reactions, in any order): the matching events, newest
 /// first, each with its live reactions grouped by emoji. A member's repeated reaction with the
 /// same emoji counts once.
 pub fn feed<'a>(events: impl IntoIterator<Item = &'a Event>, query: &FeedQuery) -> Vec<FeedItem> {
+    page(events, query).items
+}
+
+/// [`feed`] as a page: the first `query.limit` items and whether more match. A page never ends
+/// between two events that share an id (two members' ids may collide, the random part being
+/// each author's to choose): the next page starts before an id, so it would skip the other one.
+pub fn page<'a>(events: impl IntoIterator<Item = &'a Event>, query: &FeedQuery) -> FeedPage {
     let mut items: Vec<&Event> = Vec::new();
     let mut reactions: BTreeMap<&EventId, Vec<&Event>> = BTreeMap::new();
     for e in events {
@@ -75,16 +108,25 @@ pub fn feed<'a>(events: impl IntoIterator<Item = &'a Event>, query: &FeedQuery) 
     // an item of its own, and a reaction, which names only the id, shows on both.
     items.sort_by(|a, b| b.id.cmp(&a.id).then_with(|| a.author.cmp(&b.author)));
     items.dedup_by(|a, b| a.id == b.id && a.author == b.author);
-    if let Some(limit) = query.limit {
-        items.truncate(limit);
+    let mut more = false;
+    if let Some(limit) = query.limit
+        && items.len() > limit
+    {
+        let mut end = limit;
+        while end > 0 && end < items.len() && items[end].id == items[end - 1].id {
+            end += 1;
+        }
+        more = end < items.len();
+        items.truncate(end);
     }
-    items
+    let items = items
         .into_iter()
         .map(|e| FeedItem {
             event: e.clone(),
             reactions: group(reactions.get(&e.id).cloned().unwrap_or_default()),
         })
-        .collect()
+        .collect();
+    FeedPage { items, more }
 }
 
 fn group(mut rs: Vec<&Event>) -> Vec<Reactions> {
@@ -210,6 +252,56 @@ mod tests {
         assert_eq!(q(|q| q.member = Some("ana".into())), ["ben", "ana"]);
         assert_eq!(q(|q| q.since = Some("2026-11-02".into())), ["cy", "ben"]);
         assert_eq!(q(|q| q.limit = Some(1)), ["cy"]);
+    }
+
+    #[test]
+    fn pages_walk_the_whole_feed_without_gaps_or_repeats() {
+        let mut all: Vec<Event> = (1..=7).map(|n| ev(n, Kind::Action, "ana")).collect();
+        // Two members' events with one id: a page must not end between them.
+        let mut twin = ev(4, Kind::Action, "ben");
+        twin.text = "twin".into();
+        all.push(twin);
+        all[0].date = "2026-11-20".into();
+        let mut seen = Vec::new();
+        let mut query = FeedQuery {
+            limit: Some(4),
+            ..FeedQuery::default()
+        };
+        let mut pages = 0;
+        loop {
+            let p = page(&all, &query);
+            pages += 1;
+            seen.extend(p.items.iter().map(|i| i.event.text.clone()));
+            match p.next_before() {
+                Some(id) => query.before = Some(id.clone()),
+                None => {
+                    assert!(!p.more);
+                    break;
+                }
+            }
+        }
+        assert_eq!(seen, ["e7", "e6", "e5", "e4", "twin", "e3", "e2", "e1"]);
+        assert_eq!(pages, 2, "the first page holds both events of id 4");
+        // A page that holds the rest says there is nothing more.
+        let last = page(
+            &all,
+            &FeedQuery {
+                limit: Some(3),
+                before: Some(all[3].id.clone()),
+                ..FeedQuery::default()
+            },
+        );
+        assert!(!last.more && last.next_before().is_none());
+        // Until a date: only events of that day or before.
+        let until = feed(
+            &all,
+            &FeedQuery {
+                until: Some("2026-11-20".into()),
+                ..FeedQuery::default()
+            },
+        );
+        assert_eq!(until.len(), 1);
+        assert_eq!(until[0].event.text, "e1");
     }
 
     #[test]

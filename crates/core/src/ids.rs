@@ -255,6 +255,22 @@ pub fn earliest_id_on(date: &str) -> Option<EventId> {
     Some(EventId::new(ms, [0; 5]))
 }
 
+/// An event id later than the id of every event whose local date is `date` (`YYYY-MM-DD`): an
+/// event's date is never more than [`crate::journal::MAX_DAYS_BEHIND`] days before the UTC date
+/// of its instant, so nothing for that day was created once that many days more have begun.
+pub fn id_after_day(date: &str) -> Option<EventId> {
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let after = day
+        .checked_add(jiff::Span::new().days(crate::journal::MAX_DAYS_BEHIND + 1))
+        .ok()?;
+    let ms = after
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()?
+        .timestamp()
+        .as_millisecond();
+    Some(EventId::new(ms, [0; 5]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +320,17 @@ mod tests {
         assert!(first <= EventId::new(1_795_341_600_000, [0; 5]));
         assert!(first > EventId::new(1_795_341_600_000 - 1, [255; 5]));
         assert!(earliest_id_on("not a day").is_none());
+    }
+
+    #[test]
+    fn no_event_of_a_day_has_an_id_past_its_bound() {
+        let after = id_after_day("2026-11-23").unwrap();
+        // Logged late, far west, as late as the reader takes a date: 2026-12-02T23:59Z.
+        let latest = EventId::new(1_796_255_999_999, [255; 5]);
+        assert!(latest < after);
+        // The bound is no later than it must be: the next millisecond is past it.
+        assert!(EventId::new(1_796_256_000_000, [0; 5]) >= after);
+        assert!(id_after_day("someday").is_none());
     }
 
     #[test]

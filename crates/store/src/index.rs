@@ -582,8 +582,42 @@ pub(crate) fn live_reactions(
     Ok(ids)
 }
 
-/// The events the feed shows, newest first, filtered and limited in SQL.
+/// The events the feed shows, newest first, filtered and limited in SQL: a page of `q.limit`
+/// and the event after it, by which [`cairn_core::feed::page`] knows whether more match.
 pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>> {
+    let (sql, mut args) = feed_sql(q);
+    let mut st = conn.prepare(&sql)?;
+    let Some(limit) = q.limit else {
+        let mut events: Vec<Event> = st
+            .query_map(rusqlite::params_from_iter(args.iter()), event_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        fill_recipients(conn, &mut events)?;
+        return Ok(events);
+    };
+    // The page and the event after it; more when that one shares the page's last id (two
+    // members' events may), since a page never ends between them.
+    let mut take = limit + 1;
+    let mut events: Vec<Event> = loop {
+        if let Some(last) = args.last_mut() {
+            *last = Box::new(take as i64);
+        }
+        let events: Vec<Event> = st
+            .query_map(rusqlite::params_from_iter(args.iter()), event_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let split = events.len() == take && take >= 2 && events[take - 1].id == events[take - 2].id;
+        if !split {
+            break events;
+        }
+        take *= 2;
+    };
+    fill_recipients(conn, &mut events)?;
+    Ok(events)
+}
+
+/// The feed's query and its parameters; with a limit, the last parameter is the `LIMIT`. Every
+/// bound is on the primary key (the id), so a page reads the same few rows however long the
+/// history: `before` and `until` start the scan, `since` ends it.
+pub(crate) fn feed_sql(q: &FeedQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     let mut sql =
         format!("SELECT {EVENT_COLUMNS} FROM events WHERE kind != 'reaction' AND retracted = 0");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
@@ -609,17 +643,25 @@ pub(crate) fn feed_events(conn: &Connection, q: &FeedQuery) -> Result<Vec<Event>
             sql.push_str(&format!(" AND id >= ?{}", args.len()));
         }
     }
+    if let Some(d) = &q.until {
+        args.push(Box::new(d.clone()));
+        sql.push_str(&format!(" AND date <= ?{}", args.len()));
+        // And one that starts the scan a few days after that day, not at today.
+        if let Some(after) = cairn_core::ids::id_after_day(d) {
+            args.push(Box::new(after.as_str().to_owned()));
+            sql.push_str(&format!(" AND id < ?{}", args.len()));
+        }
+    }
+    if let Some(before) = &q.before {
+        args.push(Box::new(before.as_str().to_owned()));
+        sql.push_str(&format!(" AND id < ?{}", args.len()));
+    }
     sql.push_str(" ORDER BY id DESC, author");
     if let Some(limit) = q.limit {
         args.push(Box::new(limit as i64));
         sql.push_str(&format!(" LIMIT ?{}", args.len()));
     }
-    let mut st = conn.prepare(&sql)?;
-    let mut events: Vec<Event> = st
-        .query_map(rusqlite::params_from_iter(args.iter()), event_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    fill_recipients(conn, &mut events)?;
-    Ok(events)
+    (sql, args)
 }
 
 /// The live reactions to the given events.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use cairn_core::feed::{FeedItem, FeedQuery};
+use cairn_core::feed::{FeedItem, FeedPage, FeedQuery};
 use cairn_core::ids::{self, EventId};
 use cairn_core::time::Date;
 use cairn_core::{Event, Kind};
@@ -51,6 +51,31 @@ impl Replica {
     /// When two members' events share the id, `me`'s own is the one meant; otherwise the name is
     /// ambiguous.
     pub fn resolve(&self, text: &str, me: &str) -> Result<Event> {
+        let id = self.resolve_id(text)?;
+        let text = text.trim().to_lowercase();
+        let mut found = index::events_with_id(&self.conn, &id)?;
+        if found.len() > 1 {
+            if let Some(i) = found.iter().position(|e| e.author == me) {
+                return Ok(found.swap_remove(i));
+            }
+            let team = index::team(&self.conn)?;
+            let candidates = found
+                .iter()
+                .map(|e| format!("{} by @{}", e.id.tag(), team.handle_of(&e.author)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::AmbiguousEvent {
+                prefix: text,
+                candidates,
+            });
+        }
+        found.pop().ok_or(Error::NoSuchEvent(text))
+    }
+
+    /// The event id `text` names: a full id, whether or not this replica holds an event with it
+    /// (a page of the feed goes on from an id even once its event is gone), or a prefix (4
+    /// characters or more) of the tag of one it holds, retracted or not.
+    pub fn resolve_id(&self, text: &str) -> Result<EventId> {
         let text = text.trim().to_lowercase();
         let id = if let Some(id) = EventId::parse(&text) {
             Some(id)
@@ -72,30 +97,20 @@ impl Replica {
         } else {
             None
         };
-        let Some(id) = id else {
-            return Err(Error::NoSuchEvent(text));
-        };
-        let mut found = index::events_with_id(&self.conn, &id)?;
-        if found.len() > 1 {
-            if let Some(i) = found.iter().position(|e| e.author == me) {
-                return Ok(found.swap_remove(i));
-            }
-            let team = index::team(&self.conn)?;
-            let candidates = found
-                .iter()
-                .map(|e| format!("{} by @{}", e.id.tag(), team.handle_of(&e.author)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Error::AmbiguousEvent {
-                prefix: text,
-                candidates,
-            });
-        }
-        found.pop().ok_or(Error::NoSuchEvent(text))
+        id.ok_or(Error::NoSuchEvent(text))
     }
 
-    /// The feed, from the index, read in one snapshot.
+    /// The feed, from the index, read in one snapshot: all of it, or the first page when
+    /// `query.limit` is set (see [`Replica::feed_page`]).
     pub fn feed(&self, query: &FeedQuery) -> Result<Vec<FeedItem>> {
+        Ok(self.feed_page(query)?.items)
+    }
+
+    /// A page of the feed, from the index, read in one snapshot: `query.limit` items, newest
+    /// first, and whether older ones match too. The next page is the same query with `before`
+    /// set to [`FeedPage::next_before`]; each costs a bounded scan of the index, whatever the
+    /// length of the history.
+    pub fn feed_page(&self, query: &FeedQuery) -> Result<FeedPage> {
         let tx = self.conn.unchecked_transaction()?;
         let mut events = index::feed_events(&tx, query)?;
         // A placeholder merged into a member: their kudos name that member.
@@ -117,7 +132,7 @@ impl Replica {
         }
         let targets: std::collections::BTreeSet<&EventId> = events.iter().map(|e| &e.id).collect();
         let reactions = index::reactions_to(&tx, targets.into_iter())?;
-        Ok(cairn_core::feed::feed(
+        Ok(cairn_core::feed::page(
             events.iter().chain(reactions.iter()),
             query,
         ))
@@ -270,5 +285,84 @@ impl Replica {
     /// Calls `f` with every event, reactions and retracted ones included, in id order.
     pub fn for_each_event(&self, f: impl FnMut(Event) -> Result<()>) -> Result<()> {
         index::for_each_event(&self.conn, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_core::feed::FeedQuery;
+    use cairn_core::ids::EventId;
+
+    use crate::{NewTeam, Replica, index};
+
+    /// How SQLite runs the feed's query for `q`: one line per step of its plan.
+    fn plan(replica: &Replica, q: &FeedQuery) -> String {
+        let (sql, args) = index::feed_sql(q);
+        let mut st = replica
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn every_page_of_the_feed_is_a_range_of_the_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = NewTeam {
+            team_id: "t".into(),
+            team_name: "Otters".into(),
+            tz: "UTC".into(),
+            member_id: "ana".into(),
+            member_name: "Ana".into(),
+            handle: "ana".into(),
+            at_ms: 0,
+        };
+        let replica = Replica::create(&dir.path().join("r.sqlite3"), &new).unwrap();
+        replica.conn.execute_batch("ANALYZE").unwrap();
+        let page = |f: &dyn Fn(&mut FeedQuery)| {
+            let mut q = FeedQuery {
+                limit: Some(20),
+                ..FeedQuery::default()
+            };
+            f(&mut q);
+            plan(&replica, &q)
+        };
+        let before = Some(EventId::new(1_795_000_000_000, [7; 5]));
+        for (what, plan) in [
+            ("the latest", page(&|_| {})),
+            ("before an id", page(&|q| q.before = before.clone())),
+            (
+                "until a day",
+                page(&|q| q.until = Some("2026-11-20".into())),
+            ),
+            (
+                "until a day and before an id",
+                page(&|q| {
+                    q.until = Some("2026-11-20".into());
+                    q.before = before.clone();
+                }),
+            ),
+            (
+                "since a day",
+                page(&|q| q.since = Some("2026-11-20".into())),
+            ),
+        ] {
+            // Read backwards along the primary key from where the page starts, never sorted
+            // first: no page costs more for a longer history.
+            assert!(
+                !plan.contains("TEMP B-TREE FOR ORDER BY"),
+                "{what}:\n{plan}"
+            );
+            let newest = what == "the latest" || what == "since a day";
+            assert!(
+                newest || plan.contains("USING PRIMARY KEY (id<?)"),
+                "{what}:\n{plan}"
+            );
+        }
     }
 }

@@ -163,6 +163,77 @@ fn refused_writes_leave_the_file_unchanged() {
 }
 
 #[test]
+fn the_feed_pages_through_the_whole_history_by_id() {
+    let mut f = Fixture::new();
+    let mut ids = Vec::new();
+    for n in 0..25 {
+        let who = if n % 2 == 0 { "ana" } else { "ben" };
+        ids.push(f.log(who, &format!("e{n}")));
+    }
+    // Ana's event with the id of Ben's e11: the page that reaches it holds both.
+    let (_, stamp) = f.stamp();
+    let twin = NewEvent::action("twin", None, None);
+    f.replica.add_event("ana", &ids[11], &stamp, &twin).unwrap();
+    // Logged last, for the day before.
+    let (late_id, mut late) = f.stamp();
+    late.date = "2026-11-17".into();
+    late.late = true;
+    let logged = NewEvent::action("late", None, None);
+    f.replica
+        .add_event("ana", &late_id, &late, &logged)
+        .unwrap();
+    let walk = |base: FeedQuery| -> (Vec<String>, Vec<usize>) {
+        let mut q = FeedQuery {
+            limit: Some(5),
+            ..base
+        };
+        let (mut texts, mut sizes) = (Vec::new(), Vec::new());
+        loop {
+            let page = f.replica.feed_page(&q).unwrap();
+            texts.extend(page.items.iter().map(|i| i.event.text.clone()));
+            sizes.push(page.items.len());
+            match page.next_before() {
+                Some(id) => q.before = Some(id.clone()),
+                None => break,
+            }
+        }
+        (texts, sizes)
+    };
+    let (texts, sizes) = walk(FeedQuery::default());
+    let mut want: Vec<String> = (0..25).rev().map(|n| format!("e{n}")).collect();
+    want.insert(0, "late".into());
+    want.insert(14, "twin".into());
+    assert_eq!(texts, want, "every event once, newest first");
+    assert_eq!(sizes, [5, 5, 6, 5, 5, 1], "the twins share a page");
+    // Until a day: what counts for it, logged late or not.
+    let until = |d: &str| FeedQuery {
+        until: Some(d.into()),
+        ..FeedQuery::default()
+    };
+    assert_eq!(walk(until("2026-11-17")).0, ["late"]);
+    assert_eq!(walk(until("2026-11-18")).0, want);
+    // A page goes on from an id whose event is gone since.
+    f.replica.retract_event("ben", &ids[21], f.clock).unwrap();
+    let from = FeedQuery {
+        limit: Some(2),
+        before: Some(ids[21].clone()),
+        ..FeedQuery::default()
+    };
+    let page = f.replica.feed_page(&from).unwrap();
+    let texts: Vec<_> = page.items.iter().map(|i| i.event.text.as_str()).collect();
+    assert_eq!(texts, ["e20", "e19"]);
+    assert!(page.more);
+    // The id to go on from: a full id, held or not, or a prefix of a held one's tag.
+    let elsewhere = EventId::new(T0 - 1, [9; 5]);
+    assert_eq!(f.replica.resolve_id(elsewhere.as_str()).unwrap(), elsewhere);
+    assert_eq!(f.replica.resolve_id(ids[21].tag()).unwrap(), ids[21]);
+    assert!(matches!(
+        f.replica.resolve_id("zzzzzzzz"),
+        Err(Error::NoSuchEvent(_))
+    ));
+}
+
+#[test]
 fn events_are_found_by_a_prefix_of_their_tag() {
     let mut f = Fixture::new();
     let a = f.log("ana", "x");

@@ -2,7 +2,7 @@
 
 use cairn_core::feed::FeedQuery;
 use jiff::civil::Date;
-use serde_json::Value;
+use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
@@ -10,12 +10,24 @@ use crate::output::{DIM, paint};
 use crate::render::{item_json, item_text};
 
 /// Show the culture feed, newest first: who did what, for which pillar, and the reactions.
+///
+/// A page at a time: the latest N events, then the ones before them with `--before ID` (the
+/// line under a page gives the ID), and so on back to the first. With `--json`, an object:
+/// `{"items": [...], "more": true, "next_before": "ID"}`, where `more` says whether older events
+/// match too and `next_before` is the id to pass to `--before` for them (null when none).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Show at most N events.
+    /// Show N events (a page).
     #[arg(long, short = 'n', default_value_t = 20, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     limit: u32,
+    /// Only events older than this one: a full id, or its tag as the feed shows it. The next
+    /// page starts before the last event shown.
+    #[arg(long, value_name = "ID", add = crate::complete::events())]
+    before: Option<String>,
+    /// Only events on or before this day: YYYY-MM-DD, `today`, `yesterday` or `7d` (days ago).
+    #[arg(long, value_name = "DATE")]
+    until: Option<String>,
     /// Only events of this pillar.
     #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
@@ -67,8 +79,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     let today = ctx.today(&team.tz);
     let query = FeedQuery {
-        // One more than shown, to say whether there are more.
-        limit: Some(args.limit as usize + 1),
+        limit: Some(args.limit as usize),
         pillar: args
             .pillar
             .map(|p| team.pillar(&p).map(|p| p.id.clone()))
@@ -81,22 +92,35 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             .since
             .map(|s| parse_day(&s, today).map(|d| d.to_string()))
             .transpose()?,
+        until: args
+            .until
+            .map(|s| parse_day(&s, today).map(|d| d.to_string()))
+            .transpose()?,
+        before: args
+            .before
+            .as_deref()
+            .map(|b| replica.resolve_id(b))
+            .transpose()?,
     };
     let filtered = query.pillar.is_some() || query.member.is_some() || query.since.is_some();
-    let mut items = replica.feed(&query)?;
-    let more = items.len() > args.limit as usize;
-    items.truncate(args.limit as usize);
+    let page = replica.feed_page(&query)?;
+    let next = page.next_before().map(|id| id.as_str().to_owned());
     if ctx.out.json {
-        return ctx.out.json(&Value::Array(
-            items.iter().map(|i| item_json(i, &team)).collect(),
-        ));
+        return ctx.out.json(&json!({
+            "items": page.items.iter().map(|i| item_json(i, &team)).collect::<Vec<_>>(),
+            "more": page.more,
+            "next_before": next,
+        }));
     }
+    let items = page.items;
     ctx.out.page();
     if items.is_empty() {
         return ctx.out.line(paint(
             DIM,
             if filtered {
                 "Nothing matches these filters; without them, `cairn feed` shows everything."
+            } else if query.before.is_some() || query.until.is_some() {
+                "Nothing before that: this is where the feed begins."
             } else {
                 "Nothing here yet. Add the first stone: cairn log \"what you did\""
             },
@@ -109,15 +133,16 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
         ctx.out.line(item_text(item, &team, now, ctx.out.width))?;
     }
-    if more {
+    if let Some(next) = next {
+        let shown = if query.before.is_some() || query.until.is_some() {
+            format!("{} shown", items.len())
+        } else {
+            format!("The latest {} shown", items.len())
+        };
         ctx.out.line("")?;
         ctx.out.line(paint(
             DIM,
-            format!(
-                "The latest {} shown; more with `--limit {}`.",
-                items.len(),
-                (args.limit as u64 * 2).min(10_000)
-            ),
+            format!("{shown}; older ones with `--before {next}`."),
         ))?;
     }
     Ok(())

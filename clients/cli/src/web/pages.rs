@@ -1,6 +1,6 @@
 //! The pages, as maud templates: typed, and every text a member typed escaped by construction.
 
-use cairn_core::feed::{FeedItem, FeedQuery, ago};
+use cairn_core::feed::{FeedItem, FeedPage, FeedQuery, ago};
 use cairn_core::rules::{self, Cadence, Heatmap};
 use cairn_core::{Kind, TeamState, goals};
 use jiff::ToSpan;
@@ -177,7 +177,8 @@ impl Reader<'_> {
     }
 }
 
-/// The address of `path` with `q`'s values and `set` replacing theirs.
+/// The address of `path` with `q`'s values and `set` replacing theirs (an empty value in `set`
+/// takes its key out).
 fn address(path: &str, q: &Params, set: &[(&str, String)]) -> String {
     let mut pairs: Vec<(String, String)> =
         q.0.iter()
@@ -186,7 +187,11 @@ fn address(path: &str, q: &Params, set: &[(&str, String)]) -> String {
             })
             .cloned()
             .collect();
-    pairs.extend(set.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    pairs.extend(
+        set.iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| ((*k).to_owned(), v.clone())),
+    );
     if pairs.is_empty() {
         return path.to_owned();
     }
@@ -227,19 +232,28 @@ pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
             .map_err(&mut keep)
             .ok()
     });
+    let before = q
+        .get("before")
+        .and_then(|b| r.replica.resolve_id(b).map_err(|e| keep(e.into())).ok());
     let filtered = pillar.is_some() || member.is_some() || since.is_some();
-    let mut items = if filter_error.is_some() {
-        Vec::new()
+    let paged = before.is_some();
+    let page = if filter_error.is_some() {
+        FeedPage {
+            items: Vec::new(),
+            more: false,
+        }
     } else {
-        r.replica.feed(&FeedQuery {
-            limit: Some(limit + 1),
+        r.replica.feed_page(&FeedQuery {
+            limit: Some(limit),
             pillar,
             member,
             since,
+            before,
+            ..FeedQuery::default()
         })?
     };
-    let more = items.len() > limit;
-    items.truncate(limit);
+    let next = page.next_before().map(|id| id.as_str().to_owned());
+    let items = page.items;
     let here = address("/feed", q, &[]);
     let frame = r.frame(web, here.clone())?;
     let now = r.ctx.now_ms();
@@ -260,6 +274,9 @@ pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
                 @if filtered || filter_error.is_some() {
                     "Nothing matches these filters. "
                     a href="/feed" { "Show everything" }
+                } @else if paged {
+                    "Nothing older: this is where the feed begins. "
+                    a href=(address("/feed", q, &[("before", String::new())])) { "Newest" }
                 } @else {
                     "Nothing here yet. Add the first stone: log something you did for the team."
                 }
@@ -270,10 +287,18 @@ pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
                     (feed_item(web, &r, item, now, &here))
                 }
             }
-            @if more {
+            // A page at a time, by the id of the last one shown: older pages cost what the
+            // first does, and none is ever cut short.
+            @if next.is_some() || paged {
                 p.more {
-                    a href=(address("/feed", q, &[("limit", (limit * 2).min(1000).to_string())])) {
-                        "Load more"
+                    @if paged {
+                        a href=(address("/feed", q, &[("before", String::new())])) { "Newest" }
+                    }
+                    @if let Some(next) = &next {
+                        @if paged { " · " }
+                        a href=(address("/feed", q, &[("before", next.clone())])) rel="next" {
+                            "Older"
+                        }
                     }
                 }
             }
@@ -799,10 +824,12 @@ struct TeamModel {
 fn team_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<TeamModel>> {
     let team = &r.team;
     web.derive(&r.replica, format!("team {today} {}", r.me), |acts| {
-        let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+        // Placeholders count from when they join or first act.
+        let joined = team.joined_dates(acts);
+        let members: Vec<String> = joined.iter().map(|(id, _)| id.clone()).collect();
         let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
         Ok(TeamModel {
-            team_badges: goals::team_badges(acts, &team.joined_dates()),
+            team_badges: goals::team_badges(acts, &joined),
             reach: goals::reach(acts, &members, today, 30),
             mine: (!web.screen)
                 .then(|| goals::member_badges(acts, &r.me, &pillar_ids, &team.rules)),
@@ -973,7 +1000,7 @@ type MeModel = (me_cmd::Numbers, Vec<(String, Option<Date>)>);
 
 fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel>> {
     web.derive(&r.replica, format!("me {today} {}", r.me), |acts| {
-        let members: Vec<String> = r.team.members.iter().map(|m| m.id.clone()).collect();
+        let members = r.team.counted(acts);
         let nudges = goals::nudge(acts, &r.me, &members, today)
             .into_iter()
             .take(3)
@@ -1070,5 +1097,10 @@ mod tests {
             "/feed?pillar=trust&limit=40"
         );
         assert_eq!(address("/feed", &Params::default(), &[]), "/feed");
+        let q = Params::parse(b"pillar=trust&before=0abc");
+        assert_eq!(
+            address("/feed", &q, &[("before", String::new())]),
+            "/feed?pillar=trust"
+        );
     }
 }
