@@ -171,6 +171,51 @@ fn the_web_app_refuses_strangers_and_escapes_what_members_typed() {
     );
 }
 
+#[test]
+fn a_host_name_for_loopback_is_heard_and_the_feed_pages_back_to_its_first_event() {
+    let ana = Home::team("Ana", &[]);
+    for i in 0..25 {
+        ana.run(&["log", &format!("Step {i}")]).ok();
+    }
+    // A name that resolves to loopback is loopback.
+    let web = Web::start(&ana, &["--listen", "localhost:0"]);
+    let host = web.base.trim_start_matches("http://");
+    assert!(
+        host.starts_with("127.0.0.1:") || host.starts_with("[::1]:"),
+        "{}",
+        web.base
+    );
+    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    // Page by page through the "Older" links, each going on before the last item shown.
+    let mut path = "/feed?limit=10".to_owned();
+    let mut steps = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (status, page) = get(&web, &path, Some(&cookie));
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for part in page.split("Step ").skip(1) {
+            steps.push(part.split('<').next().unwrap().to_owned());
+        }
+        if pages > 1 {
+            assert!(page.contains(">Newest</a>"), "{page}");
+        }
+        let Some(at) = page.find("\" rel=\"next\"") else {
+            break;
+        };
+        let href = page[..at].rsplit("href=\"").next().unwrap();
+        path = href.replace("&amp;", "&");
+        assert!(path.contains("before="), "{path}");
+    }
+    let want: Vec<String> = (0..25).rev().map(|i| i.to_string()).collect();
+    assert_eq!(steps, want, "every event once, newest first");
+    assert_eq!(pages, 3);
+    drop(web);
+    // A name beyond loopback is refused as an address is.
+    let err = ana.run(&["web", "--listen", "0.0.0.0:0"]).fails();
+    assert!(err.contains("loopback"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teammate_arrive() {
     let Some(browser) = Browser::for_test().await else {

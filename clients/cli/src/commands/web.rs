@@ -1,6 +1,6 @@
 //! `cairn web`: the team's culture in a browser, served from this replica.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::context::Ctx;
@@ -21,9 +21,10 @@ use crate::web::{Options, serve};
 /// listen beyond loopback: cairn web --team-screen --listen 0.0.0.0:8080
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The address and port to listen on [default: 127.0.0.1 and a free port].
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<SocketAddr>,
+    /// The address and port to listen on, like `127.0.0.1:8080`, `[::1]:8080` or `localhost:0`
+    /// (port 0: a free one) [default: 127.0.0.1 and a free port].
+    #[arg(long, value_name = "ADDR", value_parser = Listen::parse)]
+    listen: Option<Listen>,
     /// Open the link in your browser.
     #[arg(long)]
     open: bool,
@@ -36,14 +37,42 @@ pub struct Args {
     sync_every: u64,
 }
 
+/// Where to listen: every address a name given to `--listen` resolves to, tried in turn.
+#[derive(Clone, Debug)]
+struct Listen(Vec<SocketAddr>);
+
+impl Listen {
+    /// Reads `ADDR:PORT`, an address or a host name (`localhost:0`); a name is looked up now, so
+    /// that whether it is loopback is known before anything listens.
+    fn parse(text: &str) -> std::result::Result<Listen, String> {
+        let bad = |why: String| {
+            format!(
+                "`{text}` is not an address and port, like 127.0.0.1:8080 or localhost:0: {why}"
+            )
+        };
+        let addrs: Vec<SocketAddr> = text
+            .to_socket_addrs()
+            .map_err(|e| bad(e.to_string()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(bad("it names no address".to_owned()));
+        }
+        Ok(Listen(addrs))
+    }
+}
+
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let listen = args
-        .listen
-        .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-    if !listen.ip().is_loopback() && !args.team_screen {
+    let listen = args.listen.map_or_else(
+        || vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)],
+        |l| l.0,
+    );
+    // A name that resolves beyond loopback as well is beyond it.
+    if let Some(beyond) = listen.iter().find(|a| !a.ip().is_loopback())
+        && !args.team_screen
+    {
         return Err(CliError::new(format!(
             "cairn web listens on loopback only; {} is beyond it",
-            listen.ip()
+            beyond.ip()
         ))
         .hint("a shared screen takes --team-screen, which shows team views only and no forms"));
     }

@@ -40,7 +40,8 @@ use crate::remote;
 /// How `cairn web` runs.
 #[derive(Debug)]
 pub struct Options {
-    pub listen: SocketAddr,
+    /// Where to listen: the first of these that can be bound.
+    pub listen: Vec<SocketAddr>,
     pub open: bool,
     /// Team views only, read-only: for a shared screen.
     pub screen: bool,
@@ -211,8 +212,9 @@ impl Web {
 
 /// Runs the web app until Ctrl-C.
 pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
-    let listener = std::net::TcpListener::bind(opts.listen).map_err(|e| {
-        CliError::new(format!("cannot listen on {}", opts.listen))
+    let listener = std::net::TcpListener::bind(&opts.listen[..]).map_err(|e| {
+        let at: Vec<String> = opts.listen.iter().map(SocketAddr::to_string).collect();
+        CliError::new(format!("cannot listen on {}", at.join(" or ")))
             .hint("pick another address or port with --listen")
             .kind(Kind::Failure)
             .because(e)
