@@ -18,6 +18,15 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A pushed change reuses its actor's number with other content: the device's replica was
+    /// copied or restored. The client writes it again under a fresh actor.
+    #[error("{message}")]
+    ActorReused {
+        message: String,
+        doc: String,
+        /// The refused change's hash, in hex.
+        change: String,
+    },
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -82,6 +91,7 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::ActorReused { .. } => (StatusCode::CONFLICT, cairn_protocol::ACTOR_REUSED),
             Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::UnsupportedMediaType(_) => {
@@ -112,9 +122,15 @@ impl IntoResponse for Error {
             }
             _ => None,
         };
+        let (doc, change) = match &self {
+            Error::ActorReused { doc, change, .. } => (Some(doc.clone()), Some(change.clone())),
+            _ => (None, None),
+        };
         let body = ErrorBody {
             error: code.to_owned(),
             message,
+            doc,
+            change,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (

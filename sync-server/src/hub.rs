@@ -680,6 +680,11 @@ impl Hub {
             cpu(move || decode_push(&device, push, &limits)).await??
         };
         let mut acked = 0u32;
+        // What the device pushed it holds: not sent back in this exchange's page.
+        let skip: HashSet<Vec<u8>> = docs
+            .iter()
+            .flat_map(|(_, changes)| changes.iter().map(|(c, _)| c.hash().0.to_vec()))
+            .collect();
         if !docs.is_empty() {
             counts.stored = self.push(device, docs, cursor).await?;
             acked = pushed as u32;
@@ -713,7 +718,7 @@ impl Hub {
                 .pull(
                     device,
                     cursor,
-                    acked,
+                    skip,
                     max_pull,
                     withdrawals,
                     limits,
@@ -748,7 +753,7 @@ impl Hub {
         &self,
         device: &Device,
         cursor: u64,
-        acked: u32,
+        skip: HashSet<Vec<u8>>,
         max_pull: Option<u32>,
         withdrawals: bool,
         limits: &Limits,
@@ -757,7 +762,7 @@ impl Hub {
         let max = max_pull
             .unwrap_or(limits.max_page_changes)
             .min(limits.max_page_changes);
-        let page = if acked == 0 && cursor == device.team_head as u64 {
+        let page = if skip.is_empty() && cursor == device.team_head as u64 {
             // Nothing pushed, nothing new as of the token's check: the most common sync.
             Page {
                 head: device.team_head,
@@ -769,7 +774,7 @@ impl Hub {
             self.store
                 .pull(&PullQuery {
                     team: device.team.clone(),
-                    device: device.id.clone(),
+                    skip,
                     after: i64::try_from(cursor).unwrap_or(i64::MAX),
                     max,
                     max_bytes: limits.max_page_bytes,
@@ -1418,10 +1423,14 @@ impl Planner<'_> {
             .map_or((0, None), |(s, h)| (*s, Some(h.clone())));
         let seq = change.seq() as i64;
         if seq <= last {
-            return Err(Error::Conflict(format!(
-                "{at} reuses sequence number {seq} of its actor with other content: the replica \
-                 was restored or copied"
-            )));
+            return Err(Error::ActorReused {
+                message: format!(
+                    "{at} reuses sequence number {seq} of its actor with other content: the \
+                     replica was restored or copied"
+                ),
+                doc: doc.to_owned(),
+                change: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            });
         }
         if seq != last + 1 {
             return Err(Error::BadRequest(format!(

@@ -182,6 +182,26 @@ impl Home {
         self.command(args).output().expect("cairn runs").into()
     }
 
+    /// A copy of this home, as a backup restored or a laptop copied by hand leaves it: the same
+    /// replica, device token and actors, with the clock going on from where this one is.
+    pub fn copy(&self) -> Home {
+        let copy = Home {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            day: self.day.clone(),
+            ticks: std::cell::Cell::new(self.ticks.get()),
+            tz: self.tz.clone(),
+            auto_sync: self.auto_sync,
+        };
+        for entry in std::fs::read_dir(self.path()).expect("the home lists") {
+            let entry = entry.expect("an entry");
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::copy(entry.path(), copy.path().join(entry.file_name()))
+                    .expect("the file copies");
+            }
+        }
+        copy
+    }
+
     /// A value of the replica's `meta` table (`token`, `me`, `device_id`, ...).
     pub fn meta(&self, key: &str) -> String {
         let conn = rusqlite::Connection::open(self.replica()).expect("the replica opens");

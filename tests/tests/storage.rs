@@ -168,7 +168,7 @@ fn the_log_numbers_without_gaps_and_refuses_a_stale_head() {
             let page = s
                 .pull(&PullQuery {
                     team: "t1".into(),
-                    device: "d3".into(),
+                    skip: Default::default(),
                     after: 0,
                     max: 10,
                     max_bytes: 1 << 20,
@@ -179,11 +179,12 @@ fn the_log_numbers_without_gaps_and_refuses_a_stale_head() {
             let seqs: Vec<i64> = page.entries.iter().map(|e| e.seq).collect();
             assert_eq!((page.head, seqs, page.more), (3, vec![1, 3], false));
             assert_eq!(page.entries[1].kind, Kind::Notice);
-            // d1 reads: not its own change; an old client gets no notice.
+            // A request that pushed change 1 is not sent it back; an old client gets no
+            // notice.
             let page = s
                 .pull(&PullQuery {
                     team: "t1".into(),
-                    device: "d1".into(),
+                    skip: [vec![1u8; 32]].into(),
                     after: 0,
                     max: 10,
                     max_bytes: 1 << 20,
@@ -192,11 +193,12 @@ fn the_log_numbers_without_gaps_and_refuses_a_stale_head() {
                 .await
                 .unwrap();
             assert!(page.entries.is_empty(), "{:?}", page.entries);
+            assert!(!page.more);
             // Pages end on their count or their bytes, never empty.
             let page = s
                 .pull(&PullQuery {
                     team: "t1".into(),
-                    device: "d3".into(),
+                    skip: Default::default(),
                     after: 0,
                     max: 1,
                     max_bytes: 1,

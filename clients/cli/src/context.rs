@@ -64,6 +64,8 @@ pub struct Ctx {
     pub now: Timestamp,
     /// The zone of the person typing: `TZ`, else the system's.
     pub tz: TimeZone,
+    /// Whether this process has said (or need not say) that the device can no longer sync.
+    pub told: std::cell::Cell<bool>,
 }
 
 impl Ctx {
@@ -83,6 +85,7 @@ impl Ctx {
             as_member,
             now,
             tz: TimeZone::system(),
+            told: std::cell::Cell::new(false),
         })
     }
 
@@ -91,7 +94,13 @@ impl Ctx {
     }
 
     pub fn open(&self) -> Result<Replica> {
-        Ok(Replica::open(&self.replica_path())?)
+        let mut replica = Replica::open(&self.replica_path())?;
+        // A device that can no longer sync says so once, on the first command after a sync
+        // found out (commands that show it themselves set `told` first).
+        if !self.told.replace(true) {
+            crate::commands::sync::tell_once(&mut replica);
+        }
+        Ok(replica)
     }
 
     /// What a writing command works with: the replica, the member it acts as and the team,

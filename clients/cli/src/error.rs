@@ -89,6 +89,11 @@ impl CliError {
         self
     }
 
+    /// The server's refusal behind this failure, if it is one.
+    pub fn refusal(&self) -> Option<&crate::remote::Refusal> {
+        self.source.as_deref()?.downcast_ref()
+    }
+
     /// Keeps `cause` as what caused this failure.
     pub fn because(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(cause));
@@ -261,6 +266,9 @@ impl From<cairn_store::Error> for CliError {
                 .kind(Kind::Failure),
             E::BadChange(_) => CliError::new(e.to_string())
                 .hint("nothing was applied; this may be a bug worth reporting")
+                .kind(Kind::Failure),
+            E::NotUnsent(_) => CliError::new(e.to_string())
+                .hint("nothing was changed; keep what this device holds with `cairn export`, and tell the server's admin")
                 .kind(Kind::Failure),
             E::Sqlite(e) => sqlite(e),
         }

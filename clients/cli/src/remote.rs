@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::{
-    AUTH_SCHEME, Bytes, CatchUp, DocChanges, ErrorBody, Info, JoinRequest, JoinResponse,
-    LinkResponse, PROTOCOL_VERSION, SyncRequest, SyncResponse,
+    ACTOR_REUSED, AUTH_SCHEME, Bytes, CatchUp, DocChanges, ErrorBody, Info, JoinRequest,
+    JoinResponse, LinkResponse, PROTOCOL_VERSION, SyncRequest, SyncResponse,
 };
 use cairn_store::{CatchUpState, Incoming, IncomingDoc, Replica};
 use serde::Serialize;
@@ -92,11 +92,16 @@ pub fn normalise_url(url: &str) -> Result<String> {
 }
 
 impl Client {
-    /// A client of the server at `base` that gives up after `timeout`.
+    /// A client of the server at `base` that gives up once the server has been silent for
+    /// `timeout` (no byte of an answer, or no room to send one): a stall is told within that
+    /// time, while a large page that keeps coming, however slowly, still arrives.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Client {
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
+            .timeout_global(Some(LONGEST))
+            .timeout_resolve(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
             .http_status_as_error(false)
             .build();
         Client {
@@ -130,11 +135,13 @@ impl Client {
                 "run the command again later; if the invite was used up meanwhile, ask for a new one"
             };
             return CliError::new(format!(
-                "the server at {} did not answer within {} s",
+                "the server at {} went silent for {} s",
                 self.base,
                 self.timeout.as_secs()
             ))
-            .hint(format!("it may be overloaded or stalled; {again}"))
+            .hint(format!(
+                "it may be overloaded or stalled; {again} (CAIRN_SYNC_TIMEOUT=SECONDS waits longer)"
+            ))
             .kind(Kind::Failure)
             .because(e);
         }
@@ -256,22 +263,25 @@ impl Client {
             })?;
             return Ok((value, sent, received));
         }
-        let said = serde_json::from_slice::<ErrorBody>(&data).ok();
+        let refusal = Refusal {
+            status: status.as_u16(),
+            body: serde_json::from_slice::<ErrorBody>(&data).ok(),
+        };
         // An answer that is not a cairn-server's error body: another kind of server.
-        let not_cairn = said.is_none();
-        let message = said
-            .map(|b| printable(&b.message))
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let err = CliError::new(format!("the server refused: {message}")).kind(Kind::Failure);
+        let not_cairn = refusal.body.is_none();
+        let err = CliError::new(format!("the server refused: {refusal}"))
+            .kind(Kind::Failure)
+            .because(refusal);
         Err(match status.as_u16() {
             429 | 503 => err.hint(format!(
                 "the server asked to wait {} s; nothing is lost, run `cairn sync` then",
                 retry_after(&resp).as_secs().max(1)
             )),
             401 => err.hint(
-                "this device's token was refused (revoked?); ask for a new invite and join from \
-                 a new home (CAIRN_HOME=DIR cairn join ...); `cairn export` keeps what this one \
-                 holds",
+                "this device's token was refused (revoked?); keep what it holds with `cairn \
+                 export > mine.json`, join again from a new home with a new invite \
+                 (CAIRN_HOME=DIR cairn join ...), and bring your events there with `cairn import \
+                 mine.json`",
             ),
             404 if body.is_some() || not_cairn => {
                 err.hint(format!("is {} a cairn-server? it has no {path}", self.base))
@@ -306,6 +316,17 @@ impl Client {
     pub fn sync(&self, req: &SyncRequest) -> Result<(SyncResponse, usize, usize)> {
         self.call("/v1/sync", Some(req))
     }
+
+    /// Checks this device's token with a sync that moves nothing; the number of the team's
+    /// latest change.
+    pub fn check_token(&self, cursor: u64) -> Result<u64> {
+        let req = SyncRequest {
+            cursor,
+            max_pull: Some(0),
+            ..SyncRequest::default()
+        };
+        Ok(self.sync(&req)?.0.head)
+    }
 }
 
 /// How long a 429 or 503 asks to wait (`Retry-After` in seconds; one second when unsaid).
@@ -337,6 +358,41 @@ pub struct Report {
     pub set_aside: usize,
     /// Changes the server's admin withdrew that left this replica.
     pub withdrawn: usize,
+    /// Documents whose unsent changes were written again under a fresh actor: this replica was
+    /// copied or restored from a backup, and another copy had used its actor's numbers.
+    pub rebased: usize,
+}
+
+/// Documents one sync writes again under a fresh actor at most (a copy touches a few: the
+/// month's journal, the team document); past it, a server that keeps refusing is an error.
+const MAX_REBASES: usize = 64;
+
+/// A refusal by the server, as its error body says it: the source of the error it becomes, so
+/// callers decide by its code, never by its words.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    /// The server's body, when it was a cairn-server's.
+    pub body: Option<ErrorBody>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.body {
+            Some(b) => f.write_str(&printable(&b.message)),
+            None => write!(f, "HTTP {}", self.status),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl Refusal {
+    /// For a change that reuses this device's actor's number: its document and hash.
+    pub fn reused(&self) -> Option<(String, Vec<u8>)> {
+        let b = self.body.as_ref().filter(|b| b.error == ACTOR_REUSED)?;
+        Some((b.doc.clone()?, unhex(b.change.as_deref()?)?))
+    }
 }
 
 /// Bytes from hex, for the hashes of withdrawal notices.
@@ -427,7 +483,30 @@ fn exchange<'scope>(
                 next.join()
                     .map_err(|_| CliError::new("a sync worker failed").kind(Kind::Failure))??
             }
-            None => client.sync(&req)?,
+            None => match client.sync(&req) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // A copied or restored replica: the server holds other changes with this
+                    // device's actor and numbers. Its own are written again under a fresh actor
+                    // and the exchange goes on.
+                    let Some((doc, hash)) = e.refusal().and_then(Refusal::reused) else {
+                        return Err(e);
+                    };
+                    if report.rebased >= MAX_REBASES {
+                        return Err(e);
+                    }
+                    replica.rebase(&doc, &hash, now_ms).map_err(|r| {
+                        CliError::from(r).hint(
+                            "this replica was copied or restored and cairn could not write its \
+                             unsent changes again; keep them with `cairn export`, then tell the \
+                             server's admin",
+                        )
+                    })?;
+                    report.rebased += 1;
+                    report.requests += 1;
+                    continue;
+                }
+            },
         };
         // For the crash tests: die in the worst place, after the server stored the push and
         // before this replica recorded it.
@@ -588,11 +667,13 @@ impl Progress {
 
 /// The time a quiet sync after a write may take before it gives up (it never holds the write).
 pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
-/// The time an asked-for sync may take per request.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an asked-for sync waits for a silent server (one that sends no byte).
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest one request may take in all, however steadily its answer comes.
+const LONGEST: Duration = Duration::from_secs(30 * 60);
 
-/// How long a request by hand may take: `CAIRN_SYNC_TIMEOUT` seconds (1 to 3600), else
-/// [`TIMEOUT`].
+/// How long a request by hand waits for a silent server: `CAIRN_SYNC_TIMEOUT` seconds (1 to
+/// 3600), else [`TIMEOUT`].
 pub fn patience() -> Duration {
     std::env::var("CAIRN_SYNC_TIMEOUT")
         .ok()

@@ -13,6 +13,7 @@
 //! - [`feed`]: the culture feed as a pure function of events;
 //! - [`digest`]: a week or a month summed up for a retrospective;
 //! - [`goals`]: badges, challenges, reach and nudges;
+//! - [`rebase`]: changes written again under a fresh actor (a copied or restored replica);
 //! - [`rules`]: streaks and the activity heatmap, pure functions of who was active when;
 //! - [`time`]: instants to the local dates the rules count in.
 //!
@@ -42,6 +43,7 @@ pub mod feed;
 pub mod goals;
 pub mod ids;
 pub mod journal;
+pub mod rebase;
 pub mod rules;
 pub mod team;
 pub mod time;

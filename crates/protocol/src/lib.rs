@@ -235,12 +235,25 @@ pub struct LinkResponse {
 }
 
 /// Every error response: a stable machine code and a sentence for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `too_large`, `conflict`, ...
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `too_large`, `conflict`,
+    /// `actor_reused`, ...
     pub error: String,
     pub message: String,
+    /// The document a refused change was pushed to (`actor_reused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
+    /// The hash, in hex, of the refused change (`actor_reused`): the server holds another
+    /// change with its actor and number, so the device's replica was copied or restored and
+    /// writes it again under a fresh actor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
 }
+
+/// The machine code of a push refused because its change reuses an actor's number with other
+/// content ([`ErrorBody::change`] names it).
+pub const ACTOR_REUSED: &str = "actor_reused";
 
 #[cfg(test)]
 mod tests {

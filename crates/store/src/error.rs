@@ -31,6 +31,10 @@ pub enum Error {
     Document { doc: String, detail: String },
     #[error("the server sent a change this replica cannot use: {0}")]
     BadChange(String),
+    #[error(
+        "the server named a change to {0} that this device cannot write again (not one of its unsent changes)"
+    )]
+    NotUnsent(String),
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
 }

@@ -21,6 +21,7 @@
 //!   the days members acted, the acts that count);
 //! - `sync`: what goes to the server and what comes back, applied change by change or as whole
 //!   documents;
+//! - `rebase`: a copied or restored replica's unsent changes written again under a fresh actor;
 //! - `doctor`: counts, a rebuild of the index, a check of it against the documents.
 //!
 //! ```
@@ -42,6 +43,7 @@ mod error;
 mod file;
 mod index;
 mod read;
+mod rebase;
 mod schema;
 mod sync;
 mod write;
@@ -53,6 +55,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub use doctor::Stats;
 pub use error::{Error, Result};
+pub use rebase::Rebased;
 pub use schema::SCHEMA_VERSION;
 pub use sync::{Applied, CatchUpState, Incoming, IncomingDoc, Outgoing, Remote, SetAside};
 

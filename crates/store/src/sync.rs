@@ -366,6 +366,18 @@ fn apply_to_doc(
     Ok(out)
 }
 
+/// Applies `fresh` to document `doc_id` as stored (`doc`), as a pulled page would: the number
+/// of changes applied.
+pub(crate) fn apply_stored(
+    tx: &rusqlite::Transaction<'_>,
+    doc_id: &str,
+    doc: Automerge,
+    fresh: Vec<Change>,
+    now_ms: i64,
+) -> Result<usize> {
+    Ok(apply_to_doc(tx, doc_id, doc, Base::Stored, fresh, now_ms)?.applied)
+}
+
 /// Keeps a change that did not decode or apply, with why, out of its document.
 fn set_aside(
     tx: &rusqlite::Transaction<'_>,

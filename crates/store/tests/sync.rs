@@ -333,3 +333,87 @@ fn a_change_that_takes_an_event_out_or_gives_it_another_author_takes_its_row_out
     r.rebuild_index().unwrap();
     assert_eq!(texts(&r), ["third"]);
 }
+
+/// A copy of replica file `from` at `to`, as a home copied by hand leaves it.
+fn copy_replica(r: Replica, to: &std::path::Path) -> (Replica, Replica) {
+    let from = r.path().to_owned();
+    drop(r);
+    std::fs::copy(&from, to).unwrap();
+    (Replica::open(&from).unwrap(), Replica::open(to).unwrap())
+}
+
+#[test]
+fn a_copied_replica_writes_its_unsent_changes_again_under_a_fresh_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    log(&mut a, "ana", 1, "before the copy");
+    // The server took everything so far.
+    let head = a.outbox_head().unwrap();
+    a.apply_exchange(Some(head), &[], 1, T0).unwrap();
+    let (mut a, mut copy) = copy_replica(a, &dir.path().join("copy.sqlite3"));
+
+    // Each copy logs into the same journal with the same actor and numbers.
+    log(&mut a, "ana", 2, "on the original");
+    log(&mut copy, "ana", 3, "on the copy");
+    copy.edit_event(
+        "ana",
+        &EventId::new(T0 + 60_000, [0, 0, 0, 0, 1]),
+        &cairn_core::Edit {
+            text: Some("before the copy, edited on the copy".into()),
+            ..Default::default()
+        },
+        T0 + 4 * 60_000,
+    )
+    .unwrap();
+    let theirs = pending(&a);
+    let ours = copy.outbox(100, usize::MAX).unwrap();
+    assert_eq!(ours.len(), 2);
+    let refused = automerge::Change::from_bytes(ours[0].change.clone()).unwrap();
+    let same_number = automerge::Change::from_bytes(theirs[0].change.clone()).unwrap();
+    assert_eq!(
+        (refused.actor_id(), refused.seq()),
+        (same_number.actor_id(), same_number.seq()),
+        "the copies number their changes alike"
+    );
+
+    // The server refused the copy's first change: it is written again, with what followed.
+    let done = copy
+        .rebase(&ours[0].doc, refused.hash().0.as_slice(), T0)
+        .unwrap();
+    assert_eq!(done.dropped, 2);
+    assert!(done.redone);
+    let again = copy.outbox(100, usize::MAX).unwrap();
+    assert_eq!(again.len(), 1, "one change holds what the two did");
+    let fresh = automerge::Change::from_bytes(again[0].change.clone()).unwrap();
+    assert_ne!(fresh.actor_id(), refused.actor_id());
+    assert_eq!(
+        texts(&copy),
+        ["on the copy", "before the copy, edited on the copy"]
+    );
+    // The original's change now applies to the copy, and the copy's new change to the original.
+    let applied = copy.apply_exchange(None, &theirs, 2, T0).unwrap();
+    assert_eq!((applied.changes, applied.set_aside), (1, 0));
+    let ours = pending(&copy);
+    let applied = a.apply_exchange(None, &ours, 3, T0).unwrap();
+    assert_eq!((applied.changes, applied.set_aside), (1, 0));
+    for r in [&a, &copy] {
+        assert_eq!(
+            texts(r),
+            [
+                "on the copy",
+                "on the original",
+                "before the copy, edited on the copy"
+            ]
+        );
+        assert!(r.verify_index().unwrap().is_empty());
+    }
+    // Later writes use the fresh actor; a change the copy does not hold is never rebased.
+    log(&mut copy, "ana", 5, "later on the copy");
+    let later = copy.outbox(100, usize::MAX).unwrap();
+    let later = automerge::Change::from_bytes(later.last().unwrap().change.clone()).unwrap();
+    assert_eq!(later.actor_id(), fresh.actor_id());
+    assert!(matches!(
+        copy.rebase(&ours[0].doc, &[7u8; 32], T0),
+        Err(Error::NotUnsent(_))
+    ));
+}

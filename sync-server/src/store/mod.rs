@@ -258,8 +258,10 @@ pub struct Facts {
 #[derive(Clone, Debug)]
 pub struct PullQuery {
     pub team: String,
-    /// Entries pushed by this device are not sent back to it.
-    pub device: String,
+    /// The hashes of the changes the request pushed: the device holds them, so they are not
+    /// sent back to it. (Not every entry the device ever pushed: a replica copied or restored
+    /// shares its device with another copy, and each must get what the other sent.)
+    pub skip: std::collections::HashSet<Vec<u8>>,
     pub after: i64,
     pub max: u32,
     /// Past this many bytes of data the page ends (it holds at least one entry).

@@ -1117,27 +1117,29 @@ impl Store for PgStore {
         let (head, pruned) = head(tx.query_opt(&head_st, &[&q.team]).await?)?;
         let st = tx
             .prepare_cached(
-                "SELECT seq, doc, data, kind FROM changes
-                 WHERE team = $1 AND seq > $2 AND device <> $3 AND withdrawn_ms IS NULL
-                   AND ($4 OR kind = 0)
-                 ORDER BY seq LIMIT $5",
+                "SELECT seq, doc, data, kind, hash FROM changes
+                 WHERE team = $1 AND seq > $2 AND withdrawn_ms IS NULL
+                   AND ($3 OR kind = 0)
+                 ORDER BY seq LIMIT $4",
             )
             .await?;
+        // (The request's own changes are read and passed over: room for them too.)
+        let limit = i64::from(q.max) + q.skip.len() as i64;
         let rows = tx
-            .query(
-                &st,
-                &[&q.team, &q.after, &q.device, &q.notices, &i64::from(q.max)],
-            )
+            .query(&st, &[&q.team, &q.after, &q.notices, &limit])
             .await?;
         tx.commit().await?;
         let mut page = Page {
             head,
             entries: Vec::new(),
-            more: rows.len() == q.max as usize,
+            more: rows.len() as i64 == limit,
             pruned,
         };
         let mut bytes = 0usize;
         for r in rows {
+            if !q.skip.is_empty() && q.skip.contains(r.get::<_, &[u8]>(4)) {
+                continue;
+            }
             let data: Vec<u8> = r.get(2);
             bytes += data.len();
             if !page.entries.is_empty() && bytes > q.max_bytes {

@@ -954,18 +954,27 @@ impl Store for SqliteStore {
                 // Two texts, not a parameter in the condition: SQLite prepares again a statement
                 // whose plan a bound value could change, on every request.
                 let mut st = tx.prepare_cached(if q.notices {
-                    "SELECT seq, doc, data, kind FROM changes
-                     WHERE team = ?1 AND seq > ?2 AND device <> ?3 AND withdrawn_ms IS NULL
-                     ORDER BY seq LIMIT ?4"
+                    "SELECT seq, doc, data, kind, hash FROM changes
+                     WHERE team = ?1 AND seq > ?2 AND withdrawn_ms IS NULL
+                     ORDER BY seq LIMIT ?3"
                 } else {
-                    "SELECT seq, doc, data, kind FROM changes
-                     WHERE team = ?1 AND seq > ?2 AND device <> ?3 AND withdrawn_ms IS NULL
-                       AND kind = 0
-                     ORDER BY seq LIMIT ?4"
+                    "SELECT seq, doc, data, kind, hash FROM changes
+                     WHERE team = ?1 AND seq > ?2 AND withdrawn_ms IS NULL AND kind = 0
+                     ORDER BY seq LIMIT ?3"
                 })?;
-                let mut rows = st.query(params![q.team, q.after, q.device, q.max])?;
+                // (The request's own changes are read and passed over: room for them too.)
+                let limit = i64::from(q.max) + q.skip.len() as i64;
+                let mut rows = st.query(params![q.team, q.after, limit])?;
                 let mut bytes = 0usize;
+                let mut read = 0i64;
                 while let Some(r) = rows.next()? {
+                    read += 1;
+                    if !q.skip.is_empty()
+                        && q.skip
+                            .contains(r.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?)
+                    {
+                        continue;
+                    }
                     let data: Vec<u8> = r.get(2)?;
                     bytes += data.len();
                     if !page.entries.is_empty() && bytes > q.max_bytes {
@@ -979,7 +988,7 @@ impl Store for SqliteStore {
                         kind: Kind::from_i64(r.get(3)?),
                     });
                 }
-                if page.entries.len() == q.max as usize {
+                if page.entries.len() == q.max as usize || read == limit {
                     page.more = true;
                 }
             }

@@ -6,7 +6,6 @@ use crate::context::Ctx;
 use crate::error::{CliError, Result};
 use crate::output::{GOOD, count, paint};
 use crate::remote::Client;
-use cairn_protocol::SyncRequest;
 use std::time::Duration;
 
 /// Check the replica: where it is, what it holds, and whether the index matches the documents.
@@ -115,18 +114,9 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
         Some(remote.token.clone()),
         Duration::from_secs(10),
     );
-    let checked = client.info().and_then(|info| {
-        let req = SyncRequest {
-            cursor,
-            push: vec![],
-            max_pull: Some(0),
-            import_done: false,
-            withdrawals: false,
-            ..SyncRequest::default()
-        };
-        let (resp, _, _) = client.sync(&req)?;
-        Ok((info, resp.head))
-    });
+    let checked = client
+        .info()
+        .and_then(|info| Ok((info, client.check_token(cursor)?)));
     Ok(match checked {
         Ok((info, head)) => ServerCheck {
             line: format!(

@@ -10,6 +10,7 @@ mod doctor;
 pub mod edit;
 mod export;
 pub mod feed;
+mod import;
 mod init;
 mod join;
 pub mod kudos;
@@ -18,6 +19,7 @@ pub mod me;
 mod nudge;
 mod publish;
 pub mod react;
+mod remote;
 pub mod retract;
 mod status;
 mod streaks;
@@ -65,6 +67,7 @@ pub enum Command {
     Publish(publish::Args),
     Sync(sync::Args),
     Status(status::Args),
+    Remote(remote::Args),
     Streaks(streaks::Args),
     Badges(badges::Args),
     Challenge(challenge::Args),
@@ -74,6 +77,7 @@ pub enum Command {
     Me(me::Args),
     Device(device::Args),
     Export(export::Args),
+    Import(import::Args),
     Doctor(doctor::Args),
     Completions(completions::Args),
     Demo(demo::Args),
@@ -93,6 +97,13 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
     // Commands that only read, or that reach the server themselves (init, join, publish, sync,
     // device), return nothing to sync.
     let read = |()| Outcome::Read;
+    // These say themselves why the device can no longer sync, if it cannot.
+    if matches!(
+        command,
+        Command::Sync(_) | Command::Status(_) | Command::Doctor(_) | Command::Remote(_)
+    ) {
+        ctx.told.set(true);
+    }
     match command {
         Command::Init(a) => init::run(a, ctx).map(read),
         Command::Log(a) => log::run(a, ctx),
@@ -106,6 +117,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Publish(a) => publish::run(a, ctx).map(read),
         Command::Sync(a) => sync::run(a, ctx).map(read),
         Command::Status(a) => status::run(a, ctx).map(read),
+        Command::Remote(a) => remote::run(a, ctx).map(read),
         Command::Streaks(a) => streaks::run(a, ctx).map(read),
         Command::Badges(a) => badges::run(a, ctx).map(read),
         Command::Challenge(a) => challenge::run(a, ctx),
@@ -115,6 +127,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Me(a) => me::run(a, ctx).map(read),
         Command::Device(a) => device::run(a, ctx).map(read),
         Command::Export(a) => export::run(a, ctx).map(read),
+        Command::Import(a) => import::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx).map(read),
         Command::Completions(a) => completions::run(a, ctx).map(read),
         Command::Demo(a) => demo::run(a, ctx).map(read),

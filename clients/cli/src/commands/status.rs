@@ -37,9 +37,25 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
             super::sync::size(waiting_bytes as usize),
         ),
     };
+    let problem = super::sync::problem(&replica)?;
+    let text = match &problem {
+        None => text,
+        Some(p) => format!(
+            "{text}\nproblem   {} ({})\n{}",
+            p.message,
+            cairn_core::feed::ago(ctx.now_ms(), p.at_ms),
+            p.hint
+                .as_deref()
+                .map(|h| paint(DIM, format!("          {h}")))
+                .unwrap_or_default()
+        )
+        .trim_end()
+        .to_owned(),
+    };
     ctx.out.say(
         text,
         json!({
+            "problem": problem,
             "server": remote.as_ref().map(|r| &r.url),
             "device_id": remote.as_ref().map(|r| &r.device_id),
             "last_sync_ms": last,

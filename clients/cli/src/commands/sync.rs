@@ -13,8 +13,8 @@ use crate::remote::{self, Client, Report};
 /// Safe to run any time and as often as you like: a sync with nothing new is one small request,
 /// and an interrupted one loses nothing (run it again). After each write, cairn also syncs quietly
 /// in the background when a server is known; set CAIRN_AUTO_SYNC=0 to turn that off. A server
-/// that does not answer is given 60 s (CAIRN_SYNC_TIMEOUT=SECONDS changes it); on a terminal,
-/// cairn says it is still waiting.
+/// that goes silent (sends nothing) is given 15 s (CAIRN_SYNC_TIMEOUT=SECONDS changes it); a
+/// large answer that keeps coming is waited for. On a terminal, cairn says it is still waiting.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print nothing on success.
@@ -48,7 +48,17 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     } else {
         remote::patience()
     };
-    let report = exchange(ctx, &mut replica, timeout, !args.background)?;
+    let report = match exchange(ctx, &mut replica, timeout, !args.background) {
+        Ok(report) => report,
+        Err(e) => {
+            remember(&mut replica, &e, ctx.now_ms());
+            return Err(e);
+        }
+    };
+    if replica.setting(PROBLEM)?.is_some() {
+        replica.set_setting(PROBLEM, None)?;
+        replica.set_setting(PROBLEM_TOLD, None)?;
+    }
     if report.set_aside > 0 && !args.background {
         eprintln!(
             "warning: set aside {} change{} from the server that do{} not apply; the rest synced \
@@ -64,6 +74,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             report.withdrawn,
             plural(report.withdrawn),
             if report.withdrawn == 1 { "it" } else { "they" },
+        );
+    }
+    if report.rebased > 0 && !args.background {
+        eprintln!(
+            "note: this replica was copied or restored from a backup (another copy used its \
+             numbers); its unsent changes to {} document{} were written again under a fresh \
+             actor and sent: nothing was lost",
+            report.rebased,
+            plural(report.rebased),
         );
     }
     if args.quiet || args.background {
@@ -84,6 +103,69 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         )
     };
     ctx.out.say(text, json!(report))
+}
+
+/// The setting that remembers why this device's last sync was refused for good (a token
+/// revoked, a team gone, a change the server will never take): the next command says so once,
+/// `cairn status` every time, and the next sync that goes through forgets it.
+const PROBLEM: &str = "sync_problem";
+/// Set once the problem was said by a command other than `sync`, `status` or `doctor`.
+const PROBLEM_TOLD: &str = "sync_problem_told";
+
+/// Why this device can no longer sync, when its last sync was refused for good.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub message: String,
+    pub hint: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Remembers `e` when it is a refusal that trying again will not cure (not a network failure,
+/// a busy server or a timeout: those pass by themselves). Best effort: the error itself is what
+/// the command reports.
+fn remember(replica: &mut Replica, e: &CliError, now_ms: i64) {
+    let for_good = e
+        .refusal()
+        .is_some_and(|r| (400..500).contains(&r.status) && !matches!(r.status, 408 | 429));
+    if !for_good {
+        return;
+    }
+    let problem = Problem {
+        message: e.message.clone(),
+        hint: e.hint.clone(),
+        at_ms: now_ms,
+    };
+    if let Ok(text) = serde_json::to_string(&problem) {
+        let _ = replica.set_setting(PROBLEM, Some(&text));
+        let _ = replica.set_setting(PROBLEM_TOLD, None);
+    }
+}
+
+/// Why this device's last sync was refused for good, if it was.
+pub fn problem(replica: &Replica) -> Result<Option<Problem>> {
+    Ok(replica
+        .setting(PROBLEM)?
+        .and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+/// Says once, on stderr, that this device can no longer sync (a command's output stays as it
+/// is): the first command after the background sync that found out.
+pub fn tell_once(replica: &mut Replica) {
+    let Ok(Some(p)) = problem(replica) else {
+        return;
+    };
+    if !matches!(replica.setting(PROBLEM_TOLD), Ok(None)) {
+        return;
+    }
+    let waiting = replica.outbox_size().map_or(0, |(n, _)| n);
+    eprintln!(
+        "warning: this device's last sync was refused ({}); {} wait{} here unsent; `cairn status` \
+         says more",
+        p.message.trim_start_matches("the server refused: "),
+        crate::output::count(waiting as u64, "change", "changes"),
+        if waiting == 1 { "s" } else { "" },
+    );
+    let _ = replica.set_setting(PROBLEM_TOLD, Some("1"));
 }
 
 /// What came down: changes, and documents received whole.
@@ -179,6 +261,7 @@ pub fn exchange(
             report.received += more.received;
             report.set_aside += more.set_aside;
             report.withdrawn += more.withdrawn;
+            report.rebased += more.rebased;
             report.requests += more.requests;
             report.bytes_up += more.bytes_up;
             report.bytes_down += more.bytes_down;
@@ -187,7 +270,41 @@ pub fn exchange(
         replica.set_setting("join_name", None)?;
         replica.set_setting("join_handle", None)?;
     }
+    // A placeholder's own device (it joined with an invite made for them) says they arrived:
+    // they count in the team's figures from now on, on every replica.
+    if arrive(ctx, replica)? {
+        let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
+        add(&mut report, &more);
+    }
     Ok(report)
+}
+
+/// Marks this device's member arrived when they are a placeholder who had not; returns whether
+/// it wrote. Arriving is not a change someone made to the team: no note in the feed.
+fn arrive(ctx: &Ctx, replica: &mut Replica) -> Result<bool> {
+    let me = replica.me()?;
+    let state = replica.team()?;
+    if state
+        .member(&me)
+        .is_none_or(|m| m.id != me || m.arrived().is_some())
+    {
+        return Ok(false);
+    }
+    let at = ctx.now_ms();
+    Ok(replica.change_team(&me, |doc, state| team::arrive(doc, state, &me, at))?)
+}
+
+/// Adds what a further round of sync did to `report`.
+fn add(report: &mut Report, more: &Report) {
+    report.sent += more.sent;
+    report.received += more.received;
+    report.docs += more.docs;
+    report.set_aside += more.set_aside;
+    report.withdrawn += more.withdrawn;
+    report.requests += more.requests;
+    report.bytes_up += more.bytes_up;
+    report.bytes_down += more.bytes_down;
+    report.cursor = more.cursor;
 }
 
 /// Starts a quiet sync in the background after a write, when a server is known and something
