@@ -437,3 +437,47 @@ fn scripts_and_people_page_through_the_whole_feed() {
     let err = home.run(&["feed", "--before", "zzzzzz"]).fails();
     assert!(err.contains("zzzzzz"), "{err}");
 }
+
+#[test]
+fn pillars_go_by_their_names_wherever_people_read_them() {
+    let home = Home::team("Ana", &[]);
+    // Added without a word of what it means, then renamed.
+    home.run(&["team", "pillar", "add", "curiosity"]).ok();
+    home.run(&["team", "pillar", "add", "Team Spirit"]).ok();
+    home.run(&["team", "pillar", "edit", "curiosity", "--name", "Curiosity"])
+        .ok();
+    home.run(&["log", "Asked why twice", "--pillar", "curiosity"])
+        .ok();
+    home.run(&["log", "Cheered the release", "--pillar", "team-spirit"])
+        .ok();
+    // In a pipe, `cairn team` lists every pillar, those without words too.
+    let team = home.run(&["team"]).ok();
+    for name in ["#Curiosity", "#Team Spirit"] {
+        assert!(team.lines().any(|l| l.trim() == name), "{name}:\n{team}");
+    }
+    for args in [&["digest"][..], &["digest", "--format", "md"], &["me"]] {
+        let text = home.run(args).ok();
+        assert!(
+            text.contains("#Curiosity") && text.contains("#Team Spirit"),
+            "{args:?}:\n{text}"
+        );
+        assert!(
+            !text.contains("#curiosity") && !text.contains("#team-spirit"),
+            "{args:?}:\n{text}"
+        );
+    }
+    let notes: Vec<String> = feed_all(&home, &[])
+        .iter()
+        .filter(|i| i["kind"] == "team")
+        .map(|i| i["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        notes.contains(&"added the pillar #Team Spirit".to_owned()),
+        "{notes:?}"
+    );
+    let said = home.run(&["team", "pillar", "add", "Care"]).ok();
+    assert_eq!(said.trim(), "added pillar #Care");
+    // A slip of the keyboard gets the name it missed.
+    let err = home.run(&["log", "x", "--pillar", "curiosty"]).fails();
+    assert!(err.contains("did you mean #Curiosity?"), "{err}");
+}

@@ -31,17 +31,15 @@ pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
 /// with `rest`: a hanging indent. Words longer than a line are broken; colour codes take no
 /// room.
 pub fn wrap(text: &str, first: &str, rest: &str, width: Option<usize>) -> Vec<String> {
-    let Some(width) = width else {
-        return text
-            .lines()
-            .enumerate()
-            .map(|(i, l)| format!("{}{l}", if i == 0 { first } else { rest }))
-            .collect();
-    };
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
+        let indent = if i == 0 { first } else { rest };
+        let Some(width) = width else {
+            out.push(format!("{indent}{line}"));
+            continue;
+        };
         let options = textwrap::Options::new(width)
-            .initial_indent(if i == 0 { first } else { rest })
+            .initial_indent(indent)
             .subsequent_indent(rest);
         out.extend(
             textwrap::wrap(line, options)
@@ -49,6 +47,7 @@ pub fn wrap(text: &str, first: &str, rest: &str, width: Option<usize>) -> Vec<St
                 .map(|l| l.into_owned()),
         );
     }
+    // No text is still a line: the first indent may be all there is (a name beside nothing).
     if out.is_empty() {
         out.push(first.trim_end().to_owned());
     }
@@ -291,6 +290,10 @@ mod tests {
                 "  and again"
             ]
         );
+        // No text: the first indent alone, wrapped or not.
+        for width in [None, Some(24)] {
+            assert_eq!(wrap("", "  #Curiosity  ", "    ", width), ["  #Curiosity"]);
+        }
         // Colour codes take no room.
         let red = paint(AnsiColor::Red.on_default(), "word");
         assert_eq!(wrap(&format!("{red} {red}"), "", "", Some(9)).len(), 1);

@@ -164,10 +164,11 @@ pub fn render(d: &Digest, team: &TeamState, md: bool) -> Vec<String> {
     )));
     out.push(h("Pillar mix"));
     for (p, n) in &d.pillars {
-        let name = if p.is_empty() {
-            "no pillar".to_owned()
-        } else {
-            format!("#{p}")
+        // By the name the team gave it (`#Curiosity`), not its id.
+        let name = match team.pillars.iter().find(|x| x.id == *p) {
+            Some(pillar) => format!("#{}", pillar.name),
+            None if p.is_empty() => "no pillar".to_owned(),
+            None => format!("#{p}"),
         };
         out.push(item(format!("{name}: {n}")));
     }

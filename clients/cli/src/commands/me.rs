@@ -117,7 +117,15 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     let mix = n
         .pillars
         .iter()
-        .map(|(p, c)| format!("#{p} {c}"))
+        .map(|(p, c)| {
+            let name = a
+                .team
+                .pillars
+                .iter()
+                .find(|x| x.id == *p)
+                .map_or(p, |x| &x.name);
+            format!("#{name} {c}")
+        })
         .collect::<Vec<_>>()
         .join(", ");
     out.line(format!(

@@ -171,12 +171,15 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
     let who = |id: &str| format!("@{}", team.handle_of(id));
     match action {
         Action::Pillar(PillarAction::Add { name, about }) => {
+            // Named as the team named it (`#Team Spirit`), as everywhere people read it; the id
+            // (`team-spirit`) is for typing.
+            let shown = format!("#{}", name.trim());
             let id = noted(ctx, w, |doc, state| {
                 let id = team::add_pillar(doc, state, &name, about.as_deref(), at)?;
-                Ok((id.clone(), format!("added the pillar #{id}")))
+                Ok((id, format!("added the pillar {shown}")))
             })?;
             ctx.out.say(
-                format!("added pillar {}", paint(PILLAR, format!("#{id}"))),
+                format!("added pillar {}", paint(PILLAR, &shown)),
                 json!({ "pillar": id }),
             )
         }
