@@ -66,6 +66,14 @@ fn a_copied_home_loses_nothing_and_sends_nothing_twice() {
         .ok();
     bo.run(&["sync"]).ok();
 
+    // Before it syncs, `doctor` asks the server and names what to do.
+    let doctor = laptop.run(&["doctor"]);
+    assert_ne!(doctor.code, 0);
+    let err = doctor.fails();
+    assert!(
+        err.contains("copied or restored") && err.contains("run `cairn sync`"),
+        "{err}"
+    );
     let run = laptop.run(&["sync"]);
     let out = run.stdout.clone();
     assert_eq!(run.code, 0, "{}{}", run.stderr, run.stdout);
@@ -109,6 +117,11 @@ fn a_copied_home_loses_nothing_and_sends_nothing_twice() {
     shows_once(&cy, &["Old laptop, later", "New laptop, later"]);
     let doctor = laptop.run(&["doctor"]);
     assert_eq!(doctor.code, 0, "{}{}", doctor.stderr, doctor.stdout);
+    assert!(
+        doctor.stdout.contains("to be a copy of another replica"),
+        "{}",
+        doctor.stdout
+    );
 }
 
 #[test]
@@ -136,4 +149,129 @@ fn a_home_restored_from_a_backup_loses_nothing() {
     ];
     shows_once(&restored, &everything);
     shows_once(&bo, &everything);
+}
+
+#[test]
+fn a_revoked_device_says_so_once_and_its_events_move_to_a_new_one() {
+    let server = Server::start();
+    let (ana, bo, team) = team_on(&server);
+    bo.run(&["log", "Synced before the revoke"]).ok();
+    bo.run(&["sync"]).ok();
+    server
+        .admin(&["device", "revoke", &bo.meta("device_id")])
+        .ok();
+
+    // Bo logs on; the quiet sync after the write is refused.
+    let logged = bo.run(&["log", "Logged after the revoke"]);
+    assert_eq!(logged.code, 0);
+    bo.run(&["kudos", "@ana", "Thanks for the handover"]).ok();
+    let quiet = bo.run(&["sync", "--background"]);
+    assert_eq!(quiet.code, 4, "{}", quiet.stderr);
+    assert!(quiet.stderr.is_empty() || quiet.stderr.starts_with("error"));
+    // The next command says so, once, on stderr; its own output is untouched.
+    let read = bo.run(&["feed"]);
+    assert_eq!(read.code, 0);
+    assert!(read.stdout.contains("Logged after the revoke"));
+    let warning: Vec<&str> = read.stderr.lines().collect();
+    assert_eq!(warning.len(), 1, "{}", read.stderr);
+    assert!(
+        warning[0].starts_with("warning: this device's last sync was refused")
+            && warning[0].contains("2 changes wait here unsent"),
+        "{}",
+        read.stderr
+    );
+    assert_eq!(
+        bo.run(&["feed"]).stderr,
+        "",
+        "said once, not on every command"
+    );
+    // Status says it every time, with what to do.
+    let status = bo.run(&["status"]).ok();
+    assert!(
+        status.contains("problem") && status.contains("revoked") && status.contains("cairn import"),
+        "{status}"
+    );
+    assert!(bo.run(&["status", "--json"]).json()["problem"]["message"].is_string());
+
+    // Bo's events move to a new device through an export.
+    let export = bo.path().join("mine.json");
+    std::fs::write(&export, bo.run(&["export"]).ok()).unwrap();
+    let new = Home::joined(
+        &server,
+        &server.invite_for(&team, "@bo"),
+        &["--claim", "@bo"],
+    );
+    let export = export.display().to_string();
+    let dry = new.run(&["import", &export, "--dry-run", "--json"]).json();
+    assert_eq!(dry["added"], 2, "{dry}");
+    let done = new.run(&["import", &export, "--json"]).json();
+    assert_eq!(
+        (&done["added"], &done["already"]),
+        (&2.into(), &1.into()),
+        "Bo's two unsent events come, the synced one is here already: {done}"
+    );
+    assert!(
+        done["others"].as_u64().unwrap() >= 1,
+        "Ana's events stay hers: {done}"
+    );
+    let again = new.run(&["import", &export, "--json"]).json();
+    assert_eq!((&again["added"], &again["already"]), (&0.into(), &3.into()));
+    new.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    shows_once(
+        &ana,
+        &[
+            "Synced before the revoke",
+            "Logged after the revoke",
+            "Thanks for the handover",
+        ],
+    );
+    let kudos = feed(&ana, &[])
+        .into_iter()
+        .find(|i| i["text"] == "Thanks for the handover")
+        .unwrap();
+    assert_eq!(
+        (&kudos["author"], &kudos["to"][0]),
+        (&"bo".into(), &"ana".into())
+    );
+
+    // An export of someone else's events is not taken as one's own.
+    let anas = ana.path().join("ana.json");
+    std::fs::write(&anas, ana.run(&["export"]).ok()).unwrap();
+    let cy = Home::joined(&server, &server.invite(&team, 1), &["--name", "Cy"]);
+    let err = cy.run(&["import", &anas.display().to_string()]).fails();
+    assert!(
+        err.contains("none of the") && err.contains("yours"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_replica_follows_its_server_to_a_new_address() {
+    let server = Server::start();
+    let (ana, _bo, _team) = team_on(&server);
+    // Not a server at all: refused, nothing changed.
+    let err = ana
+        .run(&["remote", "set-url", "http://127.0.0.1:9"])
+        .fails();
+    assert!(err.contains("cannot reach"), "{err}");
+    assert_eq!(
+        ana.run(&["remote", "--json"]).json()["server"],
+        server.url.as_str()
+    );
+    // Another cairn-server, which does not know this device: refused too.
+    let other = Server::start();
+    let err = ana.run(&["remote", "set-url", &other.url]).fails();
+    assert!(err.contains("not as this device's server"), "{err}");
+    // Down for now: pointed at anyway when asked to, and back.
+    ana.run(&["remote", "set-url", "http://127.0.0.1:9", "--no-check"])
+        .ok();
+    assert!(ana.run(&["sync"]).fails().contains("cannot reach"));
+    let out = ana
+        .run(&["remote", "set-url", &format!("{}/", server.url)])
+        .ok();
+    assert!(out.contains(&server.url), "{out}");
+    ana.run(&["log", "Still here"]).ok();
+    ana.run(&["sync"]).ok();
+    assert_eq!(ana.run(&["status", "--json"]).json()["waiting"], 0);
 }

@@ -481,3 +481,19 @@ fn pillars_go_by_their_names_wherever_people_read_them() {
     let err = home.run(&["log", "x", "--pillar", "curiosty"]).fails();
     assert!(err.contains("did you mean #Curiosity?"), "{err}");
 }
+
+#[test]
+fn a_team_of_one_reads_in_the_singular() {
+    let home = Home::team("Ana", &[]);
+    let streaks = home.run(&["streaks", "--weeks", "1"]).ok();
+    assert!(
+        streaks.contains("members per day, 1 week from"),
+        "{streaks}"
+    );
+    assert!(
+        streaks.contains("0 of the 1 member it needs so far"),
+        "{streaks}"
+    );
+    let badges = home.run(&["badges"]).ok();
+    assert!(badges.contains("0 of 1 member recognised"), "{badges}");
+}

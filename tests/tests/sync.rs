@@ -22,6 +22,16 @@ fn published(server: &Server) -> (Home, String, String) {
     (ana, team, invite)
 }
 
+#[test]
+fn publishing_a_new_team_says_it_sent_one_change() {
+    let server = Server::start();
+    let ana = Home::team("Ana", &[]);
+    let team = server.team("Otters");
+    let invite = server.invite(&team, 1);
+    let out = ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    assert!(out.contains(": 1 change sent ("), "{out}");
+}
+
 fn texts(home: &Home) -> Vec<String> {
     feed(home, &[])
         .iter()

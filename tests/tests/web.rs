@@ -210,6 +210,11 @@ fn a_host_name_for_loopback_is_heard_and_the_feed_pages_back_to_its_first_event(
     let want: Vec<String> = (0..25).rev().map(|i| i.to_string()).collect();
     assert_eq!(steps, want, "every event once, newest first");
     assert_eq!(pages, 3);
+    // A team of one reads in the singular.
+    let (_, streaks) = get(&web, "/streaks?weeks=1", Some(&cookie));
+    assert!(streaks.contains("per day, 1 week from"), "{streaks}");
+    let (_, team) = get(&web, "/team", Some(&cookie));
+    assert!(team.contains("0 of 1 member recognised"), "{team}");
     drop(web);
     // A name beyond loopback is refused as an address is.
     let err = ana.run(&["web", "--listen", "0.0.0.0:0"]).fails();

@@ -95,8 +95,9 @@ impl Replica {
         }
         let indexed: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
         if indexed != seen {
+            let noun = if indexed == 1 { "event" } else { "events" };
             problems.push(format!(
-                "the index holds {indexed} events, the journals {seen}"
+                "the index holds {indexed} {noun}, the journals {seen}"
             ));
         }
         // The days and weeks members acted, as the triggers kept them, against a count of the

@@ -12,10 +12,10 @@ use std::collections::HashSet;
 use automerge::{Automerge, Change, ChangeHash};
 use cairn_core::change;
 use cairn_core::ids::is_doc_id;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::docs::{actor_for, load_doc};
-use crate::{Error, Replica, Result, get_meta, index};
+use crate::{Error, Replica, Result, get_meta, index, set_meta};
 
 /// What [`Replica::rebase`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,6 +111,7 @@ impl Replica {
             params![doc_id, base.save()],
         )?;
         index::reindex_doc(&tx, doc_id, &base)?;
+        set_meta(&tx, COPIED, &now_ms.to_string())?;
         // What was set aside beside the dropped changes (the other copy's changes with the same
         // numbers, pulled before the server refused this one's) may apply now.
         let aside: Vec<(Vec<u8>, Vec<u8>)> = tx
@@ -136,5 +137,81 @@ impl Replica {
             redone,
             restored,
         })
+    }
+}
+
+/// The `meta` key that remembers when this replica found out it was a copy (another replica
+/// wrote with one of its actors).
+pub(crate) const COPIED: &str = "copied_ms";
+
+/// After `applied` (changes new to this replica) were applied: an actor of this device among
+/// their authors means another replica writes with it too (a copy, a backup restored): the
+/// member writes with a fresh actor from now on, before two copies number a change alike.
+pub(crate) fn retire_copied_actors(
+    tx: &Transaction<'_>,
+    applied: &[Change],
+    now_ms: i64,
+) -> Result<()> {
+    let mine: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT actor FROM actors")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut found = false;
+    for actor in &mine {
+        if applied
+            .iter()
+            .any(|c| c.actor_id().to_bytes() == actor.as_slice())
+        {
+            tx.prepare_cached("DELETE FROM actors WHERE actor = ?1")?
+                .execute([actor])?;
+            found = true;
+        }
+    }
+    if found {
+        set_meta(tx, COPIED, &now_ms.to_string())?;
+    }
+    Ok(())
+}
+
+impl Replica {
+    /// When this replica found out it was a copy of another (a home copied, a backup restored),
+    /// in milliseconds since the epoch; it writes under fresh actors since.
+    pub fn copied_ms(&self) -> Result<Option<i64>> {
+        Ok(get_meta(&self.conn, COPIED)?.and_then(|v| v.parse().ok()))
+    }
+
+    /// How many of `changes` (as a server's log holds them: document and bytes) were written
+    /// with an actor of this device and are not in this replica: another copy of it wrote them.
+    /// Changes that do not decode count for nothing.
+    pub fn written_by_a_copy(&self, changes: &[(String, Vec<u8>)]) -> Result<usize> {
+        let mine: HashSet<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT actor FROM actors")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut docs: std::collections::HashMap<&str, Automerge> = Default::default();
+        let mut n = 0;
+        for (doc_id, bytes) in changes {
+            if !is_doc_id(doc_id) {
+                continue;
+            }
+            let Ok(c) = Change::from_bytes(bytes.clone()) else {
+                continue;
+            };
+            if !mine.contains(c.actor_id().to_bytes()) {
+                continue;
+            }
+            let doc = match docs.entry(doc_id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(load_doc(&self.conn, doc_id)?)
+                }
+            };
+            if change::quietly(|| doc.get_change_meta_by_hash(&c.hash()).is_none()).unwrap_or(false)
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }

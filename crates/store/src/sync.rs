@@ -342,6 +342,9 @@ fn apply_to_doc(
         chunk.extend_from_slice(c.raw_bytes());
     }
     out.applied = applied.len();
+    if !applied.is_empty() {
+        crate::rebase::retire_copied_actors(tx, &applied, now_ms)?;
+    }
     match base {
         Base::Stored if applied.is_empty() => return Ok(out),
         Base::Stored => store_chunk(tx, doc_id, &doc, &chunk)?,

@@ -234,6 +234,25 @@ fn the_feed_pages_through_the_whole_history_by_id() {
 }
 
 #[test]
+fn an_index_missing_an_event_is_told_in_words_that_fit() {
+    let mut f = Fixture::new();
+    let kept = f.log("ana", "kept");
+    let lost = f.log("ana", "lost");
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute("DELETE FROM events WHERE id = ?1", [lost.as_str()])
+        .unwrap();
+    let problems = f.replica.verify_index().unwrap();
+    assert!(
+        problems.contains(&"the index holds 1 event, the journals 2".to_owned()),
+        "{problems:?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains(kept.as_str())),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn events_are_found_by_a_prefix_of_their_tag() {
     let mut f = Fixture::new();
     let a = f.log("ana", "x");

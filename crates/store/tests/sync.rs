@@ -417,3 +417,32 @@ fn a_copied_replica_writes_its_unsent_changes_again_under_a_fresh_actor() {
         Err(Error::NotUnsent(_))
     ));
 }
+
+#[test]
+fn a_replica_that_receives_its_own_actors_changes_writes_under_a_fresh_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    let head = a.outbox_head().unwrap();
+    a.apply_exchange(Some(head), &[], 1, T0).unwrap();
+    let (mut a, mut copy) = copy_replica(a, &dir.path().join("copy.sqlite3"));
+    log(&mut a, "ana", 1, "on the original");
+    let theirs = pending(&a);
+    let actor = automerge::Change::from_bytes(theirs[0].change.clone())
+        .unwrap()
+        .actor_id()
+        .clone();
+    assert_eq!(copy.copied_ms().unwrap(), None);
+    // The copy has written nothing yet: the original's change applies, and gives it away.
+    let applied = copy.apply_exchange(None, &theirs, 2, T0 + 5).unwrap();
+    assert_eq!(applied.changes, 1);
+    assert_eq!(copy.copied_ms().unwrap(), Some(T0 + 5));
+    log(&mut copy, "ana", 2, "on the copy");
+    let mine = copy.outbox(100, usize::MAX).unwrap();
+    let mine = automerge::Change::from_bytes(mine[0].change.clone()).unwrap();
+    assert_ne!(
+        mine.actor_id(),
+        &actor,
+        "two copies never number a change alike again"
+    );
+    assert_eq!(texts(&copy), ["on the copy", "on the original"]);
+}

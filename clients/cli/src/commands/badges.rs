@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::output::{BOLD, DIM, pad, paint, widest};
+use crate::output::{BOLD, DIM, count, pad, paint, widest};
 
 /// Show the team's badges, your own, and how widely the team spreads its thanks.
 ///
@@ -44,10 +44,10 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
     list(out, &mine, "a first kudos earns one")?;
     out.line("")?;
     out.line(format!(
-        "{}  {} of {} members recognised in the last 30 days ({:.0}%)",
+        "{}  {} of {} recognised in the last 30 days ({:.0}%)",
         paint(BOLD, "Reach"),
         reach.recognised,
-        reach.members,
+        count(reach.members, "member", "members"),
         reach.share * 100.0
     ))?;
     Ok(())

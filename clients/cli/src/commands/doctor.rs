@@ -63,9 +63,19 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             problems.join("; ")
         },
     );
+    let copied_ms = replica.copied_ms()?;
+    let text = match copied_ms {
+        Some(ms) => format!(
+            "{text}\ncopy      found {} to be a copy of another replica (a home copied, a backup \
+             restored): it writes under a fresh actor since, and nothing was lost",
+            cairn_core::feed::ago(ctx.now_ms(), ms)
+        ),
+        None => text,
+    };
     ctx.out.say(
         text,
         json!({
+            "copied_ms": copied_ms,
             "replica": replica.path(),
             "schema": cairn_store::SCHEMA_VERSION,
             "documents": stats.docs,
@@ -117,7 +127,35 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
     let checked = client
         .info()
         .and_then(|info| Ok((info, client.check_token(cursor)?)));
+    let written_by_a_copy = match &checked {
+        Ok((_, head)) if *head > cursor => copied(replica, &client, cursor)?,
+        _ => 0,
+    };
     Ok(match checked {
+        Ok((info, head)) if written_by_a_copy > 0 => {
+            let n = written_by_a_copy;
+            let e = CliError::new(format!(
+                "this replica was copied or restored from a backup: the server holds {} that \
+                 another copy wrote as this device",
+                count(n as u64, "change", "changes")
+            ))
+            .hint(
+                "run `cairn sync`: it brings them, writes this copy's unsent changes again under \
+                 a fresh actor, and nothing is lost",
+            )
+            .kind(crate::error::Kind::Failure);
+            ServerCheck {
+                line: format!(
+                    "{} reachable (protocol {}); {}",
+                    remote.url, info.protocol, e.message
+                ),
+                json: json!({
+                    "url": remote.url, "reachable": true, "protocol": info.protocol,
+                    "server_version": info.server_version, "head": head, "copied": n,
+                }),
+                error: Some(e),
+            }
+        }
         Ok((info, head)) => ServerCheck {
             line: format!(
                 "{} {} (protocol {}, cairn-server {}; {} to pull)",
@@ -139,4 +177,24 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
             error: Some(e),
         },
     })
+}
+
+/// How many changes of the first page after `cursor` another copy of this replica wrote (with
+/// this device's actors); nothing is applied. A page that cannot be had counts none.
+fn copied(replica: &cairn_store::Replica, client: &Client, cursor: u64) -> Result<usize> {
+    let req = cairn_protocol::SyncRequest {
+        cursor,
+        max_pull: Some(1000),
+        ..cairn_protocol::SyncRequest::default()
+    };
+    let Ok((page, _, _)) = client.sync(&req) else {
+        return Ok(0);
+    };
+    let changes: Vec<(String, Vec<u8>)> = page
+        .pulled
+        .into_iter()
+        .filter(|p| p.withdrawn.is_empty())
+        .map(|p| (p.doc, p.change.0))
+        .collect();
+    Ok(replica.written_by_a_copy(&changes)?)
 }

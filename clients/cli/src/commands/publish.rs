@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
-use crate::output::{BOLD, paint};
+use crate::output::{BOLD, count, paint};
 use crate::remote::{self, Client};
 
 /// Bring the team this home holds (started with `cairn init`) onto a server, with all its history.
@@ -54,9 +54,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     ctx.out.say(
         format!(
-            "Published {} to {url}: {} changes sent ({}).\nTeammates join with: cairn join {url} --invite CODE --name NAME",
+            "Published {} to {url}: {} sent ({}).\nTeammates join with: cairn join {url} --invite CODE --name NAME",
             paint(BOLD, &team.name),
-            report.sent,
+            count(report.sent as u64, "change", "changes"),
             super::sync::size(report.bytes_up),
         ),
         json!({ "team": team.name, "server": url, "sent": report.sent, "bytes_up": report.bytes_up }),

@@ -83,8 +83,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         format!("this {unit} already counts")
     } else {
         format!(
-            "this {unit}: {} of the {} members it needs so far",
-            team_streak.active_now, team_streak.needed_now
+            "this {unit}: {} of the {} it needs so far",
+            team_streak.active_now,
+            count(team_streak.needed_now, "member", "members")
         )
     };
     out.line(paint(DIM, format!("             {now}")))?;
@@ -131,8 +132,9 @@ fn draw(map: &Heatmap, colour: bool) -> Vec<String> {
     let names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     let mut lines = vec![
         format!(
-            "Team activity, members per day, {} weeks from {}",
-            map.weeks, map.start
+            "Team activity, members per day, {} from {}",
+            count(map.weeks, "week", "weeks"),
+            map.start
         ),
         month_labels(map),
     ];

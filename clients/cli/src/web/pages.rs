@@ -12,6 +12,7 @@ use crate::commands::feed::parse_day;
 use crate::commands::{digest as digest_cmd, me as me_cmd};
 use crate::context::Ctx;
 use crate::error::{CliError, Input, Result};
+use crate::output::count;
 
 /// The emoji offered for a reaction.
 const EMOJI: [&str; 5] = ["👏", "🎉", "💡", "❤️", "🙌"];
@@ -577,7 +578,7 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
                     } @else if ts.active_now >= ts.needed_now {
                         "This " (one) " already counts."
                     } @else {
-                        "This " (one) ": " (ts.active_now) " of the " (ts.needed_now) " members it needs so far."
+                        "This " (one) ": " (ts.active_now) " of the " (count(ts.needed_now, "member", "members")) " it needs so far."
                     }
                 }
             }
@@ -594,7 +595,7 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
         }
         section aria-labelledby="activity" {
             h2 #activity { "Team activity" }
-            p.dim { "Members active per day, " (map.weeks) " weeks from " (map.start) "." }
+            p.dim { "Members active per day, " (count(map.weeks, "week", "weeks")) " from " (map.start) "." }
             (heatmap(map, today))
         }
     };
@@ -669,7 +670,7 @@ fn heatmap(map: &Heatmap, today: Date) -> Markup {
         figure.heatmap {
             svg viewBox=(format!("0 0 {width} {height}")) width=(width) height=(height)
                 role="img" aria-labelledby="heatmap-title" {
-                title #heatmap-title { "Members active per day, " (map.weeks) " weeks from " (map.start) }
+                title #heatmap-title { "Members active per day, " (count(map.weeks, "week", "weeks")) " from " (map.start) }
                 text.label x="0" y=(TOP + 7 * (CELL + GAP) + 14) { "week" }
                 @for (i, n) in names.iter().enumerate() {
                     @if !n.is_empty() {
@@ -798,7 +799,7 @@ pub fn team(web: &Web) -> Result<Markup> {
             section.card aria-labelledby="team-badges" {
                 h2 #team-badges { "Team badges" }
                 (badges(team_badges, "The first stone earns one."))
-                p { "Reach: " (reach.recognised) " of " (reach.members) " members recognised in the last 30 days." }
+                p { "Reach: " (reach.recognised) " of " (count(reach.members, "member", "members")) " recognised in the last 30 days." }
             }
             @if let Some(mine) = &mine {
                 section.card aria-labelledby="your-badges" {
