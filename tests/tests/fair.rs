@@ -95,6 +95,16 @@ fn a_flight_east_across_the_date_line_never_breaks_a_streak() {
 #[test]
 fn the_nudge_skips_someone_thanked_this_week() {
     let ana = Home::team("Ana", &["Ben", "Cy"]);
+    // Ben and Cy log on this shared device: they count from then (before, nobody is suggested).
+    let nobody = ana.run(&["nudge", "--json"]).json();
+    assert_eq!(
+        nobody,
+        serde_json::json!([]),
+        "placeholders are nobody to thank yet"
+    );
+    for who in ["@ben", "@cy"] {
+        ana.run(&["--as", who, "log", "A first stone"]).ok();
+    }
     let suggested = |home: &Home| -> Vec<String> {
         home.run(&["nudge", "--json"])
             .json()

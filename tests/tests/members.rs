@@ -2,7 +2,7 @@
 //! joined, on every replica, in any sync order.
 
 use cairn_e2e::{Home, Server, feed, feed_all};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn members(home: &Home) -> Vec<(String, String)> {
     home.run(&["team", "--json"]).json()["members"]
@@ -55,14 +55,15 @@ fn the_placeholder_eve_merges_into_the_eve_who_joined_on_every_replica() {
     ben.run(&["sync"]).ok();
     ana.run(&["sync"]).ok();
 
-    // Two @eve now: kudos to @eve is ambiguous, and the quorum counts four members.
+    // Two @eve now: kudos to @eve is ambiguous; the quorum counts three members (the @eve Ben
+    // added has not joined).
     assert_eq!(handles(&ana), ["ana", "ben", "eve", "eve"]);
     let err = ana.run(&["kudos", "@eve", "Nice"]).fails();
     assert!(
         err.contains("names more than one member") && err.contains("merge"),
         "{err}"
     );
-    assert_eq!(streak(&ana)["needed_now"], 4);
+    assert_eq!(streak(&ana)["needed_now"], 3);
     let shown = ana.run(&["team"]).ok();
     assert!(shown.contains("(handle shared)"), "{shown}");
 
@@ -100,6 +101,10 @@ fn the_placeholder_eve_merges_into_the_eve_who_joined_on_every_replica() {
 #[test]
 fn a_member_renamed_or_removed_keeps_their_history() {
     let ana = Home::team("Ana", &["Ben Okafor", "Cy", "Di"]);
+    // Each teammate logs once on this shared device: from then on they count.
+    for who in ["@ben-okafor", "@cy", "@di"] {
+        ana.run(&["--as", who, "log", "A first stone"]).ok();
+    }
     ana.run(&["kudos", "@ben-okafor", "Calm incident call"])
         .ok();
     ana.run(&["kudos", "@cy", "Great pairing"]).ok();
@@ -310,4 +315,120 @@ fn team_settings_change_and_end_and_every_change_shows_in_the_feed() {
         .run(&["edit", note["id"].as_str().unwrap(), "Something else"])
         .fails();
     assert!(err.contains("cannot be edited"), "{err}");
+}
+
+/// Every team figure `home` shows: streaks, this week's and last week's digest, the month's,
+/// badges and reach, and nudges.
+fn figures(home: &Home) -> Vec<(&'static str, Value)> {
+    [
+        ("streaks", &["streaks", "--json"][..]),
+        ("digest", &["digest", "--json"]),
+        ("last digest", &["digest", "--last", "--json"]),
+        ("month digest", &["digest", "--month", "--json"]),
+        ("badges", &["badges", "--json"]),
+        ("nudge", &["nudge", "--json"]),
+    ]
+    .into_iter()
+    .map(|(what, args)| (what, home.run(args).json()))
+    .collect()
+}
+
+#[test]
+fn placeholders_change_no_figure_until_they_join() {
+    let server = Server::start();
+    let mut ana = Home::team("Ana", &[]);
+    ana.day = Some("2026-11-16".into());
+    ana.run(&["log", "Wrote the onboarding notes"]).ok();
+    let team = server.team("Otters");
+    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+        .ok();
+    ana.day = Some("2026-11-23".into());
+    let bo = Home::joined(&server, &server.invite(&team, 1), &["--name", "Bo"]);
+    bo.run(&["log", "Fixed the flaky test"]).ok();
+    bo.run(&["kudos", "@ana", "Thanks for the onboarding notes"])
+        .ok();
+    bo.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    ana.run(&["log", "Paired on a review"]).ok();
+    ana.run(&["sync"]).ok();
+    bo.run(&["sync"]).ok();
+    let before = [figures(&ana), figures(&bo)];
+    let streak = &before[0][0].1["team"];
+    assert_eq!(
+        (&streak["current"], &streak["needed_now"]),
+        (&json!(2), &json!(1)),
+        "{streak}"
+    );
+
+    // Four teammates who have not joined yet, added by Ana: nothing changes, anywhere.
+    ana.run(&["team", "member", "add", "Ben Okafor", "--handle", "ben"])
+        .ok();
+    for name in ["Cy", "Di", "Ed"] {
+        ana.run(&["team", "member", "add", name]).ok();
+    }
+    ana.run(&["sync"]).ok();
+    bo.run(&["sync"]).ok();
+    for (who, home, before) in [("ana", &ana, &before[0]), ("bo", &bo, &before[1])] {
+        assert_eq!(
+            handles(home),
+            ["ana", "ben", "bo", "cy", "di", "ed"],
+            "{who}"
+        );
+        for ((what, now), (_, was)) in figures(home).iter().zip(before) {
+            assert_eq!(now, was, "{who}'s {what}");
+        }
+        let shown = home.run(&["team", "--json"]).json();
+        let waiting: Vec<&str> = shown["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["joined"] == false)
+            .filter_map(|m| m["handle"].as_str())
+            .collect();
+        assert_eq!(waiting, ["ben", "cy", "di", "ed"], "{who}");
+    }
+    let shown = ana.run(&["team"]).ok();
+    assert!(shown.contains("Ben Okafor  (not joined yet)"), "{shown}");
+    assert!(!shown.contains("Bo  (not joined yet)"), "{shown}");
+
+    // Ben joins with the invite made for him: he counts from today, on every replica.
+    let ben = Home::joined(
+        &server,
+        &server.invite_for(&team, "@ben"),
+        &["--claim", "@ben"],
+    );
+    ana.run(&["sync"]).ok();
+    for (who, home) in [("ana", &ana), ("ben", &ben)] {
+        let s = home.run(&["streaks", "--json"]).json();
+        assert_eq!(
+            (&s["team"]["active_now"], &s["team"]["needed_now"]),
+            (&json!(2), &json!(2)),
+            "{who}: {s}"
+        );
+        let b = home.run(&["badges", "--json"]).json();
+        assert_eq!(b["reach"]["members"], 3, "{who}: {b}");
+        let d = home.run(&["digest", "--json"]).json();
+        assert_eq!(d["members"], 3, "{who}: {d}");
+        let shown = home.run(&["team", "--json"]).json();
+        assert!(
+            shown["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["handle"] == "ben" && m.get("joined").is_none()),
+            "{who}: {shown}"
+        );
+    }
+    // Last week's figures stay as they were: Ben was not there yet.
+    let last = ana.run(&["digest", "--last", "--json"]).json();
+    assert_eq!(last, before[0][2].1, "last week's digest");
+    let nudge = ana.run(&["nudge", "--json"]).json();
+    let mut suggested: Vec<&str> = nudge
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["handle"].as_str())
+        .collect();
+    suggested.sort_unstable();
+    assert_eq!(suggested, ["ben", "bo"], "Ben is someone to thank now");
 }

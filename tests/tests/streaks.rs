@@ -80,6 +80,10 @@ fn the_heatmap_is_plain_in_a_pipe_and_coloured_on_request() {
 #[test]
 fn challenges_badges_reach_and_nudges() {
     let ana = Home::team("Ana", &["Bo", "Cy"]);
+    // Bo and Cy log on this shared device: they count in reach and nudges from then.
+    for who in ["@bo", "@cy"] {
+        ana.run(&["--as", who, "log", "A first stone"]).ok();
+    }
     ana.run(&[
         "challenge",
         "add",

@@ -254,8 +254,9 @@ fn a_killed_server_or_client_loses_nothing() {
         assert_eq!(crashed.code(), Some(86));
         assert_eq!(
             server.changes(&team),
-            // The team, adding Bo and its note in the feed, the first stone; then each round.
-            4 + 6 * (round + 1),
+            // The team, adding Bo and its note in the feed, the first stone, Bo's arrival (his
+            // device joined); then each round.
+            5 + 6 * (round + 1),
             "the server stored the push"
         );
         assert!(status(&ana)["waiting"].as_i64().unwrap() > 0);
@@ -276,8 +277,8 @@ fn a_killed_server_or_client_loses_nothing() {
     assert_eq!(got, expected);
     ana.run(&["doctor"]).ok();
     bo.run(&["doctor"]).ok();
-    // Ana's three first changes (team, Bo added, a log) and one per stone since: each stored once.
-    assert_eq!(server.changes(&team), 4 + 24);
+    // The four first changes and Bo's arrival, and one per stone since: each stored once.
+    assert_eq!(server.changes(&team), 5 + 24);
     let log = server.changes(&team);
     ana.run(&["sync"]).ok();
     bo.run(&["sync"]).ok();

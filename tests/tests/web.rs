@@ -490,7 +490,8 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
 #[test]
 fn the_streaks_page_shows_the_figures_cairn_streaks_shows() {
     // Three weeks of a team of three (half of it makes a week count): two members the first,
-    // one the second, two the third; Ana every day of the third so far.
+    // one the second, two the third; Ana every day of the third so far. Bo and Cy were added by
+    // name and count from their first stone: one of two members was enough in the second week.
     let mut ana = Home::team("Ana", &["Bo", "Cy"]);
     let mut on = |day: &str, who: &str, text: &str| {
         ana.day = Some(day.to_owned());
@@ -504,8 +505,8 @@ fn the_streaks_page_shows_the_figures_cairn_streaks_shows() {
     on("2026-12-08", "ana", "Delegated the release");
     on("2026-12-09", "ana", "Wrote the runbook");
     let cli = ana.run(&["streaks", "--json"]).json();
-    assert_eq!(cli["team"]["current"], 1, "{cli}");
-    assert_eq!(cli["team"]["best"], 1, "{cli}");
+    assert_eq!(cli["team"]["current"], 3, "{cli}");
+    assert_eq!(cli["team"]["best"], 3, "{cli}");
     assert_eq!(cli["you"]["current"], 3, "{cli}");
     let web = Web::start(&ana, &[]);
     let cookie = format!("cairn-{}={}", web.port(), web.key());
@@ -533,4 +534,31 @@ fn the_streaks_page_shows_the_figures_cairn_streaks_shows() {
         assert_eq!(cli["heatmap"]["cells"][i], n, "{cli}");
         assert!(page.contains(title), "{title} not in {page}");
     }
+}
+
+#[test]
+fn the_team_page_counts_no_placeholder_in_its_reach() {
+    // Bo was added by name and logged on this shared device, so he counts; Ana thanked him.
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&["--as", "@bo", "log", "Fixed the flaky test"])
+        .ok();
+    ana.run(&["kudos", "@bo", "Thanks for the fix"]).ok();
+    // Four more teammates added by name, who have not joined.
+    for name in ["Ben Okafor", "Cy", "Di", "Ed"] {
+        ana.run(&["team", "member", "add", name]).ok();
+    }
+    let web = Web::start(&ana, &[]);
+    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let (status, page) = get(&web, "/team", Some(&cookie));
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Reach: 1 of 2 members recognised in the last 30 days."),
+        "{page}"
+    );
+    let cli = ana.run(&["badges", "--json"]).json();
+    assert_eq!(
+        (&cli["reach"]["recognised"], &cli["reach"]["members"]),
+        (&serde_json::json!(1), &serde_json::json!(2)),
+        "{cli}"
+    );
 }

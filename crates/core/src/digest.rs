@@ -37,6 +37,7 @@ pub struct Digest {
     pub actions: u32,
     pub kudos: u32,
     pub active_members: u32,
+    /// Members on the team by the period's end (placeholders from when they arrived or acted).
     pub members: u32,
     pub team_streak: TeamStreak,
     /// Acts per pillar (pillar id), the team's pillars in order, then none.
@@ -102,26 +103,26 @@ pub fn digest(
         to: e.to.clone(),
         text: e.text.clone(),
     };
-    let members = team.joined_dates();
+    // Placeholders count from when they arrived or first acted, never before.
+    let members = team.joined_dates(acts);
     let activity: Vec<(String, Date)> = acts.iter().map(|a| (a.author.clone(), a.date)).collect();
     let streak = team_streak(&activity, &team.tenures(), end.min(today), rules);
     let new_badges = team_badges(acts, &members)
         .into_iter()
         .filter(|b| b.earned >= start && b.earned <= end)
         .collect();
-    // In turn: members by when they joined, one per period.
-    let mut order: Vec<&crate::Member> = team
+    // In turn: members by when they joined (a placeholder: arrived), one per period.
+    let mut order: Vec<(Date, i64, &crate::Member)> = team
         .members
         .iter()
-        .filter(|m| {
-            members
-                .iter()
-                .any(|(id, joined)| *id == m.id && *joined <= end)
+        .filter_map(|m| {
+            let (_, from) = members.iter().find(|(id, _)| *id == m.id)?;
+            (*from <= end).then(|| (*from, m.arrived().unwrap_or(i64::MAX), m))
         })
         .collect();
-    order.sort_by(|a, b| (a.joined_ms, &a.id).cmp(&(b.joined_ms, &b.id)));
+    order.sort_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
     let spotlight = (!order.is_empty()).then(|| {
-        let m = order[period_index.rem_euclid(order.len() as i64) as usize];
+        let m = order[period_index.rem_euclid(order.len() as i64) as usize].2;
         let thanks: Vec<&&&Event> = kudos.iter().filter(|e| e.to.contains(&m.id)).collect();
         Spotlight {
             member: m.id.clone(),
@@ -137,7 +138,7 @@ pub fn digest(
         actions: within.iter().filter(|e| e.kind == Kind::Action).count() as u32,
         kudos: kudos.len() as u32,
         active_members: active.len() as u32,
-        members: team.members.len() as u32,
+        members: order.len() as u32,
         team_streak: streak,
         pillars: pillar_rows,
         quotes: kudos.iter().take(5).map(|e| quote(e)).collect(),
@@ -227,5 +228,96 @@ mod tests {
         assert_eq!(d.spotlight.unwrap().member, "bo");
         let d = digest(&team, &events, &acts, start, end, end, 5, &Rules::default());
         assert_eq!(d.spotlight.unwrap().member, "cy");
+    }
+
+    #[test]
+    fn placeholders_change_no_figure_until_they_arrive_or_act() {
+        use crate::goals::{nudge, reach};
+        use crate::team;
+        // Monday 2026-11-09, 09:00 UTC: Ana founds the team, Bo joins.
+        let t0 = 1_794_214_800_000;
+        let mut doc = automerge::Automerge::new();
+        team::init(&mut doc, "Otters", "UTC", "Ana", "ana", "ana", t0).unwrap();
+        let state = team::read(&doc).unwrap();
+        team::add_member(&mut doc, &state, "bo", "Bo", None, t0 + 1).unwrap();
+        let without = team::read(&doc).unwrap();
+        for p in ["cy", "di", "ed", "fa"] {
+            let state = team::read(&doc).unwrap();
+            team::add_placeholder(&mut doc, &state, p, p, None, t0 + 2).unwrap();
+        }
+        let with = team::read(&doc).unwrap();
+        assert_eq!(with.members.len(), 6);
+        let events = vec![
+            ev(1, "ana", "2026-11-09", Kind::Action, &[], "tidied"),
+            ev(2, "ana", "2026-11-16", Kind::Action, &[], "tidied again"),
+            ev(3, "bo", "2026-11-17", Kind::Kudos, &["ana"], "thanks ana"),
+            ev(4, "ana", "2026-11-18", Kind::Kudos, &["cy"], "welcome, cy"),
+        ];
+        let acts_of = |events: &[Event]| -> Vec<Act> {
+            events
+                .iter()
+                .map(|e| Act {
+                    author: e.author.clone(),
+                    date: e.date.parse().unwrap(),
+                    kind: e.kind,
+                    pillar: e.pillar.clone(),
+                    to: e.to.clone(),
+                })
+                .collect()
+        };
+        let acts = acts_of(&events);
+        let (start, end) = (date(2026, 11, 16), date(2026, 11, 22));
+        let rules = Rules::default();
+        for index in 0..6 {
+            let a = digest(&with, &events, &acts, start, end, end, index, &rules);
+            let b = digest(&without, &events, &acts, start, end, end, index, &rules);
+            assert_eq!(a, b, "period {index}");
+            assert_eq!((a.members, a.team_streak.needed_now), (2, 1));
+        }
+        assert_eq!(with.counted(&acts), without.counted(&acts));
+        assert_eq!(
+            reach(&acts, &with.counted(&acts), end, 30),
+            reach(&acts, &without.counted(&acts), end, 30)
+        );
+        // Ana is nudged toward Bo alone, not toward teammates who never joined.
+        assert_eq!(
+            nudge(&acts, "ana", &with.counted(&acts), end),
+            [("bo".to_owned(), None)]
+        );
+
+        // Cy's device joins on Wednesday: Cy counts from then, in turn for the spotlight too.
+        team::arrive(&mut doc, &with, "cy", t0 + 9 * 86_400_000).unwrap();
+        // Di logs on Thursday from a device that never said it arrived: Di counts from then.
+        let mut events = events;
+        events.push(ev(5, "di", "2026-11-19", Kind::Action, &[], "first stone"));
+        let acts = acts_of(&events);
+        let now = team::read(&doc).unwrap();
+        assert_eq!(now.counted(&acts), ["ana", "bo", "cy", "di"]);
+        let spotlit: Vec<String> = (0..4)
+            .map(|i| {
+                digest(&now, &events, &acts, start, end, end, i, &rules)
+                    .spotlight
+                    .unwrap()
+                    .member
+            })
+            .collect();
+        assert_eq!(spotlit, ["ana", "bo", "cy", "di"], "newcomers come last");
+        let d = digest(&now, &events, &acts, start, end, end, 0, &rules);
+        assert_eq!((d.members, d.team_streak.needed_now), (4, 2));
+        // Last week they were not there yet: only Ana and Bo, in turn.
+        let (s, e) = (date(2026, 11, 9), date(2026, 11, 15));
+        let last: Vec<String> = (0..4)
+            .map(|i| {
+                digest(&now, &events, &acts, s, e, end, i, &rules)
+                    .spotlight
+                    .unwrap()
+                    .member
+            })
+            .collect();
+        assert_eq!(last, ["ana", "bo", "ana", "bo"]);
+        assert_eq!(
+            digest(&now, &events, &acts, s, e, end, 0, &rules).members,
+            2
+        );
     }
 }

@@ -444,13 +444,17 @@ pub fn team_streak<M: AsRef<str>, T: OnTeam>(
         active_now: 0,
         needed_now: 0,
     };
+    // A placeholder who has not arrived counts from their first activity, and not at all
+    // without one.
     let spans: Vec<(Date, Option<Date>)> = members
         .iter()
-        .map(|m| {
-            let j = m.joined();
+        .filter_map(|m| {
             let first = number.get(m.id()).and_then(|i| first_active[*i]);
-            let from = first.map_or(j, |a| a.min(j));
-            (from, m.left())
+            let from = match (m.joined(), first) {
+                (Some(j), Some(a)) => j.min(a),
+                (j, a) => j.or(a)?,
+            };
+            Some((from, m.left()))
         })
         .collect();
     let Some(first) = spans.iter().map(|(j, _)| *j).min() else {
@@ -508,7 +512,9 @@ pub fn team_streak<M: AsRef<str>, T: OnTeam>(
 /// A member as the team streak sees them: who, since when, and until when.
 pub trait OnTeam {
     fn id(&self) -> &str;
-    fn joined(&self) -> Date;
+    /// The day they joined; `None` for a placeholder who has not arrived (they count from
+    /// their first activity).
+    fn joined(&self) -> Option<Date>;
     /// The day they left, if they did.
     fn left(&self) -> Option<Date> {
         None
@@ -519,8 +525,8 @@ impl OnTeam for (String, Date) {
     fn id(&self) -> &str {
         &self.0
     }
-    fn joined(&self) -> Date {
-        self.1
+    fn joined(&self) -> Option<Date> {
+        Some(self.1)
     }
 }
 
@@ -528,7 +534,7 @@ impl OnTeam for crate::team::Tenure {
     fn id(&self) -> &str {
         &self.id
     }
-    fn joined(&self) -> Date {
+    fn joined(&self) -> Option<Date> {
         self.joined
     }
     fn left(&self) -> Option<Date> {
@@ -750,7 +756,7 @@ mod tests {
         };
         let t = |id: &str, left: Option<i64>| Tenure {
             id: id.to_owned(),
-            joined: day(-21),
+            joined: Some(day(-21)),
             left: left.map(day),
         };
         let members = vec![t("a", None), t("b", None), t("c", None), t("d", Some(-6))];
@@ -777,6 +783,43 @@ mod tests {
             ..Rules::default()
         };
         assert_eq!(team_streak(&activity, &members, day(1), &stayed).current, 2);
+    }
+
+    #[test]
+    fn a_placeholder_counts_from_their_first_activity_and_not_before() {
+        use crate::team::Tenure;
+        let t = |id: &str, joined: Option<i64>| Tenure {
+            id: id.to_owned(),
+            joined: joined.map(day),
+            left: None,
+        };
+        // Ana and Bo joined three weeks ago; four placeholders never arrived, and one of them,
+        // Cy, first logged last week (a device of theirs joined with an older cairn).
+        let joined = vec![t("ana", Some(-21)), t("bo", Some(-21))];
+        let mut with = joined.clone();
+        with.extend(["cy", "di", "ed", "fa"].map(|m| t(m, None)));
+        let activity: Vec<(String, Date)> = [("ana", -21), ("ana", -14), ("ana", -7), ("ana", 0)]
+            .iter()
+            .map(|(m, d)| ((*m).to_owned(), day(*d)))
+            .collect();
+        let alone = team_streak(&activity, &joined, day(1), &Rules::default());
+        assert_eq!((alone.current, alone.needed_now), (4, 1));
+        assert_eq!(
+            team_streak(&activity, &with, day(1), &Rules::default()),
+            alone,
+            "placeholders who never acted change nothing"
+        );
+        let mut cy = activity.clone();
+        cy.push(("cy".to_owned(), day(-7)));
+        let s = team_streak(&cy, &with, day(1), &Rules::default());
+        // Cy counts from last week on (Ana and Cy made it); this week needs two of three, and
+        // Ana alone is not enough yet.
+        assert_eq!((s.active_now, s.needed_now, s.current), (1, 2, 3), "{s:?}");
+        assert_eq!(
+            (s.periods, s.counted),
+            (3, 3),
+            "weeks before Cy's first act still count"
+        );
     }
 
     #[test]
@@ -921,7 +964,10 @@ mod tests {
         /// `cairn streaks` reads it, is the streak read from every day.
         #[test]
         fn a_weekly_streak_from_weeks_is_the_streak_from_days(
-            tenures in proptest::collection::vec((-200i64..0, proptest::option::of(-150i64..5)), 1..8),
+            tenures in proptest::collection::vec(
+                (proptest::option::of(-200i64..0), proptest::option::of(-150i64..5)),
+                1..8,
+            ),
             acts in proptest::collection::vec((0usize..10, -220i64..3), 0..200),
             today in -3i64..4,
             at_least in proptest::option::of(1u32..5),
@@ -929,10 +975,13 @@ mod tests {
             let members: Vec<crate::team::Tenure> = tenures
                 .iter()
                 .enumerate()
+                // A member who joined, or a placeholder who has not arrived.
                 .map(|(i, (joined, left))| crate::team::Tenure {
                     id: format!("m{i}"),
-                    joined: day(*joined),
-                    left: left.map(day).filter(|l| *l >= day(*joined)),
+                    joined: joined.map(day),
+                    left: left
+                        .map(day)
+                        .filter(|l| joined.is_none_or(|j| *l >= day(j))),
                 })
                 .collect();
             // Member 9 or so may be nobody on the team: such days count for nothing.

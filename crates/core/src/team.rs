@@ -62,13 +62,36 @@ pub struct Member {
     /// kudos and mentions count for that member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// Added by a teammate before they joined (`cairn team member add`): they count in the
+    /// team's figures only from when they arrive or first act. Documents from before this field
+    /// have none: their members all count, as they did.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub placeholder: bool,
+    /// When a placeholder arrived: a device of theirs joined (an invite made for them) and synced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrived_ms: Option<i64>,
+}
+
+impl Member {
+    /// When the team document says they count from: a member who joined, from then; a
+    /// placeholder, from when they arrived (`None` until then: their first act may still start
+    /// their time on the team).
+    pub fn arrived(&self) -> Option<i64> {
+        if self.placeholder {
+            self.arrived_ms
+        } else {
+            Some(self.joined_ms)
+        }
+    }
 }
 
 /// A member's time on the team, for the team streak's quorum.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenure {
     pub id: String,
-    pub joined: jiff::civil::Date,
+    /// The local date they joined (or arrived, for a placeholder); `None` for a placeholder who
+    /// has not arrived: they count from their first activity, if any.
+    pub joined: Option<jiff::civil::Date>,
     /// The local date they left; they count in the quorum up to that date's period.
     pub left: Option<jiff::civil::Date>,
 }
@@ -172,23 +195,59 @@ impl TeamState {
             .unwrap_or_default()
     }
 
-    /// Each member and the local date (in the team's zone) they joined.
-    pub fn joined_dates(&self) -> Vec<(String, jiff::civil::Date)> {
+    /// The members who count in the team's figures (reach, nudges, badges, the digest), each
+    /// with the local date (in the team's zone) they count from, in the order of
+    /// [`TeamState::members`]. A member who joined counts from then; a placeholder from when
+    /// they arrived or first acted in `acts` (every act of the team), whichever came first, and
+    /// not at all before either.
+    pub fn joined_dates(&self, acts: &[crate::goals::Act]) -> Vec<(String, jiff::civil::Date)> {
+        // Placeholders' first acts; acts come in the order they were written, not by date (a
+        // late log), so every one is read.
+        let mut first: std::collections::HashMap<&str, Option<jiff::civil::Date>> = self
+            .members
+            .iter()
+            .filter(|m| m.placeholder)
+            .map(|m| (m.id.as_str(), None))
+            .collect();
+        if !first.is_empty() {
+            for a in acts {
+                if let Some(d) = first.get_mut(a.author.as_str()) {
+                    *d = Some(d.map_or(a.date, |d| d.min(a.date)));
+                }
+            }
+        }
         self.members
             .iter()
-            .map(|m| (m.id.clone(), self.local_date(m.joined_ms)))
+            .filter_map(|m| {
+                let arrived = m.arrived().map(|ms| self.local_date(ms));
+                let acted = first.get(m.id.as_str()).copied().flatten();
+                let from = match (arrived, acted) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b)?,
+                };
+                Some((m.id.clone(), from))
+            })
+            .collect()
+    }
+
+    /// The ids of the members who count in the team's figures: [`TeamState::joined_dates`]
+    /// without the dates.
+    pub fn counted(&self, acts: &[crate::goals::Act]) -> Vec<String> {
+        self.joined_dates(acts)
+            .into_iter()
+            .map(|(id, _)| id)
             .collect()
     }
 
     /// Everyone who has been on the team (placeholders merged away aside), with when they
-    /// joined and left: what the team streak's quorum counts, period by period.
+    /// joined (or arrived) and left: what the team streak's quorum counts, period by period.
     pub fn tenures(&self) -> Vec<Tenure> {
         self.members
             .iter()
             .chain(self.former.iter().filter(|m| m.merged_into.is_none()))
             .map(|m| Tenure {
                 id: m.id.clone(),
-                joined: self.local_date(m.joined_ms),
+                joined: m.arrived().map(|ms| self.local_date(ms)),
                 left: m.left_ms.map(|ms| self.local_date(ms)),
             })
             .collect()
@@ -354,7 +413,7 @@ pub fn init(
         for (id, about) in DEFAULT_PILLARS {
             put_pillar(tx, id, id, Some(about), at_ms)?;
         }
-        put_member(tx, member_id, &member_name, handle, at_ms)?;
+        put_member(tx, member_id, &member_name, handle, at_ms, false)?;
         Ok(())
     })
     .map_err(|f| f.error)?;
@@ -382,15 +441,20 @@ fn put_member(
     name: &str,
     handle: &str,
     at_ms: i64,
+    placeholder: bool,
 ) -> Result<()> {
     let m = tx.put_object(ROOT, format!("member/{id}"), ObjType::Map)?;
     tx.put(&m, "name", name)?;
     tx.put(&m, "handle", handle)?;
     tx.put(&m, "joined", at_ms)?;
+    if placeholder {
+        tx.put(&m, "placeholder", true)?;
+    }
     Ok(())
 }
 
-/// Adds a member who has not joined yet; returns their handle.
+/// Adds a member who joins by themselves (a device of theirs joined with a general invite);
+/// returns their handle. They count in the team's figures from now on.
 pub fn add_member(
     doc: &mut automerge::Automerge,
     state: &TeamState,
@@ -398,6 +462,32 @@ pub fn add_member(
     name: &str,
     handle: Option<&str>,
     at_ms: i64,
+) -> Result<String> {
+    put_new_member(doc, state, member_id, name, handle, at_ms, false)
+}
+
+/// Adds a placeholder: a teammate named by someone else before they joined; returns their
+/// handle. They can be thanked and named at once, but count in the team's figures (quorum,
+/// reach, nudges, badges, the digest) only from when they arrive ([`arrive`]) or first act.
+pub fn add_placeholder(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    member_id: &str,
+    name: &str,
+    handle: Option<&str>,
+    at_ms: i64,
+) -> Result<String> {
+    put_new_member(doc, state, member_id, name, handle, at_ms, true)
+}
+
+fn put_new_member(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    member_id: &str,
+    name: &str,
+    handle: Option<&str>,
+    at_ms: i64,
+    placeholder: bool,
 ) -> Result<String> {
     let name = check_name(name)?;
     let handle = match handle {
@@ -413,9 +503,32 @@ pub fn add_member(
     if state.members.iter().any(|m| m.handle == handle) {
         return Err(Error::HandleTaken(handle));
     }
-    doc.transact::<_, _, Error>(|tx| put_member(tx, member_id, &name, &handle, at_ms))
+    doc.transact::<_, _, Error>(|tx| put_member(tx, member_id, &name, &handle, at_ms, placeholder))
         .map_err(|f| f.error)?;
     Ok(handle)
+}
+
+/// Placeholder `id` has arrived: a device of theirs joined and synced. Returns whether that was
+/// news (a member who joined by themselves, or a placeholder already arrived, is left as is).
+/// Two devices arriving at once keep one of the two instants, the same on every replica.
+pub fn arrive(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    at_ms: i64,
+) -> Result<bool> {
+    let Some(m) = state.members.iter().find(|m| m.id == id) else {
+        return Ok(false);
+    };
+    if !m.placeholder || m.arrived_ms.is_some() {
+        return Ok(false);
+    }
+    let missing = Error::UnknownMember(id.to_owned());
+    change_map(doc, &format!("member/{id}"), missing, |tx, obj| {
+        tx.put(obj, "arrived", at_ms)?;
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// Renames member `id`: a new name, a new handle, or both. Each field merges on its own, so a
@@ -495,7 +608,18 @@ pub fn merge_member(
     change_map(doc, &format!("member/{from}"), missing, |tx, obj| {
         tx.put(obj, "merged_into", into)?;
         Ok(())
-    })
+    })?;
+    // Merged the other way round (the member who joined into the placeholder), the
+    // placeholder takes over their arrival.
+    let arrived = state
+        .members
+        .iter()
+        .find(|m| m.id == from)
+        .and_then(Member::arrived);
+    if let Some(at_ms) = arrived {
+        arrive(doc, state, into, at_ms)?;
+    }
+    Ok(())
 }
 
 /// Adds a pillar; returns its id.
@@ -836,6 +960,8 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
             joined_ms: get_i64(doc, &obj, "joined")?.unwrap_or(0),
             left_ms: get_i64(doc, &obj, "left")?,
             merged_into: get_str(doc, &obj, "merged_into")?.filter(|t| *t != id),
+            placeholder: get_bool(doc, &obj, "placeholder")?,
+            arrived_ms: get_i64(doc, &obj, "arrived")?,
             id,
         });
     }
@@ -968,6 +1094,52 @@ mod tests {
             remove_member(&mut doc, &s, "m-cy", 1),
             Err(Error::UnknownMember(_))
         ));
+    }
+
+    #[test]
+    fn a_placeholder_counts_once_arrived_and_older_members_count_as_they_did() {
+        let (mut doc, state) = team();
+        add_placeholder(&mut doc, &state, "m-ben", "Ben", None, 20).unwrap();
+        // A member written by an older cairn: no placeholder field, so a member who counts.
+        doc.transact::<_, _, Error>(|tx| {
+            let m = tx.put_object(ROOT, "member/m-old", ObjType::Map)?;
+            tx.put(&m, "name", "Old")?;
+            tx.put(&m, "handle", "old")?;
+            tx.put(&m, "joined", 30)?;
+            Ok(())
+        })
+        .map_err(|f| f.error)
+        .unwrap();
+        let state = read(&doc).unwrap();
+        assert_eq!(state.members.len(), 3);
+        let ben = state.member("m-ben").unwrap();
+        assert!(ben.placeholder && ben.arrived().is_none());
+        assert_eq!(state.counted(&[]), ["m-ana", "m-old"]);
+        let tenures = state.tenures();
+        let joined = |id: &str| tenures.iter().find(|t| t.id == id).unwrap().joined;
+        assert_eq!(joined("m-ben"), None);
+        assert!(joined("m-old").is_some());
+        // A day later Ben's device joins: he counts from then, once however often it says so.
+        let day = 86_400_000;
+        assert!(arrive(&mut doc, &state, "m-ben", day).unwrap());
+        let state = read(&doc).unwrap();
+        assert!(!arrive(&mut doc, &state, "m-ben", 2 * day).unwrap());
+        assert!(!arrive(&mut doc, &state, "m-ana", 2 * day).unwrap());
+        let state = read(&doc).unwrap();
+        assert_eq!(state.member("m-ben").unwrap().arrived(), Some(day));
+        let dates = state.joined_dates(&[]);
+        let ben = dates.iter().find(|(id, _)| id == "m-ben").unwrap().1;
+        assert_eq!(ben, jiff::civil::date(1970, 1, 2));
+
+        // Merged the wrong way round (the member who joined into the placeholder), the
+        // placeholder takes over their arrival.
+        add_placeholder(&mut doc, &state, "m-cy", "Cy", None, 40).unwrap();
+        let state = read(&doc).unwrap();
+        add_member(&mut doc, &state, "m-cy-2", "Cy", Some("cy-2"), 3 * day).unwrap();
+        let state = read(&doc).unwrap();
+        merge_member(&mut doc, &state, "m-cy-2", "m-cy").unwrap();
+        let state = read(&doc).unwrap();
+        assert_eq!(state.member("m-cy").unwrap().arrived(), Some(3 * day));
     }
 
     #[test]

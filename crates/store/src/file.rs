@@ -200,9 +200,9 @@ impl Replica {
         if (1..4).contains(&version) {
             reindex_all(&tx)?;
         }
-        // Schemas 3 and 5 index more of the team document (rules and challenges; members who
-        // left or were merged): fill them from it.
-        if (1..5).contains(&version) {
+        // Schemas 3, 5 and 8 index more of the team document (rules and challenges; members
+        // who left or were merged; placeholders and their arrival): fill them from it.
+        if (1..8).contains(&version) {
             let has_team: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
                 [TEAM_DOC],

@@ -48,7 +48,8 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut st = conn.prepare_cached(
-        "SELECT id, name, handle, joined_ms, left_ms, merged_into FROM members ORDER BY handle, id",
+        "SELECT id, name, handle, joined_ms, left_ms, merged_into, placeholder, arrived_ms
+         FROM members ORDER BY handle, id",
     )?;
     let members = st
         .query_map([], |r| {
@@ -59,6 +60,8 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
                 joined_ms: r.get(3)?,
                 left_ms: r.get(4)?,
                 merged_into: r.get(5)?,
+                placeholder: r.get(6)?,
+                arrived_ms: r.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -157,15 +160,18 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
     }
     for m in state.members.iter().chain(&state.former) {
         conn.execute(
-            "INSERT INTO members (id, name, handle, joined_ms, left_ms, merged_into)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO members (id, name, handle, joined_ms, left_ms, merged_into, placeholder,
+                                  arrived_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 m.id,
                 m.name,
                 m.handle,
                 m.joined_ms,
                 m.left_ms,
-                m.merged_into
+                m.merged_into,
+                m.placeholder,
+                m.arrived_ms
             ],
         )?;
     }

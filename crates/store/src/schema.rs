@@ -323,6 +323,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
         member_days_triggers!()
     ),
+    // 8: placeholders (members added by a teammate before they joined) and when they arrived:
+    // they count in the team's figures only from then; the team document is indexed again
+    // after this one.
+    r#"
+    ALTER TABLE members ADD COLUMN placeholder INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE members ADD COLUMN arrived_ms INTEGER;
+    "#,
 ];
 
 /// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a

@@ -401,6 +401,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
          DROP INDEX events_activity; DROP TABLE challenges;
          DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
+         ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
          PRAGMA user_version = 1;",
     )
@@ -451,6 +452,7 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
     conn.execute_batch(
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
+         ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          PRAGMA user_version = 5;",
     )
     .unwrap();
@@ -620,7 +622,8 @@ fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole(
          DROP TRIGGER member_days_update; DROP TRIGGER member_weeks_insert;
          DROP TRIGGER member_weeks_delete; DROP TABLE member_weeks; DROP INDEX member_days_week;
          ALTER TABLE member_days DROP COLUMN week; DELETE FROM member_days;
-         DROP INDEX events_author; PRAGMA user_version = 6;",
+         DROP INDEX events_author; ALTER TABLE members DROP COLUMN placeholder;
+         ALTER TABLE members DROP COLUMN arrived_ms; PRAGMA user_version = 6;",
     )
     .unwrap();
     conn.execute(
@@ -648,4 +651,41 @@ fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole(
         .add_event("ana", &id, &stamp, &NewEvent::action("Again", None, None))
         .unwrap();
     assert!(replica.verify_index().unwrap().is_empty());
+}
+
+#[test]
+fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
+    let mut f = Fixture::new();
+    for (id, name) in [("cy", "Cy"), ("di", "Di")] {
+        f.replica
+            .change_team("ana", |doc, state| {
+                team::add_placeholder(doc, state, id, name, None, T0)
+            })
+            .unwrap();
+    }
+    f.replica
+        .change_team("ana", |doc, state| {
+            team::arrive(doc, state, "di", T0 + 1_000)
+        })
+        .unwrap();
+    let want = f.replica.team().unwrap();
+    assert_eq!(want.counted(&[]), ["ana", "ben", "di"]);
+    drop(f.replica);
+    // As an older cairn left it: no place in the index for what its team document (synced from
+    // a newer cairn) says of placeholders.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let replica = Replica::open(&f.path).unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+    let team = replica.team().unwrap();
+    assert_eq!(team, want);
+    let cy = team.member("cy").unwrap();
+    assert!(cy.placeholder && cy.arrived_ms.is_none());
+    assert_eq!(team.member("di").unwrap().arrived_ms, Some(T0 + 1_000));
+    assert!(!team.member("ben").unwrap().placeholder);
 }

@@ -20,9 +20,11 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
         today,
         acts,
     } = super::Acts::load(ctx)?;
-    let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+    // Placeholders count from when they join or first act.
+    let joined = team.joined_dates(&acts);
+    let members: Vec<String> = joined.iter().map(|(id, _)| id.clone()).collect();
     let pillars: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
-    let team_badges = goals::team_badges(&acts, &team.joined_dates());
+    let team_badges = goals::team_badges(&acts, &joined);
     let mine = goals::member_badges(&acts, &me, &pillars, &team.rules);
     let reach = goals::reach(&acts, &members, today, 30);
     if ctx.out.json {

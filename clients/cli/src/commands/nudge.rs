@@ -22,7 +22,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         acts,
         today,
     } = super::Acts::load(ctx)?;
-    let members: Vec<String> = team.members.iter().map(|m| m.id.clone()).collect();
+    // Placeholders who have not joined are nobody to thank yet.
+    let members = team.counted(&acts);
     let list: Vec<_> = goals::nudge(&acts, &me, &members, today)
         .into_iter()
         .take(args.count as usize)

@@ -351,7 +351,7 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
             let id = random_id(12)?;
             let handle_given = handle.is_some();
             let handle = noted(ctx, w, |doc, state| {
-                let h = team::add_member(doc, state, &id, &name, handle.as_deref(), at)?;
+                let h = team::add_placeholder(doc, state, &id, &name, handle.as_deref(), at)?;
                 Ok((
                     h.clone(),
                     format!("added {} (@{h}), who has not joined yet", name.trim()),
@@ -405,12 +405,26 @@ fn commitment_named(team: &cairn_core::TeamState, text: &str) -> Result<cairn_co
 fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
     let team = replica.team()?;
     let me = ctx.actor(replica, &team)?;
+    // Placeholders who have neither joined nor written anything yet: they count in none of the
+    // team's figures.
+    let mut waiting = Vec::new();
+    for m in team.members.iter().filter(|m| m.arrived().is_none()) {
+        if !replica.has_written(&m.id)? {
+            waiting.push(m.id.as_str());
+        }
+    }
     if ctx.out.json {
         return ctx.out.json(&json!({
             "name": team.name,
             "tz": team.tz,
             "you": team.handle_of(&me),
-            "members": team.members.iter().map(|m| json!({"handle": m.handle, "name": m.name, "id": m.id})).collect::<Vec<_>>(),
+            "members": team.members.iter().map(|m| {
+                let mut v = json!({"handle": m.handle, "name": m.name, "id": m.id});
+                if waiting.contains(&m.id.as_str()) {
+                    v["joined"] = json!(false);
+                }
+                v
+            }).collect::<Vec<_>>(),
             "former": team.former.iter().map(|m| json!({
                 "handle": m.handle, "name": m.name, "id": m.id,
                 "merged_into": m.merged_into.as_deref().map(|t| team.handle_of(t)),
@@ -462,7 +476,16 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         } else {
             String::new()
         };
-        out.line(format!("  {} {}{you}{id}", paint(HANDLE, handle), m.name))?;
+        let not_yet = if waiting.contains(&m.id.as_str()) {
+            paint(DIM, "  (not joined yet)")
+        } else {
+            String::new()
+        };
+        out.line(format!(
+            "  {} {}{you}{not_yet}{id}",
+            paint(HANDLE, handle),
+            m.name
+        ))?;
     }
     let left: Vec<_> = team
         .former
