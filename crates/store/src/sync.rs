@@ -453,6 +453,30 @@ impl Replica {
         })
     }
 
+    /// Writes the team's first document into a replica that joined as the founder of a team
+    /// with no history yet: the team called `team_name`, in the zone `tz`, with this replica's
+    /// member (`name`, `@handle`) as its first member, waiting in the outbox to go up. Returns
+    /// false, writing nothing, when the replica holds a team document already.
+    pub fn found(
+        &mut self,
+        team_name: &str,
+        tz: &str,
+        name: &str,
+        handle: &str,
+        at_ms: i64,
+    ) -> Result<bool> {
+        let me = self.me()?;
+        let tx = self.write()?;
+        if !index::team(&tx)?.name.is_empty() {
+            return Ok(false);
+        }
+        Self::change_in(&tx, cairn_core::ids::TEAM_DOC, &me, |doc| {
+            cairn_core::team::init(doc, team_name, tz, name, handle, &me, at_ms)
+        })?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// The server this replica syncs with, if any.
     pub fn remote(&self) -> Result<Option<Remote>> {
         let url = get_meta(&self.conn, "server_url")?;

@@ -101,6 +101,33 @@ fn a_joined_replica_catches_up_in_any_order_and_waits_for_missing_changes() {
 }
 
 #[test]
+fn a_founder_who_joined_writes_the_first_team_document_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a =
+        Replica::create_joined(&dir.path().join("a.sqlite3"), "team1", "ana", &remote()).unwrap();
+    assert!(a.team().unwrap().name.is_empty());
+    assert!(a.found("Guild", "Europe/Paris", "Ana", "ana", T0).unwrap());
+    let team = a.team().unwrap();
+    assert_eq!(
+        (team.name.as_str(), team.tz.as_str()),
+        ("Guild", "Europe/Paris")
+    );
+    assert_eq!(team.member("ana").map(|m| m.handle.as_str()), Some("ana"));
+    // It waits in the outbox to go up, and a teammate's replica reads the same team from it.
+    let first = pending(&a);
+    assert!(!first.is_empty() && first.iter().all(|c| c.doc == "team"));
+    let mut b =
+        Replica::create_joined(&dir.path().join("b.sqlite3"), "team1", "bo", &remote()).unwrap();
+    b.apply_exchange(None, &first, first.len() as u64, T0)
+        .unwrap();
+    assert_eq!(b.team().unwrap(), a.team().unwrap());
+    // A second time writes nothing: the team is there.
+    assert!(!a.found("Other", "UTC", "Ana", "ana", T0).unwrap());
+    assert_eq!(pending(&a), first);
+    assert!(a.verify_index().unwrap().is_empty());
+}
+
+#[test]
 fn acknowledged_changes_leave_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = founder(dir.path());
