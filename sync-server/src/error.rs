@@ -18,6 +18,13 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A join to a team that has no history yet, or whose founder is bringing it now: the
+    /// joiner comes back once the founder has.
+    #[error("{0}")]
+    NoHistory(String),
+    /// A publication with an invite that was not made for the team's founder.
+    #[error("{0}")]
+    NotFounder(String),
     /// A pushed change reuses its actor's number with other content: the device's replica was
     /// copied or restored. The client writes it again under a fresh actor.
     #[error("{message}")]
@@ -91,6 +98,8 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::NoHistory(_) => (StatusCode::CONFLICT, cairn_protocol::NO_HISTORY),
+            Error::NotFounder(_) => (StatusCode::FORBIDDEN, cairn_protocol::NOT_FOUNDER),
             Error::ActorReused { .. } => (StatusCode::CONFLICT, cairn_protocol::ACTOR_REUSED),
             Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

@@ -178,13 +178,24 @@ impl Hub {
         self.turns[h.finish() as usize % TURNS].lock().await
     }
 
-    /// Creates a team with no history yet.
+    /// Creates a team with no history yet. Admin commands name teams by name as well as by id,
+    /// so a name another team has already (in any case) is refused.
     pub async fn create_team(&self, name: &str, now_ms: i64) -> Result<TeamInfo> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        let Some(name) = team_name(name) else {
             return Err(Error::BadRequest(
                 "a team name has 1 to 100 characters".into(),
             ));
+        };
+        if let Some((id, other)) = self
+            .store
+            .team_names()
+            .await?
+            .into_iter()
+            .find(|(_, n)| same_name(n, name))
+        {
+            return Err(Error::Conflict(format!(
+                "a team is named `{other}` already (its id is {id}); give this one another name"
+            )));
         }
         let id = random_code(12)?;
         self.store.create_team(&id, name, now_ms).await?;
@@ -204,6 +215,36 @@ impl Hub {
     /// Every team, oldest first.
     pub async fn teams(&self) -> Result<Vec<TeamInfo>> {
         Ok(self.store.teams().await?)
+    }
+
+    /// The team `text` names, as (id, name): its id, or its name in any case (a name two teams
+    /// share needs the id). A near miss is asked about: `Oters` is not found, and did you mean
+    /// `Otters`?
+    pub async fn find_team(&self, text: &str) -> Result<(String, String)> {
+        let text = text.trim();
+        let teams = self.store.team_names().await?;
+        if let Some(t) = teams.iter().find(|(id, _)| id == text) {
+            return Ok(t.clone());
+        }
+        let mut named: Vec<&(String, String)> = teams.iter().filter(|(_, n)| n == text).collect();
+        if named.is_empty() {
+            named = teams.iter().filter(|(_, n)| same_name(n, text)).collect();
+        }
+        match named.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Error::NotFound(format!(
+                "no team is named `{text}` or has it as its id{}",
+                near_teams(&teams, text)
+            ))),
+            many => Err(Error::BadRequest(format!(
+                "{} teams are named `{text}`; give the id of the one you mean: {}",
+                many.len(),
+                many.iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// Devices, of one team or all, oldest first.
@@ -275,27 +316,47 @@ impl Hub {
         Ok(self.store.revoke(device, now_ms).await?)
     }
 
-    /// Creates an invite to `team` good for `uses` joins until `expires_ms`. With `member` (a
-    /// handle, `@ana` or `ana`, or a member id) the invite is made for that member: it joins a
-    /// device as them, the only way to take over a member who already exists.
+    /// Creates an invite to `team` (its id) good for `uses` joins until `expires_ms`, made for
+    /// `whom`: anyone, one member (the only way to take over a member who already exists), or
+    /// the team's founder (the only way to bring a team its first history).
     pub async fn create_invite(
         &self,
         team: &str,
         uses: u32,
         expires_ms: i64,
         now_ms: i64,
-        member: Option<&str>,
+        whom: Whom<'_>,
     ) -> Result<String> {
         if uses == 0 {
             return Err(Error::BadRequest("an invite needs at least one use".into()));
         }
-        self.store.team_log(team).await?;
-        let member = match member {
-            None => None,
-            Some(who) => {
+        let log = self.store.team_log(team).await?;
+        let mut founder = false;
+        let member = match whom {
+            Whom::Anyone => None,
+            Whom::Founder => {
+                if uses != 1 {
+                    return Err(Error::BadRequest(
+                        "a founder's invite is good for one device".into(),
+                    ));
+                }
+                if log.head > 0 {
+                    return Err(Error::Conflict(format!(
+                        "team {team} has its history already: its founder brought it; invite \
+                         members with `cairn-server invite create --team {team}`"
+                    )));
+                }
+                founder = true;
+                None
+            }
+            Whom::Member(who) => {
                 let state = self.team_state(team).await?;
                 if state.members.is_empty() {
-                    return Err(Error::Conflict(NO_HISTORY.into()));
+                    return Err(Error::Conflict(format!(
+                        "team {team} has no history yet, so no member to make an invite for: \
+                         its founder brings it first, with the founder's invite \
+                         (`cairn-server invite create --team {team} --founder`)"
+                    )));
                 }
                 let who = who.trim();
                 let found = match state.member(who) {
@@ -315,6 +376,7 @@ impl Hub {
                 code_hash: hash(&code),
                 team: team.to_owned(),
                 member,
+                founder,
                 uses: i64::from(uses),
                 expires_ms,
                 created_ms: now_ms,
@@ -352,15 +414,70 @@ impl Hub {
         let members = self.store.member_devices(&team).await?;
         let devices: i64 = members.iter().map(|m| m.active).sum();
         let importing_devices: i64 = members.iter().map(|m| m.importing).sum();
-        if req.publish.is_none() && importing_devices > 0 {
-            return Err(Error::Conflict(
-                "the team is being published; try again once its founder's `cairn publish` has \
-                 finished (a publication that will never finish: `cairn-server device revoke` its device)"
-                    .into(),
-            ));
-        }
-        let mut publish = false;
-        let member = if let Some(member) = invite.member {
+        let name = self.store.team_name(&team).await?;
+        let mut rename = None;
+        // Only the founder's invite brings a team its first history: started here (the device
+        // writes the team's first document) or offline (`cairn publish`). An earlier start that
+        // never sent anything (its answer lost, say) gives way to it, with any link code it made.
+        let publish = invite.founder;
+        let member = if invite.founder {
+            if log.head > 0 || devices > importing_devices {
+                return Err(Error::Forbidden(format!(
+                    "this is the founder's invite of team `{name}`, which has its history \
+                     already: ask the server's admin for an invite to join it \
+                     (`cairn-server invite create --team {team}`)"
+                )));
+            }
+            if req.claim.is_some() {
+                return Err(Error::BadRequest(
+                    "a founder's invite starts the team: there is nobody in it to claim yet".into(),
+                ));
+            }
+            match &req.publish {
+                Some(member) => {
+                    if !valid_member_id(member) {
+                        return Err(Error::BadRequest(
+                            "the member id to publish is not valid".into(),
+                        ));
+                    }
+                    // The team is what its founder made of it: the server's record takes the
+                    // name the team's document has.
+                    rename = req
+                        .team_name
+                        .as_deref()
+                        .and_then(team_name)
+                        .filter(|n| *n != name)
+                        .map(str::to_owned);
+                    member.clone()
+                }
+                None if !req.found => {
+                    return Err(Error::BadRequest(format!(
+                        "this is the founder's invite of team `{name}`, and this cairn is too \
+                         old to start a team on the server: upgrade it, or start the team with \
+                         `cairn init` and bring it here with `cairn publish URL --invite CODE`"
+                    )));
+                }
+                None => {
+                    check_new_name(req)?;
+                    random_code(16)?
+                }
+            }
+        } else if req.publish.is_some() {
+            if log.head > 0 || devices > importing_devices {
+                return Err(Error::Conflict(crate::store::PUBLISHED.into()));
+            }
+            return Err(Error::NotFounder(format!(
+                "only the invite made for the founder of team `{name}` brings it its first \
+                 history, and this is not it: ask the server's admin for the founder's invite \
+                 (`cairn-server invite create --team {team} --founder`)"
+            )));
+        } else if importing_devices > 0 {
+            return Err(Error::NoHistory(format!(
+                "team `{name}` is being started by its founder right now; try again once they \
+                 have (a start that will never finish: the server's admin revokes the founder's \
+                 device, which `cairn-server device list --team {team}` shows)"
+            )));
+        } else if let Some(member) = invite.member {
             // An invite made for one member (by the admin, or a link code): the device joins as
             // them. A claim, if given, must name the same member.
             if let Some(handle) = &req.claim {
@@ -378,26 +495,6 @@ impl Hub {
                 }
             }
             member
-        } else if let Some(member) = &req.publish {
-            if log.head > 0 || devices > importing_devices {
-                return Err(Error::Conflict(
-                    "this team already has members on the server; join it instead".into(),
-                ));
-            }
-            // An earlier publication by the same member that never sent anything (its answer
-            // lost, say) gives way, with any link code it made; anyone else's does not.
-            if members.iter().any(|m| &m.member != member && m.active > 0) {
-                return Err(Error::Conflict(
-                    "another member is publishing this team; ask the server's admin".into(),
-                ));
-            }
-            if !valid_member_id(member) {
-                return Err(Error::BadRequest(
-                    "the member id to publish is not valid".into(),
-                ));
-            }
-            publish = true;
-            member.clone()
         } else if let Some(handle) = &req.claim {
             // A general invite never takes over a member who exists: anyone holding it could
             // then post as them. Taking a place needs an invite made for that member.
@@ -408,12 +505,13 @@ impl Hub {
             )));
         } else {
             if log.head == 0 {
-                return Err(Error::Conflict(NO_HISTORY.into()));
+                return Err(Error::NoHistory(format!(
+                    "team `{name}` has no history yet: its founder starts it first, with the \
+                     founder's invite (`cairn-server team create` printed it; \
+                     `cairn-server invite create --team {team} --founder` makes another)"
+                )));
             }
-            match req.name.as_deref().map(str::trim) {
-                Some(name) if !name.is_empty() => {}
-                _ => return Err(Error::BadRequest("a new member needs a name".into())),
-            }
+            check_new_name(req)?;
             random_code(16)?
         };
         let device_id = random_code(12)?;
@@ -427,6 +525,7 @@ impl Hub {
             token_hash: hash(&token),
             now_ms,
             publish,
+            rename,
             max_devices: i64::from(max_devices),
             forget_before_ms: now_ms - DEAD_INVITE_MS,
         };
@@ -438,6 +537,9 @@ impl Hub {
                     "{why}; the server's admin can revoke one (`cairn-server device list`)"
                 )));
             }
+            Err(StoreError::Conflict(why)) if why == crate::store::PUBLISHED => {
+                return Err(Error::Conflict(why));
+            }
             Err(StoreError::Conflict(why)) => return Err(Error::Forbidden(why)),
             Err(e) => return Err(e.into()),
         }
@@ -446,6 +548,8 @@ impl Hub {
             member_id: member,
             device_id,
             token: Token(token),
+            team_name: Some(name),
+            founder: publish,
         })
     }
 
@@ -476,6 +580,7 @@ impl Hub {
                 code_hash: hash(&code),
                 team: device.team.clone(),
                 member: Some(device.member.clone()),
+                founder: false,
                 uses: 1,
                 expires_ms: expires_at_ms,
                 created_ms: now_ms,
@@ -1166,8 +1271,86 @@ pub fn invite_id(code_hash: &[u8]) -> String {
         .collect()
 }
 
-const NO_HISTORY: &str =
-    "this team has no history yet: its founder brings it first with `cairn publish`";
+/// Whom an invite is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whom<'a> {
+    /// Anyone: each use adds a new member.
+    Anyone,
+    /// One member (a handle, `@ana` or `ana`, or a member id): it joins a device as them.
+    Member(&'a str),
+    /// The team's founder: one device that brings the team its first history, started on the
+    /// server (`cairn join`) or offline (`cairn publish`).
+    Founder,
+}
+
+/// A team's name as given, trimmed, when it has 1 to 100 characters.
+fn team_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    (!name.is_empty() && name.chars().count() <= 100).then_some(name)
+}
+
+/// Two team names that an admin would take for one.
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// A new member says who they are.
+fn check_new_name(req: &JoinRequest) -> Result<()> {
+    match req.name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => Ok(()),
+        _ => Err(Error::BadRequest("a new member needs a name".into())),
+    }
+}
+
+/// "; did you mean `Otters`?" for the teams whose name (or id) is a slip of the keyboard away
+/// from `typed`, holds it or is held by it; "" for none.
+fn near_teams(teams: &[(String, String)], typed: &str) -> String {
+    let key = typed.trim().to_lowercase();
+    if key.chars().count() < 2 {
+        return String::new();
+    }
+    let slips_allowed = if key.chars().count() <= 4 { 1 } else { 2 };
+    let mut near: Vec<(usize, &str)> = teams
+        .iter()
+        .filter_map(|(id, name)| {
+            let lower = name.to_lowercase();
+            let slips = typo_distance(&key, &lower).min(typo_distance(&key, id));
+            let close = slips <= slips_allowed
+                || (key.chars().count() >= 3 && (lower.contains(&key) || key.contains(&lower)));
+            close.then_some((slips, name.as_str()))
+        })
+        .collect();
+    near.sort_by_key(|(slips, name)| (*slips, name.len()));
+    near.dedup_by_key(|(_, name)| *name);
+    let names: Vec<String> = near.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [first @ .., last] => format!("; did you mean {} or {last}?", first.join(", ")),
+    }
+}
+
+/// How many slips of the keyboard (a character wrong, missing, added, or two neighbours
+/// swapped) turn `a` into `b`: the optimal string alignment distance. (The same measure as the
+/// core's for pillars, kept here: the server names teams, which the core knows nothing of.)
+fn typo_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut back2 = vec![0; b.len() + 1];
+    let mut back: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (back[j] + 1).min(row[j - 1] + 1).min(back[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(back2[j - 2] + 1);
+            }
+        }
+        back2 = std::mem::replace(&mut back, row);
+    }
+    back[b.len()]
+}
 
 /// A push's changes, grouped by document in the order they came, each with where it was in the
 /// request (for messages).
@@ -1515,6 +1698,38 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_near_team_name_is_asked_about() {
+        let teams = vec![
+            ("k3x9q2m7p4ab".to_owned(), "Otters".to_owned()),
+            ("z8y7x6w5v4ut".to_owned(), "Guild of Rustaceans".to_owned()),
+        ];
+        assert_eq!(near_teams(&teams, "Oters"), "; did you mean `Otters`?");
+        assert_eq!(near_teams(&teams, "otetrs"), "; did you mean `Otters`?");
+        assert_eq!(
+            near_teams(&teams, "guild"),
+            "; did you mean `Guild of Rustaceans`?"
+        );
+        // An id with a slip in it.
+        assert_eq!(
+            near_teams(&teams, "k3x9q2m7p4ba"),
+            "; did you mean `Otters`?"
+        );
+        assert_eq!(near_teams(&teams, "Badgers"), "");
+        assert_eq!(near_teams(&teams, "o"), "");
+        assert_eq!(typo_distance("trsut", "trust"), 1);
+        assert_eq!(typo_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn team_names_are_trimmed_and_bounded() {
+        assert_eq!(team_name("  Otters "), Some("Otters"));
+        assert_eq!(team_name("   "), None);
+        assert_eq!(team_name(&"x".repeat(101)), None);
+        assert!(same_name("otters", " OTTERS"));
+        assert!(!same_name("Otters", "Otter"));
+    }
 
     #[test]
     fn hex_round_trips() {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_server::hub::{DOC_CACHE, Hub, invite_id};
+use cairn_server::hub::{DOC_CACHE, Hub, Whom, invite_id};
 use cairn_server::store::{self, redact};
 use cairn_server::{Limits, Rate, State, now_ms};
 use clap::{Parser, Subcommand};
@@ -17,8 +17,9 @@ mod config;
 /// The self-hosted sync server of cairn.
 ///
 /// Members' `cairn` clients push their changes here and pull everyone else's. Start it with
-/// `cairn-server serve`, create a team with `cairn-server team create NAME`, then hand out codes
-/// from `cairn-server invite create --team ID`. Admin commands work on the same database as a
+/// `cairn-server serve`, create a team with `cairn-server team create NAME` (it prints the
+/// founder's invite and next command), then hand out codes from `cairn-server invite create
+/// --team NAME`. Admin commands take a team's name or id, and work on the same database as a
 /// running server. The database is a SQLite file (the default) or a PostgreSQL URL, which any
 /// number of `cairn-server serve` processes can share.
 #[derive(Debug, Parser)]
@@ -93,7 +94,7 @@ enum ChangeCommand {
     /// do not apply). Prints one line per withdrawn change: its document and hash. A change
     /// already pruned from the log (`team prune`) is not found here: withdraw before pruning.
     Withdraw {
-        /// The team's id (see `cairn-server team list`).
+        /// The team's name or id (see `cairn-server team list`).
         #[arg(long)]
         team: String,
         /// The changes' hashes in hex (a unique prefix of 8 digits or more will do).
@@ -244,10 +245,24 @@ fn rate(text: &str) -> Result<Rate, String> {
 
 #[derive(Debug, Subcommand)]
 enum TeamCommand {
-    /// Create a team; prints its id. Its founder then runs `cairn publish` with an invite.
+    /// Create a team and its founder's invite; prints the team's id (the founder's invite and
+    /// next command go to stderr).
+    ///
+    /// The founder's invite is the only one that brings the team its first history, on one
+    /// device: the founder either starts the team on the server (`cairn join URL --invite CODE
+    /// --name "YOUR NAME"`: its name is this one, its time zone the founder's) or brings a team
+    /// begun offline with `cairn init` (`cairn publish URL --invite CODE`: the server then calls
+    /// the team what the founder's replica does). Everyone else joins with an invite from
+    /// `invite create`. Another founder's invite: `invite create --team NAME --founder`.
     Create {
-        /// The team's name.
+        /// The team's name (no other team may have it, in any case).
         name: String,
+        /// How long the founder's invite stays valid: a number and m, h or d.
+        #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
+        expires: i64,
+        /// Print JSON instead: the team's id and name, and the founder's invite.
+        #[arg(long)]
+        json: bool,
     },
     /// List teams with their changes, active devices, and the bytes of their log, of their
     /// documents' snapshots and of the changes pruned.
@@ -263,6 +278,7 @@ enum TeamCommand {
     /// Run it while servers run with a horizon of an hour or more (they hold documents for ten
     /// minutes); a shorter one only with no server running on the database.
     Prune {
+        /// The team's name or id.
         #[arg(long)]
         team: String,
         /// How old a change must be: a number and m, h or d (`12h`, `30d`), or 0 for all.
@@ -288,14 +304,20 @@ enum InviteCommand {
     ///
     /// A general invite adds new members. An invite made for one member (--member) joins a
     /// device as that member: for someone a teammate added by name before they joined, or to
-    /// give a member back their place after their devices were revoked.
+    /// give a member back their place after their devices were revoked. The founder's invite
+    /// (--founder; `team create` made one) is the only one that brings a team with no history
+    /// its first: started on the server with `cairn join`, or begun offline and brought with
+    /// `cairn publish`.
     Create {
-        /// The team's id (see `cairn-server team list`).
+        /// The team's name or id (see `cairn-server team list`).
         #[arg(long)]
         team: String,
         /// Make it for this member (`@handle` or member id) [default uses: 1].
-        #[arg(long, value_name = "@HANDLE")]
+        #[arg(long, value_name = "@HANDLE", conflicts_with = "founder")]
         member: Option<String>,
+        /// Make it for the team's founder, for a team with no history yet (one device).
+        #[arg(long, conflicts_with = "uses")]
+        founder: bool,
         /// How many devices may join with it [default: 10, or 1 with --member].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         uses: Option<u32>,
@@ -303,9 +325,11 @@ enum InviteCommand {
         #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
         expires: i64,
     },
-    /// List the invites that can still be used: id, team, member, uses left, expiry. Codes are
-    /// kept only as hashes; the id is the start of the hash.
+    /// List the invites that can still be used: id, team, whom it is for (anyone, the founder
+    /// or a member), uses left, expiry. Codes are kept only as hashes; the id is the start of
+    /// the hash.
     List {
+        /// Only this team's (its name or id).
         #[arg(long)]
         team: Option<String>,
         /// Print JSON instead of a table.
@@ -325,6 +349,7 @@ enum DeviceCommand {
     /// List devices, of one team or all: their member's handle and name, and when each last
     /// synced.
     List {
+        /// Only this team's (its name or id).
         #[arg(long)]
         team: Option<String>,
         /// Print JSON instead of a table.
@@ -442,12 +467,35 @@ async fn admin(
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve(_) => unreachable!("served above"),
-        Command::Team(TeamCommand::Create { name }) => {
-            let team = hub.create_team(&name, now_ms()).await?;
+        Command::Team(TeamCommand::Create {
+            name,
+            expires,
+            json,
+        }) => {
+            let now = now_ms();
+            let team = hub.create_team(&name, now).await?;
+            let code = hub
+                .create_invite(&team.id, 1, now + expires, now, Whom::Founder)
+                .await?;
+            if json {
+                let v = serde_json::json!({
+                    "id": team.id,
+                    "name": team.name,
+                    "founder_invite": code,
+                    "founder_invite_expires_ms": now + expires,
+                });
+                writeln!(out, "{v}")?;
+                return Ok(());
+            }
             writeln!(out, "{}", team.id)?;
+            eprintln!("created team `{}` (id {})", team.name, team.id);
+            eprint!(
+                "{}",
+                founder_lines(public_url, &code, now + expires, &team.name)
+            );
             eprintln!(
-                "created team {:?}; invite its founder with `cairn-server invite create --team {}`",
-                team.name, team.id
+                "then invite everyone else: cairn-server invite create --team {}",
+                team_arg(&team.id, &team.name)
             );
         }
         Command::Team(TeamCommand::List { json }) => {
@@ -481,6 +529,7 @@ async fn admin(
             older_than,
             json,
         }) => {
+            let (team, _) = hub.find_team(&team).await?;
             let pruned = hub.store().prune(&team, now_ms() - older_than).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&pruned)?)?;
@@ -497,15 +546,26 @@ async fn admin(
         Command::Invite(InviteCommand::Create {
             team,
             member,
+            founder,
             uses,
             expires,
         }) => {
             let now = now_ms();
-            let uses = uses.unwrap_or(if member.is_some() { 1 } else { 10 });
+            let (team, name) = hub.find_team(&team).await?;
+            let uses = uses.unwrap_or(if member.is_some() || founder { 1 } else { 10 });
+            let whom = match (&member, founder) {
+                (_, true) => Whom::Founder,
+                (Some(m), false) => Whom::Member(m),
+                (None, false) => Whom::Anyone,
+            };
             let code = hub
-                .create_invite(&team, uses, now + expires, now, member.as_deref())
+                .create_invite(&team, uses, now + expires, now, whom)
                 .await?;
             writeln!(out, "{code}")?;
+            if founder {
+                eprint!("{}", founder_lines(public_url, &code, now + expires, &name));
+                return Ok(());
+            }
             let until = fmt_ms(Some(now + expires));
             let url = public_url.map(|u| u.trim_end_matches('/')).unwrap_or("URL");
             let line = match &member {
@@ -523,6 +583,10 @@ async fn admin(
             }
         }
         Command::Invite(InviteCommand::List { team, json }) => {
+            let team = match team {
+                Some(t) => Some(hub.find_team(&t).await?.0),
+                None => None,
+            };
             let invites = hub.invites(team.as_deref(), now_ms()).await?;
             if json {
                 let rows: Vec<_> = invites
@@ -537,16 +601,20 @@ async fn admin(
             } else {
                 writeln!(
                     out,
-                    "{:<12} {:<14} {:<14} {:>9} {:<17} {:<17} made by",
-                    "id", "team", "member", "uses left", "expires", "created"
+                    "{:<12} {:<14} {:<18} {:>9} {:<17} {:<17} made by",
+                    "id", "team", "for", "uses left", "expires", "created"
                 )?;
                 for i in &invites {
                     writeln!(
                         out,
-                        "{:<12} {:<14} {:<14} {:>9} {:<17} {:<17} {}",
+                        "{:<12} {:<14} {:<18} {:>9} {:<17} {:<17} {}",
                         invite_id(&i.code_hash),
                         i.team,
-                        i.member.as_deref().unwrap_or("-"),
+                        match (&i.member, i.founder) {
+                            (_, true) => "the-founder",
+                            (Some(m), false) => m.as_str(),
+                            (None, false) => "anyone",
+                        },
                         i.uses_left,
                         fmt_ms(Some(i.expires_ms)),
                         fmt_ms(Some(i.created_ms)),
@@ -562,6 +630,10 @@ async fn admin(
             eprintln!("revoked invite {id}: nobody can join with it any more");
         }
         Command::Device(DeviceCommand::List { team, json }) => {
+            let team = match team {
+                Some(t) => Some(hub.find_team(&t).await?.0),
+                None => None,
+            };
             let devices = hub.named_devices(team.as_deref()).await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&devices)?)?;
@@ -592,6 +664,7 @@ async fn admin(
             }
         }
         Command::Change(ChangeCommand::Withdraw { team, hashes }) => {
+            let (team, _) = hub.find_team(&team).await?;
             let gone = hub.withdraw(&team, &hashes, now_ms()).await?;
             for (doc, hash) in &gone {
                 writeln!(out, "{doc}\t{hash}")?;
@@ -631,6 +704,35 @@ async fn admin(
         }
     }
     Ok(())
+}
+
+/// What the founder does with their invite, for stderr: start the team on the server, or bring
+/// one begun offline.
+fn founder_lines(public_url: Option<&str>, code: &str, expires_ms: i64, team: &str) -> String {
+    let url = public_url.map(|u| u.trim_end_matches('/')).unwrap_or("URL");
+    let mut text = format!(
+        "the founder's invite, good for one device until {} UTC; the founder either\n  \
+         starts `{team}` on the server:   cairn join {url} --invite {code} --name \"YOUR NAME\"\n  \
+         or brings a team begun offline: cairn publish {url} --invite {code}\n",
+        fmt_ms(Some(expires_ms))
+    );
+    if public_url.is_none() {
+        text.push_str("(with --public-url or CAIRN_SERVER_PUBLIC_URL set, URL is filled in)\n");
+    }
+    text
+}
+
+/// A team as an argument to paste: its name when a shell takes it as it is (quoted when it
+/// has spaces), else its id.
+fn team_arg(id: &str, name: &str) -> String {
+    let plain = |c: char| c.is_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.chars().all(plain) {
+        name.to_owned()
+    } else if name.chars().all(|c| plain(c) || c == ' ') {
+        format!("\"{name}\"")
+    } else {
+        id.to_owned()
+    }
 }
 
 fn serve(db: &str, args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -7,7 +7,7 @@ use automerge::{ActorId, Automerge, transaction::Transactable};
 use cairn_protocol::{
     Bytes, DocChanges, ErrorBody, JoinRequest, JoinResponse, SyncRequest, SyncResponse,
 };
-use cairn_server::hub::Hub;
+use cairn_server::hub::{Hub, Whom};
 use cairn_server::store::{DeviceInfo, TeamInfo};
 use cairn_server::{Limits, Result, State};
 
@@ -28,12 +28,10 @@ impl Admin {
         uses: u32,
         expires_ms: i64,
         now_ms: i64,
-        member: Option<&str>,
+        whom: Whom<'_>,
     ) -> Result<String> {
-        self.rt.block_on(
-            self.hub
-                .create_invite(team, uses, expires_ms, now_ms, member),
-        )
+        self.rt
+            .block_on(self.hub.create_invite(team, uses, expires_ms, now_ms, whom))
     }
 
     fn teams(&self) -> Result<Vec<TeamInfo>> {
@@ -217,20 +215,26 @@ fn changes(actor: &ActorId, keys: &[&str]) -> Vec<Vec<u8>> {
     out
 }
 
-/// A server with one published team; returns it and the founder's token.
+/// A server with one team published by its founder; returns it, the founder's token and an
+/// invite for five members.
 fn founded(limits: Limits) -> (TestServer, String, String) {
     let server = TestServer::start(limits);
     let team = server.db.create_team("Otters", 0).unwrap();
     let invite = server
         .db
-        .create_invite(&team.id, 5, i64::MAX, 0, None)
+        .create_invite(&team.id, 5, i64::MAX, 0, Whom::Anyone)
+        .unwrap();
+    let founder = server
+        .db
+        .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder)
         .unwrap();
     let founder = server.join(&JoinRequest {
-        invite: invite.clone(),
+        invite: founder,
         device_name: "ana's laptop".into(),
         name: None,
         claim: None,
         publish: Some("ana".into()),
+        ..JoinRequest::default()
     });
     (server, founder.token.0, invite)
 }
@@ -430,6 +434,7 @@ fn a_device_writes_only_as_itself_and_only_its_own_journals() {
         name: Some("Bo".into()),
         claim: None,
         publish: None,
+        ..JoinRequest::default()
     });
     let bo_token = bo.token.0.clone();
     let stored = server.stored();
@@ -480,7 +485,7 @@ fn a_token_reaches_its_own_team_only() {
     let other = server.db.create_team("Badgers", 0).unwrap();
     let invite = server
         .db
-        .create_invite(&other.id, 1, i64::MAX, 0, None)
+        .create_invite(&other.id, 1, i64::MAX, 0, Whom::Founder)
         .unwrap();
     let zed = server.join(&JoinRequest {
         invite,
@@ -488,6 +493,7 @@ fn a_token_reaches_its_own_team_only() {
         name: None,
         claim: None,
         publish: Some("zed".into()),
+        ..JoinRequest::default()
     });
     let zed_token = zed.token.0;
     // Reading: Zed's pull never sees the Otters' log.
@@ -534,6 +540,7 @@ fn pages_are_bounded_and_resume_from_the_cursor() {
         name: Some("Bo".into()),
         claim: None,
         publish: None,
+        ..JoinRequest::default()
     });
     let mut cursor = 0;
     let mut seen = Vec::new();
@@ -596,14 +603,25 @@ fn publishing_holds_joins_back_and_can_be_retried() {
     let team = server.db.create_team("Otters", 0).unwrap();
     let invite = server
         .db
-        .create_invite(&team.id, 5, i64::MAX, 0, None)
+        .create_invite(&team.id, 5, i64::MAX, 0, Whom::Anyone)
         .unwrap();
-    let publish = |who: &str| JoinRequest {
-        invite: invite.clone(),
+    let founders = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                server
+                    .db
+                    .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let publish = |invite: &str, who: &str| JoinRequest {
+        invite: invite.to_owned(),
         device_name: "laptop".into(),
         name: None,
         claim: None,
         publish: Some(who.into()),
+        ..JoinRequest::default()
     };
     let newcomer = JoinRequest {
         invite: invite.clone(),
@@ -611,20 +629,27 @@ fn publishing_holds_joins_back_and_can_be_retried() {
         name: Some("Bo".into()),
         claim: None,
         publish: None,
+        ..JoinRequest::default()
     };
-    // A publication whose answer was lost gives way to a second attempt.
-    let lost = server.join(&publish("ana"));
-    let ana = server.join(&publish("ana")).token.0;
+    // A publication whose answer was lost gives way to a second attempt, with another
+    // founder's invite (the first was spent).
+    let codes = founders(3);
+    let lost = server.join(&publish(&codes[0], "ana"));
+    let body = serde_json::to_vec(&publish(&codes[0], "ana")).unwrap();
+    let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    refused(status, &resp, 403);
+    let ana = server.join(&publish(&codes[1], "ana")).token.0;
     let (status, body) = server.sync(&lost.token.0, &push("team", vec![]));
     refused(status, &body, 401);
     // While Ana's history goes up, nobody else joins.
     server.sync_ok(&ana, &push("team", changes(&ActorId::random(), &["name"])));
     let body = serde_json::to_vec(&newcomer).unwrap();
     let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    let held = refused(status, &resp, 409);
+    assert_eq!(held.error, cairn_protocol::NO_HISTORY);
     assert!(
-        refused(status, &resp, 409)
-            .message
-            .contains("being published")
+        held.message.contains("being started by its founder"),
+        "{held:?}"
     );
     server.sync_ok(
         &ana,
@@ -635,10 +660,26 @@ fn publishing_holds_joins_back_and_can_be_retried() {
         },
     );
     let bo = server.join(&newcomer);
-    // Once it has history, nobody publishes over it.
-    let body = serde_json::to_vec(&publish("mallory")).unwrap();
+    // Once it has history, nobody publishes over it: not with a general invite, nor with a
+    // founder's invite left over.
+    let body = serde_json::to_vec(&publish(&invite, "mallory")).unwrap();
     let (status, resp) = server.post("/v1/join", "application/json", &body, None);
     refused(status, &resp, 409);
+    let body = serde_json::to_vec(&publish(&codes[2], "mallory")).unwrap();
+    let (status, resp) = server.post("/v1/join", "application/json", &body, None);
+    assert!(
+        refused(status, &resp, 403)
+            .message
+            .contains("has its history already")
+    );
+    // And no new founder's invite is made for it.
+    let made = server
+        .db
+        .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder);
+    assert!(
+        matches!(&made, Err(cairn_server::Error::Conflict(m)) if m.contains("history already")),
+        "{made:?}"
+    );
 
     // A link code dies with the device that made it.
     let (status, resp) = server.post("/v1/link", "application/json", b"{}", Some(&bo.token.0));
@@ -651,10 +692,111 @@ fn publishing_holds_joins_back_and_can_be_retried() {
         name: None,
         claim: None,
         publish: None,
+        ..JoinRequest::default()
     };
     let body = serde_json::to_vec(&second).unwrap();
     let (status, resp) = server.post("/v1/join", "application/json", &body, None);
     refused(status, &resp, 403);
+}
+
+#[test]
+fn only_the_founders_invite_brings_the_first_history() {
+    let server = TestServer::start(Limits::default());
+    let team = server.db.create_team("Guild", 0).unwrap();
+    let general = server
+        .db
+        .create_invite(&team.id, 5, i64::MAX, 0, Whom::Anyone)
+        .unwrap();
+    let post = |req: &JoinRequest| {
+        let body = serde_json::to_vec(req).unwrap();
+        server.post("/v1/join", "application/json", &body, None)
+    };
+    // A general invite neither publishes nor starts the team, and says which invite would.
+    let publish = JoinRequest {
+        invite: general.clone(),
+        device_name: "laptop".into(),
+        publish: Some("mallory".into()),
+        team_name: Some("Mallory's".into()),
+        ..JoinRequest::default()
+    };
+    let (status, body) = post(&publish);
+    let no = refused(status, &body, 403);
+    assert_eq!(no.error, cairn_protocol::NOT_FOUNDER);
+    assert!(
+        no.message
+            .contains(&format!("invite create --team {} --founder", team.id)),
+        "{no:?}"
+    );
+    let joiner = JoinRequest {
+        invite: general.clone(),
+        device_name: "phone".into(),
+        name: Some("Bo".into()),
+        found: true,
+        ..JoinRequest::default()
+    };
+    let (status, body) = post(&joiner);
+    let no = refused(status, &body, 409);
+    assert_eq!(no.error, cairn_protocol::NO_HISTORY);
+    assert!(
+        no.message.contains("team `Guild` has no history yet"),
+        "{no:?}"
+    );
+    // A founder's invite is for one device.
+    assert!(
+        server
+            .db
+            .create_invite(&team.id, 2, i64::MAX, 0, Whom::Founder)
+            .is_err()
+    );
+    // An older client, which cannot write the team's first document, is not let in with it.
+    let founder = server
+        .db
+        .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder)
+        .unwrap();
+    let old = JoinRequest {
+        invite: founder.clone(),
+        device_name: "ana's laptop".into(),
+        name: Some("Ana".into()),
+        ..JoinRequest::default()
+    };
+    let (status, body) = post(&old);
+    assert!(refused(status, &body, 400).message.contains("too old"));
+    // A new one founds the team: the answer names it and says so.
+    let ana = server.join(&JoinRequest { found: true, ..old });
+    assert!(ana.founder);
+    assert_eq!(ana.team_name.as_deref(), Some("Guild"));
+    // A joiner's answer names the team too, and is no founder's.
+    server.sync_ok(
+        &ana.token.0,
+        &SyncRequest {
+            import_done: true,
+            ..push("team", changes(&ActorId::random(), &["name"]))
+        },
+    );
+    let bo = server.join(&joiner);
+    assert!(!bo.founder);
+    assert_eq!(bo.team_name.as_deref(), Some("Guild"));
+}
+
+#[test]
+fn a_publication_gives_the_server_the_teams_own_name() {
+    let server = TestServer::start(Limits::default());
+    let team = server.db.create_team("Guild", 0).unwrap();
+    let founder = server
+        .db
+        .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder)
+        .unwrap();
+    let ana = server.join(&JoinRequest {
+        invite: founder,
+        device_name: "laptop".into(),
+        publish: Some("ana".into()),
+        team_name: Some("  Guild of Rustaceans ".into()),
+        ..JoinRequest::default()
+    });
+    assert!(ana.founder);
+    assert_eq!(ana.team_name.as_deref(), Some("Guild"), "what it was");
+    let teams = server.db.teams().unwrap();
+    assert_eq!(teams[0].name, "Guild of Rustaceans");
 }
 
 /// Sends raw bytes as one HTTP/1.1 request; returns the response's head (lowercased) and body.
@@ -734,6 +876,7 @@ fn pages_go_out_gzipped_to_clients_that_ask_and_gzipped_pushes_come_in() {
             name: Some("Bo".into()),
             claim: None,
             publish: None,
+            ..JoinRequest::default()
         })
         .token
         .0;

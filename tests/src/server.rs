@@ -175,6 +175,15 @@ impl Server {
         .to_owned()
     }
 
+    /// Creates the founder's invite to `team` (a name or an id): the one that brings a team
+    /// with no history its first, by `cairn publish` or `cairn join`.
+    pub fn founder(&self, team: &str) -> String {
+        self.admin(&["invite", "create", "--team", team, "--founder"])
+            .ok()
+            .trim()
+            .to_owned()
+    }
+
     /// Creates a one-use invite made for the member `handle` of `team`.
     pub fn invite_for(&self, team: &str, handle: &str) -> String {
         self.admin(&["invite", "create", "--team", team, "--member", handle])

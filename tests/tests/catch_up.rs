@@ -15,7 +15,8 @@ fn busy_team(server: &Server) -> (Home, Home, String) {
     }
     let team = server.team("Otters");
     let invite = server.invite(&team, 10);
-    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
+        .ok();
     let bo = Home::joined(server, &invite, &["--name", "Bo"]);
     for i in 0..6 {
         bo.run(&["log", &format!("Bo's step {i}")]).ok();

@@ -9,8 +9,8 @@ fn team_on(server: &Server) -> (Home, Home, String) {
     let ana = Home::team("Ana", &["Bo"]);
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let team = server.team("Otters");
-    let invite = server.invite(&team, 10);
-    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
+        .ok();
     let bo = Home::joined(
         server,
         &server.invite_for(&team, "@bo"),

@@ -73,7 +73,13 @@ fn a_member_cannot_forge_another_members_event() {
     let ana = Home::team("Ana", &[]);
     let team_id = server.team("Otters");
     let invite = server.invite(&team_id, 5);
-    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&[
+        "publish",
+        &server.url,
+        "--invite",
+        &server.founder(&team_id),
+    ])
+    .ok();
     let bo = Home::new();
     bo.run(&["join", &server.url, "--invite", &invite, "--name", "Bo"])
         .ok();
@@ -123,8 +129,8 @@ fn a_token_of_one_team_neither_reads_nor_writes_another() {
     let server = Server::start();
     let ana = Home::team("Ana", &[]);
     let otters = server.team("Otters");
-    let invite = server.invite(&otters, 5);
-    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&otters)])
+        .ok();
     ana.run(&["log", "An Otters secret"]).ok();
     ana.run(&["sync"]).ok();
 
@@ -132,8 +138,13 @@ fn a_token_of_one_team_neither_reads_nor_writes_another() {
     zed.run(&["init", "--team", "Badgers", "--name", "Zed", "--tz", "UTC"])
         .ok();
     let badgers = server.team("Badgers");
-    let invite = server.invite(&badgers, 5);
-    zed.run(&["publish", &server.url, "--invite", &invite]).ok();
+    zed.run(&[
+        "publish",
+        &server.url,
+        "--invite",
+        &server.founder(&badgers),
+    ])
+    .ok();
     zed.run(&["sync"]).ok();
     // Reading: nothing of the Otters reaches a Badger.
     let texts: Vec<String> = feed(&zed, &[])

@@ -48,7 +48,8 @@ fn three_members_on_two_instances_converge_whatever_the_order() {
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let team = a.team("Otters");
     let invite = b.invite(&team, 10);
-    ana.run(&["publish", &a.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &a.url, "--invite", &b.founder(&team)])
+        .ok();
     // Bo through the other instance, Cy through the first.
     let bo = Home::joined(&b, &a.invite_for(&team, "@bo"), &["--claim", "@bo"]);
     let cy = Home::joined(&a, &invite, &["--name", "Cy"]);
@@ -97,8 +98,8 @@ fn an_instance_killed_mid_push_loses_nothing_it_acknowledged() {
     let b = Server::start_shared(&url, &[]);
     let ana = Home::team("Ana", &["Bo"]);
     let team = a.team("Otters");
-    let invite = a.invite(&team, 10);
-    ana.run(&["publish", &a.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &a.url, "--invite", &a.founder(&team)])
+        .ok();
     let bo = Home::joined(&b, &b.invite_for(&team, "@bo"), &["--claim", "@bo"]);
     let mut expected = Vec::new();
     for i in 0..120 {
@@ -169,7 +170,8 @@ fn a_sqlite_server_moves_to_postgres_with_everything_intact() {
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let team = old.team("Otters");
     let invite = old.invite(&team, 10);
-    ana.run(&["publish", &old.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &old.url, "--invite", &old.founder(&team)])
+        .ok();
     let bo = Home::joined(&old, &old.invite_for(&team, "@bo"), &["--claim", "@bo"]);
     bo.run(&["kudos", "@ana", "Thanks for the notes"]).ok();
     bo.run(&["sync"]).ok();

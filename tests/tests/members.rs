@@ -32,7 +32,7 @@ fn the_placeholder_eve_merges_into_the_eve_who_joined_on_every_replica() {
     let ana = Home::team("Ana", &["Ben"]);
     ana.run(&["team", "rules", "--quorum", "4"]).ok();
     let team = server.team("Otters");
-    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
         .ok();
     let ben = Home::joined(
         &server,
@@ -340,7 +340,7 @@ fn placeholders_change_no_figure_until_they_join() {
     ana.day = Some("2026-11-16".into());
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let team = server.team("Otters");
-    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
         .ok();
     ana.day = Some("2026-11-23".into());
     let bo = Home::joined(&server, &server.invite(&team, 1), &["--name", "Bo"]);

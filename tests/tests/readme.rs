@@ -120,9 +120,10 @@ fn the_sync_section_works_word_for_word() {
             if let Some(url) = known.get("URL") {
                 w = w.replace("http://HOST:7878", url);
             }
-            // Longest names first: CODE_FOR_BEN before CODE.
+            // Longest names first: CODE_FOR_BEN and FOUNDER_CODE before CODE.
             for key in [
                 "CODE_FOR_BEN",
+                "FOUNDER_CODE",
                 "TEAM_ID",
                 "INVITE_ID",
                 "DEVICE_ID",
@@ -159,7 +160,7 @@ fn the_sync_section_works_word_for_word() {
             .collect();
         assert!(
             argv.iter()
-                .all(|w| !w.contains("HOST") && !w.ends_with("_ID")),
+                .all(|w| !w.contains("HOST") && !w.ends_with("_ID") && !w.ends_with("_CODE")),
             "a placeholder is left in `{line}`: {argv:?}"
         );
         ran += 1;
@@ -193,6 +194,23 @@ fn the_sync_section_works_word_for_word() {
                 match (args.first().copied(), args.get(1).copied()) {
                     (Some("team"), Some("create")) => {
                         known.insert("TEAM_ID", run.stdout.trim().to_owned());
+                        // The founder's invite and both of the founder's next commands, whole.
+                        let publish = format!("cairn publish {} --invite ", known["URL"]);
+                        let code = run
+                            .stderr
+                            .split_once(&publish)
+                            .and_then(|(_, rest)| rest.split_whitespace().next())
+                            .unwrap_or_else(|| panic!("the founder's line: {}", run.stderr))
+                            .to_owned();
+                        assert!(
+                            run.stderr.contains(&format!(
+                                "cairn join {} --invite {code} --name \"YOUR NAME\"",
+                                known["URL"]
+                            )),
+                            "{}",
+                            run.stderr
+                        );
+                        known.insert("FOUNDER_CODE", code);
                     }
                     (Some("invite"), Some("create")) => {
                         let code = run.stdout.trim().to_owned();

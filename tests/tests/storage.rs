@@ -80,6 +80,7 @@ fn registration(team: &str, invite: &str, device: &str, member: &str) -> Registr
         token_hash: Sha256::digest(format!("token-{device}")).to_vec(),
         now_ms: 1_000,
         publish: false,
+        rename: None,
         max_devices: 3,
         forget_before_ms: 0,
     }
@@ -91,6 +92,7 @@ async fn invite(store: &dyn Store, team: &str, code: &str, uses: i64) {
             code_hash: Sha256::digest(code).to_vec(),
             team: team.into(),
             member: None,
+            founder: false,
             uses,
             expires_ms: i64::MAX,
             created_ms: 0,
@@ -98,6 +100,91 @@ async fn invite(store: &dyn Store, team: &str, code: &str, uses: i64) {
         })
         .await
         .expect("an invite");
+}
+
+/// A one-use invite made for the team's founder.
+async fn founder_invite(store: &dyn Store, team: &str, code: &str) {
+    store
+        .add_invite(&NewInvite {
+            code_hash: Sha256::digest(code).to_vec(),
+            team: team.into(),
+            member: None,
+            founder: true,
+            uses: 1,
+            expires_ms: i64::MAX,
+            created_ms: 0,
+            created_by: None,
+        })
+        .await
+        .expect("a founder's invite");
+}
+
+#[test]
+fn a_founders_invite_is_kept_and_a_publication_renames_the_team_once() {
+    runtime().block_on(async {
+        let b = Backends::new("founder").await;
+        for s in &b.stores {
+            let s = &**s;
+            s.create_team("t1", "Guild", 0).await.unwrap();
+            founder_invite(s, "t1", "founder").await;
+            invite(s, "t1", "general", 5).await;
+            // Read back as made, and listed as the founder's.
+            let read = s.invite(&Sha256::digest("founder")).await.unwrap().unwrap();
+            assert!(read.founder && read.member.is_none(), "{}", s.backend());
+            let general = s.invite(&Sha256::digest("general")).await.unwrap().unwrap();
+            assert!(!general.founder, "{}", s.backend());
+            let listed = s.invites(Some("t1"), 1).await.unwrap();
+            assert_eq!(
+                listed.iter().filter(|i| i.founder).count(),
+                1,
+                "{}",
+                s.backend()
+            );
+            assert_eq!(s.team_name("t1").await.unwrap(), "Guild");
+            assert!(matches!(
+                s.team_name("nope").await,
+                Err(StoreError::NotFound(_))
+            ));
+            assert_eq!(
+                s.team_names().await.unwrap(),
+                vec![("t1".to_owned(), "Guild".to_owned())]
+            );
+            // A publication takes the replica's name for the team, in the same write.
+            let mut founding = registration("t1", "founder", "d1", "ana");
+            founding.publish = true;
+            founding.rename = Some("Guild of Rustaceans".into());
+            s.register(&founding).await.unwrap();
+            assert_eq!(s.team_name("t1").await.unwrap(), "Guild of Rustaceans");
+            assert_eq!(s.teams().await.unwrap()[0].name, "Guild of Rustaceans");
+            // Once the log has begun, no publication registers (another founder's invite, say).
+            s.append(
+                "t1",
+                &Append {
+                    base_head: 0,
+                    entries: vec![entry("team", 1, "d1")],
+                    claims: vec![(vec![1; 16], "d1".into())],
+                    ..Append::default()
+                },
+            )
+            .await
+            .unwrap();
+            founder_invite(s, "t1", "late").await;
+            let mut late = registration("t1", "late", "d2", "zed");
+            late.publish = true;
+            late.rename = Some("Zed's".into());
+            assert!(
+                matches!(s.register(&late).await, Err(StoreError::Conflict(_))),
+                "{}",
+                s.backend()
+            );
+            assert_eq!(s.team_name("t1").await.unwrap(), "Guild of Rustaceans");
+            let ana = s
+                .device_by_token(&Sha256::digest("token-d1"))
+                .await
+                .unwrap();
+            assert!(ana.is_some_and(|d| !d.revoked), "{}", s.backend());
+        }
+    });
 }
 
 #[test]
@@ -348,6 +435,7 @@ fn a_database_copies_into_the_other_backend_and_back_intact() {
         sqlite.create_team("t1", "Otters", 0).await.unwrap();
         sqlite.create_team("t2", "Badgers", 1).await.unwrap();
         invite(sqlite, "t1", "code", 4).await;
+        founder_invite(sqlite, "t2", "founder").await;
         sqlite
             .register(&registration("t1", "code", "d1", "ana"))
             .await
@@ -384,6 +472,13 @@ fn a_database_copies_into_the_other_backend_and_back_intact() {
         .unwrap();
         store::copy(postgres, &*back, |_| {}).await.unwrap();
         assert_eq!(back.team_log("t2").await.unwrap().head, 250);
+        // The founder's invite is still the founder's, on both.
+        for s in [postgres, &*back] {
+            let founder = s.invite(&Sha256::digest("founder")).await.unwrap();
+            assert!(founder.is_some_and(|i| i.founder), "{}", s.backend());
+            let general = s.invite(&Sha256::digest("code")).await.unwrap();
+            assert!(general.is_some_and(|i| !i.founder), "{}", s.backend());
+        }
         assert_eq!(
             back.device_by_token(&Sha256::digest("token-d1"))
                 .await

@@ -17,7 +17,9 @@ fn published(server: &Server) -> (Home, String, String) {
     .ok();
     let team = server.team("Otters");
     let invite = server.invite(&team, 10);
-    let out = ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    let out = ana
+        .run(&["publish", &server.url, "--invite", &server.founder(&team)])
+        .ok();
     assert!(out.contains("Published Otters"), "{out}");
     (ana, team, invite)
 }
@@ -27,7 +29,7 @@ fn publishing_a_new_team_says_it_sent_one_change() {
     let server = Server::start();
     let ana = Home::team("Ana", &[]);
     let team = server.team("Otters");
-    let invite = server.invite(&team, 1);
+    let invite = server.founder(&team);
     let out = ana.run(&["publish", &server.url, "--invite", &invite]).ok();
     assert!(out.contains(": 1 change sent ("), "{out}");
 }
@@ -320,7 +322,11 @@ fn joining_takes_a_valid_invite_and_a_published_team() {
     let err = h
         .run(&["join", &server.url, "--invite", &invite, "--name", "Dee"])
         .fails();
-    assert!(err.contains("cairn publish"), "{err}");
+    assert!(
+        err.contains("has no history yet") && err.contains("run this `cairn join` again"),
+        "{err}"
+    );
+    assert!(!err.contains("cairn doctor"), "{err}");
     let err = h
         .run(&[
             "join",

@@ -14,8 +14,8 @@ fn team_with_bo(server: &Server) -> (Home, Home, String) {
     let ana = Home::team("Ana", &["Bo"]);
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let team = server.team("Otters");
-    let invite = server.invite(&team, 10);
-    ana.run(&["publish", &server.url, "--invite", &invite]).ok();
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
+        .ok();
     let bo = Home::new();
     let bo_invite = server.invite_for(&team, "@bo");
     bo.run(&["join", &server.url, "--invite", &bo_invite]).ok();

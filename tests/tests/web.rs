@@ -261,7 +261,7 @@ async fn a_member_logs_thanks_reacts_and_retracts_in_a_browser_and_sees_a_teamma
     ])
     .ok();
     let team = server.team("Otters");
-    ana.run(&["publish", &server.url, "--invite", &server.invite(&team, 5)])
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
         .ok();
     let mut bo = Home::new();
     bo.day = None;

@@ -52,7 +52,12 @@ pub fn measure(
             "Europe/Paris",
         ],
     )?;
-    cairn_json(cairn, &homes[0], &["publish", &url, "--invite", &invite])?;
+    let founder = admin(
+        &bin,
+        &db,
+        &["invite", "create", "--team", &team, "--founder"],
+    )?;
+    cairn_json(cairn, &homes[0], &["publish", &url, "--invite", &founder])?;
     for (i, home) in homes.iter().enumerate().skip(1) {
         let name = format!("Member {i}");
         cairn_json(

@@ -257,6 +257,11 @@ pub fn measure(
         &db,
         &["invite", "create", "--team", &team, "--uses", &uses],
     )?;
+    let founder = admin(
+        &bin,
+        &db,
+        &["invite", "create", "--team", &team, "--founder"],
+    )?;
     let fail = |e: String| Failure::run(format!("the load test failed: {e}"));
     let a = agent();
     // A founder publishes one team change, so members may join.
@@ -267,11 +272,12 @@ pub fn measure(
         &join_url,
         None,
         &JoinRequest {
-            invite: invite.clone(),
+            invite: founder,
             device_name: "founder".into(),
             name: None,
             claim: None,
             publish: Some("founder".into()),
+            ..JoinRequest::default()
         },
     )
     .map_err(fail)?;
@@ -311,6 +317,7 @@ pub fn measure(
                 name: Some(format!("Client {i}")),
                 claim: None,
                 publish: None,
+                ..JoinRequest::default()
             },
         )
         .map_err(fail)?;

@@ -237,6 +237,7 @@ fn ninety_days(
                 name: None,
                 claim: None,
                 publish: None,
+                ..JoinRequest::default()
             },
         )?;
         loop {
@@ -470,7 +471,12 @@ pub fn measure(
 
     let outbox = num(&cairn_json(cairn, home, &["status"])?, "waiting");
     let started = Instant::now();
-    let published = cairn_json(cairn, home, &["publish", &url, "--invite", &invite])?;
+    let founder = admin(
+        &server_bin,
+        &db,
+        &["invite", "create", "--team", &team, "--founder"],
+    )?;
+    let published = cairn_json(cairn, home, &["publish", &url, "--invite", &founder])?;
     let publish_secs = started.elapsed().as_secs_f64();
     let compact_secs = compacted(&url)?;
     let relay = Relay::start(&url)?;

@@ -88,7 +88,7 @@ pub struct Info {
 }
 
 /// `POST /v1/join`: spend an invite code to register this device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRequest {
     pub invite: String,
     /// A name for the device, shown in the admin's device list ("ana's laptop").
@@ -100,9 +100,20 @@ pub struct JoinRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<String>,
     /// Bring a team started offline: this device holds its whole history and writes as the
-    /// member with this id. Only a team with no history yet can be published to.
+    /// member with this id. Only the invite made for the team's founder publishes, and only to
+    /// a team with no history yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<String>,
+    /// With `publish`: the team's name as the device's replica has it. The server's record of
+    /// the team takes it when they differ ([`JoinResponse::team_name`] says what it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_name: Option<String>,
+    /// This client can found a team: joining with the founder's invite to a team with no
+    /// history, it writes the team's first document itself ([`JoinResponse::founder`]). An
+    /// older client does not say so, and the server refuses it that invite rather than leave
+    /// it with a team that has no document.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub found: bool,
 }
 
 /// The answer to a join: who this device is and the token it signs in with.
@@ -112,6 +123,14 @@ pub struct JoinResponse {
     pub member_id: String,
     pub device_id: String,
     pub token: Token,
+    /// The team's name as the server knew it when the invite was spent (before a publication
+    /// renamed it). `None` from an older server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_name: Option<String>,
+    /// This device brings the team its first history: a publication, or (without `publish`) a
+    /// founder who starts the team here and writes its first document, named `team_name`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub founder: bool,
 }
 
 /// The changes of one document.
@@ -254,6 +273,12 @@ pub struct ErrorBody {
 /// The machine code of a push refused because its change reuses an actor's number with other
 /// content ([`ErrorBody::change`] names it).
 pub const ACTOR_REUSED: &str = "actor_reused";
+/// The machine code of a join refused because the team has no history yet (or its founder is
+/// bringing it now): a joiner tries again once the founder has.
+pub const NO_HISTORY: &str = "no_history";
+/// The machine code of a publication refused because its invite is not the one made for the
+/// team's founder (`cairn-server invite create --team T --founder`).
+pub const NOT_FOUNDER: &str = "not_founder";
 
 #[cfg(test)]
 mod tests {
@@ -275,6 +300,8 @@ mod tests {
             member_id: "m".into(),
             device_id: "d".into(),
             token: Token("s3cret".into()),
+            team_name: None,
+            founder: false,
         };
         assert!(!format!("{r:?}").contains("s3cret"));
         assert!(serde_json::to_string(&r).unwrap().contains("s3cret"));
@@ -288,6 +315,29 @@ mod tests {
         let resp: SyncResponse =
             serde_json::from_str(r#"{"acked": 0, "cursor": 9, "later_field": true}"#).unwrap();
         assert!(!resp.more && resp.pulled.is_empty());
+        // A join as an older client sends it, and an older server's answer.
+        let join: JoinRequest =
+            serde_json::from_str(r#"{"invite": "c", "device_name": "d", "publish": "m"}"#).unwrap();
+        assert!(join.team_name.is_none() && !join.found);
+        let joined: JoinResponse = serde_json::from_str(
+            r#"{"team_id": "t", "member_id": "m", "device_id": "d", "token": "x"}"#,
+        )
+        .unwrap();
+        assert!(joined.team_name.is_none() && !joined.founder);
+    }
+
+    #[test]
+    fn a_plain_join_sends_no_new_fields() {
+        let req = JoinRequest {
+            invite: "c".into(),
+            device_name: "d".into(),
+            ..JoinRequest::default()
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(
+            !json.contains("found") && !json.contains("team_name"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum StoreError {
 /// The result of a storage call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Why [`Store::register`] refuses a publication to a team whose log has begun.
+pub const PUBLISHED: &str = "this team already has members on the server; join it instead";
+
 /// A team, as the admin sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TeamInfo {
@@ -125,6 +128,8 @@ pub struct Invite {
     pub team: String,
     /// Made for this member: it joins a device as them.
     pub member: Option<String>,
+    /// Made for the team's founder: the only invite that brings a team its first history.
+    pub founder: bool,
     pub uses_left: i64,
     pub expires_ms: i64,
 }
@@ -137,6 +142,8 @@ pub struct InviteInfo {
     pub code_hash: Vec<u8>,
     pub team: String,
     pub member: Option<String>,
+    /// Made for the team's founder.
+    pub founder: bool,
     pub uses_left: i64,
     pub expires_ms: i64,
     pub created_ms: i64,
@@ -150,6 +157,8 @@ pub struct NewInvite {
     pub code_hash: Vec<u8>,
     pub team: String,
     pub member: Option<String>,
+    /// Made for the team's founder: the only invite that brings a team its first history.
+    pub founder: bool,
     pub uses: i64,
     pub expires_ms: i64,
     pub created_ms: i64,
@@ -176,8 +185,11 @@ pub struct Registration {
     pub token_hash: Vec<u8>,
     pub now_ms: i64,
     /// A publication: the device brings its member's offline history, and every other active
-    /// device of the team (an abandoned publication's) is revoked with its link codes.
+    /// device of the team (an abandoned publication's) is revoked with its link codes. `Conflict`
+    /// when the team's log has an entry by then.
     pub publish: bool,
+    /// The team's name from now on (a publication whose replica names the team otherwise).
+    pub rename: Option<String>,
     /// The member's active devices at most, this one included.
     pub max_devices: i64,
     /// Spent and expired invites older than this are deleted on the way.
@@ -409,6 +421,10 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn teams(&self) -> Result<Vec<TeamInfo>>;
     /// Where the team's log stands; `NotFound` for no such team.
     async fn team_log(&self, team: &str) -> Result<TeamLog>;
+    /// The team's name; `NotFound` for no such team.
+    async fn team_name(&self, team: &str) -> Result<String>;
+    /// Every team's id and name, oldest first (cheaper than [`Store::teams`]).
+    async fn team_names(&self) -> Result<Vec<(String, String)>>;
 
     async fn add_invite(&self, invite: &NewInvite) -> Result<()>;
     async fn invite(&self, code_hash: &[u8]) -> Result<Option<Invite>>;

@@ -20,8 +20,8 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
-    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page,
-    Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite,
+    PUBLISHED, Page, Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -111,6 +111,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE teams ADD COLUMN pruned_through BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE teams ADD COLUMN pruned_changes BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE teams ADD COLUMN pruned_bytes BIGINT NOT NULL DEFAULT 0;
+"#,
+    // 4: the invite made for a team's founder, the only one that brings a team its first
+    // history.
+    r#"
+    ALTER TABLE invites ADD COLUMN founder BOOLEAN NOT NULL DEFAULT FALSE;
 "#,
 ];
 
@@ -319,8 +324,8 @@ async fn insert_invite(
 ) -> std::result::Result<u64, tokio_postgres::Error> {
     c.execute(
         "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                              created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                              created_by, founder)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &[
             &i.code_hash,
             &i.team,
@@ -329,6 +334,7 @@ async fn insert_invite(
             &i.expires_ms,
             &i.created_ms,
             &i.created_by,
+            &i.founder,
         ],
     )
     .await
@@ -421,6 +427,26 @@ impl Store for PgStore {
         })
     }
 
+    async fn team_name(&self, team: &str) -> Result<String> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached("SELECT name FROM teams WHERE id = $1")
+            .await?;
+        let row = c
+            .query_opt(&st, &[&team])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
+        Ok(row.get(0))
+    }
+
+    async fn team_names(&self) -> Result<Vec<(String, String)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query("SELECT id, name FROM teams ORDER BY created_ms, id", &[])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn add_invite(&self, i: &NewInvite) -> Result<()> {
         let c = self.pool.get().await?;
         Self::exists(&c, &i.team).await?;
@@ -435,7 +461,8 @@ impl Store for PgStore {
         }
         let rows = c
             .query(
-                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
+                        founder
                  FROM invites
                  WHERE ($1::TEXT IS NULL OR team = $1) AND uses_left > 0 AND expires_ms > $2
                  ORDER BY created_ms, code_hash",
@@ -452,6 +479,7 @@ impl Store for PgStore {
                 expires_ms: r.get(4),
                 created_ms: r.get(5),
                 created_by: r.get(6),
+                founder: r.get(7),
             })
             .collect())
     }
@@ -469,7 +497,8 @@ impl Store for PgStore {
         let c = self.pool.get().await?;
         let row = c
             .query_opt(
-                "SELECT team, member, uses_left, expires_ms FROM invites WHERE code_hash = $1",
+                "SELECT team, member, uses_left, expires_ms, founder FROM invites
+                 WHERE code_hash = $1",
                 &[&code_hash],
             )
             .await?;
@@ -478,6 +507,7 @@ impl Store for PgStore {
             member: r.get(1),
             uses_left: r.get(2),
             expires_ms: r.get(3),
+            founder: r.get(4),
         }))
     }
 
@@ -498,8 +528,13 @@ impl Store for PgStore {
         let tx = c.transaction().await?;
         // The team's row, locked: registrations of one team (and their device counts) go one at
         // a time across every server.
-        tx.query_opt("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE", &[&reg.team])
-            .await?;
+        let head: Option<i64> = tx
+            .query_opt(
+                "SELECT head FROM teams WHERE id = $1 FOR UPDATE",
+                &[&reg.team],
+            )
+            .await?
+            .map(|r| r.get(0));
         let spent = tx
             .execute(
                 "UPDATE invites SET uses_left = uses_left - 1
@@ -513,6 +548,11 @@ impl Store for PgStore {
             ));
         }
         if reg.publish {
+            // Only a team with no history is published to: another publication may have begun
+            // sending since the hub looked.
+            if head.unwrap_or(0) > 0 {
+                return Err(StoreError::Conflict(PUBLISHED.into()));
+            }
             tx.execute(
                 "DELETE FROM invites WHERE created_by IN
                  (SELECT id FROM devices WHERE team = $1 AND revoked_ms IS NULL)",
@@ -552,6 +592,13 @@ impl Store for PgStore {
             ],
         )
         .await?;
+        if let Some(name) = &reg.rename {
+            tx.execute(
+                "UPDATE teams SET name = $2 WHERE id = $1",
+                &[&reg.team, name],
+            )
+            .await?;
+        }
         tx.execute(
             "DELETE FROM invites WHERE expires_ms < $1 OR (uses_left <= 0 AND created_ms < $1)",
             &[&reg.forget_before_ms],
@@ -1200,7 +1247,8 @@ impl Store for PgStore {
         }
         for r in tx
             .query(
-                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
+                        founder
                  FROM invites",
                 &[],
             )
@@ -1214,6 +1262,7 @@ impl Store for PgStore {
                 expires_ms: r.get(4),
                 created_ms: r.get(5),
                 created_by: r.get(6),
+                founder: r.get(7),
             });
         }
         for r in tx

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
-    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
-    PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, PUBLISHED, Page,
+    Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -109,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE teams ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE teams ADD COLUMN pruned_changes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE teams ADD COLUMN pruned_bytes INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 6: the invite made for a team's founder, the only one that brings a team its first
+    // history.
+    r#"
+    ALTER TABLE invites ADD COLUMN founder INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -389,6 +394,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn team_name(&self, team: &str) -> Result<String> {
+        let team = team.to_owned();
+        self.call(move |c| {
+            c.prepare_cached("SELECT name FROM teams WHERE id = ?1")?
+                .query_row([&team], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))
+        })
+        .await
+    }
+
+    async fn team_names(&self) -> Result<Vec<(String, String)>> {
+        self.call(|c| {
+            let mut st = c.prepare("SELECT id, name FROM teams ORDER BY created_ms, id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn add_invite(&self, i: &NewInvite) -> Result<()> {
         let i = i.clone();
         self.call(move |c| {
@@ -406,7 +431,8 @@ impl Store for SqliteStore {
                 exists(c, team)?;
             }
             let mut st = c.prepare(
-                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
+                        founder
                  FROM invites WHERE (?1 IS NULL OR team = ?1) AND uses_left > 0 AND expires_ms > ?2
                  ORDER BY created_ms, code_hash",
             )?;
@@ -419,6 +445,7 @@ impl Store for SqliteStore {
                     expires_ms: r.get(4)?,
                     created_ms: r.get(5)?,
                     created_by: r.get(6)?,
+                    founder: r.get(7)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -438,7 +465,8 @@ impl Store for SqliteStore {
         let code_hash = code_hash.to_vec();
         self.call(move |c| {
             Ok(c.query_row(
-                "SELECT team, member, uses_left, expires_ms FROM invites WHERE code_hash = ?1",
+                "SELECT team, member, uses_left, expires_ms, founder FROM invites
+                 WHERE code_hash = ?1",
                 [&code_hash],
                 |r| {
                     Ok(Invite {
@@ -446,6 +474,7 @@ impl Store for SqliteStore {
                         member: r.get(1)?,
                         uses_left: r.get(2)?,
                         expires_ms: r.get(3)?,
+                        founder: r.get(4)?,
                     })
                 },
             )
@@ -482,6 +511,15 @@ impl Store for SqliteStore {
                 ));
             }
             if reg.publish {
+                // Only a team with no history is published to: another publication may have
+                // begun sending since the hub looked.
+                let head: i64 =
+                    tx.query_row("SELECT head FROM teams WHERE id = ?1", [&reg.team], |r| {
+                        r.get(0)
+                    })?;
+                if head > 0 {
+                    return Err(StoreError::Conflict(PUBLISHED.into()));
+                }
                 tx.execute(
                     "DELETE FROM invites WHERE created_by IN
                      (SELECT id FROM devices WHERE team = ?1 AND revoked_ms IS NULL)",
@@ -516,6 +554,12 @@ impl Store for SqliteStore {
                     reg.publish
                 ],
             )?;
+            if let Some(name) = &reg.rename {
+                tx.execute(
+                    "UPDATE teams SET name = ?2 WHERE id = ?1",
+                    params![reg.team, name],
+                )?;
+            }
             tx.prepare_cached(
                 "DELETE FROM invites
                  WHERE expires_ms < ?1 OR (uses_left <= 0 AND created_ms < ?1)",
@@ -1033,7 +1077,8 @@ impl Store for SqliteStore {
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut st = tx.prepare(
-                    "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by
+                    "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
+                            founder
                      FROM invites",
                 )?;
                 dump.invites = st
@@ -1046,6 +1091,7 @@ impl Store for SqliteStore {
                             expires_ms: r.get(4)?,
                             created_ms: r.get(5)?,
                             created_by: r.get(6)?,
+                            founder: r.get(7)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
@@ -1206,8 +1252,8 @@ impl Store for SqliteStore {
 fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                              created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                              created_by, founder)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         i.code_hash,
@@ -1216,7 +1262,8 @@ fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
         i.uses,
         i.expires_ms,
         i.created_ms,
-        i.created_by
+        i.created_by,
+        i.founder
     ])?;
     Ok(())
 }

@@ -23,9 +23,14 @@ pub struct Args {
 }
 
 /// One step: who runs it (a member's home, or the server's admin) and the arguments.
-/// `$URL`, `$INVITE`, `$TEAM` and `$1` (the first event logged) are filled in as they appear.
+/// `$URL`, `$FOUNDER` (the founder's invite), `$INVITE`, `$TEAM` and `$1` (the first event
+/// logged) are filled in as they appear.
 const SCRIPT: &[(&str, &[&str])] = &[
     ("admin", &["team", "create", "Otters"]),
+    (
+        "admin",
+        &["invite", "create", "--team", "Otters", "--founder"],
+    ),
     (
         "admin",
         &["invite", "create", "--team", "$TEAM", "--uses", "5"],
@@ -65,7 +70,7 @@ const SCRIPT: &[(&str, &[&str])] = &[
             "trust",
         ],
     ),
-    ("ana", &["publish", "$URL", "--invite", "$INVITE"]),
+    ("ana", &["publish", "$URL", "--invite", "$FOUNDER"]),
     ("# Ben and Chloé join from their own machines", &[]),
     (
         "ben",
@@ -219,6 +224,7 @@ fn run_in(dir: &Path, ctx: &mut Ctx) -> Result<()> {
 
     let exe = std::env::current_exe()?;
     let (mut team, mut invite, mut first_id) = (String::new(), String::new(), String::new());
+    let mut founder = String::new();
     for (who, step) in SCRIPT {
         if who.starts_with('#') {
             ctx.out.line(paint(DIM, who))?;
@@ -229,6 +235,7 @@ fn run_in(dir: &Path, ctx: &mut Ctx) -> Result<()> {
             .map(|a| match *a {
                 "$URL" => url.as_str(),
                 "$INVITE" => invite.as_str(),
+                "$FOUNDER" => founder.as_str(),
                 "$TEAM" => team.as_str(),
                 "$1" => first_id.as_str(),
                 a => a,
@@ -263,6 +270,7 @@ fn run_in(dir: &Path, ctx: &mut Ctx) -> Result<()> {
         }
         match argv.first().copied() {
             Some("team") if *who == "admin" => team = stdout.trim().to_owned(),
+            Some("invite") if argv.contains(&"--founder") => founder = stdout.trim().to_owned(),
             Some("invite") => invite = stdout.trim().to_owned(),
             Some("log") if first_id.is_empty() => {
                 first_id = stdout

@@ -1,6 +1,6 @@
 //! `cairn join`: join a team on a server from this device.
 
-use cairn_protocol::JoinRequest;
+use cairn_protocol::{JoinRequest, JoinResponse};
 use cairn_store::{Remote, Replica};
 use serde_json::json;
 
@@ -15,6 +15,10 @@ use crate::remote::{self, Client};
 /// joins with an invite the server's admin made for them (`cairn-server invite create --member
 /// @handle`), which takes that place; a general invite never does. To add a second device of your
 /// own, run `cairn device link` on the first one and join with the code it prints.
+///
+/// The team's founder, with the founder's invite that `cairn-server team create` printed, starts
+/// the team here: it takes the server's name for it and this machine's time zone, with you as
+/// its first member. (A team begun offline with `cairn init` goes up with `cairn publish`.)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The server's address, like https://cairn.example.org or http://127.0.0.1:7878.
@@ -56,20 +60,35 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let url = remote::normalise_url(&args.url)?;
     let client = Client::new(&url, None, remote::patience());
     client.info()?;
-    let resp = client.join(&JoinRequest {
-        invite: args.invite.clone(),
-        device_name: device_name(args.device),
-        name: args.name.clone(),
-        claim: args.claim.clone(),
-        publish: None,
-    })?;
+    let resp = client
+        .join(&JoinRequest {
+            invite: args.invite.clone(),
+            device_name: device_name(args.device),
+            name: args.name.clone(),
+            claim: args.claim.clone(),
+            publish: None,
+            found: true,
+            ..JoinRequest::default()
+        })
+        .map_err(|e| refused(e, &url))?;
     let remote = Remote {
         url,
         device_id: resp.device_id.clone(),
         token: resp.token.0.clone(),
     };
     let mut replica = Replica::create_joined(&path, &resp.team_id, &resp.member_id, &remote)?;
-    if let Some(name) = &args.name {
+    let founded = if resp.founder {
+        Some(found(
+            ctx,
+            &mut replica,
+            &resp,
+            args.name.as_deref(),
+            args.handle.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    if let (Some(name), None) = (&args.name, &founded) {
         replica.set_setting("join_name", Some(name))?;
         if let Some(h) = &args.handle {
             replica.set_setting("join_handle", Some(h.trim().trim_start_matches('@')))?;
@@ -78,27 +97,97 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let report = super::sync::exchange(ctx, &mut replica, remote::patience(), true)?;
     let team = replica.team()?;
     let handle = team.handle_of(&resp.member_id).to_owned();
-    ctx.out.say(
-        format!(
-            "Joined {} as {}{} ({}).\nSee the feed: cairn feed",
-            paint(BOLD, &team.name),
-            paint(HANDLE, format!("@{handle}")),
-            match (&args.name, &args.handle) {
-                (Some(name), None) => super::team::cut_note(name),
-                _ => "",
-            },
-            super::sync::received(&report),
+    let cut = match (&args.name, &args.handle) {
+        (Some(name), None) => super::team::cut_note(name),
+        _ => "",
+    };
+    let (text, value) = match &founded {
+        Some(tz) => (
+            format!(
+                "Started {} ({tz}) on {url} as {}{cut}.\nTeammates join with an invite from the \
+                 server's admin: cairn join {url} --invite CODE --name \"THEIR NAME\"",
+                paint(BOLD, &team.name),
+                paint(HANDLE, format!("@{handle}")),
+                url = remote.url,
+            ),
+            json!({
+                "team": team.name,
+                "tz": tz,
+                "founded": true,
+                "handle": handle,
+                "member_id": resp.member_id,
+                "device_id": resp.device_id,
+                "sent": report.sent,
+                "requests": report.requests,
+                "bytes_up": report.bytes_up,
+                "bytes_down": report.bytes_down,
+            }),
         ),
-        json!({
-            "team": team.name,
-            "handle": handle,
-            "member_id": resp.member_id,
-            "device_id": resp.device_id,
-            "received": report.received,
-            "docs": report.docs,
-            "requests": report.requests,
-            "bytes_up": report.bytes_up,
-            "bytes_down": report.bytes_down,
-        }),
-    )
+        None => (
+            format!(
+                "Joined {} as {}{cut} ({}).\nSee the feed: cairn feed",
+                paint(BOLD, &team.name),
+                paint(HANDLE, format!("@{handle}")),
+                super::sync::received(&report),
+            ),
+            json!({
+                "team": team.name,
+                "handle": handle,
+                "member_id": resp.member_id,
+                "device_id": resp.device_id,
+                "received": report.received,
+                "docs": report.docs,
+                "requests": report.requests,
+                "bytes_up": report.bytes_up,
+                "bytes_down": report.bytes_down,
+            }),
+        ),
+    };
+    ctx.out.say(text, value)
+}
+
+/// Starts the team on this device, which joined as its founder: the server had no history for
+/// it. The team's first document (the server's name for the team, this machine's zone, the
+/// founder as its first member) goes up with the first sync, which ends the founding; an
+/// interrupted one is finished by `cairn sync`. Returns the team's zone.
+fn found(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    resp: &JoinResponse,
+    name: Option<&str>,
+    handle: Option<&str>,
+) -> Result<String> {
+    // The server lets a founder in only with a name.
+    let name = name.map_or("", str::trim);
+    let team = resp.team_name.as_deref().unwrap_or("Team");
+    // The invite is spent: a handle that will not do gives way to one made from the name.
+    let handle = handle
+        .map(|h| h.trim().trim_start_matches('@').to_lowercase())
+        .filter(|h| cairn_core::ids::is_valid_handle(h))
+        .or_else(|| cairn_core::ids::handle_from_name(name))
+        .unwrap_or_else(|| "member".to_owned());
+    let tz = ctx.zone_name("UTC");
+    replica.found(team, &tz, name, &handle, ctx.now_ms())?;
+    replica.set_setting("importing", Some("1"))?;
+    Ok(tz)
+}
+
+/// A refused join, with a hint whose command works for who meets it.
+fn refused(e: CliError, url: &str) -> CliError {
+    let code = e
+        .refusal()
+        .and_then(|r| r.body.as_ref())
+        .map(|b| b.error.clone());
+    match code.as_deref() {
+        Some(cairn_protocol::NO_HISTORY) => e.hint(format!(
+            "once the team's founder has started it, run this `cairn join` again; the founder \
+             joins first, with the founder's invite that `cairn-server team create` printed \
+             (`cairn join {url} --invite CODE --name \"NAME\"`)"
+        )),
+        // Refused before the invite was spent: the same one does with a name.
+        Some("bad_request") if e.message.contains("needs a name") => e.hint(format!(
+            "give the name teammates will see: `cairn join {url} --invite CODE --name \"YOUR NAME\"`"
+        )),
+        _ => e,
+    }
 }

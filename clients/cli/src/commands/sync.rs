@@ -227,7 +227,7 @@ pub fn exchange(
         let state = replica.team()?;
         if state.name.is_empty() {
             return Err(CliError::new("the server sent no team document yet")
-                .hint("its founder has to publish the team; then run `cairn sync`")
+                .hint("its founder starts the team on the server first; then run `cairn sync`")
                 .kind(Kind::Failure));
         }
         if state.member(&me).is_none() {
