@@ -432,3 +432,90 @@ fn placeholders_change_no_figure_until_they_join() {
     suggested.sort_unstable();
     assert_eq!(suggested, ["ben", "bo"], "Ben is someone to thank now");
 }
+
+#[test]
+fn joining_under_a_placeholders_name_says_so_and_one_merge_makes_one_member() {
+    let server = Server::start();
+    let ana = Home::team("Ana", &[]);
+    ana.run(&["team", "member", "add", "Ben Okafor", "--handle", "ben"])
+        .ok();
+    ana.run(&["team", "member", "add", "Eve"]).ok();
+    ana.run(&["kudos", "@eve", "Thanks for the onboarding notes"])
+        .ok();
+    let team = server.team("Otters");
+    ana.run(&["publish", &server.url, "--invite", &server.founder(&team)])
+        .ok();
+    let invite = server.invite(&team, 10);
+
+    // Ben joins with a general invite, under the very name the team gave his placeholder.
+    let ben = Home::new();
+    let run = ben.run(&[
+        "join",
+        &server.url,
+        "--invite",
+        &invite,
+        "--name",
+        "Ben Okafor",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the team already had Ben Okafor (@ben)")
+            && run.stderr.contains("`cairn team member merge @ben`"),
+        "the join says so, with the command: {}",
+        run.stderr
+    );
+    // The command it names works, with the one handle it names.
+    let out = ben.run(&["team", "member", "merge", "@ben"]).ok();
+    assert!(out.contains("into @ben-okafor"), "{out}");
+
+    // Eve's chosen handle is the placeholder's: the join numbers hers, the merge gives it back.
+    let eve = Home::joined(&server, &invite, &["--name", "Eve"]);
+    assert!(handles(&eve).contains(&"eve-2".to_owned()));
+    let out = eve.run(&["team", "member", "merge", "@eve"]).ok();
+    assert!(out.contains("who is @eve now"), "{out}");
+    for home in [&ben, &eve, &ana, &ben] {
+        home.run(&["sync"]).ok();
+    }
+    for (who, home) in [("ana", &ana), ("ben", &ben), ("eve", &eve)] {
+        assert_eq!(
+            members(home),
+            [
+                ("ana".to_owned(), "Ana".to_owned()),
+                ("ben-okafor".to_owned(), "Ben Okafor".to_owned()),
+                ("eve".to_owned(), "Eve".to_owned()),
+            ],
+            "{who}"
+        );
+        let kudos = feed(home, &[])
+            .into_iter()
+            .find(|i| i["text"] == "Thanks for the onboarding notes")
+            .unwrap();
+        assert_eq!(kudos["to"], json!(["eve"]), "{who}");
+    }
+
+    // A placeholder added under the name of someone on the team says so too: refused when it
+    // would take the same handle, told when it has one of its own.
+    let err = ana.run(&["team", "member", "add", "Ben Okafor"]).fails();
+    assert!(
+        err.contains("Ben Okafor is on the team already (@ben-okafor)") && err.contains("--handle"),
+        "{err}"
+    );
+    let run = ana.run(&["team", "member", "add", "Ben Okafor", "--handle", "bo"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Ben Okafor (@ben-okafor) is on the team already")
+            && run
+                .stderr
+                .contains("cairn team member merge @bo @ben-okafor"),
+        "{}",
+        run.stderr
+    );
+    // And merge with a handle that has no twin says what it needs.
+    let err = ana.run(&["team", "member", "merge", "@ana"]).fails();
+    assert!(
+        err.contains("no other member has @ana's name or handle"),
+        "{err}"
+    );
+}

@@ -282,3 +282,68 @@ fn the_sync_section_works_word_for_word() {
         "the invite made for @ben joined as Ben"
     );
 }
+
+#[test]
+fn the_tour_works_word_for_word_on_any_day() {
+    let lines = block("## A short tour");
+    // Every day of a week, Monday to Sunday: the tour holds whatever day it is read on.
+    for n in 7..=13 {
+        // (2026-12-07 is a Monday; the last Friday on or before it is the 4th.)
+        let day = format!("2026-12-{n:02}");
+        let friday = if n >= 11 { "2026-12-11" } else { "2026-12-04" };
+        let dir = tempfile::tempdir().unwrap();
+        let mut home = Home::new();
+        home.day = Some(day.clone());
+        // The tour's example id stands for the first event it logs.
+        let mut first: Option<String> = None;
+        let mut ran = 0;
+        for line in &lines {
+            let code = code(line);
+            if code.is_empty() || code.starts_with("cargo install") || code.starts_with("echo ") {
+                continue;
+            }
+            let (command, into) = match code.split_once(" > ") {
+                Some((c, file)) => (c, Some(file.trim())),
+                None => (code, None),
+            };
+            let mut w = words(command);
+            assert_eq!(w[0], "cairn", "{code}");
+            if let Some(id) = &first {
+                for word in &mut w {
+                    if word == "7k2m9q" {
+                        *word = id.clone();
+                    }
+                }
+            }
+            let args: Vec<&str> = w[1..].iter().map(String::as_str).collect();
+            let run = home.run(&args);
+            assert_eq!(
+                run.code, 0,
+                "on {day}, `{code}` failed: {}{}",
+                run.stderr, run.stdout
+            );
+            if first.is_none() && args[0] == "log" {
+                let short = run
+                    .stdout
+                    .split_whitespace()
+                    .nth(1)
+                    .expect("`logged ID`")
+                    .to_owned();
+                first = Some(short);
+            }
+            if let Some(file) = into {
+                std::fs::write(dir.path().join(file), &run.stdout).unwrap();
+                assert!(run.stdout.lines().count() > 3, "{}", run.stdout);
+            }
+            ran += 1;
+        }
+        assert_eq!(ran, 30, "the tour runs every command");
+        // What it logged is there, each stone on the day it says.
+        let all = cairn_e2e::feed(&home, &[]);
+        let late = all
+            .iter()
+            .find(|i| i["text"] == "Fixed the flaky deploy test")
+            .expect("the late stone");
+        assert_eq!(late["date"], friday, "on {day}");
+    }
+}

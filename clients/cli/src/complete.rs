@@ -9,10 +9,36 @@ use cairn_core::feed::FeedQuery;
 use cairn_store::Replica;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-/// The replica of the home in the environment, if one opens.
+/// The home in the environment.
+fn home() -> Option<std::path::PathBuf> {
+    crate::context::home(std::env::var_os("CAIRN_HOME").map(Into::into)).ok()
+}
+
+/// The replica of the team in the environment (`CAIRN_TEAM`, else the config's default), if one
+/// opens.
 fn replica() -> Option<Replica> {
-    let home = crate::context::home(std::env::var_os("CAIRN_HOME").map(Into::into)).ok()?;
-    Replica::open(&home.join(crate::context::REPLICA_FILE)).ok()
+    let home = home()?;
+    let team = std::env::var("CAIRN_TEAM").ok().or_else(|| {
+        crate::config::Config::load(&home)
+            .ok()?
+            .get("team")
+            .map(str::to_owned)
+    });
+    Replica::open(&crate::home::select(&home, team.as_deref()).ok()?).ok()
+}
+
+/// The teams of the home, by name, with their ids beside.
+pub fn teams() -> ArgValueCandidates {
+    ArgValueCandidates::new(|| {
+        let Some(teams) = home().and_then(|h| crate::home::list(&h).ok()) else {
+            return Vec::new();
+        };
+        teams
+            .into_iter()
+            .filter(|t| !t.name.is_empty())
+            .map(|t| CompletionCandidate::new(t.name).help(Some(t.id.into())))
+            .collect()
+    })
 }
 
 /// The team of that replica, if one opens.

@@ -8,11 +8,9 @@ use cairn_store::Replica;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::config::Config;
 use crate::error::{CliError, Result};
 use crate::output::Out;
-
-/// The file name of the replica inside a home.
-pub const REPLICA_FILE: &str = "replica.sqlite3";
 
 /// The home given (`--home`, `CAIRN_HOME`), else the platform's data directory's `cairn`.
 pub fn home(given: Option<PathBuf>) -> Result<PathBuf> {
@@ -58,6 +56,14 @@ impl Writer<'_> {
 #[derive(Debug)]
 pub struct Ctx {
     pub home: PathBuf,
+    /// The team the command acts on: `--team`, else `CAIRN_TEAM`, else the config's `team`;
+    /// `None`: the home's only team.
+    pub team: Option<String>,
+    /// Whether a team was named for this command (`--team` or `CAIRN_TEAM`), not only by the
+    /// config's default: `cairn sync` then syncs that team alone.
+    pub team_named: bool,
+    /// The home's settings (see [`crate::config`]).
+    pub config: Config,
     pub out: Out,
     /// Act as this member (a handle) instead of the device's owner.
     pub as_member: Option<String>,
@@ -79,9 +85,20 @@ impl Ctx {
             })?,
             _ => Timestamp::now(),
         };
+        let config = Config::load(&home)?;
+        let env_team = std::env::var("CAIRN_TEAM")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        let team_named = env_team.is_some();
+        let team = env_team.or_else(|| config.get("team").map(str::to_owned));
+        let mut out = Out::new(json);
+        out.pager_command = config.get("pager").map(str::to_owned);
         Ok(Ctx {
             home,
-            out: Out::new(json),
+            team,
+            team_named,
+            config,
+            out,
             as_member,
             now,
             tz: TimeZone::system(),
@@ -89,12 +106,28 @@ impl Ctx {
         })
     }
 
-    pub fn replica_path(&self) -> PathBuf {
-        self.home.join(REPLICA_FILE)
+    /// The replica of the team this command acts on.
+    pub fn replica_path(&self) -> Result<PathBuf> {
+        crate::home::select(&self.home, self.team.as_deref())
+    }
+
+    /// Acts on the team `team` names (an id or a name) from now on, as `--team` does.
+    pub fn with_team(mut self, team: Option<String>) -> Ctx {
+        if team.is_some() {
+            self.team_named = true;
+            self.team = team;
+        }
+        self
+    }
+
+    /// How long a sync waits for a silent server: `CAIRN_SYNC_TIMEOUT`, else the config's
+    /// `sync-timeout`, else [`crate::remote::TIMEOUT`].
+    pub fn patience(&self) -> std::time::Duration {
+        self.config.sync_timeout().unwrap_or(crate::remote::TIMEOUT)
     }
 
     pub fn open(&self) -> Result<Replica> {
-        let mut replica = Replica::open(&self.replica_path())?;
+        let mut replica = Replica::open(&self.replica_path()?)?;
         // A device that can no longer sync says so once, on the first command after a sync
         // found out (commands that show it themselves set `told` first).
         if !self.told.replace(true) {

@@ -8,8 +8,10 @@
 
 mod commands;
 mod complete;
+mod config;
 mod context;
 mod error;
+mod home;
 mod output;
 mod remote;
 mod render;
@@ -52,14 +54,21 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     home: Option<PathBuf>,
 
+    /// The team to act on, by name or id, when this home holds several [env: CAIRN_TEAM]
+    /// [default: the config's `team`, else the home's only team]; for `init`, the new team's name.
+    // CAIRN_TEAM is read by hand, as CAIRN_HOME is.
+    #[arg(long, global = true, value_name = "NAME", add = complete::teams())]
+    team: Option<String>,
+
     /// Act as another member of this replica (a shared device, a demo, a test).
     #[arg(long = "as", global = true, value_name = "@HANDLE", add = complete::handles())]
     as_member: Option<String>,
 
-    /// When to colour the output: auto (on a terminal, without NO_COLOR), always or never.
-    #[arg(long, global = true, value_name = "WHEN", default_value = "auto",
+    /// When to colour the output: auto (on a terminal, without NO_COLOR), always or never
+    /// [default: the config's `color`, else auto].
+    #[arg(long, global = true, value_name = "WHEN",
           value_parser = ["auto", "always", "never"])]
-    color: String,
+    color: Option<String>,
 
     /// Never send long output (feed, digest, team) through a pager [env: PAGER picks the pager;
     /// PAGER=cat turns it off].
@@ -88,15 +97,19 @@ fn main() -> ExitCode {
             };
         }
     };
-    match cli.color.as_str() {
-        "always" => anstream::ColorChoice::Always.write_global(),
-        "never" => anstream::ColorChoice::Never.write_global(),
-        _ => {}
-    }
     let home = cli
         .home
         .or_else(|| std::env::var_os("CAIRN_HOME").map(PathBuf::from));
-    let result = Ctx::new(home, cli.json, cli.as_member).and_then(|mut ctx| {
+    let result = Ctx::new(home, cli.json, cli.as_member).and_then(|ctx| {
+        let mut ctx = ctx.with_team(cli.team);
+        let color = cli
+            .color
+            .or_else(|| ctx.config.get("color").map(str::to_owned));
+        match color.as_deref() {
+            Some("always") => anstream::ColorChoice::Always.write_global(),
+            Some("never") => anstream::ColorChoice::Never.write_global(),
+            _ => {}
+        }
         ctx.out.no_pager = cli.no_pager;
         commands::run(cli.command, &mut ctx)?;
         ctx.out.flush()

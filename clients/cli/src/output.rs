@@ -99,6 +99,8 @@ pub struct Out {
     pub width: Option<usize>,
     /// `--no-pager`: never start one.
     pub no_pager: bool,
+    /// The pager the config file names (`PAGER` comes first).
+    pub pager_command: Option<String>,
     stream: anstream::AutoStream<std::io::Stdout>,
     pager: Option<Pager>,
 }
@@ -120,16 +122,19 @@ impl Pager {
     /// `$PAGER` (run by the shell, like git), else `less`; `LESS=FRX` unless `LESS` is set, so a
     /// page that fits the screen prints and returns. `None` when no pager is wanted or none
     /// starts.
-    fn start() -> Option<Pager> {
-        let mut child = match std::env::var("PAGER") {
-            Ok(p) if p.trim().is_empty() || p.trim() == "cat" => return None,
-            Ok(p) => {
+    fn start(configured: Option<&str>) -> Option<Pager> {
+        let wanted = std::env::var("PAGER")
+            .ok()
+            .or_else(|| configured.map(str::to_owned));
+        let mut child = match wanted {
+            Some(p) if p.trim().is_empty() || p.trim() == "cat" => return None,
+            Some(p) => {
                 let mut c = std::process::Command::new("sh");
                 c.arg("-c").arg(p);
                 c
             }
             // Started directly, so a machine without `less` prints as if there were no pager.
-            Err(_) => std::process::Command::new("less"),
+            None => std::process::Command::new("less"),
         };
         child.stdin(std::process::Stdio::piped());
         if std::env::var_os("LESS").is_none() {
@@ -195,6 +200,7 @@ impl Out {
             json,
             width: width(),
             no_pager: false,
+            pager_command: None,
             stream: anstream::stdout(),
             pager: None,
         }
@@ -206,7 +212,7 @@ impl Out {
         let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
         if self.pager.is_none() && terminal && !self.json && !self.no_pager {
             let _ = self.stream.flush();
-            self.pager = Pager::start();
+            self.pager = Pager::start(self.pager_command.as_deref());
         }
     }
 

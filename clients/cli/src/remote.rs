@@ -672,16 +672,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest one request may take in all, however steadily its answer comes.
 const LONGEST: Duration = Duration::from_secs(30 * 60);
 
-/// How long a request by hand waits for a silent server: `CAIRN_SYNC_TIMEOUT` seconds (1 to
-/// 3600), else [`TIMEOUT`].
-pub fn patience() -> Duration {
-    std::env::var("CAIRN_SYNC_TIMEOUT")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|s| (1..=3600).contains(s))
-        .map_or(TIMEOUT, Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

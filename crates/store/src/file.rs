@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use crate::docs::load_doc;
 use crate::doctor::reindex_all;
-use crate::{Error, NewTeam, Replica, Result, SCHEMA_VERSION, index, schema, set_meta};
+use crate::{Error, NewTeam, Peek, Replica, Result, SCHEMA_VERSION, index, schema, set_meta};
 
 impl Replica {
     /// Creates a new replica at `path` holding a new team; fails if one exists.
@@ -100,6 +100,33 @@ impl Replica {
         }
         linked?;
         Replica::open(path)
+    }
+
+    /// Which team the replica at `path` holds, read without opening it for work (no migration,
+    /// no write): for a home that holds several teams to tell them apart.
+    pub fn peek(path: &Path) -> Result<Peek> {
+        if !path.exists() {
+            return Err(Error::Missing(path.to_owned()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let meta = |key: &str| -> Result<Option<String>> {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        let Some(team_id) = meta("team_id")? else {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: "it names no team".to_owned(),
+            });
+        };
+        Ok(Peek {
+            team_id,
+            team_name: meta("team_name")?.unwrap_or_default(),
+            server_url: meta("server_url")?,
+        })
     }
 
     /// Opens an existing replica, migrating an older schema forward.

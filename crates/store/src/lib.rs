@@ -71,6 +71,15 @@ pub struct NewTeam {
     pub at_ms: i64,
 }
 
+/// Which team a replica holds, as [`Replica::peek`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peek {
+    pub team_id: String,
+    /// Empty until the team document arrived (a device that joined and has not synced yet).
+    pub team_name: String,
+    pub server_url: Option<String>,
+}
+
 /// What a reaction did: reacting twice with the same emoji takes the reaction back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reacted {

@@ -46,10 +46,11 @@ enum Action {
         /// How many it takes.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         target: u32,
-        /// Its last day, YYYY-MM-DD.
+        /// Its last day: YYYY-MM-DD, days or weeks ahead (`30d`, `4w`), a weekday (`friday`) or
+        /// `month-end`.
         #[arg(long, value_name = "DATE")]
         until: String,
-        /// Its first day [default: today].
+        /// Its first day, in the same forms [default: today].
         #[arg(long, value_name = "DATE")]
         from: Option<String>,
     },
@@ -64,11 +65,35 @@ pub struct ListArgs {
     all: bool,
 }
 
-fn parse_date(text: &str, flag: &str) -> Result<Date> {
-    text.trim().parse().map_err(|_| {
+/// A day of a challenge, counted forward from `today`: YYYY-MM-DD, `today`, `tomorrow`, days or
+/// weeks ahead (`30d`, `4w`), a weekday (the next one, today included) or `month-end`.
+fn parse_date(text: &str, flag: &str, today: Date) -> Result<Date> {
+    let t = text.trim().to_ascii_lowercase();
+    let bad = || {
         CliError::new(format!("{flag} `{text}` is not a date"))
-            .hint("use YYYY-MM-DD, like 2026-12-31")
-    })
+            .hint("use YYYY-MM-DD (like 2026-12-31), days or weeks ahead (`30d`, `4w`), a weekday (`friday`) or `month-end`")
+    };
+    let ahead = |days: i64| {
+        today
+            .checked_add(jiff::Span::new().days(days))
+            .map_err(|_| bad())
+    };
+    if let Some(day) = super::feed::weekday(&t) {
+        let n =
+            (day.to_monday_zero_offset() - today.weekday().to_monday_zero_offset()).rem_euclid(7);
+        return ahead(i64::from(n));
+    }
+    let count = |n: &str| n.parse::<i64>().ok().filter(|n| (0..=3660).contains(n));
+    match t.as_str() {
+        "today" => Ok(today),
+        "tomorrow" => ahead(1),
+        "month-end" | "end-of-month" => Ok(today.last_of_month()),
+        _ => match (t.strip_suffix('d'), t.strip_suffix('w')) {
+            (Some(n), _) if count(n).is_some() => ahead(count(n).unwrap_or(0)),
+            (_, Some(n)) if count(n).is_some() => ahead(count(n).unwrap_or(0) * 7),
+            _ => t.parse().map_err(|_| bad()),
+        },
+    }
 }
 
 /// The challenge named by its title (or the start of it, any case) or its id.
@@ -121,7 +146,10 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
             until,
         } => {
             let c = named(&w.team, &challenge)?;
-            let until = until.map(|u| parse_date(&u, "--until")).transpose()?;
+            let today = ctx.today(&w.team.tz);
+            let until = until
+                .map(|u| parse_date(&u, "--until", today))
+                .transpose()?;
             super::team::noted(ctx, w, |doc, state| {
                 team::edit_challenge(doc, state, &c.id, title.as_deref(), target, until)?;
                 Ok(((), format!("changed the challenge “{}”", c.title)))
@@ -144,16 +172,17 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
         }
     };
     let (me, tz) = (w.me.clone(), w.team.tz.clone());
+    let today = ctx.today(&tz);
     let c = Challenge {
         id: random_id(10)?,
         title,
         metric: Metric::parse(&metric)?,
         target,
         start: match from {
-            Some(f) => parse_date(&f, "--from")?,
-            None => ctx.today(&tz),
+            Some(f) => parse_date(&f, "--from", today)?,
+            None => today,
         },
-        until: parse_date(&until, "--until")?,
+        until: parse_date(&until, "--until", today)?,
     };
     let at = ctx.now_ms();
     super::team::noted(ctx, w, |doc, _| {

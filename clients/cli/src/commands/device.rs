@@ -4,7 +4,6 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::Result;
-use crate::remote;
 
 /// Your devices on the team's server.
 #[derive(Debug, clap::Args)]
@@ -25,7 +24,7 @@ enum Sub {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let Sub::Link = args.command;
     let replica = ctx.open()?;
-    let client = super::sync::client(&replica, remote::patience())?;
+    let client = super::sync::client(&replica, ctx.patience())?;
     let url = replica.remote()?.map(|r| r.url).unwrap_or_default();
     let link = client.link()?;
     // The code alone on standard output (`$(cairn device link)`), what to do with it beside.

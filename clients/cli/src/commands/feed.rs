@@ -44,8 +44,16 @@ pub fn parse_day(text: &str, today: Date) -> Result<Date> {
     let t = text.trim();
     let bad = || {
         CliError::new(format!("`{t}` is not a day"))
-            .hint("use YYYY-MM-DD, `today`, `yesterday`, or days or weeks ago like `7d` or `2w`")
+            .hint("use YYYY-MM-DD, `today`, `yesterday`, a weekday like `friday` (the last one), or days or weeks ago like `7d` or `2w`")
     };
+    if let Some(day) = weekday(t) {
+        // The last such day: today, or up to six days back.
+        let back =
+            (today.weekday().to_monday_zero_offset() - day.to_monday_zero_offset()).rem_euclid(7);
+        return today
+            .checked_sub(jiff::Span::new().days(i64::from(back)))
+            .map_err(|_| bad());
+    }
     match t {
         "today" => Ok(today),
         "yesterday" => today.yesterday().map_err(|_| bad()),
@@ -148,6 +156,24 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The weekday `text` names (`fri`, `Friday`), if it names one.
+pub fn weekday(text: &str) -> Option<jiff::civil::Weekday> {
+    use jiff::civil::Weekday as W;
+    let t = text.trim().to_ascii_lowercase();
+    let days = [
+        (W::Monday, "monday"),
+        (W::Tuesday, "tuesday"),
+        (W::Wednesday, "wednesday"),
+        (W::Thursday, "thursday"),
+        (W::Friday, "friday"),
+        (W::Saturday, "saturday"),
+        (W::Sunday, "sunday"),
+    ];
+    days.into_iter()
+        .find(|(_, name)| t.len() >= 3 && name.starts_with(t.as_str()))
+        .map(|(d, _)| d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +198,12 @@ mod tests {
         assert!(parse_day("2026-13-01", today).is_err());
         assert!(parse_day("99999999d", today).is_err());
         assert!(parse_day("-5d", today).is_err());
+        // 2026-11-23 is a Monday: the last Friday is three days back; a Monday is today.
+        for friday in ["friday", "Fri", "FRIDAY"] {
+            assert_eq!(parse_day(friday, today).unwrap().to_string(), "2026-11-20");
+        }
+        assert_eq!(parse_day("monday", today).unwrap(), today);
+        assert_eq!(parse_day("sun", today).unwrap().to_string(), "2026-11-22");
+        assert!(parse_day("fr", today).is_err(), "two letters name no day");
     }
 }

@@ -51,14 +51,8 @@ pub fn device_name(given: Option<String>) -> String {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let path = ctx.replica_path();
-    if path.exists() {
-        return Err(CliError::new("this home already holds a team").hint(
-            "to bring it to a server use `cairn publish URL --invite CODE`; to join another team set CAIRN_HOME to a new directory",
-        ));
-    }
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, remote::patience());
+    let client = Client::new(&url, None, ctx.patience());
     client.info()?;
     let resp = client
         .join(&JoinRequest {
@@ -76,6 +70,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         device_id: resp.device_id.clone(),
         token: resp.token.0.clone(),
     };
+    // (A team this home holds already is refused here, before anything is written.)
+    let path = crate::home::new_team_path(&ctx.home, &resp.team_id)?;
     let mut replica = Replica::create_joined(&path, &resp.team_id, &resp.member_id, &remote)?;
     let founded = if resp.founder {
         Some(found(
@@ -94,7 +90,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             replica.set_setting("join_handle", Some(h.trim().trim_start_matches('@')))?;
         }
     }
-    let report = super::sync::exchange(ctx, &mut replica, remote::patience(), true)?;
+    let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
     let team = replica.team()?;
     let handle = team.handle_of(&resp.member_id).to_owned();
     let cut = match (&args.name, &args.handle) {
@@ -143,7 +139,12 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             }),
         ),
     };
-    ctx.out.say(text, value)
+    ctx.out.say(text, value)?;
+    if let Some(note) = super::team::twins_note(&replica, &team, &resp.member_id)? {
+        eprintln!("{note}");
+    }
+    drop(replica);
+    super::init::beside_others(ctx, &resp.team_id, &team.name)
 }
 
 /// Starts the team on this device, which joined as its founder: the server had no history for

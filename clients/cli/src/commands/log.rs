@@ -25,8 +25,9 @@ pub struct Args {
     /// It happened yesterday: count it for yesterday's date.
     #[arg(long, conflicts_with = "on")]
     yesterday: bool,
-    /// It happened on an earlier day: YYYY-MM-DD, `yesterday` or `3d`, within the team's late
-    /// window (the last workday, by default; see `cairn team rules`). It counts for that day.
+    /// It happened on an earlier day: YYYY-MM-DD, `yesterday`, a weekday (`friday`: the last
+    /// one) or `3d`, within the team's late window (the last workday, by default; see `cairn
+    /// team rules`). It counts for that day.
     #[arg(long, value_name = "DATE")]
     on: Option<String>,
 }

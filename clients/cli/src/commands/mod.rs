@@ -3,6 +3,7 @@
 mod badges;
 mod challenge;
 mod completions;
+mod config;
 mod demo;
 mod device;
 pub mod digest;
@@ -25,6 +26,7 @@ mod status;
 mod streaks;
 pub mod sync;
 pub mod team;
+mod teams;
 mod web;
 
 use clap::Subcommand;
@@ -79,6 +81,7 @@ pub enum Command {
     Export(export::Args),
     Import(import::Args),
     Doctor(doctor::Args),
+    Config(config::Args),
     Completions(completions::Args),
     Demo(demo::Args),
     Web(web::Args),
@@ -97,6 +100,12 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
     // Commands that only read, or that reach the server themselves (init, join, publish, sync,
     // device), return nothing to sync.
     let read = |()| Outcome::Read;
+    // A config file with something wrong in it stops every command but the one that fixes it.
+    if !matches!(command, Command::Config(_))
+        && let Some(e) = ctx.config.trouble()
+    {
+        return Err(e);
+    }
     // These say themselves why the device can no longer sync, if it cannot.
     if matches!(
         command,
@@ -129,6 +138,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Export(a) => export::run(a, ctx).map(read),
         Command::Import(a) => import::run(a, ctx),
         Command::Doctor(a) => doctor::run(a, ctx).map(read),
+        Command::Config(a) => config::run(a, ctx).map(read),
         Command::Completions(a) => completions::run(a, ctx).map(read),
         Command::Demo(a) => demo::run(a, ctx).map(read),
         Command::Web(a) => web::run(a, ctx).map(read),

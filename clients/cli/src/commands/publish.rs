@@ -35,7 +35,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             .hint("`cairn sync` sends what is new"));
     }
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, remote::patience());
+    let client = Client::new(&url, None, ctx.patience());
     client.info()?;
     let me = replica.me()?;
     let name = replica.team()?.name;
@@ -58,7 +58,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         device_id: resp.device_id.clone(),
         token: resp.token.0.clone(),
     })?;
-    let report = super::sync::exchange(ctx, &mut replica, remote::patience(), true)?;
+    let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
     let team = replica.team()?;
     let renamed = knew.as_ref().map_or(String::new(), |old| {
         format!(

@@ -46,7 +46,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         Command::SetUrl { url, no_check } => {
             let url = remote::normalise_url(&url)?;
             if !no_check {
-                let client = Client::new(&url, Some(r.token.clone()), remote::patience());
+                let client = Client::new(&url, Some(r.token.clone()), ctx.patience());
                 client.info().map_err(|e| {
                     e.hint(format!(
                         "{url} was not changed to; check the address, or use --no-check to point \

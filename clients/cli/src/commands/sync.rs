@@ -26,17 +26,95 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    // One sync at a time per home: a background sync finding another one under way leaves (that
-    // one, or the next, takes its changes: they wait in the outbox); a sync by hand waits its turn.
+    // A team named (--team, CAIRN_TEAM) syncs alone, and so does a home's only team; otherwise
+    // every team of the home syncs, one after another, each said on a line of its own.
+    let teams = if ctx.team_named || args.background {
+        Vec::new()
+    } else {
+        crate::home::list(&ctx.home)?
+    };
+    if teams.len() < 2 {
+        let report = sync_one(&args, ctx)?;
+        if args.quiet || args.background {
+            return Ok(());
+        }
+        return ctx.out.say(said(&report), json!(report));
+    }
+    let mut lines = Vec::new();
+    let mut all = Vec::new();
+    let mut failed = Vec::new();
+    let chosen = ctx.team.take();
+    for t in &teams {
+        let label = if t.name.is_empty() {
+            t.id.clone()
+        } else {
+            t.name.clone()
+        };
+        ctx.team = Some(t.id.clone());
+        match sync_one(&args, ctx) {
+            Ok(report) => {
+                lines.push(format!("{label}: {}", said(&report)));
+                let mut v = json!(report);
+                v["team"] = json!(label);
+                v["team_id"] = json!(t.id);
+                all.push(v);
+            }
+            Err(e) => {
+                eprintln!("{label}:");
+                let _ = e.report();
+                failed.push(label);
+            }
+        }
+    }
+    ctx.team = chosen;
+    if !args.quiet {
+        ctx.out.say(lines.join("\n"), json!(all))?;
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(format!(
+        "{} of {} teams did not sync: {}",
+        failed.len(),
+        teams.len(),
+        failed.join(", ")
+    ))
+    .hint("see why above; nothing is lost, run `cairn sync` again (--team NAME syncs one)")
+    .kind(Kind::Failure))
+}
+
+/// What a sync did, in a line.
+fn said(report: &Report) -> String {
+    if report.sent == 0 && report.received == 0 && report.docs == 0 {
+        "up to date".to_owned()
+    } else {
+        format!(
+            "sent {} change{}, received {} ({} request{}, {} up, {} down)",
+            report.sent,
+            plural(report.sent),
+            received(report),
+            report.requests,
+            plural(report.requests),
+            size(report.bytes_up),
+            size(report.bytes_down),
+        )
+    }
+}
+
+/// Syncs the team `ctx` acts on; says on stderr what needs saying besides the report.
+fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
+    // One sync at a time per replica: a background sync finding another one under way leaves
+    // (that one, or the next, takes its changes: they wait in the outbox); a sync by hand waits
+    // its turn.
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(ctx.home.join("sync.lock"));
+        .open(crate::home::sync_lock(&ctx.replica_path()?));
     let _turn = match lock {
         Ok(file) if args.background => match file.try_lock() {
             Ok(()) => Some(file),
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(Report::default()),
         },
         Ok(file) => file.lock().ok().map(|()| file),
         // A home we cannot write a lock into syncs anyway: the replica has its own guard.
@@ -46,7 +124,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let timeout = if args.background {
         remote::QUIET_TIMEOUT
     } else {
-        remote::patience()
+        ctx.patience()
     };
     let report = match exchange(ctx, &mut replica, timeout, !args.background) {
         Ok(report) => report,
@@ -85,24 +163,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             plural(report.rebased),
         );
     }
-    if args.quiet || args.background {
-        return Ok(());
-    }
-    let text = if report.sent == 0 && report.received == 0 && report.docs == 0 {
-        "up to date".to_owned()
-    } else {
-        format!(
-            "sent {} change{}, received {} ({} request{}, {} up, {} down)",
-            report.sent,
-            plural(report.sent),
-            received(&report),
-            report.requests,
-            plural(report.requests),
-            size(report.bytes_up),
-            size(report.bytes_down),
-        )
-    };
-    ctx.out.say(text, json!(report))
+    Ok(report)
 }
 
 /// The setting that remembers why this device's last sync was refused for good (a token
@@ -310,7 +371,7 @@ fn add(report: &mut Report, more: &Report) {
 /// Starts a quiet sync in the background after a write, when a server is known and something
 /// waits to go; the write itself never waits on the network.
 pub fn after_write(ctx: &Ctx) {
-    if std::env::var("CAIRN_AUTO_SYNC").is_ok_and(|v| v == "0" || v == "false") {
+    if !ctx.config.auto_sync() {
         return;
     }
     let Ok(replica) = ctx.open() else { return };
@@ -318,6 +379,7 @@ pub fn after_write(ctx: &Ctx) {
     if !matches!(replica.remote(), Ok(Some(_))) || !replica.outbox_waiting().unwrap_or(false) {
         return;
     }
+    let Ok(team) = replica.team_id() else { return };
     drop(replica);
     let Ok(exe) = std::env::current_exe() else {
         return;
@@ -325,7 +387,7 @@ pub fn after_write(ctx: &Ctx) {
     let _ = std::process::Command::new(exe)
         .arg("--home")
         .arg(&ctx.home)
-        .args(["sync", "--background"])
+        .args(["--team", &team, "sync", "--background"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -55,6 +55,14 @@ enum Action {
         #[arg(long, value_name = "N")]
         late_days: Option<String>,
     },
+    /// List the teams this home holds, the default one marked.
+    List,
+    /// Make another team of this home the one every command acts on (the config's `team`).
+    Switch {
+        /// The team's name or id (`cairn team list` shows them).
+        #[arg(value_name = "TEAM", add = crate::complete::teams())]
+        team: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +160,14 @@ enum MemberAction {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
+    // The home's teams, not the one team a command acts on.
+    match &args.action {
+        Some(Action::List) => return super::teams::list(ctx).map(|()| Outcome::Read),
+        Some(Action::Switch { team }) => {
+            return super::teams::switch(ctx, team).map(|()| Outcome::Read);
+        }
+        _ => {}
+    }
     let mut replica = ctx.open()?;
     let Some(action) = args.action else {
         show(ctx, &replica)?;
@@ -273,6 +289,8 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
             let rules = w.replica.team()?.rules;
             ctx.out.say(rules_text(&rules), json!(rules))
         }
+        // (Answered by `run` before any replica is opened.)
+        Action::List | Action::Switch { .. } => Ok(()),
         Action::Member(MemberAction::Rename {
             who: named,
             name,
@@ -326,28 +344,74 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
         }
         Action::Member(MemberAction::Merge { from, into }) => {
             let (from, into) = merge_pair(w.replica, &team, &from, into.as_deref())?;
-            noted(ctx, w, |doc, state| {
+            // The member who joined numbered from the placeholder's handle (`eve-2`) takes the
+            // handle they chose (`eve`) once the placeholder no longer holds it.
+            let numbered = into
+                .handle
+                .strip_prefix(&from.handle)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            let handle = noted(ctx, w, |doc, state| {
                 team::merge_member(doc, state, &from.id, &into.id)?;
+                let mut handle = into.handle.clone();
+                if numbered {
+                    let after = team::read(doc)?;
+                    if !after.members.iter().any(|m| m.handle == from.handle) {
+                        team::rename_member(doc, &after, &into.id, None, Some(&from.handle))?;
+                        handle = from.handle.clone();
+                    }
+                }
+                let renamed = if handle == into.handle {
+                    String::new()
+                } else {
+                    format!(", who is @{handle} now")
+                };
                 Ok((
-                    (),
+                    handle,
                     format!(
-                        "merged the placeholder @{} into @{} ({})",
+                        "merged the placeholder @{} into @{} ({}){renamed}",
                         from.handle, into.handle, into.name
                     ),
                 ))
             })?;
             ctx.out.say(
                 format!(
-                    "merged {} ({}) into {}: their kudos and mentions now count for {}",
+                    "merged {} ({}) into {}{}: their kudos and mentions now count for {}",
                     paint(HANDLE, format!("@{}", from.handle)),
                     from.id,
                     paint(HANDLE, format!("@{}", into.handle)),
+                    if handle == into.handle {
+                        String::new()
+                    } else {
+                        format!(", who is {} now", paint(HANDLE, format!("@{handle}")))
+                    },
                     into.name
                 ),
-                json!({ "from": from.id, "into": into.id, "member": into.handle }),
+                json!({ "from": from.id, "into": into.id, "member": handle }),
             )
         }
         Action::Member(MemberAction::Add { name, handle }) => {
+            // The same person twice is said before anything is written.
+            let wanted = handle
+                .as_deref()
+                .map(|h| h.trim().trim_start_matches('@').to_lowercase())
+                .or_else(|| cairn_core::ids::handle_from_name(&name));
+            if let Some(twin) = team.members.iter().find(|m| {
+                Some(&m.handle) == wanted.as_ref()
+                    && cairn_core::ids::handle_key(&m.name) == cairn_core::ids::handle_key(&name)
+            }) {
+                return Err(CliError::new(format!(
+                    "{} is on the team already (@{})",
+                    twin.name, twin.handle
+                ))
+                .hint(format!(
+                    "to add another person of that name, give them a handle of their own: cairn \
+                     team member add \"{}\" --handle {}-2",
+                    name.trim(),
+                    twin.handle
+                ))
+                .about(Input::Members));
+            }
             let id = random_id(12)?;
             let handle_given = handle.is_some();
             let handle = noted(ctx, w, |doc, state| {
@@ -358,6 +422,10 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
                 ))
             })?;
             let cut = if handle_given { "" } else { cut_note(&name) };
+            let after = w.replica.team()?;
+            if let Some(note) = twins_note(w.replica, &after, &id)? {
+                eprintln!("{note}");
+            }
             ctx.out.say(
                 format!("added {}{cut}", paint(HANDLE, format!("@{handle}"))),
                 json!({ "member": handle }),
@@ -597,28 +665,106 @@ fn merge_pair(
         ));
     }
     let typed = from.trim().trim_start_matches('@').to_lowercase();
-    let same: Vec<&cairn_core::team::Member> =
+    // The member the handle names, and the one it is the same person as: a handle alike, or a
+    // handle that the join numbered (`eve` and `eve-2`), or the same name.
+    let alike: Vec<&cairn_core::team::Member> =
         team.members.iter().filter(|m| m.handle == typed).collect();
+    let same: Vec<&cairn_core::team::Member> = if alike.len() > 1 {
+        alike
+    } else {
+        let named = team.member_by_handle_or_id(&typed)?;
+        team.members
+            .iter()
+            .filter(|m| m.id == named.id || same_person(m, named))
+            .collect()
+    };
     let [a, b] = same.as_slice() else {
         return Err(CliError::new(format!(
             "`@{typed}` names {} member{}; merging needs two",
             same.len(),
             if same.len() == 1 { "" } else { "s" }
         ))
-        .hint("name both: cairn team member merge @PLACEHOLDER @MEMBER")
+        .hint(if same.len() == 1 {
+            format!(
+                "no other member has @{}'s name or handle; name both: cairn team member merge \
+                 @PLACEHOLDER @MEMBER",
+                same[0].handle
+            )
+        } else {
+            "name both: cairn team member merge @PLACEHOLDER @MEMBER".to_owned()
+        })
         .about(Input::Members));
     };
-    let writes = |id: &str| replica.has_written(id);
-    match (writes(&a.id)?, writes(&b.id)?) {
-        (false, true) => Ok(((*a).clone(), (*b).clone())),
-        (true, false) => Ok(((*b).clone(), (*a).clone())),
+    // The placeholder is the one added by hand who has neither arrived nor written anything.
+    let waits = |m: &cairn_core::team::Member| -> Result<bool> {
+        Ok(m.arrived().is_none() && !replica.has_written(&m.id)?)
+    };
+    match (waits(a)?, waits(b)?) {
+        (true, false) => Ok(((*a).clone(), (*b).clone())),
+        (false, true) => Ok(((*b).clone(), (*a).clone())),
         _ => Err(CliError::new(format!(
-            "cannot tell which `@{typed}` is the placeholder: {} or {}",
-            a.id, b.id
+            "cannot tell which is the placeholder: @{} ({}) or @{} ({})",
+            a.handle, a.id, b.handle, b.id
         ))
-        .hint("name them by id: cairn team member merge PLACEHOLDER_ID MEMBER_ID")
+        .hint("name them in order: cairn team member merge @PLACEHOLDER @MEMBER")
         .about(Input::Members)),
     }
+}
+
+/// A word about members who look like `id` (the same name, or a handle the join numbered from
+/// theirs), with the way to make them one when the other is a placeholder: joining or adding
+/// someone never makes a silent duplicate.
+pub fn twins_note(
+    replica: &cairn_store::Replica,
+    team: &cairn_core::TeamState,
+    id: &str,
+) -> Result<Option<String>> {
+    let Some(me) = team.members.iter().find(|m| m.id == id) else {
+        return Ok(None);
+    };
+    let Some(twin) = team.members.iter().find(|m| same_person(m, me)) else {
+        return Ok(None);
+    };
+    let waits = |m: &cairn_core::team::Member| -> Result<bool> {
+        Ok(m.arrived().is_none() && !replica.has_written(&m.id)?)
+    };
+    let said = format!("{} (@{})", twin.name, twin.handle);
+    Ok(Some(match (waits(twin)?, waits(me)?) {
+        (true, false) => format!(
+            "note: the team already had {said}, added by a teammate before @{} joined; if that \
+             is the same person, `cairn team member merge @{}` makes them one member (the \
+             placeholder's kudos and mentions follow)",
+            me.handle, twin.handle
+        ),
+        (_, true) => format!(
+            "note: {said} is on the team already; if that is the same person, `cairn team member \
+             merge @{} @{}` makes the one just added one with them",
+            me.handle, twin.handle
+        ),
+        (false, false) => format!(
+            "note: {said} is on the team too; if that is someone else, a rename tells them apart \
+             (`cairn team member rename @{} --name \"...\"`)",
+            me.handle
+        ),
+    }))
+}
+
+/// Whether two members look like one person: the same name, or handles one of which the join
+/// numbered from the other (`eve`, `eve-2`).
+pub fn same_person(a: &cairn_core::team::Member, b: &cairn_core::team::Member) -> bool {
+    if a.id == b.id {
+        return false;
+    }
+    let name = |m: &cairn_core::team::Member| cairn_core::ids::handle_key(&m.name);
+    let numbered = |h: &str, base: &str| {
+        h.strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    (!name(a).is_empty() && name(a) == name(b))
+        || a.handle == b.handle
+        || numbered(&a.handle, &b.handle)
+        || numbered(&b.handle, &a.handle)
 }
 
 /// What to add when a handle made from `name` had to be cut: nothing is cut silently.

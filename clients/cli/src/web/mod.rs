@@ -35,7 +35,6 @@ use maud::Markup;
 use crate::commands::sync as sync_cmd;
 use crate::context::{Ctx, Writer, random_bytes};
 use crate::error::{CliError, Input, Kind, Result};
-use crate::remote;
 
 /// How `cairn web` runs.
 #[derive(Debug)]
@@ -61,6 +60,10 @@ pub struct Web {
     /// The cookie's name; cookies ignore ports, so each run names its own.
     cookie: String,
     screen: bool,
+    /// The team shown (its id), which the header's switch changes; `None`: the home's only one.
+    team: Arc<Mutex<Option<String>>>,
+    /// The home's teams when the app started or last switched: (id, name).
+    teams: Mutex<Vec<(String, String)>>,
     replica: Mutex<Replica>,
     /// Writes made through this server: part of the version pages poll, since a connection does
     /// not see its own commits in `data_version`.
@@ -124,7 +127,27 @@ pub struct SyncStatus {
 impl Web {
     /// A context for one request: the clock read now (or `CAIRN_NOW`).
     fn ctx(&self) -> Result<Ctx> {
-        Ctx::new(Some(self.home.clone()), false, self.as_member.clone())
+        let team = self.team.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(Ctx::new(Some(self.home.clone()), false, self.as_member.clone())?.with_team(team))
+    }
+
+    /// The home's teams, for the header's switch: (id, name).
+    pub fn teams(&self) -> Vec<(String, String)> {
+        self.teams.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Shows team `id` from now on: its replica in place of the one shown, every remembered
+    /// page forgotten, the sync loop told.
+    fn switch(&self, id: &str) -> Result<()> {
+        let ctx = Ctx::new(Some(self.home.clone()), false, self.as_member.clone())?
+            .with_team(Some(id.to_owned()));
+        let replica = ctx.open()?;
+        *self.replica() = replica;
+        *self.team.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
+        *self.derived.lock().unwrap_or_else(|e| e.into_inner()) = Derived::default();
+        *self.teams.lock().unwrap_or_else(|e| e.into_inner()) = home_teams(&self.home);
+        self.wrote();
+        Ok(())
     }
 
     fn replica(&self) -> MutexGuard<'_, Replica> {
@@ -222,14 +245,18 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let key = hex(&random_bytes::<16>()?);
+    let replica = ctx.open()?;
+    let shown_team = replica.team_id().ok();
     let web = Arc::new(Web {
+        team: Arc::new(Mutex::new(shown_team)),
+        teams: Mutex::new(home_teams(&ctx.home)),
         home: ctx.home.clone(),
         as_member: ctx.as_member.clone(),
         key: key.clone(),
         csrf: hex(&random_bytes::<16>()?),
         cookie: format!("cairn-{}", addr.port()),
         screen: opts.screen,
-        replica: Mutex::new(ctx.open()?),
+        replica: Mutex::new(replica),
         writes: AtomicU64::new(0),
         poke: Mutex::new(None),
         sync: Arc::new(Mutex::new(SyncStatus::default())),
@@ -241,9 +268,10 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
     let as_member = ctx.as_member.clone();
     let status = web.sync.clone();
     let every = opts.sync_every;
+    let team = web.team.clone();
     std::thread::Builder::new()
         .name("sync".into())
-        .spawn(move || sync_loop(home, as_member, rx, every, status))?;
+        .spawn(move || sync_loop(home, as_member, team, rx, every, status))?;
 
     let shown = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
@@ -318,6 +346,7 @@ fn router(web: Arc<Web>) -> Router {
     if !web.screen {
         app = app
             .route("/me", get(me))
+            .route("/switch", post(switch))
             .route("/log", post(log))
             .route("/kudos", post(kudos))
             .route("/react", post(react))
@@ -334,6 +363,7 @@ fn router(web: Arc<Web>) -> Router {
 fn sync_loop(
     home: PathBuf,
     as_member: Option<String>,
+    team: Arc<Mutex<Option<String>>>,
     rx: mpsc::Receiver<()>,
     every: Option<Duration>,
     status: Arc<Mutex<SyncStatus>>,
@@ -353,12 +383,13 @@ fn sync_loop(
         }
         first = false;
         let outcome = (|| -> Result<bool> {
-            let ctx = Ctx::new(Some(home.clone()), false, as_member.clone())?;
+            let shown = team.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let ctx = Ctx::new(Some(home.clone()), false, as_member.clone())?.with_team(shown);
             let mut replica = ctx.open()?;
             if replica.remote()?.is_none() {
                 return Ok(false);
             }
-            sync_cmd::exchange(&ctx, &mut replica, remote::TIMEOUT, false)?;
+            sync_cmd::exchange(&ctx, &mut replica, ctx.patience(), false)?;
             Ok(true)
         })();
         let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
@@ -375,6 +406,56 @@ fn sync_loop(
             }
         }
     }
+}
+
+/// The teams of `home`, (id, name), for the header's switch; none when they cannot be read.
+fn home_teams(home: &std::path::Path) -> Vec<(String, String)> {
+    crate::home::list(home)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let name = if t.name.is_empty() {
+                t.id.clone()
+            } else {
+                t.name
+            };
+            (t.id, name)
+        })
+        .collect()
+}
+
+/// `POST /switch`: shows another team of the home (the header's form).
+async fn switch(State(web): State<Arc<Web>>, body: Bytes) -> Response {
+    let values = Params::parse(&body);
+    blocking(web, move |web| {
+        if !values
+            .get("csrf")
+            .is_some_and(|t| same_secret(t, &web.csrf))
+        {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This form is out of date",
+                "Go back, reload the page and send it again.",
+            );
+        }
+        let wanted = values.get("team").unwrap_or("");
+        if !web.teams().iter().any(|(id, _)| id == wanted) {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "No such team here",
+                "Go back, reload the page and pick a team from the list.",
+            );
+        }
+        match web.switch(wanted) {
+            Ok(()) => Redirect::to("/feed").into_response(),
+            Err(e) => refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "That team could not be opened",
+                &e.sentence(),
+            ),
+        }
+    })
+    .await
 }
 
 fn open_browser(link: &str) {

@@ -78,6 +78,19 @@ fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
                 a.skip href="#main" { "Skip to the page" }
                 header.top {
                     p.team { (f.team.name) }
+                    @let teams = f.web.teams();
+                    @if teams.len() > 1 && !screen {
+                        form.switch method="post" action="/switch" {
+                            input type="hidden" name="csrf" value=(f.web.csrf);
+                            label for="switch-team" { "Team" }
+                            select #switch-team name="team" {
+                                @for (id, name) in &teams {
+                                    option value=(id) selected[*name == f.team.name] { (name) }
+                                }
+                            }
+                            button type="submit" { "Switch" }
+                        }
+                    }
                     nav aria-label="Pages" {
                         ul {
                             @for (href, name) in &nav {

@@ -1,0 +1,189 @@
+//! A home and the teams it holds, each in a replica of its own.
+//!
+//! The first team lives where every cairn before several teams kept it, `replica.sqlite3` at
+//! the top of the home, so a home of an older cairn is a home with one team. Each team started
+//! or joined after it lives in `teams/<team id>/replica.sqlite3`. A command acts on one team:
+//! the one `--team` (or `CAIRN_TEAM`, or the config's `team`) names, else the home's only one.
+//! Naming a team by its id, or the default kept as an id, finds its replica without reading any
+//! other: what a command costs never grows with the number of teams.
+
+use std::path::{Path, PathBuf};
+
+use cairn_store::{Peek, Replica};
+
+use crate::error::{CliError, Result};
+
+/// The file name of a replica.
+pub const REPLICA_FILE: &str = "replica.sqlite3";
+/// The folder of the teams after the first.
+pub const TEAMS_DIR: &str = "teams";
+
+/// A team a home holds.
+#[derive(Clone, Debug)]
+pub struct Team {
+    pub path: PathBuf,
+    pub id: String,
+    /// Empty for a team joined whose document has not arrived yet.
+    pub name: String,
+    pub server: Option<String>,
+}
+
+/// The replica at the top of the home: its first team's.
+pub fn top(home: &Path) -> PathBuf {
+    home.join(REPLICA_FILE)
+}
+
+/// The replica of the team with id `id` after the first.
+fn in_teams(home: &Path, id: &str) -> PathBuf {
+    home.join(TEAMS_DIR).join(id).join(REPLICA_FILE)
+}
+
+/// The ids of the teams in `teams/` that hold a replica, in order.
+fn team_dirs(home: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(home.join(TEAMS_DIR)) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| in_teams(home, id).exists())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every team of the home, the first one first (each replica's header is read).
+pub fn list(home: &Path) -> Result<Vec<Team>> {
+    let mut paths = Vec::new();
+    if top(home).exists() {
+        paths.push(top(home));
+    }
+    paths.extend(team_dirs(home).iter().map(|id| in_teams(home, id)));
+    let mut teams = Vec::with_capacity(paths.len());
+    for path in paths {
+        let Peek {
+            team_id,
+            team_name,
+            server_url,
+        } = Replica::peek(&path)?;
+        teams.push(Team {
+            path,
+            id: team_id,
+            name: team_name,
+            server: server_url,
+        });
+    }
+    Ok(teams)
+}
+
+/// The replica of the team `wanted` names (its id, its name, or its name's first letters
+/// when no other team's starts so), else of the home's only team. A home with no team yet gives
+/// the top replica's path (opening it then says there is none).
+pub fn select(home: &Path, wanted: Option<&str>) -> Result<PathBuf> {
+    let top = top(home);
+    let Some(wanted) = wanted.map(str::trim).filter(|w| !w.is_empty()) else {
+        if top.exists() || !home.join(TEAMS_DIR).exists() {
+            return Ok(top);
+        }
+        return match team_dirs(home).as_slice() {
+            [] => Ok(top),
+            [one] => Ok(in_teams(home, one)),
+            _ => Err(several(home)?),
+        };
+    };
+    // An id finds its folder, or the top replica, without reading any other.
+    if is_plain_id(wanted) {
+        let p = in_teams(home, wanted);
+        if p.exists() {
+            return Ok(p);
+        }
+        if top.exists() && Replica::peek(&top).is_ok_and(|p| p.team_id == wanted) {
+            return Ok(top);
+        }
+    }
+    let teams = list(home)?;
+    let key = cairn_core::ids::handle_key(wanted);
+    let tiers: [&dyn Fn(&Team) -> bool; 3] = [
+        &|t| t.id == wanted || t.name == wanted,
+        &|t| cairn_core::ids::handle_key(&t.name) == key,
+        &|t| !key.is_empty() && cairn_core::ids::handle_key(&t.name).starts_with(&key),
+    ];
+    for matches in tiers {
+        let found: Vec<&Team> = teams.iter().filter(|t| matches(t)).collect();
+        match found.as_slice() {
+            [one] => return Ok(one.path.clone()),
+            [] => {}
+            many => {
+                let names: Vec<String> = many.iter().map(|t| described(t)).collect();
+                return Err(CliError::new(format!(
+                    "`{wanted}` names {} teams of this home: {}",
+                    many.len(),
+                    names.join(", ")
+                ))
+                .hint("name it by its id (`cairn team list` shows them)"));
+            }
+        }
+    }
+    let err = CliError::new(format!("this home holds no team `{wanted}`"));
+    Err(if teams.is_empty() {
+        err.hint("start one with `cairn init --team NAME --name YOUR_NAME`, or join one with `cairn join URL --invite CODE --name YOUR_NAME`")
+    } else {
+        let names: Vec<String> = teams.iter().map(described).collect();
+        err.hint(format!(
+            "it holds {}; `cairn team list` shows them",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Whether `text` could be a team's id (and a folder's name): letters and digits only.
+fn is_plain_id(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 64 && text.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// A team as a list names it: its name and id.
+fn described(t: &Team) -> String {
+    if t.name.is_empty() {
+        format!("a team not synced yet ({})", t.id)
+    } else {
+        format!("{} ({})", t.name, t.id)
+    }
+}
+
+/// The error of a home with several teams and none named.
+fn several(home: &Path) -> Result<CliError> {
+    let teams = list(home)?;
+    let names: Vec<String> = teams.iter().map(described).collect();
+    Ok(CliError::new(format!(
+        "this home holds {} teams and none is the default: {}",
+        teams.len(),
+        names.join(", ")
+    ))
+    .hint("pick one for this command with --team NAME, or for every command with `cairn team switch NAME`"))
+}
+
+/// Where a new team's replica goes: the top of a home that holds none yet, else its own folder.
+pub fn new_team_path(home: &Path, id: &str) -> Result<PathBuf> {
+    // (An id a server sent becomes a folder's name: nothing but letters and digits.)
+    if !is_plain_id(id) {
+        return Err(CliError::new(format!(
+            "the server named the team `{}`, which is no team id",
+            crate::remote::printable(id)
+        ))
+        .hint("is this address a cairn-server? nothing was written here")
+        .kind(crate::error::Kind::Failure));
+    }
+    if !top(home).exists() && team_dirs(home).is_empty() {
+        return Ok(top(home));
+    }
+    if list(home)?.iter().any(|t| t.id == id) {
+        return Err(CliError::new("this home already holds that team")
+            .hint("`cairn team list` shows the teams here; `cairn sync` brings what is new"));
+    }
+    Ok(in_teams(home, id))
+}
+
+/// The lock that keeps two syncs of one replica from running at once, beside it.
+pub fn sync_lock(replica: &Path) -> PathBuf {
+    replica.with_file_name("sync.lock")
+}
