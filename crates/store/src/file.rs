@@ -240,6 +240,20 @@ impl Replica {
                 index::reindex_team(&tx, &doc)?;
             }
         }
+        // Schema 9 reads a retraction as no edit: the journals holding one that the index took
+        // for an edit are read again (only those: a few documents, not the whole history).
+        if (1..9).contains(&version) {
+            let docs: Vec<String> = tx
+                .prepare(
+                    "SELECT DISTINCT doc FROM events WHERE retracted = 1 AND edited_ms IS NOT NULL",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for doc_id in docs {
+                let doc = load_doc(&tx, &doc_id)?;
+                index::reindex_doc(&tx, &doc_id, &doc)?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -330,6 +330,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE members ADD COLUMN placeholder INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE members ADD COLUMN arrived_ms INTEGER;
     "#,
+    // 9: a retraction is no edit (it writes `retracted_at`); the journals an older cairn indexed
+    // with a retraction's time as an edit's are indexed again after this one.
+    "-- (no change of schema)",
 ];
 
 /// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a

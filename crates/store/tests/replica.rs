@@ -689,3 +689,39 @@ fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
     assert_eq!(team.member("di").unwrap().arrived_ms, Some(T0 + 1_000));
     assert!(!team.member("ben").unwrap().placeholder);
 }
+
+#[test]
+fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
+    let mut f = Fixture::new();
+    let kept = f.log("ana", "stays");
+    let gone = f.log("ana", "goes");
+    f.replica.retract_event("ana", &gone, T0 + 60_000).unwrap();
+    drop(f.replica);
+    // As an older cairn indexed it: the retraction's time as an edit's.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(&format!(
+        "UPDATE events SET edited_ms = {} WHERE retracted = 1; PRAGMA user_version = 8;",
+        T0 + 60_000
+    ))
+    .unwrap();
+    let edited: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE edited_ms IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    drop(conn);
+    let replica = Replica::open(&f.path).unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+    let mut all = Vec::new();
+    replica
+        .for_each_event(|e| {
+            all.push((e.id.clone(), e.retracted, e.edited_ms));
+            Ok(())
+        })
+        .unwrap();
+    all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    assert_eq!(all, [(kept, false, None), (gone, true, None)]);
+}
