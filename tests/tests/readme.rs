@@ -116,9 +116,9 @@ fn the_sync_section_works_word_for_word() {
         let fill = |w: &str, known: &HashMap<&str, String>| -> String {
             let mut w = w
                 .replace("/var/lib/cairn/server.sqlite3", &db.to_string_lossy())
-                .replace("0.0.0.0:7878", "127.0.0.1:0");
+                .replace("127.0.0.1:7878", "127.0.0.1:0");
             if let Some(url) = known.get("URL") {
-                w = w.replace("http://HOST:7878", url);
+                w = w.replace("https://cairn.example.org", url);
             }
             // Longest names first: CODE_FOR_BEN and FOUNDER_CODE before CODE.
             for key in [
@@ -274,13 +274,14 @@ fn the_sync_section_works_word_for_word() {
         ])
         .fails();
     assert!(err.contains("invite"), "{err}");
-    // The last home is the device that joined with the invite made for @ben.
-    assert_eq!(homes.len(), 2, "two joins before it");
-    let me = home.run(&["me", "--json"]).json();
+    // The first home joined is the device that joined with the invite made for @ben.
+    assert_eq!(homes.len(), 2, "two joins before the last");
+    let me = homes[1].run(&["me", "--json"]).json();
     assert_eq!(
         me["handle"], "ben",
         "the invite made for @ben joined as Ben"
     );
+    assert_eq!(home.run(&["me", "--json"]).json()["handle"], "dee-lin");
 }
 
 #[test]
