@@ -36,6 +36,10 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
         (vec!["feed", "--member", "@zed"], "unknown member"),
         (
             vec!["team", "member", "add", "Ben", "--handle", "ben"],
+            "on the team already",
+        ),
+        (
+            vec!["team", "member", "add", "Bea", "--handle", "ben"],
             "already taken",
         ),
         (
@@ -45,8 +49,8 @@ fn bad_input_is_refused_in_one_line_and_changes_nothing() {
         (vec!["team", "pillar", "add", "Trust"], "already exists"),
         (vec!["team", "commit", " ", "--why", "x"], "empty"),
         (
-            vec!["init", "--team", "Again", "--name", "Ana"],
-            "already exists",
+            vec!["init", "--team", "Otters", "--name", "Ana"],
+            "already holds a team named Otters",
         ),
     ];
     for (args, expected) in cases {

@@ -562,3 +562,77 @@ fn the_team_page_counts_no_placeholder_in_its_reach() {
         "{cli}"
     );
 }
+
+#[test]
+fn the_header_switches_between_the_teams_of_the_home() {
+    let ana = Home::team("Ana", &[]);
+    ana.run(&["log", "An Otters stone"]).ok();
+    ana.run(&["init", "--team", "Kestrels", "--name", "Ana"])
+        .ok();
+    ana.run(&["--team", "kestrels", "log", "A Kestrels stone"])
+        .ok();
+    let kestrels = ana.run(&["team", "list", "--json"]).json()[1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web = Web::start(&ana, &[]);
+    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let (status, page) = get(&web, "/feed", Some(&cookie));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("An Otters stone") && !page.contains("A Kestrels stone"));
+    // A form of real controls, with both teams to pick from.
+    assert!(
+        page.contains("action=\"/switch\"") && page.contains(&format!("value=\"{kestrels}\"")),
+        "{page}"
+    );
+    let token = csrf(&page);
+    // Without the form's token, or to a team the home does not hold: nothing moves.
+    let (status, _) = post(&web, "/switch", &cookie, "", &format!("team={kestrels}"));
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &web,
+        "/switch",
+        &cookie,
+        "",
+        &format!("team=..%2F..%2Fetc&csrf={token}"),
+    );
+    assert_eq!(status, 404);
+    assert!(
+        get(&web, "/feed", Some(&cookie))
+            .1
+            .contains("An Otters stone")
+    );
+    // The switch: the other team's feed, and its writes go to it.
+    let (status, answer) = post(
+        &web,
+        "/switch",
+        &cookie,
+        "",
+        &format!("team={kestrels}&csrf={token}"),
+    );
+    assert_eq!(status, 303, "{answer}");
+    let (_, page) = get(&web, "/feed", Some(&cookie));
+    assert!(
+        page.contains("A Kestrels stone") && !page.contains("An Otters stone"),
+        "{page}"
+    );
+    let (status, _) = post(
+        &web,
+        "/log",
+        &cookie,
+        "",
+        &format!("text=From+the+browser&csrf={token}"),
+    );
+    assert_eq!(status, 303);
+    let texts = |extra: &[&str]| -> Vec<String> {
+        feed(&ana, extra)
+            .iter()
+            .map(|i| i["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        texts(&["--team", "kestrels"]),
+        ["From the browser", "A Kestrels stone"]
+    );
+    assert_eq!(texts(&[]), ["An Otters stone"]);
+}

@@ -100,15 +100,24 @@ fn main() -> ExitCode {
     let home = cli
         .home
         .or_else(|| std::env::var_os("CAIRN_HOME").map(PathBuf::from));
+    let colour = |choice: &str| match choice {
+        "always" => anstream::ColorChoice::Always.write_global(),
+        "never" => anstream::ColorChoice::Never.write_global(),
+        _ => {}
+    };
+    // The flag decides before anything is written; the config's `color`, read with the home,
+    // only when no flag was given.
+    if let Some(c) = &cli.color {
+        colour(c);
+    }
     let result = Ctx::new(home, cli.json, cli.as_member).and_then(|ctx| {
         let mut ctx = ctx.with_team(cli.team);
-        let color = cli
-            .color
-            .or_else(|| ctx.config.get("color").map(str::to_owned));
-        match color.as_deref() {
-            Some("always") => anstream::ColorChoice::Always.write_global(),
-            Some("never") => anstream::ColorChoice::Never.write_global(),
-            _ => {}
+        if cli.color.is_none()
+            && let Some(c) = ctx.config.get("color").map(str::to_owned)
+        {
+            colour(&c);
+            // (The output stream takes the choice when it is made.)
+            ctx.out.renew();
         }
         ctx.out.no_pager = cli.no_pager;
         commands::run(cli.command, &mut ctx)?;

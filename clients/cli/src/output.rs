@@ -206,6 +206,12 @@ impl Out {
         }
     }
 
+    /// Makes the stream again, to take a colour choice made after it was.
+    pub fn renew(&mut self) {
+        let _ = self.stream.flush();
+        self.stream = anstream::stdout();
+    }
+
     /// Sends the rest of the output through a pager when it goes to a terminal (never in a
     /// pipe, never for `--json` or `--no-pager`): for commands whose output can run long.
     pub fn page(&mut self) {
