@@ -1314,7 +1314,7 @@ fn near_teams(teams: &[(String, String)], typed: &str) -> String {
         .iter()
         .filter_map(|(id, name)| {
             let lower = name.to_lowercase();
-            let slips = typo_distance(&key, &lower).min(typo_distance(&key, id));
+            let slips = ids::typo_distance(&key, &lower).min(ids::typo_distance(&key, id));
             let close = slips <= slips_allowed
                 || (key.chars().count() >= 3 && (lower.contains(&key) || key.contains(&lower)));
             close.then_some((slips, name.as_str()))
@@ -1328,28 +1328,6 @@ fn near_teams(teams: &[(String, String)], typed: &str) -> String {
         [one] => format!("; did you mean {one}?"),
         [first @ .., last] => format!("; did you mean {} or {last}?", first.join(", ")),
     }
-}
-
-/// How many slips of the keyboard (a character wrong, missing, added, or two neighbours
-/// swapped) turn `a` into `b`: the optimal string alignment distance. (The same measure as the
-/// core's for pillars, kept here: the server names teams, which the core knows nothing of.)
-fn typo_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut back2 = vec![0; b.len() + 1];
-    let mut back: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            row[j] = (back[j] + 1).min(row[j - 1] + 1).min(back[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(back2[j - 2] + 1);
-            }
-        }
-        back2 = std::mem::replace(&mut back, row);
-    }
-    back[b.len()]
 }
 
 /// A push's changes, grouped by document in the order they came, each with where it was in the
@@ -1718,8 +1696,6 @@ mod tests {
         );
         assert_eq!(near_teams(&teams, "Badgers"), "");
         assert_eq!(near_teams(&teams, "o"), "");
-        assert_eq!(typo_distance("trsut", "trust"), 1);
-        assert_eq!(typo_distance("", "abc"), 3);
     }
 
     #[test]

@@ -271,6 +271,28 @@ pub fn id_after_day(date: &str) -> Option<EventId> {
     Some(EventId::new(ms, [0; 5]))
 }
 
+/// How many slips of the keyboard (a character wrong, missing, added, or two neighbours
+/// swapped) turn `a` into `b`: the optimal string alignment distance.
+pub fn typo_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the table: two back (for swaps), the last, this one.
+    let mut back2 = vec![0; b.len() + 1];
+    let mut back: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (back[j] + 1).min(row[j - 1] + 1).min(back[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(back2[j - 2] + 1);
+            }
+        }
+        back2 = std::mem::replace(&mut back, row);
+    }
+    back[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

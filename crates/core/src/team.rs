@@ -351,7 +351,7 @@ impl TeamState {
             .pillars
             .iter()
             .filter_map(|p| {
-                let slips = typo_distance(&key, &p.id);
+                let slips = ids::typo_distance(&key, &p.id);
                 let close = slips <= if key.chars().count() <= 4 { 1 } else { 2 };
                 (close || p.id.contains(&key) || key.contains(p.id.as_str())).then_some((slips, p))
             })
@@ -362,28 +362,6 @@ impl TeamState {
             .map(|(_, p)| p.name.clone())
             .collect()
     }
-}
-
-/// How many slips of the keyboard (a character wrong, missing, added, or two neighbours
-/// swapped) turn `a` into `b`: the optimal string alignment distance.
-fn typo_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // Three rows of the table: two back (for swaps), the last, this one.
-    let mut back2 = vec![0; b.len() + 1];
-    let mut back: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            row[j] = (back[j] + 1).min(row[j - 1] + 1).min(back[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(back2[j - 2] + 1);
-            }
-        }
-        back2 = std::mem::replace(&mut back, row);
-    }
-    back[b.len()]
 }
 
 fn check_name(name: &str) -> Result<String> {
@@ -1240,10 +1218,10 @@ mod tests {
         assert_eq!(said("car"), "unknown pillar `car`; did you mean #Care?");
         assert_eq!(said("speed"), "unknown pillar `speed`");
         assert_eq!(said("x"), "unknown pillar `x`");
-        assert_eq!(typo_distance("trust", "trust"), 0);
-        assert_eq!(typo_distance("trsut", "trust"), 1);
-        assert_eq!(typo_distance("tust", "trust"), 1);
-        assert_eq!(typo_distance("", "ab"), 2);
+        assert_eq!(ids::typo_distance("trust", "trust"), 0);
+        assert_eq!(ids::typo_distance("trsut", "trust"), 1);
+        assert_eq!(ids::typo_distance("tust", "trust"), 1);
+        assert_eq!(ids::typo_distance("", "ab"), 2);
     }
 
     #[test]
