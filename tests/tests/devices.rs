@@ -235,6 +235,21 @@ fn a_revoked_device_says_so_once_and_its_events_move_to_a_new_one() {
         (&"bo".into(), &"ana".into())
     );
 
+    // An older cairn's export, which names authors by handle alone (a handle another team's
+    // member may share), is refused rather than guessed at.
+    let old = bo.path().join("old.json");
+    let mut events: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bo.path().join("mine.json")).unwrap())
+            .unwrap();
+    for e in events.as_array_mut().unwrap() {
+        e.as_object_mut().unwrap().remove("author_id");
+    }
+    std::fs::write(&old, events.to_string()).unwrap();
+    let err = new.run(&["import", &old.display().to_string()]).fails();
+    assert!(
+        err.contains("older cairn") && err.contains("export again"),
+        "{err}"
+    );
     // An export of someone else's events is not taken as one's own.
     let anas = ana.path().join("ana.json");
     std::fs::write(&anas, ana.run(&["export"]).ok()).unwrap();

@@ -162,6 +162,22 @@ fn settings_live_in_the_home_and_give_way_to_the_environment() {
         (&timeout["value"], &timeout["from"]),
         (&"5".into(), &"CAIRN_SYNC_TIMEOUT".into())
     );
+    // A value the environment gives that the setting cannot take gives way to the file's.
+    let bad_env = ana
+        .command(&["config", "get", "sync-timeout"])
+        .env("CAIRN_SYNC_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&bad_env.stdout).trim(), "30");
+    // What `set` writes always reads back, however it was typed.
+    ana.run(&["config", "set", "auto-sync", "FALSE"]).ok();
+    ana.run(&["config", "set", "sync-timeout", "045"]).ok();
+    ana.run(&["feed"]).ok();
+    assert_eq!(
+        ana.run(&["config", "get", "sync-timeout"]).ok().trim(),
+        "45"
+    );
+    ana.run(&["config", "set", "sync-timeout", "30"]).ok();
     let err = ana.run(&["config", "set", "color", "sometimes"]).fails();
     assert!(err.contains("auto, always or never"), "{err}");
     assert!(

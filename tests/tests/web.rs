@@ -616,12 +616,22 @@ fn the_header_switches_between_the_teams_of_the_home() {
         page.contains("A Kestrels stone") && !page.contains("An Otters stone"),
         "{page}"
     );
+    // A form left open from before the switch (another tab) is refused, never written into
+    // the team shown since; the page's own form goes through.
     let (status, _) = post(
         &web,
         "/log",
         &cookie,
         "",
-        &format!("text=From+the+browser&csrf={token}"),
+        &format!("text=From+a+stale+tab&csrf={token}"),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &web,
+        "/log",
+        &cookie,
+        "",
+        &format!("text=From+the+browser&csrf={}", csrf(&page)),
     );
     assert_eq!(status, 303);
     let texts = |extra: &[&str]| -> Vec<String> {

@@ -22,7 +22,7 @@ pub const KEYS: [(&str, Option<&str>, &str); 5] = [
     (
         "color",
         None,
-        "auto, always or never: when to colour the output (--color overrides it; NO_COLOR turns it off)",
+        "auto, always or never: when to colour the output (--color overrides it; NO_COLOR turns off the file's `always`)",
     ),
     (
         "pager",
@@ -142,10 +142,12 @@ impl Config {
         self.values.get(key).map(String::as_str)
     }
 
-    /// The value of `key` that applies: the environment's, else the file's.
+    /// The value of `key` that applies: the environment's when it is one the key takes, else
+    /// the file's.
     pub fn effective(&self, key: &str) -> Option<(String, Origin)> {
         if let Some(var) = KEYS.iter().find(|k| k.0 == key).and_then(|k| k.1)
             && let Ok(v) = std::env::var(var)
+            && (key == "pager" || check(key, &v).is_ok())
         {
             return Some((v, Origin::Env(var)));
         }
@@ -163,7 +165,16 @@ impl Config {
             Some(v) => {
                 let v = v.trim();
                 check(key, v)?;
-                self.values.insert(key.to_owned(), v.to_owned());
+                // Kept as the file writes it back: a word in lower case, a number as a number.
+                let v = match key {
+                    "auto-sync" => match v.to_ascii_lowercase().as_str() {
+                        "1" | "true" => "true".to_owned(),
+                        _ => "false".to_owned(),
+                    },
+                    "sync-timeout" => v.parse::<u64>().map_or(v.to_owned(), |n| n.to_string()),
+                    _ => v.to_owned(),
+                };
+                self.values.insert(key.to_owned(), v);
             }
             None => {
                 // (A key the file should not hold can be taken out too.)
@@ -242,6 +253,7 @@ fn check(key: &str, value: &str) -> Result<()> {
     let ok = match key {
         "color" => ["auto", "always", "never"].contains(&value),
         "auto-sync" => ["true", "false", "1", "0"].contains(&value.to_ascii_lowercase().as_str()),
+        "pager" => true,
         "sync-timeout" => value.parse::<u64>().is_ok_and(|s| (1..=3600).contains(&s)),
         "team" => !value.trim().is_empty(),
         _ => true,
@@ -320,11 +332,13 @@ mod tests {
         let mut c = Config::load(dir.path()).unwrap();
         assert!(c.values.is_empty());
         c.set("team", Some("Guild of \"Rust\"")).unwrap();
-        c.set("auto-sync", Some("false")).unwrap();
-        c.set("sync-timeout", Some("30")).unwrap();
+        c.set("auto-sync", Some("FALSE")).unwrap();
+        c.set("sync-timeout", Some("030")).unwrap();
         assert!(c.set("sync-timeout", Some("forever")).is_err());
         let back = Config::load(dir.path()).unwrap();
         assert_eq!(back.values, c.values);
+        assert!(back.trouble().is_none(), "what set writes reads back");
+        assert_eq!(back.get("sync-timeout"), Some("30"));
         assert!(!back.auto_sync());
         let mut back = back;
         back.set("team", None).unwrap();

@@ -108,7 +108,18 @@ impl Ctx {
 
     /// The replica of the team this command acts on.
     pub fn replica_path(&self) -> Result<PathBuf> {
-        crate::home::select(&self.home, self.team.as_deref())
+        crate::home::select(&self.home, self.team.as_deref()).map_err(|e| {
+            if self.team_named || self.team.is_none() {
+                return e;
+            }
+            // The default the config names is gone (a team folder moved away, say).
+            CliError::new(format!(
+                "{}, the default team of {}",
+                e.message,
+                self.config.path.display()
+            ))
+            .hint("pick another with `cairn team switch NAME` (`cairn team list` shows them), or `cairn config unset team`")
+        })
     }
 
     /// Acts on the team `team` names (an id or a name) from now on, as `--team` does.

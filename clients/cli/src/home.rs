@@ -3,7 +3,8 @@
 //! The first team lives where every cairn before several teams kept it, `replica.sqlite3` at
 //! the top of the home, so a home of an older cairn is a home with one team. Each team started
 //! or joined after it lives in `teams/<team id>/replica.sqlite3`. A command acts on one team:
-//! the one `--team` (or `CAIRN_TEAM`, or the config's `team`) names, else the home's only one.
+//! the one `--team` (or `CAIRN_TEAM`, or the config's `team`) names, else the first team (the
+//! only one, in most homes).
 //! Naming a team by its id, or the default kept as an id, finds its replica without reading any
 //! other: what a command costs never grows with the number of teams.
 
@@ -61,17 +62,31 @@ pub fn list(home: &Path) -> Result<Vec<Team>> {
     paths.extend(team_dirs(home).iter().map(|id| in_teams(home, id)));
     let mut teams = Vec::with_capacity(paths.len());
     for path in paths {
-        let Peek {
-            team_id,
-            team_name,
-            server_url,
-        } = Replica::peek(&path)?;
-        teams.push(Team {
-            path,
-            id: team_id,
-            name: team_name,
-            server: server_url,
-        });
+        // One replica that cannot be read does not hide the others: it is listed by its folder,
+        // and opening it says what is wrong.
+        let team = match Replica::peek(&path) {
+            Ok(Peek {
+                team_id,
+                team_name,
+                server_url,
+            }) => Team {
+                path,
+                id: team_id,
+                name: team_name,
+                server: server_url,
+            },
+            Err(_) => Team {
+                id: path
+                    .parent()
+                    .filter(|p| *p != home)
+                    .and_then(|p| p.file_name())
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                path,
+                name: String::new(),
+                server: None,
+            },
+        };
+        teams.push(team);
     }
     Ok(teams)
 }

@@ -112,7 +112,10 @@ fn main() -> ExitCode {
     }
     let result = Ctx::new(home, cli.json, cli.as_member).and_then(|ctx| {
         let mut ctx = ctx.with_team(cli.team);
+        // (NO_COLOR, an environment variable, comes before the file.)
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         if cli.color.is_none()
+            && !no_color
             && let Some(c) = ctx.config.get("color").map(str::to_owned)
         {
             colour(&c);

@@ -96,8 +96,15 @@ impl Client {
     /// `timeout` (no byte of an answer, or no room to send one): a stall is told within that
     /// time, while a large page that keeps coming, however slowly, still arrives.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Client {
+        // A quiet sync after a write holds the home's sync lock: it gives up within a minute
+        // however steadily a server trickles, where one asked for by hand may take long pages.
+        let longest = if timeout <= QUIET_TIMEOUT {
+            Duration::from_secs(60)
+        } else {
+            LONGEST
+        };
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(LONGEST))
+            .timeout_global(Some(longest))
             .timeout_resolve(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(5))))
             .timeout_per_read(Some(timeout))
@@ -395,7 +402,7 @@ impl Refusal {
     }
 }
 
-/// Bytes from hex, for the hashes of withdrawal notices.
+/// Bytes from hex, for the hashes of withdrawal notices and of refused changes.
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
@@ -665,7 +672,7 @@ impl Progress {
     }
 }
 
-/// The time a quiet sync after a write may take before it gives up (it never holds the write).
+/// How long a quiet sync after a write waits for a silent server (it never holds the write).
 pub const QUIET_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an asked-for sync waits for a silent server (one that sends no byte).
 pub const TIMEOUT: Duration = Duration::from_secs(15);

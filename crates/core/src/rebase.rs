@@ -6,8 +6,10 @@
 //! it is: its operations are named by its actor. So its *effect* is written again: the document
 //! without the changes ([`reconcile`]'s target) is brought to show what the document with them
 //! shows, field by field, touching only what differs, in one new change of the target's actor.
-//! Objects the target already holds are changed in place, so what teammates write into them at
-//! the same time still merges as it would have.
+//! Maps the target already holds are changed in place, key by key, so what teammates write into
+//! them at the same time still merges as it would have. Lists are brought up to date position by
+//! position and text is written whole: cairn's documents hold lists only inside an author's own
+//! events (a kudos' recipients), which nobody else writes into.
 //!
 //! ```
 //! use automerge::{ActorId, Automerge, ReadDoc, ROOT, transaction::Transactable};

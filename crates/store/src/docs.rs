@@ -108,3 +108,14 @@ pub(crate) fn append_chunk(tx: &Transaction<'_>, doc_id: &str, n: i64, chunk: &[
     .execute(params![doc_id, chunk.len() as i64])?;
     Ok(())
 }
+
+/// Stores `doc` as document `doc_id`'s whole new state (one snapshot, no chunks) and indexes it
+/// again: for a document rebuilt without some of its changes.
+pub(crate) fn replace_doc(tx: &Transaction<'_>, doc_id: &str, doc: &Automerge) -> Result<()> {
+    tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc_id])?;
+    tx.execute(
+        "UPDATE docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE id = ?1",
+        params![doc_id, doc.save()],
+    )?;
+    crate::index::reindex_doc(tx, doc_id, doc)
+}

@@ -922,12 +922,7 @@ impl Replica {
             change::quietly(|| rebuilt.apply_changes(keep))
                 .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
                 .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
-            tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc_id])?;
-            tx.execute(
-                "UPDATE docs SET snapshot = ?2, chunks = 0, chunk_bytes = 0 WHERE id = ?1",
-                params![doc_id, rebuilt.save()],
-            )?;
-            index::reindex_doc(&tx, doc_id, &rebuilt)?;
+            crate::docs::replace_doc(&tx, doc_id, &rebuilt)?;
         }
         tx.commit()?;
         Ok(dropped.len())

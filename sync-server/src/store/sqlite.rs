@@ -1032,7 +1032,7 @@ impl Store for SqliteStore {
                         kind: Kind::from_i64(r.get(3)?),
                     });
                 }
-                if page.entries.len() == q.max as usize || read == limit {
+                if read == limit {
                     page.more = true;
                 }
             }

@@ -41,7 +41,8 @@ pub struct Args {
 
 /// Parses `YYYY-MM-DD`, `today`, `yesterday` or `Nd`, relative to `today`.
 pub fn parse_day(text: &str, today: Date) -> Result<Date> {
-    let t = text.trim();
+    let lower = text.trim().to_ascii_lowercase();
+    let t = lower.as_str();
     let bad = || {
         CliError::new(format!("`{t}` is not a day"))
             .hint("use YYYY-MM-DD, `today`, `yesterday`, a weekday like `friday` (the last one), or days or weeks ago like `7d` or `2w`")

@@ -49,20 +49,30 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut w = ctx.writer(&mut replica)?;
     let my_handle = w.team.handle_of(&w.me).to_owned();
     let mut done = Done::default();
+    // (A member's id is their own in one team: an export of another team, or of a teammate,
+    // holds none of this member's events. An older cairn's export names authors by handle only,
+    // which another team's member may share: it is refused, not guessed at.)
+    if !items.is_empty() && items.iter().all(|i| i["author_id"].is_null()) {
+        return Err(CliError::new(format!(
+            "{} was made by an older cairn: its events name their authors by handle only",
+            args.file.display()
+        ))
+        .hint("export again with this cairn (`cairn export > mine.json` on the device that holds them), then import that"));
+    }
+    let mut new = Vec::new();
     for item in &items {
-        let mine = match item["author_id"].as_str() {
-            Some(id) => id == w.me,
-            // Exports of an older cairn name authors by handle only.
-            None => item["author"].as_str() == Some(my_handle.as_str()),
-        };
-        if !mine {
+        if item["author_id"].as_str() != Some(w.me.as_str()) {
             done.others += 1;
             continue;
         }
-        if let Err(why) = take(ctx, &mut w, item, args.dry_run, &mut done) {
-            let id = item["short"].as_str().unwrap_or("?");
+        if let Err(why) = take(ctx, &mut w, item, args.dry_run, &mut done, &mut new) {
+            let id = crate::remote::printable(item["short"].as_str().unwrap_or("?"));
             done.skipped.push(format!("{id}: {}", why.said()));
         }
+    }
+    // New events go in as one write, a change per month's journal.
+    if !args.dry_run && !new.is_empty() {
+        w.replica.add_events(&w.me, &new)?;
     }
     if done.added + done.edited + done.retracted + done.already == 0 && done.skipped.is_empty() {
         return Err(CliError::new(format!(
@@ -121,8 +131,16 @@ fn read_export(file: &std::path::Path) -> Result<Vec<Value>> {
     }
 }
 
-/// Brings one of the member's own events: added, edited or retracted as the export has it.
-fn take(ctx: &Ctx, w: &mut Writer<'_>, item: &Value, dry_run: bool, done: &mut Done) -> Result<()> {
+/// Brings one of the member's own events: edited or retracted as the export has it, or, when
+/// new here, checked and put in `new` to be added with the others.
+fn take(
+    ctx: &Ctx,
+    w: &mut Writer<'_>,
+    item: &Value,
+    dry_run: bool,
+    done: &mut Done,
+    new: &mut Vec<(EventId, Stamp, NewEvent)>,
+) -> Result<()> {
     let text = |k: &str| item[k].as_str().map(str::to_owned);
     let id = text("id")
         .as_deref()
@@ -161,10 +179,10 @@ fn take(ctx: &Ctx, w: &mut Writer<'_>, item: &Value, dry_run: bool, done: &mut D
             done.already += 1;
             return Ok(());
         }
+        let edit = edit.validate(&w.team)?;
         if !dry_run {
-            let edit = edit.validate(&w.team)?;
-            w.replica
-                .edit_event(&w.me, &id, &edit, at("edited").unwrap_or(ctx.now_ms()))?;
+            let when = at("edited").unwrap_or(i64::MAX).min(ctx.now_ms());
+            w.replica.edit_event(&w.me, &id, &edit, when)?;
         }
         done.edited += 1;
         return Ok(());
@@ -172,13 +190,25 @@ fn take(ctx: &Ctx, w: &mut Writer<'_>, item: &Value, dry_run: bool, done: &mut D
     if retracted {
         return Err(CliError::new("retracted before it was ever sent"));
     }
+    let at_ms = at("at").ok_or_else(|| CliError::new("it has no instant"))?;
+    // (Two devices' clocks may disagree by minutes, never by a day.)
+    if at_ms > ctx.now_ms() + 24 * 3_600_000 {
+        return Err(CliError::new("it happened later than tomorrow"));
+    }
+    let tz = text("tz").unwrap_or_else(|| "UTC".into());
+    if jiff::tz::TimeZone::get(&tz).is_err() {
+        return Err(CliError::new(format!(
+            "its zone `{}` is no time zone",
+            crate::remote::printable(&tz)
+        )));
+    }
     let stamp = Stamp {
-        at_ms: at("at").ok_or_else(|| CliError::new("it has no instant"))?,
-        tz: text("tz").unwrap_or_else(|| "UTC".into()),
+        at_ms,
+        tz,
         date: text("date").ok_or_else(|| CliError::new("it has no date"))?,
         late: item["late"].as_bool().unwrap_or(false),
     };
-    let new = match kind {
+    let event = match kind {
         Kind::Action => NewEvent::action(
             &text("text").unwrap_or_default(),
             text("pillar"),
@@ -202,25 +232,32 @@ fn take(ctx: &Ctx, w: &mut Writer<'_>, item: &Value, dry_run: bool, done: &mut D
             ));
         }
     };
-    if !dry_run {
-        w.replica.add_event(&w.me, &id, &stamp, &new)?;
+    // Checked now, so that one the team can no longer take is skipped with why, and a dry run
+    // says what a real one would do.
+    let event = event.validate(&w.team, &w.me)?;
+    if new.iter().any(|(n, _, _)| *n == id) {
+        return Err(CliError::new("it is in the file twice"));
     }
+    new.push((id, stamp, event));
     done.added += 1;
     Ok(())
 }
 
-/// The member ids a recognition names: from `to_ids`, or by handle in an older export.
+/// The member ids a recognition names (`to_ids`), each one of this team's.
 fn recipients(item: &Value, team: &TeamState) -> Result<Vec<String>> {
-    if let Some(ids) = item["to_ids"].as_array() {
-        return Ok(ids
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect());
+    let ids: Vec<String> = item["to_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(stranger) = ids.iter().find(|id| team.member(id).is_none()) {
+        return Err(CliError::new(format!(
+            "it thanks `{}`, who is no member of this team",
+            crate::remote::printable(stranger)
+        )));
     }
-    let handles = item["to"].as_array().cloned().unwrap_or_default();
-    handles
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|h| Ok(team.member_by_handle(h)?.id.clone()))
-        .collect()
+    Ok(ids)
 }

@@ -37,7 +37,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     if let Some(same) = crate::home::list(&ctx.home)?
         .into_iter()
-        .find(|t| t.name.eq_ignore_ascii_case(team_name.trim()))
+        .find(|t| cairn_core::ids::handle_key(&t.name) == cairn_core::ids::handle_key(&team_name))
     {
         return Err(CliError::new(format!(
             "this home already holds a team named {} ({})",

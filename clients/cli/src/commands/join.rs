@@ -70,8 +70,16 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         device_id: resp.device_id.clone(),
         token: resp.token.0.clone(),
     };
-    // (A team this home holds already is refused here, before anything is written.)
-    let path = crate::home::new_team_path(&ctx.home, &resp.team_id)?;
+    // A team this home holds already is refused before this home is written to; the server
+    // registered a device meanwhile, which its admin can take back.
+    let path = crate::home::new_team_path(&ctx.home, &resp.team_id).map_err(|e| {
+        e.hint(format!(
+            "nothing was written here; the server registered a device for this join ({}), which \
+             its admin can revoke (`cairn-server device revoke {}`); `cairn team list` shows the \
+             teams here",
+            resp.device_id, resp.device_id
+        ))
+    })?;
     let mut replica = Replica::create_joined(&path, &resp.team_id, &resp.member_id, &remote)?;
     let founded = if resp.founder {
         Some(found(

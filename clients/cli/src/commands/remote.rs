@@ -28,6 +28,10 @@ enum Command {
         /// Do not ask the new address first.
         #[arg(long)]
         no_check: bool,
+        /// Allow plain http:// to a server this replica reached over https:// (its token would
+        /// travel unencrypted).
+        #[arg(long)]
+        allow_http: bool,
     },
 }
 
@@ -43,8 +47,30 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             format!("server    {}\ndevice    {}", r.url, r.device_id),
             json!({ "server": r.url, "device_id": r.device_id }),
         ),
-        Command::SetUrl { url, no_check } => {
+        Command::SetUrl {
+            url,
+            no_check,
+            allow_http,
+        } => {
             let url = remote::normalise_url(&url)?;
+            // The device's token goes with every request: never to plain http by a slip.
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if r.url.starts_with("https://")
+                && url.starts_with("http://")
+                && !loopback
+                && !allow_http
+            {
+                return Err(CliError::new(format!(
+                    "{url} is plain http, and this replica reaches its server over https"
+                ))
+                .hint(format!(
+                    "its token would travel unencrypted; use https://{}, or --allow-http if you \
+                     mean it",
+                    url.trim_start_matches("http://")
+                )));
+            }
             if !no_check {
                 let client = Client::new(&url, Some(r.token.clone()), ctx.patience());
                 client.info().map_err(|e| {

@@ -318,15 +318,7 @@ pub fn exchange(
                 team::add_member(doc, state, &me, &name, Some(&handle), at)
             })?;
             let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
-            report.sent += more.sent;
-            report.received += more.received;
-            report.set_aside += more.set_aside;
-            report.withdrawn += more.withdrawn;
-            report.rebased += more.rebased;
-            report.requests += more.requests;
-            report.bytes_up += more.bytes_up;
-            report.bytes_down += more.bytes_down;
-            report.cursor = more.cursor;
+            add(&mut report, &more);
         }
         replica.set_setting("join_name", None)?;
         replica.set_setting("join_handle", None)?;
@@ -362,6 +354,7 @@ fn add(report: &mut Report, more: &Report) {
     report.docs += more.docs;
     report.set_aside += more.set_aside;
     report.withdrawn += more.withdrawn;
+    report.rebased += more.rebased;
     report.requests += more.requests;
     report.bytes_up += more.bytes_up;
     report.bytes_down += more.bytes_down;

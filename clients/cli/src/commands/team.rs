@@ -406,9 +406,8 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
                 ))
                 .hint(format!(
                     "to add another person of that name, give them a handle of their own: cairn \
-                     team member add \"{}\" --handle {}-2",
-                    name.trim(),
-                    twin.handle
+                     team member add \"{}\" --handle HANDLE",
+                    name.trim()
                 ))
                 .about(Input::Members));
             }

@@ -127,8 +127,25 @@ pub struct SyncStatus {
 impl Web {
     /// A context for one request: the clock read now (or `CAIRN_NOW`).
     fn ctx(&self) -> Result<Ctx> {
-        let team = self.team.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let team = self.shown_team();
         Ok(Ctx::new(Some(self.home.clone()), false, self.as_member.clone())?.with_team(team))
+    }
+
+    /// The token every form of the team shown carries: this run's secret and the team's id, so
+    /// a form left open in another tab from before a switch is refused, never written into the
+    /// team shown since.
+    pub fn form_token(&self) -> String {
+        format!("{}.{}", self.csrf, self.shown_team().unwrap_or_default())
+    }
+
+    /// The id of the team shown.
+    pub fn shown_team(&self) -> Option<String> {
+        self.team.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether `token` is a form token of the team shown now.
+    fn token_ok(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| same_secret(t, &self.form_token()))
     }
 
     /// The home's teams, for the header's switch: (id, name).
@@ -142,6 +159,8 @@ impl Web {
         let ctx = Ctx::new(Some(self.home.clone()), false, self.as_member.clone())?
             .with_team(Some(id.to_owned()));
         let replica = ctx.open()?;
+        // The member acting (`--as`) must be one of that team, and may act there.
+        ctx.actor(&replica, &replica.team()?)?;
         *self.replica() = replica;
         *self.team.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
         *self.derived.lock().unwrap_or_else(|e| e.into_inner()) = Derived::default();
@@ -428,10 +447,7 @@ fn home_teams(home: &std::path::Path) -> Vec<(String, String)> {
 async fn switch(State(web): State<Arc<Web>>, body: Bytes) -> Response {
     let values = Params::parse(&body);
     blocking(web, move |web| {
-        if !values
-            .get("csrf")
-            .is_some_and(|t| same_secret(t, &web.csrf))
-        {
+        if !web.token_ok(values.get("csrf")) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "This form is out of date",
@@ -834,10 +850,7 @@ where
     let values = Params::parse(&body);
     let after = web.clone();
     let res = blocking(web, move |web| {
-        if !values
-            .get("csrf")
-            .is_some_and(|t| same_secret(t, &web.csrf))
-        {
+        if !web.token_ok(values.get("csrf")) {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "This form is out of date",

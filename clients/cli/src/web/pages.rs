@@ -59,6 +59,7 @@ fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
         nav.push(("/me", "Me"));
     }
     let sync = f.web.sync_status();
+    let shown = f.web.shown_team();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -81,11 +82,11 @@ fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
                     @let teams = f.web.teams();
                     @if teams.len() > 1 && !screen {
                         form.switch method="post" action="/switch" {
-                            input type="hidden" name="csrf" value=(f.web.csrf);
+                            input type="hidden" name="csrf" value=(f.web.form_token());
                             label for="switch-team" { "Team" }
                             select #switch-team name="team" {
                                 @for (id, name) in &teams {
-                                    option value=(id) selected[*name == f.team.name] { (name) }
+                                    option value=(id) selected[Some(id) == shown.as_ref()] { (name) }
                                 }
                             }
                             button type="submit" { "Switch" }
@@ -135,7 +136,7 @@ fn who(team: &TeamState, id: &str) -> Markup {
 
 fn hidden(web: &Web, back: &str) -> Markup {
     html! {
-        input type="hidden" name="csrf" value=(web.csrf);
+        input type="hidden" name="csrf" value=(web.form_token());
         input type="hidden" name="back" value=(back);
     }
 }
@@ -1062,7 +1063,7 @@ pub fn edit(web: &Web, id: &str, sent: &Sent) -> Result<Markup> {
         .map(|p| p.name.clone());
     let body = html! {
         form.card method="post" action=(here) {
-            input type="hidden" name="csrf" value=(web.csrf);
+            input type="hidden" name="csrf" value=(web.form_token());
             input type="hidden" name="back" value="/feed";
             label for="edit-text" { "Text" }
             input #edit-text type="text" name="text" required
