@@ -404,7 +404,7 @@ impl Fields {
 }
 
 /// The most days an event's local date lies before the UTC date of its instant (a week's late
-/// window, far west): what [`checked_date`] takes, and what a feed until a date relies on.
+/// window, far west): what `checked_date` takes, and what a feed until a date relies on.
 pub const MAX_DAYS_BEHIND: i64 = 9;
 
 /// The event's local date, if it can be the date of its instant somewhere on Earth, or a late
