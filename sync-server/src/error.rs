@@ -61,18 +61,21 @@ impl From<crate::store::StoreError> for Error {
         use crate::store::StoreError;
         match e {
             StoreError::NotFound(m) => Error::NotFound(m),
-            StoreError::Conflict(m) => Error::Conflict(m),
             // A full disk or a database restarting is the operator's to fix and passes: the
-            // client tries again later.
-            StoreError::Unavailable(m) => Error::Unavailable {
-                message: format!("{m}; try again later"),
-                retry_after: std::time::Duration::from_secs(if m.contains("disk") {
-                    60
-                } else {
-                    1
-                }),
+            // client tries again later, after as long as its cause needs.
+            StoreError::Unavailable(cause) => Error::Unavailable {
+                message: format!("{cause}; try again later"),
+                retry_after: cause.retry_after(),
             },
             StoreError::Other(m) => Error::Internal(m),
+            e @ (StoreError::HeadMoved
+            | StoreError::ActorTaken
+            | StoreError::Collided(_)
+            | StoreError::InviteSpent
+            | StoreError::DeviceCap { .. }
+            | StoreError::Published
+            | StoreError::NotEmpty
+            | StoreError::CopyDiffers { .. }) => Error::Conflict(e.to_string()),
         }
     }
 }

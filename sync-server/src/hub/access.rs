@@ -5,7 +5,7 @@ use cairn_protocol::{JoinRequest, JoinResponse, LinkResponse, Token};
 
 use super::{Hub, hash, hex, random_code};
 use crate::store::Device;
-use crate::store::{DeviceInfo, InviteInfo, NewInvite, Registration, StoreError, TeamInfo};
+use crate::store::{DeviceInfo, InviteInfo, NewInvite, Registration, Seen, StoreError, TeamInfo};
 use crate::{Error, Result};
 
 /// A device token: 256 random bits.
@@ -330,7 +330,7 @@ impl Hub {
             }
         } else if req.publish.is_some() {
             if log.head > 0 || devices > importing_devices {
-                return Err(Error::Conflict(crate::store::PUBLISHED.into()));
+                return Err(Error::Conflict(StoreError::Published.to_string()));
             }
             return Err(Error::NotFounder(format!(
                 "only the invite made for the founder of team `{name}` brings it its first \
@@ -394,19 +394,21 @@ impl Hub {
             rename,
             max_devices: i64::from(max_devices),
             forget_before_ms: now_ms - DEAD_INVITE_MS,
+            admit,
         };
         match self.store.register(&registration).await {
             Ok(()) => {}
-            // The invite's last use went to someone else, or the member has their devices.
-            Err(StoreError::Conflict(why)) if why.contains("devices") => {
+            // The member has their devices.
+            Err(e @ StoreError::DeviceCap { .. }) => {
                 return Err(Error::Forbidden(format!(
-                    "{why}; the server's admin can revoke one (`cairn-server device list`)"
+                    "{e}; the server's admin can revoke one (`cairn-server device list`)"
                 )));
             }
-            Err(StoreError::Conflict(why)) if why == crate::store::PUBLISHED => {
-                return Err(Error::Conflict(why));
+            Err(e @ StoreError::Published) => return Err(Error::Conflict(e.to_string())),
+            // The invite's last use went to someone else; or a row collided.
+            Err(e @ (StoreError::InviteSpent | StoreError::Collided(_))) => {
+                return Err(Error::Forbidden(e.to_string()));
             }
-            Err(StoreError::Conflict(why)) => return Err(Error::Forbidden(why)),
             Err(e) => return Err(e.into()),
         }
         Ok(JoinResponse {
@@ -458,6 +460,27 @@ impl Hub {
             expires_at_ms,
         })
     }
+}
+
+/// Whether a registration goes, on what its own transaction read (the team's row locked): the
+/// invite has a use left and has not expired, a publication finds the team's log still empty, and
+/// the member stays within their devices (a publication revokes every active device of the team
+/// first). Both backends ask this, once, in [`crate::store::Store::register`].
+pub fn admit(reg: &Registration, seen: &Seen) -> crate::store::Result<()> {
+    if !seen
+        .invite
+        .is_some_and(|(uses_left, expires_ms)| uses_left > 0 && expires_ms > reg.now_ms)
+    {
+        return Err(StoreError::InviteSpent);
+    }
+    if reg.publish && seen.head > 0 {
+        return Err(StoreError::Published);
+    }
+    let active = if reg.publish { 0 } else { seen.active };
+    if active >= reg.max_devices {
+        return Err(StoreError::DeviceCap { active });
+    }
+    Ok(())
 }
 
 /// A device with its member's handle and name.

@@ -27,7 +27,7 @@ use cairn_core::ids::{self, TEAM_DOC};
 use cairn_protocol::{SyncRequest, SyncResponse};
 use sha2::{Digest, Sha256};
 
-pub use self::access::{NamedDevice, Whom, invite_id};
+pub use self::access::{NamedDevice, Whom, admit, invite_id};
 use self::push::{Waiting, decode_push};
 use crate::docs::{Compactor, DocCache};
 use crate::store::{Device, Store};

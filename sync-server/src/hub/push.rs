@@ -238,9 +238,10 @@ impl Hub {
             Err(e) => {
                 // Documents a failed write applied changes to are ahead of the log: dropped.
                 self.put_back(team, &names, loaded);
-                match e {
-                    StoreError::Conflict(_) => Err(GroupError::Moved),
-                    e => Err(all(e)),
+                if e.is_race() {
+                    Err(GroupError::Moved)
+                } else {
+                    Err(all(e))
                 }
             }
         }

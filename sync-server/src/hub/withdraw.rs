@@ -8,7 +8,7 @@ use cairn_core::change;
 use sha2::{Digest, Sha256};
 
 use super::{Hub, MAX_ATTEMPTS, cpu, hex, unhex};
-use crate::store::{Append, Entry, Kind, StoreError};
+use crate::store::{Append, Entry, Kind};
 use crate::{Error, Result};
 
 impl Hub {
@@ -27,9 +27,10 @@ impl Hub {
         let mut out = Err(Error::busy("the team's log kept moving; try again"));
         for _ in 0..MAX_ATTEMPTS {
             match self.withdraw_once(team, hashes, now_ms).await {
-                Err(Error::Conflict(why)) if why == MOVED => continue,
+                // Another writer came first: plan again.
+                Ok(None) => continue,
                 other => {
-                    out = other;
+                    out = other.map(Option::unwrap_or_default);
                     break;
                 }
             }
@@ -38,12 +39,13 @@ impl Hub {
         out
     }
 
+    /// One attempt at [`Hub::withdraw`]; `None` when another writer came first.
     async fn withdraw_once(
         &self,
         team: &str,
         hashes: &[String],
         now_ms: i64,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Option<Vec<(String, String)>>> {
         let log = self.store.team_log(team).await?;
         let mut wanted = HashSet::new();
         let mut docs: Vec<String> = Vec::new();
@@ -156,25 +158,16 @@ impl Hub {
         }
         append.withdrawals = out.len() as i64;
         if !append.entries.is_empty() {
-            self.store
-                .append(team, &append)
-                .await
-                .map_err(moved_or_error)?;
+            match self.store.append(team, &append).await {
+                Ok(_) => {}
+                Err(e) if e.is_race() => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
         }
         for doc in &docs {
             self.docs.forget(team, doc);
         }
         out.sort_by_key(|(_, h)| !wanted.contains(&unhex(h).unwrap_or_default()));
-        Ok(out)
-    }
-}
-
-/// What a write that found the log moved on says to the hub (never to a client).
-const MOVED: &str = "the team's log moved on";
-
-fn moved_or_error(e: StoreError) -> Error {
-    match e {
-        StoreError::Conflict(_) => Error::Conflict(MOVED.into()),
-        e => e.into(),
+        Ok(Some(out))
     }
 }

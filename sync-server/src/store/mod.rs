@@ -5,7 +5,7 @@
 //!
 //! Every team has one append-only log numbered 1, 2, 3, ... with no gap, in commit order: a
 //! write to it names the head it was planned on ([`Append::base_head`]) and fails with
-//! [`StoreError::Conflict`] when another writer got there first, so a reader's cursor never
+//! [`StoreError::HeadMoved`] when another writer got there first, so a reader's cursor never
 //! passes a number still being committed.
 
 use std::fmt::Debug;
@@ -15,30 +15,86 @@ use async_trait::async_trait;
 pub mod postgres;
 pub mod sqlite;
 
-/// Why storage failed, in words the handlers map to statuses.
+/// Why storage failed: a typed outcome the hub decides on, never by its words.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// What was asked for is not there.
     #[error("{0}")]
     NotFound(String),
-    /// Another writer changed what this one was planned on (the team's head, an invite's uses,
-    /// an actor's owner): read again and decide again.
+    /// The team's log is no longer at the head a write was planned on (another writer came
+    /// first): read again and decide again.
+    #[error("the team's log moved on")]
+    HeadMoved,
+    /// An actor the write claims was claimed by another device meanwhile.
+    #[error("an actor was taken meanwhile")]
+    ActorTaken,
+    /// The database refused a write that collided with another (a row that must be unique is
+    /// there already, a serialization failure, a deadlock): read again and decide again.
     #[error("{0}")]
-    Conflict(String),
-    /// The database cannot answer now (a full disk, too many connections, a restart): the
-    /// client should come back later.
+    Collided(String),
+    /// A registration's invite has no use left or expired (another server took its last use
+    /// meanwhile, say).
+    #[error("this invite code has been used up")]
+    InviteSpent,
+    /// A registration's member has this many active devices already, the most allowed.
+    #[error("this member has {active} devices already")]
+    DeviceCap { active: i64 },
+    /// A publication to a team whose log has begun.
+    #[error("this team already has members on the server; join it instead")]
+    Published,
+    /// The database to copy into holds teams already.
+    #[error("the database to copy into holds teams already")]
+    NotEmpty,
+    /// A copy read back differs from its source in `what`.
+    #[error(
+        "the copy differs from the source in its {what}: was the source's server still running? \
+         Start again on an empty database"
+    )]
+    CopyDiffers { what: &'static str },
+    /// The database cannot answer now: the client should come back later.
     #[error("{0}")]
-    Unavailable(String),
+    Unavailable(Unavailable),
     /// Anything else: a bug or a broken database, for the operator.
     #[error("{0}")]
     Other(String),
 }
 
+/// Why the database cannot answer now.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// Busy or locked: a moment is enough.
+    #[error("the database is busy")]
+    Busy,
+    /// The disk is full: the operator's to fix, which takes longer.
+    #[error("the server's disk is full")]
+    DiskFull,
+    /// Not reachable, restarting, out of connections, read-only: as the database said.
+    #[error("{0}")]
+    Down(String),
+}
+
+impl Unavailable {
+    /// How long a client waits before it tries again.
+    pub fn retry_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Unavailable::DiskFull => 60,
+            Unavailable::Busy | Unavailable::Down(_) => 1,
+        })
+    }
+}
+
+impl StoreError {
+    /// Another writer came first: the hub reads again and plans again.
+    pub fn is_race(&self) -> bool {
+        matches!(
+            self,
+            StoreError::HeadMoved | StoreError::ActorTaken | StoreError::Collided(_)
+        )
+    }
+}
+
 /// The result of a storage call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Why [`Store::register`] refuses a publication to a team whose log has begun.
-pub const PUBLISHED: &str = "this team already has members on the server; join it instead";
 
 /// A team, as the admin sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -175,6 +231,12 @@ pub struct MemberDevices {
 }
 
 /// A device to register by spending an invite, decided by the hub.
+///
+/// The hub decides twice: before (on what it read) and in the registration's own transaction,
+/// where another server may have spent the invite's last use or registered the member's last
+/// device meanwhile. The second time the backend reads [`Seen`] with the team's row locked and
+/// asks `admit`, the hub's rule, whether the registration still goes; backends only read and
+/// write.
 #[derive(Clone, Debug)]
 pub struct Registration {
     pub invite_hash: Vec<u8>,
@@ -185,8 +247,8 @@ pub struct Registration {
     pub token_hash: Vec<u8>,
     pub now_ms: i64,
     /// A publication: the device brings its member's offline history, and every other active
-    /// device of the team (an abandoned publication's) is revoked with its link codes. `Conflict`
-    /// when the team's log has an entry by then.
+    /// device of the team (an abandoned publication's) is revoked with its link codes, in the
+    /// same write.
     pub publish: bool,
     /// The team's name from now on (a publication whose replica names the team otherwise).
     pub rename: Option<String>,
@@ -194,6 +256,20 @@ pub struct Registration {
     pub max_devices: i64,
     /// Spent and expired invites older than this are deleted on the way.
     pub forget_before_ms: i64,
+    /// The hub's rule: whether the registration goes on what its transaction [`Seen`]
+    /// (`crate::hub::admit`), refusing with a typed outcome.
+    pub admit: fn(&Registration, &Seen) -> Result<()>,
+}
+
+/// What a registration's transaction reads, the team's row locked, for [`Registration::admit`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The invite's uses left and expiry; `None` when it is gone.
+    pub invite: Option<(i64, i64)>,
+    /// The team's head.
+    pub head: i64,
+    /// The member's active devices, before a publication revokes any.
+    pub active: i64,
 }
 
 /// What kind of entry a log row is.
@@ -435,9 +511,9 @@ pub trait Store: Send + Sync + Debug + 'static {
     async fn remove_invite(&self, code_hash: &[u8]) -> Result<bool>;
     /// Link codes `device` made that are neither used nor expired.
     async fn live_links(&self, device: &str, now_ms: i64) -> Result<i64>;
-    /// Registers a device, spending one use of its invite. `Conflict` when the invite was spent
-    /// or expired meanwhile (another server took its last use) or the member has
-    /// `max_devices` already.
+    /// Registers a device, spending one use of its invite, in one transaction: reads [`Seen`]
+    /// with the team's row locked and registers only if [`Registration::admit`] says so,
+    /// returning its refusal otherwise.
     async fn register(&self, reg: &Registration) -> Result<()>;
 
     /// Devices, of one team or all, oldest first.
@@ -459,8 +535,9 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Where the team's log stands and what it says about a push's actors, hashes and tips;
     /// `NotFound` for no such team.
     async fn facts(&self, team: &str, query: &FactsQuery) -> Result<Facts>;
-    /// Appends to a team's log in one transaction, returning the new head. `Conflict` when the
-    /// head is no longer `base_head`, an entry is there already or an actor was taken meanwhile.
+    /// Appends to a team's log in one transaction, returning the new head. [`StoreError::HeadMoved`]
+    /// when the head is no longer `base_head`, [`StoreError::ActorTaken`] when an actor was taken
+    /// meanwhile, [`StoreError::Collided`] when an entry is there already.
     async fn append(&self, team: &str, append: &Append) -> Result<i64>;
     /// A document's changes after entry `after` that were not withdrawn, in log order.
     async fn doc_changes(&self, team: &str, doc: &str, after: i64) -> Result<Vec<(i64, Vec<u8>)>> {
@@ -594,12 +671,7 @@ pub async fn copy(
         progress(copied.entries);
     }
     // Read back both sides, row for row.
-    let mismatch = |what: &str| {
-        StoreError::Conflict(format!(
-            "the copy differs from the source in its {what}: was the source's server still \
-             running? Start again on an empty database"
-        ))
-    };
+    let mismatch = |what: &'static str| StoreError::CopyDiffers { what };
     if sorted(from.dump().await?) != sorted(to.dump().await?) {
         return Err(mismatch("teams, invites, devices or actors"));
     }

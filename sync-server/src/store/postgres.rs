@@ -20,8 +20,9 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
-    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite,
-    PUBLISHED, Page, Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page,
+    Pruned, PullQuery, Registration, Result, Seen, Store, StoreError, TeamInfo, TeamLog,
+    Unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -137,21 +138,25 @@ const MIGRATION_LOCK: i64 = 0x6361_6972_6e00_0001;
 fn failed(e: tokio_postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
         // No answer from the database: a dropped connection, a restart.
-        return StoreError::Unavailable(format!("postgres: {e}"));
+        return StoreError::Unavailable(Unavailable::Down(format!("postgres: {e}")));
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION
         || *code == SqlState::T_R_SERIALIZATION_FAILURE
         || *code == SqlState::T_R_DEADLOCK_DETECTED
     {
-        StoreError::Conflict(format!("postgres: {}", db.message()))
+        StoreError::Collided(format!("postgres: {}", db.message()))
     } else if *code == SqlState::DISK_FULL
         || *code == SqlState::TOO_MANY_CONNECTIONS
         || *code == SqlState::ADMIN_SHUTDOWN
         || *code == SqlState::CANNOT_CONNECT_NOW
         || *code == SqlState::READ_ONLY_SQL_TRANSACTION
     {
-        StoreError::Unavailable(format!("postgres: {}", db.message()))
+        StoreError::Unavailable(if *code == SqlState::DISK_FULL {
+            Unavailable::DiskFull
+        } else {
+            Unavailable::Down(format!("postgres: {}", db.message()))
+        })
     } else {
         StoreError::Other(format!("postgres: {} ({})", db.message(), code.code()))
     }
@@ -167,7 +172,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => failed(e),
-            e => StoreError::Unavailable(format!("postgres pool: {e}")),
+            e => StoreError::Unavailable(Unavailable::Down(format!("postgres pool: {e}"))),
         }
     }
 }
@@ -535,24 +540,35 @@ impl Store for PgStore {
             )
             .await?
             .map(|r| r.get(0));
-        let spent = tx
-            .execute(
-                "UPDATE invites SET uses_left = uses_left - 1
-                 WHERE code_hash = $1 AND uses_left > 0 AND expires_ms > $2",
-                &[&reg.invite_hash, &reg.now_ms],
+        let invite: Option<(i64, i64)> = tx
+            .query_opt(
+                "SELECT uses_left, expires_ms FROM invites WHERE code_hash = $1 FOR UPDATE",
+                &[&reg.invite_hash],
             )
-            .await?;
-        if spent == 0 {
-            return Err(StoreError::Conflict(
-                "this invite code has been used up".into(),
-            ));
-        }
+            .await?
+            .map(|r| (r.get(0), r.get(1)));
+        let active: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM devices
+                 WHERE team = $1 AND member = $2 AND revoked_ms IS NULL",
+                &[&reg.team, &reg.member],
+            )
+            .await?
+            .get(0);
+        (reg.admit)(
+            reg,
+            &Seen {
+                invite,
+                head: head.unwrap_or(0),
+                active,
+            },
+        )?;
+        tx.execute(
+            "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = $1",
+            &[&reg.invite_hash],
+        )
+        .await?;
         if reg.publish {
-            // Only a team with no history is published to: another publication may have begun
-            // sending since the hub looked.
-            if head.unwrap_or(0) > 0 {
-                return Err(StoreError::Conflict(PUBLISHED.into()));
-            }
             tx.execute(
                 "DELETE FROM invites WHERE created_by IN
                  (SELECT id FROM devices WHERE team = $1 AND revoked_ms IS NULL)",
@@ -564,19 +580,6 @@ impl Store for PgStore {
                 &[&reg.team, &reg.now_ms],
             )
             .await?;
-        }
-        let active: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM devices
-                 WHERE team = $1 AND member = $2 AND revoked_ms IS NULL",
-                &[&reg.team, &reg.member],
-            )
-            .await?
-            .get(0);
-        if active >= reg.max_devices {
-            return Err(StoreError::Conflict(format!(
-                "this member has {active} devices already"
-            )));
         }
         tx.execute(
             "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
@@ -902,10 +905,10 @@ impl Store for PgStore {
             drop(tx);
             let c = self.pool.get().await?;
             Self::exists(&c, team).await?;
-            return Err(StoreError::Conflict("the team's log moved on".into()));
+            return Err(StoreError::HeadMoved);
         }
         if claimed != a.claims.len() as u64 {
-            return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
+            return Err(StoreError::ActorTaken);
         }
         tx.commit().await?;
         Ok(seq)
@@ -1349,9 +1352,7 @@ impl Store for PgStore {
             .await?
             .get(0);
         if teams > 0 {
-            return Err(StoreError::Conflict(
-                "the database to copy into holds teams already".into(),
-            ));
+            return Err(StoreError::NotEmpty);
         }
         for t in &d.teams {
             tx.execute(

@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
-    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, PUBLISHED, Page,
-    Pruned, PullQuery, Registration, Result, Store, StoreError, TeamInfo, TeamLog,
+    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
+    PullQuery, Registration, Result, Seen, Store, StoreError, TeamInfo, TeamLog, Unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -121,14 +121,12 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable("the database is busy".into())
+                StoreError::Unavailable(Unavailable::Busy)
             }
             // A full disk is the operator's to fix and passes: the client tries again later.
-            Some(rusqlite::ErrorCode::DiskFull) => {
-                StoreError::Unavailable("the server's disk is full".into())
-            }
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Unavailable(Unavailable::DiskFull),
             Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                StoreError::Conflict(format!("sqlite: {e}"))
+                StoreError::Collided(format!("sqlite: {e}"))
             }
             _ => StoreError::Other(format!("sqlite: {e}")),
         }
@@ -500,26 +498,38 @@ impl Store for SqliteStore {
         let reg = reg.clone();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let spent = tx.execute(
-                "UPDATE invites SET uses_left = uses_left - 1
-                 WHERE code_hash = ?1 AND uses_left > 0 AND expires_ms > ?2",
-                params![reg.invite_hash, reg.now_ms],
+            let invite = tx
+                .query_row(
+                    "SELECT uses_left, expires_ms FROM invites WHERE code_hash = ?1",
+                    [&reg.invite_hash],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let head: i64 = tx
+                .query_row("SELECT head FROM teams WHERE id = ?1", [&reg.team], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .unwrap_or(0);
+            let active: i64 = tx.query_row(
+                "SELECT count(*) FROM devices
+                 WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
+                params![reg.team, reg.member],
+                |r| r.get(0),
             )?;
-            if spent == 0 {
-                return Err(StoreError::Conflict(
-                    "this invite code has been used up".into(),
-                ));
-            }
+            (reg.admit)(
+                &reg,
+                &Seen {
+                    invite,
+                    head,
+                    active,
+                },
+            )?;
+            tx.execute(
+                "UPDATE invites SET uses_left = uses_left - 1 WHERE code_hash = ?1",
+                [&reg.invite_hash],
+            )?;
             if reg.publish {
-                // Only a team with no history is published to: another publication may have
-                // begun sending since the hub looked.
-                let head: i64 =
-                    tx.query_row("SELECT head FROM teams WHERE id = ?1", [&reg.team], |r| {
-                        r.get(0)
-                    })?;
-                if head > 0 {
-                    return Err(StoreError::Conflict(PUBLISHED.into()));
-                }
                 tx.execute(
                     "DELETE FROM invites WHERE created_by IN
                      (SELECT id FROM devices WHERE team = ?1 AND revoked_ms IS NULL)",
@@ -529,17 +539,6 @@ impl Store for SqliteStore {
                     "UPDATE devices SET revoked_ms = ?2 WHERE team = ?1 AND revoked_ms IS NULL",
                     params![reg.team, reg.now_ms],
                 )?;
-            }
-            let active: i64 = tx.query_row(
-                "SELECT count(*) FROM devices
-                 WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
-                params![reg.team, reg.member],
-                |r| r.get(0),
-            )?;
-            if active >= reg.max_devices {
-                return Err(StoreError::Conflict(format!(
-                    "this member has {active} devices already"
-                )));
             }
             tx.execute(
                 "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
@@ -735,7 +734,7 @@ impl Store for SqliteStore {
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("no team `{team}`")))?;
             if head != a.base_head {
-                return Err(StoreError::Conflict("the team's log moved on".into()));
+                return Err(StoreError::HeadMoved);
             }
             for (actor, device) in &a.claims {
                 let owner: String = tx
@@ -746,7 +745,7 @@ impl Store for SqliteStore {
                     )?
                     .query_row(params![actor, device], |r| r.get(0))?;
                 if owner != *device {
-                    return Err(StoreError::Conflict("an actor was taken meanwhile".into()));
+                    return Err(StoreError::ActorTaken);
                 }
             }
             // A snapshot holds what it folded in: withdrawn content goes with it.
@@ -1175,9 +1174,7 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let teams: i64 = tx.query_row("SELECT count(*) FROM teams", [], |r| r.get(0))?;
             if teams > 0 {
-                return Err(StoreError::Conflict(
-                    "the database to copy into holds teams already".into(),
-                ));
+                return Err(StoreError::NotEmpty);
             }
             for t in &d.teams {
                 tx.execute(
@@ -1338,6 +1335,9 @@ mod tests {
             }
         }
         let err = err.expect("the disk fills up");
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(
+            matches!(err, StoreError::Unavailable(Unavailable::DiskFull)),
+            "{err:?}"
+        );
     }
 }
