@@ -30,9 +30,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use automerge::{Automerge, Change};
 
 /// The first bytes of every automerge chunk.
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub(crate) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// The chunk type of an uncompressed change.
-const CHANGE_CHUNK: u8 = 1;
+pub(crate) const CHANGE_CHUNK: u8 = 1;
 /// The ops columns whose run lengths say what decoding costs: the action of each operation
 /// (column 4, unsigned integers) and the number of predecessors of each (column 7, a group).
 const ACTION_COLUMN: u64 = (4 << 4) | 2;
@@ -44,9 +44,9 @@ const KNOWN_COLUMNS: [u64; 12] = [1, 2, 17, 19, 21, 52, 66, 86, 87, 112, 113, 11
 /// The actions of cairn's changes: make a map, set a value, make a list, delete. Text, counters
 /// and marks are automerge's too, with rules of their own that its loader checks and applying a
 /// change does not: a change using them could apply and leave a document that never loads.
-const CAIRN_ACTIONS: [u64; 4] = [0, 1, 2, 3];
+pub(crate) const CAIRN_ACTIONS: [u64; 4] = [0, 1, 2, 3];
 /// The bit of a column specification that marks it deflated.
-const DEFLATE_BIT: u64 = 1 << 3;
+pub(crate) const DEFLATE_BIT: u64 = 1 << 3;
 
 /// How much a change may cost to decode and apply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,15 +112,28 @@ pub enum Refusal {
     Misplaced { start_op: u64, after: u64 },
     #[error("it does not apply: {0}")]
     DoesNotApply(String),
+    #[error("it is not a saved document cairn loads ({0})")]
+    NotADocument(&'static str),
+    #[error("its deflated columns inflate past {max} bytes")]
+    Inflates { max: usize },
+    #[error(
+        "it claims {ops} operations and {changes} changes in {len} bytes (inflated); the most is {max}"
+    )]
+    DocTooCostly {
+        ops: u64,
+        changes: u64,
+        len: usize,
+        max: u64,
+    },
 }
 
 /// A cursor over a change's bytes; every read checks what is left.
-struct Reader<'a> {
-    bytes: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Refusal> {
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Refusal> {
         if n > self.bytes.len() {
             return Err(Refusal::Malformed(what));
         }
@@ -129,7 +142,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn uleb(&mut self, what: &'static str) -> Result<u64, Refusal> {
+    pub(crate) fn uleb(&mut self, what: &'static str) -> Result<u64, Refusal> {
         let mut value = 0u64;
         for i in 0..10 {
             let [b] = self.take(1, what)? else {
@@ -147,7 +160,7 @@ impl<'a> Reader<'a> {
         Err(Refusal::Malformed(what))
     }
 
-    fn sleb(&mut self, what: &'static str) -> Result<i64, Refusal> {
+    pub(crate) fn sleb(&mut self, what: &'static str) -> Result<i64, Refusal> {
         let mut value = 0i64;
         let mut shift = 0u32;
         loop {
@@ -168,11 +181,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn len(&mut self, what: &'static str) -> Result<usize, Refusal> {
+    pub(crate) fn len(&mut self, what: &'static str) -> Result<usize, Refusal> {
         usize::try_from(self.uleb(what)?).map_err(|_| Refusal::Malformed(what))
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 }

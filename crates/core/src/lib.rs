@@ -14,6 +14,7 @@
 //! - [`digest`]: a week or a month summed up for a retrospective;
 //! - [`goals`]: badges, challenges, reach and nudges;
 //! - [`rebase`]: changes written again under a fresh actor (a copied or restored replica);
+//! - [`snapshot`]: saved documents from elsewhere, inspected with bounded work before they load;
 //! - [`rules`]: streaks and the activity heatmap, pure functions of who was active when;
 //! - [`time`]: instants to the local dates the rules count in.
 //!
@@ -45,6 +46,7 @@ pub mod ids;
 pub mod journal;
 pub mod rebase;
 pub mod rules;
+pub mod snapshot;
 pub mod team;
 pub mod time;
 mod value;
