@@ -320,3 +320,200 @@ fn the_shell_completes_handles_pillars_and_event_ids_from_the_replica() {
     assert_eq!(ids.first(), Some(&latest), "{ids:?}");
     assert_eq!(complete(&["cairn", "retract", &latest[..3]]), [latest]);
 }
+
+/// What a member bent on harm writes with changes made by hand, past every check cairn makes
+/// when it writes: a window title, a cleared screen, a link, a carriage return over the line,
+/// a bell, concealed and blinking text, a right-to-left override, a line break in a handle.
+const HOSTILE: &str = "ok\x1b]0;owned\x07\x1b[2J\x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\\
+                       \rforged \x1b[8mhidden\x1b[5m\u{202e}desrever\u{9b}31m\x7f";
+
+/// A replica holding hostile text everywhere a member or a server can put some: the team's,
+/// a member's and a pillar's names, a handle with a line break, an event's text and why, a
+/// reaction's emoji, and the device id a server gave. Written through the replica's own sync
+/// API, as a pulled change, made with automerge directly (as a hostile peer would).
+fn hostile_home() -> Home {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc};
+
+    let ana = Home::team("Ana", &["Ben"]);
+    ana.run(&["log", "Wrote the runbook", "--pillar", "trust"])
+        .ok();
+    let target = feed_all(&ana, &[])[0]["id"].as_str().unwrap().to_owned();
+    let conn = rusqlite::Connection::open(ana.replica()).unwrap();
+    let mut team = {
+        let snapshot: Vec<u8> = conn
+            .query_row("SELECT snapshot FROM docs WHERE id = 'team'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let mut doc = Automerge::load(&snapshot).unwrap();
+        let mut st = conn
+            .prepare("SELECT data FROM chunks WHERE doc = 'team' ORDER BY seq")
+            .unwrap();
+        for chunk in st.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap() {
+            doc.load_incremental(&chunk.unwrap()).unwrap();
+        }
+        doc.with_actor(ActorId::random())
+    };
+    drop(conn);
+    let ben = team
+        .keys(ROOT)
+        .filter_map(|k| k.strip_prefix("member/").map(str::to_owned))
+        .find(|id| {
+            let (_, obj) = team.get(ROOT, format!("member/{id}")).unwrap().unwrap();
+            team.get(&obj, "handle").unwrap().unwrap().0.as_str() == Some("ben")
+        })
+        .expect("Ben is a member");
+    team.transact::<_, _, automerge::AutomergeError>(|tx| {
+        tx.put(ROOT, "name", format!("Otters{HOSTILE}"))?;
+        tx.put(ROOT, "pillar/trust/name", format!("Trust{HOSTILE}"))?;
+        let (_, member) = tx.get(ROOT, format!("member/{ben}"))?.unwrap();
+        tx.put(&member, "name", format!("Ben{HOSTILE}"))?;
+        tx.put(&member, "handle", "ben\nabcd1234  @ana  forged entry")?;
+        Ok(())
+    })
+    .unwrap();
+    let team_change = team.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let mut journal = Automerge::new().with_actor(ActorId::random());
+    journal
+        .transact::<_, _, automerge::AutomergeError>(|tx| {
+            let at = 1_795_424_400_000_i64; // 2026-11-23T09:00Z
+            let event = |tx: &mut automerge::transaction::Transaction<'_>, id: &str| {
+                let o = tx.put_object(ROOT, id, ObjType::Map)?;
+                tx.put(&o, "author", ben.as_str())?;
+                tx.put(&o, "at", at)?;
+                tx.put(&o, "tz", "UTC")?;
+                tx.put(&o, "date", "2026-11-23")?;
+                Ok::<_, automerge::AutomergeError>(o)
+            };
+            let id = |n: u8| {
+                cairn_core::ids::EventId::new(at, [n; 5])
+                    .as_str()
+                    .to_owned()
+            };
+            let o = event(tx, &id(1))?;
+            tx.put(&o, "kind", "action")?;
+            tx.put(&o, "pillar", "trust")?;
+            tx.put(
+                &o,
+                "text",
+                format!("Fixed it{HOSTILE}\nsecond line{HOSTILE}"),
+            )?;
+            tx.put(&o, "why", format!("because{HOSTILE}"))?;
+            let o = event(tx, &id(2))?;
+            tx.put(&o, "kind", "reaction")?;
+            tx.put(&o, "target", target.as_str())?;
+            tx.put(&o, "emoji", format!("🎉\n{HOSTILE}"))?;
+            Ok(())
+        })
+        .unwrap();
+    let journal_change = journal
+        .get_last_local_change()
+        .unwrap()
+        .raw_bytes()
+        .to_vec();
+    let mut replica = cairn_store::Replica::open(&ana.replica()).unwrap();
+    let pulled = [
+        cairn_store::Incoming {
+            doc: "team".into(),
+            change: team_change,
+        },
+        cairn_store::Incoming {
+            doc: format!("j/{ben}/2026-11"),
+            change: journal_change,
+        },
+    ];
+    let applied = replica.apply_exchange(None, &pulled, 0, 0).unwrap();
+    assert_eq!(applied.changes, 2, "{applied:?}");
+    replica
+        .set_remote(&cairn_store::Remote {
+            url: "http://127.0.0.1:9".into(),
+            device_id: format!("d1{HOSTILE}"),
+            token: "t".into(),
+        })
+        .unwrap();
+    ana
+}
+
+/// Whether `text` holds anything that would steer a terminal: an escape sequence other than a
+/// plain colour (SGR) code, a bell, a carriage return, a C1 control or a bidirectional
+/// override; or concealed or blinking text, which a colour code can ask for.
+fn steers_a_terminal(text: &str) -> Option<String> {
+    for bad in ["\x1b[8m", "\x1b[5m"] {
+        if text.contains(bad) {
+            return Some(format!("{bad:?}"));
+        }
+    }
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b' {
+            let sgr = rest.strip_prefix("\x1b[").and_then(|r| {
+                let end = r.find(|c: char| !(c.is_ascii_digit() || c == ';'))?;
+                r[end..].starts_with('m').then_some(end + 3)
+            });
+            match sgr {
+                Some(len) => {
+                    rest = &rest[len..];
+                    continue;
+                }
+                None => return Some(format!("{:?}", &rest[..rest.len().min(12)])),
+            }
+        }
+        let bad = (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if bad {
+            return Some(format!("{c:?}"));
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    None
+}
+
+#[test]
+fn text_from_a_document_or_a_server_reaches_the_terminal_as_text() {
+    let ana = hostile_home();
+    let commands: [&[&str]; 8] = [
+        &["feed"],
+        &["team"],
+        &["digest"],
+        &["digest", "--format", "md"],
+        &["export", "--format", "csv"],
+        &["export"],
+        &["feed", "--json"],
+        &["status"],
+    ];
+    for args in commands {
+        // Colour on, as on a terminal.
+        let run: Run = ana
+            .command(&[&["--color", "always"], args].concat())
+            .env_remove("NO_COLOR")
+            .env("CLICOLOR_FORCE", "1")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        let out = &run.stdout;
+        assert!(
+            out.contains("owned") || out.contains("\\u001b"),
+            "{args:?} shows the hostile text: {out}"
+        );
+        if let Some(bad) = steers_a_terminal(out) {
+            panic!("{args:?} printed {bad}:\n{out}");
+        }
+        // No line break forged by a handle.
+        assert!(
+            !out.lines().any(|l| l.trim_start().starts_with("abcd1234")),
+            "{args:?}:\n{out}"
+        );
+    }
+    // The feed is coloured (the test covers colour on), and shows what was written, as text.
+    let feed = ana
+        .command(&["--color", "always", "feed"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let feed = String::from_utf8(feed.stdout).unwrap();
+    assert!(feed.contains("\x1b["), "{feed}");
+    assert!(feed.contains("Fixed itok␛]0;owned␇␛[2J"), "{feed}");
+    assert!(feed.contains("@ben abcd1234  @ana  forged entry"), "{feed}");
+}

@@ -123,8 +123,9 @@ impl CliError {
 
     /// Prints the error on stderr and returns its exit code.
     pub fn report(&self) -> ExitCode {
+        // (A message may hold a name from a document or words from a server.)
         for line in self.lines() {
-            eprintln!("{line}");
+            crate::output::write_note(line);
         }
         ExitCode::from(self.kind.exit_code())
     }

@@ -2,6 +2,17 @@
 //!
 //! Colour goes through `anstream`, which drops it when stdout is not a terminal, when `NO_COLOR`
 //! is set, or when `CLICOLOR=0`.
+//!
+//! Text is only text. A member can write anything into the team's documents with a change made
+//! by hand, and a server can send anything, so every string that reaches a terminal goes
+//! through [`neutral`] here, where text leaves the process (standard output, the pager, CSV,
+//! standard error): a control character shows as its picture (`␛`, `␍`, `␇`), a C1 control or
+//! a bidirectional override as `�`, and only the colour codes [`paint`] made itself, marked
+//! with a key of this process that no document can know, become colour. This is the one place
+//! a future command cannot forget, where a filter at each reader would have to be added to each
+//! new field, server answer and error message. New lines and tabs pass (event text keeps its
+//! lines; the renderer indents them): a field that must stay on one line, a name or a handle,
+//! is made one line where the document is read (`cairn_core::event::one_line`).
 
 use std::io::Write;
 
@@ -24,7 +35,105 @@ pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
 
 /// `text` in `style`; plain wherever colour is off.
 pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
-    format!("{}{text}{}", style.render(), style.render_reset())
+    if style == Style::new() {
+        return text.to_string();
+    }
+    format!(
+        "{}{text}{}",
+        marked(&style.render().to_string()),
+        marked(&style.render_reset().to_string())
+    )
+}
+
+/// This process's key for its own colour codes: random, never written out, so no text read
+/// from a document or a server can carry a code the writer takes for one of [`paint`]'s.
+fn key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use std::hash::BuildHasher;
+        // (std seeds each process's hasher keys from the system's randomness.)
+        let n = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        format!("{}", n | 1 << 63)
+    })
+}
+
+/// `sgr` (one or more `ESC [ ... m`) with each code marked as this process's own: `ESC [ KEY ;
+/// ... m`. Still a control sequence, so wrapping and widths take it for no room.
+fn marked(sgr: &str) -> String {
+    sgr.replace("\x1b[", &format!("\x1b[{};", key()))
+}
+
+/// `text` made safe for a terminal: new lines and tabs kept (a carriage return too, right
+/// before a new line), every other control character shown as its picture (`␛`, `␇`, `␍`), C1
+/// controls, bidirectional overrides and isolates and the line and paragraph separators as
+/// `�`. [`paint`]'s own colour codes become plain SGR codes when `colour`, else go.
+pub fn neutral(text: &str, colour: bool) -> std::borrow::Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| unsafe_char(c) && c != '\n' && c != '\t')
+    {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mark = format!("\x1b[{};", key());
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b'
+            && let Some(after) = rest.strip_prefix(mark.as_str())
+            && let Some(end) = after.find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':'))
+            && after[end..].starts_with('m')
+        {
+            if colour {
+                out.push_str("\x1b[");
+                out.push_str(&after[..=end]);
+            }
+            rest = &after[end + 1..];
+            continue;
+        }
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if rest[1..].starts_with('\n') => out.push(c),
+            '\0'..='\x1f' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
+            '\x7f' => out.push('\u{2421}'),
+            c if unsafe_char(c) => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether `c` can move, hide or reorder what a terminal shows: a control character (C0, DEL,
+/// C1), a bidirectional embedding, override or isolate, a line or paragraph separator.
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Pretty JSON that is as safe to print: what serde escapes already (C0) and, escaped the same
+/// way, DEL, C1 controls, bidirectional overrides and separators. They only ever sit inside
+/// strings, so the value read back is the same.
+fn json_text(value: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
+    if !text.chars().any(unsafe_char) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c != '\n' && unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes `text` as one line to standard error, made safe for a terminal like standard
+/// output (without colour): for notes and warnings beside a command's output.
+pub fn write_note(text: impl std::fmt::Display) {
+    let text = format!("{text}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), neutral(&text, false).as_bytes());
 }
 
 /// `text` wrapped to `width` columns (`None`: not wrapped), each line after `first` starting
@@ -143,33 +252,53 @@ impl Pager {
         if std::env::var_os("LV").is_none() {
             child.env("LV", "-c");
         }
-        let mut child = child.spawn().ok()?;
+        // A handler that only sets a flag nobody reads: the signal no longer ends cairn. Set
+        // before the pager starts, which may signal at once.
+        #[cfg(unix)]
+        let ignored: Vec<signal_hook::SigId> =
+            [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT]
+                .into_iter()
+                .filter_map(|signal| {
+                    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    signal_hook::flag::register(signal, flag).ok()
+                })
+                .collect();
+        let mut child = match child.spawn() {
+            Ok(child) => child,
+            Err(_) => {
+                #[cfg(unix)]
+                for id in ignored {
+                    signal_hook::low_level::unregister(id);
+                }
+                return None;
+            }
+        };
         let stdin = child.stdin.take();
         Some(Pager {
             child,
             stdin,
             colour: anstream::AutoStream::choice(&std::io::stdout())
                 != anstream::ColorChoice::Never,
-            // A handler that only sets a flag nobody reads: the signal no longer ends cairn.
             #[cfg(unix)]
-            ignored: [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT]
-                .into_iter()
-                .filter_map(|signal| {
-                    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    signal_hook::flag::register(signal, flag).ok()
-                })
-                .collect(),
+            ignored,
         })
     }
 
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let Some(stdin) = &mut self.stdin else {
             return Ok(());
         };
-        if self.colour {
+        let written = if self.colour {
             stdin.write_all(bytes)
         } else {
             stdin.write_all(&anstream::adapter::strip_bytes(bytes).into_vec())
+        };
+        match written {
+            // The pager is gone: the person left it (quietly done), or it never ran (said).
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && !self.finish() => {
+                Err(pager_failed())
+            }
+            other => Ok(other?),
         }
     }
 
@@ -222,7 +351,9 @@ impl Out {
         }
     }
 
+    /// Every byte of output goes through here, made safe for a terminal (see [`neutral`]).
     fn write(&mut self, text: &str) -> Result<()> {
+        let text = neutral(text, true);
         match &mut self.pager {
             Some(pager) => pager.write(text.as_bytes())?,
             None => self.stream.write_all(text.as_bytes())?,
@@ -245,7 +376,7 @@ impl Out {
 
     /// Writes `value` as pretty JSON.
     pub fn json(&mut self, value: &serde_json::Value) -> Result<()> {
-        let text = serde_json::to_string_pretty(value).expect("a JSON value always serialises");
+        let text = json_text(value);
         self.write(&format!("{text}\n"))
     }
 
@@ -258,9 +389,12 @@ impl Out {
         }
     }
 
-    /// Raw access for writers such as CSV.
-    pub fn raw(&mut self) -> &mut dyn Write {
-        &mut self.stream
+    /// A byte writer for writers such as CSV, made safe like every other output.
+    pub fn raw(&mut self) -> Bytes<'_> {
+        Bytes {
+            out: self,
+            pending: Vec::new(),
+        }
     }
 
     pub fn flush(&mut self) -> Result<()> {
@@ -268,13 +402,98 @@ impl Out {
         if let Some(pager) = &mut self.pager
             && !pager.finish()
         {
-            return Err(
-                crate::error::CliError::new("the pager in PAGER could not run")
-                    .hint("fix PAGER, or see the output with --no-pager (or PAGER=cat)")
-                    .kind(crate::error::Kind::Failure),
-            );
+            return Err(pager_failed());
         }
         Ok(())
+    }
+}
+
+fn pager_failed() -> crate::error::CliError {
+    crate::error::CliError::new("the pager in PAGER could not run")
+        .hint("fix PAGER, or see the output with --no-pager (or PAGER=cat)")
+        .kind(crate::error::Kind::Failure)
+}
+
+/// `eprintln!` for cairn: the line goes through [`write_note`], made safe for a terminal.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::output::write_note(format!($($arg)*))
+    };
+}
+pub(crate) use note;
+
+/// Bytes written to [`Out`]: each whole character made safe as text is; bytes that are no
+/// UTF-8 show as `�`. What is left of a character cut between two writes waits for the next.
+#[derive(Debug)]
+pub struct Bytes<'a> {
+    out: &'a mut Out,
+    pending: Vec<u8>,
+}
+
+impl Bytes<'_> {
+    fn send(&mut self, all: bool) -> std::io::Result<()> {
+        // (A write's failure keeps its kind: a closed pipe ends the command quietly.)
+        let io = |e: crate::error::CliError| {
+            let kind = if e.is_broken_pipe() {
+                std::io::ErrorKind::BrokenPipe
+            } else {
+                std::io::ErrorKind::Other
+            };
+            std::io::Error::new(kind, e.message)
+        };
+        let mut text = String::new();
+        let mut rest = &self.pending[..];
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    text.push_str(s);
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    text.push_str(std::str::from_utf8(good).unwrap_or_default());
+                    match e.error_len() {
+                        Some(n) => {
+                            text.push('\u{fffd}');
+                            rest = &bad[n..];
+                        }
+                        // A character not whole yet.
+                        None if !all => {
+                            rest = bad;
+                            break;
+                        }
+                        None => {
+                            text.push('\u{fffd}');
+                            rest = &[];
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending = rest.to_vec();
+        self.out.write(&text).map_err(io)
+    }
+}
+
+impl Write for Bytes<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        self.send(false)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send(true)
+    }
+}
+
+impl Drop for Bytes<'_> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.send(true);
+        }
     }
 }
 
@@ -309,6 +528,41 @@ mod tests {
         // Colour codes take no room.
         let red = paint(AnsiColor::Red.on_default(), "word");
         assert_eq!(wrap(&format!("{red} {red}"), "", "", Some(9)).len(), 1);
+    }
+
+    #[test]
+    fn text_from_anywhere_reaches_the_terminal_as_text() {
+        let hostile = "a\x1b]0;title\x07b\x1b[2J\rc\x1b]8;;http://x\x1b\\d\u{202e}e\u{9b}f\x7f";
+        let shown = neutral(hostile, true);
+        assert_eq!(
+            shown,
+            "a␛]0;title␇b␛[2J␍c␛]8;;http://x␛\\d\u{fffd}e\u{fffd}f␡"
+        );
+        // What people type stays: accents, emoji (joined ones too), new lines, tabs, CRLF.
+        let typed = "Chloé 👩‍💻 merci\n\tfin\r\n";
+        assert_eq!(neutral(typed, true), typed);
+        // paint's codes are colour when colour is on, and nothing when it is off; the same
+        // codes typed into a document are not.
+        let red = paint(AnsiColor::Red.on_default(), "word");
+        assert_eq!(neutral(&red, true), "\x1b[31mword\x1b[0m");
+        assert_eq!(neutral(&red, false), "word");
+        assert_eq!(neutral("\x1b[31mword", true), "␛[31mword");
+        let forged = format!("\x1b[{}1;31mword", &key()[1..]);
+        assert!(!neutral(&forged, true).contains('\x1b'));
+        // A hostile code cut just before one of paint's does not swallow it, nor the reverse.
+        let mixed = format!("\x1b[{red}\x1b");
+        assert_eq!(neutral(&mixed, true), "␛[\x1b[31mword\x1b[0m␛");
+    }
+
+    #[test]
+    fn json_escapes_what_a_terminal_would_obey() {
+        let value = serde_json::json!({ "text": "a\u{202e}b\x1bc\u{85}d\x7f" });
+        let text = json_text(&value);
+        assert!(text.chars().all(|c| c == '\n' || !unsafe_char(c)), "{text}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
     }
 
     #[test]

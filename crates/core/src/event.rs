@@ -258,6 +258,26 @@ pub fn check_text(text: &str, max: usize) -> Result<String> {
     Ok(t.to_owned())
 }
 
+/// `text` as one line: each new line, carriage return, tab or other line break becomes a space.
+///
+/// For a field a person reads as one line (a name, a handle, a pillar, an emoji), applied where
+/// a document is read: cairn writes no line break there, but a change made by hand can, and a
+/// name that breaks the line could forge a line of the feed. (Every other control character
+/// is left to whatever shows the text: a terminal's writer neutralises them, a page escapes.)
+pub fn one_line(text: String) -> String {
+    if !text.contains(is_break) {
+        return text;
+    }
+    text.replace(is_break, " ")
+}
+
+fn is_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\t' | '\x0b' | '\x0c' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 fn check_emoji(e: &str) -> Result<String> {
     let e = e.trim();
     let n = e.chars().count();

@@ -8,7 +8,7 @@ use automerge::{
     Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef, transaction::Transactable,
 };
 
-use crate::event::{Edit, Event, Kind, NewEvent, Stamp};
+use crate::event::{Edit, Event, Kind, NewEvent, Stamp, one_line};
 use crate::ids::EventId;
 use crate::team::TeamState;
 use crate::{Error, Result};
@@ -358,14 +358,14 @@ impl Fields {
             "kind" => self.kind = text(),
             "author" => self.author = text(),
             "at" => e.at_ms = int().unwrap_or(0),
-            "tz" => e.tz = text().unwrap_or_else(|| "UTC".to_owned()),
+            "tz" => e.tz = one_line(text().unwrap_or_else(|| "UTC".to_owned())),
             "date" => e.date = text().unwrap_or_default(),
             "late" => e.late = flag(),
-            "pillar" => e.pillar = text(),
+            "pillar" => e.pillar = text().map(one_line),
             "text" => e.text = text().unwrap_or_default(),
             "why" => e.why = text(),
             "target" => e.target = text().and_then(|t| EventId::parse(&t)),
-            "emoji" => e.emoji = text(),
+            "emoji" => e.emoji = text().map(one_line),
             "retracted" => {
                 e.retracted = flag();
                 self.retracted_op = Some(op());

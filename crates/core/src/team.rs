@@ -9,7 +9,7 @@
 use automerge::{ObjType, ROOT, ReadDoc, transaction::Transactable};
 use serde::Serialize;
 
-use crate::event::check_text;
+use crate::event::{check_text, one_line};
 use crate::rules::{Cadence, Quorum, Rules, format_rest_days};
 use crate::value::{children, get_bool, get_i64, get_str, req_str};
 use crate::{Error, Result, ids};
@@ -866,8 +866,8 @@ pub fn retire_challenge(doc: &mut automerge::Automerge, id: &str) -> Result<()> 
 /// Reads the team document into a [`TeamState`], each collection in a stable order.
 pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     let mut state = TeamState {
-        name: get_str(doc, &ROOT, "name")?.unwrap_or_default(),
-        tz: get_str(doc, &ROOT, "tz")?.unwrap_or_else(|| "UTC".to_owned()),
+        name: one_line(get_str(doc, &ROOT, "name")?.unwrap_or_default()),
+        tz: one_line(get_str(doc, &ROOT, "tz")?.unwrap_or_else(|| "UTC".to_owned())),
         ..TeamState::default()
     };
     let mut pillars: Vec<(i64, Pillar)> = Vec::new();
@@ -879,6 +879,9 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         let Some((value, _)) = doc.get(ROOT, key.as_str())? else {
             continue;
         };
+        // (A pillar's id is shown where its name is missing.)
+        let id = one_line(id.to_owned());
+        let id = id.as_str();
         let i = match pillars.iter().position(|(_, p)| p.id == id) {
             Some(i) => i,
             None => {
@@ -893,7 +896,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
         };
         let entry = &mut pillars[i];
         match field {
-            "name" => entry.1.name = value.as_str().unwrap_or(id).to_owned(),
+            "name" => entry.1.name = one_line(value.as_str().unwrap_or(id).to_owned()),
             "about" => entry.1.about = value.as_str().map(str::to_owned),
             "at" => entry.0 = value.as_i64().unwrap_or(0),
             "archived" if value.as_bool() == Some(true) => archived.push(id.to_owned()),
@@ -933,8 +936,8 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
             continue;
         };
         members.push(Member {
-            name,
-            handle,
+            name: one_line(name),
+            handle: one_line(handle),
             joined_ms: get_i64(doc, &obj, "joined")?.unwrap_or(0),
             left_ms: get_i64(doc, &obj, "left")?,
             merged_into: get_str(doc, &obj, "merged_into")?.filter(|t| *t != id),
@@ -969,9 +972,14 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
             .unwrap_or(0)
             .clamp(0, i64::from(u32::MAX)) as u32;
         let at = get_i64(doc, &obj, "at")?.unwrap_or(0);
-        if let Some(c) =
-            crate::goals::Challenge::from_texts(id, title, &metric, target, &start, &until)
-        {
+        if let Some(c) = crate::goals::Challenge::from_texts(
+            id,
+            one_line(title),
+            &metric,
+            target,
+            &start,
+            &until,
+        ) {
             challenges.push((at, c));
         }
     }
@@ -1009,6 +1017,26 @@ mod tests {
         let ids: Vec<_> = state.pillars.iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["trust", "empowerment", "professionalism"]);
         assert_eq!(state.member_by_handle("@ana").unwrap().id, "m-ana");
+    }
+
+    #[test]
+    fn names_written_by_hand_with_line_breaks_read_as_one_line() {
+        use automerge::transaction::Transactable;
+        let (mut doc, _) = team();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(ROOT, "name", "Ot\nters")?;
+            tx.put(ROOT, "pillar/trust/name", "Tr\r\nust\u{2028}")?;
+            let (_, ana) = tx.get(ROOT, "member/m-ana")?.unwrap();
+            tx.put(&ana, "name", "Ana\n1a2b  @ben  said so")?;
+            tx.put(&ana, "handle", "ana\tx")?;
+            Ok(())
+        })
+        .unwrap();
+        let state = read(&doc).unwrap();
+        assert_eq!(state.name, "Ot ters");
+        assert_eq!(state.pillar("trust").unwrap().name, "Tr  ust ");
+        assert_eq!(state.members[0].name, "Ana 1a2b  @ben  said so");
+        assert_eq!(state.members[0].handle, "ana x");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `cairn completions`: shell completions, dynamic: handles, pillars and event ids come from
 //! the replica as you type.
 
+use std::io::Write;
+
 use clap_complete::env::EnvCompleter;
 
 use crate::context::Ctx;

@@ -29,7 +29,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let link = client.link()?;
     // The code alone on standard output (`$(cairn device link)`), what to do with it beside.
     if !ctx.out.json {
-        eprintln!(
+        crate::output::note!(
             "On your other device, within 15 minutes: cairn join {url} --invite {}",
             link.invite
         );

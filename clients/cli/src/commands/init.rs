@@ -110,7 +110,7 @@ pub fn beside_others(ctx: &mut Ctx, id: &str, name: &str) -> Result<()> {
         .ok()
         .and_then(|p| teams.iter().find(|t| t.path == p))
         .map_or_else(|| "the default team".to_owned(), |t| t.name.clone());
-    eprintln!(
+    crate::output::note!(
         "note: this home holds {} teams now; commands act on {default} unless --team names \
          another (`cairn team switch \"{name}\"` makes it the default; `cairn team list` shows \
          them)",

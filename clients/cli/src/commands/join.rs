@@ -149,7 +149,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     ctx.out.say(text, value)?;
     if let Some(note) = super::team::twins_note(&replica, &team, &resp.member_id)? {
-        eprintln!("{note}");
+        crate::output::note!("{note}");
     }
     drop(replica);
     super::init::beside_others(ctx, &resp.team_id, &team.name)

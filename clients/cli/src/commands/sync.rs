@@ -60,7 +60,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 all.push(v);
             }
             Err(e) => {
-                eprintln!("{label}:");
+                crate::output::note!("{label}:");
                 let _ = e.report();
                 failed.push(label);
             }
@@ -138,7 +138,7 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
         replica.set_setting(PROBLEM_TOLD, None)?;
     }
     if report.set_aside > 0 && !args.background {
-        eprintln!(
+        crate::output::note!(
             "warning: set aside {} change{} from the server that do{} not apply; the rest synced \
              (`cairn doctor` lists them; tell the server's admin)",
             report.set_aside,
@@ -147,7 +147,7 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
         );
     }
     if report.withdrawn > 0 && !args.background {
-        eprintln!(
+        crate::output::note!(
             "note: the server's admin withdrew {} change{}; {} left this replica",
             report.withdrawn,
             plural(report.withdrawn),
@@ -155,7 +155,7 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
         );
     }
     if report.rebased > 0 && !args.background {
-        eprintln!(
+        crate::output::note!(
             "note: this replica was copied or restored from a backup (another copy used its \
              numbers); its unsent changes to {} document{} were written again under a fresh \
              actor and sent: nothing was lost",
@@ -219,7 +219,7 @@ pub fn tell_once(replica: &mut Replica) {
         return;
     }
     let waiting = replica.outbox_size().map_or(0, |(n, _)| n);
-    eprintln!(
+    crate::output::note!(
         "warning: this device's last sync was refused ({}); {} wait{} here unsent; `cairn status` \
          says more",
         p.message.trim_start_matches("the server refused: "),

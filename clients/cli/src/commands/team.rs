@@ -423,7 +423,7 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
             let cut = if handle_given { "" } else { cut_note(&name) };
             let after = w.replica.team()?;
             if let Some(note) = twins_note(w.replica, &after, &id)? {
-                eprintln!("{note}");
+                crate::output::note!("{note}");
             }
             ctx.out.say(
                 format!("added {}{cut}", paint(HANDLE, format!("@{handle}"))),

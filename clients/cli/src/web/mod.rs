@@ -300,7 +300,7 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
     let link = format!("http://{shown}/?key={key}");
     ctx.out.line(&link)?;
     ctx.out.flush()?;
-    eprintln!(
+    crate::output::note!(
         "cairn web: {} on {addr}; open the link above (it carries this run's key). Ctrl-C stops it.",
         if opts.screen {
             "the team screen"
@@ -309,7 +309,7 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
         }
     );
     if addr.ip().is_unspecified() {
-        eprintln!(
+        crate::output::note!(
             "cairn web: from another device, use this machine's address in place of {}",
             shown.ip()
         );
@@ -489,7 +489,9 @@ fn open_browser(link: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
     if opened.is_err() {
-        eprintln!("cairn web: could not start a browser ({program}); open the link by hand");
+        crate::output::note!(
+            "cairn web: could not start a browser ({program}); open the link by hand"
+        );
     }
 }
 
