@@ -77,10 +77,17 @@ struct Guards {
     ready: tokio::sync::Mutex<Option<(Instant, std::result::Result<(), String>)>>,
     /// Request bodies held at once, in KiB: what devices could otherwise make the server hold.
     body_kib: Arc<Semaphore>,
+    /// Token lookups at once for addresses past their refused-token limit.
+    suspect_lookups: Semaphore,
 }
 
 /// Client addresses and devices the rate limits remember at most.
 const MAX_RATE_KEYS: usize = 100_000;
+
+/// Token lookups at once, server-wide, for addresses past their refused-token limit: a stranger
+/// flooding from a member's address costs the database this much at most, and the member's own
+/// lookup waits behind a few of the stranger's, never for a token of the bucket.
+const SUSPECT_LOOKUPS: usize = 2;
 
 impl State {
     /// The state of a server over `hub` with `limits`.
@@ -95,6 +102,7 @@ impl State {
             log: LogBudget::new(Rate::new(200, Duration::from_millis(50))),
             ready: tokio::sync::Mutex::new(None),
             body_kib: Arc::new(Semaphore::new(limits.max_body_memory >> 10)),
+            suspect_lookups: Semaphore::new(SUSPECT_LOOKUPS),
         };
         State {
             hub,
@@ -113,19 +121,30 @@ impl State {
         }
     }
 
-    /// The device whose token the request carries. Refused tokens count against the client's
-    /// address; an address that keeps sending them is refused before the database is asked.
+    /// The device whose token the request carries. Only refused tokens count against the
+    /// client's address, and a token the server knows is never held back by them: members behind
+    /// one address with a stranger (an office's NAT, a proxy not trusted) still get in. What can
+    /// be no token of ours is refused without asking the database; the lookups of an address that
+    /// keeps sending refused tokens (a hash lookup each) go a few at a time, server-wide.
     async fn authenticate(&self, client: IpAddr, headers: &HeaderMap) -> Result<Device> {
         let key = address_key(client);
-        if let Some(wait) = self.guards.bad_token.would_refuse(&key) {
-            return Err(too_many("too many requests with a refused token", wait));
-        }
-        let refused = |state: &State| {
-            let _ = state.guards.bad_token.take(&key);
-            Error::Unauthorized
+        // Counts the refusal; a 429 past the address's limit, a 401 before it.
+        let refused = |state: &State| match state.guards.bad_token.take(&key) {
+            Ok(()) => Error::Unauthorized,
+            Err(wait) => too_many("too many requests with a refused token", wait),
         };
-        let Some(token) = bearer(headers) else {
+        let Some(token) = bearer(headers).filter(|t| well_formed(t)) else {
             return Err(refused(self));
+        };
+        let _gate = match self.guards.bad_token.would_refuse(&key) {
+            Some(_) => Some(
+                self.guards
+                    .suspect_lookups
+                    .acquire()
+                    .await
+                    .map_err(|_| Error::busy("the server is stopping"))?,
+            ),
+            None => None,
         };
         match self.hub.authenticate(token).await {
             Ok(device) => Ok(device),
@@ -150,6 +169,14 @@ fn too_many(what: &str, wait: Duration) -> Error {
         message: format!("{what}; try again in {} s", wait.as_secs().max(1)),
         retry_after: wait,
     }
+}
+
+/// Whether `token` has the shape of the tokens the server makes (`cairn_` and 64 hex digits):
+/// anything else is refused without a lookup.
+fn well_formed(token: &str) -> bool {
+    token
+        .strip_prefix("cairn_")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The token of `Authorization: Bearer <token>` (the scheme in any case, one or more spaces).
@@ -499,6 +526,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn only_tokens_of_our_shape_are_looked_up() {
+        let ours = format!("cairn_{}", "0a".repeat(32));
+        assert!(well_formed(&ours));
+        assert!(!well_formed("cairn_0000"));
+        assert!(!well_formed(&format!("cairn_{}", "0g".repeat(32))));
+        assert!(!well_formed(&format!("cairn_{}0", "0a".repeat(32))));
+        assert!(!well_formed(&format!("token_{}", "0a".repeat(32))));
     }
 
     #[test]

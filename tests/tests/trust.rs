@@ -2,6 +2,8 @@
 //! `cairn-server` process and real `cairn` homes: nobody can break, stall, rewrite or read the
 //! team.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cairn_e2e::forge;
@@ -394,6 +396,62 @@ fn a_refusal_is_one_escaped_log_line_with_the_clients_address() {
     let unauthorized: Vec<&str> = log.lines().filter(|l| l.contains("status=401")).collect();
     assert_eq!(unauthorized.len(), 1, "{log}");
     assert!(!log.contains("nope"), "tokens never reach the log");
+}
+
+#[test]
+fn a_stranger_behind_a_members_address_never_locks_the_member_out() {
+    let server = Server::start();
+    let (ana, bo, _team) = team_with_bo(&server);
+    // Issue 25, finding 7: a stranger sends junk tokens from the members' address (an office's
+    // NAT, a proxy not trusted), tokens of the server's shape and not, as fast as it can, for as
+    // long as Bo's sync takes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (limited, engaged) = std::sync::mpsc::channel();
+    let flood = {
+        let (url, stop) = (server.url.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            for i in 0u64.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let junk = if i % 2 == 0 {
+                    format!("cairn_{i:064x}")
+                } else {
+                    format!("guess-{i}")
+                };
+                let (status, _) = http::post(&url, "/v1/sync", Some(&junk), b"{\"cursor\":0}");
+                if status == 429 && statuses.last() != Some(&429) {
+                    let _ = limited.send(());
+                }
+                statuses.push(status);
+            }
+            statuses
+        })
+    };
+    // The address is past its refused-token limit...
+    engaged
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stranger is refused with 429 once past the limit");
+    // ...and Bo, at the same address, syncs as if nobody knocked.
+    bo.run(&["log", "Logged while a stranger knocked"]).ok();
+    let run = bo.run(&["sync"]);
+    stop.store(true, Ordering::Relaxed);
+    let statuses = flood.join().unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("too many"), "{}", run.stderr);
+    assert!(
+        !statuses.contains(&200),
+        "a junk token got in: {statuses:?}"
+    );
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        refused >= 10,
+        "the stranger was held back: {refused} of {}",
+        statuses.len()
+    );
+    ana.run(&["sync"]).ok();
+    assert!(texts(&ana).contains(&"Logged while a stranger knocked".to_owned()));
 }
 
 #[test]
