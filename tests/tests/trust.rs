@@ -609,3 +609,133 @@ fn a_device_with_changes_made_on_a_withdrawn_one_is_never_stuck() {
     assert!(texts(&ana).contains(&"Four".to_owned()));
     assert_eq!(bo.run(&["status", "--json"]).json()["waiting"], 0);
 }
+
+/// Finding 9 (round two): a home another user could write, or owns, is refused before anything
+/// in it is read, with a hint that works; so is a folder of a team after the first.
+#[test]
+fn a_home_others_could_swap_files_in_is_refused() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ana = Home::team("Ana", &[]);
+    ana.run(&["log", "Wrote the runbook"]).ok();
+    let before = ana.dump();
+    let chmod = |dir: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    for mode in [0o777, 0o770, 0o702, 0o1777] {
+        chmod(ana.path(), mode);
+        let err = ana.run(&["log", "Logged into a shared home"]).fails();
+        assert!(
+            err.contains("can be written by other users"),
+            "{mode:o}: {err}"
+        );
+        assert!(
+            err.contains(&format!("`chmod 700 {}`", ana.path().display())),
+            "{err}"
+        );
+    }
+    assert_eq!(ana.dump(), before, "nothing was written");
+    // The hint, followed as it is written, mends it.
+    let status = std::process::Command::new("chmod")
+        .arg("700")
+        .arg(ana.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ana.run(&["log", "Back home"]).ok();
+    // Readable by others is not writable: a home an older cairn left 0755 still works.
+    chmod(ana.path(), 0o755);
+    ana.run(&["feed"]).ok();
+
+    // A team after the first lives in teams/ID/: that folder is checked too.
+    ana.run(&["init", "--team", "Badgers", "--name", "Ana"])
+        .ok();
+    let teams = ana.path().join("teams");
+    let badgers = std::fs::read_dir(&teams)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    chmod(&badgers, 0o777);
+    let err = ana.run(&["--team", "Badgers", "feed"]).fails();
+    assert!(
+        err.contains(&format!("the folder {}", badgers.display()))
+            && err.contains("can be written by other users"),
+        "{err}"
+    );
+    chmod(&badgers, 0o700);
+    ana.run(&["--team", "Badgers", "feed"]).ok();
+
+    // Another user's home: refused, to root as well (tests run as root in CI, who can give a
+    // home away; elsewhere this part needs root and is left out).
+    let me = std::fs::metadata(ana.path()).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(ana.path(), Some(65534), None).unwrap();
+        let err = ana.run(&["feed"]).fails();
+        std::os::unix::fs::chown(ana.path(), Some(0), None).unwrap();
+        assert!(
+            err.contains("belongs to another user (uid 65534)") && err.contains("CAIRN_HOME"),
+            "{err}"
+        );
+        ana.run(&["feed"]).ok();
+    }
+}
+
+/// Finding 9 (round two): a link in a home, where the lock, the replica, its WAL and shared
+/// memory or the settings go, is refused, and the file it points to is left as it was (not
+/// made, not chmodded, not written, not read as settings).
+#[test]
+fn links_in_a_home_are_refused_and_what_they_point_to_is_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let state = |p: &std::path::Path| {
+        std::fs::read(p)
+            .ok()
+            .map(|bytes| (bytes, std::fs::metadata(p).unwrap().permissions().mode()))
+    };
+    let cases: [(&str, &[&str]); 6] = [
+        ("sync.lock", &["sync"]),
+        ("replica.sqlite3", &["log", "Wrote the runbook"]),
+        ("replica.sqlite3", &["feed"]),
+        ("replica.sqlite3-wal", &["log", "Wrote the runbook"]),
+        ("replica.sqlite3-shm", &["feed"]),
+        ("config.toml", &["feed"]),
+    ];
+    for (n, (name, args)) in cases.into_iter().enumerate() {
+        let ana = Home::team("Ana", &[]);
+        let target = elsewhere.path().join(format!("{n}-{name}"));
+        match name {
+            // Nothing there: the lock would make it.
+            "sync.lock" => {}
+            // Someone else's replica, swapped in, readable by all.
+            "replica.sqlite3" => {
+                let mallory = Home::team("Mallory", &[]);
+                std::fs::copy(mallory.replica(), &target).unwrap();
+                std::fs::remove_file(ana.replica()).unwrap();
+            }
+            // Settings that would read well (and name a pager to run).
+            "config.toml" => std::fs::write(&target, "color = \"never\"\n").unwrap(),
+            _ => std::fs::write(&target, "precious\n").unwrap(),
+        }
+        if target.exists() {
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        // (SQLite may have left its own file there.)
+        let _ = std::fs::remove_file(ana.path().join(name));
+        std::os::unix::fs::symlink(&target, ana.path().join(name)).unwrap();
+        let before = state(&target);
+        let err = ana.run(args).fails();
+        assert!(
+            err.contains(&format!(
+                "{} is a symbolic link",
+                ana.path().join(name).display()
+            )),
+            "{name}, {args:?}: {err}"
+        );
+        assert_eq!(
+            state(&target),
+            before,
+            "{name}, {args:?}: its target changed"
+        );
+    }
+}

@@ -9,9 +9,11 @@ use cairn_core::feed::FeedQuery;
 use cairn_store::Replica;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-/// The home in the environment.
+/// The home in the environment, when it is one cairn works in (see [`crate::home::check`]).
 fn home() -> Option<std::path::PathBuf> {
-    crate::context::home(std::env::var_os("CAIRN_HOME").map(Into::into)).ok()
+    let home = crate::context::home(std::env::var_os("CAIRN_HOME").map(Into::into)).ok()?;
+    crate::home::check(&home).ok()?;
+    Some(home)
 }
 
 /// The replica of the team in the environment (`CAIRN_TEAM`, else the config's default), if one
@@ -24,7 +26,9 @@ fn replica() -> Option<Replica> {
             .get("team")
             .map(str::to_owned)
     });
-    Replica::open(&crate::home::select(&home, team.as_deref()).ok()?).ok()
+    let path = crate::home::select(&home, team.as_deref()).ok()?;
+    crate::home::check_within(&home, &path).ok()?;
+    Replica::open(&path).ok()
 }
 
 /// The teams of the home, by name, with their ids beside.

@@ -62,22 +62,79 @@ pub fn path(home: &Path) -> PathBuf {
     }
 }
 
+/// The text of the settings file at `path`, opened without following a link; one that is a
+/// link, no plain file, another user's or writable by others is refused (it names a pager that
+/// cairn runs).
+fn read_own(path: &Path) -> Result<String, ReadError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            return ReadError::Refused("is a symbolic link");
+        }
+        ReadError::Io(e)
+    })?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Refused("is not a plain file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(ReadError::Refused("belongs to another user"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(ReadError::Refused("can be written by other users"));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).map_err(ReadError::Io)?;
+    Ok(text)
+}
+
+/// Why the settings file was not read.
+#[derive(Debug)]
+enum ReadError {
+    Io(std::io::Error),
+    /// What is wrong with it: "is a symbolic link", ...
+    Refused(&'static str),
+}
+
 impl Config {
     /// Reads the settings of `home`; a missing file sets nothing.
     pub fn load(home: &Path) -> Result<Config> {
         let path = path(home);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_own(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Config {
                     path,
                     ..Config::default()
                 });
             }
-            Err(e) => {
+            Err(ReadError::Io(e)) => {
                 return Err(CliError::new(format!("cannot read {}", path.display()))
                     .kind(Kind::Failure)
                     .because(e));
+            }
+            Err(ReadError::Refused(why)) => {
+                return Err(CliError::new(format!(
+                    "the settings file {} {why}: cairn reads no settings someone else could write",
+                    path.display()
+                ))
+                .hint(format!(
+                    "put a plain file of your own there, not writable by others (`chmod 600 {}`), or remove it",
+                    path.display()
+                ))
+                .kind(Kind::Failure));
             }
         };
         Self::parse(&text, path)
@@ -205,11 +262,22 @@ impl Config {
             text.push_str(&format!("{k} = {value}\n"));
         }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            // (A home made here is private, as `init` makes it.)
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir)?;
         }
-        // Written aside and renamed into place: a crash never leaves half a file.
+        // Written aside, new and only for its owner, and renamed into place: a crash never
+        // leaves half a file, and nothing already there (a link) is written through.
         let tmp = self.path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text)?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(&tmp)?, text.as_bytes())?;
         std::fs::rename(&tmp, &self.path)?;
         Ok(())
     }

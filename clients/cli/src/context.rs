@@ -85,6 +85,8 @@ impl Ctx {
             })?,
             _ => Timestamp::now(),
         };
+        // Before anything in it is read: the settings name a pager to run.
+        crate::home::check(&home)?;
         let config = Config::load(&home)?;
         let env_team = std::env::var("CAIRN_TEAM")
             .ok()
@@ -108,6 +110,12 @@ impl Ctx {
 
     /// The replica of the team this command acts on.
     pub fn replica_path(&self) -> Result<PathBuf> {
+        let path = self.select()?;
+        crate::home::check_within(&self.home, &path)?;
+        Ok(path)
+    }
+
+    fn select(&self) -> Result<PathBuf> {
         crate::home::select(&self.home, self.team.as_deref()).map_err(|e| {
             if self.team_named || self.team.is_none() {
                 return e;

@@ -271,6 +271,9 @@ impl From<cairn_store::Error> for CliError {
             E::NotUnsent(_) => CliError::new(e.to_string())
                 .hint("nothing was changed; keep what this device holds with `cairn export`, and tell the server's admin")
                 .kind(Kind::Failure),
+            E::NotAFile { .. } => CliError::new(e.to_string())
+                .hint("cairn follows no link in its home: if you made it, put the file itself in its place; if you did not, remove it and see who else can write to the home")
+                .kind(Kind::Failure),
             E::Sqlite(e) => sqlite(e),
         }
     }

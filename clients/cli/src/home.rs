@@ -7,12 +7,19 @@
 //! only one, in most homes).
 //! Naming a team by its id, or the default kept as an id, finds its replica without reading any
 //! other: what a command costs never grows with the number of teams.
+//!
+//! A home is its user's alone: one that another user owns, or that others may write to (group
+//! or other write permission), is refused before anything in it is read ([`check`]), since
+//! whoever can write it can swap the replica, the settings (which name a pager to run) or the
+//! lock for their own, or for links to files of this user's. The few stats that takes are all
+//! it costs. No file in it is opened through a symbolic link (see `cairn_store`'s `file` and
+//! [`open_lock`]).
 
 use std::path::{Path, PathBuf};
 
 use cairn_store::{Peek, Replica};
 
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Kind, Result};
 
 /// The file name of a replica.
 pub const REPLICA_FILE: &str = "replica.sqlite3";
@@ -201,4 +208,96 @@ pub fn new_team_path(home: &Path, id: &str) -> Result<PathBuf> {
 /// The lock that keeps two syncs of one replica from running at once, beside it.
 pub fn sync_lock(replica: &Path) -> PathBuf {
     replica.with_file_name("sync.lock")
+}
+
+/// Refuses the home `home` when it exists and another user owns it or others may write to it;
+/// a home that does not exist yet is made private to its user when it is made.
+pub fn check(home: &Path) -> Result<()> {
+    check_dir(home, home)
+}
+
+/// Checks each folder from the home down to the one holding `replica` (`teams/`, `teams/ID/`),
+/// as [`check`] checks the home.
+pub fn check_within(home: &Path, replica: &Path) -> Result<()> {
+    let Some(dir) = replica.parent() else {
+        return Ok(());
+    };
+    for d in dir
+        .ancestors()
+        .take_while(|d| *d != home && d.starts_with(home))
+    {
+        check_dir(home, d)?;
+    }
+    Ok(())
+}
+
+fn check_dir(home: &Path, dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return Ok(());
+        };
+        let me = rustix::process::geteuid().as_raw();
+        let what = if dir == home {
+            "the home"
+        } else {
+            "the folder"
+        };
+        if meta.uid() != me {
+            return Err(CliError::new(format!(
+                "{what} {} belongs to another user (uid {}): cairn works only in a home of your own",
+                dir.display(),
+                meta.uid()
+            ))
+            .hint("point CAIRN_HOME (or --home) at a directory of your own; cairn makes it if it does not exist")
+            .kind(Kind::Failure));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(CliError::new(format!(
+                "{what} {} can be written by other users (mode {:o}): they could swap its files for their own",
+                dir.display(),
+                meta.mode() & 0o7777
+            ))
+            .hint(format!(
+                "make it yours alone with `chmod 700 {}`, and remove what in it you did not put there",
+                dir.display()
+            ))
+            .kind(Kind::Failure));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (home, dir);
+    Ok(())
+}
+
+/// Opens (or makes, private) the sync lock at `path` without following a link. `Ok(None)` when
+/// it cannot be opened for another reason (a read-only home syncs anyway: the replica has its
+/// own guard); a link or anything but a plain file is refused, untouched.
+pub fn open_lock(path: &Path) -> Result<Option<std::fs::File>> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.mode(0o600).custom_flags(flags.bits() as i32);
+    }
+    let refused = |what: &str| {
+        CliError::new(format!(
+            "{} is {what}, where cairn keeps its sync lock",
+            path.display()
+        ))
+        .hint("cairn follows no link in its home: if you did not make it, remove it and see who else can write to the home")
+        .kind(Kind::Failure)
+    };
+    match options.open(path) {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => Ok(Some(file)),
+        Ok(_) => Err(refused("not a plain file")),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Err(refused("a symbolic link"))
+        }
+        Err(_) => Ok(None),
+    }
 }

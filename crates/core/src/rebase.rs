@@ -46,6 +46,80 @@ pub fn reconcile(target: &mut Automerge, ours: &Automerge) -> Result<bool> {
     Ok(true)
 }
 
+/// Writes into `target`, in one change of its actor, what `after` shows that `before` did not:
+/// the effect of the changes that lead from `before` to `after`, on a document that lacks some
+/// of what they were made on (changes withdrawn under them). A key new in `after` is written
+/// whole; an object both hold (the same one, by its id) is gone into where `target` still has
+/// it, and skipped where it does not (what was withdrawn stays gone); a key `after` deleted is
+/// deleted. Returns whether anything had to change.
+pub fn redo(target: &mut Automerge, before: &Automerge, after: &Automerge) -> Result<bool> {
+    let mut tx = target.transaction();
+    let done = redo_map(&mut tx, &ROOT, before, Some(&ROOT), after, &ROOT);
+    if let Err(e) = done {
+        tx.rollback();
+        return Err(e);
+    }
+    if tx.pending_ops() == 0 {
+        tx.rollback();
+        return Ok(false);
+    }
+    tx.commit();
+    Ok(true)
+}
+
+/// [`redo`] for the map `a` of `after`, which is the map `b` of `before` (when it had it) and
+/// the map `t` of the transaction.
+fn redo_map(
+    tx: &mut Transaction<'_>,
+    t: &ObjId,
+    before: &Automerge,
+    b: Option<&ObjId>,
+    after: &Automerge,
+    a: &ObjId,
+) -> Result<()> {
+    let keys: Vec<String> = after.keys(a).collect();
+    for key in &keys {
+        let Some((value, id)) = after.get(a, key.as_str())? else {
+            continue;
+        };
+        let was = match b {
+            Some(b) => before.get(b, key.as_str())?,
+            None => None,
+        };
+        match (&value, &was) {
+            (Value::Scalar(now), Some((Value::Scalar(then), _))) if now == then => {}
+            (Value::Object(kind), Some((Value::Object(then), was_id)))
+                if kind == then && &id == was_id =>
+            {
+                // The same object, perhaps changed inside: only where the target still has it.
+                let here = tx.get(t, key.as_str())?;
+                if let Some((Value::Object(k), here_id)) = here
+                    && k == *kind
+                    && here_id == id
+                {
+                    match kind {
+                        ObjType::Map | ObjType::Table => {
+                            redo_map(tx, &here_id, before, Some(was_id), after, &id)?
+                        }
+                        _ => sync_obj(tx, &here_id, after, &id, *kind)?,
+                    }
+                }
+            }
+            _ => put_value(tx, t, key.as_str().into(), value, after, &id)?,
+        }
+    }
+    if let Some(b) = b {
+        let gone: Vec<String> = before
+            .keys(b)
+            .filter(|k| !keys.contains(k) && tx.get(t, k.as_str()).ok().flatten().is_some())
+            .collect();
+        for key in gone {
+            tx.delete(t, key.as_str())?;
+        }
+    }
+    Ok(())
+}
+
 /// Brings the object `t` of the transaction to what the object `o` of `ours` holds; both are of
 /// kind `kind`.
 fn sync_obj(
@@ -195,6 +269,58 @@ mod tests {
         assert_eq!(again.get(ROOT, "ev1").unwrap().unwrap().1, ev);
         // Nothing more to do a second time.
         assert!(!reconcile(&mut again, &ours).unwrap());
+    }
+
+    #[test]
+    fn redo_writes_what_changed_on_a_document_without_what_was_withdrawn() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let (mut spam, mut keep) = (ROOT, ROOT);
+        edit(&mut doc, |tx| {
+            keep = tx.put_object(ROOT, "ev1", ObjType::Map)?;
+            tx.put(&keep, "text", "first")?;
+            tx.put(ROOT, "old", "stays deleted")?;
+            Ok(())
+        });
+        let base = doc.get_heads();
+        edit(&mut doc, |tx| {
+            spam = tx.put_object(ROOT, "spam", ObjType::Map)?;
+            tx.put(&spam, "text", "cheap watches")?;
+            Ok(())
+        });
+        let before = doc.clone();
+        // This device's unsent work, made on top of the spam: a new event, an edit of its own
+        // older event, an edit of the spam, a deletion.
+        edit(&mut doc, |tx| {
+            let ev2 = tx.put_object(ROOT, "ev2", ObjType::Map)?;
+            tx.put(&ev2, "text", "second")?;
+            let to = tx.put_object(&ev2, "to", ObjType::List)?;
+            tx.insert(&to, 0, "m1")?;
+            tx.put(&keep, "text", "first, edited")?;
+            tx.put(&spam, "text", "edited spam")?;
+            tx.delete(ROOT, "old")?;
+            Ok(())
+        });
+        // The spam withdrawn: the target holds only the base.
+        let mut target = doc.fork_at(&base).unwrap().with_actor(actor(2));
+        assert!(redo(&mut target, &before, &doc).unwrap());
+        let text = |d: &Automerge, k: &str| {
+            let (_, o) = d.get(ROOT, k).unwrap().unwrap();
+            d.get(&o, "text").unwrap().unwrap().0.into_string().unwrap()
+        };
+        assert_eq!(text(&target, "ev2"), "second");
+        assert_eq!(text(&target, "ev1"), "first, edited");
+        assert!(
+            target.get(ROOT, "spam").unwrap().is_none(),
+            "the spam stays gone"
+        );
+        assert!(target.get(ROOT, "old").unwrap().is_none());
+        let fresh = target.get_changes(&base);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].actor_id(), &actor(2));
+        // Nothing more to do a second time.
+        let mut again = target.clone();
+        let before_again = doc.clone();
+        assert!(!redo(&mut again, &before_again, &doc).unwrap());
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum Error {
         "the server named a change to {0} that this device cannot write again (not one of its unsent changes)"
     )]
     NotUnsent(String),
+    /// A file of the replica (or its journal) that is a symbolic link or no plain file: never
+    /// followed, never changed.
+    #[error("{} is {what}, where the replica keeps a file of its own", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
 }

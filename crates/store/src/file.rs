@@ -1,4 +1,10 @@
 //! The replica's file: made whole or not at all, private to its owner, opened and migrated.
+//!
+//! No link is followed: the replica is opened with `SQLITE_OPEN_NOFOLLOW` (SQLite's own files
+//! beside it, `-wal`, `-shm` and `-journal`, are opened with `O_NOFOLLOW` by SQLite itself),
+//! and each of them is looked at without following links (`lstat`) before anything opens or
+//! tightens it: a link or anything but a plain file is refused untouched, and permissions are
+//! tightened through a descriptor opened with `O_NOFOLLOW` (`fchmod`), never by path.
 
 use std::path::{Path, PathBuf};
 
@@ -64,7 +70,7 @@ impl Replica {
                 path: path.to_owned(),
                 detail: format!("cannot create {}: {e}", tmp.display()),
             })?;
-            let conn = Connection::open(&tmp)?;
+            let conn = Connection::open_with_flags(&tmp, OpenFlags::default() | NOFOLLOW)?;
             let mut replica = Replica {
                 conn,
                 path: path.to_owned(),
@@ -108,7 +114,10 @@ impl Replica {
         if !path.exists() {
             return Err(Error::Missing(path.to_owned()));
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        for suffix in SIDECARS {
+            plain(&sidecar(path, suffix))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | NOFOLLOW;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let meta = |key: &str| -> Result<Option<String>> {
@@ -145,11 +154,14 @@ impl Replica {
             }
             _ => Error::from(e),
         };
-        // Replicas made before they were private become so now.
-        for suffix in ["", "-wal", "-shm"] {
-            tighten(&sidecar(path, suffix));
+        // Replicas made before they were private become so now; a link is refused untouched.
+        for suffix in SIDECARS {
+            let file = sidecar(path, suffix);
+            if plain(&file)?.is_some_and(|mode| mode & 0o077 != 0) {
+                tighten(&file);
+            }
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | NOFOLLOW;
         let conn = Connection::open_with_flags(path, flags).map_err(corrupt)?;
         let mut replica = Replica {
             conn,
@@ -268,17 +280,58 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     options.open(path).map(drop)
 }
 
-/// Takes group and other permissions off a file, if it exists and has any.
+/// SQLite's flag that refuses a database path that is a symbolic link.
+const NOFOLLOW: OpenFlags = OpenFlags::SQLITE_OPEN_NOFOLLOW;
+
+/// The replica and the files SQLite keeps beside it.
+const SIDECARS: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
+/// The permission bits of the file at `path` when it is a plain file (`None` when there is no
+/// file), read without following a link; a link or anything else is an error.
+fn plain(path: &Path) -> Result<Option<u32>> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // (Opening it says what is wrong.)
+        Err(_) => return Ok(Some(0)),
+    };
+    let what = if meta.file_type().is_symlink() {
+        "a symbolic link"
+    } else if !meta.is_file() {
+        "not a plain file"
+    } else {
+        #[cfg(unix)]
+        return Ok(Some(std::os::unix::fs::PermissionsExt::mode(
+            &meta.permissions(),
+        )));
+        #[cfg(not(unix))]
+        return Ok(Some(0));
+    };
+    Err(Error::NotAFile {
+        path: path.to_owned(),
+        what,
+    })
+}
+
+/// Takes group and other permissions off the plain file at `path`, through a descriptor that
+/// follows no link (`fchmod`): a link put there meanwhile is never followed.
 fn tighten(path: &Path) {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+        else {
+            return;
+        };
+        if let Ok(meta) = file.metadata()
+            && meta.is_file()
+        {
             let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                let _ =
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700));
-            }
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700));
         }
     }
     #[cfg(not(unix))]

@@ -725,3 +725,51 @@ fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
     all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     assert_eq!(all, [(kept, false, None), (gone, true, None)]);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_link_where_a_file_of_the_replica_goes_is_refused_and_left_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let Fixture {
+        _dir,
+        path,
+        replica,
+        ..
+    } = f;
+    drop(replica);
+    let elsewhere = tempfile::tempdir().unwrap();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let target = elsewhere.path().join(format!("target{suffix}"));
+        if suffix.is_empty() {
+            std::fs::rename(&file, &target).unwrap();
+        } else {
+            let _ = std::fs::remove_file(&file);
+            std::fs::write(&target, "precious").unwrap();
+        }
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&target, &file).unwrap();
+        let bytes = std::fs::read(&target).unwrap();
+        for opened in [
+            Replica::open(&path).map(drop),
+            Replica::peek(&path).map(drop),
+        ] {
+            assert!(
+                matches!(&opened, Err(Error::NotAFile { path: p, what: "a symbolic link" }) if *p == file),
+                "{suffix}: {opened:?}"
+            );
+        }
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{suffix}");
+        assert_eq!(std::fs::read(&target).unwrap(), bytes, "{suffix}");
+        std::fs::remove_file(&file).unwrap();
+        if suffix.is_empty() {
+            std::fs::rename(&target, &file).unwrap();
+        }
+    }
+    // Back in place, as plain files, it opens, made private again.
+    Replica::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -106,19 +106,15 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
     // One sync at a time per replica: a background sync finding another one under way leaves
     // (that one, or the next, takes its changes: they wait in the outbox); a sync by hand waits
     // its turn.
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(crate::home::sync_lock(&ctx.replica_path()?));
+    let lock = crate::home::open_lock(&crate::home::sync_lock(&ctx.replica_path()?))?;
     let _turn = match lock {
-        Ok(file) if args.background => match file.try_lock() {
+        Some(file) if args.background => match file.try_lock() {
             Ok(()) => Some(file),
             Err(_) => return Ok(Report::default()),
         },
-        Ok(file) => file.lock().ok().map(|()| file),
+        Some(file) => file.lock().ok().map(|()| file),
         // A home we cannot write a lock into syncs anyway: the replica has its own guard.
-        Err(_) => None,
+        None => None,
     };
     let mut replica = ctx.open()?;
     let timeout = if args.background {
