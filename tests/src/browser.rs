@@ -56,7 +56,11 @@ impl Browser {
     }
 
     async fn start(driver: &std::path::Path, chromium: &std::path::Path) -> Browser {
-        let mut child = Command::new(driver)
+        let mut command = Command::new(driver);
+        // A process group of its own, which the Chromium it starts joins: ended whole on drop.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .arg("--port=0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -191,6 +195,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Chromium outlives a driver killed alone: the driver's whole group goes.
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -236,8 +246,13 @@ impl Web {
     pub fn start(home: &Home, args: &[&str]) -> Web {
         let mut all = vec!["web"];
         all.extend_from_slice(args);
-        let mut child = home
-            .command(&all)
+        Self::start_command(home.command(&all))
+    }
+
+    /// Starts `command` (a `cairn web` made with [`Home::command`]) and reads the link it
+    /// prints.
+    pub fn start_command(mut command: Command) -> Web {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -266,6 +281,24 @@ impl Web {
     /// The key of this run, from its link.
     pub fn key(&self) -> &str {
         self.link.split("key=").nth(1).unwrap_or_default()
+    }
+
+    /// Spends the link's key, as a browser opening it does, and returns the session cookie it
+    /// is exchanged for, as a `Cookie` header carries it (`cairn-PORT=VALUE`).
+    pub fn session(&self) -> String {
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = crate::http::connect(addr, Duration::from_secs(30));
+        let request = format!(
+            "GET /?key={} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            self.key()
+        );
+        let (answer, _) = crate::http::exchange(&mut stream, request.as_bytes());
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_else(|| panic!("the link's key gave no cookie: {answer}"))
+            .to_owned()
     }
 }
 

@@ -65,12 +65,36 @@ fn the_web_app_refuses_strangers_and_escapes_what_members_typed() {
         .ok();
     let web = Web::start(&ana, &[]);
     assert!(web.base.starts_with("http://127.0.0.1:"), "{}", web.base);
-    let cookie = format!("cairn-{}={}", web.port(), web.key());
 
-    // The first link sets the cookie and drops the key from the address.
-    let (status, answer) = get(&web, &format!("/?key={}", web.key()), None);
+    // The link's key is spent by its first use, for a session cookie of another value, and
+    // the address loses it.
+    let (status, answer) = get(&web, &format!("/feed?key={}", web.key()), None);
     assert_eq!(status, 303, "{answer}");
-    assert!(answer.contains(&format!("set-cookie: {cookie}; HttpOnly; SameSite=Strict")));
+    assert!(answer.contains("location: /feed\r\n"), "{answer}");
+    let set = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a cookie");
+    assert!(
+        set.ends_with("; HttpOnly; SameSite=Strict; Path=/"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let session = cookie.split_once('=').unwrap().1;
+    assert_eq!(cookie, format!("cairn-{}={session}", web.port()));
+    assert_eq!(session.len(), web.key().len());
+    assert_ne!(session, web.key(), "the cookie is not the link's key");
+    // Once spent, the key opens nothing: not for anyone who read it afterwards, not as a cookie.
+    let (status, answer) = get(&web, &format!("/?key={}", web.key()), None);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("This link was used already"), "{answer}");
+    assert!(!answer.contains("set-cookie"), "{answer}");
+    let as_cookie = format!("cairn-{}={}", web.port(), web.key());
+    assert_eq!(get(&web, "/feed", Some(&as_cookie)).0, 403);
+    // The browser that holds the session goes on from the link (a reload, Back).
+    let (status, answer) = get(&web, &format!("/?key={}", web.key()), Some(&cookie));
+    assert_eq!(status, 303, "{answer}");
+    assert!(!answer.contains("set-cookie"), "{answer}");
 
     // Without the key, or with another, nothing is shown.
     let (status, answer) = get(&web, "/feed", None);
@@ -185,7 +209,7 @@ fn a_host_name_for_loopback_is_heard_and_the_feed_pages_back_to_its_first_event(
         "{}",
         web.base
     );
-    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let cookie = web.session();
     // Page by page through the "Older" links, each going on before the last item shown.
     let mut path = "/feed?limit=10".to_owned();
     let mut steps = Vec::new();
@@ -509,7 +533,7 @@ fn the_streaks_page_shows_the_figures_cairn_streaks_shows() {
     assert_eq!(cli["team"]["best"], 3, "{cli}");
     assert_eq!(cli["you"]["current"], 3, "{cli}");
     let web = Web::start(&ana, &[]);
-    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let cookie = web.session();
     let (status, page) = get(&web, "/streaks", Some(&cookie));
     assert_eq!(status, 200, "{page}");
     for (name, figure) in [("team", "week"), ("you", "day")] {
@@ -548,7 +572,7 @@ fn the_team_page_counts_no_placeholder_in_its_reach() {
         ana.run(&["team", "member", "add", name]).ok();
     }
     let web = Web::start(&ana, &[]);
-    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let cookie = web.session();
     let (status, page) = get(&web, "/team", Some(&cookie));
     assert_eq!(status, 200, "{page}");
     assert!(
@@ -576,7 +600,7 @@ fn the_header_switches_between_the_teams_of_the_home() {
         .unwrap()
         .to_owned();
     let web = Web::start(&ana, &[]);
-    let cookie = format!("cairn-{}={}", web.port(), web.key());
+    let cookie = web.session();
     let (status, page) = get(&web, "/feed", Some(&cookie));
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("An Otters stone") && !page.contains("A Kestrels stone"));
@@ -645,4 +669,75 @@ fn the_header_switches_between_the_teams_of_the_home() {
         ["From the browser", "A Kestrels stone"]
     );
     assert_eq!(texts(&[]), ["An Otters stone"]);
+}
+
+/// Finding 8 (round two): `--open` puts nothing secret on a command line, where every local
+/// user reads it (`/proc/PID/cmdline`). The browser (here a script in `BROWSER` that hands its
+/// arguments to the test through a FIFO) is given a page in the home that only its user can
+/// read, which goes on to the link; the key is spent by that first use, the page removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_open_hands_the_browser_no_secret_on_its_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let ana = live_home();
+    ana.run(&["init", "--team", "Otters", "--name", "Ana"]).ok();
+    ana.run(&["log", "Wrote the runbook"]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("argv");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let script = dir.path().join("browser");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", fifo.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The arguments, read in a thread: the FIFO's reader waits for its writer.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read_to_string(reader));
+    });
+    let mut command = ana.command(&["web", "--open"]);
+    command.env("BROWSER", format!("{} --new-window", script.display()));
+    let web = Web::start_command(command);
+    let argv = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("cairn web --open starts the browser")
+        .unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
+    assert_eq!(argv.len(), 2, "{argv:?}");
+    assert_eq!(argv[0], "--new-window");
+    assert!(!argv.join(" ").contains(web.key()), "{argv:?}");
+    assert!(!argv.join(" ").contains("key="), "{argv:?}");
+    // A page of the home, its user's alone, that holds the link.
+    let url = argv[1];
+    let page = std::path::PathBuf::from(url.strip_prefix("file://").expect("a file URL"));
+    let home = std::fs::canonicalize(ana.path()).unwrap();
+    assert_eq!(page.parent(), Some(home.as_path()), "{url}");
+    let mode = std::fs::metadata(&page).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&web.link), "{html}");
+
+    // A browser given that page lands on the feed, and the key is spent.
+    let Some(browser) = Browser::for_test().await else {
+        return;
+    };
+    let b = &browser;
+    b.client.goto(url).await.expect("the page opens");
+    b.wait_for("form#log").await;
+    b.wait_for_text("Wrote the runbook").await;
+    let at = b.client.current_url().await.unwrap();
+    assert_eq!(at.path(), "/feed", "{at}");
+    assert!(!at.as_str().contains("key="), "{at}");
+    assert!(!page.exists(), "the page goes once its key is spent");
+    let (status, answer) = get(&web, &format!("/?key={}", web.key()), None);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("This link was used already"), "{answer}");
 }

@@ -31,6 +31,12 @@ fn replica() -> Option<Replica> {
     Replica::open(&path).ok()
 }
 
+/// `text` from a document as a shell may show it, beside what is typed: one line, made safe for
+/// a terminal as all output is.
+fn shown(text: &str) -> String {
+    cairn_core::event::one_line(crate::output::neutral(text, false).into_owned())
+}
+
 /// The teams of the home, by name, with their ids beside.
 pub fn teams() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
@@ -40,7 +46,7 @@ pub fn teams() -> ArgValueCandidates {
         teams
             .into_iter()
             .filter(|t| !t.name.is_empty())
-            .map(|t| CompletionCandidate::new(t.name).help(Some(t.id.into())))
+            .map(|t| CompletionCandidate::new(shown(&t.name)).help(Some(shown(&t.id).into())))
             .collect()
     })
 }
@@ -59,7 +65,8 @@ pub fn handles() -> ArgValueCandidates {
         team.members
             .iter()
             .map(|m| {
-                CompletionCandidate::new(format!("@{}", m.handle)).help(Some(m.name.clone().into()))
+                CompletionCandidate::new(shown(&format!("@{}", m.handle)))
+                    .help(Some(shown(&m.name).into()))
             })
             .collect()
     })
@@ -73,7 +80,10 @@ pub fn pillars() -> ArgValueCandidates {
         };
         team.pillars
             .iter()
-            .map(|p| CompletionCandidate::new(&p.id).help(p.about.clone().map(Into::into)))
+            .map(|p| {
+                CompletionCandidate::new(shown(&p.id))
+                    .help(p.about.as_deref().map(|a| shown(a).into()))
+            })
             .collect()
     })
 }
@@ -95,7 +105,7 @@ pub fn events() -> ArgValueCandidates {
             .iter()
             .map(|i| {
                 let text: String = i.event.text.chars().take(50).collect();
-                CompletionCandidate::new(i.event.id.short()).help(Some(text.into()))
+                CompletionCandidate::new(i.event.id.short()).help(Some(shown(&text).into()))
             })
             .collect()
     })

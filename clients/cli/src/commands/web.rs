@@ -11,7 +11,7 @@ use crate::web::{Options, serve};
 /// to log, thank, react, edit and retract.
 ///
 /// Serves this replica on 127.0.0.1 (a free port unless --listen picks one) and prints a link
-/// carrying a secret for this run: open it, and your browser keeps the secret in a cookie; other
+/// whose key works once: the browser that opens it gets a session cookie instead, and other
 /// local users and web pages cannot read or drive the page without it. While it runs, it syncs
 /// with the team's server (when one is known) every --sync-every seconds and after each write;
 /// open pages show what arrives without a reload. Stop it with Ctrl-C.
@@ -25,7 +25,8 @@ pub struct Args {
     /// (port 0: a free one) [default: 127.0.0.1 and a free port].
     #[arg(long, value_name = "ADDR", value_parser = Listen::parse)]
     listen: Option<Listen>,
-    /// Open the link in your browser.
+    /// Open the link in your browser (BROWSER, else the system's), through a page in the home
+    /// that only you can read: no secret on a command line.
     #[arg(long)]
     open: bool,
     /// Team views only (feed, streaks, team, digest), read-only, for a shared screen.

@@ -4,11 +4,14 @@
 //! vanilla JS that only adds to pages that already work without it, every asset inside the
 //! binary. Reads and writes go through the same calls as the CLI's commands.
 //!
-//! Safe by default: it listens on loopback; the first link carries a secret for this run that
-//! becomes a cookie (`HttpOnly`, `SameSite=Strict`), and every other request without it is
-//! refused; the `Host` header must be an address or `localhost` (no DNS rebinding); every form
-//! carries a CSRF token and a cross-site `Origin` is refused; a strict content security policy
-//! allows nothing but this server's own script and style.
+//! Safe by default: it listens on loopback; the link it prints carries a one-time key, spent by
+//! its first use in exchange for a session cookie of another random value (`HttpOnly`,
+//! `SameSite=Strict`), and every other request without that cookie is refused; `--open` puts
+//! no secret on a command line (where every local user can read it in `/proc`): the browser is
+//! given a page in the home, readable by its user alone, that goes on to the link; the `Host`
+//! header must be an address or `localhost` (no DNS rebinding); every form carries a CSRF token
+//! and a cross-site `Origin` is refused; a strict content security policy allows nothing but
+//! this server's own script and style.
 
 mod pages;
 
@@ -16,7 +19,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -53,8 +56,14 @@ pub struct Options {
 pub struct Web {
     home: PathBuf,
     as_member: Option<String>,
-    /// The secret of this run: in the first link, then in the cookie.
+    /// The one-time key of the link printed (and of `--open`'s page): spent by its first use.
     key: String,
+    spent: AtomicBool,
+    /// What the key is exchanged for: the session cookie's value, a secret of its own that
+    /// is never printed.
+    session: String,
+    /// `--open`'s page, which holds the link: removed once the key is spent, and at exit.
+    open_page: Option<PathBuf>,
     /// The token every form carries.
     csrf: String,
     /// The cookie's name; cookies ignore ports, so each run names its own.
@@ -264,6 +273,25 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let key = hex(&random_bytes::<16>()?);
+    let shown = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let link = format!("http://{shown}/?key={key}");
+    let open_page = if opts.open {
+        match write_open_page(&ctx.home, addr.port(), &link) {
+            Ok(page) => Some(page),
+            Err(e) => {
+                crate::output::note!(
+                    "cairn web: could not write the page that opens your browser ({e}); open the link by hand"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     let replica = ctx.open()?;
     let shown_team = replica.team_id().ok();
     let web = Arc::new(Web {
@@ -271,7 +299,10 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
         teams: Mutex::new(home_teams(&ctx.home)),
         home: ctx.home.clone(),
         as_member: ctx.as_member.clone(),
-        key: key.clone(),
+        key,
+        spent: AtomicBool::new(false),
+        session: hex(&random_bytes::<16>()?),
+        open_page: open_page.clone(),
         csrf: hex(&random_bytes::<16>()?),
         cookie: format!("cairn-{}", addr.port()),
         screen: opts.screen,
@@ -292,16 +323,10 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
         .name("sync".into())
         .spawn(move || sync_loop(home, as_member, team, rx, every, status))?;
 
-    let shown = if addr.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
-    } else {
-        addr
-    };
-    let link = format!("http://{shown}/?key={key}");
     ctx.out.line(&link)?;
     ctx.out.flush()?;
     crate::output::note!(
-        "cairn web: {} on {addr}; open the link above (it carries this run's key). Ctrl-C stops it.",
+        "cairn web: {} on {addr}; open the link above (its key works once). Ctrl-C stops it.",
         if opts.screen {
             "the team screen"
         } else {
@@ -314,14 +339,14 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
             shown.ip()
         );
     }
-    if opts.open {
-        open_browser(&link);
+    if let Some(page) = &open_page {
+        open_browser(&file_url(page));
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(watch(web.clone()));
         axum::serve(listener, router(web))
@@ -329,8 +354,59 @@ pub fn serve(ctx: &mut Ctx, opts: Options) -> Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
-    })?;
+    });
+    if let Some(page) = &open_page {
+        let _ = std::fs::remove_file(page);
+    }
+    served?;
     Ok(())
+}
+
+/// Writes `--open`'s page into the home: new, readable by its user alone, following no link.
+/// It goes on to `link` at once; the browser is given its path, which holds no secret.
+fn write_open_page(home: &std::path::Path, port: u16, link: &str) -> std::io::Result<PathBuf> {
+    let page = home.join(format!("web-{port}.html"));
+    // (One left by a run that was killed holds a spent key.)
+    let _ = std::fs::remove_file(&page);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let html = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="referrer" content="no-referrer";
+                meta http-equiv="refresh" content=(format!("0; url={link}"));
+                title { "cairn web" }
+            }
+            body { p { a href=(link) { "Open cairn web" } } }
+        }
+    };
+    std::io::Write::write_all(&mut options.open(&page)?, html.into_string().as_bytes())?;
+    std::fs::canonicalize(&page)
+}
+
+/// A `file:` URL for the absolute path `path`.
+fn file_url(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy().replace('\\', "/");
+    let mut url = String::from("file://");
+    if !text.starts_with('/') {
+        url.push('/');
+    }
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~:".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// Notices every change to the replica (a sync, the CLI, this app) within a second, and computes
@@ -474,16 +550,35 @@ async fn switch(State(web): State<Arc<Web>>, body: Bytes) -> Response {
     .await
 }
 
-fn open_browser(link: &str) {
-    let program = if cfg!(target_os = "macos") {
+/// Starts a browser on `target`: the first command `BROWSER` names (`%s` in it stands for the
+/// target, else the target goes last), else the system's opener.
+fn open_browser(target: &str) {
+    let configured = std::env::var("BROWSER").ok().and_then(|b| {
+        b.split(':')
+            .map(str::trim)
+            .find(|c| !c.is_empty())
+            .map(str::to_owned)
+    });
+    let default = if cfg!(target_os = "macos") {
         "open"
     } else if cfg!(windows) {
         "explorer"
     } else {
         "xdg-open"
     };
-    let opened = std::process::Command::new(program)
-        .arg(link)
+    let line = configured.unwrap_or_else(|| default.to_owned());
+    let mut words = line.split_whitespace();
+    let program = words.next().unwrap_or(default).to_owned();
+    let mut command = std::process::Command::new(&program);
+    let mut placed = false;
+    for word in words {
+        placed |= word.contains("%s");
+        command.arg(word.replace("%s", target));
+    }
+    if !placed {
+        command.arg(target);
+    }
+    let opened = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -587,13 +682,22 @@ async fn check(web: &Web, req: Request, next: Next) -> Response {
     if path.starts_with("/static/") {
         return next.run(req).await;
     }
-    // The first link: its key becomes a cookie, and the address loses it.
+    let authorised =
+        cookie_value(req.headers(), &web.cookie).is_some_and(|v| same_secret(v, &web.session));
+    // The link: its key, spent by its first use, becomes a session cookie, and the address
+    // loses it.
     let given = req.uri().query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "key")
             .map(|(_, v)| v.into_owned())
     });
     if let Some(given) = given {
+        // (Never `//host`, which a browser takes for another site.)
+        let onward = format!("/{}", path.trim_start_matches(['/', '\\']));
+        // The browser that has the session (a reload, Back to the link) goes on.
+        if authorised {
+            return Redirect::to(&onward).into_response();
+        }
         if !same_secret(&given, &web.key) {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -601,18 +705,38 @@ async fn check(web: &Web, req: Request, next: Next) -> Response {
                 "Each run of `cairn web` prints a new link; open the latest one.",
             );
         }
+        if web.spent.swap(true, Ordering::SeqCst) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "This link was used already",
+                "Its key opens one browser, once. Stop `cairn web` (Ctrl-C) and run it again for a new link.",
+            );
+        }
+        if let Some(page) = &web.open_page {
+            let _ = std::fs::remove_file(page);
+        }
         let cookie = format!(
             "{}={}; HttpOnly; SameSite=Strict; Path=/",
-            web.cookie, web.key
+            web.cookie, web.session
         );
-        let mut res = Redirect::to(&path).into_response();
+        // A link followed from another site (`--open`'s page is a file) starts a cross-site
+        // navigation, whose redirects would not carry a strict cookie: a page of this site
+        // goes on instead.
+        let cross_site = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "none" && v != "same-origin");
+        let mut res = if cross_site {
+            Html(pages::onward(&onward).into_string()).into_response()
+        } else {
+            Redirect::to(&onward).into_response()
+        };
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
         return res;
     }
-    let authorised =
-        cookie_value(req.headers(), &web.cookie).is_some_and(|v| same_secret(v, &web.key));
     if !authorised {
         return refuse(
             StatusCode::FORBIDDEN,

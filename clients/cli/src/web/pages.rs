@@ -47,6 +47,26 @@ pub fn bare(title: &str, what: &str) -> Markup {
     }
 }
 
+/// A page that goes on to `to` (a path of this site) at once.
+pub fn onward(to: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(format!("0; url={to}"));
+                title { "cairn web" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                main.bare {
+                    p { a href=(to) { "Go on to cairn web" } }
+                }
+            }
+        }
+    }
+}
+
 fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
     let screen = f.web.screen;
     let mut nav = vec![
