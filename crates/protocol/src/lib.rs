@@ -28,7 +28,9 @@
 //! assert_eq!(serde_json::from_str::<SyncRequest>(&json).unwrap(), req);
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -196,7 +198,11 @@ pub struct DocState {
     pub doc: String,
     #[serde(default, skip_serializing_if = "Bytes::is_empty")]
     pub snapshot: Bytes,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded"
+    )]
     pub changes: Vec<Bytes>,
 }
 
@@ -214,7 +220,11 @@ pub struct Pulled {
     pub seq: u64,
     pub doc: String,
     pub change: Bytes,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded"
+    )]
     pub withdrawn: Vec<String>,
 }
 
@@ -225,7 +235,7 @@ pub struct SyncResponse {
     /// that many from the front of what it pushed.
     pub acked: u32,
     /// The change log after the request's cursor, oldest first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded")]
     pub pulled: Vec<Pulled>,
     /// The cursor to send next time.
     pub cursor: u64,
@@ -236,7 +246,11 @@ pub struct SyncResponse {
     #[serde(default)]
     pub head: u64,
     /// Whole documents, a page of a catch-up (then `pulled` holds only withdrawal notices).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded"
+    )]
     pub docs: Vec<DocState>,
     /// Set while a catch-up by documents goes on: send it back, with the same cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,6 +258,68 @@ pub struct SyncResponse {
     /// How many documents of the catch-up are still to come, to show progress.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub docs_left: u64,
+}
+
+/// The most entries a client takes from one response, all its lists together: changes,
+/// notices and the hashes they name, documents and their changes. An honest server's page holds
+/// at most a few tens of thousands; a body of millions of tiny entries would take gigabytes
+/// once parsed, so [`parse_bounded`] stops at this many while it parses.
+pub const MAX_RESPONSE_ENTRIES: usize = 200_000;
+
+thread_local! {
+    /// Entries the parse under way on this thread may still take; `None`: no bound.
+    static ENTRIES_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Parses a JSON body whose lists (those of [`SyncResponse`], [`DocState`] and [`Pulled`])
+/// hold at most `max_entries` entries all together, refusing it at the first entry past that:
+/// memory stays bounded by the count, whatever the body holds.
+pub fn parse_bounded<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max_entries: usize,
+) -> Result<T, serde_json::Error> {
+    let before = ENTRIES_LEFT.with(|e| e.replace(Some(max_entries)));
+    let out = serde_json::from_slice(bytes);
+    ENTRIES_LEFT.with(|e| e.set(before));
+    out
+}
+
+/// A list, each of its entries counted against the parse's bound ([`parse_bounded`]).
+fn bounded<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Entries<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Entries<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element()? {
+                let room = ENTRIES_LEFT.with(|e| match e.get() {
+                    None => true,
+                    Some(0) => false,
+                    Some(n) => {
+                        e.set(Some(n - 1));
+                        true
+                    }
+                });
+                if !room {
+                    return Err(serde::de::Error::custom(
+                        "more entries than one response may hold",
+                    ));
+                }
+                out.push(v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Entries(PhantomData))
 }
 
 /// `POST /v1/link`: a one-time invite that adds another device of the calling member.
@@ -338,6 +414,33 @@ mod tests {
             !json.contains("found") && !json.contains("team_name"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn a_response_with_more_entries_than_allowed_is_refused_while_parsed() {
+        let resp = SyncResponse {
+            pulled: (0..10)
+                .map(|i| Pulled {
+                    seq: i,
+                    doc: "team".into(),
+                    change: Bytes(vec![1]),
+                    withdrawn: Vec::new(),
+                })
+                .collect(),
+            docs: vec![DocState {
+                doc: "team".into(),
+                snapshot: Bytes::default(),
+                changes: vec![Bytes(vec![2]); 5],
+            }],
+            ..SyncResponse::default()
+        };
+        let json = serde_json::to_vec(&resp).unwrap();
+        // Ten changes, a document and its five changes: sixteen entries.
+        assert_eq!(parse_bounded::<SyncResponse>(&json, 16).unwrap(), resp);
+        let err = parse_bounded::<SyncResponse>(&json, 15).unwrap_err();
+        assert!(err.to_string().contains("more entries"), "{err}");
+        // Outside `parse_bounded`, no bound.
+        assert_eq!(serde_json::from_slice::<SyncResponse>(&json).unwrap(), resp);
     }
 
     #[test]
