@@ -243,8 +243,11 @@ impl From<cairn_store::Error> for CliError {
             E::Exists(_) => CliError::new(e.to_string())
                 .hint("this home already holds a team; set CAIRN_HOME to start another elsewhere")
                 .kind(Kind::Input),
-            E::Corrupt { .. } | E::Document { .. } => CliError::new(e.to_string())
+            E::Corrupt { .. } => CliError::new(e.to_string())
                 .hint("cairn will not write to it; move replica.sqlite3 and its -wal and -shm files aside together, then restore a backup")
+                .kind(Kind::Replica),
+            E::Document { .. } => CliError::new(e.to_string())
+                .hint("run `cairn doctor --repair`: it sets aside what cannot load, rebuilds the document from the rest, and the next `cairn sync` brings the rest again")
                 .kind(Kind::Replica),
             E::TooNew { .. } => CliError::new(e.to_string())
                 .hint("upgrade cairn to use this replica")
@@ -270,6 +273,9 @@ impl From<cairn_store::Error> for CliError {
                 .kind(Kind::Failure),
             E::NotUnsent(_) => CliError::new(e.to_string())
                 .hint("nothing was changed; keep what this device holds with `cairn export`, and tell the server's admin")
+                .kind(Kind::Failure),
+            E::Unusable { .. } => CliError::new(e.to_string())
+                .hint("the server may be damaged or hostile: tell its admin (`cairn doctor` lists what was set aside before)")
                 .kind(Kind::Failure),
             E::NotAFile { .. } => CliError::new(e.to_string())
                 .hint("cairn follows no link in its home: if you made it, put the file itself in its place; if you did not, remove it and see who else can write to the home")

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cairn_protocol::{
     ACTOR_REUSED, AUTH_SCHEME, Bytes, CatchUp, DocChanges, ErrorBody, Info, JoinRequest,
-    JoinResponse, LinkResponse, PROTOCOL_VERSION, SyncRequest, SyncResponse,
+    JoinResponse, LinkResponse, MAX_RESPONSE_ENTRIES, PROTOCOL_VERSION, SyncRequest, SyncResponse,
 };
 use cairn_store::{CatchUpState, Incoming, IncomingDoc, Replica};
 use serde::Serialize;
@@ -259,15 +259,28 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let received = data.len();
         if status.is_success() {
-            let value = serde_json::from_slice(&data).map_err(|e| {
-                CliError::new(format!(
-                    "the server at {} answered something cairn cannot read",
-                    self.base
-                ))
-                .hint("is this address a cairn-server?")
-                .kind(Kind::Failure)
-                .because(e)
-            })?;
+            // (Its lists are counted while it is parsed: a page of millions of tiny entries is
+            // refused before it takes the memory they would.)
+            let value =
+                cairn_protocol::parse_bounded(&data, MAX_RESPONSE_ENTRIES).map_err(|e| {
+                    if e.to_string().contains("more entries") {
+                        return stopped(
+                            self,
+                            format!(
+                                "sent more than {MAX_RESPONSE_ENTRIES} entries in one answer, more \
+                             than cairn takes"
+                            ),
+                        )
+                        .because(e);
+                    }
+                    CliError::new(format!(
+                        "the server at {} answered something cairn cannot read",
+                        self.base
+                    ))
+                    .hint("is this address a cairn-server?")
+                    .kind(Kind::Failure)
+                    .because(e)
+                })?;
             return Ok((value, sent, received));
         }
         let refusal = Refusal {
@@ -365,9 +378,74 @@ pub struct Report {
     pub set_aside: usize,
     /// Changes the server's admin withdrew that left this replica.
     pub withdrawn: usize,
+    /// What they were, a line each (events with their authors, parts of the team).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gone: Vec<String>,
+    /// Changes of this device a notice named that the server never acknowledged: kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept: usize,
+    /// This device's unsent changes made on withdrawn ones, written again and sent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub redone: usize,
+    /// Notices held back whole, each with what it would have removed (the team's founding, a
+    /// member's membership).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
     /// Documents whose unsent changes were written again under a fresh actor: this replica was
     /// copied or restored from a backup, and another copy had used its actor's numbers.
     pub rebased: usize,
+    /// Entries of the log received (changes, notices, and documents with their changes).
+    #[serde(skip)]
+    pub received_entries: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What one sync takes from a server at most, so that no server can keep a device busy, or its
+/// replica growing, for ever: pages, changes (and documents) received, and bytes. An honest
+/// server's catch-up on a team's whole history by single changes is a few hundred pages; a
+/// sync that stops at a cap keeps what it applied, and the next one goes on from there.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    pub pages: usize,
+    pub changes: usize,
+    pub bytes: usize,
+    /// Changes set aside or left waiting (what this replica cannot use), all pages together.
+    pub unusable: usize,
+    /// Pages in a row that move the cursor and bring nothing at all.
+    pub idle_pages: usize,
+}
+
+impl Caps {
+    /// For a sync asked for.
+    pub const ASKED: Caps = Caps {
+        pages: 2_000,
+        changes: 2_000_000,
+        bytes: 2 << 30,
+        unusable: cairn_store::MAX_UNUSABLE,
+        idle_pages: 8,
+    };
+    /// For the quiet sync after a write, which holds the home's sync lock: it sends what was
+    /// written and brings what is new; a long catch-up waits for a sync asked for.
+    pub const QUIET: Caps = Caps {
+        pages: 64,
+        changes: 200_000,
+        bytes: 256 << 20,
+        unusable: cairn_store::MAX_UNUSABLE,
+        idle_pages: 8,
+    };
+}
+
+/// The error of a sync stopped because the server broke a rule of the exchange or passed a cap.
+fn stopped(client: &Client, what: String) -> CliError {
+    CliError::new(format!("the server at {} {what}", client.base))
+        .hint(
+            "what came before was kept and nothing is lost; if it goes on, the server may be \
+             damaged or hostile: tell its admin (`cairn doctor` shows what this device holds)",
+        )
+        .kind(Kind::Failure)
 }
 
 /// Documents one sync writes again under a fresh actor at most (a copy touches a few: the
@@ -431,7 +509,8 @@ pub fn printable(text: &str) -> String {
     out
 }
 
-/// Exchanges with the server until the outbox is empty and the log is pulled to its head.
+/// Exchanges with the server until the outbox is empty and the log is pulled to its head, within
+/// the caps of a sync asked for.
 pub fn sync(
     replica: &mut Replica,
     client: &Client,
@@ -439,7 +518,36 @@ pub fn sync(
     import_done: bool,
     show_progress: bool,
 ) -> Result<Report> {
-    std::thread::scope(|scope| exchange(replica, client, now_ms, import_done, show_progress, scope))
+    sync_within(
+        replica,
+        client,
+        now_ms,
+        import_done,
+        show_progress,
+        Caps::ASKED,
+    )
+}
+
+/// [`sync`] within `caps`.
+pub fn sync_within(
+    replica: &mut Replica,
+    client: &Client,
+    now_ms: i64,
+    import_done: bool,
+    show_progress: bool,
+    caps: Caps,
+) -> Result<Report> {
+    std::thread::scope(|scope| {
+        exchange(
+            replica,
+            client,
+            now_ms,
+            import_done,
+            show_progress,
+            caps,
+            scope,
+        )
+    })
 }
 
 /// A response on its way: the next page of a catch-up, asked for while this one is applied.
@@ -451,12 +559,16 @@ fn exchange<'scope>(
     now_ms: i64,
     import_done: bool,
     show_progress: bool,
+    caps: Caps,
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<Report> {
     let mut report = Report::default();
     let start = replica.cursor()?;
     let mut progress = Progress::new(show_progress);
     let mut ahead: Option<Ahead<'scope>> = None;
+    // Pages in a row that brought nothing, and what this replica could not use so far.
+    let mut idle = 0;
+    let mut unusable = 0;
     loop {
         let mut batch = replica.outbox(PUSH_CHANGES, PUSH_BYTES)?;
         let full_batch = batch.len() == PUSH_CHANGES;
@@ -530,7 +642,74 @@ fn exchange<'scope>(
         report.bytes_down += down;
         let acked = (resp.acked as usize).min(batch.len());
         let acked_through = acked.checked_sub(1).map(|i| batch[i].seq);
+        // Every page moves the exchange on (the cursor, the catch-up's place or what was
+        // acknowledged), within what one sync takes: a server that says there is more and never
+        // gets there is an error, not a loop.
+        let before = (
+            req.cursor,
+            req.catch_up.as_ref().map(|c| c.after_doc.clone()),
+        );
+        let after = (
+            resp.cursor,
+            resp.catch_up.as_ref().map(|c| c.after_doc.clone()),
+        );
+        if resp.cursor < req.cursor {
+            return Err(stopped(
+                client,
+                format!(
+                    "sent the log back to entry {} from {}",
+                    resp.cursor, req.cursor
+                ),
+            ));
+        }
+        if resp.more && before == after && acked == 0 {
+            return Err(stopped(
+                client,
+                format!(
+                    "says there is more after entry {} but sends nothing new",
+                    resp.cursor
+                ),
+            ));
+        }
+        let brought = resp.pulled.len()
+            + resp.docs.len()
+            + resp.docs.iter().map(|d| d.changes.len()).sum::<usize>();
+        idle = if brought == 0 && acked == 0 {
+            idle + 1
+        } else {
+            0
+        };
+        if resp.more && idle >= caps.idle_pages {
+            return Err(stopped(
+                client,
+                format!("sent {idle} pages in a row with nothing in them and says there is more"),
+            ));
+        }
+        report.received_entries += brought;
+        if resp.more && report.requests >= caps.pages {
+            return Err(stopped(
+                client,
+                format!(
+                    "still has more after {} pages, the most one sync takes",
+                    report.requests
+                ),
+            )
+            .hint("what came was kept; run `cairn sync` again to go on"));
+        }
+        if resp.more && (report.received_entries > caps.changes || report.bytes_down > caps.bytes) {
+            return Err(stopped(
+                client,
+                format!(
+                    "still has more after {} changes and {} in one sync, the most one sync takes",
+                    report.received_entries,
+                    crate::commands::sync::size(report.bytes_down)
+                ),
+            )
+            .hint("what came was kept; run `cairn sync` again to go on"));
+        }
         let mut pulled: Vec<Incoming> = Vec::with_capacity(resp.pulled.len());
+        // Whether a notice wrote this device's changes again (they go up before the end).
+        let mut rewritten = false;
         for p in resp.pulled {
             if p.withdrawn.is_empty() {
                 pulled.push(Incoming {
@@ -539,9 +718,20 @@ fn exchange<'scope>(
                 });
                 continue;
             }
-            // The server's admin withdrew changes: they leave this replica too.
+            // The server's admin withdrew changes: they leave this replica too, unless that
+            // would hurt (see `Replica::withdraw`).
             let hashes: Vec<Vec<u8>> = p.withdrawn.iter().filter_map(|h| unhex(h)).collect();
-            report.withdrawn += replica.withdraw(&p.doc, &hashes, now_ms)?;
+            let w = replica.withdraw(&p.doc, &hashes, acked_through, now_ms)?;
+            report.withdrawn += w.dropped;
+            report.kept += w.refused;
+            report.redone += w.redone;
+            if let Some(held) = w.held {
+                report.held.push(held);
+            }
+            if report.gone.len() < cairn_store::MAX_WITHDRAWN_LINES {
+                report.gone.extend(w.what);
+            }
+            rewritten |= w.redone > 0;
         }
         let by_docs = !resp.docs.is_empty() || resp.catch_up.is_some();
         let applied = if by_docs {
@@ -596,7 +786,17 @@ fn exchange<'scope>(
         report.received += applied.changes;
         report.set_aside += applied.set_aside;
         report.cursor = resp.cursor;
-        let pushed_all = acked == batch.len() && !full_batch;
+        unusable += applied.unusable;
+        if resp.more && unusable > caps.unusable {
+            return Err(stopped(
+                client,
+                format!(
+                    "sent {unusable} changes this replica cannot use in one sync (`cairn doctor` \
+                     lists them)"
+                ),
+            ));
+        }
+        let pushed_all = acked == batch.len() && !full_batch && !rewritten;
         // A publication ends with one more exchange, with an empty outbox, that says so.
         let import_said = !import_done || batch.is_empty();
         if !resp.more && pushed_all && import_said {

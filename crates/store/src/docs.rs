@@ -2,6 +2,7 @@
 //! automerge actor of each member on this device.
 
 use automerge::{ActorId, Automerge, ReadDoc};
+use cairn_core::snapshot::{self, Cost, DocBounds};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{Error, Result};
@@ -29,34 +30,105 @@ pub(crate) fn actor_for(conn: &Connection, member: &str) -> Result<ActorId> {
     Ok(actor)
 }
 
-/// Loads a document from its snapshot and chunks; a document not stored yet is empty. Stored
-/// bytes that automerge cannot load (or panics on) are an error, never a crash.
-pub(crate) fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
-    let bad = |detail: String| Error::Document {
-        doc: doc_id.to_owned(),
-        detail,
-    };
+/// The most operations (and changes) one stored document may hold, its pieces together. A
+/// snapshot a server sends is held to half of it ([`DocBounds::default`]), so a document that
+/// merged one still grows by its own changes for a long while.
+pub(crate) const MAX_DOC_OPS: u64 = 1 << 19;
+
+/// What one stored document may cost to load, all its pieces together.
+pub(crate) fn stored_bounds() -> DocBounds {
+    let wire = DocBounds::default();
+    DocBounds {
+        max_bytes: wire.max_bytes * 2,
+        max_ops: MAX_DOC_OPS,
+        ..wire
+    }
+}
+
+/// A stored document's pieces (its snapshot, then its chunks), each with its cost to load.
+pub(crate) type Pieces = Vec<(Vec<u8>, Cost)>;
+
+/// The stored pieces of a document, oldest first (its snapshot, then its chunks), each with
+/// what it would cost to load; `None` when the document is not stored. A piece that loading
+/// could make cost more than the bounds allow, alone or with the ones before it, is an error
+/// naming it: nothing has loaded it.
+pub(crate) fn stored_pieces(
+    conn: &Connection,
+    doc_id: &str,
+) -> Result<Option<Pieces>> {
     let snapshot: Option<Vec<u8>> = conn
         .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
         .query_row([doc_id], |r| r.get(0))
         .optional()?;
     let Some(snapshot) = snapshot else {
-        return Ok(Automerge::new());
+        return Ok(None);
     };
-    let mut doc = if snapshot.is_empty() {
-        Automerge::new()
-    } else {
-        cairn_core::change::quietly(|| Automerge::load(&snapshot))
-            .map_err(|p| bad(p.to_owned()))?
-            .map_err(|e| bad(e.to_string()))?
-    };
+    let mut pieces = vec![snapshot];
     let mut st = conn.prepare_cached("SELECT data FROM chunks WHERE doc = ?1 ORDER BY seq")?;
     let mut rows = st.query([doc_id])?;
     while let Some(row) = rows.next()? {
-        let data: Vec<u8> = row.get(0)?;
-        cairn_core::change::quietly(|| doc.load_incremental(&data))
-            .map_err(|p| bad(p.to_owned()))?
-            .map_err(|e| bad(e.to_string()))?;
+        pieces.push(row.get(0)?);
+    }
+    let bounds = stored_bounds();
+    let mut total = Cost::default();
+    let mut out = Vec::with_capacity(pieces.len());
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let room = DocBounds {
+            max_bytes: bounds.max_bytes.saturating_sub(total.len as usize),
+            max_ops: bounds.max_ops.saturating_sub(total.ops.max(total.span)),
+            ..bounds.clone()
+        };
+        let cost = snapshot::inspect(&piece, &room).map_err(|why| Error::Document {
+            doc: doc_id.to_owned(),
+            detail: if i == 0 {
+                format!("its snapshot would cost too much to load: {why}")
+            } else {
+                format!("its chunk {i} would cost too much to load: {why}")
+            },
+        })?;
+        total.len += cost.len;
+        total.ops += cost.ops;
+        total.span += cost.span;
+        out.push((piece, cost));
+    }
+    Ok(Some(out))
+}
+
+/// The operations document `doc_id` holds as stored (0 when it is not), as loading would count
+/// them.
+pub(crate) fn stored_cost(conn: &Connection, doc_id: &str) -> Result<u64> {
+    Ok(stored_pieces(conn, doc_id)?
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, cost)| cost.ops.max(cost.span))
+        .sum())
+}
+
+/// Loads a document from its snapshot and chunks; a document not stored yet is empty. Stored
+/// bytes that would cost more to load than a document may ([`stored_pieces`]), or that
+/// automerge cannot load (or panics on), are an error, never a crash.
+pub(crate) fn load_doc(conn: &Connection, doc_id: &str) -> Result<Automerge> {
+    let bad = |detail: String| Error::Document {
+        doc: doc_id.to_owned(),
+        detail,
+    };
+    let Some(pieces) = stored_pieces(conn, doc_id)? else {
+        return Ok(Automerge::new());
+    };
+    let mut doc = Automerge::new();
+    for (i, (piece, _)) in pieces.iter().enumerate() {
+        if piece.is_empty() {
+            continue;
+        }
+        if i == 0 {
+            doc = cairn_core::change::quietly(|| Automerge::load(piece))
+                .map_err(|p| bad(p.to_owned()))?
+                .map_err(|e| bad(e.to_string()))?;
+        } else {
+            cairn_core::change::quietly(|| doc.load_incremental(piece))
+                .map_err(|p| bad(p.to_owned()))?
+                .map_err(|e| bad(e.to_string()))?;
+        }
     }
     Ok(doc)
 }

@@ -39,6 +39,12 @@ pub enum Error {
     /// followed, never changed.
     #[error("{} is {what}, where the replica keeps a file of its own", path.display())]
     NotAFile { path: PathBuf, what: &'static str },
+    /// A page from the server that brought more changes this replica cannot use than a page
+    /// may ([`crate::MAX_UNUSABLE`]): nothing of it was kept.
+    #[error(
+        "the server sent {changes} changes ({bytes} bytes) in one page that this replica cannot use; none of the page was kept"
+    )]
+    Unusable { changes: usize, bytes: usize },
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),
 }

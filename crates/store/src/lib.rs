@@ -21,6 +21,7 @@
 //!   the days members acted, the acts that count);
 //! - `sync`: what goes to the server and what comes back, applied change by change or as whole
 //!   documents;
+//! - `withdraw`: withdrawal notices, applied unless they would hurt, and kept for review;
 //! - `rebase`: a copied or restored replica's unsent changes written again under a fresh actor;
 //! - `doctor`: counts, a rebuild of the index, a check of it against the documents.
 //!
@@ -46,6 +47,7 @@ mod read;
 mod rebase;
 mod schema;
 mod sync;
+mod withdraw;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -53,11 +55,15 @@ use std::path::{Path, PathBuf};
 use cairn_core::TeamState;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-pub use doctor::Stats;
+pub use doctor::{Repaired, Stats};
 pub use error::{Error, Result};
 pub use rebase::Rebased;
 pub use schema::SCHEMA_VERSION;
-pub use sync::{Applied, CatchUpState, Incoming, IncomingDoc, Outgoing, Remote, SetAside};
+pub use sync::{
+    Applied, CatchUpState, Incoming, IncomingDoc, MAX_UNUSABLE, MAX_UNUSABLE_BYTES, Outgoing,
+    Remote, SetAside,
+};
+pub use withdraw::{MAX_LINES as MAX_WITHDRAWN_LINES, Withdrawal};
 
 /// What a new replica starts with.
 #[derive(Clone, Debug)]

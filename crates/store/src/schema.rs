@@ -333,6 +333,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 9: a retraction is no edit (it writes `retracted_at`); the journals an older cairn indexed
     // with a retraction's time as an edit's are indexed again after this one.
     "-- (no change of schema)",
+    // 10: what withdrawals removed, kept for review: the bytes of each change that left beside
+    // its hash (none for a change never held here), and each notice with what it did, or what
+    // it would have removed when it was held back.
+    r#"
+    ALTER TABLE withdrawn ADD COLUMN change BLOB;
+    CREATE TABLE withdrawals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        doc TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        named INTEGER NOT NULL,
+        dropped INTEGER NOT NULL,
+        refused INTEGER NOT NULL,
+        redone INTEGER NOT NULL,
+        held TEXT,
+        what TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a

@@ -7,6 +7,7 @@ use std::path::Path;
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use cairn_core::change::{self, Bounds};
 use cairn_core::ids::is_doc_id;
+use cairn_core::snapshot::{self, DocBounds};
 use rusqlite::params;
 use sha2::Digest as _;
 
@@ -60,6 +61,38 @@ pub struct Applied {
     pub set_aside: usize,
     /// Changes waiting for the changes they depend on.
     pub waiting: usize,
+    /// Changes this exchange set aside or began to keep waiting (what it cannot use), and their
+    /// bytes: a page past [`MAX_UNUSABLE`] or [`MAX_UNUSABLE_BYTES`] of them is refused whole.
+    pub unusable: usize,
+    pub unusable_bytes: usize,
+}
+
+/// The most changes one page may bring that this replica cannot use (set aside because they
+/// do not decode or apply, or kept waiting for changes that have not come): an honest server's
+/// page holds none, or a few. Past it, or past [`MAX_UNUSABLE_BYTES`], the page is refused
+/// whole ([`Error::Unusable`]) and the replica does not grow.
+pub const MAX_UNUSABLE: usize = 1_000;
+/// The most bytes of changes one page may bring that this replica cannot use.
+pub const MAX_UNUSABLE_BYTES: usize = 16 << 20;
+
+impl Applied {
+    /// Notes a change set aside, of `bytes` bytes.
+    fn aside(&mut self, bytes: usize) {
+        self.set_aside += 1;
+        self.unusable += 1;
+        self.unusable_bytes += bytes;
+    }
+
+    /// Refuses the page when it brought more this replica cannot use than a page may.
+    fn check_usable(&self) -> Result<()> {
+        if self.unusable > MAX_UNUSABLE || self.unusable_bytes > MAX_UNUSABLE_BYTES {
+            return Err(Error::Unusable {
+                changes: self.unusable,
+                bytes: self.unusable_bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A change set aside because it did not decode or did not apply.
@@ -149,7 +182,7 @@ fn store_prepared(
     let doc_id = d.doc.as_str();
     for (bytes, why) in &p.aside {
         set_aside(tx, doc_id, bytes, why, now_ms)?;
-        applied.set_aside += 1;
+        applied.aside(bytes.len());
     }
     tx.prepare_cached("INSERT INTO docs (id, snapshot) VALUES (?1, ?2)")?
         .execute(params![doc_id, d.snapshot])?;
@@ -169,6 +202,9 @@ struct DocOutcome {
     known: usize,
     set_aside: usize,
     waiting: usize,
+    /// Changes that began to wait here, and the bytes of those set aside.
+    new_waiting: usize,
+    aside_bytes: usize,
 }
 
 /// Where a document being applied to started from.
@@ -193,20 +229,44 @@ impl Base {
             Base::Sent(bytes) => load_snapshot(doc_id, bytes),
             Base::Merged { bytes, .. } => {
                 let mut doc = load_doc(tx, doc_id)?;
-                merge_snapshot(&mut doc, doc_id, bytes)?;
+                merge_snapshot(tx, &mut doc, doc_id, bytes)?;
                 Ok(doc)
             }
         }
     }
 }
 
+/// Inspects a snapshot a server sent ([`snapshot::inspect`]): its cost to load, bounded by its
+/// size, before anything loads it.
+fn inspect_snapshot(doc_id: &str, bytes: &[u8]) -> Result<snapshot::Cost> {
+    snapshot::inspect(bytes, &DocBounds::default())
+        .map_err(|why| Error::BadChange(format!("the snapshot of {doc_id}: {why}")))
+}
+
 fn load_snapshot(doc_id: &str, bytes: &[u8]) -> Result<Automerge> {
+    inspect_snapshot(doc_id, bytes)?;
     change::quietly(|| Automerge::load(bytes))
         .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
         .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))
 }
 
-fn merge_snapshot(doc: &mut Automerge, doc_id: &str, bytes: &[u8]) -> Result<()> {
+/// Merges a snapshot a server sent into `doc`, document `doc_id` as stored (`conn`): refused,
+/// before anything loads it, when it would cost too much to load alone or with what is stored.
+fn merge_snapshot(
+    conn: &rusqlite::Connection,
+    doc: &mut Automerge,
+    doc_id: &str,
+    bytes: &[u8],
+) -> Result<()> {
+    let cost = inspect_snapshot(doc_id, bytes)?;
+    let held = crate::docs::stored_cost(conn, doc_id)?;
+    let max = crate::docs::MAX_DOC_OPS;
+    if held.saturating_add(cost.ops.max(cost.span)) > max {
+        return Err(Error::BadChange(format!(
+            "the snapshot of {doc_id}: with the {held} operations stored here it would make a \
+             document of more than {max}"
+        )));
+    }
     change::quietly(|| doc.load_incremental(bytes))
         .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
         .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
@@ -298,7 +358,8 @@ fn apply_to_doc(
              ON CONFLICT (hash) DO NOTHING",
         )?;
         for c in &candidates {
-            wait.execute(params![c.hash().0.as_slice(), doc_id, c.raw_bytes()])?;
+            out.new_waiting +=
+                wait.execute(params![c.hash().0.as_slice(), doc_id, c.raw_bytes()])?;
         }
     }
     out.waiting = candidates.len();
@@ -333,6 +394,7 @@ fn apply_to_doc(
                     refused.insert(hash);
                     set_aside(tx, doc_id, c.raw_bytes(), &why, now_ms)?;
                     out.set_aside += 1;
+                    out.aside_bytes += c.raw_bytes().len();
                 }
             }
         }
@@ -382,7 +444,7 @@ pub(crate) fn apply_stored(
 }
 
 /// Keeps a change that did not decode or apply, with why, out of its document.
-fn set_aside(
+pub(crate) fn set_aside(
     tx: &rusqlite::Transaction<'_>,
     doc_id: &str,
     bytes: &[u8],
@@ -403,7 +465,10 @@ fn set_aside(
 }
 
 /// The hashes of the changes of `doc_id` the server's admin withdrew.
-fn withdrawn_hashes(conn: &rusqlite::Connection, doc_id: &str) -> Result<HashSet<ChangeHash>> {
+pub(crate) fn withdrawn_hashes(
+    conn: &rusqlite::Connection,
+    doc_id: &str,
+) -> Result<HashSet<ChangeHash>> {
     let mut st = conn.prepare_cached("SELECT hash FROM withdrawn WHERE doc = ?1")?;
     let rows = st.query_map([doc_id], |r| r.get::<_, Vec<u8>>(0))?;
     let mut out = HashSet::new();
@@ -599,7 +664,7 @@ impl Replica {
                     Ok((c, _)) => fresh.push(c),
                     Err(why) => {
                         set_aside(&tx, doc_id, &p.change, &why.to_string(), now_ms)?;
-                        applied.set_aside += 1;
+                        applied.aside(p.change.len());
                     }
                 }
             }
@@ -609,10 +674,13 @@ impl Replica {
             applied.known += outcome.known;
             applied.set_aside += outcome.set_aside;
             applied.waiting += outcome.waiting;
+            applied.unusable += outcome.set_aside + outcome.new_waiting;
+            applied.unusable_bytes += outcome.aside_bytes;
             if outcome.applied > 0 {
                 applied.docs += 1;
             }
         }
+        applied.check_usable()?;
         days.finish(&tx)?;
         // A page of single changes: no catch-up by documents is going on any more.
         finish_catch_up(&tx)?;
@@ -792,14 +860,14 @@ impl Replica {
                         Ok(doc) => (doc, Base::Sent(d.snapshot.clone())),
                         Err(e) => {
                             set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
-                            applied.set_aside += 1;
+                            applied.aside(d.snapshot.len());
                             (load_doc(&tx, doc_id)?, Base::Stored)
                         }
                     }
                 } else {
                     let mut doc = load_doc(&tx, doc_id)?;
                     let before = doc.get_heads();
-                    match merge_snapshot(&mut doc, doc_id, &d.snapshot) {
+                    match merge_snapshot(&tx, &mut doc, doc_id, &d.snapshot) {
                         // Nothing new in it: nothing to store.
                         Ok(()) if doc.get_heads() == before => (doc, Base::Stored),
                         Ok(()) => (
@@ -811,7 +879,7 @@ impl Replica {
                         ),
                         Err(e) => {
                             set_aside(&tx, doc_id, &d.snapshot, &e.to_string(), now_ms)?;
-                            applied.set_aside += 1;
+                            applied.aside(d.snapshot.len());
                             (load_doc(&tx, doc_id)?, Base::Stored)
                         }
                     }
@@ -823,7 +891,7 @@ impl Replica {
                         Ok((c, _)) => fresh.push(c),
                         Err(why) => {
                             set_aside(&tx, doc_id, bytes, &why.to_string(), now_ms)?;
-                            applied.set_aside += 1;
+                            applied.aside(bytes.len());
                         }
                     }
                 }
@@ -832,12 +900,15 @@ impl Replica {
                 applied.known += outcome.known;
                 applied.set_aside += outcome.set_aside;
                 applied.waiting += outcome.waiting;
+                applied.unusable += outcome.set_aside + outcome.new_waiting;
+                applied.unusable_bytes += outcome.aside_bytes;
                 if outcome.applied > 0 || whole {
                     applied.docs += 1;
                 }
             }
             Ok(())
         })?;
+        applied.check_usable()?;
         days.finish(&tx)?;
         match state {
             Some(s) => set_meta(&tx, "catch_up", &format!("{} {}", s.through, s.after_doc))?,
@@ -860,89 +931,61 @@ impl Replica {
         }))
     }
 
-    /// Drops the changes of `doc_id` the server's admin withdrew (their hashes), with every
-    /// change that depends on them, from the document, the index, the outbox and the changes
-    /// waiting or set aside; they are refused if they ever come again. Returns how many changes
-    /// left the document.
-    pub fn withdraw(&mut self, doc_id: &str, hashes: &[Vec<u8>], now_ms: i64) -> Result<usize> {
-        if !is_doc_id(doc_id) {
-            return Err(Error::BadChange(format!("`{doc_id}` names no document")));
-        }
-        let tx = self.write()?;
-        for h in hashes {
-            tx.prepare_cached(
-                "INSERT INTO withdrawn (hash, doc, at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (hash) DO NOTHING",
-            )?
-            .execute(params![h, doc_id, now_ms])?;
-            for table in ["waiting", "set_aside", "outbox"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE hash = ?1"), [h])?;
-            }
-        }
-        let mut gone = withdrawn_hashes(&tx, doc_id)?;
-        let doc = load_doc(&tx, doc_id)?;
-        let all = change::quietly(|| doc.get_changes(&[]))
-            .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?;
-        let mut keep = Vec::with_capacity(all.len());
-        let mut dropped = Vec::new();
-        let mut dropped_actors = HashSet::new();
-        for c in all {
-            if gone.contains(&c.hash()) || c.deps().iter().any(|d| gone.contains(d)) {
-                gone.insert(c.hash());
-                dropped.push(c.hash());
-                dropped_actors.insert(c.actor_id().to_bytes().to_vec());
-            } else {
-                keep.push(c);
-            }
-        }
-        // What waits on a dropped change would wait for ever; what this device made on one
-        // the server took and dropped.
-        let mut st = tx.prepare("SELECT hash, change FROM waiting WHERE doc = ?1")?;
-        let waiting: Vec<(Vec<u8>, Vec<u8>)> = st
-            .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        drop(st);
-        for (h, bytes) in waiting {
-            if let Ok(c) = Change::from_bytes(bytes)
-                && c.deps().iter().any(|d| gone.contains(d))
-            {
-                tx.execute("DELETE FROM waiting WHERE hash = ?1", [h])?;
-            }
-        }
-        for h in &dropped {
-            tx.execute("DELETE FROM outbox WHERE hash = ?1", [h.0.as_slice()])?;
-        }
-        // An actor of this device whose changes left the document would number its next change
-        // as one the server already holds: the member writes with a new actor from now on.
-        for actor in &dropped_actors {
-            tx.execute("DELETE FROM actors WHERE actor = ?1", [actor])?;
-        }
-        if !dropped.is_empty() {
-            let mut rebuilt = automerge::Automerge::new();
-            change::quietly(|| rebuilt.apply_changes(keep))
-                .map_err(|p| Error::BadChange(format!("in {doc_id}: {p}")))?
-                .map_err(|e| Error::BadChange(format!("in {doc_id}: {e}")))?;
-            crate::docs::replace_doc(&tx, doc_id, &rebuilt)?;
-        }
-        tx.commit()?;
-        Ok(dropped.len())
+    /// Changes set aside because they did not decode or apply, newest first: at most `limit` of
+    /// them (see [`Replica::set_aside_count`] and [`Replica::each_set_aside`]).
+    pub fn set_aside(&self, limit: usize) -> Result<Vec<SetAside>> {
+        let mut out = Vec::new();
+        self.set_aside_rows(Some(limit), |a| {
+            out.push(a);
+            Ok::<_, Error>(())
+        })?;
+        Ok(out)
     }
 
-    /// Changes set aside because they did not decode or apply, newest first.
-    pub fn set_aside(&self) -> Result<Vec<SetAside>> {
+    /// How many changes are set aside, and their bytes.
+    pub fn set_aside_count(&self) -> Result<(u64, u64)> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(length(change)), 0) FROM set_aside",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
+    /// Calls `f` with every change set aside, newest first, one at a time: memory stays
+    /// bounded however many there are. An error of `f` stops it and is returned.
+    pub fn each_set_aside<E: From<Error>>(
+        &self,
+        f: impl FnMut(SetAside) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.set_aside_rows(None, f)
+    }
+
+    fn set_aside_rows<E: From<Error>>(
+        &self,
+        limit: Option<usize>,
+        mut f: impl FnMut(SetAside) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         let mut st = self
             .conn
-            .prepare("SELECT hash, doc, reason, at_ms FROM set_aside ORDER BY at_ms DESC, hash")?;
-        let rows = st.query_map([], |r| {
-            let hash: Vec<u8> = r.get(0)?;
-            Ok(SetAside {
-                hash: hex(&hash),
-                doc: r.get(1)?,
-                reason: r.get(2)?,
-                at_ms: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            .prepare(
+                "SELECT hash, doc, reason, at_ms FROM set_aside ORDER BY at_ms DESC, hash LIMIT ?1",
+            )
+            .map_err(Error::from)?;
+        let limit = limit.map_or(-1, |l| l as i64);
+        let mut rows = st.query([limit]).map_err(Error::from)?;
+        while let Some(r) = rows.next().map_err(Error::from)? {
+            let row = (|| -> Result<SetAside> {
+                let hash: Vec<u8> = r.get(0)?;
+                Ok(SetAside {
+                    hash: hex(&hash),
+                    doc: r.get(1)?,
+                    reason: r.get(2)?,
+                    at_ms: r.get(3)?,
+                })
+            })()?;
+            f(row)?;
+        }
+        Ok(())
     }
 
     /// How many changes wait in the outbox, and their bytes.
@@ -983,7 +1026,10 @@ impl Replica {
             .collect::<rusqlite::Result<_>>()?;
         let mut inside = 0;
         for id in ids {
-            inside += load_doc(&self.conn, &id)?.get_missing_deps(&[]).len();
+            // (A document that cannot be loaded is said by `verify_index`.)
+            if let Ok(doc) = load_doc(&self.conn, &id) {
+                inside += doc.get_missing_deps(&[]).len();
+            }
         }
         Ok(beside as usize + inside)
     }

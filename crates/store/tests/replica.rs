@@ -399,7 +399,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
          DROP INDEX events_activity; DROP TABLE challenges;
-         DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn;
+         DROP TABLE waiting; DROP TABLE set_aside; DROP TABLE withdrawn; DROP TABLE withdrawals;
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
@@ -453,6 +453,7 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
         "DROP TRIGGER member_days_insert; DROP TRIGGER member_days_delete;
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
+         DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
          PRAGMA user_version = 5;",
     )
     .unwrap();
@@ -623,7 +624,8 @@ fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole(
          DROP TRIGGER member_weeks_delete; DROP TABLE member_weeks; DROP INDEX member_days_week;
          ALTER TABLE member_days DROP COLUMN week; DELETE FROM member_days;
          DROP INDEX events_author; ALTER TABLE members DROP COLUMN placeholder;
-         ALTER TABLE members DROP COLUMN arrived_ms; PRAGMA user_version = 6;",
+         ALTER TABLE members DROP COLUMN arrived_ms; DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
+         PRAGMA user_version = 6;",
     )
     .unwrap();
     conn.execute(
@@ -676,6 +678,7 @@ fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(
         "ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
+         DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
          PRAGMA user_version = 7;",
     )
     .unwrap();
@@ -700,7 +703,8 @@ fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
     // As an older cairn indexed it: the retraction's time as an edit's.
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(&format!(
-        "UPDATE events SET edited_ms = {} WHERE retracted = 1; PRAGMA user_version = 8;",
+        "UPDATE events SET edited_ms = {} WHERE retracted = 1; DROP TABLE withdrawals;
+         ALTER TABLE withdrawn DROP COLUMN change; PRAGMA user_version = 8;",
         T0 + 60_000
     ))
     .unwrap();

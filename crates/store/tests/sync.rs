@@ -162,7 +162,7 @@ fn a_bad_change_is_set_aside_and_the_rest_applies() {
     assert_eq!((got.changes, got.set_aside), (good.len(), 1));
     assert_eq!(b.cursor().unwrap(), 3);
     assert_eq!(texts(&b), ["one"]);
-    let aside = b.set_aside().unwrap();
+    let aside = b.set_aside(usize::MAX).unwrap();
     assert_eq!(aside.len(), 1);
     assert!(aside[0].reason.contains("cut short"), "{aside:?}");
     assert!(b.verify_index().unwrap().is_empty());

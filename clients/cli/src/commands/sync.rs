@@ -142,13 +142,8 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
             if report.set_aside == 1 { "es" } else { "" },
         );
     }
-    if report.withdrawn > 0 && !args.background {
-        crate::output::note!(
-            "note: the server's admin withdrew {} change{}; {} left this replica",
-            report.withdrawn,
-            plural(report.withdrawn),
-            if report.withdrawn == 1 { "it" } else { "they" },
-        );
+    if !args.background {
+        tell_withdrawals(&report);
     }
     if report.rebased > 0 && !args.background {
         crate::output::note!(
@@ -160,6 +155,52 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// Says on stderr what withdrawal notices did: what left this replica, what this device kept
+/// and why. (Notes are made safe for a terminal: these hold words from documents.)
+fn tell_withdrawals(report: &Report) {
+    use crate::output::{count, note};
+    if report.withdrawn > 0 {
+        note!(
+            "note: the server's admin withdrew {}; {} left this replica:",
+            count(report.withdrawn as u64, "change", "changes"),
+            if report.withdrawn == 1 { "it" } else { "they" },
+        );
+        for line in &report.gone {
+            note!("  {line}");
+        }
+    }
+    if report.redone > 0 {
+        note!(
+            "note: {} of this device not yet sent had been made on withdrawn ones: what {} was \
+             written again and sent; nothing of yours was lost",
+            count(report.redone as u64, "change", "changes"),
+            if report.redone == 1 {
+                "it did"
+            } else {
+                "they did"
+            },
+        );
+    }
+    if report.kept > 0 {
+        note!(
+            "warning: a withdrawal notice named {} of this device that the server never \
+             acknowledged; this replica kept {} (no server can withdraw what it never took)",
+            count(report.kept as u64, "change", "changes"),
+            if report.kept == 1 { "it" } else { "them" },
+        );
+    }
+    for held in &report.held {
+        note!(
+            "warning: the server asked to withdraw {held}; this replica kept it all (a \
+             withdrawal never removes the team's founding or a membership): tell the server's \
+             admin"
+        );
+    }
+    if report.withdrawn > 0 || !report.held.is_empty() {
+        note!("(`cairn doctor` lists every withdrawal)");
+    }
 }
 
 /// The setting that remembers why this device's last sync was refused for good (a token
@@ -274,7 +315,14 @@ pub fn exchange(
         client = client.chatty();
     }
     let importing = replica.setting("importing")?.is_some();
-    let mut report = remote::sync(replica, &client, ctx.now_ms(), importing, progress)?;
+    // The quiet sync after a write takes less of a server than one asked for.
+    let caps = if timeout <= remote::QUIET_TIMEOUT {
+        remote::Caps::QUIET
+    } else {
+        remote::Caps::ASKED
+    };
+    let mut report =
+        remote::sync_within(replica, &client, ctx.now_ms(), importing, progress, caps)?;
     if importing {
         replica.set_setting("importing", None)?;
     }
@@ -350,6 +398,10 @@ fn add(report: &mut Report, more: &Report) {
     report.docs += more.docs;
     report.set_aside += more.set_aside;
     report.withdrawn += more.withdrawn;
+    report.gone.extend(more.gone.iter().cloned());
+    report.kept += more.kept;
+    report.redone += more.redone;
+    report.held.extend(more.held.iter().cloned());
     report.rebased += more.rebased;
     report.requests += more.requests;
     report.bytes_up += more.bytes_up;
