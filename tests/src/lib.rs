@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 pub mod browser;
 pub mod forge;
 pub mod fuzz;
+pub mod hostile;
 pub mod http;
 pub mod pg;
 pub mod server;
