@@ -298,6 +298,48 @@ pub fn protocol_decoding(bytes: &[u8]) {
     let _ = serde_json::from_slice::<cairn_protocol::ErrorBody>(bytes);
 }
 
+/// A real page of a catch-up to mutate: whole documents (their snapshots and changes after them),
+/// a withdrawal notice and a change.
+pub fn page_body() -> Vec<u8> {
+    let seeds = seeds();
+    let page = cairn_protocol::SyncResponse {
+        acked: 1,
+        pulled: vec![cairn_protocol::Pulled {
+            seq: 7,
+            doc: seeds[0].doc.clone(),
+            change: cairn_protocol::Bytes::default(),
+            withdrawn: vec!["ab".repeat(32)],
+        }],
+        cursor: 7,
+        more: true,
+        head: 9,
+        docs: doc_seeds()
+            .iter()
+            .take(3)
+            .map(|d| cairn_protocol::DocState {
+                doc: d.doc.clone(),
+                snapshot: cairn_protocol::Bytes(d.bytes.clone()),
+                changes: vec![cairn_protocol::Bytes(seeds[1].change.clone())],
+            })
+            .collect(),
+        catch_up: Some(cairn_protocol::CatchUp {
+            through: 9,
+            after_doc: "team".into(),
+        }),
+        docs_left: 2,
+    };
+    serde_json::to_vec(&page).expect("it encodes")
+}
+
+/// Parses a mutated page as the client does, within its bound: errors are fine, panics are not.
+pub fn page_parsing(bytes: &[u8]) {
+    let _ = cairn_protocol::parse_bounded::<cairn_protocol::SyncResponse>(
+        bytes,
+        cairn_protocol::MAX_RESPONSE_ENTRIES,
+    );
+    let _ = cairn_protocol::parse_bounded::<cairn_protocol::SyncResponse>(bytes, 3);
+}
+
 /// A real sync body to mutate.
 pub fn sync_body() -> Vec<u8> {
     let seeds = seeds();
@@ -367,4 +409,298 @@ pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8], t
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+}
+
+/// A document as a server sends it whole: its id and saved bytes.
+#[derive(Debug)]
+pub struct DocSeed {
+    pub doc: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Saved documents to mutate, as a hostile server would send them whole: the team document and
+/// the journal of the change seeds, each saved compacted and not, a journal long enough for
+/// automerge to deflate its columns, and a document followed by the changes after it.
+pub fn doc_seeds() -> &'static [DocSeed] {
+    static SEEDS: OnceLock<Vec<DocSeed>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let mut docs: Vec<(String, Automerge)> = Vec::new();
+        for seed in seeds() {
+            let mut doc = before(seed);
+            doc.load_incremental(&seed.change).expect("a seed loads");
+            match docs.iter_mut().find(|(id, _)| *id == seed.doc) {
+                Some((_, d)) => *d = doc,
+                None => docs.push((seed.doc.clone(), doc)),
+            }
+        }
+        let mut out = Vec::new();
+        for (id, doc) in &docs {
+            out.push(DocSeed {
+                doc: id.clone(),
+                bytes: doc.save(),
+            });
+            out.push(DocSeed {
+                doc: id.clone(),
+                bytes: doc.save_nocompress(),
+            });
+        }
+        // A journal of sixty events: its columns pass automerge's threshold and go deflated.
+        let state = team::read(&docs[0].1).expect("the team document reads");
+        let at = 1_795_400_000_000;
+        let mut long = Automerge::new().with_actor(ActorId::from([7u8; 16]));
+        let journal_id = cairn_core::ids::journal_doc("m-ana", &cairn_core::ids::month_of(at));
+        let mut heads = Vec::new();
+        for i in 0..60u8 {
+            if i == 59 {
+                heads = long.get_heads();
+            }
+            let stamp = Stamp {
+                at_ms: at + i64::from(i),
+                tz: "Europe/Paris".into(),
+                date: "2026-11-23".into(),
+                late: false,
+            };
+            let text = format!("Step {i} of a long month");
+            let new = NewEvent::action(&text, None, None);
+            journal::add(
+                &mut long,
+                &state,
+                "m-ana",
+                &EventId::new(at, [i; 5]),
+                &stamp,
+                &new,
+            )
+            .expect("an event");
+        }
+        let saved = long.save();
+        assert!(
+            cairn_core::snapshot::DocParts::parse(&saved)
+                .expect("a document")
+                .op_columns
+                .iter()
+                .any(|(spec, _)| spec & 8 != 0),
+            "some columns are deflated"
+        );
+        out.push(DocSeed {
+            doc: journal_id.clone(),
+            bytes: saved,
+        });
+        let mut then = long.fork_at(&heads).expect("a fork").save();
+        then.extend(long.save_after(&heads));
+        out.push(DocSeed {
+            doc: journal_id,
+            bytes: then,
+        });
+        out
+    })
+}
+
+/// `bytes` (a saved document) with `mutations` applied: byte mutations as for a change; those
+/// of parts take its document chunk apart ([`cairn_core::snapshot::DocParts`]) and put it
+/// together again, with a right checksum, treating its change and operation columns as one
+/// list. (A mutation of parts that finds no lone document chunk does nothing.)
+pub fn mutate_doc(bytes: &[u8], mutations: &[Mutation]) -> Vec<u8> {
+    use cairn_core::snapshot::DocParts;
+    let mut out = bytes.to_vec();
+    for m in mutations {
+        match m {
+            Mutation::Byte { .. }
+            | Mutation::Insert { .. }
+            | Mutation::Remove { .. }
+            | Mutation::Truncate { .. }
+            | Mutation::Rechecksum => out = mutate(&out, std::slice::from_ref(m)),
+            parts_mutation => {
+                let Ok(mut p) = DocParts::parse(&out) else {
+                    continue;
+                };
+                let n = p.change_columns.len() + p.op_columns.len();
+                fn column(p: &mut DocParts, n: usize, which: usize) -> Option<&mut (u64, Vec<u8>)> {
+                    let i = which % n.max(1);
+                    let k = p.change_columns.len();
+                    if i < k {
+                        p.change_columns.get_mut(i)
+                    } else {
+                        p.op_columns.get_mut(i - k)
+                    }
+                }
+                match parts_mutation {
+                    Mutation::Column { which, bytes } => {
+                        if let Some(c) = column(&mut p, n, *which) {
+                            c.1 = bytes.clone();
+                        }
+                    }
+                    Mutation::Run {
+                        which,
+                        count,
+                        value,
+                    } => {
+                        if let Some(c) = column(&mut p, n, *which) {
+                            let mut col = Vec::new();
+                            sleb(&mut col, *count);
+                            uleb(&mut col, *value);
+                            c.1 = col;
+                        }
+                    }
+                    // A column deflated, or its deflated form made to inflate a great deal.
+                    Mutation::NewColumn { spec, bytes } => {
+                        if let Some(c) = column(&mut p, n, *spec as usize) {
+                            let mut raw = c.1.clone();
+                            raw.extend(bytes.iter().cycle().take(bytes.len() << (spec % 16)));
+                            *c = (c.0 | 8, cairn_core::snapshot::deflate(&raw));
+                        }
+                    }
+                    Mutation::Actor(a) => p.actors.push(a.clone()),
+                    Mutation::Deps(None) => p.heads.clear(),
+                    Mutation::Deps(Some(h)) => p.heads.push(*h),
+                    Mutation::Extra(e) => p.suffix = e.clone(),
+                    Mutation::Message(m) => p.actors.truncate(m.len() % 3),
+                    Mutation::StartOp(v) => {
+                        let v = *v;
+                        p.op_columns.retain(|(spec, _)| *spec != v % 200);
+                    }
+                    Mutation::Seq(v) => {
+                        if let Some(c) = column(&mut p, n, *v as usize) {
+                            c.1.reverse();
+                        }
+                    }
+                    _ => {}
+                }
+                out = p.encode();
+            }
+        }
+    }
+    out
+}
+
+/// A replica that holds nothing of `seed`'s document (or, `held`, holds it already) takes
+/// `bytes` as that document's snapshot from a hostile server: it takes or sets it aside, within
+/// bounded time, and either way stays whole and readable; what it took loads.
+pub fn replica_apply_doc(dir: &std::path::Path, seed: &DocSeed, bytes: &[u8], held: bool) {
+    use cairn_store::{Incoming, IncomingDoc, Remote, Replica};
+    if let Some(path) = std::env::var_os("CAIRN_FUZZ_LAST") {
+        let _ = std::fs::write(path, [seed.doc.as_bytes(), b"\n", bytes].concat());
+    }
+    let path = dir.join("doc.sqlite3");
+    let remote = Remote {
+        url: "http://127.0.0.1:9".into(),
+        device_id: "d".into(),
+        token: "t".into(),
+    };
+    let mut replica = Replica::create_joined(&path, "team", "m-ben", &remote).expect("a replica");
+    // The team first, as every page of a catch-up would have brought it.
+    let team: Vec<Incoming> = seeds()
+        .iter()
+        .filter(|s| s.doc == TEAM_DOC)
+        .map(|s| Incoming {
+            doc: s.doc.clone(),
+            change: s.change.clone(),
+        })
+        .collect();
+    replica.apply_exchange(None, &team, 1, 0).expect("the team");
+    if held {
+        let honest = IncomingDoc {
+            doc: seed.doc.clone(),
+            snapshot: seed.bytes.clone(),
+            changes: Vec::new(),
+        };
+        replica
+            .apply_docs(None, &[honest], None, 2, 0)
+            .expect("an honest document");
+    }
+    let started = std::time::Instant::now();
+    let hostile = IncomingDoc {
+        doc: seed.doc.clone(),
+        snapshot: bytes.to_vec(),
+        changes: Vec::new(),
+    };
+    let got = replica
+        .apply_docs(None, &[hostile], None, 3, 0)
+        .unwrap_or_else(|e| panic!("a bad snapshot stopped the page: {e}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a snapshot of {} bytes took {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
+    assert!(got.set_aside <= 1);
+    assert_eq!(replica.cursor().unwrap(), 3);
+    let problems = replica.verify_index().expect("the replica reads back");
+    assert!(problems.is_empty(), "{problems:?}");
+    replica
+        .feed(&cairn_core::feed::FeedQuery::default())
+        .expect("the feed reads");
+    assert_eq!(replica.team().expect("the team reads").name, "Otters");
+}
+
+/// A replica holding the seeds' documents and an event of its member's not yet sent, made on
+/// them, takes a withdrawal notice naming `named` (indices into the seeds, and hashes that name
+/// nothing) from a hostile server: it never loses its unsent event, never empties the team or
+/// loses a member, and stays whole.
+pub fn replica_withdraw(dir: &std::path::Path, doc_of: usize, named: &[usize], junk: &[[u8; 32]]) {
+    use cairn_store::{Incoming, Remote, Replica};
+    let path = dir.join("notice.sqlite3");
+    let remote = Remote {
+        url: "http://127.0.0.1:9".into(),
+        device_id: "d".into(),
+        token: "t".into(),
+    };
+    let mut replica = Replica::create_joined(&path, "team", "m-ana", &remote).expect("a replica");
+    let all: Vec<Incoming> = seeds()
+        .iter()
+        .map(|s| Incoming {
+            doc: s.doc.clone(),
+            change: s.change.clone(),
+        })
+        .collect();
+    replica.apply_exchange(None, &all, 1, 0).expect("the seeds");
+    let team = replica.team().unwrap();
+    let at = 1_795_400_000_000 + 99;
+    let stamp = Stamp {
+        at_ms: at,
+        tz: "Europe/Paris".into(),
+        date: "2026-11-23".into(),
+        late: false,
+    };
+    let new = NewEvent::action("Mine, not sent yet", None, None);
+    replica
+        .add_event("m-ana", &EventId::new(at, [9; 5]), &stamp, &new)
+        .expect("an event of mine");
+    let seeds = seeds();
+    let doc = &seeds[doc_of % seeds.len()].doc;
+    let mut hashes: Vec<Vec<u8>> = named
+        .iter()
+        .map(|i| {
+            let c = &seeds[i % seeds.len()].change;
+            automerge::Change::from_bytes(c.clone())
+                .expect("a seed decodes")
+                .hash()
+                .0
+                .to_vec()
+        })
+        .collect();
+    hashes.extend(junk.iter().map(|h| h.to_vec()));
+    let w = replica
+        .withdraw(doc, &hashes, None, 0)
+        .unwrap_or_else(|e| panic!("a notice failed: {e}"));
+    let texts: Vec<String> = replica
+        .feed(&cairn_core::feed::FeedQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|i| i.event.text)
+        .collect();
+    assert!(
+        texts.iter().any(|t| t == "Mine, not sent yet"),
+        "{w:?} took the unsent event: {texts:?}"
+    );
+    let now = replica.team().unwrap();
+    assert_eq!(now.name, team.name, "{w:?}");
+    for m in &team.members {
+        assert!(
+            now.members.iter().chain(&now.former).any(|n| n.id == m.id),
+            "{w:?} took {}",
+            m.id
+        );
+    }
+    let problems = replica.verify_index().expect("the replica reads back");
+    assert!(problems.is_empty(), "{problems:?}");
 }

@@ -602,6 +602,16 @@ pub fn op_bomb(exp: u32) -> Vec<u8> {
     parts.encode()
 }
 
+/// `bytes` deflated as automerge deflates a long column (raw DEFLATE): for tools and tests that
+/// put documents together ([`DocParts`]; a deflated column's specification has bit 3 set).
+pub fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::bufread::DeflateEncoder::new(bytes, flate2::Compression::fast())
+        .read_to_end(&mut out)
+        .expect("deflating in memory");
+    out
+}
+
 /// A compressed change chunk that inflates to `len` bytes of zeros (a few hundred times fewer
 /// on the wire): automerge inflates it whole before it looks at it. For tests.
 pub fn compressed_bomb(len: usize) -> Vec<u8> {
