@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod body;
 mod docs;
 mod error;
 pub mod hub;
@@ -33,22 +34,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State as Ext};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_protocol::{Info, JoinRequest, PROTOCOL_VERSION, SyncRequest};
-use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::error::Refused;
 pub use crate::error::{Error, Result};
 use crate::hub::Hub;
-use crate::limits::{Buckets, InFlight, LogBudget, Slot, address_key};
+use crate::limits::{Buckets, Fair, FairSlot, InFlight, LogBudget, Slot, address_key};
 pub use crate::limits::{Limits, Rate};
 use crate::metrics::Metrics;
 pub use crate::net::client_ip;
@@ -66,12 +66,15 @@ pub struct State {
 /// The rate limits and caps every request passes before it costs anything.
 #[derive(Debug)]
 struct Guards {
-    heavy: Arc<Semaphore>,
+    heavy: Fair,
     join: Buckets<IpAddr>,
     bad_token: Buckets<IpAddr>,
     sync: Buckets<String>,
+    /// Syncs per member: a member's devices share one budget.
+    member_sync: Buckets<String>,
     link: Buckets<String>,
     in_flight: InFlight,
+    member_in_flight: InFlight,
     log: LogBudget,
     /// The last readiness answer and when it was found.
     ready: tokio::sync::Mutex<Option<(Instant, std::result::Result<(), String>)>>,
@@ -93,12 +96,14 @@ impl State {
     /// The state of a server over `hub` with `limits`.
     pub fn new(hub: Arc<Hub>, limits: Limits) -> State {
         let guards = Guards {
-            heavy: Arc::new(Semaphore::new(limits.max_heavy.max(1))),
+            heavy: Fair::new(limits.max_heavy.max(1), limits.max_member_heavy.max(1)),
             join: Buckets::new(limits.join, MAX_RATE_KEYS),
             bad_token: Buckets::new(limits.bad_token, MAX_RATE_KEYS),
             sync: Buckets::new(limits.sync, MAX_RATE_KEYS),
+            member_sync: Buckets::new(limits.sync, MAX_RATE_KEYS),
             link: Buckets::new(limits.link, MAX_RATE_KEYS),
             in_flight: InFlight::new(limits.max_device_in_flight.max(1)),
+            member_in_flight: InFlight::new(limits.max_member_in_flight.max(1)),
             log: LogBudget::new(Rate::new(200, Duration::from_millis(50))),
             ready: tokio::sync::Mutex::new(None),
             body_kib: Arc::new(Semaphore::new(limits.max_body_memory >> 10)),
@@ -112,13 +117,14 @@ impl State {
         }
     }
 
-    /// A heavy-work slot, waiting at most `heavy_wait` for one.
-    async fn heavy(&self) -> Result<OwnedSemaphorePermit> {
-        let wait = self.guards.heavy.clone().acquire_owned();
-        match tokio::time::timeout(self.limits.heavy_wait, wait).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(Error::busy("the server is busy; try again in a moment")),
-        }
+    /// A heavy-work slot for work of `member` of `team` (shared fairly between teams and
+    /// members), waiting at most `heavy_wait` for one.
+    async fn heavy(&self, team: &str, member: &str) -> Result<FairSlot> {
+        self.guards
+            .heavy
+            .acquire(team, member, self.limits.heavy_wait)
+            .await
+            .ok_or_else(|| Error::busy("the server is busy; try again in a moment"))
     }
 
     /// The device whose token the request carries. Only refused tokens count against the
@@ -153,15 +159,49 @@ impl State {
         }
     }
 
-    /// A place for one more request of `device`.
-    fn enter(&self, device: &Device) -> Result<Slot> {
-        self.guards.in_flight.enter(&device.id).ok_or_else(|| {
-            too_many(
-                "this device has too many requests in flight",
-                Duration::from_secs(1),
-            )
-        })
+    /// A place for one more request of `device`, and of its member.
+    fn enter(&self, device: &Device) -> Result<(Slot, Slot)> {
+        let busy = |what: &str| too_many(what, Duration::from_secs(1));
+        let device_slot = self
+            .guards
+            .in_flight
+            .enter(&device.id)
+            .ok_or_else(|| busy("this device has too many requests in flight"))?;
+        let member_slot = self
+            .guards
+            .member_in_flight
+            .enter(&member_key(device))
+            .ok_or_else(|| busy("this member's devices have too many requests in flight"))?;
+        Ok((device_slot, member_slot))
     }
+
+    /// Reads a body for a route of `caps`, counting it among the bodies held until it drops.
+    async fn body(&self, body: Body, headers: &HeaderMap, caps: body::Caps) -> Result<body::Body> {
+        let metrics = &self.metrics;
+        body::read(
+            body,
+            headers,
+            caps,
+            &self.guards.body_kib,
+            self.limits.body_timeout,
+            |n| metrics.body_read(n),
+        )
+        .await
+    }
+}
+
+/// JSON elements a join's body holds at most: a few fields, and room for newer ones.
+const JOIN_ELEMENTS: u64 = 256;
+
+/// JSON elements a sync's body holds at most: its fields, and for each list of changes pushed
+/// (one list per document at most, as many as changes) its document, its list and its changes.
+fn sync_elements(limits: &Limits) -> u64 {
+    (limits.max_push_changes as u64).saturating_mul(3) + 64
+}
+
+/// The key of a member's shared budgets: their team and id.
+fn member_key(device: &Device) -> String {
+    format!("{}/{}", device.team, device.member)
 }
 
 fn too_many(what: &str, wait: Duration) -> Error {
@@ -208,8 +248,6 @@ pub fn router(state: State) -> Router {
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
         })
-        // Bodies sent gzipped are read inflated, so every limit counts what they inflate to.
-        .layer(tower_http::decompression::RequestDecompressionLayer::new().gzip(true))
         // Pages of changes go out gzipped to clients that ask (a no-op answer is too small to),
         // at the fastest level: what they carry is mostly base64 of bytes automerge compressed
         // already, which any level shrinks back as well, and a page costs the CPU of a server
@@ -316,43 +354,6 @@ fn json_type(headers: &HeaderMap) -> Result<()> {
     }
 }
 
-/// Reads a body of at most `max` bytes within the body timeout: a declared length past `max` is
-/// refused before a byte is read, and nothing past `max` is ever held.
-async fn read_body(state: &State, body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes> {
-    let too_large = || Error::TooLarge(format!("the request body is larger than {max} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    // Room for the body among all bodies held at once, taken before a byte is read (for the
-    // whole limit when the length is not declared).
-    let kib = declared.map_or(max, |n| n as usize).div_ceil(1024).max(1);
-    let kib = u32::try_from(kib).unwrap_or(u32::MAX);
-    let room = state.guards.body_kib.clone().acquire_many_owned(kib);
-    let _room = match tokio::time::timeout(state.limits.heavy_wait, room).await {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            return Err(Error::busy(
-                "the server holds too many request bodies; try again",
-            ));
-        }
-    };
-    let limited = http_body_util::Limited::new(body, max);
-    match tokio::time::timeout(state.limits.body_timeout, limited.collect()).await {
-        Err(_) => Err(Error::Timeout(
-            "the request body did not arrive in time".into(),
-        )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(Error::BadRequest(format!(
-            "cannot read the request body: {e}"
-        ))),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
-}
-
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::BadRequest(format!("the request body is not valid: {e}")))
@@ -445,12 +446,19 @@ async fn join(
     }
     let (parts, body) = req.into_parts();
     json_type(&parts.headers)?;
-    let bytes = read_body(&state, body, &parts.headers, state.limits.max_join_bytes).await?;
-    let req: JoinRequest = parse(&bytes)?;
-    let permit = state.heavy().await?;
+    let caps = body::Caps {
+        max_bytes: state.limits.max_join_bytes,
+        max_elements: JOIN_ELEMENTS,
+    };
+    let body = state.body(body, &parts.headers, caps).await?;
+    let req: JoinRequest = parse(&body.bytes)?;
+    // Joins have no member yet: those of one address take turns as one.
+    let permit = state
+        .heavy("", &format!("join {}", address_key(client)))
+        .await?;
     let hub = state.hub.clone();
     let max_devices = state.limits.max_devices_per_member;
-    let resp = detached(permit, async move {
+    let resp = detached((permit, body), async move {
         hub.join(&req, now_ms(), max_devices).await
     })
     .await?;
@@ -474,17 +482,32 @@ async fn sync(
     if let Err(wait) = state.guards.sync.take(&device.id) {
         return Err(too_many("this device syncs too often", wait));
     }
+    if let Err(wait) = state.guards.member_sync.take(&member_key(&device)) {
+        return Err(too_many("this member's devices sync too often", wait));
+    }
     json_type(&parts.headers)?;
-    let bytes = read_body(&state, body, &parts.headers, state.limits.max_request_bytes).await?;
-    let permit = state.heavy().await?;
+    // Read with its items counted as they come: parsing it then costs what an honest push of
+    // the most changes costs at most.
+    let caps = body::Caps {
+        max_bytes: state.limits.max_request_bytes,
+        max_elements: sync_elements(&state.limits),
+    };
+    let body = state.body(body, &parts.headers, caps).await?;
+    let permit = state.heavy(&device.team, &device.member).await?;
     let hub = state.hub.clone();
     let limits = state.limits.clone();
     let (resp, counts) = detached((permit, slot), async move {
-        // Parsing (JSON, base64) is heavy work too: off the runtime's threads, in a slot.
-        let req: SyncRequest = tokio::task::spawn_blocking(move || parse(&bytes))
-            .await
-            .map_err(|e| Error::Internal(format!("a worker failed: {e}")))??;
-        hub.sync(&device, req, &limits, now_ms()).await
+        // Parsing (JSON, base64) is heavy work too: off the runtime's threads, in a slot. The
+        // body stays counted among those held until the work it caused is done.
+        let (req, body) = tokio::task::spawn_blocking(move || {
+            let req: Result<SyncRequest> = parse(&body.bytes);
+            (req, body)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?;
+        let out = hub.sync(&device, req?, &limits, now_ms()).await;
+        drop(body);
+        out
     })
     .await?;
     state.metrics.synced(&counts);
@@ -508,7 +531,7 @@ async fn link(
     if let Err(wait) = state.guards.link.take(&device.id) {
         return Err(too_many("this device asks for link codes too often", wait));
     }
-    let permit = state.heavy().await?;
+    let permit = state.heavy(&device.team, &device.member).await?;
     let hub = state.hub.clone();
     let max = state.limits.max_link_codes;
     let resp = detached((permit, slot), async move {
@@ -526,6 +549,62 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, value.parse().unwrap());
         h
+    }
+
+    #[tokio::test]
+    async fn a_body_stays_counted_while_it_waits_for_a_slot_and_until_its_work_is_done() {
+        use tower::ServiceExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sqlite3");
+        let store = crate::store::open(path.to_str().unwrap(), &Default::default())
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::new(store, 16));
+        let team = hub.create_team("Otters", 0).await.unwrap();
+        let code = hub
+            .create_invite(&team.id, 1, i64::MAX, 0, crate::hub::Whom::Founder)
+            .await
+            .unwrap();
+        let ana = JoinRequest {
+            invite: code,
+            device_name: "ana's laptop".into(),
+            publish: Some("ana".into()),
+            ..JoinRequest::default()
+        };
+        let token = hub.join(&ana, 0, 10).await.unwrap().token.0;
+        let state = State::new(
+            hub,
+            Limits {
+                max_heavy: 1,
+                heavy_wait: Duration::from_secs(60),
+                ..Limits::default()
+            },
+        );
+        let room = || state.guards.body_kib.available_permits();
+        let all = room();
+        // The one heavy-work slot is taken; a sync comes with a body of some 20 KB.
+        let busy = state
+            .guards
+            .heavy
+            .acquire("another", "team", Duration::ZERO)
+            .await
+            .unwrap();
+        let body = format!(r#"{{"cursor":0{}}}"#, " ".repeat(20 << 10));
+        let req = Request::post("/v1/sync")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let call = tokio::spawn(router(state.clone()).oneshot(req));
+        while state.guards.heavy.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Read, and waiting: its 20 KB are counted among the bodies held.
+        assert_eq!(all - room(), 21);
+        drop(busy);
+        let resp = call.await.unwrap().unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(room(), all);
     }
 
     #[test]

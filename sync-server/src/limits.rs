@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_core::change::Bounds;
@@ -40,15 +40,19 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Requests doing heavy work (decoding, applying, the database) at once.
     pub max_heavy: usize,
+    /// Heavy-work slots one member holds at most at once, all their devices together.
+    pub max_member_heavy: usize,
     /// How long a request waits for a heavy-work slot before a 503.
     pub heavy_wait: Duration,
     /// Requests of one device in flight at once.
     pub max_device_in_flight: usize,
+    /// Requests of one member in flight at once, all their devices together.
+    pub max_member_in_flight: usize,
     /// Joins per client address: a burst, then one per `join.every`.
     pub join: Rate,
     /// Requests with a refused token per client address.
     pub bad_token: Rate,
-    /// Syncs per device.
+    /// Syncs per device, and per member (all their devices together).
     pub sync: Rate,
     /// Link codes minted per device.
     pub link: Rate,
@@ -78,8 +82,10 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_heavy: 16,
+            max_member_heavy: 4,
             heavy_wait: Duration::from_secs(5),
             max_device_in_flight: 4,
+            max_member_in_flight: 8,
             join: Rate::new(30, Duration::from_secs(2)),
             bad_token: Rate::new(20, Duration::from_millis(500)),
             sync: Rate::new(200, Duration::from_millis(10)),
@@ -300,6 +306,246 @@ impl Drop for Slot {
     }
 }
 
+/// Heavy-work slots shared fairly. While one is free nobody waits; when they are all taken, a
+/// slot that frees goes to the waiting team that holds the fewest, and within it to the waiting
+/// member who holds the fewest (ties in turn), so one member's flood waits behind every
+/// teammate's single request instead of in front of it. No member holds more than `per_member`
+/// slots at once, whatever their devices.
+#[derive(Debug)]
+pub struct Fair {
+    inner: Arc<Mutex<FairInner>>,
+}
+
+/// A (team, member) pair: whose work a slot does.
+type Whose = (String, String);
+
+type Waiters = std::collections::VecDeque<tokio::sync::oneshot::Sender<FairSlot>>;
+
+#[derive(Debug, Default)]
+struct FairInner {
+    free: usize,
+    per_member: usize,
+    held: HashMap<Whose, usize>,
+    team_held: HashMap<String, usize>,
+    /// Teams with someone waiting, in turn.
+    teams: Vec<String>,
+    waiting: HashMap<String, TeamQueue>,
+}
+
+/// One team's waiting members, in turn, and each one's requests in order.
+#[derive(Debug, Default)]
+struct TeamQueue {
+    members: Vec<String>,
+    requests: HashMap<String, Waiters>,
+}
+
+/// One heavy-work slot, given back (to whoever's turn it is) when dropped.
+#[derive(Debug)]
+pub struct FairSlot {
+    whose: Whose,
+    inner: Arc<Mutex<FairInner>>,
+    /// False for a slot that never reached its request (nothing to give back).
+    armed: bool,
+}
+
+impl Fair {
+    /// `slots` slots, `per_member` of them at most to one member at once.
+    pub fn new(slots: usize, per_member: usize) -> Fair {
+        Fair {
+            inner: Arc::new(Mutex::new(FairInner {
+                free: slots,
+                per_member: per_member.max(1),
+                ..FairInner::default()
+            })),
+        }
+    }
+
+    /// A slot for work of `member` of `team`, waiting at most `wait` for one.
+    pub async fn acquire(&self, team: &str, member: &str, wait: Duration) -> Option<FairSlot> {
+        let whose = (team.to_owned(), member.to_owned());
+        let ready = {
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let held = g.held.get(&whose).copied().unwrap_or(0);
+            if g.free > 0 && held < g.per_member {
+                g.take(&whose);
+                Ok(FairSlot {
+                    whose,
+                    inner: self.inner.clone(),
+                    armed: true,
+                })
+            } else {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let g = &mut *g;
+                if !g.waiting.contains_key(team) {
+                    g.teams.push(team.to_owned());
+                }
+                let queue = g.waiting.entry(team.to_owned()).or_default();
+                if !queue.requests.contains_key(member) {
+                    queue.members.push(member.to_owned());
+                }
+                queue
+                    .requests
+                    .entry(member.to_owned())
+                    .or_default()
+                    .push_back(tx);
+                Err(rx)
+            }
+        };
+        match ready {
+            Ok(slot) => Some(slot),
+            // A slot sent just as the wait runs out is dropped with the receiver: it goes back.
+            Err(rx) => tokio::time::timeout(wait, rx).await.ok()?.ok(),
+        }
+    }
+
+    /// Slots free now.
+    pub fn free(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).free
+    }
+
+    /// Requests waiting now (those that gave up included, until a slot passes them by).
+    pub fn waiting(&self) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.waiting
+            .values()
+            .flat_map(|q| q.requests.values())
+            .map(|r| r.len())
+            .sum()
+    }
+}
+
+impl FairInner {
+    fn take(&mut self, whose: &Whose) {
+        self.free -= 1;
+        *self.held.entry(whose.clone()).or_default() += 1;
+        *self.team_held.entry(whose.0.clone()).or_default() += 1;
+    }
+
+    fn give_back(&mut self, whose: &Whose) {
+        self.free += 1;
+        if let Some(n) = self.held.get_mut(whose) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(whose);
+            }
+        }
+        if let Some(n) = self.team_held.get_mut(&whose.0) {
+            *n -= 1;
+            if *n == 0 {
+                self.team_held.remove(&whose.0);
+            }
+        }
+    }
+
+    /// Gives free slots to waiting requests: to the team holding fewest, the member of it
+    /// holding fewest, a member at their cap passed over; the one served goes last in turn.
+    fn dispatch(&mut self, inner: &Arc<Mutex<FairInner>>) {
+        while self.free > 0 {
+            self.sweep();
+            // The member who may have a slot and holds fewest: (team's index, member's index).
+            let mut best: Option<(usize, usize, (usize, usize))> = None;
+            for (ti, team) in self.teams.iter().enumerate() {
+                let Some(queue) = self.waiting.get(team) else {
+                    continue;
+                };
+                let team_held = self.team_held.get(team).copied().unwrap_or(0);
+                for (mi, member) in queue.members.iter().enumerate() {
+                    let held = self
+                        .held
+                        .get(&(team.clone(), member.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                    let live = queue
+                        .requests
+                        .get(member)
+                        .is_some_and(|r| r.iter().any(|tx| !tx.is_closed()));
+                    if held >= self.per_member || !live {
+                        continue;
+                    }
+                    let rank = (team_held, held);
+                    if best.is_none_or(|(_, _, r)| rank < r) {
+                        best = Some((ti, mi, rank));
+                    }
+                }
+            }
+            let Some((ti, mi, _)) = best else {
+                return;
+            };
+            let team = self.teams[ti].clone();
+            let Some(queue) = self.waiting.get_mut(&team) else {
+                return;
+            };
+            let member = queue.members[mi].clone();
+            let whose = (team.clone(), member.clone());
+            let requests = queue.requests.entry(member.clone()).or_default();
+            let mut given = false;
+            while let Some(tx) = requests.pop_front() {
+                if tx.is_closed() {
+                    continue;
+                }
+                let slot = FairSlot {
+                    whose: whose.clone(),
+                    inner: inner.clone(),
+                    armed: true,
+                };
+                match tx.send(slot) {
+                    Ok(()) => {
+                        given = true;
+                        break;
+                    }
+                    // Gone as it was sent: never taken, nothing to give back.
+                    Err(mut slot) => slot.armed = false,
+                }
+            }
+            let left = !requests.is_empty();
+            if given {
+                self.take(&whose);
+            }
+            // The one served goes last in turn, in its team and among teams.
+            let queue = self.waiting.get_mut(&team).expect("the team waits");
+            queue.members.remove(mi);
+            if left {
+                queue.members.push(member);
+            } else {
+                queue.requests.remove(&member);
+            }
+            self.teams.remove(ti);
+            if queue.members.is_empty() {
+                self.waiting.remove(&team);
+            } else {
+                self.teams.push(team);
+            }
+        }
+    }
+
+    /// Forgets requests that gave up waiting, and members and teams left with none.
+    fn sweep(&mut self) {
+        for queue in self.waiting.values_mut() {
+            for r in queue.requests.values_mut() {
+                r.retain(|tx| !tx.is_closed());
+            }
+            queue.requests.retain(|_, r| !r.is_empty());
+            let requests = &queue.requests;
+            queue.members.retain(|m| requests.contains_key(m));
+        }
+        self.waiting.retain(|_, q| !q.members.is_empty());
+        let waiting = &self.waiting;
+        self.teams.retain(|t| waiting.contains_key(t));
+    }
+}
+
+impl Drop for FairSlot {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let inner = self.inner.clone();
+        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.give_back(&self.whose);
+        g.dispatch(&inner);
+    }
+}
+
 /// The key rate limits use for a client address: the address itself, or its /64 for IPv6,
 /// where one host holds a whole /64.
 pub fn address_key(ip: IpAddr) -> IpAddr {
@@ -400,6 +646,76 @@ mod tests {
         assert!(f.enter("d").is_none());
         drop(a);
         assert!(f.enter("d").is_some());
+    }
+
+    /// Lets spawned tasks run until `fair` has `n` requests waiting.
+    async fn until_waiting(fair: &Fair, n: usize) {
+        while fair.waiting() != n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_member_holding_fewest_not_the_busiest() {
+        let fair = Arc::new(Fair::new(2, 2));
+        let wait = Duration::from_secs(30);
+        let m1 = fair.acquire("t", "mallory", wait).await.unwrap();
+        let _m2 = fair.acquire("t", "mallory", wait).await.unwrap();
+        // Mallory queues ten more, then Ana one, then Bo of another team one.
+        let (got, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for (i, (team, who)) in std::iter::repeat_n(("t", "mallory"), 10)
+            .chain([("t", "ana"), ("u", "bo")])
+            .enumerate()
+        {
+            let (shared, got) = (fair.clone(), got.clone());
+            tasks.push(tokio::spawn(async move {
+                let slot = shared.acquire(team, who, wait).await.unwrap();
+                got.send(who).unwrap();
+                slot
+            }));
+            until_waiting(&fair, i + 1).await;
+        }
+        // A slot frees: Bo's team holds none, so his request goes first; then Ana's, who holds
+        // none in a team that holds one; then Mallory's, one at a time.
+        drop(m1);
+        assert_eq!(order.recv().await.unwrap(), "bo");
+        drop(tasks.pop().unwrap().await.unwrap());
+        assert_eq!(order.recv().await.unwrap(), "ana");
+        drop(tasks.pop().unwrap().await.unwrap());
+        assert_eq!(order.recv().await.unwrap(), "mallory");
+        assert_eq!((fair.free(), fair.waiting()), (0, 9));
+        // At their cap, Mallory's requests wait even with a slot free.
+        let other = Fair::new(3, 2);
+        let _a = other.acquire("t", "mallory", wait).await.unwrap();
+        let _b = other.acquire("t", "mallory", wait).await.unwrap();
+        assert!(
+            other
+                .acquire("t", "mallory", Duration::ZERO)
+                .await
+                .is_none()
+        );
+        assert_eq!(other.free(), 1);
+        assert!(other.acquire("t", "ana", Duration::ZERO).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_slot_nobody_waits_for_any_more_comes_back() {
+        let fair = Fair::new(1, 1);
+        let held = fair
+            .acquire("t", "ana", Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(
+            fair.acquire("t", "bo", Duration::from_millis(1))
+                .await
+                .is_none()
+        );
+        drop(held);
+        assert_eq!(fair.free(), 1);
+        assert_eq!(fair.waiting(), 0);
+        assert!(fair.acquire("t", "bo", Duration::ZERO).await.is_some());
+        assert_eq!(fair.free(), 1);
     }
 
     #[test]

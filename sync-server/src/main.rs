@@ -149,8 +149,8 @@ struct ServeArgs {
     /// The largest sync body read, in bytes.
     #[arg(long, env = "CAIRN_SERVER_MAX_REQUEST_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
     max_request_bytes: usize,
-    /// Requests decoding changes or writing the database at once; the rest wait a moment,
-    /// then get a 503.
+    /// Requests decoding changes or writing the database at once, shared fairly between teams
+    /// and members (a quarter at most to one member); the rest wait a moment, then get a 503.
     #[arg(
         long,
         env = "CAIRN_SERVER_MAX_HEAVY",
@@ -162,7 +162,7 @@ struct ServeArgs {
     /// seconds), or `off`.
     #[arg(long, env = "CAIRN_SERVER_RATE_JOIN", default_value = "30/2s", value_parser = rate, value_name = "RATE")]
     rate_join: Rate,
-    /// Syncs per device.
+    /// Syncs per device, and per member (their devices share one budget).
     #[arg(long, env = "CAIRN_SERVER_RATE_SYNC", default_value = "200/10ms", value_parser = rate, value_name = "RATE")]
     rate_sync: Rate,
     /// Link codes per device.
@@ -221,6 +221,7 @@ impl ServeArgs {
             body_timeout: self.body_timeout,
             max_request_bytes: self.max_request_bytes,
             max_heavy: self.max_heavy.max(1),
+            max_member_heavy: (self.max_heavy / 4).max(1),
             join: self.rate_join,
             sync: self.rate_sync,
             link: self.rate_link,

@@ -20,6 +20,7 @@ pub struct Metrics {
     changes_pulled: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    body_bytes: AtomicU64,
     connections_open: AtomicU64,
     connections_refused: AtomicU64,
 }
@@ -62,6 +63,11 @@ impl Metrics {
         self.changes_pulled.fetch_add(c.pulled as u64, Relaxed);
         self.bytes_in.fetch_add(c.bytes_in as u64, Relaxed);
         self.bytes_out.fetch_add(c.bytes_out as u64, Relaxed);
+    }
+
+    /// Counts bytes of request bodies taken in (as they inflate, for gzipped ones).
+    pub fn body_read(&self, bytes: usize) {
+        self.body_bytes.fetch_add(bytes as u64, Relaxed);
     }
 
     /// Counts a connection opened.
@@ -136,6 +142,11 @@ impl Metrics {
                 "cairn_change_bytes_out_total",
                 "Bytes of changes sent.",
                 &self.bytes_out,
+            ),
+            (
+                "cairn_request_body_bytes_total",
+                "Bytes of request bodies read, as they inflate.",
+                &self.body_bytes,
             ),
             (
                 "cairn_connections_refused_total",

@@ -938,3 +938,109 @@ fn a_gzip_bomb_inflates_no_further_than_the_body_limit() {
     );
     assert!(head.starts_with("http/1.1 400"), "{head}");
 }
+
+/// The server's `cairn_request_body_bytes_total`: bytes of request bodies it read, inflated.
+fn body_bytes_read(server: &TestServer) -> Option<u64> {
+    let (_, metrics) = server.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_request_body_bytes_total "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_before_the_rest_of_it_comes() {
+    use std::io::{Read, Write};
+    let (server, ana, _) = founded(Limits {
+        body_timeout: std::time::Duration::from_secs(120),
+        ..Limits::default()
+    });
+    // Issue 25, finding 4: 8 MiB of JSON with 2.8 million empty changes, gzipped to a few
+    // kilobytes. Its headers announce all of it; only its first quarter is sent, and the
+    // connection stays open.
+    let json = format!(
+        "{{\"cursor\":0,\"push\":[{{\"doc\":\"team\",\"changes\":[{}\"\"]}}]}}",
+        "\"\",".repeat((8 << 20) / 3)
+    );
+    let bomb = gzip(json.as_bytes());
+    let before = body_bytes_read(&server).unwrap_or(0);
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ana}\r\n\
+         Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&bomb[..bomb.len() / 4]).unwrap();
+    // The answer comes without the rest: the server stopped at what its caps allow.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no answer before the rest of the body came: {e}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // What it read of the 8 MiB: the first items past the cap, a chunk of inflation more.
+    let read = body_bytes_read(&server).expect("bytes read are counted") - before;
+    assert!(
+        read < 512 << 10,
+        "the server inflated {read} bytes of the bomb"
+    );
+    // Ana's next honest sync goes through.
+    let r = server.sync_ok(&ana, &push("team", changes(&ActorId::random(), &["a"])));
+    assert_eq!(r.acked, 1);
+}
+
+#[test]
+fn a_members_devices_share_one_sync_budget() {
+    let (server, ana, invite) = founded(Limits {
+        sync: cairn_server::Rate::new(3, std::time::Duration::from_secs(3600)),
+        ..Limits::default()
+    });
+    let first = SyncRequest {
+        import_done: true,
+        ..push("team", changes(&ActorId::random(), &["a"]))
+    };
+    server.sync_ok(&ana, &first);
+    // A second device of Ana's, by a link code.
+    let (status, body) = server.post("/v1/link", "application/json", b"", Some(&ana));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let code: cairn_protocol::LinkResponse = serde_json::from_slice(&body).unwrap();
+    let phone = server
+        .join(&JoinRequest {
+            invite: code.invite,
+            device_name: "ana's phone".into(),
+            ..JoinRequest::default()
+        })
+        .token
+        .0;
+    let bo = server
+        .join(&JoinRequest {
+            invite,
+            device_name: "bo's laptop".into(),
+            name: Some("Bo".into()),
+            ..JoinRequest::default()
+        })
+        .token
+        .0;
+    // Ana's laptop syncs once more, her phone once: her three are spent, whichever device.
+    server.sync_ok(&ana, &push("team", vec![]));
+    server.sync_ok(&phone, &push("team", vec![]));
+    let (status, body) = server.sync(&phone, &push("team", vec![]));
+    let err = refused(status, &body, 429);
+    assert!(err.message.contains("member"), "{}", err.message);
+    let (status, body) = server.sync(&ana, &push("team", vec![]));
+    refused(status, &body, 429);
+    // Bo's budget is his own.
+    for _ in 0..3 {
+        server.sync_ok(&bo, &push("team", vec![]));
+    }
+}
