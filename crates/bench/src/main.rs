@@ -28,6 +28,7 @@
 //! ```
 
 mod converge;
+mod flood;
 mod load;
 mod sync;
 mod web;
@@ -439,6 +440,16 @@ fn run(opts: &Opts) -> Result<(), Failure> {
                 )?);
             }
         }
+        let flood = if opts.load {
+            eprintln!(
+                "a member's flood: 10 devices, 4 gzip bombs in flight each, a teammate beside, \
+                 {} s",
+                opts.load_seconds
+            );
+            Some(flood::measure(&cairn, &work, opts.load_seconds)?)
+        } else {
+            None
+        };
         let conv = if opts.converge {
             eprintln!(
                 "convergence: {} replicas, {} offline events each",
@@ -454,26 +465,26 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         } else {
             None
         };
-        Ok::<_, Failure>((load, conv))
+        Ok::<_, Failure>((load, flood, conv))
     })();
     if opts.keep {
         eprintln!("kept the load and convergence files at {}", work.display());
     } else {
         let _ = std::fs::remove_dir_all(&work);
     }
-    let (load, conv) = extra?;
+    let (load, flood, conv) = extra?;
     let diverged = conv
         .as_ref()
         .is_some_and(|c| !c.identical || c.events_seen != c.replicas * c.events_each);
     let mut table = render_table(&seeded, &timings);
     table.push_str(&render_web_table(&webs));
     table.push_str(&render_sync_table(&syncs));
-    table.push_str(&render_extra_table(&load, conv.as_ref()));
+    table.push_str(&render_extra_table(&load, flood.as_ref(), conv.as_ref()));
     if opts.json {
         eprint!("{table}");
         let mut json = render_json(opts, &seeded, &timings, &syncs);
         json.truncate(json.trim_end().len() - 1); // reopen the object
-        json.push_str(&render_extra_json(&load, conv.as_ref()));
+        json.push_str(&render_extra_json(&load, flood.as_ref(), conv.as_ref()));
         print!("{json}");
     } else {
         print!("{table}");
@@ -1061,6 +1072,7 @@ fn render_web_table(webs: &[web::WebFigures]) -> String {
 
 fn render_extra_table(
     load: &[load::LoadFigures],
+    flood: Option<&flood::FloodFigures>,
     conv: Option<&converge::ConvergeFigures>,
 ) -> String {
     let mut s = String::new();
@@ -1106,6 +1118,43 @@ fn render_extra_table(
             verdict(l.rss_peak_mb.is_some_and(|m| m < 200.0))
         );
     }
+    if let Some(f) = flood {
+        let answers: Vec<String> = f
+            .answers
+            .iter()
+            .map(|(status, n)| format!("{n} x {status}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\na member's flood, server at its defaults ({} s; {} bombs of {} B, answered {}):",
+            f.seconds,
+            f.bombs,
+            f.bomb_bytes,
+            answers.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "  a teammate's no-op sync, nobody else on: p50 {:.1} ms, p99 {:.1} ms",
+            f.quiet_p50_ms, f.quiet_p99_ms
+        );
+        let _ = writeln!(
+            s,
+            "  through the flood ({} syncs, {} errors): p50 {:.1} ms, p99 {:.1} ms \
+             (target: p99 under 50 ms) {}",
+            f.flood_syncs,
+            f.errors,
+            f.flood_p50_ms,
+            f.flood_p99_ms,
+            verdict(f.errors == 0 && f.flood_syncs > 0 && f.flood_p99_ms < 50.0)
+        );
+        let cpu = f
+            .cpu_cores
+            .map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2} cores"));
+        let rss = f
+            .rss_peak_mb
+            .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MB"));
+        let _ = writeln!(s, "  server during the flood: {cpu}, peak RSS {rss}");
+    }
     if let Some(c) = conv {
         let _ = writeln!(
             s,
@@ -1124,6 +1173,7 @@ fn render_extra_table(
 
 fn render_extra_json(
     load: &[load::LoadFigures],
+    flood: Option<&flood::FloodFigures>,
     conv: Option<&converge::ConvergeFigures>,
 ) -> String {
     let mut s = String::new();
@@ -1156,6 +1206,31 @@ fn render_extra_json(
         }
     }
     s.push_str("\n  ]");
+    match flood {
+        Some(f) => {
+            let _ = write!(
+                s,
+                ",\n  \"flood\": {{\"seconds\": {}, \"bombs\": {}, \"bomb_bytes\": {}, \
+                 \"quiet_p50_ms\": {:.3}, \"quiet_p99_ms\": {:.3}, \"flood_p50_ms\": {:.3}, \
+                 \"flood_p99_ms\": {:.3}, \"flood_syncs\": {}, \"errors\": {}, \
+                 \"cpu_cores\": {}, \"rss_peak_mb\": {}}}",
+                f.seconds,
+                f.bombs,
+                f.bomb_bytes,
+                f.quiet_p50_ms,
+                f.quiet_p99_ms,
+                f.flood_p50_ms,
+                f.flood_p99_ms,
+                f.flood_syncs,
+                f.errors,
+                f.cpu_cores
+                    .map_or_else(|| "null".to_owned(), |c| format!("{c:.3}")),
+                f.rss_peak_mb
+                    .map_or_else(|| "null".to_owned(), |m| format!("{m:.1}"))
+            );
+        }
+        None => s.push_str(",\n  \"flood\": null"),
+    }
     match conv {
         Some(c) => {
             let _ = write!(

@@ -337,24 +337,33 @@ pub fn start_server(
     bin: &Path,
     db: impl AsRef<std::ffi::OsStr>,
 ) -> Result<(Server, String), Failure> {
-    let mut child = Command::new(bin)
-        // Every simulated device connects from 127.0.0.1, and the load phases drive each device
-        // flat out to find the server's capacity: no limits per address or per device here.
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    // Every simulated device connects from 127.0.0.1, and the load phases drive each device
+    // flat out to find the server's capacity: no limits per address or per device here.
+    start_server_with(
+        bin,
+        db,
+        &[
             "--rate-join",
             "off",
             "--rate-sync",
             "off",
-        ])
-        .args([
             "--max-connections-per-address",
             "4096",
             "--max-connections",
             "4096",
-        ])
+        ],
+    )
+}
+
+/// Starts `cairn-server` on loopback on `db` with `flags` besides `--listen`.
+pub fn start_server_with(
+    bin: &Path,
+    db: impl AsRef<std::ffi::OsStr>,
+    flags: &[&str],
+) -> Result<(Server, String), Failure> {
+    let mut child = Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
         .env("CAIRN_SERVER_DB", db)
         .env("CAIRN_LOG", "warn")
         .stdin(Stdio::null())
