@@ -38,29 +38,38 @@ pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
     if style == Style::new() {
         return text.to_string();
     }
-    format!(
-        "{}{text}{}",
-        marked(&style.render().to_string()),
-        marked(&style.render_reset().to_string())
-    )
+    let (start, end) = marks(style);
+    format!("{start}{text}{end}")
 }
 
-/// This process's key for its own colour codes: random, never written out, so no text read
-/// from a document or a server can carry a code the writer takes for one of [`paint`]'s.
-fn key() -> &'static str {
-    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| {
+/// `style`'s codes and the reset after it, marked as this process's own (`ESC [ KEY ; ... m`):
+/// still control sequences, so wrapping and widths take them for no room. Made once per style
+/// (a handful in all), not once per word painted.
+fn marks(style: Style) -> (&'static str, &'static str) {
+    type Marks = Vec<(Style, &'static str, &'static str)>;
+    static MARKS: std::sync::Mutex<Marks> = std::sync::Mutex::new(Vec::new());
+    let mut marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, start, end)) = marks.iter().find(|(s, _, _)| *s == style) {
+        return (start, end);
+    }
+    let marked = |sgr: String| -> &'static str { sgr.replace("\x1b[", mark()).leak() };
+    let start = marked(style.render().to_string());
+    let end = marked(style.render_reset().to_string());
+    marks.push((style, start, end));
+    (start, end)
+}
+
+/// `ESC [ KEY ;`, where KEY is this process's key for its own colour codes: random, never
+/// written out, so no text read from a document or a server can carry a code the writer takes
+/// for one of [`paint`]'s.
+fn mark() -> &'static str {
+    static MARK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MARK.get_or_init(|| {
         use std::hash::BuildHasher;
         // (std seeds each process's hasher keys from the system's randomness.)
         let n = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-        format!("{}", n | 1 << 63)
+        format!("\x1b[{};", n | 1 << 63)
     })
-}
-
-/// `sgr` (one or more `ESC [ ... m`) with each code marked as this process's own: `ESC [ KEY ;
-/// ... m`. Still a control sequence, so wrapping and widths take it for no room.
-fn marked(sgr: &str) -> String {
-    sgr.replace("\x1b[", &format!("\x1b[{};", key()))
 }
 
 /// `text` made safe for a terminal: new lines and tabs kept (a carriage return too, right
@@ -68,18 +77,19 @@ fn marked(sgr: &str) -> String {
 /// controls, bidirectional overrides and isolates and the line and paragraph separators as
 /// `�`. [`paint`]'s own colour codes become plain SGR codes when `colour`, else go.
 pub fn neutral(text: &str, colour: bool) -> std::borrow::Cow<'_, str> {
-    if !text
-        .chars()
-        .any(|c| unsafe_char(c) && c != '\n' && c != '\t')
-    {
+    let special = |c: char| unsafe_char(c) && c != '\n' && c != '\t';
+    let Some(first) = text.find(special) else {
         return std::borrow::Cow::Borrowed(text);
-    }
-    let mark = format!("\x1b[{};", key());
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
+    };
+    let mark = mark();
+    let mut out = String::with_capacity(text.len() + 32);
+    out.push_str(&text[..first]);
+    // Each turn, `rest` starts with a special character.
+    let mut rest = &text[first..];
+    loop {
+        let c = rest.chars().next().unwrap_or('\n');
         if c == '\x1b'
-            && let Some(after) = rest.strip_prefix(mark.as_str())
+            && let Some(after) = rest.strip_prefix(mark)
             && let Some(end) = after.find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':'))
             && after[end..].starts_with('m')
         {
@@ -88,19 +98,26 @@ pub fn neutral(text: &str, colour: bool) -> std::borrow::Cow<'_, str> {
                 out.push_str(&after[..=end]);
             }
             rest = &after[end + 1..];
-            continue;
+        } else {
+            match c {
+                '\r' if rest[1..].starts_with('\n') => out.push(c),
+                '\0'..='\x1f' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
+                '\x7f' => out.push('\u{2421}'),
+                _ => out.push('\u{fffd}'),
+            }
+            rest = &rest[c.len_utf8()..];
         }
-        match c {
-            '\n' | '\t' => out.push(c),
-            '\r' if rest[1..].starts_with('\n') => out.push(c),
-            '\0'..='\x1f' => out.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
-            '\x7f' => out.push('\u{2421}'),
-            c if unsafe_char(c) => out.push('\u{fffd}'),
-            c => out.push(c),
+        match rest.find(special) {
+            Some(i) => {
+                out.push_str(&rest[..i]);
+                rest = &rest[i..];
+            }
+            None => {
+                out.push_str(rest);
+                return std::borrow::Cow::Owned(out);
+            }
         }
-        rest = &rest[c.len_utf8()..];
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// Whether `c` can move, hide or reorder what a terminal shows: a control character (C0, DEL,
@@ -547,7 +564,7 @@ mod tests {
         assert_eq!(neutral(&red, true), "\x1b[31mword\x1b[0m");
         assert_eq!(neutral(&red, false), "word");
         assert_eq!(neutral("\x1b[31mword", true), "␛[31mword");
-        let forged = format!("\x1b[{}1;31mword", &key()[1..]);
+        let forged = format!("\x1b[{}1;31mword", &mark()[3..]);
         assert!(!neutral(&forged, true).contains('\x1b'));
         // A hostile code cut just before one of paint's does not swallow it, nor the reverse.
         let mixed = format!("\x1b[{red}\x1b");
