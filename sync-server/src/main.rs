@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_server::hub::{DOC_CACHE, Hub, Whom, invite_id};
+use cairn_server::hub::{DOC_CACHE, Fate, Go, Hub, Whom, invite_id};
 use cairn_server::store::{self, redact};
 use cairn_server::{Limits, Rate, State, now_ms};
 use clap::{Parser, Subcommand};
@@ -86,12 +86,16 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ChangeCommand {
-    /// Withdraw changes from a team's log, for whatever slipped through one day.
+    /// Withdraw changes from a team's history, for whatever slipped through one day; says first
+    /// what would go.
     ///
-    /// Each change named, and every stored change that depends on it, loses its content and is
-    /// never sent again; devices drop them from their replicas at their next sync (a `cairn`
-    /// client reports such changes in `cairn doctor`, and this server's log names changes that
-    /// do not apply). Prints one line per withdrawn change: its document and hash. A change
+    /// Prints one line per change it touches: its hash, document, author, kind (a membership, a
+    /// pillar, an event, ...) and what becomes of it. A named change with nothing after it in its
+    /// document leaves the log and every replica (devices drop it at their next sync). When a
+    /// team document's later history holds changes not made on it (a pillar added, then someone
+    /// joined), that history stays, and a change of the server's takes back what the named one
+    /// set. What was made on a named change goes with it only with --cascade; without it, the
+    /// list is shown and nothing is done. A membership is never withdrawn by a cascade. A change
     /// already pruned from the log (`team prune`) is not found here: withdraw before pruning.
     Withdraw {
         /// The team's name or id (see `cairn-server team list`).
@@ -100,6 +104,15 @@ enum ChangeCommand {
         /// The changes' hashes in hex (a unique prefix of 8 digits or more will do).
         #[arg(required = true, value_name = "HASH")]
         hashes: Vec<String>,
+        /// Go on when the withdrawal reaches beyond the named changes (what was made on them).
+        #[arg(long)]
+        cascade: bool,
+        /// Only say what would go.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -664,16 +677,80 @@ async fn admin(
                 }
             }
         }
-        Command::Change(ChangeCommand::Withdraw { team, hashes }) => {
+        Command::Change(ChangeCommand::Withdraw {
+            team,
+            hashes,
+            cascade,
+            dry_run,
+            json,
+        }) => {
             let (team, _) = hub.find_team(&team).await?;
-            let gone = hub.withdraw(&team, &hashes, now_ms()).await?;
-            for (doc, hash) in &gone {
-                writeln!(out, "{doc}\t{hash}")?;
+            let go = match (dry_run, cascade) {
+                (true, _) => Go::Preview,
+                (false, true) => Go::Cascade,
+                (false, false) => Go::Named,
+            };
+            let w = hub.withdraw(&team, &hashes, now_ms(), go).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&w)?)?;
+            } else {
+                for c in &w.changes {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}",
+                        c.hash,
+                        c.doc,
+                        c.author,
+                        c.kind,
+                        c.fate.words()
+                    )?;
+                }
             }
-            eprintln!(
-                "withdrew {} change(s); devices drop them at their next sync",
-                gone.len()
-            );
+            let count =
+                |fates: &[Fate]| w.changes.iter().filter(|c| fates.contains(&c.fate)).count();
+            let out_of_history = count(&[
+                Fate::Withdrawn,
+                Fate::WithdrawnWithIt,
+                Fate::WithdrawnAfterIt,
+            ]);
+            let taken_back = count(&[Fate::TakenBack, Fate::TakenBackWithIt]);
+            let kept = count(&[Fate::Kept]);
+            let beyond = w
+                .changes
+                .iter()
+                .filter(|c| !c.named && c.fate.goes())
+                .count();
+            let what = [
+                (out_of_history > 0)
+                    .then(|| format!("{out_of_history} change(s) out of the history")),
+                (taken_back > 0).then(|| {
+                    format!(
+                        "what {taken_back} change(s) set taken back by a change of the server's \
+                         (their history stays)"
+                    )
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", and ");
+            let kept = if kept > 0 {
+                format!("; {kept} later change(s), made after but not on it, kept")
+            } else {
+                String::new()
+            };
+            if w.done {
+                eprintln!("withdrew {what}{kept}; devices follow at their next sync");
+            } else if dry_run {
+                eprintln!("would withdraw {what}{kept}; nothing done (--dry-run)");
+            } else {
+                return Err(format!(
+                    "nothing withdrawn: {beyond} more change(s) would go with what you named \
+                     (listed above, with what would become of each); run again with --cascade \
+                     to withdraw them too"
+                )
+                .into());
+            }
         }
         Command::Device(DeviceCommand::Revoke { device }) => {
             hub.revoke(&device, now_ms()).await?;

@@ -321,8 +321,19 @@ fn a_withdrawal_reaches_what_was_built_on_a_pruned_change() {
     // Offline, the laptop builds on what is about to go.
     laptop.run(&["log", "Built before the notice came"]).ok();
 
+    // The laptop's two changes came after the spam in its journal: they would go with it, so
+    // the admin is shown them and asked to say so.
+    let asked = server.admin(&["change", "withdraw", "--team", &team, &spam]);
+    assert_ne!(asked.code, 0, "{}", asked.stdout);
+    assert!(asked.stderr.contains("--cascade"), "{}", asked.stderr);
+    let with_it = asked
+        .stdout
+        .lines()
+        .filter(|l| l.contains("withdrawn with it"))
+        .count();
+    assert_eq!(with_it, 2, "{}", asked.stdout);
     let out = server
-        .admin(&["change", "withdraw", "--team", &team, &spam])
+        .admin(&["change", "withdraw", "--team", &team, &spam, "--cascade"])
         .ok();
     assert!(out.contains(&spam), "{out}");
     // The laptop is not stuck, and loses nothing it had not sent: its change made on withdrawn

@@ -741,3 +741,164 @@ fn links_in_a_home_are_refused_and_what_they_point_to_is_untouched() {
         );
     }
 }
+
+/// The hash of the last change to the team document the server holds, in hex.
+fn last_team_change(server: &Server, team: &str) -> String {
+    let conn = rusqlite::Connection::open(server.db()).unwrap();
+    let h: Vec<u8> = conn
+        .query_row(
+            "SELECT hash FROM changes WHERE team = ?1 AND doc = 'team' AND kind = 0
+             ORDER BY seq DESC",
+            [team],
+            |r| r.get(0),
+        )
+        .unwrap();
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The pillars' names and the members' handles `home` reads in its team.
+fn pillars_and_members(home: &Home) -> (Vec<String>, Vec<String>) {
+    let team = home.run(&["team", "--json"]).json();
+    let names = |list: &str, field: &str| -> Vec<String> {
+        team[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {list}: {team}"))
+            .iter()
+            .map(|x| x[field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    (names("pillars", "name"), names("members", "handle"))
+}
+
+#[test]
+fn withdrawing_a_harmless_team_change_says_what_goes_and_keeps_a_later_membership() {
+    let server = Server::start();
+    let (ana, bo, team) = team_with_bo(&server);
+    // Issue 25, finding 5: Ana adds a pillar; later Dee joins, on a replica that has it.
+    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
+    ana.run(&["sync"]).ok();
+    let pillar = last_team_change(&server, &team);
+    bo.run(&["sync"]).ok();
+    let dee = Home::new();
+    let invite = server.invite(&team, 1);
+    dee.run(&["join", &server.url, "--invite", &invite, "--name", "Dee"])
+        .ok();
+    dee.run(&["log", "Dee's first stone"]).ok();
+    dee.run(&["sync"]).ok();
+    // The admin asks first: the pillar, by Ana, is taken back; Dee's membership, made after it
+    // but not on it, stays. Nothing is done by asking.
+    let preview = server
+        .admin(&[
+            "change",
+            "withdraw",
+            "--team",
+            &team,
+            &pillar[..12],
+            "--dry-run",
+            "--json",
+        ])
+        .json();
+    assert_eq!(preview["done"], false, "{preview}");
+    let changes = preview["changes"].as_array().unwrap();
+    let named: Vec<_> = changes.iter().filter(|c| c["named"] == true).collect();
+    assert_eq!(named.len(), 1, "{preview}");
+    assert_eq!(named[0]["hash"], pillar.as_str());
+    assert_eq!(named[0]["author"], "@ana", "{preview}");
+    assert_eq!(named[0]["kind"], "pillar #Curiosity", "{preview}");
+    assert_eq!(named[0]["fate"], "taken_back", "{preview}");
+    let dees = changes
+        .iter()
+        .find(|c| c["kind"] == "membership of @dee")
+        .unwrap_or_else(|| panic!("Dee's membership is listed: {preview}"));
+    assert_eq!(dees["author"], "@dee");
+    assert_eq!(dees["fate"], "kept", "{preview}");
+    assert!(pillars_and_members(&bo).0.contains(&"Curiosity".to_owned()));
+    // It reaches nothing beyond the named change, so it goes without a flag, and says how many
+    // went: one.
+    let run = server.admin(&["change", "withdraw", "--team", &team, &pillar]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&pillar), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("what 1 change(s) set taken back"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("out of the history"), "{}", run.stderr);
+    // Every replica drops the pillar and keeps Dee, who goes on logging.
+    let cy = Home::new();
+    let invite = server.invite(&team, 1);
+    cy.run(&["join", &server.url, "--invite", &invite, "--name", "Cy"])
+        .ok();
+    for home in [&ana, &bo, &dee, &cy] {
+        home.run(&["sync"]).ok();
+        let (pillars, members) = pillars_and_members(home);
+        assert!(!pillars.contains(&"Curiosity".to_owned()), "{pillars:?}");
+        assert!(members.contains(&"dee".to_owned()), "{members:?}");
+        assert_eq!(home.run(&["doctor"]).code, 0);
+    }
+    dee.run(&["log", "Still here"]).ok();
+    dee.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    assert!(texts(&ana).contains(&"Still here".to_owned()));
+    assert!(texts(&cy).contains(&"Dee's first stone".to_owned()));
+}
+
+#[test]
+fn a_withdrawal_that_reaches_beyond_the_named_change_needs_consent() {
+    let server = Server::start();
+    let (ana, bo, team) = team_with_bo(&server);
+    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
+    ana.run(&["sync"]).ok();
+    let pillar = last_team_change(&server, &team);
+    // Bo says anew what it means: made on Ana's pillar.
+    bo.run(&["sync"]).ok();
+    bo.run(&[
+        "team",
+        "pillar",
+        "edit",
+        "Curiosity",
+        "--about",
+        "we ask, then listen",
+    ])
+    .ok();
+    bo.run(&["sync"]).ok();
+    let edit = last_team_change(&server, &team);
+    // Without --cascade: the list, with Bo's edit going with it, and nothing done.
+    let run = server.admin(&["change", "withdraw", "--team", &team, &pillar]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(run.stderr.contains("--cascade"), "{}", run.stderr);
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&edit))
+        .unwrap_or_else(|| panic!("Bo's edit is listed: {}", run.stdout));
+    assert!(
+        line.contains("@bo") && line.contains("pillar #Curiosity"),
+        "{line}"
+    );
+    assert!(line.contains("with it (made on it)"), "{line}");
+    ana.run(&["sync"]).ok();
+    assert!(
+        pillars_and_members(&ana)
+            .0
+            .contains(&"Curiosity".to_owned())
+    );
+    // With it: both go (nothing else came after, so out of the history), and the count says
+    // two.
+    let run = server.admin(&["change", "withdraw", "--team", &team, &pillar, "--cascade"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("withdrew 2 change(s) out of the history"),
+        "{}",
+        run.stderr
+    );
+    for home in [&ana, &bo] {
+        home.run(&["sync"]).ok();
+        assert!(
+            !pillars_and_members(home)
+                .0
+                .contains(&"Curiosity".to_owned())
+        );
+    }
+}
