@@ -325,11 +325,17 @@ type Waiters = std::collections::VecDeque<tokio::sync::oneshot::Sender<FairSlot>
 struct FairInner {
     free: usize,
     per_member: usize,
-    held: HashMap<Whose, usize>,
-    team_held: HashMap<String, usize>,
+    /// Slots held, by team: in all, and by member.
+    held: HashMap<String, Held>,
     /// Teams with someone waiting, in turn.
     teams: Vec<String>,
     waiting: HashMap<String, TeamQueue>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    total: usize,
+    members: HashMap<String, usize>,
 }
 
 /// One team's waiting members, in turn, and each one's requests in order.
@@ -362,14 +368,12 @@ impl Fair {
 
     /// A slot for work of `member` of `team`, waiting at most `wait` for one.
     pub async fn acquire(&self, team: &str, member: &str, wait: Duration) -> Option<FairSlot> {
-        let whose = (team.to_owned(), member.to_owned());
         let ready = {
             let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let held = g.held.get(&whose).copied().unwrap_or(0);
-            if g.free > 0 && held < g.per_member {
-                g.take(&whose);
+            if g.free > 0 && g.held_by(team, member) < g.per_member {
+                g.take(team, member);
                 Ok(FairSlot {
-                    whose,
+                    whose: (team.to_owned(), member.to_owned()),
                     inner: self.inner.clone(),
                     armed: true,
                 })
@@ -415,76 +419,83 @@ impl Fair {
 }
 
 impl FairInner {
-    fn take(&mut self, whose: &Whose) {
-        self.free -= 1;
-        *self.held.entry(whose.clone()).or_default() += 1;
-        *self.team_held.entry(whose.0.clone()).or_default() += 1;
+    fn held_by(&self, team: &str, member: &str) -> usize {
+        self.held
+            .get(team)
+            .and_then(|h| h.members.get(member))
+            .copied()
+            .unwrap_or(0)
     }
 
-    fn give_back(&mut self, whose: &Whose) {
+    fn take(&mut self, team: &str, member: &str) {
+        self.free -= 1;
+        let held = self.held.entry(team.to_owned()).or_default();
+        held.total += 1;
+        *held.members.entry(member.to_owned()).or_default() += 1;
+    }
+
+    fn give_back(&mut self, team: &str, member: &str) {
         self.free += 1;
-        if let Some(n) = self.held.get_mut(whose) {
+        let Some(held) = self.held.get_mut(team) else {
+            return;
+        };
+        held.total = held.total.saturating_sub(1);
+        if let Some(n) = held.members.get_mut(member) {
             *n -= 1;
             if *n == 0 {
-                self.held.remove(whose);
+                held.members.remove(member);
             }
         }
-        if let Some(n) = self.team_held.get_mut(&whose.0) {
-            *n -= 1;
-            if *n == 0 {
-                self.team_held.remove(&whose.0);
-            }
+        if held.total == 0 {
+            self.held.remove(team);
         }
     }
 
     /// Gives free slots to waiting requests: to the team holding fewest, the member of it
-    /// holding fewest, a member at their cap passed over; the one served goes last in turn.
+    /// holding fewest (ties in turn), a member at their cap passed over; the one served goes
+    /// last in turn, in its team and among teams. Requests that gave up are dropped on the way.
     fn dispatch(&mut self, inner: &Arc<Mutex<FairInner>>) {
         while self.free > 0 {
-            self.sweep();
-            // The member who may have a slot and holds fewest: (team's index, member's index).
             let mut best: Option<(usize, usize, (usize, usize))> = None;
             for (ti, team) in self.teams.iter().enumerate() {
                 let Some(queue) = self.waiting.get(team) else {
                     continue;
                 };
-                let team_held = self.team_held.get(team).copied().unwrap_or(0);
+                let held = self.held.get(team);
+                let team_held = held.map_or(0, |h| h.total);
+                if best.is_some_and(|(_, _, (t, _))| t < team_held) {
+                    continue;
+                }
                 for (mi, member) in queue.members.iter().enumerate() {
-                    let held = self
-                        .held
-                        .get(&(team.clone(), member.clone()))
+                    let n = held
+                        .and_then(|h| h.members.get(member))
                         .copied()
                         .unwrap_or(0);
-                    let live = queue
-                        .requests
-                        .get(member)
-                        .is_some_and(|r| r.iter().any(|tx| !tx.is_closed()));
-                    if held >= self.per_member || !live {
+                    if n >= self.per_member {
                         continue;
                     }
-                    let rank = (team_held, held);
-                    if best.is_none_or(|(_, _, r)| rank < r) {
-                        best = Some((ti, mi, rank));
+                    if best.is_none_or(|(_, _, r)| (team_held, n) < r) {
+                        best = Some((ti, mi, (team_held, n)));
                     }
                 }
             }
             let Some((ti, mi, _)) = best else {
                 return;
             };
-            let team = self.teams[ti].clone();
-            let Some(queue) = self.waiting.get_mut(&team) else {
-                return;
-            };
-            let member = queue.members[mi].clone();
-            let whose = (team.clone(), member.clone());
-            let requests = queue.requests.entry(member.clone()).or_default();
+            let team = self.teams.remove(ti);
+            let queue = self.waiting.get_mut(&team).expect("a team in turn waits");
+            let member = queue.members.remove(mi);
+            let requests = queue
+                .requests
+                .get_mut(&member)
+                .expect("a member in turn waits");
             let mut given = false;
             while let Some(tx) = requests.pop_front() {
                 if tx.is_closed() {
                     continue;
                 }
                 let slot = FairSlot {
-                    whose: whose.clone(),
+                    whose: (team.clone(), member.clone()),
                     inner: inner.clone(),
                     armed: true,
                 };
@@ -497,40 +508,20 @@ impl FairInner {
                     Err(mut slot) => slot.armed = false,
                 }
             }
-            let left = !requests.is_empty();
-            if given {
-                self.take(&whose);
-            }
-            // The one served goes last in turn, in its team and among teams.
-            let queue = self.waiting.get_mut(&team).expect("the team waits");
-            queue.members.remove(mi);
-            if left {
-                queue.members.push(member);
-            } else {
+            if requests.is_empty() {
                 queue.requests.remove(&member);
+            } else {
+                queue.members.push(member.clone());
             }
-            self.teams.remove(ti);
             if queue.members.is_empty() {
                 self.waiting.remove(&team);
             } else {
-                self.teams.push(team);
+                self.teams.push(team.clone());
+            }
+            if given {
+                self.take(&team, &member);
             }
         }
-    }
-
-    /// Forgets requests that gave up waiting, and members and teams left with none.
-    fn sweep(&mut self) {
-        for queue in self.waiting.values_mut() {
-            for r in queue.requests.values_mut() {
-                r.retain(|tx| !tx.is_closed());
-            }
-            queue.requests.retain(|_, r| !r.is_empty());
-            let requests = &queue.requests;
-            queue.members.retain(|m| requests.contains_key(m));
-        }
-        self.waiting.retain(|_, q| !q.members.is_empty());
-        let waiting = &self.waiting;
-        self.teams.retain(|t| waiting.contains_key(t));
     }
 }
 
@@ -541,7 +532,7 @@ impl Drop for FairSlot {
         }
         let inner = self.inner.clone();
         let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.give_back(&self.whose);
+        g.give_back(&self.whose.0, &self.whose.1);
         g.dispatch(&inner);
     }
 }
