@@ -142,18 +142,17 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    // (Read straight from the slice: these run for every value of every column inspected.)
     pub(crate) fn uleb(&mut self, what: &'static str) -> Result<u64, Refusal> {
         let mut value = 0u64;
-        for i in 0..10 {
-            let [b] = self.take(1, what)? else {
-                unreachable!("take(1) gives one byte")
-            };
+        for (i, &b) in self.bytes.iter().take(10).enumerate() {
             let low = u64::from(b & 0x7f);
             if i == 9 && low > 1 {
                 return Err(Refusal::Malformed(what));
             }
             value |= low << (7 * i);
             if b & 0x80 == 0 {
+                self.bytes = &self.bytes[i + 1..];
                 return Ok(value);
             }
         }
@@ -163,10 +162,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn sleb(&mut self, what: &'static str) -> Result<i64, Refusal> {
         let mut value = 0i64;
         let mut shift = 0u32;
-        loop {
-            let [b] = self.take(1, what)? else {
-                unreachable!("take(1) gives one byte")
-            };
+        for (i, &b) in self.bytes.iter().enumerate() {
             if shift >= 64 {
                 return Err(Refusal::Malformed(what));
             }
@@ -176,9 +172,29 @@ impl<'a> Reader<'a> {
                 if shift < 64 && b & 0x40 != 0 {
                     value |= -1i64 << shift;
                 }
+                self.bytes = &self.bytes[i + 1..];
                 return Ok(value);
             }
         }
+        Err(Refusal::Malformed(what))
+    }
+
+    /// Skips `n` LEB128 numbers, reading no more of each than where it ends.
+    pub(crate) fn skip_lebs(&mut self, n: u64, what: &'static str) -> Result<(), Refusal> {
+        let mut left = n;
+        if left == 0 {
+            return Ok(());
+        }
+        for (i, &b) in self.bytes.iter().enumerate() {
+            if b & 0x80 == 0 {
+                left -= 1;
+                if left == 0 {
+                    self.bytes = &self.bytes[i + 1..];
+                    return Ok(());
+                }
+            }
+        }
+        Err(Refusal::Malformed(what))
     }
 
     pub(crate) fn len(&mut self, what: &'static str) -> Result<usize, Refusal> {

@@ -59,6 +59,7 @@ const VALUE_RAW: u64 = 87;
 /// Column types (the low three bits of a specification).
 const GROUP: u64 = 0;
 const ACTOR: u64 = 1;
+const INTEGER: u64 = 2;
 const DELTA: u64 = 3;
 const BOOLEAN: u64 = 4;
 const STRING: u64 = 5;
@@ -397,15 +398,49 @@ fn inflate<'a>(col: &Column<'a>, room: usize) -> Result<Cow<'a, [u8]>, Refusal> 
         }
         return Ok(Cow::Borrowed(col.bytes));
     }
-    let mut out = Vec::new();
-    flate2::bufread::DeflateDecoder::new(col.bytes)
-        .take(room as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| Refusal::Malformed("a deflated column that does not inflate"))?;
-    if out.len() > room {
-        return Err(Refusal::Inflates { max: room });
+    INFLATER.with(|d| inflate_with(&mut d.borrow_mut(), col.bytes, room).map(Cow::Owned))
+}
+
+thread_local! {
+    /// One inflater a thread, reset for each column: a document's columns are many and small,
+    /// and making an inflater costs more than most of them take to inflate.
+    static INFLATER: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
+/// Inflates `input` (raw DEFLATE) with `d` into at most `room` bytes.
+fn inflate_with(d: &mut flate2::Decompress, input: &[u8], room: usize) -> Result<Vec<u8>, Refusal> {
+    let bad = Refusal::Malformed("a deflated column that does not inflate");
+    d.reset(false);
+    // Room for what a column usually inflates to, then twice as much each time it fills.
+    let mut out = Vec::with_capacity(input.len().saturating_mul(8).clamp(64, room + 1));
+    loop {
+        let (was_in, was_out) = (d.total_in(), d.total_out());
+        let read = usize::try_from(was_in).map_err(|_| bad.clone())?;
+        let status = d
+            .decompress_vec(
+                &input[read.min(input.len())..],
+                &mut out,
+                flate2::FlushDecompress::Finish,
+            )
+            .map_err(|_| bad.clone())?;
+        if out.len() > room {
+            return Err(Refusal::Inflates { max: room });
+        }
+        if status == flate2::Status::StreamEnd {
+            return Ok(out);
+        }
+        if out.len() == out.capacity() {
+            let more = out.len().max(64).min(room + 1 - out.len());
+            if more == 0 {
+                return Err(Refusal::Inflates { max: room });
+            }
+            out.reserve_exact(more);
+        } else if d.total_in() == was_in && d.total_out() == was_out {
+            // Room to write and nothing read or written: the stream is cut short.
+            return Err(bad);
+        }
     }
-    Ok(Cow::Owned(out))
 }
 
 /// What a column holds, read from its runs alone.
@@ -469,6 +504,8 @@ fn counts(column: &[u8], spec: u64, actors: u64) -> Result<Counts, Refusal> {
         }
         Ok(())
     };
+    // Literal values only counted (deltas, and integers nothing checks) are skipped, not read.
+    let skip = kind == DELTA || (kind == INTEGER && spec != ACTION);
     while !r.is_empty() {
         let header = r.sleb(what)?;
         if header > 0 {
@@ -476,10 +513,15 @@ fn counts(column: &[u8], spec: u64, actors: u64) -> Result<Counts, Refusal> {
             value(&mut r, n, &mut c)?;
             c.rows = c.rows.saturating_add(n);
         } else if header < 0 {
-            for _ in 0..header.unsigned_abs() {
-                value(&mut r, 1, &mut c)?;
-                c.rows += 1;
+            let n = header.unsigned_abs();
+            if skip {
+                r.skip_lebs(n, what)?;
+            } else {
+                for _ in 0..n {
+                    value(&mut r, 1, &mut c)?;
+                }
             }
+            c.rows = c.rows.saturating_add(n);
         } else {
             c.rows = c.rows.saturating_add(r.uleb(what)?);
         }
@@ -863,6 +905,28 @@ mod tests {
         // Raw bytes past the bound, not deflated, are refused too.
         let big = with_column(&doc, true, VALUE_RAW, vec![0u8; (16 << 20) + 1]);
         assert!(matches!(refused_quickly(&big), Refusal::Inflates { .. }));
+    }
+
+    #[test]
+    fn a_column_inflates_to_its_room_exactly_and_a_cut_one_is_refused() {
+        let mut d = flate2::Decompress::new(false);
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let deflated = deflate(&data);
+        assert_eq!(inflate_with(&mut d, &deflated, data.len()).unwrap(), data);
+        assert_eq!(
+            inflate_with(&mut d, &deflated, data.len() - 1),
+            Err(Refusal::Inflates {
+                max: data.len() - 1
+            })
+        );
+        for cut in [0, 1, deflated.len() / 2, deflated.len() - 1] {
+            assert!(
+                inflate_with(&mut d, &deflated[..cut], 1 << 20).is_err(),
+                "{cut}"
+            );
+        }
+        // The same inflater goes on after a refusal.
+        assert_eq!(inflate_with(&mut d, &deflated, 1 << 20).unwrap(), data);
     }
 
     #[test]
