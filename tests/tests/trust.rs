@@ -756,6 +756,17 @@ fn last_team_change(server: &Server, team: &str) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// [`team_with_bo`], where Ana then adds the pillar Curiosity and Bo syncs it; returns the
+/// hash of the team document's change that added it too.
+fn team_with_a_pillar(server: &Server) -> (Home, Home, String, String) {
+    let (ana, bo, team) = team_with_bo(server);
+    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
+    ana.run(&["sync"]).ok();
+    let pillar = last_team_change(server, &team);
+    bo.run(&["sync"]).ok();
+    (ana, bo, team, pillar)
+}
+
 /// The pillars' names and the members' handles `home` reads in its team.
 fn pillars_and_members(home: &Home) -> (Vec<String>, Vec<String>) {
     let team = home.run(&["team", "--json"]).json();
@@ -773,12 +784,8 @@ fn pillars_and_members(home: &Home) -> (Vec<String>, Vec<String>) {
 #[test]
 fn withdrawing_a_harmless_team_change_says_what_goes_and_keeps_a_later_membership() {
     let server = Server::start();
-    let (ana, bo, team) = team_with_bo(&server);
     // Issue 25, finding 5: Ana adds a pillar; later Dee joins, on a replica that has it.
-    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
-    ana.run(&["sync"]).ok();
-    let pillar = last_team_change(&server, &team);
-    bo.run(&["sync"]).ok();
+    let (ana, bo, team, pillar) = team_with_a_pillar(&server);
     let dee = Home::new();
     let invite = server.invite(&team, 1);
     dee.run(&["join", &server.url, "--invite", &invite, "--name", "Dee"])
@@ -846,12 +853,8 @@ fn withdrawing_a_harmless_team_change_says_what_goes_and_keeps_a_later_membershi
 #[test]
 fn a_withdrawal_that_reaches_beyond_the_named_change_needs_consent() {
     let server = Server::start();
-    let (ana, bo, team) = team_with_bo(&server);
-    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
-    ana.run(&["sync"]).ok();
-    let pillar = last_team_change(&server, &team);
+    let (ana, bo, team, pillar) = team_with_a_pillar(&server);
     // Bo says anew what it means: made on Ana's pillar.
-    bo.run(&["sync"]).ok();
     bo.run(&[
         "team",
         "pillar",

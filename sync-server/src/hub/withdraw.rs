@@ -449,63 +449,55 @@ impl DocPlan {
     /// rebuilt without them) and the change that takes back what was set.
     fn write(self) -> Result<(Option<Removal>, Option<Change>)> {
         let broken = |p: &str| Error::Internal(format!("cannot withdraw from a document: {p}"));
-        match self.mode {
-            Mode::Remove => {
-                let going: HashSet<&[u8]> = self
-                    .rows
-                    .iter()
-                    .filter(|r| r.fate.is_some_and(Fate::goes))
-                    .map(|r| r.hash.as_slice())
-                    .collect();
-                let keep: Vec<Change> = self
-                    .changes
-                    .into_iter()
-                    .filter(|c| !going.contains(&c.hash().0[..]))
-                    .collect();
-                let mut doc = Automerge::new();
-                change::quietly(|| doc.apply_changes(keep))
-                    .map_err(broken)?
-                    .map_err(|e| broken(&e.to_string()))?;
-                let rebuilt = change::quietly(|| doc.save()).map_err(broken)?;
-                let mut seqs = Vec::new();
-                for (seq, data) in &self.log {
-                    if Change::from_bytes(data.clone())
-                        .is_ok_and(|c| going.contains(&c.hash().0[..]))
-                    {
-                        seqs.push(*seq);
-                    }
-                }
-                let hashes = self
-                    .rows
-                    .iter()
-                    .filter(|r| r.fate.is_some_and(Fate::goes))
-                    .map(|r| r.hash.clone())
-                    .collect();
-                Ok((
-                    Some(Removal {
-                        seqs,
-                        hashes,
-                        rebuilt,
-                    }),
-                    None,
-                ))
-            }
-            Mode::TakeBack => {
-                let taken: HashSet<&[u8]> = self
-                    .rows
-                    .iter()
-                    .filter(|r| r.fate.is_some_and(Fate::goes))
-                    .map(|r| r.hash.as_slice())
-                    .collect();
-                let changes: Vec<&Change> = self
-                    .changes
-                    .iter()
-                    .filter(|c| taken.contains(&c.hash().0[..]))
-                    .collect();
-                let change = take_back(&self.document, &changes).map_err(|e| broken(&e))?;
-                Ok((None, change))
-            }
+        let going: HashSet<&[u8]> = self
+            .rows
+            .iter()
+            .filter(|r| r.fate.is_some_and(Fate::goes))
+            .map(|r| r.hash.as_slice())
+            .collect();
+        if self.mode == Mode::TakeBack {
+            let changes: Vec<&Change> = self
+                .changes
+                .iter()
+                .filter(|c| going.contains(&c.hash().0[..]))
+                .collect();
+            let change = take_back(&self.document, &changes).map_err(|e| broken(&e))?;
+            return Ok((None, change));
         }
+        let keep: Vec<Change> = self
+            .changes
+            .iter()
+            .filter(|c| !going.contains(&c.hash().0[..]))
+            .cloned()
+            .collect();
+        let mut doc = Automerge::new();
+        change::quietly(|| doc.apply_changes(keep))
+            .map_err(broken)?
+            .map_err(|e| broken(&e.to_string()))?;
+        let rebuilt = change::quietly(|| doc.save()).map_err(broken)?;
+        let seqs = self
+            .log
+            .iter()
+            .filter(|(_, data)| {
+                Change::from_bytes(data.clone()).is_ok_and(|c| going.contains(&c.hash().0[..]))
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        // In the document's order, for the notice.
+        let hashes = self
+            .rows
+            .iter()
+            .filter(|r| r.fate.is_some_and(Fate::goes))
+            .map(|r| r.hash.clone())
+            .collect();
+        Ok((
+            Some(Removal {
+                seqs,
+                hashes,
+                rebuilt,
+            }),
+            None,
+        ))
     }
 }
 
