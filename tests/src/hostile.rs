@@ -278,6 +278,12 @@ impl Watched {
     /// Asserts the command left within `secs` seconds and `mib` MiB of resident memory.
     #[track_caller]
     pub fn within(&self, secs: u64, mib: u64) {
+        // (Shown with --nocapture: how far inside the bounds it stayed.)
+        eprintln!(
+            "{:?}, {} MiB at its peak",
+            self.elapsed,
+            self.peak_kib >> 10
+        );
         assert!(
             !self.killed && self.elapsed < Duration::from_secs(secs) && self.peak_kib < mib << 10,
             "{}: {:?}, {} MiB at its peak (the most: {secs} s, {mib} MiB); stderr: {}",

@@ -197,7 +197,8 @@ fn a_page_of_a_million_junk_changes_is_refused_before_it_is_kept() {
     }
     page.extend(b"]}");
     let size = std::fs::metadata(ana.replica()).unwrap().len();
-    fake.answer(move |_, _| Some(Reply::Raw(page.clone())));
+    let mut page = Some(page);
+    fake.answer(move |_, _| page.take().map(Reply::Raw));
     let run = sync(&ana);
     run.within(2, 256);
     let line = run.run.fails();
