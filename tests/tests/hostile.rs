@@ -183,6 +183,35 @@ fn empty_pages_without_end_are_left() {
 }
 
 #[test]
+fn pages_without_end_stop_at_what_one_sync_takes() {
+    let fake = Hostile::start();
+    let ana = ana_on(&fake);
+    // Page after page, one more entry each: a change Ana holds already, sent again.
+    let (doc, held) = fake.pushed().pop().unwrap();
+    fake.answer(move |req, _| {
+        Some(Reply::Page(SyncResponse {
+            cursor: req.cursor + 1,
+            head: u64::MAX / 2,
+            more: true,
+            pulled: vec![Pulled {
+                seq: req.cursor + 1,
+                doc: doc.clone(),
+                change: Bytes(held.clone()),
+                withdrawn: Vec::new(),
+            }],
+            ..SyncResponse::default()
+        }))
+    });
+    // Before, the quiet sync after a write went on for ever, holding the home's sync lock.
+    let before = fake.syncs();
+    let run = watch(ana.command(&["sync", "--background"]), LIMIT);
+    run.within(2, 256);
+    assert_ne!(run.run.code, 0);
+    assert_eq!(fake.syncs() - before, 64, "the quiet sync's cap");
+    intact_and_told(&ana, "cursor");
+}
+
+#[test]
 fn a_page_of_a_million_junk_changes_is_refused_before_it_is_kept() {
     let fake = Hostile::start();
     let ana = ana_on(&fake);

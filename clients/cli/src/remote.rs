@@ -422,8 +422,8 @@ impl Caps {
     /// For a sync asked for.
     pub const ASKED: Caps = Caps {
         pages: 2_000,
-        changes: 2_000_000,
-        bytes: 2 << 30,
+        changes: 1_000_000,
+        bytes: 512 << 20,
         unusable: cairn_store::MAX_UNUSABLE,
         idle_pages: 8,
     };
