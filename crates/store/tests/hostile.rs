@@ -444,3 +444,48 @@ fn a_replica_that_took_a_bomb_before_is_repaired() {
     // A second repair finds nothing.
     assert!(b.repair(T0).unwrap().docs.is_empty());
 }
+
+#[test]
+fn a_team_an_older_cairn_let_a_notice_empty_is_brought_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = founder(dir.path());
+    log(&mut a, "ana", 1, "one");
+    let page = send(&mut a);
+    let mut b = joined(dir.path(), "bo");
+    b.apply_exchange(None, &page, 3, T0).unwrap();
+    let want = b.team().unwrap();
+    // As an older cairn left it after a notice naming the team document's first change: the
+    // team document empty, the hash refused for ever.
+    let founding = page.iter().find(|c| c.doc == TEAM_DOC).unwrap();
+    {
+        let conn = rusqlite::Connection::open(b.path()).unwrap();
+        conn.execute(
+            "INSERT INTO withdrawn (hash, doc, at_ms) VALUES (?1, 'team', 0)",
+            [hash(&founding.change)],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE docs SET snapshot = ?1, chunks = 0 WHERE id = 'team'",
+            [automerge::Automerge::new().save()],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM chunks WHERE doc = 'team'", [])
+            .unwrap();
+    }
+    b.rebuild_index().unwrap();
+    assert!(b.team().unwrap().name.is_empty());
+    // Said, where before doctor found all well; and mended.
+    let problems = b.verify_index().unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("names no team")),
+        "{problems:?}"
+    );
+    let r = b.repair(T0).unwrap();
+    assert_eq!(r.forgotten, 1, "{r:?}");
+    assert!(r.refetch);
+    assert_eq!(b.cursor().unwrap(), 0);
+    // The honest server's log, from the start, brings the team back.
+    b.apply_exchange(None, &page, 3, T0).unwrap();
+    assert_eq!(b.team().unwrap(), want);
+    assert!(b.verify_index().unwrap().is_empty());
+}
