@@ -752,10 +752,12 @@ fn exchange<'scope>(
             // The next page is asked for now, while this one is applied: the server's work and
             // the way there overlap with this replica's.
             // (Not while publishing: the request that ends a publication says so itself.)
+            // (Nor when a notice wrote this device's changes again: they go up first.)
             if let Some(c) = &state
                 && acked == batch.len()
                 && !full_batch
                 && !import_done
+                && !rewritten
             {
                 let next = SyncRequest {
                     cursor: resp.cursor,
