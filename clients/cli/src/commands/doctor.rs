@@ -222,17 +222,18 @@ fn stream_json(
     };
     let mut out = ctx.out.raw();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    buf.push(b'{');
+    buf.extend_from_slice(b"{\n");
     for (key, value) in &fields {
+        buf.extend_from_slice(b"  ");
         serde_json::to_writer(&mut buf, key).map_err(std::io::Error::from)?;
         buf.extend_from_slice(b": ");
         serde_json::to_writer(&mut buf, value).map_err(std::io::Error::from)?;
         buf.extend_from_slice(b",\n");
     }
-    buf.extend_from_slice(b"\"set_aside\": [");
+    buf.extend_from_slice(b"  \"set_aside\": [");
     let mut first = true;
     replica.each_set_aside(|a| -> Result<()> {
-        buf.extend_from_slice(if first { b"\n" } else { b",\n" });
+        buf.extend_from_slice(if first { b"\n    " } else { b",\n    " });
         first = false;
         let row = json!({
             "hash": a.hash, "doc": a.doc, "reason": a.reason, "at_ms": a.at_ms,
@@ -244,7 +245,7 @@ fn stream_json(
         }
         Ok(())
     })?;
-    buf.extend_from_slice(b"]}\n");
+    buf.extend_from_slice(if first { b"]\n}\n" } else { b"\n  ]\n}\n" });
     out.write_all(&buf)?;
     out.flush()?;
     Ok(())
