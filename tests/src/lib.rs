@@ -313,3 +313,34 @@ pub fn feed_all(home: &Home, extra: &[&str]) -> Vec<serde_json::Value> {
         }
     }
 }
+
+/// Words as a shell splits them (double quotes only, which is all the README and the server's
+/// printed commands use).
+pub fn shell_words(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in code.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    out.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        out.push(word);
+    }
+    out
+}

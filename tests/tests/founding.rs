@@ -6,7 +6,7 @@
 //! refusal here is followed to the command it names, which is then run.
 
 use cairn_e2e::pg::Postgres;
-use cairn_e2e::{Home, Server};
+use cairn_e2e::{Home, Server, shell_words};
 
 /// The commands a message names in backticks, `cairn ...` or `cairn-server ...` ones.
 fn commands(text: &str) -> Vec<String> {
@@ -16,35 +16,6 @@ fn commands(text: &str) -> Vec<String> {
         .filter(|c| c.starts_with("cairn"))
         .map(str::to_owned)
         .collect()
-}
-
-/// Words as a shell splits them (double quotes only).
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let (mut quoted, mut started) = (false, false);
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                started = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if started {
-                    out.push(std::mem::take(&mut word));
-                    started = false;
-                }
-            }
-            c => {
-                word.push(c);
-                started = true;
-            }
-        }
-    }
-    if started {
-        out.push(word);
-    }
-    out
 }
 
 /// The code after `--invite ` on the line that starts with `line_start`.
@@ -85,7 +56,7 @@ fn run_named(home: &Home, server: &Server, command: &str, fill: &[(&str, &str)])
     for (k, v) in fill {
         line = line.replace(k, v);
     }
-    let w = words(&line);
+    let w = shell_words(&line);
     let args: Vec<&str> = w[1..].iter().map(String::as_str).collect();
     match w[0].as_str() {
         "cairn" => home.run(&args).ok(),

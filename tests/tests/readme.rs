@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use cairn_e2e::{Home, Run, bin};
+use cairn_e2e::{Home, Run, bin, shell_words};
 
 /// The first `sh` block after `heading` in the README.
 fn block(heading: &str) -> Vec<String> {
@@ -39,36 +39,6 @@ fn code(line: &str) -> &str {
         prev = c;
     }
     line.trim()
-}
-
-/// Words as a shell splits them (double quotes only, which is all the README uses).
-fn words(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut started = false;
-    for c in code.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                started = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if started {
-                    out.push(std::mem::take(&mut word));
-                    started = false;
-                }
-            }
-            c => {
-                word.push(c);
-                started = true;
-            }
-        }
-    }
-    if started {
-        out.push(word);
-    }
-    out
 }
 
 struct Background(Child);
@@ -154,7 +124,7 @@ fn the_sync_section_works_word_for_word() {
             known.insert("HASH", hash);
         }
         let background = code.ends_with('&');
-        let argv: Vec<String> = words(code.trim_end_matches('&'))
+        let argv: Vec<String> = shell_words(code.trim_end_matches('&'))
             .iter()
             .map(|w| fill(w, &known))
             .collect();
@@ -307,7 +277,7 @@ fn the_tour_works_word_for_word_on_any_day() {
                 Some((c, file)) => (c, Some(file.trim())),
                 None => (code, None),
             };
-            let mut w = words(command);
+            let mut w = shell_words(command);
             assert_eq!(w[0], "cairn", "{code}");
             if let Some(id) = &first {
                 for word in &mut w {

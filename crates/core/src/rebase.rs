@@ -32,9 +32,17 @@ use crate::Result;
 /// Makes `target` show what `ours` shows, in one change of `target`'s actor holding only what
 /// differs. Returns whether anything had to change.
 pub fn reconcile(target: &mut Automerge, ours: &Automerge) -> Result<bool> {
+    in_one_change(target, |tx| sync_map(tx, &ROOT, ours, &ROOT))
+}
+
+/// Runs `write` in one transaction of `target`: committed as one change when it wrote anything,
+/// rolled back when it wrote nothing or failed. Returns whether a change was made.
+fn in_one_change(
+    target: &mut Automerge,
+    write: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
+) -> Result<bool> {
     let mut tx = target.transaction();
-    let synced = sync_map(&mut tx, &ROOT, ours, &ROOT);
-    if let Err(e) = synced {
+    if let Err(e) = write(&mut tx) {
         tx.rollback();
         return Err(e);
     }
@@ -53,18 +61,9 @@ pub fn reconcile(target: &mut Automerge, ours: &Automerge) -> Result<bool> {
 /// it, and skipped where it does not (what was withdrawn stays gone); a key `after` deleted is
 /// deleted. Returns whether anything had to change.
 pub fn redo(target: &mut Automerge, before: &Automerge, after: &Automerge) -> Result<bool> {
-    let mut tx = target.transaction();
-    let done = redo_map(&mut tx, &ROOT, before, Some(&ROOT), after, &ROOT);
-    if let Err(e) = done {
-        tx.rollback();
-        return Err(e);
-    }
-    if tx.pending_ops() == 0 {
-        tx.rollback();
-        return Ok(false);
-    }
-    tx.commit();
-    Ok(true)
+    in_one_change(target, |tx| {
+        redo_map(tx, &ROOT, before, Some(&ROOT), after, &ROOT)
+    })
 }
 
 /// [`redo`] for the map `a` of `after`, which is the map `b` of `before` (when it had it) and

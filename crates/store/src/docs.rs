@@ -52,10 +52,7 @@ pub(crate) type Pieces = Vec<(Vec<u8>, Cost)>;
 /// what it would cost to load; `None` when the document is not stored. A piece that loading
 /// could make cost more than the bounds allow, alone or with the ones before it, is an error
 /// naming it: nothing has loaded it.
-pub(crate) fn stored_pieces(
-    conn: &Connection,
-    doc_id: &str,
-) -> Result<Option<Pieces>> {
+pub(crate) fn stored_pieces(conn: &Connection, doc_id: &str) -> Result<Option<Pieces>> {
     let snapshot: Option<Vec<u8>> = conn
         .prepare_cached("SELECT snapshot FROM docs WHERE id = ?1")?
         .query_row([doc_id], |r| r.get(0))
