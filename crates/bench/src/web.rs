@@ -76,13 +76,29 @@ pub fn measure(
     let (base, key) = link
         .split_once("/?key=")
         .ok_or_else(|| Failure::run(format!("cairn web printed no link: {link:?}")))?;
-    let port = base.rsplit(':').next().unwrap_or_default();
-    let cookie = format!("cairn-{port}={key}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
+    // The link's key is spent by its first use, for a session cookie: the pages take that.
+    let spent = agent
+        .get(format!("{base}/?key={key}"))
+        .call()
+        .map_err(|e| Failure::run(format!("GET the link: {e}")))?;
+    let cookie = spent
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Failure::run(format!(
+                "the link answered {} and no session cookie",
+                spent.status()
+            ))
+        })?;
     let mut pages = Vec::new();
     let mut wrote = 0;
     for (path, label) in PAGES {
