@@ -1,0 +1,335 @@
+//! `cairn-relay`: posts what a cairn team shares to its chat.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cairn_relay::config::{self, Config, Overrides};
+use cairn_relay::deliver;
+use cairn_relay::queue::{Outcome, Queue};
+use cairn_relay::relay::{self, Relay};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+/// How long a pass waits for a message that comes due soon (a short `Retry-After`, the first
+/// retry, the one-second spacing) before it leaves it to the next pass.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// Posts a cairn team's recognitions to its chat: Slack, Mattermost, Discord, Microsoft Teams,
+/// Matrix or a signed webhook.
+///
+/// The relay reads the team's replica, keeps a queue of its own in its home (relay.sqlite3),
+/// and posts each new recognition once per destination, in order. On its first start it posts
+/// nothing from history. Secrets stay in the environment or in files the config points to.
+///
+/// Start with `cairn-relay example > relay.toml`, edit it, then `cairn-relay --config
+/// relay.toml check` (each problem named by its field, then a test message to each
+/// destination), then `cairn-relay --config relay.toml run`.
+#[derive(Parser, Debug)]
+#[command(name = "cairn-relay", version, max_term_width = 100)]
+struct Cli {
+    /// The config file (TOML). Default: the platform's config directory,
+    /// cairn-relay/config.toml.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "CAIRN_RELAY_CONFIG",
+        value_name = "PATH"
+    )]
+    config: Option<PathBuf>,
+    /// Where the relay keeps its queue; overrides the config's `home`.
+    #[arg(long, global = true, env = "CAIRN_RELAY_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// The team's replica the relay reads; overrides the config's `replica`.
+    #[arg(long, global = true, env = "CAIRN_RELAY_REPLICA", value_name = "PATH")]
+    replica: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Checks the config (each problem with its field) and sends a test message to each
+    /// destination.
+    Check {
+        /// Only check the config; send nothing.
+        #[arg(long)]
+        no_send: bool,
+    },
+    /// Shows each destination's latest deliveries, its failures, and whether it is disabled
+    /// and why.
+    Status {
+        /// As JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// How many of each destination's latest deliveries to show.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        last: usize,
+    },
+    /// Takes in what is new in the replica and delivers what is due, again and again.
+    ///
+    /// Each pass waits up to 30 s for messages that come due soon (a short Retry-After, the
+    /// first retry); between passes it waits for the config's poll_interval_secs (60 s by
+    /// default) or until the next retry is due. Stopping it at any moment is safe: see the
+    /// README for what a message in flight becomes.
+    Run {
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Enables a destination the relay disabled (after a 410, a deleted Discord webhook or
+    /// days of failures); its waiting messages go on from where they stopped.
+    Enable {
+        /// The destination's name.
+        name: String,
+    },
+    /// Prints an example config with every platform.
+    Example,
+}
+
+fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(
+        |_| ms.to_string(),
+        |t| {
+            t.round(jiff::Unit::Second)
+                .map_or_else(|_| t.to_string(), |t| t.to_string())
+        },
+    )
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    let overrides = Overrides {
+        home: cli.home.clone(),
+        replica: cli.replica.clone(),
+    };
+    Config::load(&path, &overrides).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cairn-relay: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, String> {
+    match &cli.command {
+        Command::Example => {
+            print!("{}", config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { no_send } => check(&load(cli)?, *no_send),
+        Command::Status { json, last } => status(&load(cli)?, *json, *last),
+        Command::Enable { name } => {
+            let cfg = load(cli)?;
+            let mut q = Queue::open(&relay::queue_path(&cfg.home)).map_err(|e| e.to_string())?;
+            if q.enable(name).map_err(|e| e.to_string())? {
+                println!("{name}: enabled again");
+            } else {
+                println!("{name}: was not disabled");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { once } => run_relay(load(cli)?, *once),
+    }
+}
+
+fn print_problems(cfg: &Config) -> bool {
+    let problems = cfg.problems();
+    for (field, what) in &problems.warnings {
+        eprintln!("warning: {field}: {what}");
+    }
+    for (field, what) in &problems.errors {
+        eprintln!("error: {field}: {what}");
+    }
+    problems.errors.is_empty()
+}
+
+fn check(cfg: &Config, no_send: bool) -> Result<ExitCode, String> {
+    if !print_problems(cfg) {
+        return Ok(ExitCode::from(1));
+    }
+    println!(
+        "config: {} destination(s), no problem",
+        cfg.destinations.len()
+    );
+    if no_send {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let team = cairn_store::Replica::open(&cfg.replica)
+        .ok()
+        .filter(|_| cfg.replica.exists())
+        .and_then(|r| r.team().ok())
+        .map_or_else(|| "the team".to_owned(), |t| t.name);
+    let mut ok = true;
+    for d in &cfg.destinations {
+        match deliver::send_test(cfg, d, &team) {
+            Outcome::Done { status } => println!("{}: test message posted ({status})", d.name),
+            Outcome::Retry { error, .. }
+            | Outcome::Failed { error, .. }
+            | Outcome::Disable { error, .. } => {
+                ok = false;
+                println!("{}: test message failed: {error}", d.name);
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn status(cfg: &Config, as_json: bool, last: usize) -> Result<ExitCode, String> {
+    let path = relay::queue_path(&cfg.home);
+    if !path.exists() {
+        return Err(format!(
+            "no queue at {} yet: `cairn-relay run` creates it",
+            path.display()
+        ));
+    }
+    let q = Queue::open(&path).map_err(|e| e.to_string())?;
+    let err = |e: cairn_relay::Error| e.to_string();
+    let mut all = Vec::new();
+    for d in &cfg.destinations {
+        let state = q.destination(&d.name).map_err(err)?;
+        let counts = q.counts(&d.name).map_err(err)?;
+        let latest = q.latest(&d.name, last).map_err(err)?;
+        all.push((d, state, counts, latest));
+    }
+    let held = q.held().map_err(err)?.len();
+    if as_json {
+        let v = json!({
+            "destinations": all.iter().map(|(d, state, counts, latest)| json!({
+                "name": d.name,
+                "kind": d.kind.as_str(),
+                "disabled": state.disabled_ms.is_some(),
+                "disabled_why": state.disabled_why,
+                "disabled_at": state.disabled_ms.map(when),
+                "failing_since": state.failing_since_ms.map(when),
+                "last_sent": state.last_sent_ms.map(when),
+                "counts": counts
+                    .iter()
+                    .map(|(s, n)| (s.clone(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "latest": latest.iter().map(|l| json!({
+                    "event": l.event,
+                    "state": l.state,
+                    "attempts": l.attempts,
+                    "at": when(l.updated_ms),
+                    "next_attempt": (l.state == "pending").then(|| when(l.next_ms)),
+                    "status": l.last_status,
+                    "error": l.last_error,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "held_for_digest": held,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (d, state, counts, latest) in &all {
+        let health = match (&state.disabled_why, state.failing_since_ms) {
+            (Some(why), _) => format!("DISABLED: {why}"),
+            (None, Some(since)) => format!("failing since {}", when(since)),
+            (None, None) => "ok".to_owned(),
+        };
+        println!("{} ({}): {health}", d.name, d.kind.as_str());
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        if counts.is_empty() {
+            println!("  nothing queued yet");
+        } else {
+            println!("  {}", counts.join(", "));
+        }
+        for l in latest {
+            let mut line = format!("  {}  {:<8} {}", when(l.updated_ms), l.state, l.event);
+            if let Some(s) = l.last_status {
+                line.push_str(&format!("  {s}"));
+            }
+            if l.state == "pending" && l.attempts > 0 {
+                line.push_str(&format!("  next attempt {}", when(l.next_ms)));
+            }
+            if let Some(e) = &l.last_error {
+                line.push_str(&format!("  ({e})"));
+            }
+            println!("{line}");
+        }
+    }
+    println!("held for the digest (arrived too late to post alone): {held}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_relay(cfg: Config, once: bool) -> Result<ExitCode, String> {
+    if !print_problems(&cfg) {
+        return Ok(ExitCode::from(1));
+    }
+    let poll = cfg.poll_interval;
+    let mut relay = Relay::start(cfg).map_err(|e| e.to_string())?;
+    let (resent, doubt) = relay.recovered();
+    if resent + doubt > 0 {
+        eprintln!(
+            "cairn-relay: a previous run stopped mid-request: {resent} message(s) sent again \
+             with their idempotency key, {doubt} left in doubt (see `status`)"
+        );
+    }
+    loop {
+        let next = match relay.pass(LINGER) {
+            Ok(report) => {
+                if let Some(n) = report.history {
+                    println!(
+                        "first start: {n} event(s) of history recorded, none posted; new ones \
+                         will be"
+                    );
+                }
+                let t = report.taken;
+                if t.new > 0 {
+                    println!(
+                        "{} new event(s): {} message(s) queued, {} held for the digest (late)",
+                        t.new, t.queued, t.held
+                    );
+                }
+                for r in &report.deliveries {
+                    if r.posted + r.failed > 0 {
+                        println!(
+                            "{}: {} posted, {} failed",
+                            r.destination, r.posted, r.failed
+                        );
+                    }
+                    if let Some(why) = &r.disabled {
+                        println!("{}: disabled: {why}", r.destination);
+                    }
+                    if let Some(e) = &r.error {
+                        eprintln!("{}: {e}", r.destination);
+                    }
+                }
+                report
+                    .deliveries
+                    .iter()
+                    .filter(|r| r.disabled.is_none())
+                    .filter_map(|r| r.next_ms)
+                    .min()
+            }
+            Err(e) if once => return Err(e.to_string()),
+            Err(e) => {
+                eprintln!("cairn-relay: {e}");
+                None
+            }
+        };
+        if once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        let wait = next.map_or(poll, |at| {
+            Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(poll)
+        });
+        std::thread::sleep(wait);
+    }
+}

@@ -1,0 +1,200 @@
+//! One pass of the relay: bring the replica up to date, take in what is new, deliver what is due.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_store::Replica;
+use serde::Serialize;
+
+use crate::config::{Config, Part};
+use crate::deliver::{self, Report};
+use crate::post::{Post, PostKind};
+use crate::queue::{Arrival, Queue, Taken};
+use crate::{Error, Result};
+
+/// Brings the relay's replica up to date with the team's server: the one step the run loop
+/// takes before it reads the replica.
+///
+/// The sync client (joining as a read-only device, then pulling) comes from the client library
+/// (`crates/client`); until it is wired here, the replica is read as it is, kept up to date by
+/// whoever else syncs it.
+pub fn bring_replica_up_to_date(cfg: &Config) -> Result<()> {
+    let _ = cfg;
+    Ok(())
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PassReport {
+    /// At the first start: how many events were history (seen, never posted).
+    pub history: Option<usize>,
+    pub taken: Taken,
+    pub deliveries: Vec<Report>,
+}
+
+/// A running relay: its config, its queue (held by this process alone) and its replica.
+#[derive(Debug)]
+pub struct Relay {
+    cfg: Config,
+    queue: Queue,
+    queue_path: PathBuf,
+    /// Held while the relay runs: a second relay on the same home would send twice.
+    _lock: File,
+    replica: Option<Replica>,
+    /// The replica's `data_version` when it was last read: unchanged, nothing new arrived.
+    read_version: Option<i64>,
+    /// The keys of every event taken in so far.
+    seen: Option<HashSet<String>>,
+    recovered: (usize, usize),
+}
+
+/// The queue's file in a home.
+pub fn queue_path(home: &Path) -> PathBuf {
+    home.join("relay.sqlite3")
+}
+
+/// The event's key in the queue: its id and author (two members' events may share an id).
+pub fn event_key(e: &cairn_core::Event) -> String {
+    format!("{}/{}", e.id.as_str(), e.author)
+}
+
+impl Relay {
+    /// Starts a relay: takes the home's lock, opens the queue and settles what a previous
+    /// process left in flight ([`Queue::recover`]).
+    pub fn start(cfg: Config) -> Result<Relay> {
+        std::fs::create_dir_all(&cfg.home).map_err(|e| Error::Io {
+            what: format!("cannot create {}", cfg.home.display()),
+            source: e,
+        })?;
+        let lock_path = cfg.home.join("relay.lock");
+        let lock = File::create(&lock_path).map_err(|e| Error::Io {
+            what: format!("cannot open {}", lock_path.display()),
+            source: e,
+        })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked(cfg.home.clone())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io {
+                    what: format!("cannot lock {}", lock_path.display()),
+                    source: e,
+                });
+            }
+        }
+        let queue_path = queue_path(&cfg.home);
+        let mut queue = Queue::open(&queue_path)?;
+        let kinds: Vec<_> = cfg
+            .destinations
+            .iter()
+            .map(|d| (d.name.clone(), d.kind))
+            .collect();
+        let recovered = queue.recover(&kinds)?;
+        Ok(Relay {
+            cfg,
+            queue,
+            queue_path,
+            _lock: lock,
+            replica: None,
+            read_version: None,
+            seen: None,
+            recovered,
+        })
+    }
+
+    /// What the start found left in flight: (sent again, in doubt).
+    pub fn recovered(&self) -> (usize, usize) {
+        self.recovered
+    }
+
+    /// The config the relay runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// One pass: the replica brought up to date, what is new taken in, what is due delivered
+    /// (waiting for what comes due within `linger`).
+    pub fn pass(&mut self, linger: Duration) -> Result<PassReport> {
+        bring_replica_up_to_date(&self.cfg)?;
+        let (history, taken) = self.take_in()?;
+        let deliveries = deliver::deliver_all(&self.cfg, &self.queue_path, linger)?;
+        Ok(PassReport {
+            history,
+            taken,
+            deliveries,
+        })
+    }
+
+    /// Reads what is new in the replica into the queue. At the first start every event there
+    /// is history: recorded as seen, never posted.
+    pub fn take_in(&mut self) -> Result<(Option<usize>, Taken)> {
+        if self.replica.is_none() {
+            if !self.cfg.replica.exists() {
+                return Err(Error::NoReplica(self.cfg.replica.clone()));
+            }
+            self.replica = Some(Replica::open(&self.cfg.replica)?);
+        }
+        let Some(replica) = self.replica.as_ref() else {
+            return Err(Error::NoReplica(self.cfg.replica.clone()));
+        };
+        // Read before the events, so a commit during the read is seen by the next pass.
+        let version = replica.data_version()?;
+        if self.read_version == Some(version) {
+            return Ok((None, Taken::default()));
+        }
+        if !self.queue.started()? {
+            let mut keys = Vec::new();
+            replica.for_each_event(|e| {
+                keys.push((event_key(&e), e.at_ms));
+                Ok(())
+            })?;
+            let n = keys.len();
+            self.queue.record_history(&keys)?;
+            self.seen = Some(keys.into_iter().map(|(k, _)| k).collect());
+            self.read_version = Some(version);
+            return Ok((Some(n), Taken::default()));
+        }
+        if self.seen.is_none() {
+            self.seen = Some(self.queue.seen_keys()?);
+        }
+        let seen = self.seen.get_or_insert_with(HashSet::new);
+        let team = replica.team()?;
+        let mut arrivals = Vec::new();
+        replica.for_each_event(|e| {
+            let key = event_key(&e);
+            if !seen.contains(&key) {
+                arrivals.push(Arrival {
+                    post: Post::of_event(&e, &team),
+                    at_ms: e.at_ms,
+                    key,
+                });
+            }
+            Ok(())
+        })?;
+        let mut targets = Vec::new();
+        for d in &self.cfg.destinations {
+            if self.queue.destination(&d.name)?.disabled_ms.is_some() {
+                continue;
+            }
+            let kinds: Vec<PostKind> = d
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Recognitions => Some(PostKind::Recognition),
+                    Part::MicroActions => Some(PostKind::MicroAction),
+                    Part::TeamNotes => Some(PostKind::TeamNote),
+                    Part::Celebrations => None,
+                })
+                .collect();
+            targets.push((d.name.clone(), kinds));
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        let taken = self
+            .queue
+            .take_in(&arrivals, &targets, self.cfg.late_after, now)?;
+        seen.extend(arrivals.into_iter().map(|a| a.key));
+        self.read_version = Some(version);
+        Ok((None, taken))
+    }
+}
