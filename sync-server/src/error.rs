@@ -34,6 +34,12 @@ pub enum Error {
         /// The refused change's hash, in hex.
         change: String,
     },
+    /// A write by a relay, which only reads.
+    #[error("{0}")]
+    ReadOnly(String),
+    /// A join whose invite was made for another kind of device (a relay's, a member's).
+    #[error("{0}")]
+    WrongKind(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -104,6 +110,8 @@ impl Error {
             Error::NoHistory(_) => (StatusCode::CONFLICT, cairn_protocol::NO_HISTORY),
             Error::NotFounder(_) => (StatusCode::FORBIDDEN, cairn_protocol::NOT_FOUNDER),
             Error::ActorReused { .. } => (StatusCode::CONFLICT, cairn_protocol::ACTOR_REUSED),
+            Error::ReadOnly(_) => (StatusCode::FORBIDDEN, cairn_protocol::READ_ONLY),
+            Error::WrongKind(_) => (StatusCode::FORBIDDEN, cairn_protocol::WRONG_KIND),
             Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Error::UnsupportedMediaType(_) => {

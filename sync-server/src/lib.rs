@@ -8,6 +8,11 @@
 //! bound listener until a shutdown future completes; [`metrics`] counts for Prometheus. The
 //! binary (`cairn-server`) adds the command line.
 //!
+//! Besides members' devices, a team may have relays (`cairn-relay`): read-only devices of no
+//! member, which pull and are refused every write. Any device may wait for news
+//! (`GET /v1/wait`, [`hub::Hub::wait`]): bounded in time, per device and in all, at no cost while
+//! idle, and ended at once when the server stops.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -40,7 +45,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_protocol::{Info, JoinRequest, PROTOCOL_VERSION, SyncRequest};
+use cairn_protocol::{Info, JoinRequest, PROTOCOL_VERSION, SyncRequest, WaitResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -82,6 +87,12 @@ struct Guards {
     body_kib: Arc<Semaphore>,
     /// Token lookups at once for addresses past their refused-token limit.
     suspect_lookups: Semaphore,
+    /// Waits for news pending, all devices together.
+    waiters: Arc<Semaphore>,
+    /// Waits for news pending, by device.
+    device_waiters: InFlight,
+    /// Set when the server begins to stop: pending waits end at once.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Client addresses and devices the rate limits remember at most.
@@ -108,6 +119,9 @@ impl State {
             ready: tokio::sync::Mutex::new(None),
             body_kib: Arc::new(Semaphore::new(limits.max_body_memory >> 10)),
             suspect_lookups: Semaphore::new(SUSPECT_LOOKUPS),
+            waiters: Arc::new(Semaphore::new(limits.max_waiters)),
+            device_waiters: InFlight::new(limits.max_device_waiters.max(1)),
+            stopping: tokio::sync::watch::Sender::new(false),
         };
         State {
             hub,
@@ -199,9 +213,19 @@ fn sync_elements(limits: &Limits) -> u64 {
     (limits.max_push_changes as u64).saturating_mul(3) + 64
 }
 
-/// The key of a member's shared budgets: their team and id.
+/// The key of a member's shared budgets: their team and id (a relay, of no member, has one
+/// of its own).
 fn member_key(device: &Device) -> String {
-    format!("{}/{}", device.team, device.member)
+    format!("{}/{}", device.team, budget_member(device))
+}
+
+/// Whom a device's work counts against in the fair shares: its member, or the relay itself.
+fn budget_member(device: &Device) -> String {
+    if device.relay {
+        format!("relay {}", device.id)
+    } else {
+        device.member.clone()
+    }
 }
 
 fn too_many(what: &str, wait: Duration) -> Error {
@@ -244,6 +268,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/join", post(join))
         .route("/v1/sync", post(sync))
         .route("/v1/link", post(link))
+        .route("/v1/wait", get(wait))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
@@ -270,6 +295,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    let guards = state.guards.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Waits for news end now rather than hold the graceful shutdown for their minute.
+        guards.stopping.send_replace(true);
+    };
     net::serve(listener, state, app, shutdown, Duration::from_secs(10)).await
 }
 
@@ -287,6 +318,7 @@ async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Respon
         "/v1/join" => "join",
         "/v1/link" => "link",
         "/v1/info" => "info",
+        "/v1/wait" => "wait",
         _ => "other",
     };
     let peer = req
@@ -493,7 +525,7 @@ async fn sync(
         max_elements: sync_elements(&state.limits),
     };
     let body = state.body(body, &parts.headers, caps).await?;
-    let permit = state.heavy(&device.team, &device.member).await?;
+    let permit = state.heavy(&device.team, &budget_member(&device)).await?;
     let hub = state.hub.clone();
     let limits = state.limits.clone();
     let (resp, counts) = detached((permit, slot), async move {
@@ -531,7 +563,7 @@ async fn link(
     if let Err(wait) = state.guards.link.take(&device.id) {
         return Err(too_many("this device asks for link codes too often", wait));
     }
-    let permit = state.heavy(&device.team, &device.member).await?;
+    let permit = state.heavy(&device.team, &budget_member(&device)).await?;
     let hub = state.hub.clone();
     let max = state.limits.max_link_codes;
     let resp = detached((permit, slot), async move {
@@ -539,6 +571,90 @@ async fn link(
     })
     .await?;
     Ok(json(&resp))
+}
+
+/// `GET /v1/wait?after=N&timeout_s=S`: answers as soon as the team's log has an entry after
+/// `N` (200 with its head), or with 204 once `S` seconds passed without one. Waiting holds no
+/// heavy-work slot and costs nothing but its place among the waiters while idle.
+#[tracing::instrument(skip_all, fields(team, device))]
+async fn wait(
+    Ext(state): Ext<State>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
+) -> Result<Response> {
+    let device = state.authenticate(client, req.headers()).await?;
+    let span = tracing::Span::current();
+    span.record("team", device.team.as_str());
+    span.record("device", device.id.as_str());
+    let (after, timeout) = wait_query(req.uri().query())?;
+    // As costly as a sync with nothing to move when the answer is at hand: the same budget.
+    if let Err(wait) = state.guards.sync.take(&device.id) {
+        return Err(too_many("this device syncs too often", wait));
+    }
+    let full = |what: &str| Error::Unavailable {
+        message: format!("{what}; try again in a few seconds"),
+        retry_after: Duration::from_secs(5),
+    };
+    let _device_place = state
+        .guards
+        .device_waiters
+        .enter(&device.id)
+        .ok_or_else(|| full("this device has too many waits for news pending"))?;
+    let _place = state
+        .guards
+        .waiters
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| full("the server has too many waits for news pending"))?;
+    let mut stopping = state.guards.stopping.subscribe();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    state.metrics.wait_began();
+    let waited = state
+        .hub
+        .wait(&device, after, timeout, state.limits.wait_poll, stop)
+        .await;
+    state.metrics.wait_ended(waited.as_ref().ok().copied());
+    match waited? {
+        hub::Waited::News(head) => Ok(json(&WaitResponse { head })),
+        hub::Waited::Timeout => Ok(StatusCode::NO_CONTENT.into_response()),
+        hub::Waited::Stopping => Err(Error::busy("the server is stopping; try again in a moment")),
+    }
+}
+
+/// The `after` and `timeout_s` of a wait's query: `after` required, `timeout_s` at most
+/// [`cairn_protocol::MAX_WAIT_S`] (a longer one is cut to it), by default
+/// [`cairn_protocol::DEFAULT_WAIT_S`].
+fn wait_query(query: Option<&str>) -> Result<(u64, Duration)> {
+    let mut after = None;
+    let mut timeout = cairn_protocol::DEFAULT_WAIT_S;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = |what: &str| {
+            value.parse::<u64>().map_err(|_| {
+                Error::BadRequest(format!(
+                    "`{what}` takes a whole number, not `{}`",
+                    value.chars().take(20).collect::<String>()
+                ))
+            })
+        };
+        match key {
+            "after" => after = Some(number("after")?),
+            "timeout_s" => timeout = number("timeout_s")?,
+            // Room for parameters a newer client may send.
+            _ => {}
+        }
+    }
+    let after = after.ok_or_else(|| {
+        Error::BadRequest(
+            "a wait names the last entry of the team's log it knows: /v1/wait?after=N".into(),
+        )
+    })?;
+    Ok((
+        after,
+        Duration::from_secs(timeout.min(cairn_protocol::MAX_WAIT_S)),
+    ))
 }
 
 #[cfg(test)]
@@ -605,6 +721,23 @@ mod tests {
         let resp = call.await.unwrap().unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(room(), all);
+    }
+
+    #[test]
+    fn a_wait_query_needs_after_and_keeps_its_timeout_within_bounds() {
+        let secs = |q: &str| wait_query(Some(q)).map(|(a, t)| (a, t.as_secs()));
+        assert_eq!(secs("after=7").unwrap(), (7, 50));
+        assert_eq!(secs("after=7&timeout_s=2").unwrap(), (7, 2));
+        assert_eq!(secs("timeout_s=600&after=0").unwrap(), (0, 60));
+        assert_eq!(secs("after=1&later=x").unwrap(), (1, 50));
+        assert!(matches!(secs("timeout_s=5"), Err(Error::BadRequest(_))));
+        assert!(matches!(wait_query(None), Err(Error::BadRequest(_))));
+        let err = secs("after=-1").unwrap_err().to_string();
+        assert!(err.contains("`after` takes a whole number"), "{err}");
+        assert!(matches!(
+            secs("after=1&timeout_s=x"),
+            Err(Error::BadRequest(_))
+        ));
     }
 
     #[test]

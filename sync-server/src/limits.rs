@@ -63,6 +63,13 @@ pub struct Limits {
     /// A device more than this many log entries behind is sent whole documents, when it can
     /// take them, instead of every change.
     pub catch_up_after: u64,
+    /// Waits for news (`GET /v1/wait`) pending at once, all devices together; past it a 503.
+    pub max_waiters: usize,
+    /// Waits for news one device has pending at once; past it a 503.
+    pub max_device_waiters: usize,
+    /// How often the waiters of a team read its head from the database (one read per team,
+    /// however many wait): the latest news from another server process sharing it.
+    pub wait_poll: Duration,
 }
 
 impl Default for Limits {
@@ -93,6 +100,9 @@ impl Default for Limits {
             max_link_codes: 5,
             trusted_proxies: Vec::new(),
             catch_up_after: 1_000,
+            max_waiters: 1_000,
+            max_device_waiters: 2,
+            wait_poll: Duration::from_secs(3),
         }
     }
 }

@@ -56,7 +56,7 @@ enum Command {
     /// Logs go to stderr (set the level with CAIRN_LOG or RUST_LOG, e.g. `CAIRN_LOG=debug`); the
     /// first line on stdout is the address it listens on. Health: GET /healthz; readiness (touches
     /// the database): GET /readyz; Prometheus metrics: GET /metrics.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create and list teams.
     #[command(subcommand)]
     Team(TeamCommand),
@@ -214,6 +214,19 @@ struct ServeArgs {
         value_name = "BYTES"
     )]
     max_page_bytes: usize,
+    /// Waits for news (`GET /v1/wait`, a relay's or `cairn web`'s long poll) pending at once;
+    /// past it a 503 (two at most per device).
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_MAX_WAITERS",
+        default_value_t = 1_000,
+        value_name = "N"
+    )]
+    max_waiters: usize,
+    /// How often waiters read their team's head from the database, for changes pushed through
+    /// another server process on a shared PostgreSQL (one read per team and period).
+    #[arg(long, env = "CAIRN_SERVER_WAIT_POLL", default_value = "3s", value_parser = duration, value_name = "DURATION")]
+    wait_poll: Duration,
     /// PostgreSQL: connections this process keeps open at most.
     #[arg(
         long,
@@ -242,6 +255,8 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxy.clone(),
             catch_up_after: self.catch_up_after,
             max_page_bytes: self.max_page_bytes.max(1),
+            max_waiters: self.max_waiters,
+            wait_poll: self.wait_poll,
             ..Limits::default()
         }
     }
@@ -321,14 +336,20 @@ enum InviteCommand {
     /// give a member back their place after their devices were revoked. The founder's invite
     /// (--founder; `team create` made one) is the only one that brings a team with no history
     /// its first: started on the server with `cairn join`, or begun offline and brought with
-    /// `cairn publish`.
+    /// `cairn publish`. A relay's invite (--relay) registers a `cairn-relay`: a read-only device
+    /// of no member, which pulls the team to post to chat and is refused every write; `cairn
+    /// join` refuses it.
     Create {
         /// The team's name or id (see `cairn-server team list`).
         #[arg(long)]
         team: String,
         /// Make it for this member (`@handle` or member id) [default uses: 1].
-        #[arg(long, value_name = "@HANDLE", conflicts_with = "founder")]
+        #[arg(long, value_name = "@HANDLE", conflicts_with_all = ["founder", "relay"])]
         member: Option<String>,
+        /// Make it for a relay (`cairn-relay`): each use registers a read-only device that
+        /// belongs to no member and never appears among them [default uses: 1].
+        #[arg(long, conflicts_with = "founder")]
+        relay: bool,
         /// Make it for the team's founder, for a team with no history yet (one device).
         #[arg(long, conflicts_with = "uses")]
         founder: bool,
@@ -339,8 +360,8 @@ enum InviteCommand {
         #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
         expires: i64,
     },
-    /// List the invites that can still be used: id, team, whom it is for (anyone, the founder
-    /// or a member), uses left, expiry. Codes are kept only as hashes; the id is the start of
+    /// List the invites that can still be used: id, team, whom it is for (anyone, the founder,
+    /// a relay or a member), uses left, expiry. Codes are kept only as hashes; the id is the start of
     /// the hash.
     List {
         /// Only this team's (its name or id).
@@ -360,8 +381,8 @@ enum InviteCommand {
 
 #[derive(Debug, Subcommand)]
 enum DeviceCommand {
-    /// List devices, of one team or all: their member's handle and name, and when each last
-    /// synced.
+    /// List devices, of one team or all: their member's handle and name (a relay's says
+    /// `(relay)`: it belongs to no member), and when each last synced.
     List {
         /// Only this team's (its name or id).
         #[arg(long)]
@@ -370,7 +391,7 @@ enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a device: its token is refused from the next request on.
+    /// Revoke a device (a member's or a relay's): its token is refused from the next request on.
     Revoke {
         /// The device's id (see `cairn-server device list`).
         device: String,
@@ -561,13 +582,19 @@ async fn admin(
             team,
             member,
             founder,
+            relay,
             uses,
             expires,
         }) => {
             let now = now_ms();
             let (team, name) = hub.find_team(&team).await?;
-            let uses = uses.unwrap_or(if member.is_some() || founder { 1 } else { 10 });
+            let uses = uses.unwrap_or(if member.is_some() || founder || relay {
+                1
+            } else {
+                10
+            });
             let whom = match (&member, founder) {
+                _ if relay => Whom::Relay,
                 (_, true) => Whom::Founder,
                 (Some(m), false) => Whom::Member(m),
                 (None, false) => Whom::Anyone,
@@ -581,6 +608,14 @@ async fn admin(
                 return Ok(());
             }
             let until = fmt_ms(Some(now + expires));
+            if relay {
+                let relays = if uses == 1 { "relay" } else { "relays" };
+                eprintln!(
+                    "good for {uses} {relays} until {until} UTC: give it to `cairn-relay`, which \
+                     joins as a read-only device of no member (`cairn join` refuses it)"
+                );
+                return Ok(());
+            }
             let url = public_url.map(|u| u.trim_end_matches('/')).unwrap_or("URL");
             let line = match &member {
                 Some(_) => format!("cairn join {url} --invite {code}"),
@@ -625,6 +660,7 @@ async fn admin(
                         invite_id(&i.code_hash),
                         i.team,
                         match (&i.member, i.founder) {
+                            _ if i.relay => "a-relay",
                             (_, true) => "the-founder",
                             (Some(m), false) => m.as_str(),
                             (None, false) => "anyone",
@@ -659,10 +695,11 @@ async fn admin(
                 )?;
                 for named in devices {
                     let d = &named.device;
-                    let who = named
-                        .handle
-                        .as_ref()
-                        .map_or_else(|| d.member.clone(), |h| format!("@{h}"));
+                    let who = match &named.handle {
+                        _ if d.relay => "(relay)".to_owned(),
+                        Some(h) => format!("@{h}"),
+                        None => d.member.clone(),
+                    };
                     writeln!(
                         out,
                         "{:<14} {:<14} {:<18} {:<22} {:<17} {:<17} {}",

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// The routes we count, a fixed and small set so labels stay low-cardinality.
-pub const ROUTES: [&str; 5] = ["sync", "join", "link", "info", "other"];
+pub const ROUTES: [&str; 6] = ["sync", "join", "link", "info", "wait", "other"];
 
 /// Everything the server counts.
 #[derive(Debug, Default)]
@@ -23,7 +23,13 @@ pub struct Metrics {
     body_bytes: AtomicU64,
     connections_open: AtomicU64,
     connections_refused: AtomicU64,
+    waiting: AtomicU64,
+    /// Waits ended, by how: news, nothing new, the server stopping.
+    waits: [AtomicU64; 3],
 }
+
+/// How a wait for news ended, as the metrics count it.
+const WAIT_OUTCOMES: [&str; 3] = ["news", "timeout", "stopping"];
 
 /// Status classes: 2xx, 3xx, 4xx, 5xx, other.
 fn class(status: u16) -> usize {
@@ -78,6 +84,24 @@ impl Metrics {
     /// Counts a connection closed.
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts a wait for news begun.
+    pub fn wait_began(&self) {
+        self.waiting.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a wait for news ended with `outcome`, or with an error (`None`).
+    pub fn wait_ended(&self, outcome: Option<crate::hub::Waited>) {
+        use crate::hub::Waited;
+        self.waiting.fetch_sub(1, Relaxed);
+        let i = match outcome {
+            Some(Waited::News(_)) => 0,
+            Some(Waited::Timeout) => 1,
+            Some(Waited::Stopping) => 2,
+            None => return,
+        };
+        self.waits[i].fetch_add(1, Relaxed);
     }
 
     /// Counts a connection refused because too many were open.
@@ -160,7 +184,21 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        out.push_str("# HELP cairn_waits_total Waits for news ended, by how.\n");
+        out.push_str("# TYPE cairn_waits_total counter\n");
+        for (i, outcome) in WAIT_OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "cairn_waits_total{{outcome=\"{outcome}\"}} {}",
+                self.waits[i].load(Relaxed)
+            );
+        }
         for (name, help, v) in [
+            (
+                "cairn_waiting",
+                "Waits for news pending now.",
+                self.waiting.load(Relaxed),
+            ),
             (
                 "cairn_connections_open",
                 "Connections open now.",

@@ -183,6 +183,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>, syncs: &AtomicUsize) {
                 token: Token("cairn_hostile".into()),
                 team_name: None,
                 founder: false,
+                ..JoinResponse::default()
             };
             (200, serde_json::to_vec(&resp).expect("it encodes"))
         }

@@ -84,6 +84,7 @@ fn registration(team: &str, invite: &str, device: &str, member: &str) -> Registr
         max_devices: 3,
         forget_before_ms: 0,
         admit: cairn_server::hub::admit,
+        relay: false,
     }
 }
 
@@ -98,6 +99,7 @@ async fn invite(store: &dyn Store, team: &str, code: &str, uses: i64) {
             expires_ms: i64::MAX,
             created_ms: 0,
             created_by: None,
+            relay: false,
         })
         .await
         .expect("an invite");
@@ -115,6 +117,7 @@ async fn founder_invite(store: &dyn Store, team: &str, code: &str) {
             expires_ms: i64::MAX,
             created_ms: 0,
             created_by: None,
+            relay: false,
         })
         .await
         .expect("a founder's invite");

@@ -12,6 +12,12 @@
 //!   ([`SyncResponse::docs`]): each one's compacted state and the changes after it.
 //! - `POST /v1/link` (with a token) → [`LinkResponse`]: a one-time code for another device of the
 //!   same member.
+//! - `GET /v1/wait?after=N&timeout_s=S` (with a token) → [`WaitResponse`] as soon as the team's
+//!   change log has an entry after `N`, or `204 No Content` when `S` seconds (at most
+//!   [`MAX_WAIT_S`], by default [`DEFAULT_WAIT_S`]) pass with none. An older server answers 404:
+//!   a client then falls back to syncing now and then.
+//! - a relay ([`DeviceKind::Relay`]) joins with an invite made for one, pulls like any device and
+//!   never writes: every push or link code it asks for is refused with [`READ_ONLY`].
 //! - any failure → a 4xx or 5xx status with an [`ErrorBody`].
 //!
 //! ```
@@ -68,7 +74,7 @@ impl<'de> Deserialize<'de> for Bytes {
 }
 
 /// A device's secret: shown once, stored by the server only as a hash, never printed in logs.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Token(pub String);
 
@@ -116,10 +122,33 @@ pub struct JoinRequest {
     /// it with a team that has no document.
     #[serde(default, skip_serializing_if = "is_false")]
     pub found: bool,
+    /// What kind of device joins: a member's (the default, all an older client knows) or a
+    /// relay's, which needs an invite made for a relay (`cairn-server invite create --relay`).
+    #[serde(default, skip_serializing_if = "DeviceKind::is_member")]
+    pub device_kind: DeviceKind,
+}
+
+/// What kind of device a join registers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    /// A member's device: it pulls and pushes as its member.
+    #[default]
+    Member,
+    /// A read-only device that belongs to no member (`cairn-relay`): it pulls, waits for news,
+    /// and the server refuses everything it would write.
+    Relay,
+}
+
+impl DeviceKind {
+    /// Whether this is a member's device (the default, left out of bodies).
+    pub fn is_member(&self) -> bool {
+        *self == DeviceKind::Member
+    }
 }
 
 /// The answer to a join: who this device is and the token it signs in with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinResponse {
     pub team_id: String,
     pub member_id: String,
@@ -133,6 +162,10 @@ pub struct JoinResponse {
     /// founder who starts the team here and writes its first document, named `team_name`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub founder: bool,
+    /// The kind of device registered: [`DeviceKind::Relay`] for a relay, which is no member
+    /// (its `member_id` is empty). Absent (a member's device) from an older server.
+    #[serde(default, skip_serializing_if = "DeviceKind::is_member")]
+    pub device_kind: DeviceKind,
 }
 
 /// The changes of one document.
@@ -329,6 +362,18 @@ pub struct LinkResponse {
     pub expires_at_ms: i64,
 }
 
+/// `GET /v1/wait`: the team's change log has entries after the `after` asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitResponse {
+    /// The number of the team's latest entry now (greater than `after`).
+    pub head: u64,
+}
+
+/// How long a wait lasts when the request does not say (`timeout_s`), in seconds.
+pub const DEFAULT_WAIT_S: u64 = 50;
+/// The longest wait a server grants, in seconds; a longer `timeout_s` is cut to it.
+pub const MAX_WAIT_S: u64 = 60;
+
 /// Every error response: a stable machine code and a sentence for people.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -355,6 +400,11 @@ pub const NO_HISTORY: &str = "no_history";
 /// The machine code of a publication refused because its invite is not the one made for the
 /// team's founder (`cairn-server invite create --team T --founder`).
 pub const NOT_FOUNDER: &str = "not_founder";
+/// The machine code of a write refused because the device is a relay, which only reads.
+pub const READ_ONLY: &str = "read_only";
+/// The machine code of a join refused because its invite was made for a relay (`cairn-relay`)
+/// and the join is a member's, or the other way round.
+pub const WRONG_KIND: &str = "wrong_kind";
 
 #[cfg(test)]
 mod tests {
@@ -378,6 +428,7 @@ mod tests {
             token: Token("s3cret".into()),
             team_name: None,
             founder: false,
+            ..JoinResponse::default()
         };
         assert!(!format!("{r:?}").contains("s3cret"));
         assert!(serde_json::to_string(&r).unwrap().contains("s3cret"));
@@ -400,6 +451,37 @@ mod tests {
         )
         .unwrap();
         assert!(joined.team_name.is_none() && !joined.founder);
+        assert!(join.device_kind.is_member() && joined.device_kind.is_member());
+    }
+
+    #[test]
+    fn a_relay_says_so_and_a_member_sends_nothing_new() {
+        let relay = JoinRequest {
+            invite: "c".into(),
+            device_name: "chat relay".into(),
+            device_kind: DeviceKind::Relay,
+            ..JoinRequest::default()
+        };
+        let json = serde_json::to_string(&relay).unwrap();
+        assert!(json.contains(r#""device_kind":"relay""#), "{json}");
+        assert_eq!(serde_json::from_str::<JoinRequest>(&json).unwrap(), relay);
+        let joined = JoinResponse {
+            device_kind: DeviceKind::Relay,
+            ..JoinResponse::default()
+        };
+        let json = serde_json::to_string(&joined).unwrap();
+        assert_eq!(serde_json::from_str::<JoinResponse>(&json).unwrap(), joined);
+        let member = serde_json::to_string(&JoinResponse::default()).unwrap();
+        assert!(!member.contains("device_kind"), "{member}");
+        // A kind this version does not know is refused, not taken for a member's.
+        assert!(
+            serde_json::from_str::<JoinRequest>(
+                r#"{"invite": "c", "device_name": "d", "device_kind": "robot"}"#
+            )
+            .is_err()
+        );
+        let wait: WaitResponse = serde_json::from_str(r#"{"head": 12, "later": 1}"#).unwrap();
+        assert_eq!(wait.head, 12);
     }
 
     #[test]
@@ -411,7 +493,7 @@ mod tests {
         };
         let json = serde_json::to_string(&req).unwrap();
         assert!(
-            !json.contains("found") && !json.contains("team_name"),
+            !json.contains("found") && !json.contains("team_name") && !json.contains("device_kind"),
             "{json}"
         );
     }

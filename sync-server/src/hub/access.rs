@@ -1,7 +1,7 @@
 //! Access: teams, invites, joining (which invite joins whom), device tokens and link codes.
 
 use cairn_core::ids;
-use cairn_protocol::{JoinRequest, JoinResponse, LinkResponse, Token};
+use cairn_protocol::{DeviceKind, JoinRequest, JoinResponse, LinkResponse, Token};
 
 use super::{Hub, hash, hex, random_code};
 use crate::store::Device;
@@ -198,8 +198,13 @@ impl Hub {
         }
         let log = self.store.team_log(team).await?;
         let mut founder = false;
+        let mut relay = false;
         let member = match whom {
             Whom::Anyone => None,
+            Whom::Relay => {
+                relay = true;
+                None
+            }
             Whom::Founder => {
                 if uses != 1 {
                     return Err(Error::BadRequest(
@@ -247,6 +252,7 @@ impl Hub {
                 expires_ms,
                 created_ms: now_ms,
                 created_by: None,
+                relay,
             })
             .await?;
         Ok(code)
@@ -275,6 +281,24 @@ impl Hub {
         if invite.uses_left <= 0 {
             return Err(Error::Forbidden("this invite code has been used up".into()));
         }
+        let relay = req.device_kind == DeviceKind::Relay;
+        match (invite.relay, relay) {
+            (true, false) => {
+                return Err(Error::WrongKind(
+                    "this invite is for a relay: use it with `cairn-relay`, not `cairn join`; \
+                     ask the server's admin for a member's invite to join the team yourself"
+                        .into(),
+                ));
+            }
+            (false, true) => {
+                return Err(Error::WrongKind(format!(
+                    "this invite is for members, not a relay: ask the server's admin for a \
+                     relay's invite (`cairn-server invite create --team {} --relay`)",
+                    invite.team
+                )));
+            }
+            _ => {}
+        }
         let team = invite.team;
         let log = self.store.team_log(&team).await?;
         let members = self.store.member_devices(&team).await?;
@@ -285,8 +309,23 @@ impl Hub {
         // Only the founder's invite brings a team its first history: started here (the device
         // writes the team's first document) or offline (`cairn publish`). An earlier start that
         // never sent anything (its answer lost, say) gives way to it, with any link code it made.
-        let publish = invite.founder;
-        let member = if invite.founder {
+        let publish = invite.founder && !relay;
+        let member = if relay {
+            if req.publish.is_some() || req.claim.is_some() || req.found {
+                return Err(Error::BadRequest(
+                    "a relay is no member: it cannot publish, claim a member or found a team"
+                        .into(),
+                ));
+            }
+            if log.head == 0 || importing_devices > 0 {
+                return Err(Error::NoHistory(format!(
+                    "team `{name}` has no history yet: a relay joins once its founder has \
+                     started it"
+                )));
+            }
+            // No member: the device belongs to nobody's journals and counts in no member list.
+            String::new()
+        } else if invite.founder {
             if log.head > 0 || devices > importing_devices {
                 return Err(Error::Forbidden(format!(
                     "this is the founder's invite of team `{name}`, which has its history \
@@ -395,9 +434,17 @@ impl Hub {
             max_devices: i64::from(max_devices),
             forget_before_ms: now_ms - DEAD_INVITE_MS,
             admit,
+            relay,
         };
         match self.store.register(&registration).await {
             Ok(()) => {}
+            // A team has at most as many relays as a member has devices.
+            Err(StoreError::DeviceCap { active }) if relay => {
+                return Err(Error::Forbidden(format!(
+                    "this team has {active} relays already; the server's admin can revoke one \
+                     (`cairn-server device list`)"
+                )));
+            }
             // The member has their devices.
             Err(e @ StoreError::DeviceCap { .. }) => {
                 return Err(Error::Forbidden(format!(
@@ -418,6 +465,7 @@ impl Hub {
             token: Token(token),
             team_name: Some(name),
             founder: publish,
+            device_kind: req.device_kind,
         })
     }
 
@@ -432,6 +480,9 @@ impl Hub {
     /// A one-time invite that adds another device of `device`'s member; a device holds at most
     /// `max_live` codes that are neither used nor expired.
     pub async fn link(&self, device: &Device, now_ms: i64, max_live: u32) -> Result<LinkResponse> {
+        if device.relay {
+            return Err(read_only());
+        }
         let live = self.store.live_links(&device.id, now_ms).await?;
         if live >= i64::from(max_live) {
             return Err(Error::TooManyRequests {
@@ -453,6 +504,7 @@ impl Hub {
                 expires_ms: expires_at_ms,
                 created_ms: now_ms,
                 created_by: Some(device.id.clone()),
+                relay: false,
             })
             .await?;
         Ok(LinkResponse {
@@ -483,6 +535,14 @@ pub fn admit(reg: &Registration, seen: &Seen) -> crate::store::Result<()> {
     Ok(())
 }
 
+/// The refusal of anything a relay would write.
+pub(super) fn read_only() -> Error {
+    Error::ReadOnly(
+        "this device is a relay: it reads the team and cannot write (no pushes, no link codes)"
+            .into(),
+    )
+}
+
 /// A device with its member's handle and name.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct NamedDevice {
@@ -511,6 +571,8 @@ pub enum Whom<'a> {
     /// The team's founder: one device that brings the team its first history, started on the
     /// server (`cairn join`) or offline (`cairn publish`).
     Founder,
+    /// A relay (`cairn-relay`): each use registers a read-only device of no member.
+    Relay,
 }
 
 /// A team's name as given, trimmed, when it has 1 to 100 characters.

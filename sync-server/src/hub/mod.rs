@@ -11,10 +11,12 @@
 //! Layout, one module per job: `access` (teams, invites, joins, tokens, link codes), `push`
 //! (what a push may store, planned and appended in groups), `pull` (the log after a cursor, and
 //! catch-ups by whole documents), `withdraw` (changes taken out of the log and every replica),
-//! `compact` (snapshots kept on a catch-up's way); the exchange itself ([`Hub::sync`]) here.
+//! `compact` (snapshots kept on a catch-up's way), `news` (waiting for a team's log to move,
+//! [`Hub::wait`]); the exchange itself ([`Hub::sync`]) here.
 
 mod access;
 mod compact;
+mod news;
 mod pull;
 mod push;
 mod withdraw;
@@ -28,6 +30,7 @@ use cairn_protocol::{SyncRequest, SyncResponse};
 use sha2::{Digest, Sha256};
 
 pub use self::access::{NamedDevice, Whom, admit, invite_id};
+pub use self::news::Waited;
 use self::push::{Waiting, decode_push};
 pub use self::withdraw::{Affected, Fate, Go, Withdrawal};
 use crate::docs::{Compactor, DocCache};
@@ -54,6 +57,8 @@ pub struct Hub {
     /// Pushes waiting for their team's turn, by team: whoever gets the turn appends them all in
     /// one write (a group commit), so a busy team costs one transaction per turn, not per push.
     waiting: std::sync::Mutex<HashMap<String, Vec<Waiting>>>,
+    /// Each team's head as this process last wrote or read it, for waiters.
+    news: news::News,
 }
 
 /// What one sync moved, for the metrics.
@@ -99,6 +104,7 @@ impl Hub {
             compactor: Arc::default(),
             turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             waiting: std::sync::Mutex::new(HashMap::new()),
+            news: news::News::default(),
         }
     }
 
@@ -138,6 +144,11 @@ impl Hub {
         limits: &Limits,
         now_ms: i64,
     ) -> Result<(SyncResponse, SyncCounts)> {
+        // A relay pulls and never writes: any change it sends is refused whole, before it is
+        // decoded.
+        if device.relay && req.push.iter().any(|d| !d.changes.is_empty()) {
+            return Err(access::read_only());
+        }
         let mut counts = SyncCounts {
             bytes_in: req
                 .push

@@ -225,7 +225,8 @@ impl Hub {
         }
         append.stored_ms = crate::store::now_ms();
         match self.store.append(team, &append).await {
-            Ok(_) => {
+            Ok(head) => {
+                self.news.signal(team, head);
                 for (doc, l) in names.iter().zip(loaded) {
                     let due = l.snapshot_due();
                     self.docs.put(team, doc, l);

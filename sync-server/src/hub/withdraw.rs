@@ -251,7 +251,7 @@ impl Hub {
         }
         if !append.entries.is_empty() {
             match self.store.append(team, &append).await {
-                Ok(_) => {}
+                Ok(head) => self.news.signal(team, head),
                 Err(e) if e.is_race() => return Ok(None),
                 Err(e) => return Err(e.into()),
             }

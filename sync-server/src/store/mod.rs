@@ -146,6 +146,9 @@ pub struct DeviceInfo {
     pub created_ms: i64,
     pub last_seen_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// A relay: a read-only device of no member (its `member` is empty).
+    #[serde(default)]
+    pub relay: bool,
 }
 
 /// The device a token belongs to.
@@ -164,6 +167,8 @@ pub struct Device {
     /// The last entry pruned from the team's log: a device behind it catches up from whole
     /// documents.
     pub team_pruned: i64,
+    /// A relay: it reads and never writes, and is no member (its `member` is empty).
+    pub relay: bool,
 }
 
 /// Where a team's log stands.
@@ -188,6 +193,8 @@ pub struct Invite {
     pub founder: bool,
     pub uses_left: i64,
     pub expires_ms: i64,
+    /// Made for a relay: it registers read-only devices of no member.
+    pub relay: bool,
 }
 
 /// A live invite, as the admin sees it: never its code, which only its holder knows; its id is
@@ -205,10 +212,12 @@ pub struct InviteInfo {
     pub created_ms: i64,
     /// The device that made it (a link code for a member's second device).
     pub created_by: Option<String>,
+    /// Made for a relay (`cairn-relay`).
+    pub relay: bool,
 }
 
 /// An invite to store.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewInvite {
     pub code_hash: Vec<u8>,
     pub team: String,
@@ -220,6 +229,8 @@ pub struct NewInvite {
     pub created_ms: i64,
     /// The device that made it (a link code): revoking the device takes it back.
     pub created_by: Option<String>,
+    /// Made for a relay: it registers read-only devices of no member.
+    pub relay: bool,
 }
 
 /// One member's active devices.
@@ -256,6 +267,9 @@ pub struct Registration {
     pub max_devices: i64,
     /// Spent and expired invites older than this are deleted on the way.
     pub forget_before_ms: i64,
+    /// A relay's device: read-only, of no member (`member` is empty, and `max_devices` bounds
+    /// the team's relays).
+    pub relay: bool,
     /// The hub's rule: whether the registration goes on what its transaction [`Seen`]
     /// (`crate::hub::admit`), refusing with a typed outcome.
     pub admit: fn(&Registration, &Seen) -> Result<()>,
@@ -518,7 +532,7 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Devices, of one team or all, oldest first.
     async fn devices(&self, team: Option<&str>) -> Result<Vec<DeviceInfo>>;
-    /// Active devices of a team, by member.
+    /// Active devices of a team, by member; relays are no member and not among them.
     async fn member_devices(&self, team: &str) -> Result<Vec<MemberDevices>>;
     /// The device whose token hashes to `token_hash`, revoked or not.
     async fn device_by_token(&self, token_hash: &[u8]) -> Result<Option<Device>>;

@@ -118,6 +118,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invites ADD COLUMN founder BOOLEAN NOT NULL DEFAULT FALSE;
 "#,
+    // 5: relays: invites made for them, and the read-only devices of no member they register
+    // (their `member` is empty).
+    r#"
+    ALTER TABLE invites ADD COLUMN relay BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE devices ADD COLUMN relay BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 /// Keeps each document's last entry, for a batch of entries given as columns ($2 documents,
@@ -329,8 +335,8 @@ async fn insert_invite(
 ) -> std::result::Result<u64, tokio_postgres::Error> {
     c.execute(
         "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                              created_by, founder)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                              created_by, founder, relay)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &i.code_hash,
             &i.team,
@@ -340,6 +346,7 @@ async fn insert_invite(
             &i.created_ms,
             &i.created_by,
             &i.founder,
+            &i.relay,
         ],
     )
     .await
@@ -354,6 +361,7 @@ fn device_info(r: &tokio_postgres::Row) -> DeviceInfo {
         created_ms: r.get(4),
         last_seen_ms: r.get(5),
         revoked_ms: r.get(6),
+        relay: r.get(7),
     }
 }
 
@@ -467,7 +475,7 @@ impl Store for PgStore {
         let rows = c
             .query(
                 "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
-                        founder
+                        founder, relay
                  FROM invites
                  WHERE ($1::TEXT IS NULL OR team = $1) AND uses_left > 0 AND expires_ms > $2
                  ORDER BY created_ms, code_hash",
@@ -485,6 +493,7 @@ impl Store for PgStore {
                 created_ms: r.get(5),
                 created_by: r.get(6),
                 founder: r.get(7),
+                relay: r.get(8),
             })
             .collect())
     }
@@ -502,7 +511,7 @@ impl Store for PgStore {
         let c = self.pool.get().await?;
         let row = c
             .query_opt(
-                "SELECT team, member, uses_left, expires_ms, founder FROM invites
+                "SELECT team, member, uses_left, expires_ms, founder, relay FROM invites
                  WHERE code_hash = $1",
                 &[&code_hash],
             )
@@ -513,6 +522,7 @@ impl Store for PgStore {
             uses_left: r.get(2),
             expires_ms: r.get(3),
             founder: r.get(4),
+            relay: r.get(5),
         }))
     }
 
@@ -550,8 +560,8 @@ impl Store for PgStore {
         let active: i64 = tx
             .query_one(
                 "SELECT count(*) FROM devices
-                 WHERE team = $1 AND member = $2 AND revoked_ms IS NULL",
-                &[&reg.team, &reg.member],
+                 WHERE team = $1 AND member = $2 AND relay = $3 AND revoked_ms IS NULL",
+                &[&reg.team, &reg.member, &reg.relay],
             )
             .await?
             .get(0);
@@ -582,8 +592,9 @@ impl Store for PgStore {
             .await?;
         }
         tx.execute(
-            "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing,
+                                  relay)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &reg.device_id,
                 &reg.team,
@@ -592,6 +603,7 @@ impl Store for PgStore {
                 &reg.token_hash,
                 &reg.now_ms,
                 &reg.publish,
+                &reg.relay,
             ],
         )
         .await?;
@@ -618,7 +630,7 @@ impl Store for PgStore {
         }
         let rows = c
             .query(
-                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms
+                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms, relay
                  FROM devices WHERE $1::TEXT IS NULL OR team = $1 ORDER BY created_ms, id",
                 &[&team],
             )
@@ -631,7 +643,8 @@ impl Store for PgStore {
         let rows = c
             .query(
                 "SELECT member, count(*), count(*) FILTER (WHERE importing) FROM devices
-                 WHERE team = $1 AND revoked_ms IS NULL GROUP BY member ORDER BY member",
+                 WHERE team = $1 AND revoked_ms IS NULL AND NOT relay
+                 GROUP BY member ORDER BY member",
                 &[&team],
             )
             .await?;
@@ -650,7 +663,7 @@ impl Store for PgStore {
         let st = c
             .prepare_cached(
                 "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head,
-                        t.pruned_through
+                        t.pruned_through, d.relay
                  FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = $1",
             )
             .await?;
@@ -664,6 +677,7 @@ impl Store for PgStore {
             revoked: r.get::<_, Option<i64>>(5).is_some(),
             team_head: r.get(6),
             team_pruned: r.get(7),
+            relay: r.get(8),
         }))
     }
 
@@ -1251,7 +1265,7 @@ impl Store for PgStore {
         for r in tx
             .query(
                 "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
-                        founder
+                        founder, relay
                  FROM invites",
                 &[],
             )
@@ -1266,11 +1280,12 @@ impl Store for PgStore {
                 created_ms: r.get(5),
                 created_by: r.get(6),
                 founder: r.get(7),
+                relay: r.get(8),
             });
         }
         for r in tx
             .query(
-                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms,
+                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms, relay,
                         token_hash, importing
                  FROM devices",
                 &[],
@@ -1279,8 +1294,8 @@ impl Store for PgStore {
         {
             dump.devices.push(DeviceRow {
                 info: device_info(&r),
-                token_hash: r.get(7),
-                importing: r.get(8),
+                token_hash: r.get(8),
+                importing: r.get(9),
             });
         }
         for r in tx.query("SELECT actor, device FROM actors", &[]).await? {
@@ -1369,8 +1384,8 @@ impl Store for PgStore {
             let i = &r.info;
             tx.execute(
                 "INSERT INTO devices (id, team, member, name, token_hash, created_ms,
-                                      last_seen_ms, revoked_ms, importing)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                      last_seen_ms, revoked_ms, importing, relay)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     &i.id,
                     &i.team,
@@ -1381,6 +1396,7 @@ impl Store for PgStore {
                     &i.last_seen_ms,
                     &i.revoked_ms,
                     &r.importing,
+                    &i.relay,
                 ],
             )
             .await?;

@@ -115,6 +115,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invites ADD COLUMN founder INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 7: relays: invites made for them, and the read-only devices of no member they register
+    // (their `member` is empty).
+    r#"
+    ALTER TABLE invites ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -430,7 +436,7 @@ impl Store for SqliteStore {
             }
             let mut st = c.prepare(
                 "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
-                        founder
+                        founder, relay
                  FROM invites WHERE (?1 IS NULL OR team = ?1) AND uses_left > 0 AND expires_ms > ?2
                  ORDER BY created_ms, code_hash",
             )?;
@@ -444,6 +450,7 @@ impl Store for SqliteStore {
                     created_ms: r.get(5)?,
                     created_by: r.get(6)?,
                     founder: r.get(7)?,
+                    relay: r.get(8)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -463,7 +470,7 @@ impl Store for SqliteStore {
         let code_hash = code_hash.to_vec();
         self.call(move |c| {
             Ok(c.query_row(
-                "SELECT team, member, uses_left, expires_ms, founder FROM invites
+                "SELECT team, member, uses_left, expires_ms, founder, relay FROM invites
                  WHERE code_hash = ?1",
                 [&code_hash],
                 |r| {
@@ -473,6 +480,7 @@ impl Store for SqliteStore {
                         uses_left: r.get(2)?,
                         expires_ms: r.get(3)?,
                         founder: r.get(4)?,
+                        relay: r.get(5)?,
                     })
                 },
             )
@@ -513,8 +521,8 @@ impl Store for SqliteStore {
                 .unwrap_or(0);
             let active: i64 = tx.query_row(
                 "SELECT count(*) FROM devices
-                 WHERE team = ?1 AND member = ?2 AND revoked_ms IS NULL",
-                params![reg.team, reg.member],
+                 WHERE team = ?1 AND member = ?2 AND relay = ?3 AND revoked_ms IS NULL",
+                params![reg.team, reg.member, reg.relay],
                 |r| r.get(0),
             )?;
             (reg.admit)(
@@ -541,8 +549,9 @@ impl Store for SqliteStore {
                 )?;
             }
             tx.execute(
-                "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO devices (id, team, member, name, token_hash, created_ms, importing,
+                                      relay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     reg.device_id,
                     reg.team,
@@ -550,7 +559,8 @@ impl Store for SqliteStore {
                     reg.name,
                     reg.token_hash,
                     reg.now_ms,
-                    reg.publish
+                    reg.publish,
+                    reg.relay
                 ],
             )?;
             if let Some(name) = &reg.rename {
@@ -577,7 +587,7 @@ impl Store for SqliteStore {
                 exists(c, team)?;
             }
             let mut st = c.prepare(
-                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms
+                "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms, relay
                  FROM devices WHERE ?1 IS NULL OR team = ?1 ORDER BY created_ms, id",
             )?;
             let rows = st.query_map([team], device_info)?;
@@ -591,7 +601,8 @@ impl Store for SqliteStore {
         self.call(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT member, count(*), coalesce(sum(importing), 0) FROM devices
-                 WHERE team = ?1 AND revoked_ms IS NULL GROUP BY member ORDER BY member",
+                 WHERE team = ?1 AND revoked_ms IS NULL AND relay = 0
+                 GROUP BY member ORDER BY member",
             )?;
             let rows = st.query_map([team], |r| {
                 Ok(MemberDevices {
@@ -610,7 +621,7 @@ impl Store for SqliteStore {
         self.call(move |c| {
             Ok(c.prepare_cached(
                 "SELECT d.id, d.team, d.member, d.importing, d.last_seen_ms, d.revoked_ms, t.head,
-                        t.pruned_through
+                        t.pruned_through, d.relay
                  FROM devices d JOIN teams t ON t.id = d.team WHERE d.token_hash = ?1",
             )?
             .query_row([&token_hash], |r| {
@@ -623,6 +634,7 @@ impl Store for SqliteStore {
                     revoked: r.get::<_, Option<i64>>(5)?.is_some(),
                     team_head: r.get(6)?,
                     team_pruned: r.get(7)?,
+                    relay: r.get(8)?,
                 })
             })
             .optional()?)
@@ -1077,7 +1089,7 @@ impl Store for SqliteStore {
                     .collect::<rusqlite::Result<_>>()?;
                 let mut st = tx.prepare(
                     "SELECT code_hash, team, member, uses_left, expires_ms, created_ms, created_by,
-                            founder
+                            founder, relay
                      FROM invites",
                 )?;
                 dump.invites = st
@@ -1091,11 +1103,12 @@ impl Store for SqliteStore {
                             created_ms: r.get(5)?,
                             created_by: r.get(6)?,
                             founder: r.get(7)?,
+                            relay: r.get(8)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut st = tx.prepare(
-                    "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms,
+                    "SELECT id, team, member, name, created_ms, last_seen_ms, revoked_ms, relay,
                             token_hash, importing
                      FROM devices",
                 )?;
@@ -1103,8 +1116,8 @@ impl Store for SqliteStore {
                     .query_map([], |r| {
                         Ok(DeviceRow {
                             info: device_info(r)?,
-                            token_hash: r.get(7)?,
-                            importing: r.get(8)?,
+                            token_hash: r.get(8)?,
+                            importing: r.get(9)?,
                         })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
@@ -1190,8 +1203,8 @@ impl Store for SqliteStore {
                 let i = &r.info;
                 tx.execute(
                     "INSERT INTO devices (id, team, member, name, token_hash, created_ms,
-                                          last_seen_ms, revoked_ms, importing)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                          last_seen_ms, revoked_ms, importing, relay)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     params![
                         i.id,
                         i.team,
@@ -1201,7 +1214,8 @@ impl Store for SqliteStore {
                         i.created_ms,
                         i.last_seen_ms,
                         i.revoked_ms,
-                        r.importing
+                        r.importing,
+                        i.relay
                     ],
                 )?;
             }
@@ -1249,8 +1263,8 @@ impl Store for SqliteStore {
 fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO invites (code_hash, team, member, uses_left, expires_ms, created_ms,
-                              created_by, founder)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                              created_by, founder, relay)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         i.code_hash,
@@ -1260,7 +1274,8 @@ fn insert_invite(c: &Connection, i: &NewInvite) -> rusqlite::Result<()> {
         i.expires_ms,
         i.created_ms,
         i.created_by,
-        i.founder
+        i.founder,
+        i.relay
     ])?;
     Ok(())
 }
@@ -1307,6 +1322,7 @@ fn device_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceInfo> {
         created_ms: r.get(4)?,
         last_seen_ms: r.get(5)?,
         revoked_ms: r.get(6)?,
+        relay: r.get(7)?,
     })
 }
 
