@@ -90,7 +90,7 @@ impl CliError {
     }
 
     /// The server's refusal behind this failure, if it is one.
-    pub fn refusal(&self) -> Option<&crate::remote::Refusal> {
+    pub fn refusal(&self) -> Option<&cairn_client::sync::Refusal> {
         self.source.as_deref()?.downcast_ref()
     }
 
@@ -281,6 +281,159 @@ impl From<cairn_store::Error> for CliError {
                 .hint("cairn follows no link in its home: if you made it, put the file itself in its place; if you did not, remove it and see who else can write to the home")
                 .kind(Kind::Failure),
             E::Sqlite(e) => sqlite(e),
+        }
+    }
+}
+
+/// What a person is told of a sync stopped because the server broke a rule of the exchange.
+const STOPPED: &str = "what came before was kept and nothing is lost; if it goes on, the server \
+                       may be damaged or hostile: tell its admin (`cairn doctor` shows what this \
+                       device holds)";
+
+impl From<cairn_client::sync::Error> for CliError {
+    fn from(e: cairn_client::sync::Error) -> Self {
+        use cairn_client::sync::{Error as E, Unreachable as U};
+        match e {
+            E::BadUrl(url) => CliError::new(format!("`{url}` is not a server address"))
+                .hint("give it as http://HOST:PORT or https://HOST"),
+            E::Silent {
+                base,
+                timeout,
+                device,
+                source,
+            } => {
+                // The request may have reached the server: an invite may be spent, a team made.
+                let again = if device {
+                    "nothing is lost, `cairn sync` tries again later"
+                } else {
+                    "run the command again later; if the invite was used up meanwhile, ask for a new one"
+                };
+                CliError::new(format!(
+                    "the server at {base} went silent for {} s",
+                    timeout.as_secs()
+                ))
+                .hint(format!(
+                    "it may be overloaded or stalled; {again} (CAIRN_SYNC_TIMEOUT=SECONDS waits longer)"
+                ))
+                .kind(Kind::Failure)
+                .because(source)
+            }
+            E::Unreachable {
+                base,
+                why,
+                device,
+                source,
+            } => {
+                // Nothing reached the server: a device of a team keeps its changes to send; a
+                // join or a publish has done nothing yet.
+                let again = if device {
+                    "nothing is lost, `cairn sync` tries again"
+                } else {
+                    "nothing was changed; run the command again"
+                };
+                let what = match why {
+                    U::HostNotFound => "check the host name".to_owned(),
+                    U::NotListening => {
+                        "is cairn-server running there? check the address and the port".to_owned()
+                    }
+                    U::Certificate => "the server's certificate is not trusted here (expired, \
+                                       self-signed or for another name); fix it on the server, \
+                                       or trust its issuer on this machine"
+                        .to_owned(),
+                    U::NotHttps => format!(
+                        "the server does not speak HTTPS; if it is meant to be reached without \
+                         it, use {}",
+                        base.replacen("https://", "http://", 1)
+                    ),
+                    U::Other => "check the address and the network".to_owned(),
+                };
+                CliError::new(format!("cannot reach the server at {base}"))
+                    .hint(format!("{what}; {again}"))
+                    .kind(Kind::Failure)
+                    .because(source)
+            }
+            E::Encode(e) => CliError::new("cannot encode a request")
+                .kind(Kind::Bug)
+                .because(e),
+            E::Unreadable { base, source } => CliError::new(format!(
+                "the server at {base} answered something cairn cannot read"
+            ))
+            .hint("is this address a cairn-server?")
+            .kind(Kind::Failure)
+            .because(source),
+            E::Refused {
+                refusal,
+                base,
+                path,
+                posted,
+                retry_after,
+            } => {
+                let status = refusal.status;
+                // An answer that is not a cairn-server's error body: another kind of server.
+                let not_cairn = refusal.body.is_none();
+                let err = CliError::new(format!("the server refused: {refusal}"))
+                    .kind(Kind::Failure)
+                    .because(*refusal);
+                match status {
+                    429 | 503 => err.hint(format!(
+                        "the server asked to wait {} s; nothing is lost, run `cairn sync` then",
+                        retry_after.as_secs().max(1)
+                    )),
+                    401 => err.hint(
+                        "this device's token was refused (revoked?); keep what it holds with \
+                         `cairn export > mine.json`, join again from a new home with a new \
+                         invite (CAIRN_HOME=DIR cairn join ...), and bring your events there \
+                         with `cairn import mine.json`",
+                    ),
+                    404 if posted || not_cairn => {
+                        err.hint(format!("is {base} a cairn-server? it has no {path}"))
+                    }
+                    409 => err.hint("see `cairn doctor`"),
+                    _ => err,
+                }
+            }
+            E::Protocol { server } => CliError::new(format!(
+                "the server speaks protocol {server}, this cairn speaks {}",
+                cairn_protocol::PROTOCOL_VERSION
+            ))
+            .hint("upgrade the older of the two")
+            .kind(Kind::Failure),
+            E::Stopped {
+                base,
+                what,
+                resumable,
+                source,
+            } => {
+                let err = CliError::new(format!("the server at {base} {what}"))
+                    .hint(if resumable {
+                        "what came was kept; run `cairn sync` again to go on"
+                    } else {
+                        STOPPED
+                    })
+                    .kind(Kind::Failure);
+                match source {
+                    Some(s) => err.because(s),
+                    None => err,
+                }
+            }
+            E::Worker => CliError::new("a sync worker failed").kind(Kind::Failure),
+            E::Partial => CliError::new("the server took only part of what was sent")
+                .hint("run `cairn sync` again")
+                .kind(Kind::Failure),
+            E::Rebase(e) => CliError::from(e).hint(
+                "this replica was copied or restored and cairn could not write its unsent \
+                 changes again; keep them with `cairn export`, then tell the server's admin",
+            ),
+            E::NotOnServer => CliError::new("this team is not on a server").hint(
+                "join one with `cairn join URL --invite CODE --name NAME`, or bring this team to \
+                 one with `cairn publish URL --invite CODE`",
+            ),
+            E::AlreadyOnServer(url) => CliError::new(format!("this team is already on {url}"))
+                .hint("`cairn sync` sends what is new"),
+            E::NoTeamYet => CliError::new("the server sent no team document yet")
+                .hint("its founder starts the team on the server first; then run `cairn sync`")
+                .kind(Kind::Failure),
+            E::Store(e) => e.into(),
         }
     }
 }

@@ -267,14 +267,15 @@ fn check_server(replica: &cairn_store::Replica, cursor: u64) -> Result<ServerChe
             error: None,
         });
     };
-    let client = Client::new(
+    let client = crate::remote::client(
         &remote.url,
         Some(remote.token.clone()),
         Duration::from_secs(10),
     );
     let checked = client
         .info()
-        .and_then(|info| Ok((info, client.check_token(cursor)?)));
+        .and_then(|info| Ok((info, client.check_token(cursor)?)))
+        .map_err(CliError::from);
     let written_by_a_copy = match &checked {
         Ok((_, head)) if *head > cursor => copied(replica, &client, cursor)?,
         _ => 0,

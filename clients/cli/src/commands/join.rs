@@ -1,13 +1,13 @@
 //! `cairn join`: join a team on a server from this device.
 
-use cairn_protocol::{JoinRequest, JoinResponse};
-use cairn_store::{Remote, Replica};
+use cairn_client::sync;
+use cairn_protocol::JoinRequest;
 use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
 use crate::output::{BOLD, HANDLE, paint};
-use crate::remote::{self, Client};
+use crate::remote;
 
 /// Join a team on its server with an invite code, and bring its feed to this device.
 ///
@@ -52,10 +52,10 @@ pub fn device_name(given: Option<String>) -> String {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, ctx.patience());
-    client.info()?;
-    let resp = client
-        .join(&JoinRequest {
+    let client = remote::client(&url, None, ctx.patience());
+    let resp = sync::register(
+        &client,
+        &JoinRequest {
             invite: args.invite.clone(),
             device_name: device_name(args.device),
             name: args.name.clone(),
@@ -63,13 +63,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             publish: None,
             found: true,
             ..JoinRequest::default()
-        })
-        .map_err(|e| refused(e, &url))?;
-    let remote = Remote {
-        url,
-        device_id: resp.device_id.clone(),
-        token: resp.token.0.clone(),
-    };
+        },
+    )
+    .map_err(|e| refused(e.into(), &url))?;
     // A team this home holds already is refused before this home is written to; the server
     // registered a device meanwhile, which its admin can take back.
     let path = crate::home::new_team_path(&ctx.home, &resp.team_id).map_err(|e| {
@@ -80,24 +76,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             resp.device_id, resp.device_id
         ))
     })?;
-    let mut replica = Replica::create_joined(&path, &resp.team_id, &resp.member_id, &remote)?;
-    let founded = if resp.founder {
-        Some(found(
-            ctx,
-            &mut replica,
-            &resp,
-            args.name.as_deref(),
-            args.handle.as_deref(),
-        )?)
-    } else {
-        None
-    };
-    if let (Some(name), None) = (&args.name, &founded) {
-        replica.set_setting("join_name", Some(name))?;
-        if let Some(h) = &args.handle {
-            replica.set_setting("join_handle", Some(h.trim().trim_start_matches('@')))?;
-        }
-    }
+    let (mut replica, founded) = sync::begin(
+        &path,
+        &url,
+        &resp,
+        args.name.as_deref(),
+        args.handle.as_deref(),
+        &ctx.zone_name("UTC"),
+        ctx.now_ms(),
+    )?;
     let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
     let team = replica.team()?;
     let handle = team.handle_of(&resp.member_id).to_owned();
@@ -112,7 +99,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                  server's admin: cairn join {url} --invite CODE --name \"THEIR NAME\"",
                 paint(BOLD, &team.name),
                 paint(HANDLE, format!("@{handle}")),
-                url = remote.url,
+                url = url,
             ),
             json!({
                 "team": team.name,
@@ -153,32 +140,6 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     }
     drop(replica);
     super::init::beside_others(ctx, &resp.team_id, &team.name)
-}
-
-/// Starts the team on this device, which joined as its founder: the server had no history for
-/// it. The team's first document (the server's name for the team, this machine's zone, the
-/// founder as its first member) goes up with the first sync, which ends the founding; an
-/// interrupted one is finished by `cairn sync`. Returns the team's zone.
-fn found(
-    ctx: &Ctx,
-    replica: &mut Replica,
-    resp: &JoinResponse,
-    name: Option<&str>,
-    handle: Option<&str>,
-) -> Result<String> {
-    // The server lets a founder in only with a name.
-    let name = name.map_or("", str::trim);
-    let team = resp.team_name.as_deref().unwrap_or("Team");
-    // The invite is spent: a handle that will not do gives way to one made from the name.
-    let handle = handle
-        .map(|h| h.trim().trim_start_matches('@').to_lowercase())
-        .filter(|h| cairn_core::ids::is_valid_handle(h))
-        .or_else(|| cairn_core::ids::handle_from_name(name))
-        .unwrap_or_else(|| "member".to_owned());
-    let tz = ctx.zone_name("UTC");
-    replica.found(team, &tz, name, &handle, ctx.now_ms())?;
-    replica.set_setting("importing", Some("1"))?;
-    Ok(tz)
 }
 
 /// A refused join, with a hint whose command works for who meets it.

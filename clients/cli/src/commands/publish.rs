@@ -1,13 +1,11 @@
 //! `cairn publish`: bring a team started offline onto a server.
 
-use cairn_protocol::JoinRequest;
-use cairn_store::Remote;
 use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Result};
 use crate::output::{BOLD, count, paint};
-use crate::remote::{self, Client};
+use crate::remote;
 
 /// Bring the team this home holds (started with `cairn init`) onto a server, with all its history.
 ///
@@ -30,34 +28,20 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
+    // (Said before the address is looked at.)
     if let Some(r) = replica.remote()? {
-        return Err(CliError::new(format!("this team is already on {}", r.url))
-            .hint("`cairn sync` sends what is new"));
+        return Err(cairn_client::sync::Error::AlreadyOnServer(r.url).into());
     }
     let url = remote::normalise_url(&args.url)?;
-    let client = Client::new(&url, None, ctx.patience());
-    client.info()?;
-    let me = replica.me()?;
-    let name = replica.team()?.name;
-    let resp = client
-        .join(&JoinRequest {
-            invite: args.invite,
-            device_name: super::join::device_name(args.device),
-            name: None,
-            claim: None,
-            publish: Some(me),
-            team_name: Some(name.clone()),
-            ..JoinRequest::default()
-        })
-        .map_err(|e| refused(e, &url))?;
+    let client = remote::client(&url, None, ctx.patience());
     // The server calls the team what its founder's replica does from now on: said once, here.
-    let knew = resp.team_name.filter(|known| *known != name);
-    replica.set_setting("importing", Some("1"))?;
-    replica.set_remote(&Remote {
-        url: url.clone(),
-        device_id: resp.device_id.clone(),
-        token: resp.token.0.clone(),
-    })?;
+    let knew = cairn_client::sync::publish(
+        &mut replica,
+        &client,
+        &args.invite,
+        &super::join::device_name(args.device),
+    )
+    .map_err(|e| refused(e.into(), &url))?;
     let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
     let team = replica.team()?;
     let renamed = knew.as_ref().map_or(String::new(), |old| {

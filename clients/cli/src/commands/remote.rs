@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::error::{CliError, Kind, Result};
-use crate::remote::{self, Client};
+use crate::remote;
 
 /// Show the server this team syncs with, or point it at the server's new address.
 #[derive(Debug, clap::Args)]
@@ -38,9 +38,7 @@ enum Command {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let mut replica = ctx.open()?;
     let Some(mut r) = replica.remote()? else {
-        return Err(CliError::new("this team is not on a server").hint(
-            "join one with `cairn join URL --invite CODE --name NAME`, or bring this team to one with `cairn publish URL --invite CODE`",
-        ));
+        return Err(cairn_client::sync::Error::NotOnServer.into());
     };
     match args.command.unwrap_or(Command::Show) {
         Command::Show => ctx.out.say(
@@ -72,8 +70,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 )));
             }
             if !no_check {
-                let client = Client::new(&url, Some(r.token.clone()), ctx.patience());
+                let client = remote::client(&url, Some(r.token.clone()), ctx.patience());
                 client.info().map_err(|e| {
+                    let e = CliError::from(e);
                     e.hint(format!(
                         "{url} was not changed to; check the address, or use --no-check to point \
                          this replica at it anyway"
@@ -81,6 +80,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 })?;
                 // The token must be known there: the same server, not a new one.
                 client.check_token(replica.cursor()?).map_err(|e| {
+                    let e = CliError::from(e);
                     let refused = e.refusal().is_some_and(|r| r.status == 401);
                     let e = e.hint(format!(
                         "nothing was changed: {url} answers, but not as this device's server \

@@ -1,6 +1,6 @@
 //! `cairn sync`: send this device's changes to the server and bring everyone else's.
 
-use cairn_core::team;
+use cairn_client::sync::problem;
 use cairn_store::Replica;
 use serde_json::json;
 
@@ -129,10 +129,6 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
             return Err(e);
         }
     };
-    if replica.setting(PROBLEM)?.is_some() {
-        replica.set_setting(PROBLEM, None)?;
-        replica.set_setting(PROBLEM_TOLD, None)?;
-    }
     if report.set_aside > 0 && !args.background {
         crate::output::note!(
             "warning: set aside {} change{} from the server that do{} not apply; the rest synced \
@@ -203,24 +199,13 @@ fn tell_withdrawals(report: &Report) {
     }
 }
 
-/// The setting that remembers why this device's last sync was refused for good (a token
-/// revoked, a team gone, a change the server will never take): the next command says so once,
-/// `cairn status` every time, and the next sync that goes through forgets it.
-const PROBLEM: &str = "sync_problem";
-/// Set once the problem was said by a command other than `sync`, `status` or `doctor`.
-const PROBLEM_TOLD: &str = "sync_problem_told";
-
 /// Why this device can no longer sync, when its last sync was refused for good.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Problem {
-    pub message: String,
-    pub hint: Option<String>,
-    pub at_ms: i64,
-}
+pub use cairn_client::sync::problem::Problem;
 
 /// Remembers `e` when it is a refusal that trying again will not cure (not a network failure,
-/// a busy server or a timeout: those pass by themselves). Best effort: the error itself is what
-/// the command reports.
+/// a busy server or a timeout: those pass by themselves), in the words the command reports:
+/// the next command says so once, `cairn status` every time, and the next sync that goes
+/// through forgets it.
 fn remember(replica: &mut Replica, e: &CliError, now_ms: i64) {
     let for_good = e
         .refusal()
@@ -233,28 +218,20 @@ fn remember(replica: &mut Replica, e: &CliError, now_ms: i64) {
         hint: e.hint.clone(),
         at_ms: now_ms,
     };
-    if let Ok(text) = serde_json::to_string(&problem) {
-        let _ = replica.set_setting(PROBLEM, Some(&text));
-        let _ = replica.set_setting(PROBLEM_TOLD, None);
-    }
+    problem::remember(replica, &problem);
 }
 
 /// Why this device's last sync was refused for good, if it was.
 pub fn problem(replica: &Replica) -> Result<Option<Problem>> {
-    Ok(replica
-        .setting(PROBLEM)?
-        .and_then(|text| serde_json::from_str(&text).ok()))
+    Ok(problem::problem(replica)?)
 }
 
 /// Says once, on stderr, that this device can no longer sync (a command's output stays as it
 /// is): the first command after the background sync that found out.
 pub fn tell_once(replica: &mut Replica) {
-    let Ok(Some(p)) = problem(replica) else {
+    let Some(p) = problem::tell_once(replica) else {
         return;
     };
-    if !matches!(replica.setting(PROBLEM_TOLD), Ok(None)) {
-        return;
-    }
     let waiting = replica.outbox_size().map_or(0, |(n, _)| n);
     crate::output::note!(
         "warning: this device's last sync was refused ({}); {} wait{} here unsent; `cairn status` \
@@ -263,7 +240,6 @@ pub fn tell_once(replica: &mut Replica) {
         crate::output::count(waiting as u64, "change", "changes"),
         if waiting == 1 { "s" } else { "" },
     );
-    let _ = replica.set_setting(PROBLEM_TOLD, Some("1"));
 }
 
 /// What came down: changes, and documents received whole.
@@ -281,26 +257,12 @@ fn plural(n: usize) -> &'static str {
 
 /// A byte count for people.
 pub fn size(bytes: usize) -> String {
-    match bytes {
-        b if b < 1_000 => format!("{b} B"),
-        b if b < 1_000_000 => format!("{:.1} KB", b as f64 / 1e3),
-        b => format!("{:.1} MB", b as f64 / 1e6),
-    }
+    cairn_client::sync::size(bytes)
 }
 
 /// The server client of this replica; an error with a hint when none is set up.
 pub fn client(replica: &Replica, timeout: std::time::Duration) -> Result<Client> {
-    let Some(r) = replica.remote()? else {
-        return Err(CliError::new("this team is not on a server")
-            .hint("join one with `cairn join URL --invite CODE --name NAME`, or bring this team to one with `cairn publish URL --invite CODE`"));
-    };
-    let client = Client::new(&r.url, Some(r.token), timeout);
-    // A quiet sync after a write gives way at once to a busy server: the next one catches up.
-    Ok(if timeout <= remote::QUIET_TIMEOUT {
-        client.impatient()
-    } else {
-        client
-    })
+    Ok(cairn_client::sync::client_for(replica, timeout)?.observe(remote::tell))
 }
 
 /// Syncs until level, finishing a publication or a join left half done.
@@ -312,101 +274,17 @@ pub fn exchange(
 ) -> Result<Report> {
     let mut client = client(replica, timeout)?;
     if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        client = client.chatty();
+        client = client.announce_waits();
     }
-    let importing = replica.setting("importing")?.is_some();
     // The quiet sync after a write takes less of a server than one asked for.
-    let caps = if timeout <= remote::QUIET_TIMEOUT {
-        remote::Caps::QUIET
-    } else {
-        remote::Caps::ASKED
-    };
-    let mut report =
-        remote::sync_within(replica, &client, ctx.now_ms(), importing, progress, caps)?;
-    if importing {
-        replica.set_setting("importing", None)?;
-    }
-    // A member who joined adds themselves to the team document once it has arrived.
-    if let Some(name) = replica.setting("join_name")? {
-        let me = replica.me()?;
-        let state = replica.team()?;
-        if state.name.is_empty() {
-            return Err(CliError::new("the server sent no team document yet")
-                .hint("its founder starts the team on the server first; then run `cairn sync`")
-                .kind(Kind::Failure));
-        }
-        if state.member(&me).is_none() {
-            let wanted = match replica.setting("join_handle")? {
-                Some(h) => h,
-                None => cairn_core::ids::handle_from_name(&name).unwrap_or_else(|| "member".into()),
-            };
-            // A handle someone already has gets a number: ana, ana-2, ana-3, ...
-            let handle = (1..)
-                .map(|n| {
-                    if n == 1 {
-                        wanted.clone()
-                    } else {
-                        // Still 32 characters at most with the number.
-                        let suffix = format!("-{n}");
-                        let room = 32usize.saturating_sub(suffix.len());
-                        let stem: String = wanted.chars().take(room).collect();
-                        format!("{}{suffix}", stem.trim_end_matches('-'))
-                    }
-                })
-                .find(|h| state.members.iter().all(|m| &m.handle != h))
-                .unwrap_or(wanted);
-            let at = ctx.now_ms();
-            // Joining is not a change someone made to the team: no note in the feed (the
-            // member list shows the newcomer).
-            replica.change_team(&me, |doc, state| {
-                team::add_member(doc, state, &me, &name, Some(&handle), at)
-            })?;
-            let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
-            add(&mut report, &more);
-        }
-        replica.set_setting("join_name", None)?;
-        replica.set_setting("join_handle", None)?;
-    }
-    // A placeholder's own device (it joined with an invite made for them) says they arrived:
-    // they count in the team's figures from now on, on every replica.
-    if arrive(ctx, replica)? {
-        let more = remote::sync(replica, &client, ctx.now_ms(), false, false)?;
-        add(&mut report, &more);
-    }
+    let options = cairn_client::sync::Options::for_timeout(timeout);
+    let mut steps = remote::Steps::new(progress);
+    let report =
+        cairn_client::sync::sync_once(replica, &client, ctx.now_ms(), options, &mut |s| {
+            steps.step(s)
+        })?;
+    steps.finish();
     Ok(report)
-}
-
-/// Marks this device's member arrived when they are a placeholder who had not; returns whether
-/// it wrote. Arriving is not a change someone made to the team: no note in the feed.
-fn arrive(ctx: &Ctx, replica: &mut Replica) -> Result<bool> {
-    let me = replica.me()?;
-    let state = replica.team()?;
-    if state
-        .member(&me)
-        .is_none_or(|m| m.id != me || m.arrived().is_some())
-    {
-        return Ok(false);
-    }
-    let at = ctx.now_ms();
-    Ok(replica.change_team(&me, |doc, state| team::arrive(doc, state, &me, at))?)
-}
-
-/// Adds what a further round of sync did to `report`.
-fn add(report: &mut Report, more: &Report) {
-    report.sent += more.sent;
-    report.received += more.received;
-    report.docs += more.docs;
-    report.set_aside += more.set_aside;
-    report.withdrawn += more.withdrawn;
-    report.gone.extend(more.gone.iter().cloned());
-    report.kept += more.kept;
-    report.redone += more.redone;
-    report.held.extend(more.held.iter().cloned());
-    report.rebased += more.rebased;
-    report.requests += more.requests;
-    report.bytes_up += more.bytes_up;
-    report.bytes_down += more.bytes_down;
-    report.cursor = more.cursor;
 }
 
 /// Starts a quiet sync in the background after a write, when a server is known and something

@@ -1,0 +1,49 @@
+//! What every cairn client does besides its interface: joining a team, the sync client, and
+//! (to come in this crate) the writer context and a member's writes. The `cairn` CLI, `cairn
+//! web`'s handlers and `cairn-relay` are interfaces over it; none reaches into another.
+//!
+//! It never prints and never exits: what a person might be told while a request is under way
+//! comes as a [`sync::Notice`] to an observer the client was given, what an exchange does as a
+//! [`sync::Step`] to a callback, and every failure as a typed error of its area
+//! ([`sync::Error`]) that the binary turns into its own words.
+//!
+//! # Layout
+//! - [`sync`]: HTTP to a `cairn-server` ([`sync::Client`]), the exchange loop and the mapping of
+//!   the protocol's pages onto the store ([`sync::exchange`]), the sync a device runs
+//!   ([`sync::sync_once`]), joining ([`sync::join`], or [`sync::register`] then
+//!   [`sync::begin`]) and publishing ([`sync::publish`]), and the memory of a sync refused for
+//!   good ([`sync::problem`]).
+//!
+//! # Example
+//! A headless device that joins a team and syncs once more later:
+//! ```no_run
+//! use cairn_client::sync::{self, Client, Options, TIMEOUT};
+//! use cairn_protocol::JoinRequest;
+//!
+//! # fn main() -> Result<(), sync::Error> {
+//! let url = sync::normalise_url("http://127.0.0.1:7878")?;
+//! let server = Client::new(&url, None, TIMEOUT);
+//! let join = sync::Join {
+//!     request: JoinRequest {
+//!         invite: "INVITE-CODE".into(),
+//!         device_name: "a relay".into(),
+//!         ..JoinRequest::default()
+//!     },
+//!     ..sync::Join::default()
+//! };
+//! let now_ms = 1_764_000_000_000;
+//! let path = std::path::Path::new("/var/lib/relay/replica.sqlite3");
+//! let joined = sync::join(&server, &join, path, now_ms, Options::ASKED, &mut |_| {})?;
+//! println!("joined team {}", joined.response.team_id);
+//! drop(joined);
+//!
+//! // Later: open the replica again and bring what is new.
+//! let mut replica = cairn_store::Replica::open(path)?;
+//! let device = sync::client_for(&replica, TIMEOUT)?;
+//! let report = sync::sync_once(&mut replica, &device, now_ms, Options::ASKED, &mut |_| {})?;
+//! println!("received {} changes", report.received);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod sync;

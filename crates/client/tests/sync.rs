@@ -1,0 +1,177 @@
+//! The sync client's public face against a real `cairn-server` process on `127.0.0.1:0`:
+//! joining (a founder, a member), syncing both ways, and a device refused for good.
+//!
+//! (The server is the binary cargo built next to these tests: `cargo build -p cairn-server`.)
+
+use std::path::Path;
+
+use cairn_client::sync::{self, Client, Error, Join, Options, Step, TIMEOUT, Unreachable};
+use cairn_e2e::Server;
+use cairn_protocol::JoinRequest;
+
+/// 2026-11-23T09:30:00Z.
+const NOW: i64 = 1_795_426_200_000;
+
+fn request(invite: &str, name: &str) -> JoinRequest {
+    JoinRequest {
+        invite: invite.to_owned(),
+        device_name: "a test device".into(),
+        name: Some(name.to_owned()),
+        found: true,
+        ..JoinRequest::default()
+    }
+}
+
+fn with(invite: &str, name: &str, founder_tz: &str) -> Join {
+    Join {
+        request: request(invite, name),
+        handle: None,
+        founder_tz: founder_tz.to_owned(),
+    }
+}
+
+fn join(server: &Server, invite: &str, name: &str, dir: &Path) -> sync::Joined {
+    let client = Client::new(&server.url, None, TIMEOUT);
+    sync::join(
+        &client,
+        &with(invite, name, "Europe/Paris"),
+        &dir.join("replica.sqlite3"),
+        NOW,
+        Options::ASKED,
+        &mut |_| {},
+    )
+    .expect("the join goes through")
+}
+
+#[test]
+fn a_founder_and_a_member_join_and_see_each_other_after_a_sync() {
+    let server = Server::start();
+    let team = server.team("Otters");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    let mut ana = join(&server, &server.founder(&team), "Ana", a.path());
+    assert_eq!(ana.founded.as_deref(), Some("Europe/Paris"));
+    assert!(ana.response.founder);
+    assert!(
+        ana.report.sent > 0,
+        "the founding went up: {:?}",
+        ana.report
+    );
+    let state = ana.replica.team().unwrap();
+    assert_eq!(state.name, "Otters");
+    assert_eq!(state.tz, "Europe/Paris");
+    assert_eq!(state.handle_of(&ana.response.member_id), "ana");
+
+    let ben = join(&server, &server.invite(&team, 1), "Ben Okafor", b.path());
+    assert_eq!(ben.founded, None);
+    assert!(
+        ben.report.received > 0,
+        "the team came down: {:?}",
+        ben.report
+    );
+    // The newcomer added themselves to the team document, and sent it.
+    let state = ben.replica.team().unwrap();
+    assert_eq!(state.handle_of(&ben.response.member_id), "ben-okafor");
+    assert_eq!(ben.replica.outbox_size().unwrap().0, 0);
+
+    // Ana's next sync brings Ben; each request is told before it is recorded.
+    let client = sync::client_for(&ana.replica, TIMEOUT).unwrap();
+    let mut answered = Vec::new();
+    let report = sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |s| {
+        if let Step::Answered { request } = s {
+            answered.push(request);
+        }
+    })
+    .unwrap();
+    assert!(report.received > 0, "{report:?}");
+    assert_eq!(answered, (1..=report.requests).collect::<Vec<_>>());
+    let state = ana.replica.team().unwrap();
+    assert_eq!(state.handle_of(&ben.response.member_id), "ben-okafor");
+
+    // Level: a sync with nothing new is one request that moves nothing.
+    let again =
+        sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    assert_eq!((again.requests, again.sent, again.received), (1, 0, 0));
+}
+
+#[test]
+fn a_revoked_device_is_refused_for_good_and_what_is_remembered_is_told_once() {
+    let server = Server::start();
+    let team = server.team("Otters");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _ana = join(&server, &server.founder(&team), "Ana", a.path());
+    let mut ben = join(&server, &server.invite(&team, 1), "Ben", b.path());
+
+    server
+        .admin(&["device", "revoke", &ben.response.device_id])
+        .ok();
+    let client = sync::client_for(&ben.replica, TIMEOUT).unwrap();
+    let err = sync::sync_once(&mut ben.replica, &client, NOW, Options::ASKED, &mut |_| {})
+        .expect_err("a revoked device's sync is refused");
+    assert_eq!(err.refusal().map(|r| r.status), Some(401), "{err}");
+    assert!(err.is_for_good());
+
+    // What a client remembers is told once.
+    let problem = sync::problem::Problem {
+        message: err.to_string(),
+        hint: None,
+        at_ms: NOW,
+    };
+    sync::problem::remember(&mut ben.replica, &problem);
+    assert_eq!(
+        sync::problem::problem(&ben.replica).unwrap(),
+        Some(problem.clone())
+    );
+    assert_eq!(sync::problem::tell_once(&mut ben.replica), Some(problem));
+    assert_eq!(sync::problem::tell_once(&mut ben.replica), None);
+}
+
+#[test]
+fn a_server_that_is_not_there_is_unreachable_and_nothing_is_written() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(&format!("http://127.0.0.1:{port}"), None, TIMEOUT);
+    let path = dir.path().join("replica.sqlite3");
+    let err = sync::join(
+        &client,
+        &with("CODE", "Ana", "UTC"),
+        &path,
+        NOW,
+        Options::ASKED,
+        &mut |_| {},
+    )
+    .expect_err("nothing listens there");
+    assert!(
+        matches!(
+            err,
+            Error::Unreachable {
+                why: Unreachable::NotListening,
+                device: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_refused_invite_says_the_servers_code() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(&server.url, None, TIMEOUT);
+    let err =
+        sync::register(&client, &request("NOT-AN-INVITE", "Ana")).expect_err("no such invite");
+    let refusal = err.refusal().expect("a refusal");
+    assert!((400..500).contains(&refusal.status), "{err}");
+    assert!(
+        refusal.code().is_some(),
+        "a cairn-server's body: {refusal:?}"
+    );
+    assert!(!dir.path().join("replica.sqlite3").exists());
+}
