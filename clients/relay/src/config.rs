@@ -392,12 +392,16 @@ impl Config {
                 p.warnings
                     .push((at("post"), "is empty: nothing will be posted here".into()));
             }
+            // A generic webhook's URL is not its credential (its signing secret is).
+            let url_is_secret = d.kind != Kind::Webhook;
             let secret = |p: &mut Problems, field: &str, s: &Option<Secret>, required: bool| match s
             {
                 None if required => p.errors.push((at(field), "is missing".into())),
                 None => {}
                 Some(s) => {
-                    if let Secret::Inline(_) = s {
+                    if let Secret::Inline(_) = s
+                        && (field != "url" || url_is_secret)
+                    {
                         p.warnings.push((
                             at(field),
                             "is written inline: use env:NAME or file:PATH so the secret \

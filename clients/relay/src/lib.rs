@@ -9,8 +9,8 @@
 //! - [`config`]: the TOML config, secrets by reference, precedence defaults < file <
 //!   environment < flags;
 //! - [`post`]: what is posted, before any platform's format;
-//! - [`format`]: each platform's request: format, limits, escaping, idempotency keys, the
-//!   Standard Webhooks signature;
+//! - [`format`](mod@format): each platform's request: format, limits, escaping, idempotency
+//!   keys, the Standard Webhooks signature;
 //! - [`queue`]: the delivery queue in the relay's own SQLite file;
 //! - [`net`]: where the relay may connect (no private address unless allowed, checked at
 //!   connect time);

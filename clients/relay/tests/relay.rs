@@ -1,0 +1,617 @@
+//! The real `cairn-relay` binary against a real replica and a fake of every platform.
+
+mod fake;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use cairn_core::ids::EventId;
+use cairn_core::{NewEvent, Stamp, team};
+use cairn_store::{NewTeam, Replica};
+use fake::{Answer, Fake, Hit, PLATFORMS};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn-relay");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A team's replica, a relay home and config, and the fake platforms.
+struct Team {
+    dir: tempfile::TempDir,
+    replica: PathBuf,
+    config: PathBuf,
+    fake: Fake,
+    n: u8,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn date_of(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string()
+}
+
+impl Team {
+    /// A team of Ana, Ben and Cy with the pillar trust, and (trust is one of a new team's pillars) and a relay whose destinations are
+    /// every platform of the fake, reached through the allow-list.
+    fn new() -> Team {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = dir.path().join("replica.sqlite3");
+        let new = NewTeam {
+            team_id: "t1".into(),
+            team_name: "Otters".into(),
+            tz: "UTC".into(),
+            member_id: "ana".into(),
+            member_name: "Ana".into(),
+            handle: "ana".into(),
+            at_ms: now_ms() - 86_400_000,
+        };
+        let mut r = Replica::create(&replica, &new).unwrap();
+        let at = now_ms() - 86_400_000;
+        r.change_team("ana", |doc, state| {
+            team::add_member(doc, state, "ben", "Ben", None, at)
+        })
+        .unwrap();
+        r.change_team("ana", |doc, state| {
+            team::add_member(doc, state, "cy", "Cy", None, at)
+        })
+        .unwrap();
+        drop(r);
+        let fake = Fake::start();
+        std::fs::write(
+            dir.path().join("webhook-secret"),
+            format!("{}\n", fake::WEBHOOK_SECRET),
+        )
+        .unwrap();
+        let mut t = Team {
+            config: dir.path().join("relay.toml"),
+            dir,
+            replica,
+            fake,
+            n: 0,
+        };
+        t.write_config("allow_private = [\"127.0.0.1\"]\n", &PLATFORMS);
+        t
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Writes the config: `head` at the top, a destination per platform in `platforms`.
+    fn write_config(&mut self, head: &str, platforms: &[&str]) {
+        let mut c = format!(
+            "home = {:?}\nreplica = {:?}\nallow_http = true\npoll_interval_secs = 0.2\n\
+             timeout_secs = 2\n{head}\n",
+            self.home(),
+            self.replica
+        );
+        for p in platforms {
+            c.push_str(&format!(
+                "[[destination]]\nname = \"{p}\"\nkind = \"{p}\"\n"
+            ));
+            match *p {
+                "matrix" => c.push_str(&format!(
+                    "homeserver = {:?}\nroom = {:?}\naccess_token = \"env:TEST_MATRIX_TOKEN\"\n",
+                    self.fake.url("matrix"),
+                    fake::ROOM
+                )),
+                "webhook" => c.push_str(&format!(
+                    "url = {:?}\nsecret = \"file:{}\"\n",
+                    self.fake.url(p),
+                    self.dir.path().join("webhook-secret").display()
+                )),
+                _ => c.push_str(&format!("url = \"env:TEST_URL_{}\"\n", p.to_uppercase())),
+            }
+            c.push('\n');
+        }
+        std::fs::write(&self.config, c).unwrap();
+    }
+
+    /// `cairn-relay ARGS` with the config and the secrets in its environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("TEST_MATRIX_TOKEN", fake::MATRIX_TOKEN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        for p in PLATFORMS {
+            cmd.env(format!("TEST_URL_{}", p.to_uppercase()), self.fake.url(p));
+        }
+        cmd
+    }
+
+    /// Runs `cairn-relay ARGS` and asserts it succeeded.
+    fn relay(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cairn-relay {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn status(&self) -> Value {
+        let out = self.relay(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn destination(&self, name: &str) -> Value {
+        self.status()["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()
+            .clone()
+    }
+
+    /// Ana thanks Ben (and Cy) for `text`, `ago_ms` ago.
+    fn kudos_at(&mut self, text: &str, ago_ms: i64) {
+        self.n += 1;
+        let at = now_ms() - ago_ms;
+        let id = EventId::new(at, [self.n, 0, 0, 0, 1]);
+        let stamp = Stamp {
+            at_ms: at,
+            tz: "UTC".into(),
+            date: date_of(at),
+            late: false,
+        };
+        let mut r = Replica::open(&self.replica).unwrap();
+        r.add_event(
+            "ana",
+            &id,
+            &stamp,
+            &NewEvent::kudos(vec!["ben".into(), "cy".into()], text, Some("trust".into())),
+        )
+        .unwrap();
+    }
+
+    fn kudos(&mut self, text: &str) {
+        self.kudos_at(text, 0);
+    }
+}
+
+/// The texts `platform` received that it did not drop as repeats.
+fn texts(hits: &[Hit]) -> Vec<String> {
+    hits.iter()
+        .filter(|h| !h.repeat && (200..300).contains(&h.status))
+        .map(Hit::text)
+        .collect()
+}
+
+fn no_problems(fake: &Fake) {
+    for h in fake.all() {
+        assert_eq!(h.problem, None, "{}: {}", h.platform, h.body);
+    }
+}
+
+/// Whether `c` appears in `text` without a backslash before it.
+fn unescaped(text: &str, c: char) -> bool {
+    let mut escaped = false;
+    for x in text.chars() {
+        if x == c && !escaped {
+            return true;
+        }
+        escaped = x == '\\' && !escaped;
+    }
+    false
+}
+
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn marker_count(fake: &Fake, platform: &str, marker: &str) -> usize {
+    texts(&fake.hits(platform))
+        .iter()
+        .filter(|t| t.contains(marker))
+        .count()
+}
+
+#[test]
+fn each_kudos_is_posted_once_per_destination_in_order_through_restarts() {
+    let mut t = Team::new();
+    t.kudos("history one");
+    // The first start: history is recorded, nothing posted.
+    let out = t.relay(&["run", "--once"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 event(s) of history"));
+    assert!(t.fake.all().is_empty());
+
+    for i in 1..=3 {
+        t.kudos(&format!("kudos number {i}"));
+    }
+    t.relay(&["run", "--once"]);
+    for p in PLATFORMS {
+        let got = texts(&t.fake.hits(p));
+        assert_eq!(got.len(), 3, "{p}: {got:?}");
+        for (i, text) in got.iter().enumerate() {
+            assert!(
+                text.contains(&format!("kudos number {}", i + 1)),
+                "{p}: {got:?}"
+            );
+            let plain = text.replace("**", "");
+            assert!(plain.starts_with("Ana thanked Ben and Cy"), "{p}: {text}");
+        }
+    }
+    // Nothing new: nothing sent.
+    t.relay(&["run", "--once"]);
+    assert_eq!(t.fake.all().len(), 18);
+
+    // The loop delivers the next one, and is killed; what comes while it is down comes after.
+    let child = t.command(&["run"]).stdout(Stdio::null()).spawn().unwrap();
+    t.kudos("kudos number 4");
+    assert!(t.fake.wait_until(WAIT, |hits| {
+        PLATFORMS.iter().all(|p| {
+            hits.iter()
+                .any(|h| h.platform == *p && h.status != 0 && h.text().contains("number 4"))
+        })
+    }));
+    kill(child);
+    t.kudos("kudos number 5");
+    t.relay(&["run", "--once"]);
+    for p in PLATFORMS {
+        let got = texts(&t.fake.hits(p));
+        assert_eq!(got.len(), 5, "{p}: {got:?}");
+        for (i, text) in got.iter().enumerate() {
+            assert!(
+                text.contains(&format!("kudos number {}", i + 1)),
+                "{p}: {got:?}"
+            );
+        }
+        // The kill may land between a request and its record: Matrix and the webhook then
+        // get it again under the same key (and drop it), the others never again.
+        let repeats = t.fake.hits(p).iter().filter(|h| h.repeat).count();
+        assert!(
+            repeats <= usize::from(p == "matrix" || p == "webhook"),
+            "{p}"
+        );
+        assert_eq!(
+            t.fake.hits(p).len(),
+            5 + repeats,
+            "{p}: nothing posted twice"
+        );
+    }
+    // At most one message a second to each destination.
+    for p in PLATFORMS {
+        let hits = t.fake.hits(p);
+        for w in hits.windows(2) {
+            assert!(w[1].at - w[0].at >= Duration::from_millis(950), "{p}");
+        }
+    }
+    no_problems(&t.fake);
+    let slack = t.destination("slack");
+    assert_eq!(slack["counts"]["done"], 5);
+    assert_eq!(slack["disabled"], false);
+}
+
+#[test]
+fn mentions_and_markup_in_member_text_are_neutralised_on_each_platform() {
+    let mut t = Team::new();
+    t.relay(&["run", "--once"]);
+    t.kudos(
+        "@channel @here @everyone @room <!channel> <!here> <@U024BE7LH> <@123456789> \
+         [click](https://evil.example) **bold** <https://evil.example|x> <b>html</b> # head",
+    );
+    t.relay(&["run", "--once"]);
+    no_problems(&t.fake);
+    for p in PLATFORMS {
+        let hits = t.fake.hits(p);
+        assert_eq!(hits.len(), 1, "{p}");
+        let body = hits[0].body.to_string();
+        let text = hits[0].text();
+        for mention in ["@channel", "@here", "@everyone", "@room"] {
+            assert!(!text.contains(mention), "{p}: {mention} in {text}");
+        }
+        match p {
+            "slack" => {
+                assert!(!body.contains("<!") && !body.contains("<@") && !body.contains("<http"));
+                assert!(text.contains("&lt;!channel&gt;"), "{text}");
+                assert_eq!(hits[0].body["blocks"][0]["text"]["type"], "plain_text");
+            }
+            "mattermost" | "discord" => {
+                // Every special the member typed is escaped: no link, no bold, no tag.
+                for c in ['[', ']', '(', ')', '*', '<', '>', '#'] {
+                    assert!(
+                        !unescaped(text.split('“').nth(1).unwrap(), c),
+                        "{p}: {c} in {text}"
+                    );
+                }
+                assert!(
+                    text.contains("\\[click\\]\\(https://evil.example\\)"),
+                    "{text}"
+                );
+            }
+            "teams" => {
+                // TextRuns render no Markdown; no run is a mention entity.
+                assert!(!body.contains("msteams") && !body.contains("<at>"));
+                let runs = &hits[0].body["attachments"][0]["content"]["body"][0]["inlines"];
+                assert!(
+                    runs.as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|r| r["type"] == "TextRun")
+                );
+            }
+            "matrix" => {
+                let html = hits[0].body["formatted_body"].as_str().unwrap();
+                assert!(!html.contains("<a") && !html.contains("<b>html"), "{html}");
+                assert!(html.contains("&lt;b&gt;html&lt;/b&gt;"), "{html}");
+                assert_eq!(hits[0].body["m.mentions"], serde_json::json!({}));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_429_waits_out_retry_after_and_a_500_or_a_stall_is_tried_again() {
+    let mut t = Team::new();
+    t.relay(&["run", "--once"]);
+    t.fake.script(
+        "slack",
+        vec![Answer::Status(
+            429,
+            vec![("retry-after", "2".into())],
+            "slow down".into(),
+        )],
+    );
+    t.fake.script(
+        "discord",
+        vec![Answer::Status(
+            429,
+            vec![],
+            r#"{"message":"rate limited","retry_after":1.5,"global":false}"#.into(),
+        )],
+    );
+    t.fake.script(
+        "mattermost",
+        vec![Answer::Status(500, vec![], "oops".into())],
+    );
+    t.fake.script("teams", vec![Answer::Stall]);
+    t.kudos("kudos number 1");
+    t.relay(&["run", "--once"]);
+    no_problems(&t.fake);
+    let gap = |p: &str, at_least: Duration| {
+        let hits = t.fake.hits(p);
+        assert_eq!(hits.len(), 2, "{p}");
+        assert!((200..300).contains(&hits[1].status), "{p}");
+        let gap = hits[1].at - hits[0].at;
+        assert!(gap >= at_least, "{p}: {gap:?}");
+    };
+    gap("slack", Duration::from_secs(2));
+    gap("discord", Duration::from_millis(1500));
+    // 5 s less a fifth of jitter.
+    gap("mattermost", Duration::from_secs(4));
+    // The stall was given up at the 2 s timeout, then tried again.
+    gap("teams", Duration::from_secs(2));
+    for p in ["matrix", "webhook"] {
+        assert_eq!(t.fake.hits(p).len(), 1, "{p}");
+    }
+    for p in PLATFORMS {
+        assert_eq!(t.destination(p)["counts"]["done"], 1, "{p}");
+    }
+}
+
+#[test]
+fn a_410_disables_its_destination_while_the_others_go_on() {
+    let mut t = Team::new();
+    t.relay(&["run", "--once"]);
+    t.fake
+        .script("discord", vec![Answer::Status(410, vec![], "gone".into())]);
+    t.fake.script(
+        "mattermost",
+        vec![Answer::Status(
+            302,
+            vec![("location", "/elsewhere".into())],
+            String::new(),
+        )],
+    );
+    t.kudos("kudos number 1");
+    t.kudos("kudos number 2");
+    t.relay(&["run", "--once"]);
+    assert_eq!(t.fake.hits("discord").len(), 1, "nothing after the 410");
+    let discord = t.destination("discord");
+    assert_eq!(discord["disabled"], true, "{discord}");
+    assert!(discord["disabled_why"].as_str().unwrap().contains("410"));
+    // The redirect was not followed: that message failed, the next went.
+    assert!(t.fake.hits("elsewhere").is_empty());
+    assert_eq!(texts(&t.fake.hits("mattermost")).len(), 1);
+    let mm = t.destination("mattermost");
+    assert_eq!(mm["counts"]["failed"], 1, "{mm}");
+    assert!(
+        mm["latest"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("redirect")
+    );
+    for p in ["slack", "teams", "matrix", "webhook"] {
+        assert_eq!(texts(&t.fake.hits(p)).len(), 2, "{p}");
+    }
+    // A disabled destination stays quiet on the next pass, and comes back when enabled.
+    t.kudos("kudos number 3");
+    t.relay(&["run", "--once"]);
+    assert_eq!(t.fake.hits("discord").len(), 1);
+    assert_eq!(texts(&t.fake.hits("slack")).len(), 3);
+    t.relay(&["enable", "discord"]);
+    t.kudos("kudos number 4");
+    t.relay(&["run", "--once"]);
+    assert_eq!(
+        texts(&t.fake.hits("discord"))
+            .iter()
+            .filter(|x| x.contains("number 4"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn loopback_and_private_addresses_are_refused_unless_allowed() {
+    let mut t = Team::new();
+    let port = t.fake.addr.port();
+    // No allow-list: an address, a private address and a name that resolves to loopback.
+    let cfg = format!(
+        "home = {:?}\nreplica = {:?}\nallow_http = true\n\n\
+         [[destination]]\nname = \"by-address\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{port}/slack\"\n\n\
+         [[destination]]\nname = \"by-name\"\nkind = \"discord\"\nurl = \"http://localhost:{port}/discord\"\n\n\
+         [[destination]]\nname = \"private\"\nkind = \"mattermost\"\nurl = \"http://10.255.255.1:{port}/mattermost\"\n\n\
+         [[destination]]\nname = \"ipv6\"\nkind = \"teams\"\nurl = \"http://[::1]:{port}/teams\"\n",
+        t.home(),
+        t.replica
+    );
+    std::fs::write(&t.config, cfg).unwrap();
+    let out = t.command(&["check"]).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    for (name, what) in [
+        ("by-address", "127.0.0.1, a loopback address"),
+        ("by-name", "refused to connect to localhost"),
+        ("private", "10.255.255.1, a private address"),
+        ("ipv6", "::1, a loopback address"),
+    ] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with(name) && l.contains(what)),
+            "{name}: {said}"
+        );
+    }
+    // HTTPS only unless allowed.
+    std::fs::write(
+        &t.config,
+        format!(
+            "home = {:?}\n[[destination]]\nname = \"s\"\nkind = \"slack\"\nurl = \"http://hooks.example/x\"\n",
+            t.home()
+        ),
+    )
+    .unwrap();
+    let out = t.command(&["check", "--no-send"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("destination[0] (s).url: uses http: only https is allowed")
+    );
+    // The queue: a refused destination is disabled, the request never made.
+    t.write_config("", &["slack"]);
+    t.relay(&["run", "--once"]);
+    t.kudos("kudos number 1");
+    t.relay(&["run", "--once"]);
+    assert!(t.fake.all().is_empty());
+    let slack = t.destination("slack");
+    assert!(
+        slack["disabled_why"]
+            .as_str()
+            .unwrap()
+            .contains("a loopback address"),
+        "{slack}"
+    );
+}
+
+#[test]
+fn the_first_start_posts_no_history_and_a_late_event_is_held_for_the_digest() {
+    let mut t = Team::new();
+    for i in 1..=3 {
+        t.kudos(&format!("old kudos {i}"));
+    }
+    let out = t.relay(&["run", "--once"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 event(s) of history"));
+    assert!(t.fake.all().is_empty());
+    // A member back from offline: their kudos of 7 hours ago arrives now, beside a fresh one.
+    t.kudos_at("from the train", 7 * 3_600_000);
+    t.kudos("fresh kudos");
+    t.relay(&["run", "--once"]);
+    for p in PLATFORMS {
+        let got = texts(&t.fake.hits(p));
+        assert_eq!(got.len(), 1, "{p}: {got:?}");
+        assert!(got[0].contains("fresh kudos"), "{p}");
+    }
+    assert_eq!(t.status()["held_for_digest"], 1);
+    assert_eq!(marker_count(&t.fake, "slack", "old kudos"), 0);
+}
+
+#[test]
+fn a_message_in_flight_when_the_relay_dies_is_sent_again_only_with_an_idempotency_key() {
+    let mut t = Team::new();
+    t.write_config(
+        "allow_private = [\"127.0.0.1\"]\n",
+        &["slack", "matrix", "webhook"],
+    );
+    t.relay(&["run", "--once"]);
+    for p in ["slack", "matrix", "webhook"] {
+        t.fake.script(p, vec![Answer::Stall]);
+    }
+    t.kudos("kudos number 1");
+    let child = t.command(&["run"]).stdout(Stdio::null()).spawn().unwrap();
+    assert!(t.fake.wait_until(WAIT, |hits| hits.len() == 3));
+    // Killed while all three requests wait for their answers.
+    kill(child);
+    t.fake.release();
+    let out = t.relay(&["run", "--once"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 left in doubt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Slack takes no idempotency key: not sent again (at most once), said to be in doubt.
+    assert_eq!(t.fake.hits("slack").len(), 1);
+    let slack = t.destination("slack");
+    assert_eq!(slack["counts"]["in_doubt"], 1, "{slack}");
+    // Matrix and the webhook got it again with the same key, and dropped the repeat.
+    for p in ["matrix", "webhook"] {
+        let hits = t.fake.hits(p);
+        assert_eq!(hits.len(), 2, "{p}");
+        assert!(hits[1].repeat, "{p}: the same key both times");
+        assert_eq!(t.destination(p)["counts"]["done"], 1, "{p}");
+    }
+    let ids: Vec<_> = t
+        .fake
+        .hits("webhook")
+        .iter()
+        .map(|h| h.headers["webhook-id"].clone())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    no_problems(&t.fake);
+}
+
+#[test]
+fn check_sends_a_test_message_and_names_each_problem_by_its_field() {
+    let t = Team::new();
+    let out = t.relay(&["check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    for p in PLATFORMS {
+        assert!(
+            said.contains(&format!("{p}: test message posted")),
+            "{said}"
+        );
+        assert_eq!(t.fake.hits(p).len(), 1);
+        assert!(t.fake.hits(p)[0].text().contains("Otters"));
+    }
+    no_problems(&t.fake);
+    // A secret that is not there, a missing field: named, and nothing sent.
+    let out = t
+        .command(&["check"])
+        .env_remove("TEST_MATRIX_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "destination[4] (matrix).access_token: the environment variable TEST_MATRIX_TOKEN \
+             is not set"
+        ),
+        "{err}"
+    );
+    assert_eq!(t.fake.all().len(), 6);
+    // No output ever shows a secret.
+    assert!(!said.contains(fake::MATRIX_TOKEN) && !err.contains(fake::MATRIX_TOKEN));
+    assert!(!said.contains(&t.fake.url("slack")));
+}
