@@ -64,6 +64,7 @@ pub struct Limits {
     /// take them, instead of every change.
     pub catch_up_after: u64,
     /// Waits for news (`GET /v1/wait`) pending at once, all devices together; past it a 503.
+    /// Each holds a connection: kept well under `max_connections`, syncs always find room.
     pub max_waiters: usize,
     /// Waits for news one device has pending at once; past it a 503.
     pub max_device_waiters: usize,
@@ -100,7 +101,7 @@ impl Default for Limits {
             max_link_codes: 5,
             trusted_proxies: Vec::new(),
             catch_up_after: 1_000,
-            max_waiters: 1_000,
+            max_waiters: 256,
             max_device_waiters: 2,
             wait_poll: Duration::from_secs(3),
         }

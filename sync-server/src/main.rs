@@ -215,11 +215,12 @@ struct ServeArgs {
     )]
     max_page_bytes: usize,
     /// Waits for news (`GET /v1/wait`, a relay's or `cairn web`'s long poll) pending at once;
-    /// past it a 503 (two at most per device).
+    /// past it a 503 (two at most per device). Each holds a connection open: keep it well under
+    /// --max-connections, so syncs always find room.
     #[arg(
         long,
         env = "CAIRN_SERVER_MAX_WAITERS",
-        default_value_t = 1_000,
+        default_value_t = 256,
         value_name = "N"
     )]
     max_waiters: usize,

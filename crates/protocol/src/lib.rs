@@ -365,7 +365,9 @@ pub struct LinkResponse {
 /// `GET /v1/wait`: the team's change log has entries after the `after` asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitResponse {
-    /// The number of the team's latest entry now (greater than `after`).
+    /// The number of the team's latest entry now: greater than `after`, or smaller when the
+    /// server's log is behind the client's cursor (a server restored from a backup), which the
+    /// client's next sync reports.
     pub head: u64,
 }
 

@@ -135,3 +135,106 @@ impl Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Whom;
+
+    /// A hub on a fresh SQLite file with one published team, and its founder's device.
+    async fn hub() -> (tempfile::TempDir, Arc<Hub>, Device) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.sqlite3");
+        let store = crate::store::open(path.to_str().unwrap(), &Default::default())
+            .await
+            .unwrap();
+        let hub = Arc::new(Hub::new(store, 16));
+        let team = hub.create_team("Otters", 0).await.unwrap();
+        let code = hub
+            .create_invite(&team.id, 1, i64::MAX, 0, Whom::Founder)
+            .await
+            .unwrap();
+        let req = cairn_protocol::JoinRequest {
+            invite: code,
+            device_name: "ana's laptop".into(),
+            publish: Some("ana".into()),
+            ..Default::default()
+        };
+        let token = hub.join(&req, 0, 10).await.unwrap().token.0;
+        let device = hub.authenticate(&token).await.unwrap();
+        (dir, hub, device)
+    }
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn a_wait_ends_on_news_on_its_time_or_when_the_server_stops() {
+        let (_dir, hub, device) = hub().await;
+        // News signalled while it waits.
+        let waiting = {
+            let (hub, device) = (hub.clone(), device.clone());
+            tokio::spawn(async move {
+                hub.wait(&device, 0, LONG, LONG, std::future::pending())
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        hub.news.signal(&device.team, 3);
+        assert_eq!(waiting.await.unwrap().unwrap(), Waited::News(3));
+        // A head never goes back: a late signal of an older one changes nothing.
+        hub.news.signal(&device.team, 2);
+        let got = hub.wait(
+            &device,
+            3,
+            Duration::from_millis(20),
+            LONG,
+            std::future::pending(),
+        );
+        assert_eq!(got.await.unwrap(), Waited::Timeout);
+        // Ahead of the log (a restored server): answered at once with the head.
+        let got = hub.wait(&device, 9, LONG, LONG, std::future::pending());
+        assert_eq!(got.await.unwrap(), Waited::News(3));
+        // The server stops.
+        let got = hub.wait(&device, 3, LONG, LONG, std::future::ready(()));
+        assert_eq!(got.await.unwrap(), Waited::Stopping);
+    }
+
+    #[tokio::test]
+    async fn a_write_another_process_made_is_read_from_the_store() {
+        let (_dir, hub, device) = hub().await;
+        // Nothing in the log yet: the polls find nothing.
+        assert_eq!(device.team_head, 0);
+        let got = hub.wait(
+            &device,
+            0,
+            Duration::from_millis(300),
+            Duration::from_millis(100),
+            std::future::pending(),
+        );
+        assert_eq!(got.await.unwrap(), Waited::Timeout);
+        // Another process appends (here: straight to the store, as it would through its hub).
+        let append = crate::store::Append {
+            base_head: 0,
+            entries: vec![crate::store::Entry {
+                doc: "team".into(),
+                hash: vec![1; 32],
+                actor: vec![2; 16],
+                actor_seq: 1,
+                device: device.id.clone(),
+                data: vec![0],
+                withdrawn_ms: None,
+                kind: crate::store::Kind::Change,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(hub.store.append(&device.team, &append).await.unwrap(), 1);
+        let got = hub.wait(
+            &device,
+            0,
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            std::future::pending(),
+        );
+        assert_eq!(got.await.unwrap(), Waited::News(1));
+    }
+}
