@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use cairn_client::write::Clock;
 use cairn_core::ids::EventId;
 use cairn_core::{Stamp, TeamState};
 use cairn_store::Replica;
@@ -31,21 +32,14 @@ pub enum Outcome {
     Wrote,
 }
 
-/// A writing command's replica, with the member it acts as and the team as they were when it
-/// began (see [`Ctx::writer`]).
-#[derive(Debug)]
-pub struct Writer<'r> {
-    pub replica: &'r mut Replica,
-    /// The member who writes: `--as`, else the device's owner.
-    pub me: String,
-    pub team: TeamState,
-    outbox_at: i64,
-}
+/// A writing command's replica, with the member it acts as, the team as they were when it
+/// began and its clock (see [`Ctx::writer`]).
+pub use cairn_client::write::Writer;
 
-impl Writer<'_> {
-    /// Whether this writer left changes for the server, so far.
-    pub fn outcome(&self) -> Result<Outcome> {
-        Ok(if self.replica.outbox_head()? > self.outbox_at {
+impl Outcome {
+    /// Whether `w` left changes for the server, so far.
+    pub fn of(w: &Writer<'_>) -> Result<Outcome> {
+        Ok(if w.wrote()? {
             Outcome::Wrote
         } else {
             Outcome::Read
@@ -155,35 +149,28 @@ impl Ctx {
         Ok(replica)
     }
 
+    /// When and where the person writes: the command's clock and their zone.
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.now, self.tz.clone())
+    }
+
     /// What a writing command works with: the replica, the member it acts as and the team,
     /// each read once.
     pub fn writer<'r>(&self, replica: &'r mut Replica) -> Result<Writer<'r>> {
-        let team = replica.team()?;
-        let me = self.actor(replica, &team)?;
-        let outbox_at = replica.outbox_head()?;
-        Ok(Writer {
+        Ok(Writer::new(
             replica,
-            me,
-            team,
-            outbox_at,
-        })
+            self.clock(),
+            self.as_member.as_deref(),
+        )?)
     }
 
     /// The member this command acts as: `--as`, else the device's owner.
     pub fn actor(&self, replica: &Replica, team: &TeamState) -> Result<String> {
-        let me = replica.me()?;
-        let Some(h) = &self.as_member else {
-            return Ok(me);
-        };
-        let id = team.member_by_handle(h)?.id.clone();
-        // The server takes from a device only its own member's writes.
-        if id != me && replica.remote()?.is_some() {
-            return Err(
-                CliError::new("--as works only while the team lives on this device alone")
-                    .hint("this team is on a server: each member writes from their own device"),
-            );
-        }
-        Ok(id)
+        Ok(cairn_client::write::actor(
+            replica,
+            team,
+            self.as_member.as_deref(),
+        )?)
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -192,53 +179,28 @@ impl Ctx {
 
     /// The IANA name of the zone the person is in; `fallback` when the system names none.
     pub fn zone_name(&self, fallback: &str) -> String {
-        self.zone(fallback).0
-    }
-
-    /// The person's zone and its IANA name. A system zone without one (a bare /etc/localtime, a
-    /// POSIX `TZ`, a misspelt `TZ`) gives way to `fallback`, so an event's recorded zone and its
-    /// local date always agree.
-    fn zone(&self, fallback: &str) -> (String, TimeZone) {
-        match self.tz.iana_name() {
-            Some(name) if !name.is_empty() && name != "Etc/Unknown" => {
-                (name.to_owned(), self.tz.clone())
-            }
-            _ => match TimeZone::get(fallback) {
-                Ok(tz) => (fallback.to_owned(), tz),
-                Err(_) => ("UTC".to_owned(), TimeZone::UTC),
-            },
-        }
+        self.clock().zone_name(fallback)
     }
 
     /// Today's date where the person is.
     pub fn today(&self, team_tz: &str) -> jiff::civil::Date {
-        self.now.to_zoned(self.zone(team_tz).1).date()
+        self.clock().today(team_tz)
     }
 
     /// When and where an event happens now; `late` counts it for yesterday.
     pub fn stamp(&self, team_tz: &str, late: bool) -> Stamp {
-        let (zone, tz) = self.zone(team_tz);
-        cairn_core::time::stamp(self.now_ms(), &zone, &tz, late)
-    }
-
-    /// When and where an event happens now, counted for `on` when given (a late log).
-    pub fn stamp_on(&self, team_tz: &str, on: Option<jiff::civil::Date>) -> Stamp {
-        let (zone, tz) = self.zone(team_tz);
-        cairn_core::time::stamp_on(self.now_ms(), &zone, &tz, on)
+        self.clock().stamp(team_tz, late)
     }
 
     /// A fresh event id for now.
     pub fn new_event_id(&self) -> Result<EventId> {
-        Ok(EventId::new(self.now_ms(), random_bytes()?))
+        Ok(self.clock().new_event_id()?)
     }
 }
 
 /// Random bytes from the operating system.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf)
-        .map_err(|e| CliError::new(format!("the system gave no randomness: {e}")))?;
-    Ok(buf)
+    Ok(cairn_client::write::random_bytes()?)
 }
 
 /// A random id of `chars` characters, for teams, members and commitments.

@@ -438,6 +438,34 @@ impl From<cairn_client::sync::Error> for CliError {
     }
 }
 
+impl From<cairn_client::write::Error> for CliError {
+    fn from(e: cairn_client::write::Error) -> Self {
+        use cairn_client::write::Error as E;
+        match e {
+            E::BadDay(t) => CliError::new(format!("`{t}` is not a day")).hint(
+                "use YYYY-MM-DD, `today`, `yesterday`, a weekday like `friday` (the last one), or \
+                 days or weeks ago like `7d` or `2w`",
+            ),
+            E::NotYet(day) => CliError::new(format!("{day} has not happened yet"))
+                .hint("log it on the day, or today"),
+            E::TooLate { day, earliest } => CliError::new(format!(
+                "{day} is further back than the team logs late (from {earliest})"
+            ))
+            .hint("`cairn team rules --late-days N` widens the window, up to 5 workdays"),
+            E::NoRecipients => CliError::new("name at least one teammate")
+                .hint("cairn kudos @ana \"...\"")
+                .about(Input::Members),
+            E::ActingOnServer => {
+                CliError::new("--as works only while the team lives on this device alone")
+                    .hint("this team is on a server: each member writes from their own device")
+            }
+            E::Random(e) => CliError::new(format!("the system gave no randomness: {e}")),
+            E::Core(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A failure of SQLite under the replica, told by what a person can do about it.
 fn sqlite(e: rusqlite::Error) -> CliError {
     use rusqlite::ErrorCode as C;

@@ -1,11 +1,11 @@
-//! What every cairn client does besides its interface: joining a team, the sync client, and
-//! (to come in this crate) the writer context and a member's writes. The `cairn` CLI, `cairn
-//! web`'s handlers and `cairn-relay` are interfaces over it; none reaches into another.
+//! What every cairn client does besides its interface: joining a team, the sync client, the
+//! writer context and a member's writes. The `cairn` CLI, `cairn web`'s handlers and
+//! `cairn-relay` are interfaces over it; none reaches into another.
 //!
 //! It never prints and never exits: what a person might be told while a request is under way
 //! comes as a [`sync::Notice`] to an observer the client was given, what an exchange does as a
 //! [`sync::Step`] to a callback, and every failure as a typed error of its area
-//! ([`sync::Error`]) that the binary turns into its own words.
+//! ([`sync::Error`], [`write::Error`]) that the binary turns into its own words.
 //!
 //! # Layout
 //! - [`sync`]: HTTP to a `cairn-server` ([`sync::Client`]), the exchange loop and the mapping of
@@ -13,14 +13,19 @@
 //!   ([`sync::sync_once`]), joining ([`sync::join`], or [`sync::register`] then
 //!   [`sync::begin`]) and publishing ([`sync::publish`]), and the memory of a sync refused for
 //!   good ([`sync::problem`]).
+//! - [`write`](mod@write): the writer context ([`write::Writer`]: the replica, the member it acts as, the
+//!   team, the [`write::Clock`]) and a member's writes (log, kudos, react, edit, retract) with
+//!   the rules every client applies alike: the late-log window ([`write::late_day`]), who a
+//!   kudos names ([`write::recipients`]), who may write as whom ([`write::actor`]).
 //!
 //! # Example
 //! A headless device that joins a team and syncs once more later:
 //! ```no_run
 //! use cairn_client::sync::{self, Client, Options, TIMEOUT};
+//! use cairn_client::write::{Clock, Writer};
 //! use cairn_protocol::JoinRequest;
 //!
-//! # fn main() -> Result<(), sync::Error> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let url = sync::normalise_url("http://127.0.0.1:7878")?;
 //! let server = Client::new(&url, None, TIMEOUT);
 //! let join = sync::Join {
@@ -42,8 +47,15 @@
 //! let device = sync::client_for(&replica, TIMEOUT)?;
 //! let report = sync::sync_once(&mut replica, &device, now_ms, Options::ASKED, &mut |_| {})?;
 //! println!("received {} changes", report.received);
+//!
+//! // A member's device writes through the writer context; the next sync sends it.
+//! let clock = Clock::new(jiff::Timestamp::now(), jiff::tz::TimeZone::system());
+//! let mut w = Writer::new(&mut replica, clock, None)?;
+//! let (id, _) = w.log("Paired on the flaky test", None, None, None)?;
+//! println!("logged {}", id.short());
 //! # Ok(())
 //! # }
 //! ```
 
 pub mod sync;
+pub mod write;

@@ -175,3 +175,53 @@ fn a_refused_invite_says_the_servers_code() {
     );
     assert!(!dir.path().join("replica.sqlite3").exists());
 }
+
+#[test]
+fn a_write_goes_up_with_the_next_sync_and_a_pull_only_sync_sends_nothing() {
+    use cairn_client::write::{Clock, Writer};
+    let server = Server::start();
+    let team = server.team("Otters");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ana = join(&server, &server.founder(&team), "Ana", a.path());
+    let mut ben = join(&server, &server.invite(&team, 1), "Ben", b.path());
+    let clock = Clock::new(
+        "2026-11-23T09:30:00Z".parse().unwrap(),
+        jiff::tz::TimeZone::UTC,
+    );
+
+    // On a server, a device writes only as its own member.
+    let err = Writer::new(&mut ben.replica, clock.clone(), Some("@ana")).unwrap_err();
+    assert!(
+        matches!(err, cairn_client::write::Error::ActingOnServer),
+        "{err:?}"
+    );
+    let id = {
+        let mut w = Writer::new(&mut ben.replica, clock, None).unwrap();
+        w.kudos(&["@ana"], "Calm incident call", None).unwrap()
+    };
+    assert!(sync::has_work(&ben.replica));
+
+    // A pull-only sync leaves it waiting here.
+    let client = sync::client_for(&ben.replica, TIMEOUT).unwrap();
+    let pull_only = Options {
+        pull_only: true,
+        ..Options::ASKED
+    };
+    let report = sync::sync_once(&mut ben.replica, &client, NOW, pull_only, &mut |_| {}).unwrap();
+    assert_eq!(report.sent, 0);
+    assert!(sync::has_work(&ben.replica));
+
+    let report =
+        sync::sync_once(&mut ben.replica, &client, NOW, Options::QUIET, &mut |_| {}).unwrap();
+    assert!(report.sent > 0, "{report:?}");
+    assert!(!sync::has_work(&ben.replica));
+
+    let client = sync::client_for(&ana.replica, TIMEOUT).unwrap();
+    sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    let event = ana
+        .replica
+        .resolve(id.as_str(), &ana.response.member_id)
+        .unwrap();
+    assert_eq!(event.author, ben.response.member_id);
+    assert_eq!(event.to, vec![ana.response.member_id.clone()]);
+}

@@ -126,7 +126,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
     let mut w = ctx.writer(&mut replica)?;
     change(ctx, &mut w, args.action)?;
-    w.outcome()
+    Outcome::of(&w)
 }
 
 /// Adds, edits or retires a challenge as `action` says, and tells what it did.

@@ -1,9 +1,9 @@
 //! `cairn edit`: change one of your events.
 
-use cairn_core::{Edit, Event};
+use cairn_core::Edit;
 use serde_json::json;
 
-use crate::context::{Ctx, Outcome, Writer};
+use crate::context::{Ctx, Outcome};
 use crate::error::Result;
 
 /// Change the text, pillar or why of one of your own events.
@@ -30,17 +30,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         pillar: args.pillar,
         why: args.why,
     };
-    let event = change(ctx, &mut w, &args.id, &edit)?;
+    let event = w.edit(&args.id, &edit)?;
     ctx.out.say(
         format!("edited {}", event.id.short()),
         json!({ "id": event.id.as_str(), "edited": true }),
     )?;
-    w.outcome()
-}
-
-/// Changes the acting member's event named by `id`: what `cairn edit` and the web both do.
-pub fn change(ctx: &Ctx, w: &mut Writer<'_>, id: &str, edit: &Edit) -> Result<Event> {
-    let event = w.replica.resolve(id, &w.me)?;
-    w.replica.edit_event(&w.me, &event.id, edit, ctx.now_ms())?;
-    Ok(event)
+    Outcome::of(&w)
 }

@@ -5,7 +5,7 @@ use jiff::civil::Date;
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::output::{DIM, paint};
 use crate::render::{item_json, item_text};
 
@@ -39,48 +39,9 @@ pub struct Args {
     since: Option<String>,
 }
 
-/// Parses `YYYY-MM-DD`, `today`, `yesterday` or `Nd`, relative to `today`.
+/// Parses `YYYY-MM-DD`, `today`, `yesterday`, a weekday or `Nd`/`Nw`, relative to `today`.
 pub fn parse_day(text: &str, today: Date) -> Result<Date> {
-    let lower = text.trim().to_ascii_lowercase();
-    let t = lower.as_str();
-    let bad = || {
-        CliError::new(format!("`{t}` is not a day"))
-            .hint("use YYYY-MM-DD, `today`, `yesterday`, a weekday like `friday` (the last one), or days or weeks ago like `7d` or `2w`")
-    };
-    if let Some(day) = weekday(t) {
-        // The last such day: today, or up to six days back.
-        let back =
-            (today.weekday().to_monday_zero_offset() - day.to_monday_zero_offset()).rem_euclid(7);
-        return today
-            .checked_sub(jiff::Span::new().days(i64::from(back)))
-            .map_err(|_| bad());
-    }
-    match t {
-        "today" => Ok(today),
-        "yesterday" => today.yesterday().map_err(|_| bad()),
-        _ => {
-            let days = |n: &str, per: i64| -> Result<i64> {
-                let n: i64 = n.parse().map_err(|_| bad())?;
-                if n < 0 {
-                    return Err(bad());
-                }
-                n.checked_mul(per).ok_or_else(bad)
-            };
-            let ago = if let Some(n) = t.strip_suffix('d') {
-                Some(days(n, 1)?)
-            } else if let Some(n) = t.strip_suffix('w') {
-                Some(days(n, 7)?)
-            } else {
-                None
-            };
-            if let Some(n) = ago {
-                let span = jiff::Span::new().try_days(n).map_err(|_| bad())?;
-                today.checked_sub(span).map_err(|_| bad())
-            } else {
-                t.parse::<Date>().map_err(|_| bad())
-            }
-        }
-    }
+    Ok(cairn_client::write::parse_day(text, today)?)
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
@@ -157,23 +118,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The weekday `text` names (`fri`, `Friday`), if it names one.
-pub fn weekday(text: &str) -> Option<jiff::civil::Weekday> {
-    use jiff::civil::Weekday as W;
-    let t = text.trim().to_ascii_lowercase();
-    let days = [
-        (W::Monday, "monday"),
-        (W::Tuesday, "tuesday"),
-        (W::Wednesday, "wednesday"),
-        (W::Thursday, "thursday"),
-        (W::Friday, "friday"),
-        (W::Saturday, "saturday"),
-        (W::Sunday, "sunday"),
-    ];
-    days.into_iter()
-        .find(|(_, name)| t.len() >= 3 && name.starts_with(t.as_str()))
-        .map(|(d, _)| d)
-}
+pub use cairn_client::write::weekday;
 
 #[cfg(test)]
 mod tests {

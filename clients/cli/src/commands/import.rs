@@ -105,7 +105,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         ));
     }
     ctx.out.say(text, json!(done))?;
-    w.outcome()
+    Outcome::of(&w)
 }
 
 /// The events of an export file.

@@ -1,9 +1,8 @@
 //! `cairn retract`: take back one of your events.
 
-use cairn_core::Event;
 use serde_json::json;
 
-use crate::context::{Ctx, Outcome, Writer};
+use crate::context::{Ctx, Outcome};
 use crate::error::Result;
 
 /// Take back one of your own events; it leaves the feed on every replica.
@@ -17,17 +16,10 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
     let mut w = ctx.writer(&mut replica)?;
-    let event = take_back(ctx, &mut w, &args.id)?;
+    let event = w.retract(&args.id)?;
     ctx.out.say(
         format!("retracted {}", event.id.short()),
         json!({ "id": event.id.as_str(), "retracted": true }),
     )?;
-    w.outcome()
-}
-
-/// Retracts the acting member's event named by `id`: what `cairn retract` and the web both do.
-pub fn take_back(ctx: &Ctx, w: &mut Writer<'_>, id: &str) -> Result<Event> {
-    let event = w.replica.resolve(id, &w.me)?;
-    w.replica.retract_event(&w.me, &event.id, ctx.now_ms())?;
-    Ok(event)
+    Outcome::of(&w)
 }

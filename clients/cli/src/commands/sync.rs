@@ -288,14 +288,16 @@ pub fn exchange(
 }
 
 /// Starts a quiet sync in the background after a write, when a server is known and something
-/// waits to go; the write itself never waits on the network.
+/// waits to go; the write itself never waits on the network. (It runs this binary again as
+/// `cairn sync --background`, whose sync is the library's [`cairn_client::sync::sync_once`]
+/// with its quiet options: the write's process ends at once.)
 pub fn after_write(ctx: &Ctx) {
     if !ctx.config.auto_sync() {
         return;
     }
     let Ok(replica) = ctx.open() else { return };
     // Cheap checks only: this runs after every write.
-    if !matches!(replica.remote(), Ok(Some(_))) || !replica.outbox_waiting().unwrap_or(false) {
+    if !cairn_client::sync::has_work(&replica) {
         return;
     }
     let Ok(team) = replica.team_id() else { return };

@@ -175,7 +175,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     };
     let mut w = ctx.writer(&mut replica)?;
     change(ctx, &mut w, action)?;
-    w.outcome()
+    Outcome::of(&w)
 }
 
 /// Changes the team as `action` says, and tells what it did.

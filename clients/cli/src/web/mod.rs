@@ -971,7 +971,7 @@ fn back(values: &Params, done: &str) -> Response {
 /// error beside its field.
 async fn write<F>(web: Arc<Web>, body: Bytes, form: &'static str, write: F) -> Response
 where
-    F: FnOnce(&Ctx, &mut Writer<'_>, &Params) -> Result<String> + Send + 'static,
+    F: FnOnce(&mut Writer<'_>, &Params) -> Result<String> + Send + 'static,
 {
     let values = Params::parse(&body);
     let after = web.clone();
@@ -986,7 +986,7 @@ where
         let done = web.ctx().and_then(|ctx| {
             let mut replica = web.replica();
             let mut w = ctx.writer(&mut replica)?;
-            write(&ctx, &mut w, &values)
+            write(&mut w, &values)
         });
         match done {
             Ok(done) => {
@@ -1018,11 +1018,9 @@ fn back_query(values: &Params) -> Params {
 }
 
 async fn log(State(web): State<Arc<Web>>, body: Bytes) -> Response {
-    write(web, body, "log", |ctx, w, v| {
+    write(web, body, "log", |w, v| {
         let text = v.get("text").unwrap_or("");
-        let (id, _) = crate::commands::log::add(
-            ctx,
-            w,
+        let (id, _) = w.log(
             text,
             v.get("pillar").map(str::to_owned),
             v.get("why").map(str::to_owned),
@@ -1034,11 +1032,9 @@ async fn log(State(web): State<Arc<Web>>, body: Bytes) -> Response {
 }
 
 async fn kudos(State(web): State<Arc<Web>>, body: Bytes) -> Response {
-    write(web, body, "kudos", |ctx, w, v| {
+    write(web, body, "kudos", |w, v| {
         let to = v.all("to");
-        let id = crate::commands::kudos::give(
-            ctx,
-            w,
+        let id = w.kudos(
             &to,
             v.get("text").unwrap_or(""),
             v.get("pillar").map(str::to_owned),
@@ -1049,10 +1045,9 @@ async fn kudos(State(web): State<Arc<Web>>, body: Bytes) -> Response {
 }
 
 async fn react(State(web): State<Arc<Web>>, body: Bytes) -> Response {
-    write(web, body, "react", |ctx, w, v| {
+    write(web, body, "react", |w, v| {
         let emoji = v.get("emoji").unwrap_or("");
-        let (target, outcome) =
-            crate::commands::react::toggle(ctx, w, v.get("id").unwrap_or(""), emoji)?;
+        let (target, outcome) = w.react(v.get("id").unwrap_or(""), emoji)?;
         Ok(match outcome {
             cairn_store::Reacted::Added => format!("{emoji} on {}", target.id.short()),
             cairn_store::Reacted::Removed => format!("took back {emoji} on {}", target.id.short()),
@@ -1062,8 +1057,8 @@ async fn react(State(web): State<Arc<Web>>, body: Bytes) -> Response {
 }
 
 async fn retract(State(web): State<Arc<Web>>, body: Bytes) -> Response {
-    write(web, body, "retract", |ctx, w, v| {
-        let e = crate::commands::retract::take_back(ctx, w, v.get("id").unwrap_or(""))?;
+    write(web, body, "retract", |w, v| {
+        let e = w.retract(v.get("id").unwrap_or(""))?;
         Ok(format!("retracted {}", e.id.short()))
     })
     .await
@@ -1081,14 +1076,14 @@ async fn edit(State(web): State<Arc<Web>>, Path(id): Path<String>, body: Bytes) 
     // The id comes from the address, whatever the form says.
     body.extend_from_slice(b"&id=");
     body.extend(form_urlencoded::byte_serialize(id.as_bytes()).flat_map(str::bytes));
-    write(web, body.into(), "edit", |ctx, w, v| {
+    write(web, body.into(), "edit", |w, v| {
         let id = v.all("id").last().copied().unwrap_or("");
         let edit = cairn_core::Edit {
             text: v.get("text").map(str::to_owned),
             pillar: v.get("pillar").map(str::to_owned),
             why: v.get("why").map(str::to_owned),
         };
-        let e = crate::commands::edit::change(ctx, w, id, &edit)?;
+        let e = w.edit(id, &edit)?;
         Ok(format!("edited {}", e.id.short()))
     })
     .await

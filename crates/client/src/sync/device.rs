@@ -57,6 +57,12 @@ pub fn client_for(replica: &Replica, timeout: Duration) -> Result<Client> {
     })
 }
 
+/// Whether a quiet sync after a write has work: a server is known and changes wait to go.
+/// Cheap, for it runs after every write; a replica that cannot tell has none.
+pub fn has_work(replica: &Replica) -> bool {
+    matches!(replica.remote(), Ok(Some(_))) && replica.outbox_waiting().unwrap_or(false)
+}
+
 /// Syncs until level, finishing a publication or a join left half done: a member who joined
 /// adds themselves to the team document once it has arrived, a placeholder's own device says
 /// they arrived. A sync that goes through forgets a [`problem`] remembered before.

@@ -12,7 +12,9 @@ pub mod problem;
 use std::time::Duration;
 
 pub use client::{Client, Notice, Refusal, normalise_url, printable};
-pub use device::{Join, Joined, Options, begin, client_for, join, publish, register, sync_once};
+pub use device::{
+    Join, Joined, Options, begin, client_for, has_work, join, publish, register, sync_once,
+};
 pub use exchange::{Caps, Report, Step, Unit, exchange, group_outbox, size};
 
 /// How long a quiet sync after a write waits for a silent server (it never holds the write).
