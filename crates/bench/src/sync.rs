@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cairn_core::ids::EventId;
 use cairn_core::{NewEvent, Stamp};
-use cairn_protocol::{Bytes, DocChanges, JoinRequest, JoinResponse, SyncRequest, SyncResponse};
+use cairn_protocol::{JoinRequest, JoinResponse, SyncRequest, SyncResponse};
 use cairn_store::{Remote, Replica};
 use std::str::FromStr as _;
 
@@ -247,18 +247,9 @@ fn ninety_days(
             let Some(last) = out.last().map(|o| o.seq) else {
                 break;
             };
-            let mut push: Vec<DocChanges> = Vec::new();
-            for o in out {
-                match push.last_mut() {
-                    Some(p) if p.doc == o.doc => p.changes.push(Bytes(o.change)),
-                    _ => push.push(DocChanges {
-                        doc: o.doc,
-                        changes: vec![Bytes(o.change)],
-                    }),
-                }
-            }
             let req = SyncRequest {
-                push,
+                // Grouped as every cairn client groups it.
+                push: cairn_client::sync::group_outbox(&out),
                 max_pull: Some(0),
                 ..SyncRequest::default()
             };
