@@ -610,13 +610,14 @@ async fn wait(
     let stop = async move {
         let _ = stopping.wait_for(|s| *s).await;
     };
-    state.metrics.wait_began();
+    let pending = state.metrics.wait_began();
     let waited = state
         .hub
         .wait(&device, after, timeout, state.limits.wait_poll, stop)
-        .await;
-    state.metrics.wait_ended(waited.as_ref().ok().copied());
-    match waited? {
+        .await?;
+    drop(pending);
+    state.metrics.wait_ended(waited);
+    match waited {
         hub::Waited::News(head) => Ok(json(&WaitResponse { head })),
         hub::Waited::Timeout => Ok(StatusCode::NO_CONTENT.into_response()),
         hub::Waited::Stopping => Err(Error::busy("the server is stopping; try again in a moment")),

@@ -31,6 +31,16 @@ pub struct Metrics {
 /// How a wait for news ended, as the metrics count it.
 const WAIT_OUTCOMES: [&str; 3] = ["news", "timeout", "stopping"];
 
+/// A wait for news, counted among those pending while it lives.
+#[derive(Debug)]
+pub struct Pending<'a>(&'a Metrics);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Status classes: 2xx, 3xx, 4xx, 5xx, other.
 fn class(status: u16) -> usize {
     match status {
@@ -86,20 +96,20 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Relaxed);
     }
 
-    /// Counts a wait for news begun.
-    pub fn wait_began(&self) {
+    /// Counts a wait for news pending until the guard drops (however the request ends: a
+    /// client that hangs up drops it too).
+    pub fn wait_began(&self) -> Pending<'_> {
         self.waiting.fetch_add(1, Relaxed);
+        Pending(self)
     }
 
-    /// Counts a wait for news ended with `outcome`, or with an error (`None`).
-    pub fn wait_ended(&self, outcome: Option<crate::hub::Waited>) {
+    /// Counts a wait for news that ended with `outcome`.
+    pub fn wait_ended(&self, outcome: crate::hub::Waited) {
         use crate::hub::Waited;
-        self.waiting.fetch_sub(1, Relaxed);
         let i = match outcome {
-            Some(Waited::News(_)) => 0,
-            Some(Waited::Timeout) => 1,
-            Some(Waited::Stopping) => 2,
-            None => return,
+            Waited::News(_) => 0,
+            Waited::Timeout => 1,
+            Waited::Stopping => 2,
         };
         self.waits[i].fetch_add(1, Relaxed);
     }

@@ -5,6 +5,7 @@
 //! ended at once when the server stops. On SQLite and PostgreSQL, and from a database of the
 //! version before relays.
 
+use std::io::Write as _;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -366,19 +367,25 @@ fn waits_are_bounded_and_end_with_the_server(mut server: Server) {
         assert_eq!(got.status, 200, "{}", got.body);
     }
     until_waiting(&server, 0);
+    let (pulled, _) = pull(&server, &token, head);
+    let head = pulled.head;
+
+    // A client that hangs up mid-wait gives its place back (at the latest when its time is up).
+    let mut stream = http::connect(server.addr(), Duration::from_secs(10));
+    stream
+        .write_all(
+            format!(
+                "GET /v1/wait?after={head}&timeout_s=2 HTTP/1.1\r\nhost: cairn\r\n\
+                 authorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("the server takes the request");
+    until_waiting(&server, 1);
+    drop(stream);
+    until_waiting(&server, 0);
 
     // A server told to stop with a wait pending stops at once, answering it.
-    let (status, body) = sync(
-        &server,
-        &token,
-        &SyncRequest {
-            cursor: head,
-            ..SyncRequest::default()
-        },
-    );
-    let head = serde_json::from_str::<SyncResponse>(&body)
-        .map(|r| r.head)
-        .unwrap_or_else(|e| panic!("{status} {body}: {e}"));
     let pending = wait_in_background(&server, &token, &format!("after={head}&timeout_s=60"));
     until_waiting(&server, 1);
     let stopping = Instant::now();
