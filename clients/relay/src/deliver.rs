@@ -279,13 +279,21 @@ fn work(
             }
         };
         q.mark_sending(&dest.name, due.seq, now)?;
+        let sent_ms = now_ms();
         let outcome = send(agent, dest.kind, &req, due.attempts + 1, cfg.timeout);
         match &outcome {
             Outcome::Done { .. } => report.posted += 1,
             Outcome::Failed { .. } | Outcome::Disable { .. } => report.failed += 1,
             Outcome::Retry { .. } => {}
         }
-        if let Some(why) = q.record(&dest.name, due.seq, &outcome, cfg.disable_after, now_ms())? {
+        if let Some(why) = q.record(
+            &dest.name,
+            due.seq,
+            &outcome,
+            cfg.disable_after,
+            sent_ms,
+            now_ms(),
+        )? {
             report.disabled = Some(why);
             break;
         }

@@ -62,6 +62,8 @@ impl std::fmt::Debug for Request {
 enum Span {
     /// The relay's own words.
     Own(&'static str),
+    /// The relay's own figures (`12 of 10 kudos`).
+    Figures(String),
     /// A person's name (shown in bold where the platform can).
     Name(String),
     /// What a member typed or chose.
@@ -166,6 +168,17 @@ fn spans(post: &Post) -> Vec<Span> {
             s.push(Span::Own(" changed the team: "));
             s.push(Span::Member(post.text.clone()));
         }
+        PostKind::Celebration => {
+            s.push(Span::Own("🎉 "));
+            s.push(Span::Name(post.team.clone()));
+            s.push(Span::Own(" reached the challenge “"));
+            s.push(Span::Member(post.text.clone()));
+            s.push(Span::Own("”"));
+            if let Some(figures) = &post.why {
+                s.push(Span::Own(": "));
+                s.push(Span::Figures(figures.clone()));
+            }
+        }
         PostKind::Test => {
             s.push(Span::Own("cairn-relay is connected: "));
             s.push(Span::Name(post.team.clone()));
@@ -180,6 +193,7 @@ fn slack_text(spans: &[Span]) -> String {
         .iter()
         .map(|s| match s {
             Span::Own(t) => slack_escape(t),
+            Span::Figures(t) => slack_escape(t),
             Span::Name(t) | Span::Member(t) => slack_escape(&neutralise(t)),
             Span::Tag(t) => format!("#{}", slack_escape(&neutralise(t))),
         })
@@ -191,6 +205,7 @@ fn markdown_text(spans: &[Span]) -> String {
         .iter()
         .map(|s| match s {
             Span::Own(t) => (*t).to_owned(),
+            Span::Figures(t) => markdown_escape(t),
             Span::Name(t) => format!("**{}**", markdown_escape(&neutralise(t))),
             Span::Member(t) => markdown_escape(&neutralise(t)),
             Span::Tag(t) => format!("\\#{}", markdown_escape(&neutralise(t))),
@@ -203,6 +218,7 @@ fn plain_text(spans: &[Span]) -> String {
         .iter()
         .map(|s| match s {
             Span::Own(t) => (*t).to_owned(),
+            Span::Figures(t) => t.clone(),
             Span::Name(t) | Span::Member(t) => neutralise(t),
             Span::Tag(t) => format!("#{}", neutralise(t)),
         })
@@ -214,6 +230,7 @@ fn html_text(spans: &[Span]) -> String {
         .iter()
         .map(|s| match s {
             Span::Own(t) => html_escape(t),
+            Span::Figures(t) => html_escape(t),
             Span::Name(t) => format!("<b>{}</b>", html_escape(&neutralise(t))),
             Span::Member(t) => html_escape(&neutralise(t)),
             Span::Tag(t) => format!("#{}", html_escape(&neutralise(t))),
@@ -226,6 +243,7 @@ fn teams_card(spans: &[Span]) -> Value {
         .iter()
         .map(|s| match s {
             Span::Own(t) => json!({"type": "TextRun", "text": t}),
+            Span::Figures(t) => json!({"type": "TextRun", "text": t}),
             Span::Name(t) => json!({"type": "TextRun", "text": neutralise(t), "weight": "Bolder"}),
             Span::Member(t) => json!({"type": "TextRun", "text": neutralise(t)}),
             Span::Tag(t) => {

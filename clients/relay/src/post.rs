@@ -20,6 +20,8 @@ pub enum PostKind {
     MicroAction,
     /// A change to the team, as the team's feed notes it.
     TeamNote,
+    /// The team reached one of its challenges.
+    Celebration,
     /// The test message `cairn-relay check` sends.
     Test,
 }
@@ -31,6 +33,7 @@ impl PostKind {
             PostKind::Recognition => Some(Part::Recognitions),
             PostKind::MicroAction => Some(Part::MicroActions),
             PostKind::TeamNote => Some(Part::TeamNotes),
+            PostKind::Celebration => Some(Part::Celebrations),
             PostKind::Test => None,
         }
     }
@@ -41,6 +44,7 @@ impl PostKind {
             PostKind::Recognition => "cairn.recognition",
             PostKind::MicroAction => "cairn.micro_action",
             PostKind::TeamNote => "cairn.team_note",
+            PostKind::Celebration => "cairn.celebration",
             PostKind::Test => "cairn.test",
         }
     }
@@ -108,6 +112,27 @@ impl Post {
             pillar,
             at_ms: e.at_ms,
         })
+    }
+
+    /// The team reached challenge `c` (`value` of its target): the team's figure, nobody's own.
+    /// `text` holds the challenge's title, `why` its figures (`12 of 10 kudos`).
+    pub fn challenge_reached(
+        team: &TeamState,
+        c: &cairn_core::goals::Challenge,
+        value: u32,
+        at_ms: i64,
+    ) -> Post {
+        Post {
+            kind: PostKind::Celebration,
+            event: format!("challenge:{}", c.id),
+            team: team.name.clone(),
+            author: String::new(),
+            to: Vec::new(),
+            text: c.title.clone(),
+            why: Some(format!("{value} of {} {}", c.target, c.metric.as_str())),
+            pillar: None,
+            at_ms,
+        }
     }
 
     /// The test message `check` sends.

@@ -368,20 +368,26 @@ impl Queue {
         Ok(())
     }
 
-    /// Records how the attempt at row `seq` ended; a destination failing for longer than
-    /// `disable_after` is disabled. Returns the reason when the destination was disabled.
+    /// Records how the attempt at row `seq`, whose request went out at `sent_ms`, ended; a
+    /// destination failing for longer than `disable_after` is disabled. Returns the reason when
+    /// the destination was disabled.
     pub fn record(
         &mut self,
         dest: &str,
         seq: i64,
         outcome: &Outcome,
         disable_after: Duration,
+        sent_ms: i64,
         now_ms: i64,
     ) -> Result<Option<String>> {
         let tx = self.conn.transaction()?;
+        // When the request really went out (after `mark_sending`'s commit): the spacing
+        // between two messages counts from here.
         tx.execute(
-            "INSERT OR IGNORE INTO destinations (name) VALUES (?1)",
-            [dest],
+            "INSERT INTO destinations (name, last_sent_ms) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE
+             SET last_sent_ms = max(coalesce(last_sent_ms, 0), excluded.last_sent_ms)",
+            params![dest, sent_ms],
         )?;
         let mut disabled = None;
         let failing = |tx: &rusqlite::Transaction<'_>, error: &str| -> Result<Option<String>> {
@@ -610,9 +616,14 @@ mod tests {
             after: Duration::from_secs(5),
         };
         let three_days = Duration::from_secs(3 * 86_400);
-        assert_eq!(q.record("d", seq, &retry, three_days, now).unwrap(), None);
+        assert_eq!(
+            q.record("d", seq, &retry, three_days, now, now).unwrap(),
+            None
+        );
         let later = now + 3 * 86_400_000 + 1;
-        let why = q.record("d", seq, &retry, three_days, later).unwrap();
+        let why = q
+            .record("d", seq, &retry, three_days, later, later)
+            .unwrap();
         assert!(why.unwrap().contains("failing for 3.0 days"));
         assert!(q.destination("d").unwrap().disabled_ms.is_some());
         assert!(q.enable("d").unwrap());

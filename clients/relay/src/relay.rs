@@ -60,6 +60,36 @@ pub fn event_key(e: &cairn_core::Event) -> String {
     format!("{}/{}", e.id.as_str(), e.author)
 }
 
+/// The celebrations the team has earned by `now_ms`: each running challenge it reached, keyed
+/// by the challenge (so each is posted once).
+fn celebrations(
+    replica: &Replica,
+    team: &cairn_core::TeamState,
+    now_ms: i64,
+) -> Result<Vec<Arrival>> {
+    if team.challenges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(today) = cairn_core::time::local_date(now_ms, &team.tz)
+        .or_else(|| cairn_core::time::local_date(now_ms, "UTC"))
+    else {
+        return Ok(Vec::new());
+    };
+    let acts = replica.acts()?;
+    Ok(team
+        .challenges
+        .iter()
+        .filter_map(|c| {
+            let p = cairn_core::goals::progress(&acts, c, today);
+            (p.done && !p.ended).then(|| Arrival {
+                key: format!("challenge:{}", c.id),
+                at_ms: now_ms,
+                post: Some(Post::challenge_reached(team, c, p.value, now_ms)),
+            })
+        })
+        .collect())
+}
+
 impl Relay {
     /// Starts a relay: takes the home's lock, opens the queue and settles what a previous
     /// process left in flight ([`Queue::recover`]).
@@ -143,12 +173,27 @@ impl Relay {
         if self.read_version == Some(version) {
             return Ok((None, Taken::default()));
         }
+        let now = jiff::Timestamp::now().as_millisecond();
+        let wants_celebrations = self
+            .cfg
+            .destinations
+            .iter()
+            .any(|d| d.parts.contains(&Part::Celebrations));
         if !self.queue.started()? {
             let mut keys = Vec::new();
             replica.for_each_event(|e| {
                 keys.push((event_key(&e), e.at_ms));
                 Ok(())
             })?;
+            // Challenges reached before the first start are history too.
+            if wants_celebrations {
+                let team = replica.team()?;
+                keys.extend(
+                    celebrations(replica, &team, now)?
+                        .into_iter()
+                        .map(|a| (a.key, a.at_ms)),
+                );
+            }
             let n = keys.len();
             self.queue.record_history(&keys)?;
             self.seen = Some(keys.into_iter().map(|(k, _)| k).collect());
@@ -172,6 +217,13 @@ impl Relay {
             }
             Ok(())
         })?;
+        if wants_celebrations {
+            arrivals.extend(
+                celebrations(replica, &team, now)?
+                    .into_iter()
+                    .filter(|a| !seen.contains(&a.key)),
+            );
+        }
         let mut targets = Vec::new();
         for d in &self.cfg.destinations {
             if self.queue.destination(&d.name)?.disabled_ms.is_some() {
@@ -180,16 +232,15 @@ impl Relay {
             let kinds: Vec<PostKind> = d
                 .parts
                 .iter()
-                .filter_map(|p| match p {
-                    Part::Recognitions => Some(PostKind::Recognition),
-                    Part::MicroActions => Some(PostKind::MicroAction),
-                    Part::TeamNotes => Some(PostKind::TeamNote),
-                    Part::Celebrations => None,
+                .map(|p| match p {
+                    Part::Recognitions => PostKind::Recognition,
+                    Part::MicroActions => PostKind::MicroAction,
+                    Part::TeamNotes => PostKind::TeamNote,
+                    Part::Celebrations => PostKind::Celebration,
                 })
                 .collect();
             targets.push((d.name.clone(), kinds));
         }
-        let now = jiff::Timestamp::now().as_millisecond();
         let taken = self
             .queue
             .take_in(&arrivals, &targets, self.cfg.late_after, now)?;
