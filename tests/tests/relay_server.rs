@@ -219,6 +219,28 @@ fn a_relay_reads_waits_and_never_writes(server: &Server) {
     assert_eq!(count as i64, stored, "every change members wrote");
     assert_eq!(pulled.cursor, pulled.head);
     let head = pulled.head;
+    // A relay far behind catches up from whole documents, as a member's new device does.
+    let mut req = SyncRequest {
+        snapshots: true,
+        withdrawals: true,
+        ..SyncRequest::default()
+    };
+    let mut docs = Vec::new();
+    loop {
+        let (status, body) = sync(server, &token, &req);
+        assert_eq!(status, 200, "{body}");
+        let resp: SyncResponse = serde_json::from_str(&body).unwrap();
+        docs.extend(resp.docs.into_iter().map(|d| d.doc));
+        match resp.catch_up {
+            Some(c) => req.catch_up = Some(c),
+            None => {
+                assert_eq!(resp.cursor, head);
+                break;
+            }
+        }
+    }
+    assert!(docs.iter().any(|d| d == "team"), "{docs:?}");
+    assert!(docs.iter().any(|d| d.starts_with("j/")), "{docs:?}");
 
     // Every write is refused with read_only, and nothing is stored.
     for doc in ["team", &format!("j/{}/2026-11", ana.meta("me"))] {
@@ -403,9 +425,12 @@ fn waits_are_bounded_and_end_with_the_server(mut server: Server) {
     }
 }
 
+/// A device a few changes behind catches up from whole documents.
+const CATCH_UP: &[&str] = &["--catch-up-after", "2"];
+
 #[test]
 fn a_relay_reads_waits_and_never_writes_on_sqlite() {
-    a_relay_reads_waits_and_never_writes(&Server::start());
+    a_relay_reads_waits_and_never_writes(&Server::start_with(CATCH_UP));
 }
 
 #[test]
@@ -418,7 +443,7 @@ fn relays_and_waits_on_postgres_and_news_from_another_instance() {
     let Some(pg) = Postgres::for_test() else {
         return;
     };
-    a_relay_reads_waits_and_never_writes(&Server::start_shared(&pg.create_db("relay"), &[]));
+    a_relay_reads_waits_and_never_writes(&Server::start_shared(&pg.create_db("relay"), CATCH_UP));
     waits_are_bounded_and_end_with_the_server(Server::start_shared(
         &pg.create_db("waits"),
         &["--max-waiters", "3"],
