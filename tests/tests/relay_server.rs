@@ -558,3 +558,28 @@ fn a_database_from_before_relays_migrates_on_postgres() {
     let url = pg.create_db("older");
     an_older_database_migrates(Server::start_shared(&url, &[]), Some(&pg));
 }
+
+#[test]
+fn a_relay_stays_a_relay_through_a_copy_to_postgres() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let mut sqlite = Server::start();
+    let (team, _ana, _bo) = team_of_two(&sqlite);
+    let relay = join_relay(&sqlite, &relay_invite(&sqlite, &team));
+    let spare = relay_invite(&sqlite, &team);
+    sqlite.kill();
+    let url = pg.create_db("copied");
+    sqlite.admin(&["copy", "--to", &url]).ok();
+    let server = Server::start_shared(&url, &[]);
+    // Its token works, it still may not write, and its spare invite is still a relay's.
+    let (_, count) = pull(&server, &relay.token.0, 0);
+    assert_eq!(count as i64, server.changes(&team));
+    let (status, body) = http::push(&server.url, &relay.token.0, "team", vec![a_change()]);
+    assert_eq!(refused(status, &body, 403).error, READ_ONLY);
+    let err = Home::new()
+        .run(&["join", &server.url, "--invite", &spare, "--name", "Cy"])
+        .fails();
+    assert!(err.contains("cairn-relay"), "{err}");
+    assert_eq!(join_relay(&server, &spare).device_kind, DeviceKind::Relay);
+}
