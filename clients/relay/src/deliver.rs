@@ -237,7 +237,7 @@ pub struct Report {
 }
 
 /// Delivers what is due to `dest`, in order, waiting for what comes due within `linger`.
-fn work(
+pub fn work(
     cfg: &Config,
     dest: &Destination,
     agent: &ureq::Agent,
@@ -299,6 +299,16 @@ fn work(
         }
     }
     Ok(report)
+}
+
+/// The HTTP agent for `cfg`: its allow-list, its timeout.
+pub fn agent(cfg: &Config) -> ureq::Agent {
+    crate::net::agent(
+        crate::net::Policy {
+            allowed: cfg.allow_private.clone(),
+        },
+        cfg.timeout,
+    )
 }
 
 /// Delivers what is due to every destination, each in its own thread; returns when all are

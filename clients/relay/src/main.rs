@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use cairn_relay::config::{self, Config, Overrides};
 use cairn_relay::deliver;
-use cairn_relay::queue::{Outcome, Queue};
-use cairn_relay::relay::{self, Relay};
+use cairn_relay::deliver::Report;
+use cairn_relay::queue::{Outcome, Queue, Taken};
+use cairn_relay::relay::{self, News, Relay};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -67,12 +68,14 @@ enum Command {
         #[arg(long, default_value_t = 5, value_name = "N")]
         last: usize,
     },
-    /// Takes in what is new in the replica and delivers what is due, again and again.
+    /// Takes in what is new in the replica and delivers what is due, until stopped.
     ///
-    /// Each pass waits up to 30 s for messages that come due soon (a short Retry-After, the
-    /// first retry); between passes it waits for the config's poll_interval_secs (60 s by
-    /// default) or until the next retry is due. Stopping it at any moment is safe: see the
-    /// README for what a message in flight becomes.
+    /// Each destination has its own worker: it delivers in order, at most one message a second,
+    /// and sleeps until its next retry is due or something new is queued. The replica is
+    /// looked at every poll_interval_secs (60 s by default). With --once: one look, then what
+    /// is due delivered (waiting up to 30 s for what comes due soon, like a short Retry-After
+    /// or the first retry), then exit. Stopping it at any moment is safe: see the README for
+    /// what a message in flight becomes.
     Run {
         /// One pass, then exit.
         #[arg(long)]
@@ -271,7 +274,6 @@ fn run_relay(cfg: Config, once: bool) -> Result<ExitCode, String> {
     if !print_problems(&cfg) {
         return Ok(ExitCode::from(1));
     }
-    let poll = cfg.poll_interval;
     let mut relay = Relay::start(cfg).map_err(|e| e.to_string())?;
     let (resent, doubt) = relay.recovered();
     if resent + doubt > 0 {
@@ -280,56 +282,54 @@ fn run_relay(cfg: Config, once: bool) -> Result<ExitCode, String> {
              with their idempotency key, {doubt} left in doubt (see `status`)"
         );
     }
-    loop {
-        let next = match relay.pass(LINGER) {
-            Ok(report) => {
-                if let Some(n) = report.history {
-                    println!(
-                        "first start: {n} event(s) of history recorded, none posted; new ones \
-                         will be"
-                    );
-                }
-                let t = report.taken;
-                if t.new > 0 {
-                    println!(
-                        "{} new event(s): {} message(s) queued, {} held for the digest (late)",
-                        t.new, t.queued, t.held
-                    );
-                }
-                for r in &report.deliveries {
-                    if r.posted + r.failed > 0 {
-                        println!(
-                            "{}: {} posted, {} failed",
-                            r.destination, r.posted, r.failed
-                        );
-                    }
-                    if let Some(why) = &r.disabled {
-                        println!("{}: disabled: {why}", r.destination);
-                    }
-                    if let Some(e) = &r.error {
-                        eprintln!("{}: {e}", r.destination);
-                    }
-                }
-                report
-                    .deliveries
-                    .iter()
-                    .filter(|r| r.disabled.is_none())
-                    .filter_map(|r| r.next_ms)
-                    .min()
-            }
-            Err(e) if once => return Err(e.to_string()),
-            Err(e) => {
-                eprintln!("cairn-relay: {e}");
-                None
-            }
-        };
-        if once {
-            return Ok(ExitCode::SUCCESS);
+    if once {
+        let report = relay.pass(LINGER).map_err(|e| e.to_string())?;
+        if let Some(n) = report.history {
+            say_history(n);
         }
-        let now = jiff::Timestamp::now().as_millisecond();
-        let wait = next.map_or(poll, |at| {
-            Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(poll)
-        });
-        std::thread::sleep(wait);
+        say_taken(&report.taken);
+        for r in &report.deliveries {
+            say_delivered(r);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    relay.run(|news| match news {
+        News::Taken { history, taken } => {
+            if let Some(n) = history {
+                say_history(n);
+            }
+            say_taken(&taken);
+        }
+        News::Delivered(r) => say_delivered(&r),
+        News::Failed(e) => eprintln!("cairn-relay: {e}"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn say_history(n: usize) {
+    println!("first start: {n} event(s) of history recorded, none posted; new ones will be");
+}
+
+fn say_taken(t: &Taken) {
+    if t.new > 0 {
+        println!(
+            "{} new event(s): {} message(s) queued, {} held for the digest (late)",
+            t.new, t.queued, t.held
+        );
+    }
+}
+
+fn say_delivered(r: &Report) {
+    if r.posted + r.failed > 0 {
+        println!(
+            "{}: {} posted, {} failed",
+            r.destination, r.posted, r.failed
+        );
+    }
+    if let Some(why) = &r.disabled {
+        println!("{}: disabled: {why}", r.destination);
+    }
+    if let Some(e) = &r.error {
+        eprintln!("{}: {e}", r.destination);
     }
 }

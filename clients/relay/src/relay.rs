@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use cairn_store::Replica;
@@ -32,6 +33,83 @@ pub struct PassReport {
     pub history: Option<usize>,
     pub taken: Taken,
     pub deliveries: Vec<Report>,
+}
+
+/// What the running relay tells its caller.
+#[derive(Debug)]
+pub enum News {
+    /// A look at the replica took in something (or, at the first start, recorded history).
+    Taken {
+        history: Option<usize>,
+        taken: Taken,
+    },
+    /// A destination's worker delivered, failed, or found its destination disabled.
+    Delivered(Report),
+    /// A step failed; the relay goes on and tries again.
+    Failed(Error),
+}
+
+/// Wakes the delivery workers when something is queued.
+#[derive(Debug, Default)]
+struct Bell {
+    rung: Mutex<u64>,
+    wake: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        let mut n = self.rung.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        self.wake.notify_all();
+    }
+
+    fn count(&self) -> u64 {
+        *self.rung.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the bell rings after `seen` rings, or `limit` passes.
+    fn wait(&self, seen: u64, limit: Duration) {
+        let n = self.rung.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.wake.wait_timeout_while(n, limit, |n| *n == seen);
+    }
+}
+
+/// A destination's worker in a running relay: delivers, then sleeps until its next message is
+/// due, something new is queued, or `poll` passes.
+fn worker(
+    cfg: &Config,
+    dest: &crate::config::Destination,
+    queue_path: &Path,
+    bell: &Bell,
+    news: mpsc::Sender<News>,
+) {
+    let agent = deliver::agent(cfg);
+    let poll = cfg.poll_interval;
+    loop {
+        let seen = bell.count();
+        let wait = match deliver::work(cfg, dest, &agent, queue_path, poll) {
+            Ok(report) => {
+                let next = report.next_ms;
+                let worth = report.posted + report.failed > 0
+                    || report.error.is_some()
+                    || (report.disabled.is_some() && report.failed > 0);
+                if worth && news.send(News::Delivered(report)).is_err() {
+                    return;
+                }
+                let now = jiff::Timestamp::now().as_millisecond();
+                next.map_or(poll, |at| {
+                    Duration::from_millis(at.saturating_sub(now).max(0) as u64).min(poll)
+                })
+            }
+            Err(e) => {
+                if news.send(News::Failed(e)).is_err() {
+                    return;
+                }
+                poll
+            }
+        };
+        bell.wait(seen, wait);
+    }
 }
 
 /// A running relay: its config, its queue (held by this process alone) and its replica.
@@ -153,6 +231,55 @@ impl Relay {
             history,
             taken,
             deliveries,
+        })
+    }
+
+    /// Runs until the process ends: one worker thread per destination delivers on its own (a
+    /// dead or slow destination holds back neither the others nor the look at the replica),
+    /// while this thread brings the replica up to date and takes in what is new every
+    /// `poll_interval`, waking the workers when something was queued. `news` hears of each
+    /// step that did something.
+    pub fn run(&mut self, mut news: impl FnMut(News)) {
+        let bell = Bell::default();
+        let (tx, rx) = mpsc::channel();
+        let cfg = self.cfg.clone();
+        let queue_path = self.queue_path.clone();
+        std::thread::scope(|s| {
+            for d in &cfg.destinations {
+                let tx = tx.clone();
+                let (cfg, bell, queue_path) = (&cfg, &bell, &queue_path);
+                s.spawn(move || worker(cfg, d, queue_path, bell, tx));
+            }
+            drop(tx);
+            loop {
+                let step = bring_replica_up_to_date(&self.cfg).and_then(|()| self.take_in());
+                match step {
+                    Ok((history, taken)) => {
+                        if taken.queued > 0 {
+                            bell.ring();
+                        }
+                        if history.is_some() || taken.new > 0 {
+                            news(News::Taken { history, taken });
+                        }
+                    }
+                    Err(e) => news(News::Failed(e)),
+                }
+                let until = std::time::Instant::now() + self.cfg.poll_interval;
+                loop {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match rx.recv_timeout(left) {
+                        Ok(n) => news(n),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        // Every worker ended: nothing left to deliver with.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(left);
+                        }
+                    }
+                }
+            }
         })
     }
 

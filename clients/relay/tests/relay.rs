@@ -699,3 +699,30 @@ fn each_destination_gets_the_parts_it_asks_for_and_a_challenge_reached_is_celebr
     );
     no_problems(&t.fake);
 }
+
+#[test]
+fn a_stalled_destination_holds_back_neither_the_others_nor_the_replica() {
+    let mut t = Team::new();
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["slack", "discord"]);
+    t.relay(&["run", "--once"]);
+    // Slack stalls every request until the 2 s timeout, then backs off.
+    t.fake.script("slack", vec![Answer::Stall; 10]);
+    let child = t.command(&["run"]).stdout(Stdio::null()).spawn().unwrap();
+    t.kudos("kudos number 1");
+    assert!(t.fake.wait_until(WAIT, |hits| {
+        hits.iter()
+            .any(|h| h.platform == "discord" && h.status == 204)
+    }));
+    // While Slack's worker waits on its stalls and its backoff (7 s and more), the loop goes
+    // on looking at the replica and Discord gets the next kudos at once.
+    let written = std::time::Instant::now();
+    t.kudos("kudos number 2");
+    assert!(t.fake.wait_until(WAIT, |hits| {
+        hits.iter()
+            .any(|h| h.platform == "discord" && h.status == 204 && h.text().contains("number 2"))
+    }));
+    let took = written.elapsed();
+    kill(child);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(t.fake.hits("slack").iter().all(|h| h.status == 0));
+}
