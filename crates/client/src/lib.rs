@@ -1,6 +1,6 @@
 //! What every cairn client does besides its interface: joining a team, the sync client, the
-//! writer context and a member's writes. The `cairn` CLI, `cairn web`'s handlers and
-//! `cairn-relay` are interfaces over it; none reaches into another.
+//! writer context and a member's writes, and the views every client shows. The `cairn` CLI,
+//! `cairn web`'s handlers and `cairn-relay` are interfaces over it; none reaches into another.
 //!
 //! It never prints and never exits: what a person might be told while a request is under way
 //! comes as a [`sync::Notice`] to an observer the client was given, what an exchange does as a
@@ -13,13 +13,17 @@
 //!   ([`sync::sync_once`]), joining ([`sync::join`], or [`sync::register`] then
 //!   [`sync::begin`]) and publishing ([`sync::publish`]), and the memory of a sync refused for
 //!   good ([`sync::problem`]).
-//! - [`write`](mod@write): the writer context ([`write::Writer`]: the replica, the member it acts as, the
-//!   team, the [`write::Clock`]) and a member's writes (log, kudos, react, edit, retract) with
-//!   the rules every client applies alike: the late-log window ([`write::late_day`]), who a
-//!   kudos names ([`write::recipients`]), who may write as whom ([`write::actor`]).
+//! - [`write`](mod@write): the writer context ([`write::Writer`]: the replica, the member it
+//!   acts as, the team, the [`write::Clock`]) and a member's writes (log, kudos, react, edit,
+//!   retract) with the rules every client applies alike: the late-log window
+//!   ([`write::late_day`]), who a kudos names ([`write::recipients`]), who may write as whom
+//!   ([`write::actor`]).
+//! - [`views`]: what every client shows of a team, as models an interface renders its own way:
+//!   the streaks, the digest (and [`views::DigestView`], the digest in words), a member's own
+//!   numbers, the badges and reach.
 //!
 //! # Example
-//! A headless device that joins a team and syncs once more later:
+//! A headless device that joins a team, syncs once more later, and writes:
 //! ```no_run
 //! use cairn_client::sync::{self, Client, Options, TIMEOUT};
 //! use cairn_client::write::{Clock, Writer};
@@ -58,4 +62,5 @@
 //! ```
 
 pub mod sync;
+pub mod views;
 pub mod write;

@@ -1,5 +1,6 @@
 //! `cairn badges`: what the team earned together, and what you earned (shown to you alone).
 
+use cairn_client::views;
 use cairn_core::goals;
 use serde_json::json;
 
@@ -20,13 +21,12 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
         today,
         acts,
     } = super::Acts::load(ctx)?;
-    // Placeholders count from when they join or first act.
-    let joined = team.joined_dates(&acts);
-    let members: Vec<String> = joined.iter().map(|(id, _)| id.clone()).collect();
-    let pillars: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
-    let team_badges = goals::team_badges(&acts, &joined);
-    let mine = goals::member_badges(&acts, &me, &pillars, &team.rules);
-    let reach = goals::reach(&acts, &members, today, 30);
+    let views::Badges {
+        team: team_badges,
+        mine,
+        reach,
+    } = views::badges(&team, Some(&me), &acts, today);
+    let mine = mine.unwrap_or_default();
     if ctx.out.json {
         return ctx.out.json(&json!({
             "team": team_badges,

@@ -1,6 +1,7 @@
 //! `cairn streaks`: the team's streak, your own, and the team's activity of the last weeks.
 
-use cairn_core::rules::{self, Cadence, Heatmap};
+use cairn_client::views;
+use cairn_core::rules::{Cadence, Heatmap};
 use jiff::civil::Date;
 use serde_json::json;
 
@@ -27,18 +28,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let team = replica.team()?;
     let me = ctx.actor(&replica, &team)?;
     let today = ctx.today(&team.tz);
-    // Each figure reads only the days it needs: a weekly streak counts members per week (a row
-    // per member and week, the same streak as from every day), the heatmap its last weeks.
-    let activity = match team.rules.cadence {
-        Cadence::Weekly => replica.activity_by_week()?,
-        Cadence::Daily => replica.activity()?,
-    };
-    let team_streak = rules::team_streak(&activity, &team.tenures(), today, &team.rules);
-    let mine = replica.active_days(&me)?;
-    let skipped = replica.travel_skips(&me)?;
-    let personal = rules::personal_streak_with(&mine, &skipped, today, &team.rules);
-    let recent = replica.activity_since(rules::heatmap_start(today, args.weeks))?;
-    let map = rules::heatmap(&recent, today, args.weeks);
+    let views::Streaks {
+        team: team_streak,
+        personal,
+        heatmap: map,
+    } = views::streaks(&replica, &team, &me, today, args.weeks)?;
     if ctx.out.json {
         return ctx.out.json(&json!({
             "today": today.to_string(),
@@ -214,6 +208,7 @@ fn month_labels(map: &Heatmap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_core::rules;
 
     #[test]
     fn months_are_named_above_the_week_of_their_first_day() {

@@ -1,18 +1,19 @@
 //! The pages, as maud templates: typed, and every text a member typed escaped by construction.
 
 use cairn_core::feed::{FeedItem, FeedPage, FeedQuery, ago};
-use cairn_core::rules::{self, Cadence, Heatmap};
+use cairn_core::rules::{Cadence, Heatmap};
 use cairn_core::{Kind, TeamState, goals};
 use jiff::ToSpan;
 use jiff::civil::Date;
 use maud::{DOCTYPE, Markup, html};
 
 use super::{Params, Sent, Web};
+use crate::commands::digest as digest_cmd;
 use crate::commands::feed::parse_day;
-use crate::commands::{digest as digest_cmd, me as me_cmd};
 use crate::context::Ctx;
 use crate::error::{CliError, Input, Result};
 use crate::output::count;
+use cairn_client::views::{self, DigestView, Period};
 
 /// The emoji offered for a reaction.
 const EMOJI: [&str; 5] = ["👏", "🎉", "💡", "❤️", "🙌"];
@@ -587,7 +588,7 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
         .unwrap_or(12)
         .clamp(1, 53);
     let model = streaks_model(web, &r, today, weeks)?;
-    let (ts, personal, map) = (&model.team, &model.personal, &model.map);
+    let (ts, personal, map) = (&model.team, &model.personal, &model.heatmap);
     let (one, many) = match ts.cadence {
         Cadence::Weekly => ("week", "weeks"),
         Cadence::Daily => ("day", "days"),
@@ -637,40 +638,16 @@ pub fn streaks(web: &Web, q: &Params) -> Result<Markup> {
 }
 
 /// What the streaks page shows.
-struct StreaksModel {
-    team: rules::TeamStreak,
-    personal: rules::PersonalStreak,
-    map: Heatmap,
-}
-
 fn streaks_model(
     web: &Web,
     r: &Reader,
     today: Date,
     weeks: u32,
-) -> Result<std::sync::Arc<StreaksModel>> {
-    let team = &r.team;
+) -> Result<std::sync::Arc<views::Streaks>> {
     web.derive_from_queries(
         &r.replica,
         format!("streaks {today} {} {weeks}", r.me),
-        || {
-            // As `cairn streaks` reads them: a row per member and week for a weekly streak, the
-            // heatmap's weeks only, your own days by key.
-            let activity = match team.rules.cadence {
-                Cadence::Weekly => r.replica.activity_by_week()?,
-                Cadence::Daily => r.replica.activity()?,
-            };
-            let mine = r.replica.active_days(&r.me)?;
-            let skipped = r.replica.travel_skips(&r.me)?;
-            let recent = r
-                .replica
-                .activity_since(rules::heatmap_start(today, weeks))?;
-            Ok(StreaksModel {
-                team: rules::team_streak(&activity, &team.tenures(), today, &team.rules),
-                personal: rules::personal_streak_with(&mine, &skipped, today, &team.rules),
-                map: rules::heatmap(&recent, today, weeks),
-            })
-        },
+        || Ok(views::streaks(&r.replica, &r.team, &r.me, today, weeks)?),
     )
 }
 
@@ -859,15 +836,16 @@ struct TeamModel {
 fn team_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<TeamModel>> {
     let team = &r.team;
     web.derive(&r.replica, format!("team {today} {}", r.me), |acts| {
-        // Placeholders count from when they join or first act.
-        let joined = team.joined_dates(acts);
-        let members: Vec<String> = joined.iter().map(|(id, _)| id.clone()).collect();
-        let pillar_ids: Vec<String> = team.pillars.iter().map(|p| p.id.clone()).collect();
+        let mine = (!web.screen).then_some(r.me.as_str());
+        let views::Badges {
+            team: team_badges,
+            mine,
+            reach,
+        } = views::badges(team, mine, acts, today);
         Ok(TeamModel {
-            team_badges: goals::team_badges(acts, &joined),
-            reach: goals::reach(acts, &members, today, 30),
-            mine: (!web.screen)
-                .then(|| goals::member_badges(acts, &r.me, &pillar_ids, &team.rules)),
+            team_badges,
+            reach,
+            mine,
             progress: team
                 .challenges
                 .iter()
@@ -896,8 +874,8 @@ pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
     let today = r.ctx.today(&team.tz);
     let month = q.get("period") == Some("month");
     let last = q.get("last").is_some();
-    let d = digest_model(web, &r, today, month, last)?;
-    let md = digest_cmd::render(&d, team, true).join("\n");
+    let v = digest_model(web, &r, today, Period { month, last })?;
+    let md = digest_cmd::render(&v, true).join("\n");
     let frame = r.frame(web, address("/digest", q, &[]))?;
     let choices = [
         ("This week", false, false),
@@ -920,7 +898,7 @@ pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
             }
         }
         article.digest {
-            (markdown(&md))
+            (digest_html(&v))
         }
         @if !web.screen {
             section aria-labelledby="paste" {
@@ -937,40 +915,28 @@ fn digest_model(
     web: &Web,
     r: &Reader,
     today: Date,
-    month: bool,
-    last: bool,
-) -> Result<std::sync::Arc<cairn_core::digest::Digest>> {
+    period: Period,
+) -> Result<std::sync::Arc<DigestView>> {
+    let Period { month, last } = period;
     web.derive(
         &r.replica,
         format!("digest {today} {month} {last}"),
-        |acts| digest_cmd::build(&r.replica, &r.team, today, month, last, acts),
+        |acts| {
+            let d = views::digest(&r.replica, &r.team, today, period, acts)?;
+            Ok(DigestView::new(&d, &r.team))
+        },
     )
 }
 
-/// The digest's own small Markdown (headings and list items) as HTML.
-fn markdown(md: &str) -> Markup {
-    let mut blocks: Vec<(u8, Vec<&str>)> = Vec::new();
-    for line in md.lines().filter(|l| !l.trim().is_empty()) {
-        if let Some(t) = line.strip_prefix("# ") {
-            blocks.push((1, vec![t]));
-        } else if let Some(t) = line.strip_prefix("## ") {
-            blocks.push((2, vec![t]));
-        } else if let Some(t) = line.strip_prefix("- ") {
-            match blocks.last_mut() {
-                Some((3, items)) => items.push(t),
-                _ => blocks.push((3, vec![t])),
-            }
-        } else {
-            blocks.push((0, vec![line]));
-        }
-    }
+/// The digest from its model: the title, the summary, and each section's items.
+fn digest_html(v: &DigestView) -> Markup {
     html! {
-        @for (kind, lines) in &blocks {
-            @match kind {
-                1 => h2 { (lines[0]) },
-                2 => h3 { (lines[0]) },
-                3 => ul { @for l in lines { li { (l) } } },
-                _ => p { (lines[0]) },
+        h2 { (v.title) }
+        p { (v.summary) }
+        @for s in &v.sections {
+            h3 { (s.title) }
+            @if !s.items.is_empty() {
+                ul { @for i in &s.items { li { (i) } } }
             }
         }
     }
@@ -1031,7 +997,7 @@ pub fn me(web: &Web) -> Result<Markup> {
 }
 
 /// Your numbers and the teammates to suggest.
-type MeModel = (me_cmd::Numbers, Vec<(String, Option<Date>)>);
+type MeModel = (views::Numbers, Vec<(String, Option<Date>)>);
 
 fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel>> {
     web.derive(&r.replica, format!("me {today} {}", r.me), |acts| {
@@ -1042,7 +1008,7 @@ fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel
             .collect();
         let skipped = r.replica.travel_skips(&r.me)?;
         Ok((
-            me_cmd::numbers(&r.team, &r.me, today, acts, &skipped),
+            views::numbers(&r.team, &r.me, today, acts, &skipped),
             nudges,
         ))
     })
@@ -1054,7 +1020,7 @@ pub fn warm(web: &Web) -> Result<()> {
     let today = r.ctx.today(&r.team.tz);
     streaks_model(web, &r, today, 12)?;
     team_model(web, &r, today)?;
-    digest_model(web, &r, today, false, false)?;
+    digest_model(web, &r, today, Period::default())?;
     if !web.screen {
         me_model(web, &r, today)?;
     }
@@ -1116,10 +1082,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markdown_escapes_what_members_typed() {
-        let html = markdown("# Otters\n## Recognitions\n- @ana → @ben: “<script>x</script>”\n")
-            .into_string();
+    fn the_digest_escapes_what_members_typed() {
+        let v = DigestView {
+            title: "Otters".into(),
+            summary: "1 recognition".into(),
+            sections: vec![cairn_client::views::Section {
+                title: "Recognitions".into(),
+                items: vec!["@ana → @ben: “<script>x</script>”".into()],
+            }],
+        };
+        let html = digest_html(&v).into_string();
         assert!(html.contains("<h2>Otters</h2>"), "{html}");
+        assert!(html.contains("<h3>Recognitions</h3>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
     }
