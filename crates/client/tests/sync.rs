@@ -225,3 +225,50 @@ fn a_write_goes_up_with_the_next_sync_and_a_pull_only_sync_sends_nothing() {
     assert_eq!(event.author, ben.response.member_id);
     assert_eq!(event.to, vec![ana.response.member_id.clone()]);
 }
+
+#[test]
+fn a_wait_ends_when_a_teammate_sends_news_and_says_none_when_nothing_came() {
+    use cairn_client::write::{Clock, Writer};
+    let server = Server::start();
+    let team = server.team("Otters");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ana = join(&server, &server.founder(&team), "Ana", a.path());
+    let mut ben = join(&server, &server.invite(&team, 1), "Ben", b.path());
+    let client = sync::client_for(&ana.replica, TIMEOUT).unwrap();
+
+    // Behind already (Ben's join): the wait ends at once.
+    let cursor = ana.replica.cursor().unwrap();
+    let head = client.wait(cursor, 30).unwrap();
+    assert!(head.is_some_and(|h| h > cursor), "{head:?} after {cursor}");
+    sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    let cursor = ana.replica.cursor().unwrap();
+
+    // Level: nothing comes within a second.
+    assert_eq!(client.wait(cursor, 1).unwrap(), None);
+
+    // A wait under way ends with Ben's news (or at once, if his sync came first).
+    let waiting = {
+        let client = client.clone();
+        std::thread::spawn(move || client.wait(cursor, 30))
+    };
+    let clock = Clock::new(
+        "2026-11-23T09:30:00Z".parse().unwrap(),
+        jiff::tz::TimeZone::UTC,
+    );
+    Writer::new(&mut ben.replica, clock, None)
+        .unwrap()
+        .log("Paired on the flaky test", None, None, None)
+        .unwrap();
+    let bens = sync::client_for(&ben.replica, TIMEOUT).unwrap();
+    sync::sync_once(&mut ben.replica, &bens, NOW, Options::QUIET, &mut |_| {}).unwrap();
+    let head = waiting.join().unwrap().unwrap();
+    assert!(head.is_some_and(|h| h > cursor), "{head:?} after {cursor}");
+    let report =
+        sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    assert!(report.received > 0, "{report:?}");
+
+    // A stranger's token is refused, not waited on.
+    let stranger = Client::new(&server.url, Some("not-a-token".into()), TIMEOUT);
+    let err = stranger.wait(0, 30).unwrap_err();
+    assert_eq!(err.refusal().map(|r| r.status), Some(401), "{err}");
+}

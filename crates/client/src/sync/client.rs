@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cairn_protocol::{
     ACTOR_REUSED, AUTH_SCHEME, ErrorBody, Info, JoinRequest, JoinResponse, LinkResponse,
-    MAX_RESPONSE_ENTRIES, PROTOCOL_VERSION, SyncRequest, SyncResponse,
+    MAX_RESPONSE_ENTRIES, MAX_WAIT_S, PROTOCOL_VERSION, SyncRequest, SyncResponse, WaitResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -309,16 +309,69 @@ impl Client {
                 })?;
             return Ok((value, sent, received));
         }
-        Err(Error::Refused {
+        Err(self.refused(&resp, &data, path, body.is_some()))
+    }
+
+    /// The error of a refusal: `resp`'s status, its body `data` when a cairn-server's.
+    fn refused<B>(
+        &self,
+        resp: &ureq::http::Response<B>,
+        data: &[u8],
+        path: &str,
+        posted: bool,
+    ) -> Error {
+        Error::Refused {
             refusal: Box::new(Refusal {
-                status: status.as_u16(),
-                body: serde_json::from_slice::<ErrorBody>(&data).ok(),
+                status: resp.status().as_u16(),
+                body: serde_json::from_slice::<ErrorBody>(data).ok(),
             }),
             base: self.base.clone(),
             path: path.to_owned(),
-            posted: body.is_some(),
-            retry_after: retry_after(&resp),
-        })
+            posted,
+            retry_after: retry_after(resp),
+        }
+    }
+
+    /// Waits for news: returns the number of the team's latest entry as soon as the log has one
+    /// after `after` (a cursor), or `None` when `timeout_s` seconds pass with none (the server
+    /// cuts it to [`cairn_protocol::MAX_WAIT_S`]). Costs the server nothing while it waits, so a
+    /// device that must hear of news within seconds syncs when this returns instead of polling.
+    /// A server too old to offer it refuses with 404 ([`Error::Refused`]): sync now and then
+    /// instead. A busy server's 429 or 503 is an error too, with how long it asked to wait.
+    pub fn wait(&self, after: u64, timeout_s: u64) -> Result<Option<u64>> {
+        let path = format!("/v1/wait?after={after}&timeout_s={timeout_s}");
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("{AUTH_SCHEME} {t}"));
+        }
+        // The server is silent for as long as it waits: the silence allowed is this client's
+        // timeout past that.
+        let patience = self.timeout + Duration::from_secs(timeout_s.min(MAX_WAIT_S));
+        let mut resp = req
+            .config()
+            .timeout_per_read(Some(patience))
+            .timeout_global(Some(patience + self.timeout))
+            .build()
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let data = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 10)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(e))?;
+        match status {
+            204 => Ok(None),
+            200..=299 => serde_json::from_slice::<WaitResponse>(&data)
+                .map(|w| Some(w.head))
+                .map_err(|e| Error::Unreadable {
+                    base: self.base.clone(),
+                    source: e,
+                }),
+            _ => Err(self.refused(&resp, &data, "/v1/wait", false)),
+        }
     }
 
     /// The server's protocol and limits; fails when it speaks another protocol version.
