@@ -220,6 +220,42 @@ impl Queue {
         Ok(n)
     }
 
+    /// Whether the relay has seen the event (or celebration) `key`.
+    pub fn is_seen(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM seen WHERE key = ?1")?
+            .query_row([key], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// When the whole history was last read, and how many events the replica held then.
+    pub fn last_full_read(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let get = |key: &str| -> Result<Option<i64>> {
+            Ok(self
+                .conn
+                .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get::<_, String>(0))
+                .optional()?
+                .and_then(|v| v.parse().ok()))
+        };
+        Ok((get("full_read_events")?, get("full_read_ms")?))
+    }
+
+    /// Notes a read of the whole history at `at_ms`, when the replica held `events` events.
+    pub fn set_last_full_read(&mut self, events: i64, at_ms: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (k, v) in [("full_read_events", events), ("full_read_ms", at_ms)] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The keys of every event the relay has seen.
     pub fn seen_keys(&self) -> Result<std::collections::HashSet<String>> {
         let mut st = self.conn.prepare("SELECT key FROM seen")?;

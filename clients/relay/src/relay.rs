@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
 
+use cairn_core::feed::FeedQuery;
 use cairn_store::Replica;
 use serde::Serialize;
 
@@ -133,10 +134,19 @@ pub fn queue_path(home: &Path) -> PathBuf {
     home.join("relay.sqlite3")
 }
 
-/// The event's key in the queue: its id and author (two members' events may share an id).
-pub fn event_key(e: &cairn_core::Event) -> String {
-    format!("{}/{}", e.id.as_str(), e.author)
+/// The event's key in the queue: its id and author (two members' events may share an id), the
+/// author as the member a merged placeholder counts for (as the feed names them).
+pub fn event_key(e: &cairn_core::Event, team: &cairn_core::TeamState) -> String {
+    format!("{}/{}", e.id.as_str(), team.canonical(&e.author))
 }
+
+/// How far past the cutoff of `late_after` the newest-first read goes on (authors' clocks
+/// differ).
+const WINDOW_MARGIN_MS: i64 = 3_600_000;
+
+/// The least time between two reads of the whole history in `run` (to find events that
+/// arrived late; `run --once` reads it whenever the count of events asks).
+pub const FULL_READ_EVERY: Duration = Duration::from_secs(600);
 
 /// The celebrations the team has earned by `now_ms`: each running challenge it reached, keyed
 /// by the challenge (so each is posted once).
@@ -153,6 +163,9 @@ fn celebrations(
     else {
         return Ok(Vec::new());
     };
+    if team.challenges.iter().all(|c| c.until < today) {
+        return Ok(Vec::new());
+    }
     let acts = replica.acts()?;
     Ok(team
         .challenges
@@ -225,7 +238,7 @@ impl Relay {
     /// (waiting for what comes due within `linger`).
     pub fn pass(&mut self, linger: Duration) -> Result<PassReport> {
         bring_replica_up_to_date(&self.cfg)?;
-        let (history, taken) = self.take_in()?;
+        let (history, taken) = self.take_in(Duration::ZERO)?;
         let deliveries = deliver::deliver_all(&self.cfg, &self.queue_path, linger)?;
         Ok(PassReport {
             history,
@@ -252,7 +265,8 @@ impl Relay {
             }
             drop(tx);
             loop {
-                let step = bring_replica_up_to_date(&self.cfg).and_then(|()| self.take_in());
+                let step = bring_replica_up_to_date(&self.cfg)
+                    .and_then(|()| self.take_in(FULL_READ_EVERY));
                 match step {
                     Ok((history, taken)) => {
                         if taken.queued > 0 {
@@ -284,8 +298,10 @@ impl Relay {
     }
 
     /// Reads what is new in the replica into the queue. At the first start every event there
-    /// is history: recorded as seen, never posted.
-    pub fn take_in(&mut self) -> Result<(Option<usize>, Taken)> {
+    /// is history: recorded as seen, never posted. The whole history is read again (to find
+    /// late arrivals) when the count of events says something arrived that the read of recent
+    /// events did not see, and the last whole read is `full_read_every` old.
+    pub fn take_in(&mut self, full_read_every: Duration) -> Result<(Option<usize>, Taken)> {
         if self.replica.is_none() {
             if !self.cfg.replica.exists() {
                 return Err(Error::NoReplica(self.cfg.replica.clone()));
@@ -307,14 +323,15 @@ impl Relay {
             .iter()
             .any(|d| d.parts.contains(&Part::Celebrations));
         if !self.queue.started()? {
+            let team = replica.team()?;
             let mut keys = Vec::new();
             replica.for_each_event(|e| {
-                keys.push((event_key(&e), e.at_ms));
+                keys.push((event_key(&e, &team), e.at_ms));
                 Ok(())
             })?;
+            let total = replica.stats()?.events;
             // Challenges reached before the first start are history too.
             if wants_celebrations {
-                let team = replica.team()?;
                 keys.extend(
                     celebrations(replica, &team, now)?
                         .into_iter()
@@ -323,33 +340,80 @@ impl Relay {
             }
             let n = keys.len();
             self.queue.record_history(&keys)?;
+            self.queue.set_last_full_read(total, now)?;
             self.seen = Some(keys.into_iter().map(|(k, _)| k).collect());
             self.read_version = Some(version);
             return Ok((Some(n), Taken::default()));
         }
-        if self.seen.is_none() {
-            self.seen = Some(self.queue.seen_keys()?);
-        }
-        let seen = self.seen.get_or_insert_with(HashSet::new);
         let team = replica.team()?;
+        // Events that can still be posted are recent: read newest first from the feed, a scan
+        // bounded by what happened within `late_after`, whatever the length of the history.
+        let cutoff = now - self.cfg.late_after.as_millis() as i64;
         let mut arrivals = Vec::new();
-        replica.for_each_event(|e| {
-            let key = event_key(&e);
-            if !seen.contains(&key) {
-                arrivals.push(Arrival {
-                    post: Post::of_event(&e, &team),
-                    at_ms: e.at_ms,
-                    key,
-                });
+        let mut query = FeedQuery {
+            limit: Some(200),
+            ..FeedQuery::default()
+        };
+        'pages: loop {
+            let page = replica.feed_page(&query)?;
+            for item in &page.items {
+                let e = &item.event;
+                // Ids sort by their authors' clocks: read on a while past the cutoff.
+                if e.at_ms < cutoff - WINDOW_MARGIN_MS {
+                    break 'pages;
+                }
+                let key = event_key(e, &team);
+                if e.at_ms >= cutoff && !self.queue.is_seen(&key)? {
+                    arrivals.push(Arrival {
+                        post: Post::of_event(e, &team),
+                        at_ms: e.at_ms,
+                        key,
+                    });
+                }
             }
-            Ok(())
-        })?;
+            match page.next_before() {
+                Some(before) if page.more => query.before = Some(before.clone()),
+                _ => break,
+            }
+        }
+        // What that cannot see (an event that arrived after `late_after`, to hold for the
+        // digest) shows in the count of events: when it differs from the last whole read, the
+        // whole history is read again, at most every `FULL_READ_EVERY`.
+        let total = replica.stats()?.events;
+        let (accounted, last_ms) = self.queue.last_full_read()?;
+        // The events read since are accounted for.
+        let accounted = accounted.map(|n| n + arrivals.len() as i64);
+        if accounted != Some(total)
+            && last_ms.is_none_or(|t| now - t >= full_read_every.as_millis() as i64)
+        {
+            if self.seen.is_none() {
+                self.seen = Some(self.queue.seen_keys()?);
+            }
+            let seen = self.seen.get_or_insert_with(HashSet::new);
+            let fresh: HashSet<String> = arrivals.iter().map(|a| a.key.clone()).collect();
+            replica.for_each_event(|e| {
+                let key = event_key(&e, &team);
+                if !seen.contains(&key) && !fresh.contains(&key) {
+                    arrivals.push(Arrival {
+                        post: Post::of_event(&e, &team),
+                        at_ms: e.at_ms,
+                        key,
+                    });
+                }
+                Ok(())
+            })?;
+            self.queue.set_last_full_read(total, now)?;
+        } else if let (Some(n), Some(at)) = (accounted, last_ms) {
+            self.queue.set_last_full_read(n, at)?;
+        }
+        // Posted in the order they happened (ids sort by time; the feed reads newest first).
+        arrivals.sort_by(|a, b| a.key.cmp(&b.key));
         if wants_celebrations {
-            arrivals.extend(
-                celebrations(replica, &team, now)?
-                    .into_iter()
-                    .filter(|a| !seen.contains(&a.key)),
-            );
+            for a in celebrations(replica, &team, now)? {
+                if !self.queue.is_seen(&a.key)? {
+                    arrivals.push(a);
+                }
+            }
         }
         let mut targets = Vec::new();
         for d in &self.cfg.destinations {
@@ -371,7 +435,9 @@ impl Relay {
         let taken = self
             .queue
             .take_in(&arrivals, &targets, self.cfg.late_after, now)?;
-        seen.extend(arrivals.into_iter().map(|a| a.key));
+        if let Some(seen) = self.seen.as_mut() {
+            seen.extend(arrivals.into_iter().map(|a| a.key));
+        }
         self.read_version = Some(version);
         Ok((None, taken))
     }

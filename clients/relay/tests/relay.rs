@@ -726,3 +726,61 @@ fn a_stalled_destination_holds_back_neither_the_others_nor_the_replica() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(t.fake.hits("slack").iter().all(|h| h.status == 0));
 }
+
+/// What a look at a large replica costs: `cargo test -p cairn-relay --release --test relay --
+/// --ignored --nocapture scan_cost` (`SCAN_EVENTS`, default 150,000 events over two years).
+#[test]
+#[ignore]
+fn scan_cost() {
+    let n: usize = std::env::var("SCAN_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150_000);
+    let mut t = Team::new();
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["discord"]);
+    let start = now_ms() - 2 * 365 * 86_400_000;
+    let step = (2 * 365 * 86_400_000 - 86_400_000) / n as i64;
+    let mut r = Replica::open(&t.replica).unwrap();
+    let seeding = std::time::Instant::now();
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let at = start + i as i64 * step;
+        let b = (i as u64).to_be_bytes();
+        let id = EventId::new(at, [b[3], b[4], b[5], b[6], b[7]]);
+        let stamp = Stamp {
+            at_ms: at,
+            tz: "UTC".into(),
+            date: date_of(at),
+            late: false,
+        };
+        let new = if i % 3 == 0 {
+            NewEvent::kudos(
+                vec!["ben".into()],
+                "thanks for the review",
+                Some("trust".into()),
+            )
+        } else {
+            NewEvent::action("tidied the board", Some("trust".into()), None)
+        };
+        batch.push((id, stamp, new));
+        if batch.len() == 5_000 {
+            r.add_events("ana", &batch).unwrap();
+            batch.clear();
+        }
+    }
+    r.add_events("ana", &batch).unwrap();
+    drop(r);
+    eprintln!("seeded {n} events in {:?}", seeding.elapsed());
+    let time = |t: &Team| {
+        let began = std::time::Instant::now();
+        t.relay(&["run", "--once"]);
+        began.elapsed()
+    };
+    eprintln!("first start (history recorded): {:?}", time(&t));
+    for _ in 0..3 {
+        eprintln!("run --once, nothing new: {:?}", time(&t));
+    }
+    t.kudos("one new kudos");
+    eprintln!("run --once, one new kudos posted: {:?}", time(&t));
+    assert_eq!(texts(&t.fake.hits("discord")).len(), 1);
+}
