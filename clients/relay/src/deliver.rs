@@ -65,12 +65,20 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::from_secs_f64(base * (0.8 + 0.4 * r))
 }
 
+/// A wait of `secs` seconds as a server asked for it, at most [`MAX_RETRY_AFTER`]; `None` for
+/// a negative or not-a-number value.
+fn seconds(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
+}
+
 /// What an answer's `Retry-After` (seconds or an HTTP date) asks for.
 pub fn retry_after(header: &str, now_ms: i64) -> Option<Duration> {
     let h = header.trim();
     if let Ok(secs) = h.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs).min(MAX_RETRY_AFTER));
+        return seconds(secs);
     }
     let at = jiff::fmt::rfc2822::parse(h)
         .ok()?
@@ -114,8 +122,7 @@ pub fn classify(
                     .ok()?
                     .get("retry_after")?
                     .as_f64()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(|s| Duration::from_secs_f64(s).min(MAX_RETRY_AFTER))
+                    .and_then(seconds)
             };
             let after = retry_after_header
                 .and_then(|h| retry_after(h, now_ms))
@@ -188,9 +195,9 @@ pub fn send(
                 .read_to_string();
             match body {
                 Ok(body) => classify(kind, status, retry.as_deref(), &body, attempts, now_ms()),
-                // A 2xx whose body did not come in time was still taken.
-                Err(_) if (200..300).contains(&status) => Outcome::Done { status },
-                Err(e) => transport(&e, &req.url, attempts, timeout),
+                // The status says what happened; a body too long, not text or too slow
+                // changes nothing (a 2xx was still taken).
+                Err(_) => classify(kind, status, retry.as_deref(), "", attempts, now_ms()),
             }
         }
         Err(e) => transport(&e, &req.url, attempts, timeout),
@@ -432,5 +439,16 @@ mod tests {
             Some(Duration::from_secs(10))
         );
         assert_eq!(retry_after("soon", 0), None);
+        assert_eq!(retry_after("-1", 0), None);
+        // What a hostile server sends is bounded, never a panic.
+        assert_eq!(retry_after("1e300", 0), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("inf", 0), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("NaN", 0), None);
+        let Outcome::Retry { after, .. } =
+            classify(Kind::Discord, 429, None, r#"{"retry_after": 1e308}"#, 1, 0)
+        else {
+            panic!()
+        };
+        assert_eq!(after, MAX_RETRY_AFTER);
     }
 }
