@@ -91,7 +91,33 @@ pub struct Web {
 struct Derived {
     version: String,
     acts: Option<Arc<Vec<Act>>>,
-    results: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    results: HashMap<View, Arc<dyn Any + Send + Sync>>,
+}
+
+/// What a page computes from the replica, named by every input it depends on besides the
+/// replica's version: a result is found again only under the same inputs, and a new input is
+/// a new field the compiler asks every page for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum View {
+    Streaks {
+        today: jiff::civil::Date,
+        me: String,
+        weeks: u32,
+    },
+    Team {
+        today: jiff::civil::Date,
+        me: String,
+        /// The team screen shows nobody's own badges.
+        screen: bool,
+    },
+    Me {
+        today: jiff::civil::Date,
+        me: String,
+    },
+    Digest {
+        today: jiff::civil::Date,
+        period: cairn_client::views::Period,
+    },
 }
 
 impl Derived {
@@ -107,7 +133,7 @@ impl Derived {
     }
 
     /// What was computed under `key` for this version, if anything was.
-    fn found<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+    fn found<T: Any + Send + Sync>(&self, key: &View) -> Option<Arc<T>> {
         self.results
             .get(key)
             .and_then(|r| r.clone().downcast::<T>().ok())
@@ -199,7 +225,7 @@ impl Web {
     fn derive<T: Any + Send + Sync>(
         &self,
         replica: &Replica,
-        key: String,
+        key: View,
         compute: impl FnOnce(&[Act]) -> Result<T>,
     ) -> Result<Arc<T>> {
         self.remember(replica, key, |d| {
@@ -216,7 +242,7 @@ impl Web {
     fn derive_from_queries<T: Any + Send + Sync>(
         &self,
         replica: &Replica,
-        key: String,
+        key: View,
         compute: impl FnOnce() -> Result<T>,
     ) -> Result<Arc<T>> {
         self.remember(replica, key, |_| compute())
@@ -226,7 +252,7 @@ impl Web {
     fn remember<T: Any + Send + Sync>(
         &self,
         replica: &Replica,
-        key: String,
+        key: View,
         compute: impl FnOnce(&mut Derived) -> Result<T>,
     ) -> Result<Arc<T>> {
         let version = self.version_of(replica)?;

@@ -7,7 +7,7 @@ use jiff::ToSpan;
 use jiff::civil::Date;
 use maud::{DOCTYPE, Markup, html};
 
-use super::{Params, Sent, Web};
+use super::{Params, Sent, View, Web};
 use crate::commands::digest as digest_cmd;
 use crate::commands::feed::parse_day;
 use crate::context::Ctx;
@@ -646,7 +646,11 @@ fn streaks_model(
 ) -> Result<std::sync::Arc<views::Streaks>> {
     web.derive_from_queries(
         &r.replica,
-        format!("streaks {today} {} {weeks}", r.me),
+        View::Streaks {
+            today,
+            me: r.me.clone(),
+            weeks,
+        },
         || Ok(views::streaks(&r.replica, &r.team, &r.me, today, weeks)?),
     )
 }
@@ -835,7 +839,12 @@ struct TeamModel {
 
 fn team_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<TeamModel>> {
     let team = &r.team;
-    web.derive(&r.replica, format!("team {today} {}", r.me), |acts| {
+    let key = View::Team {
+        today,
+        me: r.me.clone(),
+        screen: web.screen,
+    };
+    web.derive(&r.replica, key, |acts| {
         let mine = (!web.screen).then_some(r.me.as_str());
         let views::Badges {
             team: team_badges,
@@ -917,15 +926,10 @@ fn digest_model(
     today: Date,
     period: Period,
 ) -> Result<std::sync::Arc<DigestView>> {
-    let Period { month, last } = period;
-    web.derive(
-        &r.replica,
-        format!("digest {today} {month} {last}"),
-        |acts| {
-            let d = views::digest(&r.replica, &r.team, today, period, acts)?;
-            Ok(DigestView::new(&d, &r.team))
-        },
-    )
+    web.derive(&r.replica, View::Digest { today, period }, |acts| {
+        let d = views::digest(&r.replica, &r.team, today, period, acts)?;
+        Ok(DigestView::new(&d, &r.team))
+    })
 }
 
 /// The digest from its model: the title, the summary, and each section's items.
@@ -1000,7 +1004,11 @@ pub fn me(web: &Web) -> Result<Markup> {
 type MeModel = (views::Numbers, Vec<(String, Option<Date>)>);
 
 fn me_model(web: &Web, r: &Reader, today: Date) -> Result<std::sync::Arc<MeModel>> {
-    web.derive(&r.replica, format!("me {today} {}", r.me), |acts| {
+    let key = View::Me {
+        today,
+        me: r.me.clone(),
+    };
+    web.derive(&r.replica, key, |acts| {
         let members = r.team.counted(acts);
         let nudges = goals::nudge(acts, &r.me, &members, today)
             .into_iter()
