@@ -427,7 +427,7 @@ impl Config {
                     }
                     match &d.room {
                         None => p.errors.push((at("room"), "is missing".into())),
-                        Some(r) if !(r.starts_with('!') || r.starts_with('#')) || r.len() < 3 => p
+                        Some(r) if !r.starts_with('!') || !r.contains(':') || r.len() < 4 => p
                             .errors
                             .push((at("room"), "must be a room id like !abc:example.org".into())),
                         Some(_) => {}

@@ -784,3 +784,65 @@ fn scan_cost() {
     eprintln!("run --once, one new kudos posted: {:?}", time(&t));
     assert_eq!(texts(&t.fake.hits("discord")).len(), 1);
 }
+
+/// A server that answers `status` with a body it never finishes: the head and 7 of the 100
+/// bytes it announces, then nothing until the client leaves. Returns its port and a count of
+/// the requests it took.
+fn slow_body_server(status: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let head = format!("HTTP/1.1 {status} X\r\nContent-Length: 100\r\n\r\npartial");
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                // Holds the connection until the client gives up on it.
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn a_body_that_never_ends_is_cut_at_the_timeout_and_judged_by_its_status() {
+    let mut t = Team::new();
+    let (port, count) = slow_body_server(200);
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["slack"]);
+    let cfg = std::fs::read_to_string(&t.config).unwrap().replace(
+        "env:TEST_URL_SLACK",
+        &format!("http://127.0.0.1:{port}/slack"),
+    );
+    std::fs::write(&t.config, cfg).unwrap();
+    t.relay(&["run", "--once"]);
+    t.kudos("kudos number 1");
+    let began = std::time::Instant::now();
+    t.relay(&["run", "--once"]);
+    // Cut at the 2 s timeout: the 200 was taken, so it is done and not sent again.
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let slack = t.destination("slack");
+    assert_eq!(slack["counts"]["done"], 1, "{slack}");
+    t.relay(&["run", "--once"]);
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
