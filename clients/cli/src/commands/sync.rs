@@ -207,10 +207,10 @@ pub use cairn_client::sync::problem::Problem;
 /// the next command says so once, `cairn status` every time, and the next sync that goes
 /// through forgets it.
 fn remember(replica: &mut Replica, e: &CliError, now_ms: i64) {
-    let for_good = e
+    if !e
         .refusal()
-        .is_some_and(|r| (400..500).contains(&r.status) && !matches!(r.status, 408 | 429));
-    if !for_good {
+        .is_some_and(cairn_client::sync::Refusal::is_for_good)
+    {
         return;
     }
     let problem = Problem {

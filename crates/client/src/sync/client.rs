@@ -450,6 +450,12 @@ impl Refusal {
         Some((b.doc.clone()?, unhex(b.change.as_deref()?)?))
     }
 
+    /// Whether trying again will not cure it: a 4xx that is not a timeout (408) or a request
+    /// to slow down (429). A device remembers these ([`super::problem::remember`]).
+    pub fn is_for_good(&self) -> bool {
+        (400..500).contains(&self.status) && !matches!(self.status, 408 | 429)
+    }
+
     /// The server's error code (`not_founder`, `conflict`, ...), when it sent one.
     pub fn code(&self) -> Option<&str> {
         self.body.as_ref().map(|b| b.error.as_str())

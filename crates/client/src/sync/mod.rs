@@ -142,7 +142,6 @@ impl Error {
     /// Whether trying again will not cure it: a refusal (4xx) that is not a timeout or a
     /// request to slow down. A device remembers these ([`problem::remember`]).
     pub fn is_for_good(&self) -> bool {
-        self.refusal()
-            .is_some_and(|r| (400..500).contains(&r.status) && !matches!(r.status, 408 | 429))
+        self.refusal().is_some_and(Refusal::is_for_good)
     }
 }
