@@ -357,19 +357,31 @@ mod tests {
     }
 
     #[test]
-    fn days_are_read_relative_to_today() {
-        // A Monday.
+    fn days_parse_in_every_form() {
         let today: Date = "2026-11-23".parse().unwrap();
-        assert_eq!(parse_day("Today", today).unwrap(), today);
+        assert_eq!(parse_day("today", today).unwrap(), today);
         assert_eq!(
             parse_day("yesterday", today).unwrap().to_string(),
             "2026-11-22"
         );
+        assert_eq!(parse_day("7d", today).unwrap().to_string(), "2026-11-16");
+        assert_eq!(parse_day("1w", today).unwrap().to_string(), "2026-11-16");
         assert_eq!(parse_day("2w", today).unwrap().to_string(), "2026-11-09");
-        assert_eq!(parse_day("fri", today).unwrap().to_string(), "2026-11-20");
-        assert_eq!(parse_day("monday", today).unwrap(), today);
-        assert!(matches!(parse_day("soon", today), Err(Error::BadDay(t)) if t == "soon"));
-        assert!(parse_day("-5d", today).is_err());
         assert!(parse_day("99999999999w", today).is_err());
+        assert_eq!(
+            parse_day("2026-01-02", today).unwrap().to_string(),
+            "2026-01-02"
+        );
+        assert!(matches!(parse_day(" Soon ", today), Err(Error::BadDay(t)) if t == "soon"));
+        assert!(parse_day("2026-13-01", today).is_err());
+        assert!(parse_day("99999999d", today).is_err());
+        assert!(parse_day("-5d", today).is_err());
+        // 2026-11-23 is a Monday: the last Friday is three days back; a Monday is today.
+        for friday in ["friday", "Fri", "FRIDAY"] {
+            assert_eq!(parse_day(friday, today).unwrap().to_string(), "2026-11-20");
+        }
+        assert_eq!(parse_day("monday", today).unwrap(), today);
+        assert_eq!(parse_day("sun", today).unwrap().to_string(), "2026-11-22");
+        assert!(parse_day("fr", today).is_err(), "two letters name no day");
     }
 }

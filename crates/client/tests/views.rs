@@ -3,11 +3,11 @@
 
 use cairn_client::views::{self, DigestView, Period};
 use cairn_client::write::{Clock, Writer};
-use cairn_store::{NewTeam, Replica};
+use cairn_store::Replica;
 use jiff::tz::TimeZone;
 
-const ANA: &str = "anaanaanaana";
-const BEN: &str = "benbenbenben";
+mod common;
+use common::{ANA, BEN};
 
 fn clock(at: &str) -> Clock {
     Clock::new(at.parse().unwrap(), TimeZone::UTC)
@@ -16,25 +16,7 @@ fn clock(at: &str) -> Clock {
 /// Ana and Ben's team, with a week of Ana's acts: two micro-actions on Monday and Tuesday, a
 /// kudos to Ben on Tuesday, and one of Ben's own on Wednesday.
 fn team(dir: &std::path::Path) -> Replica {
-    let mut replica = Replica::create(
-        &dir.join("replica.sqlite3"),
-        &NewTeam {
-            team_id: "otterotterotterot".into(),
-            team_name: "Otters".into(),
-            tz: "UTC".into(),
-            member_id: ANA.into(),
-            member_name: "Ana".into(),
-            handle: "ana".into(),
-            at_ms: clock("2026-11-01T09:00:00Z").now_ms(),
-        },
-    )
-    .unwrap();
-    let at = clock("2026-11-01T09:00:00Z").now_ms();
-    replica
-        .change_team(ANA, |doc, state| {
-            cairn_core::team::add_member(doc, state, BEN, "Ben", Some("ben"), at)
-        })
-        .unwrap();
+    let mut replica = common::team(dir, "UTC", clock("2026-11-01T09:00:00Z").now_ms());
     let pillar = replica.team().unwrap().pillars[0].id.clone();
     Writer::new(&mut replica, clock("2026-11-23T09:00:00Z"), None)
         .unwrap()

@@ -4,11 +4,11 @@
 
 use cairn_client::write::{Clock, Error, Writer};
 use cairn_core::Edit;
-use cairn_store::{NewTeam, Reacted, Replica};
+use cairn_store::{Reacted, Replica};
 use jiff::tz::TimeZone;
 
-const ANA: &str = "anaanaanaana";
-const BEN: &str = "benbenbenben";
+mod common;
+use common::{ANA, BEN};
 
 /// A Wednesday, 10:00 UTC (11:00 in Paris).
 fn clock() -> Clock {
@@ -18,28 +18,9 @@ fn clock() -> Clock {
     )
 }
 
-/// A team started on this device by Ana, with Ben added by name.
+/// A team started on this device by Ana a month ago, with Ben added by name.
 fn team(dir: &std::path::Path) -> Replica {
-    let mut replica = Replica::create(
-        &dir.join("replica.sqlite3"),
-        &NewTeam {
-            team_id: "otterotterotterot".into(),
-            team_name: "Otters".into(),
-            tz: "Europe/Paris".into(),
-            member_id: ANA.into(),
-            member_name: "Ana".into(),
-            handle: "ana".into(),
-            at_ms: clock().now_ms() - 86_400_000 * 30,
-        },
-    )
-    .unwrap();
-    let at = clock().now_ms();
-    replica
-        .change_team(ANA, |doc, state| {
-            cairn_core::team::add_member(doc, state, BEN, "Ben", Some("ben"), at)
-        })
-        .unwrap();
-    replica
+    common::team(dir, "Europe/Paris", clock().now_ms() - 86_400_000 * 30)
 }
 
 #[test]

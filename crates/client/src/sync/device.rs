@@ -92,6 +92,9 @@ pub fn sync_once(
             steps(s);
         }
     };
+    let again = |replica: &mut Replica, answered: &mut dyn FnMut(Step)| {
+        exchange(replica, client, now_ms, false, Caps::ASKED, false, answered)
+    };
     // A member who joined adds themselves to the team document once it has arrived.
     if let Some(name) = replica.setting("join_name")? {
         let me = replica.me()?;
@@ -124,16 +127,7 @@ pub fn sync_once(
             replica.change_team(&me, |doc, state| {
                 team::add_member(doc, state, &me, &name, Some(&handle), now_ms)
             })?;
-            let more = exchange(
-                replica,
-                client,
-                now_ms,
-                false,
-                Caps::ASKED,
-                false,
-                &mut answered,
-            )?;
-            report.add(&more);
+            report.add(&again(replica, &mut answered)?);
         }
         replica.set_setting("join_name", None)?;
         replica.set_setting("join_handle", None)?;
@@ -141,16 +135,7 @@ pub fn sync_once(
     // A placeholder's own device (it joined with an invite made for them) says they arrived:
     // they count in the team's figures from now on, on every replica.
     if arrive(replica, now_ms)? {
-        let more = exchange(
-            replica,
-            client,
-            now_ms,
-            false,
-            Caps::ASKED,
-            false,
-            &mut answered,
-        )?;
-        report.add(&more);
+        report.add(&again(replica, &mut answered)?);
     }
     problem::forget(replica)?;
     Ok(report)
