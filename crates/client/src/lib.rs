@@ -23,7 +23,7 @@
 //!   numbers, the badges and reach.
 //!
 //! # Example
-//! A headless device that joins a team, syncs once more later, and writes:
+//! A headless device that joins a team, later waits for news and syncs, and writes:
 //! ```no_run
 //! use cairn_client::sync::{self, Client, Options, TIMEOUT};
 //! use cairn_client::write::{Clock, Writer};
@@ -35,26 +35,27 @@
 //! let join = sync::Join {
 //!     request: JoinRequest {
 //!         invite: "INVITE-CODE".into(),
-//!         device_name: "a relay".into(),
+//!         device_name: "a kiosk".into(),
 //!         ..JoinRequest::default()
 //!     },
 //!     ..sync::Join::default()
 //! };
 //! let now_ms = 1_764_000_000_000;
-//! let path = std::path::Path::new("/var/lib/relay/replica.sqlite3");
+//! let path = std::path::Path::new("/var/lib/kiosk/replica.sqlite3");
 //! let joined = sync::join(&server, &join, path, now_ms, Options::ASKED, &mut |_| {})?;
 //! println!("joined team {}", joined.response.team_id);
 //! drop(joined);
 //!
-//! // Later: open the replica again and bring what is new.
-//! let mut replica = cairn_store::Replica::open(path)?;
-//! let device = sync::client_for(&replica, TIMEOUT)?;
-//! let report = sync::sync_once(&mut replica, &device, now_ms, Options::ASKED, &mut |_| {})?;
-//! println!("received {} changes", report.received);
+//! // Later: open the device again; wait for news (at most 50 s) and bring it.
+//! let mut device = sync::Device::open(path, TIMEOUT)?;
+//! if device.wait(50)?.is_some() {
+//!     let report = device.sync(now_ms, Options::ASKED, &mut |_| {})?;
+//!     println!("received {} changes", report.received);
+//! }
 //!
 //! // A member's device writes through the writer context; the next sync sends it.
 //! let clock = Clock::new(jiff::Timestamp::now(), jiff::tz::TimeZone::system());
-//! let mut w = Writer::new(&mut replica, clock, None)?;
+//! let mut w = Writer::new(&mut device.replica, clock, None)?;
 //! let (id, _) = w.log("Paired on the flaky test", None, None, None)?;
 //! println!("logged {}", id.short());
 //! # Ok(())

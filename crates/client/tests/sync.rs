@@ -232,15 +232,17 @@ fn a_wait_ends_when_a_teammate_sends_news_and_says_none_when_nothing_came() {
     let server = Server::start();
     let team = server.team("Otters");
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut ana = join(&server, &server.founder(&team), "Ana", a.path());
+    drop(join(&server, &server.founder(&team), "Ana", a.path()));
     let mut ben = join(&server, &server.invite(&team, 1), "Ben", b.path());
-    let client = sync::client_for(&ana.replica, TIMEOUT).unwrap();
+    // Ana's device, opened again as a headless client would.
+    let mut ana = sync::Device::open(&a.path().join("replica.sqlite3"), TIMEOUT).unwrap();
+    let client = ana.client.clone();
 
     // Behind already (Ben's join): the wait ends at once.
     let cursor = ana.replica.cursor().unwrap();
-    let head = client.wait(cursor, 30).unwrap();
+    let head = ana.wait(30).unwrap();
     assert!(head.is_some_and(|h| h > cursor), "{head:?} after {cursor}");
-    sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    ana.sync(NOW, Options::ASKED, &mut |_| {}).unwrap();
     let cursor = ana.replica.cursor().unwrap();
 
     // Level: nothing comes within a second.
@@ -263,8 +265,7 @@ fn a_wait_ends_when_a_teammate_sends_news_and_says_none_when_nothing_came() {
     sync::sync_once(&mut ben.replica, &bens, NOW, Options::QUIET, &mut |_| {}).unwrap();
     let head = waiting.join().unwrap().unwrap();
     assert!(head.is_some_and(|h| h > cursor), "{head:?} after {cursor}");
-    let report =
-        sync::sync_once(&mut ana.replica, &client, NOW, Options::ASKED, &mut |_| {}).unwrap();
+    let report = ana.sync(NOW, Options::ASKED, &mut |_| {}).unwrap();
     assert!(report.received > 0, "{report:?}");
 
     // A stranger's token is refused, not waited on.

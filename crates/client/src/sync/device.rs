@@ -57,6 +57,40 @@ pub fn client_for(replica: &Replica, timeout: Duration) -> Result<Client> {
     })
 }
 
+/// A headless device: its replica and the client of its server, for a program that syncs
+/// without a person watching (a relay, a service).
+#[derive(Debug)]
+pub struct Device {
+    pub replica: Replica,
+    pub client: Client,
+}
+
+impl Device {
+    /// Opens the replica at `path` and makes the client of its server, which waits `timeout`
+    /// for a silent server ([`client_for`]).
+    pub fn open(path: &Path, timeout: Duration) -> Result<Device> {
+        let replica = Replica::open(path)?;
+        let client = client_for(&replica, timeout)?;
+        Ok(Device { replica, client })
+    }
+
+    /// Syncs once ([`sync_once`]); what happens is told to `steps`.
+    pub fn sync(
+        &mut self,
+        now_ms: i64,
+        options: Options,
+        steps: &mut dyn FnMut(Step),
+    ) -> Result<Report> {
+        sync_once(&mut self.replica, &self.client, now_ms, options, steps)
+    }
+
+    /// Waits up to `timeout_s` seconds for news after this replica's cursor ([`Client::wait`]):
+    /// the team's head when there is some, then [`Device::sync`] brings it.
+    pub fn wait(&self, timeout_s: u64) -> Result<Option<u64>> {
+        self.client.wait(self.replica.cursor()?, timeout_s)
+    }
+}
+
 /// Whether a quiet sync after a write has work: a server is known and changes wait to go.
 /// Cheap, for it runs after every write; a replica that cannot tell has none.
 pub fn has_work(replica: &Replica) -> bool {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub use client::{Client, Notice, Refusal, normalise_url, printable};
 pub use device::{
-    Join, Joined, Options, begin, client_for, has_work, join, publish, register, sync_once,
+    Device, Join, Joined, Options, begin, client_for, has_work, join, publish, register, sync_once,
 };
 pub use exchange::{Caps, Report, Step, Unit, exchange, group_outbox, size};
 
