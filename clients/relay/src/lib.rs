@@ -15,6 +15,7 @@
 //! - [`net`]: where the relay may connect (no private address unless allowed, checked at
 //!   connect time);
 //! - [`deliver`]: one worker per destination, what each answer means, retries and backoff;
+//! - [`metrics`]: Prometheus metrics, read from the queue when scraped;
 //! - [`relay`]: one pass: the replica brought up to date, what is new taken in, what is due
 //!   delivered.
 //!
@@ -53,6 +54,7 @@ pub mod config;
 pub mod deliver;
 mod error;
 pub mod format;
+pub mod metrics;
 pub mod net;
 pub mod post;
 pub mod queue;

@@ -80,6 +80,10 @@ enum Command {
         /// One pass, then exit.
         #[arg(long)]
         once: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (like 127.0.0.1:9464; port 0 picks
+        /// a free port, printed at the start).
+        #[arg(long, env = "CAIRN_RELAY_METRICS", value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Enables a destination the relay disabled (after a 410, a deleted Discord webhook or
     /// days of failures); its waiting messages go on from where they stopped.
@@ -139,7 +143,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { once } => run_relay(load(cli)?, *once),
+        Command::Run { once, metrics } => run_relay(load(cli)?, *once, *metrics),
     }
 }
 
@@ -270,9 +274,20 @@ fn status(cfg: &Config, as_json: bool, last: usize) -> Result<ExitCode, String> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_relay(cfg: Config, once: bool) -> Result<ExitCode, String> {
+fn run_relay(
+    cfg: Config,
+    once: bool,
+    metrics: Option<std::net::SocketAddr>,
+) -> Result<ExitCode, String> {
     if !print_problems(&cfg) {
         return Ok(ExitCode::from(1));
+    }
+    if let Some(addr) = metrics {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot serve metrics at {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("metrics at http://{bound}/metrics");
+        cairn_relay::metrics::serve(cfg.clone(), relay::queue_path(&cfg.home), listener);
     }
     let mut relay = Relay::start(cfg).map_err(|e| e.to_string())?;
     let (resent, doubt) = relay.recovered();

@@ -539,6 +539,17 @@ impl Queue {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// When `name`'s oldest message still waiting was queued.
+    pub fn oldest_pending_ms(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(created_ms) FROM deliveries WHERE destination = ?1
+                 AND state IN ('pending', 'sending')",
+            )?
+            .query_row([name], |r| r.get(0))?)
+    }
+
     /// `name`'s latest `limit` deliveries, newest first.
     pub fn latest(&self, name: &str, limit: usize) -> Result<Vec<Delivery>> {
         let mut st = self.conn.prepare_cached(

@@ -846,3 +846,53 @@ fn a_body_that_never_ends_is_cut_at_the_timeout_and_judged_by_its_status() {
     t.relay(&["run", "--once"]);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// `GET path` on `addr`, the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn metrics_say_what_was_delivered_and_what_is_disabled() {
+    use std::io::BufRead;
+    let mut t = Team::new();
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["slack", "discord"]);
+    t.relay(&["run", "--once"]);
+    t.fake
+        .script("discord", vec![Answer::Status(410, vec![], "gone".into())]);
+    t.kudos("kudos number 1");
+    t.relay(&["run", "--once"]);
+    let mut child = t
+        .command(&["run", "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .find_map(|l| {
+            l.unwrap()
+                .strip_prefix("metrics at http://")
+                .map(|a| a.trim_end_matches("/metrics").to_owned())
+        })
+        .unwrap();
+    let page = http_get(&addr, "/metrics");
+    let missing = http_get(&addr, "/");
+    kill(child);
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    for line in [
+        "cairn_relay_messages{destination=\"slack\",state=\"done\"} 1",
+        "cairn_relay_messages{destination=\"discord\",state=\"failed\"} 1",
+        "cairn_relay_destination_disabled{destination=\"discord\"} 1",
+        "cairn_relay_destination_disabled{destination=\"slack\"} 0",
+        "cairn_relay_oldest_pending_seconds{destination=\"slack\"} 0",
+        "cairn_relay_held_for_digest 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "{line}\n{page}");
+    }
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
