@@ -273,3 +273,46 @@ fn a_wait_ends_when_a_teammate_sends_news_and_says_none_when_nothing_came() {
     let err = stranger.wait(0, 30).unwrap_err();
     assert_eq!(err.refusal().map(|r| r.status), Some(401), "{err}");
 }
+
+#[test]
+fn a_relay_joins_as_no_member_and_pulls_with_the_same_sync() {
+    use cairn_protocol::DeviceKind;
+    let server = Server::start();
+    let team = server.team("Otters");
+    let (a, r) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ana = join(&server, &server.founder(&team), "Ana", a.path());
+    let invite = server
+        .admin(&["invite", "create", "--team", &team, "--relay"])
+        .ok()
+        .trim()
+        .to_owned();
+    let relay = sync::join(
+        &Client::new(&server.url, None, TIMEOUT),
+        &Join {
+            request: JoinRequest {
+                invite,
+                device_name: "chat relay".into(),
+                device_kind: DeviceKind::Relay,
+                ..JoinRequest::default()
+            },
+            ..Join::default()
+        },
+        &r.path().join("replica.sqlite3"),
+        NOW,
+        Options {
+            pull_only: true,
+            ..Options::ASKED
+        },
+        &mut |_| {},
+    )
+    .expect("a relay joins");
+    assert_eq!(relay.response.device_kind, DeviceKind::Relay);
+    assert_eq!(relay.response.member_id, "");
+    assert_eq!(relay.report.sent, 0);
+    assert!(relay.report.received > 0, "{:?}", relay.report);
+    // It holds the team, and is none of its members.
+    let state = relay.replica.team().unwrap();
+    assert_eq!(state.name, "Otters");
+    assert!(state.member(&ana.response.member_id).is_some());
+    assert_eq!(state.members.len(), 1);
+}
