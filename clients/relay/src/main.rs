@@ -169,9 +169,9 @@ fn check(cfg: &Config, no_send: bool) -> Result<ExitCode, String> {
     if no_send {
         return Ok(ExitCode::SUCCESS);
     }
-    let team = cairn_store::Replica::open(&cfg.replica)
-        .ok()
-        .filter(|_| cfg.replica.exists())
+    let team = Some(&cfg.replica)
+        .filter(|p| p.exists())
+        .and_then(|p| cairn_store::Replica::open(p).ok())
         .and_then(|r| r.team().ok())
         .map_or_else(|| "the team".to_owned(), |t| t.name);
     let mut ok = true;

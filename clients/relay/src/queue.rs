@@ -157,6 +157,20 @@ impl Queue {
                 source: e,
             })?;
         }
+        // The queue holds what members wrote: readable by its owner alone, as replicas are.
+        #[cfg(unix)]
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::Io {
+                    what: format!("cannot create {}", path.display()),
+                    source: e,
+                })?;
+        }
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -622,6 +636,17 @@ mod tests {
         let (resent, doubt) = q.recover(&[("a".into(), Kind::Slack)]).unwrap();
         assert_eq!((resent, doubt), (0, 1));
         assert!(q.next("a").unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_queue_is_readable_by_its_owner_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.sqlite3");
+        Queue::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -722,7 +722,15 @@ fn a_stalled_destination_holds_back_neither_the_others_nor_the_replica() {
             .any(|h| h.platform == "discord" && h.status == 204 && h.text().contains("number 2"))
     }));
     let took = written.elapsed();
+    // A second relay on the same home would send twice: refused.
+    let second = t.command(&["run", "--once"]).output().unwrap();
     kill(child);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another cairn-relay is running"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(t.fake.hits("slack").iter().all(|h| h.status == 0));
 }
