@@ -462,6 +462,14 @@ fn a_410_disables_its_destination_while_the_others_go_on() {
     for p in ["slack", "teams", "matrix", "webhook"] {
         assert_eq!(texts(&t.fake.hits(p)).len(), 2, "{p}");
     }
+    // Said for a person too.
+    let said = String::from_utf8(t.relay(&["status"]).stdout).unwrap();
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("discord (discord): DISABLED: answered 410: gone")),
+        "{said}"
+    );
+    assert!(said.contains("slack (slack): ok\n  done 2\n"), "{said}");
     // A disabled destination stays quiet on the next pass, and comes back when enabled.
     t.kudos("kudos number 3");
     t.relay(&["run", "--once"]);
