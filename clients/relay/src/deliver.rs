@@ -7,8 +7,8 @@
 //!
 //! What an answer means:
 //! - 2xx: done;
-//! - 429: wait out `Retry-After` (seconds or a date) or Discord's JSON `retry_after`, then
-//!   again;
+//! - 429: wait out `Retry-After` (seconds or a date), Discord's JSON `retry_after` or
+//!   Matrix's `retry_after_ms`, then again;
 //! - 5xx, 408, a timeout or a connection that fails: again after a backoff with jitter
 //!   ([`BACKOFF`]);
 //! - 410 anywhere, 404 from Discord: the destination is gone and is disabled at once;
@@ -119,16 +119,17 @@ pub fn classify(
     match status {
         200..=299 => Outcome::Done { status },
         429 => {
-            let discord = || {
-                serde_json::from_str::<serde_json::Value>(body)
-                    .ok()?
-                    .get("retry_after")?
-                    .as_f64()
-                    .and_then(seconds)
+            // Discord says `retry_after` in seconds, Matrix `retry_after_ms`.
+            let in_body = || {
+                let v = serde_json::from_str::<serde_json::Value>(body).ok()?;
+                match v.get("retry_after").and_then(serde_json::Value::as_f64) {
+                    Some(s) => seconds(s),
+                    None => seconds(v.get("retry_after_ms")?.as_f64()? / 1000.0),
+                }
             };
             let after = retry_after_header
                 .and_then(|h| retry_after(h, now_ms))
-                .or_else(discord)
+                .or_else(in_body)
                 .unwrap_or(Duration::from_secs(60));
             Outcome::Retry {
                 status: Some(status),
@@ -400,6 +401,11 @@ mod tests {
             panic!()
         };
         assert_eq!(after, Duration::from_millis(1500));
+        let matrix = r#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":2500}"#;
+        let Outcome::Retry { after, .. } = classify(Kind::Matrix, 429, None, matrix, 1, now) else {
+            panic!()
+        };
+        assert_eq!(after, Duration::from_millis(2500));
         assert!(matches!(
             classify(Kind::Slack, 503, None, "", 2, now),
             Outcome::Retry { .. }
