@@ -401,6 +401,41 @@ impl Queue {
         }))
     }
 
+    /// The events with messages still waiting (at most `limit`), oldest first.
+    pub fn waiting_events(&self, limit: usize) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT event FROM deliveries WHERE state = 'pending'
+             GROUP BY event ORDER BY min(seq) LIMIT ?1",
+        )?;
+        Ok(st
+            .query_map([limit as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Brings the waiting messages of `event` in line with it: its post as it now reads
+    /// (edited), or, with `None`, dropped with `why` (retracted or withdrawn before it was
+    /// posted). Returns how many messages changed.
+    pub fn revise(&mut self, event: &str, post: Option<&Post>, why: &str) -> Result<usize> {
+        let now = now_ms();
+        let n = match post {
+            Some(post) => {
+                let json = serde_json::to_string(post)
+                    .map_err(|e| Error::Queue(format!("cannot encode a post: {e}")))?;
+                self.conn.execute(
+                    "UPDATE deliveries SET post = ?2, updated_ms = ?3
+                     WHERE event = ?1 AND state = 'pending' AND post != ?2",
+                    params![event, json, now],
+                )?
+            }
+            None => self.conn.execute(
+                "UPDATE deliveries SET state = 'failed', updated_ms = ?2, last_error = ?3
+                 WHERE event = ?1 AND state = 'pending'",
+                params![event, now, why],
+            )?,
+        };
+        Ok(n)
+    }
+
     /// Marks row `seq` as being sent (committed before the request goes out).
     pub fn mark_sending(&mut self, dest: &str, seq: i64, now_ms: i64) -> Result<()> {
         let tx = self.conn.transaction()?;

@@ -140,6 +140,9 @@ pub fn event_key(e: &cairn_core::Event, team: &cairn_core::TeamState) -> String 
     format!("{}/{}", e.id.as_str(), team.canonical(&e.author))
 }
 
+/// The most waiting events a look brings in line with the replica (edits, retractions).
+const MAX_REVISED: usize = 1_000;
+
 /// How far past the cutoff of `late_after` the newest-first read goes on (authors' clocks
 /// differ).
 const WINDOW_MARGIN_MS: i64 = 3_600_000;
@@ -414,6 +417,23 @@ impl Relay {
                     arrivals.push(a);
                 }
             }
+        }
+        // What waits to be posted is posted as it now reads: an edit shows, a retraction or a
+        // withdrawal before it went takes it off the queue.
+        for key in self.queue.waiting_events(MAX_REVISED)? {
+            let Some((id, author)) = key.split_once('/') else {
+                continue;
+            };
+            let post = match replica.resolve(id, author) {
+                Ok(e) => Post::of_event(&e, &team),
+                Err(cairn_store::Error::NoSuchEvent(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            self.queue.revise(
+                &key,
+                post.as_ref(),
+                "retracted or withdrawn before it was posted",
+            )?;
         }
         let mut targets = Vec::new();
         for d in &self.cfg.destinations {

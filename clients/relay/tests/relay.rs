@@ -155,7 +155,7 @@ impl Team {
     }
 
     /// Ana thanks Ben (and Cy) for `text`, `ago_ms` ago.
-    fn kudos_at(&mut self, text: &str, ago_ms: i64) {
+    fn kudos_at(&mut self, text: &str, ago_ms: i64) -> EventId {
         self.n += 1;
         let at = now_ms() - ago_ms;
         let id = EventId::new(at, [self.n, 0, 0, 0, 1]);
@@ -173,6 +173,7 @@ impl Team {
             &NewEvent::kudos(vec!["ben".into(), "cy".into()], text, Some("trust".into())),
         )
         .unwrap();
+        id
     }
 
     /// Ana logs a micro-action, now.
@@ -196,8 +197,8 @@ impl Team {
         .unwrap();
     }
 
-    fn kudos(&mut self, text: &str) {
-        self.kudos_at(text, 0);
+    fn kudos(&mut self, text: &str) -> EventId {
+        self.kudos_at(text, 0)
     }
 }
 
@@ -911,4 +912,44 @@ fn metrics_say_what_was_delivered_and_what_is_disabled() {
         assert!(page.lines().any(|l| l == line), "{line}\n{page}");
     }
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
+
+#[test]
+fn what_waits_is_posted_as_it_now_reads_and_not_at_all_once_retracted() {
+    let mut t = Team::new();
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["discord"]);
+    t.relay(&["run", "--once"]);
+    // Discord is gone after the first: the next two wait.
+    t.fake
+        .script("discord", vec![Answer::Status(410, vec![], "gone".into())]);
+    t.kudos("kudos number 1");
+    let two = t.kudos("kudos number 2");
+    let three = t.kudos("kudos number 3");
+    t.relay(&["run", "--once"]);
+    assert_eq!(t.destination("discord")["counts"]["pending"], 2);
+    let mut r = Replica::open(&t.replica).unwrap();
+    r.retract_event("ana", &two, now_ms()).unwrap();
+    let edit = cairn_core::Edit {
+        text: Some("kudos number 3, edited".into()),
+        pillar: None,
+        why: None,
+    };
+    r.edit_event("ana", &three, &edit, now_ms()).unwrap();
+    drop(r);
+    t.relay(&["run", "--once"]);
+    t.relay(&["enable", "discord"]);
+    t.relay(&["run", "--once"]);
+    let got = texts(&t.fake.hits("discord"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("kudos number 3, edited"), "{got:?}");
+    let discord = t.destination("discord");
+    assert_eq!(discord["counts"]["failed"], 2, "{discord}");
+    assert!(
+        discord["latest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["error"] == "retracted or withdrawn before it was posted"),
+        "{discord}"
+    );
 }
