@@ -289,7 +289,6 @@ pub fn work(
             }
         };
         q.mark_sending(&dest.name, due.seq, now)?;
-        let sent_ms = now_ms();
         let outcome = send(agent, dest.kind, &req, due.attempts + 1, cfg.timeout);
         match &outcome {
             Outcome::Done { .. } => report.posted += 1,
@@ -301,7 +300,7 @@ pub fn work(
             due.seq,
             &outcome,
             cfg.disable_after,
-            sent_ms,
+            now_ms(),
             now_ms(),
         )? {
             report.disabled = Some(why);

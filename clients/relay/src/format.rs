@@ -86,18 +86,21 @@ pub fn neutralise(text: &str) -> String {
     out
 }
 
-/// Slack's three control characters as entities.
-pub fn slack_escape(text: &str) -> String {
+/// `text` with each character in `table` replaced by its entity.
+fn entities(text: &str, table: &[(char, &str)]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
+        match table.iter().find(|(from, _)| *from == c) {
+            Some((_, to)) => out.push_str(to),
+            None => out.push(c),
         }
     }
     out
+}
+
+/// Slack's three control characters as entities.
+pub fn slack_escape(text: &str) -> String {
+    entities(text, &[('&', "&amp;"), ('<', "&lt;"), ('>', "&gt;")])
 }
 
 /// Every Markdown special (CommonMark and Discord's) escaped with a backslash.
@@ -114,18 +117,16 @@ pub fn markdown_escape(text: &str) -> String {
 
 /// HTML's specials as entities.
 pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    entities(
+        text,
+        &[
+            ('&', "&amp;"),
+            ('<', "&lt;"),
+            ('>', "&gt;"),
+            ('"', "&quot;"),
+            ('\'', "&#39;"),
+        ],
+    )
 }
 
 fn spans(post: &Post) -> Vec<Span> {

@@ -341,6 +341,12 @@ impl Queue {
                 .collect::<rusqlite::Result<_>>()?
         };
         for name in names {
+            // The request cut short ended at the latest now: the spacing counts from here.
+            tx.execute(
+                "UPDATE destinations SET last_sent_ms = max(coalesce(last_sent_ms, 0), ?2)
+                 WHERE name = ?1",
+                params![name, now],
+            )?;
             let dedupes = kinds
                 .iter()
                 .find(|(n, _)| *n == name)
@@ -453,7 +459,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Records how the attempt at row `seq`, whose request went out at `sent_ms`, ended; a
+    /// Records how the attempt at row `seq`, whose request ended at `ended_ms`, ended; a
     /// destination failing for longer than `disable_after` is disabled. Returns the reason when
     /// the destination was disabled.
     pub fn record(
@@ -462,17 +468,17 @@ impl Queue {
         seq: i64,
         outcome: &Outcome,
         disable_after: Duration,
-        sent_ms: i64,
+        ended_ms: i64,
         now_ms: i64,
     ) -> Result<Option<String>> {
         let tx = self.conn.transaction()?;
-        // When the request really went out (after `mark_sending`'s commit): the spacing
-        // between two messages counts from here.
+        // The spacing between two messages counts from the end of this request (so two
+        // arrive a second apart, however long the first took to connect and send).
         tx.execute(
             "INSERT INTO destinations (name, last_sent_ms) VALUES (?1, ?2)
              ON CONFLICT (name) DO UPDATE
              SET last_sent_ms = max(coalesce(last_sent_ms, 0), excluded.last_sent_ms)",
-            params![dest, sent_ms],
+            params![dest, ended_ms],
         )?;
         let mut disabled = None;
         let failing = |tx: &rusqlite::Transaction<'_>, error: &str| -> Result<Option<String>> {
@@ -649,9 +655,8 @@ mod tests {
         p
     }
 
-    #[test]
-    fn each_destination_and_event_is_queued_once() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A queue in `dir` with one recognition, `e1`, queued for destination `dest`.
+    fn one_queued(dir: &tempfile::TempDir, dest: &str) -> Queue {
         let mut q = Queue::open(&dir.path().join("relay.sqlite3")).unwrap();
         let now = now_ms();
         let arrivals = vec![Arrival {
@@ -659,12 +664,24 @@ mod tests {
             at_ms: now,
             post: Some(post("e1")),
         }];
-        let targets = vec![("a".to_owned(), vec![PostKind::Recognition])];
-        let day = Duration::from_secs(86_400);
-        let t = q.take_in(&arrivals, &targets, day, now).unwrap();
+        let targets = vec![(dest.to_owned(), vec![PostKind::Recognition])];
+        let t = q
+            .take_in(&arrivals, &targets, Duration::from_secs(60), now)
+            .unwrap();
         assert_eq!((t.new, t.queued, t.held), (1, 1, 0));
-        let t = q.take_in(&arrivals, &targets, day, now).unwrap();
+        // Once only.
+        let t = q
+            .take_in(&arrivals, &targets, Duration::from_secs(60), now)
+            .unwrap();
         assert_eq!((t.new, t.queued, t.held), (0, 0, 0));
+        q
+    }
+
+    #[test]
+    fn each_destination_and_event_is_queued_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut q = one_queued(&dir, "a");
+        let now = now_ms();
         let due = q.next("a").unwrap().unwrap();
         q.mark_sending("a", due.seq, now).unwrap();
         // A process that died here: a platform without idempotency keys never sees it again.
@@ -687,16 +704,8 @@ mod tests {
     #[test]
     fn a_matrix_message_in_doubt_is_sent_again() {
         let dir = tempfile::tempdir().unwrap();
-        let mut q = Queue::open(&dir.path().join("relay.sqlite3")).unwrap();
+        let mut q = one_queued(&dir, "m");
         let now = now_ms();
-        let arrivals = vec![Arrival {
-            key: "e1/ana".into(),
-            at_ms: now,
-            post: Some(post("e1")),
-        }];
-        let targets = vec![("m".to_owned(), vec![PostKind::Recognition])];
-        q.take_in(&arrivals, &targets, Duration::from_secs(60), now)
-            .unwrap();
         let due = q.next("m").unwrap().unwrap();
         q.mark_sending("m", due.seq, now).unwrap();
         assert_eq!(q.recover(&[("m".into(), Kind::Matrix)]).unwrap(), (1, 0));
@@ -706,16 +715,8 @@ mod tests {
     #[test]
     fn days_of_failure_disable_a_destination() {
         let dir = tempfile::tempdir().unwrap();
-        let mut q = Queue::open(&dir.path().join("relay.sqlite3")).unwrap();
+        let mut q = one_queued(&dir, "d");
         let now = now_ms();
-        let targets = vec![("d".to_owned(), vec![PostKind::Recognition])];
-        let arrivals = vec![Arrival {
-            key: "e1/ana".into(),
-            at_ms: now,
-            post: Some(post("e1")),
-        }];
-        q.take_in(&arrivals, &targets, Duration::from_secs(60), now)
-            .unwrap();
         let seq = q.next("d").unwrap().unwrap().seq;
         let retry = Outcome::Retry {
             status: Some(503),

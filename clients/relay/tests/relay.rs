@@ -154,8 +154,8 @@ impl Team {
             .clone()
     }
 
-    /// Ana thanks Ben (and Cy) for `text`, `ago_ms` ago.
-    fn kudos_at(&mut self, text: &str, ago_ms: i64) -> EventId {
+    /// Ana writes `new`, `ago_ms` ago.
+    fn write(&mut self, new: &NewEvent, ago_ms: i64) -> EventId {
         self.n += 1;
         let at = now_ms() - ago_ms;
         let id = EventId::new(at, [self.n, 0, 0, 0, 1]);
@@ -166,35 +166,20 @@ impl Team {
             late: false,
         };
         let mut r = Replica::open(&self.replica).unwrap();
-        r.add_event(
-            "ana",
-            &id,
-            &stamp,
-            &NewEvent::kudos(vec!["ben".into(), "cy".into()], text, Some("trust".into())),
-        )
-        .unwrap();
+        r.add_event("ana", &id, &stamp, new).unwrap();
         id
+    }
+
+    /// Ana thanks Ben and Cy for `text`, `ago_ms` ago.
+    fn kudos_at(&mut self, text: &str, ago_ms: i64) -> EventId {
+        let to = vec!["ben".into(), "cy".into()];
+        self.write(&NewEvent::kudos(to, text, Some("trust".into())), ago_ms)
     }
 
     /// Ana logs a micro-action, now.
     fn action(&mut self, text: &str, why: &str) {
-        self.n += 1;
-        let at = now_ms();
-        let id = EventId::new(at, [self.n, 0, 0, 0, 2]);
-        let stamp = Stamp {
-            at_ms: at,
-            tz: "UTC".into(),
-            date: date_of(at),
-            late: false,
-        };
-        let mut r = Replica::open(&self.replica).unwrap();
-        r.add_event(
-            "ana",
-            &id,
-            &stamp,
-            &NewEvent::action(text, Some("trust".into()), Some(why.into())),
-        )
-        .unwrap();
+        let new = NewEvent::action(text, Some("trust".into()), Some(why.into()));
+        self.write(&new, 0);
     }
 
     fn kudos(&mut self, text: &str) -> EventId {
