@@ -166,6 +166,12 @@ fn check(cfg: &Config, no_send: bool) -> Result<ExitCode, String> {
         "config: {} destination(s), no problem",
         cfg.destinations.len()
     );
+    if !cfg.replica.exists() {
+        eprintln!(
+            "warning: replica: nothing at {} yet (the relay reads the team's replica there)",
+            cfg.replica.display()
+        );
+    }
     if no_send {
         return Ok(ExitCode::SUCCESS);
     }
