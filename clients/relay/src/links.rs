@@ -194,7 +194,9 @@ impl Links {
     /// The link of chat user `chat`.
     pub fn by_user(&self, chat: &ChatUser) -> Result<Option<Link>> {
         self.one(
-            &format!("SELECT {COLUMNS} FROM link WHERE platform = ?1 AND workspace = ?2 AND user = ?3"),
+            &format!(
+                "SELECT {COLUMNS} FROM link WHERE platform = ?1 AND workspace = ?2 AND user = ?3"
+            ),
             params![chat.platform.as_str(), chat.workspace, chat.user],
         )
     }
@@ -241,7 +243,11 @@ impl Links {
         tx.execute(
             "UPDATE link SET username = '' WHERE platform = ?1 AND workspace = ?2 \
              AND username = ?3 COLLATE NOCASE",
-            params![link.chat.platform.as_str(), link.chat.workspace, link.username],
+            params![
+                link.chat.platform.as_str(),
+                link.chat.workspace,
+                link.username
+            ],
         )?;
         tx.execute(
             &format!("INSERT INTO link ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
@@ -356,7 +362,14 @@ mod tests {
         );
         // A second link of the same chat user is refused by the table.
         assert!(links.add(&link("cc", "u1", "x", 3)).is_err());
-        assert_eq!(links.remove(&link("", "u1", "", 0).chat).unwrap().unwrap().id, "aa");
+        assert_eq!(
+            links
+                .remove(&link("", "u1", "", 0).chat)
+                .unwrap()
+                .unwrap()
+                .id,
+            "aa"
+        );
         assert_eq!(links.all().unwrap().len(), 1);
     }
 

@@ -386,6 +386,8 @@ impl Relay {
         let (accounted, last_ms) = self.queue.last_full_read()?;
         // The events read since are accounted for.
         let accounted = accounted.map(|n| n + arrivals.len() as i64);
+        // What to note of this read once what it found is in the queue.
+        let mut read = None;
         if accounted != Some(total)
             && last_ms.is_none_or(|t| now - t >= full_read_every.as_millis() as i64)
         {
@@ -405,9 +407,9 @@ impl Relay {
                 }
                 Ok(())
             })?;
-            self.queue.set_last_full_read(total, now)?;
+            read = Some((total, now));
         } else if let (Some(n), Some(at)) = (accounted, last_ms) {
-            self.queue.set_last_full_read(n, at)?;
+            read = Some((n, at));
         }
         // Posted in the order they happened (ids sort by time; the feed reads newest first).
         arrivals.sort_by(|a, b| a.key.cmp(&b.key));
@@ -455,6 +457,9 @@ impl Relay {
         let taken = self
             .queue
             .take_in(&arrivals, &targets, self.cfg.late_after, now)?;
+        if let Some((events, at)) = read {
+            self.queue.set_last_full_read(events, at)?;
+        }
         if let Some(seen) = self.seen.as_mut() {
             seen.extend(arrivals.into_iter().map(|a| a.key));
         }
