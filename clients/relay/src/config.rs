@@ -207,6 +207,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Each request's whole time limit.
     pub timeout: Duration,
+    /// Slash commands from chat (`[chat]`): where they are answered and how they are verified.
+    pub chat: Option<crate::chat::ChatConfig>,
 }
 
 /// Problems found in a configuration, each with the field it concerns.
@@ -240,6 +242,7 @@ struct FileConfig {
     timeout_secs: Option<f64>,
     #[serde(default, rename = "destination")]
     destinations: Vec<FileDestination>,
+    chat: Option<crate::chat::ChatConfig>,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +364,7 @@ impl Config {
                 1.0,
                 Duration::from_secs(20),
             )?,
+            chat: file.chat,
         })
     }
 
@@ -378,6 +382,9 @@ impl Config {
                 "destination".into(),
                 "no destination: add a [[destination]] table".into(),
             ));
+        }
+        if let Some(chat) = &self.chat {
+            chat.problems(&mut p.errors, &mut p.warnings);
         }
         let mut names = BTreeSet::new();
         for (i, d) in self.destinations.iter().enumerate() {

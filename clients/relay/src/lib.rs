@@ -16,6 +16,8 @@
 //!   connect time);
 //! - [`deliver`]: one worker per destination, what each answer means, retries and backoff;
 //! - [`metrics`]: Prometheus metrics, read from the queue when scraped;
+//! - [`chat`]: the `/kudos` slash command of Slack and Mattermost, verified and answered over
+//!   HTTP; [`links`]: the chat users linked to members, each a device of that member;
 //! - [`relay`]: one pass: the replica brought up to date, what is new taken in, what is due
 //!   delivered.
 //!
@@ -50,10 +52,12 @@
 //! assert!(!body["content"].as_str().unwrap().contains("@everyone"));
 //! ```
 
+pub mod chat;
 pub mod config;
 pub mod deliver;
 mod error;
 pub mod format;
+pub mod links;
 pub mod metrics;
 pub mod net;
 pub mod post;

@@ -314,6 +314,9 @@ fn run_relay(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(chat) = relay.config().chat.clone() {
+        start_chat(relay.config(), &chat)?;
+    }
     relay.run(|news| match news {
         News::Taken { history, taken } => {
             if let Some(n) = history {
@@ -325,6 +328,38 @@ fn run_relay(
         News::Failed(e) => eprintln!("cairn-relay: {e}"),
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// Answers slash commands at `[chat] listen` for as long as the relay runs.
+fn start_chat(cfg: &Config, chat: &cairn_relay::chat::ChatConfig) -> Result<(), String> {
+    let listener = std::net::TcpListener::bind(chat.listen)
+        .map_err(|e| format!("cannot answer slash commands at {}: {e}", chat.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    cairn_relay::chat::serve(cfg, chat, listener, say_chat).map_err(|e| e.to_string())?;
+    println!("slash commands at http://{bound}/slack and http://{bound}/mattermost");
+    Ok(())
+}
+
+fn say_chat(news: cairn_relay::chat::News) {
+    use cairn_relay::chat::News;
+    match news {
+        News::Linked { platform, member } => {
+            println!(
+                "chat: a {} user linked a device of member {member}",
+                platform.as_str()
+            );
+        }
+        News::Unlinked { platform, member } => {
+            println!(
+                "chat: a {} user unlinked the device of member {member}",
+                platform.as_str()
+            );
+        }
+        News::Sent { member, event } => {
+            println!("chat: kudos {event} by member {member} sent to the server");
+        }
+        News::Failed(e) => eprintln!("cairn-relay: chat: {e}"),
+    }
 }
 
 fn say_history(n: usize) {
