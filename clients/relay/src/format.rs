@@ -169,6 +169,13 @@ fn spans(post: &Post) -> Vec<Span> {
             s.push(Span::Own(" changed the team: "));
             s.push(Span::Member(post.text.clone()));
         }
+        // A streak: no title, its figures.
+        PostKind::Celebration if post.text.is_empty() => {
+            s.push(Span::Own("🎉 "));
+            s.push(Span::Name(post.team.clone()));
+            s.push(Span::Own(" kept its team streak: "));
+            s.push(Span::Figures(post.why.clone().unwrap_or_default()));
+        }
         PostKind::Celebration => {
             s.push(Span::Own("🎉 "));
             s.push(Span::Name(post.team.clone()));

@@ -135,6 +135,21 @@ impl Post {
         }
     }
 
+    /// The team streak reached `n` `unit` (weeks or days) in a row: the team's figure.
+    pub fn streak(team: &TeamState, n: u32, unit: &str, at_ms: i64) -> Post {
+        Post {
+            kind: PostKind::Celebration,
+            event: format!("streak:{n}"),
+            team: team.name.clone(),
+            author: String::new(),
+            to: Vec::new(),
+            text: String::new(),
+            why: Some(format!("{n} {unit} in a row")),
+            pillar: None,
+            at_ms,
+        }
+    }
+
     /// The test message `check` sends.
     pub fn test(team: &str, at_ms: i64) -> Post {
         Post {

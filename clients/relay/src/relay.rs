@@ -151,37 +151,55 @@ const WINDOW_MARGIN_MS: i64 = 3_600_000;
 /// arrived late; `run --once` reads it whenever the count of events asks).
 pub const FULL_READ_EVERY: Duration = Duration::from_secs(600);
 
-/// The celebrations the team has earned by `now_ms`: each running challenge it reached, keyed
-/// by the challenge (so each is posted once).
+/// The milestones of a weekly team streak, in weeks.
+const WEEKLY_MILESTONES: [u32; 9] = [4, 8, 12, 26, 52, 78, 104, 156, 208];
+/// The milestones of a daily team streak, in days.
+const DAILY_MILESTONES: [u32; 7] = [5, 10, 20, 50, 100, 200, 365];
+
+/// The celebrations the team has earned by `now_ms`, each keyed so it is posted once: each
+/// running challenge it reached, and the team streak on the period it reaches a milestone.
 fn celebrations(
     replica: &Replica,
     team: &cairn_core::TeamState,
     now_ms: i64,
 ) -> Result<Vec<Arrival>> {
-    if team.challenges.is_empty() {
-        return Ok(Vec::new());
-    }
+    use cairn_core::rules::{self, Cadence};
     let Some(today) = cairn_core::time::local_date(now_ms, &team.tz)
         .or_else(|| cairn_core::time::local_date(now_ms, "UTC"))
     else {
         return Ok(Vec::new());
     };
-    if team.challenges.iter().all(|c| c.until < today) {
-        return Ok(Vec::new());
-    }
-    let acts = replica.acts()?;
-    Ok(team
-        .challenges
-        .iter()
-        .filter_map(|c| {
+    let mut out = Vec::new();
+    if team.challenges.iter().any(|c| c.until >= today) {
+        let acts = replica.acts()?;
+        for c in &team.challenges {
             let p = cairn_core::goals::progress(&acts, c, today);
-            (p.done && !p.ended).then(|| Arrival {
-                key: format!("challenge:{}", c.id),
-                at_ms: now_ms,
-                post: Some(Post::challenge_reached(team, c, p.value, now_ms)),
-            })
-        })
-        .collect())
+            if p.done && !p.ended {
+                out.push(Arrival {
+                    key: format!("challenge:{}", c.id),
+                    at_ms: now_ms,
+                    post: Some(Post::challenge_reached(team, c, p.value, now_ms)),
+                });
+            }
+        }
+    }
+    let (activity, milestones, unit): (_, &[u32], _) = match team.rules.cadence {
+        Cadence::Weekly => (replica.activity_by_week()?, &WEEKLY_MILESTONES, "weeks"),
+        Cadence::Daily => (replica.activity()?, &DAILY_MILESTONES, "days"),
+    };
+    let streak = rules::team_streak(&activity, &team.tenures(), today, &team.rules);
+    if milestones.contains(&streak.current) {
+        // The periods that counted before this run of the streak began: the same for the
+        // whole run, so a milestone is posted once per run.
+        let now_counts = u32::from(streak.active_now >= streak.needed_now);
+        let before = (streak.counted + now_counts).saturating_sub(streak.current);
+        out.push(Arrival {
+            key: format!("streak:{before}:{}", streak.current),
+            at_ms: now_ms,
+            post: Some(Post::streak(team, streak.current, unit, now_ms)),
+        });
+    }
+    Ok(out)
 }
 
 impl Relay {

@@ -156,6 +156,11 @@ impl Team {
 
     /// Ana writes `new`, `ago_ms` ago.
     fn write(&mut self, new: &NewEvent, ago_ms: i64) -> EventId {
+        self.write_as("ana", new, ago_ms)
+    }
+
+    /// `author` writes `new`, `ago_ms` ago.
+    fn write_as(&mut self, author: &str, new: &NewEvent, ago_ms: i64) -> EventId {
         self.n += 1;
         let at = now_ms() - ago_ms;
         let id = EventId::new(at, [self.n, 0, 0, 0, 1]);
@@ -166,7 +171,7 @@ impl Team {
             late: false,
         };
         let mut r = Replica::open(&self.replica).unwrap();
-        r.add_event("ana", &id, &stamp, new).unwrap();
+        r.add_event(author, &id, &stamp, new).unwrap();
         id
     }
 
@@ -938,4 +943,55 @@ fn what_waits_is_posted_as_it_now_reads_and_not_at_all_once_retracted() {
             .any(|l| l["error"] == "retracted or withdrawn before it was posted"),
         "{discord}"
     );
+}
+
+#[test]
+fn a_team_streak_milestone_is_celebrated_once() {
+    let mut t = Team::new();
+    t.write_config("allow_private = [\"127.0.0.1\"]\n", &["webhook"]);
+    let mut cfg = std::fs::read_to_string(&t.config).unwrap();
+    cfg.push_str("post = [\"recognitions\", \"celebrations\"]\n");
+    std::fs::write(&t.config, cfg).unwrap();
+    // Three weeks in a row before this one, Ana and Ben at noon on their Tuesdays (half the
+    // team active makes a week count).
+    let today: jiff::civil::Date = date_of(now_ms()).parse().unwrap();
+    let monday = cairn_core::time::week_start(today);
+    for weeks in 1..=3 {
+        let noon = monday
+            .checked_sub(jiff::Span::new().days(7 * weeks - 1))
+            .unwrap()
+            .at(12, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_millisecond();
+        let new = NewEvent::action("kept the board tidy", Some("trust".into()), None);
+        t.write(&new, now_ms() - noon);
+        t.write_as("ben", &new, now_ms() - noon);
+    }
+    t.relay(&["run", "--once"]);
+    assert!(
+        t.fake.all().is_empty(),
+        "three weeks is no milestone, and history"
+    );
+    // This week counts once two of the three were active: the fourth week in a row.
+    t.kudos("kudos number 1");
+    t.relay(&["run", "--once"]);
+    let action = NewEvent::action("paired on the release", Some("trust".into()), None);
+    t.write_as("ben", &action, 0);
+    t.relay(&["run", "--once"]);
+    t.kudos("kudos number 2");
+    t.relay(&["run", "--once"]);
+    let hooks = t.fake.hits("webhook");
+    let streaks: Vec<String> = hooks
+        .iter()
+        .filter(|h| h.body["type"] == "cairn.celebration")
+        .map(Hit::text)
+        .collect();
+    assert_eq!(
+        streaks,
+        vec!["🎉 Otters kept its team streak: 4 weeks in a row".to_owned()]
+    );
+    assert_eq!(texts(&hooks).len(), 3, "two kudos and the streak");
+    no_problems(&t.fake);
 }
