@@ -531,6 +531,8 @@ enum Job {
         to: Vec<String>,
         text: String,
         pillar: Option<String>,
+        /// Sync before writing: a recipient is newer than the team the relay holds.
+        fresh: bool,
         response_url: Option<String>,
     },
     Unlink {
@@ -776,6 +778,7 @@ impl Chat {
             links.seen_as(chat, username)?;
         }
         let mut members = Vec::new();
+        let mut shown = Vec::new();
         let mut unlinked = Vec::new();
         for m in to {
             let found = match m {
@@ -791,7 +794,10 @@ impl Chat {
                 Mention::Name(_) => None,
             };
             match found {
-                Some(l) => members.push(l.member),
+                Some(l) => {
+                    members.push(l.member);
+                    shown.push(m.shown());
+                }
                 None => unlinked.push(m.shown()),
             }
         }
@@ -815,18 +821,27 @@ impl Chat {
         // The same rules the write applies, checked now so the reply can say what is wrong.
         let checked =
             NewEvent::kudos(members.clone(), &text, pillar.clone()).validate(&team, &me.member);
-        if let Err(e) = checked {
-            return Ok(format!("Nothing was written: {e}."));
-        }
+        let fresh = match checked {
+            Ok(_) => false,
+            // A teammate who joined after the device last synced: the worker brings the team
+            // before it writes (the pillar and the text were checked before the recipients).
+            Err(cairn_core::Error::UnknownMember(id)) if id != me.member => true,
+            Err(e) => return Ok(format!("Nothing was written: {e}.")),
+        };
         let names: Vec<String> = members
             .iter()
-            .filter_map(|id| team.member(id).map(|m| m.name.clone()))
+            .zip(&shown)
+            .map(|(id, shown)| {
+                team.member(id)
+                    .map_or_else(|| shown.clone(), |m| m.name.clone())
+            })
             .collect();
         let job = Job::Kudos {
             link: me,
             to: members,
             text,
             pillar,
+            fresh,
             response_url,
         };
         if self.jobs.try_send(job).is_err() {
@@ -839,8 +854,8 @@ impl Chat {
         ))
     }
 
-    /// Runs the jobs, one at a time, and every [`RETRY_EVERY`] sends what linked devices
-    /// wrote and could not send yet.
+    /// Runs the jobs, one at a time, and after [`RETRY_EVERY`] without one syncs the linked
+    /// devices that have something to send or no team yet.
     fn work(&self, jobs: mpsc::Receiver<Job>) {
         loop {
             match jobs.recv_timeout(RETRY_EVERY) {
@@ -862,9 +877,10 @@ impl Chat {
                     to,
                     text,
                     pillar,
+                    fresh,
                     response_url,
                 }) => {
-                    if let Err(e) = self.do_kudos(&link, &to, &text, pillar) {
+                    if let Err(e) = self.do_kudos(&link, &to, &text, pillar, fresh) {
                         (self.news)(News::Failed(format!(
                             "a kudos from chat by {} was not written: {e}",
                             link.member
@@ -912,7 +928,14 @@ impl Chat {
             let Ok(mut device) = Device::open(&self.path_of(&link), sync::TIMEOUT) else {
                 continue;
             };
-            if sync::has_work(&device.replica) {
+            // What it wrote and could not send; or a team it has not brought yet (its first
+            // sync failed).
+            let known = self
+                .teams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&link.id);
+            if !known || sync::has_work(&device.replica) {
                 self.sync(&link, &mut device, None);
             }
         }
@@ -948,9 +971,13 @@ impl Chat {
         to: &[String],
         text: &str,
         pillar: Option<String>,
+        fresh: bool,
     ) -> std::result::Result<(), String> {
         let mut device =
             Device::open(&self.path_of(link), sync::TIMEOUT).map_err(|e| e.to_string())?;
+        if fresh {
+            self.sync(link, &mut device, None);
+        }
         // The relay does not know where the member is: the team's zone stands in.
         let clock = Clock::new(jiff::Timestamp::now(), jiff::tz::TimeZone::unknown());
         let id = {
