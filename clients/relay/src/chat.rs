@@ -551,6 +551,39 @@ struct Chat {
     jobs: mpsc::SyncSender<Job>,
     agent: ureq::Agent,
     news: Arc<dyn Fn(News) + Send + Sync>,
+    replays: Mutex<Replays>,
+}
+
+/// The Slack signatures seen while they could still be valid: a request sent again as it was
+/// (a replay by whoever saw it) is refused like a wrong one.
+#[derive(Debug, Default)]
+pub struct Replays {
+    seen: std::collections::VecDeque<(i64, String)>,
+}
+
+impl Replays {
+    /// The most signatures remembered; past it the oldest is forgotten.
+    pub const MAX: usize = 10_000;
+
+    /// Whether `signature`, verified at `now_s`, is new; remembers it.
+    pub fn first(&mut self, signature: &str, now_s: i64) -> bool {
+        // A timestamp may be up to the window ahead of now: keep twice the window.
+        while self
+            .seen
+            .front()
+            .is_some_and(|(at, _)| *at < now_s - 2 * SLACK_WINDOW_S)
+        {
+            self.seen.pop_front();
+        }
+        if self.seen.iter().any(|(_, s)| s == signature) {
+            return false;
+        }
+        if self.seen.len() >= Self::MAX {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((now_s, signature.to_owned()));
+        true
+    }
 }
 
 fn now_ms() -> i64 {
@@ -639,6 +672,13 @@ impl Chat {
         };
         if !verified {
             return Response::refused();
+        }
+        if platform == Platform::Slack {
+            let signature = req.header("x-slack-signature").unwrap_or("");
+            let mut replays = self.replays.lock().unwrap_or_else(|e| e.into_inner());
+            if !replays.first(signature, now_s) {
+                return Response::refused();
+            }
         }
         if field(&form, "ssl_check") == Some("1") {
             return Response {
@@ -1279,6 +1319,7 @@ pub fn serve(
         jobs,
         agent: crate::deliver::agent(cfg),
         news: Arc::new(news),
+        replays: Mutex::new(Replays::default()),
     });
     let worker = Arc::clone(&state);
     std::thread::spawn(move || worker.work(queue));
@@ -1433,6 +1474,17 @@ mod tests {
             "see the doc and @here #ops <b>"
         );
         assert_eq!(slack_plain("a < b"), "a < b");
+    }
+
+    #[test]
+    fn a_signature_is_taken_once_while_it_could_be_valid() {
+        let mut r = Replays::default();
+        assert!(r.first("v0=aa", 1_000));
+        assert!(!r.first("v0=aa", 1_100));
+        assert!(r.first("v0=bb", 1_100));
+        // Long after its window, the memory of it is gone (and its timestamp refused anyway).
+        assert!(r.first("v0=aa", 1_000 + 2 * SLACK_WINDOW_S + 1));
+        assert_eq!(r.seen.len(), 2);
     }
 
     #[test]

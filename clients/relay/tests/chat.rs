@@ -384,6 +384,19 @@ impl World {
 
     /// `/kudos TEXT` typed by `user` in Slack, the form as Slack posts it, signed as `sign`.
     fn slack(&self, user: User, text: &str, sign: Sign) -> (Answer, String) {
+        let (headers, body, response_url) = self.slack_request(user, text, sign);
+        (self.post("/slack", &headers, &body), response_url)
+    }
+
+    /// The headers and form of a `/kudos TEXT` by `user`, signed as `sign`, and its
+    /// response_url.
+    #[allow(clippy::type_complexity)]
+    fn slack_request(
+        &self,
+        user: User,
+        text: &str,
+        sign: Sign,
+    ) -> (Vec<(&'static str, String)>, String, String) {
         let response_url = self.response_url();
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("token", "gIkuvaNzQIHg97ATvDxqgjtO")
@@ -432,7 +445,7 @@ impl World {
             "user-agent",
             "Slackbot 1.0 (+https://api.slack.com/robots)".into(),
         ));
-        (self.post("/slack", &headers, &body), response_url)
+        (headers, body, response_url)
     }
 
     /// `/kudos TEXT` typed by `user` in Mattermost, the form as Mattermost posts it.
@@ -503,11 +516,15 @@ fn a_linked_slack_user_thanks_a_linked_teammate_and_nothing_unverified_is_done()
     }
     assert_eq!(w.server.changes(&w.team), changes);
 
-    // A good signature (4 minutes old is still within the window) is answered.
-    let (help, _) = w.slack(ANA, "help", Sign::Old(4 * 60));
+    // A good signature (4 minutes old is still within the window) is answered, once: the
+    // same request sent again is refused.
+    let (headers, body, _) = w.slack_request(ANA, "help", Sign::Old(4 * 60));
+    let help = w.post("/slack", &headers, &body);
     assert_eq!(help.status, 200, "{help:?}");
     assert!(help.text.contains("link CODE"), "{help:?}");
     assert!(help.took < THREE_SECONDS, "{help:?}");
+    let again = w.post("/slack", &headers, &body);
+    assert_eq!((again.status, again.body.as_str()), (401, ""), "{again:?}");
 
     // An unlinked typer is told how to link; nothing is written.
     let (a, _) = w.slack(ANA, "<@U0BEN0002|ben.o> thanks #trust", Sign::Good);
@@ -619,8 +636,15 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
     let said =
         w.link_outcome(w.mattermost(ANA, &format!("link {}", World::link_code(&w.ana)), MM_TOKEN));
     assert!(said.starts_with("Linked"), "{said}");
-    let said =
-        w.link_outcome(w.mattermost(BEN, &format!("link {}", World::link_code(&w.ben)), MM_TOKEN));
+    // Ben links while the server is held: the answer says it is under way within 3 s, and
+    // the outcome comes to the command's response_url once the server answers.
+    w.proxy.hold();
+    let code = World::link_code(&w.ben);
+    let (a, response_url) = w.mattermost(BEN, &format!("link {code}"), MM_TOKEN);
+    assert!(a.took < THREE_SECONDS, "{a:?}");
+    assert!(a.text.starts_with("Linking:"), "{a:?}");
+    w.proxy.release();
+    let said = w.link_outcome((a, response_url));
     assert!(said.starts_with("Linked"), "{said}");
     // A display name or a cairn handle is not a Mattermost username: nobody.
     let (a, _) = w.mattermost(ANA, "@Ben thanks", MM_TOKEN);
