@@ -51,7 +51,7 @@ pub const SLACK_WINDOW_S: i64 = 5 * 60;
 /// How long a `/kudos link` waits for its outcome before it answers that the link is under way
 /// (the outcome then follows through the command's `response_url`): platforms give a command
 /// 3 s.
-pub const LINK_PATIENCE: Duration = Duration::from_millis(2_000);
+pub const LINK_PATIENCE: Duration = Duration::from_millis(1_500);
 /// How often the worker tries again to send what linked devices wrote and could not send.
 pub const RETRY_EVERY: Duration = Duration::from_secs(60);
 

@@ -471,6 +471,7 @@ impl World {
     /// came to its response_url.
     fn link_outcome(&self, (answer, response_url): (Answer, String)) -> String {
         assert_eq!(answer.status, 200, "{answer:?}");
+        eprintln!("a link answered in {:?}", answer.took);
         assert!(answer.took < THREE_SECONDS, "{answer:?}");
         if answer.text.starts_with("Linking:") {
             let path = response_url.trim_start_matches(&self.platform.url);
@@ -557,7 +558,12 @@ fn a_linked_slack_user_thanks_a_linked_teammate_and_nothing_unverified_is_done()
     assert!(said.starts_with("Linked"), "{said}");
     w.line("chat: a slack user linked");
 
-    // A code used once is refused, with how to get a new one.
+    // A code nobody made, and a code used once, are refused, with how to get a new one.
+    let said = w.link_outcome(w.slack(CY, "link NOT-A-CODE", Sign::Good));
+    assert!(
+        said.contains("wrong, spent or expired") && said.contains("cairn device link"),
+        "{said}"
+    );
     let said = w.link_outcome(w.slack(CY, &format!("link {ana_code}"), Sign::Good));
     assert!(
         said.contains("wrong, spent or expired") && said.contains("cairn device link"),
@@ -589,6 +595,7 @@ fn a_linked_slack_user_thanks_a_linked_teammate_and_nothing_unverified_is_done()
         Sign::Good,
     );
     assert_eq!(a.status, 200, "{a:?}");
+    eprintln!("a kudos answered in {:?} while the server was held", a.took);
     assert!(a.took < THREE_SECONDS, "{a:?}");
     assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
     assert_eq!(
@@ -641,6 +648,7 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
     w.proxy.hold();
     let code = World::link_code(&w.ben);
     let (a, response_url) = w.mattermost(BEN, &format!("link {code}"), MM_TOKEN);
+    eprintln!("a link answered in {:?} while the server was held", a.took);
     assert!(a.took < THREE_SECONDS, "{a:?}");
     assert!(a.text.starts_with("Linking:"), "{a:?}");
     w.proxy.release();
