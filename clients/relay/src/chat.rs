@@ -225,13 +225,20 @@ pub enum Mention {
 }
 
 impl Mention {
-    /// How the mention reads in a reply.
+    /// How the mention reads in a reply: `@` and the name as typed, kept to the characters a
+    /// username has (a reply never carries markup someone typed).
     pub fn shown(&self) -> String {
-        match self {
-            Mention::User { id, shown } if shown.is_empty() => format!("<@{id}>"),
-            Mention::User { shown, .. } => format!("@{shown}"),
-            Mention::Name(n) => format!("@{n}"),
-        }
+        let name = match self {
+            Mention::User { id, shown } if shown.is_empty() => id,
+            Mention::User { shown, .. } => shown,
+            Mention::Name(n) => n,
+        };
+        let clean: String = name
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .take(64)
+            .collect();
+        format!("@{clean}")
     }
 }
 
@@ -392,11 +399,13 @@ pub fn parse(platform: Platform, text: &str) -> Command {
 
 /// How a command's slash reads in replies (`/kudos`, or what the platform says it was).
 fn slash(command: &str) -> &str {
-    if command.starts_with('/') && command.len() <= 32 {
-        command
-    } else {
-        "/kudos"
-    }
+    let name = command.strip_prefix('/').unwrap_or("");
+    let plain = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain { command } else { "/kudos" }
 }
 
 /// The help reply.
@@ -1485,6 +1494,67 @@ mod tests {
         // Long after its window, the memory of it is gone (and its timestamp refused anyway).
         assert!(r.first("v0=aa", 1_000 + 2 * SLACK_WINDOW_S + 1));
         assert_eq!(r.seen.len(), 2);
+    }
+
+    #[test]
+    fn replies_repeat_no_markup() {
+        assert_eq!(Mention::Name("<!channel>*x*".into()).shown(), "@channelx");
+        assert_eq!(
+            Mention::User {
+                id: "U1".into(),
+                shown: String::new()
+            }
+            .shown(),
+            "@U1"
+        );
+        assert_eq!(slash("/kudos"), "/kudos");
+        assert_eq!(slash("/thanks_2"), "/thanks_2");
+        assert_eq!(slash("/<b>"), "/kudos");
+        assert_eq!(slash("kudos"), "/kudos");
+    }
+
+    /// Sends `raw` to a listener and returns what `read_request` made of it.
+    fn read_raw(raw: Vec<u8>) -> std::result::Result<Request, u16> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let _ = s.write_all(&raw);
+            // Held open until the server is done, as a client waiting for its answer.
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        });
+        let (mut stream, _) = listener.accept().unwrap();
+        let got = read_request(&mut stream, Instant::now() + Duration::from_millis(500));
+        drop(stream);
+        client.join().unwrap();
+        got
+    }
+
+    #[test]
+    fn requests_are_read_within_their_bounds() {
+        let ok = read_raw(
+            b"POST /slack?x=1 HTTP/1.1\r\nHost: r\r\nContent-Length: 6\r\n\r\ntext=a".to_vec(),
+        )
+        .unwrap();
+        assert_eq!((ok.method.as_str(), ok.path.as_str()), ("POST", "/slack"));
+        assert_eq!(ok.header("host"), Some("r"));
+        assert_eq!(ok.body, b"text=a");
+        let chunked =
+            b"POST /slack HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ntext=a\r\n0\r\n\r\n";
+        assert_eq!(read_raw(chunked.to_vec()).unwrap_err(), 411);
+        let big = format!(
+            "POST /slack HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        assert_eq!(read_raw(big.into_bytes()).unwrap_err(), 413);
+        let mut long = b"POST /slack HTTP/1.1\r\nX-Long: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
+        assert_eq!(read_raw(long).unwrap_err(), 431);
+        // A body shorter than it said, then nothing: cut at the deadline.
+        let short = b"POST /slack HTTP/1.1\r\nContent-Length: 100\r\n\r\ntext=".to_vec();
+        assert_eq!(read_raw(short).unwrap_err(), 408);
+        assert_eq!(read_raw(b"NONSENSE\r\n\r\n".to_vec()).unwrap_err(), 400);
     }
 
     #[test]
