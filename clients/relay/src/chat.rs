@@ -1162,6 +1162,20 @@ fn capitalise(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Reads what comes next from `stream` into `buf` (0 at its end), by `deadline` (else 408).
+fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> std::result::Result<usize, u16> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(408);
+    }
+    let _ = stream.set_read_timeout(Some(left));
+    stream.read(buf).map_err(|_| 408)
+}
+
 /// Reads one request from `stream`: a head of at most [`MAX_HEAD`], a body of at most
 /// [`MAX_BODY`] by its `Content-Length`, all within `deadline`. An error is the status to
 /// answer (0: close without answering).
@@ -1175,15 +1189,9 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> std::result::Resul
         if got.len() > MAX_HEAD {
             return Err(431);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(408);
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match stream.read(&mut buf) {
-            Ok(0) => return Err(0),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(_) => return Err(408),
+        match read_some(stream, &mut buf, deadline)? {
+            0 => return Err(0),
+            n => got.extend_from_slice(&buf[..n]),
         }
     };
     let head = std::str::from_utf8(&got[..head_end]).map_err(|_| 400u16)?;
@@ -1228,15 +1236,9 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> std::result::Resul
     }
     let mut body = got[head_end + 4..].to_vec();
     while body.len() < length {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(408);
-        }
-        let _ = stream.set_read_timeout(Some(left));
-        match stream.read(&mut buf) {
-            Ok(0) => return Err(400),
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-            Err(_) => return Err(408),
+        match read_some(stream, &mut buf, deadline)? {
+            0 => return Err(400),
+            n => body.extend_from_slice(&buf[..n]),
         }
     }
     if body.len() > length {
