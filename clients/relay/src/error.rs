@@ -21,6 +21,15 @@ pub enum Error {
          join the team first)"
     )]
     NoReplica(PathBuf),
+    /// The relay's replica is there already: it joined a team before.
+    #[error(
+        "this relay has joined a team already: its replica is at {0} (a relay follows one team; \
+         give another relay its own `home`)"
+    )]
+    Joined(PathBuf),
+    /// The team's server refused or could not be reached.
+    #[error("sync: {0}")]
+    Sync(#[from] cairn_client::sync::Error),
     /// Another relay runs with the same home.
     #[error("another cairn-relay is running with the home {0}")]
     Locked(PathBuf),

@@ -91,6 +91,22 @@ enum Command {
         /// The destination's name.
         name: String,
     },
+    /// Joins a team as its relay: a read-only device that pulls and never writes, and is no
+    /// member (not in member lists, quorum or reach).
+    ///
+    /// The invite comes from the server's admin: `cairn-server invite create --team T --relay`.
+    /// The relay's replica goes where the config's `replica` says (by default in its home);
+    /// `run` then keeps it up to date, waiting at the server for news.
+    Join {
+        /// The team's server (`https://cairn.example.org`).
+        url: String,
+        /// The relay's invite.
+        #[arg(long, value_name = "CODE")]
+        invite: String,
+        /// The name the server's admin sees for this device.
+        #[arg(long, default_value = "cairn-relay", value_name = "NAME")]
+        name: String,
+    },
     /// Prints an example config with every platform.
     Example,
 }
@@ -141,6 +157,16 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             } else {
                 println!("{name}: was not disabled");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Join { url, invite, name } => {
+            let cfg = load(cli)?;
+            let team = relay::join(&cfg, url, invite, name).map_err(|e| e.to_string())?;
+            println!(
+                "joined {team} as its relay (read-only, no member); replica at {}",
+                cfg.replica.display()
+            );
+            println!("next: cairn-relay check, then cairn-relay run");
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { once, metrics } => run_relay(load(cli)?, *once, *metrics),
@@ -343,22 +369,8 @@ fn start_chat(cfg: &Config, chat: &cairn_relay::chat::ChatConfig) -> Result<(), 
 fn say_chat(news: cairn_relay::chat::News) {
     use cairn_relay::chat::News;
     match news {
-        News::Linked { platform, member } => {
-            println!(
-                "chat: a {} user linked a device of member {member}",
-                platform.as_str()
-            );
-        }
-        News::Unlinked { platform, member } => {
-            println!(
-                "chat: a {} user unlinked the device of member {member}",
-                platform.as_str()
-            );
-        }
-        News::Sent { member, event } => {
-            println!("chat: kudos {event} by member {member} sent to the server");
-        }
         News::Failed(e) => eprintln!("cairn-relay: chat: {e}"),
+        other => println!("chat: {other}"),
     }
 }
 

@@ -3,10 +3,13 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, mpsc};
 use std::time::Duration;
 
+use cairn_client::sync::{self, Client, Device, Join, Options};
 use cairn_core::feed::FeedQuery;
+use cairn_protocol::{DeviceKind, JoinRequest};
 use cairn_store::Replica;
 use serde::Serialize;
 
@@ -16,15 +19,145 @@ use crate::post::{Post, PostKind};
 use crate::queue::{Arrival, Queue, Taken};
 use crate::{Error, Result};
 
+/// How long one wait for news lasts at most: the server's own cap, so an idle relay asks it
+/// once a minute.
+pub const WAIT_S: u64 = cairn_protocol::MAX_WAIT_S;
+
+/// How long the relay waits for a silent server before it gives up on a request.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Brings the relay's replica up to date with the team's server: the one step the run loop
-/// takes before it reads the replica.
-///
-/// The sync client (joining as a read-only device, then pulling) comes from the client library
-/// (`crates/client`); until it is wired here, the replica is read as it is, kept up to date by
-/// whoever else syncs it.
+/// takes before it reads the replica. A pull-only sync through the client library (a relay
+/// never writes); a replica with no server (kept up to date by whoever else syncs it) is read
+/// as it is.
 pub fn bring_replica_up_to_date(cfg: &Config) -> Result<()> {
-    let _ = cfg;
+    let Some(mut device) = device(cfg)? else {
+        return Ok(());
+    };
+    let options = Options {
+        pull_only: true,
+        ..Options::ASKED
+    };
+    device.sync(
+        jiff::Timestamp::now().as_millisecond(),
+        options,
+        &mut |_| {},
+    )?;
     Ok(())
+}
+
+/// The relay's device on its server: `None` when the replica has no server (or is not there
+/// yet: the look at the replica says so).
+fn device(cfg: &Config) -> Result<Option<Device>> {
+    if !cfg.replica.exists() {
+        return Ok(None);
+    }
+    if Replica::open(&cfg.replica)?.remote()?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Device::open(&cfg.replica, SYNC_TIMEOUT)?))
+}
+
+/// Joins the team at `url` with a relay's invite (`cairn-server invite create --team T
+/// --relay`): a read-only device, no member, whose replica goes where the config says. The
+/// first pull brings the team; returns its name.
+pub fn join(cfg: &Config, url: &str, invite: &str, device_name: &str) -> Result<String> {
+    if cfg.replica.exists() {
+        return Err(Error::Joined(cfg.replica.clone()));
+    }
+    if let Some(dir) = cfg.replica.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            what: format!("cannot create {}", dir.display()),
+            source: e,
+        })?;
+    }
+    let url = sync::normalise_url(url)?;
+    let join = Join {
+        request: JoinRequest {
+            invite: invite.trim().to_owned(),
+            device_name: device_name.to_owned(),
+            device_kind: DeviceKind::Relay,
+            ..JoinRequest::default()
+        },
+        ..Join::default()
+    };
+    let options = Options {
+        pull_only: true,
+        ..Options::ASKED
+    };
+    let joined = sync::join(
+        &Client::new(&url, None, SYNC_TIMEOUT),
+        &join,
+        &cfg.replica,
+        jiff::Timestamp::now().as_millisecond(),
+        options,
+        &mut |_| {},
+    )?;
+    if joined.response.device_kind != DeviceKind::Relay {
+        return Err(Error::Config(
+            "the server took this invite for a member's device, not a relay's".into(),
+        ));
+    }
+    Ok(joined.replica.team()?.name)
+}
+
+/// What wakes the run loop.
+#[derive(Debug)]
+enum Msg {
+    News(News),
+    /// The server has news: sync, look, then answer on the waiter's channel.
+    Wake,
+}
+
+/// Waits for news at the server, one request at a time (at most [`WAIT_S`] each: an idle relay
+/// asks once a minute), and wakes the loop when some comes; waits for the loop's answer
+/// before it asks again, so it asks after the cursor the sync moved. Leaves `waiting` false
+/// (the loop then syncs at each look) when the replica has no server or the server cannot
+/// wait (a version before `/v1/wait`).
+fn waiter(cfg: &Config, waiting: &AtomicBool, tx: mpsc::Sender<Msg>, synced: mpsc::Receiver<()>) {
+    let mut device = None;
+    let mut failures = 0u32;
+    loop {
+        if device.is_none() {
+            match self::device(cfg) {
+                Ok(Some(d)) => device = Some(d),
+                // No server (yet): the loop's looks do the work; try again later.
+                Ok(None) | Err(_) => {
+                    waiting.store(false, Ordering::SeqCst);
+                    std::thread::sleep(cfg.poll_interval);
+                    continue;
+                }
+            }
+        }
+        let Some(d) = &device else { continue };
+        match d.wait(WAIT_S) {
+            Ok(Some(_head)) => {
+                failures = 0;
+                waiting.store(true, Ordering::SeqCst);
+                if tx.send(Msg::Wake).is_err() || synced.recv().is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                failures = 0;
+                waiting.store(true, Ordering::SeqCst);
+            }
+            Err(e) => {
+                waiting.store(false, Ordering::SeqCst);
+                // A server too old to wait: the loop's looks sync instead, for good.
+                if e.refusal().is_some_and(|r| r.status == 404) {
+                    return;
+                }
+                failures += 1;
+                if failures == 1 && tx.send(Msg::News(News::Failed(e.into()))).is_err() {
+                    return;
+                }
+                // The loop syncs at each look while this cannot wait; ask again after one.
+                std::thread::sleep(cfg.poll_interval);
+                device = None;
+            }
+        }
+    }
 }
 
 /// What one pass did.
@@ -82,7 +215,7 @@ fn worker(
     dest: &crate::config::Destination,
     queue_path: &Path,
     bell: &Bell,
-    news: mpsc::Sender<News>,
+    news: mpsc::Sender<Msg>,
 ) {
     let agent = deliver::agent(cfg);
     let poll = cfg.poll_interval;
@@ -94,7 +227,7 @@ fn worker(
                 let worth = report.posted + report.failed > 0
                     || report.error.is_some()
                     || (report.disabled.is_some() && report.failed > 0);
-                if worth && news.send(News::Delivered(report)).is_err() {
+                if worth && news.send(Msg::News(News::Delivered(report))).is_err() {
                     return;
                 }
                 let now = jiff::Timestamp::now().as_millisecond();
@@ -103,7 +236,7 @@ fn worker(
                 })
             }
             Err(e) => {
-                if news.send(News::Failed(e)).is_err() {
+                if news.send(Msg::News(News::Failed(e))).is_err() {
                     return;
                 }
                 poll
@@ -276,6 +409,8 @@ impl Relay {
     pub fn run(&mut self, mut news: impl FnMut(News)) {
         let bell = Bell::default();
         let (tx, rx) = mpsc::channel();
+        let (synced_tx, synced_rx) = mpsc::channel();
+        let waiting = AtomicBool::new(false);
         let cfg = self.cfg.clone();
         let queue_path = self.queue_path.clone();
         std::thread::scope(|s| {
@@ -284,10 +419,22 @@ impl Relay {
                 let (cfg, bell, queue_path) = (&cfg, &bell, &queue_path);
                 s.spawn(move || worker(cfg, d, queue_path, bell, tx));
             }
+            {
+                let tx = tx.clone();
+                let (cfg, waiting) = (&cfg, &waiting);
+                s.spawn(move || waiter(cfg, waiting, tx, synced_rx));
+            }
             drop(tx);
+            // The first look syncs; later ones sync when the waiter hears of news, or at each
+            // look while it cannot wait (no server to wait at, or one too old).
+            let (mut sync_now, mut woken) = (true, false);
             loop {
-                let step = bring_replica_up_to_date(&self.cfg)
-                    .and_then(|()| self.take_in(FULL_READ_EVERY));
+                let step = if sync_now || !waiting.load(Ordering::SeqCst) {
+                    bring_replica_up_to_date(&self.cfg)
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| self.take_in(FULL_READ_EVERY));
                 match step {
                     Ok((history, taken)) => {
                         if taken.queued > 0 {
@@ -299,6 +446,11 @@ impl Relay {
                     }
                     Err(e) => news(News::Failed(e)),
                 }
+                if std::mem::take(&mut woken) {
+                    // The waiter asks again after the cursor this sync moved.
+                    let _ = synced_tx.send(());
+                }
+                sync_now = false;
                 let until = std::time::Instant::now() + self.cfg.poll_interval;
                 loop {
                     let left = until.saturating_duration_since(std::time::Instant::now());
@@ -306,9 +458,13 @@ impl Relay {
                         break;
                     }
                     match rx.recv_timeout(left) {
-                        Ok(n) => news(n),
+                        Ok(Msg::News(n)) => news(n),
+                        Ok(Msg::Wake) => {
+                            (sync_now, woken) = (true, true);
+                            break;
+                        }
                         Err(mpsc::RecvTimeoutError::Timeout) => break,
-                        // Every worker ended: nothing left to deliver with.
+                        // Every worker and the waiter ended: nothing left to deliver with.
                         Err(mpsc::RecvTimeoutError::Disconnected) => {
                             std::thread::sleep(left);
                         }
