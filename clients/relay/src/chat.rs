@@ -484,10 +484,44 @@ pub enum News {
     Linked { platform: Platform, member: String },
     /// A link was undone.
     Unlinked { platform: Platform, member: String },
+    /// A kudos from chat was written by the linked device of `member` (its sync comes next).
+    Written { member: String, event: String },
     /// A kudos written from chat reached the server.
     Sent { member: String, event: String },
+    /// What the linked device of `member` wrote earlier and had not sent (a server that was
+    /// down, a relay stopped mid-sync) reached the server.
+    Flushed { member: String },
     /// Something failed; what it was.
     Failed(String),
+}
+
+impl std::fmt::Display for News {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            News::Linked { platform, member } => write!(
+                f,
+                "a {} user linked a device of member {member}",
+                platform.as_str()
+            ),
+            News::Unlinked { platform, member } => write!(
+                f,
+                "a {} user unlinked the device of member {member}",
+                platform.as_str()
+            ),
+            News::Written { member, event } => write!(
+                f,
+                "kudos written by the linked device of member {member} ({event}); syncing"
+            ),
+            News::Sent { member, event } => {
+                write!(f, "sent kudos {event} by member {member} to the server")
+            }
+            News::Flushed { member } => write!(
+                f,
+                "what the linked device of member {member} held is on the server now"
+            ),
+            News::Failed(e) => f.write_str(e),
+        }
+    }
 }
 
 /// Where a `/kudos link`'s outcome goes: to the request still waiting, or after it through
@@ -903,11 +937,19 @@ impl Chat {
         ))
     }
 
-    /// Runs the jobs, one at a time, and after [`RETRY_EVERY`] without one syncs the linked
-    /// devices that have something to send or no team yet.
+    /// Runs the jobs, one at a time, and at the start and every [`RETRY_EVERY`] syncs the
+    /// linked devices that have something to send or no team yet.
     fn work(&self, jobs: mpsc::Receiver<Job>) {
+        // What a previous process wrote and did not send goes first.
+        self.retry_all();
+        let mut retried = Instant::now();
         loop {
-            match jobs.recv_timeout(RETRY_EVERY) {
+            // Due every RETRY_EVERY even while jobs keep coming.
+            if retried.elapsed() >= RETRY_EVERY {
+                self.retry_all();
+                retried = Instant::now();
+            }
+            match jobs.recv_timeout(RETRY_EVERY.saturating_sub(retried.elapsed())) {
                 Ok(Job::Link {
                     chat,
                     username,
@@ -955,7 +997,7 @@ impl Chat {
                         (self.news)(News::Failed(e.to_string()));
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.retry_all(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         }
@@ -984,15 +1026,22 @@ impl Chat {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .contains_key(&link.id);
-            if !known || sync::has_work(&device.replica) {
-                self.sync(&link, &mut device, None);
+            let work = sync::has_work(&device.replica);
+            if !(known || work) {
+                continue;
+            }
+            if self.sync(&link, &mut device, None) && work {
+                (self.news)(News::Flushed {
+                    member: link.member.clone(),
+                });
             }
         }
     }
 
-    /// Syncs a linked device; keeps its team for answering; says what went out.
-    fn sync(&self, link: &Link, device: &mut Device, event: Option<String>) {
-        match device.sync(now_ms(), Options::ASKED, &mut |_| {}) {
+    /// Syncs a linked device; keeps its team for answering; says what went out. Returns
+    /// whether the sync went through.
+    fn sync(&self, link: &Link, device: &mut Device, event: Option<String>) -> bool {
+        let synced = match device.sync(now_ms(), Options::ASKED, &mut |_| {}) {
             Ok(_) => {
                 if let Some(event) = event {
                     (self.news)(News::Sent {
@@ -1000,18 +1049,23 @@ impl Chat {
                         event,
                     });
                 }
+                true
             }
-            Err(e) => (self.news)(News::Failed(format!(
-                "the linked device of {} did not sync (it tries again within a minute): {e}",
-                link.member
-            ))),
-        }
+            Err(e) => {
+                (self.news)(News::Failed(format!(
+                    "the linked device of {} did not sync (it tries again within a minute): {e}",
+                    link.member
+                )));
+                false
+            }
+        };
         if let Ok(team) = device.replica.team() {
             self.teams
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(link.id.clone(), team);
         }
+        synced
     }
 
     fn do_kudos(
@@ -1025,7 +1079,7 @@ impl Chat {
         let mut device =
             Device::open(&self.path_of(link), sync::TIMEOUT).map_err(|e| e.to_string())?;
         if fresh {
-            self.sync(link, &mut device, None);
+            let _ = self.sync(link, &mut device, None);
         }
         // The relay does not know where the member is: the team's zone stands in.
         let clock = Clock::new(jiff::Timestamp::now(), jiff::tz::TimeZone::unknown());
@@ -1043,6 +1097,10 @@ impl Chat {
             let handles: Vec<&str> = handles.iter().map(String::as_str).collect();
             w.kudos(&handles, text, pillar).map_err(|e| e.to_string())?
         };
+        (self.news)(News::Written {
+            member: link.member.clone(),
+            event: id.as_str().to_owned(),
+        });
         self.sync(link, &mut device, Some(id.as_str().to_owned()));
         Ok(())
     }
@@ -1143,7 +1201,9 @@ impl Chat {
         });
         // The team arrives with the first sync; a slow server leaves it for the next.
         match sync::client_for(&replica, sync::TIMEOUT) {
-            Ok(client) => self.sync(&link, &mut Device { replica, client }, None),
+            Ok(client) => {
+                self.sync(&link, &mut Device { replica, client }, None);
+            }
             Err(e) => (self.news)(News::Failed(format!("a linked device's server: {e}"))),
         }
         let who = self.member_name(&link);

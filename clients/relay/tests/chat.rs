@@ -216,6 +216,29 @@ struct Answer {
     took: Duration,
 }
 
+/// `cairn-relay --config CONFIG run` with its secrets, and its standard output line by line.
+fn spawn_relay(config: &std::path::Path, platform: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut relay = Command::new(BIN)
+        .env_clear()
+        .env("TEST_SLACK_HOOK", format!("{platform}/hook"))
+        .env("TEST_SLACK_SIGNING_SECRET", SIGNING_SECRET)
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = BufReader::new(relay.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (relay, lines)
+}
+
 struct World {
     server: Server,
     team: String,
@@ -289,24 +312,7 @@ impl World {
             ),
         )
         .unwrap();
-        let mut relay = Command::new(BIN)
-            .env_clear()
-            .env("TEST_SLACK_HOOK", format!("{}/hook", platform.url))
-            .env("TEST_SLACK_SIGNING_SECRET", SIGNING_SECRET)
-            .args(["--config", config.to_str().unwrap(), "run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let out = BufReader::new(relay.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let (relay, lines) = spawn_relay(&config, &platform.url);
         let mut world = World {
             server,
             team,
@@ -325,14 +331,28 @@ impl World {
                 .into(),
             responses: std::cell::Cell::new(0),
         };
-        let line = world.line("slash commands at http://");
-        world.chat = line
-            .strip_prefix("slash commands at ")
+        world.chat = world.chat_url();
+        world
+    }
+
+    /// Where the running relay answers slash commands, as it says at its start.
+    fn chat_url(&self) -> String {
+        let line = self.line("slash commands at http://");
+        line.strip_prefix("slash commands at ")
             .and_then(|l| l.split(' ').next())
             .unwrap()
             .trim_end_matches("/slack")
-            .to_owned();
-        world
+            .to_owned()
+    }
+
+    /// Kills the relay (as a crash would) and starts it again on the same home.
+    fn restart_relay(&mut self) {
+        let _ = self.relay.kill();
+        let _ = self.relay.wait();
+        let (relay, lines) = spawn_relay(&self.dir.path().join("relay.toml"), &self.platform.url);
+        self.relay = relay;
+        self.lines = lines;
+        self.chat = self.chat_url();
     }
 
     /// Waits for the relay to print a line that starts with `start`.
@@ -604,7 +624,7 @@ fn a_linked_slack_user_thanks_a_linked_teammate_and_nothing_unverified_is_done()
         "nothing reached the server while it was held"
     );
     w.proxy.release();
-    w.line("chat: kudos");
+    w.line("chat: sent kudos");
 
     // Ben's own cairn shows it as Ana's kudos to Ben, after his sync; and only that one.
     let kudos = World::kudos_in(&w.ben);
@@ -663,11 +683,45 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
     let (a, _) = w.mattermost(ANA, "@ben.o thanks for the pairing #trust", MM_TOKEN);
     assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
     assert!(a.took < THREE_SECONDS, "{a:?}");
-    w.line("chat: kudos");
+    w.line("chat: sent kudos");
     let kudos = World::kudos_in(&w.ben);
     assert_eq!(kudos.len(), 1, "{kudos:?}");
     assert_eq!(kudos[0]["author"], "ana");
     assert_eq!(kudos[0]["text"], "thanks for the pairing");
+}
+
+/// A kudos written while the server is held, and the relay killed before its sync could
+/// finish: the next start sends it, and it lands once.
+#[test]
+fn a_kudos_written_before_a_crash_is_sent_by_the_next_start() {
+    let mut w = World::new();
+    let said = w.link_outcome(w.slack(
+        ANA,
+        &format!("link {}", World::link_code(&w.ana)),
+        Sign::Good,
+    ));
+    assert!(said.starts_with("Linked"), "{said}");
+    let said = w.link_outcome(w.slack(
+        BEN,
+        &format!("link {}", World::link_code(&w.ben)),
+        Sign::Good,
+    ));
+    assert!(said.starts_with("Linked"), "{said}");
+    w.proxy.hold();
+    let (a, _) = w.slack(
+        ANA,
+        "<@U0BEN0002|ben.o> thanks for staying late",
+        Sign::Good,
+    );
+    assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
+    w.line("chat: kudos written");
+    w.restart_relay();
+    w.proxy.release();
+    w.line("chat: what the linked device of member");
+    let kudos = World::kudos_in(&w.ben);
+    assert_eq!(kudos.len(), 1, "{kudos:?}");
+    assert_eq!(kudos[0]["author"], "ana");
+    assert_eq!(kudos[0]["text"], "thanks for staying late");
 }
 
 /// A body larger than a slash command's form is refused by its length, before it is read.
