@@ -638,6 +638,15 @@ fn a_linked_slack_user_thanks_a_linked_teammate_and_nothing_unverified_is_done()
     let ana_kudos = World::kudos_in(&w.ana);
     assert_eq!(ana_kudos.len(), 1, "{ana_kudos:?}");
     assert_eq!(ana_kudos[0]["author"], "ana");
+    // And the relay's own replica: it posts it to the team's channel as any other kudos.
+    let posted = w.platform.wait_for("/hook");
+    let text = posted["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Ana")
+            && text.contains("Ben")
+            && text.contains("thanks for the calm write-up"),
+        "{posted}"
+    );
 
     // Unlinking says how the device can be revoked; a kudos after it is not written.
     let (a, _) = w.slack(ANA, "unlink", Sign::Good);
@@ -680,10 +689,24 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
     let (a, _) = w.mattermost(ANA, "@ben thanks for the pairing", MM_TOKEN);
     assert!(a.text.contains("@ben has not linked"), "{a:?}");
     // The username Ben linked under names him.
+    let typed = Instant::now();
     let (a, _) = w.mattermost(ANA, "@ben.o thanks for the pairing #trust", MM_TOKEN);
     assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
     assert!(a.took < THREE_SECONDS, "{a:?}");
     w.line("chat: sent kudos");
+    // Through the server to the relay's own replica, and posted to the team's channel.
+    let posted = w.platform.wait_for("/hook");
+    eprintln!(
+        "typed in chat to posted in the channel: {:?}",
+        typed.elapsed()
+    );
+    assert!(
+        posted["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("thanks for the pairing"),
+        "{posted}"
+    );
     let kudos = World::kudos_in(&w.ben);
     assert_eq!(kudos.len(), 1, "{kudos:?}");
     assert_eq!(kudos[0]["author"], "ana");
