@@ -345,7 +345,7 @@ pub fn parse(platform: Platform, text: &str) -> Command {
     let mut n = 0;
     for w in &words {
         let mention = match platform {
-            Platform::Slack => slack_mention(w).or_else(|| {
+            Platform::Slack => slack_mention(w.trim_end_matches([',', ':'])).or_else(|| {
                 let name = w.strip_prefix('@')?;
                 (!name.is_empty()).then(|| Mention::Name(slack_unescape(name)))
             }),
@@ -591,6 +591,9 @@ struct Chat {
     links: Mutex<Links>,
     /// Each link's team as its replica last read, for answering before anything is written.
     teams: Mutex<HashMap<String, TeamState>>,
+    /// The links whose device the server refused for good (revoked): not synced again, and
+    /// their users told.
+    refused: Mutex<std::collections::HashSet<String>>,
     jobs: mpsc::SyncSender<Job>,
     agent: ureq::Agent,
     news: Arc<dyn Fn(News) + Send + Sync>,
@@ -824,6 +827,13 @@ impl Chat {
         self.links.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn is_refused(&self, link: &Link) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&link.id)
+    }
+
     fn team_of(&self, link: &Link) -> Option<TeamState> {
         let teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
         teams.get(&link.id).cloned()
@@ -896,6 +906,13 @@ impl Chat {
                  link, they {}. (In Slack, pick them from the list as you type @ so Slack sends \
                  who they are.)",
                 how_to_link(cmd).replacen("run", "can run", 1)
+            ));
+        }
+        if self.is_refused(&me) {
+            return Ok(format!(
+                "The team's server no longer takes your linked device (it was revoked), so \
+                 nothing was written. `{cmd} unlink`, then link again with a new code from \
+                 `cairn device link`."
             ));
         }
         let Some(team) = self.team_of(&me) else {
@@ -973,18 +990,24 @@ impl Chat {
                 }) => {
                     if let Err(e) = self.do_kudos(&link, &to, &text, pillar, fresh) {
                         (self.news)(News::Failed(format!(
-                            "a kudos from chat by {} was not written: {e}",
+                            "a kudos from chat by {} did not reach the team: {e}",
                             link.member
                         )));
                         self.say_later(
                             response_url.as_deref(),
-                            &format!("Your kudos could not be written: {e}. Nothing was sent."),
+                            &format!("Your kudos did not reach the team: {e}."),
                         );
                     }
                 }
                 Ok(Job::Unlink { link }) => {
                     // What it wrote and has not sent goes first, if the server answers.
-                    if let Ok(mut device) = Device::open(&self.path_of(&link), sync::TIMEOUT)
+                    let refused = self
+                        .refused
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&link.id);
+                    if !refused
+                        && let Ok(mut device) = Device::open(&self.path_of(&link), sync::TIMEOUT)
                         && sync::has_work(&device.replica)
                     {
                         let _ = device.sync(now_ms(), Options::ASKED, &mut |_| {});
@@ -1016,6 +1039,9 @@ impl Chat {
             }
         };
         for link in all {
+            if self.is_refused(&link) {
+                continue;
+            }
             let Ok(mut device) = Device::open(&self.path_of(&link), sync::TIMEOUT) else {
                 continue;
             };
@@ -1050,6 +1076,26 @@ impl Chat {
                     });
                 }
                 true
+            }
+            Err(e) if e.is_for_good() => {
+                (self.news)(News::Failed(format!(
+                    "the server refused the linked device of {} for good (revoked?); it is not \
+                     tried again until its user links again: {e}",
+                    link.member
+                )));
+                sync::problem::remember(
+                    &mut device.replica,
+                    &sync::problem::Problem {
+                        message: e.to_string(),
+                        hint: Some("unlink and link again".into()),
+                        at_ms: now_ms(),
+                    },
+                );
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(link.id.clone());
+                false
             }
             Err(e) => {
                 (self.news)(News::Failed(format!(
@@ -1101,7 +1147,13 @@ impl Chat {
             member: link.member.clone(),
             event: id.as_str().to_owned(),
         });
-        self.sync(link, &mut device, Some(id.as_str().to_owned()));
+        if !self.sync(link, &mut device, Some(id.as_str().to_owned())) && self.is_refused(link) {
+            return Err(
+                "the team's server no longer takes your linked device (it was revoked); \
+                 unlink, then link again with a new code"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -1373,11 +1425,15 @@ pub fn serve(
     }
     let links = Links::open(&cfg.home)?;
     let mut teams = HashMap::new();
+    let mut refused = std::collections::HashSet::new();
     for link in links.all()? {
-        if let Ok(r) = cairn_store::Replica::open(&links.replica_path(&link.id))
-            && let Ok(team) = r.team()
-        {
-            teams.insert(link.id.clone(), team);
+        if let Ok(r) = cairn_store::Replica::open(&links.replica_path(&link.id)) {
+            if let Ok(team) = r.team() {
+                teams.insert(link.id.clone(), team);
+            }
+            if matches!(sync::problem::problem(&r), Ok(Some(_))) {
+                refused.insert(link.id.clone());
+            }
         }
     }
     let (jobs, queue) = mpsc::sync_channel(64);
@@ -1387,6 +1443,7 @@ pub fn serve(
         server: server_of(cfg, chat),
         links: Mutex::new(links),
         teams: Mutex::new(teams),
+        refused: Mutex::new(refused),
         jobs,
         agent: crate::deliver::agent(cfg),
         news: Arc::new(news),
@@ -1506,7 +1563,7 @@ mod tests {
             }
         );
         assert_eq!(
-            parse(Platform::Slack, "<@U1|ben> thanks <#C9|trust>"),
+            parse(Platform::Slack, "<@U1|ben>: thanks <#C9|trust>"),
             Command::Kudos {
                 to: vec![Mention::User {
                     id: "U1".into(),

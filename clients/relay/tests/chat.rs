@@ -714,9 +714,10 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
 }
 
 /// A kudos written while the server is held, and the relay killed before its sync could
-/// finish: the next start sends it, and it lands once.
+/// finish: the next start sends it, and it lands once. A linked device revoked later: its user
+/// is told, and nothing more is sent.
 #[test]
-fn a_kudos_written_before_a_crash_is_sent_by_the_next_start() {
+fn a_kudos_written_before_a_crash_is_sent_by_the_next_start_and_a_revoked_link_says_so() {
     let mut w = World::new();
     let said = w.link_outcome(w.slack(
         ANA,
@@ -745,6 +746,40 @@ fn a_kudos_written_before_a_crash_is_sent_by_the_next_start() {
     assert_eq!(kudos.len(), 1, "{kudos:?}");
     assert_eq!(kudos[0]["author"], "ana");
     assert_eq!(kudos[0]["text"], "thanks for staying late");
+
+    // Ana revokes the device the relay holds for her: her next kudos from chat is written,
+    // refused by the server, and she is told through the response_url; the one after is
+    // refused at once, and nothing more reaches Ben.
+    let devices = w
+        .server
+        .admin(&["device", "list", "--team", &w.team, "--json"])
+        .json();
+    let id = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|d| {
+            let d = if d["device"].is_object() {
+                &d["device"]
+            } else {
+                d
+            };
+            (d["name"] == "cairn-relay: slack ana.m").then(|| d["id"].as_str().unwrap().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no device of Ana's link in {devices}"));
+    w.server.admin(&["device", "revoke", &id]).ok();
+    let (a, response_url) = w.slack(ANA, "<@U0BEN0002|ben.o> thanks again", Sign::Good);
+    assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
+    let told = w
+        .platform
+        .wait_for(response_url.trim_start_matches(&w.platform.url));
+    assert!(told["text"].as_str().unwrap().contains("revoked"), "{told}");
+    let (a, _) = w.slack(ANA, "<@U0BEN0002|ben.o> and again", Sign::Good);
+    assert!(
+        a.text.contains("revoked") && a.text.contains("unlink"),
+        "{a:?}"
+    );
+    assert_eq!(World::kudos_in(&w.ben).len(), 1);
 }
 
 /// A body larger than a slash command's form is refused by its length, before it is read.
