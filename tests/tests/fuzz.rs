@@ -164,3 +164,21 @@ fn every_seed_is_taken_unchanged() {
     }
     assert!(fuzz::seeds().len() >= 10);
 }
+
+/// Found by the long run: a journal's snapshot whose mutation made the replica ask for 8 GiB
+/// (the process was killed by the system, 24 GB in). Set aside, within bounds, like any other.
+#[test]
+fn a_snapshot_that_once_asked_for_8_gib_is_set_aside() {
+    let bytes = include_bytes!("../fuzz-regressions/snapshot-8gib.bin");
+    let seeds: Vec<_> = fuzz::doc_seeds()
+        .iter()
+        .filter(|s| s.doc == "j/m-ana/2026-11")
+        .collect();
+    assert!(!seeds.is_empty());
+    for seed in seeds {
+        for held in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            fuzz::replica_apply_doc(dir.path(), seed, bytes, held);
+        }
+    }
+}

@@ -307,9 +307,17 @@ fn document<'a>(chunk: &'a [u8], room: usize, bounds: &DocBounds) -> Result<DocC
         let spec = col.spec & !DEFLATE_BIT;
         let counts = counts(&data, spec, actors as u64)?;
         match spec {
-            DEPS_GROUP => deps = deps.max(counts.sum),
+            // A group's rows are changes too (each change has its count of dependencies):
+            // automerge decodes every one of them, whatever the counts add up to.
+            DEPS_GROUP => {
+                deps = deps.max(counts.sum);
+                changes = changes.max(counts.rows);
+            }
             DEPS_INDEX => deps = deps.max(counts.rows),
-            VALUE_META => extra = counts,
+            VALUE_META => {
+                extra = counts;
+                changes = changes.max(counts.rows);
+            }
             VALUE_RAW => extra.raw = data.len() as u64,
             _ => changes = changes.max(counts.rows),
         }
@@ -342,9 +350,16 @@ fn document<'a>(chunk: &'a [u8], room: usize, bounds: &DocBounds) -> Result<DocC
             ));
         }
         match spec {
-            SUCC_GROUP => succ = succ.max(counts.sum),
+            // As for the changes' groups: a group's rows are operations.
+            SUCC_GROUP => {
+                succ = succ.max(counts.sum);
+                ops = ops.max(counts.rows);
+            }
             129 | 131 => succ = succ.max(counts.rows),
-            VALUE_META => values = counts,
+            VALUE_META => {
+                values = counts;
+                ops = ops.max(counts.rows);
+            }
             VALUE_RAW => values.raw = data.len() as u64,
             _ => ops = ops.max(counts.rows),
         }
