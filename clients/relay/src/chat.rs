@@ -491,6 +491,8 @@ pub enum News {
     /// What the linked device of `member` wrote earlier and had not sent (a server that was
     /// down, a relay stopped mid-sync) reached the server.
     Flushed { member: String },
+    /// The linked device of `member` brought the team as the server has it now.
+    Refreshed { member: String },
     /// Something failed; what it was.
     Failed(String),
 }
@@ -518,6 +520,10 @@ impl std::fmt::Display for News {
             News::Flushed { member } => write!(
                 f,
                 "what the linked device of member {member} held is on the server now"
+            ),
+            News::Refreshed { member } => write!(
+                f,
+                "the linked device of member {member} brought the team as it is now"
             ),
             News::Failed(e) => f.write_str(e),
         }
@@ -579,6 +585,10 @@ enum Job {
         response_url: Option<String>,
     },
     Unlink {
+        link: Link,
+    },
+    /// Bring the team to a linked device (a pillar typed that it did not know).
+    Refresh {
         link: Link,
     },
 }
@@ -926,6 +936,15 @@ impl Chat {
             // A teammate who joined after the device last synced: the worker brings the team
             // before it writes (the pillar and the text were checked before the recipients).
             Err(cairn_core::Error::UnknownMember(id)) if id != me.member => true,
+            Err(e @ cairn_core::Error::UnknownPillar { .. }) => {
+                // Perhaps a pillar added since the device last synced: it syncs now, so the
+                // next try knows it.
+                let _ = self.jobs.try_send(Job::Refresh { link: me });
+                return Ok(format!(
+                    "Nothing was written: {e}. (A pillar added just now is known in a moment: \
+                     try again.)"
+                ));
+            }
             Err(e) => return Ok(format!("Nothing was written: {e}.")),
         };
         let names: Vec<String> = members
@@ -997,6 +1016,16 @@ impl Chat {
                             response_url.as_deref(),
                             &format!("Your kudos did not reach the team: {e}."),
                         );
+                    }
+                }
+                Ok(Job::Refresh { link }) => {
+                    if !self.is_refused(&link)
+                        && let Ok(mut device) = Device::open(&self.path_of(&link), sync::TIMEOUT)
+                        && self.sync(&link, &mut device, None)
+                    {
+                        (self.news)(News::Refreshed {
+                            member: link.member.clone(),
+                        });
                     }
                 }
                 Ok(Job::Unlink { link }) => {

@@ -711,6 +711,21 @@ fn mattermost_mentions_map_through_the_usernames_seen_at_linking() {
     assert_eq!(kudos.len(), 1, "{kudos:?}");
     assert_eq!(kudos[0]["author"], "ana");
     assert_eq!(kudos[0]["text"], "thanks for the pairing");
+
+    // A pillar added after Ana's device last synced: the first try is refused with the reason
+    // and brings the team; the next is written.
+    w.ana.run(&["team", "pillar", "add", "curiosity"]).ok();
+    w.ana.run(&["sync"]).ok();
+    let (a, _) = w.mattermost(ANA, "@ben.o thanks for asking why #curiosity", MM_TOKEN);
+    assert!(
+        a.text.starts_with("Nothing was written: unknown pillar"),
+        "{a:?}"
+    );
+    w.line("chat: the linked device of member");
+    let (a, _) = w.mattermost(ANA, "@ben.o thanks for asking why #curiosity", MM_TOKEN);
+    assert!(a.text.starts_with("Thanks to Ben"), "{a:?}");
+    w.line("chat: sent kudos");
+    assert_eq!(World::kudos_in(&w.ben).len(), 2);
 }
 
 /// A kudos written while the server is held, and the relay killed before its sync could
