@@ -459,6 +459,13 @@ impl From<cairn_client::write::Error> for CliError {
                 CliError::new("--as works only while the team lives on this device alone")
                     .hint("this team is on a server: each member writes from their own device")
             }
+            E::NotYourSetting(handle) => CliError::new(format!(
+                "only @{handle} says whether they are named in chat: it is their own setting"
+            ))
+            .hint(format!(
+                "@{handle} turns it on or off from a device of theirs (`cairn me chat off`); the \
+                 server refuses it from anyone else's"
+            )),
             E::Random(e) => CliError::new(format!("the system gave no randomness: {e}")),
             E::Core(e) => e.into(),
             E::Store(e) => e.into(),

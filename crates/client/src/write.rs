@@ -28,6 +28,10 @@ pub enum Error {
     /// device only its own member's writes).
     #[error("writing as another member works only while the team lives on this device alone")]
     ActingOnServer,
+    /// A member's own setting asked of a device of someone else's (the server takes a member's
+    /// settings from their own devices alone).
+    #[error("only @{0} says whether they are named in chat: it is their own setting")]
+    NotYourSetting(String),
     /// The operating system gave no random bytes.
     #[error("the system gave no randomness: {0}")]
     Random(#[source] getrandom::Error),
@@ -123,6 +127,22 @@ pub fn actor(replica: &Replica, team: &TeamState, acting_as: Option<&str>) -> Re
     Ok(id)
 }
 
+/// Refuses, before anything is written, a member's own setting (whether they are named in chat)
+/// set for member `acting_as` (a handle) by a device of someone else's, on a team that lives on
+/// a server: the server would refuse it, and the device could send nothing else until then.
+/// While the team lives on this device alone, its one person writes for everyone, as
+/// [`actor`] allows.
+pub fn own_setting(replica: &Replica, team: &TeamState, acting_as: Option<&str>) -> Result<()> {
+    let Some(h) = acting_as else {
+        return Ok(());
+    };
+    let m = team.member_by_handle(h)?;
+    if m.id != replica.me()? && replica.remote()?.is_some() {
+        return Err(Error::NotYourSetting(m.handle.clone()));
+    }
+    Ok(())
+}
+
 /// A writing command's replica, with the member it acts as, the team as it was when it began,
 /// and the clock it writes by.
 #[derive(Debug)]
@@ -195,6 +215,20 @@ impl<'r> Writer<'r> {
             .replica
             .react(&self.me, &target.id, emoji, &new_id, &stamp)?;
         Ok((target, outcome))
+    }
+
+    /// Says whether this member may be named in chat: a relay posts a recognition from or to
+    /// a member who said no only as a count in the digest, never one by one. Returns whether
+    /// that changed what the team document said (it is written either way, so this device's
+    /// last word counts). The setting is in the team document: every teammate's replica holds
+    /// it.
+    pub fn set_named_in_chat(&mut self, named: bool) -> Result<bool> {
+        let me = self.me.clone();
+        let news = self.replica.change_team(&me, |doc, state| {
+            cairn_core::team::set_named_in_chat(doc, state, &me, named)
+        })?;
+        self.team = self.replica.team()?;
+        Ok(news)
     }
 
     /// Changes this member's event `id` names.

@@ -130,3 +130,56 @@ fn reactions_edits_and_retractions_touch_only_ones_own_events() {
     assert!(w.replica.resolve(mine.as_str(), ANA).unwrap().retracted);
     assert!(!w.replica.resolve(bens.as_str(), ANA).unwrap().retracted);
 }
+
+#[test]
+fn a_member_says_whether_they_are_named_in_chat_and_only_for_themselves_on_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut replica = team(dir.path());
+    assert!(replica.team().unwrap().named_in_chat(ANA));
+    let mut w = Writer::new(&mut replica, clock(), None).unwrap();
+    assert!(w.set_named_in_chat(false).unwrap());
+    assert!(
+        w.wrote().unwrap(),
+        "the setting waits in the outbox for the server"
+    );
+    assert!(!w.team.named_in_chat(ANA));
+    assert!(
+        !w.set_named_in_chat(false).unwrap(),
+        "no news the second time"
+    );
+    // Read back from the file, as any later command reads it.
+    drop(w);
+    let read = Replica::open(&dir.path().join("replica.sqlite3")).unwrap();
+    let team = read.team().unwrap();
+    assert!(!team.named_in_chat(ANA));
+    assert!(team.named_in_chat(BEN), "Ben's setting is his own");
+    drop(read);
+
+    // While the team lives on this device alone, its one person sets Ben's too.
+    cairn_client::write::own_setting(&replica, &team, Some("@ben")).unwrap();
+    let mut w = Writer::new(&mut replica, clock(), Some("@ben")).unwrap();
+    assert!(w.set_named_in_chat(false).unwrap());
+    assert!(!w.team.named_in_chat(BEN));
+    drop(w);
+
+    // On a server, Ana's device is refused Ben's setting before anything is written.
+    replica
+        .set_remote(&cairn_store::Remote {
+            url: "http://127.0.0.1:9".into(),
+            device_id: "dev".into(),
+            token: "cairn_x".into(),
+        })
+        .unwrap();
+    let team = replica.team().unwrap();
+    let err = cairn_client::write::own_setting(&replica, &team, Some("@ben")).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotYourSetting(h) if h == "ben"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "only @ben says whether they are named in chat: it is their own setting"
+    );
+    cairn_client::write::own_setting(&replica, &team, Some("@ana")).unwrap();
+    cairn_client::write::own_setting(&replica, &team, None).unwrap();
+}

@@ -70,6 +70,11 @@ pub struct Member {
     /// When a placeholder arrived: a device of theirs joined (an invite made for them) and synced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrived_ms: Option<i64>,
+    /// Whether they may be named in chat, as they set it themselves ([`set_named_in_chat`]);
+    /// `None` when they never did (and in documents from before this field): named, as
+    /// everyone was. Read it through [`TeamState::named_in_chat`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<bool>,
 }
 
 impl Member {
@@ -251,6 +256,15 @@ impl TeamState {
                 left: m.left_ms.map(|ms| self.local_date(ms)),
             })
             .collect()
+    }
+
+    /// Whether member `id` may be named in chat: what a relay asks before it posts a recognition
+    /// from or to them one by one (when it says no, the recognition is only counted, in the
+    /// digest). Yes unless they turned it off themselves ([`set_named_in_chat`]); a placeholder
+    /// merged away answers as the member it became. A member this team document does not hold
+    /// (yet) is not named: nobody can say they agreed.
+    pub fn named_in_chat(&self, id: &str) -> bool {
+        self.member(id).is_some_and(|m| m.chat != Some(false))
     }
 
     /// The member with this id; a placeholder merged away gives the member it became.
@@ -507,6 +521,109 @@ pub fn arrive(
         Ok(())
     })?;
     Ok(true)
+}
+
+/// The field of a member's map that holds whether they may be named in chat.
+pub const CHAT_FIELD: &str = "chat";
+
+/// Says whether member `id` may be named in chat (a relay's post of a recognition from or to
+/// them); returns whether that changed what the document said. A member's own setting: only
+/// their own devices write it (the server refuses it from anyone else's, see
+/// [`chat_settings_written`]). Written even when it reads the same already, so the last word of
+/// each device counts; two devices that set it at once keep one value, the same everywhere, and
+/// it merges apart from every other field of the member.
+pub fn set_named_in_chat(
+    doc: &mut automerge::Automerge,
+    state: &TeamState,
+    id: &str,
+    named: bool,
+) -> Result<bool> {
+    let Some(m) = state.members.iter().find(|m| m.id == id) else {
+        return Err(Error::UnknownMember(id.to_owned()));
+    };
+    let news = m.chat.unwrap_or(true) != named;
+    let missing = Error::UnknownMember(id.to_owned());
+    change_map(doc, &format!("member/{id}"), missing, |tx, obj| {
+        tx.put(obj, CHAT_FIELD, named)?;
+        Ok(())
+    })?;
+    Ok(news)
+}
+
+/// The members whose chat setting `change` would write, applied to `doc` (the team document as
+/// it stands before it): a put or a deletion of the field in any map that ever stood at their
+/// `member/<id>` key and still shows there (conflicting values included), or in one the change
+/// itself makes there, and a replacement or deletion of their whole entry while it holds the
+/// setting. What a server asks to keep each member's setting their own. A change that does not
+/// decode writes nobody's (applying it fails anyway).
+pub fn chat_settings_written(
+    doc: &automerge::Automerge,
+    change: &automerge::Change,
+) -> Vec<String> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let Ok(expanded) = crate::change::quietly(|| change.decode()) else {
+        return Vec::new();
+    };
+    // Most changes to the team document touch no member's setting: nothing more to read.
+    let touches = expanded
+        .operations
+        .iter()
+        .any(|op| match (&op.obj, &op.key) {
+            (ObjectId::Root, Key::Map(k)) => k.starts_with("member/"),
+            (ObjectId::Id(_), Key::Map(k)) => k.as_str() == CHAT_FIELD,
+            _ => false,
+        });
+    if !touches {
+        return Vec::new();
+    }
+    // The member maps as the document holds them: (counter, actor) -> member id.
+    let mut maps: std::collections::HashMap<(u64, automerge::ActorId), String> =
+        std::collections::HashMap::new();
+    let mut holds_setting = std::collections::HashSet::new();
+    for key in doc.keys(ROOT) {
+        let Some(id) = key.strip_prefix("member/") else {
+            continue;
+        };
+        for (value, obj) in doc.get_all(ROOT, key.as_str()).unwrap_or_default() {
+            if let (automerge::Value::Object(_), automerge::ObjId::Id(counter, actor, _)) =
+                (&value, &obj)
+            {
+                maps.insert((*counter, actor.clone()), id.to_owned());
+                if doc.get(&obj, CHAT_FIELD).ok().flatten().is_some() {
+                    holds_setting.insert(id.to_owned());
+                }
+            }
+        }
+    }
+    let start = expanded.start_op.get();
+    let mut written: Vec<String> = Vec::new();
+    let mut note = |id: &str| {
+        if !written.iter().any(|w| w == id) {
+            written.push(id.to_owned());
+        }
+    };
+    for (i, op) in expanded.operations.iter().enumerate() {
+        match (&op.obj, &op.key) {
+            (ObjectId::Root, Key::Map(k)) => {
+                let Some(id) = k.strip_prefix("member/") else {
+                    continue;
+                };
+                if matches!(op.action, OpType::Make(_)) {
+                    maps.insert((start + i as u64, expanded.actor_id.clone()), id.to_owned());
+                }
+                if holds_setting.contains(id) {
+                    note(id);
+                }
+            }
+            (ObjectId::Id(obj), Key::Map(k)) if k.as_str() == CHAT_FIELD => {
+                if let Some(id) = maps.get(&(obj.0, obj.1.clone())) {
+                    note(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    written
 }
 
 /// Renames member `id`: a new name, a new handle, or both. Each field merges on its own, so a
@@ -943,6 +1060,7 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
             merged_into: get_str(doc, &obj, "merged_into")?.filter(|t| *t != id),
             placeholder: get_bool(doc, &obj, "placeholder")?,
             arrived_ms: get_i64(doc, &obj, "arrived")?,
+            chat: doc.get(&obj, CHAT_FIELD)?.and_then(|(v, _)| v.as_bool()),
             id,
         });
     }
@@ -1286,6 +1404,130 @@ mod tests {
             add_pillar(&mut a, &merged, "!!!", None, 22),
             Err(Error::BadName(_))
         ));
+    }
+
+    #[test]
+    fn everyone_is_named_in_chat_until_they_turn_it_off() {
+        let (mut doc, state) = team();
+        add_placeholder(&mut doc, &state, "m-ben", "Ben", None, 20).unwrap();
+        let state = read(&doc).unwrap();
+        // A member written by an older cairn, and the founder: no setting, so named.
+        assert_eq!(state.member("m-ana").unwrap().chat, None);
+        assert!(state.named_in_chat("m-ana"));
+        assert!(state.named_in_chat("m-ben"));
+        // Nobody the document holds: nobody agreed.
+        assert!(!state.named_in_chat("m-zed"));
+
+        assert!(set_named_in_chat(&mut doc, &state, "m-ana", false).unwrap());
+        let off = read(&doc).unwrap();
+        assert!(!off.named_in_chat("m-ana"));
+        assert_eq!(off.member("m-ana").unwrap().chat, Some(false));
+        assert!(
+            off.named_in_chat("m-ben"),
+            "one member's setting is theirs alone"
+        );
+        // Said again, it is no news; turned back on, she is named again.
+        assert!(!set_named_in_chat(&mut doc, &off, "m-ana", false).unwrap());
+        assert!(set_named_in_chat(&mut doc, &off, "m-ana", true).unwrap());
+        let on = read(&doc).unwrap();
+        assert!(on.named_in_chat("m-ana"));
+        assert_eq!(on.member("m-ana").unwrap().chat, Some(true));
+        assert!(matches!(
+            set_named_in_chat(&mut doc, &on, "m-zed", false),
+            Err(Error::UnknownMember(_))
+        ));
+
+        // A placeholder merged into the member who joined answers as that member.
+        set_named_in_chat(&mut doc, &on, "m-ana", false).unwrap();
+        let state = read(&doc).unwrap();
+        merge_member(&mut doc, &state, "m-ben", "m-ana").unwrap();
+        let merged = read(&doc).unwrap();
+        assert!(!merged.named_in_chat("m-ben"));
+    }
+
+    #[test]
+    fn the_chat_setting_merges_apart_from_the_other_fields() {
+        let (mut a, state) = team();
+        let mut b = a.fork().with_actor(ActorId::from([2u8; 16]));
+        // Ana turns it off on one device while a teammate renames her on another.
+        set_named_in_chat(&mut a, &state, "m-ana", false).unwrap();
+        rename_member(&mut b, &state, "m-ana", Some("Ana Lima"), None).unwrap();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        for doc in [&a, &b] {
+            let s = read(doc).unwrap();
+            assert!(!s.named_in_chat("m-ana"));
+            assert_eq!(s.member("m-ana").unwrap().name, "Ana Lima");
+        }
+        // Her two devices set it at once, each its own way: both replicas keep the same one.
+        let state = read(&a).unwrap();
+        let mut c = a.fork().with_actor(ActorId::from([3u8; 16]));
+        set_named_in_chat(&mut a, &state, "m-ana", true).unwrap();
+        set_named_in_chat(&mut c, &state, "m-ana", false).unwrap();
+        a.merge(&mut c).unwrap();
+        c.merge(&mut a).unwrap();
+        let (x, y) = (read(&a).unwrap(), read(&c).unwrap());
+        assert_eq!(
+            x.member("m-ana").unwrap().chat,
+            y.member("m-ana").unwrap().chat
+        );
+        assert!(x.member("m-ana").unwrap().chat.is_some());
+        assert_eq!(x.named_in_chat("m-ana"), y.named_in_chat("m-ana"));
+    }
+
+    #[test]
+    fn a_change_says_whose_chat_setting_it_writes() {
+        let (mut doc, state) = team();
+        add_member(&mut doc, &state, "m-ben", "Ben", None, 20).unwrap();
+        let state = read(&doc).unwrap();
+        let last = |d: &mut Automerge| d.get_last_local_change().unwrap().clone();
+        let written =
+            |before: &Automerge, change: &automerge::Change| chat_settings_written(before, change);
+
+        let mut after = doc.fork();
+        set_named_in_chat(&mut after, &state, "m-ben", false).unwrap();
+        assert_eq!(written(&doc, &last(&mut after)), ["m-ben"]);
+
+        // Other fields of a member, and new members, write nobody's setting.
+        let mut after = doc.fork();
+        rename_member(&mut after, &state, "m-ben", Some("Benjamin"), None).unwrap();
+        assert!(written(&doc, &last(&mut after)).is_empty());
+        let mut after = doc.fork();
+        add_placeholder(&mut after, &state, "m-cy", "Cy", None, 30).unwrap();
+        assert!(written(&doc, &last(&mut after)).is_empty());
+
+        // A new entry made in place of Ana's, once she holds a setting, writes hers; so does a
+        // new map at a member's key with the field in it.
+        set_named_in_chat(&mut doc, &state, "m-ana", false).unwrap();
+        let mut after = doc.fork();
+        after
+            .transact::<_, _, Error>(|tx| {
+                let m = tx.put_object(ROOT, "member/m-ana", ObjType::Map)?;
+                tx.put(&m, "name", "Ana")?;
+                tx.put(&m, "handle", "ana")?;
+                Ok(())
+            })
+            .map_err(|f| f.error)
+            .unwrap();
+        assert_eq!(written(&doc, &last(&mut after)), ["m-ana"]);
+        let mut after = doc.fork();
+        after
+            .transact::<_, _, Error>(|tx| {
+                let m = tx.put_object(ROOT, "member/m-new", ObjType::Map)?;
+                tx.put(&m, CHAT_FIELD, false)?;
+                Ok(())
+            })
+            .map_err(|f| f.error)
+            .unwrap();
+        assert_eq!(written(&doc, &last(&mut after)), ["m-new"]);
+        // Deleting the field is writing it.
+        let mut after = doc.fork();
+        let (_, ana) = after.get(ROOT, "member/m-ana").unwrap().unwrap();
+        after
+            .transact::<_, _, automerge::AutomergeError>(|tx| tx.delete(&ana, CHAT_FIELD))
+            .map_err(|f| f.error)
+            .unwrap();
+        assert_eq!(written(&doc, &last(&mut after)), ["m-ana"]);
     }
 
     #[test]

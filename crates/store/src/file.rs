@@ -239,9 +239,10 @@ impl Replica {
         if (1..4).contains(&version) {
             reindex_all(&tx)?;
         }
-        // Schemas 3, 5 and 8 index more of the team document (rules and challenges; members
-        // who left or were merged; placeholders and their arrival): fill them from it.
-        if (1..8).contains(&version) {
+        // Schemas 3, 5, 8 and 11 index more of the team document (rules and challenges;
+        // members who left or were merged; placeholders and their arrival; who may be named in
+        // chat): fill them from it.
+        if (1..11).contains(&version) {
             let has_team: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM docs WHERE id = ?1)",
                 [TEAM_DOC],

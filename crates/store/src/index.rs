@@ -48,7 +48,8 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut st = conn.prepare_cached(
-        "SELECT id, name, handle, joined_ms, left_ms, merged_into, placeholder, arrived_ms
+        "SELECT id, name, handle, joined_ms, left_ms, merged_into, placeholder, arrived_ms,
+                chat
          FROM members ORDER BY handle, id",
     )?;
     let members = st
@@ -62,6 +63,7 @@ pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
                 merged_into: r.get(5)?,
                 placeholder: r.get(6)?,
                 arrived_ms: r.get(7)?,
+                chat: r.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -161,8 +163,8 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
     for m in state.members.iter().chain(&state.former) {
         conn.execute(
             "INSERT INTO members (id, name, handle, joined_ms, left_ms, merged_into, placeholder,
-                                  arrived_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                  arrived_ms, chat)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 m.id,
                 m.name,
@@ -171,7 +173,8 @@ fn write_team(conn: &Connection, state: &TeamState) -> Result<()> {
                 m.left_ms,
                 m.merged_into,
                 m.placeholder,
-                m.arrived_ms
+                m.arrived_ms,
+                m.chat
             ],
         )?;
     }

@@ -350,6 +350,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         what TEXT NOT NULL
     ) STRICT;
     "#,
+    // 11: whether each member may be named in chat, as they set it (NULL: never set, named);
+    // the team document is indexed again after this one.
+    r#"
+    ALTER TABLE members ADD COLUMN chat INTEGER;
+    "#,
 ];
 
 /// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a

@@ -403,7 +403,7 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
-         PRAGMA user_version = 1;",
+         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -454,7 +454,7 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         PRAGMA user_version = 5;",
+         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
@@ -625,7 +625,7 @@ fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole(
          ALTER TABLE member_days DROP COLUMN week; DELETE FROM member_days;
          DROP INDEX events_author; ALTER TABLE members DROP COLUMN placeholder;
          ALTER TABLE members DROP COLUMN arrived_ms; DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         PRAGMA user_version = 6;",
+         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 6;",
     )
     .unwrap();
     conn.execute(
@@ -679,7 +679,7 @@ fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
     conn.execute_batch(
         "ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         PRAGMA user_version = 7;",
+         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 7;",
     )
     .unwrap();
     drop(conn);
@@ -694,6 +694,32 @@ fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
 }
 
 #[test]
+fn a_replica_left_at_schema_ten_learns_who_may_be_named_in_chat() {
+    let mut f = Fixture::new();
+    f.replica
+        .change_team("ben", |doc, state| {
+            team::set_named_in_chat(doc, state, "ben", false)
+        })
+        .unwrap();
+    let want = f.replica.team().unwrap();
+    assert!(!want.named_in_chat("ben"));
+    assert!(want.named_in_chat("ana"));
+    drop(f.replica);
+    // As an older cairn left it: no place in the index for the setting its team document
+    // (synced from a newer cairn) holds.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch("ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 10;")
+        .unwrap();
+    drop(conn);
+    let replica = Replica::open(&f.path).unwrap();
+    assert!(replica.verify_index().unwrap().is_empty());
+    let team = replica.team().unwrap();
+    assert_eq!(team, want);
+    assert!(!team.named_in_chat("ben"));
+    assert_eq!(team.member("ana").unwrap().chat, None);
+}
+
+#[test]
 fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
     let mut f = Fixture::new();
     let kept = f.log("ana", "stays");
@@ -704,7 +730,8 @@ fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
     let conn = rusqlite::Connection::open(&f.path).unwrap();
     conn.execute_batch(&format!(
         "UPDATE events SET edited_ms = {} WHERE retracted = 1; DROP TABLE withdrawals;
-         ALTER TABLE withdrawn DROP COLUMN change; PRAGMA user_version = 8;",
+         ALTER TABLE withdrawn DROP COLUMN change; ALTER TABLE members DROP COLUMN chat;
+         PRAGMA user_version = 8;",
         T0 + 60_000
     ))
     .unwrap();

@@ -336,6 +336,29 @@ fn check_doc(device: &Device, doc: &str) -> Result<()> {
     )))
 }
 
+/// Refuses a change to the team document that writes another member's chat setting (see
+/// [`cairn_core::team::chat_settings_written`]): each member says for themselves whether they may
+/// be named in chat, from their own devices only.
+fn check_own_settings(
+    device: &Device,
+    team_doc: &automerge::Automerge,
+    change: &Change,
+    at: &str,
+) -> Result<()> {
+    let written = cairn_core::team::chat_settings_written(team_doc, change);
+    let Some(other) = written.iter().find(|m| **m != device.member) else {
+        return Ok(());
+    };
+    let handle = cairn_core::team::read(team_doc)
+        .ok()
+        .and_then(|t| t.member(other).map(|m| format!("@{}", m.handle)))
+        .unwrap_or_else(|| format!("member {other}"));
+    Err(Error::Forbidden(format!(
+        "{at} changes whether {handle} is named in chat: only {handle} says that, from their \
+         own devices"
+    )))
+}
+
 /// What a group of pushes comes to: the write, the documents (in `names` order) with its changes
 /// applied, how many changes of each push are new. On a refusal, which push, why, and the
 /// documents (those it changed are dirty).
@@ -513,6 +536,11 @@ impl Planner<'_> {
                         "{at} depends on a change of {doc} the server does not have"
                     )));
                 }
+            }
+            // Whether a member may be named in chat is theirs alone to say (a publishing device
+            // brings a team's history from before the server, its members' settings included).
+            if doc == TEAM_DOC && !device.importing {
+                check_own_settings(device, &loaded.doc, &change, at)?;
             }
             // The one check that matters most: the change applies to the document as every
             // replica will hold it.

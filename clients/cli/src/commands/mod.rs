@@ -133,7 +133,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Challenges(a) => challenge::list(a, ctx).map(read),
         Command::Nudge(a) => nudge::run(a, ctx).map(read),
         Command::Digest(a) => digest::run(a, ctx).map(read),
-        Command::Me(a) => me::run(a, ctx).map(read),
+        Command::Me(a) => me::run(a, ctx),
         Command::Device(a) => device::run(a, ctx).map(read),
         Command::Export(a) => export::run(a, ctx).map(read),
         Command::Import(a) => import::run(a, ctx),
