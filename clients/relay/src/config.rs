@@ -64,6 +64,9 @@ pub enum Part {
     TeamNotes,
     /// Celebrations of the team (a challenge reached, a team streak milestone).
     Celebrations,
+    /// The weekly digest: the team's figures and quoted kudos of the week that ended, at the
+    /// destination's `digest` time in the team's zone.
+    Digest,
 }
 
 /// A secret as written in the config: a reference to where it lives, or the value inline.
@@ -143,6 +146,8 @@ pub struct Destination {
     pub secret: Option<Secret>,
     /// What it is sent.
     pub parts: BTreeSet<Part>,
+    /// When its weekly digest is due, in the team's zone (when `parts` asks for it).
+    pub digest: crate::digest::Schedule,
 }
 
 /// A host or network that may be reached although its address is private.
@@ -240,6 +245,7 @@ struct FileConfig {
     disable_after_days: Option<f64>,
     poll_interval_secs: Option<f64>,
     timeout_secs: Option<f64>,
+    digest: Option<crate::digest::Schedule>,
     #[serde(default, rename = "destination")]
     destinations: Vec<FileDestination>,
     chat: Option<crate::chat::ChatConfig>,
@@ -256,6 +262,7 @@ struct FileDestination {
     access_token: Option<Secret>,
     secret: Option<Secret>,
     post: Option<Vec<Part>>,
+    digest: Option<crate::digest::Schedule>,
 }
 
 /// The default home: the platform's data directory, `cairn-relay` in it.
@@ -318,6 +325,7 @@ impl Config {
                     .map_err(|e| Error::Config(format!("allow_private[{i}]: {e}")))?,
             );
         }
+        let schedule = file.digest.unwrap_or_default();
         let destinations = file
             .destinations
             .into_iter()
@@ -332,6 +340,7 @@ impl Config {
                 parts: d
                     .post
                     .map_or_else(|| BTreeSet::from([Part::Recognitions]), BTreeSet::from_iter),
+                digest: d.digest.unwrap_or(schedule),
             })
             .collect();
         Ok(Config {
@@ -539,6 +548,35 @@ mod tests {
                 "{field}: {what}"
             );
         }
+    }
+
+    #[test]
+    fn the_digest_is_asked_for_and_its_time_set_at_the_top_or_per_destination() {
+        let text = r#"
+            digest = "friday 16:30"
+            [[destination]]
+            name = "a"
+            kind = "discord"
+            url = "https://d.example/x"
+            post = ["recognitions", "digest"]
+            [[destination]]
+            name = "b"
+            kind = "discord"
+            url = "https://d.example/y"
+            post = ["digest"]
+            digest = "tue 08:00"
+        "#;
+        let c = Config::parse(text, &Overrides::default()).unwrap();
+        assert!(c.destinations[0].parts.contains(&Part::Digest));
+        assert_eq!(c.destinations[0].digest.to_string(), "friday 16:30");
+        assert_eq!(c.destinations[1].digest.to_string(), "tuesday 08:00");
+        // Off unless asked for; Monday 09:00 unless said otherwise.
+        let c = Config::parse(EXAMPLE, &Overrides::default()).unwrap();
+        let discord = c.destination("discord").unwrap();
+        assert!(!discord.parts.contains(&Part::Digest));
+        assert_eq!(discord.digest.to_string(), "monday 09:00");
+        let e = Config::parse("digest = \"someday 9\"", &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("like \"monday 09:00\""), "{e}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Destination, Kind};
+use crate::digest::{DigestBody, Item};
 use crate::post::{Post, PostKind};
 
 /// Slack: the most characters in a section's text.
@@ -70,6 +71,10 @@ enum Span {
     Member(String),
     /// A pillar's tag, shown after `#`.
     Tag(String),
+    /// A heading of the relay's (a digest's section), bold where the platform can.
+    Heading(String),
+    /// A new line (Teams: a new block).
+    Break,
 }
 
 /// Member text as one line with every mention broken.
@@ -187,6 +192,13 @@ fn spans(post: &Post) -> Vec<Span> {
                 s.push(Span::Figures(figures.clone()));
             }
         }
+        PostKind::Digest => match &post.digest {
+            Some(body) => return digest_spans(post, body, usize::MAX, usize::MAX),
+            None => {
+                s.push(Span::Name(post.team.clone()));
+                s.push(Span::Own(": the weekly digest"));
+            }
+        },
         PostKind::Test => {
             s.push(Span::Own("cairn-relay is connected: "));
             s.push(Span::Name(post.team.clone()));
@@ -204,6 +216,8 @@ fn slack_text(spans: &[Span]) -> String {
             Span::Figures(t) => slack_escape(t),
             Span::Name(t) | Span::Member(t) => slack_escape(&neutralise(t)),
             Span::Tag(t) => format!("#{}", slack_escape(&neutralise(t))),
+            Span::Heading(t) => slack_escape(&neutralise(t)),
+            Span::Break => "\n".to_owned(),
         })
         .collect()
 }
@@ -217,6 +231,8 @@ fn markdown_text(spans: &[Span]) -> String {
             Span::Name(t) => format!("**{}**", markdown_escape(&neutralise(t))),
             Span::Member(t) => markdown_escape(&neutralise(t)),
             Span::Tag(t) => format!("\\#{}", markdown_escape(&neutralise(t))),
+            Span::Heading(t) => format!("**{}**", markdown_escape(&neutralise(t))),
+            Span::Break => "\n".to_owned(),
         })
         .collect()
 }
@@ -227,8 +243,9 @@ fn plain_text(spans: &[Span]) -> String {
         .map(|s| match s {
             Span::Own(t) => (*t).to_owned(),
             Span::Figures(t) => t.clone(),
-            Span::Name(t) | Span::Member(t) => neutralise(t),
+            Span::Name(t) | Span::Member(t) | Span::Heading(t) => neutralise(t),
             Span::Tag(t) => format!("#{}", neutralise(t)),
+            Span::Break => "\n".to_owned(),
         })
         .collect()
 }
@@ -242,22 +259,18 @@ fn html_text(spans: &[Span]) -> String {
             Span::Name(t) => format!("<b>{}</b>", html_escape(&neutralise(t))),
             Span::Member(t) => html_escape(&neutralise(t)),
             Span::Tag(t) => format!("#{}", html_escape(&neutralise(t))),
+            Span::Heading(t) => format!("<b>{}</b>", html_escape(&neutralise(t))),
+            Span::Break => "<br>".to_owned(),
         })
         .collect()
 }
 
 fn teams_card(spans: &[Span]) -> Value {
-    let runs: Vec<Value> = spans
-        .iter()
-        .map(|s| match s {
-            Span::Own(t) => json!({"type": "TextRun", "text": t}),
-            Span::Figures(t) => json!({"type": "TextRun", "text": t}),
-            Span::Name(t) => json!({"type": "TextRun", "text": neutralise(t), "weight": "Bolder"}),
-            Span::Member(t) => json!({"type": "TextRun", "text": neutralise(t)}),
-            Span::Tag(t) => {
-                json!({"type": "TextRun", "text": format!("#{}", neutralise(t)), "color": "Accent"})
-            }
-        })
+    // A block per line: a `TextRun` holds no line break.
+    let blocks: Vec<Value> = spans
+        .split(|s| *s == Span::Break)
+        .filter(|line| !line.is_empty())
+        .map(|line| json!({"type": "RichTextBlock", "inlines": teams_runs(line)}))
         .collect();
     json!({
         "type": "message",
@@ -268,15 +281,38 @@ fn teams_card(spans: &[Span]) -> Value {
                 "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                 "type": "AdaptiveCard",
                 "version": "1.4",
-                "body": [{"type": "RichTextBlock", "inlines": runs}],
+                "body": blocks,
             },
         }],
     })
 }
 
+fn teams_runs(spans: &[Span]) -> Vec<Value> {
+    spans
+        .iter()
+        .filter(|s| **s != Span::Break)
+        .map(|s| match s {
+            Span::Own(t) => json!({"type": "TextRun", "text": t}),
+            Span::Figures(t) => json!({"type": "TextRun", "text": t}),
+            Span::Name(t) => json!({"type": "TextRun", "text": neutralise(t), "weight": "Bolder"}),
+            Span::Member(t) => json!({"type": "TextRun", "text": neutralise(t)}),
+            Span::Tag(t) => {
+                json!({"type": "TextRun", "text": format!("#{}", neutralise(t)), "color": "Accent"})
+            }
+            Span::Heading(t) => {
+                json!({"type": "TextRun", "text": neutralise(t), "weight": "Bolder"})
+            }
+            Span::Break => json!({"type": "TextRun", "text": " "}),
+        })
+        .collect()
+}
+
 /// Shortens `post` until `size` of its spans is at most `max`: the why goes first, then the
 /// member's words (as many as fit, ended with `…`), then the list of names becomes a count.
 fn fit(post: &Post, max: usize, size: impl Fn(&[Span]) -> usize) -> Vec<Span> {
+    if let (PostKind::Digest, Some(body)) = (post.kind, &post.digest) {
+        return fit_digest(post, body, max, size);
+    }
     let mut p = post.clone();
     let fits = |p: &Post| size(&spans(p)) <= max;
     if fits(&p) {
@@ -315,6 +351,157 @@ fn fit(post: &Post, max: usize, size: impl Fn(&[Span]) -> usize) -> Vec<Span> {
         p.pillar = p.pillar.map(|n| n.chars().take(40).collect());
     }
     spans(&p)
+}
+
+/// The spans of a digest: its title and figures, then each section's heading and items, with
+/// at most `keep` of each section's quotes and lines (the others counted) and at most `cap`
+/// characters of each member's words.
+fn digest_spans(post: &Post, body: &DigestBody, keep: usize, cap: usize) -> Vec<Span> {
+    let words = |t: &str| -> String {
+        if t.chars().count() <= cap {
+            t.to_owned()
+        } else {
+            t.chars().take(cap).collect::<String>() + "…"
+        }
+    };
+    let mut s = vec![
+        Span::Name(post.team.clone()),
+        Span::Own(": the week of "),
+        Span::Figures(format!("{} to {}", body.start, body.end)),
+        Span::Break,
+        Span::Figures(body.summary.clone()),
+    ];
+    for section in &body.sections {
+        // A blank line before each section.
+        s.push(Span::Break);
+        s.push(Span::Break);
+        s.push(Span::Heading(section.title.clone()));
+        let mut shown = 0;
+        let mut dropped = 0;
+        for item in &section.items {
+            if !matches!(item, Item::Note { .. }) {
+                if shown >= keep {
+                    dropped += 1;
+                    continue;
+                }
+                shown += 1;
+            }
+            s.push(Span::Break);
+            s.push(Span::Own("• "));
+            match item {
+                Item::Line { text } => s.push(Span::Member(words(text))),
+                Item::Note { text } => s.push(Span::Figures(text.clone())),
+                Item::Quote {
+                    from,
+                    to,
+                    text,
+                    date,
+                } => {
+                    s.push(Span::Name(from.clone()));
+                    s.push(Span::Own(" thanked "));
+                    for (i, name) in to.iter().enumerate() {
+                        if i > 0 {
+                            s.push(Span::Own(if i + 1 == to.len() { " and " } else { ", " }));
+                        }
+                        s.push(Span::Name(name.clone()));
+                    }
+                    s.push(Span::Own(": “"));
+                    s.push(Span::Member(words(text)));
+                    s.push(Span::Own("”"));
+                    if let Some(d) = date {
+                        s.push(Span::Own(" ("));
+                        s.push(Span::Figures(d.clone()));
+                        s.push(Span::Own(")"));
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            s.push(Span::Break);
+            s.push(Span::Own("• "));
+            s.push(Span::Figures(format!("and {dropped} more not shown here")));
+        }
+    }
+    s
+}
+
+/// The fewest characters of a member's words a digest shortens them to before it leaves
+/// out whole lines.
+const DIGEST_WORDS_MIN: usize = 60;
+
+/// Shortens a digest until `size` of its spans is at most `max`: each member's words to as
+/// many characters as fit (at least [`DIGEST_WORDS_MIN`]), then each section to as many lines
+/// as fit (the others counted), then the words to nothing. Cuts are made in the words before
+/// any escaping, so an escape is never cut in half.
+fn fit_digest(
+    post: &Post,
+    body: &DigestBody,
+    max: usize,
+    size: impl Fn(&[Span]) -> usize,
+) -> Vec<Span> {
+    let longest = body
+        .sections
+        .iter()
+        .flat_map(|s| &s.items)
+        .map(|i| match i {
+            Item::Line { text } | Item::Quote { text, .. } => text.chars().count(),
+            Item::Note { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let most = body
+        .sections
+        .iter()
+        .map(|s| s.items.len())
+        .max()
+        .unwrap_or(0);
+    let fits = |keep: usize, cap: usize| size(&digest_spans(post, body, keep, cap)) <= max;
+    // The largest value in lo..=hi that fits, given that lo does (bigger never fits better).
+    let largest = |lo: usize, hi: usize, fits: &dyn Fn(usize) -> bool| {
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    };
+    if fits(most, longest) {
+        return digest_spans(post, body, most, longest);
+    }
+    let floor = DIGEST_WORDS_MIN.min(longest);
+    if fits(most, floor) {
+        let cap = largest(floor, longest, &|cap| fits(most, cap));
+        return digest_spans(post, body, most, cap);
+    }
+    if fits(0, floor) {
+        let keep = largest(0, most, &|keep| fits(keep, floor));
+        let cap = largest(floor, longest, &|cap| fits(keep, cap));
+        return digest_spans(post, body, keep, cap);
+    }
+    // Only the headings and figures fit, perhaps not even those: the team's name shortened.
+    let mut short = post.clone();
+    short.team = short.team.chars().take(40).collect();
+    let body = DigestBody {
+        sections: body
+            .sections
+            .iter()
+            .map(|s| crate::digest::Section {
+                title: s.title.clone(),
+                items: s
+                    .items
+                    .iter()
+                    .filter(|i| !matches!(i, Item::Note { .. }))
+                    .cloned()
+                    .collect(),
+            })
+            .collect(),
+        ..body.clone()
+    };
+    digest_spans(&short, &body, 0, 0)
 }
 
 fn chars(s: &str) -> usize {
@@ -464,10 +651,14 @@ pub fn request(
                 jiff::Timestamp::from_millisecond(ms)
                     .map_or_else(|_| ms.to_string(), |t| t.to_string())
             };
-            let body = json_body(&json!({
-                "type": post.kind.webhook_type(),
-                "timestamp": at(now_ms),
-                "data": {
+            let data = match &post.digest {
+                Some(digest) => json!({
+                    "event": post.event,
+                    "team": post.team,
+                    "digest": digest,
+                    "summary": plain_text(&spans(post)),
+                }),
+                None => json!({
                     "event": post.event,
                     "team": post.team,
                     "author": post.author,
@@ -477,7 +668,12 @@ pub fn request(
                     "pillar": post.pillar,
                     "at": at(post.at_ms),
                     "summary": plain_text(&spans(post)),
-                },
+                }),
+            };
+            let body = json_body(&json!({
+                "type": post.kind.webhook_type(),
+                "timestamp": at(now_ms),
+                "data": data,
             }));
             let signature = webhook_signature(&key, &id, timestamp, &body);
             Ok(Request {
@@ -510,7 +706,88 @@ mod tests {
             why: None,
             pillar: Some("trust".into()),
             at_ms: 0,
+            digest: None,
         }
+    }
+
+    /// A digest of a long week: `n` quotes of 500 characters full of escapes.
+    fn long_digest(n: usize) -> Post {
+        let text = "&<*_@here ".repeat(50);
+        let quotes = (0..n)
+            .map(|i| Item::Quote {
+                from: format!("Ana{i}"),
+                to: vec!["Ben".into(), "Cy".into()],
+                text: text.clone(),
+                date: None,
+            })
+            .collect();
+        Post {
+            kind: PostKind::Digest,
+            event: "digest:2026-11-23".into(),
+            digest: Some(DigestBody {
+                start: "2026-11-23".into(),
+                end: "2026-11-29".into(),
+                summary: "1 micro-action and 40 recognitions from 3 of 3 members.".into(),
+                sections: vec![
+                    crate::digest::Section {
+                        title: "Our commitments".into(),
+                        items: vec![Item::Line {
+                            text: "we <b>answer</b> & review".into(),
+                        }],
+                    },
+                    crate::digest::Section {
+                        title: "Recognitions".into(),
+                        items: quotes,
+                    },
+                ],
+            }),
+            ..kudos("")
+        }
+    }
+
+    #[test]
+    fn a_long_digest_is_cut_to_fit_and_never_mid_escape() {
+        let post = long_digest(40);
+        let s = fit(&post, SLACK_SECTION_MAX, |s| chars(&slack_text(s)));
+        let text = slack_text(&s);
+        assert!(chars(&text) <= SLACK_SECTION_MAX, "{}", chars(&text));
+        // Every `&` starts a whole entity.
+        for (i, _) in text.match_indices('&') {
+            let rest = &text[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "{}",
+                &rest[..rest.len().min(12)]
+            );
+        }
+        assert!(text.contains("not shown here"), "{text}");
+        assert!(text.contains("we &lt;b&gt;answer&lt;/b&gt; &amp; review"));
+        let s = fit(&post, DISCORD_MAX, |s| chars(&markdown_text(s)));
+        let text = markdown_text(&s);
+        assert!(
+            chars(&text) <= DISCORD_MAX && chars(&text) > 1_500,
+            "{}",
+            chars(&text)
+        );
+        // A backslash escape is whole: none ends the text or stands before a plain letter.
+        assert!(!text.ends_with('\\'));
+        assert!(!text.contains("@here"), "mentions are broken");
+        // Big limits take the whole week: every quote, every word.
+        let s = fit(&post, MATTERMOST_MAX * 10, |s| chars(&markdown_text(s)));
+        assert_eq!(markdown_text(&s).matches("Ana").count(), 40);
+        let card = teams_card(&fit(&post, TEAMS_MAX_BYTES, |s| {
+            json_body(&teams_card(s)).len()
+        }));
+        assert!(json_body(&card).len() <= TEAMS_MAX_BYTES);
+        assert!(
+            card["attachments"][0]["content"]["body"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 5
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - [`net`]: where the relay may connect (no private address unless allowed, checked at
 //!   connect time);
 //! - [`deliver`]: one worker per destination, what each answer means, retries and backoff;
+//! - [`digest`]: the weekly digest: when it is due in the team's zone, what it says (from
+//!   `cairn_client::views`, the model `cairn digest` shows), the events held for it;
 //! - [`metrics`]: Prometheus metrics, read from the queue when scraped;
 //! - [`chat`]: the `/kudos` slash command of Slack and Mattermost, verified and answered over
 //!   HTTP; [`links`]: the chat users linked to members, each a device of that member;
@@ -44,7 +46,7 @@
 //! let post = Post {
 //!     kind: PostKind::Recognition, event: "e1".into(), team: "Otters".into(),
 //!     author: "Ana".into(), to: vec!["Ben".into()], text: "@everyone look".into(),
-//!     why: None, pillar: Some("trust".into()), at_ms: 0,
+//!     why: None, pillar: Some("trust".into()), at_ms: 0, digest: None,
 //! };
 //! let req = format::request(&cfg.destinations[0], "e1/ana", &post, 0).unwrap();
 //! let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
@@ -55,6 +57,7 @@
 pub mod chat;
 pub mod config;
 pub mod deliver;
+pub mod digest;
 mod error;
 pub mod format;
 pub mod links;

@@ -142,6 +142,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, String> {
+    relay::check_clock().map_err(|e| e.to_string())?;
     match &cli.command {
         Command::Example => {
             print!("{}", config::EXAMPLE);
@@ -243,6 +244,22 @@ fn status(cfg: &Config, as_json: bool, last: usize) -> Result<ExitCode, String> 
         all.push((d, state, counts, latest));
     }
     let held = q.held().map_err(err)?.len();
+    // The digest goes by the team's zone, which the replica holds.
+    let team_tz = Some(&cfg.replica)
+        .filter(|p| p.exists())
+        .and_then(|p| cairn_store::Replica::open(p).ok())
+        .and_then(|r| r.team().ok())
+        .map(|t| t.tz);
+    let tz = cairn_relay::digest::zone(team_tz.as_deref().unwrap_or("UTC"));
+    let now = relay::now_ms();
+    let mut digests = Vec::new();
+    for d in &cfg.destinations {
+        if d.parts.contains(&config::Part::Digest) {
+            let o = cairn_relay::digest::outlook(&q, d, &tz, now).map_err(err)?;
+            digests.push((d.name.clone(), d.digest, o));
+        }
+    }
+    let digest_of = |name: &str| digests.iter().find(|(n, _, _)| n == name);
     if as_json {
         let v = json!({
             "destinations": all.iter().map(|(d, state, counts, latest)| json!({
@@ -266,6 +283,13 @@ fn status(cfg: &Config, as_json: bool, last: usize) -> Result<ExitCode, String> 
                     "status": l.last_status,
                     "error": l.last_error,
                 })).collect::<Vec<_>>(),
+                "digest": digest_of(&d.name).map(|(_, schedule, o)| json!({
+                    "schedule": schedule.to_string(),
+                    "zone": tz.iana_name(),
+                    "next_due": o.next_due,
+                    "last_week": o.last_week,
+                    "last": o.last,
+                })),
             })).collect::<Vec<_>>(),
             "held_for_digest": held,
         });
@@ -301,6 +325,19 @@ fn status(cfg: &Config, as_json: bool, last: usize) -> Result<ExitCode, String> 
             }
             println!("{line}");
         }
+        if let Some((_, schedule, o)) = digest_of(&d.name) {
+            println!(
+                "  digest ({schedule}, {}): next due {}",
+                tz.iana_name().unwrap_or("UTC"),
+                o.next_due.as_deref().unwrap_or("never")
+            );
+            if let Some(week) = &o.last_week {
+                println!("  digest of the week of {week}: {}", o.last);
+            }
+        }
+    }
+    if team_tz.is_none() && !digests.is_empty() {
+        println!("(no replica to read the team's zone from: digest times shown in UTC)");
     }
     println!("held for the digest (arrived too late to post alone): {held}");
     Ok(ExitCode::SUCCESS)
@@ -335,6 +372,9 @@ fn run_relay(
             say_history(n);
         }
         say_taken(&report.taken);
+        for (destination, week) in &report.digests {
+            say_digest(destination, week);
+        }
         for r in &report.deliveries {
             say_delivered(r);
         }
@@ -351,6 +391,7 @@ fn run_relay(
             say_taken(&taken);
         }
         News::Delivered(r) => say_delivered(&r),
+        News::Digest { destination, week } => say_digest(&destination, week),
         News::Failed(e) => eprintln!("cairn-relay: {e}"),
     });
     Ok(ExitCode::SUCCESS)
@@ -385,6 +426,10 @@ fn say_taken(t: &Taken) {
             t.new, t.queued, t.held
         );
     }
+}
+
+fn say_digest(destination: &str, week: impl std::fmt::Display) {
+    println!("{destination}: the digest of the week of {week} queued");
 }
 
 fn say_delivered(r: &Report) {

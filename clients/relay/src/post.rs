@@ -22,6 +22,8 @@ pub enum PostKind {
     TeamNote,
     /// The team reached one of its challenges.
     Celebration,
+    /// The weekly digest of the team.
+    Digest,
     /// The test message `cairn-relay check` sends.
     Test,
 }
@@ -34,6 +36,7 @@ impl PostKind {
             PostKind::MicroAction => Some(Part::MicroActions),
             PostKind::TeamNote => Some(Part::TeamNotes),
             PostKind::Celebration => Some(Part::Celebrations),
+            PostKind::Digest => Some(Part::Digest),
             PostKind::Test => None,
         }
     }
@@ -45,6 +48,7 @@ impl PostKind {
             PostKind::MicroAction => "cairn.micro_action",
             PostKind::TeamNote => "cairn.team_note",
             PostKind::Celebration => "cairn.celebration",
+            PostKind::Digest => "cairn.digest",
             PostKind::Test => "cairn.test",
         }
     }
@@ -69,10 +73,13 @@ pub struct Post {
     pub pillar: Option<String>,
     /// When it happened, in UTC milliseconds.
     pub at_ms: i64,
+    /// A digest's figures, sections and quotes (its week is in `event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::digest::DigestBody>,
 }
 
 /// A member as a post names them: their display name, their handle if the name is empty.
-fn name_of(team: &TeamState, id: &str) -> String {
+pub(crate) fn name_of(team: &TeamState, id: &str) -> String {
     let id = team.canonical(id);
     match team
         .member(id)
@@ -111,6 +118,7 @@ impl Post {
             why: e.why.clone(),
             pillar,
             at_ms: e.at_ms,
+            digest: None,
         })
     }
 
@@ -132,6 +140,7 @@ impl Post {
             why: Some(format!("{value} of {} {}", c.target, c.metric.as_str())),
             pillar: None,
             at_ms,
+            digest: None,
         }
     }
 
@@ -147,6 +156,7 @@ impl Post {
             why: Some(format!("{n} {unit} in a row")),
             pillar: None,
             at_ms,
+            digest: None,
         }
     }
 
@@ -162,6 +172,7 @@ impl Post {
             why: None,
             pillar: None,
             at_ms,
+            digest: None,
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   error;
 //! - `destinations`: per destination, when it last sent (the rate limit holds across
 //!   restarts), since when it has been failing, and whether it is disabled and why;
-//! - `held`: events that arrived too late to post alone, kept for the digest.
+//! - `held`: events that arrived too late to post alone, kept for the digest, and the week
+//!   whose digest used each.
 //!
 //! Every step is one transaction. A row is marked `sending` (and committed) before its request
 //! goes out and marked with the outcome after; a process that dies in between leaves it
@@ -64,6 +65,11 @@ const MIGRATIONS: &[&str] = &[
         arrived_ms INTEGER NOT NULL,
         digested_ms INTEGER
     ) STRICT;
+    "#,
+    // 2: which week's digest used a held event (every destination's digest of that week
+    // quotes it, whenever each is due).
+    r#"
+    ALTER TABLE held ADD COLUMN digest_week TEXT;
     "#,
 ];
 
@@ -213,9 +219,9 @@ impl Queue {
             .is_some())
     }
 
-    /// The first start: every event there is now is history, seen and never posted.
-    pub fn record_history(&mut self, keys: &[(String, i64)]) -> Result<usize> {
-        let now = now_ms();
+    /// The first start, at `now` (the relay's clock): every event there is now is history,
+    /// seen and never posted.
+    pub fn record_history(&mut self, keys: &[(String, i64)], now: i64) -> Result<usize> {
         let tx = self.conn.transaction()?;
         let mut n = 0;
         {
@@ -232,6 +238,77 @@ impl Queue {
         )?;
         tx.commit()?;
         Ok(n)
+    }
+
+    /// When the relay first started (the relay's clock), if it has.
+    pub fn started_ms(&self) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'started_ms'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// The state of the delivery of `event` to `dest`, if it was queued.
+    pub fn delivery_state(&self, dest: &str, event: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT state FROM deliveries WHERE destination = ?1 AND event = ?2")?
+            .query_row([dest, event], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The events held for the digest keyed `digest` that happened before `before_ms`: those
+    /// no digest used yet, and those this one's week used already (for another destination).
+    pub fn held_for(&self, digest: &str, before_ms: i64) -> Result<Vec<crate::digest::Held>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT key, at_ms FROM held
+             WHERE (digested_ms IS NULL OR digest_week = ?1) AND at_ms < ?2
+             ORDER BY at_ms, key",
+        )?;
+        Ok(st
+            .query_map(params![digest, before_ms], |r| {
+                Ok(crate::digest::Held {
+                    key: r.get(0)?,
+                    at_ms: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Queues the digest `post` (keyed by its week, `digest`) for `dest` and marks the held
+    /// events it `used` as used by that week, in one transaction. Returns whether it was
+    /// queued (false: it was already, once per destination and week).
+    pub fn queue_digest(
+        &mut self,
+        dest: &str,
+        digest: &str,
+        post: &Post,
+        used: &[String],
+        now_ms: i64,
+    ) -> Result<bool> {
+        let json = serde_json::to_string(post)
+            .map_err(|e| Error::Queue(format!("cannot encode a post: {e}")))?;
+        let tx = self.conn.transaction()?;
+        let queued = tx.execute(
+            "INSERT OR IGNORE INTO deliveries
+             (destination, event, post, state, created_ms, next_ms, updated_ms)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?4)",
+            params![dest, digest, json, now_ms],
+        )?;
+        {
+            let mut st = tx.prepare_cached(
+                "UPDATE held SET digested_ms = coalesce(digested_ms, ?2),
+                 digest_week = coalesce(digest_week, ?3) WHERE key = ?1",
+            )?;
+            for key in used {
+                st.execute(params![key, now_ms, digest])?;
+            }
+        }
+        tx.commit()?;
+        Ok(queued > 0)
     }
 
     /// Whether the relay has seen the event (or celebration) `key`.

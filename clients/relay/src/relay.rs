@@ -19,6 +19,39 @@ use crate::post::{Post, PostKind};
 use crate::queue::{Arrival, Queue, Taken};
 use crate::{Error, Result};
 
+/// The environment variable that sets the relay's clock, for tests: an RFC 3339 instant
+/// (`2026-11-30T09:00:00Z`) the clock reads at the process's start, running on from there.
+pub const CLOCK_ENV: &str = "CAIRN_RELAY_NOW";
+
+/// How far the relay's clock is from the system's: zero unless [`CLOCK_ENV`] sets it.
+fn clock_offset() -> &'static std::result::Result<i64, String> {
+    static OFFSET: std::sync::OnceLock<std::result::Result<i64, String>> =
+        std::sync::OnceLock::new();
+    OFFSET.get_or_init(|| match std::env::var(CLOCK_ENV) {
+        Err(_) => Ok(0),
+        Ok(v) => v
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map(|t| t.as_millisecond() - jiff::Timestamp::now().as_millisecond())
+            .map_err(|_| format!("{CLOCK_ENV}: {v:?} is not an instant like 2026-11-30T09:00:00Z")),
+    })
+}
+
+/// Whether the relay's clock can be read: [`CLOCK_ENV`], when set, is an instant.
+pub fn check_clock() -> Result<()> {
+    clock_offset()
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| Error::Config(e.clone()))
+}
+
+/// The relay's clock, in UTC milliseconds: what the look at the replica (late arrivals,
+/// celebrations, the first start) and the weekly digest go by. The system's, unless
+/// [`CLOCK_ENV`] moves it (for tests; deliveries and signatures keep the system's).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond() + clock_offset().as_ref().copied().unwrap_or(0)
+}
+
 /// How long one wait for news lasts at most: the server's own cap, so an idle relay asks it
 /// once a minute.
 pub const WAIT_S: u64 = cairn_protocol::MAX_WAIT_S;
@@ -166,6 +199,8 @@ pub struct PassReport {
     /// At the first start: how many events were history (seen, never posted).
     pub history: Option<usize>,
     pub taken: Taken,
+    /// The digests queued: (destination, the Monday of the week each sums up).
+    pub digests: Vec<(String, String)>,
     pub deliveries: Vec<Report>,
 }
 
@@ -179,6 +214,11 @@ pub enum News {
     },
     /// A destination's worker delivered, failed, or found its destination disabled.
     Delivered(Report),
+    /// The weekly digest of the week starting `week` was queued for `destination`.
+    Digest {
+        destination: String,
+        week: jiff::civil::Date,
+    },
     /// A step failed; the relay goes on and tries again.
     Failed(Error),
 }
@@ -393,10 +433,16 @@ impl Relay {
     pub fn pass(&mut self, linger: Duration) -> Result<PassReport> {
         bring_replica_up_to_date(&self.cfg)?;
         let (history, taken) = self.take_in(Duration::ZERO)?;
+        let digests = self
+            .digests(now_ms())?
+            .into_iter()
+            .map(|(d, week)| (d, week.to_string()))
+            .collect();
         let deliveries = deliver::deliver_all(&self.cfg, &self.queue_path, linger)?;
         Ok(PassReport {
             history,
             taken,
+            digests,
             deliveries,
         })
     }
@@ -446,12 +492,30 @@ impl Relay {
                     }
                     Err(e) => news(News::Failed(e)),
                 }
+                // Whether or not the replica changed: the digest goes by the clock.
+                match self.digests(now_ms()) {
+                    Ok(queued) => {
+                        if !queued.is_empty() {
+                            bell.ring();
+                        }
+                        for (destination, week) in queued {
+                            news(News::Digest { destination, week });
+                        }
+                    }
+                    Err(e) => news(News::Failed(e)),
+                }
                 if std::mem::take(&mut woken) {
                     // The waiter asks again after the cursor this sync moved.
                     let _ = synced_tx.send(());
                 }
                 sync_now = false;
-                let until = std::time::Instant::now() + self.cfg.poll_interval;
+                // Wakes for the next digest when it comes before the next look: no polling.
+                let wait = match self.next_digest_ms() {
+                    Some(at) => Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
+                        .min(self.cfg.poll_interval),
+                    None => self.cfg.poll_interval,
+                };
+                let until = std::time::Instant::now() + wait;
                 loop {
                     let left = until.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
@@ -474,6 +538,74 @@ impl Relay {
         })
     }
 
+    /// The destinations that ask for the weekly digest.
+    fn digest_destinations(&self) -> Vec<&crate::config::Destination> {
+        self.cfg
+            .destinations
+            .iter()
+            .filter(|d| d.parts.contains(&Part::Digest))
+            .collect()
+    }
+
+    /// When the next weekly digest is due (the relay's clock), if a destination asks for one
+    /// and the replica has been read.
+    pub fn next_digest_ms(&self) -> Option<i64> {
+        let replica = self.replica.as_ref()?;
+        let tz = crate::digest::zone(&replica.team().ok()?.tz);
+        let now = now_ms();
+        self.digest_destinations()
+            .iter()
+            .filter_map(|d| d.digest.next_due(now, &tz))
+            .map(|z| z.timestamp().as_millisecond())
+            .min()
+    }
+
+    /// Queues each weekly digest due at `now` (the relay's clock) for each destination that
+    /// asks for it and has not had it: once per (destination, week), keyed by the week. A
+    /// digest whose time came in an earlier week is skipped, and one of a week that ended
+    /// before the relay's first start is history ([`crate::digest::due`]). Returns the
+    /// (destination, week) queued.
+    pub fn digests(&mut self, now: i64) -> Result<Vec<(String, jiff::civil::Date)>> {
+        use crate::digest::{self, DueState};
+        let wanting: Vec<crate::config::Destination> =
+            self.digest_destinations().into_iter().cloned().collect();
+        if wanting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (Some(started), Some(replica)) = (self.queue.started_ms()?, self.replica.as_ref())
+        else {
+            return Ok(Vec::new());
+        };
+        let team = replica.team()?;
+        let tz = digest::zone(&team.tz);
+        let mut built = std::collections::HashMap::new();
+        let mut queued = Vec::new();
+        for d in &wanting {
+            let Some(due) = digest::due(&d.digest, &tz, now, started) else {
+                continue;
+            };
+            let key = digest::key(due.week);
+            if due.state != DueState::Now
+                || self.queue.destination(&d.name)?.disabled_ms.is_some()
+                || self.queue.delivery_state(&d.name, &key)?.is_some()
+            {
+                continue;
+            }
+            let (post, used) = match built.entry(due.week) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let end = digest::week_end_ms(due.week, &tz).unwrap_or(now);
+                    let held = self.queue.held_for(&key, end)?;
+                    v.insert(digest::build(replica, &team, due.week, now, &held)?)
+                }
+            };
+            if self.queue.queue_digest(&d.name, &key, post, used, now)? {
+                queued.push((d.name.clone(), due.week));
+            }
+        }
+        Ok(queued)
+    }
+
     /// Reads what is new in the replica into the queue. At the first start every event there
     /// is history: recorded as seen, never posted. The whole history is read again (to find
     /// late arrivals) when the count of events says something arrived that the read of recent
@@ -493,7 +625,7 @@ impl Relay {
         if self.read_version == Some(version) {
             return Ok((None, Taken::default()));
         }
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = now_ms();
         let wants_celebrations = self
             .cfg
             .destinations
@@ -516,7 +648,7 @@ impl Relay {
                 );
             }
             let n = keys.len();
-            self.queue.record_history(&keys)?;
+            self.queue.record_history(&keys, now)?;
             self.queue.set_last_full_read(total, now)?;
             self.seen = Some(keys.into_iter().map(|(k, _)| k).collect());
             self.read_version = Some(version);
@@ -624,6 +756,7 @@ impl Relay {
                     Part::MicroActions => PostKind::MicroAction,
                     Part::TeamNotes => PostKind::TeamNote,
                     Part::Celebrations => PostKind::Celebration,
+                    Part::Digest => PostKind::Digest,
                 })
                 .collect();
             targets.push((d.name.clone(), kinds));
