@@ -87,3 +87,31 @@ fn ana_keeps_out_of_chat_and_ben_can_neither_say_nor_push_otherwise() {
     ana.run(&["sync"]).ok();
     assert_eq!(named(&ana, &[&ana_id, &ben_id]), [false, false]);
 }
+
+/// The answer to `GET path` from a `cairn web` with the session `cookie`.
+fn page(web: &cairn_e2e::browser::Web, cookie: &str, path: &str) -> String {
+    let addr = web.base.trim_start_matches("http://");
+    let mut s = cairn_e2e::http::connect(addr, std::time::Duration::from_secs(30));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let (answer, _) = cairn_e2e::http::exchange(&mut s, request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+}
+
+#[test]
+fn a_member_sees_their_setting_on_their_own_page_in_the_browser() {
+    let mut ana = Home::team("Ana", &["Ben"]);
+    ana.day = None;
+    let web = cairn_e2e::browser::Web::start(&ana, &[]);
+    let cookie = web.session();
+    let on = page(&web, &cookie, "/me");
+    assert!(on.contains("You may be named in chat"), "{on}");
+    ana.run(&["me", "chat", "off"]).ok();
+    let off = page(&web, &cookie, "/me");
+    assert!(
+        off.contains("You are out of chat") && !off.contains("You may be named in chat"),
+        "{off}"
+    );
+}

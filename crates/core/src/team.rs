@@ -260,11 +260,20 @@ impl TeamState {
 
     /// Whether member `id` may be named in chat: what a relay asks before it posts a recognition
     /// from or to them one by one (when it says no, the recognition is only counted, in the
-    /// digest). Yes unless they turned it off themselves ([`set_named_in_chat`]); a placeholder
-    /// merged away answers as the member it became. A member this team document does not hold
-    /// (yet) is not named: nobody can say they agreed.
+    /// digest). Yes unless they turned it off themselves ([`set_named_in_chat`]). A person
+    /// who is several members merged into one (a placeholder and the member who joined, merged
+    /// either way round) is named only while none of those members says no: each writes their
+    /// setting under the member id of their own devices. A member this team document does not
+    /// hold (yet) is not named: nobody can say they agreed.
     pub fn named_in_chat(&self, id: &str) -> bool {
-        self.member(id).is_some_and(|m| m.chat != Some(false))
+        let Some(person) = self.member(id) else {
+            return false;
+        };
+        self.members
+            .iter()
+            .chain(&self.former)
+            .filter(|m| m.id == person.id || self.canonical(&m.id) == person.id)
+            .all(|m| m.chat != Some(false))
     }
 
     /// The member with this id; a placeholder merged away gives the member it became.
@@ -538,7 +547,14 @@ pub fn set_named_in_chat(
     id: &str,
     named: bool,
 ) -> Result<bool> {
-    let Some(m) = state.members.iter().find(|m| m.id == id) else {
+    // A member merged into another (either way round) keeps their own map: their devices
+    // still write as them.
+    let Some(m) = state
+        .members
+        .iter()
+        .chain(&state.former)
+        .find(|m| m.id == id)
+    else {
         return Err(Error::UnknownMember(id.to_owned()));
     };
     let news = m.chat.unwrap_or(true) != named;
@@ -1443,6 +1459,22 @@ mod tests {
         merge_member(&mut doc, &state, "m-ben", "m-ana").unwrap();
         let merged = read(&doc).unwrap();
         assert!(!merged.named_in_chat("m-ben"));
+
+        // Merged the wrong way round (the member who joined into the placeholder), the person
+        // still sets it under the id their devices write as, and is read so under either id.
+        add_placeholder(&mut doc, &merged, "m-cy", "Cy", None, 30).unwrap();
+        let state = read(&doc).unwrap();
+        add_member(&mut doc, &state, "m-cy-2", "Cy", Some("cy-2"), 40).unwrap();
+        let state = read(&doc).unwrap();
+        merge_member(&mut doc, &state, "m-cy-2", "m-cy").unwrap();
+        let state = read(&doc).unwrap();
+        assert!(state.named_in_chat("m-cy") && state.named_in_chat("m-cy-2"));
+        assert!(set_named_in_chat(&mut doc, &state, "m-cy-2", false).unwrap());
+        let state = read(&doc).unwrap();
+        assert!(!state.named_in_chat("m-cy") && !state.named_in_chat("m-cy-2"));
+        set_named_in_chat(&mut doc, &state, "m-cy-2", true).unwrap();
+        let state = read(&doc).unwrap();
+        assert!(state.named_in_chat("m-cy") && state.named_in_chat("m-cy-2"));
     }
 
     #[test]

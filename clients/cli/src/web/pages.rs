@@ -983,6 +983,15 @@ pub fn me(web: &Web) -> Result<Markup> {
             h2 #me-badges { "Your badges" }
             (badges(&n.badges, "A first kudos earns one."))
         }
+        // A setting, not a number: it is in the team document, so teammates' replicas hold it.
+        section aria-labelledby="me-chat" {
+            h2 #me-chat { "In chat" }
+            @if team.named_in_chat(&r.me) {
+                p { "You may be named in chat: kudos from or to you are posted one by one. " span.dim { "(" code { "cairn me chat off" } " keeps you out; your teammates see this setting.)" } }
+            } @else {
+                p { "You are out of chat: kudos from or to you only count in the digest. " span.dim { "(" code { "cairn me chat on" } " names you again; your teammates see this setting.)" } }
+            }
+        }
         section aria-labelledby="nudge" {
             h2 #nudge { "Teammates you have not thanked lately" }
             @if nudges.is_empty() { p.empty { "Nobody else is on the team yet." } }
