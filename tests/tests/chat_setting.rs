@@ -115,3 +115,35 @@ fn a_member_sees_their_setting_on_their_own_page_in_the_browser() {
         "{off}"
     );
 }
+
+#[test]
+fn a_team_started_offline_brings_its_members_settings_to_the_server() {
+    // On a team that lives on this device alone, its one person writes for everyone.
+    let ana = Home::team("Ana", &["Ben"]);
+    ana.run(&["--as", "@ben", "me", "chat", "off"]).ok();
+    let server = Server::start();
+    let team_id = server.team("Otters");
+    ana.run(&[
+        "publish",
+        &server.url,
+        "--invite",
+        &server.founder(&team_id),
+    ])
+    .ok();
+    let ben = Home::joined(
+        &server,
+        &server.invite_for(&team_id, "@ben"),
+        &["--claim", "@ben"],
+    );
+    let (ana_id, ben_id) = (ana.meta("me"), ben.meta("me"));
+    assert_eq!(named(&ben, &[&ana_id, &ben_id]), [true, false]);
+    let me = ben.run(&["me", "chat"]).ok();
+    assert!(me.contains("you are out of chat"), "{me}");
+    // Now on the server, the setting is Ben's alone: Ana's `--as` is refused.
+    let err = ana.run(&["--as", "@ben", "me", "chat", "on"]).fails();
+    assert!(err.contains("only @ben says"), "{err}");
+    ben.run(&["me", "chat", "on"]).ok();
+    ben.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    assert_eq!(named(&ana, &[&ana_id, &ben_id]), [true, true]);
+}
