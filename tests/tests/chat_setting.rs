@@ -12,10 +12,9 @@ fn named(home: &Home, ids: &[&str]) -> Vec<bool> {
     ids.iter().map(|id| team.named_in_chat(id)).collect()
 }
 
-#[test]
-fn ana_keeps_out_of_chat_and_ben_can_neither_say_nor_push_otherwise() {
-    let server = Server::start();
-    let ana = Home::team("Ana", &["Ben"]);
+/// Ana's team (Ben added by name) published to `server`, and Ben joined as himself: the team's
+/// id and Ben's home.
+fn published(server: &Server, ana: &Home) -> (String, Home) {
     let team_id = server.team("Otters");
     ana.run(&[
         "publish",
@@ -25,10 +24,18 @@ fn ana_keeps_out_of_chat_and_ben_can_neither_say_nor_push_otherwise() {
     ])
     .ok();
     let ben = Home::joined(
-        &server,
+        server,
         &server.invite_for(&team_id, "@ben"),
         &["--claim", "@ben"],
     );
+    (team_id, ben)
+}
+
+#[test]
+fn ana_keeps_out_of_chat_and_ben_can_neither_say_nor_push_otherwise() {
+    let server = Server::start();
+    let ana = Home::team("Ana", &["Ben"]);
+    let (team_id, ben) = published(&server, &ana);
     let (ana_id, ben_id) = (ana.meta("me"), ben.meta("me"));
     assert_eq!(named(&ben, &[&ana_id, &ben_id]), [true, true]);
 
@@ -122,19 +129,7 @@ fn a_team_started_offline_brings_its_members_settings_to_the_server() {
     let ana = Home::team("Ana", &["Ben"]);
     ana.run(&["--as", "@ben", "me", "chat", "off"]).ok();
     let server = Server::start();
-    let team_id = server.team("Otters");
-    ana.run(&[
-        "publish",
-        &server.url,
-        "--invite",
-        &server.founder(&team_id),
-    ])
-    .ok();
-    let ben = Home::joined(
-        &server,
-        &server.invite_for(&team_id, "@ben"),
-        &["--claim", "@ben"],
-    );
+    let (_, ben) = published(&server, &ana);
     let (ana_id, ben_id) = (ana.meta("me"), ben.meta("me"));
     assert_eq!(named(&ben, &[&ana_id, &ben_id]), [true, false]);
     let me = ben.run(&["me", "chat"]).ok();
