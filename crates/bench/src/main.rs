@@ -17,6 +17,10 @@
 //!    requests per second, p50 and p99 latency, the server's peak RSS.
 //! 5. **Convergence.** `--replicas` real homes join one server, each logs `--each` events
 //!    offline, all sync twice round in a seeded random order; feeds and teams must be identical.
+//! 6. **The relay.** `cairn-relay` joined to a team on its own server, posting to a chat endpoint
+//!    inside the bench: the time from a member's sync to their kudos' arrival there (20 kudos),
+//!    then the requests the idle relay makes to the server over three minutes (counted by a
+//!    proxy at the server's door), while the rest of the bench runs.
 //!
 //! `--quick` makes it small enough for CI, which runs it so it never rots; its figures are not
 //! judged. `--json` prints the results as JSON on stdout (the table then goes to stderr).
@@ -30,6 +34,7 @@
 mod converge;
 mod flood;
 mod load;
+mod relay;
 mod sync;
 mod web;
 
@@ -116,6 +121,9 @@ Options:
   --each E          offline events each replica logs there [default: 200]
   --no-converge     skip the convergence row
   --no-web          skip the web rows (`cairn web`'s pages, rendered on the seeded replica)
+  --no-relay        skip the relay rows (they need `cairn-relay` and `cairn-server` next to
+                    `cairn`): kudos to chat, and an idle relay's requests over 3 minutes, which
+                    are watched while the rest runs (--quick: 3 kudos, 5 s, not judged)
   --keep            keep the seeded homes (their paths are printed) instead of deleting them
   -h, --help        print this help
 
@@ -144,6 +152,11 @@ struct Opts {
     each: usize,
     converge: bool,
     web: bool,
+    relay: bool,
+    /// Kudos timed to chat, and the idle relay's window (judged only when long enough).
+    relay_kudos: usize,
+    relay_idle: Duration,
+    relay_judged: bool,
 }
 
 /// A bad command line or a failed step, with a message for the person running the bench.
@@ -208,6 +221,10 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
         each: 200,
         converge: true,
         web: true,
+        relay: true,
+        relay_kudos: 20,
+        relay_idle: Duration::from_secs(180),
+        relay_judged: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -282,15 +299,19 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
                 opts.load_seconds = 1.0;
                 opts.replicas = 4;
                 opts.each = 10;
+                opts.relay_kudos = 3;
+                opts.relay_idle = Duration::from_secs(5);
+                opts.relay_judged = false;
             }
             "--no-load" if inline.is_none() => opts.load = false,
             "--no-converge" if inline.is_none() => opts.converge = false,
             "--no-web" if inline.is_none() => opts.web = false,
+            "--no-relay" if inline.is_none() => opts.relay = false,
             "--json" if inline.is_none() => opts.json = true,
             "--keep" if inline.is_none() => opts.keep = true,
             "--no-sync" if inline.is_none() => opts.sync = false,
             "--json" | "--keep" | "--no-sync" | "--quick" | "--no-load" | "--no-converge"
-            | "--no-web" => {
+            | "--no-web" | "--no-relay" => {
                 return Err(Failure::usage(format!("{flag} takes no value")));
             }
             other => return Err(Failure::usage(format!("unknown argument `{other}`"))),
@@ -355,6 +376,34 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         )));
     }
     let now: Timestamp = NOW.parse().expect("NOW is a valid instant");
+
+    // The relay first, on a quiet machine; then it idles, watched, while the rest runs.
+    let relay_work = Scratch {
+        path: std::env::temp_dir().join(format!("cairn-bench-{}-relay", std::process::id())),
+        keep: opts.keep,
+    };
+    let idle = if opts.relay {
+        let _ = std::fs::remove_dir_all(&relay_work.path);
+        std::fs::create_dir_all(&relay_work.path).map_err(|e| {
+            Failure::run(format!("cannot create {}: {e}", relay_work.path.display()))
+        })?;
+        eprintln!(
+            "relay: {} kudos to chat through a local cairn-relay, then {} s idle while the rest \
+             runs",
+            opts.relay_kudos,
+            opts.relay_idle.as_secs()
+        );
+        let idle = relay::start(
+            &cairn,
+            &relay_work.path,
+            opts.relay_kudos,
+            opts.relay_idle,
+            opts.relay_judged,
+        )?;
+        Some(idle)
+    } else {
+        None
+    };
 
     let mut seeded = Vec::new();
     let mut timings = Vec::new();
@@ -473,6 +522,17 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(&work);
     }
     let (load, flood, conv) = extra?;
+    let relay = match idle {
+        Some(idle) => {
+            eprintln!(
+                "relay: {:.0} s left of the idle window",
+                idle.left().as_secs_f64()
+            );
+            Some(idle.finish()?)
+        }
+        None => None,
+    };
+    drop(relay_work);
     let diverged = conv
         .as_ref()
         .is_some_and(|c| !c.identical || c.events_seen != c.replicas * c.events_each);
@@ -480,11 +540,14 @@ fn run(opts: &Opts) -> Result<(), Failure> {
     table.push_str(&render_web_table(&webs));
     table.push_str(&render_sync_table(&syncs));
     table.push_str(&render_extra_table(&load, flood.as_ref(), conv.as_ref()));
+    table.push_str(&render_relay_table(relay.as_ref()));
     if opts.json {
         eprint!("{table}");
         let mut json = render_json(opts, &seeded, &timings, &syncs);
         json.truncate(json.trim_end().len() - 1); // reopen the object
         json.push_str(&render_extra_json(&load, flood.as_ref(), conv.as_ref()));
+        json.truncate(json.trim_end().len() - 1); // reopen the object
+        json.push_str(&render_relay_json(relay.as_ref()));
         print!("{json}");
     } else {
         print!("{table}");
@@ -496,6 +559,25 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// A scratch directory, deleted when dropped unless `--keep` said otherwise.
+struct Scratch {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.path.exists() {
+            return;
+        }
+        if self.keep {
+            eprintln!("kept the relay's files at {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// splitmix64: tiny, fast and good enough to make test data from a seed.
@@ -1246,6 +1328,98 @@ fn render_extra_json(
     s
 }
 
+/// The relay rows: kudos to chat, and the idle relay's requests to the server.
+fn render_relay_table(relay: Option<&relay::RelayFigures>) -> String {
+    let mut s = String::new();
+    let Some(r) = relay else {
+        return s;
+    };
+    // Below zero: the relay had posted before the author's `cairn sync` process had exited.
+    let early = if r.latencies_ms.iter().any(|ms| *ms < 0.0) {
+        "; below zero: posted before the author's `cairn sync` had exited"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        s,
+        "\nkudos to chat (cairn-relay waiting at a local cairn-server, posting to a local webhook): \
+         median {:.0} ms, max {:.0} ms over {} kudos, from the end of the author's sync to the \
+         post's arrival{early} (target: under 5 s) {}",
+        r.median_ms,
+        r.max_ms,
+        r.latencies_ms.len(),
+        verdict(!r.latencies_ms.is_empty() && r.max_ms < 5_000.0)
+    );
+    let by: Vec<String> = r
+        .idle_requests
+        .iter()
+        .map(|(line, n)| format!("{n} x {line}"))
+        .collect();
+    let mut what = if by.is_empty() {
+        "none".to_owned()
+    } else {
+        by.join(", ")
+    };
+    if let Some(gap) = r.idle_spacing_s {
+        let _ = write!(what, ", {gap:.1} s apart");
+    }
+    if r.judged {
+        let _ = writeln!(
+            s,
+            "idle relay: {:.1} requests/min to the server over {:.0} s ({what}) (target: at most \
+             1) {}",
+            r.idle_per_minute(),
+            r.idle_seconds,
+            verdict(r.idle_per_minute() <= 1.0)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "idle relay: {} request(s) to the server in {:.0} s ({what}) (not judged: too short a \
+             window; a full run watches 180 s)",
+            r.idle_total(),
+            r.idle_seconds
+        );
+    }
+    s
+}
+
+/// The relay rows as the JSON's last member, closing the object.
+fn render_relay_json(relay: Option<&relay::RelayFigures>) -> String {
+    let Some(r) = relay else {
+        return ",\n  \"relay\": null\n}\n".to_owned();
+    };
+    let latencies: Vec<String> = r.latencies_ms.iter().map(|ms| format!("{ms:.1}")).collect();
+    let by: Vec<String> = r
+        .idle_requests
+        .iter()
+        .map(|(line, n)| {
+            format!(
+                "{}: {n}",
+                serde_json::to_string(line).unwrap_or_else(|_| "\"?\"".to_owned())
+            )
+        })
+        .collect();
+    format!(
+        ",\n  \"relay\": {{\"kudos\": {}, \"median_ms\": {:.1}, \"max_ms\": {:.1}, \
+         \"latencies_ms\": [{}], \"idle_seconds\": {:.1}, \"idle_requests\": {}, \
+         \"idle_per_minute\": {:.3}, \"idle_spacing_s\": {}, \"idle_by_request\": {{{}}}, \
+         \"idle_judged\": {}, \
+         \"targets\": {{\"kudos_ms_max\": 5000, \"idle_per_minute_max\": 1}}}}\n}}\n",
+        r.latencies_ms.len(),
+        r.median_ms,
+        r.max_ms,
+        latencies.join(", "),
+        r.idle_seconds,
+        r.idle_total(),
+        r.idle_per_minute(),
+        r.idle_spacing_s
+            .map_or_else(|| "null".to_owned(), |g| format!("{g:.3}")),
+        by.join(", "),
+        r.judged
+    )
+}
+
 /// The sync rows: body bytes as the client counted them (HTTP headers not included).
 fn render_sync_table(syncs: &[sync::SyncFigures]) -> String {
     let mut s = String::new();
@@ -1346,6 +1520,10 @@ mod tests {
         assert!(parse_args(&args(&["--sizes", "10,x"])).is_err());
         assert!(parse_args(&args(&["--seed"])).is_err());
         assert!(parse_args(&args(&["--fast"])).is_err());
+        assert!(!parse_args(&args(&["--no-relay"])).unwrap().relay);
+        assert!(parse_args(&args(&["--no-relay=1"])).is_err());
+        let quick = parse_args(&args(&["--quick"])).unwrap();
+        assert!(quick.relay && !quick.relay_judged);
     }
 
     #[test]
