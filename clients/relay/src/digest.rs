@@ -394,6 +394,62 @@ pub fn build(
     Ok((post, used))
 }
 
+/// The Monday of the last whole week before `now_ms` in zone `tz`.
+pub fn last_week(now_ms: i64, tz: &TimeZone) -> Option<Date> {
+    let today = jiff::Timestamp::from_millisecond(now_ms)
+        .ok()?
+        .to_zoned(tz.clone())
+        .date();
+    cairn_core::time::week_start(today)
+        .checked_sub(7.days())
+        .ok()
+}
+
+/// What [`send_now`] did.
+#[derive(Clone, Debug)]
+pub struct SentNow {
+    pub post: Post,
+    /// Per destination that asks for the digest: whether it was queued now (false: it was
+    /// already; `None`: the destination is disabled).
+    pub queued: Vec<(String, Option<bool>)>,
+}
+
+/// Builds the digest of the week that starts on `week` (default: the last whole week) from
+/// the config's replica and queues it for every destination that asks for the digest, at
+/// `now_ms`, whatever its time: for an operator. Still once per (destination, week), and
+/// nothing for a disabled destination.
+pub fn send_now(cfg: &crate::config::Config, week: Option<Date>, now_ms: i64) -> Result<SentNow> {
+    if !cfg.replica.exists() {
+        return Err(Error::NoReplica(cfg.replica.clone()));
+    }
+    let replica = Replica::open(&cfg.replica)?;
+    let team = replica.team()?;
+    let tz = zone(&team.tz);
+    let week = match week {
+        Some(w) => cairn_core::time::week_start(w),
+        None => last_week(now_ms, &tz)
+            .ok_or_else(|| Error::Config("the relay's clock is out of range".into()))?,
+    };
+    let key = key(week);
+    let mut queue = Queue::open(&crate::relay::queue_path(&cfg.home))?;
+    let end = week_end_ms(week, &tz).unwrap_or(now_ms);
+    let held = queue.held_for(&key, end)?;
+    let (post, used) = build(&replica, &team, week, now_ms, &held)?;
+    let mut out = Vec::new();
+    for d in &cfg.destinations {
+        if !d.parts.contains(&crate::config::Part::Digest) {
+            continue;
+        }
+        let queued = if queue.destination(&d.name)?.disabled_ms.is_some() {
+            None
+        } else {
+            Some(queue.queue_digest(&d.name, &key, &post, &used, now_ms)?)
+        };
+        out.push((d.name.clone(), queued));
+    }
+    Ok(SentNow { post, queued: out })
+}
+
 /// What `status` says of a destination's digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outlook {

@@ -561,6 +561,11 @@ fn json_body(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// `post` as plain text, whole (what a person reads, before any platform's limit).
+pub fn plain(post: &Post) -> String {
+    plain_text(&spans(post))
+}
+
 /// The request that posts `post` (queued under `event_key`) to `dest`, at `now_ms`. Errors
 /// say which part of the config is missing or unreadable, never a secret's value.
 pub fn request(

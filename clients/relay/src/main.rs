@@ -107,6 +107,20 @@ enum Command {
         #[arg(long, default_value = "cairn-relay", value_name = "NAME")]
         name: String,
     },
+    /// Shows the weekly digest of the last whole week as it would be posted; with
+    /// --send-now, posts it to each destination that asks for the digest, through the queue.
+    ///
+    /// Still once per destination and week: a digest already posted or queued (at its time or
+    /// by an earlier --send-now) is not sent again. With a relay running on this home, that
+    /// relay posts it; otherwise this command does, then exits.
+    Digest {
+        /// Post it now (otherwise only shown).
+        #[arg(long)]
+        send_now: bool,
+        /// Another week: any date in it (YYYY-MM-DD); default: the last whole week.
+        #[arg(long, value_name = "DATE")]
+        week: Option<jiff::civil::Date>,
+    },
     /// Prints an example config with every platform.
     Example,
 }
@@ -171,6 +185,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { once, metrics } => run_relay(load(cli)?, *once, *metrics),
+        Command::Digest { send_now, week } => digest(load(cli)?, *send_now, *week),
     }
 }
 
@@ -394,6 +409,73 @@ fn run_relay(
         News::Digest { destination, week } => say_digest(&destination, week),
         News::Failed(e) => eprintln!("cairn-relay: {e}"),
     });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn digest(
+    cfg: Config,
+    send_now: bool,
+    week: Option<jiff::civil::Date>,
+) -> Result<ExitCode, String> {
+    use cairn_relay::digest;
+    let asking: Vec<&str> = cfg
+        .destinations
+        .iter()
+        .filter(|d| d.parts.contains(&config::Part::Digest))
+        .map(|d| d.name.as_str())
+        .collect();
+    if !send_now {
+        let replica = cairn_store::Replica::open(&cfg.replica).map_err(|e| e.to_string())?;
+        let team = replica.team().map_err(|e| e.to_string())?;
+        let tz = digest::zone(&team.tz);
+        let week = match week {
+            Some(w) => cairn_core::time::week_start(w),
+            None => digest::last_week(relay::now_ms(), &tz)
+                .ok_or("the relay's clock is out of range")?,
+        };
+        let (post, _) = digest::build(&replica, &team, week, relay::now_ms(), &[])
+            .map_err(|e| e.to_string())?;
+        println!("{}", cairn_relay::format::plain(&post));
+        println!();
+        if asking.is_empty() {
+            println!("(no destination lists \"digest\" in its post)");
+        } else {
+            println!(
+                "(a preview, without what is held for it; `--send-now` posts it to: {})",
+                asking.join(", ")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if asking.is_empty() {
+        return Err("no destination lists \"digest\" in its post".into());
+    }
+    let digest::SentNow { post, queued } =
+        digest::send_now(&cfg, week, relay::now_ms()).map_err(|e| e.to_string())?;
+    for (name, queued) in &queued {
+        match queued {
+            Some(true) => println!("{name}: {} queued", post.event),
+            Some(false) => println!(
+                "{name}: {} was queued or posted already (once per week)",
+                post.event
+            ),
+            None => println!("{name}: disabled, nothing queued (`cairn-relay enable {name}`)"),
+        }
+    }
+    match Relay::start(cfg.clone()) {
+        Ok(_relay) => {
+            for r in deliver::deliver_all(&cfg, &relay::queue_path(&cfg.home), LINGER)
+                .map_err(|e| e.to_string())?
+            {
+                say_delivered(&r);
+            }
+        }
+        Err(cairn_relay::Error::Locked(_)) => println!(
+            "a relay is running on this home: it posts what was queued within {} s",
+            cfg.poll_interval.as_secs()
+        ),
+        Err(e) => return Err(e.to_string()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

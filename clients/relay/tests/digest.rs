@@ -361,6 +361,20 @@ fn the_digest_arrives_once_where_asked_with_the_weeks_figures_and_late_kudos() {
         late = w - 4.days(),
     );
     assert_eq!(matrix, expected);
+    // What a person reads in status.
+    let out = t.relay(at(next, 3, 9, 0), &["status"]);
+    let out = String::from_utf8(out.stdout).unwrap();
+    let due = format!("{}T09:00:00+09:00[Asia/Tokyo]", next + 7.days());
+    assert!(
+        out.contains(&format!(
+            "  digest (monday 09:00, Asia/Tokyo): next due {due}"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  digest of the week of {w}: posted")),
+        "{out}"
+    );
     // The held events are used: none waits for the next digest.
     let status = t.status(at(next, 3, 9, 0));
     assert_eq!(status["held_for_digest"], 0);
@@ -558,4 +572,47 @@ fn each_platforms_limit_holds_for_a_long_week() {
         }
     }
     assert_eq!(t.status(at(next, 0, 9, 2))["held_for_digest"], 0);
+}
+
+#[test]
+fn an_operator_sees_the_digest_and_can_send_it_now_once() {
+    let w = monday(3);
+    let mut t = Week::new(at(w, -14, 9, 0));
+    t.write_config("", &all_but_mattermost());
+    t.once(at(w, 0, 10, 0));
+    t.kudos("ana", "ben", "the calm write-up", at(w, 2, 11, 0));
+    t.once(at(w, 2, 11, 30));
+    let posted = t.fake.all().len();
+    // Wednesday of the week after: the preview of last week's digest, nothing sent.
+    let now = at(w, 9, 10, 0);
+    let out = String::from_utf8(t.relay(now, &["digest"]).stdout).unwrap();
+    assert!(
+        out.contains(&format!("Otters: the week of {w} to {}", w + 6.days())),
+        "{out}"
+    );
+    assert!(
+        out.contains("Ana thanked Ben: “the calm write-up”"),
+        "{out}"
+    );
+    assert!(out.contains("--send-now` posts it to: slack, discord, teams, matrix, webhook"));
+    assert_eq!(t.fake.all().len(), posted);
+    // Sent now: once at each destination that asks; a second time, nothing.
+    let out = String::from_utf8(t.relay(now, &["digest", "--send-now"]).stdout).unwrap();
+    assert!(out.contains(&format!("slack: digest:{w} queued")), "{out}");
+    let again = String::from_utf8(t.relay(now, &["digest", "--send-now"]).stdout).unwrap();
+    assert!(again.contains("was queued or posted already"), "{again}");
+    // Nor does its time, later, post it again.
+    t.once(at(w, 9, 11, 0));
+    no_problems(&t.fake);
+    for p in PLATFORMS {
+        let n = usize::from(p != "mattermost");
+        assert_eq!(digests(&t.fake, p).len(), n, "{p}");
+    }
+    // A week that is not a date is refused by name.
+    let out = t
+        .command(now, &["digest", "--week", "last"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--week"));
 }
