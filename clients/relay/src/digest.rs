@@ -289,9 +289,13 @@ pub fn build(
     for s in &view.sections {
         let items = if s.title == "Recognitions" {
             // By display name, as the relay names people everywhere else.
+            // Someone who said they are not named in chat is counted, never quoted.
             let mut items: Vec<Item> = d
                 .quotes
                 .iter()
+                .filter(|q| {
+                    team.named_in_chat(&q.from) && q.to.iter().all(|m| team.named_in_chat(m))
+                })
                 .map(|q| Item::Quote {
                     from: name_of(team, &q.from),
                     to: names(&q.to),
@@ -299,12 +303,13 @@ pub fn build(
                     date: None,
                 })
                 .collect();
-            if items.is_empty() {
+            let shown = items.len();
+            if items.is_empty() && d.kudos == 0 {
                 items.push(Item::Note {
                     text: "none this time".into(),
                 });
             }
-            let unquoted = (d.kudos as usize).saturating_sub(d.quotes.len());
+            let unquoted = (d.kudos as usize).saturating_sub(shown);
             if unquoted > 0 {
                 items.push(Item::Note {
                     text: format!(
@@ -343,12 +348,18 @@ pub fn build(
             Err(e) => return Err(e.into()),
         };
         match e.kind {
-            EventKind::Kudos if !quoted(&e) => late.push(Item::Quote {
-                from: name_of(team, &e.author),
-                to: names(&e.to),
-                text: e.text.clone(),
-                date: Some(e.date.clone()),
-            }),
+            EventKind::Kudos
+                if !quoted(&e)
+                    && team.named_in_chat(&e.author)
+                    && e.to.iter().all(|m| team.named_in_chat(m)) =>
+            {
+                late.push(Item::Quote {
+                    from: name_of(team, &e.author),
+                    to: names(&e.to),
+                    text: e.text.clone(),
+                    date: Some(e.date.clone()),
+                })
+            }
             EventKind::Action => actions += 1,
             _ => {}
         }

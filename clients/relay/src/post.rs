@@ -98,6 +98,11 @@ impl Post {
         if e.retracted {
             return None;
         }
+        // Someone who said they are not named in chat (`cairn me chat off`) is never posted
+        // one by one: the digest counts what they wrote or were thanked for.
+        if !team.named_in_chat(&e.author) || e.to.iter().any(|m| !team.named_in_chat(m)) {
+            return None;
+        }
         let kind = match e.kind {
             EventKind::Kudos => PostKind::Recognition,
             EventKind::Action => PostKind::MicroAction,

@@ -301,3 +301,44 @@ fn a_kudos_from_the_cli_reaches_every_platform_within_seconds_exactly_once_throu
     let out = server.admin(&["device", "list", "--team", &team]).ok();
     assert!(out.contains("relay"), "{out}");
 }
+
+#[test]
+fn a_member_who_is_not_named_in_chat_is_never_posted_one_by_one() {
+    let server = Server::start();
+    let team = server.team("Otters");
+    let ana = member(&server, &server.founder(&team), "Ana");
+    let ben = member(&server, &server.invite(&team, 1), "Ben");
+    ana.run(&["sync"]).ok();
+    let relay = Relay::new();
+    let invite = server
+        .admin(&["invite", "create", "--team", &team, "--relay"])
+        .ok()
+        .trim()
+        .to_owned();
+    relay.ok(&["join", &server.url, "--invite", &invite]);
+    let running = relay.run();
+    running.line("first start", Duration::from_secs(30));
+
+    // Ben says no; Ana thanks him: the relay takes it in and posts nothing.
+    ben.run(&["me", "chat", "off"]).ok();
+    ben.run(&["sync"]).ok();
+    ana.run(&["sync"]).ok();
+    ana.run(&["kudos", "@ben", "quietly thanked", "--pillar", "trust"])
+        .ok();
+    ana.run(&["sync"]).ok();
+    let took = running.line("new event", Duration::from_secs(30));
+    assert!(took.contains("0 message(s) queued"), "{took}");
+
+    // Ben says yes again: the next kudos is posted, the one before never is.
+    ben.run(&["me", "chat", "on"]).ok();
+    ben.run(&["sync"]).ok();
+    ana.run(&["kudos", "@ben", "loudly thanked", "--pillar", "trust"])
+        .ok();
+    ana.run(&["sync"]).ok();
+    relay.everywhere("loudly", Duration::from_secs(30));
+    drop(running);
+    for p in PLATFORMS {
+        assert_eq!(relay.count(p, "quietly"), 0, "{p}");
+        assert_eq!(relay.count(p, "loudly"), 1, "{p}");
+    }
+}
