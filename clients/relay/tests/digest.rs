@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cairn_core::ids::EventId;
 use cairn_core::{NewEvent, Stamp, team};
 use cairn_store::{NewTeam, Replica};
-use fake::{Fake, Hit, PLATFORMS};
+use fake::{Answer, Fake, Hit, PLATFORMS};
 use jiff::ToSpan as _;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -95,7 +95,7 @@ impl Week {
     fn write_config(&self, head: &str, destinations: &[(&str, &str)]) {
         let mut c = format!(
             "home = {:?}\nreplica = {:?}\nallow_http = true\nallow_private = [\"127.0.0.1\"]\n\
-             timeout_secs = 5\n{head}\n",
+             timeout_secs = 20\n{head}\n",
             self.dir.path().join("home"),
             self.replica
         );
@@ -615,4 +615,69 @@ fn an_operator_sees_the_digest_and_can_send_it_now_once() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--week"));
+}
+
+#[test]
+fn a_digest_in_flight_when_the_relay_dies_is_sent_again_only_with_an_idempotency_key() {
+    let w = monday(3);
+    let next = w + 7.days();
+    let mut t = Week::new(at(w, -14, 9, 0));
+    t.write_config("", &all_but_mattermost());
+    t.once(at(w, 0, 10, 0));
+    t.kudos("ana", "ben", "the calm write-up", at(w, 2, 11, 0));
+    t.once(at(w, 2, 11, 30));
+    let before = t.fake.all().len();
+    // Every destination that asks holds its answer: the kill finds each request in flight.
+    for p in ["slack", "discord", "teams", "matrix", "webhook"] {
+        t.fake.script(p, vec![Answer::Stall]);
+    }
+    // Monday 09:00:30: the loop queues the digest; killed while the five requests wait.
+    let mut child = t
+        .command(at(next, 0, 9, 0) + 30_000, &["run"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let five = |hits: &[Hit]| hits.len() == before + 5;
+    assert!(t.fake.wait_until(Duration::from_secs(30), five));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    t.fake.release();
+    let out = t
+        .command(at(next, 0, 9, 10), &["run", "--once"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("2 message(s) sent again") && said.contains("3 left in doubt"),
+        "{said}"
+    );
+    // Slack, Discord and Teams take no idempotency key: never sent again, in doubt (it was
+    // posted: the fake saw it). Matrix and the webhook: sent again with the same key, the
+    // repeat dropped.
+    for p in ["slack", "discord", "teams"] {
+        assert_eq!(
+            t.fake.hits(p).len(),
+            2,
+            "{p}: the kudos and the digest, once"
+        );
+        assert_eq!(t.digest_status(at(next, 0, 9, 10), p)["last"], "in doubt");
+    }
+    for p in ["matrix", "webhook"] {
+        let hits = t.fake.hits(p);
+        assert_eq!(hits.len(), 3, "{p}: the kudos, the digest and its repeat");
+        assert!(hits[2].repeat, "{p}: the same key both times");
+        assert_eq!(t.digest_status(at(next, 0, 9, 10), p)["last"], "posted");
+    }
+    // Each digest reached each platform that asks once (the stalled ones never answered the
+    // killed relay; a repeat dropped by its key is not a second post).
+    for p in PLATFORMS {
+        let reached = t
+            .fake
+            .hits(p)
+            .iter()
+            .filter(|h| !h.repeat && text(h).contains("the week of"))
+            .count();
+        assert_eq!(reached, usize::from(p != "mattermost"), "{p}");
+    }
+    no_problems(&t.fake);
 }
