@@ -681,3 +681,46 @@ fn a_digest_in_flight_when_the_relay_dies_is_sent_again_only_with_an_idempotency
     }
     no_problems(&t.fake);
 }
+
+#[test]
+fn a_member_not_named_in_chat_is_counted_in_the_digest_and_never_named() {
+    let w = monday(3);
+    let next = w + 7.days();
+    let mut t = Week::new(at(w, -14, 9, 0));
+    t.write_config("", &[("discord", "[\"recognitions\", \"digest\"]")]);
+    // Ben said no (`cairn me chat off`), on his own device.
+    Replica::open(&t.replica)
+        .unwrap()
+        .change_team("ben", |doc, state| {
+            team::set_named_in_chat(doc, state, "ben", false)
+        })
+        .unwrap();
+    t.once(at(w, 0, 10, 0));
+    t.kudos("ana", "ben", "the quiet help", at(w, 2, 11, 0));
+    t.once(at(w, 2, 11, 30));
+    t.kudos("cy", "ana", "pairing on the release", at(w, 3, 15, 0));
+    t.once(at(w, 3, 16, 0));
+    // Late, by Ben: held, then counted and not quoted.
+    t.kudos("ben", "cy", "the late-night fix", at(w, 4, 10, 0));
+    t.once(at(w, 5, 12, 0));
+    t.once(at(next, 0, 9, 5));
+    no_problems(&t.fake);
+    let got = digests(&t.fake, "discord");
+    assert_eq!(got.len(), 1, "{got:?}");
+    let text = got[0].replace("**", "").replace('\\', "");
+    assert!(
+        text.contains("0 micro-actions and 3 recognitions from 3 of 3 members."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Cy thanked Ana: “pairing on the release”"),
+        "{text}"
+    );
+    assert!(
+        text.contains("and 2 more recognitions in the feed"),
+        "{text}"
+    );
+    for never in ["Ben", "quiet help", "late-night", "Arrived late"] {
+        assert!(!text.contains(never), "{never:?} in {text}");
+    }
+}
