@@ -1343,7 +1343,7 @@ fn render_relay_table(relay: Option<&relay::RelayFigures>) -> String {
     let _ = writeln!(
         s,
         "\nkudos to chat (cairn-relay waiting at a local cairn-server, posting to a local webhook): \
-         median {:.0} ms, max {:.0} ms over {} kudos, from the end of the author's sync to the \
+         median {:.1} ms, max {:.1} ms over {} kudos, from the end of the author's sync to the \
          post's arrival{early} (target: under 5 s) {}",
         r.median_ms,
         r.max_ms,

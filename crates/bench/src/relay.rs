@@ -252,7 +252,7 @@ pub fn start(
         answered = Some(post.answered);
     }
 
-    let each: Vec<String> = latencies_ms.iter().map(|ms| format!("{ms:.0}")).collect();
+    let each: Vec<String> = latencies_ms.iter().map(|ms| format!("{ms:.1}")).collect();
     eprintln!(
         "relay: kudos to chat, from the author's sync to the post (ms): {}",
         each.join(", ")
