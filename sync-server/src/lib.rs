@@ -13,6 +13,11 @@
 //! (`GET /v1/wait`, [`hub::Hub::wait`]): bounded in time, per device and in all, at no cost while
 //! idle, and ended at once when the server stops.
 //!
+//! Teams may belong to an organisation, whose log every device of its teams reads through the
+//! same routes (`/v1/sync?org=ID`, `/v1/wait?org=ID&after=N`) and only its stewards' devices
+//! write; `GET /v1/org` says which one a device's team belongs to (see `hub`'s `org` module for
+//! the rules and what a client does).
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
@@ -45,7 +50,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_protocol::{Info, JoinRequest, PROTOCOL_VERSION, SyncRequest, WaitResponse};
+use cairn_protocol::{Info, JoinRequest, OrgResponse, PROTOCOL_VERSION, SyncRequest, WaitResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
@@ -269,6 +274,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/link", post(link))
         .route("/v1/wait", get(wait))
+        .route("/v1/org", get(org))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
@@ -319,6 +325,7 @@ async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Respon
         "/v1/link" => "link",
         "/v1/info" => "info",
         "/v1/wait" => "wait",
+        "/v1/org" => "org",
         _ => "other",
     };
     let peer = req
@@ -507,6 +514,7 @@ async fn sync(
     let (parts, body) = req.into_parts();
     // The token first: nobody without one makes the server read a byte of the body.
     let device = state.authenticate(client, &parts.headers).await?;
+    let org = org_query(parts.uri.query())?;
     let span = tracing::Span::current();
     span.record("team", device.team.as_str());
     span.record("device", device.id.as_str());
@@ -537,7 +545,10 @@ async fn sync(
         })
         .await
         .map_err(|e| Error::Internal(format!("a worker failed: {e}")))?;
-        let out = hub.sync(&device, req?, &limits, now_ms()).await;
+        let out = match org {
+            Some(org) => hub.sync_org(&device, &org, req?, &limits, now_ms()).await,
+            None => hub.sync(&device, req?, &limits, now_ms()).await,
+        };
         drop(body);
         out
     })
@@ -587,6 +598,11 @@ async fn wait(
     span.record("team", device.team.as_str());
     span.record("device", device.id.as_str());
     let (after, timeout) = wait_query(req.uri().query())?;
+    // The organisation's log instead of the team's: the device must be one of its teams'.
+    let device = match org_query(req.uri().query())? {
+        Some(org) => state.hub.org_device(&device, &org).await?.0,
+        None => device,
+    };
     // As costly as a sync with nothing to move when the answer is at hand: the same budget.
     if let Err(wait) = state.guards.sync.take(&device.id) {
         return Err(too_many("this device syncs too often", wait));
@@ -622,6 +638,46 @@ async fn wait(
         hub::Waited::Timeout => Ok(StatusCode::NO_CONTENT.into_response()),
         hub::Waited::Stopping => Err(Error::busy("the server is stopping; try again in a moment")),
     }
+}
+
+/// `GET /v1/org`: the organisation the device's team belongs to now, if any.
+#[tracing::instrument(skip_all, fields(team, device))]
+async fn org(
+    Ext(state): Ext<State>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
+) -> Result<Response> {
+    let device = state.authenticate(client, req.headers()).await?;
+    let span = tracing::Span::current();
+    span.record("team", device.team.as_str());
+    span.record("device", device.id.as_str());
+    // One indexed read: the budget of a sync with nothing to move.
+    if let Err(wait) = state.guards.sync.take(&device.id) {
+        return Err(too_many("this device syncs too often", wait));
+    }
+    let org = state.hub.org_of(&device).await?;
+    Ok(json(&OrgResponse { org }))
+}
+
+/// The organisation a sync or wait is about (`org=ID` in its query): `None` for the device's
+/// team, as every request without it.
+fn org_query(query: Option<&str>) -> Result<Option<String>> {
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "org" {
+            if value.is_empty()
+                || value.len() > 64
+                || !value.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(Error::BadRequest(format!(
+                    "`org` takes an organisation's id (GET /v1/org says it), not `{}`",
+                    value.chars().take(20).collect::<String>()
+                )));
+            }
+            return Ok(Some(value.to_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// The `after` and `timeout_s` of a wait's query: `after` required, `timeout_s` at most
@@ -739,6 +795,29 @@ mod tests {
             secs("after=1&timeout_s=x"),
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn an_org_query_names_an_id_or_nothing() {
+        assert_eq!(org_query(None).unwrap(), None);
+        assert_eq!(org_query(Some("after=3")).unwrap(), None);
+        assert_eq!(
+            org_query(Some("after=3&org=k3x9q2m7p4ab"))
+                .unwrap()
+                .as_deref(),
+            Some("k3x9q2m7p4ab")
+        );
+        for bad in [
+            "org=",
+            "org=a/b",
+            "org=%2e%2e",
+            &format!("org={}", "a".repeat(65)),
+        ] {
+            assert!(
+                matches!(org_query(Some(bad)), Err(Error::BadRequest(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

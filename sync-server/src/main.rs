@@ -60,6 +60,13 @@ enum Command {
     /// Create and list teams.
     #[command(subcommand)]
     Team(TeamCommand),
+    /// Create and list organisations (sets of teams with stewards), and name their stewards.
+    ///
+    /// An organisation has a log of its own, synced like a team's: every device of its teams
+    /// reads it, its stewards' devices write its document. Attach teams with `team create
+    /// --org` or `team attach TEAM --org ORG`.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Create, list and revoke invite codes.
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -290,9 +297,27 @@ enum TeamCommand {
         /// How long the founder's invite stays valid: a number and m, h or d.
         #[arg(long, default_value = "7d", value_parser = parse_duration_ms)]
         expires: i64,
+        /// Attach it to this organisation (its name or id; see `org list`).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
         /// Print JSON instead: the team's id and name, and the founder's invite.
         #[arg(long)]
         json: bool,
+    },
+    /// Attach a team to an organisation: every device of the team reads the organisation's
+    /// log from its next sync. A team belongs to one organisation at most.
+    Attach {
+        /// The team's name or id.
+        team: String,
+        /// The organisation's name or id.
+        #[arg(long, value_name = "ORG")]
+        org: String,
+    },
+    /// Detach a team from its organisation: its devices no longer read the organisation's
+    /// log, and its members are its stewards no more.
+    Detach {
+        /// The team's name or id.
+        team: String,
     },
     /// List teams with their changes, active devices, and the bytes of their log, of their
     /// documents' snapshots and of the changes pruned.
@@ -317,6 +342,48 @@ enum TeamCommand {
         /// Print JSON instead of a sentence.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// Create an organisation with no team yet; prints its id.
+    Create {
+        /// Its name (no other organisation may have it, in any case).
+        name: String,
+        /// Print JSON instead: its id and name.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List organisations with their teams and stewards.
+    List {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Name and remove stewards: members of an organisation's teams whose devices write its
+    /// document.
+    #[command(subcommand)]
+    Steward(StewardCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StewardCommand {
+    /// Name a member of one of the organisation's teams a steward.
+    Add {
+        /// The organisation's name or id.
+        org: String,
+        /// The member: TEAM:@handle or TEAM:MEMBER-ID (the team by name or id).
+        #[arg(long, value_name = "TEAM:@HANDLE")]
+        member: String,
+    },
+    /// Take a steward's writing back (what they wrote stays).
+    Remove {
+        /// The organisation's name or id.
+        org: String,
+        /// The member: TEAM:@handle or TEAM:MEMBER-ID.
+        #[arg(long, value_name = "TEAM:@HANDLE")]
+        member: String,
     },
 }
 
@@ -506,10 +573,20 @@ async fn admin(
         Command::Team(TeamCommand::Create {
             name,
             expires,
+            org,
             json,
         }) => {
             let now = now_ms();
+            // The organisation first: a name it does not know creates nothing.
+            let org = match org {
+                Some(o) => Some(hub.find_org(&o).await?),
+                None => None,
+            };
             let team = hub.create_team(&name, now).await?;
+            if let Some((org, org_name)) = &org {
+                hub.attach(&team.id, org).await?;
+                eprintln!("attached to organisation `{org_name}`");
+            }
             let code = hub
                 .create_invite(&team.id, 1, now + expires, now, Whom::Founder)
                 .await?;
@@ -533,6 +610,120 @@ async fn admin(
                 "then invite everyone else: cairn-server invite create --team {}",
                 team_arg(&team.id, &team.name)
             );
+        }
+        Command::Team(TeamCommand::Attach { team, org }) => {
+            let (team, team_name) = hub.find_team(&team).await?;
+            let (org, org_name) = hub.find_org(&org).await?;
+            hub.attach(&team, &org).await?;
+            eprintln!(
+                "attached team `{team_name}` to organisation `{org_name}`: its devices read the \
+                 organisation's log from their next sync"
+            );
+        }
+        Command::Team(TeamCommand::Detach { team }) => {
+            let (team, team_name) = hub.find_team(&team).await?;
+            match hub.detach(&team).await? {
+                Some((_, org_name)) => eprintln!(
+                    "detached team `{team_name}` from organisation `{org_name}`: its devices no \
+                     longer read its log, and its members are its stewards no more"
+                ),
+                None => eprintln!("team `{team_name}` belongs to no organisation; nothing done"),
+            }
+        }
+        Command::Org(OrgCommand::Create { name, json }) => {
+            let org = hub.create_org(&name, now_ms()).await?;
+            if json {
+                let v = serde_json::json!({ "id": org.id, "name": org.name });
+                writeln!(out, "{v}")?;
+                return Ok(());
+            }
+            writeln!(out, "{}", org.id)?;
+            eprintln!("created organisation `{}` (id {})", org.name, org.id);
+            eprintln!(
+                "then attach teams: cairn-server team attach TEAM --org {}",
+                team_arg(&org.id, &org.name)
+            );
+        }
+        Command::Org(OrgCommand::List { json }) => {
+            let orgs = hub.orgs().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&orgs)?)?;
+            } else if orgs.is_empty() {
+                eprintln!("no organisation yet; create one with `cairn-server org create NAME`");
+            } else {
+                for o in &orgs {
+                    writeln!(
+                        out,
+                        "{} ({}): {} change(s), created {}",
+                        o.name,
+                        o.id,
+                        o.changes,
+                        fmt_ms(Some(o.created_ms))
+                    )?;
+                    let teams: Vec<&str> = o.teams.iter().map(|t| t.name.as_str()).collect();
+                    writeln!(
+                        out,
+                        "  teams:    {}",
+                        if teams.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            teams.join(", ")
+                        }
+                    )?;
+                    let stewards: Vec<String> = o
+                        .stewards
+                        .iter()
+                        .map(|s| match &s.handle {
+                            Some(h) => format!("{}:@{h}", s.team_name),
+                            None => format!("{}:{}", s.team_name, s.member),
+                        })
+                        .collect();
+                    writeln!(
+                        out,
+                        "  stewards: {}",
+                        if stewards.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            stewards.join(", ")
+                        }
+                    )?;
+                }
+            }
+        }
+        Command::Org(OrgCommand::Steward(StewardCommand::Add { org, member })) => {
+            let (org, org_name) = hub.find_org(&org).await?;
+            let (s, changed) = hub.set_steward(&org, &member, true).await?;
+            let who = format!("@{}", s.handle.as_deref().unwrap_or(&s.member));
+            if changed {
+                eprintln!(
+                    "{who} of team `{}` is a steward of `{org_name}`: their devices write its \
+                     document from their next sync",
+                    s.team_name
+                );
+            } else {
+                eprintln!(
+                    "{who} of team `{}` is a steward of `{org_name}` already",
+                    s.team_name
+                );
+            }
+        }
+        Command::Org(OrgCommand::Steward(StewardCommand::Remove { org, member })) => {
+            let (org, org_name) = hub.find_org(&org).await?;
+            let (s, changed) = hub.set_steward(&org, &member, false).await?;
+            let who = format!("@{}", s.handle.as_deref().unwrap_or(&s.member));
+            if changed {
+                eprintln!(
+                    "{who} of team `{}` is no longer a steward of `{org_name}` (what they wrote \
+                     stays)",
+                    s.team_name
+                );
+            } else {
+                return Err(format!(
+                    "{who} of team `{}` is no steward of `{org_name}`; see `cairn-server org list`",
+                    s.team_name
+                )
+                .into());
+            }
         }
         Command::Team(TeamCommand::List { json }) => {
             let teams = hub.teams().await?;
@@ -810,8 +1001,9 @@ async fn admin(
             }
             writeln!(
                 out,
-                "copied {} team(s), {} device(s), {} invite(s), {} log entries; checked",
-                copied.teams, copied.devices, copied.invites, copied.entries
+                "copied {} team(s), {} organisation(s), {} device(s), {} invite(s), {} log \
+                 entries; checked",
+                copied.teams, copied.orgs, copied.devices, copied.invites, copied.entries
             )?;
             eprintln!(
                 "start the server on it: `cairn-server --db {} serve`",

@@ -16,6 +16,12 @@
 //!   change log has an entry after `N`, or `204 No Content` when `S` seconds (at most
 //!   [`MAX_WAIT_S`], by default [`DEFAULT_WAIT_S`]) pass with none. An older server answers 404:
 //!   a client then falls back to syncing now and then.
+//! - organisations: a team may belong to one ([`JoinResponse::org`], `GET /v1/org` (with a
+//!   token) → [`OrgResponse`]). Its log is synced through the same routes with `?org=ID` added:
+//!   `POST /v1/sync?org=ID` and `GET /v1/wait?org=ID&after=N`, with a cursor of its own. Every
+//!   device of its attached teams reads it; only its stewards' devices write it, and only its
+//!   document ([`ORG_DOC`]). A request without `?org` is about the device's team, as before; an
+//!   older server answers `GET /v1/org` with 404 (no organisations).
 //! - a relay ([`DeviceKind::Relay`]) joins with an invite made for one, pulls like any device and
 //!   never writes: every push or link code it asks for is refused with [`READ_ONLY`].
 //! - any failure → a 4xx or 5xx status with an [`ErrorBody`].
@@ -166,7 +172,33 @@ pub struct JoinResponse {
     /// (its `member_id` is empty). Absent (a member's device) from an older server.
     #[serde(default, skip_serializing_if = "DeviceKind::is_member")]
     pub device_kind: DeviceKind,
+    /// The organisation the team belongs to, if any: the client keeps its log beside the
+    /// team's. Absent for a team of no organisation, and from an older server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgRef>,
 }
+
+/// An organisation, as a device of one of its teams sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgRef {
+    /// Its id: what `?org=` names on `/v1/sync` and `/v1/wait`.
+    pub id: String,
+    pub name: String,
+    /// This device is a steward's: it may write the organisation's document.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub steward: bool,
+}
+
+/// `GET /v1/org`: the organisation the device's team belongs to now, if any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgResponse {
+    #[serde(default)]
+    pub org: Option<OrgRef>,
+}
+
+/// The document of an organisation's log that its stewards write (its non-negotiables, ...):
+/// an organisation's log holds this document only, for now.
+pub const ORG_DOC: &str = "team";
 
 /// The changes of one document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,6 +507,24 @@ mod tests {
         assert_eq!(serde_json::from_str::<JoinResponse>(&json).unwrap(), joined);
         let member = serde_json::to_string(&JoinResponse::default()).unwrap();
         assert!(!member.contains("device_kind"), "{member}");
+        // A team of no organisation, or an older server: no `org`; one of an organisation
+        // names it.
+        assert!(!member.contains("org"), "{member}");
+        let in_org = JoinResponse {
+            org: Some(OrgRef {
+                id: "o".into(),
+                name: "Acme".into(),
+                steward: false,
+            }),
+            ..JoinResponse::default()
+        };
+        let json = serde_json::to_string(&in_org).unwrap();
+        assert!(!json.contains("steward"), "{json}");
+        assert_eq!(serde_json::from_str::<JoinResponse>(&json).unwrap(), in_org);
+        assert_eq!(
+            serde_json::from_str::<OrgResponse>("{}").unwrap(),
+            OrgResponse::default()
+        );
         // A kind this version does not know is refused, not taken for a member's.
         assert!(
             serde_json::from_str::<JoinRequest>(

@@ -458,6 +458,16 @@ impl Hub {
             }
             Err(e) => return Err(e.into()),
         }
+        // The organisation the team belongs to, so the new device syncs its log too.
+        let org = self
+            .store
+            .org_access(&team, &member)
+            .await?
+            .map(|a| cairn_protocol::OrgRef {
+                id: a.org,
+                name: a.name,
+                steward: a.steward && !relay,
+            });
         Ok(JoinResponse {
             team_id: team,
             member_id: member,
@@ -466,6 +476,7 @@ impl Hub {
             team_name: Some(name),
             founder: publish,
             device_kind: req.device_kind,
+            org,
         })
     }
 
@@ -576,13 +587,13 @@ pub enum Whom<'a> {
 }
 
 /// A team's name as given, trimmed, when it has 1 to 100 characters.
-fn team_name(name: &str) -> Option<&str> {
+pub(super) fn team_name(name: &str) -> Option<&str> {
     let name = name.trim();
     (!name.is_empty() && name.chars().count() <= 100).then_some(name)
 }
 
 /// Two team names that an admin would take for one.
-fn same_name(a: &str, b: &str) -> bool {
+pub(super) fn same_name(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
@@ -596,7 +607,7 @@ fn check_new_name(req: &JoinRequest) -> Result<()> {
 
 /// "; did you mean `Otters`?" for the teams whose name (or id) is a slip of the keyboard away
 /// from `typed`, holds it or is held by it; "" for none.
-fn near_teams(teams: &[(String, String)], typed: &str) -> String {
+pub(super) fn near_teams(teams: &[(String, String)], typed: &str) -> String {
     let key = typed.trim().to_lowercase();
     if key.chars().count() < 2 {
         return String::new();

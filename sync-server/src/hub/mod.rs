@@ -12,11 +12,13 @@
 //! (what a push may store, planned and appended in groups), `pull` (the log after a cursor, and
 //! catch-ups by whole documents), `withdraw` (changes taken out of the log and every replica),
 //! `compact` (snapshots kept on a catch-up's way), `news` (waiting for a team's log to move,
-//! [`Hub::wait`]); the exchange itself ([`Hub::sync`]) here.
+//! [`Hub::wait`]), `org` (organisations: their teams, stewards, and who reads and writes their
+//! log); the exchange itself ([`Hub::sync`]) here.
 
 mod access;
 mod compact;
 mod news;
+mod org;
 mod pull;
 mod push;
 mod withdraw;
@@ -31,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::access::{NamedDevice, Whom, admit, invite_id};
 pub use self::news::Waited;
+pub use self::org::{OrgTeam, OrgView, Steward};
 use self::push::{Waiting, decode_push};
 pub use self::withdraw::{Affected, Fate, Go, Withdrawal};
 use crate::docs::{Compactor, DocCache};

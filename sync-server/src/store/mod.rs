@@ -3,6 +3,12 @@
 //! process) and [`postgres`] (any number of server processes on one database). Each has its own
 //! versioned migrations, run when it opens. [`open`] picks one from the `--db` value.
 //!
+//! An organisation's log is a team's log like any other (a row of `teams` with its own
+//! numbering, documents and snapshots), marked as an organisation's in `orgs`, so it is kept,
+//! pulled, pruned and copied by the same code; [`Store::teams`] and [`Store::team_names`] leave
+//! it out. `org_teams` says which organisation a team belongs to (one at most), `org_stewards`
+//! which members of which team write its documents.
+//!
 //! Every team has one append-only log numbered 1, 2, 3, ... with no gap, in commit order: a
 //! write to it names the head it was planned on ([`Append::base_head`]) and fails with
 //! [`StoreError::HeadMoved`] when another writer got there first, so a reader's cursor never
@@ -110,6 +116,39 @@ pub struct TeamInfo {
     /// Changes pruned from its log so far (folded into snapshots), and their bytes.
     pub pruned_changes: i64,
     pub pruned_bytes: i64,
+}
+
+/// An organisation's rows, for the admin and for copying.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgRows {
+    /// Organisations' (id, name, created_ms), oldest first (their name and log are their row
+    /// of `teams`; a copy loads the id only).
+    pub orgs: Vec<(String, String, i64)>,
+    /// (team, organisation): the teams attached to an organisation.
+    pub teams: Vec<(String, String)>,
+    /// (organisation, team, member): its stewards, each a member of one of its teams.
+    pub stewards: Vec<(String, String, String)>,
+}
+
+impl OrgRows {
+    fn sorted(mut self) -> OrgRows {
+        self.orgs.sort();
+        self.teams.sort();
+        self.stewards.sort();
+        self
+    }
+}
+
+/// What a device of a team may do with its team's organisation, read in one query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgAccess {
+    pub org: String,
+    pub name: String,
+    /// The organisation's log: its head and the last entry pruned.
+    pub head: i64,
+    pub pruned: i64,
+    /// The member is one of its stewards (through this team).
+    pub steward: bool,
 }
 
 /// What one pruning took out of a team's log.
@@ -590,6 +629,23 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.
     async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>>;
 
+    /// Creates an organisation and its (empty) log, in one transaction.
+    async fn create_org(&self, id: &str, name: &str, now_ms: i64) -> Result<()>;
+    /// Every organisation, its teams and stewards.
+    async fn org_rows(&self) -> Result<OrgRows>;
+    /// Attaches `team` to `org`, or detaches it (`None`), taking away the stewardships of its
+    /// members in the organisation it leaves, in one transaction.
+    async fn set_team_org(&self, team: &str, org: Option<&str>) -> Result<()>;
+    /// Names a member of `team` a steward of `org`, or no longer (`steward: false`); whether
+    /// anything changed.
+    async fn set_steward(&self, org: &str, team: &str, member: &str, steward: bool)
+    -> Result<bool>;
+    /// The organisation `team` belongs to and whether `member` is one of its stewards; `None`
+    /// for a team of no organisation.
+    async fn org_access(&self, team: &str, member: &str) -> Result<Option<OrgAccess>>;
+    /// Loads organisations' rows into a database holding their `teams` rows already (a copy).
+    async fn load_orgs(&self, rows: &OrgRows) -> Result<()>;
+
     /// Every row but the logs, for a copy.
     async fn dump(&self) -> Result<Dump>;
     /// Log rows after (team, seq), in that order, at most `limit`.
@@ -652,6 +708,8 @@ pub fn redact(db: &str) -> String {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Copied {
     pub teams: usize,
+    /// Organisations (whose logs are among the entries).
+    pub orgs: usize,
     pub devices: usize,
     pub invites: usize,
     pub entries: u64,
@@ -669,8 +727,11 @@ pub async fn copy(
     const PAGE: u32 = 2_000;
     let dump = from.dump().await?;
     to.load(&dump).await?;
+    let orgs = from.org_rows().await?;
+    to.load_orgs(&orgs).await?;
     let mut copied = Copied {
-        teams: dump.teams.len(),
+        teams: dump.teams.len().saturating_sub(orgs.orgs.len()),
+        orgs: orgs.orgs.len(),
         devices: dump.devices.len(),
         invites: dump.invites.len(),
         entries: 0,
@@ -688,6 +749,9 @@ pub async fn copy(
     let mismatch = |what: &'static str| StoreError::CopyDiffers { what };
     if sorted(from.dump().await?) != sorted(to.dump().await?) {
         return Err(mismatch("teams, invites, devices or actors"));
+    }
+    if from.org_rows().await?.sorted() != to.org_rows().await?.sorted() {
+        return Err(mismatch("organisations"));
     }
     let (mut a, mut b) = ((String::new(), 0i64), (String::new(), 0i64));
     let mut checked = 0u64;

@@ -20,9 +20,9 @@ use tokio_postgres::error::SqlState;
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Entry, Facts,
-    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page,
-    Pruned, PullQuery, Registration, Result, Seen, Store, StoreError, TeamInfo, TeamLog,
-    Unavailable,
+    FactsQuery, Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite,
+    OrgAccess, OrgRows, Page, Pruned, PullQuery, Registration, Result, Seen, Store, StoreError,
+    TeamInfo, TeamLog, Unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -123,6 +123,25 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invites ADD COLUMN relay BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE devices ADD COLUMN relay BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
+    // 6: organisations: each one's log is a row of `teams` marked here; the teams attached to
+    // one (one organisation at most each), and its stewards (members of those teams).
+    r#"
+    CREATE TABLE orgs (
+        id TEXT PRIMARY KEY REFERENCES teams (id)
+    );
+    CREATE TABLE org_teams (
+        team TEXT PRIMARY KEY REFERENCES teams (id),
+        org TEXT NOT NULL REFERENCES orgs (id)
+    );
+    CREATE INDEX org_teams_org ON org_teams (org);
+    CREATE TABLE org_stewards (
+        org TEXT NOT NULL REFERENCES orgs (id),
+        team TEXT NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (org, team, member)
+    );
+    CREATE INDEX org_stewards_team ON org_stewards (team, member);
 "#,
 ];
 
@@ -404,7 +423,8 @@ impl Store for PgStore {
                         (SELECT coalesce(sum(length(data)), 0)::BIGINT FROM snapshots n
                          WHERE n.team = t.id),
                         pruned_changes, pruned_bytes
-                 FROM teams t ORDER BY created_ms, id",
+                 FROM teams t WHERE id NOT IN (SELECT id FROM orgs)
+                 ORDER BY created_ms, id",
                 &[],
             )
             .await?;
@@ -455,7 +475,11 @@ impl Store for PgStore {
     async fn team_names(&self) -> Result<Vec<(String, String)>> {
         let c = self.pool.get().await?;
         let rows = c
-            .query("SELECT id, name FROM teams ORDER BY created_ms, id", &[])
+            .query(
+                "SELECT id, name FROM teams WHERE id NOT IN (SELECT id FROM orgs)
+                 ORDER BY created_ms, id",
+                &[],
+            )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
@@ -1241,6 +1265,148 @@ impl Store for PgStore {
                 withdrawn: r.get(3),
             })
             .collect())
+    }
+
+    async fn create_org(&self, id: &str, name: &str, now_ms: i64) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute(
+            "INSERT INTO teams (id, name, created_ms) VALUES ($1, $2, $3)",
+            &[&id, &name, &now_ms],
+        )
+        .await?;
+        tx.execute("INSERT INTO orgs (id) VALUES ($1)", &[&id])
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn org_rows(&self) -> Result<OrgRows> {
+        let mut c = self.pool.get().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let orgs = tx
+            .query(
+                "SELECT o.id, t.name, t.created_ms FROM orgs o JOIN teams t ON t.id = o.id
+                 ORDER BY t.created_ms, o.id",
+                &[],
+            )
+            .await?;
+        let teams = tx
+            .query("SELECT team, org FROM org_teams ORDER BY org, team", &[])
+            .await?;
+        let stewards = tx
+            .query(
+                "SELECT org, team, member FROM org_stewards ORDER BY org, team, member",
+                &[],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(OrgRows {
+            orgs: orgs
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+            teams: teams.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            stewards: stewards
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect(),
+        })
+    }
+
+    async fn set_team_org(&self, team: &str, org: Option<&str>) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("DELETE FROM org_stewards WHERE team = $1", &[&team])
+            .await?;
+        tx.execute("DELETE FROM org_teams WHERE team = $1", &[&team])
+            .await?;
+        if let Some(org) = org {
+            tx.execute(
+                "INSERT INTO org_teams (team, org) VALUES ($1, $2)",
+                &[&team, &org],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_steward(
+        &self,
+        org: &str,
+        team: &str,
+        member: &str,
+        steward: bool,
+    ) -> Result<bool> {
+        let c = self.pool.get().await?;
+        let n = if steward {
+            c.execute(
+                "INSERT INTO org_stewards (org, team, member) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&org, &team, &member],
+            )
+            .await?
+        } else {
+            c.execute(
+                "DELETE FROM org_stewards WHERE org = $1 AND team = $2 AND member = $3",
+                &[&org, &team, &member],
+            )
+            .await?
+        };
+        Ok(n > 0)
+    }
+
+    async fn org_access(&self, team: &str, member: &str) -> Result<Option<OrgAccess>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT o.org, t.name, t.head, t.pruned_through,
+                        EXISTS (SELECT 1 FROM org_stewards s
+                                WHERE s.org = o.org AND s.team = o.team AND s.member = $2)
+                 FROM org_teams o JOIN teams t ON t.id = o.org
+                 WHERE o.team = $1",
+            )
+            .await?;
+        Ok(c.query_opt(&st, &[&team, &member])
+            .await?
+            .map(|r| OrgAccess {
+                org: r.get(0),
+                name: r.get(1),
+                head: r.get(2),
+                pruned: r.get(3),
+                steward: r.get(4),
+            }))
+    }
+
+    async fn load_orgs(&self, rows: &OrgRows) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        for (id, _, _) in &rows.orgs {
+            tx.execute("INSERT INTO orgs (id) VALUES ($1)", &[id])
+                .await?;
+        }
+        for (team, org) in &rows.teams {
+            tx.execute(
+                "INSERT INTO org_teams (team, org) VALUES ($1, $2)",
+                &[team, org],
+            )
+            .await?;
+        }
+        for (org, team, member) in &rows.stewards {
+            tx.execute(
+                "INSERT INTO org_stewards (org, team, member) VALUES ($1, $2, $3)",
+                &[org, team, member],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn dump(&self) -> Result<Dump> {

@@ -9,8 +9,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Append, Device, DeviceInfo, DeviceRow, DocRead, DocsPage, DocsQuery, Dump, Facts, FactsQuery,
-    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, Page, Pruned,
-    PullQuery, Registration, Result, Seen, Store, StoreError, TeamInfo, TeamLog, Unavailable,
+    Found, Invite, InviteInfo, Kind, LogRow, Logged, MemberDevices, NewInvite, OrgAccess, OrgRows,
+    Page, Pruned, PullQuery, Registration, Result, Seen, Store, StoreError, TeamInfo, TeamLog,
+    Unavailable,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -120,6 +121,25 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invites ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE devices ADD COLUMN relay INTEGER NOT NULL DEFAULT 0;
+"#,
+    // 8: organisations: each one's log is a row of `teams` marked here; the teams attached to
+    // one (one organisation at most each), and its stewards (members of those teams).
+    r#"
+    CREATE TABLE orgs (
+        id TEXT PRIMARY KEY REFERENCES teams (id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE org_teams (
+        team TEXT PRIMARY KEY REFERENCES teams (id),
+        org TEXT NOT NULL REFERENCES orgs (id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX org_teams_org ON org_teams (org);
+    CREATE TABLE org_stewards (
+        org TEXT NOT NULL REFERENCES orgs (id),
+        team TEXT NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (org, team, member)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX org_stewards_team ON org_stewards (team, member);
 "#,
 ];
 
@@ -361,7 +381,8 @@ impl Store for SqliteStore {
                         (SELECT coalesce(sum(length(data)), 0) FROM snapshots n
                          WHERE n.team = t.id),
                         pruned_changes, pruned_bytes
-                 FROM teams t ORDER BY created_ms, id",
+                 FROM teams t WHERE id NOT IN (SELECT id FROM orgs)
+                 ORDER BY created_ms, id",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(TeamInfo {
@@ -411,7 +432,10 @@ impl Store for SqliteStore {
 
     async fn team_names(&self) -> Result<Vec<(String, String)>> {
         self.call(|c| {
-            let mut st = c.prepare("SELECT id, name FROM teams ORDER BY created_ms, id")?;
+            let mut st = c.prepare(
+                "SELECT id, name FROM teams WHERE id NOT IN (SELECT id FROM orgs)
+                 ORDER BY created_ms, id",
+            )?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -1071,6 +1095,142 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn create_org(&self, id: &str, name: &str, now_ms: i64) -> Result<()> {
+        let (id, name) = (id.to_owned(), name.to_owned());
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO teams (id, name, created_ms) VALUES (?1, ?2, ?3)",
+                params![id, name, now_ms],
+            )?;
+            tx.execute("INSERT INTO orgs (id) VALUES (?1)", [&id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn org_rows(&self) -> Result<OrgRows> {
+        self.call(|c| {
+            let tx = c.transaction()?;
+            let mut rows = OrgRows::default();
+            {
+                let mut st = tx.prepare(
+                    "SELECT o.id, t.name, t.created_ms FROM orgs o JOIN teams t ON t.id = o.id
+                     ORDER BY t.created_ms, o.id",
+                )?;
+                rows.orgs = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut st = tx.prepare("SELECT team, org FROM org_teams ORDER BY org, team")?;
+                rows.teams = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut st = tx.prepare(
+                    "SELECT org, team, member FROM org_stewards ORDER BY org, team, member",
+                )?;
+                rows.stewards = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+            }
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_team_org(&self, team: &str, org: Option<&str>) -> Result<()> {
+        let (team, org) = (team.to_owned(), org.map(str::to_owned));
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM org_stewards WHERE team = ?1", [&team])?;
+            tx.execute("DELETE FROM org_teams WHERE team = ?1", [&team])?;
+            if let Some(org) = org {
+                tx.execute(
+                    "INSERT INTO org_teams (team, org) VALUES (?1, ?2)",
+                    [&team, &org],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_steward(
+        &self,
+        org: &str,
+        team: &str,
+        member: &str,
+        steward: bool,
+    ) -> Result<bool> {
+        let (org, team, member) = (org.to_owned(), team.to_owned(), member.to_owned());
+        self.call(move |c| {
+            let n = if steward {
+                c.execute(
+                    "INSERT INTO org_stewards (org, team, member) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    [&org, &team, &member],
+                )?
+            } else {
+                c.execute(
+                    "DELETE FROM org_stewards WHERE org = ?1 AND team = ?2 AND member = ?3",
+                    [&org, &team, &member],
+                )?
+            };
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn org_access(&self, team: &str, member: &str) -> Result<Option<OrgAccess>> {
+        let (team, member) = (team.to_owned(), member.to_owned());
+        self.call(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT o.org, t.name, t.head, t.pruned_through,
+                        EXISTS (SELECT 1 FROM org_stewards s
+                                WHERE s.org = o.org AND s.team = o.team AND s.member = ?2)
+                 FROM org_teams o JOIN teams t ON t.id = o.org
+                 WHERE o.team = ?1",
+            )?
+            .query_row([&team, &member], |r| {
+                Ok(OrgAccess {
+                    org: r.get(0)?,
+                    name: r.get(1)?,
+                    head: r.get(2)?,
+                    pruned: r.get(3)?,
+                    steward: r.get(4)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn load_orgs(&self, rows: &OrgRows) -> Result<()> {
+        let rows = rows.clone();
+        self.call(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (id, _, _) in &rows.orgs {
+                tx.execute("INSERT INTO orgs (id) VALUES (?1)", [id])?;
+            }
+            for (team, org) in &rows.teams {
+                tx.execute(
+                    "INSERT INTO org_teams (team, org) VALUES (?1, ?2)",
+                    [team, org],
+                )?;
+            }
+            for (org, team, member) in &rows.stewards {
+                tx.execute(
+                    "INSERT INTO org_stewards (org, team, member) VALUES (?1, ?2, ?3)",
+                    [org, team, member],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

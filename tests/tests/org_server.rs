@@ -1,0 +1,469 @@
+//! Organisations on the server, end to end: a real `cairn-server` process administered with its
+//! own commands, spoken to with raw HTTP as a client of an organisation would (the client side
+//! is not built yet), beside real `cairn` members of real teams. The organisation's log is read
+//! by every device of its attached teams, written by its stewards' devices only and only in its
+//! document, refused to a device of a detached or another team; it goes through a copy to
+//! PostgreSQL, and a database from before organisations migrates. On SQLite and PostgreSQL.
+
+use automerge::{ActorId, Automerge, transaction::Transactable};
+use cairn_e2e::pg::Postgres;
+use cairn_e2e::{Home, Server, feed, http};
+use cairn_protocol::{
+    Bytes, DocChanges, ErrorBody, OrgResponse, SyncRequest, SyncResponse, WaitResponse,
+};
+
+/// One automerge change by a fresh actor, to a document of its own (it applies anywhere).
+fn a_change(what: &str) -> Vec<u8> {
+    let mut doc = Automerge::new();
+    doc.set_actor(ActorId::random());
+    let mut tx = doc.transaction();
+    tx.put(automerge::ROOT, "non_negotiable", what).unwrap();
+    tx.commit();
+    doc.get_changes(&[])[0].raw_bytes().to_vec()
+}
+
+fn org_sync(server: &Server, org: &str, token: &str, req: &SyncRequest) -> (u16, String) {
+    http::post(
+        &server.url,
+        &format!("/v1/sync?org={org}"),
+        Some(token),
+        &serde_json::to_vec(req).unwrap(),
+    )
+}
+
+/// Pushes `changes` to `doc` of the organisation's log.
+fn org_push(
+    server: &Server,
+    org: &str,
+    token: &str,
+    doc: &str,
+    changes: Vec<Vec<u8>>,
+) -> (u16, String) {
+    let req = SyncRequest {
+        push: vec![DocChanges {
+            doc: doc.into(),
+            changes: changes.into_iter().map(Bytes).collect(),
+        }],
+        max_pull: Some(0),
+        ..SyncRequest::default()
+    };
+    org_sync(server, org, token, &req)
+}
+
+/// Pulls the organisation's log from the start; the response, or the refusal's status and body.
+fn org_pull(server: &Server, org: &str, token: &str) -> Result<SyncResponse, (u16, String)> {
+    let (status, body) = org_sync(server, org, token, &SyncRequest::default());
+    if status == 200 {
+        Ok(serde_json::from_str(&body).expect("a sync response"))
+    } else {
+        Err((status, body))
+    }
+}
+
+fn get_org(server: &Server, token: &str) -> OrgResponse {
+    let mut resp = http::agent()
+        .get(format!("{}/v1/org", server.url))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("the server answers");
+    assert_eq!(resp.status().as_u16(), 200);
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).expect("an org response")
+}
+
+/// A wait for news of the organisation's log; its status and body.
+fn org_wait(server: &Server, org: &str, token: &str, after: u64, timeout_s: u64) -> (u16, String) {
+    let mut resp = http::agent()
+        .get(format!(
+            "{}/v1/wait?org={org}&after={after}&timeout_s={timeout_s}",
+            server.url
+        ))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .expect("the server answers");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[track_caller]
+fn refused(got: (u16, String), want: u16, says: &str) {
+    let (status, body) = got;
+    assert_eq!(status, want, "{body}");
+    let err: ErrorBody = serde_json::from_str(&body).expect("an error body");
+    assert!(err.message.contains(says), "{}", err.message);
+}
+
+/// A team named `name` on `server` (attached to `org` if given), founded on the server by a
+/// member called `founder`, who logs one event and syncs.
+fn founded(server: &Server, name: &str, org: Option<&str>, founder: &str) -> (String, Home) {
+    let mut args = vec!["team", "create", name];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    let team = server.admin(&args).ok().trim().to_owned();
+    let home = Home::new();
+    home.run(&[
+        "join",
+        &server.url,
+        "--invite",
+        &server.founder(&team),
+        "--name",
+        founder,
+    ])
+    .ok();
+    home.run(&["log", &format!("{founder} wrote the runbook")])
+        .ok();
+    home.run(&["sync"]).ok();
+    (team, home)
+}
+
+/// The whole flow on one server: the admin's commands, then who reads and writes the log.
+fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Server) {
+    // The admin: an organisation, a team created in it, one attached later, one outside.
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let err = server.admin(&["org", "create", "acme"]).fails();
+    assert!(err.contains("named `Acme` already"), "{err}");
+    let (platform, ana) = founded(server, "Platform", Some("Acme"), "Ana");
+    let ben = Home::joined(server, &server.invite(&platform, 3), &["--name", "Ben"]);
+    let (_, cy) = founded(server, "Mobile", None, "Cy");
+    let err = server
+        .admin(&["team", "attach", "Mobile", "--org", "Acmee"])
+        .fails();
+    assert!(err.contains("did you mean `Acme`"), "{err}");
+    server
+        .admin(&["team", "attach", "Mobile", "--org", &org])
+        .ok();
+    let (_, dan) = founded(server, "Outsiders", None, "Dan");
+    // A steward is a member of one of its teams.
+    let err = server
+        .admin(&[
+            "org",
+            "steward",
+            "add",
+            "Acme",
+            "--member",
+            "Outsiders:@dan",
+        ])
+        .fails();
+    assert!(err.contains("team attach"), "{err}");
+    let err = server
+        .admin(&["org", "steward", "add", "Acme", "--member", "@ana"])
+        .fails();
+    assert!(err.contains("TEAM:@handle"), "{err}");
+    server
+        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+        .ok();
+    let orgs = server.admin(&["org", "list", "--json"]).json();
+    let acme = &orgs[0];
+    assert_eq!(acme["id"], org.as_str());
+    assert_eq!(acme["name"], "Acme");
+    let teams: Vec<&str> = acme["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(teams, ["Mobile", "Platform"]);
+    assert_eq!(acme["stewards"].as_array().unwrap().len(), 1, "{acme}");
+    assert_eq!(acme["stewards"][0]["handle"], "ana");
+    assert_eq!(acme["stewards"][0]["team"], platform.as_str());
+    let text = server.admin(&["org", "list"]).ok();
+    assert!(text.contains("teams:    Mobile, Platform"), "{text}");
+    assert!(text.contains("stewards: Platform:@ana"), "{text}");
+    // The organisation's log is no team.
+    let listed = server.admin(&["team", "list", "--json"]).json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Platform", "Mobile", "Outsiders"]);
+
+    // Each device learns its team's organisation.
+    let token = |h: &Home| h.meta("token");
+    let seen = get_org(server, &token(&ana))
+        .org
+        .expect("Ana's team is in Acme");
+    assert_eq!(
+        (seen.id.as_str(), seen.name.as_str(), seen.steward),
+        (org.as_str(), "Acme", true)
+    );
+    let seen = get_org(server, &token(&cy))
+        .org
+        .expect("Cy's team is in Acme");
+    assert!(!seen.steward);
+    assert_eq!(get_org(server, &token(&dan)).org, None);
+
+    // The steward writes the organisation's document; nobody else writes anything there.
+    let (status, body) = org_push(
+        server,
+        &org,
+        &token(&ana),
+        "team",
+        vec![a_change("Be kind")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let resp: SyncResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!((resp.acked, resp.head), (1, 1));
+    refused(
+        org_push(
+            server,
+            &org,
+            &token(&ben),
+            "team",
+            vec![a_change("Ship daily")],
+        ),
+        403,
+        "only the organisation's stewards",
+    );
+    let journal = format!("j/{}/2026-12", ana.meta("me"));
+    refused(
+        org_push(server, &org, &token(&ana), &journal, vec![a_change("x")]),
+        403,
+        "holds its document `team` only",
+    );
+    // Every device of its teams reads it, Ana's change and nothing else.
+    for (who, home) in [("Ben", &ben), ("Cy", &cy)] {
+        let resp = org_pull(server, &org, &token(home)).unwrap_or_else(|e| panic!("{who}: {e:?}"));
+        assert_eq!(resp.head, 1, "{who}");
+        assert_eq!(resp.pulled.len(), 1, "{who}");
+        assert_eq!(resp.pulled[0].doc, "team");
+    }
+    // Another team's device is refused, and so is a log of an organisation that is not its own.
+    refused(
+        org_pull(server, &org, &token(&dan)).unwrap_err(),
+        403,
+        "belongs to no organisation",
+    );
+    refused(
+        org_pull(server, "zzzzzzzzzzzz", &token(&ben)).unwrap_err(),
+        403,
+        "belongs to organisation `Acme`",
+    );
+    // The teams' own logs go on as before: Ben's team feed holds Ana's event, not the org's.
+    ben.run(&["sync"]).ok();
+    assert_eq!(feed(&ben, &[]).len(), 1);
+
+    // Waiting for the organisation's news: its own head (1), not the team's (several).
+    let (status, body) = org_wait(server, &org, &token(&cy), 1, 1);
+    assert_eq!(status, 204, "no news after 1 within a second: {body}");
+    let waiter = {
+        let (url, org, cy_token) = (server.url.clone(), org.clone(), token(&cy));
+        std::thread::spawn(move || {
+            let mut resp = http::agent()
+                .get(format!("{url}/v1/wait?org={org}&after=1&timeout_s=30"))
+                .header("Authorization", format!("Bearer {cy_token}"))
+                .call()
+                .expect("the server answers");
+            let status = resp.status().as_u16();
+            (status, resp.body_mut().read_to_string().unwrap_or_default())
+        })
+    };
+    let (status, body) = org_push(server, &org, &token(&ana), "team", vec![a_change("Rest")]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = waiter.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let news: WaitResponse = serde_json::from_str(&body).unwrap();
+    assert_eq!(news.head, 2);
+
+    // Detached, Mobile reads it no more; a steward removed writes no more.
+    server.admin(&["team", "detach", "Mobile"]).ok();
+    assert_eq!(get_org(server, &token(&cy)).org, None);
+    refused(
+        org_pull(server, &org, &token(&cy)).unwrap_err(),
+        403,
+        "belongs to no organisation",
+    );
+    refused(
+        org_wait(server, &org, &token(&cy), 0, 1),
+        403,
+        "belongs to no organisation",
+    );
+    server
+        .admin(&[
+            "org",
+            "steward",
+            "remove",
+            "Acme",
+            "--member",
+            "Platform:@ana",
+        ])
+        .ok();
+    assert!(!get_org(server, &token(&ana)).org.unwrap().steward);
+    refused(
+        org_push(server, &org, &token(&ana), "team", vec![a_change("Again")]),
+        403,
+        "only the organisation's stewards",
+    );
+    assert_eq!(org_pull(server, &org, &token(&ben)).unwrap().head, 2);
+    let orgs = server.admin(&["org", "list", "--json"]).json();
+    assert_eq!(orgs[0]["teams"].as_array().unwrap().len(), 1, "{orgs}");
+    assert_eq!(orgs[0]["stewards"].as_array().unwrap().len(), 0, "{orgs}");
+}
+
+#[test]
+fn an_organisation_on_sqlite() {
+    an_organisation_is_read_by_its_teams_and_written_by_its_stewards(&Server::start());
+}
+
+#[test]
+fn an_organisation_on_postgres() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let url = pg.create_db("orgs");
+    an_organisation_is_read_by_its_teams_and_written_by_its_stewards(&Server::start_shared(
+        &url,
+        &[],
+    ));
+}
+
+/// A joining device hears of its team's organisation in the join's answer.
+#[test]
+fn a_join_names_the_organisation() {
+    let server = Server::start();
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (platform, _ana) = founded(&server, "Platform", Some(&org), "Ana");
+    let req = cairn_protocol::JoinRequest {
+        invite: server.invite(&platform, 1),
+        device_name: "ben's laptop".into(),
+        name: Some("Ben".into()),
+        ..Default::default()
+    };
+    let (status, body) = http::post(
+        &server.url,
+        "/v1/join",
+        None,
+        &serde_json::to_vec(&req).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let joined: cairn_protocol::JoinResponse = serde_json::from_str(&body).unwrap();
+    let named = joined.org.expect("the organisation");
+    assert_eq!(
+        (named.id.as_str(), named.name.as_str(), named.steward),
+        (org.as_str(), "Acme", false)
+    );
+}
+
+/// Organisations, their teams, stewards and log go through a copy to PostgreSQL.
+#[test]
+fn an_organisation_goes_through_a_copy_to_postgres() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let mut sqlite = Server::start();
+    let org = sqlite
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (_, ana) = founded(&sqlite, "Platform", Some("Acme"), "Ana");
+    sqlite
+        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+        .ok();
+    let (status, body) = org_push(
+        &sqlite,
+        &org,
+        &ana.meta("token"),
+        "team",
+        vec![a_change("Be kind")],
+    );
+    assert_eq!(status, 200, "{body}");
+    let before = sqlite.admin(&["org", "list", "--json"]).json();
+    sqlite.kill();
+    let url = pg.create_db("orgcopy");
+    let said = sqlite.admin(&["copy", "--to", &url]).ok();
+    assert!(said.contains("1 team(s), 1 organisation(s)"), "{said}");
+    let server = Server::start_shared(&url, &[]);
+    assert_eq!(server.admin(&["org", "list", "--json"]).json(), before);
+    let resp = org_pull(&server, &org, &ana.meta("token")).unwrap();
+    assert_eq!((resp.head, resp.pulled.len()), (1, 1));
+    let (status, body) = org_push(
+        &server,
+        &org,
+        &ana.meta("token"),
+        "team",
+        vec![a_change("Rest")],
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Takes a server's database back to the version before organisations: their tables gone, the
+/// schema number one less.
+fn before_orgs(server: &Server, pg: Option<&Postgres>) {
+    let sql = "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs;";
+    match pg {
+        None => {
+            let conn = rusqlite::Connection::open(server.db()).expect("the database opens");
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, 8, "organisations came with schema 8");
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", 7).unwrap();
+        }
+        Some(pg) => {
+            let out = std::process::Command::new(pg.bin("psql"))
+                .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+                .args(["-p", &pg.port().to_string(), "-U", "cairn"])
+                .args(["-d", server.database().rsplit('/').next().unwrap()])
+                .args(["-c", "SELECT version FROM cairn_schema WHERE version = 6"])
+                .args(["-c", sql])
+                .args(["-c", "UPDATE cairn_schema SET version = 5"])
+                .output()
+                .expect("psql runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains("(1 row)"),
+                "organisations came with schema 6: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// A database from before organisations migrates: its members go on syncing, their team
+/// belongs to no organisation, and one can be made and attached.
+fn an_older_database_migrates(mut server: Server, pg: Option<&Postgres>) {
+    let (team, ana) = founded(&server, "Platform", None, "Ana");
+    let ben = Home::joined(&server, &server.invite(&team, 3), &["--name", "Ben"]);
+    server.kill();
+    before_orgs(&server, pg);
+    server.restart();
+    ana.run(&["log", "Reviewed the runbook"]).ok();
+    ana.run(&["sync"]).ok();
+    ben.run(&["sync"]).ok();
+    assert_eq!(feed(&ben, &[]).len(), 2, "both of Ana's events");
+    assert_eq!(get_org(&server, &ben.meta("token")).org, None);
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    server
+        .admin(&["team", "attach", "Platform", "--org", "Acme"])
+        .ok();
+    assert_eq!(org_pull(&server, &org, &ben.meta("token")).unwrap().head, 0);
+}
+
+#[test]
+fn a_database_from_before_organisations_migrates_on_sqlite() {
+    an_older_database_migrates(Server::start(), None);
+}
+
+#[test]
+fn a_database_from_before_organisations_migrates_on_postgres() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let url = pg.create_db("older");
+    an_older_database_migrates(Server::start_shared(&url, &[]), Some(&pg));
+}
