@@ -137,6 +137,51 @@ impl Server {
         self.spawn(&addr);
     }
 
+    /// Takes this (stopped) server's database back to the schema before the latest: runs `sql`,
+    /// which undoes what the latest migration made, and numbers the schema one less, after
+    /// checking it was at `latest.0` (SQLite) or `latest.1` (PostgreSQL, in the cluster `pg`).
+    pub fn back_one_schema(&self, pg: Option<&crate::pg::Postgres>, sql: &str, latest: (i64, i64)) {
+        match pg {
+            None => {
+                let conn = rusqlite::Connection::open(self.db()).expect("the database opens");
+                let version: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(version, latest.0, "the latest SQLite schema");
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", latest.0 - 1)
+                    .unwrap();
+            }
+            Some(pg) => {
+                let out = Command::new(pg.bin("psql"))
+                    .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+                    .args(["-p", &pg.port().to_string(), "-U", "cairn"])
+                    .args(["-d", self.database().rsplit('/').next().unwrap()])
+                    .args([
+                        "-c",
+                        &format!(
+                            "SELECT version FROM cairn_schema WHERE version = {}",
+                            latest.1
+                        ),
+                    ])
+                    .args(["-c", sql])
+                    .args([
+                        "-c",
+                        &format!("UPDATE cairn_schema SET version = {}", latest.1 - 1),
+                    ])
+                    .output()
+                    .expect("psql runs");
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && text.contains("(1 row)"),
+                    "the latest PostgreSQL schema is {}: {text}{}",
+                    latest.1,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
     /// The hash of the team's last change (not a notice), in hex (SQLite databases).
     pub fn last_change(&self, team: &str) -> String {
         let conn = rusqlite::Connection::open(self.db()).unwrap();

@@ -9,7 +9,8 @@ use automerge::{ActorId, Automerge, transaction::Transactable};
 use cairn_e2e::pg::Postgres;
 use cairn_e2e::{Home, Server, feed, http};
 use cairn_protocol::{
-    Bytes, DocChanges, ErrorBody, OrgResponse, SyncRequest, SyncResponse, WaitResponse,
+    Bytes, DeviceKind, DocChanges, ErrorBody, JoinRequest, JoinResponse, OrgResponse, SyncRequest,
+    SyncResponse, WaitResponse,
 };
 
 /// One automerge change by a fresh actor, to a document of its own (it applies anywhere).
@@ -322,21 +323,15 @@ fn an_organisation_on_postgres() {
     ));
 }
 
-/// A joining device hears of its team's organisation in the join's answer.
-#[test]
-fn a_join_names_the_organisation() {
-    let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
-    let (platform, _ana) = founded(&server, "Platform", Some(&org), "Ana");
-    let req = cairn_protocol::JoinRequest {
-        invite: server.invite(&platform, 1),
-        device_name: "ben's laptop".into(),
-        name: Some("Ben".into()),
-        ..Default::default()
+/// Joins `invite` with raw HTTP as a device of `kind` (a new member says their `name`); the
+/// join's answer.
+fn join(server: &Server, invite: &str, kind: DeviceKind, name: Option<&str>) -> JoinResponse {
+    let req = JoinRequest {
+        invite: invite.into(),
+        device_name: "a device".into(),
+        name: name.map(Into::into),
+        device_kind: kind,
+        ..JoinRequest::default()
     };
     let (status, body) = http::post(
         &server.url,
@@ -345,11 +340,71 @@ fn a_join_names_the_organisation() {
         &serde_json::to_vec(&req).unwrap(),
     );
     assert_eq!(status, 200, "{body}");
-    let joined: cairn_protocol::JoinResponse = serde_json::from_str(&body).unwrap();
-    let named = joined.org.expect("the organisation");
+    serde_json::from_str(&body).expect("a join response")
+}
+
+/// A joining device hears of its team's organisation in the join's answer, a steward's as a
+/// steward's; a relay of one of its teams reads the organisation and never writes it.
+#[test]
+fn a_join_names_the_organisation_and_a_relay_only_reads_it() {
+    let server = Server::start();
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (platform, ana) = founded(&server, "Platform", Some(&org), "Ana");
+    let ben = join(
+        &server,
+        &server.invite(&platform, 1),
+        DeviceKind::Member,
+        Some("Ben"),
+    );
+    let named = ben.org.expect("the organisation");
     assert_eq!(
         (named.id.as_str(), named.name.as_str(), named.steward),
         (org.as_str(), "Acme", false)
+    );
+    server
+        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+        .ok();
+    let linked = ana.run(&["device", "link", "--json"]).json();
+    let code = linked["invite"].as_str().expect("a link code");
+    let second = join(&server, code, DeviceKind::Member, None);
+    assert!(
+        second.org.expect("the organisation").steward,
+        "Ana's second device writes too"
+    );
+    let relay_invite = server
+        .admin(&["invite", "create", "--team", "Platform", "--relay"])
+        .ok();
+    let relay = join(&server, relay_invite.trim(), DeviceKind::Relay, None);
+    assert!(!relay.org.expect("the organisation").steward);
+    let (status, body) = org_push(
+        &server,
+        &org,
+        &second.token.0,
+        "team",
+        vec![a_change("Be kind")],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        org_pull(&server, &org, &relay.token.0)
+            .unwrap()
+            .pulled
+            .len(),
+        1
+    );
+    refused(
+        org_push(
+            &server,
+            &org,
+            &relay.token.0,
+            "team",
+            vec![a_change("Posted")],
+        ),
+        403,
+        "only the organisation's stewards",
     );
 }
 
@@ -396,47 +451,18 @@ fn an_organisation_goes_through_a_copy_to_postgres() {
     assert_eq!(status, 200, "{body}");
 }
 
-/// Takes a server's database back to the version before organisations: their tables gone, the
-/// schema number one less.
-fn before_orgs(server: &Server, pg: Option<&Postgres>) {
-    let sql = "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs;";
-    match pg {
-        None => {
-            let conn = rusqlite::Connection::open(server.db()).expect("the database opens");
-            let version: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(version, 8, "organisations came with schema 8");
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", 7).unwrap();
-        }
-        Some(pg) => {
-            let out = std::process::Command::new(pg.bin("psql"))
-                .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-                .args(["-p", &pg.port().to_string(), "-U", "cairn"])
-                .args(["-d", server.database().rsplit('/').next().unwrap()])
-                .args(["-c", "SELECT version FROM cairn_schema WHERE version = 6"])
-                .args(["-c", sql])
-                .args(["-c", "UPDATE cairn_schema SET version = 5"])
-                .output()
-                .expect("psql runs");
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && text.contains("(1 row)"),
-                "organisations came with schema 6: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
 /// A database from before organisations migrates: its members go on syncing, their team
 /// belongs to no organisation, and one can be made and attached.
 fn an_older_database_migrates(mut server: Server, pg: Option<&Postgres>) {
     let (team, ana) = founded(&server, "Platform", None, "Ana");
     let ben = Home::joined(&server, &server.invite(&team, 3), &["--name", "Ben"]);
     server.kill();
-    before_orgs(&server, pg);
+    // Organisations came with SQLite's schema 8 and PostgreSQL's 6.
+    server.back_one_schema(
+        pg,
+        "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs;",
+        (8, 6),
+    );
     server.restart();
     ana.run(&["log", "Reviewed the runbook"]).ok();
     ana.run(&["sync"]).ok();
