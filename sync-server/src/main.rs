@@ -106,8 +106,11 @@ enum ChangeCommand {
     /// already pruned from the log (`team prune`) is not found here: withdraw before pruning.
     Withdraw {
         /// The team's name or id (see `cairn-server team list`).
-        #[arg(long)]
-        team: String,
+        #[arg(long, required_unless_present = "org", conflicts_with = "org")]
+        team: Option<String>,
+        /// An organisation's name or id instead (a change to its log: `org list`).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
         /// The changes' hashes in hex (a unique prefix of 8 digits or more will do).
         #[arg(required = true, value_name = "HASH")]
         hashes: Vec<String>,
@@ -365,6 +368,17 @@ enum OrgCommand {
     /// document.
     #[command(subcommand)]
     Steward(StewardCommand),
+    /// Prune an organisation's log, as `team prune` does a team's.
+    Prune {
+        /// The organisation's name or id.
+        org: String,
+        /// How old a change must be: a number and m, h or d (`12h`, `30d`), or 0 for all.
+        #[arg(long, default_value = "30d", value_parser = parse_horizon_ms)]
+        older_than: i64,
+        /// Print JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -727,8 +741,24 @@ async fn admin(
         }
         Command::Team(TeamCommand::List { json }) => {
             let teams = hub.teams().await?;
+            // Each team's organisation, by name.
+            let orgs = hub.store().org_rows().await?;
+            let org_of = |team: &str| {
+                let org = orgs.teams.iter().find(|(t, _)| t == team)?;
+                orgs.orgs.iter().find(|(id, _, _)| *id == org.1)
+            };
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&teams)?)?;
+                let rows: Vec<_> = teams
+                    .iter()
+                    .map(|t| {
+                        let mut v = serde_json::to_value(t).unwrap_or_default();
+                        if let Some((id, name, _)) = org_of(&t.id) {
+                            v["org"] = serde_json::json!({ "id": id, "name": name });
+                        }
+                        v
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             } else {
                 writeln!(
                     out,
@@ -736,9 +766,12 @@ async fn admin(
                     "id", "changes", "devices", "log", "snapshots", "pruned", "created"
                 )?;
                 for t in teams {
+                    let org = org_of(&t.id).map_or_else(String::new, |(_, name, _)| {
+                        format!("  (organisation {name})")
+                    });
                     writeln!(
                         out,
-                        "{:<14} {:>8} {:>8} {:>10} {:>10} {:>10}  {:<17} {}",
+                        "{:<14} {:>8} {:>8} {:>10} {:>10} {:>10}  {:<17} {}{org}",
                         t.id,
                         t.changes,
                         t.devices,
@@ -757,18 +790,15 @@ async fn admin(
             json,
         }) => {
             let (team, _) = hub.find_team(&team).await?;
-            let pruned = hub.store().prune(&team, now_ms() - older_than).await?;
-            if json {
-                writeln!(out, "{}", serde_json::to_string(&pruned)?)?;
-            } else {
-                writeln!(
-                    out,
-                    "pruned {} change{} ({}) from team {team}",
-                    pruned.changes,
-                    if pruned.changes == 1 { "" } else { "s" },
-                    fmt_bytes(pruned.bytes)
-                )?;
-            }
+            prune(&hub, &mut out, (&team, "team"), older_than, json).await?;
+        }
+        Command::Org(OrgCommand::Prune {
+            org,
+            older_than,
+            json,
+        }) => {
+            let (org, _) = hub.find_org(&org).await?;
+            prune(&hub, &mut out, (&org, "organisation"), older_than, json).await?;
         }
         Command::Invite(InviteCommand::Create {
             team,
@@ -908,12 +938,18 @@ async fn admin(
         }
         Command::Change(ChangeCommand::Withdraw {
             team,
+            org,
             hashes,
             cascade,
             dry_run,
             json,
         }) => {
-            let (team, _) = hub.find_team(&team).await?;
+            // An organisation's log is withdrawn from like a team's.
+            let (team, _) = match (team, org) {
+                (Some(team), _) => hub.find_team(&team).await?,
+                (None, Some(org)) => hub.find_org(&org).await?,
+                (None, None) => return Err("name the team (--team) or organisation (--org)".into()),
+            };
             let go = match (dry_run, cascade) {
                 (true, _) => Go::Preview,
                 (false, true) => Go::Cascade,
@@ -1010,6 +1046,29 @@ async fn admin(
                 redact(&to)
             );
         }
+    }
+    Ok(())
+}
+
+/// Prunes the log `id` (of a team or an organisation, as `what` says) and says what went.
+async fn prune(
+    hub: &Hub,
+    out: &mut impl std::io::Write,
+    (id, what): (&str, &str),
+    older_than: i64,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let pruned = hub.store().prune(id, now_ms() - older_than).await?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&pruned)?)?;
+    } else {
+        writeln!(
+            out,
+            "pruned {} change{} ({}) from {what} {id}",
+            pruned.changes,
+            if pruned.changes == 1 { "" } else { "s" },
+            fmt_bytes(pruned.bytes)
+        )?;
     }
     Ok(())
 }

@@ -85,6 +85,10 @@ fn org_wait(server: &Server, org: &str, token: &str, after: u64, timeout_s: u64)
     (status, resp.body_mut().read_to_string().unwrap_or_default())
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[track_caller]
 fn refused(got: (u16, String), want: u16, says: &str) {
     let (status, body) = got;
@@ -183,6 +187,9 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Platform", "Mobile", "Outsiders"]);
+    assert_eq!(listed[0]["org"]["name"], "Acme");
+    assert_eq!(listed[1]["org"]["id"], org.as_str());
+    assert!(listed[2].get("org").is_none(), "{listed}");
 
     // Each device learns its team's organisation.
     let token = |h: &Home| h.meta("token");
@@ -304,6 +311,46 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
     let orgs = server.admin(&["org", "list", "--json"]).json();
     assert_eq!(orgs[0]["teams"].as_array().unwrap().len(), 1, "{orgs}");
     assert_eq!(orgs[0]["stewards"].as_array().unwrap().len(), 0, "{orgs}");
+
+    // The admin withdraws a change from the organisation's log as from a team's: a device
+    // catching up from the start never gets it, and is told it went.
+    let rest = a_change("Withdrawn");
+    server
+        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+        .ok();
+    let (status, body) = org_push(server, &org, &token(&ana), "team", vec![rest.clone()]);
+    assert_eq!(status, 200, "{body}");
+    let hash = hex(&automerge::Change::from_bytes(rest.clone())
+        .unwrap()
+        .hash()
+        .0);
+    server
+        .admin(&["change", "withdraw", "--org", "Acme", &hash])
+        .ok();
+    let all = org_sync(
+        server,
+        &org,
+        &token(&ben),
+        &SyncRequest {
+            withdrawals: true,
+            ..SyncRequest::default()
+        },
+    );
+    assert_eq!(all.0, 200, "{}", all.1);
+    let all: SyncResponse = serde_json::from_str(&all.1).unwrap();
+    assert!(all.pulled.iter().all(|p| p.change.0 != rest), "{all:?}");
+    assert!(
+        all.pulled.iter().any(|p| p.withdrawn.contains(&hash)),
+        "{all:?}"
+    );
+    assert_eq!(
+        all.pulled.iter().filter(|p| !p.change.0.is_empty()).count(),
+        2
+    );
+    let pruned = server
+        .admin(&["org", "prune", "Acme", "--older-than", "0", "--json"])
+        .json();
+    assert!(pruned["changes"].is_i64(), "{pruned}");
 }
 
 #[test]
