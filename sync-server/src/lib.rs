@@ -505,7 +505,7 @@ async fn join(
     Ok(json(&resp))
 }
 
-#[tracing::instrument(skip_all, fields(team, device))]
+#[tracing::instrument(skip_all, fields(team, device, org))]
 async fn sync(
     Ext(state): Ext<State>,
     axum::Extension(Client(client)): axum::Extension<Client>,
@@ -518,6 +518,9 @@ async fn sync(
     let span = tracing::Span::current();
     span.record("team", device.team.as_str());
     span.record("device", device.id.as_str());
+    if let Some(org) = &org {
+        span.record("org", org.as_str());
+    }
     let slot = state.enter(&device)?;
     if let Err(wait) = state.guards.sync.take(&device.id) {
         return Err(too_many("this device syncs too often", wait));
@@ -587,7 +590,7 @@ async fn link(
 /// `GET /v1/wait?after=N&timeout_s=S`: answers as soon as the team's log has an entry after
 /// `N` (200 with its head), or with 204 once `S` seconds passed without one. Waiting holds no
 /// heavy-work slot and costs nothing but its place among the waiters while idle.
-#[tracing::instrument(skip_all, fields(team, device))]
+#[tracing::instrument(skip_all, fields(team, device, org))]
 async fn wait(
     Ext(state): Ext<State>,
     axum::Extension(Client(client)): axum::Extension<Client>,
@@ -600,7 +603,10 @@ async fn wait(
     let (after, timeout) = wait_query(req.uri().query())?;
     // The organisation's log instead of the team's: the device must be one of its teams'.
     let device = match org_query(req.uri().query())? {
-        Some(org) => state.hub.org_device(&device, &org).await?.0,
+        Some(org) => {
+            span.record("org", org.as_str());
+            state.hub.org_device(&device, &org).await?.0
+        }
         None => device,
     };
     // As costly as a sync with nothing to move when the answer is at hand: the same budget.

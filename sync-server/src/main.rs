@@ -76,7 +76,8 @@ enum Command {
     /// Withdraw stored changes.
     #[command(subcommand)]
     Change(ChangeCommand),
-    /// Copy every team, device, invite and change of the database into another, and check the
+    /// Copy every team, organisation, device, invite and change of the database into another,
+    /// and check the
     /// copy.
     ///
     /// For moving a server from SQLite to PostgreSQL (or back): stop the server, copy, start it

@@ -175,6 +175,16 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
     assert_eq!(acme["stewards"].as_array().unwrap().len(), 1, "{acme}");
     assert_eq!(acme["stewards"][0]["handle"], "ana");
     assert_eq!(acme["stewards"][0]["team"], platform.as_str());
+    // A team belongs to one organisation at most.
+    server.admin(&["org", "create", "Beta"]).ok();
+    let err = server
+        .admin(&["team", "attach", "Platform", "--org", "Beta"])
+        .fails();
+    assert!(
+        err.contains("belongs to organisation `Acme` already"),
+        "{err}"
+    );
+    assert!(err.contains("team detach"), "{err}");
     let text = server.admin(&["org", "list"]).ok();
     assert!(text.contains("teams:    Mobile, Platform"), "{text}");
     assert!(text.contains("stewards: Platform:@ana"), "{text}");
@@ -351,6 +361,21 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
         .admin(&["org", "prune", "Acme", "--older-than", "0", "--json"])
         .json();
     assert!(pruned["changes"].is_i64(), "{pruned}");
+
+    // A team detached takes its stewards with it: attached again, they are stewards no more.
+    server.admin(&["team", "detach", "Platform"]).ok();
+    server
+        .admin(&["team", "attach", "Platform", "--org", "Acme"])
+        .ok();
+    let seen = get_org(server, &token(&ana))
+        .org
+        .expect("Platform is in Acme again");
+    assert!(!seen.steward);
+    refused(
+        org_push(server, &org, &token(&ana), "team", vec![a_change("After")]),
+        403,
+        "only the organisation's stewards",
+    );
 }
 
 #[test]

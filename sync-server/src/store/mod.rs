@@ -715,7 +715,8 @@ pub struct Copied {
     pub entries: u64,
 }
 
-/// Copies every team, invite, device, actor and log entry of `from` into `to` (which must hold
+/// Copies every team, organisation (its teams and stewards), invite, device, actor and log entry
+/// of `from` into `to` (which must hold
 /// no team yet), then reads both back and checks they hold the same. Call `progress` with the
 /// entries copied so far. The source must not change meanwhile (stop its server): a change made
 /// during the copy fails the check.
