@@ -137,10 +137,16 @@ impl Server {
         self.spawn(&addr);
     }
 
-    /// Takes this (stopped) server's database back to the schema before the latest: runs `sql`,
-    /// which undoes what the latest migration made, and numbers the schema one less, after
-    /// checking it was at `latest.0` (SQLite) or `latest.1` (PostgreSQL, in the cluster `pg`).
-    pub fn back_one_schema(&self, pg: Option<&crate::pg::Postgres>, sql: &str, latest: (i64, i64)) {
+    /// Takes this (stopped) server's database back to an older schema: runs `sql`, which undoes
+    /// what the migrations since made, and numbers the schema `to` (SQLite's, PostgreSQL's),
+    /// after checking it was at `latest` (SQLite's, PostgreSQL's, in the cluster `pg`).
+    pub fn back_to_schema(
+        &self,
+        pg: Option<&crate::pg::Postgres>,
+        sql: &str,
+        latest: (i64, i64),
+        to: (i64, i64),
+    ) {
         match pg {
             None => {
                 let conn = rusqlite::Connection::open(self.db()).expect("the database opens");
@@ -149,8 +155,7 @@ impl Server {
                     .unwrap();
                 assert_eq!(version, latest.0, "the latest SQLite schema");
                 conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", latest.0 - 1)
-                    .unwrap();
+                conn.pragma_update(None, "user_version", to.0).unwrap();
             }
             Some(pg) => {
                 let out = Command::new(pg.bin("psql"))
@@ -165,10 +170,7 @@ impl Server {
                         ),
                     ])
                     .args(["-c", sql])
-                    .args([
-                        "-c",
-                        &format!("UPDATE cairn_schema SET version = {}", latest.1 - 1),
-                    ])
+                    .args(["-c", &format!("UPDATE cairn_schema SET version = {}", to.1)])
                     .output()
                     .expect("psql runs");
                 let text = String::from_utf8_lossy(&out.stdout);

@@ -523,6 +523,9 @@ fn an_organisation_goes_through_a_copy_to_postgres() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// What takes a database back to the schema before organisations.
+const ORGS_UNDONE: &str = "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs;";
+
 /// A database from before organisations migrates: its members go on syncing, their team
 /// belongs to no organisation, and one can be made and attached.
 fn an_older_database_migrates(mut server: Server, pg: Option<&Postgres>) {
@@ -530,11 +533,7 @@ fn an_older_database_migrates(mut server: Server, pg: Option<&Postgres>) {
     let ben = Home::joined(&server, &server.invite(&team, 3), &["--name", "Ben"]);
     server.kill();
     // Organisations came with SQLite's schema 8 and PostgreSQL's 6.
-    server.back_one_schema(
-        pg,
-        "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs;",
-        (8, 6),
-    );
+    server.back_to_schema(pg, ORGS_UNDONE, (8, 6), (7, 5));
     server.restart();
     ana.run(&["log", "Reviewed the runbook"]).ok();
     ana.run(&["sync"]).ok();

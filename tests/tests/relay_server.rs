@@ -484,38 +484,12 @@ fn relays_and_waits_on_postgres_and_news_from_another_instance() {
     );
 }
 
-/// Takes a server's database back to the version before relays: their columns gone, the schema
-/// number one less.
+/// Takes a server's database back to the version before relays: their columns gone (and the
+/// organisations that came after them), the schema numbers SQLite's 6 and PostgreSQL's 4.
 fn before_relays(server: &Server, pg: Option<&Postgres>) {
-    let sql = "ALTER TABLE invites DROP COLUMN relay; ALTER TABLE devices DROP COLUMN relay;";
-    match pg {
-        None => {
-            let conn = rusqlite::Connection::open(server.db()).expect("the database opens");
-            let version: i64 = conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(version, 7, "relays came with schema 7");
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", 6).unwrap();
-        }
-        Some(pg) => {
-            let out = std::process::Command::new(pg.bin("psql"))
-                .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-                .args(["-p", &pg.port().to_string(), "-U", "cairn"])
-                .args(["-d", server.database().rsplit('/').next().unwrap()])
-                .args(["-c", "SELECT version FROM cairn_schema WHERE version = 5"])
-                .args(["-c", sql])
-                .args(["-c", "UPDATE cairn_schema SET version = 4"])
-                .output()
-                .expect("psql runs");
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && text.contains("(1 row)"),
-                "relays came with schema 5: {text}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    let sql = "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs; \
+               ALTER TABLE invites DROP COLUMN relay; ALTER TABLE devices DROP COLUMN relay;";
+    server.back_to_schema(pg, sql, (8, 6), (6, 4));
 }
 
 /// A database from before relays migrates: its members go on syncing, and a relay joins.

@@ -15,6 +15,25 @@
 //!   stewards' non-negotiables); every other device's push is refused 403, whole;
 //! - a device of a team attached to no organisation, or to another one, is refused 403.
 //!
+//! Why this reading rather than, say, organisation documents inside each team's log: a
+//! steward's change is stored once and numbered once for every team, a device of a team that
+//! leaves the organisation simply stops reading a log it never wrote into (nothing of the
+//! organisation's is left to take out of the team's history), and a team's log keeps holding
+//! only what its own members wrote, so nothing crosses from one team to another but what was
+//! given across. The cost is a second cursor per device, and a second request per sync when
+//! the team belongs to an organisation (none otherwise).
+//!
+//! The organisation's document is that log's `team` document ([`cairn_protocol::ORG_DOC`]):
+//! the one document id every replica store already keeps, so a client holds the
+//! organisation's replica with the code that holds a team's. What it contains (the
+//! non-negotiables, each with its why) is `cairn-core`'s to define; the server checks only that
+//! a change applies to it. The stewards are the server's record (named by the admin, said to
+//! each device by `GET /v1/org`), not written into the document.
+//!
+//! The admin names an organisation like a team (`org list`, by name or id); its log is pruned
+//! (`org prune`) and withdrawn from (`change withdraw --org`) as a team's. An organisation has
+//! no devices, invites or joins of its own: `--team` never names one.
+//!
 //! The checks a team's push goes through all hold too (each change signed by one of the
 //! device's actors, numbered right, applying to its document), so nothing stored can stop a
 //! replica of the organisation either.
