@@ -52,6 +52,9 @@
 //!    ([`cairn_protocol::OrgRef::steward`]) and only to `team` of that log; anything else comes
 //!    back 403.
 //! 4. Wait for its news with `GET /v1/wait?org=ID&after=N` (the same answers as for a team).
+//!    A device has two waits pending at most ([`crate::Limits::max_device_waiters`]): one for
+//!    its team and one for its organisation fill them, so a client waiting on both must not
+//!    start a third (a wait answering for both logs at once would be a server addition).
 //! 5. When `GET /v1/org` names no organisation any more (or another), or a sync answers 403
 //!    for it, stop syncing the old one and keep its replica read-only (what was given stays).
 
