@@ -163,12 +163,19 @@ fn waiter(cfg: &Config, waiting: &AtomicBool, tx: mpsc::Sender<Msg>, synced: mps
             }
         }
         let Some(d) = &device else { continue };
+        let after = d.replica.cursor().unwrap_or(0);
         match d.wait(WAIT_S) {
-            Ok(Some(_head)) => {
+            Ok(Some(head)) => {
                 failures = 0;
                 waiting.store(true, Ordering::SeqCst);
                 if tx.send(Msg::Wake).is_err() || synced.recv().is_err() {
                     return;
+                }
+                // A log behind this replica (a server restored from a backup) answers every
+                // wait at once: the sync just woken says what happened; ask again a look later
+                // rather than at once, over and over.
+                if head <= after {
+                    std::thread::sleep(cfg.poll_interval);
                 }
             }
             Ok(None) => {
