@@ -8,7 +8,9 @@
 //! Layout:
 //! - [`change`]: changes from elsewhere, inspected with bounded work and applied without panics;
 //! - [`ids`]: event, member and document ids (event ids sort by time);
-//! - [`team`]: the team document (name, zone, pillars, commitments, members);
+//! - [`team`]: the team document (name, zone, pillars, commitments, members, its practices of
+//!   the organisation's non-negotiables);
+//! - [`org`]: the organisation's document (its non-negotiables and the notes of their changes);
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
 //! - [`feed`]: the culture feed as a pure function of events;
 //! - [`digest`]: a week or a month summed up for a retrospective;
@@ -44,6 +46,7 @@ pub mod feed;
 pub mod goals;
 pub mod ids;
 pub mod journal;
+pub mod org;
 pub mod rebase;
 pub mod rules;
 pub mod snapshot;
@@ -54,4 +57,5 @@ mod value;
 pub use automerge::Automerge;
 pub use error::{Error, Result};
 pub use event::{Edit, Event, Kind, MAX_TEXT_CHARS, NewEvent, Stamp};
-pub use team::{Commitment, Member, Pillar, TeamState};
+pub use org::{OrgCommitment, OrgNote, OrgState};
+pub use team::{Commitment, Member, Pillar, Practice, TeamState};

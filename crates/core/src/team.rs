@@ -1122,6 +1122,102 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     Ok(state)
 }
 
+/// The root key prefix of a team's practices: `practice/<org commitment id>/<field>`.
+const PRACTICE: &str = "practice/";
+
+/// How the team lives one of its organisation's non-negotiables: its own words, with who
+/// wrote them last and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Practice {
+    pub text: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// Writes how the team lives the organisation's non-negotiable `org_commitment_id` (one in
+/// force in `org`), by member `by`: the team's own words, editable by the team like its own
+/// commitments. Its fields are root scalars (two members may write the first words at once),
+/// written in one transaction in a fixed order, so of two concurrent writes one wins whole,
+/// text, author and instant together, the same on every replica.
+pub fn set_practice(
+    doc: &mut automerge::Automerge,
+    org: &crate::org::OrgState,
+    org_commitment_id: &str,
+    text: &str,
+    by: &str,
+    at_ms: i64,
+) -> Result<()> {
+    let text = check_text(text, crate::MAX_TEXT_CHARS)?;
+    let Some(c) = org.commitment(org_commitment_id) else {
+        return Err(Error::NoSuchSetting(org_commitment_id.to_owned()));
+    };
+    if c.retired.is_some() {
+        return Err(Error::BadRule(format!(
+            "the non-negotiable “{}” is retired",
+            c.title
+        )));
+    }
+    let id = &c.id;
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(ROOT, format!("{PRACTICE}{id}/text"), text.as_str())?;
+        tx.put(ROOT, format!("{PRACTICE}{id}/by"), by)?;
+        tx.put(ROOT, format!("{PRACTICE}{id}/at"), at_ms)?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(())
+}
+
+/// The team's practices, by organisation commitment id. An entry without a valid text (a
+/// hostile or faulty write) is left out; its commitment may be retired since (the words stay).
+pub fn practices<D: ReadDoc>(doc: &D) -> Result<std::collections::BTreeMap<String, Practice>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut by = std::collections::BTreeMap::new();
+    let mut at = std::collections::BTreeMap::new();
+    for key in doc.keys(ROOT) {
+        let Some((id, field)) = key.strip_prefix(PRACTICE).and_then(|k| k.rsplit_once('/')) else {
+            continue;
+        };
+        if !ids::is_id_text(id) || id.len() > 32 {
+            continue;
+        }
+        let Some((value, _)) = doc.get(ROOT, key.as_str())? else {
+            continue;
+        };
+        match field {
+            "text" => {
+                let text = value.as_str().map(str::to_owned);
+                if let Some(t) = crate::org::valid(text, crate::MAX_TEXT_CHARS, false) {
+                    out.insert(id.to_owned(), t);
+                }
+            }
+            "by" => {
+                let name = value.as_str().map(str::to_owned);
+                if let Some(b) = crate::org::valid(name, MAX_NAME_CHARS, true) {
+                    by.insert(id.to_owned(), b);
+                }
+            }
+            "at" => {
+                if let Some(ms) = value.as_i64() {
+                    at.insert(id.to_owned(), ms);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(id, text)| {
+            let p = Practice {
+                text,
+                by: by.remove(&id).unwrap_or_default(),
+                at_ms: at.remove(&id).unwrap_or(0),
+            };
+            (id, p)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1577,5 +1673,70 @@ mod tests {
         let state = read(&doc).unwrap();
         assert_eq!(state.commitments[0].why, "nobody waits");
         assert!(add_commitment(&mut doc, "c2", "  ", "x", "m-ana", 5).is_err());
+    }
+
+    #[test]
+    fn a_team_writes_its_own_how_of_each_non_negotiable() {
+        let mut o = Automerge::new().with_actor(ActorId::from([9u8; 16]));
+        crate::org::init(&mut o, "Acme", 0).unwrap();
+        let os = crate::org::read(&o).unwrap();
+        let nn = crate::org::add_commitment(&mut o, &os, "Demo often", "show", "Sam", 1).unwrap();
+        let gone = crate::org::add_commitment(&mut o, &os, "Old way", "was", "Sam", 2).unwrap();
+        let os = crate::org::read(&o).unwrap();
+        crate::org::retire_commitment(&mut o, &os, &gone, "Sam", 3).unwrap();
+        let os = crate::org::read(&o).unwrap();
+
+        let (mut a, _) = team();
+        set_practice(&mut a, &os, &nn, "we demo on Fridays", "m-ana", 10).unwrap();
+        assert!(matches!(
+            set_practice(&mut a, &os, &gone, "x", "m-ana", 10),
+            Err(Error::BadRule(_))
+        ));
+        assert!(matches!(
+            set_practice(&mut a, &os, "nope", "x", "m-ana", 10),
+            Err(Error::NoSuchSetting(_))
+        ));
+        assert!(set_practice(&mut a, &os, &nn, "  ", "m-ana", 10).is_err());
+        let p = practices(&a).unwrap();
+        assert_eq!(
+            p[&nn],
+            Practice {
+                text: "we demo on Fridays".into(),
+                by: "m-ana".into(),
+                at_ms: 10
+            }
+        );
+        // The team document reads as it did.
+        assert_eq!(read(&a).unwrap().name, "Otters");
+
+        // Two members rewrite it at once: one version wins whole, the same everywhere.
+        let mut b = a.fork().with_actor(ActorId::from([2u8; 16]));
+        set_practice(&mut a, &os, &nn, "a demo every sprint", "m-ana", 20).unwrap();
+        set_practice(&mut b, &os, &nn, "we demo to another team", "m-ben", 21).unwrap();
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a).unwrap();
+        let (pa, pb) = (practices(&a).unwrap(), practices(&b).unwrap());
+        assert_eq!(pa, pb);
+        let won = &pa[&nn];
+        assert!(
+            (won.text.as_str(), won.by.as_str(), won.at_ms) == ("a demo every sprint", "m-ana", 20)
+                || (won.text.as_str(), won.by.as_str(), won.at_ms)
+                    == ("we demo to another team", "m-ben", 21),
+            "{won:?}"
+        );
+
+        // Whatever else is written there is left out.
+        a.transact::<_, _, Error>(|tx| {
+            tx.put(ROOT, "practice/zz/text", 5)?;
+            tx.put(ROOT, "practice/Bad Id/text", "x")?;
+            tx.put(ROOT, "practice/yy/text", "y".repeat(100_000))?;
+            tx.put(ROOT, "practice/xx/by", "only a name")?;
+            tx.put(ROOT, "practice/", "x")?;
+            tx.put_object(ROOT, "practice/ww/text", ObjType::Map)?;
+            Ok(())
+        })
+        .map_err(|f| f.error)
+        .unwrap();
+        assert_eq!(practices(&a).unwrap().keys().collect::<Vec<_>>(), [&nn]);
     }
 }
