@@ -12,6 +12,7 @@ pub mod fuzz;
 pub mod hostile;
 pub mod http;
 pub mod pg;
+pub mod proxy;
 pub mod server;
 
 pub use server::Server;

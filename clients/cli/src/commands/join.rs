@@ -85,6 +85,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         &ctx.zone_name("UTC"),
         ctx.now_ms(),
     )?;
+    // The team's organisation, if any, is synced by the first sync without asking again.
+    cairn_client::sync::org::learned(&mut replica, resp.org.as_ref(), ctx.now_ms())?;
     let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
     let team = replica.team()?;
     let handle = team.handle_of(&resp.member_id).to_owned();

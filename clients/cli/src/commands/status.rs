@@ -37,6 +37,38 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
             super::sync::size(waiting_bytes as usize),
         ),
     };
+    // The team's organisation, as the last sync left it (read from this replica only).
+    let org = cairn_client::sync::org::state(&replica)?;
+    let mut text = text;
+    if let Some(o) = &org.org {
+        text.push_str(&format!(
+            "\norg       {}{}, last sync {}",
+            o.name,
+            if o.steward {
+                " (you are a steward)"
+            } else {
+                ""
+            },
+            org.synced_ms
+                .map(|ms| cairn_core::feed::ago(ctx.now_ms(), ms))
+                .as_deref()
+                .unwrap_or("never"),
+        ));
+    }
+    if let Some(s) = &org.stopped {
+        text.push_str(&format!(
+            "\n{}",
+            paint(
+                DIM,
+                format!(
+                    "          stopped syncing the organisation `{}` ({}): {}",
+                    s.name,
+                    cairn_core::feed::ago(ctx.now_ms(), s.at_ms),
+                    s.why
+                )
+            )
+        ));
+    }
     let problem = super::sync::problem(&replica)?;
     let text = match &problem {
         None => text,
@@ -62,6 +94,18 @@ pub fn run(_args: Args, ctx: &mut Ctx) -> Result<()> {
             "cursor": cursor,
             "waiting": waiting,
             "waiting_bytes": waiting_bytes,
+            "org": org.org.as_ref().map(|o| json!({
+                "id": o.id,
+                "name": o.name,
+                "steward": o.steward,
+                "last_sync_ms": org.synced_ms,
+            })),
+            "org_stopped": org.stopped.as_ref().map(|s| json!({
+                "id": s.id,
+                "name": s.name,
+                "why": s.why,
+                "at_ms": s.at_ms,
+            })),
         }),
     )
 }

@@ -1,6 +1,6 @@
 //! `cairn sync`: send this device's changes to the server and bring everyone else's.
 
-use cairn_client::sync::problem;
+use cairn_client::sync::{org, problem};
 use cairn_store::Replica;
 use serde_json::json;
 
@@ -229,6 +229,7 @@ pub fn problem(replica: &Replica) -> Result<Option<Problem>> {
 /// Says once, on stderr, that this device can no longer sync (a command's output stays as it
 /// is): the first command after the background sync that found out.
 pub fn tell_once(replica: &mut Replica) {
+    tell_org_stop(replica);
     let Some(p) = problem::tell_once(replica) else {
         return;
     };
@@ -240,6 +241,59 @@ pub fn tell_once(replica: &mut Replica) {
         crate::output::count(waiting as u64, "change", "changes"),
         if waiting == 1 { "s" } else { "" },
     );
+}
+
+/// Says once, on stderr, that this device stopped syncing its team's organisation (the team
+/// left it, or the server refused its log), the first time a command runs after a sync found
+/// out.
+fn tell_org_stop(replica: &mut Replica) {
+    let Some(s) = org::tell_once(replica) else {
+        return;
+    };
+    crate::output::note!(
+        "note: stopped syncing the organisation `{}`: {}; what it gave stays here, read-only",
+        s.name,
+        s.why,
+    );
+}
+
+/// Syncs the organisation of the team `replica` holds, just synced through `client`, in the
+/// same run (see [`cairn_client::sync::org`]); says on stderr what it moved when `loud`. Its
+/// failure never fails the team's sync: it is said, and the next sync tries again.
+fn sync_org(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    client: &Client,
+    options: cairn_client::sync::Options,
+    loud: bool,
+) {
+    let outcome = org::sync(
+        replica,
+        client,
+        &ctx.home,
+        ctx.now_ms(),
+        options,
+        &mut |_| {},
+    );
+    if !loud {
+        return;
+    }
+    match outcome {
+        Ok(org::Outcome::Synced { org, report })
+            if report.sent > 0 || report.received > 0 || report.docs > 0 =>
+        {
+            crate::output::note!("organisation {}: {}", org.name, said(&report));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            crate::output::note!(
+                "warning: the team's organisation did not sync ({}); the team did, and the next \
+                 sync tries again",
+                CliError::from(e).message
+            );
+        }
+    }
+    tell_org_stop(replica);
 }
 
 /// What came down: changes, and documents received whole.
@@ -284,6 +338,7 @@ pub fn exchange(
             steps.step(s)
         })?;
     steps.finish();
+    sync_org(ctx, replica, &client, options, progress);
     Ok(report)
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use cairn_protocol::{
     ACTOR_REUSED, AUTH_SCHEME, ErrorBody, Info, JoinRequest, JoinResponse, LinkResponse,
-    MAX_RESPONSE_ENTRIES, MAX_WAIT_S, PROTOCOL_VERSION, SyncRequest, SyncResponse, WaitResponse,
+    MAX_RESPONSE_ENTRIES, MAX_WAIT_S, OrgRef, OrgResponse, PROTOCOL_VERSION, SyncRequest,
+    SyncResponse, WaitResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,6 +53,9 @@ pub struct Client {
     /// How long a request may go without a byte of its answer.
     timeout: Duration,
     observer: Option<Observer>,
+    /// The organisation whose log [`Client::sync`] and [`Client::wait`] are about (`?org=`),
+    /// else the device's team's.
+    org: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Client {
             .field("patient", &self.patient)
             .field("announce", &self.announce)
             .field("timeout", &self.timeout)
+            .field("org", &self.org)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +146,21 @@ impl Client {
             announce: false,
             timeout,
             observer: None,
+            org: None,
         }
+    }
+
+    /// This client for the log of organisation `id` (its id as the server named it): its
+    /// [`Client::sync`] and [`Client::wait`] go to `?org=ID`, with the same token.
+    pub fn for_org(&self, id: &str) -> Client {
+        let mut client = self.clone();
+        client.org = Some(id.to_owned());
+        client
+    }
+
+    /// The organisation this client's syncs and waits are about, if any.
+    pub fn org_id(&self) -> Option<&str> {
+        self.org.as_deref()
     }
 
     /// A client that tells `observer` what goes on while a request is under way.
@@ -260,7 +279,13 @@ impl Client {
                     }
                     req.send(&bytes[..])
                 }
-                None => self.agent.get(&url).call(),
+                None => {
+                    let mut req = self.agent.get(&url);
+                    if let Some(t) = &self.token {
+                        req = req.header("Authorization", format!("{AUTH_SCHEME} {t}"));
+                    }
+                    req.call()
+                }
             };
             let resp = resp.map_err(|e| self.unreachable(e))?;
             let sent = bytes.as_ref().map_or(0, Vec::len);
@@ -339,7 +364,10 @@ impl Client {
     /// A server too old to offer it refuses with 404 ([`Error::Refused`]): sync now and then
     /// instead. A busy server's 429 or 503 is an error too, with how long it asked to wait.
     pub fn wait(&self, after: u64, timeout_s: u64) -> Result<Option<u64>> {
-        let path = format!("/v1/wait?after={after}&timeout_s={timeout_s}");
+        let mut path = format!("/v1/wait?after={after}&timeout_s={timeout_s}");
+        if let Some(org) = &self.org {
+            path.push_str(&format!("&org={org}"));
+        }
         let url = format!("{}{path}", self.base);
         let mut req = self.agent.get(&url);
         if let Some(t) = &self.token {
@@ -396,8 +424,22 @@ impl Client {
     }
 
     /// One sync request; the answer and the bytes sent and received.
+    /// With [`Client::for_org`], it is a sync of that organisation's log.
     pub fn sync(&self, req: &SyncRequest) -> Result<(SyncResponse, usize, usize)> {
-        self.call("/v1/sync", Some(req))
+        match &self.org {
+            None => self.call("/v1/sync", Some(req)),
+            Some(org) => self.call(&format!("/v1/sync?org={org}"), Some(req)),
+        }
+    }
+
+    /// The organisation this device's team belongs to now (`GET /v1/org`), if any. A server
+    /// from before organisations answers 404: none, there.
+    pub fn org(&self) -> Result<Option<OrgRef>> {
+        match self.call::<(), OrgResponse>("/v1/org", None) {
+            Ok((resp, _, _)) => Ok(resp.org),
+            Err(e) if e.refusal().is_some_and(|r| r.status == 404) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks this device's token with a sync that moves nothing; the number of the team's

@@ -1,12 +1,14 @@
 //! The sync client: HTTP to a `cairn-server` ([`Client`]), the exchange loop that moves the
 //! outbox up and the team's change log down until both sides are level ([`exchange`]), the
 //! sync a device runs, which also finishes a join or a publication ([`sync_once`]), joining
-//! and publishing ([`join`], [`register`], [`begin`], [`publish`]), and what a device remembers
-//! of a sync refused for good ([`problem`]).
+//! and publishing ([`join`], [`register`], [`begin`], [`publish`]), what a device remembers
+//! of a sync refused for good ([`problem`]), and the replica of the organisation a team
+//! belongs to, synced in the same run as the team's ([`org`]).
 
 mod client;
 mod device;
 mod exchange;
+pub mod org;
 pub mod problem;
 
 use std::time::Duration;

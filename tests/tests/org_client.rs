@@ -1,0 +1,248 @@
+//! A member's home keeps its organisation's replica, end to end: a real `cairn-server` process
+//! administered with its own commands, real `cairn` members of two teams of one organisation
+//! and of a team of none. `cairn sync` (and the join) keeps `orgs/<id>/replica.sqlite3` beside
+//! the team's, brings a steward's change to every member of both teams, sends nothing of a
+//! member who is no steward, stops (said once) when a team is detached, and a home whose team
+//! has no organisation makes exactly the requests it made before.
+
+use std::path::PathBuf;
+
+use automerge::{Automerge, ReadDoc, transaction::Transactable};
+use cairn_e2e::proxy::Proxy;
+use cairn_e2e::{Home, Server};
+
+/// A team named `name` on `server` (in `org` if given), founded on the server by `founder`,
+/// who logs one event and syncs.
+fn founded(server: &Server, name: &str, org: Option<&str>, founder: &str) -> (String, Home) {
+    let mut args = vec!["team", "create", name];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    let team = server.admin(&args).ok().trim().to_owned();
+    let home = Home::new();
+    home.run(&[
+        "join",
+        &server.url,
+        "--invite",
+        &server.founder(&team),
+        "--name",
+        founder,
+    ])
+    .ok();
+    home.run(&["log", &format!("{founder} wrote the runbook")])
+        .ok();
+    home.run(&["sync"]).ok();
+    (team, home)
+}
+
+/// Where `home` keeps organisation `org`'s replica.
+fn org_replica(home: &Home, org: &str) -> PathBuf {
+    home.path().join("orgs").join(org).join("replica.sqlite3")
+}
+
+/// Writes `what` under `key` into the organisation's document of `home`'s replica of it, through the
+/// store (as a steward's client would); the next `cairn sync` is to send it.
+fn write_org(home: &Home, org: &str, key: &str, what: &str) {
+    let mut replica = cairn_store::Replica::open(&org_replica(home, org)).expect("it opens");
+    let me = replica.me().unwrap();
+    replica
+        .change_team(&me, |doc, _| {
+            doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(automerge::ROOT, key, what))
+                .map(|_| ())
+                .map_err(|f| f.error.into())
+        })
+        .expect("the change is written");
+}
+
+/// The organisation's document as `home`'s replica of it holds it: its `non_negotiable`.
+fn org_says(home: &Home, org: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
+    let mut pieces: Vec<Vec<u8>> = conn
+        .query_row("SELECT snapshot FROM docs WHERE id = 'team'", [], |r| {
+            r.get(0)
+        })
+        .map(|s| vec![s])
+        .unwrap_or_default();
+    let mut st = conn
+        .prepare("SELECT data FROM chunks WHERE doc = 'team' ORDER BY seq")
+        .unwrap();
+    pieces.extend(
+        st.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap()
+            .map(Result::unwrap),
+    );
+    let mut doc = Automerge::new();
+    for p in pieces.iter().filter(|p| !p.is_empty()) {
+        doc.load_incremental(p).expect("the document loads");
+    }
+    match doc.get(automerge::ROOT, "non_negotiable").unwrap() {
+        Some((automerge::Value::Scalar(s), _)) => s.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Changes waiting in the outbox of `home`'s replica of the organisation.
+fn org_outbox(home: &Home, org: &str) -> i64 {
+    let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
+    conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() {
+    let server = Server::start();
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (platform, ana) = founded(&server, "Platform", Some("Acme"), "Ana");
+    let ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
+    let (mobile, cy) = founded(&server, "Mobile", Some("Acme"), "Cy");
+    let eve = Home::joined(&server, &server.invite(&mobile, 3), &["--name", "Eve"]);
+    server
+        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+        .ok();
+
+    // Joining (or the first sync) made the organisation's replica, private like the team's.
+    for (who, home) in [("Ana", &ana), ("Ben", &ben), ("Cy", &cy), ("Eve", &eve)] {
+        let path = org_replica(home, &org);
+        assert!(path.exists(), "{who} holds no replica of the organisation");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{who}: {mode:o}");
+        }
+    }
+
+    // The steward writes the organisation's document; her next sync sends it.
+    ana.run(&["sync"]).ok();
+    write_org(&ana, &org, "non_negotiable", "Be kind");
+    ana.run(&["sync"]).ok();
+    assert_eq!(org_outbox(&ana, &org), 0, "the steward's change went up");
+    assert_eq!(server.changes(&org), 1);
+    let status = ana.run(&["status", "--json"]).json();
+    assert_eq!(status["org"]["id"], org.as_str(), "{status}");
+    assert_eq!(status["org"]["name"], "Acme");
+    assert_eq!(status["org"]["steward"], true);
+    assert!(status["org"]["last_sync_ms"].is_i64(), "{status}");
+    let text = ana.run(&["status"]).ok();
+    assert!(
+        text.contains("org       Acme (you are a steward), last sync"),
+        "{text}"
+    );
+
+    // Every member of both teams gets it with `cairn sync`.
+    for (who, home) in [("Ben", &ben), ("Cy", &cy), ("Eve", &eve)] {
+        home.run(&["sync"]).ok();
+        assert_eq!(
+            org_says(home, &org).as_deref(),
+            Some("Be kind"),
+            "{who} holds the steward's change"
+        );
+        let status = home.run(&["status", "--json"]).json();
+        assert_eq!(status["org"]["name"], "Acme", "{who}: {status}");
+        assert_eq!(status["org"]["steward"], false, "{who}");
+    }
+    let text = ben.run(&["status"]).ok();
+    assert!(text.contains("org       Acme, last sync"), "{text}");
+
+    // A member who is no steward pushes nothing to it: what he wrote there stays here, and
+    // his sync goes on (no refusal, no stop).
+    write_org(&ben, &org, "ben_wishes", "Ship daily");
+    let run = ben.run(&["sync"]);
+    assert!(!run.stderr.contains("organisation"), "{}", run.stderr);
+    run.ok();
+    assert_eq!(server.changes(&org), 1, "nothing of Ben's reached the log");
+    assert_eq!(org_outbox(&ben, &org), 1);
+    let status = ben.run(&["status", "--json"]).json();
+    assert_eq!(status["org"]["name"], "Acme", "{status}");
+    assert!(status["org_stopped"].is_null(), "{status}");
+
+    // A team detached from the organisation stops syncing it, said once; what it gave stays.
+    server.admin(&["team", "detach", "Mobile"]).ok();
+    let out = cy.command(&["sync"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("Acme")).collect();
+    assert_eq!(
+        lines,
+        [
+            "note: stopped syncing the organisation `Acme`: the team left it; what it gave stays \
+          here, read-only"
+        ],
+        "{err}"
+    );
+    let out = cy.command(&["sync"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Acme"), "told once: {err}");
+    let status = cy.run(&["status", "--json"]).json();
+    assert!(status["org"].is_null(), "{status}");
+    assert_eq!(status["org_stopped"]["name"], "Acme", "{status}");
+    assert_eq!(org_says(&cy, &org).as_deref(), Some("Be kind"));
+    // The other team's members go on syncing it.
+    write_org(&ana, &org, "non_negotiable", "Be kinder");
+    ana.run(&["sync"]).ok();
+    ben.run(&["sync"]).ok();
+    assert_eq!(org_says(&ben, &org).as_deref(), Some("Be kinder"));
+    cy.run(&["sync"]).ok();
+    assert_eq!(
+        org_says(&cy, &org).as_deref(),
+        Some("Be kind"),
+        "a detached team's replica is left as it was"
+    );
+}
+
+#[test]
+fn a_home_without_an_organisation_makes_the_requests_it_made_before() {
+    let server = Server::start();
+    // Every request of the members goes through a proxy that counts them.
+    let proxy = Proxy::start(&server.url);
+    let team = server.admin(&["team", "create", "Outsiders"]).ok();
+    let team = team.trim();
+    let dan = Home::new();
+    let founder = server.founder(team);
+    dan.run(&["join", &proxy.url, "--invite", &founder, "--name", "Dan"])
+        .ok();
+    let ida = Home::new();
+    let invite = server.invite(team, 1);
+    ida.run(&["join", &proxy.url, "--invite", &invite, "--name", "Ida"])
+        .ok();
+    // Joining asked what it asked before: the server's protocol, the join, syncs.
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .all(|l| ["GET /v1/info", "POST /v1/join", "POST /v1/sync"].contains(&l.as_str())),
+        "{seen:?}"
+    );
+    assert!(!dan.path().join("orgs").exists());
+
+    // A write and a sync each: one request a sync, and nothing about organisations.
+    dan.run(&["log", "Dan fixed the build"]).ok();
+    let before = proxy.seen().len();
+    dan.run(&["sync"]).ok();
+    ida.run(&["sync"]).ok();
+    ida.run(&["sync"]).ok();
+    assert_eq!(
+        proxy.seen()[before..],
+        ["POST /v1/sync", "POST /v1/sync", "POST /v1/sync"],
+    );
+    let status = dan.run(&["status", "--json"]).json();
+    assert!(status["org"].is_null(), "{status}");
+
+    // A home from before organisations (it never learned) asks once, then not for a day.
+    let conn = rusqlite::Connection::open(ida.replica()).unwrap();
+    conn.execute("DELETE FROM meta WHERE key = 'setting.org'", [])
+        .unwrap();
+    drop(conn);
+    let before = proxy.seen().len();
+    ida.run(&["sync"]).ok();
+    ida.run(&["sync"]).ok();
+    assert_eq!(
+        proxy.seen()[before..],
+        ["POST /v1/sync", "GET /v1/org", "POST /v1/sync"],
+    );
+    assert!(!ida.path().join("orgs").exists());
+}
