@@ -201,6 +201,8 @@ pub enum Refusal {
     NoteChanged(String),
     #[error("the change alters the non-negotiable `{0}` without a note of it")]
     Unnoted(String),
+    #[error("the change rewrites who added the non-negotiable `{0}`, or when")]
+    Rewritten(String),
     #[error("the change writes `{0}`, which is not the organisation's")]
     Foreign(String),
     #[error("the change's note `{0}` says what the change did not do")]
@@ -210,7 +212,8 @@ pub enum Refusal {
 /// Checks what a change may do to the organisation's document, from the document read before
 /// it and after it: write only the organisation's own fields (no key read as nothing that was
 /// not there before), remove no non-negotiable (retired ones stay retired), leave every note as
-/// it was, and note each non-negotiable it adds, edits or retires (a note of an addition names a
+/// it was, keep who added each non-negotiable and when, and note each one it adds, edits or
+/// retires (a note of an addition names a
 /// new one, of an edit one that was there, of a retirement one retired).
 ///
 /// Who wrote a note (`by`) is not checked here: the server knows which steward pushed.
@@ -244,7 +247,11 @@ pub fn check_change(before: &OrgState, after: &OrgState) -> std::result::Result<
         if b.retired.is_some() && a.retired.is_none() {
             return Err(Refusal::Unretired(b.id.clone()));
         }
-        let changed = a.title != b.title || a.why != b.why || a.retired != b.retired;
+        if (&a.by, a.at_ms) != (&b.by, b.at_ms) {
+            return Err(Refusal::Rewritten(b.id.clone()));
+        }
+        let changed =
+            a.title != b.title || a.why != b.why || a.retired != b.retired || a.edited != b.edited;
         if changed && !noted(&a.id) {
             return Err(Refusal::Unnoted(a.id.clone()));
         }
@@ -611,6 +618,80 @@ mod tests {
         (doc, state)
     }
 
+    #[test]
+    fn two_stewards_who_both_start_the_document_merge() {
+        let mut a = Automerge::new().with_actor(ActorId::from([1u8; 16]));
+        let mut b = Automerge::new().with_actor(ActorId::from([2u8; 16]));
+        init(&mut a, "Acme", 1).unwrap();
+        init(&mut b, "Acme schools", 2).unwrap();
+        let s = read(&a).unwrap();
+        let id = add_commitment(&mut a, &s, "Kept", "fine", "Ana", 3).unwrap();
+        merged(&mut a, &mut b);
+        let (ra, rb) = (read(&a).unwrap(), read(&b).unwrap());
+        assert_eq!(ra, rb);
+        assert!(["Acme", "Acme schools"].contains(&ra.name.as_str()));
+        assert!(ra.commitment(&id).is_some() && ra.ignored.is_empty());
+    }
+
+    #[test]
+    fn whatever_is_written_reads_without_panicking() {
+        use proptest::prelude::*;
+        const KEYS: [&str; 12] = [
+            "name",
+            "schema",
+            "nn/aa",
+            "nn/aa/title",
+            "note/X",
+            "practice/aa/text",
+            "title",
+            "why",
+            "what",
+            "at",
+            "retired",
+            "nn",
+        ];
+        let scalar = prop_oneof![
+            any::<i64>().prop_map(automerge::ScalarValue::Int),
+            any::<bool>().prop_map(automerge::ScalarValue::Boolean),
+            "[a-z \n]{0,12}".prop_map(|t| automerge::ScalarValue::Str(t.into())),
+            Just(automerge::ScalarValue::Null),
+            any::<f64>().prop_map(automerge::ScalarValue::F64),
+        ];
+        let write = (0..KEYS.len(), 0..KEYS.len(), 0..4u8, scalar);
+        let cfg = ProptestConfig {
+            cases: 64,
+            ..ProptestConfig::default()
+        };
+        proptest!(cfg, |(writes in proptest::collection::vec(write, 0..24))| {
+            let (mut doc, s) = org();
+            let id = add_commitment(&mut doc, &s, "Kept", "fine", "Ana", 10).unwrap();
+            let note = read(&doc).unwrap().notes[0].id.to_string();
+            let good = read(&doc).unwrap();
+            for (k, inner, how, value) in writes {
+                let key = KEYS[k].replace("aa", &id).replace('X', &note);
+                let _ = doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+                    let target = match tx.get(ROOT, key.as_str())? {
+                        Some((Value::Object(_), obj)) if how > 0 => obj,
+                        _ => ROOT,
+                    };
+                    match (how, target == ROOT) {
+                        (0, _) | (_, true) => tx.put(&target, key.as_str(), value.clone())?,
+                        (1, false) => tx.put(&target, KEYS[inner], value.clone())?,
+                        (2, false) => tx.delete(&target, KEYS[inner])?,
+                        _ => {
+                            tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+                        }
+                    }
+                    Ok(())
+                });
+                let now = read(&doc).unwrap();
+                let _ = check_change(&good, &now);
+                let _ = crate::team::practices(&doc).unwrap();
+                prop_assert!(now.commitments.iter().all(|c| !c.title.is_empty()));
+            }
+        });
+    }
+
     fn merged(a: &mut Automerge, b: &mut Automerge) {
         a.merge(b).unwrap();
         b.merge(a).unwrap();
@@ -924,6 +1005,13 @@ mod tests {
         assert_eq!(
             check_change(&retired, &read(&d).unwrap()),
             Err(Refusal::Removed(id.clone()))
+        );
+
+        let mut d = doc.fork();
+        hand(&mut d, |tx| tx.put(&obj, "by", "Mallory"));
+        assert_eq!(
+            check_change(&retired, &read(&d).unwrap()),
+            Err(Refusal::Rewritten(id.clone()))
         );
 
         let mut d = doc.fork();
