@@ -13,12 +13,26 @@ use cairn_protocol::{
     SyncResponse, WaitResponse,
 };
 
-/// One automerge change by a fresh actor, to a document of its own (it applies anywhere).
+/// One change by a fresh actor to a document of its own (it applies anywhere): a steward adds
+/// the non-negotiable `what`, with its note, as cairn-core writes it.
 fn a_change(what: &str) -> Vec<u8> {
     let mut doc = Automerge::new();
     doc.set_actor(ActorId::random());
+    let state = cairn_core::org::read(&doc).unwrap();
+    cairn_core::org::add_commitment(&mut doc, &state, what, "it matters", "@ana@platform", 1)
+        .unwrap();
+    let changes = doc.get_changes(&[]);
+    assert_eq!(changes.len(), 1);
+    changes[0].raw_bytes().to_vec()
+}
+
+/// One change by a fresh actor that writes a key the organisation's document does not know.
+fn a_foreign_change() -> Vec<u8> {
+    let mut doc = Automerge::new();
+    doc.set_actor(ActorId::random());
     let mut tx = doc.transaction();
-    tx.put(automerge::ROOT, "non_negotiable", what).unwrap();
+    tx.put(automerge::ROOT, "non_negotiable", "anything")
+        .unwrap();
     tx.commit();
     doc.get_changes(&[])[0].raw_bytes().to_vec()
 }
@@ -227,6 +241,12 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
     assert_eq!(status, 200, "{body}");
     let resp: SyncResponse = serde_json::from_str(&body).unwrap();
     assert_eq!((resp.acked, resp.head), (1, 1));
+    // A steward writes by the document's rules: a key it does not know is refused, whole.
+    refused(
+        org_push(server, &org, &token(&ana), "team", vec![a_foreign_change()]),
+        403,
+        "breaks the organisation's document",
+    );
     refused(
         org_push(
             server,

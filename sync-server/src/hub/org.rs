@@ -322,6 +322,7 @@ impl Hub {
                 team_head: access.head,
                 team_pruned: access.pruned,
                 relay: !steward,
+                org: true,
             },
             steward,
         ))

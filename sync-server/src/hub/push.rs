@@ -542,6 +542,10 @@ impl Planner<'_> {
             if doc == TEAM_DOC && !device.importing {
                 check_own_settings(device, &loaded.doc, &change, at)?;
             }
+            // An organisation's document keeps its rules: a non-negotiable is retired, never
+            // taken out, and every change to one carries its note for the teams' feeds.
+            let org_before = (device.org && doc == TEAM_DOC)
+                .then(|| cairn_core::org::read(&loaded.doc).unwrap_or_default());
             // The one check that matters most: the change applies to the document as every
             // replica will hold it.
             let raw = change.raw_bytes().to_vec();
@@ -549,6 +553,14 @@ impl Planner<'_> {
             loaded.folded(raw.len());
             if let Err(e) = change::apply(&mut loaded.doc, vec![change]) {
                 return Err(Error::BadRequest(format!("{at}: {e}")));
+            }
+            if let Some(before) = org_before {
+                let after = cairn_core::org::read(&loaded.doc).unwrap_or_default();
+                if let Err(e) = cairn_core::org::check_change(&before, &after) {
+                    return Err(Error::Forbidden(format!(
+                        "{at} breaks the organisation's document: {e}"
+                    )));
+                }
             }
             (raw, None)
         };

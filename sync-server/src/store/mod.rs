@@ -208,6 +208,10 @@ pub struct Device {
     pub team_pruned: i64,
     /// A relay: it reads and never writes, and is no member (its `member` is empty).
     pub relay: bool,
+    /// The log it reads and writes through is an organisation's (its `team` is the
+    /// organisation's id): what is pushed to the organisation's document is checked against
+    /// that document's rules.
+    pub org: bool,
 }
 
 /// Where a team's log stands.
