@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use automerge::{Automerge, ReadDoc, transaction::Transactable};
+use automerge::Automerge;
 use cairn_e2e::proxy::Proxy;
 use cairn_e2e::{Home, Server};
 
@@ -40,22 +40,33 @@ fn org_replica(home: &Home, org: &str) -> PathBuf {
     home.path().join("orgs").join(org).join("replica.sqlite3")
 }
 
-/// Writes `what` under `key` into the organisation's document of `home`'s replica of it, through the
-/// store (as a steward's client would); the next `cairn sync` is to send it.
-fn write_org(home: &Home, org: &str, key: &str, what: &str) {
+/// When the stewards write, in ms since the epoch (2026-11-23, the members' pinned day).
+const AT_MS: i64 = 1_763_892_000_000;
+
+/// Writes a change into the organisation's document of `home`'s replica of it, through the
+/// store (as a client does); the next `cairn sync` is to send it.
+fn write_org(home: &Home, org: &str, op: impl FnOnce(&mut Automerge) -> cairn_core::Result<()>) {
     let mut replica = cairn_store::Replica::open(&org_replica(home, org)).expect("it opens");
     let me = replica.me().unwrap();
     replica
-        .change_team(&me, |doc, _| {
-            doc.transact::<_, _, automerge::AutomergeError>(|tx| tx.put(automerge::ROOT, key, what))
-                .map(|_| ())
-                .map_err(|f| f.error.into())
-        })
+        .change_team(&me, |doc, _| op(doc))
         .expect("the change is written");
 }
 
-/// The organisation's document as `home`'s replica of it holds it: its `non_negotiable`.
-fn org_says(home: &Home, org: &str) -> Option<String> {
+/// A non-negotiable added by `by` (the organisation's document started first if need be).
+fn add_non_negotiable(home: &Home, org: &str, by: &str, title: &str, at_ms: i64) {
+    write_org(home, org, |doc| {
+        if cairn_core::org::read(&*doc)?.name.is_empty() {
+            cairn_core::org::init(doc, "Acme", at_ms)?;
+        }
+        let state = cairn_core::org::read(&*doc)?;
+        cairn_core::org::add_commitment(doc, &state, title, "it holds us together", by, at_ms)
+            .map(|_| ())
+    });
+}
+
+/// The non-negotiables in force as `home`'s replica of the organisation holds them.
+fn org_says(home: &Home, org: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
     let mut pieces: Vec<Vec<u8>> = conn
         .query_row("SELECT snapshot FROM docs WHERE id = 'team'", [], |r| {
@@ -75,10 +86,8 @@ fn org_says(home: &Home, org: &str) -> Option<String> {
     for p in pieces.iter().filter(|p| !p.is_empty()) {
         doc.load_incremental(p).expect("the document loads");
     }
-    match doc.get(automerge::ROOT, "non_negotiable").unwrap() {
-        Some((automerge::Value::Scalar(s), _)) => s.as_str().map(str::to_owned),
-        _ => None,
-    }
+    let state = cairn_core::org::read(&doc).expect("the organisation reads");
+    state.live().map(|c| c.title.clone()).collect()
 }
 
 /// Changes waiting in the outbox of `home`'s replica of the organisation.
@@ -99,7 +108,21 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     let (platform, ana) = founded(&server, "Platform", Some("Acme"), "Ana");
     let ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
     let (mobile, cy) = founded(&server, "Mobile", Some("Acme"), "Cy");
-    let eve = Home::joined(&server, &server.invite(&mobile, 3), &["--name", "Eve"]);
+    let eve = Home::new();
+    let joined = eve
+        .run(&[
+            "join",
+            &server.url,
+            "--invite",
+            &server.invite(&mobile, 3),
+            "--name",
+            "Eve",
+        ])
+        .ok();
+    assert!(
+        joined.contains("Its organisation Acme is kept here too."),
+        "{joined}"
+    );
     server
         .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
         .ok();
@@ -118,10 +141,12 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
 
     // The steward writes the organisation's document; her next sync sends it.
     ana.run(&["sync"]).ok();
-    write_org(&ana, &org, "non_negotiable", "Be kind");
+    add_non_negotiable(&ana, &org, "Ana", "Be kind", AT_MS);
     ana.run(&["sync"]).ok();
     assert_eq!(org_outbox(&ana, &org), 0, "the steward's change went up");
-    assert_eq!(server.changes(&org), 1);
+    // (Starting the document and adding to it: two changes.)
+    let head = server.changes(&org);
+    assert_eq!(head, 2);
     let status = ana.run(&["status", "--json"]).json();
     assert_eq!(status["org"]["id"], org.as_str(), "{status}");
     assert_eq!(status["org"]["name"], "Acme");
@@ -137,8 +162,8 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     for (who, home) in [("Ben", &ben), ("Cy", &cy), ("Eve", &eve)] {
         home.run(&["sync"]).ok();
         assert_eq!(
-            org_says(home, &org).as_deref(),
-            Some("Be kind"),
+            org_says(home, &org),
+            ["Be kind"],
             "{who} holds the steward's change"
         );
         let status = home.run(&["status", "--json"]).json();
@@ -150,11 +175,15 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
 
     // A member who is no steward pushes nothing to it: what he wrote there stays here, and
     // his sync goes on (no refusal, no stop).
-    write_org(&ben, &org, "ben_wishes", "Ship daily");
+    add_non_negotiable(&ben, &org, "Ben", "Ship daily", AT_MS + 1);
     let run = ben.run(&["sync"]);
     assert!(!run.stderr.contains("organisation"), "{}", run.stderr);
     run.ok();
-    assert_eq!(server.changes(&org), 1, "nothing of Ben's reached the log");
+    assert_eq!(
+        server.changes(&org),
+        head,
+        "nothing of Ben's reached the log"
+    );
     assert_eq!(org_outbox(&ben, &org), 1);
     let status = ben.run(&["status", "--json"]).json();
     assert_eq!(status["org"]["name"], "Acme", "{status}");
@@ -181,18 +210,49 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     let status = cy.run(&["status", "--json"]).json();
     assert!(status["org"].is_null(), "{status}");
     assert_eq!(status["org_stopped"]["name"], "Acme", "{status}");
-    assert_eq!(org_says(&cy, &org).as_deref(), Some("Be kind"));
+    assert_eq!(org_says(&cy, &org), ["Be kind"]);
     // The other team's members go on syncing it.
-    write_org(&ana, &org, "non_negotiable", "Be kinder");
+    add_non_negotiable(&ana, &org, "Ana", "Ship small", AT_MS + 2);
     ana.run(&["sync"]).ok();
     ben.run(&["sync"]).ok();
-    assert_eq!(org_says(&ben, &org).as_deref(), Some("Be kinder"));
+    let ben_holds = org_says(&ben, &org);
+    assert!(
+        ben_holds.contains(&"Ship small".to_owned()),
+        "{ben_holds:?}"
+    );
+    assert_eq!(
+        org_says(&ana, &org),
+        ["Be kind", "Ship small"],
+        "nothing of Ben's reached the steward"
+    );
     cy.run(&["sync"]).ok();
     assert_eq!(
-        org_says(&cy, &org).as_deref(),
-        Some("Be kind"),
+        org_says(&cy, &org),
+        ["Be kind"],
         "a detached team's replica is left as it was"
     );
+
+    // A steward's change the server refuses (a key outside the organisation's document) is
+    // said, waits unsent, and the organisation goes on syncing for her.
+    write_org(&ana, &org, |doc| {
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            use automerge::transaction::Transactable;
+            tx.put(automerge::ROOT, "not_the_schema", "x")
+        })
+        .map(|_| ())
+        .map_err(|f| f.error.into())
+    });
+    let out = ana.command(&["sync"]).output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the server refused your changes to the organisation `Acme`"),
+        "{err}"
+    );
+    assert_eq!(org_outbox(&ana, &org), 1);
+    let status = ana.run(&["status", "--json"]).json();
+    assert_eq!(status["org"]["name"], "Acme", "{status}");
+    assert!(status["org_stopped"].is_null(), "{status}");
 }
 
 #[test]

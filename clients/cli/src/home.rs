@@ -8,6 +8,10 @@
 //! Naming a team by its id, or the default kept as an id, finds its replica without reading any
 //! other: what a command costs never grows with the number of teams.
 //!
+//! The organisation a team belongs to keeps a replica of its own in `orgs/<org id>/` (see
+//! `cairn_client::sync::org`), synced with the team's and shared by the home's teams of that
+//! organisation; it is no team of the home, and no command here lists it as one.
+//!
 //! A home is its user's alone: one that another user owns, or that others may write to (group
 //! or other write permission), is refused before anything in it is read ([`check`]), since
 //! whoever can write it can swap the replica, the settings (which name a pager to run) or the

@@ -94,7 +94,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         (Some(name), None) => super::team::cut_note(name),
         _ => "",
     };
-    let (text, value) = match &founded {
+    let (text, mut value) = match &founded {
         Some(tz) => (
             format!(
                 "Started {} ({tz}) on {url} as {}{cut}.\nTeammates join with an invite from the \
@@ -135,6 +135,22 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
                 "bytes_down": report.bytes_down,
             }),
         ),
+    };
+    // The team's organisation, held beside it from now on (`cairn status` shows its sync).
+    let text = match &resp.org {
+        Some(org) => {
+            value["org"] = json!({"id": org.id, "name": org.name, "steward": org.steward});
+            format!(
+                "{text}\nIts organisation {} is kept here too{}.",
+                paint(BOLD, remote::printable(&org.name)),
+                if org.steward {
+                    ", and you are one of its stewards"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => text,
     };
     ctx.out.say(text, value)?;
     if let Some(note) = super::team::twins_note(&replica, &team, &resp.member_id)? {

@@ -279,10 +279,21 @@ fn sync_org(
         return;
     }
     match outcome {
-        Ok(org::Outcome::Synced { org, report })
-            if report.sent > 0 || report.received > 0 || report.docs > 0 =>
-        {
-            crate::output::note!("organisation {}: {}", org.name, said(&report));
+        Ok(org::Outcome::Synced {
+            org,
+            report,
+            refused,
+        }) => {
+            if report.sent > 0 || report.received > 0 || report.docs > 0 {
+                crate::output::note!("organisation {}: {}", org.name, said(&report));
+            }
+            if let Some(why) = refused {
+                crate::output::note!(
+                    "warning: the server refused your changes to the organisation `{}` ({why}); \
+                     they wait here unsent, and the rest of it synced",
+                    org.name
+                );
+            }
         }
         Ok(_) => {}
         Err(e) => {

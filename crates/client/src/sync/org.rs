@@ -87,8 +87,13 @@ impl Org {
 pub enum Outcome {
     /// The team belongs to no organisation (none was synced).
     None,
-    /// The organisation synced.
-    Synced { org: OrgRef, report: Report },
+    /// The organisation synced. `refused` says why the server refused this steward's
+    /// changes (403, whole): they wait here unsent, and what the others wrote came down.
+    Synced {
+        org: OrgRef,
+        report: Report,
+        refused: Option<String>,
+    },
     /// The organisation stopped being synced now.
     Stopped(Stopped),
 }
@@ -153,8 +158,10 @@ pub fn tell_once(team: &mut Replica) -> Option<Stopped> {
 /// Syncs the organisation of the team whose replica is `team` (just synced through `client`,
 /// the team's), keeping its replica under `dir`: asks the server which organisation the team
 /// belongs to when it is time ([`State`]), then runs the exchange for its log with the same
-/// token, pull-only unless this device is a steward's (or `options` say so). Stops syncing it,
-/// once, when the server names no organisation or another, or refuses its log (403).
+/// token, pull-only unless this device is a steward's (or `options` say so). A steward's
+/// changes the server refuses (403) wait unsent while the rest comes down
+/// ([`Outcome::Synced`]'s `refused`). Stops syncing it, once, when the server names no
+/// organisation or another, or refuses to let this device read its log (403).
 pub fn sync(
     team: &mut Replica,
     client: &Client,
@@ -212,22 +219,39 @@ pub fn sync(
     let mut replica = open_or_create(team, &at, &org.id)?;
     let org_client = client.for_org(&org.id);
     let pull_only = options.pull_only || !org.steward;
-    match exchange(
-        &mut replica,
-        &org_client,
-        now_ms,
-        false,
-        options.caps,
-        pull_only,
-        steps,
-    ) {
+    let mut run = |pull_only: bool, steps: &mut dyn FnMut(Step)| {
+        exchange(
+            &mut replica,
+            &org_client,
+            now_ms,
+            false,
+            options.caps,
+            pull_only,
+            steps,
+        )
+    };
+    let mut refused = None;
+    let mut ran = run(pull_only, steps);
+    if !pull_only && let Err(e) = &ran {
+        // A steward's change the server will not take (403): what the others wrote still
+        // comes down, and the organisation goes on syncing.
+        if let Some(r) = e.refusal().filter(|r| r.status == 403) {
+            refused = Some(r.to_string());
+            ran = run(true, steps);
+        }
+    }
+    match ran {
         Ok(report) => {
             state.synced_ms = Some(now_ms);
             save(team, &state)?;
             Ok(match stopped_now {
                 // Another organisation took the old one's place: the stop is what to tell.
                 Some(s) => Outcome::Stopped(s),
-                None => Outcome::Synced { org, report },
+                None => Outcome::Synced {
+                    org,
+                    report,
+                    refused,
+                },
             })
         }
         Err(e) if e.refusal().is_some_and(|r| r.status == 403) => {
