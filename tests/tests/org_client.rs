@@ -306,3 +306,45 @@ fn a_home_without_an_organisation_makes_the_requests_it_made_before() {
     );
     assert!(!ida.path().join("orgs").exists());
 }
+
+#[test]
+fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
+    let server = Server::start();
+    let org = server
+        .admin(&["org", "create", "Acme"])
+        .ok()
+        .trim()
+        .to_owned();
+    let (_, finn) = founded(&server, "Web", Some("Acme"), "Finn");
+    assert!(org_replica(&finn, &org).exists());
+    // Two syncs within a minute: the second does not ask which organisation the team is in,
+    // so the detach between them meets it as the log's refusal.
+    let at = |t: &str| {
+        let mut c = finn.command(&["sync"]);
+        c.env("CAIRN_NOW", format!("2026-11-23T20:00:{t}Z"));
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = at("00");
+    assert!(!err.contains("Acme"), "{err}");
+    server.admin(&["team", "detach", "Web"]).ok();
+    let err = at("30");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("Acme")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0]
+            .starts_with("note: stopped syncing the organisation `Acme`: the server refused it: "),
+        "{err}"
+    );
+    let err = at("40");
+    assert!(!err.contains("Acme"), "told once: {err}");
+    let status = finn.run(&["status", "--json"]).json();
+    assert!(status["org"].is_null(), "{status}");
+    assert_eq!(status["org_stopped"]["name"], "Acme", "{status}");
+    let text = finn.run(&["status"]).ok();
+    assert!(
+        text.contains("stopped syncing the organisation `Acme`"),
+        "{text}"
+    );
+}
