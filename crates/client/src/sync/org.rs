@@ -15,6 +15,38 @@
 //! refuses the organisation's log (403), syncing it stops, its replica stays as it was
 //! (read-only: what was given stays), and the stop is told once ([`tell_once`]), as a sync
 //! refused for good is ([`super::problem`]).
+//!
+//! A home holding several teams of one organisation keeps one replica of it, made by the
+//! first of them to sync (its member writes there as that team's member).
+//!
+//! # Example
+//! A headless device (a relay, say) syncs its team, then its organisation, and waits for the
+//! organisation's news with the same token:
+//! ```no_run
+//! use cairn_client::sync::{Device, Options, TIMEOUT, org};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let home = std::path::Path::new("/var/lib/relay");
+//! let mut device = Device::open(&home.join("replica.sqlite3"), TIMEOUT)?;
+//! let now_ms = 1_764_000_000_000;
+//! device.sync(now_ms, Options::ASKED, &mut |_| {})?;
+//! let client = device.client.clone();
+//! match org::sync(&mut device.replica, &client, home, now_ms, Options::ASKED, &mut |_| {})? {
+//!     org::Outcome::Synced { org, report, .. } => {
+//!         println!("{}: {} new", org.name, report.received);
+//!         let held = org::org(&device.replica, home)?.expect("it syncs");
+//!         let cursor = held.open()?.cursor()?;
+//!         // At most 50 s; then sync again.
+//!         if client.for_org(&org.id).wait(cursor, 50)?.is_some() {
+//!             org::sync(&mut device.replica, &client, home, now_ms, Options::ASKED, &mut |_| {})?;
+//!         }
+//!     }
+//!     org::Outcome::Stopped(s) => println!("no longer syncs {}: {}", s.name, s.why),
+//!     org::Outcome::None => {}
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 
