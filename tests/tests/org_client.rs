@@ -376,3 +376,28 @@ fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
         "{text}"
     );
 }
+
+#[test]
+fn a_server_from_before_organisations_is_asked_once_a_day_and_syncs_as_before() {
+    // The fake answers what a server of the version before did: 404 for `GET /v1/org`.
+    let fake = cairn_e2e::hostile::Hostile::start();
+    let proxy = Proxy::start(&fake.url);
+    let ana = Home::team("Ana", &["Bo"]);
+    ana.run(&["log", "Wrote the onboarding notes"]).ok();
+    ana.run(&["publish", &proxy.url, "--invite", "aaaaa-bbbbb"])
+        .ok();
+    ana.run(&["log", "Paired on the flaky test"]).ok();
+    for _ in 0..3 {
+        let run = ana.run(&["sync"]);
+        assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+        run.ok();
+    }
+    // The publication asked once (it had never learned), and every sync since is one request.
+    assert_eq!(proxy.count("/v1/org"), 1, "{:?}", proxy.seen());
+    let seen = proxy.seen();
+    assert_eq!(seen[seen.len() - 3..], ["POST /v1/sync"; 3]);
+    assert!(!fake.pushed().is_empty());
+    let status = ana.run(&["status", "--json"]).json();
+    assert!(status["org"].is_null(), "{status}");
+    assert!(!ana.path().join("orgs").exists());
+}
