@@ -29,11 +29,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod body;
 mod docs;
 mod error;
 pub mod hub;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 mod net;
 pub mod store;
@@ -172,7 +174,11 @@ impl State {
             None => None,
         };
         match self.hub.authenticate(token).await {
-            Ok(device) => Ok(device),
+            Ok(device) => {
+                // The request's log line names the team from here on.
+                let _ = REQUEST_TEAM.try_with(|t| t.replace(Some(device.team.clone())));
+                Ok(device)
+            }
             Err(Error::Unauthorized) => Err(refused(self)),
             Err(e) => Err(e),
         }
@@ -315,8 +321,13 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+tokio::task_local! {
+    /// The team of the request being served, once its device is known, for its log line.
+    static REQUEST_TEAM: std::cell::RefCell<Option<String>>;
+}
+
 /// Counts every request, and writes one log line per refused one: the client's address, the
-/// route, the status and why, untrusted text escaped, at most a few hundred lines a second.
+/// route, the team when its device is known, the status and why, untrusted text escaped, at most a few hundred lines a second.
 async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let route = match path {
@@ -345,7 +356,12 @@ async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Respon
     req.extensions_mut().insert(Client(client));
     let method = req.method().clone();
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let (resp, team) = REQUEST_TEAM
+        .scope(std::cell::RefCell::new(None), async move {
+            let resp = next.run(req).await;
+            (resp, REQUEST_TEAM.with(std::cell::RefCell::take))
+        })
+        .await;
     let status = resp.status();
     state
         .metrics
@@ -357,13 +373,21 @@ async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Respon
             .map_or("", |r| r.0.as_str());
         if let Some(held) = state.guards.log.allow() {
             let code = status.as_u16();
+            // The team's field only where there is one (a device's token was good).
+            macro_rules! line {
+                ($level:ident, $what:literal) => {
+                    match team.as_deref() {
+                        Some(team) => tracing::$level!(%client, %method, route, team,
+                            path = ?shown_path, status = code, error = ?why, held_back = held, $what),
+                        None => tracing::$level!(%client, %method, route,
+                            path = ?shown_path, status = code, error = ?why, held_back = held, $what),
+                    }
+                };
+            }
             match code {
-                500.. if code != 503 => tracing::error!(%client, %method, route,
-                    path = ?shown_path, status = code, error = ?why, held_back = held, "request failed"),
-                429 | 503 => tracing::warn!(%client, %method, route,
-                    path = ?shown_path, status = code, error = ?why, held_back = held, "request refused"),
-                _ => tracing::info!(%client, %method, route,
-                    path = ?shown_path, status = code, error = ?why, held_back = held, "request refused"),
+                500.. if code != 503 => line!(error, "request failed"),
+                429 | 503 => line!(warn, "request refused"),
+                _ => line!(info, "request refused"),
             }
         }
     }

@@ -90,6 +90,27 @@ enum Command {
         #[arg(long, value_name = "PATH|URL")]
         to: String,
     },
+    /// Back up a SQLite database while servers run on it: a consistent copy, checked.
+    ///
+    /// The copy is of one moment, taken through SQLite's online backup while writes go on; it is
+    /// written beside FILE, readable by its owner only (0600), checked (integrity, and the
+    /// teams, devices and each log's changes and head counted again) and only then named FILE.
+    /// Restore: stop the server, put the file in the database's place (with no -wal or -shm
+    /// file beside it), start the server. PostgreSQL is backed up with its own tools instead
+    /// (`pg_dump -Fc`, `pg_restore`), which this says when --db is a PostgreSQL URL.
+    ///
+    ///   cairn-server --db /var/lib/cairn/server.sqlite3 backup --to /backups/cairn.sqlite3
+    Backup {
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Replace FILE when it exists (only once the new copy is checked).
+        #[arg(long)]
+        force: bool,
+        /// Print JSON instead of the line: the file, its bytes, the counts and each log.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +260,16 @@ struct ServeArgs {
     /// another server process on a shared PostgreSQL (one read per team and period).
     #[arg(long, env = "CAIRN_SERVER_WAIT_POLL", default_value = "3s", value_parser = duration, value_name = "DURATION")]
     wait_poll: Duration,
+    /// The log's format on stderr: `text`, for people, or `json`, one object per line for a log
+    /// shipper (time, level, message, and the fields: client, method, route, team, status,
+    /// error, ...).
+    #[arg(
+        long,
+        env = "CAIRN_SERVER_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     /// PostgreSQL: connections this process keeps open at most.
     #[arg(
         long,
@@ -247,6 +278,15 @@ struct ServeArgs {
         value_name = "N"
     )]
     db_pool: usize,
+}
+
+/// How the server writes its log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Lines for people: `LEVEL span{fields}: message field=value ...`.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl ServeArgs {
@@ -566,6 +606,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Serve(args) = &cli.command {
         return serve(&db, args);
     }
+    // Before opening the store: a backup reads the database as it is and migrates nothing.
+    if let Command::Backup { to, force, json } = &cli.command {
+        let report = cairn_server::backup::backup(&db, to, *force)?;
+        let mut out = std::io::stdout().lock();
+        if *json {
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        } else {
+            writeln!(out, "{}", report.line())?;
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -584,7 +635,7 @@ async fn admin(
     let hub = Hub::new(store, 64);
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Serve(_) => unreachable!("served above"),
+        Command::Serve(_) | Command::Backup { .. } => unreachable!("run above"),
         Command::Team(TeamCommand::Create {
             name,
             expires,
@@ -1109,11 +1160,19 @@ fn serve(db: &str, args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .fmt_fields(cairn_server::logs::JsonFields)
+            .event_format(cairn_server::logs::JsonLines)
+            .init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
