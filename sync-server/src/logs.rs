@@ -143,7 +143,7 @@ where
         fields_of(event, &mut own);
         line.insert(
             "message".into(),
-            own.remove("message").unwrap_or_else(|| "".into()),
+            own.shift_remove("message").unwrap_or_else(|| "".into()),
         );
         if let Some(scope) = ctx.event_scope() {
             let mut names = Vec::new();

@@ -1256,6 +1256,7 @@ mod tests {
         assert_eq!(serve.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(serve.max_devices_per_member, 10);
         assert_eq!(serve.catch_up_after, 1000);
+        assert_eq!(serve.log_format, LogFormat::Text);
         // The admin commands read the same database.
         let cli = with_config(example, &["cairn-server", "team", "list"]).unwrap();
         assert_eq!(cli.db.as_deref(), Some("/var/lib/cairn/server.sqlite3"));
@@ -1277,6 +1278,23 @@ mod tests {
             panic!("serve")
         };
         assert_eq!(serve.listen.port(), 1);
+    }
+
+    #[test]
+    fn the_log_format_is_a_setting_of_serve() {
+        let serve_of = |cli: Cli| match cli.command {
+            Command::Serve(serve) => Some(serve.log_format),
+            _ => None,
+        };
+        let cli = with_config("[serve]\nlog_format = \"json\"", &["cairn-server", "serve"]);
+        assert_eq!(cli.map(serve_of), Ok(Some(LogFormat::Json)));
+        let cli = with_config(
+            "[serve]\nlog-format = \"json\"",
+            &["cairn-server", "serve", "--log-format", "text"],
+        );
+        assert_eq!(cli.map(serve_of), Ok(Some(LogFormat::Text)));
+        let err = with_config("", &["cairn-server", "serve", "--log-format", "xml"]).unwrap_err();
+        assert!(err.contains("json"), "{err}");
     }
 
     #[test]
