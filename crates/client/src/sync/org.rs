@@ -230,6 +230,10 @@ pub fn sync(
             // Attached again: it syncs again.
             state.stopped = None;
         }
+        if seen.as_ref().map(|s| &s.id) != state.org.as_ref().map(|o| &o.id) {
+            // Another organisation's replica has its own last sync.
+            state.synced_ms = None;
+        }
         state.org = seen;
     }
     if let Some(s) = &stopped_now {
@@ -290,6 +294,7 @@ pub fn sync(
             let refusal = e.refusal().map(ToString::to_string).unwrap_or_default();
             let s = stop(&org, format!("the server refused it: {refusal}"), now_ms);
             state.org = None;
+            state.synced_ms = None;
             state.stopped = Some(s.clone());
             save(team, &state)?;
             Ok(Outcome::Stopped(s))
