@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
+use cairn_e2e::pg::Postgres;
 use cairn_e2e::{Home, Run, Server, bin, http};
 use cairn_protocol::{SyncRequest, SyncResponse};
 use rusqlite::{Connection, OpenFlags};
@@ -62,14 +63,12 @@ fn three_members(server: &Server) -> (Vec<(String, Home)>, String) {
     )
 }
 
-#[test]
-fn a_backup_taken_under_load_restores_to_a_server_that_serves_every_change_it_holds() {
-    let server = Server::start();
-    let (members, team) = three_members(&server);
-    let ana_token = members[0].1.meta("token");
-    let before = head_of(&server.db(), &team);
-
-    // Each member logs and syncs in a loop until told to stop, saying when each round is done.
+/// Runs `work` while each member logs and syncs in a loop: after six rounds synced in all, and
+/// until six more are; returns what `work` gave and each member's name, rounds and home.
+fn under_load<T>(
+    members: Vec<(String, Home)>,
+    work: impl FnOnce() -> T,
+) -> (T, Vec<(String, u32, Home)>) {
     let stop = Arc::new(AtomicBool::new(false));
     let (rounds, done) = mpsc::channel::<()>();
     let writers: Vec<_> = members
@@ -93,19 +92,63 @@ fn a_backup_taken_under_load_restores_to_a_server_that_serves_every_change_it_ho
         })
         .collect();
     drop(rounds);
-    // Six rounds synced before the backup, six more during and after it.
     for _ in 0..6 {
         done.recv().expect("the writers go on");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cairn.sqlite3");
-    let db = server.database().to_owned();
-    let report = backup(&db, &["--to", &file.display().to_string(), "--json"]);
+    let out = work();
     for _ in 0..6 {
         done.recv().expect("the writers go on");
     }
     stop.store(true, Ordering::Relaxed);
-    let finished: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let finished = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    (out, finished)
+}
+
+/// Every entry of the log a device of `token` reads from the server at `url`, pulled one change
+/// at a time from the start: (number, document, bytes), and the head the server says.
+fn pull_all(url: &str, token: &str) -> (Vec<(i64, String, Vec<u8>)>, i64) {
+    let mut pulled = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let req = SyncRequest {
+            cursor,
+            withdrawals: true,
+            ..SyncRequest::default()
+        };
+        let (status, body) = http::post(
+            url,
+            "/v1/sync",
+            Some(token),
+            &serde_json::to_vec(&req).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let resp: SyncResponse = serde_json::from_str(&body).unwrap();
+        pulled.extend(
+            resp.pulled
+                .into_iter()
+                .map(|p| (p.seq as i64, p.doc, p.change.0)),
+        );
+        cursor = resp.cursor;
+        if !resp.more {
+            assert_eq!(cursor, resp.head, "a device pulls up to the head");
+            return (pulled, cursor as i64);
+        }
+    }
+}
+
+#[test]
+fn a_backup_taken_under_load_restores_to_a_server_that_serves_every_change_it_holds() {
+    let server = Server::start();
+    let (members, team) = three_members(&server);
+    let ana_token = members[0].1.meta("token");
+    let before = head_of(&server.db(), &team);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cairn.sqlite3");
+    let db = server.database().to_owned();
+    let (report, finished) = under_load(members, || {
+        backup(&db, &["--to", &file.display().to_string(), "--json"])
+    });
     let report: Value = report.json();
 
     // The report: the counts of one moment in the middle of the load, checked.
@@ -165,33 +208,8 @@ fn a_backup_taken_under_load_restores_to_a_server_that_serves_every_change_it_ho
     let restored = Server::start_shared(&file.display().to_string(), &[]);
     let (status, _) = http::get(&restored.url, "/readyz");
     assert_eq!(status, 200);
-    let mut pulled = Vec::new();
-    let mut cursor = 0;
-    loop {
-        let req = SyncRequest {
-            cursor,
-            withdrawals: true,
-            ..SyncRequest::default()
-        };
-        let (status, body) = http::post(
-            &restored.url,
-            "/v1/sync",
-            Some(&ana_token),
-            &serde_json::to_vec(&req).unwrap(),
-        );
-        assert_eq!(status, 200, "{body}");
-        let resp: SyncResponse = serde_json::from_str(&body).unwrap();
-        assert_eq!(resp.head as i64, backed_head);
-        pulled.extend(
-            resp.pulled
-                .into_iter()
-                .map(|p| (p.seq as i64, p.doc, p.change.0)),
-        );
-        cursor = resp.cursor;
-        if !resp.more {
-            break;
-        }
-    }
+    let (pulled, head) = pull_all(&restored.url, &ana_token);
+    assert_eq!(head, backed_head);
     let expected: Vec<(i64, String, Vec<u8>)> = backed
         .iter()
         .map(|(seq, doc, _, data)| (*seq, doc.clone(), data.clone()))
@@ -201,7 +219,6 @@ fn a_backup_taken_under_load_restores_to_a_server_that_serves_every_change_it_ho
         pulled == expected,
         "the restored server serves the backup's log as stored"
     );
-    assert_eq!(cursor as i64, backed_head);
 }
 
 #[test]
@@ -273,4 +290,154 @@ fn postgres_is_sent_to_pg_dump_and_a_missing_database_to_the_flag() {
         "{err}"
     );
     assert!(!missing.exists(), "nothing created");
+}
+
+/// The commands in backquotes of `text` that start with `program`, as words.
+fn quoted_command(text: &str, program: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|c| c.starts_with(program))
+        .unwrap_or_else(|| panic!("no `{program} ...` in: {text}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn postgres_backs_up_under_load_and_restores_with_the_commands_the_refusal_names() {
+    let Some(pg) = Postgres::for_test() else {
+        return;
+    };
+    let source = pg.create_db("source");
+    let server = Server::start_shared(&source, &[]);
+    let (members, _team) = three_members(&server);
+    let token = members[0].1.meta("token");
+    let (_, before) = pull_all(&server.url, &token);
+
+    // The refusal says what to run instead: run that, word for word but for the paths.
+    let refusal = server.admin(&["backup", "--to", "cairn.sqlite3"]).fails();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("cairn.dump").display().to_string();
+    let target = pg.create_db("restored");
+    let run = |words: Vec<String>| {
+        let words: Vec<String> = words
+            .into_iter()
+            .map(|w| match w.as_str() {
+                "cairn.dump" => dump.clone(),
+                _ => w,
+            })
+            .collect();
+        let out = std::process::Command::new(pg.bin(&words[0]))
+            .args(&words[1..])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the PostgreSQL tool runs");
+        assert!(
+            out.status.success(),
+            "{words:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let pg_dump = quoted_command(&refusal, "pg_dump");
+    assert!(pg_dump.contains(&source), "{refusal}");
+    let ((), _) = under_load(members, || run(pg_dump));
+    let pg_restore: Vec<String> = quoted_command(&refusal, "pg_restore")
+        .into_iter()
+        .map(|w| if w == source { target.clone() } else { w })
+        .collect();
+    run(pg_restore);
+
+    // A server on the restored database serves the log of the dump's moment, each change as
+    // the source holds it under the same number.
+    let restored = Server::start_shared(&target, &[]);
+    let (got, head) = pull_all(&restored.url, &token);
+    let (all, source_head) = pull_all(&server.url, &token);
+    assert!(
+        before < head && head < source_head,
+        "the dump is of the middle of the load: {before} < {head} < {source_head}"
+    );
+    assert_eq!(got.last().map(|e| e.0), Some(head));
+    assert!(
+        got[..] == all[..got.len()],
+        "the same entries under the same numbers"
+    );
+}
+
+#[test]
+fn the_readme_backup_command_works_word_for_word() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README");
+    let block = readme
+        .split_once("### Backups")
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("a sh block under ### Backups");
+    let mut lines = block.lines();
+    let command = lines.next().unwrap();
+    let said = lines.next().unwrap().trim_start_matches("# ");
+
+    let server = Server::start();
+    let (_members, _team) = three_members(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().display().to_string();
+    let command = command
+        .replace("/var/lib/cairn/server.sqlite3", server.database())
+        .replace("/backups", &backups);
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("PATH", path_with_server())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh runs");
+    let run = Run::from(out);
+    let line = run.ok();
+    // The same words as the README's line; only the numbers, the date, the
+    // plurals and the unit of the size differ.
+    let shape = |text: &str, file: &str| {
+        let mut out = String::new();
+        let text = text.replace(file, "FILE");
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_ascii_digit() {
+                while chars
+                    .next_if(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+                    .is_some()
+                {}
+                out.push('N');
+            } else {
+                out.push(c);
+            }
+        }
+        out.replace("teams", "team")
+            .replace("devices", "device")
+            .replace("changes", "change")
+            .replace("N kB", "N MB")
+            .replace("N B,", "N MB,")
+    };
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let readme_file = said
+        .split_once(": ")
+        .and_then(|(head, _)| head.strip_prefix("backed up to "))
+        .unwrap();
+    assert_eq!(
+        shape(line.trim(), &files[0]),
+        shape(said, readme_file),
+        "{line}"
+    );
+}
+
+/// PATH with the directory of the `cairn-server` under test first.
+fn path_with_server() -> std::ffi::OsString {
+    let server = bin("cairn-server");
+    let mut dirs = vec![server.parent().unwrap().to_owned()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
 }
