@@ -152,7 +152,9 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     }
 
     // The steward writes the organisation's document; her next sync sends it.
-    ana.run(&["sync"]).ok();
+    let synced = ana.run(&["sync", "--json"]).json();
+    assert_eq!(synced["org"]["name"], "Acme", "{synced}");
+    assert_eq!(synced["org"]["steward"], true, "{synced}");
     add_non_negotiable(&ana, &org, "Ana", "Be kind", AT_MS);
     ana.run(&["sync"]).ok();
     assert_eq!(org_outbox(&ana, &org), 0, "the steward's change went up");
@@ -319,6 +321,8 @@ fn a_home_without_an_organisation_makes_the_requests_it_made_before() {
     );
     let status = dan.run(&["status", "--json"]).json();
     assert!(status["org"].is_null(), "{status}");
+    let synced = dan.run(&["sync", "--json"]).json();
+    assert!(synced.get("org").is_none(), "{synced}");
 
     // A home from before organisations (it never learned) asks once, then not for a day.
     let conn = rusqlite::Connection::open(ida.replica()).unwrap();

@@ -34,11 +34,11 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         crate::home::list(&ctx.home)?
     };
     if teams.len() < 2 {
-        let report = sync_one(&args, ctx)?;
+        let (report, org) = sync_one(&args, ctx)?;
         if args.quiet || args.background {
             return Ok(());
         }
-        return ctx.out.say(said(&report), json!(report));
+        return ctx.out.say(said(&report), with_org(json!(report), org));
     }
     let mut lines = Vec::new();
     let mut all = Vec::new();
@@ -52,9 +52,9 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         };
         ctx.team = Some(t.id.clone());
         match sync_one(&args, ctx) {
-            Ok(report) => {
+            Ok((report, org)) => {
                 lines.push(format!("{label}: {}", said(&report)));
-                let mut v = json!(report);
+                let mut v = with_org(json!(report), org);
                 v["team"] = json!(label);
                 v["team_id"] = json!(t.id);
                 all.push(v);
@@ -83,6 +83,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     .kind(Kind::Failure))
 }
 
+/// A sync's JSON with what its organisation's sync did, under `org`, when the team has one.
+fn with_org(mut value: serde_json::Value, org: Option<serde_json::Value>) -> serde_json::Value {
+    if let Some(org) = org {
+        value["org"] = org;
+    }
+    value
+}
+
 /// What a sync did, in a line.
 fn said(report: &Report) -> String {
     if report.sent == 0 && report.received == 0 && report.docs == 0 {
@@ -102,7 +110,7 @@ fn said(report: &Report) -> String {
 }
 
 /// Syncs the team `ctx` acts on; says on stderr what needs saying besides the report.
-fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
+fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<(Report, Option<serde_json::Value>)> {
     // One sync at a time per replica: a background sync finding another one under way leaves
     // (that one, or the next, takes its changes: they wait in the outbox); a sync by hand waits
     // its turn.
@@ -110,7 +118,7 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
     let _turn = match lock {
         Some(file) if args.background => match file.try_lock() {
             Ok(()) => Some(file),
-            Err(_) => return Ok(Report::default()),
+            Err(_) => return Ok((Report::default(), None)),
         },
         Some(file) => file.lock().ok().map(|()| file),
         // A home we cannot write a lock into syncs anyway: the replica has its own guard.
@@ -122,8 +130,8 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
     } else {
         ctx.patience()
     };
-    let report = match exchange(ctx, &mut replica, timeout, !args.background) {
-        Ok(report) => report,
+    let (report, org) = match exchange_with_org(ctx, &mut replica, timeout, !args.background) {
+        Ok(done) => done,
         Err(e) => {
             remember(&mut replica, &e, ctx.now_ms());
             return Err(e);
@@ -150,7 +158,7 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<Report> {
             plural(report.rebased),
         );
     }
-    Ok(report)
+    Ok((report, org))
 }
 
 /// Says on stderr what withdrawal notices did: what left this replica, what this device kept
@@ -258,15 +266,16 @@ fn tell_org_stop(replica: &mut Replica) {
 }
 
 /// Syncs the organisation of the team `replica` holds, just synced through `client`, in the
-/// same run (see [`cairn_client::sync::org`]); says on stderr what it moved when `loud`. Its
-/// failure never fails the team's sync: it is said, and the next sync tries again.
+/// same run (see [`cairn_client::sync::org`]); says on stderr what it moved when `loud`, and
+/// returns it for `--json` (nothing for a team of no organisation). Its failure never fails
+/// the team's sync: it is said, and the next sync tries again.
 fn sync_org(
     ctx: &Ctx,
     replica: &mut Replica,
     client: &Client,
     options: cairn_client::sync::Options,
     loud: bool,
-) {
+) -> Option<serde_json::Value> {
     let outcome = org::sync(
         replica,
         client,
@@ -275,8 +284,33 @@ fn sync_org(
         options,
         &mut |_| {},
     );
+    let value = match &outcome {
+        Ok(org::Outcome::None) => None,
+        Ok(org::Outcome::Synced {
+            org,
+            report,
+            refused,
+        }) => Some(json!({
+            "id": org.id,
+            "name": org.name,
+            "steward": org.steward,
+            "sent": report.sent,
+            "received": report.received,
+            "docs": report.docs,
+            "requests": report.requests,
+            "bytes_up": report.bytes_up,
+            "bytes_down": report.bytes_down,
+            "refused": refused,
+        })),
+        Ok(org::Outcome::Stopped(s)) => Some(json!({
+            "id": s.id,
+            "name": s.name,
+            "stopped": s.why,
+        })),
+        Err(e) => Some(json!({ "error": e.to_string() })),
+    };
     if !loud {
-        return;
+        return value;
     }
     match outcome {
         Ok(org::Outcome::Synced {
@@ -305,6 +339,7 @@ fn sync_org(
         }
     }
     tell_org_stop(replica);
+    value
 }
 
 /// What came down: changes, and documents received whole.
@@ -330,13 +365,24 @@ pub fn client(replica: &Replica, timeout: std::time::Duration) -> Result<Client>
     Ok(cairn_client::sync::client_for(replica, timeout)?.observe(remote::tell))
 }
 
-/// Syncs until level, finishing a publication or a join left half done.
+/// Syncs until level, finishing a publication or a join left half done, and then the team's
+/// organisation, if any.
 pub fn exchange(
     ctx: &Ctx,
     replica: &mut Replica,
     timeout: std::time::Duration,
     progress: bool,
 ) -> Result<Report> {
+    Ok(exchange_with_org(ctx, replica, timeout, progress)?.0)
+}
+
+/// [`exchange`], with what the organisation's sync did for `--json`.
+fn exchange_with_org(
+    ctx: &Ctx,
+    replica: &mut Replica,
+    timeout: std::time::Duration,
+    progress: bool,
+) -> Result<(Report, Option<serde_json::Value>)> {
     let mut client = client(replica, timeout)?;
     if progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         client = client.announce_waits();
@@ -349,8 +395,8 @@ pub fn exchange(
             steps.step(s)
         })?;
     steps.finish();
-    sync_org(ctx, replica, &client, options, progress);
-    Ok(report)
+    let org = sync_org(ctx, replica, &client, options, progress);
+    Ok((report, org))
 }
 
 /// Starts a quiet sync in the background after a write, when a server is known and something
