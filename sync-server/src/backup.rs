@@ -42,6 +42,9 @@ pub enum BackupError {
          the new copy is checked)"
     )]
     Exists(PathBuf),
+    /// The target is the database, or its WAL.
+    #[error("{0} is the database itself (or its WAL); name a backup file elsewhere")]
+    Itself(PathBuf),
     /// The target is a directory.
     #[error("{0} is a directory; name the backup file, like {0}/cairn-server.sqlite3")]
     Directory(PathBuf),
@@ -171,6 +174,18 @@ pub fn backup(db: &str, to: &Path, force: bool) -> Result<Report> {
     }
     if !force && to.symlink_metadata().is_ok() {
         return Err(BackupError::Exists(to.to_owned()));
+    }
+    // `--force` onto the database itself (or a file of its own beside it) would replace what
+    // it copies.
+    if let (Ok(db), Ok(target)) = (source.canonicalize(), to.canonicalize()) {
+        let side = |end: &str| {
+            let mut p = db.clone().into_os_string();
+            p.push(end);
+            PathBuf::from(p)
+        };
+        if target == db || target == side("-wal") || target == side("-shm") {
+            return Err(BackupError::Itself(to.to_owned()));
+        }
     }
     // Read-write without create: a missing file is an error, and SQLite may need to write the
     // WAL's shared-memory index to read; nothing else is written to the source.
@@ -421,6 +436,31 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn the_database_is_never_its_own_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("server.sqlite3");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE teams (id TEXT, head INTEGER);
+             CREATE TABLE devices (id TEXT); CREATE TABLE invites (id TEXT);
+             CREATE TABLE changes (team TEXT, seq INTEGER);
+             INSERT INTO teams VALUES ('t', 0);",
+        )
+        .unwrap();
+        let before = std::fs::read(&db).unwrap();
+        let name = db.display().to_string();
+        for to in [db.clone(), dir.path().join("server.sqlite3-wal")] {
+            let err = backup(&name, &to, true).unwrap_err();
+            assert!(matches!(err, BackupError::Itself(_)), "{err}");
+        }
+        assert_eq!(std::fs::read(&db).unwrap(), before);
+        // A file elsewhere is fine, and holds what the database does.
+        let report = backup(&name, &dir.path().join("copy.sqlite3"), false).unwrap();
+        assert_eq!((report.counts.teams, report.integrity), (1, "ok"));
+        drop(conn);
     }
 
     #[test]
