@@ -53,7 +53,8 @@ struct Cli {
 enum Command {
     /// Serve the sync API until SIGINT or SIGTERM.
     ///
-    /// Logs go to stderr (set the level with CAIRN_LOG or RUST_LOG, e.g. `CAIRN_LOG=debug`); the
+    /// Logs go to stderr, as text or JSON lines (--log-format; set the level with CAIRN_LOG or
+    /// RUST_LOG, e.g. `CAIRN_LOG=debug`); the
     /// first line on stdout is the address it listens on. Health: GET /healthz; readiness (touches
     /// the database): GET /readyz; Prometheus metrics: GET /metrics.
     Serve(Box<ServeArgs>),
