@@ -138,3 +138,66 @@ fn text_stays_the_default_format() {
         "{log}"
     );
 }
+
+/// The first JSON line of a server started with `env` and `flags` on a database of its own,
+/// after one refused request: the format comes from wherever the settings do.
+fn first_refusal(env: &[(&str, &str)], flags: &[&str]) -> Value {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    /// Stops the server however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = std::process::Command::new(cairn_e2e::bin("cairn-server"))
+        .args(flags)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CAIRN_SERVER_DB", dir.path().join("server.sqlite3"))
+        .env("CAIRN_LOG", "info")
+        .env_remove("CAIRN_SERVER_LOG_FORMAT")
+        .env_remove("CAIRN_SERVER_CONFIG")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("cairn-server starts");
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .trim_start_matches("listening on http://")
+        .to_owned();
+    let mut stream = http::connect(&addr, Duration::from_secs(10));
+    let (answer, _) = http::exchange(
+        &mut stream,
+        b"GET /nothing HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    drop(running);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {text}")))
+        .find(|v| v["message"] == "request refused")
+        .unwrap_or_else(|| panic!("no refusal logged: {text}"))
+}
+
+#[test]
+fn the_json_format_comes_from_the_environment_or_the_configuration_file() {
+    let line = first_refusal(&[("CAIRN_SERVER_LOG_FORMAT", "json")], &[]);
+    assert_eq!(
+        (&line["route"], &line["status"]),
+        (&"other".into(), &404.into())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[serve]\nlog_format = \"json\"\n").unwrap();
+    let line = first_refusal(&[], &["--config", &config.display().to_string()]);
+    assert_eq!(line["path"], "/nothing");
+}
