@@ -466,6 +466,10 @@ impl From<cairn_client::write::Error> for CliError {
                 "@{handle} turns it on or off from a device of theirs (`cairn me chat off`); the \
                  server refuses it from anyone else's"
             )),
+            E::Ambiguous(t) => {
+                CliError::new(format!("`{t}` starts more than one non-negotiable's id"))
+                    .hint("give more of its id (`cairn org` shows them)")
+            }
             E::Random(e) => CliError::new(format!("the system gave no randomness: {e}")),
             E::Core(e) => e.into(),
             E::Store(e) => e.into(),

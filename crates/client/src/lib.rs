@@ -17,7 +17,9 @@
 //!   acts as, the team, the [`write::Clock`]) and a member's writes (log, kudos, react, edit,
 //!   retract) with the rules every client applies alike: the late-log window
 //!   ([`write::late_day`]), who a kudos names ([`write::recipients`]), who may write as whom
-//!   ([`write::actor`]).
+//!   ([`write::actor`]); the organisation's document as this home holds it
+//!   ([`write::org_state`]), a steward's changes to it ([`write::write_org`]) and a team's own
+//!   how of each non-negotiable ([`write::Writer::set_practice`], [`write::practices`]).
 //! - [`views`]: what every client shows of a team, as models an interface renders its own way:
 //!   the streaks, the digest (and [`views::DigestView`], the digest in words), a member's own
 //!   numbers, the badges and reach.

@@ -1,9 +1,10 @@
 //! The writer context and a member's writes: log, kudos, react, edit, retract, with the rules
 //! every client applies the same way (the late-log window, who a kudos names, who may write as
-//! whom).
+//! whom); a steward's changes to the organisation's non-negotiables, in its replica in this
+//! home, and a team's own how of each, in the team's document.
 
 use cairn_core::ids::EventId;
-use cairn_core::{Edit, Event, NewEvent, Stamp, TeamState};
+use cairn_core::{Edit, Event, NewEvent, OrgCommitment, OrgState, Stamp, TeamState};
 use cairn_store::{Reacted, Replica};
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
@@ -32,6 +33,9 @@ pub enum Error {
     /// settings from their own devices alone).
     #[error("only @{0} says whether they are named in chat: it is their own setting")]
     NotYourSetting(String),
+    /// The start of an id that more than one non-negotiable's id starts with.
+    #[error("`{0}` starts more than one non-negotiable's id")]
+    Ambiguous(String),
     /// The operating system gave no random bytes.
     #[error("the system gave no randomness: {0}")]
     Random(#[source] getrandom::Error),
@@ -246,6 +250,23 @@ impl<'r> Writer<'r> {
             .retract_event(&self.me, &event.id, self.clock.now_ms())?;
         Ok(event)
     }
+
+    /// Writes how this team lives the organisation's non-negotiable `id` (see
+    /// [`org_commitment`]) in the team's own document, noted in the team's feed as its other
+    /// changes are. Any member of the team writes it.
+    pub fn set_practice(&mut self, org: &OrgState, id: &str, text: &str) -> Result<String> {
+        let c = org_commitment(org, id)?.clone();
+        let stamp = self.clock.stamp(&self.team.tz, false);
+        let note = self.clock.new_event_id()?;
+        let at = self.clock.now_ms();
+        let me = self.me.clone();
+        self.replica
+            .change_team_noted(&me, &note, &stamp, |doc, _| {
+                cairn_core::team::set_practice(doc, org, &c.id, text, &me, at)?;
+                Ok(((), format!("wrote its how of “{}”", c.title)))
+            })?;
+        Ok(c.id)
+    }
 }
 
 /// The day a late log counts for: `text` as [`parse_day`] reads it, within the team's late
@@ -354,9 +375,129 @@ pub fn weekday(text: &str) -> Option<Weekday> {
         .map(|(d, _)| d)
 }
 
+/// The organisation's document as `org` (its replica in this home) holds it: empty (no name,
+/// no non-negotiable) before a steward first writes it.
+pub fn org_state(org: &mut Replica) -> Result<OrgState> {
+    // The store reads a document only to change it; a change that writes nothing stores
+    // nothing, so this reads.
+    let me = org.me()?;
+    Ok(org.change_team(&me, |doc, _| cairn_core::org::read(&*doc))?)
+}
+
+/// This team's own how of each of its organisation's non-negotiables, by id, as `replica`
+/// (the team's) holds them.
+pub fn practices(
+    replica: &mut Replica,
+) -> Result<std::collections::BTreeMap<String, cairn_core::Practice>> {
+    let me = replica.me()?;
+    Ok(replica.change_team(&me, |doc, _| cairn_core::team::practices(&*doc))?)
+}
+
+/// The non-negotiable of `org` that `id` names: its id, or the start of it when only one
+/// starts so (retired ones too, for what reads them; a write refuses them).
+pub fn org_commitment<'o>(org: &'o OrgState, id: &str) -> Result<&'o OrgCommitment> {
+    let t = id.trim().to_lowercase();
+    if let Some(c) = org.commitment(id.trim()) {
+        return Ok(c);
+    }
+    let found: Vec<_> = org
+        .commitments
+        .iter()
+        .filter(|c| !t.is_empty() && c.id.to_lowercase().starts_with(&t))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(cairn_core::Error::NoSuchSetting(id.trim().to_owned()).into()),
+        _ => Err(Error::Ambiguous(id.trim().to_owned())),
+    }
+}
+
+/// A steward's change to the organisation's non-negotiables.
+#[derive(Clone, Debug)]
+pub enum OrgChange<'a> {
+    /// A new non-negotiable with its why.
+    Add { title: &'a str, why: &'a str },
+    /// A new wording or why (`None` leaves it) of the one `id` names ([`org_commitment`]).
+    Edit {
+        id: &'a str,
+        title: Option<&'a str>,
+        why: Option<&'a str>,
+    },
+    /// Retires the one `id` names: it leaves every team's list, its history stays.
+    Retire { id: &'a str },
+}
+
+/// Writes a steward's `change` into `org`, the organisation's replica in this home (the next
+/// sync sends it), as `by` (the steward as every team reads them: `@handle@team`). The first
+/// write of a document no steward started yet starts it with the organisation's `name`.
+/// Returns the id of the non-negotiable changed. Whether this member is a steward is the
+/// caller's to know (the server refuses anyone else's change).
+pub fn write_org(
+    org: &mut Replica,
+    name: &str,
+    change: &OrgChange<'_>,
+    by: &str,
+    at_ms: i64,
+) -> Result<String> {
+    use cairn_core::org;
+    let me = org.me()?;
+    let before = org_state(org)?;
+    let id = match change {
+        OrgChange::Add { .. } => None,
+        OrgChange::Edit { id, .. } | OrgChange::Retire { id } => {
+            Some(org_commitment(&before, id)?.id.clone())
+        }
+    };
+    Ok(org.change_team(&me, |doc, _| {
+        if org::read(&*doc)?.name.is_empty() {
+            org::init(doc, name, at_ms)?;
+        }
+        let state = org::read(&*doc)?;
+        match (change, id) {
+            (OrgChange::Add { title, why }, _) => {
+                org::add_commitment(doc, &state, title, why, by, at_ms)
+            }
+            (OrgChange::Edit { title, why, .. }, Some(id)) => {
+                org::edit_commitment(doc, &state, &id, *title, *why, by, at_ms).map(|()| id)
+            }
+            (OrgChange::Retire { .. }, Some(id)) => {
+                org::retire_commitment(doc, &state, &id, by, at_ms).map(|()| id)
+            }
+            (_, None) => unreachable!("an edit or a retirement names its non-negotiable"),
+        }
+    })?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_negotiable_is_named_by_its_id_or_the_start_of_it() {
+        use cairn_core::org;
+        let mut doc = cairn_core::Automerge::new();
+        org::init(&mut doc, "Acme", 0).unwrap();
+        let s = org::read(&doc).unwrap();
+        let a = org::add_commitment(&mut doc, &s, "One", "why", "Ana", 1).unwrap();
+        let s = org::read(&doc).unwrap();
+        let b = org::add_commitment(&mut doc, &s, "Two", "why", "Ana", 2).unwrap();
+        let s = org::read(&doc).unwrap();
+        assert_eq!(org_commitment(&s, &a).unwrap().id, a);
+        assert_eq!(org_commitment(&s, &format!(" {b} ")).unwrap().id, b);
+        let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        assert_eq!(org_commitment(&s, &a[..=shared]).unwrap().id, a);
+        if shared > 0 {
+            assert!(matches!(
+                org_commitment(&s, &a[..shared]),
+                Err(Error::Ambiguous(_))
+            ));
+        }
+        assert!(matches!(
+            org_commitment(&s, ""),
+            Err(Error::Core(cairn_core::Error::NoSuchSetting(_)))
+        ));
+        assert!(org_commitment(&s, "zzzz-none").is_err());
+    }
 
     fn split(words: &[&str]) -> (Vec<String>, String) {
         let owned: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();

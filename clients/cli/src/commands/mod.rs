@@ -18,6 +18,7 @@ pub mod kudos;
 pub mod log;
 pub mod me;
 mod nudge;
+mod org;
 mod publish;
 pub mod react;
 mod remote;
@@ -75,6 +76,7 @@ pub enum Command {
     Challenge(challenge::Args),
     Challenges(challenge::ListArgs),
     Nudge(nudge::Args),
+    Org(org::Args),
     Digest(digest::Args),
     Me(me::Args),
     Device(device::Args),
@@ -132,6 +134,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Challenge(a) => challenge::run(a, ctx),
         Command::Challenges(a) => challenge::list(a, ctx).map(read),
         Command::Nudge(a) => nudge::run(a, ctx).map(read),
+        Command::Org(a) => org::run(a, ctx),
         Command::Digest(a) => digest::run(a, ctx).map(read),
         Command::Me(a) => me::run(a, ctx),
         Command::Device(a) => device::run(a, ctx).map(read),

@@ -409,7 +409,10 @@ pub fn after_write(ctx: &Ctx) {
     }
     let Ok(replica) = ctx.open() else { return };
     // Cheap checks only: this runs after every write.
-    if !cairn_client::sync::has_work(&replica) {
+    // A steward's change waits in the organisation's replica, not the team's.
+    if !cairn_client::sync::has_work(&replica)
+        && !cairn_client::sync::org::has_work(&replica, &ctx.home)
+    {
         return;
     }
     let Ok(team) = replica.team_id() else { return };

@@ -170,7 +170,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     }
     let mut replica = ctx.open()?;
     let Some(action) = args.action else {
-        show(ctx, &replica)?;
+        show(ctx, &mut replica)?;
         return Ok(Outcome::Read);
     };
     let mut w = ctx.writer(&mut replica)?;
@@ -469,8 +469,13 @@ fn commitment_named(team: &cairn_core::TeamState, text: &str) -> Result<cairn_co
     }
 }
 
-fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
+fn show(ctx: &mut Ctx, replica: &mut cairn_store::Replica) -> Result<()> {
     let team = replica.team()?;
+    // The organisation's non-negotiables, read-only here, with this team's how of each.
+    let org = match super::org::held(ctx, replica)? {
+        Some(held) => Some((held, cairn_client::write::practices(replica)?)),
+        None => None,
+    };
     let me = ctx.actor(replica, &team)?;
     // Placeholders who have neither joined nor written anything yet: they count in none of the
     // team's figures.
@@ -481,7 +486,7 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         }
     }
     if ctx.out.json {
-        return ctx.out.json(&json!({
+        let mut value = json!({
             "name": team.name,
             "tz": team.tz,
             "you": team.handle_of(&me),
@@ -502,7 +507,20 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
             "commitments": team.commitments.iter().map(|c| json!({
                 "text": c.text, "why": c.why, "by": team.handle_of(&c.by),
             })).collect::<Vec<_>>(),
-        }));
+        });
+        if let Some((held, practices)) = &org {
+            value["org"] = json!({
+                "id": held.org.org.id,
+                "name": held.org.org.name,
+                "non_negotiables": held.state.live().map(|c| json!({
+                    "id": c.id,
+                    "title": c.title,
+                    "why": c.why,
+                    "practice": practices.get(&c.id).map(|p| &p.text),
+                })).collect::<Vec<_>>(),
+            });
+        }
+        return ctx.out.json(&value);
     }
     let today = ctx.today(&team.tz);
     let running: Vec<_> = team
@@ -604,6 +622,30 @@ fn show(ctx: &mut Ctx, replica: &cairn_store::Replica) -> Result<()> {
         out.wrapped(&c.text, &number, &hang)?;
         for line in wrap(&format!("why: {}", c.why), &hang, &hang, out.width) {
             out.line(paint(DIM, line))?;
+        }
+    }
+    if let Some((held, practices)) = &org {
+        out.line("")?;
+        out.line(paint(
+            BOLD,
+            format!("Non-negotiables of {}", held.org.org.name),
+        ))?;
+        let live: Vec<_> = held.state.live().collect();
+        if live.is_empty() {
+            out.line(paint(DIM, "  none yet"))?;
+        }
+        for c in live {
+            out.wrapped(&c.title, "  - ", "    ")?;
+            for line in wrap(&format!("why: {}", c.why), "    ", "    ", out.width) {
+                out.line(paint(DIM, line))?;
+            }
+            match practices.get(&c.id) {
+                Some(p) => out.wrapped(&format!("our how: {}", p.text), "    ", "    ")?,
+                None => out.line(paint(
+                    DIM,
+                    format!("    {}", super::org::no_practice(&c.id)),
+                ))?,
+            }
         }
     }
     if !running.is_empty() {

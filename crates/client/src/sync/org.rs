@@ -167,6 +167,23 @@ pub fn org(team: &Replica, dir: &Path) -> Result<Option<Org>> {
     }))
 }
 
+/// Whether a steward's changes wait in the organisation's replica under `dir` of the team
+/// whose replica is `team` (a server known), for the quiet sync after a write, as
+/// [`super::has_work`] tells of the team's. Cheap; a replica that cannot tell has none.
+pub fn has_work(team: &Replica, dir: &Path) -> bool {
+    let Ok(Some(org)) = org(team, dir) else {
+        return false;
+    };
+    org.org.steward
+        && matches!(team.remote(), Ok(Some(_)))
+        && org.path.exists()
+        && org
+            .open()
+            .ok()
+            .and_then(|r| r.outbox_waiting().ok())
+            .unwrap_or(false)
+}
+
 /// Remembers what a join's answer said of the team's organisation (`None`: the team belongs
 /// to none), so that the first sync neither asks again nor, for a team of none, at all.
 pub fn learned(team: &mut Replica, org: Option<&OrgRef>, now_ms: i64) -> Result<()> {
