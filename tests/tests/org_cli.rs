@@ -144,6 +144,15 @@ fn a_steward_sets_a_non_negotiable_and_each_team_writes_its_own_how() {
         serde_json::Value::Null
     );
 
+    // The steward gives it a new why; the other team reads it after a sync.
+    ana.run(&["org", "edit", &id, "--why", "every newcomer is ours"])
+        .ok();
+    ana.run(&["sync"]).ok();
+    cy.run(&["sync"]).ok();
+    let shown = cy.run(&["org"]).ok();
+    assert!(shown.contains("why: every newcomer is ours"), "{shown}");
+    cy.run(&["org", "edit", &id, "--why", "x"]).fails();
+
     // Retired, it leaves both lists; `--all` still shows it.
     ana.run(&["org", "retire", &id]).ok();
     ana.run(&["sync"]).ok();
