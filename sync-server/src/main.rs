@@ -23,7 +23,7 @@ mod config;
 /// running server. The database is a SQLite file (the default) or a PostgreSQL URL, which any
 /// number of `cairn-server serve` processes can share.
 #[derive(Debug, Parser)]
-#[command(name = "cairn-server", version, max_term_width = 100)]
+#[command(name = "cairn-server", version = env!("CAIRN_VERSION"), max_term_width = 100)]
 struct Cli {
     /// A configuration file (TOML; keys are these flags' names, the server's under [serve]):
     /// defaults < file < environment < flags [default: cairn-server/config.toml in the config

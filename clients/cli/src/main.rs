@@ -32,7 +32,7 @@ use crate::error::Kind;
 #[derive(Debug, Parser)]
 #[command(
     name = "cairn",
-    version,
+    version = env!("CAIRN_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]

@@ -27,7 +27,7 @@ const LINGER: Duration = Duration::from_secs(30);
 /// relay.toml check` (each problem named by its field, then a test message to each
 /// destination), then `cairn-relay --config relay.toml run`.
 #[derive(Parser, Debug)]
-#[command(name = "cairn-relay", version, max_term_width = 100)]
+#[command(name = "cairn-relay", version = env!("CAIRN_VERSION"), max_term_width = 100)]
 struct Cli {
     /// The config file (TOML). Default: the platform's config directory,
     /// cairn-relay/config.toml.
