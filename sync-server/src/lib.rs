@@ -175,8 +175,12 @@ impl State {
         };
         match self.hub.authenticate(token).await {
             Ok(device) => {
-                // The request's log line names the team from here on.
+                // The request's log line, and its handler's span, name the team and the device
+                // from here on.
                 let _ = REQUEST_TEAM.try_with(|t| t.replace(Some(device.team.clone())));
+                let span = tracing::Span::current();
+                span.record("team", device.team.as_str());
+                span.record("device", device.id.as_str());
                 Ok(device)
             }
             Err(Error::Unauthorized) => Err(refused(self)),
@@ -539,11 +543,8 @@ async fn sync(
     // The token first: nobody without one makes the server read a byte of the body.
     let device = state.authenticate(client, &parts.headers).await?;
     let org = org_query(parts.uri.query())?;
-    let span = tracing::Span::current();
-    span.record("team", device.team.as_str());
-    span.record("device", device.id.as_str());
     if let Some(org) = &org {
-        span.record("org", org.as_str());
+        tracing::Span::current().record("org", org.as_str());
     }
     let slot = state.enter(&device)?;
     if let Err(wait) = state.guards.sync.take(&device.id) {
@@ -594,9 +595,6 @@ async fn link(
     req: Request,
 ) -> Result<Response> {
     let device = state.authenticate(client, req.headers()).await?;
-    let span = tracing::Span::current();
-    span.record("team", device.team.as_str());
-    span.record("device", device.id.as_str());
     let slot = state.enter(&device)?;
     if let Err(wait) = state.guards.link.take(&device.id) {
         return Err(too_many("this device asks for link codes too often", wait));
@@ -621,14 +619,11 @@ async fn wait(
     req: Request,
 ) -> Result<Response> {
     let device = state.authenticate(client, req.headers()).await?;
-    let span = tracing::Span::current();
-    span.record("team", device.team.as_str());
-    span.record("device", device.id.as_str());
     let (after, timeout) = wait_query(req.uri().query())?;
     // The organisation's log instead of the team's: the device must be one of its teams'.
     let device = match org_query(req.uri().query())? {
         Some(org) => {
-            span.record("org", org.as_str());
+            tracing::Span::current().record("org", org.as_str());
             state.hub.org_device(&device, &org).await?.0
         }
         None => device,
@@ -678,9 +673,6 @@ async fn org(
     req: Request,
 ) -> Result<Response> {
     let device = state.authenticate(client, req.headers()).await?;
-    let span = tracing::Span::current();
-    span.record("team", device.team.as_str());
-    span.record("device", device.id.as_str());
     // One indexed read: the budget of a sync with nothing to move.
     if let Err(wait) = state.guards.sync.take(&device.id) {
         return Err(too_many("this device syncs too often", wait));
