@@ -152,6 +152,22 @@ impl Home {
         self.dir.path().join("replica.sqlite3")
     }
 
+    /// Where this home keeps the replica of the organisation `org` (its id).
+    pub fn org_replica(&self, org: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("orgs")
+            .join(org)
+            .join("replica.sqlite3")
+    }
+
+    /// Changes waiting in the outbox of this home's replica of the organisation `org`.
+    pub fn org_outbox(&self, org: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.org_replica(org)).expect("the replica opens");
+        conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+            .expect("the outbox counts")
+    }
+
     /// The command, ready to run in this home, without colour.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(cairn_bin());

@@ -231,6 +231,33 @@ impl Server {
             .to_owned()
     }
 
+    /// Creates the team `name` (attached to the organisation `org` if given) and a home whose
+    /// founder, called `founder`, joined it on the server (nothing synced after the join):
+    /// the team's id and the home.
+    pub fn found_team(
+        &self,
+        name: &str,
+        org: Option<&str>,
+        founder: &str,
+    ) -> (String, crate::Home) {
+        let mut args = vec!["team", "create", name];
+        if let Some(org) = org {
+            args.extend(["--org", org]);
+        }
+        let team = self.admin(&args).ok().trim().to_owned();
+        let home = crate::Home::new();
+        home.run(&[
+            "join",
+            &self.url,
+            "--invite",
+            &self.founder(&team),
+            "--name",
+            founder,
+        ])
+        .ok();
+        (team, home)
+    }
+
     /// Creates a one-use invite made for the member `handle` of `team`.
     pub fn invite_for(&self, team: &str, handle: &str) -> String {
         self.admin(&["invite", "create", "--team", team, "--member", handle])

@@ -5,41 +5,13 @@
 //! steward is refused before anything is written; a retired one leaves both lists (`--all`
 //! shows it); a team of no organisation shows what it showed before.
 
-use std::path::PathBuf;
-
 use cairn_e2e::{Home, Server};
 
 /// A team named `name` on `server` in organisation `org`, founded by `founder`, who syncs.
 fn founded(server: &Server, name: &str, org: &str, founder: &str) -> Home {
-    let team = server
-        .admin(&["team", "create", name, "--org", org])
-        .ok()
-        .trim()
-        .to_owned();
-    let home = Home::new();
-    home.run(&[
-        "join",
-        &server.url,
-        "--invite",
-        &server.founder(&team),
-        "--name",
-        founder,
-    ])
-    .ok();
+    let (_, home) = server.found_team(name, Some(org), founder);
     home.run(&["sync"]).ok();
     home
-}
-
-/// Where `home` keeps organisation `org`'s replica.
-fn org_replica(home: &Home, org: &str) -> PathBuf {
-    home.path().join("orgs").join(org).join("replica.sqlite3")
-}
-
-/// Changes waiting in the outbox of `home`'s replica of the organisation.
-fn org_outbox(home: &Home, org: &str) -> i64 {
-    let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
-    conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
-        .unwrap()
 }
 
 /// Whether `cond` holds within `secs` seconds (for what a background process does).
@@ -78,7 +50,7 @@ fn a_steward_sets_a_non_negotiable_and_each_team_writes_its_own_how() {
         refused.contains("only a steward of Acme changes its non-negotiables"),
         "{refused}"
     );
-    assert_eq!(org_outbox(&cy, &org), 0, "nothing of Cy's was written");
+    assert_eq!(cy.org_outbox(&org), 0, "nothing of Cy's was written");
     let shown = cy.run(&["org"]).ok();
     assert!(shown.contains("Acme"), "{shown}");
     assert!(shown.contains("none yet"), "{shown}");
@@ -97,7 +69,7 @@ fn a_steward_sets_a_non_negotiable_and_each_team_writes_its_own_how() {
         .json();
     let id = added["commitment"].as_str().expect("an id").to_owned();
     assert!(
-        until(20, || org_outbox(&ana, &org) == 0),
+        until(20, || ana.org_outbox(&org) == 0),
         "the background sync sent nothing of the organisation"
     );
     ana.auto_sync = false;

@@ -5,8 +5,6 @@
 //! member who is no steward, stops (said once) when a team is detached, and a home whose team
 //! has no organisation makes exactly the requests it made before.
 
-use std::path::PathBuf;
-
 use automerge::Automerge;
 use cairn_e2e::proxy::Proxy;
 use cairn_e2e::{Home, Server};
@@ -14,30 +12,11 @@ use cairn_e2e::{Home, Server};
 /// A team named `name` on `server` (in `org` if given), founded on the server by `founder`,
 /// who logs one event and syncs.
 fn founded(server: &Server, name: &str, org: Option<&str>, founder: &str) -> (String, Home) {
-    let mut args = vec!["team", "create", name];
-    if let Some(org) = org {
-        args.extend(["--org", org]);
-    }
-    let team = server.admin(&args).ok().trim().to_owned();
-    let home = Home::new();
-    home.run(&[
-        "join",
-        &server.url,
-        "--invite",
-        &server.founder(&team),
-        "--name",
-        founder,
-    ])
-    .ok();
+    let (team, home) = server.found_team(name, org, founder);
     home.run(&["log", &format!("{founder} wrote the runbook")])
         .ok();
     home.run(&["sync"]).ok();
     (team, home)
-}
-
-/// Where `home` keeps organisation `org`'s replica.
-fn org_replica(home: &Home, org: &str) -> PathBuf {
-    home.path().join("orgs").join(org).join("replica.sqlite3")
 }
 
 /// When the stewards write, in ms since the epoch (2026-11-23, the members' pinned day).
@@ -46,7 +25,7 @@ const AT_MS: i64 = 1_763_892_000_000;
 /// Writes a change into the organisation's document of `home`'s replica of it, through the
 /// store (as a client does); the next `cairn sync` is to send it.
 fn write_org(home: &Home, org: &str, op: impl FnOnce(&mut Automerge) -> cairn_core::Result<()>) {
-    let mut replica = cairn_store::Replica::open(&org_replica(home, org)).expect("it opens");
+    let mut replica = cairn_store::Replica::open(&home.org_replica(org)).expect("it opens");
     let me = replica.me().unwrap();
     replica
         .change_team(&me, |doc, _| op(doc))
@@ -67,7 +46,7 @@ fn add_non_negotiable(home: &Home, org: &str, by: &str, title: &str, at_ms: i64)
 
 /// The non-negotiables in force as `home`'s replica of the organisation holds them.
 fn org_says(home: &Home, org: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
+    let conn = rusqlite::Connection::open(home.org_replica(org)).expect("the replica opens");
     let mut pieces: Vec<Vec<u8>> = conn
         .query_row("SELECT snapshot FROM docs WHERE id = 'team'", [], |r| {
             r.get(0)
@@ -102,13 +81,6 @@ fn until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// Changes waiting in the outbox of `home`'s replica of the organisation.
-fn org_outbox(home: &Home, org: &str) -> i64 {
-    let conn = rusqlite::Connection::open(org_replica(home, org)).expect("the replica opens");
-    conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
-        .unwrap()
-}
-
 #[test]
 fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() {
     let server = Server::start();
@@ -141,7 +113,7 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
 
     // Joining (or the first sync) made the organisation's replica, private like the team's.
     for (who, home) in [("Ana", &ana), ("Ben", &ben), ("Cy", &cy), ("Eve", &eve)] {
-        let path = org_replica(home, &org);
+        let path = home.org_replica(&org);
         assert!(path.exists(), "{who} holds no replica of the organisation");
         #[cfg(unix)]
         {
@@ -157,7 +129,7 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     assert_eq!(synced["org"]["steward"], true, "{synced}");
     add_non_negotiable(&ana, &org, "Ana", "Be kind", AT_MS);
     ana.run(&["sync"]).ok();
-    assert_eq!(org_outbox(&ana, &org), 0, "the steward's change went up");
+    assert_eq!(ana.org_outbox(&org), 0, "the steward's change went up");
     // (Starting the document and adding to it: two changes.)
     let head = server.changes(&org);
     assert_eq!(head, 2);
@@ -214,7 +186,7 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
         head,
         "nothing of Ben's reached the log"
     );
-    assert_eq!(org_outbox(&ben, &org), 1);
+    assert_eq!(ben.org_outbox(&org), 1);
     let status = ben.run(&["status", "--json"]).json();
     assert_eq!(status["org"]["name"], "Acme", "{status}");
     assert!(status["org_stopped"].is_null(), "{status}");
@@ -279,7 +251,7 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
         err.contains("warning: the server refused your changes to the organisation `Acme`"),
         "{err}"
     );
-    assert_eq!(org_outbox(&ana, &org), 1);
+    assert_eq!(ana.org_outbox(&org), 1);
     let status = ana.run(&["status", "--json"]).json();
     assert_eq!(status["org"]["name"], "Acme", "{status}");
     assert!(status["org_stopped"].is_null(), "{status}");
@@ -348,7 +320,7 @@ fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
         .trim()
         .to_owned();
     let (_, finn) = founded(&server, "Web", Some("Acme"), "Finn");
-    assert!(org_replica(&finn, &org).exists());
+    assert!(finn.org_replica(&org).exists());
     // Two syncs within a minute: the second does not ask which organisation the team is in,
     // so the detach between them meets it as the log's refusal.
     let at = |t: &str| {

@@ -114,21 +114,7 @@ fn refused(got: (u16, String), want: u16, says: &str) {
 /// A team named `name` on `server` (attached to `org` if given), founded on the server by a
 /// member called `founder`, who logs one event and syncs.
 fn founded(server: &Server, name: &str, org: Option<&str>, founder: &str) -> (String, Home) {
-    let mut args = vec!["team", "create", name];
-    if let Some(org) = org {
-        args.extend(["--org", org]);
-    }
-    let team = server.admin(&args).ok().trim().to_owned();
-    let home = Home::new();
-    home.run(&[
-        "join",
-        &server.url,
-        "--invite",
-        &server.founder(&team),
-        "--name",
-        founder,
-    ])
-    .ok();
+    let (team, home) = server.found_team(name, org, founder);
     home.run(&["log", &format!("{founder} wrote the runbook")])
         .ok();
     home.run(&["sync"]).ok();
