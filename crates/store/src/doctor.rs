@@ -114,8 +114,16 @@ impl Replica {
                 }
             }
         }
-        // (The events of a document that cannot be loaded are not counted against it.)
-        let mut indexed: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        // (The events of a document that cannot be loaded are not counted against it, nor
+        // those given from outside, which no document holds.)
+        let mut indexed: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM events WHERE NOT {}",
+                crate::outside::OUTSIDE_ROW
+            ),
+            [],
+            |r| r.get(0),
+        )?;
         for id in unloaded {
             let n: i64 =
                 conn.query_row("SELECT count(*) FROM events WHERE doc = ?1", [id], |r| {

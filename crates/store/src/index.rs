@@ -6,6 +6,7 @@ use cairn_core::ids::{EventId, TEAM_DOC};
 use cairn_core::{Commitment, Event, Kind, Member, Pillar, TeamState, journal, team};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::outside::OUTSIDE_ROW;
 use crate::{Error, Result};
 
 const EVENT_COLUMNS: &str = "id, kind, author, at_ms, tz, date, late, pillar, text, why, target, \
@@ -388,12 +389,17 @@ impl DaysPaused {
     }
 }
 
+/// Empties the index of what the documents hold; the rows given from outside stay (no document
+/// would bring them back).
 pub(crate) fn clear(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "DELETE FROM member_days; DELETE FROM member_weeks; DELETE FROM recipients;
-         DELETE FROM events; DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;
-         DELETE FROM challenges;",
-    )?;
+    conn.execute_batch(&format!(
+        "DELETE FROM member_days; DELETE FROM member_weeks;
+         DELETE FROM recipients WHERE (event, author) NOT IN
+             (SELECT id, author FROM events WHERE {OUTSIDE_ROW});
+         DELETE FROM events WHERE NOT {OUTSIDE_ROW};
+         DELETE FROM members; DELETE FROM pillars; DELETE FROM commitments;
+         DELETE FROM challenges;"
+    ))?;
     Ok(())
 }
 
@@ -475,6 +481,49 @@ pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result
     conn.prepare_cached("DELETE FROM recipients WHERE event = ?1 AND author = ?2")?
         .execute([e.id.as_str(), e.author.as_str()])?;
     insert_recipients(conn, e)
+}
+
+/// Writes the row of an event given from outside (`doc` is its source's, see
+/// [`crate::Replica::set_outside_events`]) with its recipients; a row of the same id and
+/// author that another `doc` holds (a journal's) is left as it is. Returns the rows written.
+pub(crate) fn upsert_outside(conn: &Connection, doc: &str, e: &Event) -> Result<usize> {
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
+             text, why, target, emoji, retracted, edited_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id, author) DO UPDATE SET tag = excluded.tag, kind = excluded.kind,
+             at_ms = excluded.at_ms, tz = excluded.tz, date = excluded.date,
+             late = excluded.late, pillar = excluded.pillar, text = excluded.text,
+             why = excluded.why, target = excluded.target, emoji = excluded.emoji,
+             retracted = excluded.retracted, edited_ms = excluded.edited_ms
+         WHERE events.doc = excluded.doc",
+        )?
+        .execute(event_params!(doc, e))?;
+    if written > 0 {
+        conn.prepare_cached("DELETE FROM recipients WHERE event = ?1 AND author = ?2")?
+            .execute([e.id.as_str(), e.author.as_str()])?;
+        insert_recipients(conn, e)?;
+    }
+    Ok(written)
+}
+
+/// Every row of document `doc`, with the recipients of each whatever its kind.
+pub(crate) fn events_of_doc(conn: &Connection, doc: &str) -> Result<Vec<Event>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE doc = ?1 ORDER BY id, author");
+    let mut events: Vec<Event> = conn
+        .prepare_cached(&sql)?
+        .query_map([doc], event_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare_cached(
+        "SELECT member FROM recipients WHERE event = ?1 AND author = ?2 ORDER BY ord",
+    )?;
+    for e in &mut events {
+        e.to = st
+            .query_map([e.id.as_str(), e.author.as_str()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(events)
 }
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
@@ -695,7 +744,8 @@ pub(crate) fn for_each_event(
     conn: &Connection,
     mut f: impl FnMut(Event) -> Result<()>,
 ) -> Result<()> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY id, author");
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM events WHERE NOT {OUTSIDE_ROW} ORDER BY id, author");
     let mut st = conn.prepare(&sql)?;
     let mut to_st = conn.prepare_cached(
         "SELECT member FROM recipients WHERE event = ?1 AND author = ?2 ORDER BY ord",

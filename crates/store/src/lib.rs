@@ -6,7 +6,8 @@
 //! - `outbox`: every change made on this device, until the server acknowledges it;
 //! - `members`, `pillars`, `commitments`, `events`, `recipients`: the index. It is updated in the
 //!   same transaction as the document bytes and can be rebuilt from them at any time
-//!   ([`Replica::rebuild_index`]);
+//!   ([`Replica::rebuild_index`]), beside the events given from outside
+//!   ([`Replica::set_outside_events`]), which a rebuild keeps;
 //! - `member_days` and `member_weeks`: the days and weeks each member acted, kept from `events`
 //!   by triggers, for streaks.
 //!
@@ -23,7 +24,9 @@
 //!   documents;
 //! - `withdraw`: withdrawal notices, applied unless they would hurt, and kept for review;
 //! - `rebase`: a copied or restored replica's unsent changes written again under a fresh actor;
-//! - `doctor`: counts, a rebuild of the index, a check of it against the documents.
+//! - `doctor`: counts, a rebuild of the index, a check of it against the documents;
+//! - `outside`: events given from outside the team's documents (its organisation's notes),
+//!   rows of the index that every rebuild keeps.
 //!
 //! ```
 //! use cairn_store::{NewTeam, Replica};
@@ -43,6 +46,7 @@ mod doctor;
 mod error;
 mod file;
 mod index;
+mod outside;
 mod read;
 mod rebase;
 mod schema;

@@ -282,7 +282,9 @@ impl Replica {
         Ok(out)
     }
 
-    /// Calls `f` with every event, reactions and retracted ones included, in id order.
+    /// Calls `f` with every event of the team's documents, reactions and retracted ones
+    /// included, in id order (not those given from outside: see
+    /// [`Replica::set_outside_events`]).
     pub fn for_each_event(&self, f: impl FnMut(Event) -> Result<()>) -> Result<()> {
         index::for_each_event(&self.conn, f)
     }

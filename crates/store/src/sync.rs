@@ -783,8 +783,15 @@ impl Replica {
         let lifted = get_meta(&tx, BULK_INDEXES)?.is_some();
         let last_of_bulk = lifted && state.is_none();
         if starting && !lifted {
-            let empty: bool =
-                tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+            // (Rows given from outside are no part of the team's history.)
+            let empty: bool = tx.query_row(
+                &format!(
+                    "SELECT NOT EXISTS (SELECT 1 FROM events WHERE NOT {})",
+                    crate::outside::OUTSIDE_ROW
+                ),
+                [],
+                |r| r.get(0),
+            )?;
             if empty && docs.len() + usize::from(state.is_some()) > 1 {
                 // (The days members acted are counted page by page, as any page of many
                 // documents does: see `DaysPaused`.)

@@ -10,10 +10,14 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use crate::docs::{actor_for, load_doc, store_chunk};
 use crate::{Error, Reacted, Replica, Result, index};
 
-/// The journal holding `author`'s own event `id`; someone else's event is refused as theirs.
+/// The journal holding `author`'s own event `id`; someone else's event is refused as theirs,
+/// and so is one given from outside (no journal holds it).
 fn own_doc(conn: &Connection, id: &EventId, author: &str) -> Result<String> {
     match index::doc_of(conn, id, author) {
         Err(Error::NoSuchEvent(_)) if !index::events_with_id(conn, id)?.is_empty() => {
+            Err(cairn_core::Error::NotYours(id.short().to_owned()).into())
+        }
+        Ok(doc) if crate::outside::source_of(&doc).is_some() => {
             Err(cairn_core::Error::NotYours(id.short().to_owned()).into())
         }
         other => other,
