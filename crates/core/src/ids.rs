@@ -111,27 +111,71 @@ pub fn journal_owner(doc_id: &str) -> Option<&str> {
     Some(member)
 }
 
-/// True when `doc` names a document a team may hold: `team` or `j/<member>/<YYYY-MM>`.
+/// The id of the journal, in an organisation's log, holding what `member` of `team` gave across
+/// teams in the UTC month `yyyy_mm` (see [`crate::across`]).
+pub fn across_doc(team: &str, member: &str, yyyy_mm: &str) -> String {
+    format!("x/{team}/{member}/{yyyy_mm}")
+}
+
+/// The (team, member) whose journal of kudos across teams `doc_id` names, if it names one.
+pub fn across_owner(doc_id: &str) -> Option<(&str, &str)> {
+    let rest = doc_id.strip_prefix("x/")?;
+    let (team, rest) = rest.split_once('/')?;
+    let (member, month) = rest.rsplit_once('/')?;
+    (is_team_id(team) && is_member_id(member) && is_month(month)).then_some((team, member))
+}
+
+/// The id of the document, in an organisation's log, holding what team `team` shares upward
+/// (see [`crate::figures`]).
+pub fn shared_doc(team: &str) -> String {
+    format!("s/{team}")
+}
+
+/// The team whose shared document `doc_id` names, if it names one.
+pub fn shared_owner(doc_id: &str) -> Option<&str> {
+    doc_id.strip_prefix("s/").filter(|t| is_team_id(t))
+}
+
+/// True when `doc` names a document of an organisation's log other than its own: a journal of
+/// kudos across teams or a team's shared document.
+pub fn is_org_doc_id(doc: &str) -> bool {
+    across_owner(doc).is_some() || shared_owner(doc).is_some()
+}
+
+/// A team's id: 1 to 64 characters of the id alphabet.
+fn is_team_id(s: &str) -> bool {
+    s.len() <= 64 && is_id_text(s)
+}
+
+/// A member's id: 1 to 64 ASCII letters, digits, `-` or `_`.
+fn is_member_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// `YYYY-MM`.
+fn is_month(m: &str) -> bool {
+    let m = m.as_bytes();
+    m.len() == 7
+        && m[4] == b'-'
+        && m.iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit())
+}
+
+/// True when `doc` names a document a replica may hold: `team`, `j/<member>/<YYYY-MM>`, or in
+/// an organisation's log one of [`is_org_doc_id`]'s.
 pub fn is_doc_id(doc: &str) -> bool {
-    if doc == TEAM_DOC {
+    if doc == TEAM_DOC || is_org_doc_id(doc) {
         return true;
     }
     let Some(member) = journal_owner(doc) else {
         return false;
     };
     let month = &doc[2 + member.len() + 1..];
-    let m = month.as_bytes();
-    !member.is_empty()
-        && member.len() <= 64
-        && !member.contains('/')
-        && member
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && m.len() == 7
-        && m[4] == b'-'
-        && m.iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || b.is_ascii_digit())
+    !member.contains('/') && is_member_id(member) && is_month(month)
 }
 
 /// True when the checksum in an automerge change's header (bytes 4..8) matches its hash, whose

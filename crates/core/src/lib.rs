@@ -11,6 +11,7 @@
 //! - [`team`]: the team document (name, zone, pillars, commitments, members, its practices of
 //!   the organisation's non-negotiables);
 //! - [`org`]: the organisation's document (its non-negotiables and the notes of their changes);
+//! - [`across`]: kudos across the teams of an organisation, in journals of its log;
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
 //! - [`feed`]: the culture feed as a pure function of events;
 //! - [`digest`]: a week or a month summed up for a retrospective;
@@ -38,6 +39,7 @@
 //! assert_eq!(events[0].kind, Kind::Action);
 //! ```
 
+pub mod across;
 pub mod change;
 pub mod digest;
 pub mod error;
