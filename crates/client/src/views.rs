@@ -195,6 +195,56 @@ pub fn digest(
     ))
 }
 
+/// A team's organisation as the team's pages show it, read-only: its name and its
+/// non-negotiables in force, each with this team's own how.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OrgView {
+    pub name: String,
+    pub non_negotiables: Vec<NonNegotiable>,
+}
+
+/// One of the organisation's non-negotiables, with this team's how (`None` until the team
+/// writes it with `cairn org practice`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NonNegotiable {
+    pub id: String,
+    pub title: String,
+    pub why: String,
+    pub how: Option<String>,
+}
+
+/// The organisation of the team whose replica is `team`, as its replica under `dir` (the
+/// home) holds it; `None` for a team of no organisation. Before its first sync it has no
+/// non-negotiable.
+pub fn org(team: &mut Replica, dir: &std::path::Path) -> crate::sync::Result<Option<OrgView>> {
+    let Some(held) = crate::sync::org::org(team, dir)? else {
+        return Ok(None);
+    };
+    let state = if held.path.exists() {
+        let mut org = held.open()?;
+        let me = org.me()?;
+        // The store reads a document only to change it; a change that writes nothing stores
+        // nothing, so these read.
+        org.change_team(&me, |doc, _| cairn_core::org::read(&*doc))?
+    } else {
+        cairn_core::OrgState::default()
+    };
+    let me = team.me()?;
+    let practices = team.change_team(&me, |doc, _| cairn_core::team::practices(&*doc))?;
+    Ok(Some(OrgView {
+        name: held.org.name,
+        non_negotiables: state
+            .live()
+            .map(|c| NonNegotiable {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                why: c.why.clone(),
+                how: practices.get(&c.id).map(|p| p.text.clone()),
+            })
+            .collect(),
+    }))
+}
+
 /// A digest in words, as every client shows it: a title, a summary sentence, and sections of
 /// one-line items (members by handle, pillars by name). Never a number about one person.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -213,6 +263,9 @@ pub struct Section {
     /// One line each.
     pub items: Vec<String>,
 }
+
+/// The title of the digest's section of the team's own commitments.
+const COMMITMENTS: &str = "Our commitments";
 
 /// `n` and its noun.
 fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
@@ -238,6 +291,40 @@ fn quote_line(team: &TeamState, q: &Quote) -> String {
 }
 
 impl DigestView {
+    /// The digest with its team's organisation's non-negotiables (titles, with the team's how
+    /// where written) after the team's own commitments; as it was for a team of none.
+    pub fn with_org(mut self, org: Option<&OrgView>) -> DigestView {
+        let Some(org) = org else { return self };
+        let mut items: Vec<String> = org
+            .non_negotiables
+            .iter()
+            .map(|n| {
+                // One line each, whatever the texts hold: a new line would break a list.
+                let line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+                match &n.how {
+                    Some(how) => format!("{} — our how: {}", line(&n.title), line(how)),
+                    None => format!("{} — our how is not written yet", line(&n.title)),
+                }
+            })
+            .collect();
+        if items.is_empty() {
+            items.push("none yet".to_owned());
+        }
+        let at = self
+            .sections
+            .iter()
+            .position(|s| s.title == COMMITMENTS)
+            .map_or(self.sections.len(), |i| i + 1);
+        self.sections.insert(
+            at,
+            Section {
+                title: format!("Non-negotiables of {}", org.name),
+                items,
+            },
+        );
+        self
+    }
+
     /// The digest `d` of `team` in words.
     pub fn new(d: &Digest, team: &TeamState) -> DigestView {
         let section = |title: &str, items: Vec<String>| Section {
@@ -280,7 +367,7 @@ impl DigestView {
         } else {
             d.commitments.clone()
         };
-        sections.push(section("Our commitments", commitments));
+        sections.push(section(COMMITMENTS, commitments));
         let mut quotes: Vec<String> = d.quotes.iter().map(|q| quote_line(team, q)).collect();
         if quotes.is_empty() {
             quotes.push("none this time".into());

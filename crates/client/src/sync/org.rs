@@ -5,7 +5,8 @@
 //! written by its stewards' devices only, in its document `team`
 //! ([`cairn_protocol::ORG_DOC`]). A device keeps it in a replica of its own,
 //! `<dir>/orgs/<org id>/replica.sqlite3` ([`path`]), with its own cursor and outbox; this
-//! module holds and syncs its bytes and never reads what they say.
+//! module holds and syncs its bytes, and reads of them only the notes of the stewards' changes,
+//! which each sync puts in the team's feed ([`show_notes`]).
 //!
 //! What the device knows of its team's organisation ([`State`]) is a setting of the team's
 //! replica: learned from the join's answer ([`learned`]) and from `GET /v1/org`, which
@@ -62,6 +63,8 @@ pub const ORGS_DIR: &str = "orgs";
 const REPLICA_FILE: &str = "replica.sqlite3";
 /// The setting of the team's replica that holds its [`State`].
 const STATE: &str = "org";
+/// What the source of an organisation's notes in a team's feed starts with ([`notes_source`]).
+const NOTES: &str = "org:";
 /// How often a team of no organisation asks whether it joined one.
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// How soon after one `GET /v1/org` a team of an organisation asks again (a join that just
@@ -184,6 +187,33 @@ pub fn has_work(team: &Replica, dir: &Path) -> bool {
             .unwrap_or(false)
 }
 
+/// The source under which a team's replica holds the notes of organisation `id` among its
+/// events ([`Replica::set_outside_events`]).
+pub fn notes_source(id: &str) -> String {
+    format!("{NOTES}{id}")
+}
+
+/// Whether rows given to a team's feed from outside by `source` ([`Replica::outside_source`])
+/// are an organisation's notes.
+pub fn is_notes_source(source: &str) -> bool {
+    source.starts_with(NOTES)
+}
+
+/// Puts the notes of every change of organisation `id`'s non-negotiables, as its replica `org`
+/// holds them, into the feed of the team whose replica is `team`, dated in the team's zone:
+/// events of kind team, counting for nothing, by the steward as the note names them. Returns
+/// how many rows changed; none, and nothing written, when the notes are those shown already.
+/// A team that stops syncing its organisation keeps the notes it was shown.
+pub fn show_notes(team: &mut Replica, org: &mut Replica, id: &str) -> Result<usize> {
+    // The store reads a document only to change it; a change that writes nothing stores
+    // nothing, so this reads.
+    let me = org.me()?;
+    let state = org.change_team(&me, |doc, _| cairn_core::org::read(&*doc))?;
+    let tz = team.team()?.tz;
+    let events: Vec<_> = state.notes.iter().map(|n| n.event(&tz)).collect();
+    Ok(team.set_outside_events(&notes_source(id), &events)?)
+}
+
 /// Remembers what a join's answer said of the team's organisation (`None`: the team belongs
 /// to none), so that the first sync neither asks again nor, for a team of none, at all.
 pub fn learned(team: &mut Replica, org: Option<&OrgRef>, now_ms: i64) -> Result<()> {
@@ -209,7 +239,8 @@ pub fn tell_once(team: &mut Replica) -> Option<Stopped> {
 /// belongs to when it is time ([`State`]), then runs the exchange for its log with the same
 /// token, pull-only unless this device is a steward's (or `options` say so). A steward's
 /// changes the server refuses (403) wait unsent while the rest comes down
-/// ([`Outcome::Synced`]'s `refused`). Stops syncing it, once, when the server names no
+/// ([`Outcome::Synced`]'s `refused`). Once it synced, the notes of the stewards' changes are
+/// in the team's feed ([`show_notes`]). Stops syncing it, once, when the server names no
 /// organisation or another, or refuses to let this device read its log (403).
 pub fn sync(
     team: &mut Replica,
@@ -297,6 +328,7 @@ pub fn sync(
         Ok(report) => {
             state.synced_ms = Some(now_ms);
             save(team, &state)?;
+            show_notes(team, &mut replica, &org.id)?;
             Ok(match stopped_now {
                 // Another organisation took the old one's place: the stop is what to tell.
                 Some(s) => Outcome::Stopped(s),
