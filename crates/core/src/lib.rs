@@ -11,6 +11,8 @@
 //! - [`team`]: the team document (name, zone, pillars, commitments, members, its practices of
 //!   the organisation's non-negotiables);
 //! - [`org`]: the organisation's document (its non-negotiables and the notes of their changes);
+//! - [`figures`]: a team's weekly figures, shared with its organisation when it chooses to, and
+//!   the organisation's view of them;
 //! - [`across`]: kudos across the teams of an organisation, in journals of its log;
 //! - [`journal`]: the journal documents, one per member per month, holding [`Event`]s;
 //! - [`feed`]: the culture feed as a pure function of events;
@@ -45,6 +47,7 @@ pub mod digest;
 pub mod error;
 pub mod event;
 pub mod feed;
+pub mod figures;
 pub mod goals;
 pub mod ids;
 pub mod journal;
@@ -59,5 +62,6 @@ mod value;
 pub use automerge::Automerge;
 pub use error::{Error, Result};
 pub use event::{Edit, Event, Kind, MAX_TEXT_CHARS, NewEvent, Stamp};
+pub use figures::{OrgFigures, Shared, TeamFigures, WeekFigures};
 pub use org::{OrgCommitment, OrgNote, OrgState};
-pub use team::{Commitment, Member, Pillar, Practice, TeamState};
+pub use team::{Commitment, Member, Pillar, Practice, Share, TeamState};

@@ -1122,6 +1122,75 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<TeamState> {
     Ok(state)
 }
 
+/// The root key of what the team shares with its organisation ([`Share`]).
+const SHARE_KEY: &str = "share_up";
+
+/// What a team shares upward with its organisation: nothing (the default), or its weekly
+/// figures ([`crate::figures`]). Never anything about one member.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Share {
+    /// Nothing: the organisation sees that the team shares nothing.
+    #[default]
+    Nothing,
+    /// The team's figures of each week once it is over.
+    Weekly,
+}
+
+impl Share {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Share::Nothing => "nothing",
+            Share::Weekly => "weekly",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Share> {
+        match text.trim().to_lowercase().as_str() {
+            "nothing" => Ok(Share::Nothing),
+            "weekly" => Ok(Share::Weekly),
+            other => Err(Error::BadRule(format!(
+                "`{other}` is not what a team can share (nothing or weekly)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the team shares with its organisation. [`Share::Nothing`] when the document does not
+/// say (a team from before the setting, or one that never chose) or says something this
+/// version does not know: sharing less is the safe reading.
+///
+/// A function of the document rather than a field of [`TeamState`]: the replica's index builds
+/// a `TeamState` of its own, and a field it does not fill would read "nothing" there.
+pub fn share<D: ReadDoc>(doc: &D) -> Share {
+    match get_str(doc, &ROOT, SHARE_KEY) {
+        Ok(Some(text)) => Share::parse(&text).unwrap_or_default(),
+        _ => Share::Nothing,
+    }
+}
+
+/// Sets what the team shares with its organisation; returns whether that changed what the
+/// document said. A root scalar any member writes: of two members who choose at once, one
+/// choice holds, the same on every replica. Choosing what the document already says writes
+/// nothing.
+pub fn set_share(doc: &mut automerge::Automerge, share: Share) -> Result<bool> {
+    if self::share(doc) == share {
+        return Ok(false);
+    }
+    doc.transact::<_, _, Error>(|tx| {
+        tx.put(ROOT, SHARE_KEY, share.as_str())?;
+        Ok(())
+    })
+    .map_err(|f| f.error)?;
+    Ok(true)
+}
+
 /// The root key prefix of a team's practices: `practice/<org commitment id>/<field>`.
 const PRACTICE: &str = "practice/";
 
@@ -1237,6 +1306,35 @@ mod tests {
         .unwrap();
         let state = read(&doc).unwrap();
         (doc, state)
+    }
+
+    #[test]
+    fn a_team_shares_nothing_until_it_chooses_otherwise() {
+        let (mut doc, _) = team();
+        assert_eq!(share(&doc), Share::Nothing);
+        let changes = doc.get_changes(&[]).len();
+        assert!(!set_share(&mut doc, Share::Nothing).unwrap());
+        assert_eq!(
+            doc.get_changes(&[]).len(),
+            changes,
+            "nothing new, nothing written"
+        );
+        assert!(set_share(&mut doc, Share::Weekly).unwrap());
+        assert_eq!(share(&doc), Share::Weekly);
+        assert!(!set_share(&mut doc, Share::Weekly).unwrap());
+        assert!(set_share(&mut doc, Share::Nothing).unwrap());
+        assert_eq!(share(&doc), Share::Nothing);
+        // What this version does not know (a newer one's choice, a hand's write) shares nothing.
+        for odd in [automerge::ScalarValue::from("monthly"), 7.into()] {
+            doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.put(ROOT, SHARE_KEY, odd.clone())
+            })
+            .unwrap();
+            assert_eq!(share(&doc), Share::Nothing);
+        }
+        assert_eq!(Share::parse(" Weekly ").unwrap(), Share::Weekly);
+        assert!(Share::parse("daily").is_err());
+        assert_eq!(Share::Weekly.to_string(), "weekly");
     }
 
     #[test]
