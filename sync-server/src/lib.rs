@@ -285,6 +285,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/link", post(link))
         .route("/v1/wait", get(wait))
         .route("/v1/org", get(org))
+        .route("/v1/org/people", get(org_people))
         .fallback(|| async { Error::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
             Error::MethodNotAllowed("this route does not take that method".into())
@@ -341,6 +342,7 @@ async fn observe(Ext(state): Ext<State>, mut req: Request, next: Next) -> Respon
         "/v1/info" => "info",
         "/v1/wait" => "wait",
         "/v1/org" => "org",
+        "/v1/org/people" => "org_people",
         _ => "other",
     };
     let peer = req
@@ -679,6 +681,25 @@ async fn org(
     }
     let org = state.hub.org_of(&device).await?;
     Ok(json(&OrgResponse { org }))
+}
+
+/// `GET /v1/org/people`: everyone of the teams of the device's organisation (whom kudos across
+/// teams may name); 404 when its team belongs to none.
+async fn org_people(
+    Ext(state): Ext<State>,
+    axum::Extension(Client(client)): axum::Extension<Client>,
+    req: Request,
+) -> Result<Response> {
+    let device = state.authenticate(client, req.headers()).await?;
+    if let Err(wait) = state.guards.sync.take(&device.id) {
+        return Err(too_many("this device syncs too often", wait));
+    }
+    let Some(org) = state.hub.org_of(&device).await? else {
+        return Err(Error::NotFound(
+            "this device's team belongs to no organisation".into(),
+        ));
+    };
+    Ok(json(&state.hub.org_people(&org.id).await?))
 }
 
 /// The organisation a sync or wait is about (`org=ID` in its query): `None` for the device's

@@ -1,8 +1,8 @@
 //! A member's home keeps its organisation's replica, end to end: a real `cairn-server` process
 //! administered with its own commands, real `cairn` members of two teams of one organisation
 //! and of a team of none. `cairn sync` (and the join) keeps `orgs/<id>/replica.sqlite3` beside
-//! the team's, brings a steward's change to every member of both teams, sends nothing of a
-//! member who is no steward, stops (said once) when a team is detached, and a home whose team
+//! the team's, brings a steward's change to every member of both teams, has a non-negotiable
+//! written by a member who is no steward refused (kept, said), stops (said once) when a team is detached, and a home whose team
 //! has no organisation makes exactly the requests it made before.
 
 use automerge::Automerge;
@@ -170,13 +170,15 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     let text = ben.run(&["status"]).ok();
     assert!(text.contains("org       Acme, last sync"), "{text}");
 
-    // A member who is no steward pushes nothing to it: what he wrote there stays here, and
-    // his sync goes on (no refusal, no stop).
+    // A member who is no steward writes no non-negotiable (`cairn org add` refuses him; here
+    // it is written by hand): the server refuses it, what he wrote stays here, said, and his
+    // sync goes on (no stop).
     let head = server.changes(&org);
     add_non_negotiable(&ben, &org, "Ben", "Ship daily", AT_MS + 2);
     let run = ben.run(&["sync"]);
     assert!(
-        !run.stderr.contains("warning") && !run.stderr.contains("stopped"),
+        run.stderr.contains("refused your changes to the organisation")
+            && !run.stderr.contains("stopped"),
         "{}",
         run.stderr
     );

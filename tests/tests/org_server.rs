@@ -248,7 +248,7 @@ fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Ser
     refused(
         org_push(server, &org, &token(&ana), &journal, vec![a_change("x")]),
         403,
-        "holds its document `team` only",
+        "holds no document `j/",
     );
     // Every device of its teams reads it, Ana's change and nothing else.
     for (who, home) in [("Ben", &ben), ("Cy", &cy)] {

@@ -433,6 +433,9 @@ impl From<cairn_client::sync::Error> for CliError {
             E::NoTeamYet => CliError::new("the server sent no team document yet")
                 .hint("its founder starts the team on the server first; then run `cairn sync`")
                 .kind(Kind::Failure),
+            e @ E::Org(_) => CliError::new(e.to_string())
+                .hint("`cairn doctor` checks this home's replicas")
+                .kind(Kind::Failure),
             E::Store(e) => e.into(),
         }
     }
@@ -470,6 +473,10 @@ impl From<cairn_client::write::Error> for CliError {
                 CliError::new(format!("`{t}` starts more than one non-negotiable's id"))
                     .hint("give more of its id (`cairn org` shows them)")
             }
+            e @ E::NotAcross(_) => CliError::new(e.to_string())
+                .hint("cairn kudos @ben@platform \"...\" (`cairn org feed` shows who was thanked)"),
+            e @ (E::UnknownTeam { .. } | E::UnknownPerson { .. }) => CliError::new(e.to_string())
+                .hint("`cairn sync` brings the organisation's people; completion offers them"),
             E::Random(e) => CliError::new(format!("the system gave no randomness: {e}")),
             E::Core(e) => e.into(),
             E::Store(e) => e.into(),

@@ -64,6 +64,8 @@
 //! # }
 //! ```
 
+pub mod across;
+pub mod shared;
 pub mod sync;
 pub mod views;
 pub mod write;

@@ -36,6 +36,17 @@ pub enum Error {
     /// The start of an id that more than one non-negotiable's id starts with.
     #[error("`{0}` starts more than one non-negotiable's id")]
     Ambiguous(String),
+    /// A recognition across teams names someone without their team (`@ben@platform`).
+    #[error("`{0}` names nobody of another team: write it as @handle@team, like @ben@platform")]
+    NotAcross(String),
+    /// A team of the organisation `@handle@team` does not name.
+    #[error("no team of the organisation is called `{typed}`{}", if known.is_empty() { " (this device has not heard the organisation's people yet: run `cairn sync`)".to_owned() } else { format!("; its teams: {}", known.join(", ")) })]
+    UnknownTeam { typed: String, known: Vec<String> },
+    /// Nobody of that team has the handle.
+    #[error(
+        "nobody of team {team} is `{typed}`; `cairn sync` brings the organisation's people up to date"
+    )]
+    UnknownPerson { typed: String, team: String },
     /// The operating system gave no random bytes.
     #[error("the system gave no randomness: {0}")]
     Random(#[source] getrandom::Error),

@@ -196,8 +196,36 @@ pub struct OrgResponse {
     pub org: Option<OrgRef>,
 }
 
-/// The document of an organisation's log that its stewards write (its non-negotiables, ...):
-/// an organisation's log holds this document only, for now.
+/// `GET /v1/org/people`: everyone of the teams of the device's organisation, by team (sorted
+/// by name): whom kudos across teams may name. Members who left are not there.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgPeople {
+    #[serde(default, deserialize_with = "bounded")]
+    pub teams: Vec<OrgPeopleTeam>,
+}
+
+/// A team of an organisation and its people.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgPeopleTeam {
+    pub id: String,
+    pub name: String,
+    #[serde(default, deserialize_with = "bounded")]
+    pub people: Vec<OrgPerson>,
+}
+
+/// Someone of a team of an organisation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgPerson {
+    /// Their member id in their team.
+    pub member: String,
+    pub handle: String,
+    pub name: String,
+}
+
+/// The document of an organisation's log that its stewards write (its non-negotiables, ...).
+/// Its log also holds each member's journals of kudos across teams (`x/<team>/<member>/<month>`,
+/// written by that member's devices) and each team's shared figures (`s/<team>`, written by
+/// that team's members' devices).
 pub const ORG_DOC: &str = "team";
 
 /// The changes of one document.
@@ -235,6 +263,10 @@ pub struct SyncRequest {
     /// same cursor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up: Option<CatchUp>,
+    /// On an organisation's log: this client holds its documents other than [`ORG_DOC`] (kudos
+    /// across teams, what teams share upward). Older clients get only [`ORG_DOC`]'s changes.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub org_docs: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -145,6 +145,42 @@ impl Replica {
         Ok(())
     }
 
+    /// Changes document `doc_id` as member `by`: in an organisation's replica, a journal of
+    /// kudos across teams or a team's shared figures (the team's own documents have their own
+    /// writes). An `op` that writes nothing stores nothing.
+    pub fn change_doc<T>(
+        &mut self,
+        doc_id: &str,
+        by: &str,
+        op: impl FnOnce(&mut Automerge) -> cairn_core::Result<T>,
+    ) -> Result<T> {
+        if !ids::is_org_doc_id(doc_id) {
+            return Err(Error::BadChange(format!(
+                "`{doc_id}` is not a document of an organisation's"
+            )));
+        }
+        let tx = self.write()?;
+        let out = Self::change_in(&tx, doc_id, by, op)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Document `doc_id` as this replica holds it (empty when it holds none).
+    pub fn read_doc(&self, doc_id: &str) -> Result<Automerge> {
+        load_doc(&self.conn, doc_id)
+    }
+
+    /// The ids of the documents this replica holds whose id starts with `prefix`, sorted.
+    pub fn doc_ids(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id FROM docs WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id",
+        )?;
+        let ids = st
+            .query_map([prefix], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids)
+    }
+
     /// Changes the team document as member `by`.
     pub fn change_team<T>(
         &mut self,

@@ -170,6 +170,7 @@ impl Hub {
             withdrawals,
             snapshots,
             catch_up,
+            org_docs: _,
         } = req;
         // Inspect and decode every change first, on the blocking pool: the work a client can
         // cause is bounded by what it sent and decided before storage is asked anything.

@@ -60,11 +60,16 @@
 
 use std::collections::HashMap;
 
-use cairn_protocol::{ORG_DOC, OrgRef, SyncRequest, SyncResponse};
+use std::sync::Arc;
+
+use cairn_core::ids;
+use cairn_protocol::{
+    ORG_DOC, OrgPeople, OrgPeopleTeam, OrgPerson, OrgRef, SyncRequest, SyncResponse,
+};
 
 use super::access::{near_teams, same_name, team_name};
 use super::{Hub, SyncCounts, random_code};
-use crate::store::Device;
+use crate::store::{Device, OrgWriter};
 use crate::{Error, Limits, Result};
 
 /// An organisation as the admin sees it.
@@ -321,8 +326,11 @@ impl Hub {
                 revoked: device.revoked,
                 team_head: access.head,
                 team_pruned: access.pruned,
-                relay: !steward,
-                org: true,
+                relay: device.relay,
+                org: Some(Arc::new(OrgWriter {
+                    team: device.team.clone(),
+                    people: Default::default(),
+                })),
             },
             steward,
         ))
@@ -339,27 +347,100 @@ impl Hub {
         limits: &Limits,
         now_ms: i64,
     ) -> Result<(SyncResponse, SyncCounts)> {
-        let (org_device, steward) = self.org_device(device, org).await?;
+        let (mut org_device, steward) = self.org_device(device, org).await?;
         let pushing: Vec<&str> = req
             .push
             .iter()
             .filter(|d| !d.changes.is_empty())
             .map(|d| d.doc.as_str())
             .collect();
-        if !pushing.is_empty() && !steward {
-            return Err(Error::Forbidden(
-                "only the organisation's stewards write its documents, and this device is not \
-                 a steward's; the server's admin names stewards (`cairn-server org steward add \
-                 ORG --member TEAM:@handle`)"
-                    .into(),
-            ));
+        let mut across = false;
+        for doc in &pushing {
+            let shown: String = doc.chars().take(80).collect();
+            if *doc == ORG_DOC {
+                if !steward {
+                    return Err(Error::Forbidden(
+                        "only the organisation's stewards write its non-negotiables, and this \
+                         device is not a steward's; the server's admin names stewards \
+                         (`cairn-server org steward add ORG --member TEAM:@handle`)"
+                            .into(),
+                    ));
+                }
+            } else if let Some((team, member)) = ids::across_owner(doc) {
+                if device.relay || team != device.team || member != device.member {
+                    return Err(Error::Forbidden(format!(
+                        "a device writes only its own member's kudos across teams, not `{shown}`"
+                    )));
+                }
+                across = true;
+            } else if let Some(team) = ids::shared_owner(doc) {
+                if device.relay || team != device.team {
+                    return Err(Error::Forbidden(format!(
+                        "a device writes only what its own team shares, not `{shown}`"
+                    )));
+                }
+            } else {
+                return Err(Error::Forbidden(format!(
+                    "an organisation's log holds no document `{shown}`"
+                )));
+            }
         }
-        if let Some(doc) = pushing.iter().find(|d| **d != ORG_DOC) {
-            let doc: String = doc.chars().take(80).collect();
-            return Err(Error::Forbidden(format!(
-                "an organisation's log holds its document `{ORG_DOC}` only, not `{doc}`"
-            )));
+        if device.relay && !pushing.is_empty() {
+            return Err(super::access::read_only());
         }
-        self.sync(&org_device, req, limits, now_ms).await
+        // Kudos across teams name only people of the organisation's teams, as they are now.
+        if across {
+            let people = self.org_people(org).await?;
+            org_device.org = Some(Arc::new(OrgWriter {
+                team: device.team.clone(),
+                people: people
+                    .teams
+                    .iter()
+                    .flat_map(|t| t.people.iter().map(|p| (t.id.clone(), p.member.clone())))
+                    .collect(),
+            }));
+        }
+        let org_docs = req.org_docs;
+        let (mut resp, counts) = self.sync(&org_device, req, limits, now_ms).await?;
+        // An older client holds the organisation's own document only (its store refuses any
+        // other): the rest of the log passes it by, its cursor moving on all the same.
+        if !org_docs {
+            resp.pulled.retain(|p| p.doc == ORG_DOC);
+            resp.docs.retain(|d| d.doc == ORG_DOC);
+        }
+        Ok((resp, counts))
+    }
+
+    /// Everyone of the teams of organisation `org` (its id), by team (sorted by name): who may
+    /// be given kudos across teams, and how (`GET /v1/org/people`). Members who left are not
+    /// there; placeholders are.
+    pub async fn org_people(&self, org: &str) -> Result<OrgPeople> {
+        let rows = self.store.org_rows().await?;
+        let names: HashMap<String, String> = self.store.team_names().await?.into_iter().collect();
+        let mut teams = Vec::new();
+        for (team, _) in rows.teams.iter().filter(|(_, o)| o == org) {
+            let state = self.team_state(team).await?;
+            let mut people: Vec<OrgPerson> = state
+                .members
+                .iter()
+                .filter(|m| m.left_ms.is_none() && m.merged_into.is_none())
+                .map(|m| OrgPerson {
+                    member: m.id.clone(),
+                    handle: m.handle.clone(),
+                    name: m.name.clone(),
+                })
+                .collect();
+            people.sort_by(|a, b| a.handle.cmp(&b.handle));
+            teams.push(OrgPeopleTeam {
+                id: team.clone(),
+                name: names
+                    .get(team)
+                    .cloned()
+                    .unwrap_or_else(|| state.name.clone()),
+                people,
+            });
+        }
+        teams.sort_by_key(|t| (t.name.to_lowercase(), t.id.clone()));
+        Ok(OrgPeople { teams })
     }
 }

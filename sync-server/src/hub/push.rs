@@ -328,6 +328,21 @@ fn check_doc(device: &Device, doc: &str) -> Result<()> {
     if !ids::is_doc_id(doc) {
         return Err(Error::BadRequest(format!("`{doc}` names no document")));
     }
+    // An organisation's log: who writes which of its documents was decided before (see
+    // `Hub::sync_org`); a team's journal has no place there.
+    if device.org.is_some() {
+        if doc == TEAM_DOC || ids::is_org_doc_id(doc) {
+            return Ok(());
+        }
+        return Err(Error::Forbidden(format!(
+            "an organisation's log holds no document `{doc}`"
+        )));
+    }
+    if ids::is_org_doc_id(doc) {
+        return Err(Error::Forbidden(format!(
+            "`{doc}` belongs in an organisation's log, not a team's"
+        )));
+    }
     if doc == TEAM_DOC || device.importing || ids::journal_owner(doc) == Some(&device.member) {
         return Ok(());
     }
@@ -544,8 +559,10 @@ impl Planner<'_> {
             }
             // An organisation's document keeps its rules: a non-negotiable is retired, never
             // taken out, and every change to one carries its note for the teams' feeds.
-            let org_before = (device.org && doc == TEAM_DOC)
-                .then(|| cairn_core::org::read(&loaded.doc).unwrap_or_default());
+            let org_before = device
+                .org
+                .as_ref()
+                .map(|_| OrgBefore::read(doc, &loaded.doc));
             // The one check that matters most: the change applies to the document as every
             // replica will hold it.
             let raw = change.raw_bytes().to_vec();
@@ -555,12 +572,7 @@ impl Planner<'_> {
                 return Err(Error::BadRequest(format!("{at}: {e}")));
             }
             if let Some(before) = org_before {
-                let after = cairn_core::org::read(&loaded.doc).unwrap_or_default();
-                if let Err(e) = cairn_core::org::check_change(&before, &after) {
-                    return Err(Error::Forbidden(format!(
-                        "{at} breaks the organisation's document: {e}"
-                    )));
-                }
+                before.check(device, doc, &loaded.doc, at)?;
             }
             (raw, None)
         };
@@ -583,5 +595,68 @@ impl Planner<'_> {
             self.stored += 1;
         }
         Ok(())
+    }
+}
+
+/// A document of an organisation's log read before a change, to check the change against its
+/// rules once applied: the organisation's own (its stewards' non-negotiables), a member's
+/// journal of kudos across teams, or a team's shared figures.
+enum OrgBefore {
+    Org(cairn_core::OrgState),
+    Across(cairn_core::across::Crossings),
+    Shared(cairn_core::figures::Shared),
+}
+
+impl OrgBefore {
+    fn read(doc: &str, loaded: &automerge::Automerge) -> OrgBefore {
+        if ids::across_owner(doc).is_some() {
+            return OrgBefore::Across(cairn_core::across::read(doc, loaded).unwrap_or_default());
+        }
+        if ids::shared_owner(doc).is_some() {
+            return OrgBefore::Shared(cairn_core::figures::read(loaded).unwrap_or_default());
+        }
+        OrgBefore::Org(cairn_core::org::read(loaded).unwrap_or_default())
+    }
+
+    /// Refuses (403) a change that breaks its document's rules.
+    fn check(
+        self,
+        device: &Device,
+        doc: &str,
+        loaded: &automerge::Automerge,
+        at: &str,
+    ) -> Result<()> {
+        let refused = |what: &str, e: &dyn std::fmt::Display| {
+            Err(Error::Forbidden(format!("{at} breaks {what}: {e}")))
+        };
+        let writer = device.org.as_deref().cloned().unwrap_or_default();
+        match self {
+            OrgBefore::Org(before) => {
+                let after = cairn_core::org::read(loaded).unwrap_or_default();
+                match cairn_core::org::check_change(&before, &after) {
+                    Ok(()) => Ok(()),
+                    Err(e) => refused("the organisation's document", &e),
+                }
+            }
+            OrgBefore::Across(before) => {
+                let after = cairn_core::across::read(doc, loaded).unwrap_or_default();
+                let known = |team: &str, member: &str| {
+                    writer
+                        .people
+                        .contains(&(team.to_owned(), member.to_owned()))
+                };
+                match cairn_core::across::check_change(doc, &before, &after, known) {
+                    Ok(()) => Ok(()),
+                    Err(e) => refused("the journal of kudos across teams", &e),
+                }
+            }
+            OrgBefore::Shared(before) => {
+                let after = cairn_core::figures::read(loaded).unwrap_or_default();
+                match cairn_core::figures::check_change(&writer.team, &before, &after) {
+                    Ok(()) => Ok(()),
+                    Err(e) => refused("the team's shared figures", &e),
+                }
+            }
+        }
     }
 }

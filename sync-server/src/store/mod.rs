@@ -209,9 +209,18 @@ pub struct Device {
     /// A relay: it reads and never writes, and is no member (its `member` is empty).
     pub relay: bool,
     /// The log it reads and writes through is an organisation's (its `team` is the
-    /// organisation's id): what is pushed to the organisation's document is checked against
-    /// that document's rules.
-    pub org: bool,
+    /// organisation's id): what is pushed there is checked against each document's rules.
+    pub org: Option<std::sync::Arc<OrgWriter>>,
+}
+
+/// A device writing into an organisation's log, as [`Device::org`] says it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgWriter {
+    /// The team the device belongs to (its [`Device::team`] is the organisation's id).
+    pub team: String,
+    /// Everyone of the organisation's teams, as (team, member), when the push writes kudos
+    /// across teams (only they may be named); empty otherwise.
+    pub people: std::collections::BTreeSet<(String, String)>,
 }
 
 /// Where a team's log stands.

@@ -702,7 +702,7 @@ impl Store for PgStore {
             team_head: r.get(6),
             team_pruned: r.get(7),
             relay: r.get(8),
-            org: false,
+            org: None,
         }))
     }
 

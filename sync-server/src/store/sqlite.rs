@@ -659,7 +659,7 @@ impl Store for SqliteStore {
                     team_head: r.get(6)?,
                     team_pruned: r.get(7)?,
                     relay: r.get(8)?,
-                    org: false,
+                    org: None,
                 })
             })
             .optional()?)

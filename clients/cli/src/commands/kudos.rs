@@ -2,14 +2,21 @@
 
 use serde_json::json;
 
+use cairn_client::across;
+use cairn_core::across::Person;
+
 use crate::context::{Ctx, Outcome};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::output::{ID, paint};
 
 /// Recognise one or more teammates for something they did.
 ///
 /// Name them first, then say what they did: `cairn kudos @ana @ben "Calm incident call"`
 /// (`@ana,@ben` works too; the words after the last handle are the text, quoted or not).
+///
+/// In a team of an organisation, thank people of its other teams as `@handle@team`:
+/// `cairn kudos @ben@platform "Unblocked our release"`. It shows in your team's feed, in
+/// theirs and in the organisation's (`cairn org feed`); it never writes into their team.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Who: a teammate's handle (more may follow, as words or joined by commas).
@@ -25,13 +32,80 @@ pub struct Args {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
-    let mut w = ctx.writer(&mut replica)?;
     let words: Vec<String> = std::iter::once(args.who).chain(args.text).collect();
     let (who, text) = cairn_client::write::split_kudos_words(&words);
+    if who.iter().any(|h| h.trim_start_matches('@').contains('@')) {
+        return across(ctx, &mut replica, &who, &text, args.pillar.is_some());
+    }
+    let mut w = ctx.writer(&mut replica)?;
     let id = w.kudos(&who, &text, args.pillar)?;
     ctx.out.say(
         format!("recognised {}", paint(ID, id.short())),
         json!({ "id": id.as_str(), "short": id.short() }),
     )?;
     Outcome::of(&w)
+}
+
+/// Kudos naming people of other teams of the organisation (`@ben@platform`), teammates
+/// perhaps among them: written into this member's journal across teams in the organisation's
+/// replica, sent by the next sync.
+fn across(
+    ctx: &mut Ctx,
+    replica: &mut cairn_store::Replica,
+    who: &[&str],
+    text: &str,
+    pillar: bool,
+) -> Result<Outcome> {
+    let Some(held) = cairn_client::sync::org::org(replica, &ctx.home)? else {
+        return Err(CliError::new(format!(
+            "`{}` names someone of another team, but this team belongs to no organisation",
+            who.iter()
+                .find(|h| h.trim_start_matches('@').contains('@'))
+                .unwrap_or(&"")
+        ))
+        .hint("thank a teammate by their handle alone, like `cairn kudos @ana \"...\"`"));
+    };
+    if pillar {
+        return Err(CliError::new(
+            "a recognition across teams takes no pillar: each team names its pillars its own way",
+        ));
+    }
+    if !held.path.exists() {
+        return Err(
+            CliError::new(format!("this device has not synced {} yet", held.org.name))
+                .hint("run `cairn sync`, then give it again"),
+        );
+    }
+    let team = replica.team()?;
+    let team_id = replica.team_id()?;
+    let me = ctx.actor(replica, &team)?;
+    let mut org = held.open()?;
+    let people = across::people(&org)?;
+    let mut to: Vec<Person> = Vec::new();
+    for h in who {
+        let person = if h.trim_start_matches('@').contains('@') {
+            people.person(h)?
+        } else {
+            let m = team.member_by_handle(h)?;
+            Person::new(&team_id, &m.id, &m.handle, &team.name)
+        };
+        if !to.contains(&person) {
+            to.push(person);
+        }
+    }
+    let from = across::me_in(&people, &team_id, &me, (team.handle_of(&me), &team.name));
+    let clock = ctx.clock();
+    let id = across::give(&mut org, &clock, &team.tz, &from, &to, text, None)?;
+    // Shown in this team's feed at once, as the other teams will show it once synced.
+    across::show(replica, &org, &held.org.id, &team_id)?;
+    let names: Vec<String> = to.iter().map(Person::label).collect();
+    ctx.out.say(
+        format!(
+            "recognised {} across teams: {}",
+            paint(ID, id.short()),
+            names.join(", ")
+        ),
+        json!({ "id": id.as_str(), "short": id.short(), "to": names, "org": held.org.id }),
+    )?;
+    Ok(Outcome::Wrote)
 }

@@ -51,6 +51,32 @@ enum Action {
         /// Its id in `cairn org`, or the start of it.
         id: String,
     },
+    /// Show what the organisation's teams share: each team's figures of a week, and the
+    /// organisation's (stewards).
+    ///
+    /// Only what each team chose to share (`cairn team share weekly`): counts of a week once
+    /// it is over, never a number about one person. Teams are listed by name, never ranked;
+    /// a team that shares nothing shows as such.
+    Figures {
+        /// The ISO week, like `2026-W49`; by default the latest week any team shared.
+        #[arg(long, value_name = "YYYY-Www")]
+        week: Option<String>,
+    },
+    /// A week of the organisation for a leadership meeting: the teams' shared figures, the
+    /// changes to the non-negotiables and the recognitions across teams (stewards).
+    Digest {
+        /// The ISO week, like `2026-W49`; by default the latest week any team shared.
+        #[arg(long, value_name = "YYYY-Www")]
+        week: Option<String>,
+    },
+    /// The organisation's feed: the stewards' changes to the non-negotiables and the
+    /// recognitions across its teams, newest first.
+    Feed {
+        /// Show N items.
+        #[arg(long, short = 'n', default_value_t = 20, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+    },
     /// Write how this team lives a non-negotiable, in its own words (any member of the team).
     Practice {
         /// Its id in `cairn org`, or the start of it.
@@ -96,6 +122,12 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         show(ctx, &held, &practices, args.all)?;
         return Ok(Outcome::Read);
     };
+    match &action {
+        Action::Figures { week } => return figures(ctx, &held, week.as_deref(), false),
+        Action::Digest { week } => return figures(ctx, &held, week.as_deref(), true),
+        Action::Feed { limit } => return org_feed(ctx, &held, *limit as usize),
+        _ => {}
+    }
     if let Action::Practice { id, text } = &action {
         let mut w = ctx.writer(&mut replica)?;
         let id = w.set_practice(&held.state, id, text)?;
@@ -124,7 +156,10 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
             why: why.as_deref(),
         },
         Action::Retire { id } => OrgChange::Retire { id },
-        Action::Practice { .. } => unreachable!("written above"),
+        Action::Practice { .. }
+        | Action::Figures { .. }
+        | Action::Digest { .. }
+        | Action::Feed { .. } => unreachable!("answered above"),
     };
     let mut org = held.org.open()?;
     let id = write::write_org(&mut org, name, &change, &by, ctx.now_ms())?;
@@ -206,4 +241,232 @@ fn show(
         }
     }
     Ok(())
+}
+
+/// The teams of the organisation as this home knows them (id, name): its people as the server
+/// last said them, and any team whose shared document it holds.
+fn org_teams(org: &cairn_store::Replica) -> Result<Vec<(String, String)>> {
+    let mut teams: Vec<(String, String)> = cairn_client::across::people(org)?
+        .people
+        .teams
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
+    for s in cairn_client::shared::all(org)? {
+        if !teams.iter().any(|(id, _)| *id == s.team) && !s.team.is_empty() {
+            teams.push((s.team.clone(), s.name.clone()));
+        }
+    }
+    Ok(teams)
+}
+
+/// `cairn org figures` and `cairn org digest`: what the teams share, for stewards.
+fn figures(ctx: &mut Ctx, held: &Held, week: Option<&str>, digest: bool) -> Result<Outcome> {
+    let o = &held.org.org;
+    if !o.steward {
+        return Err(CliError::new(format!(
+            "the figures the teams of {} share are for its stewards",
+            o.name
+        ))
+        .hint(
+            "your own team's figures are in `cairn digest`; what it shares, in `cairn team share`",
+        ));
+    }
+    if let Some(w) = week
+        && cairn_core::figures::parse_week(w).is_none()
+    {
+        return Err(CliError::new(format!(
+            "`{w}` is not an ISO week: write it like 2026-W49"
+        )));
+    }
+    let org = if held.org.path.exists() {
+        Some(held.org.open()?)
+    } else {
+        None
+    };
+    let Some(org) = org else {
+        return Err(
+            CliError::new(format!("this device has not synced {} yet", o.name))
+                .hint("run `cairn sync`"),
+        );
+    };
+    let view = cairn_client::shared::view(&org, &org_teams(&org)?, week)?;
+    // The week's notes and recognitions across teams, for the digest.
+    let (notes, across) = match (&view.week, digest) {
+        (Some(w), true) => {
+            let monday = cairn_core::figures::parse_week(w).unwrap_or_default();
+            let in_week = |date: jiff::civil::Date| {
+                date >= monday && date < monday.checked_add(jiff::ToSpan::days(7)).unwrap_or(monday)
+            };
+            let notes: Vec<String> = held
+                .state
+                .notes
+                .iter()
+                .filter(|n| cairn_core::time::local_date(n.at_ms, "UTC").is_some_and(in_week))
+                .map(|n| n.text())
+                .collect();
+            let across = cairn_client::across::all(&org)?
+                .into_iter()
+                .filter(|(_, c)| c.retracted_ms.is_none())
+                .filter(|(_, c)| cairn_core::time::parse_date(&c.date).is_some_and(in_week))
+                .count();
+            (notes, across)
+        }
+        _ => (Vec::new(), 0),
+    };
+    if ctx.out.json {
+        let mut v = json!({ "org": { "id": o.id, "name": o.name }, "figures": view });
+        if digest {
+            v["notes"] = json!(notes);
+            v["across"] = json!(across);
+        }
+        return ctx.out.json(&v).map(|()| Outcome::Read);
+    }
+    let out = &mut ctx.out;
+    out.page();
+    let Some(week) = &view.week else {
+        out.line(format!(
+            "{}: no team shares its figures yet",
+            paint(BOLD, &o.name)
+        ))?;
+        for t in &view.teams {
+            out.line(format!("  {}  {}", t.name, paint(DIM, "shares nothing")))?;
+        }
+        return Ok(Outcome::Read);
+    };
+    let title = if digest { "Digest of" } else { "Figures of" };
+    out.line(format!(
+        "{} {} {}",
+        title,
+        paint(BOLD, &o.name),
+        paint(DIM, format!("week {week}"))
+    ))?;
+    out.line("")?;
+    for t in &view.teams {
+        match &t.shared {
+            Some(f) => out.line(format!("  {}  {}", paint(BOLD, &t.name), week_line(f)))?,
+            None if t.share == cairn_core::Share::Nothing => out.line(format!(
+                "  {}  {}",
+                paint(BOLD, &t.name),
+                paint(DIM, "shares nothing")
+            ))?,
+            None => out.line(format!(
+                "  {}  {}",
+                paint(BOLD, &t.name),
+                paint(DIM, "shared nothing for that week")
+            ))?,
+        }
+    }
+    if let Some(total) = &view.total {
+        out.line("")?;
+        out.line(format!(
+            "  {}  {}",
+            paint(BOLD, format!("{} teams sharing", total.teams)),
+            week_line(&total.figures)
+        ))?;
+        if !total.figures.pillars.is_empty() {
+            let p: Vec<String> = total
+                .figures
+                .pillars
+                .iter()
+                .map(|(name, n)| format!("#{name} {n}"))
+                .collect();
+            out.line(format!(
+                "  {}",
+                paint(DIM, format!("per pillar: {}", p.join(", ")))
+            ))?;
+        }
+        if !total.figures.non_negotiables.is_empty() {
+            for (id, n) in &total.figures.non_negotiables {
+                let title = held
+                    .state
+                    .commitment(id)
+                    .map_or(id.as_str(), |c| c.title.as_str());
+                out.line(format!("  {}", paint(DIM, format!("“{title}”: {n} acts"))))?;
+            }
+        }
+    }
+    if digest {
+        out.line("")?;
+        out.line(format!("Recognitions across teams: {across}"))?;
+        if !notes.is_empty() {
+            out.line("Changes to the non-negotiables:")?;
+            for n in &notes {
+                out.wrapped(n, "  ", "    ")?;
+            }
+        }
+    }
+    Ok(Outcome::Read)
+}
+
+/// A week's figures on one line, in words.
+fn week_line(f: &cairn_core::WeekFigures) -> String {
+    format!(
+        "{} of {} members active, {} active days, {} acts ({} kudos), {} recognitions within \
+         the team, {} across teams",
+        f.active, f.members, f.consistency, f.acts, f.kudos, f.reach_within, f.reach_across
+    )
+}
+
+/// `cairn org feed`: the organisation's own feed.
+fn org_feed(ctx: &mut Ctx, held: &Held, limit: usize) -> Result<Outcome> {
+    let org = if held.org.path.exists() {
+        Some(held.org.open()?)
+    } else {
+        None
+    };
+    let mut items: Vec<(cairn_core::ids::EventId, String, i64, serde_json::Value)> = Vec::new();
+    for n in &held.state.notes {
+        items.push((
+            n.id.clone(),
+            format!("{}  {}", paint(ID, n.id.short()), n.text()),
+            n.at_ms,
+            json!({ "id": n.id, "kind": "note", "by": n.by, "text": n.text(), "at_ms": n.at_ms }),
+        ));
+    }
+    if let Some(org) = &org {
+        for (_, c) in cairn_client::across::all(org)? {
+            if c.retracted_ms.is_some() {
+                continue;
+            }
+            let to: Vec<String> = c.to.iter().map(|p| p.label()).collect();
+            items.push((
+                c.id.clone(),
+                format!(
+                    "{}  {} 👏 {}\n        {}",
+                    paint(ID, c.id.short()),
+                    c.from.label(),
+                    to.join(", "),
+                    c.text
+                ),
+                c.at_ms,
+                json!({ "id": c.id, "kind": "kudos", "from": c.from.label(), "to": to,
+                        "text": c.text, "at_ms": c.at_ms }),
+            ));
+        }
+    }
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    items.truncate(limit);
+    if ctx.out.json {
+        let list: Vec<_> = items.into_iter().map(|i| i.3).collect();
+        return ctx
+            .out
+            .json(&json!({ "items": list }))
+            .map(|()| Outcome::Read);
+    }
+    ctx.out.page();
+    if items.is_empty() {
+        ctx.out.line(paint(
+            DIM,
+            "Nothing in the organisation's feed yet: thank someone of another team with \
+             `cairn kudos @handle@team \"...\"`",
+        ))?;
+    }
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            ctx.out.line("")?;
+        }
+        ctx.out.line(&item.1)?;
+    }
+    Ok(Outcome::Read)
 }

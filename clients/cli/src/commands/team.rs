@@ -55,6 +55,18 @@ enum Action {
         #[arg(long, value_name = "N")]
         late_days: Option<String>,
     },
+    /// Show or choose what the team shares with its organisation: `nothing` (the default)
+    /// or `weekly` figures.
+    ///
+    /// Weekly figures are the team's counts of each week once it is over (members, how many
+    /// were active, active days, acts per pillar and per non-negotiable, recognitions within
+    /// and across teams), never a number about one member. The organisation's stewards see
+    /// them in `cairn org figures`; `nothing` takes back what was shared.
+    /// Example: cairn team share weekly
+    Share {
+        /// `weekly` or `nothing`; without it, what the team shares now.
+        choice: Option<String>,
+    },
     /// List the teams this home holds, the default one marked.
     List,
     /// Make another team of this home the one every command acts on (the config's `team`).
@@ -288,6 +300,63 @@ fn change(ctx: &mut Ctx, w: &mut Writer<'_>, action: Action) -> Result<()> {
             }
             let rules = w.replica.team()?.rules;
             ctx.out.say(rules_text(&rules), json!(rules))
+        }
+        Action::Share { choice } => {
+            let org = cairn_client::sync::org::org(w.replica, &ctx.home)?;
+            let org_name = org.as_ref().map(|o| o.org.name.clone());
+            let now = cairn_client::shared::share(w.replica)?;
+            let Some(choice) = choice else {
+                let text = match (&org_name, now) {
+                    (None, _) => "this team belongs to no organisation: it shares nothing".into(),
+                    (Some(o), cairn_core::Share::Nothing) => format!(
+                        "this team shares nothing with {o}; `cairn team share weekly` shares \
+                         its weekly figures"
+                    ),
+                    (Some(o), cairn_core::Share::Weekly) => format!(
+                        "this team shares its weekly figures with {o}; `cairn team share \
+                         nothing` takes them back"
+                    ),
+                };
+                return ctx
+                    .out
+                    .say(text, json!({ "share": now.as_str(), "org": org_name }));
+            };
+            let share = cairn_core::Share::parse(&choice)?;
+            if share == cairn_core::Share::Weekly && org_name.is_none() {
+                return Err(crate::error::CliError::new(
+                    "this team belongs to no organisation: there is nobody to share with",
+                )
+                .hint("the server's admin attaches it to one: `cairn-server team attach TEAM --org ORG`"));
+            }
+            let to = org_name.as_deref().unwrap_or("the organisation");
+            if share != now {
+                noted(ctx, w, |doc, _| {
+                    team::set_share(doc, share)?;
+                    Ok((
+                        (),
+                        match share {
+                            cairn_core::Share::Weekly => {
+                                format!("shared the team's weekly figures with {to}")
+                            }
+                            cairn_core::Share::Nothing => {
+                                format!("stopped sharing the team's figures with {to}")
+                            }
+                        },
+                    ))
+                })?;
+            }
+            ctx.out.say(
+                match share {
+                    cairn_core::Share::Weekly => format!(
+                        "this team shares its weekly figures with {to} (each week once it is \
+                         over, from the next sync)"
+                    ),
+                    cairn_core::Share::Nothing => {
+                        format!("this team shares nothing with {to}")
+                    }
+                },
+                json!({ "share": share.as_str(), "org": org_name }),
+            )
         }
         // (Answered by `run` before any replica is opened.)
         Action::List | Action::Switch { .. } => Ok(()),

@@ -442,6 +442,16 @@ impl Client {
         }
     }
 
+    /// Everyone of the teams of this device's organisation (`GET /v1/org/people`): whom kudos
+    /// across teams may name. `None` from a server from before it, or for a team of none.
+    pub fn org_people(&self) -> Result<Option<cairn_protocol::OrgPeople>> {
+        match self.call::<(), cairn_protocol::OrgPeople>("/v1/org/people", None) {
+            Ok((resp, _, _)) => Ok(Some(resp)),
+            Err(e) if e.refusal().is_some_and(|r| r.status == 404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks this device's token with a sync that moves nothing; the number of the team's
     /// latest change.
     pub fn check_token(&self, cursor: u64) -> Result<u64> {

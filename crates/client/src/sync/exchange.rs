@@ -208,6 +208,7 @@ fn exchange_in<'scope>(
             import_done: import_done && batch.is_empty(),
             withdrawals: true,
             snapshots: true,
+            org_docs: true,
             catch_up: replica.catch_up_state()?.map(|c| CatchUp {
                 through: c.through,
                 after_doc: c.after_doc,
@@ -366,6 +367,7 @@ fn exchange_in<'scope>(
                     cursor: resp.cursor,
                     withdrawals: true,
                     snapshots: true,
+                    org_docs: true,
                     catch_up: Some(CatchUp {
                         through: c.through,
                         after_doc: c.after_doc.clone(),

@@ -127,6 +127,10 @@ pub enum Error {
     /// The replica failed.
     #[error(transparent)]
     Store(#[from] cairn_store::Error),
+    /// What a sync writes besides the exchange (a team's shared figures, the kudos across teams
+    /// shown in its feed) could not be written.
+    #[error("the organisation's replica: {0}")]
+    Org(String),
 }
 
 /// The sync area's result.

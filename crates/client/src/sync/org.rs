@@ -177,8 +177,7 @@ pub fn has_work(team: &Replica, dir: &Path) -> bool {
     let Ok(Some(org)) = org(team, dir) else {
         return false;
     };
-    org.org.steward
-        && matches!(team.remote(), Ok(Some(_)))
+    matches!(team.remote(), Ok(Some(_)))
         && org.path.exists()
         && org
             .open()
@@ -302,7 +301,16 @@ pub fn sync(
     save(team, &state)?;
     let mut replica = open_or_create(team, &at, &org.id)?;
     let org_client = client.for_org(&org.id);
-    let pull_only = options.pull_only || !org.steward;
+    let team_id = team.team_id()?;
+    let asked = options.caps == super::Caps::ASKED;
+    // What the team shares, written before the exchange so that it goes with it.
+    if !options.pull_only {
+        crate::shared::publish(team, &mut replica, &team_id, now_ms, asked)
+            .map_err(|e| super::Error::Org(e.to_string()))?;
+    }
+    // Every member writes into the organisation's log: a steward its document, anyone their
+    // own kudos across teams and their team's shared figures.
+    let pull_only = options.pull_only;
     let mut run = |pull_only: bool, steps: &mut dyn FnMut(Step)| {
         exchange(
             &mut replica,
@@ -329,6 +337,16 @@ pub fn sync(
             state.synced_ms = Some(now_ms);
             save(team, &state)?;
             show_notes(team, &mut replica, &org.id)?;
+            // The organisation's people, for kudos across teams (hourly, or when asked); an
+            // older server that does not say them leaves those held.
+            if crate::across::stale(&replica, now_ms, asked)
+                && let Some(people) = client.org_people()?
+            {
+                crate::across::keep(&mut replica, people, now_ms)
+                    .map_err(|e| super::Error::Org(e.to_string()))?;
+            }
+            crate::across::show(team, &replica, &org.id, &team_id)
+                .map_err(|e| super::Error::Org(e.to_string()))?;
             Ok(match stopped_now {
                 // Another organisation took the old one's place: the stop is what to tell.
                 Some(s) => Outcome::Stopped(s),

@@ -1,0 +1,115 @@
+//! What a team shares upward with its organisation, as a home writes and reads it.
+//!
+//! A team chooses (`cairn team share weekly`, [`cairn_core::team::set_share`]); nothing by
+//! default. Then at each sync every member's device computes the team's figures of the weeks
+//! that are over ([`cairn_core::figures::compute`], the same on every replica) and writes what
+//! differs into the team's shared document `s/<team>` of the organisation's replica
+//! ([`publish`]), which the same sync sends. Members computing the same figures write nothing
+//! more: only a difference makes a change. A team that stops sharing takes its figures back.
+//!
+//! The organisation's view ([`view`]) reads every team's shared document from the
+//! organisation's replica: what each team chose to share, and nothing else.
+
+use cairn_core::figures::{self, OrgFigures, Shared, WeekFigures};
+use cairn_core::ids;
+use cairn_core::team::Share;
+use cairn_store::Replica;
+use jiff::civil::Date;
+
+use crate::write::Result;
+
+/// How many weeks back each write looks (a late log changes a week that is over).
+const WEEKS: usize = 8;
+/// The setting of the team's replica holding when it last wrote its figures.
+const WRITTEN: &str = "shared_ms";
+/// How long after one write the next sync writes again (unless asked).
+const AGAIN_MS: i64 = 3600 * 1000;
+
+/// What the team whose replica is `team` shares now.
+pub fn share(team: &mut Replica) -> Result<Share> {
+    let me = team.me()?;
+    // The store reads a document only to change it; a change that writes nothing stores
+    // nothing, so this reads.
+    Ok(team.change_team(&me, |doc, _| Ok(cairn_core::team::share(&*doc)))?)
+}
+
+/// The figures of the team whose replica is `team` for the weeks over by `today` (the last
+/// [`WEEKS`] of them), as every replica computes them.
+pub fn weeks(
+    team: &Replica,
+    org: &Replica,
+    team_id: &str,
+    today: Date,
+) -> Result<Vec<WeekFigures>> {
+    let state = team.team()?;
+    let acts = team.acts()?;
+    // Recognitions that crossed teams, by the day they were given.
+    let mut across: Vec<(Date, u32)> = Vec::new();
+    for (_, c) in crate::across::all(org)? {
+        if c.retracted_ms.is_none()
+            && c.crosses()
+            && c.touches(team_id)
+            && let Some(d) = cairn_core::time::parse_date(&c.date)
+        {
+            across.push((d, 1));
+        }
+    }
+    Ok(figures::closed_weeks(today, WEEKS)
+        .into_iter()
+        .map(|monday| figures::compute(&state, &acts, &[], &across, monday))
+        .collect())
+}
+
+/// Writes what the team whose replica is `team` (of id `team_id`) shares into its shared
+/// document in the organisation's replica `org`, when it is time (hourly) or `asked`: its
+/// weekly figures when it shares them, their withdrawal when it stopped. Returns whether a
+/// change was written (the sync then sends it). A team that never shared writes nothing.
+pub fn publish(
+    team: &mut Replica,
+    org: &mut Replica,
+    team_id: &str,
+    now_ms: i64,
+    asked: bool,
+) -> Result<bool> {
+    let last: Option<i64> = team.setting(WRITTEN)?.and_then(|t| t.parse().ok());
+    if !asked && last.is_some_and(|at| at <= now_ms && now_ms - at < AGAIN_MS) {
+        return Ok(false);
+    }
+    let share = share(team)?;
+    let doc_id = ids::shared_doc(team_id);
+    let held = !org.doc_ids(&doc_id)?.is_empty();
+    if share == Share::Nothing && !held {
+        return Ok(false);
+    }
+    let state = team.team()?;
+    let today = cairn_core::time::local_date(now_ms, &state.tz).unwrap_or_default();
+    let weeks = match share {
+        Share::Weekly => weeks(team, org, team_id, today)?,
+        Share::Nothing => Vec::new(),
+    };
+    let me = org.me()?;
+    let wrote = org.change_doc(&doc_id, &me, |doc| {
+        figures::write(doc, team_id, &state.name, share, &weeks, now_ms)
+    })?;
+    team.set_setting(WRITTEN, Some(&now_ms.to_string()))?;
+    Ok(wrote)
+}
+
+/// Every team's shared document the organisation's replica `org` holds.
+pub fn all(org: &Replica) -> Result<Vec<Shared>> {
+    let mut out = Vec::new();
+    for doc_id in org.doc_ids("s/")? {
+        if ids::shared_owner(&doc_id).is_none() {
+            continue;
+        }
+        let doc = org.read_doc(&doc_id)?;
+        out.push(figures::read(&doc)?);
+    }
+    Ok(out)
+}
+
+/// The organisation's view of `week` (by default the latest any team shared): every team
+/// of `teams` (id and name, sorted by name by the view), with what it shares.
+pub fn view(org: &Replica, teams: &[(String, String)], week: Option<&str>) -> Result<OrgFigures> {
+    Ok(figures::org_view(teams, &all(org)?, week))
+}
