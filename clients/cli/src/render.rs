@@ -2,10 +2,74 @@
 
 use cairn_core::feed::{FeedItem, ago};
 use cairn_core::{Event, Kind, TeamState};
+use cairn_store::Replica;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use crate::error::{CliError, Input, Result};
 use crate::output::{DIM, HANDLE, ID, PILLAR, paint, wrap};
+
+/// Where an event of the feed came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// The team's own documents: its members' events.
+    #[default]
+    Team,
+    /// The team's organisation: a steward's note of a change to its non-negotiables.
+    Org,
+    /// Given from elsewhere outside the team (its author is no member of it).
+    Outside,
+}
+
+impl Origin {
+    /// Where `author`'s event `e` in `replica`'s feed came from.
+    pub fn of(replica: &Replica, e: &Event) -> Result<Origin> {
+        Ok(match replica.outside_source(&e.id, &e.author)? {
+            None => Origin::Team,
+            Some(s) if cairn_client::sync::org::is_notes_source(&s) => Origin::Org,
+            Some(_) => Origin::Outside,
+        })
+    }
+
+    /// Where each item of a page came from, in its order.
+    pub fn of_items(replica: &Replica, items: &[FeedItem]) -> Result<Vec<Origin>> {
+        items
+            .iter()
+            .map(|i| Origin::of(replica, &i.event))
+            .collect()
+    }
+}
+
+/// Refuses the event `text` names (as `cairn feed` shows it) when it came from outside the
+/// team, since nobody here can `verb` it (`reacted to`, `edited`, `retracted`): a steward's
+/// note belongs to the organisation. An event not found passes, for the write to say so.
+pub fn refuse_outside(replica: &Replica, me: &str, text: &str, verb: &str) -> Result<()> {
+    let Ok(e) = replica.resolve(text, me) else {
+        return Ok(());
+    };
+    let short = e.id.short();
+    match Origin::of(replica, &e)? {
+        Origin::Team => Ok(()),
+        Origin::Org => Err(CliError::new(format!(
+            "{short} is a note of the organisation's: it can't be {verb}"
+        ))
+        .hint("it tells of a steward's change; `cairn org` shows the non-negotiables")
+        .about(Input::Event)),
+        Origin::Outside => Err(CliError::new(format!(
+            "{short} came from outside the team: it can't be {verb} here"
+        ))
+        .about(Input::Event)),
+    }
+}
+
+/// How a person is named in the feed: `@handle` for a member of the team, and as given for
+/// anyone else (a steward's label, `@ana@Platform`, or a name).
+pub fn person(team: &TeamState, id: &str) -> String {
+    match team.member(id) {
+        Some(_) => format!("@{}", team.handle_of(id)),
+        None => id.to_owned(),
+    }
+}
 
 fn instant(ms: i64) -> String {
     Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
@@ -35,9 +99,11 @@ pub fn event_json(e: &Event, team: &TeamState) -> Value {
     })
 }
 
-/// A feed item as JSON: the event and its reactions.
-pub fn item_json(item: &FeedItem, team: &TeamState) -> Value {
+/// A feed item as JSON: the event, whether it is the organisation's (a steward's note: its
+/// `author` is the steward as the note names them), and its reactions.
+pub fn item_json(item: &FeedItem, origin: Origin, team: &TeamState) -> Value {
     let mut v = event_json(&item.event, team);
+    v["org"] = json!(origin == Origin::Org);
     v["reactions"] = item
         .reactions
         .iter()
@@ -53,12 +119,28 @@ pub fn item_json(item: &FeedItem, team: &TeamState) -> Value {
 }
 
 /// A feed item as a few lines of text, its text and why wrapped to `width` under the head.
-pub fn item_text(item: &FeedItem, team: &TeamState, now_ms: i64, width: Option<usize>) -> String {
+pub fn item_text(
+    item: &FeedItem,
+    origin: Origin,
+    team: &TeamState,
+    now_ms: i64,
+    width: Option<usize>,
+) -> String {
     let e = &item.event;
-    let who = |id: &str| paint(HANDLE, format!("@{}", team.handle_of(id)));
+    let who = |id: &str| match origin {
+        Origin::Team => paint(HANDLE, format!("@{}", team.handle_of(id))),
+        Origin::Org | Origin::Outside => paint(HANDLE, person(team, id)),
+    };
     let mut head = format!("{}  {}", paint(ID, e.id.short()), who(&e.author));
     if e.kind == Kind::Team {
-        head.push_str(&paint(DIM, " changed the team"));
+        head.push_str(&paint(
+            DIM,
+            if origin == Origin::Org {
+                " changed the organisation"
+            } else {
+                " changed the team"
+            },
+        ));
     }
     if e.kind == Kind::Kudos {
         let to: Vec<_> = e.to.iter().map(|m| who(m)).collect();

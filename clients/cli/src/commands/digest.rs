@@ -8,9 +8,11 @@ use crate::error::Result;
 
 /// Sum up this week (or month) for a retrospective.
 ///
-/// The team streak, the pillar mix, the commitments, recognitions quoted, new team badges, and a
+/// The team streak, the pillar mix, the commitments (and, for a team of an organisation, its
+/// non-negotiables with the team's how of each), recognitions quoted, new team badges, and a
 /// spotlight that passes from member to member, one period each. The same on every replica that
-/// holds the same events.
+/// holds the same events. With `--json`, the organisation's non-negotiables are under `org`
+/// (absent for a team of none).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// This week, Monday to Sunday (the default).
@@ -28,8 +30,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
-    let replica = ctx.open()?;
+    let mut replica = ctx.open()?;
     let team = replica.team()?;
+    let org = views::org(&mut replica, &ctx.home)?;
     let today = ctx.today(&team.tz);
     let acts = replica.acts()?;
     let period = Period {
@@ -38,11 +41,15 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     };
     let d = views::digest(&replica, &team, today, period, &acts)?;
     if ctx.out.json {
-        return ctx.out.json(&json!(d));
+        let mut value = json!(d);
+        if let Some(org) = &org {
+            value["org"] = json!(org);
+        }
+        return ctx.out.json(&value);
     }
     let md = args.format == "md";
     ctx.out.page();
-    for line in render(&DigestView::new(&d, &team), md) {
+    for line in render(&DigestView::new(&d, &team).with_org(org.as_ref()), md) {
         // A list item's later lines hang under its text; Markdown stays one line per item.
         match line.strip_prefix("  ") {
             Some(text) if !md => ctx.out.wrapped(text, "  ", "    ")?,

@@ -30,6 +30,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         pillar: args.pillar,
         why: args.why,
     };
+    crate::render::refuse_outside(w.replica, &w.me, &args.id, "edited")?;
     let event = w.edit(&args.id, &edit)?;
     ctx.out.say(
         format!("edited {}", event.id.short()),

@@ -7,9 +7,12 @@ use serde_json::json;
 use crate::context::Ctx;
 use crate::error::Result;
 use crate::output::{DIM, paint};
-use crate::render::{item_json, item_text};
+use crate::render::{Origin, item_json, item_text};
 
 /// Show the culture feed, newest first: who did what, for which pillar, and the reactions.
+///
+/// A team of an organisation sees its stewards' changes to the non-negotiables here too, by
+/// the steward (`@ana@Platform changed the organisation`; `"org": true` with `--json`).
 ///
 /// A page at a time: the latest N events, then the ones before them with `--before ID` (the
 /// line under a page gives the ID), and so on back to the first. With `--json`, an object:
@@ -75,9 +78,12 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let filtered = query.pillar.is_some() || query.member.is_some() || query.since.is_some();
     let page = replica.feed_page(&query)?;
     let next = page.next_before().map(|id| id.as_str().to_owned());
+    let origins = Origin::of_items(&replica, &page.items)?;
     if ctx.out.json {
         return ctx.out.json(&json!({
-            "items": page.items.iter().map(|i| item_json(i, &team)).collect::<Vec<_>>(),
+            "items": page.items.iter().zip(&origins)
+                .map(|(i, o)| item_json(i, *o, &team))
+                .collect::<Vec<_>>(),
             "more": page.more,
             "next_before": next,
         }));
@@ -97,11 +103,12 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         ));
     }
     let now = ctx.now_ms();
-    for (i, item) in items.iter().enumerate() {
+    for (i, (item, origin)) in items.iter().zip(origins).enumerate() {
         if i > 0 {
             ctx.out.line("")?;
         }
-        ctx.out.line(item_text(item, &team, now, ctx.out.width))?;
+        ctx.out
+            .line(item_text(item, origin, &team, now, ctx.out.width))?;
     }
     if let Some(next) = next {
         let shown = if query.before.is_some() || query.until.is_some() {

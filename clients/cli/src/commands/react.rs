@@ -21,6 +21,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
     let mut w = ctx.writer(&mut replica)?;
     let emoji = args.emoji.trim();
+    crate::render::refuse_outside(w.replica, &w.me, &args.id, "reacted to")?;
     let (target, outcome) = w.react(&args.id, emoji)?;
     let (text, done) = match outcome {
         Reacted::Added => (format!("{emoji} on {}", target.id.short()), "added"),

@@ -16,6 +16,7 @@ pub struct Args {
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
     let mut w = ctx.writer(&mut replica)?;
+    crate::render::refuse_outside(w.replica, &w.me, &args.id, "retracted")?;
     let event = w.retract(&args.id)?;
     ctx.out.say(
         format!("retracted {}", event.id.short()),

@@ -1073,6 +1073,7 @@ async fn kudos(State(web): State<Arc<Web>>, body: Bytes) -> Response {
 async fn react(State(web): State<Arc<Web>>, body: Bytes) -> Response {
     write(web, body, "react", |w, v| {
         let emoji = v.get("emoji").unwrap_or("");
+        crate::render::refuse_outside(w.replica, &w.me, v.get("id").unwrap_or(""), "reacted to")?;
         let (target, outcome) = w.react(v.get("id").unwrap_or(""), emoji)?;
         Ok(match outcome {
             cairn_store::Reacted::Added => format!("{emoji} on {}", target.id.short()),
@@ -1084,6 +1085,7 @@ async fn react(State(web): State<Arc<Web>>, body: Bytes) -> Response {
 
 async fn retract(State(web): State<Arc<Web>>, body: Bytes) -> Response {
     write(web, body, "retract", |w, v| {
+        crate::render::refuse_outside(w.replica, &w.me, v.get("id").unwrap_or(""), "retracted")?;
         let e = w.retract(v.get("id").unwrap_or(""))?;
         Ok(format!("retracted {}", e.id.short()))
     })
@@ -1109,6 +1111,7 @@ async fn edit(State(web): State<Arc<Web>>, Path(id): Path<String>, body: Bytes) 
             pillar: v.get("pillar").map(str::to_owned),
             why: v.get("why").map(str::to_owned),
         };
+        crate::render::refuse_outside(w.replica, &w.me, id, "edited")?;
         let e = w.edit(id, &edit)?;
         Ok(format!("edited {}", e.id.short()))
     })

@@ -13,6 +13,7 @@ use crate::commands::feed::parse_day;
 use crate::context::Ctx;
 use crate::error::{CliError, Input, Result};
 use crate::output::count;
+use crate::render::{Origin, person};
 use cairn_client::views::{self, DigestView, Period};
 
 /// The emoji offered for a reaction.
@@ -290,6 +291,7 @@ pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
     };
     let next = page.next_before().map(|id| id.as_str().to_owned());
     let items = page.items;
+    let origins = Origin::of_items(&r.replica, &items)?;
     let here = address("/feed", q, &[]);
     let frame = r.frame(web, here.clone())?;
     let now = r.ctx.now_ms();
@@ -319,8 +321,8 @@ pub fn feed(web: &Web, q: &Params, sent: &Sent) -> Result<Markup> {
             }
         } @else {
             ol.feed {
-                @for item in &items {
-                    (feed_item(web, &r, item, now, &here))
+                @for (item, origin) in items.iter().zip(&origins) {
+                    (feed_item(web, &r, item, *origin, now, &here))
                 }
             }
             // A page at a time, by the id of the last one shown: older pages cost what the
@@ -495,10 +497,22 @@ fn filters(team: &TeamState, q: &Params, error: Option<&str>) -> Markup {
     }
 }
 
-fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Markup {
+fn feed_item(
+    web: &Web,
+    r: &Reader,
+    item: &FeedItem,
+    origin: Origin,
+    now: i64,
+    here: &str,
+) -> Markup {
     let team = &r.team;
     let e = &item.event;
-    let mine = e.author == r.me;
+    let mine = e.author == r.me && origin == Origin::Team;
+    // Someone outside the team (a steward of the organisation) goes by the label given.
+    let who = |team: &TeamState, id: &str| match origin {
+        Origin::Team => who(team, id),
+        Origin::Org | Origin::Outside => html! { span.who { (person(team, id)) } },
+    };
     let at = jiff::Timestamp::from_millisecond(e.at_ms).ok();
     let exact = at.map(|t| {
         t.to_zoned(jiff::tz::TimeZone::get(&team.tz).unwrap_or(jiff::tz::TimeZone::UTC))
@@ -515,7 +529,9 @@ fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Ma
             article {
                 p.head {
                     (who(team, &e.author))
-                    @if e.kind == Kind::Team {
+                    @if e.kind == Kind::Team && origin == Origin::Org {
+                        span.note { " changed the organisation" }
+                    } @else if e.kind == Kind::Team {
                         span.note { " changed the team" }
                     }
                     @if e.kind == Kind::Kudos {
@@ -540,7 +556,8 @@ fn feed_item(web: &Web, r: &Reader, item: &FeedItem, now: i64, here: &str) -> Ma
                     p.why { "Why: " (why) }
                 }
                 div.actions {
-                    @if web.screen {
+                    // What came from outside the team is read-only here.
+                    @if web.screen || origin != Origin::Team {
                         @for rx in &item.reactions {
                             span.reaction { (rx.emoji) " " (rx.by.len()) }
                         }
@@ -733,7 +750,8 @@ fn heatmap(map: &Heatmap, today: Date) -> Markup {
 }
 
 pub fn team(web: &Web) -> Result<Markup> {
-    let r = open(web)?;
+    let mut r = open(web)?;
+    let org = views::org(&mut r.replica, &r.ctx.home)?;
     let team = &r.team;
     let today = r.ctx.today(&team.tz);
     let model = team_model(web, &r, today)?;
@@ -785,6 +803,9 @@ pub fn team(web: &Web) -> Result<Markup> {
                 }
             }
         }
+        @if let Some(org) = &org {
+            (non_negotiables(org))
+        }
         section aria-labelledby="challenges" {
             h2 #challenges { "Challenges" }
             @if challenges.is_empty() {
@@ -825,6 +846,36 @@ pub fn team(web: &Web) -> Result<Markup> {
         }
     };
     Ok(layout(&frame, "Team", "/team", body))
+}
+
+/// The organisation's non-negotiables in force, read-only, each with the team's own how.
+fn non_negotiables(org: &views::OrgView) -> Markup {
+    html! {
+        section aria-labelledby="non-negotiables" {
+            h2 #non-negotiables { "Non-negotiables of " (org.name) }
+            p.dim { "Set by the organisation's stewards; each team writes its own how." }
+            @if org.non_negotiables.is_empty() {
+                p.empty { "None yet." }
+            }
+            ul.commitments {
+                @for n in &org.non_negotiables {
+                    li {
+                        strong { (n.title) } br;
+                        span.why { "Why: " (n.why) } br;
+                        @match &n.how {
+                            Some(how) => { span.how { "Our how: " (how) } }
+                            None => {
+                                span.dim {
+                                    "Our how is not written yet: "
+                                    code { "cairn org practice " (n.id) " \"…\"" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What the team page counts.
@@ -878,12 +929,15 @@ fn badges(list: &[goals::Badge], first: &str) -> Markup {
 }
 
 pub fn digest(web: &Web, q: &Params) -> Result<Markup> {
-    let r = open(web)?;
+    let mut r = open(web)?;
+    let org = views::org(&mut r.replica, &r.ctx.home)?;
     let team = &r.team;
     let today = r.ctx.today(&team.tz);
     let month = q.get("period") == Some("month");
     let last = q.get("last").is_some();
     let v = digest_model(web, &r, today, Period { month, last })?;
+    // (Read apart from the model kept: it is the organisation's replica's, not the team's.)
+    let v = (*v).clone().with_org(org.as_ref());
     let md = digest_cmd::render(&v, true).join("\n");
     let frame = r.frame(web, address("/digest", q, &[]))?;
     let choices = [
