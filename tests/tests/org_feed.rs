@@ -3,7 +3,8 @@
 //! in both teams' feeds (text, `--json`, the web's feed) as a note of the organisation's, by
 //! the steward, counting for nothing; nobody reacts to it, edits or retracts it; a rebuild of
 //! the index keeps it. The digest (text and `--json`) and the web's team page list the
-//! non-negotiables with the team's own how; a team of no organisation shows none.
+//! non-negotiables with the team's own how; a team detached keeps the notes it was shown; a
+//! team of no organisation shows none.
 
 use cairn_e2e::browser::Web;
 use cairn_e2e::http::{connect, exchange};
@@ -195,6 +196,13 @@ fn a_stewards_change_shows_in_every_teams_feed_and_the_non_negotiables_in_its_di
     );
     let digest = cy.run(&["digest", "--json"]).json();
     assert_eq!(digest["org"]["non_negotiables"], serde_json::json!([]));
+
+    // Detached, the team keeps the notes it was shown; the digest lists nothing more.
+    server.admin(&["team", "detach", "Mobile"]).ok();
+    cy.run(&["sync"]).ok();
+    assert_eq!(org_items(&cy).len(), 2, "what was given stays");
+    let digest = cy.run(&["digest", "--json"]).json();
+    assert!(digest.get("org").is_none(), "{digest}");
 
     // A team of no organisation shows none of it.
     let digest = bo.run(&["digest", "--json"]).json();
