@@ -93,6 +93,20 @@ fn a_member_thanks_someone_of_another_team_and_both_feeds_show_it() {
         h.run(&["sync"]).ok();
     }
 
+    // The shell offers the organisation's people, as Cy's last sync heard them.
+    let script = format!(
+        "source <('{}' completions bash)\nCOMP_WORDS=(cairn kudos '@a')\nCOMP_CWORD=2\n\
+         COMP_TYPE=9\n_clap_complete_cairn cairn '@a' x\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        cairn_e2e::cairn_bin().display()
+    );
+    let offered = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("CAIRN_HOME", cy.path())
+        .output()
+        .expect("bash runs");
+    let offered = String::from_utf8_lossy(&offered.stdout).into_owned();
+    assert!(offered.lines().any(|l| l == "@ana@platform"), "{offered}");
+
     // Cy thanks Ana of Platform; the organisation's people came with his sync.
     let given = cy
         .run(&[

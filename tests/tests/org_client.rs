@@ -177,7 +177,8 @@ fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() 
     add_non_negotiable(&ben, &org, "Ben", "Ship daily", AT_MS + 2);
     let run = ben.run(&["sync"]);
     assert!(
-        run.stderr.contains("refused your changes to the organisation")
+        run.stderr
+            .contains("refused your changes to the organisation")
             && !run.stderr.contains("stopped"),
         "{}",
         run.stderr

@@ -30,8 +30,13 @@ fn one_team_shares_its_week_the_other_nothing_and_the_steward_sees_exactly_that(
     for h in [&mut ana, &mut ben, &mut cy] {
         on(h, "2026-11-24");
     }
-    ana.run(&["log", "Paired with Ben on the flaky test", "--pillar", "trust"])
-        .ok();
+    ana.run(&[
+        "log",
+        "Paired with Ben on the flaky test",
+        "--pillar",
+        "trust",
+    ])
+    .ok();
     ben.run(&["kudos", "@ana", "Calm incident call"]).ok();
     cy.run(&["log", "Wrote the onboarding page"]).ok();
     // Platform chooses to share; Mobile says nothing, so shares nothing.
@@ -39,7 +44,9 @@ fn one_team_shares_its_week_the_other_nothing_and_the_steward_sees_exactly_that(
     assert_eq!(said["share"], "weekly", "{said}");
     let said = cy.run(&["team", "share"]).ok();
     assert!(said.contains("shares nothing with Acme"), "{said}");
-    let err = Home::team("Solo", &[]).run(&["team", "share", "weekly"]).fails();
+    let err = Home::team("Solo", &[])
+        .run(&["team", "share", "weekly"])
+        .fails();
     assert!(err.contains("belongs to no organisation"), "{err}");
 
     // The next week, everyone syncs: Platform's members write its figures of W48.
@@ -53,7 +60,11 @@ fn one_team_shares_its_week_the_other_nothing_and_the_steward_sees_exactly_that(
     assert_eq!(f["week"], "2026-W48", "{view}");
     let teams = f["teams"].as_array().unwrap();
     let names: Vec<&str> = teams.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Mobile", "Platform"], "sorted by name, never ranked");
+    assert_eq!(
+        names,
+        ["Mobile", "Platform"],
+        "sorted by name, never ranked"
+    );
     assert_eq!(teams[0]["share"], "nothing", "{view}");
     assert!(teams[0]["shared"].is_null(), "{view}");
     let w = &teams[1]["shared"];
@@ -87,7 +98,9 @@ fn one_team_shares_its_week_the_other_nothing_and_the_steward_sees_exactly_that(
     let view = ana.run(&["org", "figures", "--json"]).json();
     let teams = view["figures"]["teams"].as_array().unwrap();
     assert!(
-        teams.iter().all(|t| t["shared"].is_null() && t["share"] == "nothing"),
+        teams
+            .iter()
+            .all(|t| t["shared"].is_null() && t["share"] == "nothing"),
         "{view}"
     );
     let shown = ana.run(&["org", "figures"]).ok();

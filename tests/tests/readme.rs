@@ -318,3 +318,175 @@ fn the_tour_works_word_for_word_on_any_day() {
         assert_eq!(late["date"], friday, "on {day}");
     }
 }
+
+#[test]
+fn the_organisation_section_works_word_for_word() {
+    let lines = block("## An organisation of teams");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.sqlite3");
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut known: HashMap<&str, String> = HashMap::new();
+    let mut homes: HashMap<String, Home> = HashMap::new();
+    let mut who: Option<String> = None;
+    // The section's first week, then "a week later".
+    let mut day = "2026-11-24";
+    let mut server: Option<Background> = None;
+    let mut ran = 0;
+    for line in &lines {
+        // "# on Ana's machine", "# a week later, on Cy's machine": whose home runs what follows.
+        if let Some(comment) = line.trim().strip_prefix("# ") {
+            if comment.starts_with("a week later") {
+                day = "2026-12-02";
+                for h in homes.values_mut() {
+                    h.day = Some(day.to_owned());
+                }
+            }
+            let name = comment
+                .split_once("on ")
+                .and_then(|(_, rest)| rest.split_once("'s machine"))
+                .map(|(name, _)| name.to_owned())
+                .expect("a comment line names whose machine");
+            who = Some(name);
+            continue;
+        }
+        let code = code(line);
+        if code.is_empty() {
+            continue;
+        }
+        let fill = |w: &str, known: &HashMap<&str, String>| -> String {
+            let mut w = w
+                .replace("/var/lib/cairn/server.sqlite3", &db.to_string_lossy())
+                .replace("127.0.0.1:7878", "127.0.0.1:0");
+            if let Some(url) = known.get("URL") {
+                w = w.replace("https://cairn.example.org", url);
+            }
+            for key in ["PLATFORM_FOUNDER_CODE", "MOBILE_FOUNDER_CODE", "NN_ID"] {
+                if let Some(v) = known.get(key) {
+                    w = w.replace(key, v);
+                }
+            }
+            w
+        };
+        if let Some(rest) = code.strip_prefix("export ") {
+            let (k, v) = rest.split_once('=').expect("export NAME=VALUE");
+            env.push((k.to_owned(), fill(v, &known)));
+            continue;
+        }
+        let background = code.ends_with('&');
+        let argv: Vec<String> = shell_words(code.trim_end_matches('&'))
+            .iter()
+            .map(|w| fill(w, &known))
+            .collect();
+        assert!(
+            argv.iter().all(|w| !w.ends_with("_CODE") && w != "NN_ID"),
+            "a placeholder is left in `{line}`: {argv:?}"
+        );
+        ran += 1;
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        match argv[0].as_str() {
+            "cairn-server" => {
+                let mut c = Command::new(bin("cairn-server"));
+                c.args(&args).env_remove("CAIRN_SERVER_DB");
+                for (k, v) in &env {
+                    c.env(k, v);
+                }
+                if background {
+                    let mut child = c
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("cairn-server starts");
+                    let mut first = String::new();
+                    BufReader::new(child.stdout.take().unwrap())
+                        .read_line(&mut first)
+                        .unwrap();
+                    let url = first.split_whitespace().last().unwrap_or_default();
+                    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+                    known.insert("URL", url.to_owned());
+                    server = Some(Background(child));
+                    continue;
+                }
+                let run = output(c);
+                assert_eq!(run.code, 0, "`{line}` failed: {}", run.stderr);
+                if let (Some("team"), Some("create"), Some(name)) =
+                    (args.first().copied(), args.get(1).copied(), args.get(2))
+                {
+                    // The founder's line, whole, with the public address.
+                    let join = format!("cairn join {} --invite ", known["URL"]);
+                    let code = run
+                        .stderr
+                        .split_once(&join)
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .unwrap_or_else(|| panic!("the founder's line: {}", run.stderr))
+                        .to_owned();
+                    let key = if *name == "Platform" {
+                        "PLATFORM_FOUNDER_CODE"
+                    } else {
+                        "MOBILE_FOUNDER_CODE"
+                    };
+                    known.insert(key, code);
+                }
+            }
+            "cairn" => {
+                let name = who.clone().expect("a machine is named before `cairn` runs");
+                let home = homes.entry(name.clone()).or_insert_with(|| {
+                    let mut h = Home::new();
+                    h.day = Some(day.to_owned());
+                    h
+                });
+                let run = home.run(&args);
+                assert_eq!(
+                    run.code, 0,
+                    "`{line}` failed for {name}: {}{}",
+                    run.stderr, run.stdout
+                );
+                match args[..] {
+                    ["org", "add", ..] => {
+                        let id = run.stdout.split_whitespace().last().expect("its id");
+                        known.insert("NN_ID", id.to_owned());
+                    }
+                    ["org", "figures", ..] => {
+                        assert!(run.stdout.contains("Mobile"), "{}", run.stdout);
+                        assert!(
+                            run.stdout.contains("1 of 1 member active"),
+                            "{}",
+                            run.stdout
+                        );
+                        assert!(
+                            run.stdout.contains("Platform  shares nothing"),
+                            "{}",
+                            run.stdout
+                        );
+                    }
+                    ["feed"] => {
+                        assert!(run.stdout.contains("@cy@mobile"), "{}", run.stdout);
+                        assert!(
+                            run.stdout.contains("We greet every newcomer"),
+                            "{}",
+                            run.stdout
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            other => {
+                panic!("the organisation section runs `{other}`, which this test does not know")
+            }
+        }
+    }
+    assert!(server.is_some(), "the section starts a server");
+    assert!(ran >= 18, "only {ran} commands ran");
+    // Mobile's how is Mobile's: Ana's team shows none; Cy's shows it.
+    let cy = &homes["Cy"];
+    let team = cy.run(&["team", "--json"]).json();
+    assert_eq!(
+        team["org"]["non_negotiables"][0]["practice"], "a buddy for the first week",
+        "{team}"
+    );
+    let ana = &homes["Ana"];
+    let team = ana.run(&["team", "--json"]).json();
+    assert!(
+        team["org"]["non_negotiables"][0]["practice"].is_null(),
+        "{team}"
+    );
+}

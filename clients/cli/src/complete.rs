@@ -56,19 +56,44 @@ fn team() -> Option<cairn_core::TeamState> {
     replica()?.team().ok()
 }
 
-/// `@handle` of every member, with their name beside it.
+/// `@handle` of every member, with their name beside it; in a team of an organisation, then
+/// `@handle@team` of everyone of its other teams (kudos across teams), as this home last heard
+/// them.
 pub fn handles() -> ArgValueCandidates {
     ArgValueCandidates::new(|| {
-        let Some(team) = team() else {
+        let Some(replica) = replica() else {
             return Vec::new();
         };
-        team.members
+        let Ok(team) = replica.team() else {
+            return Vec::new();
+        };
+        let mut out: Vec<CompletionCandidate> = team
+            .members
             .iter()
             .map(|m| {
                 CompletionCandidate::new(shown(&format!("@{}", m.handle)))
                     .help(Some(shown(&m.name).into()))
             })
-            .collect()
+            .collect();
+        let team_id = replica.team_id().unwrap_or_default();
+        let org = home().and_then(|h| cairn_client::sync::org::org(&replica, &h).ok().flatten());
+        if let Some(org) = org.filter(|o| o.path.exists())
+            && let Ok(org) = org.open()
+            && let Ok(people) = cairn_client::across::people(&org)
+        {
+            for t in people.people.teams.iter().filter(|t| t.id != team_id) {
+                for p in &t.people {
+                    let label =
+                        cairn_core::across::Person::new(&t.id, &p.member, &p.handle, &t.name)
+                            .label();
+                    out.push(
+                        CompletionCandidate::new(shown(&label))
+                            .help(Some(shown(&format!("{} ({})", p.name, t.name)).into())),
+                    );
+                }
+            }
+        }
+        out
     })
 }
 

@@ -273,9 +273,18 @@ fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `@handle` of a member; someone of another team as a kudos across teams names them
+/// (`@cy@mobile`, which no member id can be).
+fn at(team: &TeamState, id: &str) -> String {
+    if id.starts_with('@') {
+        return id.to_owned();
+    }
+    format!("@{}", team.handle_of(id))
+}
+
 fn handles(team: &TeamState, ids: &[String]) -> String {
     ids.iter()
-        .map(|m| format!("@{}", team.handle_of(m)))
+        .map(|m| at(team, m))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -283,11 +292,7 @@ fn handles(team: &TeamState, ids: &[String]) -> String {
 fn quote_line(team: &TeamState, q: &Quote) -> String {
     // One line, whatever the text holds: a new line would break a list.
     let text = q.text.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!(
-        "@{} → {}: “{text}”",
-        team.handle_of(&q.from),
-        handles(team, &q.to),
-    )
+    format!("{} → {}: “{text}”", at(team, &q.from), handles(team, &q.to))
 }
 
 impl DigestView {

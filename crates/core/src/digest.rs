@@ -131,7 +131,12 @@ pub fn digest(
             quote: thanks.first().map(|e| quote(e)),
         }
     });
-    let active: HashSet<&str> = within.iter().map(|e| e.author.as_str()).collect();
+    // (Someone of another team who thanked a member, `@cy@mobile`, is no active member here.)
+    let active: HashSet<&str> = within
+        .iter()
+        .map(|e| e.author.as_str())
+        .filter(|a| !a.starts_with('@'))
+        .collect();
     Digest {
         start: start.to_string(),
         end: end.to_string(),

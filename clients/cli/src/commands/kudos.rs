@@ -34,8 +34,17 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     let mut replica = ctx.open()?;
     let words: Vec<String> = std::iter::once(args.who).chain(args.text).collect();
     let (who, text) = cairn_client::write::split_kudos_words(&words);
-    if who.iter().any(|h| h.trim_start_matches('@').contains('@')) {
-        return across(ctx, &mut replica, &who, &text, args.pillar.is_some());
+    let named: Vec<&str> = who
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    if named
+        .iter()
+        .any(|h| h.trim_start_matches('@').contains('@'))
+    {
+        return across(ctx, &mut replica, &named, &text, args.pillar.is_some());
     }
     let mut w = ctx.writer(&mut replica)?;
     let id = w.kudos(&who, &text, args.pillar)?;

@@ -361,7 +361,14 @@ fn figures(ctx: &mut Ctx, held: &Held, week: Option<&str>, digest: bool) -> Resu
         out.line("")?;
         out.line(format!(
             "  {}  {}",
-            paint(BOLD, format!("{} teams sharing", total.teams)),
+            paint(
+                BOLD,
+                if total.teams == 1 {
+                    "1 team sharing".to_owned()
+                } else {
+                    format!("{} teams sharing", total.teams)
+                }
+            ),
             week_line(&total.figures)
         ))?;
         if !total.figures.pillars.is_empty() {
@@ -401,10 +408,16 @@ fn figures(ctx: &mut Ctx, held: &Held, week: Option<&str>, digest: bool) -> Resu
 
 /// A week's figures on one line, in words.
 fn week_line(f: &cairn_core::WeekFigures) -> String {
+    let n = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
-        "{} of {} members active, {} active days, {} acts ({} kudos), {} recognitions within \
-         the team, {} across teams",
-        f.active, f.members, f.consistency, f.acts, f.kudos, f.reach_within, f.reach_across
+        "{} of {} active, {}, {} ({}), {} recognised within the team, {} across teams",
+        f.active,
+        n(f.members, "member", "members"),
+        n(f.consistency, "active day", "active days"),
+        n(f.acts, "act", "acts"),
+        n(f.kudos, "kudos", "kudos"),
+        n(f.reach_within, "member", "members"),
+        n(f.reach_across, "recognition", "recognitions"),
     )
 }
 

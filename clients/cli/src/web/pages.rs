@@ -153,7 +153,13 @@ fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
 fn who(team: &TeamState, id: &str) -> Markup {
     let handle = team.handle_of(id);
     let name = team.member(id).map_or(handle, |m| m.name.as_str());
-    html! { span.who title=(format!("@{handle}")) { (name) } }
+    // Someone of another team (`@cy@mobile`) is named by that label.
+    let title = if handle.starts_with('@') {
+        handle.to_owned()
+    } else {
+        format!("@{handle}")
+    };
+    html! { span.who title=(title) { (name) } }
 }
 
 fn hidden(web: &Web, back: &str) -> Markup {

@@ -250,10 +250,12 @@ pub fn sync(
     steps: &mut dyn FnMut(Step),
 ) -> Result<Outcome> {
     let mut state = state(team)?;
+    let asked = options.caps == super::Caps::ASKED;
     let due = match (state.checked_ms, &state.org) {
         (None, _) => true,
-        // (A clock set back asks again.)
-        (Some(at), Some(_)) => now_ms < at || now_ms - at >= AGAIN_MS,
+        // (A clock set back asks again; so does a sync its person asked for, which may follow
+        // the admin's naming a steward.)
+        (Some(at), Some(_)) => asked || now_ms < at || now_ms - at >= AGAIN_MS,
         (Some(at), None) => now_ms < at || now_ms - at >= DAY_MS,
     };
     let mut stopped_now = None;
@@ -302,7 +304,6 @@ pub fn sync(
     let mut replica = open_or_create(team, &at, &org.id)?;
     let org_client = client.for_org(&org.id);
     let team_id = team.team_id()?;
-    let asked = options.caps == super::Caps::ASKED;
     // What the team shares, written before the exchange so that it goes with it.
     if !options.pull_only {
         crate::shared::publish(team, &mut replica, &team_id, now_ms, asked)
