@@ -14,6 +14,9 @@ use cairn_core::{NewEvent, Stamp, journal, team};
 #[derive(Debug)]
 pub struct Seed {
     pub doc: String,
+    /// A document of an organisation's log: its own (`team`, the stewards'), a journal of kudos
+    /// across teams or a team's shared figures.
+    pub org: bool,
     /// The document's changes before this one, oldest first.
     pub before: Vec<Vec<u8>>,
     pub change: Vec<u8>,
@@ -76,6 +79,7 @@ fn build_seeds() -> Vec<Seed> {
     let concurrent = theirs[0].raw_bytes().to_vec();
     out.push(Seed {
         doc: TEAM_DOC.to_owned(),
+        org: false,
         before: doc
             .get_changes(&[])
             .iter()
@@ -123,7 +127,105 @@ fn build_seeds() -> Vec<Seed> {
     record(&mut out, &journal_id, &mut j, &|d| {
         journal::retract(d, "m-ana", &k, at + 20).unwrap();
     });
+    org_seeds(&mut out, &state, at);
     out
+}
+
+/// The organisation's documents: its own (a steward starts it, adds, rewords and retires a
+/// non-negotiable), a member's journal of kudos across teams (given, taken back) and a team's
+/// shared figures (a week shared, then taken back).
+fn org_seeds(out: &mut Vec<Seed>, state: &cairn_core::TeamState, at: i64) {
+    use cairn_core::{across, figures, org};
+    let first = out.len();
+    let mut o = Automerge::new().with_actor(ActorId::from([3u8; 16]));
+    record(out, TEAM_DOC, &mut o, &|d| {
+        org::init(d, "Acme", at).unwrap()
+    });
+    record(out, TEAM_DOC, &mut o, &|d| {
+        let s = org::read(d).unwrap();
+        org::add_commitment(
+            d,
+            &s,
+            "We greet every newcomer",
+            "nobody is a stranger",
+            "@ana@otters",
+            at + 1,
+        )
+        .unwrap();
+    });
+    let id = org::read(&o).unwrap().commitments[0].id.clone();
+    record(out, TEAM_DOC, &mut o, &|d| {
+        let s = org::read(d).unwrap();
+        org::edit_commitment(
+            d,
+            &s,
+            &id,
+            Some("We greet every newcomer by name"),
+            None,
+            "@ana@otters",
+            at + 2,
+        )
+        .unwrap();
+    });
+    record(out, TEAM_DOC, &mut o, &|d| {
+        let s = org::read(d).unwrap();
+        org::retire_commitment(d, &s, &id, "@ana@otters", at + 3).unwrap();
+    });
+    let ana = across::Person::new("t0tt", "m-ana", "ana", "Otters");
+    let ben = across::Person::new("t1pf", "m-ben", "ben", "Platform");
+    let x_id = cairn_core::ids::across_doc("t0tt", "m-ana", &cairn_core::ids::month_of(at));
+    let mut x = Automerge::new().with_actor(ActorId::from([4u8; 16]));
+    let stamp = Stamp {
+        at_ms: at,
+        tz: "Europe/Paris".into(),
+        date: "2026-11-23".into(),
+        late: false,
+    };
+    let given = EventId::new(at, [9; 5]);
+    record(out, &x_id, &mut x, &|d| {
+        across::add(
+            d,
+            &x_id,
+            &ana,
+            std::slice::from_ref(&ben),
+            &given,
+            &stamp,
+            "Thanks for the pairing",
+            Some(&id),
+        )
+        .unwrap();
+    });
+    record(out, &x_id, &mut x, &|d| {
+        across::retract(d, &given, at + 5).unwrap()
+    });
+    let s_id = cairn_core::ids::shared_doc("t0tt");
+    let monday = figures::closed_weeks("2026-11-30".parse().unwrap(), 1)[0];
+    let acts = [cairn_core::goals::Act {
+        author: "m-ana".into(),
+        date: "2026-11-24".parse().unwrap(),
+        kind: cairn_core::Kind::Kudos,
+        pillar: Some("trust".into()),
+        to: vec!["m-ben".into()],
+    }];
+    let week = figures::compute(state, &acts, &[], &[], monday);
+    let mut f = Automerge::new().with_actor(ActorId::from([6u8; 16]));
+    record(out, &s_id, &mut f, &|d| {
+        figures::write(
+            d,
+            "t0tt",
+            "Otters",
+            cairn_core::Share::Weekly,
+            std::slice::from_ref(&week),
+            at,
+        )
+        .unwrap();
+    });
+    record(out, &s_id, &mut f, &|d| {
+        figures::write(d, "t0tt", "Otters", cairn_core::Share::Nothing, &[], at + 1).unwrap();
+    });
+    for seed in &mut out[first..] {
+        seed.org = true;
+    }
 }
 
 /// Runs `f` on `doc` and keeps each change it made as a seed.
@@ -138,6 +240,7 @@ fn record(out: &mut Vec<Seed>, doc_id: &str, doc: &mut Automerge, f: &dyn Fn(&mu
     for c in doc.get_changes(&heads) {
         out.push(Seed {
             doc: doc_id.to_owned(),
+            org: false,
             before: before.clone(),
             change: c.raw_bytes().to_vec(),
         });
@@ -273,14 +376,45 @@ pub fn server_validation(seed: &Seed, bytes: &[u8]) -> bool {
     };
     assert_eq!(shape.ops, c.len() as u64, "inspection and decoding agree");
     let mut doc = before(seed);
+    let prior = before(seed);
     let hash = c.hash();
     if change::apply(&mut doc, vec![c]).is_err() {
         return false;
     }
     let _ = hash;
+    // An organisation's log checks each document by its rules, as the server does.
+    if seed.org {
+        use cairn_core::{across, figures, ids, org};
+        let kept = if ids::across_owner(&seed.doc).is_some() {
+            let (b, a) = (
+                across::read(&seed.doc, &prior),
+                across::read(&seed.doc, &doc),
+            );
+            across::check_change(
+                &seed.doc,
+                &b.unwrap_or_default(),
+                &a.unwrap_or_default(),
+                |_, _| true,
+            )
+            .is_ok()
+        } else if let Some(team) = ids::shared_owner(&seed.doc) {
+            let (b, a) = (figures::read(&prior), figures::read(&doc));
+            figures::check_change(team, &b.unwrap_or_default(), &a.unwrap_or_default()).is_ok()
+        } else {
+            let (b, a) = (org::read(&prior), org::read(&doc));
+            org::check_change(&b.unwrap_or_default(), &a.unwrap_or_default()).is_ok()
+        };
+        if !kept {
+            return false;
+        }
+    }
     // Taken: every replica reads it, saves and loads it.
     if seed.doc == TEAM_DOC {
         let _ = team::read(&doc);
+        let _ = cairn_core::org::read(&doc);
+    } else if seed.org {
+        let _ = cairn_core::across::read(&seed.doc, &doc);
+        let _ = cairn_core::figures::read(&doc);
     } else {
         let _ = journal::read(&doc);
     }
@@ -415,6 +549,8 @@ pub fn replica_apply(dir: &std::path::Path, n: u64, seed: &Seed, bytes: &[u8], t
 #[derive(Debug)]
 pub struct DocSeed {
     pub doc: String,
+    /// A document of an organisation's log (see [`Seed::org`]).
+    pub org: bool,
     pub bytes: Vec<u8>,
 }
 
@@ -425,22 +561,32 @@ pub fn doc_seeds() -> &'static [DocSeed] {
     static SEEDS: OnceLock<Vec<DocSeed>> = OnceLock::new();
     SEEDS.get_or_init(|| {
         let mut docs: Vec<(String, Automerge)> = Vec::new();
+        let mut orgs: Vec<bool> = Vec::new();
         for seed in seeds() {
             let mut doc = before(seed);
             doc.load_incremental(&seed.change).expect("a seed loads");
-            match docs.iter_mut().find(|(id, _)| *id == seed.doc) {
-                Some((_, d)) => *d = doc,
-                None => docs.push((seed.doc.clone(), doc)),
+            match docs
+                .iter_mut()
+                .zip(&orgs)
+                .find(|((id, _), org)| *id == seed.doc && **org == seed.org)
+            {
+                Some(((_, d), _)) => *d = doc,
+                None => {
+                    docs.push((seed.doc.clone(), doc));
+                    orgs.push(seed.org);
+                }
             }
         }
         let mut out = Vec::new();
-        for (id, doc) in &docs {
+        for ((id, doc), org) in docs.iter().zip(&orgs) {
             out.push(DocSeed {
                 doc: id.clone(),
+                org: *org,
                 bytes: doc.save(),
             });
             out.push(DocSeed {
                 doc: id.clone(),
+                org: *org,
                 bytes: doc.save_nocompress(),
             });
         }
@@ -483,12 +629,14 @@ pub fn doc_seeds() -> &'static [DocSeed] {
         );
         out.push(DocSeed {
             doc: journal_id.clone(),
+            org: false,
             bytes: saved,
         });
         let mut then = long.fork_at(&heads).expect("a fork").save();
         then.extend(long.save_after(&heads));
         out.push(DocSeed {
             doc: journal_id,
+            org: false,
             bytes: then,
         });
         out
@@ -587,10 +735,11 @@ pub fn replica_apply_doc(dir: &std::path::Path, seed: &DocSeed, bytes: &[u8], he
         token: "t".into(),
     };
     let mut replica = Replica::create_joined(&path, "team", "m-ben", &remote).expect("a replica");
-    // The team first, as every page of a catch-up would have brought it.
+    // The team first, as every page of a catch-up would have brought it (an organisation's
+    // replica holds the organisation's document where a team's holds the team's).
     let team: Vec<Incoming> = seeds()
         .iter()
-        .filter(|s| s.doc == TEAM_DOC)
+        .filter(|s| s.doc == TEAM_DOC && s.org == seed.org)
         .map(|s| Incoming {
             doc: s.doc.clone(),
             change: s.change.clone(),
@@ -629,7 +778,8 @@ pub fn replica_apply_doc(dir: &std::path::Path, seed: &DocSeed, bytes: &[u8], he
     replica
         .feed(&cairn_core::feed::FeedQuery::default())
         .expect("the feed reads");
-    assert_eq!(replica.team().expect("the team reads").name, "Otters");
+    let name = if seed.org { "Acme" } else { "Otters" };
+    assert_eq!(replica.team().expect("the team reads").name, name);
 }
 
 /// A replica holding the seeds' documents and an event of its member's not yet sent, made on
@@ -647,6 +797,7 @@ pub fn replica_withdraw(dir: &std::path::Path, doc_of: usize, named: &[usize], j
     let mut replica = Replica::create_joined(&path, "team", "m-ana", &remote).expect("a replica");
     let all: Vec<Incoming> = seeds()
         .iter()
+        .filter(|s| !s.org)
         .map(|s| Incoming {
             doc: s.doc.clone(),
             change: s.change.clone(),
