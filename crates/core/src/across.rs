@@ -139,6 +139,7 @@ impl Crossing {
             emoji: None,
             retracted: self.retracted_ms.is_some(),
             edited_ms: None,
+            honours: self.honours.clone(),
         })
     }
 }

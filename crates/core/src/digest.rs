@@ -46,6 +46,10 @@ pub struct Digest {
     pub new_badges: Vec<Badge>,
     pub spotlight: Option<Spotlight>,
     pub commitments: Vec<String>,
+    /// The team's acts of the period that honoured each of the organisation's non-negotiables,
+    /// by its id: the team's, never a number about one member. An act of someone of another
+    /// team (a recognition across teams they gave) is their team's, not counted here.
+    pub honoured: BTreeMap<String, u32>,
 }
 
 /// The digest of `start..=end`. `events` are the period's events (any order); `acts` all the
@@ -132,6 +136,14 @@ pub fn digest(
         }
     });
     // (Someone of another team who thanked a member, `@cy@mobile`, is no active member here.)
+    let mut honoured: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &within {
+        if let Some(h) = &e.honours
+            && !e.author.starts_with('@')
+        {
+            *honoured.entry(h.clone()).or_default() += 1;
+        }
+    }
     let active: HashSet<&str> = within
         .iter()
         .map(|e| e.author.as_str())
@@ -150,6 +162,7 @@ pub fn digest(
         new_badges,
         spotlight,
         commitments: team.commitments.iter().map(|c| c.text.clone()).collect(),
+        honoured,
     }
 }
 
@@ -177,6 +190,7 @@ mod tests {
             emoji: None,
             retracted: false,
             edited_ms: None,
+            honours: None,
         }
     }
 
@@ -233,6 +247,40 @@ mod tests {
         assert_eq!(d.spotlight.unwrap().member, "bo");
         let d = digest(&team, &events, &acts, start, end, end, 5, &Rules::default());
         assert_eq!(d.spotlight.unwrap().member, "cy");
+    }
+
+    #[test]
+    fn acts_honouring_a_non_negotiable_are_counted_per_non_negotiable() {
+        let team = TeamState {
+            name: "Otters".into(),
+            tz: "UTC".into(),
+            ..TeamState::default()
+        };
+        let honouring = |e: Event, id: &str| Event {
+            honours: Some(id.into()),
+            ..e
+        };
+        let mut retracted = honouring(ev(3, "ana", "2026-11-18", Kind::Action, &[], "x"), "nn1");
+        retracted.retracted = true;
+        let events = vec![
+            honouring(ev(1, "ana", "2026-11-16", Kind::Action, &[], "x"), "nn1"),
+            honouring(ev(2, "bo", "2026-11-17", Kind::Kudos, &["ana"], "x"), "nn1"),
+            retracted,
+            honouring(ev(4, "cy", "2026-11-09", Kind::Action, &[], "x"), "nn1"),
+            honouring(ev(5, "cy", "2026-11-19", Kind::Action, &[], "x"), "nn2"),
+            // Given from another team: theirs to count.
+            honouring(
+                ev(6, "@di@mobile", "2026-11-19", Kind::Kudos, &["cy"], "x"),
+                "nn2",
+            ),
+            ev(7, "cy", "2026-11-20", Kind::Action, &[], "x"),
+        ];
+        let (start, end) = (date(2026, 11, 16), date(2026, 11, 22));
+        let d = digest(&team, &events, &[], start, end, end, 0, &Rules::default());
+        assert_eq!(
+            d.honoured,
+            BTreeMap::from([("nn1".to_owned(), 2), ("nn2".to_owned(), 1)])
+        );
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub struct Event {
     pub emoji: Option<String>,
     pub retracted: bool,
     pub edited_ms: Option<i64>,
+    /// The id of the organisation's non-negotiable an act honours, if its author named one.
+    /// Kept in the event's map as a field older readers skip (see [`crate::journal`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub honours: Option<String>,
 }
 
 impl Event {
@@ -105,6 +109,8 @@ pub struct NewEvent {
     pub to: Vec<String>,
     pub target: Option<EventId>,
     pub emoji: Option<String>,
+    /// The organisation's non-negotiable an act honours (its id): see [`NewEvent::honouring`].
+    pub honours: Option<String>,
 }
 
 impl NewEvent {
@@ -118,6 +124,7 @@ impl NewEvent {
             to: Vec::new(),
             target: None,
             emoji: None,
+            honours: None,
         }
     }
 
@@ -131,6 +138,7 @@ impl NewEvent {
             to,
             target: None,
             emoji: None,
+            honours: None,
         }
     }
 
@@ -144,6 +152,7 @@ impl NewEvent {
             to: Vec::new(),
             target: None,
             emoji: None,
+            honours: None,
         }
     }
 
@@ -157,7 +166,16 @@ impl NewEvent {
             to: Vec::new(),
             target: Some(target),
             emoji: Some(emoji.to_owned()),
+            honours: None,
         }
+    }
+
+    /// The same act, naming the organisation's non-negotiable `id` it honours (an id as the
+    /// organisation's document holds it; which ones are in force is the writer's to check,
+    /// since the team's journal knows nothing of the organisation).
+    pub fn honouring(mut self, id: Option<String>) -> Self {
+        self.honours = id;
+        self
     }
 
     /// Checks the event against the team and its author; returns it with its texts trimmed and
@@ -207,6 +225,15 @@ impl NewEvent {
                 }
             }
         }
+        if !self.kind.is_act() {
+            // Only an act honours anything.
+            self.honours = None;
+        }
+        if let Some(h) = &self.honours
+            && !is_honours_id(h)
+        {
+            return Err(Error::Malformed(format!("`{h}` is no non-negotiable's id")));
+        }
         Ok(self)
     }
 }
@@ -240,6 +267,12 @@ impl Edit {
         }
         Ok(self)
     }
+}
+
+/// Whether `id` can be the id of an organisation's non-negotiable an act honours: id text, at
+/// most 32 characters (as a recognition across teams holds it, [`crate::across`]).
+pub fn is_honours_id(id: &str) -> bool {
+    crate::ids::is_id_text(id) && id.len() <= 32
 }
 
 /// Trims `text` and checks it is neither empty nor longer than `max` characters.

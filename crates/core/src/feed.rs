@@ -181,6 +181,7 @@ mod tests {
             emoji: None,
             retracted: false,
             edited_ms: None,
+            honours: None,
         }
     }
 

@@ -3,6 +3,11 @@
 //! Each event is a map at the root keyed by its id. Its creator makes the map once; edits and
 //! retractions are plain field writes into it, so concurrent ones from two devices merge like any
 //! other field.
+//!
+//! A reader takes the fields it knows and skips the others (a scalar or an object under a key
+//! it does not know), so a later version may add fields to an event: `honours` (the id of the
+//! organisation's non-negotiable an act honours) came so, and an older cairn reads such an
+//! event as it always did, without it.
 
 use automerge::{
     Automerge, ObjId, ObjType, ROOT, ReadDoc, ScalarValueRef, ValueRef, transaction::Transactable,
@@ -57,6 +62,9 @@ pub fn add(
         }
         if let Some(em) = &e.emoji {
             tx.put(&o, "emoji", em.as_str())?;
+        }
+        if let Some(h) = &e.honours {
+            tx.put(&o, "honours", h.as_str())?;
         }
         Ok(())
     })
@@ -329,6 +337,7 @@ impl Fields {
                 emoji: None,
                 retracted: false,
                 edited_ms: None,
+                honours: None,
             },
             kind: None,
             author: None,
@@ -366,6 +375,9 @@ impl Fields {
             "why" => e.why = text(),
             "target" => e.target = text().and_then(|t| EventId::parse(&t)),
             "emoji" => e.emoji = text().map(one_line),
+            // Something else there (only a faulty peer writes that) honours nothing; the act
+            // still counts.
+            "honours" => e.honours = text().filter(|h| crate::event::is_honours_id(h)),
             "retracted" => {
                 e.retracted = flag();
                 self.retracted_op = Some(op());
@@ -399,6 +411,9 @@ impl Fields {
             .author
             .ok_or_else(|| Error::Malformed("missing `author`".into()))?;
         e.to = self.to;
+        if !e.kind.is_act() {
+            e.honours = None;
+        }
         Ok(e)
     }
 }
@@ -458,6 +473,53 @@ mod tests {
             date: "2026-11-23".into(),
             late: false,
         }
+    }
+
+    #[test]
+    fn an_act_names_the_non_negotiable_it_honours_and_readers_skip_what_they_do_not_know() {
+        let (mut doc, team) = setup();
+        let at = 1_795_474_740_000;
+        let id = EventId::new(at, [4; 5]);
+        let new = NewEvent::action("greeted Cy", None, None).honouring(Some("nn0greet".into()));
+        add(&mut doc, &team, "ana", &id, &stamp(at), &new).unwrap();
+        // Kept inside the event's map, as one more scalar field.
+        let (_, obj) = doc.get(ROOT, id.as_str()).unwrap().unwrap();
+        assert_eq!(
+            doc.get(&obj, "honours").unwrap().unwrap().0.as_str(),
+            Some("nn0greet")
+        );
+        let e = get_own("j/ana/2026-11", &doc, &id).unwrap();
+        assert_eq!(e.honours.as_deref(), Some("nn0greet"));
+        assert_eq!(read_own("j/ana/2026-11", &doc).unwrap(), [e.clone()]);
+        // A reader that does not know a field (as an older cairn does not know `honours`)
+        // reads the event all the same: every way of reading skips fields it does not know,
+        // scalars and objects alike, and the event stays in the feed.
+        doc.transact::<_, _, Error>(|tx| {
+            tx.put(&obj, "later", "something new")?;
+            let o = tx.put_object(&obj, "later_map", ObjType::Map)?;
+            tx.put(&o, "x", 1)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(read_in_one_pass(&doc).unwrap(), [e.clone()]);
+        assert_eq!(read_by_events(&doc).unwrap(), [e.clone()]);
+        assert_eq!(read_event(&doc, &id, &obj).unwrap(), e);
+        // Only an act honours something; an id no organisation could have is refused, and
+        // one a faulty peer wrote reads as none.
+        let r = NewEvent::reaction(id.clone(), "🎉").honouring(Some("nn0greet".into()));
+        assert_eq!(r.validate(&team, "ben").unwrap().honours, None);
+        let bad = NewEvent::action("x", None, None).honouring(Some("Not An Id".into()));
+        assert!(matches!(
+            bad.validate(&team, "ana"),
+            Err(Error::Malformed(_))
+        ));
+        doc.transact::<_, _, Error>(|tx| {
+            tx.put(&obj, "honours", "Not An Id")?;
+            Ok(())
+        })
+        .unwrap();
+        let read = read(&doc).unwrap();
+        assert_eq!((read.len(), read[0].honours.as_ref()), (1, None));
     }
 
     #[test]

@@ -161,6 +161,7 @@ impl OrgNote {
             emoji: None,
             retracted: false,
             edited_ms: None,
+            honours: None,
         }
     }
 }

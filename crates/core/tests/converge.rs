@@ -327,6 +327,7 @@ fn expected_event(id: &EventId, author: &str, stamp: &Stamp, new: NewEvent) -> E
         emoji: new.emoji,
         retracted: false,
         edited_ms: None,
+        honours: new.honours,
     }
 }
 

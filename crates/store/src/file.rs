@@ -235,8 +235,10 @@ impl Replica {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         }
-        // Schema 4 keys events by id and author: the whole index is made again.
-        if (1..4).contains(&version) {
+        // Schema 4 keys events by id and author, schema 12 the non-negotiable an act honours
+        // (which an older cairn's index left out of the acts newer ones wrote): the whole
+        // index is made again.
+        if (1..12).contains(&version) {
             reindex_all(&tx)?;
         }
         // Schemas 3, 5, 8 and 11 index more of the team document (rules and challenges;

@@ -10,7 +10,7 @@ use crate::outside::OUTSIDE_ROW;
 use crate::{Error, Result};
 
 const EVENT_COLUMNS: &str = "id, kind, author, at_ms, tz, date, late, pillar, text, why, target, \
-                             emoji, retracted, edited_ms";
+                             emoji, retracted, edited_ms, honours";
 
 pub(crate) fn team(conn: &Connection) -> Result<TeamState> {
     let meta = |key: &str| -> Result<String> {
@@ -423,6 +423,7 @@ macro_rules! event_params {
             $e.emoji,
             $e.retracted,
             $e.edited_ms,
+            $e.honours,
         ]
     };
 }
@@ -434,8 +435,8 @@ fn insert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result<()> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
-             text, why, target, emoji, retracted, edited_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             text, why, target, emoji, retracted, edited_ms, honours)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (id, author) DO NOTHING",
         )?
         .execute(event_params!(doc_id, e))?;
@@ -464,14 +465,14 @@ pub(crate) fn upsert_event(conn: &Connection, doc_id: &str, e: &Event) -> Result
     let written = conn
         .prepare_cached(
             "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
-             text, why, target, emoji, retracted, edited_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             text, why, target, emoji, retracted, edited_ms, honours)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (id, author) DO UPDATE SET tag = excluded.tag, doc = excluded.doc,
              kind = excluded.kind, at_ms = excluded.at_ms,
              tz = excluded.tz, date = excluded.date, late = excluded.late,
              pillar = excluded.pillar, text = excluded.text, why = excluded.why,
              target = excluded.target, emoji = excluded.emoji, retracted = excluded.retracted,
-             edited_ms = excluded.edited_ms
+             edited_ms = excluded.edited_ms, honours = excluded.honours
          WHERE excluded.doc <= events.doc",
         )?
         .execute(event_params!(doc_id, e))?;
@@ -490,13 +491,14 @@ pub(crate) fn upsert_outside(conn: &Connection, doc: &str, e: &Event) -> Result<
     let written = conn
         .prepare_cached(
             "INSERT INTO events (id, tag, doc, kind, author, at_ms, tz, date, late, pillar,
-             text, why, target, emoji, retracted, edited_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             text, why, target, emoji, retracted, edited_ms, honours)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (id, author) DO UPDATE SET tag = excluded.tag, kind = excluded.kind,
              at_ms = excluded.at_ms, tz = excluded.tz, date = excluded.date,
              late = excluded.late, pillar = excluded.pillar, text = excluded.text,
              why = excluded.why, target = excluded.target, emoji = excluded.emoji,
-             retracted = excluded.retracted, edited_ms = excluded.edited_ms
+             retracted = excluded.retracted, edited_ms = excluded.edited_ms,
+             honours = excluded.honours
          WHERE events.doc = excluded.doc",
         )?
         .execute(event_params!(doc, e))?;
@@ -554,6 +556,7 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         emoji: r.get(11)?,
         retracted: r.get(12)?,
         edited_ms: r.get(13)?,
+        honours: r.get(14)?,
     })
 }
 

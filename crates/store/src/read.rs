@@ -282,6 +282,22 @@ impl Replica {
         Ok(out)
     }
 
+    /// The date and the non-negotiable (its id) of every act that honoured one of the
+    /// organisation's (micro-actions and recognitions, not retracted), by the team's people:
+    /// a recognition across teams counts for its giver's team alone. In date order.
+    pub fn honoured(&self) -> Result<Vec<(Date, String)>> {
+        let mut st = self.conn.prepare_cached(schema::HONOURED)?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let date = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            if let Some(date) = cairn_core::time::parse_date(date) {
+                out.push((date, r.get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls `f` with every event of the team's documents, reactions and retracted ones
     /// included, in id order (not those given from outside: see
     /// [`Replica::set_outside_events`]).

@@ -355,6 +355,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE members ADD COLUMN chat INTEGER;
     "#,
+    // 12: the organisation's non-negotiable an act honours (its id), for the digest and the
+    // figures a team shares; the journals are indexed again after this one (a replica of an
+    // older cairn took in the acts of newer ones without it).
+    r#"
+    ALTER TABLE events ADD COLUMN honours TEXT;
+    CREATE INDEX events_honours ON events (honours, date) WHERE honours IS NOT NULL;
+    "#,
 ];
 
 /// The triggers that keep `member_days`; [`crate::index::DaysPaused`] lifts them while a
@@ -419,6 +426,15 @@ pub(crate) const ACTS: &str = concat!(
     "SELECT id, author, date, kind, pillar FROM events WHERE ",
     counts_as_act!(""),
     " ORDER BY id, author"
+);
+
+/// The date and non-negotiable of every act that honoured one, by someone of the team (an act
+/// given from another team, authored `@handle@team`, is theirs): the rows of
+/// [`crate::Replica::honoured`].
+pub(crate) const HONOURED: &str = concat!(
+    "SELECT date, honours FROM events WHERE honours IS NOT NULL AND ",
+    counts_as_act!(""),
+    " AND author NOT LIKE '@%' ORDER BY date, honours"
 );
 
 /// The schema version this build writes.

@@ -403,7 +403,9 @@ fn a_replica_of_schema_one_upgrades_with_its_rules_and_challenges() {
          ALTER TABLE members DROP COLUMN left_ms; ALTER TABLE members DROP COLUMN merged_into;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DELETE FROM meta WHERE key IN ('team_rest_days', 'team_cadence', 'team_quorum');
-         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 1;",
+         ALTER TABLE members DROP COLUMN chat;
+         DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
+         PRAGMA user_version = 1;",
     )
     .unwrap();
     drop(conn);
@@ -454,7 +456,9 @@ fn the_days_members_acted_follow_every_write_and_a_replica_of_schema_five_gains_
          DROP TRIGGER member_days_update; DROP TABLE member_days; DROP TABLE member_weeks;
          ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 5;",
+         ALTER TABLE members DROP COLUMN chat;
+         DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
+         PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
@@ -625,7 +629,9 @@ fn a_replica_left_at_schema_six_in_the_middle_of_a_catch_up_in_bulk_opens_whole(
          ALTER TABLE member_days DROP COLUMN week; DELETE FROM member_days;
          DROP INDEX events_author; ALTER TABLE members DROP COLUMN placeholder;
          ALTER TABLE members DROP COLUMN arrived_ms; DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 6;",
+         ALTER TABLE members DROP COLUMN chat;
+         DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
+         PRAGMA user_version = 6;",
     )
     .unwrap();
     conn.execute(
@@ -679,7 +685,9 @@ fn a_replica_left_at_schema_seven_learns_which_members_are_placeholders() {
     conn.execute_batch(
         "ALTER TABLE members DROP COLUMN placeholder; ALTER TABLE members DROP COLUMN arrived_ms;
          DROP TABLE withdrawals; ALTER TABLE withdrawn DROP COLUMN change;
-         ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 7;",
+         ALTER TABLE members DROP COLUMN chat;
+         DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
+         PRAGMA user_version = 7;",
     )
     .unwrap();
     drop(conn);
@@ -708,8 +716,11 @@ fn a_replica_left_at_schema_ten_learns_who_may_be_named_in_chat() {
     // As an older cairn left it: no place in the index for the setting its team document
     // (synced from a newer cairn) holds.
     let conn = rusqlite::Connection::open(&f.path).unwrap();
-    conn.execute_batch("ALTER TABLE members DROP COLUMN chat; PRAGMA user_version = 10;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE members DROP COLUMN chat; DROP INDEX events_honours;
+         ALTER TABLE events DROP COLUMN honours; PRAGMA user_version = 10;",
+    )
+    .unwrap();
     drop(conn);
     let replica = Replica::open(&f.path).unwrap();
     assert!(replica.verify_index().unwrap().is_empty());
@@ -717,6 +728,63 @@ fn a_replica_left_at_schema_ten_learns_who_may_be_named_in_chat() {
     assert_eq!(team, want);
     assert!(!team.named_in_chat("ben"));
     assert_eq!(team.member("ana").unwrap().chat, None);
+}
+
+#[test]
+fn acts_name_the_non_negotiable_they_honour_and_a_replica_of_schema_eleven_learns_them() {
+    let mut f = Fixture::new();
+    let honouring =
+        |text: &str, id: &str| NewEvent::action(text, None, None).honouring(Some(id.to_owned()));
+    let (a, stamp) = f.stamp();
+    f.replica
+        .add_event("ana", &a, &stamp, &honouring("Greeted Cy", "nn0greet"))
+        .unwrap();
+    let (b, stamp) = f.stamp();
+    let kudos = NewEvent::kudos(vec!["ana".into()], "Showed Cy around", None)
+        .honouring(Some("nn0greet".into()));
+    f.replica.add_event("ben", &b, &stamp, &kudos).unwrap();
+    let (c, stamp) = f.stamp();
+    f.replica
+        .add_event("ben", &c, &stamp, &honouring("Said why", "nn1why"))
+        .unwrap();
+    let (gone, stamp) = f.stamp();
+    f.replica
+        .add_event("ana", &gone, &stamp, &honouring("Taken back", "nn1why"))
+        .unwrap();
+    f.log("ana", "Honours nothing");
+    f.replica.retract_event("ana", &gone, T0 + 60_000).unwrap();
+    let day: cairn_core::time::Date = "2026-11-18".parse().unwrap();
+    let want = vec![
+        (day, "nn0greet".to_owned()),
+        (day, "nn0greet".to_owned()),
+        (day, "nn1why".to_owned()),
+    ];
+    assert_eq!(f.replica.honoured().unwrap(), want);
+    // The feed shows it.
+    let feed = f.replica.feed(&FeedQuery::default()).unwrap();
+    let of = |id: &EventId| feed.iter().find(|i| &i.event.id == id).unwrap();
+    assert_eq!(of(&b).event.honours.as_deref(), Some("nn0greet"));
+    assert_eq!(feed[0].event.honours, None);
+    // A rebuild of the index finds the same.
+    f.replica.rebuild_index().unwrap();
+    assert_eq!(f.replica.honoured().unwrap(), want);
+    assert!(f.replica.verify_index().unwrap().is_empty());
+    drop(f.replica);
+    // A replica an older cairn left at schema 11, which took these acts in (from a newer
+    // cairn's sync) without the non-negotiable: it learns them when it opens.
+    let conn = rusqlite::Connection::open(&f.path).unwrap();
+    conn.execute_batch(
+        "DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
+         PRAGMA user_version = 11;",
+    )
+    .unwrap();
+    drop(conn);
+    let replica = Replica::open(&f.path).unwrap();
+    assert_eq!(replica.honoured().unwrap(), want);
+    assert!(replica.verify_index().unwrap().is_empty());
+    let feed = replica.feed(&FeedQuery::default()).unwrap();
+    let c = feed.iter().find(|i| i.event.id == c).unwrap();
+    assert_eq!(c.event.honours.as_deref(), Some("nn1why"));
 }
 
 #[test]
@@ -731,6 +799,7 @@ fn a_replica_of_schema_eight_no_longer_takes_a_retraction_for_an_edit() {
     conn.execute_batch(&format!(
         "UPDATE events SET edited_ms = {} WHERE retracted = 1; DROP TABLE withdrawals;
          ALTER TABLE withdrawn DROP COLUMN change; ALTER TABLE members DROP COLUMN chat;
+         DROP INDEX events_honours; ALTER TABLE events DROP COLUMN honours;
          PRAGMA user_version = 8;",
         T0 + 60_000
     ))
