@@ -473,6 +473,17 @@ impl From<cairn_client::write::Error> for CliError {
                 CliError::new(format!("`{t}` starts more than one non-negotiable's id"))
                     .hint("give more of its id (`cairn org` shows them)")
             }
+            e @ E::NoOrganisation => CliError::new(e.to_string()).hint(
+                "--honours names one of an organisation's non-negotiables; the server's admin \
+                 attaches a team to one (`cairn-server team attach TEAM --org ORG`)",
+            ),
+            e @ E::NoSuchNonNegotiable(_) => CliError::new(e.to_string()).hint(
+                "`cairn org` lists the non-negotiables with their ids; `cairn sync` brings the \
+                 latest",
+            ),
+            e @ E::RetiredNonNegotiable { .. } => {
+                CliError::new(e.to_string()).hint("`cairn org` lists the non-negotiables in force")
+            }
             e @ E::NotAcross(_) => CliError::new(e.to_string())
                 .hint("cairn kudos @ben@platform \"...\" (`cairn org feed` shows who was thanked)"),
             e @ (E::UnknownTeam { .. } | E::UnknownPerson { .. }) => CliError::new(e.to_string())

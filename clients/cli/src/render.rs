@@ -96,6 +96,7 @@ pub fn event_json(e: &Event, team: &TeamState) -> Value {
         "emoji": e.emoji,
         "retracted": e.retracted,
         "edited": e.edited_ms.map(instant),
+        "honours": e.honours,
     })
 }
 
@@ -118,11 +119,28 @@ pub fn item_json(item: &FeedItem, origin: Origin, team: &TeamState) -> Value {
     v
 }
 
-/// A feed item as a few lines of text, its text and why wrapped to `width` under the head.
+/// The titles of the organisation's non-negotiables by id, as this home holds them (empty for a
+/// team of none, or before the organisation's first sync): what an act's honours line names.
+pub fn non_negotiable_titles(
+    org: Option<&cairn_core::OrgState>,
+) -> std::collections::BTreeMap<String, String> {
+    org.map(|o| {
+        o.commitments
+            .iter()
+            .map(|c| (c.id.clone(), c.title.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// A feed item as a few lines of text, its text and why wrapped to `width` under the head; an
+/// act that honours a non-negotiable says which, by its title in `titles` (by id) when known
+/// there, else by its id.
 pub fn item_text(
     item: &FeedItem,
     origin: Origin,
     team: &TeamState,
+    titles: &std::collections::BTreeMap<String, String>,
     now_ms: i64,
     width: Option<usize>,
 ) -> String {
@@ -166,6 +184,22 @@ pub fn item_text(
     }
     if let Some(why) = &e.why {
         for line in wrap(&format!("why: {why}"), INDENT, "             ", width) {
+            out.push('\n');
+            out.push_str(&paint(DIM, line));
+        }
+    }
+    if let Some(id) = &e.honours {
+        let named = match titles.get(id) {
+            // One line, whatever the title holds.
+            Some(t) => format!("“{}”", t.split_whitespace().collect::<Vec<_>>().join(" ")),
+            None => id.clone(),
+        };
+        for line in wrap(
+            &format!("honours: {named}"),
+            INDENT,
+            "                 ",
+            width,
+        ) {
             out.push('\n');
             out.push_str(&paint(DIM, line));
         }

@@ -43,6 +43,8 @@ pub fn weeks(
 ) -> Result<Vec<WeekFigures>> {
     let state = team.team()?;
     let acts = team.acts()?;
+    // Each act of the team's people that honoured a non-negotiable, by its day.
+    let honoured = team.honoured()?;
     // Recognitions that crossed teams, by the day they were given.
     let mut across: Vec<(Date, u32)> = Vec::new();
     for (_, c) in crate::across::all(org)? {
@@ -56,7 +58,7 @@ pub fn weeks(
     }
     Ok(figures::closed_weeks(today, WEEKS)
         .into_iter()
-        .map(|monday| figures::compute(&state, &acts, &[], &across, monday))
+        .map(|monday| figures::compute(&state, &acts, &honoured, &across, monday))
         .collect())
 }
 

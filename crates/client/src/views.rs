@@ -211,6 +211,21 @@ pub struct NonNegotiable {
     pub title: String,
     pub why: String,
     pub how: Option<String>,
+    /// The team's acts of a digest's period that honoured it, once counted
+    /// ([`OrgView::counted`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acts: Option<u32>,
+}
+
+impl OrgView {
+    /// The same, each non-negotiable with the team's acts of the digest `d`'s period that
+    /// honoured it (none: 0). The team's count, never one member's.
+    pub fn counted(mut self, d: &Digest) -> OrgView {
+        for n in &mut self.non_negotiables {
+            n.acts = Some(d.honoured.get(&n.id).copied().unwrap_or(0));
+        }
+        self
+    }
 }
 
 /// The organisation of the team whose replica is `team`, as its replica under `dir` (the
@@ -240,6 +255,7 @@ pub fn org(team: &mut Replica, dir: &std::path::Path) -> crate::sync::Result<Opt
                 title: c.title.clone(),
                 why: c.why.clone(),
                 how: practices.get(&c.id).map(|p| p.text.clone()),
+                acts: None,
             })
             .collect(),
     }))
@@ -254,6 +270,10 @@ pub struct DigestView {
     /// `5 micro-actions and 2 recognitions from 3 of 4 members.`
     pub summary: String,
     pub sections: Vec<Section>,
+    /// The team's acts of the period per non-negotiable it honoured, by id (the digest's
+    /// [`Digest::honoured`]): what [`DigestView::with_org`] counts by each.
+    #[serde(skip)]
+    pub honoured: BTreeMap<String, u32>,
 }
 
 /// A titled part of a [`DigestView`].
@@ -296,8 +316,9 @@ fn quote_line(team: &TeamState, q: &Quote) -> String {
 }
 
 impl DigestView {
-    /// The digest with its team's organisation's non-negotiables (titles, with the team's how
-    /// where written) after the team's own commitments; as it was for a team of none.
+    /// The digest with its team's organisation's non-negotiables (titles, each with the team's
+    /// acts of the period that honoured it and the team's how where written) after the team's
+    /// own commitments; as it was for a team of none.
     pub fn with_org(mut self, org: Option<&OrgView>) -> DigestView {
         let Some(org) = org else { return self };
         let mut items: Vec<String> = org
@@ -306,9 +327,22 @@ impl DigestView {
             .map(|n| {
                 // One line each, whatever the texts hold: a new line would break a list.
                 let line = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+                let acts = count(
+                    self.honoured.get(&n.id).copied().unwrap_or(0),
+                    "act",
+                    "acts",
+                );
+                // (The count comes last, so the line begins as it did before acts were counted.)
                 match &n.how {
-                    Some(how) => format!("{} — our how: {}", line(&n.title), line(how)),
-                    None => format!("{} — our how is not written yet", line(&n.title)),
+                    Some(how) => format!(
+                        "{} — our how: {}; honoured by {acts}",
+                        line(&n.title),
+                        line(how)
+                    ),
+                    None => format!(
+                        "{} — our how is not written yet; honoured by {acts}",
+                        line(&n.title)
+                    ),
                 }
             })
             .collect();
@@ -419,6 +453,7 @@ impl DigestView {
                 count(d.members as u64, "member", "members"),
             ),
             sections,
+            honoured: d.honoured.clone(),
         }
     }
 }

@@ -36,6 +36,15 @@ pub enum Error {
     /// The start of an id that more than one non-negotiable's id starts with.
     #[error("`{0}` starts more than one non-negotiable's id")]
     Ambiguous(String),
+    /// An act that names a non-negotiable, in a team of no organisation.
+    #[error("this team belongs to no organisation: it has no non-negotiable to honour")]
+    NoOrganisation,
+    /// An id that none of the organisation's non-negotiables has or starts with.
+    #[error("the organisation has no non-negotiable `{0}`")]
+    NoSuchNonNegotiable(String),
+    /// A non-negotiable its stewards retired: no act honours it any more.
+    #[error("“{title}” is retired: no act honours it any more")]
+    RetiredNonNegotiable { id: String, title: String },
     /// A recognition across teams names someone without their team (`@ben@platform`).
     #[error("`{0}` names nobody of another team: write it as @handle@team, like @ben@platform")]
     NotAcross(String),
@@ -168,6 +177,8 @@ pub struct Writer<'r> {
     pub team: TeamState,
     pub clock: Clock,
     outbox_at: i64,
+    /// The non-negotiable the next act honours ([`Writer::honouring`]).
+    honours: Option<String>,
 }
 
 impl<'r> Writer<'r> {
@@ -182,6 +193,7 @@ impl<'r> Writer<'r> {
             team,
             clock,
             outbox_at,
+            honours: None,
         })
     }
 
@@ -206,8 +218,8 @@ impl<'r> Writer<'r> {
         };
         let stamp = self.clock.stamp_on(&team.tz, on);
         let id = self.clock.new_event_id()?;
-        self.replica
-            .add_event(&self.me, &id, &stamp, &NewEvent::action(text, pillar, why))?;
+        let new = NewEvent::action(text, pillar, why).honouring(self.honours.take());
+        self.replica.add_event(&self.me, &id, &stamp, &new)?;
         Ok((id, stamp))
     }
 
@@ -216,9 +228,18 @@ impl<'r> Writer<'r> {
         let to = recipients(&self.team, who)?;
         let stamp = self.clock.stamp(&self.team.tz, false);
         let id = self.clock.new_event_id()?;
-        self.replica
-            .add_event(&self.me, &id, &stamp, &NewEvent::kudos(to, text, pillar))?;
+        let new = NewEvent::kudos(to, text, pillar).honouring(self.honours.take());
+        self.replica.add_event(&self.me, &id, &stamp, &new)?;
         Ok(id)
+    }
+
+    /// Names the organisation's non-negotiable that the next act this writer logs or gives
+    /// ([`Writer::log`], [`Writer::kudos`]) honours: `id` as [`honoured`] reads it in `org`,
+    /// the organisation's document (`None` for a team of none). Returns it.
+    pub fn honouring(&mut self, org: Option<&OrgState>, id: &str) -> Result<OrgCommitment> {
+        let c = honoured(org, id)?.clone();
+        self.honours = Some(c.id.clone());
+        Ok(c)
     }
 
     /// Adds this member's `emoji` to the event `id` names (a prefix will do), or takes it back.
@@ -423,6 +444,25 @@ pub fn org_commitment<'o>(org: &'o OrgState, id: &str) -> Result<&'o OrgCommitme
     }
 }
 
+/// The non-negotiable of `org` (the organisation's document; `None` for a team of none) an act
+/// honours: `id` as [`org_commitment`] reads it, in force (a retired one is refused).
+pub fn honoured<'o>(org: Option<&'o OrgState>, id: &str) -> Result<&'o OrgCommitment> {
+    let org = org.ok_or(Error::NoOrganisation)?;
+    let c = match org_commitment(org, id) {
+        Err(Error::Core(cairn_core::Error::NoSuchSetting(_))) => {
+            return Err(Error::NoSuchNonNegotiable(id.trim().to_owned()));
+        }
+        other => other?,
+    };
+    if c.retired.is_some() {
+        return Err(Error::RetiredNonNegotiable {
+            id: c.id.clone(),
+            title: c.title.clone(),
+        });
+    }
+    Ok(c)
+}
+
 /// A steward's change to the organisation's non-negotiables.
 #[derive(Clone, Debug)]
 pub enum OrgChange<'a> {
@@ -508,6 +548,30 @@ mod tests {
             Err(Error::Core(cairn_core::Error::NoSuchSetting(_)))
         ));
         assert!(org_commitment(&s, "zzzz-none").is_err());
+    }
+
+    #[test]
+    fn an_act_honours_a_non_negotiable_in_force_of_its_teams_organisation() {
+        use cairn_core::org;
+        let mut doc = cairn_core::Automerge::new();
+        org::init(&mut doc, "Acme", 0).unwrap();
+        let s = org::read(&doc).unwrap();
+        let a = org::add_commitment(&mut doc, &s, "One", "why", "Ana", 1).unwrap();
+        let s = org::read(&doc).unwrap();
+        let b = org::add_commitment(&mut doc, &s, "Two", "why", "Ana", 2).unwrap();
+        let s = org::read(&doc).unwrap();
+        org::retire_commitment(&mut doc, &s, &b, "Ana", 3).unwrap();
+        let s = org::read(&doc).unwrap();
+        assert_eq!(honoured(Some(&s), &a).unwrap().id, a);
+        assert!(matches!(
+            honoured(Some(&s), &b),
+            Err(Error::RetiredNonNegotiable { title, .. }) if title == "Two"
+        ));
+        assert!(matches!(
+            honoured(Some(&s), "zzzz-none"),
+            Err(Error::NoSuchNonNegotiable(id)) if id == "zzzz-none"
+        ));
+        assert!(matches!(honoured(None, &a), Err(Error::NoOrganisation)));
     }
 
     fn split(words: &[&str]) -> (Vec<String>, String) {

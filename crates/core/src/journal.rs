@@ -490,7 +490,7 @@ mod tests {
         );
         let e = get_own("j/ana/2026-11", &doc, &id).unwrap();
         assert_eq!(e.honours.as_deref(), Some("nn0greet"));
-        assert_eq!(read_own("j/ana/2026-11", &doc).unwrap(), [e.clone()]);
+        assert_eq!(read_own("j/ana/2026-11", &doc).unwrap(), vec![e.clone()]);
         // A reader that does not know a field (as an older cairn does not know `honours`)
         // reads the event all the same: every way of reading skips fields it does not know,
         // scalars and objects alike, and the event stays in the feed.
@@ -501,8 +501,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(read_in_one_pass(&doc).unwrap(), [e.clone()]);
-        assert_eq!(read_by_events(&doc).unwrap(), [e.clone()]);
+        assert_eq!(read_in_one_pass(&doc).unwrap(), vec![e.clone()]);
+        assert_eq!(read_by_events(&doc).unwrap(), vec![e.clone()]);
         assert_eq!(read_event(&doc, &id, &obj).unwrap(), e);
         // Only an act honours something; an id no organisation could have is refused, and
         // one a faulty peer wrote reads as none.

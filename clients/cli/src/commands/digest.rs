@@ -11,8 +11,10 @@ use crate::error::Result;
 /// The team streak, the pillar mix, the commitments (and, for a team of an organisation, its
 /// non-negotiables with the team's how of each), recognitions quoted, new team badges, and a
 /// spotlight that passes from member to member, one period each. The same on every replica that
-/// holds the same events. With `--json`, the organisation's non-negotiables are under `org`
-/// (absent for a team of none).
+/// holds the same events. A non-negotiable shows how many of the team's acts of the period
+/// honoured it (`cairn log --honours`, `cairn kudos --honours`). With `--json`, the
+/// organisation's non-negotiables are under `org` (absent for a team of none), each with its
+/// `acts`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// This week, Monday to Sunday (the default).
@@ -43,7 +45,8 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     if ctx.out.json {
         let mut value = json!(d);
         if let Some(org) = &org {
-            value["org"] = json!(org);
+            // Each non-negotiable with the team's acts of the period that honoured it.
+            value["org"] = json!(org.clone().counted(&d));
         }
         return ctx.out.json(&value);
     }

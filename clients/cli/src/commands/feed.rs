@@ -89,6 +89,14 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }));
     }
     let items = page.items;
+    // The titles of what acts honour, read from the organisation's replica only when a page
+    // names one (a team of none, or an organisation not synced yet, names it by its id).
+    let titles = if items.iter().any(|i| i.event.honours.is_some()) {
+        let held = super::org::held(ctx, &replica)?;
+        crate::render::non_negotiable_titles(held.as_ref().map(|h| &h.state))
+    } else {
+        Default::default()
+    };
     ctx.out.page();
     if items.is_empty() {
         return ctx.out.line(paint(
@@ -108,7 +116,7 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
             ctx.out.line("")?;
         }
         ctx.out
-            .line(item_text(item, origin, &team, now, ctx.out.width))?;
+            .line(item_text(item, origin, &team, &titles, now, ctx.out.width))?;
     }
     if let Some(next) = next {
         let shown = if query.before.is_some() || query.until.is_some() {

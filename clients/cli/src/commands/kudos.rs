@@ -28,6 +28,10 @@ pub struct Args {
     /// The pillar it serves (see `cairn team`).
     #[arg(long, short, add = crate::complete::pillars())]
     pillar: Option<String>,
+    /// The organisation's non-negotiable it honours: its id in `cairn org`, or the start of
+    /// it. The digest counts the team's acts per non-negotiable.
+    #[arg(long, value_name = "ID")]
+    honours: Option<String>,
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
@@ -44,13 +48,31 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         .iter()
         .any(|h| h.trim_start_matches('@').contains('@'))
     {
-        return across(ctx, &mut replica, &named, &text, args.pillar.is_some());
+        return across(
+            ctx,
+            &mut replica,
+            &named,
+            &text,
+            args.pillar.is_some(),
+            args.honours.as_deref(),
+        );
     }
     let mut w = ctx.writer(&mut replica)?;
+    let honours = match &args.honours {
+        Some(h) => {
+            let held = super::org::held(ctx, w.replica)?;
+            Some(w.honouring(held.as_ref().map(|h| &h.state), h)?)
+        }
+        None => None,
+    };
     let id = w.kudos(&who, &text, args.pillar)?;
     ctx.out.say(
-        format!("recognised {}", paint(ID, id.short())),
-        json!({ "id": id.as_str(), "short": id.short() }),
+        format!(
+            "recognised {}{}",
+            paint(ID, id.short()),
+            super::log::honouring(honours.as_ref())
+        ),
+        json!({ "id": id.as_str(), "short": id.short(), "honours": honours.map(|c| c.id) }),
     )?;
     Outcome::of(&w)
 }
@@ -64,6 +86,7 @@ fn across(
     who: &[&str],
     text: &str,
     pillar: bool,
+    honours: Option<&str>,
 ) -> Result<Outcome> {
     let Some(held) = cairn_client::sync::org::org(replica, &ctx.home)? else {
         return Err(CliError::new(format!(
@@ -89,6 +112,13 @@ fn across(
     let team_id = replica.team_id()?;
     let me = ctx.actor(replica, &team)?;
     let mut org = held.open()?;
+    let honours = match honours {
+        Some(h) => {
+            let state = cairn_client::write::org_state(&mut org)?;
+            Some(cairn_client::write::honoured(Some(&state), h)?.clone())
+        }
+        None => None,
+    };
     let people = across::people(&org)?;
     let mut to: Vec<Person> = Vec::new();
     for h in who {
@@ -104,17 +134,32 @@ fn across(
     }
     let from = across::me_in(&people, &team_id, &me, (team.handle_of(&me), &team.name));
     let clock = ctx.clock();
-    let id = across::give(&mut org, &clock, &team.tz, &from, &to, text, None)?;
+    let id = across::give(
+        &mut org,
+        &clock,
+        &team.tz,
+        &from,
+        &to,
+        text,
+        honours.as_ref().map(|c| c.id.as_str()),
+    )?;
     // Shown in this team's feed at once, as the other teams will show it once synced.
     across::show(replica, &org, &held.org.id, &team_id)?;
     let names: Vec<String> = to.iter().map(Person::label).collect();
     ctx.out.say(
         format!(
-            "recognised {} across teams: {}",
+            "recognised {} across teams: {}{}",
             paint(ID, id.short()),
-            names.join(", ")
+            names.join(", "),
+            super::log::honouring(honours.as_ref())
         ),
-        json!({ "id": id.as_str(), "short": id.short(), "to": names, "org": held.org.id }),
+        json!({
+            "id": id.as_str(),
+            "short": id.short(),
+            "to": names,
+            "org": held.org.id,
+            "honours": honours.map(|c| c.id),
+        }),
     )?;
     Ok(Outcome::Wrote)
 }

@@ -28,6 +28,10 @@ pub struct Args {
     /// team rules`). It counts for that day.
     #[arg(long, value_name = "DATE")]
     on: Option<String>,
+    /// The organisation's non-negotiable it honours: its id in `cairn org`, or the start of
+    /// it. The digest counts the team's acts per non-negotiable.
+    #[arg(long, value_name = "ID")]
+    honours: Option<String>,
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
@@ -38,6 +42,13 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
     } else {
         args.on
     };
+    let honours = match &args.honours {
+        Some(h) => {
+            let held = super::org::held(ctx, w.replica)?;
+            Some(w.honouring(held.as_ref().map(|h| &h.state), h)?)
+        }
+        None => None,
+    };
     let (id, stamp) = w.log(&args.text, args.pillar, args.why, on.as_deref())?;
     let when = if stamp.late {
         format!(" for {}", stamp.date)
@@ -45,8 +56,23 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<Outcome> {
         String::new()
     };
     ctx.out.say(
-        format!("logged {}{when}", paint(ID, id.short())),
-        json!({ "id": id.as_str(), "short": id.short(), "date": stamp.date }),
+        format!(
+            "logged {}{when}{}",
+            paint(ID, id.short()),
+            honouring(honours.as_ref())
+        ),
+        json!({
+            "id": id.as_str(),
+            "short": id.short(),
+            "date": stamp.date,
+            "honours": honours.map(|c| c.id),
+        }),
     )?;
     Outcome::of(&w)
+}
+
+/// `, honouring “TITLE”`, for the line that says an act was written.
+pub fn honouring(c: Option<&cairn_core::OrgCommitment>) -> String {
+    c.map(|c| format!(", honouring “{}”", c.title))
+        .unwrap_or_default()
 }

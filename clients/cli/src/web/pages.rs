@@ -561,6 +561,10 @@ fn feed_item(
                 @if let Some(why) = &e.why {
                     p.why { "Why: " (why) }
                 }
+                // (By its id: the organisation's page, `/org`, names each with its title.)
+                @if let Some(h) = &e.honours {
+                    p.why { "Honours the organisation's non-negotiable " code { (h) } }
+                }
                 div.actions {
                     // What came from outside the team is read-only here.
                     @if web.screen || origin != Origin::Team {
@@ -1167,6 +1171,7 @@ mod tests {
                 title: "Recognitions".into(),
                 items: vec!["@ana → @ben: “<script>x</script>”".into()],
             }],
+            honoured: Default::default(),
         };
         let html = digest_html(&v).into_string();
         assert!(html.contains("<h2>Otters</h2>"), "{html}");
