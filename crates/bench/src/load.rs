@@ -86,7 +86,7 @@ pub(crate) fn post<T: serde::de::DeserializeOwned>(
 
 /// One simulated device: its token, its journal and the actor writing it, and the server
 /// process it talks to.
-struct Client {
+pub(crate) struct Client {
     url: String,
     token: String,
     doc_id: String,
@@ -99,6 +99,22 @@ struct Client {
 }
 
 impl Client {
+    /// A device that syncs at `url` (a server's `/v1/sync`, with its query if any) with
+    /// `token`, from `cursor` on, writing the new document `doc_id` when it pushes.
+    pub(crate) fn new(url: String, token: String, doc_id: String, cursor: u64) -> Client {
+        let mut doc = Automerge::new();
+        doc.set_actor(ActorId::random());
+        Client {
+            url,
+            token,
+            doc_id,
+            doc,
+            cursor,
+            n: 0,
+            pending: None,
+        }
+    }
+
     fn next_change(&mut self) -> Vec<u8> {
         let heads = self.doc.get_heads();
         let mut tx = self.doc.transaction();
@@ -108,7 +124,11 @@ impl Client {
         self.doc.get_changes(&heads)[0].raw_bytes().to_vec()
     }
 
-    fn sync(&mut self, agent: &ureq::Agent, push: Option<Vec<u8>>) -> Result<(), String> {
+    pub(crate) fn sync(
+        &mut self,
+        agent: &ureq::Agent,
+        push: Option<Vec<u8>>,
+    ) -> Result<(), String> {
         let req = SyncRequest {
             cursor: self.cursor,
             push: push
@@ -130,7 +150,7 @@ impl Client {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -141,7 +161,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Runs every client in a thread of its own for `secs`, pushing when `push` is set: flat out, or
 /// paced so that all clients together send `rate` requests per second. Returns the clients, the
 /// latencies (sorted) and the errors.
-fn phase(
+pub(crate) fn phase(
     clients: Vec<Client>,
     secs: f64,
     push: bool,
@@ -213,9 +233,18 @@ fn phase(
     (out, all, errors)
 }
 
-fn rss_peak_mb(pid: u32) -> Option<f64> {
+pub(crate) fn rss_peak_mb(pid: u32) -> Option<f64> {
+    proc_status_mb(pid, "VmHWM:")
+}
+
+/// A process's resident memory now (`VmRSS`), when the system tells it.
+pub(crate) fn rss_now_mb(pid: u32) -> Option<f64> {
+    proc_status_mb(pid, "VmRSS:")
+}
+
+fn proc_status_mb(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -281,17 +310,7 @@ pub fn measure(
         },
     )
     .map_err(fail)?;
-    let mut team_doc = Automerge::new();
-    team_doc.set_actor(ActorId::random());
-    let mut first = Client {
-        url: sync_url.clone(),
-        token: founder.token.0,
-        doc_id: "team".into(),
-        doc: team_doc,
-        cursor: 0,
-        n: 0,
-        pending: None,
-    };
+    let mut first = Client::new(sync_url.clone(), founder.token.0, "team".into(), 0);
     let change = first.next_change();
     let req = SyncRequest {
         cursor: 0,
@@ -321,17 +340,12 @@ pub fn measure(
             },
         )
         .map_err(fail)?;
-        let mut doc = Automerge::new();
-        doc.set_actor(ActorId::random());
-        let mut c = Client {
-            url: format!("{}/v1/sync", urls[i % urls.len()]),
-            token: joined.token.0,
-            doc_id: format!("j/{}/2026-11", joined.member_id),
-            doc,
-            cursor: 0,
-            n: 0,
-            pending: None,
-        };
+        let mut c = Client::new(
+            format!("{}/v1/sync", urls[i % urls.len()]),
+            joined.token.0,
+            format!("j/{}/2026-11", joined.member_id),
+            0,
+        );
         c.sync(&a, None).map_err(fail)?;
         all.push(c);
     }

@@ -21,6 +21,11 @@
 //!    inside the bench: the time from a member's sync to their kudos' arrival there (20 kudos),
 //!    then the requests the idle relay makes to the server over three minutes (counted by a
 //!    proxy at the server's door), while the rest of the bench runs.
+//! 7. **The organisation.** One server holding an organisation of `--org-scale` (by default 50
+//!    teams, 2,000 people, 3 million events over two years), with a steward, non-negotiables,
+//!    kudos across teams and half the teams sharing their weekly figures; the server's memory,
+//!    a newcomer's catch-up, a member's commands against a single team of the same size, the
+//!    steward's `cairn org figures`, and every team active at once (see `org.rs`).
 //!
 //! `--quick` makes it small enough for CI, which runs it so it never rots; its figures are not
 //! judged. `--json` prints the results as JSON on stdout (the table then goes to stderr).
@@ -34,6 +39,7 @@
 mod converge;
 mod flood;
 mod load;
+mod org;
 mod relay;
 mod sync;
 mod web;
@@ -58,7 +64,7 @@ pub(crate) const NOW: &str = "2026-11-23T09:30:00Z";
 /// How far back the seeded events go.
 const DAYS: i64 = 730;
 /// Members of the seeded team, the founder (who owns the device) first.
-const NAMES: [&str; 20] = [
+pub(crate) const NAMES: [&str; 20] = [
     "Ana", "Ben", "Chiara", "Dmitri", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
     "Lars", "Mei", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sami", "Tove",
 ];
@@ -124,6 +130,13 @@ Options:
   --no-relay        skip the relay rows (they need `cairn-relay` and `cairn-server` next to
                     `cairn`): kudos to chat, and an idle relay's requests over 3 minutes, which
                     are watched while the rest runs (--quick: 3 kudos, 5 s, not judged)
+  --org-scale S     the organisation rows' size: full (50 teams, 2,000 people, 3 million
+                    events: seeding takes a while), tenth (5 teams, 200 people, 300,000
+                    events) or tiny (3 teams of 5, 300 events each; --quick) [default: full]
+  --no-org          skip the organisation rows (a server holding an organisation's teams: its
+                    memory, a newcomer's catch-up, a member's commands against a single team
+                    of the same size, the steward's `cairn org figures`, every team active);
+                    with --postgres they run on PostgreSQL too
   --keep            keep the seeded homes (their paths are printed) instead of deleting them
   -h, --help        print this help
 
@@ -157,6 +170,8 @@ struct Opts {
     relay_kudos: usize,
     relay_idle: Duration,
     relay_judged: bool,
+    org: bool,
+    org_scale: org::Scale,
 }
 
 /// A bad command line or a failed step, with a message for the person running the bench.
@@ -225,6 +240,8 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
         relay_kudos: 20,
         relay_idle: Duration::from_secs(180),
         relay_judged: true,
+        org: true,
+        org_scale: org::FULL,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -266,6 +283,12 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
                 })?;
             }
             "--cairn" => opts.cairn = Some(PathBuf::from(value()?)),
+            "--org-scale" => {
+                let v = value()?;
+                opts.org_scale = org::Scale::parse(&v).ok_or_else(|| {
+                    Failure::usage(format!("--org-scale wants full, tenth or tiny, not `{v}`"))
+                })?;
+            }
             "--postgres" => {
                 let v = value()?;
                 if !v.starts_with("postgres://") && !v.starts_with("postgresql://") {
@@ -302,7 +325,9 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
                 opts.relay_kudos = 3;
                 opts.relay_idle = Duration::from_secs(5);
                 opts.relay_judged = false;
+                opts.org_scale = org::TINY;
             }
+            "--no-org" if inline.is_none() => opts.org = false,
             "--no-load" if inline.is_none() => opts.load = false,
             "--no-converge" if inline.is_none() => opts.converge = false,
             "--no-web" if inline.is_none() => opts.web = false,
@@ -311,7 +336,7 @@ fn parse_args(args: &[String]) -> Result<Opts, Failure> {
             "--keep" if inline.is_none() => opts.keep = true,
             "--no-sync" if inline.is_none() => opts.sync = false,
             "--json" | "--keep" | "--no-sync" | "--quick" | "--no-load" | "--no-converge"
-            | "--no-web" | "--no-relay" => {
+            | "--no-web" | "--no-relay" | "--no-org" => {
                 return Err(Failure::usage(format!("{flag} takes no value")));
             }
             other => return Err(Failure::usage(format!("unknown argument `{other}`"))),
@@ -419,37 +444,44 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         std::fs::create_dir_all(&home)
             .map_err(|e| Failure::run(format!("cannot create {}: {e}", home.display())))?;
         let work = home.with_extension("sync");
-        let result = seed(&home, size, opts.members, opts.seed, now)
-            .and_then(|s| {
-                let mut t = time_commands(&cairn, &home, &s, opts)?;
-                if opts.web {
-                    let w = web::measure(&cairn, &home, s.events, opts.runs, opts.warmup)?;
-                    t.extend(w.pages.iter().map(|p| Timing {
-                        events: w.events,
-                        command: p.label,
-                        median: p.median,
-                        min: p.min,
-                        max: p.max,
-                    }));
-                    webs.push(w);
-                }
-                let y = if opts.sync {
-                    let _ = std::fs::remove_dir_all(&work);
-                    std::fs::create_dir_all(&work).map_err(|e| {
-                        Failure::run(format!("cannot create {}: {e}", work.display()))
-                    })?;
-                    eprintln!("{size:>7} events  sync: publishing to a local cairn-server");
-                    Some(sync::measure(&cairn, &home, &work, size)?)
-                } else {
-                    None
-                };
-                Ok((s, t, y))
-            })
-            .map(|(s, t, y)| {
-                seeded.push(s);
-                timings.extend(t);
-                syncs.extend(y);
-            });
+        let result = seed(
+            &home,
+            size,
+            opts.members,
+            opts.seed,
+            now,
+            "Bench Otters",
+            None,
+        )
+        .and_then(|s| {
+            let mut t = time_commands(&cairn, &home, &s, opts)?;
+            if opts.web {
+                let w = web::measure(&cairn, &home, s.events, opts.runs, opts.warmup)?;
+                t.extend(w.pages.iter().map(|p| Timing {
+                    events: w.events,
+                    command: p.label,
+                    median: p.median,
+                    min: p.min,
+                    max: p.max,
+                }));
+                webs.push(w);
+            }
+            let y = if opts.sync {
+                let _ = std::fs::remove_dir_all(&work);
+                std::fs::create_dir_all(&work)
+                    .map_err(|e| Failure::run(format!("cannot create {}: {e}", work.display())))?;
+                eprintln!("{size:>7} events  sync: publishing to a local cairn-server");
+                Some(sync::measure(&cairn, &home, &work, size)?)
+            } else {
+                None
+            };
+            Ok((s, t, y))
+        })
+        .map(|(s, t, y)| {
+            seeded.push(s);
+            timings.extend(t);
+            syncs.extend(y);
+        });
         if opts.keep {
             eprintln!("kept the seeded home at {}", home.display());
         } else {
@@ -522,6 +554,25 @@ fn run(opts: &Opts) -> Result<(), Failure> {
         let _ = std::fs::remove_dir_all(&work);
     }
     let (load, flood, conv) = extra?;
+    let mut orgs = Vec::new();
+    if opts.org {
+        let work = std::env::temp_dir().join(format!("cairn-bench-{}-org", std::process::id()));
+        let storages: Vec<Option<&str>> = std::iter::once(None)
+            .chain(opts.postgres.as_deref().map(Some))
+            .collect();
+        for postgres in storages {
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work)
+                .map_err(|e| Failure::run(format!("cannot create {}: {e}", work.display())))?;
+            let measured = org::measure(&cairn, &work, opts.org_scale, opts, postgres);
+            if opts.keep {
+                eprintln!("kept the organisation's files at {}", work.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&work);
+            }
+            orgs.push(measured?);
+        }
+    }
     let relay = match idle {
         Some(idle) => {
             eprintln!(
@@ -540,12 +591,15 @@ fn run(opts: &Opts) -> Result<(), Failure> {
     table.push_str(&render_web_table(&webs));
     table.push_str(&render_sync_table(&syncs));
     table.push_str(&render_extra_table(&load, flood.as_ref(), conv.as_ref()));
+    table.push_str(&org::render_table(&orgs));
     table.push_str(&render_relay_table(relay.as_ref()));
     if opts.json {
         eprint!("{table}");
         let mut json = render_json(opts, &seeded, &timings, &syncs);
         json.truncate(json.trim_end().len() - 1); // reopen the object
         json.push_str(&render_extra_json(&load, flood.as_ref(), conv.as_ref()));
+        json.truncate(json.trim_end().len() - 1); // reopen the object
+        json.push_str(&org::render_json(&orgs));
         json.truncate(json.trim_end().len() - 1); // reopen the object
         json.push_str(&render_relay_json(relay.as_ref()));
         print!("{json}");
@@ -649,7 +703,6 @@ fn days_before(now: Timestamp) -> Vec<Day> {
     out
 }
 
-/// Seeds a new replica in `home` with `size` events, deterministically from `seed`.
 /// A member of the seeded team.
 struct Member {
     id: String,
@@ -670,12 +723,16 @@ const ZONES: [&str; 6] = [
     "UTC",
 ];
 
-fn seed(
+/// Seeds a new replica of team `team_name` in `home` with `size` events, deterministically from
+/// `seed`; the team's id is `team_id` (one the server gave it), else a random one.
+pub(crate) fn seed(
     home: &Path,
     size: usize,
     members_n: usize,
     seed: u64,
     now: Timestamp,
+    team_name: &str,
+    team_id: Option<&str>,
 ) -> Result<Seeded, Failure> {
     let started = Instant::now();
     let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
@@ -714,8 +771,11 @@ fn seed(
         .collect::<Result<_, _>>()?;
     let path = home.join(REPLICA_FILE);
     let new_team = NewTeam {
-        team_id: random_text(&rng.bytes::<16>(), 16),
-        team_name: "Bench Otters".into(),
+        team_id: {
+            let random = random_text(&rng.bytes::<16>(), 16);
+            team_id.map_or(random, str::to_owned)
+        },
+        team_name: team_name.into(),
         tz: "UTC".into(),
         member_id: members[0].id.clone(),
         member_name: members[0].name.clone(),
@@ -881,41 +941,17 @@ fn time_commands(
     let kudos_to = format!("@{}", seeded.kudos_to);
     let mut out = Vec::new();
     for name in ["log", "kudos", "feed", "streaks"] {
-        let mut samples = Vec::with_capacity(opts.runs);
-        for n in 0..opts.warmup + opts.runs {
-            let args: Vec<String> = match name {
-                "log" => vec![
-                    "log".into(),
-                    format!("bench action {n}"),
-                    "--pillar".into(),
-                    "trust".into(),
-                ],
-                "kudos" => vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")],
-                "feed" => vec!["feed".into(), "--limit".into(), "50".into()],
-                _ => vec!["streaks".into()],
-            };
-            let started = Instant::now();
-            let status = Command::new(cairn)
-                .args(&args)
-                .env("CAIRN_HOME", home)
-                .env("CAIRN_NOW", NOW)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| Failure::run(format!("cannot run {}: {e}", cairn.display())))?;
-            let took = started.elapsed();
-            if !status.success() {
-                return Err(Failure::run(format!(
-                    "`cairn {}` failed ({status}) on the {}-event replica",
-                    args.join(" "),
-                    seeded.events
-                )));
-            }
-            if n >= opts.warmup {
-                samples.push(took);
-            }
-        }
-        let (median, min, max) = summarize(&mut samples);
+        let (median, min, max) = time_runs(cairn, home, opts.runs, opts.warmup, |n| match name {
+            "log" => vec![
+                "log".into(),
+                format!("bench action {n}"),
+                "--pillar".into(),
+                "trust".into(),
+            ],
+            "kudos" => vec!["kudos".into(), kudos_to.clone(), format!("thanks {n}")],
+            "feed" => vec!["feed".into(), "--limit".into(), "50".into()],
+            _ => vec!["streaks".into()],
+        })?;
         eprintln!(
             "{:>7} events  {name:<5}  median {median:.2} ms",
             seeded.events
@@ -929,6 +965,42 @@ fn time_commands(
         });
     }
     Ok(out)
+}
+
+/// Times whole-process runs of `cairn` in `home` (`CAIRN_NOW` pinned), `args(n)` giving the
+/// arguments of run `n`: median, min and max of `runs` after `warmup`, in milliseconds.
+pub(crate) fn time_runs(
+    cairn: &Path,
+    home: &Path,
+    runs: usize,
+    warmup: usize,
+    args: impl Fn(usize) -> Vec<String>,
+) -> Result<(f64, f64, f64), Failure> {
+    let mut samples = Vec::with_capacity(runs);
+    for n in 0..warmup + runs {
+        let args = args(n);
+        let started = Instant::now();
+        let status = Command::new(cairn)
+            .args(&args)
+            .env("CAIRN_HOME", home)
+            .env("CAIRN_NOW", NOW)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| Failure::run(format!("cannot run {}: {e}", cairn.display())))?;
+        let took = started.elapsed();
+        if !status.success() {
+            return Err(Failure::run(format!(
+                "`cairn {}` failed ({status}) in {}",
+                args.join(" "),
+                home.display()
+            )));
+        }
+        if n >= warmup {
+            samples.push(took);
+        }
+    }
+    Ok(summarize(&mut samples))
 }
 
 /// Median, min and max of `samples`, in milliseconds.
@@ -1020,7 +1092,7 @@ fn render_table(seeded: &[Seeded], timings: &[Timing]) -> String {
     s
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
 }
 
@@ -1524,6 +1596,9 @@ mod tests {
         assert!(parse_args(&args(&["--no-relay=1"])).is_err());
         let quick = parse_args(&args(&["--quick"])).unwrap();
         assert!(quick.relay && !quick.relay_judged);
+        assert_eq!(quick.org_scale, org::TINY);
+        assert!(!parse_args(&args(&["--no-org"])).unwrap().org);
+        assert!(parse_args(&args(&["--org-scale", "huge"])).is_err());
     }
 
     #[test]

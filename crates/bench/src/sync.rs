@@ -391,11 +391,21 @@ pub fn server_bin(cairn: &Path) -> PathBuf {
 }
 
 pub fn cairn_json(cairn: &Path, home: &Path, args: &[&str]) -> Result<serde_json::Value, Failure> {
+    cairn_json_now(cairn, home, NOW, args)
+}
+
+/// [`cairn_json`] with the clock pinned at `now` instead of [`NOW`].
+pub fn cairn_json_now(
+    cairn: &Path,
+    home: &Path,
+    now: &str,
+    args: &[&str],
+) -> Result<serde_json::Value, Failure> {
     let out = Command::new(cairn)
         .args(args)
         .arg("--json")
         .env("CAIRN_HOME", home)
-        .env("CAIRN_NOW", NOW)
+        .env("CAIRN_NOW", now)
         .env("CAIRN_AUTO_SYNC", "0")
         .stdin(Stdio::null())
         .output()
