@@ -65,6 +65,7 @@
 //! ```
 
 pub mod across;
+pub mod orgview;
 pub mod shared;
 pub mod sync;
 pub mod views;

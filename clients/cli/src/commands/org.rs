@@ -243,23 +243,6 @@ fn show(
     Ok(())
 }
 
-/// The teams of the organisation as this home knows them (id, name): its people as the server
-/// last said them, and any team whose shared document it holds.
-fn org_teams(org: &cairn_store::Replica) -> Result<Vec<(String, String)>> {
-    let mut teams: Vec<(String, String)> = cairn_client::across::people(org)?
-        .people
-        .teams
-        .into_iter()
-        .map(|t| (t.id, t.name))
-        .collect();
-    for s in cairn_client::shared::all(org)? {
-        if !teams.iter().any(|(id, _)| *id == s.team) && !s.team.is_empty() {
-            teams.push((s.team.clone(), s.name.clone()));
-        }
-    }
-    Ok(teams)
-}
-
 /// `cairn org figures` and `cairn org digest`: what the teams share, for stewards.
 fn figures(ctx: &mut Ctx, held: &Held, week: Option<&str>, digest: bool) -> Result<Outcome> {
     let o = &held.org.org;
@@ -290,30 +273,13 @@ fn figures(ctx: &mut Ctx, held: &Held, week: Option<&str>, digest: bool) -> Resu
                 .hint("run `cairn sync`"),
         );
     };
-    let view = cairn_client::shared::view(&org, &org_teams(&org)?, week)?;
+    let view = cairn_client::shared::view(&org, &cairn_client::orgview::teams(&org)?, week)?;
     // The week's notes and recognitions across teams, for the digest.
-    let (notes, across) = match (&view.week, digest) {
-        (Some(w), true) => {
-            let monday = cairn_core::figures::parse_week(w).unwrap_or_default();
-            let in_week = |date: jiff::civil::Date| {
-                date >= monday && date < monday.checked_add(jiff::ToSpan::days(7)).unwrap_or(monday)
-            };
-            let notes: Vec<String> = held
-                .state
-                .notes
-                .iter()
-                .filter(|n| cairn_core::time::local_date(n.at_ms, "UTC").is_some_and(in_week))
-                .map(|n| n.text())
-                .collect();
-            let across = cairn_client::across::all(&org)?
-                .into_iter()
-                .filter(|(_, c)| c.retracted_ms.is_none())
-                .filter(|(_, c)| cairn_core::time::parse_date(&c.date).is_some_and(in_week))
-                .count();
-            (notes, across)
-        }
-        _ => (Vec::new(), 0),
+    let extras = match (&view.week, digest) {
+        (Some(w), true) => cairn_client::orgview::digest_extras(&held.state, &org, w)?,
+        _ => cairn_client::orgview::Extras::default(),
     };
+    let (notes, across) = (extras.notes, extras.across);
     if ctx.out.json {
         let mut v = json!({ "org": { "id": o.id, "name": o.name }, "figures": view });
         if digest {

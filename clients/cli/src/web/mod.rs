@@ -467,6 +467,7 @@ fn router(web: Arc<Web>) -> Router {
     if !web.screen {
         app = app
             .route("/me", get(me))
+            .route("/org", get(organisation))
             .route("/switch", post(switch))
             .route("/log", post(log))
             .route("/kudos", post(kudos))
@@ -943,6 +944,23 @@ async fn digest(State(web): State<Arc<Web>>, uri: Uri) -> Response {
 
 async fn me(State(web): State<Arc<Web>>) -> Response {
     blocking(web, move |web| page(pages::me(web), StatusCode::OK)).await
+}
+
+/// `GET /org`: the team's organisation; a team of none has no such page.
+async fn organisation(State(web): State<Arc<Web>>, uri: Uri) -> Response {
+    let q = Params::of(&uri);
+    blocking(web, move |web| match pages::org(web, &q) {
+        Ok(Some(m)) => page(Ok(m), StatusCode::OK),
+        Ok(None) => refuse(
+            StatusCode::NOT_FOUND,
+            "This team belongs to no organisation",
+            "An organisation's page shows its non-negotiables, its feed and what its teams \
+             share; ask the server's admin to attach this team to one \
+             (`cairn-server team attach TEAM --org ORG`).",
+        ),
+        Err(e) => page(Err(e), StatusCode::OK),
+    })
+    .await
 }
 
 async fn version(State(web): State<Arc<Web>>) -> Response {

@@ -26,6 +26,8 @@ struct Frame<'a> {
     version: String,
     /// The page's own address, to come back to after a form.
     here: String,
+    /// Whether the team belongs to an organisation, whose page the navigation then links.
+    org: bool,
 }
 
 /// A page with nothing but a title and a sentence: refusals and errors.
@@ -77,6 +79,9 @@ fn layout(f: &Frame, title: &str, current: &str, body: Markup) -> Markup {
         ("/team", "Team"),
         ("/digest", "Digest"),
     ];
+    if !screen && f.org {
+        nav.push(("/org", "Organisation"));
+    }
     if !screen {
         nav.push(("/me", "Me"));
     }
@@ -216,6 +221,7 @@ impl Reader<'_> {
             team: &self.team,
             version: web.version_of(&self.replica)?,
             here,
+            org: cairn_client::sync::org::org(&self.replica, &self.ctx.home)?.is_some(),
         })
     }
 }
@@ -1005,6 +1011,302 @@ fn digest_html(v: &DigestView) -> Markup {
             h3 { (s.title) }
             @if !s.items.is_empty() {
                 ul { @for i in &s.items { li { (i) } } }
+            }
+        }
+    }
+}
+
+/// How many items of the organisation's feed a page shows.
+const ORG_FEED_PAGE: usize = 30;
+
+/// What a steward sees of the teams' shared figures: the week's, the weeks to choose from,
+/// and the week's digest lines.
+struct StewardFigures {
+    view: cairn_core::OrgFigures,
+    weeks: Vec<String>,
+    extras: cairn_client::orgview::Extras,
+}
+
+/// The organisation's page: its name, its non-negotiables with this team's how, its feed, and
+/// for a steward the figures its teams share of a week (`?week=2026-W49`) with that week's
+/// digest. `None` for a team of no organisation.
+pub fn org(web: &Web, q: &Params) -> Result<Option<Markup>> {
+    use cairn_client::{orgview, shared, write};
+    let week = q.get("week");
+    if let Some(w) = week
+        && cairn_core::figures::parse_week(w).is_none()
+    {
+        return Err(CliError::new(format!(
+            "`{w}` is not an ISO week: write it like 2026-W49"
+        )));
+    }
+    let mut r = open(web)?;
+    let Some(held) = cairn_client::sync::org::org(&r.replica, &r.ctx.home)? else {
+        return Ok(None);
+    };
+    let Some(view) = views::org(&mut r.replica, &r.ctx.home)? else {
+        return Ok(None);
+    };
+    // Before the organisation's first sync, this device holds nothing of it.
+    let mut replica = if held.path.exists() {
+        Some(held.open()?)
+    } else {
+        None
+    };
+    let state = match &mut replica {
+        Some(o) => write::org_state(o)?,
+        None => cairn_core::OrgState::default(),
+    };
+    let before = q.get("before");
+    let feed = orgview::feed(&state, replica.as_ref(), before, ORG_FEED_PAGE)?;
+    let steward = held.org.steward;
+    let figures = match (&replica, steward) {
+        (Some(o), true) => {
+            let teams = orgview::teams(o)?;
+            let view = shared::view(o, &teams, week)?;
+            let extras = match &view.week {
+                Some(w) => orgview::digest_extras(&state, o, w)?,
+                None => orgview::Extras::default(),
+            };
+            Some(StewardFigures {
+                weeks: orgview::weeks(o, &teams)?,
+                view,
+                extras,
+            })
+        }
+        _ => None,
+    };
+    let share = if steward {
+        None
+    } else {
+        Some(shared::share(&mut r.replica)?)
+    };
+    let now = r.ctx.now_ms();
+    let name = &held.org.name;
+    let frame = r.frame(web, address("/org", q, &[]))?;
+    let body = html! {
+        p.dim {
+            "The organisation " (r.team.name) " belongs to"
+            @if steward { "; you are one of its stewards" }
+            "."
+        }
+        (non_negotiables(&view))
+        section aria-labelledby="figures" {
+            h2 #figures { "What the teams share" }
+            @if let Some(f) = &figures {
+                (org_figures(name, f, &state))
+            } @else if steward {
+                p.empty { "This device has not synced " (name) " yet: run " code { "cairn sync" } "." }
+            } @else {
+                p { "The figures the teams of " (name) " share are for its stewards." }
+                p {
+                    @if share == Some(cairn_core::Share::Weekly) {
+                        "Your team shares its weekly figures with " (name) ": counts of each week once it is over, never a number about one person. "
+                        span.dim { "(" code { "cairn team share nothing" } " takes them back.)" }
+                    } @else {
+                        "Your team shares nothing with " (name) ". "
+                        span.dim { "(" code { "cairn team share weekly" } " shares its weekly figures, never a number about one person.)" }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="org-feed" {
+            h2 #org-feed { "The organisation's feed" }
+            p.dim { "The stewards' changes to the non-negotiables and the recognitions across its teams, newest first." }
+            @if feed.items.is_empty() {
+                p.empty {
+                    @if before.is_some() {
+                        "Nothing older: this is where the feed begins. "
+                        a href="/org#org-feed" { "Newest" }
+                    } @else {
+                        "Nothing yet: thank someone of another team with "
+                        code { "cairn kudos @handle@team \"…\"" } "."
+                    }
+                }
+            } @else {
+                ol.feed {
+                    @for item in &feed.items {
+                        (org_item(&state, item, now))
+                    }
+                }
+                @if feed.more || before.is_some() {
+                    p.more {
+                        @if before.is_some() {
+                            a href=(address("/org", q, &[("before", String::new())])) { "Newest" }
+                        }
+                        @if let Some(last) = feed.items.last().filter(|_| feed.more) {
+                            @if before.is_some() { " · " }
+                            a href=(address("/org", q, &[("before", last.id().as_str().to_owned())])) rel="next" { "Older" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Some(layout(&frame, name, "/org", body)))
+}
+
+/// The teams' figures of the week shown, for a steward: a week to choose, a table of the teams
+/// by name (never ranked), the organisation's sums, and the week's digest.
+fn org_figures(name: &str, f: &StewardFigures, state: &cairn_core::OrgState) -> Markup {
+    let v = &f.view;
+    let mut weeks = f.weeks.clone();
+    if let Some(w) = &v.week
+        && !weeks.contains(w)
+    {
+        weeks.insert(0, w.clone());
+    }
+    let row = |w: &cairn_core::WeekFigures| {
+        html! {
+            td { (w.members) }
+            td { (w.active) }
+            td { (w.consistency) }
+            td { (w.acts) }
+            td { (w.actions) }
+            td { (w.kudos) }
+            td { (w.reach_within) }
+            td { (w.reach_across) }
+        }
+    };
+    html! {
+        p.dim {
+            "Only what each team chose to share (" code { "cairn team share weekly" } "): counts of a week once it is over, never a number about one person. Teams are listed by name, never ranked."
+        }
+        @if !weeks.is_empty() {
+            form.filters method="get" action="/org" aria-label="Week" {
+                label for="org-week" { "Week" }
+                select #org-week name="week" {
+                    @for w in &weeks {
+                        option value=(w) selected[v.week.as_ref() == Some(w)] { (w) }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
+        }
+        @match &v.week {
+            None => {
+                p.empty { "No team of " (name) " shares its figures yet." }
+                ul.plain {
+                    @for t in &v.teams {
+                        li { strong { (t.name) } " " span.dim { "shares nothing" } }
+                    }
+                }
+            }
+            Some(week) => {
+                div.scroll {
+                    table.figures {
+                        caption { "The teams of " (name) ", week " (week) }
+                        thead {
+                            tr {
+                                th scope="col" { "Team" }
+                                th scope="col" { "Members" }
+                                th scope="col" { "Active" }
+                                th scope="col" { "Active days" }
+                                th scope="col" { "Acts" }
+                                th scope="col" { "Micro-actions" }
+                                th scope="col" { "Kudos" }
+                                th scope="col" { "Recognised within the team" }
+                                th scope="col" { "Recognitions across teams" }
+                            }
+                        }
+                        tbody {
+                            @for t in &v.teams {
+                                tr {
+                                    th scope="row" { (t.name) }
+                                    @match &t.shared {
+                                        Some(w) => { (row(w)) }
+                                        None if t.share == cairn_core::Share::Nothing => {
+                                            td.dim colspan="8" { "shares nothing" }
+                                        }
+                                        None => { td.dim colspan="8" { "shared nothing for that week" } }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(total) = &v.total {
+                            tfoot {
+                                tr {
+                                    th scope="row" {
+                                        (name) " "
+                                        span.dim { "(" (count(total.teams, "team", "teams")) " sharing)" }
+                                    }
+                                    (row(&total.figures))
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(total) = &v.total {
+                    @if !total.figures.pillars.is_empty() {
+                        p {
+                            "Per pillar: "
+                            @for (i, (pillar, n)) in total.figures.pillars.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                span.pillar { "#" (pillar) } " " (n)
+                            }
+                        }
+                    }
+                    @if !total.figures.non_negotiables.is_empty() {
+                        ul.plain {
+                            @for (id, n) in &total.figures.non_negotiables {
+                                li {
+                                    "“" (state.commitment(id).map_or(id.as_str(), |c| c.title.as_str())) "”: "
+                                    (count(*n, "act", "acts"))
+                                }
+                            }
+                        }
+                    }
+                }
+                section aria-labelledby="org-digest" {
+                    h3 #org-digest { "Digest of week " (week) }
+                    p { "Recognitions across teams: " (f.extras.across) }
+                    @if f.extras.notes.is_empty() {
+                        p.empty { "No change to the non-negotiables that week." }
+                    } @else {
+                        p { "Changes to the non-negotiables:" }
+                        ul { @for n in &f.extras.notes { li { (n) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One item of the organisation's feed, read-only.
+fn org_item(state: &cairn_core::OrgState, item: &cairn_client::orgview::Item, now: i64) -> Markup {
+    use cairn_client::orgview::Item;
+    let at_ms = item.at_ms();
+    let at = jiff::Timestamp::from_millisecond(at_ms).ok();
+    html! {
+        li.item.kudos[matches!(item, Item::Kudos(_))].team[matches!(item, Item::Note(_))] data-id=(item.id().as_str()) {
+            article {
+                @match item {
+                    Item::Note(n) => {
+                        p.head {
+                            span.who { (n.by) } span.note { " changed the organisation" } " "
+                            time datetime=[at.map(|t| t.to_string())] { (ago(now, at_ms)) }
+                        }
+                        p.text { (n.text()) }
+                    }
+                    Item::Kudos(c) => {
+                        p.head {
+                            span.who { (c.from.label()) }
+                            span.to {
+                                " recognised "
+                                @for (i, p) in c.to.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    span.who { (p.label()) }
+                                }
+                            }
+                            " "
+                            time datetime=[at.map(|t| t.to_string())] { (ago(now, at_ms)) }
+                        }
+                        p.text { (c.text) }
+                        @if let Some(h) = &c.honours {
+                            p.why { "Honours “" (state.commitment(h).map_or(h.as_str(), |c| c.title.as_str())) "”" }
+                        }
+                    }
+                }
             }
         }
     }
