@@ -5,7 +5,7 @@
 //! sharing, the other sharing nothing) with the week's digest; a member who is no steward sees
 //! none of the figures, only what their own team shares; a team of none has no such page.
 
-use cairn_e2e::browser::Web;
+use cairn_e2e::browser::{Browser, Web};
 use cairn_e2e::{Home, Server};
 
 /// The page at `path` of `web` with the session `cookie`: its status and body.
@@ -148,6 +148,28 @@ fn the_stewards_org_page_lists_the_teams_by_name_and_a_member_sees_no_figures() 
     let (status, bad) = page(&web, "/org?week=soon", &cookie);
     assert_eq!(status, 400, "{bad}");
     assert!(bad.contains("not an ISO week"), "{bad}");
+    drop(web);
+    // What the steward sees in a browser, left as a picture to look at.
+    let web = Web::start(&ana, &["--sync-every", "0"]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let Some(b) = Browser::for_test().await else {
+            return;
+        };
+        b.client.goto(&web.link).await.expect("the link opens");
+        b.wait_for("form#log").await;
+        b.click(r#"nav a[href="/org"]"#).await;
+        b.wait_for("table.figures").await;
+        let text = b.text().await;
+        assert!(text.contains("Mobile shares nothing"), "{text}");
+        assert!(text.contains("Recognitions across teams: 1"), "{text}");
+        let shot = b.screenshot("org-steward").await;
+        eprintln!("screenshot: {}", shot.display());
+    });
     drop(web);
 
     // Cy, of Mobile and no steward: the page, without a figure.
