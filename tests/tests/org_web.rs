@@ -106,12 +106,13 @@ fn the_stewards_org_page_lists_the_teams_by_name_and_a_member_sees_no_figures() 
         ),
         "{table}"
     );
-    // Platform of W48: 2 members, 2 active, 1 active day, 3 acts (1 micro-action, 2 kudos:
-    // Ben's and Cy's, which its feed shows), 1 member recognised, 1 recognition across teams.
+    // Platform of W48: 2 members, 2 active, 1 active day, 2 acts (1 micro-action, 1 kudos:
+    // Ben's; Cy's, which its feed shows too, is Mobile's act), 1 member recognised, 1
+    // recognition across teams.
     assert!(
         table.contains(concat!(
-            r#"<th scope="row">Platform</th><td>2</td><td>2</td><td>1</td><td>3</td>"#,
-            "<td>1</td><td>2</td><td>1</td><td>1</td>"
+            r#"<th scope="row">Platform</th><td>2</td><td>2</td><td>1</td><td>2</td>"#,
+            "<td>1</td><td>1</td><td>1</td><td>1</td>"
         )),
         "{table}"
     );

@@ -42,7 +42,10 @@ pub fn weeks(
     today: Date,
 ) -> Result<Vec<WeekFigures>> {
     let state = team.team()?;
-    let acts = team.acts()?;
+    // The team's own acts: a recognition from someone of another team (`@cy@mobile`, shown in
+    // this team's feed) is that team's act, counted here only in `reach_across`.
+    let mut acts = team.acts()?;
+    acts.retain(|a| !a.author.starts_with('@'));
     // Each act of the team's people that honoured a non-negotiable, by its day.
     let honoured = team.honoured()?;
     // Recognitions that crossed teams, by the day they were given.

@@ -67,9 +67,11 @@ pub fn digest(
     period_index: i64,
     rules: &Rules,
 ) -> Digest {
+    // The team's own acts: a recognition from someone of another team (`@cy@mobile`) shows in
+    // its feed but is that team's act, not this one's.
     let within: Vec<&Event> = events
         .iter()
-        .filter(|e| e.counts())
+        .filter(|e| e.counts() && !e.author.starts_with('@'))
         .filter(|e| e.date.parse::<Date>().is_ok_and(|d| d >= start && d <= end))
         .collect();
     let mut pillars: BTreeMap<&str, u32> = BTreeMap::new();
@@ -135,20 +137,13 @@ pub fn digest(
             quote: thanks.first().map(|e| quote(e)),
         }
     });
-    // (Someone of another team who thanked a member, `@cy@mobile`, is no active member here.)
     let mut honoured: BTreeMap<String, u32> = BTreeMap::new();
     for e in &within {
-        if let Some(h) = &e.honours
-            && !e.author.starts_with('@')
-        {
+        if let Some(h) = &e.honours {
             *honoured.entry(h.clone()).or_default() += 1;
         }
     }
-    let active: HashSet<&str> = within
-        .iter()
-        .map(|e| e.author.as_str())
-        .filter(|a| !a.starts_with('@'))
-        .collect();
+    let active: HashSet<&str> = within.iter().map(|e| e.author.as_str()).collect();
     Digest {
         start: start.to_string(),
         end: end.to_string(),
