@@ -8,7 +8,11 @@
 //! checked (`PRAGMA integrity_check`, the same counts read back), synced, then renamed over the
 //! target name; an existing target is replaced only when asked.
 //!
-//! PostgreSQL has tools of its own for this; [`BackupError::Postgres`] names them.
+//! The copy's logs get an identity of their own (`server_log`), so that a server restored from it
+//! says so to every device, which then sends again what the server lost.
+//!
+//! PostgreSQL has tools of its own for this; [`BackupError::Postgres`] names them, and
+//! `cairn-server restored` gives a restored database its new identity.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,8 @@ pub enum BackupError {
     #[error(
         "`cairn-server backup` copies a SQLite database; back up PostgreSQL with its own tools \
          while the servers run: `pg_dump -Fc -f cairn.dump {0}`, and restore into an empty \
-         database with `pg_restore --no-owner -d {0} cairn.dump`"
+         database with `pg_restore --no-owner -d {0} cairn.dump`, then run `cairn-server \
+         restored --db {0}` before starting the servers"
     )]
     Postgres(String),
     /// The source database file is not there.
@@ -233,6 +238,22 @@ pub fn backup(db: &str, to: &Path, force: bool) -> Result<Report> {
     let _mode: String = dst
         .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
         .map_err(sql("take the copy out of WAL mode"))?;
+    // The copy's logs get an identity of their own: a server restored from it says another
+    // than the one its devices last saw, and they send again what it lost.
+    let has_log: bool = dst
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'server_log'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql("read the copy"))?;
+    if has_log {
+        dst.execute(
+            "UPDATE server_log SET log = lower(hex(randomblob(12))) WHERE id = 1",
+            [],
+        )
+        .map_err(sql("give the copy's logs an identity of their own"))?;
+    }
     let integrity: Vec<String> = {
         let mut st = dst
             .prepare("PRAGMA integrity_check")

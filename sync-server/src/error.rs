@@ -37,6 +37,14 @@ pub enum Error {
     /// A write by a relay, which only reads.
     #[error("{0}")]
     ReadOnly(String),
+    /// A cursor past the log's head: the server lost history (a restore). The client sends
+    /// again what it wrote and reads the log from its start.
+    #[error("{0}")]
+    PastHead(String),
+    /// A pushed change depends on a change the server does not hold (lost in a restore, say,
+    /// and not sent again by its author yet). The client holds it back for a later sync.
+    #[error("{message}")]
+    MissingDeps { message: String, doc: String },
     /// A join whose invite was made for another kind of device (a relay's, a member's).
     #[error("{0}")]
     WrongKind(String),
@@ -111,6 +119,8 @@ impl Error {
             Error::NotFounder(_) => (StatusCode::FORBIDDEN, cairn_protocol::NOT_FOUNDER),
             Error::ActorReused { .. } => (StatusCode::CONFLICT, cairn_protocol::ACTOR_REUSED),
             Error::ReadOnly(_) => (StatusCode::FORBIDDEN, cairn_protocol::READ_ONLY),
+            Error::PastHead(_) => (StatusCode::CONFLICT, cairn_protocol::PAST_HEAD),
+            Error::MissingDeps { .. } => (StatusCode::BAD_REQUEST, cairn_protocol::MISSING_DEPS),
             Error::WrongKind(_) => (StatusCode::FORBIDDEN, cairn_protocol::WRONG_KIND),
             Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -144,6 +154,7 @@ impl IntoResponse for Error {
         };
         let (doc, change) = match &self {
             Error::ActorReused { doc, change, .. } => (Some(doc.clone()), Some(change.clone())),
+            Error::MissingDeps { doc, .. } => (Some(doc.clone()), None),
             _ => (None, None),
         };
         let body = ErrorBody {

@@ -101,6 +101,9 @@ enum Command {
     /// (`pg_dump -Fc`, `pg_restore`), which this says when --db is a PostgreSQL URL.
     ///
     ///   cairn-server --db /var/lib/cairn/server.sqlite3 backup --to /backups/cairn.sqlite3
+    ///
+    /// A server restored from the copy loses nothing any device still holds: the copy's logs
+    /// have an identity of their own, and each device that sees it sends again what it wrote.
     Backup {
         /// The backup file to write.
         #[arg(long, value_name = "FILE")]
@@ -112,6 +115,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tell the database it was restored (or rolled back some other way): its logs get a new
+    /// identity, so every device sends again what it wrote and reads the logs from their start
+    /// at its next sync, and the server loses nothing a device still holds.
+    ///
+    /// A SQLite backup made with `cairn-server backup` has its own identity already; run this
+    /// after `pg_restore`, or after putting back a copy made any other way, before starting the
+    /// servers.
+    ///
+    ///   cairn-server --db postgres://cairn@localhost/cairn restored
+    Restored,
 }
 
 #[derive(Debug, Subcommand)]
@@ -637,6 +650,14 @@ async fn admin(
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve(_) | Command::Backup { .. } => unreachable!("run above"),
+        Command::Restored => {
+            let log = hub.store().renew_server_log().await?;
+            writeln!(out, "{log}")?;
+            eprintln!(
+                "the logs of this database have a new identity: each device sends again what it \
+                 wrote, and reads the logs from their start, at its next sync"
+            );
+        }
         Command::Team(TeamCommand::Create {
             name,
             expires,

@@ -325,13 +325,16 @@ fn bad_requests_are_refused_and_store_nothing() {
             Box::new(|| server.sync(&token, &push("../etc/passwd", good[1..2].to_vec()))),
         ),
         (
+            // (Number 3 of its actor after number 1: the server lost what came between, as a
+            // restored one does, and says so with `past_head`.)
             "missing dep",
-            400,
+            409,
             Box::new(|| server.sync(&token, &push("team", good[2..].to_vec()))),
         ),
         (
+            // (Number 2 of an actor the journal holds nothing of: 409 `past_head`.)
             "wrong doc",
-            400,
+            409,
             Box::new(|| server.sync(&token, &push("j/ana/2026-11", good[1..2].to_vec()))),
         ),
         (
@@ -571,9 +574,10 @@ fn changes_come_in_order_uncompressed_and_without_gaps() {
     let (server, ana, _) = founded(Limits::default());
     let actor = ActorId::random();
     let three = changes(&actor, &["a", "b", "c"]);
-    // Number 2 before number 1: refused. Number 1 then 3 (deps aside): refused too.
+    // Number 2 before number 1: refused (409 `past_head`: what a restored server that lost
+    // number 1 says). Number 1 then 3 (deps aside): refused too.
     let (status, body) = server.sync(&ana, &push("team", vec![three[1].clone()]));
-    refused(status, &body, 400);
+    assert_eq!(refused(status, &body, 409).error, "past_head");
     server.sync_ok(&ana, &push("team", vec![three[0].clone()]));
     // A compressed change (automerge compresses big ones on request) is refused before decoding.
     let mut doc = Automerge::new();

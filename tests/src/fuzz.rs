@@ -461,6 +461,7 @@ pub fn page_body() -> Vec<u8> {
             after_doc: "team".into(),
         }),
         docs_left: 2,
+        log: None,
     };
     serde_json::to_vec(&page).expect("it encodes")
 }

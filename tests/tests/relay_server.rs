@@ -485,11 +485,13 @@ fn relays_and_waits_on_postgres_and_news_from_another_instance() {
 }
 
 /// Takes a server's database back to the version before relays: their columns gone (and the
-/// organisations that came after them), the schema numbers SQLite's 6 and PostgreSQL's 4.
+/// organisations and the logs' identity that came after them), the schema numbers SQLite's 6
+/// and PostgreSQL's 4.
 fn before_relays(server: &Server, pg: Option<&Postgres>) {
-    let sql = "DROP TABLE org_stewards; DROP TABLE org_teams; DROP TABLE orgs; \
-               ALTER TABLE invites DROP COLUMN relay; ALTER TABLE devices DROP COLUMN relay;";
-    server.back_to_schema(pg, sql, (8, 6), (6, 4));
+    let sql = "DROP TABLE server_log; DROP TABLE org_stewards; DROP TABLE org_teams; \
+               DROP TABLE orgs; ALTER TABLE invites DROP COLUMN relay; \
+               ALTER TABLE devices DROP COLUMN relay;";
+    server.back_to_schema(pg, sql, (9, 7), (6, 4));
 }
 
 /// A database from before relays migrates: its members go on syncing, and a relay joins.

@@ -355,6 +355,11 @@ pub struct SyncResponse {
     /// How many documents of the catch-up are still to come, to show progress.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub docs_left: u64,
+    /// The identity of the server's logs, which a restore from a backup changes: a device that
+    /// sees another than last time sends again what it wrote and reads the log from its start,
+    /// so the server loses nothing any device still holds. `None` from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// The most entries a client takes from one response, all its lists together: changes,
@@ -468,6 +473,15 @@ pub const NO_HISTORY: &str = "no_history";
 pub const NOT_FOUNDER: &str = "not_founder";
 /// The machine code of a write refused because the device is a relay, which only reads.
 pub const READ_ONLY: &str = "read_only";
+/// The machine code of a sync whose cursor is past the log's head, or of a push whose change
+/// comes after changes of its actor the server does not hold (409): the server lost history,
+/// restored from a backup; the device sends again what it wrote and reads the log from its
+/// start.
+pub const PAST_HEAD: &str = "past_head";
+/// The machine code of a push whose change depends on a change of its document the server
+/// does not hold (400; [`ErrorBody::doc`] names the document): lost in a restore and not sent
+/// again by its author yet. The device holds that document's changes back for a later sync.
+pub const MISSING_DEPS: &str = "missing_deps";
 /// The machine code of a join refused because its invite was made for a relay (`cairn-relay`)
 /// and the join is a member's, or the other way round.
 pub const WRONG_KIND: &str = "wrong_kind";

@@ -49,6 +49,7 @@ mod index;
 mod outside;
 mod read;
 mod rebase;
+mod resend;
 mod schema;
 mod sync;
 mod withdraw;

@@ -62,6 +62,8 @@ pub struct Hub {
     waiting: std::sync::Mutex<HashMap<String, Vec<Waiting>>>,
     /// Each team's head as this process last wrote or read it, for waiters.
     news: news::News,
+    /// The identity of the database's logs, read once ([`Store::server_log`]).
+    log: tokio::sync::OnceCell<String>,
 }
 
 /// What one sync moved, for the metrics.
@@ -108,7 +110,19 @@ impl Hub {
             turns: (0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect(),
             waiting: std::sync::Mutex::new(HashMap::new()),
             news: news::News::default(),
+            log: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The identity of the database's logs, said with every sync: a backup gets a new one (and
+    /// `cairn-server restored` gives one), so devices notice a restore. Read once a process:
+    /// a restore happens with the servers stopped.
+    pub async fn server_log(&self) -> Result<String> {
+        Ok(self
+            .log
+            .get_or_try_init(|| self.store.server_log())
+            .await?
+            .clone())
     }
 
     /// The storage underneath.
@@ -235,6 +249,7 @@ impl Hub {
             }
         };
         resp.acked = acked;
+        resp.log = Some(self.server_log().await?);
 
         let stale = device
             .last_seen_ms
@@ -262,7 +277,7 @@ impl Hub {
 }
 
 fn past_head(cursor: u64, head: u64) -> Error {
-    Error::Conflict(format!(
+    Error::PastHead(format!(
         "the cursor {cursor} is past the team's last change {head}: this server lost history \
          or the replica came from elsewhere"
     ))

@@ -519,8 +519,11 @@ impl Planner<'_> {
             });
         }
         if seq != last + 1 {
-            return Err(Error::BadRequest(format!(
-                "{at} is number {seq} of its actor, but the server holds {last} before it"
+            // The server lost what the device sent before (restored from a backup): the
+            // device sends it all again ([`cairn_protocol::PAST_HEAD`]).
+            return Err(Error::PastHead(format!(
+                "{at} is number {seq} of its actor, but the server holds {last} before it: it \
+                 lost what this device sent, restored from a backup"
             )));
         }
         // Made on top of a withdrawn change: taken and dropped at once, and kept as withdrawn
@@ -547,9 +550,12 @@ impl Planner<'_> {
             for dep in change.deps() {
                 let missing = change::quietly(|| loaded.doc.get_change_meta_by_hash(dep).is_none());
                 if missing.unwrap_or(true) {
-                    return Err(Error::BadRequest(format!(
-                        "{at} depends on a change of {doc} the server does not have"
-                    )));
+                    return Err(Error::MissingDeps {
+                        message: format!(
+                            "{at} depends on a change of {doc} the server does not have"
+                        ),
+                        doc: doc.to_owned(),
+                    });
                 }
             }
             // Whether a member may be named in chat is theirs alone to say (a publishing device

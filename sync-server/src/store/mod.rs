@@ -642,6 +642,12 @@ pub trait Store: Send + Sync + Debug + 'static {
     /// Changes (not notices) whose hash starts with `prefix` (hex), at most `limit`.
     async fn find_changes(&self, team: &str, prefix: &str, limit: u32) -> Result<Vec<Found>>;
 
+    /// The identity of this database's logs ([`cairn_protocol::SyncResponse::log`]).
+    async fn server_log(&self) -> Result<String>;
+    /// Gives this database's logs a new identity, after a restore: every device sends again
+    /// what the server may have lost. Returns it.
+    async fn renew_server_log(&self) -> Result<String>;
+
     /// Creates an organisation and its (empty) log, in one transaction.
     async fn create_org(&self, id: &str, name: &str, now_ms: i64) -> Result<()>;
     /// Every organisation, its teams and stewards.

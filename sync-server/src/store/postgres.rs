@@ -143,6 +143,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX org_stewards_team ON org_stewards (team, member);
 "#,
+    // 7: the identity of this database's logs, said with every sync: a restore from a dump is
+    // told with `cairn-server restored`, which gives a new one, so devices notice and send
+    // again what the server lost.
+    r#"
+    CREATE TABLE server_log (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        log TEXT NOT NULL
+    );
+    INSERT INTO server_log (id, log) VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 24));
+"#,
 ];
 
 /// Keeps each document's last entry, for a batch of entries given as columns ($2 documents,
@@ -1280,6 +1290,26 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn server_log(&self) -> Result<String> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_one("SELECT log FROM server_log WHERE id = 1", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn renew_server_log(&self) -> Result<String> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_one(
+                "UPDATE server_log SET log = substr(md5(random()::text || clock_timestamp()::text), 1, 24)
+                 WHERE id = 1 RETURNING log",
+                &[],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     async fn org_rows(&self) -> Result<OrgRows> {

@@ -141,6 +141,15 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX org_stewards_team ON org_stewards (team, member);
 "#,
+    // 9: the identity of this database's logs, said with every sync: a backup gets a new one,
+    // so devices of a server restored from it notice and send again what it lost.
+    r#"
+    CREATE TABLE server_log (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        log TEXT NOT NULL
+    ) STRICT;
+    INSERT INTO server_log (id, log) VALUES (1, lower(hex(randomblob(12))));
+"#,
 ];
 
 impl From<rusqlite::Error> for StoreError {
@@ -1111,6 +1120,22 @@ impl Store for SqliteStore {
             tx.execute("INSERT INTO orgs (id) VALUES (?1)", [&id])?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn server_log(&self) -> Result<String> {
+        self.call(|c| Ok(c.query_row("SELECT log FROM server_log WHERE id = 1", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn renew_server_log(&self) -> Result<String> {
+        self.call(|c| {
+            Ok(c.query_row(
+                "UPDATE server_log SET log = lower(hex(randomblob(12))) WHERE id = 1 RETURNING log",
+                [],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

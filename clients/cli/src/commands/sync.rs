@@ -149,6 +149,21 @@ fn sync_one(args: &Args, ctx: &mut Ctx) -> Result<(Report, Option<serde_json::Va
     if !args.background {
         tell_withdrawals(&report);
     }
+    if report.resent > 0 && !args.background {
+        crate::output::note!(
+            "note: the server was restored from a backup; this device sent again the {} it \
+             wrote, so the server lost none of them, and read the team's log again",
+            crate::output::count(report.resent as u64, "change", "changes"),
+        );
+    }
+    if report.held_back > 0 && !args.background {
+        crate::output::note!(
+            "note: {} wait{} for changes of others that the restored server lost; they go up \
+             once their authors' devices sync",
+            crate::output::count(report.held_back as u64, "change", "changes"),
+            if report.held_back == 1 { "s" } else { "" },
+        );
+    }
     if report.rebased > 0 && !args.background {
         crate::output::note!(
             "note: this replica was copied or restored from a backup (another copy used its \

@@ -53,6 +53,15 @@ pub struct Report {
     /// Entries of the log received (changes, notices, and documents with their changes).
     #[serde(skip)]
     pub received_entries: usize,
+    /// The server was restored from a backup (its logs say another identity, or it is behind
+    /// this replica): this device's changes went up again, this many, and the log was read
+    /// from its start.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resent: usize,
+    /// Changes held back for a later sync: they depend on changes the restored server lost
+    /// and their authors have not sent again yet.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held_back: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -194,12 +203,20 @@ fn exchange_in<'scope>(
     // Pages in a row that brought nothing, and what this replica could not use so far.
     let mut idle = 0;
     let mut unusable = 0;
+    // A restore of the server met in this exchange (answered once), and the documents whose
+    // changes wait for others' the restored server lost.
+    let mut restored = false;
+    let mut blocked: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let mut batch = if pull_only {
             Vec::new()
         } else {
             replica.outbox(PUSH_CHANGES, PUSH_BYTES)?
         };
+        // Held back: what waits behind them goes up meanwhile (the outbox keeps them last).
+        if let Some(i) = batch.iter().position(|o| blocked.contains(&o.doc)) {
+            batch.truncate(i);
+        }
         let full_batch = batch.len() == PUSH_CHANGES;
         let req = SyncRequest {
             cursor: replica.cursor()?,
@@ -224,6 +241,30 @@ fn exchange_in<'scope>(
             None => match client.sync(&req) {
                 Ok(answer) => answer,
                 Err(e) => {
+                    // A restored server: this replica is past its log's head.
+                    if !restored
+                        && e.refusal().and_then(super::Refusal::code)
+                            == Some(cairn_protocol::PAST_HEAD)
+                    {
+                        restored = true;
+                        report.resent = replica.resend_all(None)?;
+                        report.requests += 1;
+                        continue;
+                    }
+                    // A change that waits for one the restored server lost: its document's
+                    // changes go behind the rest.
+                    if let Some(doc) = e
+                        .refusal()
+                        .and_then(|r| r.body.as_ref())
+                        .filter(|b| b.error == cairn_protocol::MISSING_DEPS)
+                        .and_then(|b| b.doc.clone())
+                        .filter(|d| !blocked.contains(d))
+                    {
+                        report.held_back += replica.hold_back(&doc)?;
+                        blocked.insert(doc);
+                        report.requests += 1;
+                        continue;
+                    }
                     // A copied or restored replica: the server holds other changes with this
                     // device's actor and numbers. Its own are written again under a fresh actor
                     // and the exchange goes on.
@@ -240,6 +281,21 @@ fn exchange_in<'scope>(
                 }
             },
         };
+        // The server's logs have another identity than last time: it was restored from a
+        // backup. What this device wrote goes up again, and the log is read from its start;
+        // this answer (of the old cursor) is dropped.
+        if let Some(log) = &resp.log {
+            match replica.server_log()? {
+                Some(seen) if seen != *log && !restored => {
+                    restored = true;
+                    report.resent = replica.resend_all(Some(log))?;
+                    report.requests += 1;
+                    continue;
+                }
+                Some(seen) if seen == *log => {}
+                _ => replica.set_server_log(log)?,
+            }
+        }
         steps(Step::Answered {
             request: report.requests + 1,
         });
