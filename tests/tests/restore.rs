@@ -153,3 +153,70 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
     seen.retain(|k, _| want.contains_key(k));
     assert_eq!(seen, want, "Dee");
 }
+
+/// A change made on top of one the restored server lost waits, held back, until its author's
+/// device sends that one again; everything else of the device goes up meanwhile.
+#[test]
+fn a_change_on_top_of_one_the_server_lost_waits_for_its_author() {
+    let mut server = Server::start();
+    let (team, ana) = server.found_team("Otters", None, "Ana");
+    let ben = Home::joined(&server, &server.invite(&team, 5), &["--name", "Ben"]);
+    for h in [&ana, &ben] {
+        h.run(&["sync"]).ok();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.sqlite3");
+    let out = std::process::Command::new(bin("cairn-server"))
+        .args(["--db", &server.db().to_string_lossy(), "backup", "--to"])
+        .arg(&copy)
+        .env_remove("CAIRN_SERVER_DB")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Ana adds a pillar; Ben, once he has it, says what it means; and logs.
+    ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
+    ana.run(&["sync"]).ok();
+    ben.run(&["sync"]).ok();
+    ben.run(&[
+        "team",
+        "pillar",
+        "edit",
+        "Curiosity",
+        "--about",
+        "we ask why",
+    ])
+    .ok();
+    ben.run(&["log", "Asked why the deploy is manual"]).ok();
+    ben.run(&["sync"]).ok();
+
+    server.kill();
+    let db = server.db();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::copy(&copy, &db).unwrap();
+    server.restart();
+
+    // Ben first: his edit waits for Ana's pillar; his event goes up.
+    let said = ben.run(&["sync"]);
+    assert!(
+        said.stderr.contains("wait for changes of others"),
+        "{}",
+        said.stderr
+    );
+    assert!(!ben.outbox().is_empty(), "the edit waits here");
+    let fresh = Home::joined(&server, &server.invite(&team, 2), &["--name", "Cy"]);
+    fresh.run(&["sync"]).ok();
+    assert!(
+        texts(&fresh).contains_key("Asked why the deploy is manual"),
+        "Ben's event went up"
+    );
+    // Ana's device sends the pillar again; Ben's next sync sends his edit.
+    ana.run(&["sync"]).ok();
+    ben.run(&["sync"]).ok();
+    assert!(ben.outbox().is_empty(), "nothing waits");
+    fresh.run(&["sync"]).ok();
+    let team = fresh.run(&["team", "--json"]).json();
+    assert!(team.to_string().contains("we ask why"), "{team}");
+    assert_eq!(duplicated(&db), 0);
+}
