@@ -347,10 +347,39 @@ fn postgres_backs_up_under_load_and_restores_with_the_commands_the_refusal_names
         .map(|w| if w == source { target.clone() } else { w })
         .collect();
     run(pg_restore);
+    // Then, as the refusal says, the restored database is told so: its logs get an identity of
+    // their own, which every device notices at its next sync.
+    assert!(refusal.contains("restored --db"), "{refusal}");
+    let renewed = std::process::Command::new(bin("cairn-server"))
+        .args(["--db", &target, "restored"])
+        .env_remove("CAIRN_SERVER_DB")
+        .output()
+        .expect("cairn-server runs");
+    assert!(
+        renewed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renewed.stderr)
+    );
 
     // A server on the restored database serves the log of the dump's moment, each change as
     // the source holds it under the same number.
     let restored = Server::start_shared(&target, &[]);
+    let log_of_server = |url: &str| -> Option<String> {
+        let (status, body) = http::post(
+            url,
+            "/v1/sync",
+            Some(&token),
+            &serde_json::to_vec(&SyncRequest {
+                max_pull: Some(0),
+                ..SyncRequest::default()
+            })
+            .unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<SyncResponse>(&body).unwrap().log
+    };
+    let (was, is) = (log_of_server(&server.url), log_of_server(&restored.url));
+    assert!(was.is_some() && is.is_some() && was != is, "{was:?} {is:?}");
     let (got, head) = pull_all(&restored.url, &token);
     let (all, source_head) = pull_all(&server.url, &token);
     assert!(

@@ -4,8 +4,9 @@
 //! the server restored from the backup, and one sync each. Every device notices (the restored
 //! logs say another identity, or are behind its cursor), sends again what it wrote, and reads
 //! the log again: every event of the hour is back on the server and on every replica, exactly
-//! once, including those of a member whose device was offline during the restore and one who
-//! wrote offline meanwhile.
+//! once, including those of a member whose device was offline during the restore, one who
+//! wrote offline meanwhile, and one who joined after the backup (the restored server knows
+//! nothing of her device: she takes her place back with `cairn join URL --invite CODE --again`).
 
 use std::collections::HashMap;
 
@@ -81,13 +82,18 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
     ben.run(&["sync"]).ok();
     ben.run(&["kudos", "@ana", "Calm incident call"]).ok();
     ben.run(&["react", &first, "🎉"]).ok();
-    for h in [&ben, &ana, &ben] {
+    // A new member joins within the hour.
+    let dee = Home::joined(&server, &invite, &["--name", "Dee"]);
+    dee.run(&["log", "Read the whole wiki on day one"]).ok();
+    dee.run(&["kudos", "@ana", "Thanks for the warm welcome"])
+        .ok();
+    for h in [&dee, &ben, &ana, &ben] {
         h.run(&["sync"]).ok();
     }
     // Cy goes offline with something unsent.
     cy.run(&["log", "Wrote the retro notes on the train"]).ok();
     let before = texts(&ana);
-    assert_eq!(before.len(), 7, "{before:?}");
+    assert_eq!(before.len(), 9, "{before:?}");
 
     // The server is restored from the backup.
     server.kill();
@@ -123,15 +129,36 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
             said.stderr
         );
     }
+    // Dee joined after the backup: the restored server knows nothing of her device, says so,
+    // and she takes her place back with the invite she joined with.
+    let refused = dee.run(&["sync"]).fails();
+    assert!(refused.contains("--again"), "{refused}");
+    let back = dee
+        .run(&[
+            "join",
+            &server.url,
+            "--invite",
+            &invite,
+            "--again",
+            "--json",
+        ])
+        .json();
+    assert!(back["resent"].as_u64().unwrap() >= 3, "{back}");
     // Everything is on the server, once.
     assert_eq!(duplicated(&db), 0, "a change stored twice");
     // A last pull for those who synced before the others sent theirs again.
-    for h in [&ana, &ben, &cy, &eve] {
+    for h in [&ana, &ben, &cy, &eve, &dee] {
         h.run(&["sync"]).ok();
     }
     let mut want = before.clone();
     want.insert("Wrote the retro notes on the train".into(), 1);
-    for (who, h) in [("Ana", &ana), ("Ben", &ben), ("Cy", &cy), ("Eve", &eve)] {
+    for (who, h) in [
+        ("Ana", &ana),
+        ("Ben", &ben),
+        ("Cy", &cy),
+        ("Eve", &eve),
+        ("Dee", &dee),
+    ] {
         assert_eq!(texts(h), want, "{who}");
         let team = h.run(&["team", "--json"]).json();
         assert!(
@@ -146,12 +173,32 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
         .find(|i| i["text"] == "Paired with Ben on the flaky test")
         .expect("the edited event");
     assert_eq!(paired["reactions"][0]["emoji"], "🎉", "{paired}");
-    // A new device reads it all from the restored server.
-    let dee = Home::joined(&server, &server.invite(&team, 1), &["--name", "Dee"]);
-    dee.run(&["sync"]).ok();
-    let mut seen = texts(&dee);
+    // Nobody takes the place of a member the server knows with a general invite.
+    let (status, body) = cairn_e2e::http::post(
+        &server.url,
+        "/v1/join",
+        None,
+        &serde_json::to_vec(&cairn_protocol::JoinRequest {
+            invite: invite.clone(),
+            device_name: "mallory".into(),
+            rejoin: Some(ana.meta("me")),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("has this member on this server already"),
+        "{body}"
+    );
+    // Dee is a member again for everyone, and a new device reads it all from the server.
+    let team_now = ana.run(&["team", "--json"]).json();
+    assert!(team_now.to_string().contains("\"dee\""), "{team_now}");
+    let fay = Home::joined(&server, &server.invite(&team, 1), &["--name", "Fay"]);
+    fay.run(&["sync"]).ok();
+    let mut seen = texts(&fay);
     seen.retain(|k, _| want.contains_key(k));
-    assert_eq!(seen, want, "Dee");
+    assert_eq!(seen, want, "Fay");
 }
 
 /// A change made on top of one the restored server lost waits, held back, until its author's

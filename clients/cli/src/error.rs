@@ -379,12 +379,15 @@ impl From<cairn_client::sync::Error> for CliError {
                         "the server asked to wait {} s; nothing is lost, run `cairn sync` then",
                         retry_after.as_secs().max(1)
                     )),
-                    401 => err.hint(
-                        "this device's token was refused (revoked?); keep what it holds with \
-                         `cairn export > mine.json`, join again from a new home with a new \
-                         invite (CAIRN_HOME=DIR cairn join ...), and bring your events there \
-                         with `cairn import mine.json`",
-                    ),
+                    401 => err.hint(format!(
+                        "this device's token was refused: if the server was restored from a \
+                         backup made before this device joined, take your place back with an \
+                         invite from its admin: `cairn join {base} --invite CODE --again` \
+                         (everything this device wrote goes up again); if the device was \
+                         revoked, keep what it holds with `cairn export > mine.json`, join again \
+                         from a new home (CAIRN_HOME=DIR cairn join ...) and bring your events \
+                         there with `cairn import mine.json`"
+                    )),
                     404 if posted || not_cairn => {
                         err.hint(format!("is {base} a cairn-server? it has no {path}"))
                     }

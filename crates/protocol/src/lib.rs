@@ -132,6 +132,11 @@ pub struct JoinRequest {
     /// relay's, which needs an invite made for a relay (`cairn-server invite create --relay`).
     #[serde(default, skip_serializing_if = "DeviceKind::is_member")]
     pub device_kind: DeviceKind,
+    /// A device that was a member's, of a server restored from a backup made before that
+    /// member joined: it takes its member id back (one the server knows nothing of) with a
+    /// general invite, then sends again all it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejoin: Option<String>,
 }
 
 /// What kind of device a join registers.

@@ -400,6 +400,41 @@ impl Hub {
                 }
             }
             member
+        } else if let Some(id) = &req.rejoin {
+            // A device whose member this server knows nothing of (restored from a backup made
+            // before they joined) takes its place back, and then sends again all it wrote. Only
+            // a member the server knows nothing of: anyone else is taken with an invite made for
+            // them, or `cairn device link`.
+            if !valid_member_id(id) {
+                return Err(Error::BadRequest(
+                    "the member id to rejoin as is not valid".into(),
+                ));
+            }
+            if log.head == 0 {
+                return Err(Error::NoHistory(format!(
+                    "team `{name}` has no history yet: nobody rejoins it"
+                )));
+            }
+            let state = self.team_state(&team).await?;
+            let known = state
+                .members
+                .iter()
+                .chain(&state.former)
+                .any(|m| m.id == *id)
+                || self
+                    .store
+                    .devices(Some(&team))
+                    .await?
+                    .iter()
+                    .any(|d| d.member == *id);
+            if known {
+                return Err(Error::Forbidden(format!(
+                    "team `{name}` has this member on this server already: a device of theirs \
+                     joins with an invite made for them (`cairn-server invite create --team \
+                     {team} --member @HANDLE`) or a code from `cairn device link`"
+                )));
+            }
+            id.clone()
         } else if let Some(handle) = &req.claim {
             // A general invite never takes over a member who exists: anyone holding it could
             // then post as them. Taking a place needs an invite made for that member.

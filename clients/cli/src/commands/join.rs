@@ -38,6 +38,11 @@ pub struct Args {
     /// A name for this device in the server's device list [default: the host name].
     #[arg(long, value_name = "NAME")]
     device: Option<String>,
+    /// This device was a member of the team on this server, which was restored from a backup
+    /// made before it joined (its token is refused): it takes its place back, and its next sync
+    /// sends again everything it wrote. `--team` picks the team when this home holds several.
+    #[arg(long, conflicts_with_all = ["name", "handle", "claim"])]
+    again: bool,
 }
 
 /// This machine's name, for the server's device list.
@@ -52,6 +57,9 @@ pub fn device_name(given: Option<String>) -> String {
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
     let url = remote::normalise_url(&args.url)?;
+    if args.again {
+        return again(args, ctx, &url);
+    }
     let client = remote::client(&url, None, ctx.patience());
     let resp = sync::register(
         &client,
@@ -178,4 +186,66 @@ fn refused(e: CliError, url: &str) -> CliError {
         )),
         _ => e,
     }
+}
+
+/// `cairn join URL --invite CODE --again`: this home's replica of a team on `url` takes its
+/// member's place back on a server restored from a backup made before it joined, then syncs,
+/// sending again everything it wrote.
+fn again(args: Args, ctx: &mut Ctx, url: &str) -> Result<()> {
+    let mut replica = ctx.open()?;
+    let here = replica
+        .remote()?
+        .is_some_and(|r| remote::normalise_url(&r.url).ok().as_deref() == Some(url));
+    if !here {
+        return Err(CliError::new(format!(
+            "this team is not on {url}: `--again` takes back a place this device had there"
+        ))
+        .hint("`cairn team list` shows this home's teams; `--team` picks one"));
+    }
+    let me = replica.me()?;
+    let client = remote::client(url, None, ctx.patience());
+    let resp = sync::register(
+        &client,
+        &JoinRequest {
+            invite: args.invite.clone(),
+            device_name: device_name(args.device),
+            rejoin: Some(me.clone()),
+            ..JoinRequest::default()
+        },
+    )
+    .map_err(|e| refused(e.into(), url))?;
+    if resp.team_id != replica.team_id()? {
+        return Err(CliError::new(
+            "that invite is for another team than this one: nothing was changed here",
+        )
+        .hint(format!(
+            "the server registered a device for it ({}), which its admin can revoke",
+            resp.device_id
+        )));
+    }
+    replica.set_remote(&cairn_store::Remote {
+        url: url.to_owned(),
+        device_id: resp.device_id.clone(),
+        token: resp.token.0.clone(),
+    })?;
+    sync::problem::forget(&mut replica)?;
+    let resent = replica.resend_all(None)?;
+    let report = super::sync::exchange(ctx, &mut replica, ctx.patience(), true)?;
+    let team = replica.team()?;
+    ctx.out.say(
+        format!(
+            "Back in {} as {} on {url}: sent again the {} this device wrote ({}).",
+            paint(BOLD, &team.name),
+            paint(HANDLE, format!("@{}", team.handle_of(&me))),
+            crate::output::count(resent as u64, "change", "changes"),
+            super::sync::received(&report),
+        ),
+        json!({
+            "team": team.name,
+            "member_id": me,
+            "device_id": resp.device_id,
+            "resent": resent,
+            "received": report.received,
+        }),
+    )
 }
