@@ -140,6 +140,13 @@ fn a_member_thanks_someone_of_another_team_and_both_feeds_show_it() {
         assert!(text.contains("@cy@mobile"), "{text}");
         assert!(text.contains("@ana"), "{text}");
     }
+    // The organisation's feed shows it too, to anyone of its teams.
+    let org_feed = ana.run(&["org", "feed", "--json"]).json();
+    assert_eq!(org_feed["items"][0]["kind"], "kudos", "{org_feed}");
+    assert_eq!(org_feed["items"][0]["from"], "@cy@mobile", "{org_feed}");
+    assert_eq!(org_feed["items"][0]["to"][0], "@ana@platform", "{org_feed}");
+    let text = ana.run(&["org", "feed"]).ok();
+    assert!(text.contains("@cy@mobile 👏 @ana@platform"), "{text}");
     // Nothing of it went into either team's log: the team logs hold their own members' only.
     let team_log = |token: &str| -> SyncResponse {
         let (status, body) = http::post(

@@ -389,45 +389,40 @@ fn week_line(f: &cairn_core::WeekFigures) -> String {
 
 /// `cairn org feed`: the organisation's own feed.
 fn org_feed(ctx: &mut Ctx, held: &Held, limit: usize) -> Result<Outcome> {
+    use cairn_client::orgview::{self, Item};
     let org = if held.org.path.exists() {
         Some(held.org.open()?)
     } else {
         None
     };
-    let mut items: Vec<(cairn_core::ids::EventId, String, i64, serde_json::Value)> = Vec::new();
-    for n in &held.state.notes {
-        items.push((
-            n.id.clone(),
-            format!("{}  {}", paint(ID, n.id.short()), n.text()),
-            n.at_ms,
-            json!({ "id": n.id, "kind": "note", "by": n.by, "text": n.text(), "at_ms": n.at_ms }),
-        ));
-    }
-    if let Some(org) = &org {
-        for (_, c) in cairn_client::across::all(org)? {
-            if c.retracted_ms.is_some() {
-                continue;
+    let feed = orgview::feed(&held.state, org.as_ref(), None, limit)?;
+    let items: Vec<(String, serde_json::Value)> = feed
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Note(n) => (
+                format!("{}  {}", paint(ID, n.id.short()), n.text()),
+                json!({ "id": n.id, "kind": "note", "by": n.by, "text": n.text(),
+                        "at_ms": n.at_ms }),
+            ),
+            Item::Kudos(c) => {
+                let to: Vec<String> = c.to.iter().map(|p| p.label()).collect();
+                (
+                    format!(
+                        "{}  {} 👏 {}\n        {}",
+                        paint(ID, c.id.short()),
+                        c.from.label(),
+                        to.join(", "),
+                        c.text
+                    ),
+                    json!({ "id": c.id, "kind": "kudos", "from": c.from.label(), "to": to,
+                            "text": c.text, "at_ms": c.at_ms }),
+                )
             }
-            let to: Vec<String> = c.to.iter().map(|p| p.label()).collect();
-            items.push((
-                c.id.clone(),
-                format!(
-                    "{}  {} 👏 {}\n        {}",
-                    paint(ID, c.id.short()),
-                    c.from.label(),
-                    to.join(", "),
-                    c.text
-                ),
-                c.at_ms,
-                json!({ "id": c.id, "kind": "kudos", "from": c.from.label(), "to": to,
-                        "text": c.text, "at_ms": c.at_ms }),
-            ));
-        }
-    }
-    items.sort_by(|a, b| b.0.cmp(&a.0));
-    items.truncate(limit);
+        })
+        .collect();
     if ctx.out.json {
-        let list: Vec<_> = items.into_iter().map(|i| i.3).collect();
+        let list: Vec<_> = items.into_iter().map(|i| i.1).collect();
         return ctx
             .out
             .json(&json!({ "items": list }))
@@ -445,7 +440,7 @@ fn org_feed(ctx: &mut Ctx, held: &Held, limit: usize) -> Result<Outcome> {
         if i > 0 {
             ctx.out.line("")?;
         }
-        ctx.out.line(&item.1)?;
+        ctx.out.line(&item.0)?;
     }
     Ok(Outcome::Read)
 }
