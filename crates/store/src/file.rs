@@ -269,6 +269,7 @@ impl Replica {
                 index::reindex_doc(&tx, &doc_id, &doc)?;
             }
         }
+        schema::pause_in_migration();
         tx.commit()?;
         Ok(())
     }

@@ -439,3 +439,22 @@ pub(crate) const HONOURED: &str = concat!(
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Test-only, in debug builds: with `CAIRN_TEST_PAUSE_MIGRATION` set, a replica's migration
+/// stops once all of it ran (its statements, its version and the indexing again), before the
+/// transaction commits, says `paused in migration` on stdout and waits to be killed, so that a
+/// test kills `cairn` mid-migration without guessing at timing. The one place this library
+/// writes to stdout or blocks for ever: release builds have none of it.
+pub(crate) fn pause_in_migration() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("CAIRN_TEST_PAUSE_MIGRATION").is_some() {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "paused in migration");
+        let _ = out.flush();
+        drop(out);
+        loop {
+            std::thread::park();
+        }
+    }
+}

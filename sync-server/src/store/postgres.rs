@@ -334,6 +334,10 @@ impl PgStore {
                 "the database was written by a newer cairn-server (schema {version})"
             )));
         }
+        // Every pending migration and the version it leaves run in this one transaction (DDL is
+        // transactional in PostgreSQL): a server killed halfway leaves the database as it was
+        // (its connection gone, PostgreSQL rolls the transaction back and frees the lock), and
+        // the next start migrates it from there.
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.batch_execute(sql).await?;
             tx.execute(
@@ -342,6 +346,7 @@ impl PgStore {
                 &[&((i + 1) as i64)],
             )
             .await?;
+            super::sqlite::pause_in_migration(i + 1);
         }
         tx.commit().await?;
         Ok(())

@@ -223,6 +223,36 @@ fn create_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The variable that stops a debug build in the middle of a migration, for the test that
+/// kills it there.
+#[cfg(debug_assertions)]
+const PAUSE_MIGRATION: &str = "CAIRN_SERVER_TEST_PAUSE_MIGRATION";
+
+/// Test-only, in debug builds: with `CAIRN_SERVER_TEST_PAUSE_MIGRATION=N`, stops once migration
+/// `N` (of this backend's list, from 1) and its version ran, before the transaction commits,
+/// says `paused in migration N` on stdout and waits to be killed, so that a test kills the
+/// server mid-migration without guessing at timing. The one place the store writes to stdout
+/// or blocks for ever: release builds have none of it.
+pub(super) fn pause_in_migration(step: usize) {
+    #[cfg(debug_assertions)]
+    if std::env::var(PAUSE_MIGRATION)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        == Some(step)
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "paused in migration {step}");
+        let _ = out.flush();
+        drop(out);
+        loop {
+            std::thread::park();
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}
+
 /// Takes group and other permissions off a file, if it exists and has any.
 fn tighten(path: &Path) {
     #[cfg(unix)]
@@ -273,9 +303,13 @@ impl SqliteStore {
                 path.display()
             )));
         }
+        // Every pending migration and the version it leaves run in this one transaction (DDL
+        // and `user_version` are transactional in SQLite): a server killed halfway leaves the
+        // database as it was, and the next start migrates it from there.
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            pause_in_migration(i + 1);
         }
         tx.commit()?;
         Ok(SqliteStore {
