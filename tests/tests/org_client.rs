@@ -324,19 +324,22 @@ fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
         .to_owned();
     let (_, finn) = founded(&server, "Web", Some("Acme"), "Finn");
     assert!(finn.org_replica(&org).exists());
-    // Two syncs within a minute: the second does not ask which organisation the team is in,
-    // so the detach between them meets it as the log's refusal.
-    let at = |t: &str| {
-        let mut c = finn.command(&["sync"]);
+    // Two syncs within a minute: the second, the quiet one after a write, does not ask which
+    // organisation the team is in (a sync its person asks for does), so the detach between
+    // them meets it as the log's refusal; the next command tells it.
+    let at = |t: &str, args: &[&str]| {
+        let mut c = finn.command(args);
         c.env("CAIRN_NOW", format!("2026-11-23T20:00:{t}Z"));
         let out = c.output().unwrap();
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let err = at("00");
+    let err = at("00", &["sync"]);
     assert!(!err.contains("Acme"), "{err}");
     server.admin(&["team", "detach", "Web"]).ok();
-    let err = at("30");
+    let quiet = at("20", &["sync", "--background"]);
+    assert!(quiet.is_empty(), "the quiet sync says nothing: {quiet}");
+    let err = at("30", &["sync"]);
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("Acme")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
@@ -344,7 +347,7 @@ fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
             .starts_with("note: stopped syncing the organisation `Acme`: the server refused it: "),
         "{err}"
     );
-    let err = at("40");
+    let err = at("40", &["sync"]);
     assert!(!err.contains("Acme"), "told once: {err}");
     let status = finn.run(&["status", "--json"]).json();
     assert!(status["org"].is_null(), "{status}");

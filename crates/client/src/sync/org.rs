@@ -65,6 +65,9 @@ const REPLICA_FILE: &str = "replica.sqlite3";
 const STATE: &str = "org";
 /// What the source of an organisation's notes in a team's feed starts with ([`notes_source`]).
 const NOTES: &str = "org:";
+/// The setting of the team's replica saying at which place of which organisation's log the
+/// kudos across teams were last put in its feed.
+const ACROSS_SHOWN: &str = "across_shown";
 /// How often a team of no organisation asks whether it joined one.
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// How soon after one `GET /v1/org` a team of an organisation asks again (a join that just
@@ -346,8 +349,14 @@ pub fn sync(
                 crate::across::keep(&mut replica, people, now_ms)
                     .map_err(|e| super::Error::Org(e.to_string()))?;
             }
-            crate::across::show(team, &replica, &org.id, &team_id)
-                .map_err(|e| super::Error::Org(e.to_string()))?;
+            // Kudos across teams into the team's feed: read again only when the organisation's
+            // log brought something (all its journals are read to find them), or never was.
+            let shown_at = format!("{}@{}", org.id, replica.cursor()?);
+            if team.setting(ACROSS_SHOWN)?.as_deref() != Some(shown_at.as_str()) {
+                crate::across::show(team, &replica, &org.id, &team_id)
+                    .map_err(|e| super::Error::Org(e.to_string()))?;
+                team.set_setting(ACROSS_SHOWN, Some(&shown_at))?;
+            }
             Ok(match stopped_now {
                 // Another organisation took the old one's place: the stop is what to tell.
                 Some(s) => Outcome::Stopped(s),
