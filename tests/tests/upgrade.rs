@@ -221,3 +221,32 @@ fn a_cairn_killed_mid_migration_opens_its_replica_next_time() {
     bo.run(&["sync"]).ok();
     assert_eq!(feed(&bo, &[]).len(), 2, "both of Ana's acts");
 }
+
+/// A server meeting a database of a newer `cairn-server` refuses to start, says why, and
+/// leaves it untouched.
+#[test]
+fn a_server_refuses_a_database_newer_than_it_knows() {
+    let mut server = Server::start();
+    server.kill();
+    let conn = rusqlite::Connection::open(server.db()).expect("the database opens");
+    conn.pragma_update(None, "user_version", LATEST.0 + 1)
+        .unwrap();
+    drop(conn);
+    let out = Command::new(bin("cairn-server"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CAIRN_SERVER_DB", server.database())
+        .stdin(Stdio::null())
+        .output()
+        .expect("cairn-server runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "it never listened");
+    assert!(
+        said.contains(&format!(
+            "was written by a newer cairn-server (schema {})",
+            LATEST.0 + 1
+        )),
+        "{said}"
+    );
+    assert_eq!(schema(&server, None).0, LATEST.0 + 1);
+}
