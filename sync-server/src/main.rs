@@ -125,6 +125,13 @@ enum Command {
     ///
     ///   cairn-server --db postgres://cairn@localhost/cairn restored
     Restored,
+    /// Write the manual pages, `cairn-server.1` and one per subcommand, into DIR (for packages).
+    #[command(hide = true)]
+    GenerateMan {
+        /// The directory to write them into (created when missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -620,6 +627,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Command::Serve(args) = &cli.command {
         return serve(&db, args);
     }
+    if let Command::GenerateMan { dir } = &cli.command {
+        use clap::CommandFactory as _;
+        std::fs::create_dir_all(dir)?;
+        clap_mangen::generate_to(Cli::command(), dir)
+            .map_err(|e| format!("cannot write manual pages into {}: {e}", dir.display()))?;
+        println!("wrote {}", dir.join("cairn-server.1").display());
+        return Ok(());
+    }
     // Before opening the store: a backup reads the database as it is and migrates nothing.
     if let Command::Backup { to, force, json } = &cli.command {
         let report = cairn_server::backup::backup(&db, to, *force)?;
@@ -649,7 +664,9 @@ async fn admin(
     let hub = Hub::new(store, 64);
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Serve(_) | Command::Backup { .. } => unreachable!("run above"),
+        Command::Serve(_) | Command::Backup { .. } | Command::GenerateMan { .. } => {
+            unreachable!("run above")
+        }
         Command::Restored => {
             let log = hub.store().renew_server_log().await?;
             writeln!(out, "{log}")?;
@@ -1300,6 +1317,29 @@ mod tests {
             panic!("serve")
         };
         assert_eq!(serve.listen.port(), 1);
+    }
+
+    #[test]
+    fn the_packaged_configuration_parses() {
+        // What the Debian package installs as /etc/cairn-server/config.toml: the database under
+        // the unit's StateDirectory, the only place the service may write.
+        let packaged = include_str!("../debian/config.toml");
+        for command in [
+            &["cairn-server", "serve"][..],
+            &["cairn-server", "team", "list"],
+        ] {
+            let cli = with_config(packaged, command).unwrap();
+            assert_eq!(
+                cli.db.as_deref(),
+                Some("/var/lib/cairn-server/server.sqlite3")
+            );
+        }
+        let cli = with_config(packaged, &["cairn-server", "serve"]).unwrap();
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(serve.log_format, LogFormat::Text);
     }
 
     #[test]

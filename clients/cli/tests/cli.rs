@@ -50,6 +50,41 @@ fn completions_for_every_shell_call_this_cairn_back() {
 }
 
 #[test]
+fn packaged_completions_call_the_installed_cairn_back() {
+    // What the Debian package installs: the completer is /usr/bin/cairn, and zsh's file, loaded
+    // from its fpath on the first TAB as the function `_cairn`, completes on that TAB too.
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cairn(&["completions", shell, "--completer", "/usr/bin/cairn"]);
+        assert!(out.status.success(), "{shell}");
+        let code = String::from_utf8_lossy(&out.stdout);
+        assert!(code.contains("/usr/bin/cairn"), "{shell}: {code}");
+        assert!(
+            !code.contains(env!("CARGO_BIN_EXE_cairn")),
+            "{shell}: {code}"
+        );
+    }
+    let zsh = String::from_utf8(cairn(&["completions", "zsh"]).stdout).unwrap();
+    assert!(zsh.starts_with("#compdef cairn"), "{zsh}");
+    assert!(zsh.contains("== _cairn ]]; then"), "{zsh}");
+}
+
+#[test]
+fn the_hidden_generate_man_writes_a_page_per_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man");
+    let out = cairn(&["generate-man", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(dir.join("cairn.1")).unwrap();
+    assert!(page.starts_with(".ie"), "{page}");
+    assert!(page.contains("cairn\\-log(1)"), "{page}");
+    assert!(dir.join("cairn-log.1").is_file() && dir.join("cairn-team-pillar-add.1").is_file());
+    assert!(!dir.join("cairn-generate-man.1").exists());
+    // Hidden: not offered in --help.
+    let help = String::from_utf8(cairn(&["--help"]).stdout).unwrap();
+    assert!(!help.contains("generate-man"), "{help}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_missing_replicas_exit_3() {
     let out = cairn(&["log"]);
     assert_eq!(out.status.code(), Some(2));

@@ -21,6 +21,10 @@ use crate::error::{CliError, Result};
 pub struct Args {
     /// The shell.
     shell: clap_complete::Shell,
+    /// The program the shell calls back [default: this cairn]; for a file a package installs,
+    /// `/usr/bin/cairn`.
+    #[arg(long, hide = true, value_name = "PATH")]
+    completer: Option<String>,
 }
 
 pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
@@ -37,12 +41,22 @@ pub fn run(args: Args, ctx: &mut Ctx) -> Result<()> {
         }
     };
     // The shell calls this very program back to complete.
-    let completer = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.to_str().map(str::to_owned))
-        .unwrap_or_else(|| "cairn".to_owned());
+    let completer = args.completer.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_owned))
+            .unwrap_or_else(|| "cairn".to_owned())
+    });
     let mut buf = Vec::new();
     shell.write_registration("COMPLETE", "cairn", "cairn", &completer, &mut buf)?;
+    if args.shell == Shell::Zsh {
+        // Installed as `_cairn` in zsh's fpath, this file is the body of a function zsh loads on
+        // the first TAB: that call only registers the completer, so it completes too.
+        buf.extend_from_slice(
+            b"\nif [[ \"${funcstack[1]}\" == _cairn ]]; then\n    \
+              _clap_dynamic_completer_cairn \"$@\"\nfi\n",
+        );
+    }
     ctx.out.raw().write_all(&buf)?;
     Ok(())
 }

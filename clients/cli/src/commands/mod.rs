@@ -11,6 +11,7 @@ mod doctor;
 pub mod edit;
 mod export;
 pub mod feed;
+mod generate_man;
 mod import;
 mod init;
 mod join;
@@ -87,6 +88,8 @@ pub enum Command {
     Completions(completions::Args),
     Demo(demo::Args),
     Web(web::Args),
+    #[command(hide = true)]
+    GenerateMan(generate_man::Args),
 }
 
 /// Runs `command`; when it left changes for the server, a sync starts in the background (each
@@ -143,6 +146,7 @@ fn dispatch(command: Command, ctx: &mut Ctx) -> Result<Outcome> {
         Command::Doctor(a) => doctor::run(a, ctx).map(read),
         Command::Config(a) => config::run(a, ctx).map(read),
         Command::Completions(a) => completions::run(a, ctx).map(read),
+        Command::GenerateMan(a) => generate_man::run(a, ctx).map(read),
         Command::Demo(a) => demo::run(a, ctx).map(read),
         Command::Web(a) => web::run(a, ctx).map(read),
     }
