@@ -395,14 +395,14 @@ fn postgres_backs_up_under_load_and_restores_with_the_commands_the_refusal_names
 
 #[test]
 fn the_readme_backup_command_works_word_for_word() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("the README");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/backup.md"))
+        .expect("the backup page");
     let block = readme
-        .split_once("### Backups")
+        .split_once("# Backups")
         .and_then(|(_, rest)| rest.split_once("```sh\n"))
         .and_then(|(_, rest)| rest.split_once("```"))
         .map(|(block, _)| block)
-        .expect("a sh block under ### Backups");
+        .expect("a sh block under # Backups");
     let mut lines = block.lines();
     let command = lines.next().unwrap();
     let said = lines.next().unwrap().trim_start_matches("# ");

@@ -1,4 +1,5 @@
-//! The README's sync section, followed word for word: each command of its first `sh` block runs
+//! The README's tour and the pages of `docs/` that show a server and an organisation, followed
+//! word for word. The sync page: each command of its first `sh` block runs
 //! as written, with only its placeholders filled in (a temp database for
 //! `/var/lib/cairn/server.sqlite3`, the port the system picks for `7878`, and the ids and codes
 //! that earlier commands printed).
@@ -10,13 +11,15 @@ use std::process::{Child, Command, Stdio};
 
 use cairn_e2e::{Home, Run, bin, shell_words};
 
-/// The first `sh` block after `heading` in the README.
-fn block(heading: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let text = std::fs::read_to_string(&path).expect("the README");
+/// The first `sh` block after `heading` in `page` (the README, or a page of `docs/`).
+fn block(page: &str, heading: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(page);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
     let after = text
         .split_once(heading)
-        .unwrap_or_else(|| panic!("the README has `{heading}`"))
+        .unwrap_or_else(|| panic!("{page} has `{heading}`"))
         .1;
     let body = after
         .split_once("```sh\n")
@@ -56,7 +59,7 @@ fn output(mut c: Command) -> Run {
 
 #[test]
 fn the_sync_section_works_word_for_word() {
-    let lines = block("## Sync: a server the team runs itself");
+    let lines = block("docs/server.md", "# Sync: a server the team runs itself");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.sqlite3");
     // The tour before it: a team started offline, with Ben added by name.
@@ -256,7 +259,7 @@ fn the_sync_section_works_word_for_word() {
 
 #[test]
 fn the_tour_works_word_for_word_on_any_day() {
-    let lines = block("## A short tour");
+    let lines = block("README.md", "## A short tour");
     // Every day of a week, Monday to Sunday: the tour holds whatever day it is read on.
     for n in 7..=13 {
         // (2026-12-07 is a Monday; the last Friday on or before it is the 4th.)
@@ -321,7 +324,7 @@ fn the_tour_works_word_for_word_on_any_day() {
 
 #[test]
 fn the_organisation_section_works_word_for_word() {
-    let lines = block("## An organisation of teams");
+    let lines = block("docs/organisations.md", "# An organisation of teams");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.sqlite3");
     let mut env: Vec<(String, String)> = Vec::new();
