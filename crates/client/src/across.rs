@@ -7,7 +7,7 @@
 //! [`source`], so nothing of one team is ever written into another's.
 //!
 //! Whom a member may name is the organisation's people, as the server says them
-//! (`GET /v1/org/people`), kept in the organisation's replica ([`people`], [`refresh`]) so
+//! (`GET /v1/org/people`), kept in the organisation's replica ([`people`], [`keep`], [`stale`]) so
 //! completion and `cairn kudos @ben@platform` work offline.
 
 use cairn_core::across::{self, Crossing, Person};

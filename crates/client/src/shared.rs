@@ -34,7 +34,7 @@ pub fn share(team: &mut Replica) -> Result<Share> {
 }
 
 /// The figures of the team whose replica is `team` for the weeks over by `today` (the last
-/// [`WEEKS`] of them), as every replica computes them.
+/// eight of them), as every replica computes them.
 pub fn weeks(
     team: &Replica,
     org: &Replica,

@@ -6,7 +6,7 @@
 //! week once it is over ([`closed_weeks`]): members, active members, active days, acts per kind,
 //! per pillar and per non-negotiable, recognitions within and across teams. Never a number about
 //! one member. The figures are a pure function of the team's data ([`compute`]), so every member's
-//! replica computes the same ones, and [`write`] writes only what differs: N members writing the
+//! replica computes the same ones, and [`write()`] writes only what differs: N members writing the
 //! same figures make one change, not N.
 //!
 //! Layout, everything at the root as in the other documents:
