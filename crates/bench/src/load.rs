@@ -279,7 +279,9 @@ pub fn measure(
         urls.push(url);
     }
     let url = urls[0].clone();
-    let team = admin(&bin, &db, &["team", "create", "Load"])?;
+    // A database that several runs share (PostgreSQL) keeps their teams: a name of its own.
+    let name = format!("Load {label} {}", std::process::id());
+    let team = admin(&bin, &db, &["team", "create", &name])?;
     let uses = (clients + 1).to_string();
     let invite = admin(
         &bin,
