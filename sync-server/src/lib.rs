@@ -680,7 +680,10 @@ async fn org(
         return Err(too_many("this device syncs too often", wait));
     }
     let org = state.hub.org_of(&device).await?;
-    Ok(json(&OrgResponse { org }))
+    Ok(json(&OrgResponse {
+        org,
+        team: Some(device.team.clone()),
+    }))
 }
 
 /// `GET /v1/org/people`: everyone of the teams of the device's organisation (whom kudos across

@@ -262,3 +262,42 @@ fn a_member_thanks_someone_of_another_team_and_both_feeds_show_it() {
     assert!(new.pulled.iter().any(|p| p.doc.starts_with("x/")), "{body}");
     assert_eq!(old.cursor, new.cursor);
 }
+
+/// A team begun offline and published keeps its first id in its founder's replica; the
+/// organisation's documents name it by the server's id, so the founder's kudos across teams and
+/// the team's figures are taken like anyone's.
+#[test]
+fn a_published_teams_founder_gives_across_teams_too() {
+    let server = Server::start();
+    server.admin(&["org", "create", "Acme"]).ok();
+    let ana = Home::team("Ana", &[]);
+    ana.run(&["log", "Wrote the onboarding notes"]).ok();
+    let platform = server.team("Platform");
+    server
+        .admin(&["team", "attach", &platform, "--org", "Acme"])
+        .ok();
+    ana.run(&[
+        "publish",
+        &server.url,
+        "--invite",
+        &server.founder(&platform),
+    ])
+    .ok();
+    let (_, cy) = server.found_team("Mobile", Some("Acme"), "Cy");
+    ana.run(&["sync"]).ok();
+    cy.run(&["sync"]).ok();
+    assert_ne!(
+        ana.meta("team_id"),
+        platform,
+        "the founder's replica keeps its first id"
+    );
+    ana.run(&["kudos", "@cy@mobile", "Thanks for the design review"])
+        .ok();
+    let run = ana.run(&["sync"]);
+    assert!(!run.stderr.contains("refused"), "{}", run.stderr);
+    run.ok();
+    cy.run(&["sync"]).ok();
+    let text = cy.run(&["feed"]).ok();
+    assert!(text.contains("Thanks for the design review"), "{text}");
+    assert!(text.contains("@ana@"), "{text}");
+}

@@ -75,7 +75,7 @@ pub fn handles() -> ArgValueCandidates {
                     .help(Some(shown(&m.name).into()))
             })
             .collect();
-        let team_id = replica.team_id().unwrap_or_default();
+        let team_id = cairn_client::sync::org::team_on_server(&replica).unwrap_or_default();
         let org = home().and_then(|h| cairn_client::sync::org::org(&replica, &h).ok().flatten());
         if let Some(org) = org.filter(|o| o.path.exists())
             && let Ok(org) = org.open()

@@ -199,6 +199,12 @@ pub struct OrgRef {
 pub struct OrgResponse {
     #[serde(default)]
     pub org: Option<OrgRef>,
+    /// The id of the device's team on this server: what names the team in the organisation's
+    /// documents (`x/<team>/...`, `s/<team>`). A team begun offline and published keeps its
+    /// own id in its founder's replica; this is the one its members write under. `None` from
+    /// an older server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// `GET /v1/org/people`: everyone of the teams of the device's organisation, by team (sorted

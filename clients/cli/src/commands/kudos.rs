@@ -109,7 +109,15 @@ fn across(
         );
     }
     let team = replica.team()?;
-    let team_id = replica.team_id()?;
+    // The team's id on the server names it in the organisation's documents: known once a sync
+    // of this version asked (a published team's founder holds another one).
+    let Some(team_id) = cairn_client::sync::org::state(replica)?.team else {
+        return Err(CliError::new(format!(
+            "this device has not synced {} since cairn was updated",
+            held.org.name
+        ))
+        .hint("run `cairn sync`, then give it again"));
+    };
     let me = ctx.actor(replica, &team)?;
     let mut org = held.open()?;
     let honours = match honours {

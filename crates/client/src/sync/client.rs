@@ -435,9 +435,15 @@ impl Client {
     /// The organisation this device's team belongs to now (`GET /v1/org`), if any. A server
     /// from before organisations answers 404: none, there.
     pub fn org(&self) -> Result<Option<OrgRef>> {
+        Ok(self.org_of_team()?.org)
+    }
+
+    /// `GET /v1/org` whole: the organisation, and the id of this device's team on the server
+    /// (see [`OrgResponse::team`]). A server from before organisations: none, and no id.
+    pub fn org_of_team(&self) -> Result<OrgResponse> {
         match self.call::<(), OrgResponse>("/v1/org", None) {
-            Ok((resp, _, _)) => Ok(resp.org),
-            Err(e) if e.refusal().is_some_and(|r| r.status == 404) => Ok(None),
+            Ok((resp, _, _)) => Ok(resp),
+            Err(e) if e.refusal().is_some_and(|r| r.status == 404) => Ok(OrgResponse::default()),
             Err(e) => Err(e),
         }
     }

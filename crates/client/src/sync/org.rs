@@ -89,6 +89,10 @@ pub struct State {
     /// The organisation no longer synced, and why.
     #[serde(default)]
     pub stopped: Option<Stopped>,
+    /// The team's id on the server, as `GET /v1/org` said it: what names it in the
+    /// organisation's documents ([`team_on_server`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// An organisation this device stopped syncing.
@@ -216,6 +220,16 @@ pub fn show_notes(team: &mut Replica, org: &mut Replica, id: &str) -> Result<usi
     Ok(team.set_outside_events(&notes_source(id), &events)?)
 }
 
+/// The id that names the team whose replica is `team` in its organisation's documents: the
+/// server's id for it, as `GET /v1/org` said it; the replica's own until then (the same, but
+/// for a team begun offline and published, whose founder's replica keeps its first id).
+pub fn team_on_server(team: &Replica) -> Result<String> {
+    match state(team)?.team {
+        Some(id) => Ok(id),
+        None => Ok(team.team_id()?),
+    }
+}
+
 /// Remembers what a join's answer said of the team's organisation (`None`: the team belongs
 /// to none), so that the first sync neither asks again nor, for a team of none, at all.
 pub fn learned(team: &mut Replica, org: Option<&OrgRef>, now_ms: i64) -> Result<()> {
@@ -258,12 +272,19 @@ pub fn sync(
         (None, _) => true,
         // (A clock set back asks again; so does a sync its person asked for, which may follow
         // the admin's naming a steward.)
-        (Some(at), Some(_)) => asked || now_ms < at || now_ms - at >= AGAIN_MS,
+        // (And a state from before the team's id on the server was kept asks once.)
+        (Some(at), Some(_)) => {
+            asked || state.team.is_none() || now_ms < at || now_ms - at >= AGAIN_MS
+        }
         (Some(at), None) => now_ms < at || now_ms - at >= DAY_MS,
     };
     let mut stopped_now = None;
     if due {
-        let seen = client.org()?;
+        let answer = client.org_of_team()?;
+        let seen = answer.org;
+        if answer.team.is_some() {
+            state.team = answer.team;
+        }
         state.checked_ms = Some(now_ms);
         if let Some(was) = &state.org
             && seen.as_ref().is_none_or(|s| s.id != was.id)
@@ -306,9 +327,10 @@ pub fn sync(
     save(team, &state)?;
     let mut replica = open_or_create(team, &at, &org.id)?;
     let org_client = client.for_org(&org.id);
-    let team_id = team.team_id()?;
-    // What the team shares, written before the exchange so that it goes with it.
-    if !options.pull_only {
+    let team_id = team_on_server(team)?;
+    // What the team shares, written before the exchange so that it goes with it (once the
+    // server said the team's id: a published team's founder holds another).
+    if !options.pull_only && state.team.is_some() {
         crate::shared::publish(team, &mut replica, &team_id, now_ms, asked)
             .map_err(|e| super::Error::Org(e.to_string()))?;
     }
