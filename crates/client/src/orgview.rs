@@ -46,7 +46,7 @@ pub fn teams(org: &Replica) -> Result<Vec<(String, String)>> {
         .into_iter()
         .map(|t| (t.id, t.name))
         .collect();
-    for s in crate::shared::all(org)? {
+    for (s, _) in crate::shared::all_with(org, |_| false)? {
         if !teams.iter().any(|(id, _)| *id == s.team) && !s.team.is_empty() {
             teams.push((s.team.clone(), s.name.clone()));
         }
@@ -57,10 +57,11 @@ pub fn teams(org: &Replica) -> Result<Vec<(String, String)>> {
 /// The weeks any of `teams` (as [`teams`] lists them) shares figures of in the organisation's
 /// replica `org`, newest first: those a client offers to choose from.
 pub fn weeks(org: &Replica, teams: &[(String, String)]) -> Result<Vec<String>> {
-    let mut weeks: Vec<String> = crate::shared::all(org)?
+    let mut weeks: Vec<String> = crate::shared::all_with(org, |_| false)?
         .into_iter()
-        .filter(|s| s.share == Share::Weekly && teams.iter().any(|(id, _)| *id == s.team))
-        .flat_map(|s| s.weeks.into_iter().map(|w| w.week))
+        .filter(|(s, _)| s.share == Share::Weekly && teams.iter().any(|(id, _)| *id == s.team))
+        .flat_map(|(_, labels)| labels)
+        .filter(|l| figures::parse_week(l).is_some())
         .collect();
     weeks.sort_unstable_by(|a, b| b.cmp(a));
     weeks.dedup();

@@ -100,21 +100,66 @@ pub fn publish(
     Ok(wrote)
 }
 
-/// Every team's shared document the organisation's replica `org` holds.
-pub fn all(org: &Replica) -> Result<Vec<Shared>> {
+/// Every team's shared document the organisation's replica `org` holds, with the weeks `keep`
+/// keeps (by label) read, and the labels of all the weeks each holds.
+pub fn all_with(org: &Replica, keep: impl Fn(&str) -> bool) -> Result<Vec<(Shared, Vec<String>)>> {
     let mut out = Vec::new();
     for doc_id in org.doc_ids("s/")? {
         if ids::shared_owner(&doc_id).is_none() {
             continue;
         }
         let doc = org.read_doc(&doc_id)?;
-        out.push(figures::read(&doc)?);
+        out.push((
+            figures::read_weeks(&doc, &keep)?,
+            figures::week_labels(&doc),
+        ));
     }
     Ok(out)
 }
 
-/// The organisation's view of `week` (by default the latest any team shared): every team
-/// of `teams` (id and name, sorted by name by the view), with what it shares.
+/// Every team's shared document the organisation's replica `org` holds, every week read.
+pub fn all(org: &Replica) -> Result<Vec<Shared>> {
+    Ok(all_with(org, |_| true)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect())
+}
+
+/// The organisation's view of `week` (by default the latest any team shares): every team of
+/// `teams` (id and name, sorted by name by the view), with what it shares. Each team's
+/// document is loaded once and only that week of it read, so the view costs the same however
+/// many weeks they hold.
 pub fn view(org: &Replica, teams: &[(String, String)], week: Option<&str>) -> Result<OrgFigures> {
-    Ok(figures::org_view(teams, &all(org)?, week))
+    let mut docs = Vec::new();
+    for doc_id in org.doc_ids("s/")? {
+        if ids::shared_owner(&doc_id).is_some() {
+            docs.push(org.read_doc(&doc_id)?);
+        }
+    }
+    let week = match week {
+        Some(w) => Some(w.to_owned()),
+        // The latest week a team that shares holds (as the view's own default).
+        None => {
+            let mut latest: Option<String> = None;
+            for doc in &docs {
+                let s = figures::read_weeks(doc, |_| false)?;
+                if s.share != Share::Weekly || !teams.iter().any(|(id, _)| *id == s.team) {
+                    continue;
+                }
+                let last = figures::week_labels(doc)
+                    .into_iter()
+                    .rev()
+                    .find(|l| figures::parse_week(l).is_some());
+                latest = latest.max(last);
+            }
+            latest
+        }
+    };
+    let mut shared = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        shared.push(figures::read_weeks(doc, |label| {
+            Some(label) == week.as_deref()
+        })?);
+    }
+    Ok(figures::org_view(teams, &shared, week.as_deref()))
 }

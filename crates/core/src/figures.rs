@@ -606,8 +606,30 @@ fn read_week<D: ReadDoc>(
 /// out (and listed in [`Shared::ignored`], with why); nothing in a document makes it fail or
 /// panic.
 pub fn read<D: ReadDoc>(doc: &D) -> Result<Shared> {
+    read_weeks(doc, |_| true)
+}
+
+/// The ISO weeks a shared document holds figures of, by their keys alone (cheap: no week is
+/// read), oldest first. A malformed week is among them; [`read`] leaves it out.
+pub fn week_labels<D: ReadDoc>(doc: &D) -> Vec<String> {
+    let mut out: Vec<String> = doc
+        .keys(ROOT)
+        .filter_map(|k| k.strip_prefix(WEEK).map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Reads a team's shared document as [`read`] does, with only the weeks `keep` keeps (by their
+/// label, `2026-W49`): the team, its name and what it shares cost a few reads, and each week
+/// kept a few more, however many weeks it holds. The others are not read (nor listed as
+/// ignored).
+pub fn read_weeks<D: ReadDoc>(doc: &D, keep: impl Fn(&str) -> bool) -> Result<Shared> {
     let mut s = Shared::default();
     for key in doc.keys(ROOT) {
+        if key.strip_prefix(WEEK).is_some_and(|label| !keep(label)) {
+            continue;
+        }
         let got = doc.get(ROOT, key.as_str()).ok().flatten();
         let scalar: Option<ScalarValue> = match &got {
             Some((Value::Scalar(v), _)) => Some(v.clone().into_owned()),
@@ -1038,6 +1060,26 @@ mod tests {
         ));
         assert!(write(&mut a, "T0!", "Otters", Share::Weekly, &[], 50).is_err());
         assert_eq!(a.get_changes(&[]).len(), 2);
+    }
+
+    #[test]
+    fn one_week_reads_as_the_whole_document_says_it() {
+        let mut d = doc(1);
+        let all = weeks(12);
+        write(&mut d, "t0", "Otters", Share::Weekly, &all, 5).unwrap();
+        let whole = read(&d).unwrap();
+        let labels = week_labels(&d);
+        assert_eq!(labels.len(), 12);
+        assert!(labels.windows(2).all(|w| w[0] < w[1]), "{labels:?}");
+        let third = &labels[2];
+        let one = read_weeks(&d, |l| l == third).unwrap();
+        assert_eq!(one.weeks, vec![whole.week(third).unwrap().clone()]);
+        assert_eq!(
+            (&one.team, &one.name, one.share),
+            (&whole.team, &whole.name, whole.share)
+        );
+        assert!(one.ignored.is_empty());
+        assert!(read_weeks(&d, |_| false).unwrap().weeks.is_empty());
     }
 
     #[test]
