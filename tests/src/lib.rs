@@ -15,7 +15,7 @@ pub mod pg;
 pub mod proxy;
 pub mod server;
 
-pub use server::Server;
+pub use server::{Acme, Server};
 
 /// The path of the `cairn` binary under test.
 pub fn cairn_bin() -> PathBuf {

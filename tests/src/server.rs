@@ -231,6 +231,11 @@ impl Server {
             .to_owned()
     }
 
+    /// Creates the organisation `name` with `cairn-server org create`; its id.
+    pub fn create_org(&self, name: &str) -> String {
+        self.admin(&["org", "create", name]).ok().trim().to_owned()
+    }
+
     /// Creates the team `name` (attached to the organisation `org` if given) and a home whose
     /// founder, called `founder`, joined it on the server (nothing synced after the join):
     /// the team's id and the home.
@@ -304,4 +309,36 @@ fn admin(db: &str, args: &[&str]) -> Run {
         .output()
         .expect("cairn-server runs")
         .into()
+}
+
+/// The organisation most organisation tests start from: Acme, with Platform (Ana, its steward,
+/// and Ben) and Mobile (Cy), founded on one server, nobody synced after joining.
+#[derive(Debug)]
+pub struct Acme {
+    pub org: String,
+    pub platform: String,
+    pub mobile: String,
+    pub ana: crate::Home,
+    pub ben: crate::Home,
+    pub cy: crate::Home,
+}
+
+impl Acme {
+    pub fn found(server: &Server) -> Acme {
+        let org = server.create_org("Acme");
+        let (platform, ana) = server.found_team("Platform", Some("Acme"), "Ana");
+        let ben = crate::Home::joined(server, &server.invite(&platform, 3), &["--name", "Ben"]);
+        let (mobile, cy) = server.found_team("Mobile", Some("Acme"), "Cy");
+        server
+            .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
+            .ok();
+        Acme {
+            org,
+            platform,
+            mobile,
+            ana,
+            ben,
+            cy,
+        }
+    }
 }

@@ -204,11 +204,7 @@ fn docs_of(pages: &[Value]) -> Vec<String> {
 #[test]
 fn a_client_of_the_previous_version_keeps_syncing() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let (platform, ana) = server.found_team("Platform", Some("Acme"), "Ana");
     let (_, cy) = server.found_team("Mobile", Some("Acme"), "Cy");
     server

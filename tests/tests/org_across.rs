@@ -80,11 +80,7 @@ fn rand_bytes() -> [u8; 5] {
 #[test]
 fn a_member_thanks_someone_of_another_team_and_both_feeds_show_it() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let (platform, ana) = server.found_team("Platform", Some("Acme"), "Ana");
     let ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
     let (mobile, cy) = server.found_team("Mobile", Some("Acme"), "Cy");
@@ -269,7 +265,7 @@ fn a_member_thanks_someone_of_another_team_and_both_feeds_show_it() {
 #[test]
 fn a_published_teams_founder_gives_across_teams_too() {
     let server = Server::start();
-    server.admin(&["org", "create", "Acme"]).ok();
+    server.create_org("Acme");
     let ana = Home::team("Ana", &[]);
     ana.run(&["log", "Wrote the onboarding notes"]).ok();
     let platform = server.team("Platform");

@@ -29,11 +29,7 @@ fn until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn a_steward_sets_a_non_negotiable_and_each_team_writes_its_own_how() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let mut ana = founded(&server, "Platform", "Acme", "Ana");
     let cy = founded(&server, "Mobile", "Acme", "Cy");
     server

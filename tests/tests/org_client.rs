@@ -84,11 +84,7 @@ fn until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn members_of_both_teams_hold_the_organisation_and_only_its_steward_writes_it() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let (platform, ana) = founded(&server, "Platform", Some("Acme"), "Ana");
     let ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
     let (mobile, cy) = founded(&server, "Mobile", Some("Acme"), "Cy");
@@ -317,11 +313,7 @@ fn a_home_without_an_organisation_makes_the_requests_it_made_before() {
 #[test]
 fn a_refusal_of_the_organisations_log_stops_syncing_it_once() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let (_, finn) = founded(&server, "Web", Some("Acme"), "Finn");
     assert!(finn.org_replica(&org).exists());
     // Two syncs within a minute: the second, the quiet one after a write, does not ask which

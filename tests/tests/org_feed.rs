@@ -51,7 +51,7 @@ fn get(web: &Web, path: &str, cookie: &str) -> (u16, String) {
 fn a_stewards_change_shows_in_every_teams_feed_and_the_non_negotiables_in_its_digest_and_team_page()
 {
     let server = Server::start();
-    server.admin(&["org", "create", "Acme"]).ok();
+    server.create_org("Acme");
     let ana = founded(&server, "Platform", Some("Acme"), "Ana");
     let cy = founded(&server, "Mobile", Some("Acme"), "Cy");
     let bo = founded(&server, "Solo", None, "Bo");

@@ -6,7 +6,7 @@
 //! no steward is told the figures are the stewards'; a team that stops sharing takes its
 //! figures back.
 
-use cairn_e2e::{Home, Server};
+use cairn_e2e::{Acme, Home, Server};
 
 fn on(home: &mut Home, day: &str) {
     home.day = Some(day.to_owned());
@@ -15,13 +15,12 @@ fn on(home: &mut Home, day: &str) {
 #[test]
 fn one_team_shares_its_week_the_other_nothing_and_the_steward_sees_exactly_that() {
     let server = Server::start();
-    server.admin(&["org", "create", "Acme"]).ok();
-    let (platform, mut ana) = server.found_team("Platform", Some("Acme"), "Ana");
-    let mut ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
-    let (_, mut cy) = server.found_team("Mobile", Some("Acme"), "Cy");
-    server
-        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
-        .ok();
+    let Acme {
+        mut ana,
+        mut ben,
+        mut cy,
+        ..
+    } = Acme::found(&server);
     for h in [&ana, &ben, &cy] {
         h.run(&["sync"]).ok();
     }

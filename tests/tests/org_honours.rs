@@ -6,7 +6,7 @@
 //! team of no organisation is refused with a hint, and once the week is over the figures the
 //! team shares count them per non-negotiable for the steward.
 
-use cairn_e2e::{Home, Server};
+use cairn_e2e::{Acme, Home, Server};
 use serde_json::Value;
 
 fn on(home: &mut Home, day: &str) {
@@ -41,13 +41,12 @@ fn acts_honouring(home: &Home, id: &str) -> Value {
 #[test]
 fn acts_name_the_non_negotiable_they_honour_and_the_digest_and_figures_count_them() {
     let server = Server::start();
-    server.admin(&["org", "create", "Acme"]).ok();
-    let (platform, mut ana) = server.found_team("Platform", Some("Acme"), "Ana");
-    let mut ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
-    let (_, mut cy) = server.found_team("Mobile", Some("Acme"), "Cy");
-    server
-        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
-        .ok();
+    let Acme {
+        mut ana,
+        mut ben,
+        mut cy,
+        ..
+    } = Acme::found(&server);
     ana.run(&["sync"]).ok();
     let add = |title: &str| -> String {
         let added = ana

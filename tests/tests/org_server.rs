@@ -124,11 +124,7 @@ fn founded(server: &Server, name: &str, org: Option<&str>, founder: &str) -> (St
 /// The whole flow on one server: the admin's commands, then who reads and writes the log.
 fn an_organisation_is_read_by_its_teams_and_written_by_its_stewards(server: &Server) {
     // The admin: an organisation, a team created in it, one attached later, one outside.
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let err = server.admin(&["org", "create", "acme"]).fails();
     assert!(err.contains("named `Acme` already"), "{err}");
     let (platform, ana) = founded(server, "Platform", Some("Acme"), "Ana");
@@ -426,11 +422,7 @@ fn join(server: &Server, invite: &str, kind: DeviceKind, name: Option<&str>) -> 
 #[test]
 fn a_join_names_the_organisation_and_a_relay_only_reads_it() {
     let server = Server::start();
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     let (platform, ana) = founded(&server, "Platform", Some(&org), "Ana");
     let ben = join(
         &server,
@@ -493,11 +485,7 @@ fn an_organisation_goes_through_a_copy_to_postgres() {
         return;
     };
     let mut sqlite = Server::start();
-    let org = sqlite
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = sqlite.create_org("Acme");
     let (_, ana) = founded(&sqlite, "Platform", Some("Acme"), "Ana");
     sqlite
         .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
@@ -548,11 +536,7 @@ fn an_older_database_migrates(mut server: Server, pg: Option<&Postgres>) {
     ben.run(&["sync"]).ok();
     assert_eq!(feed(&ben, &[]).len(), 2, "both of Ana's events");
     assert_eq!(get_org(&server, &ben.meta("token")).org, None);
-    let org = server
-        .admin(&["org", "create", "Acme"])
-        .ok()
-        .trim()
-        .to_owned();
+    let org = server.create_org("Acme");
     server
         .admin(&["team", "attach", "Platform", "--org", "Acme"])
         .ok();

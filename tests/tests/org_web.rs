@@ -6,7 +6,7 @@
 //! none of the figures, only what their own team shares; a team of none has no such page.
 
 use cairn_e2e::browser::{Browser, Web};
-use cairn_e2e::{Home, Server};
+use cairn_e2e::{Acme, Server};
 
 /// The page at `path` of `web` with the session `cookie`: its status and body.
 fn page(web: &Web, path: &str, cookie: &str) -> (u16, String) {
@@ -28,14 +28,13 @@ fn at(hay: &str, needle: &str) -> usize {
 #[test]
 fn the_stewards_org_page_lists_the_teams_by_name_and_a_member_sees_no_figures() {
     let server = Server::start();
-    server.admin(&["org", "create", "Acme"]).ok();
-    let (platform, mut ana) = server.found_team("Platform", Some("Acme"), "Ana");
-    let mut ben = Home::joined(&server, &server.invite(&platform, 3), &["--name", "Ben"]);
-    let (_, mut cy) = server.found_team("Mobile", Some("Acme"), "Cy");
+    let Acme {
+        mut ana,
+        mut ben,
+        mut cy,
+        ..
+    } = Acme::found(&server);
     let (_, bo) = server.found_team("Solo", None, "Bo");
-    server
-        .admin(&["org", "steward", "add", "Acme", "--member", "Platform:@ana"])
-        .ok();
     for h in [&ana, &ben, &cy] {
         h.run(&["sync"]).ok();
     }

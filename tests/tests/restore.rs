@@ -34,6 +34,42 @@ fn duplicated(db: &std::path::Path) -> i64 {
     .unwrap()
 }
 
+/// A backup of `server`'s database taken with `cairn-server backup` while it serves.
+struct Backup {
+    _dir: tempfile::TempDir,
+    copy: std::path::PathBuf,
+}
+
+impl Backup {
+    fn take(server: &Server) -> Backup {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("backup.sqlite3");
+        let out = std::process::Command::new(bin("cairn-server"))
+            .args(["--db", &server.db().to_string_lossy(), "backup", "--to"])
+            .arg(&copy)
+            .env_remove("CAIRN_SERVER_DB")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Backup { _dir: dir, copy }
+    }
+
+    /// Stops `server`, puts the backup in its database's place and starts it again.
+    fn restore(&self, server: &mut Server) {
+        server.kill();
+        let db = server.db();
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        std::fs::copy(&self.copy, &db).unwrap();
+        server.restart();
+    }
+}
+
 #[test]
 fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
     let mut server = Server::start();
@@ -48,19 +84,7 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
     }
 
     // Last night's backup, taken while the server serves.
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("backup.sqlite3");
-    let out = std::process::Command::new(bin("cairn-server"))
-        .args(["--db", &server.db().to_string_lossy(), "backup", "--to"])
-        .arg(&copy)
-        .env_remove("CAIRN_SERVER_DB")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let backup = Backup::take(&server);
 
     // An hour of work, all of it synced. Eve syncs first and then not again before the
     // restore: her place in the log stays low, below what the others send again after it, and
@@ -96,13 +120,8 @@ fn a_server_restored_from_a_backup_gets_back_everything_its_devices_hold() {
     assert_eq!(before.len(), 9, "{before:?}");
 
     // The server is restored from the backup.
-    server.kill();
+    backup.restore(&mut server);
     let db = server.db();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(&copy, &db).unwrap();
-    server.restart();
 
     // One sync each: Ana and Ben now, Cy (offline during the restore) later.
     let said = ana.run(&["sync"]);
@@ -211,15 +230,7 @@ fn a_change_on_top_of_one_the_server_lost_waits_for_its_author() {
     for h in [&ana, &ben] {
         h.run(&["sync"]).ok();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("backup.sqlite3");
-    let out = std::process::Command::new(bin("cairn-server"))
-        .args(["--db", &server.db().to_string_lossy(), "backup", "--to"])
-        .arg(&copy)
-        .env_remove("CAIRN_SERVER_DB")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let backup = Backup::take(&server);
     // Ana adds a pillar; Ben, once he has it, says what it means; and logs.
     ana.run(&["team", "pillar", "add", "Curiosity"]).ok();
     ana.run(&["sync"]).ok();
@@ -236,13 +247,8 @@ fn a_change_on_top_of_one_the_server_lost_waits_for_its_author() {
     ben.run(&["log", "Asked why the deploy is manual"]).ok();
     ben.run(&["sync"]).ok();
 
-    server.kill();
+    backup.restore(&mut server);
     let db = server.db();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(&copy, &db).unwrap();
-    server.restart();
 
     // Ben first: his edit waits for Ana's pillar; his event goes up.
     let said = ben.run(&["sync"]);
