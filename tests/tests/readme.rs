@@ -53,6 +53,37 @@ impl Drop for Background {
     }
 }
 
+/// `cairn-server ARGS`, with the settings the section exported.
+fn cairn_server(args: &[&str], env: &[(String, String)]) -> Command {
+    let mut c = Command::new(bin("cairn-server"));
+    c.args(args).env_remove("CAIRN_SERVER_DB");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Starts `c` (a `cairn-server serve`) in the background, as `... &` does: the server, stopped
+/// when dropped, and the address it printed (`listening on http://127.0.0.1:PORT`).
+fn serve(mut c: Command) -> (Background, String) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cairn-server starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    (Background(child), url)
+}
+
 fn output(mut c: Command) -> Run {
     c.stdin(Stdio::null()).output().expect("it runs").into()
 }
@@ -140,26 +171,11 @@ fn the_sync_section_works_word_for_word() {
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         match argv[0].as_str() {
             "cairn-server" => {
-                let mut c = Command::new(bin("cairn-server"));
-                c.args(&args).env_remove("CAIRN_SERVER_DB");
-                for (k, v) in &env {
-                    c.env(k, v);
-                }
+                let c = cairn_server(&args, &env);
                 if background {
-                    let mut child = c
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("cairn-server starts");
-                    let mut first = String::new();
-                    BufReader::new(child.stdout.take().unwrap())
-                        .read_line(&mut first)
-                        .unwrap();
-                    // "listening on http://127.0.0.1:PORT"
-                    let url = first.split_whitespace().last().unwrap_or_default();
-                    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-                    known.insert("URL", url.to_owned());
-                    server = Some(Background(child));
+                    let (child, url) = serve(c);
+                    known.insert("URL", url);
+                    server = Some(child);
                     continue;
                 }
                 let run = output(c);
@@ -388,25 +404,11 @@ fn the_organisation_section_works_word_for_word() {
         let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
         match argv[0].as_str() {
             "cairn-server" => {
-                let mut c = Command::new(bin("cairn-server"));
-                c.args(&args).env_remove("CAIRN_SERVER_DB");
-                for (k, v) in &env {
-                    c.env(k, v);
-                }
+                let c = cairn_server(&args, &env);
                 if background {
-                    let mut child = c
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .expect("cairn-server starts");
-                    let mut first = String::new();
-                    BufReader::new(child.stdout.take().unwrap())
-                        .read_line(&mut first)
-                        .unwrap();
-                    let url = first.split_whitespace().last().unwrap_or_default();
-                    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-                    known.insert("URL", url.to_owned());
-                    server = Some(Background(child));
+                    let (child, url) = serve(c);
+                    known.insert("URL", url);
+                    server = Some(child);
                     continue;
                 }
                 let run = output(c);
