@@ -1,8 +1,10 @@
 //! Every command the README and the pages of `docs/` show is one the binaries take: each line of
 //! their `sh` blocks that runs `cairn`, `cairn-server` or `cairn-relay` is given to that binary
 //! as written (placeholders and all) with `--help` after it, which clap answers only once every
-//! subcommand, flag and value before it parsed. The sections people follow step by step are also
-//! run word for word (`readme.rs`, `backup.rs`); this keeps the rest from going stale.
+//! subcommand, flag and value before it parsed. The blocks themselves are also run word for word,
+//! each by the test of its page (`readme.rs`: the tour, the server, organisations; `backup.rs`;
+//! `docs_run.rs`: the web, pruning, PostgreSQL; the relay's `live.rs`: chat); this keeps every
+//! line of them honest, the install block's too (`.ci/packages` runs the packages).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

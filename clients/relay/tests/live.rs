@@ -342,3 +342,71 @@ fn a_member_who_is_not_named_in_chat_is_never_posted_one_by_one() {
         assert_eq!(relay.count(p, "loudly"), 1, "{p}");
     }
 }
+
+/// The chat page of `docs/` followed word for word: a relay's invite, the example config (its
+/// editing stands for this test's config, whose destinations are the fake's), the join, the
+/// check, the run and the status, with only the server's address and the code filled in.
+#[test]
+fn the_chat_pages_commands_work_word_for_word() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/chat.md"))
+        .expect("docs/chat.md");
+    let block = page
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a sh block")
+        .0;
+    let server = Server::start();
+    let team = server.team("Otters");
+    let ana = member(&server, &server.founder(&team), "Ana");
+    ana.run(&["sync"]).ok();
+    let relay = Relay::new();
+    let mut code = String::new();
+    let mut ran = 0;
+    let mut running = None;
+    for line in block.lines() {
+        let line = match line.find(" #") {
+            Some(i) => line[..i].trim(),
+            None => line.trim(),
+        };
+        if line.is_empty() || line.starts_with("cargo install") {
+            continue;
+        }
+        ran += 1;
+        let line = line
+            .replace("https://cairn.example.org", &server.url)
+            .replace("RELAY_CODE", &code);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["cairn-server", args @ ..] => {
+                code = server.admin(args).ok().trim().to_owned();
+                assert!(!code.is_empty(), "{line}");
+            }
+            ["cairn-relay", "example", ">", file, "&&", "$EDITOR", edited] => {
+                assert_eq!(file, edited, "{line}");
+                let example = Command::new(BIN).arg("example").output().unwrap();
+                assert!(example.status.success());
+                let text = String::from_utf8(example.stdout).unwrap();
+                let parsed: toml::Table = text.parse().expect("the example is TOML");
+                assert!(parsed.contains_key("destination"), "{text}");
+            }
+            ["cairn-relay", "--config", "relay.toml", "run"] => {
+                let r = relay.run();
+                r.line("first start", Duration::from_secs(30));
+                running = Some(r);
+            }
+            ["cairn-relay", "--config", "relay.toml", args @ ..] => {
+                let said = relay.ok(args);
+                assert!(!said.trim().is_empty(), "{line}");
+            }
+            _ => panic!("the chat page runs `{line}`, which this test does not know"),
+        }
+    }
+    assert_eq!(ran, 6, "{block}");
+    // And it posts: a kudos from the CLI reaches the platforms.
+    assert!(running.is_some(), "the page runs the relay");
+    member(&server, &server.invite(&team, 1), "Ben");
+    ana.run(&["sync"]).ok();
+    ana.run(&["kudos", "@ben", "wordForWordKudos"]).ok();
+    ana.run(&["sync"]).ok();
+    relay.everywhere("wordForWordKudos", Duration::from_secs(30));
+}
