@@ -44,6 +44,40 @@ pub fn bin(name: &str) -> PathBuf {
     bin
 }
 
+/// A process started in the background, as a documented `... &` line starts it: killed when
+/// dropped.
+#[derive(Debug)]
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `c`, a `cairn-server serve`, in the background once it listens: the process and the
+/// address it printed (`listening on http://127.0.0.1:PORT`).
+pub fn serve_in_background(mut c: Command) -> (Background, String) {
+    use std::io::BufRead;
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cairn-server starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut first)
+        .expect("cairn-server says where it listens");
+    let url = first
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    (Background(child), url)
+}
+
 /// A member's home: a temp directory used as `CAIRN_HOME`.
 #[derive(Debug)]
 pub struct Home {

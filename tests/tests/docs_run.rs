@@ -5,13 +5,12 @@
 //! into PostgreSQL and served from there). Addresses become loopback with a port the system
 //! picks; `db.internal` becomes the test's PostgreSQL.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use cairn_e2e::browser::Web;
 use cairn_e2e::pg::Postgres;
-use cairn_e2e::{Home, Server, bin, shell_words};
+use cairn_e2e::{Background, Home, Server, bin, serve_in_background, shell_words};
 
 /// The lines of the first `sh` block after `heading` in `docs/<page>`, without comments.
 fn block(page: &str, heading: &str) -> Vec<String> {
@@ -80,15 +79,6 @@ fn the_server_pages_pruning_works_word_for_word() {
     }
 }
 
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `cairn-server ARGS` in the background, as `... &` does, once it listens: the process and the
 /// address it printed.
 fn serve(args: &[String], env: &[(String, String)]) -> (Background, String) {
@@ -99,22 +89,7 @@ fn serve(args: &[String], env: &[(String, String)]) -> (Background, String) {
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cairn-server starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    (Background(child), url)
+    serve_in_background(c)
 }
 
 fn admin(args: &[String], env: &[(String, String)]) -> String {

@@ -5,11 +5,10 @@
 //! that earlier commands printed).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use cairn_e2e::{Home, Run, bin, shell_words};
+use cairn_e2e::{Background, Home, Run, bin, serve_in_background, shell_words};
 
 /// The first `sh` block after `heading` in `page` (the README, or a page of `docs/`).
 fn block(page: &str, heading: &str) -> Vec<String> {
@@ -44,15 +43,6 @@ fn code(line: &str) -> &str {
     line.trim()
 }
 
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `cairn-server ARGS`, with the settings the section exported.
 fn cairn_server(args: &[&str], env: &[(String, String)]) -> Command {
     let mut c = Command::new(bin("cairn-server"));
@@ -61,27 +51,6 @@ fn cairn_server(args: &[&str], env: &[(String, String)]) -> Command {
         c.env(k, v);
     }
     c
-}
-
-/// Starts `c` (a `cairn-server serve`) in the background, as `... &` does: the server, stopped
-/// when dropped, and the address it printed (`listening on http://127.0.0.1:PORT`).
-fn serve(mut c: Command) -> (Background, String) {
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cairn-server starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    (Background(child), url)
 }
 
 fn output(mut c: Command) -> Run {
@@ -173,7 +142,7 @@ fn the_sync_section_works_word_for_word() {
             "cairn-server" => {
                 let c = cairn_server(&args, &env);
                 if background {
-                    let (child, url) = serve(c);
+                    let (child, url) = serve_in_background(c);
                     known.insert("URL", url);
                     server = Some(child);
                     continue;
@@ -406,7 +375,7 @@ fn the_organisation_section_works_word_for_word() {
             "cairn-server" => {
                 let c = cairn_server(&args, &env);
                 if background {
-                    let (child, url) = serve(c);
+                    let (child, url) = serve_in_background(c);
                     known.insert("URL", url);
                     server = Some(child);
                     continue;
