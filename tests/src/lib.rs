@@ -44,6 +44,25 @@ pub fn bin(name: &str) -> PathBuf {
     bin
 }
 
+/// The lines of the first `sh` block after `heading` in `page`, a path from the repository's
+/// root (`README.md`, `docs/server.md`).
+pub fn sh_block(page: &str, heading: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(page);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
+    let after = text
+        .split_once(heading)
+        .unwrap_or_else(|| panic!("{page} has `{heading}`"))
+        .1;
+    let body = after
+        .split_once("```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a sh block")
+        .0;
+    body.lines().map(str::to_owned).collect()
+}
+
 /// A process started in the background, as a documented `... &` line starts it: killed when
 /// dropped.
 #[derive(Debug)]

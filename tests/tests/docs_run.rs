@@ -5,7 +5,6 @@
 //! into PostgreSQL and served from there). Addresses become loopback with a port the system
 //! picks; `db.internal` becomes the test's PostgreSQL.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use cairn_e2e::browser::Web;
@@ -14,20 +13,8 @@ use cairn_e2e::{Background, Home, Server, bin, serve_in_background, shell_words}
 
 /// The lines of the first `sh` block after `heading` in `docs/<page>`, without comments.
 fn block(page: &str, heading: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs")
-        .join(page);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
-    let after = text
-        .split_once(heading)
-        .unwrap_or_else(|| panic!("{page} has `{heading}`"))
-        .1;
-    let body = after
-        .split_once("```sh\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .expect("a sh block")
-        .0;
-    body.lines()
+    cairn_e2e::sh_block(&format!("docs/{page}"), heading)
+        .iter()
         .map(
             |l| match l.find(" #").or_else(|| l.starts_with('#').then_some(0)) {
                 Some(i) => l[..i].trim().to_owned(),

@@ -5,27 +5,13 @@
 //! that earlier commands printed).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use cairn_e2e::{Background, Home, Run, bin, serve_in_background, shell_words};
 
 /// The first `sh` block after `heading` in `page` (the README, or a page of `docs/`).
 fn block(page: &str, heading: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(page);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
-    let after = text
-        .split_once(heading)
-        .unwrap_or_else(|| panic!("{page} has `{heading}`"))
-        .1;
-    let body = after
-        .split_once("```sh\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .expect("a sh block")
-        .0;
-    body.lines().map(str::to_owned).collect()
+    cairn_e2e::sh_block(page, heading)
 }
 
 /// A line without its comment (`#` after whitespace, outside quotes).
