@@ -674,16 +674,22 @@ async fn org(
     axum::Extension(Client(client)): axum::Extension<Client>,
     req: Request,
 ) -> Result<Response> {
-    let device = state.authenticate(client, req.headers()).await?;
-    // One indexed read: the budget of a sync with nothing to move.
-    if let Err(wait) = state.guards.sync.take(&device.id) {
-        return Err(too_many("this device syncs too often", wait));
-    }
+    let device = org_reader(&state, client, req.headers()).await?;
     let org = state.hub.org_of(&device).await?;
     Ok(json(&OrgResponse {
         org,
         team: Some(device.team.clone()),
     }))
+}
+
+/// The device asking `GET /v1/org` or `/v1/org/people`, within its budget: each is a few
+/// indexed reads, as costly as a sync with nothing to move, and takes the same budget.
+async fn org_reader(state: &State, client: IpAddr, headers: &HeaderMap) -> Result<store::Device> {
+    let device = state.authenticate(client, headers).await?;
+    if let Err(wait) = state.guards.sync.take(&device.id) {
+        return Err(too_many("this device syncs too often", wait));
+    }
+    Ok(device)
 }
 
 /// `GET /v1/org/people`: everyone of the teams of the device's organisation (whom kudos across
@@ -693,10 +699,7 @@ async fn org_people(
     axum::Extension(Client(client)): axum::Extension<Client>,
     req: Request,
 ) -> Result<Response> {
-    let device = state.authenticate(client, req.headers()).await?;
-    if let Err(wait) = state.guards.sync.take(&device.id) {
-        return Err(too_many("this device syncs too often", wait));
-    }
+    let device = org_reader(&state, client, req.headers()).await?;
     let Some(org) = state.hub.org_of(&device).await? else {
         return Err(Error::NotFound(
             "this device's team belongs to no organisation".into(),

@@ -477,19 +477,36 @@ fn team_id(bin: &Path, db: &std::ffi::OsStr, name: &str) -> Result<String, Failu
         .ok_or_else(|| Failure::run(format!("the server lists no team `{name}`")))
 }
 
+/// The seeded team's replica in `home`, its organisation as the replica knows it, and the
+/// organisation's replica.
+fn seeded_with_org(
+    home: &Path,
+) -> Result<
+    (
+        cairn_store::Replica,
+        cairn_client::sync::org::Org,
+        cairn_store::Replica,
+    ),
+    Failure,
+> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
+    let replica = cairn_store::Replica::open(&home.join(crate::REPLICA_FILE))
+        .map_err(|e| fail("cannot open a seeded replica", &e))?;
+    let held = cairn_client::sync::org::org(&replica, home)
+        .map_err(|e| fail("cannot read the team's organisation", &e))?
+        .ok_or_else(|| Failure::run("a seeded team learned no organisation at its publication"))?;
+    let org = held
+        .open()
+        .map_err(|e| fail("cannot open the organisation's replica", &e))?;
+    Ok((replica, held, org))
+}
+
 /// The founder of the team in `home` gives kudos across teams over the two years before `now`,
 /// each to someone of another team of the organisation, as `cairn kudos @handle@team` does;
 /// the next sync sends them. Returns how many.
 fn give_across(home: &Path, scale: Scale, rng: &mut Rng, now: Timestamp) -> Result<usize, Failure> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
-    let mut replica = cairn_store::Replica::open(&home.join(crate::REPLICA_FILE))
-        .map_err(|e| fail("cannot open a seeded replica", &e))?;
-    let held = cairn_client::sync::org::org(&replica, home)
-        .map_err(|e| fail("cannot read the team's organisation", &e))?
-        .ok_or_else(|| Failure::run("a seeded team learned no organisation at its publication"))?;
-    let mut org = held
-        .open()
-        .map_err(|e| fail("cannot open the organisation's replica", &e))?;
+    let (mut replica, held, mut org) = seeded_with_org(home)?;
     let team = replica
         .team()
         .map_err(|e| fail("cannot read the team", &e))?;
@@ -547,14 +564,7 @@ fn give_across(home: &Path, scale: Scale, rng: &mut Rng, now: Timestamp) -> Resu
 /// eight weeks at a time, as its syncs over that time would have (the next sync sends them).
 fn share_two_years(home: &Path, now: Timestamp) -> Result<(), Failure> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Failure::run(format!("{what}: {e}"));
-    let mut replica = cairn_store::Replica::open(&home.join(crate::REPLICA_FILE))
-        .map_err(|e| fail("cannot open a seeded replica", &e))?;
-    let held = cairn_client::sync::org::org(&replica, home)
-        .map_err(|e| fail("cannot read the team's organisation", &e))?
-        .ok_or_else(|| Failure::run("a seeded team learned no organisation at its publication"))?;
-    let mut org = held
-        .open()
-        .map_err(|e| fail("cannot open the organisation's replica", &e))?;
+    let (mut replica, _, mut org) = seeded_with_org(home)?;
     let team_id = replica
         .team_id()
         .map_err(|e| fail("cannot read the team", &e))?;
