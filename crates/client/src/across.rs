@@ -20,6 +20,8 @@ use crate::write::{Clock, Error, Result};
 
 /// The setting of an organisation's replica that holds its people.
 const PEOPLE: &str = "people";
+/// The setting of an organisation's replica that holds when its people were last heard.
+const PEOPLE_AT: &str = "people_at";
 /// How old the people held may grow before a sync asks again.
 const PEOPLE_TTL_MS: i64 = 3600 * 1000;
 /// The prefix of the sources of kudos across teams among a team's events.
@@ -104,18 +106,20 @@ pub fn keep(org: &mut Replica, fresh: OrgPeople, now_ms: i64) -> Result<()> {
     };
     let text = serde_json::to_string(&held).unwrap_or_default();
     org.set_setting(PEOPLE, Some(&text))?;
+    org.set_setting(PEOPLE_AT, Some(&now_ms.to_string()))?;
     Ok(())
 }
 
 /// Whether the people held by `org` are old enough to ask the server again (or were never
-/// heard); a sync `asked` by its person always asks.
+/// heard); a sync `asked` by its person always asks. Reads only when they were heard, not the
+/// whole list (every sync asks this).
 pub fn stale(org: &Replica, now_ms: i64, asked: bool) -> bool {
-    asked
-        || people(org)
-            .map(|p| {
-                p.fetched_ms == 0 || now_ms - p.fetched_ms > PEOPLE_TTL_MS || now_ms < p.fetched_ms
-            })
-            .unwrap_or(true)
+    let at: Option<i64> = org
+        .setting(PEOPLE_AT)
+        .ok()
+        .flatten()
+        .and_then(|t| t.parse().ok());
+    asked || at.is_none_or(|at| now_ms - at > PEOPLE_TTL_MS || now_ms < at)
 }
 
 /// The giver as the organisation's people name them: `me` of team `team`.
